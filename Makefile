@@ -1,0 +1,34 @@
+# Two commands from a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: run test lint typecheck check bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/clv train --output output --summary output/summary.json
+
+test: $(STAMP)
+	$(BIN)/ruff check pipeline models tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline models tests benchmarks
+	$(BIN)/ruff format --check pipeline models tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.prepare_bench
+
+clean:
+	rm -rf $(VENV) output mlflow.db mlartifacts

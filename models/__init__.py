@@ -1,0 +1,4 @@
+"""Model code for clv-pipeline: fitted parameters as data, the CLV arithmetic and the MLflow pyfunc model.
+
+Importable on its own (notebooks, serving) without the ``pipeline`` package.
+"""

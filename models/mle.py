@@ -1,0 +1,123 @@
+"""Maximum-likelihood fits through lifetimes, returning parameters as data.
+
+BG/NBD is fitted on the unique (frequency, recency, T) rows with their counts as weights: the
+parameters are identical to a per-customer fit and the optimisation is much faster. The total
+log-likelihood is recomputed in the data's own units (lifetimes only stores a rescaled mean).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from models import bgnbd, gamma_gamma
+from models.bgnbd import BetaGeoParams
+from models.gamma_gamma import GammaGammaParams
+
+with warnings.catch_warnings():
+    # lifetimes mutes FutureWarning process-wide when imported; keep the caller's filters intact.
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+    from lifetimes.utils import ConvergenceError
+
+
+class FitError(RuntimeError):
+    """A model could not be fitted to the data."""
+
+
+@dataclass(frozen=True)
+class FitStatistics:
+    log_likelihood: float
+    n_observations: int
+    n_params: int
+
+    @property
+    def aic(self) -> float:
+        return 2 * self.n_params - 2 * self.log_likelihood
+
+    @property
+    def bic(self) -> float:
+        return self.n_params * math.log(self.n_observations) - 2 * self.log_likelihood
+
+
+@dataclass(frozen=True)
+class PurchaseFit:
+    params: BetaGeoParams
+    standard_errors: dict[str, float]
+    stats: FitStatistics
+    n_unique_rows: int
+
+
+@dataclass(frozen=True)
+class SpendFit:
+    params: GammaGammaParams
+    standard_errors: dict[str, float]
+    stats: FitStatistics
+
+
+def unique_histories(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pd.DataFrame:
+    """The distinct (frequency, recency, T) rows with the number of customers that share each."""
+    histories = pd.DataFrame(
+        {
+            "frequency": np.asarray(frequency, dtype=np.float64),
+            "recency": np.asarray(recency, dtype=np.float64),
+            "T": np.asarray(T, dtype=np.float64),
+        }
+    )
+    return histories.groupby(["frequency", "recency", "T"], sort=True).size().rename("weight").reset_index()
+
+
+def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0) -> PurchaseFit:
+    """Fit BG/NBD by maximum likelihood on the weighted unique histories."""
+    rows = unique_histories(frequency, recency, T)
+    if rows.empty:
+        raise FitError("BG/NBD: no customers to fit")
+    if (rows["frequency"] == 0).all():
+        raise FitError("BG/NBD: no customer has a repeat purchase, so the purchase model cannot be fitted")
+    fitter = BetaGeoFitter(penalizer_coef=penalizer)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fitter.fit(rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
+    except ConvergenceError as exc:
+        raise FitError(f"BG/NBD did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+    params = BetaGeoParams(**{k: float(fitter.params_[k]) for k in ("r", "alpha", "a", "b")})
+    ll = bgnbd.log_likelihood(params, rows["frequency"], rows["recency"], rows["T"], rows["weight"])
+    return PurchaseFit(
+        params=params,
+        standard_errors={k: float(v) for k, v in fitter.standard_errors_.items()},
+        stats=FitStatistics(log_likelihood=ll, n_observations=int(rows["weight"].sum()), n_params=4),
+        n_unique_rows=len(rows),
+    )
+
+
+def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: float = 0.0) -> SpendFit:
+    """Fit Gamma-Gamma by maximum likelihood on customers with a repeat purchase and positive spend."""
+    f = np.asarray(frequency, dtype=np.float64)
+    m = np.asarray(monetary_value, dtype=np.float64)
+    keep = (f > 0) & (m > 0)
+    if keep.sum() < 2:
+        raise FitError(
+            f"Gamma-Gamma: needs customers with a repeat purchase and positive spend, found {int(keep.sum())}"
+        )
+    fitter = GammaGammaFitter(penalizer_coef=penalizer)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fitter.fit(f[keep], m[keep])
+    except ConvergenceError as exc:
+        raise FitError(f"Gamma-Gamma did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+    params = GammaGammaParams(**{k: float(fitter.params_[k]) for k in ("p", "q", "v")})
+    return SpendFit(
+        params=params,
+        standard_errors={k: float(v) for k, v in fitter.standard_errors_.items()},
+        stats=FitStatistics(
+            log_likelihood=gamma_gamma.log_likelihood(params, f[keep], m[keep]),
+            n_observations=int(keep.sum()),
+            n_params=3,
+        ),
+    )

@@ -1,0 +1,46 @@
+"""The MLflow pyfunc model: a CLV model whose parameters are stored as JSON, scored with numpy.
+
+Logged in MLflow's models-from-code form (``models/serving.py`` is the code file) with this package
+attached as code, so loading it needs numpy, scipy, pandas and mlflow, and no pickles.
+
+Input: a per-customer summary (customer_id, frequency, recency, T, monetary_value).
+Output: customer_id, p_alive, churn_risk, risk_tier, expected_purchases_<N>d, expected_order_value, clv.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from models.bundle import CLVModelParams
+from models.scoring import score_customers
+
+PARAMS_ARTIFACT = "params"
+
+
+def write_params(model: CLVModelParams, path: Path) -> Path:
+    path.write_text(json.dumps(model.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    return path
+
+
+def read_params(path: Path) -> CLVModelParams:
+    return CLVModelParams.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+class CLVModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.model: CLVModelParams | None = None
+
+    def load_context(self, context: Any) -> None:
+        self.model = read_params(Path(context.artifacts[PARAMS_ARTIFACT]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if self.model is None:
+            self.load_context(context)
+        assert self.model is not None
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return score_customers(self.model, frame).reset_index(drop=True)

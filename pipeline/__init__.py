@@ -1,0 +1,1 @@
+"""clv-pipeline: the batch training job (prepare -> fit -> score -> validate -> track)."""

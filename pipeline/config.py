@@ -1,0 +1,239 @@
+"""The job's one YAML config, loaded into typed, frozen pydantic models.
+
+Unknown keys and wrong values are errors that name the key; the defaults are the bundled CDNOW
+master data with the paper's calibration/holdout split in weeks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.bundle import RiskTier, ScoringSpec
+from pipeline.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnMap(_Strict):
+    """Names of the input columns that hold the customer id, the purchase time and the amount."""
+
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    amount: str = "amount"
+
+
+class CsvOptions(_Strict):
+    delimiter: str = ","
+    header: bool = True
+    encoding: str = "utf-8"
+
+
+class DataConfig(_Strict):
+    """Where the transactions come from.
+
+    ``cdnow_master`` and ``cdnow_sample`` are the CDNOW files shipped inside the lifetimes wheel;
+    ``csv`` and ``parquet`` read ``path`` with the ``columns`` mapping.
+    """
+
+    source: Literal["cdnow_master", "cdnow_sample", "csv", "parquet"] = "cdnow_master"
+    path: Path | None = None
+    columns: ColumnMap = ColumnMap()
+    csv: CsvOptions = CsvOptions()
+    timestamp_format: str | None = Field(
+        default=None, description="strptime format of the timestamp column; None lets DuckDB detect it"
+    )
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> DataConfig:
+        if self.source in ("csv", "parquet") and self.path is None:
+            raise ValueError(f"data.path is required when data.source is '{self.source}'")
+        if self.source.startswith("cdnow") and self.path is not None:
+            raise ValueError(f"data.path must not be set for the bundled source '{self.source}'")
+        return self
+
+
+class PrepareConfig(_Strict):
+    """How transactions become per-customer summaries (lifetimes' calibration_and_holdout_data).
+
+    ``period``: purchases by a customer in the same period merge into one transaction.
+    ``time_unit``: the unit of recency and T (a month is 30.4375 days).
+    ``calibration_end``: last day of the calibration period (inclusive).
+    ``observation_end``: last day of the holdout; defaults to the last transaction date.
+    """
+
+    period: Literal["day", "week"] = "day"
+    time_unit: Literal["day", "week", "month"] = "week"
+    calibration_end: dt.date = dt.date(1997, 9, 30)
+    observation_end: dt.date | None = dt.date(1998, 6, 30)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PrepareConfig:
+        if self.period == "week" and self.time_unit == "day":
+            raise ValueError("prepare.time_unit 'day' is finer than prepare.period 'week'")
+        if self.observation_end is not None and self.observation_end <= self.calibration_end:
+            raise ValueError(
+                f"prepare.observation_end {self.observation_end} must be after "
+                f"prepare.calibration_end {self.calibration_end}"
+            )
+        return self
+
+
+class FitConfig(_Strict):
+    purchase_model: Literal["bgnbd"] = "bgnbd"
+    spend_model: Literal["gamma_gamma"] = "gamma_gamma"
+    purchase_penalizer: float = Field(default=0.0, ge=0)
+    spend_penalizer: float = Field(default=0.0, ge=0)
+
+
+class RiskTierConfig(_Strict):
+    name: str
+    upper: float = Field(gt=0, le=1)
+
+
+class ScoreConfig(_Strict):
+    horizons_days: tuple[int, ...] = (30, 90, 365)
+    churn_horizon_days: int = Field(default=90, gt=0)
+    risk_tiers: tuple[RiskTierConfig, ...] = (
+        RiskTierConfig(name="low", upper=0.5),
+        RiskTierConfig(name="medium", upper=0.8),
+        RiskTierConfig(name="high", upper=1.0),
+    )
+    clv_horizon_months: int = Field(default=12, gt=0, le=600)
+    annual_discount_rate: float = Field(default=0.10, ge=0, lt=10)
+
+    @field_validator("horizons_days")
+    @classmethod
+    def _positive_horizons(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(h <= 0 for h in value):
+            raise ValueError("score.horizons_days must be a non-empty list of positive day counts")
+        return value
+
+    @field_validator("risk_tiers")
+    @classmethod
+    def _ordered_tiers(cls, value: tuple[RiskTierConfig, ...]) -> tuple[RiskTierConfig, ...]:
+        uppers = [t.upper for t in value]
+        if not value or uppers != sorted(set(uppers)) or uppers[-1] != 1.0:
+            raise ValueError("score.risk_tiers must have strictly increasing 'upper' bounds ending at 1.0")
+        return value
+
+    def scoring_spec(self, time_unit: str) -> ScoringSpec:
+        return ScoringSpec(
+            time_unit=time_unit,
+            horizons_days=self.horizons_days,
+            churn_horizon_days=self.churn_horizon_days,
+            risk_tiers=tuple(RiskTier(t.name, t.upper) for t in self.risk_tiers),
+            clv_horizon_months=self.clv_horizon_months,
+            annual_discount_rate=self.annual_discount_rate,
+        )
+
+
+class Criterion(_Strict):
+    """A validation criterion: the run passes when ``metric`` is ``direction`` than ``threshold``."""
+
+    metric: str
+    threshold: float
+    direction: Literal["higher", "lower"]
+
+
+class ValidateConfig(_Strict):
+    """The promotion gate.
+
+    Besides ``criteria``, the built-in check ``beats_historical_baseline`` requires the model's
+    per-customer holdout revenue ``baseline_metric`` to be better than that of every baseline.
+    """
+
+    baseline_metric: Literal["revenue_mae", "revenue_rmse"] = "revenue_mae"
+    criteria: tuple[Criterion, ...] = (
+        Criterion(metric="churn_auc", threshold=0.70, direction="higher"),
+        Criterion(metric="purchases_total_abs_pct_error", threshold=20.0, direction="lower"),
+        Criterion(metric="revenue_mae_skill", threshold=0.10, direction="higher"),
+    )
+
+
+class TrackingConfig(_Strict):
+    experiment: str = "clv"
+    model_name: str = "clv"
+    alias: str = "champion"
+
+
+class Config(_Strict):
+    data: DataConfig = DataConfig()
+    prepare: PrepareConfig = PrepareConfig()
+    fit: FitConfig = FitConfig()
+    score: ScoreConfig = ScoreConfig()
+    validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    tracking: TrackingConfig = TrackingConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def scoring_spec(self) -> ScoringSpec:
+        return self.score.scoring_spec(self.prepare.time_unit)
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    where = where.replace("validate_", "validate")
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif "input" in first and first["type"] != "missing":
+        message = f"{message} (got {first['input']!r})"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{source}: {where}: {message}{more}"
+
+
+def parse_config(raw: object, source: str = "config") -> Config:
+    """Validate a parsed YAML document; ConfigError names the offending key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a YAML config; ``None`` gives the built-in defaults (configs/default.yaml)."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from None
+    config = parse_config(raw, str(path))
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Relative data paths in a config file are relative to the working directory, then the file."""
+    path = config.data.path
+    if path is None or path.is_absolute() or path.exists():
+        return config
+    candidate = (base / path).resolve()
+    if candidate.exists():
+        data = config.data.model_copy(update={"path": candidate})
+        return config.model_copy(update={"data": data})
+    return config
+
+
+def config_as_dict(config: Config) -> dict[str, object]:
+    """The config as plain YAML-able data, with the ``validate`` key spelled as in the file."""
+    return config.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,88 @@
+"""The promotion gate: each criterion is a metric, a threshold and a direction.
+
+The built-in check ``beats_historical_baseline`` requires the model's holdout revenue error
+(``validate.baseline_metric``) to be lower than that of every historical-spend baseline. A metric
+that is missing or NaN fails its check.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipeline.config import ValidateConfig
+from pipeline.errors import ConfigError
+from pipeline.validate import BASELINES, METRIC_NAMES
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    metric: str
+    value: float
+    threshold: float
+    direction: str
+    passed: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "direction": self.direction,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class GateResult:
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+
+def check_criteria_known(config: ValidateConfig) -> None:
+    """Fail fast (before any work) on a criterion that names a metric the job does not compute."""
+    for index, criterion in enumerate(config.criteria):
+        if criterion.metric not in METRIC_NAMES:
+            raise ConfigError(
+                f"validate.criteria.{index}.metric: unknown metric {criterion.metric!r}; "
+                f"known: {', '.join(METRIC_NAMES)}"
+            )
+
+
+def _check(name: str, metric: str, value: float, threshold: float, direction: str) -> Check:
+    if math.isnan(value):
+        passed = False
+    elif direction == "higher":
+        passed = value >= threshold
+    else:
+        passed = value <= threshold
+    return Check(name, metric, value, threshold, direction, passed)
+
+
+def evaluate_gate(metrics: dict[str, float], config: ValidateConfig) -> GateResult:
+    kind = config.baseline_metric
+    best = min(metrics.get(f"baseline_{b}_{kind}", math.nan) for b in BASELINES)
+    model_value = metrics.get(kind, math.nan)
+    beats = Check(
+        name="beats_historical_baseline",
+        metric=kind,
+        value=model_value,
+        threshold=best,
+        direction="lower",
+        passed=not math.isnan(model_value) and not math.isnan(best) and model_value < best,
+    )
+    checks = [beats]
+    for criterion in config.criteria:
+        name = f"{criterion.metric}_{criterion.direction}_than_{criterion.threshold:g}"
+        value = metrics.get(criterion.metric, math.nan)
+        checks.append(_check(name, criterion.metric, value, criterion.threshold, criterion.direction))
+    return GateResult(tuple(checks))

@@ -1,0 +1,47 @@
+"""The output edge: write the job's tables and summary JSON to local files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import InputError
+
+
+def _writable_dir(directory: Path) -> Path:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--output {directory}: cannot create directory: {exc.strerror}") from None
+    return directory
+
+
+def write_tables(directory: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    """Write each table as ``<name>.parquet`` in ``directory``."""
+    target = _writable_dir(directory)
+    written = []
+    for name, frame in tables.items():
+        path = target / f"{name}.parquet"
+        frame.to_parquet(path, index=False)
+        written.append(path)
+    return written
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> Path:
+    _writable_dir(path.parent)
+    path.write_text(json.dumps(_json_safe(summary), indent=2) + "\n", encoding="utf-8")
+    return path

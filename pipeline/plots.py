@@ -1,0 +1,69 @@
+"""Validation plots as matplotlib figures (no files written here; tracking logs them)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def purchases_by_frequency(by_frequency: pd.DataFrame) -> Figure:
+    """Mean holdout purchases, actual against predicted, by calibration frequency (Fader-Hardie-Lee view)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(len(by_frequency))
+    ax.plot(x, by_frequency["actual_purchases"], marker="o", label="actual")
+    ax.plot(x, by_frequency["predicted_purchases"], marker="s", linestyle="--", label="BG/NBD")
+    ax.set_xticks(x, by_frequency["frequency_bin"])
+    ax.set_xlabel("repeat purchases in calibration")
+    ax.set_ylabel("mean purchases in holdout")
+    ax.set_title("Conditional expectation of holdout purchases")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def revenue_by_frequency(by_frequency: pd.DataFrame, baselines: tuple[str, ...]) -> Figure:
+    """Mean holdout revenue: actual, model and baselines, by calibration frequency."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(len(by_frequency))
+    ax.plot(x, by_frequency["actual_revenue"], marker="o", label="actual")
+    ax.plot(x, by_frequency["predicted_revenue"], marker="s", linestyle="--", label="BG/NBD x Gamma-Gamma")
+    for name in baselines:
+        ax.plot(x, by_frequency[f"baseline_{name}_revenue"], linestyle=":", label=f"baseline: {name}")
+    ax.set_xticks(x, by_frequency["frequency_bin"])
+    ax.set_xlabel("repeat purchases in calibration")
+    ax.set_ylabel("mean revenue in holdout")
+    ax.set_title("Holdout revenue: model against historical baselines")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def churn_calibration(holdout: pd.DataFrame, bins: int = 10) -> Figure:
+    """Predicted P(no purchase over the holdout) against the observed share without a purchase."""
+    risk = holdout["churn_risk"].to_numpy()
+    churned = (holdout["actual_purchases"].to_numpy() == 0).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    index = np.clip(np.digitize(risk, edges[1:-1]), 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    seen = counts > 0
+    mean_risk = np.bincount(index, weights=risk, minlength=bins)[seen] / counts[seen]
+    observed = np.bincount(index, weights=churned, minlength=bins)[seen] / counts[seen]
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    ax.plot(mean_risk, observed, marker="o", label="model")
+    ax.set_xlabel("predicted churn risk over the holdout")
+    ax.set_ylabel("observed share with no holdout purchase")
+    ax.set_title("Churn risk calibration")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)

@@ -1,0 +1,158 @@
+"""The one module that chains the stages: prepare -> fit -> validate -> gate -> refit -> score -> register.
+
+The stages are pure; this module does the I/O through ``sources``, ``outputs`` and ``tracking``.
+Registry changes come last, and only after every validation check has passed: a model that fails
+the gate is never registered, and moving the alias is the final step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from models.clv import DAYS_PER_UNIT
+from models.contract import REQUIRED_COLUMNS
+from pipeline import plots, tracking
+from pipeline.config import Config, config_as_dict
+from pipeline.fit import FittedModels, fit
+from pipeline.gate import GateResult, check_criteria_known, evaluate_gate
+from pipeline.outputs import write_tables
+from pipeline.prepare import PreparedData, prepare
+from pipeline.score import score
+from pipeline.sources import Transactions, open_transactions
+from pipeline.validate import BASELINES, Validation, validate
+
+DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    config: Config
+    data: Transactions
+    prepared: PreparedData
+    calibration_fit: FittedModels
+    validation: Validation
+    gate: GateResult
+    production_fit: FittedModels | None
+    scores: pd.DataFrame | None
+    version: int | None
+
+    @property
+    def promoted(self) -> bool:
+        return self.version is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.promoted else 1
+
+
+def _fit_metrics(prefix: str, fitted: FittedModels) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for name, value in fitted.purchase.params.as_dict().items():
+        metrics[f"{prefix}bgnbd_{name}"] = value
+        metrics[f"{prefix}bgnbd_{name}_se"] = fitted.purchase.standard_errors[name]
+    for name, value in fitted.spend.params.as_dict().items():
+        metrics[f"{prefix}gamma_gamma_{name}"] = value
+        metrics[f"{prefix}gamma_gamma_{name}_se"] = fitted.spend.standard_errors[name]
+    for model, stats in (("bgnbd", fitted.purchase.stats), ("gamma_gamma", fitted.spend.stats)):
+        metrics[f"{prefix}{model}_log_likelihood"] = stats.log_likelihood
+        metrics[f"{prefix}{model}_aic"] = stats.aic
+        metrics[f"{prefix}{model}_bic"] = stats.bic
+        metrics[f"{prefix}{model}_customers"] = stats.n_observations
+    metrics[f"{prefix}spend_frequency_correlation"] = fitted.spend_frequency_correlation
+    return metrics
+
+
+def _ledger_metrics(prepared: PreparedData) -> dict[str, float]:
+    ledger = prepared.ledger
+    metrics = {
+        "rows_in": float(ledger.rows_in),
+        "rows_used": float(ledger.rows_used),
+        "rows_quarantined": float(ledger.rows_quarantined),
+        "customers_calibration": float(len(prepared.calibration)),
+        "customers_full": float(len(prepared.full)),
+        "duration_holdout": prepared.duration_holdout,
+    }
+    metrics.update({f"quarantined_{reason}": float(n) for reason, n in ledger.quarantined.items()})
+    return metrics
+
+
+def _log_validation(validation: Validation) -> None:
+    tracking.log_metrics(validation.metrics)
+    tracking.log_table(validation.holdout, "tables/holdout.parquet")
+    tracking.log_table(validation.by_frequency, "tables/holdout_by_frequency.csv")
+    for name, figure in (
+        ("purchases_by_frequency", plots.purchases_by_frequency(validation.by_frequency)),
+        ("revenue_by_frequency", plots.revenue_by_frequency(validation.by_frequency, BASELINES)),
+        ("churn_calibration", plots.churn_calibration(validation.holdout)),
+    ):
+        tracking.log_figure(figure, f"plots/{name}.png")
+        plots.close(figure)
+
+
+def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> TrainResult:
+    """Run the whole job in one MLflow run and return what it did."""
+    check_criteria_known(config.validate_)
+    experiment_id = tracking.connect(config.tracking.experiment)
+    con = duckdb.connect()
+    data = open_transactions(con, config.data)
+    with tracking.run(experiment_id) as run_id:
+        tracking.log_config(config_as_dict(config), config_yaml)
+        tracking.set_tags({"data.source": data.description, "data.fingerprint": data.fingerprint})
+
+        prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
+        tracking.log_metrics(_ledger_metrics(prepared))
+        tracking.log_dict(
+            {"rows_in": prepared.ledger.rows_in, "rows_used": prepared.ledger.rows_used,
+             "quarantined": prepared.ledger.quarantined},
+            "ledger.json",
+        )
+        if not prepared.quarantine.empty:
+            tracking.log_table(prepared.quarantine, "tables/quarantine.parquet")
+
+        spec = config.scoring_spec()
+        calibration_fit = fit(prepared.calibration, config.fit, label=f"{data.description} (calibration)")
+        tracking.log_metrics(_fit_metrics("", calibration_fit))
+
+        period_length = DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
+        validation = validate(calibration_fit.bundle(spec), prepared.calibration, period_length)
+        _log_validation(validation)
+
+        gate = evaluate_gate(validation.metrics, config.validate_)
+        tracking.set_tags(
+            {"gate.passed": gate.passed, **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks}}
+        )
+        tables = {"holdout": validation.holdout}
+        if not gate.passed:
+            if output_dir is not None:
+                write_tables(output_dir, tables)
+            return TrainResult(run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None)
+
+        # Validation passed: refit on the full history, score everyone, then register and promote.
+        production_fit = fit(prepared.full, config.fit, label=f"{data.description} (full history)")
+        tracking.log_metrics(_fit_metrics("production_", production_fit))
+        production = production_fit.bundle(spec)
+        scores = score(production, prepared.full)
+        tracking.log_table(scores, "tables/scores.parquet")
+        if output_dir is not None:
+            write_tables(output_dir, {"scores": scores, **tables})
+
+        example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
+        model_uri = tracking.log_model(production, example)
+        version_tags = {
+            "run_id": run_id,
+            "data.fingerprint": data.fingerprint,
+            "gate.passed": "true",
+            **{f"gate.{c.name}": f"{c.value:.6g}" for c in gate.checks},
+        }
+        version = tracking.register(model_uri, config.tracking.model_name, version_tags)
+        tracking.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
+        tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)  # last step
+        return TrainResult(
+            run_id, config, data, prepared, calibration_fit, validation, gate, production_fit, scores, version
+        )
+

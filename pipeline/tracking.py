@@ -1,0 +1,176 @@
+"""The one module that talks to MLflow: tracking store, run logging, model logging and the registry.
+
+Default store: ``sqlite:///mlflow.db`` with artifacts in ``./mlartifacts`` (both in the working
+directory); ``MLFLOW_TRACKING_URI`` points the job at any MLflow server instead. Failures to reach
+or write the store raise TrackingUnavailable (exit 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+import models  # noqa: E402
+from models.bundle import CLVModelParams  # noqa: E402
+from models.pyfunc import PARAMS_ARTIFACT, write_params  # noqa: E402
+from models.scoring import score_customers  # noqa: E402
+from pipeline.errors import TrackingUnavailable  # noqa: E402
+
+DEFAULT_DB = "mlflow.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+
+
+@contextlib.contextmanager
+def _store_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except TrackingUnavailable:
+        raise
+    except (MlflowException, OSError, ConnectionError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingUnavailable(f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}") from None
+    except Exception as exc:  # SQLAlchemy and requests errors surface as their own types
+        if type(exc).__module__.split(".")[0] in ("sqlalchemy", "requests", "urllib3"):
+            message = str(exc).strip().splitlines()[0]
+            raise TrackingUnavailable(f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}") from None
+        raise
+
+
+def connect(experiment: str) -> str:
+    """Point MLflow at the store, check it answers, and return the experiment id (created if new)."""
+    uri = tracking_uri()
+    default_store = "MLFLOW_TRACKING_URI" not in os.environ  # read before set_tracking_uri exports it
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    with _store_errors("open the experiment"):
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None
+        if default_store:
+            location = (Path.cwd() / DEFAULT_ARTIFACTS).as_uri()
+        return str(mlflow.create_experiment(experiment, artifact_location=location))
+
+
+@contextlib.contextmanager
+def run(experiment_id: str, run_name: str | None = None) -> Iterator[str]:
+    """An MLflow run; it ends FAILED if the block raises."""
+    with _store_errors("start a run"):
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+    status = "FAILED"
+    try:
+        yield active.info.run_id
+        status = "FINISHED"
+    finally:
+        with _store_errors("end the run"):
+            mlflow.end_run(status=status)
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, inner in value.items():
+            out.update(_flatten(f"{prefix}.{key}" if prefix else str(key), inner))
+        return out
+    return {prefix: json.dumps(value) if isinstance(value, list | tuple) else str(value)}
+
+
+def log_config(config: dict[str, Any], config_yaml: str) -> None:
+    with _store_errors("log the config"):
+        mlflow.log_params(_flatten("", config))
+        mlflow.log_text(config_yaml, "config.yaml")
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    with _store_errors("set tags"):
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    with _store_errors("log metrics"):
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
+
+def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
+    """Log a DataFrame as Parquet (``.parquet``) or CSV (``.csv``) under ``artifact_path``."""
+    with tempfile.TemporaryDirectory() as tmp, _store_errors(f"log {artifact_path}"):
+        local = Path(tmp) / Path(artifact_path).name
+        if local.suffix == ".csv":
+            frame.to_csv(local, index=False)
+        else:
+            frame.to_parquet(local, index=False)
+        mlflow.log_artifact(str(local), str(Path(artifact_path).parent) or None)
+
+
+def log_dict(data: dict[str, Any], artifact_path: str) -> None:
+    with _store_errors(f"log {artifact_path}"):
+        mlflow.log_dict(data, artifact_path)
+
+
+def log_figure(figure: Figure, artifact_path: str) -> None:
+    with _store_errors(f"log {artifact_path}"):
+        mlflow.log_figure(figure, artifact_path)
+
+
+def _pinned_requirements() -> list[str]:
+    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_REQUIREMENTS]
+
+
+def log_model(model: CLVModelParams, example: pd.DataFrame) -> str:
+    """Log the pyfunc model (parameters as JSON, package code attached); return its model URI."""
+    package_dir = Path(models.__file__).parent
+    with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
+        params = write_params(model, Path(tmp) / "params.json")
+        signature = infer_signature(example, score_customers(model, example))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(package_dir / "serving.py"),
+            artifacts={PARAMS_ARTIFACT: str(params)},
+            code_paths=[str(package_dir)],
+            pip_requirements=_pinned_requirements(),
+            signature=signature,
+            input_example=example,
+        )
+    return str(info.model_uri)
+
+
+def register(model_uri: str, name: str, tags: dict[str, str]) -> int:
+    with _store_errors("register the model"):
+        version = mlflow.register_model(model_uri, name, tags=tags)
+    return int(version.version)
+
+
+def set_alias(name: str, alias: str, version: int) -> None:
+    with _store_errors(f"move alias {alias}"):
+        MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def alias_version(name: str, alias: str) -> int | None:
+    """The version ``alias`` points to, or None when the model or the alias does not exist."""
+    with _store_errors(f"read alias {alias}"):
+        try:
+            return int(MlflowClient().get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
