@@ -48,14 +48,16 @@ def p_no_purchase(
     """P(no purchase in (T, T + t] | x, t_x, T) = 1 - P(alive) + P(alive) * ((alpha+T)/(alpha+T+t))^(r+x)."""
     horizon, x, _, t_obs = _arrays(t, frequency, recency, T)
     alive = p_alive(params, frequency, recency, T)
-    survive_silent = np.exp((params.r + x) * np.log((params.alpha + t_obs) / (params.alpha + t_obs + horizon)))
+    survive_silent = np.exp(
+        (params.r + x) * np.log((params.alpha + t_obs) / (params.alpha + t_obs + horizon))
+    )
     return np.asarray(1.0 - alive + alive * survive_silent, dtype=np.float64)
 
 
 def expected_purchases(
     params: BetaGeoParams, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
 ) -> FloatArray:
-    """E[X(T, T + t) | x, t_x, T]: expected repeat purchases in the next ``t`` time units (FHL 2005, eq. 10)."""
+    """E[X(T, T + t) | x, t_x, T]: expected purchases in the next ``t`` time units (FHL 2005, eq. 10)."""
     horizon, x, t_x, t_obs = _arrays(t, frequency, recency, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     hyp_a, hyp_b, hyp_c = r + x, b + x, a + b + x - 1
@@ -63,11 +65,15 @@ def expected_purchases(
     with np.errstate(divide="ignore", invalid="ignore"):
         ln_hyp = np.log(hyp2f1(hyp_a, hyp_b, hyp_c, z))
         # Euler's transformation when the direct series overflows (as lifetimes does).
-        ln_hyp_alt = np.log(hyp2f1(hyp_c - hyp_a, hyp_c - hyp_b, hyp_c, z)) + (hyp_c - hyp_a - hyp_b) * np.log1p(-z)
+        ln_hyp_alt = np.log(hyp2f1(hyp_c - hyp_a, hyp_c - hyp_b, hyp_c, z)) + (
+            hyp_c - hyp_a - hyp_b
+        ) * np.log1p(-z)
     ln_hyp = np.where(np.isinf(ln_hyp), ln_hyp_alt, ln_hyp)
     first = (a + b + x - 1) / (a - 1)
     second = 1 - np.exp(ln_hyp + (r + x) * np.log((alpha + t_obs) / (alpha + horizon + t_obs)))
-    denominator = 1 + (x > 0) * (a / (b + np.maximum(x, 1) - 1)) * ((alpha + t_obs) / (alpha + t_x)) ** (r + x)
+    denominator = 1 + (x > 0) * (a / (b + np.maximum(x, 1) - 1)) * ((alpha + t_obs) / (alpha + t_x)) ** (
+        r + x
+    )
     return np.asarray(first * second / denominator, dtype=np.float64)
 
 

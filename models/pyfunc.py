@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from models.bundle import CLVModelParams
 from models.scoring import score_customers
@@ -31,14 +31,16 @@ def read_params(path: Path) -> CLVModelParams:
     return CLVModelParams.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-class CLVModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class CLVModel(PythonModel):
     def __init__(self) -> None:
         self.model: CLVModelParams | None = None
 
     def load_context(self, context: Any) -> None:
         self.model = read_params(Path(context.artifacts[PARAMS_ARTIFACT]))
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         if self.model is None:
             self.load_context(context)
         assert self.model is not None

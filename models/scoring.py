@@ -52,7 +52,9 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
     t = customers["T"].to_numpy(dtype=np.float64)
     m = customers["monetary_value"].to_numpy(dtype=np.float64)
 
-    churn_risk = bgnbd.p_no_purchase(model.purchase, days_to_units(spec.churn_horizon_days, spec.time_unit), f, r, t)
+    churn_risk = bgnbd.p_no_purchase(
+        model.purchase, days_to_units(spec.churn_horizon_days, spec.time_unit), f, r, t
+    )
     order_value = gamma_gamma.expected_order_value(model.spend, f, m)
     out: dict[str, object] = {
         CUSTOMER_ID: customers[CUSTOMER_ID].to_numpy(),

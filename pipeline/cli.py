@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from pipeline.errors import CLVError  # noqa: E402
+from pipeline.errors import CLVError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +35,9 @@ def _train(args: argparse.Namespace) -> int:
     from pipeline.summary import summary_dict, summary_text
 
     config = load_config(args.config)
-    config_yaml = args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
+    config_yaml = (
+        args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
+    )
     result = train(config, config_yaml, output_dir=args.output)
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))

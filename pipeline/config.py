@@ -65,13 +65,13 @@ class PrepareConfig(_Strict):
     ``period``: purchases by a customer in the same period merge into one transaction.
     ``time_unit``: the unit of recency and T (a month is 30.4375 days).
     ``calibration_end``: last day of the calibration period (inclusive).
-    ``observation_end``: last day of the holdout; defaults to the last transaction date.
+    ``observation_end``: last day of the holdout (the as-of date); defaults to the last transaction date.
     """
 
     period: Literal["day", "week"] = "day"
     time_unit: Literal["day", "week", "month"] = "week"
     calibration_end: dt.date = dt.date(1997, 9, 30)
-    observation_end: dt.date | None = dt.date(1998, 6, 30)
+    observation_end: dt.date | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PrepareConfig:
@@ -184,6 +184,8 @@ def _describe(error: ValidationError, source: str) -> str:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+    elif first["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
     elif "input" in first and first["type"] != "missing":
         message = f"{message} (got {first['input']!r})"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""

@@ -21,7 +21,7 @@ class ConfigError(CLVError):
     exit_code = 2
 
 
-class TrackingUnavailable(CLVError):
+class TrackingUnavailableError(CLVError):
     """The MLflow tracking store or registry cannot be reached or written (exit 3)."""
 
     exit_code = 3

@@ -79,9 +79,9 @@ class PreparedData:
 
 
 def _parsed(timestamp_format: str | None) -> str:
-    raw_ts = "CAST(\"timestamp\" AS VARCHAR)"
+    raw_ts = 'CAST("timestamp" AS VARCHAR)'
     if timestamp_format is None:
-        ts = "TRY_CAST(\"timestamp\" AS TIMESTAMP)"
+        ts = 'TRY_CAST("timestamp" AS TIMESTAMP)'
     else:
         fmt = timestamp_format.replace("'", "''")
         ts = f"try_strptime({raw_ts}, '{fmt}')"
@@ -97,7 +97,11 @@ def _parsed(timestamp_format: str | None) -> str:
 
 
 def _classified(timestamp_format: str | None, observation_end: dt.date | None) -> str:
-    after = f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'" if observation_end else ""
+    after = (
+        f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'"
+        if observation_end
+        else ""
+    )
     return f"""
         SELECT *, CASE
             WHEN cid IS NULL THEN 'missing_customer_id'
@@ -146,6 +150,18 @@ def _holdout_sql(calibration_end: dt.date, observation_end: dt.date, period: str
     """
 
 
+def _period_start(day: dt.date, period: str) -> dt.date:
+    """First day of the period holding ``day``: weeks start on Monday (DuckDB and pandas 'W')."""
+    return day if period == "day" else day - dt.timedelta(days=day.weekday())
+
+
+def _query(relation: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.DuckDBPyRelation:
+    """Run ``sql`` with ``relation`` visible as table ``name`` (lazily, in the relation's connection)."""
+    result = relation.query(name, sql)
+    assert result is not None  # a SELECT always yields a relation
+    return result
+
+
 def prepare(
     transactions: duckdb.DuckDBPyRelation,
     config: PrepareConfig,
@@ -153,7 +169,7 @@ def prepare(
     source: str = "input",
 ) -> PreparedData:
     """Clean, quarantine and summarise ``transactions`` (columns customer_id, timestamp, amount)."""
-    classified = transactions.query("tx", _classified(timestamp_format, config.observation_end))
+    classified = _query(transactions, "tx", _classified(timestamp_format, config.observation_end))
     valid = classified.filter("reason IS NULL")
     bounds = valid.aggregate("min(CAST(ts AS DATE)) AS first, max(CAST(ts AS DATE)) AS last").fetchall()[0]
     first_date, last_date = bounds
@@ -177,25 +193,28 @@ def prepare(
             f"{source}: row reconciliation failed: {rows_in} rows in, {rows_used} used + "
             f"{ledger.rows_quarantined} quarantined"
         )
-    quarantine = classified.filter("reason IS NOT NULL").select(
-        "CAST(customer_id AS VARCHAR) AS customer_id, CAST(\"timestamp\" AS VARCHAR) AS \"timestamp\", "
-        "CAST(amount AS VARCHAR) AS amount, reason"
-    ).df()
+    quarantine = (
+        classified.filter("reason IS NOT NULL")
+        .select(
+            'CAST(customer_id AS VARCHAR) AS customer_id, CAST("timestamp" AS VARCHAR) AS "timestamp", '
+            "CAST(amount AS VARCHAR) AS amount, reason"
+        )
+        .df()
+    )
 
     clean = valid.select("cid, CAST(ts AS DATE) AS d, value")
     unit_days = DAYS_PER_UNIT[config.time_unit]
-    calibration = clean.query("clean", _summary_sql(calibration_end, config.period, unit_days)).df()
-    holdout = clean.query("clean", _holdout_sql(calibration_end, observation_end, config.period)).df()
-    full = clean.query("clean", _summary_sql(observation_end, config.period, unit_days)).df()
+    calibration = _query(clean, "clean", _summary_sql(calibration_end, config.period, unit_days)).df()
+    holdout = _query(clean, "clean", _holdout_sql(calibration_end, observation_end, config.period)).df()
+    full = _query(clean, "clean", _summary_sql(observation_end, config.period, unit_days)).df()
 
     calibration = calibration.merge(holdout, on="customer_id", how="left")
     for column in ("frequency_holdout", "monetary_value_holdout", "revenue_holdout"):
         calibration[column] = calibration[column].fillna(0.0)
-    period_end = duckdb.sql(
-        f"SELECT date_diff('day', date_trunc('{config.period}', DATE '{calibration_end}'), "
-        f"date_trunc('{config.period}', DATE '{observation_end}'))"
-    ).fetchall()[0][0]
-    duration_holdout = period_end / unit_days
+    holdout_days = (
+        _period_start(observation_end, config.period) - _period_start(calibration_end, config.period)
+    ).days
+    duration_holdout = holdout_days / unit_days
     calibration["duration_holdout"] = duration_holdout
     return PreparedData(
         calibration=calibration,

@@ -107,8 +107,11 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
         prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
         tracking.log_metrics(_ledger_metrics(prepared))
         tracking.log_dict(
-            {"rows_in": prepared.ledger.rows_in, "rows_used": prepared.ledger.rows_used,
-             "quarantined": prepared.ledger.quarantined},
+            {
+                "rows_in": prepared.ledger.rows_in,
+                "rows_used": prepared.ledger.rows_used,
+                "quarantined": prepared.ledger.quarantined,
+            },
             "ledger.json",
         )
         if not prepared.quarantine.empty:
@@ -124,13 +127,18 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
 
         gate = evaluate_gate(validation.metrics, config.validate_)
         tracking.set_tags(
-            {"gate.passed": gate.passed, **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks}}
+            {
+                "gate.passed": gate.passed,
+                **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks},
+            }
         )
         tables = {"holdout": validation.holdout}
         if not gate.passed:
             if output_dir is not None:
                 write_tables(output_dir, tables)
-            return TrainResult(run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None)
+            return TrainResult(
+                run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None
+            )
 
         # Validation passed: refit on the full history, score everyone, then register and promote.
         production_fit = fit(prepared.full, config.fit, label=f"{data.description} (full history)")
@@ -155,4 +163,3 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
         return TrainResult(
             run_id, config, data, prepared, calibration_fit, validation, gate, production_fit, scores, version
         )
-

@@ -75,7 +75,7 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
             if data.csv.encoding.lower().replace("-", "") not in ("utf8", "utf16", "latin1"):
                 raise InputError(f"data.csv.encoding: unsupported encoding {data.csv.encoding!r}")
             relation = con.read_csv(
-                [str(f) for f in files],
+                [str(f) for f in files],  # type: ignore[arg-type]  # DuckDB reads a list of files
                 delimiter=data.csv.delimiter,
                 header=data.csv.header,
                 all_varchar=True,
@@ -87,8 +87,11 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
         raise InputError(f"{data.path}: cannot read {data.source}: {_first_line(exc)}") from None
     mapping = data.columns
     present = set(relation.columns)
-    for role, column in (("customer_id", mapping.customer_id), ("timestamp", mapping.timestamp),
-                         ("amount", mapping.amount)):
+    for role, column in (
+        ("customer_id", mapping.customer_id),
+        ("timestamp", mapping.timestamp),
+        ("amount", mapping.amount),
+    ):
         if column not in present:
             raise InputError(
                 f"{data.path}: missing required column '{column}' (data.columns.{role}); "

@@ -46,15 +46,18 @@ def _fmt(value: float) -> str:
 def summary_text(result: TrainResult) -> str:
     m = result.validation.metrics
     params = result.calibration_fit.params()
+    ledger = result.prepared.ledger
     lines = [
         f"clv train: run {result.run_id}",
-        f"  data        {result.data.description}: {result.prepared.ledger.rows_in:,} rows in, "
-        f"{result.prepared.ledger.rows_used:,} used, {result.prepared.ledger.rows_quarantined:,} quarantined; "
+        f"  data        {result.data.description}: {ledger.rows_in:,} rows in, "
+        f"{ledger.rows_used:,} used, {ledger.rows_quarantined:,} quarantined; "
         f"{len(result.prepared.calibration):,} customers in calibration",
-        "  BG/NBD      " + "  ".join(f"{k}={params[k]:.4g}" for k in ("r", "alpha", "a", "b"))
+        "  BG/NBD      "
+        + "  ".join(f"{k}={params[k]:.4g}" for k in ("r", "alpha", "a", "b"))
         + f"  (log-likelihood {result.calibration_fit.purchase.stats.log_likelihood:,.2f})",
         "  Gamma-Gamma " + "  ".join(f"{k}={params[k]:.4g}" for k in ("p", "q", "v")),
-        f"  holdout     purchases MAE {_fmt(m['purchases_mae'])}, total error {m['purchases_total_pct_error']:+.1f}%;"
+        f"  holdout     purchases MAE {_fmt(m['purchases_mae'])}, "
+        f"total error {m['purchases_total_pct_error']:+.1f}%;"
         f" churn AUC {m['churn_auc']:.3f}, Brier {m['churn_brier']:.3f}",
         f"  revenue     model MAE {_fmt(m['revenue_mae'])}, Spearman {m['revenue_spearman']:.3f}",
     ]
@@ -76,7 +79,12 @@ def summary_text(result: TrainResult) -> str:
         )
     name = result.config.tracking.model_name
     if result.promoted:
-        lines.append(f"  registered  {name} version {result.version}, alias '{result.config.tracking.alias}' moved")
+        lines.append(
+            f"  registered  {name} version {result.version}, alias '{result.config.tracking.alias}' moved"
+        )
     else:
-        lines.append(f"  not promoted: validation failed; nothing registered, '{result.config.tracking.alias}' unchanged")
+        lines.append(
+            "  not promoted: validation failed; nothing registered, "
+            f"'{result.config.tracking.alias}' unchanged"
+        )
     return "\n".join(lines)

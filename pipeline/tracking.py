@@ -2,7 +2,7 @@
 
 Default store: ``sqlite:///mlflow.db`` with artifacts in ``./mlartifacts`` (both in the working
 directory); ``MLFLOW_TRACKING_URI`` points the job at any MLflow server instead. Failures to reach
-or write the store raise TrackingUnavailable (exit 3).
+or write the store raise TrackingUnavailableError (exit 3).
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import mlflow  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 
-import models  # noqa: E402
-from models.bundle import CLVModelParams  # noqa: E402
-from models.pyfunc import PARAMS_ARTIFACT, write_params  # noqa: E402
-from models.scoring import score_customers  # noqa: E402
-from pipeline.errors import TrackingUnavailable  # noqa: E402
+import models
+from models.bundle import CLVModelParams
+from models.pyfunc import PARAMS_ARTIFACT, write_params
+from models.scoring import score_customers
+from pipeline.errors import TrackingUnavailableError
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -44,31 +44,40 @@ def tracking_uri() -> str:
 def _store_errors(action: str) -> Iterator[None]:
     try:
         yield
-    except TrackingUnavailable:
+    except TrackingUnavailableError:
         raise
     except (MlflowException, OSError, ConnectionError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingUnavailable(f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}") from None
+        raise TrackingUnavailableError(
+            f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}"
+        ) from None
     except Exception as exc:  # SQLAlchemy and requests errors surface as their own types
         if type(exc).__module__.split(".")[0] in ("sqlalchemy", "requests", "urllib3"):
             message = str(exc).strip().splitlines()[0]
-            raise TrackingUnavailable(f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}") from None
+            raise TrackingUnavailableError(
+                f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}"
+            ) from None
         raise
+
+
+def _sqlite_artifact_location(uri: str) -> str | None:
+    """For a SQLite store, artifacts go to ``mlartifacts/`` beside the database file."""
+    if not uri.startswith("sqlite:///"):
+        return None  # a tracking server decides where its artifacts go
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.parent / DEFAULT_ARTIFACTS).resolve().as_uri()
 
 
 def connect(experiment: str) -> str:
     """Point MLflow at the store, check it answers, and return the experiment id (created if new)."""
     uri = tracking_uri()
-    default_store = "MLFLOW_TRACKING_URI" not in os.environ  # read before set_tracking_uri exports it
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     with _store_errors("open the experiment"):
         found = mlflow.get_experiment_by_name(experiment)
         if found is not None:
             return str(found.experiment_id)
-        location = None
-        if default_store:
-            location = (Path.cwd() / DEFAULT_ARTIFACTS).as_uri()
+        location = _sqlite_artifact_location(uri)
         return str(mlflow.create_experiment(experiment, artifact_location=location))
 
 

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.mle import FitError, fit_bgnbd, fit_gamma_gamma, unique_histories
+
+REL = 1e-3  # published values must match within 0.1%
+
+
+def test_bgnbd_reproduces_fader_hardie_lee_2005(cdnow_sample_summary: pd.DataFrame) -> None:
+    s = cdnow_sample_summary
+    fit = fit_bgnbd(s["frequency"], s["recency"], s["T"])
+    published = {"r": 0.2425945, "alpha": 4.4136019, "a": 0.7929199, "b": 2.4258881}
+    for name, value in published.items():
+        assert getattr(fit.params, name) == pytest.approx(value, rel=REL), name
+    assert fit.stats.log_likelihood == pytest.approx(-9582.43, rel=1e-5)
+    published_se = {"r": 0.0126, "alpha": 0.378, "a": 0.186, "b": 0.705}
+    for name, value in published_se.items():
+        assert fit.standard_errors[name] == pytest.approx(value, rel=0.01), name
+    assert fit.stats.n_observations == 2357
+    assert fit.stats.aic == pytest.approx(2 * 4 + 2 * 9582.43, rel=1e-5)
+    assert fit.stats.bic == pytest.approx(4 * np.log(2357) + 2 * 9582.43, rel=1e-5)
+
+
+def test_gamma_gamma_reproduces_fader_hardie_2013(cdnow_sample_summary: pd.DataFrame) -> None:
+    s = cdnow_sample_summary
+    fit = fit_gamma_gamma(s["frequency"], s["monetary_value"])
+    for name, value in {"p": 6.2488, "q": 3.7446, "v": 15.4477}.items():
+        assert getattr(fit.params, name) == pytest.approx(value, rel=REL), name
+    assert fit.stats.log_likelihood == pytest.approx(-4055.92, rel=1e-5)
+    assert fit.stats.n_observations == 946
+
+
+def test_weighted_unique_rows_equal_per_customer_fit(cdnow_sample_summary: pd.DataFrame) -> None:
+    from lifetimes import BetaGeoFitter
+
+    s = cdnow_sample_summary
+    plain = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+    weighted = fit_bgnbd(s["frequency"], s["recency"], s["T"])
+    for name in ("r", "alpha", "a", "b"):
+        assert getattr(weighted.params, name) == pytest.approx(plain.params_[name], rel=1e-5)
+
+
+def test_unique_histories_counts() -> None:
+    rows = unique_histories([0, 0, 1, 1], [0, 0, 2, 3], [5, 5, 5, 5])
+    assert rows.to_dict("records") == [
+        {"frequency": 0.0, "recency": 0.0, "T": 5.0, "weight": 2},
+        {"frequency": 1.0, "recency": 2.0, "T": 5.0, "weight": 1},
+        {"frequency": 1.0, "recency": 3.0, "T": 5.0, "weight": 1},
+    ]
+
+
+def test_fit_errors_name_the_cause() -> None:
+    with pytest.raises(FitError, match="no customer has a repeat purchase"):
+        fit_bgnbd([0, 0], [0, 0], [3, 4])
+    with pytest.raises(FitError, match="found 1"):
+        fit_gamma_gamma([0, 2, 0], [0, 10.0, 0])

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config, config_as_dict, load_config, parse_config
+from pipeline.errors import ConfigError
+from tests.conftest import REPO
+
+
+def test_default_yaml_equals_built_in_defaults() -> None:
+    assert load_config(REPO / "configs" / "default.yaml") == Config()
+    assert load_config(None) == Config()
+
+
+def test_defaults_are_the_cdnow_split_in_weeks() -> None:
+    config = Config()
+    assert config.data.source == "cdnow_master"
+    assert config.prepare.calibration_end == dt.date(1997, 9, 30)
+    assert config.prepare.observation_end is None  # the last transaction date: 1998-06-30 for CDNOW
+    assert (config.prepare.period, config.prepare.time_unit) == ("day", "week")
+    assert config.scoring_spec().time_unit == "week"
+    assert config.tracking.model_name == "clv"
+
+
+def test_paper_config_loads() -> None:
+    config = load_config(REPO / "configs" / "cdnow-sample-paper.yaml")
+    assert config.data.source == "cdnow_sample"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"prepare": {"calibraton_end": "1997-09-30"}}, r"^config: prepare\.calibraton_end: unknown key$"),
+        (
+            {"prepare": {"time_unit": "fortnight"}},
+            r"^config: prepare\.time_unit: Input should be 'day', 'week'",
+        ),
+        ({"prepare": {"calibration_end": "soon"}}, r"^config: prepare\.calibration_end: .*'soon'"),
+        ({"score": {"annual_discount_rate": -1}}, r"^config: score\.annual_discount_rate: "),
+        (
+            {"score": {"risk_tiers": [{"name": "a", "upper": 0.9}]}},
+            r"risk_tiers must have strictly increasing",
+        ),
+        (
+            {"validate": {"criteria": [{"metric": "churn_auc", "threshold": 0.7, "direction": "up"}]}},
+            r"^config: validate\.criteria\.0\.direction: ",
+        ),
+        ({"data": {"source": "csv"}}, r"data\.path is required when data\.source is 'csv'"),
+        ({"prepare": {"calibration_end": "1998-01-01", "observation_end": "1997-01-01"}}, r"must be after"),
+        ([1, 2], r"expected a mapping at the top level"),
+    ],
+)
+def test_wrong_keys_and_values_are_named(raw: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(raw)
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prepare: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML at line"):
+        load_config(bad)
+
+
+def test_relative_data_path_resolves_next_to_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tx.csv").write_text("customer_id,timestamp,amount\n")
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("data: {source: csv, path: tx.csv}\n")
+    monkeypatch.chdir(REPO)
+    assert load_config(config_file).data.path == (tmp_path / "tx.csv").resolve()
+
+
+def test_config_dump_uses_the_file_spelling() -> None:
+    dumped = config_as_dict(Config())
+    assert "validate" in dumped
+    assert parse_config(dumped) == Config()

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pipeline.config import Criterion, ValidateConfig
+from pipeline.errors import ConfigError
+from pipeline.gate import check_criteria_known, evaluate_gate
+
+METRICS = {
+    "revenue_mae": 30.0,
+    "baseline_spend_rate_revenue_mae": 70.0,
+    "baseline_repeat_spend_rate_revenue_mae": 40.0,
+    "churn_auc": 0.75,
+    "purchases_total_abs_pct_error": 14.0,
+}
+
+
+def _config(*criteria: Criterion) -> ValidateConfig:
+    return ValidateConfig(criteria=criteria)
+
+
+def test_builtin_baseline_check_uses_the_best_baseline() -> None:
+    result = evaluate_gate(METRICS, _config())
+    (check,) = result.checks
+    assert (check.name, check.value, check.threshold, check.passed) == (
+        "beats_historical_baseline",
+        30,
+        40,
+        True,
+    )
+    worse = evaluate_gate(METRICS | {"revenue_mae": 41.0}, _config())
+    assert not worse.passed
+    assert [c.name for c in worse.failed] == ["beats_historical_baseline"]
+
+
+@pytest.mark.parametrize(
+    ("criterion", "passed"),
+    [
+        (Criterion(metric="churn_auc", threshold=0.7, direction="higher"), True),
+        (Criterion(metric="churn_auc", threshold=0.75, direction="higher"), True),
+        (Criterion(metric="churn_auc", threshold=0.8, direction="higher"), False),
+        (Criterion(metric="purchases_total_abs_pct_error", threshold=15, direction="lower"), True),
+        (Criterion(metric="purchases_total_abs_pct_error", threshold=10, direction="lower"), False),
+    ],
+)
+def test_criteria_directions(criterion: Criterion, passed: bool) -> None:
+    result = evaluate_gate(METRICS, _config(criterion))
+    assert result.checks[1].passed is passed
+    assert result.passed is passed
+
+
+def test_nan_metric_fails() -> None:
+    result = evaluate_gate(
+        METRICS | {"churn_auc": math.nan},
+        _config(Criterion(metric="churn_auc", threshold=0, direction="higher")),
+    )
+    assert not result.passed
+
+
+def test_unknown_metric_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"validate\.criteria\.0\.metric: unknown metric 'auc'"):
+        check_criteria_known(_config(Criterion(metric="auc", threshold=0.7, direction="higher")))

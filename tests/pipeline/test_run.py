@@ -1,0 +1,182 @@
+"""The whole job on the bundled CDNOW data against a real SQLite MLflow store (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import Config, Criterion, ValidateConfig, config_as_dict
+from pipeline.run import train
+
+pytestmark = pytest.mark.slow
+
+FRESH_PROCESS = """
+import os, sys
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model("models:/clv@champion")
+frame = pd.read_parquet(sys.argv[1])
+model.predict(frame).to_parquet(sys.argv[2])
+print(sorted(m for m in sys.modules if m == "pipeline" or m.startswith("pipeline.")))
+"""
+
+
+def _clean_env() -> dict[str, str]:
+    """This process's environment without the store URIs that MLflow exports when tests set them."""
+    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """Run `clv train` once on the default config, in its own folder with the default store."""
+    folder = tmp_path_factory.mktemp("job")
+    clv = Path(sys.executable).parent / "clv"
+    env = _clean_env()
+    done = subprocess.run(
+        [str(clv), "train", "--output", "out", "--summary", "out/summary.json"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "registered  clv version 1, alias 'champion' moved" in done.stdout
+    return folder, json.loads((folder / "out" / "summary.json").read_text())
+
+
+def test_summary_json(trained: tuple[Path, dict[str, object]]) -> None:
+    _, summary = trained
+    assert summary["promoted"] is True
+    assert summary["version"] == 1
+    assert summary["model_name"] == "clv"
+    params = summary["parameters"]["calibration"]  # type: ignore[index]
+    # BG/NBD on the full CDNOW master file, weeks, calibration to 1997-09-30 (measured with lifetimes).
+    assert params["r"] == pytest.approx(0.25162, rel=1e-3)
+    assert params["alpha"] == pytest.approx(4.78895, rel=1e-3)
+    assert params["a"] == pytest.approx(0.72343, rel=1e-3)
+    assert params["b"] == pytest.approx(2.16109, rel=1e-3)
+    metrics = summary["metrics"]  # type: ignore[index]
+    assert metrics["revenue_mae"] == pytest.approx(32.68, abs=0.05)
+    assert metrics["baseline_repeat_spend_rate_revenue_mae"] == pytest.approx(42.18, abs=0.05)
+    assert metrics["churn_auc"] == pytest.approx(0.7466, abs=5e-4)
+    assert metrics["revenue_spearman"] == pytest.approx(0.4208, abs=5e-4)
+    assert metrics["baseline_repeat_spend_rate_revenue_spearman"] == pytest.approx(0.4788, abs=5e-4)
+    checks = {c["name"]: c for c in summary["checks"]}  # type: ignore[union-attr]
+    assert checks["beats_historical_baseline"]["passed"] is True
+    assert all(c["passed"] for c in checks.values())
+    data = summary["data"]  # type: ignore[index]
+    assert (data["rows_in"], data["rows_used"], data["customers_calibration"]) == (69_659, 69_659, 23_570)
+
+
+def test_output_tables(trained: tuple[Path, dict[str, object]]) -> None:
+    folder, _ = trained
+    scores = pd.read_parquet(folder / "out" / "scores.parquet")
+    holdout = pd.read_parquet(folder / "out" / "holdout.parquet")
+    assert len(scores) == len(holdout) == 23_570
+    for column in (
+        "customer_id",
+        "p_alive",
+        "churn_risk",
+        "risk_tier",
+        "expected_purchases_30d",
+        "expected_purchases_90d",
+        "expected_purchases_365d",
+        "expected_order_value",
+        "clv",
+        "historical_clv",
+    ):
+        assert column in scores.columns
+    assert scores.drop(columns=["customer_id", "risk_tier"]).notna().all().all()
+    for column in (
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "actual_purchases",
+        "actual_revenue",
+        "predicted_purchases",
+        "predicted_revenue",
+        "p_alive",
+    ):
+        assert column in holdout.columns
+    assert holdout["actual_purchases"].sum() == 19_684
+
+
+def test_run_and_registry_in_the_default_store(trained: tuple[Path, dict[str, object]]) -> None:
+    folder, summary = trained
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(str(summary["run_id"]))
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["gate.passed"] == "True"
+    assert len(run.data.tags["data.fingerprint"]) == 64
+    assert run.data.metrics["bgnbd_r"] == pytest.approx(0.25162, rel=1e-3)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "ledger.json", "plots", "tables"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/purchases_by_frequency.png" in plots
+    version = client.get_model_version_by_alias("clv", "champion")
+    assert int(version.version) == 1
+    assert version.tags["gate.passed"] == "true"
+    assert (folder / "mlartifacts").is_dir()
+
+
+def test_champion_loads_and_predicts_in_a_fresh_process(trained: tuple[Path, dict[str, object]]) -> None:
+    folder, _ = trained
+    scores = pd.read_parquet(folder / "out" / "scores.parquet")
+    holdout = pd.read_parquet(folder / "out" / "holdout.parquet")
+    customers = holdout[["customer_id", "frequency", "recency", "T", "monetary_value"]].head(50)
+    customers.to_parquet(folder / "in.parquet")
+    env = _clean_env()
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(folder / "in.parquet"), str(folder / "pred.parquet")],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", "the registered model must not need the pipeline package"
+    predicted = pd.read_parquet(folder / "pred.parquet")
+    assert len(predicted) == 50
+    assert set(scores.columns) - {"historical_clv"} == set(predicted.columns)
+    assert predicted["p_alive"].between(0, 1).all()
+
+
+def test_gate_failure_registers_nothing(tracking_store: str, tmp_path: Path) -> None:
+    strict = ValidateConfig(criteria=(Criterion(metric="churn_auc", threshold=0.99, direction="higher"),))
+    config = Config(data={"source": "cdnow_sample"}, validate=strict)  # type: ignore[arg-type]
+    result = train(config, json.dumps(config_as_dict(config)), output_dir=tmp_path / "out")
+    assert result.exit_code == 1
+    assert not result.promoted
+    assert [c.name for c in result.gate.failed] == ["churn_auc_higher_than_0.99"]
+    assert MlflowClient().search_registered_models() == []
+    assert (tmp_path / "out" / "holdout.parquet").exists()
+    assert not (tmp_path / "out" / "scores.parquet").exists()
+    assert mlflow.get_run(result.run_id).data.tags["gate.passed"] == "False"
+
+
+def test_failed_gate_keeps_the_existing_champion(tracking_store: str) -> None:
+    config = Config(data={"source": "cdnow_sample"})  # type: ignore[arg-type]
+    first = train(config, "{}")
+    assert first.promoted
+    assert first.version == 1
+    strict = ValidateConfig(
+        criteria=(Criterion(metric="revenue_mae_skill", threshold=0.9, direction="higher"),)
+    )
+    second = train(config.model_copy(update={"validate_": strict}), "{}")
+    assert second.exit_code == 1
+    client = MlflowClient()
+    assert int(client.get_model_version_by_alias("clv", "champion").version) == 1
+    assert len(client.search_model_versions("name='clv'")) == 1

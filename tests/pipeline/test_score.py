@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pandas as pd
+
+from models.bgnbd import BetaGeoParams
+from models.bundle import CLVModelParams, ScoringSpec
+from models.gamma_gamma import GammaGammaParams
+from models.scoring import score_customers
+from pipeline.score import score
+
+MODEL = CLVModelParams(
+    purchase=BetaGeoParams(0.2426, 4.4136, 0.7929, 2.4259),
+    spend=GammaGammaParams(6.2488, 3.7446, 15.4477),
+    spec=ScoringSpec(),
+)
+
+
+def test_scores_plus_historical_clv() -> None:
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "frequency": [2.0, 0.0],
+            "recency": [30.0, 0.0],
+            "T": [38.0, 20.0],
+            "monetary_value": [20.0, 0.0],
+            "total_spend": [60.0, 15.0],
+        },
+        index=[10, 11],
+    )
+    scores = score(MODEL, customers)
+    assert scores["historical_clv"].tolist() == [60.0, 15.0]
+    pd.testing.assert_frame_equal(
+        scores.drop(columns=["historical_clv"]), score_customers(MODEL, customers).reset_index(drop=True)
+    )

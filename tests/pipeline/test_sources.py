@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.config import DataConfig
+from pipeline.errors import InputError
+from pipeline.sources import open_transactions
+
+
+def test_bundled_cdnow_master() -> None:
+    tx = open_transactions(duckdb.connect(), DataConfig(source="cdnow_master"))
+    assert tx.relation.columns == ["customer_id", "timestamp", "amount"]
+    rows, customers, first, last = tx.relation.aggregate(
+        "count(*), count(DISTINCT customer_id), min(timestamp), max(timestamp)"
+    ).fetchall()[0]
+    assert (rows, customers, first, last) == (69_659, 23_570, "19970101", "19980630")
+    assert tx.timestamp_format == "%Y%m%d"
+    assert len(tx.fingerprint) == 64
+
+
+def test_bundled_cdnow_sample_uses_sample_ids() -> None:
+    tx = open_transactions(duckdb.connect(), DataConfig(source="cdnow_sample"))
+    rows, customers = tx.relation.aggregate("count(*), count(DISTINCT customer_id)").fetchall()[0]
+    assert (rows, customers) == (6_919, 2_357)
+
+
+def test_csv_with_column_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("cust;when;total\nx;2020-01-01;3.5\ny;2020-01-02;4\n")
+    data = DataConfig.model_validate(
+        {
+            "source": "csv",
+            "path": path,
+            "csv": {"delimiter": ";"},
+            "columns": {"customer_id": "cust", "timestamp": "when", "amount": "total"},
+        }
+    )
+    tx = open_transactions(duckdb.connect(), data)
+    assert tx.relation.fetchall() == [("x", "2020-01-01", "3.5"), ("y", "2020-01-02", "4")]
+
+
+def test_parquet_folder(tmp_path: Path) -> None:
+    for i in range(2):
+        pd.DataFrame({"customer_id": [f"c{i}"], "timestamp": ["2020-01-01"], "amount": [1.0]}).to_parquet(
+            tmp_path / f"part{i}.parquet"
+        )
+    tx = open_transactions(duckdb.connect(), DataConfig(source="parquet", path=tmp_path))
+    assert sorted(r[0] for r in tx.relation.fetchall()) == ["c0", "c1"]
+
+
+def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("customer_id,date,amount\nx,2020-01-01,1\n")
+    with pytest.raises(
+        InputError, match=r"orders\.csv: missing required column 'timestamp' \(data\.columns\.timestamp\)"
+    ):
+        open_transactions(duckdb.connect(), DataConfig(source="csv", path=path))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="input file not found"):
+        open_transactions(duckdb.connect(), DataConfig(source="csv", path=tmp_path / "none.csv"))

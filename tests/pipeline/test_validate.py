@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import bgnbd
+from models.bgnbd import BetaGeoParams
+from models.bundle import CLVModelParams, ScoringSpec
+from models.gamma_gamma import GammaGammaParams
+from pipeline.validate import FREQUENCY_BINS, METRIC_NAMES, holdout_predictions, validate
+
+MODEL = CLVModelParams(
+    purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
+    spend=GammaGammaParams(p=6.2488, q=3.7446, v=15.4477),
+    spec=ScoringSpec(),
+)
+CALIBRATION = pd.DataFrame(
+    {
+        "customer_id": ["a", "b", "c", "d"],
+        "frequency": [2.0, 0.0, 9.0, 1.0],
+        "recency": [30.0, 0.0, 38.0, 5.0],
+        "T": [38.0, 20.0, 38.0, 38.0],
+        "monetary_value": [20.0, 0.0, 40.0, 10.0],
+        "total_spend": [60.0, 15.0, 400.0, 25.0],
+        "frequency_holdout": [1.0, 0.0, 8.0, 0.0],
+        "monetary_value_holdout": [18.0, 0.0, 42.0, 0.0],
+        "revenue_holdout": [18.0, 0.0, 336.0, 0.0],
+        "duration_holdout": [39.0] * 4,
+    }
+)
+
+
+def test_holdout_predictions_and_baselines() -> None:
+    table = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
+    f, r, t = CALIBRATION["frequency"], CALIBRATION["recency"], CALIBRATION["T"]
+    np.testing.assert_allclose(
+        table["predicted_purchases"], bgnbd.expected_purchases(MODEL.purchase, 39.0, f, r, t)
+    )
+    np.testing.assert_allclose(
+        table["predicted_revenue"], table["predicted_purchases"] * table["expected_order_value"]
+    )
+    np.testing.assert_allclose(table["churn_risk"], bgnbd.p_no_purchase(MODEL.purchase, 39.0, f, r, t))
+    # spend rate: total calibration spend per week observed (T + one day), carried over 39 weeks.
+    assert table["baseline_spend_rate_revenue"][0] == pytest.approx(60 / (38 + 1 / 7) * 39)
+    assert table["baseline_repeat_spend_rate_revenue"][0] == pytest.approx(2 * 20 / (38 + 1 / 7) * 39)
+    assert table["baseline_repeat_spend_rate_revenue"][1] == 0.0
+
+
+def test_metrics_by_hand() -> None:
+    result = validate(MODEL, CALIBRATION, period_length=1 / 7)
+    m = result.metrics
+    assert set(m) == set(METRIC_NAMES)
+    h = result.holdout
+    actual, predicted = CALIBRATION["frequency_holdout"].to_numpy(), h["predicted_purchases"].to_numpy()
+    assert m["purchases_mae"] == pytest.approx(np.mean(np.abs(predicted - actual)))
+    assert m["purchases_rmse"] == pytest.approx(np.sqrt(np.mean((predicted - actual) ** 2)))
+    assert m["purchases_total_pct_error"] == pytest.approx((predicted.sum() - 9) / 9 * 100)
+    assert m["churn_rate_actual"] == 0.5
+    churned = actual == 0
+    risk = h["churn_risk"].to_numpy()
+    pairs = [(i, j) for i in np.flatnonzero(churned) for j in np.flatnonzero(~churned)]
+    assert m["churn_auc"] == pytest.approx(np.mean([risk[i] > risk[j] for i, j in pairs]))
+    assert m["churn_brier"] == pytest.approx(np.mean((risk - churned) ** 2))
+    revenue = h["predicted_revenue"].to_numpy()
+    assert m["revenue_mae"] == pytest.approx(np.mean(np.abs(revenue - [18, 0, 336, 0])))
+    best = min(m["baseline_spend_rate_revenue_mae"], m["baseline_repeat_spend_rate_revenue_mae"])
+    assert m["revenue_mae_skill"] == pytest.approx(1 - m["revenue_mae"] / best)
+
+
+def test_by_frequency_table() -> None:
+    table = validate(MODEL, CALIBRATION, period_length=1 / 7).by_frequency
+    assert table["frequency_bin"].tolist() == ["0", "1", "2", "7+"]
+    assert table["customers"].sum() == 4
+    assert set(table["frequency_bin"]) <= set(FREQUENCY_BINS)
+
+
+def test_churn_auc_is_nan_when_everyone_churned() -> None:
+    quiet = CALIBRATION.assign(frequency_holdout=0.0, revenue_holdout=0.0)
+    assert np.isnan(validate(MODEL, quiet, period_length=1 / 7).metrics["churn_auc"])
