@@ -1,4 +1,7 @@
-"""The ``clv`` command line: ``clv train [--config PATH] [--summary PATH] [--output DIR]``.
+"""The ``clv`` command line.
+
+``clv train [--config PATH] [--summary PATH] [--output DIR]`` runs the whole job;
+``clv prepare [--config PATH] --output DIR`` runs the prepare stage alone.
 
 Exit codes: 0 trained and promoted; 1 trained but rejected by the gate; 2 bad input or config (one
 line on stderr, no traceback); 3 the MLflow tracking store is unreachable.
@@ -25,7 +28,25 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, help="YAML config (default: built-in CDNOW defaults)")
     train.add_argument("--summary", type=Path, help="write a JSON summary of the run here")
     train.add_argument("--output", type=Path, help="write scores.parquet and holdout.parquet in this folder")
+    prepare = commands.add_parser("prepare", help="run the prepare stage alone and write its tables")
+    prepare.add_argument("--config", type=Path, help="YAML config (default: built-in CDNOW defaults)")
+    prepare.add_argument("--output", type=Path, required=True, help="folder for the tables and ledger.json")
     return parser
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.run import prepare_only
+
+    prepared = prepare_only(load_config(args.config), args.output)
+    ledger = prepared.ledger
+    reasons = ", ".join(f"{n:,} {reason}" for reason, n in ledger.quarantined.items()) or "none"
+    print(
+        f"clv prepare: {ledger.rows_in:,} rows in, {ledger.rows_used:,} used, {ledger.rows_quarantined:,} "
+        f"quarantined ({reasons}); {len(prepared.calibration):,} customers in calibration, "
+        f"{len(prepared.full):,} in total; tables in {args.output}"
+    )
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -58,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         try:
-            return _train(args)
+            return _prepare(args) if args.command == "prepare" else _train(args)
         except CLVError as exc:
             print(f"clv: error: {exc}", file=sys.stderr)
             return exc.exit_code

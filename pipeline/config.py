@@ -7,6 +7,7 @@ master data with the paper's calibration/holdout split in weeks.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from pathlib import Path
 from typing import Literal
 
@@ -22,11 +23,30 @@ class _Strict(BaseModel):
 
 
 class ColumnMap(_Strict):
-    """Names of the input columns that hold the customer id, the purchase time and the amount."""
+    """Input column names: customer id, purchase time, and either ``amount`` or ``quantity`` x
+    ``unit_price``; ``order_id`` (optional) groups invoice lines into orders."""
 
     customer_id: str = "customer_id"
     timestamp: str = "timestamp"
-    amount: str = "amount"
+    amount: str | None = "amount"
+    quantity: str | None = None
+    unit_price: str | None = None
+    order_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> ColumnMap:
+        pair = (self.quantity is None, self.unit_price is None)
+        if pair[0] != pair[1]:
+            raise ValueError("data.columns.quantity and data.columns.unit_price go together")
+        if self.quantity is not None and self.amount is not None and "amount" in self.model_fields_set:
+            raise ValueError("set either data.columns.amount or data.columns.quantity + unit_price, not both")
+        if self.quantity is None and self.amount is None:
+            raise ValueError("data.columns needs amount, or quantity and unit_price")
+        return self
+
+    @property
+    def uses_quantity(self) -> bool:
+        return self.quantity is not None
 
 
 class CsvOptions(_Strict):
@@ -39,11 +59,15 @@ class DataConfig(_Strict):
     """Where the transactions come from.
 
     ``cdnow_master`` and ``cdnow_sample`` are the CDNOW files shipped inside the lifetimes wheel;
-    ``csv`` and ``parquet`` read ``path`` with the ``columns`` mapping.
+    ``csv`` and ``parquet`` read ``path`` (a file, or a folder of Parquet files); ``duckdb`` reads
+    ``table`` from the DuckDB database file ``path``; ``sql`` runs ``query`` in DuckDB (which reads
+    the files it names itself). All use the ``columns`` mapping.
     """
 
-    source: Literal["cdnow_master", "cdnow_sample", "csv", "parquet"] = "cdnow_master"
+    source: Literal["cdnow_master", "cdnow_sample", "csv", "parquet", "duckdb", "sql"] = "cdnow_master"
     path: Path | None = None
+    table: str | None = None
+    query: str | None = None
     columns: ColumnMap = ColumnMap()
     csv: CsvOptions = CsvOptions()
     timestamp_format: str | None = Field(
@@ -52,10 +76,14 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _path_matches_source(self) -> DataConfig:
-        if self.source in ("csv", "parquet") and self.path is None:
+        if self.source in ("csv", "parquet", "duckdb") and self.path is None:
             raise ValueError(f"data.path is required when data.source is '{self.source}'")
-        if self.source.startswith("cdnow") and self.path is not None:
-            raise ValueError(f"data.path must not be set for the bundled source '{self.source}'")
+        if self.source in ("cdnow_master", "cdnow_sample", "sql") and self.path is not None:
+            raise ValueError(f"data.path must not be set when data.source is '{self.source}'")
+        if (self.source == "duckdb") != (self.table is not None):
+            raise ValueError("data.table is required for, and only for, data.source 'duckdb'")
+        if (self.source == "sql") != (self.query is not None):
+            raise ValueError("data.query is required for, and only for, data.source 'sql'")
         return self
 
 
@@ -66,12 +94,36 @@ class PrepareConfig(_Strict):
     ``time_unit``: the unit of recency and T (a month is 30.4375 days).
     ``calibration_end``: last day of the calibration period (inclusive).
     ``observation_end``: last day of the holdout (the as-of date); defaults to the last transaction date.
+    ``timezone``: timestamps with an offset (text or TIMESTAMPTZ) are converted to this zone before
+    periods are cut; timestamps without one are taken to be in it already.
+    ``returns``: negative amounts or quantities, and orders whose id starts with ``cancel_prefix``, are
+    returns. ``net`` subtracts them from the customer's spend (see prepare.py), ``drop`` quarantines them.
+    ``zero_amount``: ``keep`` zero-value purchases (CDNOW has 80), or ``quarantine`` them.
+    ``duplicates``: rows identical in every mapped column. ``auto`` quarantines them when an order id is
+    mapped (a repeated invoice line is a double load) and keeps them otherwise (two identical purchases
+    on one day can be real: CDNOW has 255).
     """
 
     period: Literal["day", "week"] = "day"
     time_unit: Literal["day", "week", "month"] = "week"
     calibration_end: dt.date = dt.date(1997, 9, 30)
     observation_end: dt.date | None = None
+    timezone: str = Field(default="UTC", description="zone that timestamps with an offset are converted to")
+    returns: Literal["net", "drop"] = "net"
+    cancel_prefix: str | None = Field(
+        default="C", description="order ids starting with this are cancellations"
+    )
+    zero_amount: Literal["keep", "quarantine"] = "keep"
+    duplicates: Literal["auto", "quarantine", "keep"] = "auto"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> PrepareConfig:

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from pipeline.errors import InputError
@@ -29,6 +30,13 @@ def write_tables(directory: Path, tables: dict[str, pd.DataFrame]) -> list[Path]
         frame.to_parquet(path, index=False)
         written.append(path)
     return written
+
+
+def write_relation(relation: duckdb.DuckDBPyRelation, path: Path) -> Path:
+    """Write a (lazy) DuckDB relation as Parquet; DuckDB streams it without building a pandas frame."""
+    _writable_dir(path.parent)
+    relation.write_parquet(str(path))
+    return path
 
 
 def _json_safe(value: Any) -> Any:

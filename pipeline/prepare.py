@@ -10,12 +10,26 @@ default day periods in weeks):
   period to the period holding the end of calibration, in ``time_unit``;
 - ``monetary_value`` is the mean of the merged repeat purchases (0 without repeats);
 - ``frequency_holdout`` counts holdout periods with a purchase, ``monetary_value_holdout`` is the mean
-  raw holdout transaction, ``revenue_holdout`` their sum.
+  holdout transaction, ``revenue_holdout`` the holdout spend.
+
+Rules for real feeds, on top of lifetimes:
+
+- with an order id, invoice lines become one transaction per order (dated by its first line) before
+  they are merged per period;
+- returns (negative amount or quantity, or an order id starting with ``cancel_prefix``) are netted
+  (``returns: net``): a return is subtracted from the customer's latest purchase period at or before it
+  within the same window (calibration, or full history), and a period's value never goes below 0;
+  holdout revenue is holdout purchases minus holdout returns (at least 0). Returns never count as
+  purchases. A return with no purchase before it is counted as ``returns_unmatched`` and has no
+  effect. With ``returns: drop`` they are quarantined instead;
+- timestamps with an offset are converted to ``timezone`` before periods are cut.
 
 One difference from lifetimes, on purpose: ``calibration_end`` includes the whole day, so a purchase
 at 15:00 on that day is calibration, not holdout (lifetimes compares against midnight).
 
-The stage runs in DuckDB over a lazy relation and builds pandas frames only for per-customer rows.
+The stage runs in DuckDB over a lazy relation: DuckDB reads the input itself, and pandas frames are
+built only for the per-customer summaries. The quarantined rows stay a lazy relation for the edge to
+write.
 """
 
 from __future__ import annotations
@@ -35,9 +49,14 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "missing_timestamp",
     "invalid_timestamp",
     "invalid_amount",
-    "negative_amount",
+    "duplicate",
+    "zero_amount",
+    "return_dropped",
     "after_observation_end",
 )
+SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value", "total_spend", "first_purchase")
+HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout")
+_OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,8 @@ class Ledger:
     rows_in: int
     rows_used: int
     quarantined: dict[str, int] = field(default_factory=dict)
+    returns_netted: int = 0
+    returns_unmatched: int = 0
 
     @property
     def rows_quarantined(self) -> int:
@@ -64,12 +85,12 @@ class PreparedData:
     ``calibration``: one row per customer whose first purchase is on or before calibration_end, with the
     calibration summary and the holdout actuals. ``full``: one row per customer over the whole history
     up to observation_end (what the production model is fitted on and scores). ``quarantine``: the
-    rejected rows with their ``reason``.
+    rejected rows (as text) with their ``reason``, as a lazy DuckDB relation.
     """
 
     calibration: pd.DataFrame
     full: pd.DataFrame
-    quarantine: pd.DataFrame
+    quarantine: duckdb.DuckDBPyRelation
     ledger: Ledger
     calibration_end: dt.date
     observation_end: dt.date
@@ -77,82 +98,189 @@ class PreparedData:
     first_date: dt.date
     last_date: dt.date
 
-
-def _parsed(timestamp_format: str | None) -> str:
-    raw_ts = 'CAST("timestamp" AS VARCHAR)'
-    if timestamp_format is None:
-        ts = 'TRY_CAST("timestamp" AS TIMESTAMP)'
-    else:
-        fmt = timestamp_format.replace("'", "''")
-        ts = f"try_strptime({raw_ts}, '{fmt}')"
-    return f"""
-        SELECT
-            NULLIF(trim(CAST(customer_id AS VARCHAR)), '') AS cid,
-            NULLIF(trim({raw_ts}), '') AS raw_ts,
-            {ts} AS ts,
-            TRY_CAST(amount AS DOUBLE) AS value,
-            customer_id, "timestamp", amount
-        FROM tx
-    """
+    @property
+    def customers_new_in_holdout(self) -> int:
+        """Customers whose first purchase falls in the holdout: never in the calibration fit."""
+        return len(self.full) - len(self.calibration)
 
 
-def _classified(timestamp_format: str | None, observation_end: dt.date | None) -> str:
-    after = (
-        f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'"
-        if observation_end
-        else ""
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str) -> str:
+    column, tz = '"timestamp"', _literal(zone)
+    if dtype.startswith("TIMESTAMP WITH TIME ZONE"):
+        return f"timezone({tz}, {column})"
+    if dtype == "DATE" or dtype.startswith("TIMESTAMP"):
+        return f"CAST({column} AS TIMESTAMP)"
+    text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
+    if timestamp_format is not None:
+        parsed = f"try_strptime({text}, {_literal(timestamp_format)})"
+        return f"timezone({tz}, {parsed})" if "%z" in timestamp_format or "%Z" in timestamp_format else parsed
+    return (
+        f"CASE WHEN regexp_matches({text}, {_literal(_OFFSET)}) "
+        f"THEN timezone({tz}, TRY_CAST({text} AS TIMESTAMPTZ)) ELSE TRY_CAST({text} AS TIMESTAMP) END"
     )
-    return f"""
-        SELECT *, CASE
-            WHEN cid IS NULL THEN 'missing_customer_id'
-            WHEN raw_ts IS NULL THEN 'missing_timestamp'
-            WHEN ts IS NULL THEN 'invalid_timestamp'
-            WHEN value IS NULL OR NOT isfinite(value) THEN 'invalid_amount'
-            WHEN value < 0 THEN 'negative_amount'
-            {after}
-            ELSE NULL END AS reason
-        FROM ({_parsed(timestamp_format)})
-    """
 
 
-def _summary_sql(cutoff: dt.date, period: str, unit_days: float) -> str:
+def _classified_sql(
+    columns: dict[str, str], config: PrepareConfig, timestamp_format: str | None, duplicates: bool
+) -> str:
+    """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used)."""
+    has_order = "order_id" in columns
+    if "quantity" in columns:
+        value = "TRY_CAST(quantity AS DOUBLE) * TRY_CAST(unit_price AS DOUBLE)"
+    else:
+        value = "TRY_CAST(amount AS DOUBLE)"
+    order = "NULLIF(trim(CAST(order_id AS VARCHAR)), '')" if has_order else "NULL"
+    cancelled = (
+        f"coalesce(starts_with({order}, {_literal(config.cancel_prefix)}), false)"
+        if has_order and config.cancel_prefix
+        else "false"
+    )
+    raw = ", ".join(f'"{c}"' for c in columns)
+    duplicate = f"row_number() OVER (PARTITION BY {raw}) > 1" if duplicates else "false"
+    rules = [
+        "WHEN cid IS NULL THEN 'missing_customer_id'",
+        "WHEN raw_ts IS NULL THEN 'missing_timestamp'",
+        "WHEN ts IS NULL THEN 'invalid_timestamp'",
+        "WHEN raw_value IS NULL OR NOT isfinite(raw_value) THEN 'invalid_amount'",
+        "WHEN is_duplicate THEN 'duplicate'",
+    ]
+    if config.zero_amount == "quarantine":
+        rules.append("WHEN raw_value = 0 THEN 'zero_amount'")
+    if config.returns == "drop":
+        rules.append("WHEN is_return THEN 'return_dropped'")
+    if config.observation_end is not None:
+        rules.append(f"WHEN CAST(ts AS DATE) > DATE '{config.observation_end}' THEN 'after_observation_end'")
     return f"""
-        WITH periods AS (
-            SELECT cid, date_trunc('{period}', d)::DATE AS p, fsum(value) AS amount
-            FROM clean WHERE d <= DATE '{cutoff}' GROUP BY cid, p
-        ), customers AS (
-            SELECT cid, min(p) AS first_p, max(p) AS last_p, count(*) AS n, fsum(amount) AS total_spend
-            FROM periods GROUP BY cid
-        ), repeats AS (
-            SELECT periods.cid, favg(periods.amount) AS mv
-            FROM periods JOIN customers USING (cid) WHERE periods.p > customers.first_p GROUP BY periods.cid
+        SELECT *,
+               CASE WHEN is_return THEN -abs(raw_value) ELSE raw_value END AS value,
+               CASE {" ".join(rules)} ELSE NULL END AS reason
+        FROM (
+            SELECT *, (raw_value < 0 OR {cancelled}) AS is_return
+            FROM (
+                SELECT {raw},
+                       NULLIF(trim(CAST(customer_id AS VARCHAR)), '') AS cid,
+                       NULLIF(trim(CAST("timestamp" AS VARCHAR)), '') AS raw_ts,
+                       {_timestamp_sql(columns["timestamp"], timestamp_format, config.timezone)} AS ts,
+                       {value} AS raw_value,
+                       {order} AS order_key,
+                       {duplicate} AS is_duplicate
+                FROM tx
+            )
         )
-        SELECT customers.cid AS customer_id,
-               CAST(n - 1 AS DOUBLE) AS frequency,
-               date_diff('day', first_p, last_p) / {unit_days} AS recency,
-               date_diff('day', first_p, date_trunc('{period}', DATE '{cutoff}')::DATE) / {unit_days} AS "T",
-               coalesce(repeats.mv, 0.0) AS monetary_value,
-               total_spend,
-               first_p AS first_purchase
-        FROM customers LEFT JOIN repeats USING (cid)
-        ORDER BY customer_id
-    """
-
-
-def _holdout_sql(calibration_end: dt.date, observation_end: dt.date, period: str) -> str:
-    return f"""
-        SELECT cid AS customer_id,
-               CAST(count(DISTINCT date_trunc('{period}', d)) AS DOUBLE) AS frequency_holdout,
-               favg(value) AS monetary_value_holdout,
-               fsum(value) AS revenue_holdout
-        FROM clean WHERE d > DATE '{calibration_end}' AND d <= DATE '{observation_end}'
-        GROUP BY cid
     """
 
 
 def _period_start(day: dt.date, period: str) -> dt.date:
     """First day of the period holding ``day``: weeks start on Monday (DuckDB and pandas 'W')."""
     return day if period == "day" else day - dt.timedelta(days=day.weekday())
+
+
+def _window_sql(name: str, cutoff: dt.date, period: str, unit_days: float, net_returns: bool) -> str:
+    """CTEs ``periods_<name>`` (netted spend per purchase period) and ``summary_<name>`` up to ``cutoff``."""
+    trunc = f"date_trunc('{period}', d)::DATE"
+    refunds = (
+        f"""
+        refunds_{name} AS (
+            SELECT r.cid, pp.p, fsum(r.value) AS amount
+            FROM (SELECT cid, {trunc} AS p, value FROM refunds WHERE d <= DATE '{cutoff}') r
+            ASOF JOIN purchases_{name} pp ON r.cid = pp.cid AND r.p >= pp.p
+            GROUP BY r.cid, pp.p
+        ),
+        periods_{name} AS MATERIALIZED (
+            SELECT cid, p, greatest(purchases_{name}.amount + coalesce(refunds_{name}.amount, 0.0), 0.0) AS amount
+            FROM purchases_{name} LEFT JOIN refunds_{name} USING (cid, p)
+        ),"""
+        if net_returns
+        else f"""
+        periods_{name} AS MATERIALIZED (SELECT cid, p, amount FROM purchases_{name}),"""
+    )
+    cutoff_period = _period_start(cutoff, period)
+    return f"""
+        purchases_{name} AS MATERIALIZED (
+            SELECT cid, {trunc} AS p, fsum(value) AS amount FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p
+        ),{refunds}
+        firsts_{name} AS (
+            SELECT cid, min(p) AS first_p, max(p) AS last_p, count(*) AS n, fsum(amount) AS total_spend
+            FROM periods_{name} GROUP BY cid
+        ),
+        repeats_{name} AS (
+            SELECT periods_{name}.cid, favg(periods_{name}.amount) AS mv
+            FROM periods_{name} JOIN firsts_{name} USING (cid)
+            WHERE periods_{name}.p > firsts_{name}.first_p
+            GROUP BY periods_{name}.cid
+        ),
+        summary_{name} AS (
+            SELECT cid,
+                   CAST(n - 1 AS DOUBLE) AS frequency,
+                   date_diff('day', first_p, last_p) / {unit_days} AS recency,
+                   date_diff('day', first_p, DATE '{cutoff_period}') / {unit_days} AS "T",
+                   coalesce(mv, 0.0) AS monetary_value,
+                   total_spend,
+                   first_p AS first_purchase
+            FROM firsts_{name} LEFT JOIN repeats_{name} USING (cid)
+        )"""
+
+
+def _summaries_sql(
+    config: PrepareConfig, observation_end: dt.date, has_order: bool, unit_days: float, classified: str
+) -> str:
+    net = config.returns == "net"
+    cal_end = config.calibration_end
+    orders = (
+        "SELECT cid, min(d) AS d, fsum(value) AS value FROM valid WHERE NOT is_return GROUP BY cid, order_key"
+        if has_order
+        else "SELECT cid, d, value FROM valid WHERE NOT is_return"
+    )
+    hold_refunds = (
+        f"""SELECT cid, fsum(value) AS amount FROM refunds
+            WHERE d > DATE '{cal_end}' AND d <= DATE '{observation_end}' GROUP BY cid"""
+        if net
+        else "SELECT NULL::VARCHAR AS cid, NULL::DOUBLE AS amount WHERE false"
+    )
+    cal = ", ".join(f'c."{c}" AS "cal_{c}"' for c in SUMMARY_COLUMNS)
+    full = ", ".join(f'f."{c}"' for c in SUMMARY_COLUMNS)
+    return f"""
+        WITH valid AS MATERIALIZED (
+            SELECT cid, CAST(ts AS DATE) AS d, value, is_return, order_key FROM ({classified}) WHERE reason IS NULL
+        ),
+        orders AS MATERIALIZED ({orders}),
+        refunds AS MATERIALIZED (SELECT cid, d, value FROM valid WHERE is_return),
+        {_window_sql("cal", cal_end, config.period, unit_days, net)},
+        {_window_sql("full", observation_end, config.period, unit_days, net)},
+        hold AS (
+            SELECT cid,
+                   CAST(count(DISTINCT date_trunc('{config.period}', d)) AS DOUBLE) AS frequency_holdout,
+                   favg(value) AS monetary_value_holdout,
+                   fsum(value) AS gross
+            FROM orders WHERE d > DATE '{cal_end}' AND d <= DATE '{observation_end}' GROUP BY cid
+        ),
+        hold_refunds AS ({hold_refunds})
+        SELECT f.cid AS customer_id, {full}, {cal},
+               coalesce(h.frequency_holdout, 0.0) AS frequency_holdout,
+               coalesce(h.monetary_value_holdout, 0.0) AS monetary_value_holdout,
+               greatest(coalesce(h.gross, 0.0) + coalesce(hr.amount, 0.0), 0.0) AS revenue_holdout
+        FROM summary_full f
+        LEFT JOIN summary_cal c USING (cid)
+        LEFT JOIN hold h USING (cid)
+        LEFT JOIN hold_refunds hr USING (cid)
+        ORDER BY customer_id
+    """
+
+
+def _returns_sql(classified: str, observation_end: dt.date, period: str) -> str:
+    """Counts of used returns, and of those with no purchase period at or before them."""
+    trunc = f"date_trunc('{period}', CAST(ts AS DATE))::DATE"
+    return f"""
+        WITH valid AS (SELECT cid, {trunc} AS p, is_return FROM ({classified}) WHERE reason IS NULL),
+        purchases AS (SELECT DISTINCT cid, p FROM valid WHERE NOT is_return),
+        refunds AS (SELECT cid, p FROM valid WHERE is_return)
+        SELECT count(*) AS netted, count(*) FILTER (WHERE purchases.p IS NULL) AS unmatched
+        FROM refunds ASOF LEFT JOIN purchases ON refunds.cid = purchases.cid AND refunds.p >= purchases.p
+    """
 
 
 def _query(relation: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.DuckDBPyRelation:
@@ -168,57 +296,78 @@ def prepare(
     timestamp_format: str | None = None,
     source: str = "input",
 ) -> PreparedData:
-    """Clean, quarantine and summarise ``transactions`` (columns customer_id, timestamp, amount)."""
-    classified = _query(transactions, "tx", _classified(timestamp_format, config.observation_end))
-    valid = classified.filter("reason IS NULL")
-    bounds = valid.aggregate("min(CAST(ts AS DATE)) AS first, max(CAST(ts AS DATE)) AS last").fetchall()[0]
-    first_date, last_date = bounds
-    if first_date is None:
-        raise InputError(f"{source}: no usable transactions after cleaning")
+    """Clean, quarantine and summarise ``transactions``.
+
+    Columns: customer_id, timestamp, amount (or quantity and unit_price) and optionally order_id.
+    """
+    columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
+    has_order = "order_id" in columns
+    duplicates = config.duplicates == "quarantine" or (config.duplicates == "auto" and has_order)
+    classified_sql = _classified_sql(columns, config, timestamp_format, duplicates)
+
+    counts = _query(
+        transactions,
+        "tx",
+        f"""SELECT coalesce(reason, '') AS reason, count(*) AS n,
+                   min(CAST(ts AS DATE)) AS first, max(CAST(ts AS DATE)) AS last
+            FROM ({classified_sql}) GROUP BY ALL""",
+    ).fetchall()
+    by_reason = {reason: (int(n), first, last) for reason, n, first, last in counts}
+    rows_used, first_date, last_date = by_reason.pop("", (0, None, None))
+    if first_date is None or last_date is None:
+        reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(by_reason.items())) or "the input is empty"
+        raise InputError(f"{source}: no usable transactions after cleaning ({reasons})")
     observation_end = config.observation_end or last_date
     calibration_end = config.calibration_end
+    if observation_end < first_date:
+        raise InputError(
+            f"{source}: prepare.observation_end {observation_end} is before the first transaction "
+            f"({first_date})"
+        )
     if calibration_end < first_date or calibration_end >= last_date:
         raise InputError(
             f"{source}: prepare.calibration_end {calibration_end} is outside the data "
             f"({first_date} to {last_date}); it must leave transactions on both sides"
         )
 
-    counts = dict(classified.aggregate("coalesce(reason, '') AS reason, count(*) AS n", "reason").fetchall())
-    rows_used = int(counts.pop("", 0))
-    quarantined = {reason: int(counts.get(reason, 0)) for reason in QUARANTINE_REASONS if counts.get(reason)}
-    rows_in = int(transactions.aggregate("count(*)").fetchall()[0][0])
-    ledger = Ledger(rows_in=rows_in, rows_used=rows_used, quarantined=quarantined)
+    rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
+    netted, unmatched = _query(
+        transactions, "tx", _returns_sql(classified_sql, observation_end, config.period)
+    ).fetchall()[0]
+    quarantined = {reason: by_reason[reason][0] for reason in QUARANTINE_REASONS if reason in by_reason}
+    ledger = Ledger(rows_in, rows_used, quarantined, int(netted), int(unmatched))
     if not ledger.reconciled:
         raise InputError(
             f"{source}: row reconciliation failed: {rows_in} rows in, {rows_used} used + "
             f"{ledger.rows_quarantined} quarantined"
         )
-    quarantine = (
-        classified.filter("reason IS NOT NULL")
-        .select(
-            'CAST(customer_id AS VARCHAR) AS customer_id, CAST("timestamp" AS VARCHAR) AS "timestamp", '
-            "CAST(amount AS VARCHAR) AS amount, reason"
-        )
-        .df()
+    raw = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
+    quarantine = _query(
+        transactions, "tx", f"SELECT {raw}, reason FROM ({classified_sql}) WHERE reason IS NOT NULL"
     )
 
-    clean = valid.select("cid, CAST(ts AS DATE) AS d, value")
     unit_days = DAYS_PER_UNIT[config.time_unit]
-    calibration = _query(clean, "clean", _summary_sql(calibration_end, config.period, unit_days)).df()
-    holdout = _query(clean, "clean", _holdout_sql(calibration_end, observation_end, config.period)).df()
-    full = _query(clean, "clean", _summary_sql(observation_end, config.period, unit_days)).df()
-
-    calibration = calibration.merge(holdout, on="customer_id", how="left")
-    for column in ("frequency_holdout", "monetary_value_holdout", "revenue_holdout"):
-        calibration[column] = calibration[column].fillna(0.0)
+    table = _query(
+        transactions, "tx", _summaries_sql(config, observation_end, has_order, unit_days, classified_sql)
+    ).df()
+    full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]]
+    in_calibration = table["cal_frequency"].notna()
+    calibration = table.loc[
+        in_calibration, ["customer_id", *[f"cal_{c}" for c in SUMMARY_COLUMNS], *HOLDOUT_COLUMNS]
+    ]
+    calibration = calibration.rename(columns=lambda c: c.removeprefix("cal_")).reset_index(drop=True)
     holdout_days = (
         _period_start(observation_end, config.period) - _period_start(calibration_end, config.period)
     ).days
     duration_holdout = holdout_days / unit_days
     calibration["duration_holdout"] = duration_holdout
+    if calibration.empty:
+        raise InputError(
+            f"{source}: no customer made a purchase on or before calibration_end {calibration_end}"
+        )
     return PreparedData(
         calibration=calibration,
-        full=full,
+        full=full.reset_index(drop=True),
         quarantine=quarantine,
         ledger=ledger,
         calibration_end=calibration_end,

@@ -7,6 +7,7 @@ the gate is never registered, and moving the alias is the final step.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from pipeline import plots, tracking
 from pipeline.config import Config, config_as_dict
 from pipeline.fit import FittedModels, fit
 from pipeline.gate import GateResult, check_criteria_known, evaluate_gate
-from pipeline.outputs import write_tables
+from pipeline.outputs import write_relation, write_summary, write_tables
 from pipeline.prepare import PreparedData, prepare
 from pipeline.score import score
 from pipeline.sources import Transactions, open_transactions
@@ -75,10 +76,21 @@ def _ledger_metrics(prepared: PreparedData) -> dict[str, float]:
         "rows_quarantined": float(ledger.rows_quarantined),
         "customers_calibration": float(len(prepared.calibration)),
         "customers_full": float(len(prepared.full)),
+        "customers_new_in_holdout": float(prepared.customers_new_in_holdout),
+        "returns_netted": float(ledger.returns_netted),
+        "returns_unmatched": float(ledger.returns_unmatched),
         "duration_holdout": prepared.duration_holdout,
     }
     metrics.update({f"quarantined_{reason}": float(n) for reason, n in ledger.quarantined.items()})
     return metrics
+
+
+def _log_quarantine(prepared: PreparedData, output_dir: Path | None) -> None:
+    """Quarantined rows with their reason: to ``output_dir`` when given, and always to the run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = output_dir if output_dir is not None else Path(tmp)
+        path = write_relation(prepared.quarantine, folder / "quarantine.parquet")
+        tracking.log_file(path, "tables")
 
 
 def _log_validation(validation: Validation) -> None:
@@ -94,6 +106,37 @@ def _log_validation(validation: Validation) -> None:
         plots.close(figure)
 
 
+def prepare_only(config: Config, output_dir: Path) -> PreparedData:
+    """``clv prepare``: run the prepare stage alone and write its tables (no MLflow)."""
+    con = duckdb.connect()
+    data = open_transactions(con, config.data)
+    prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
+    write_tables(output_dir, {"calibration": prepared.calibration, "customers": prepared.full})
+    write_relation(prepared.quarantine, output_dir / "quarantine.parquet")
+    write_summary(output_dir / "ledger.json", ledger_dict(prepared))
+    return prepared
+
+
+def ledger_dict(prepared: PreparedData) -> dict[str, object]:
+    ledger = prepared.ledger
+    return {
+        "rows_in": ledger.rows_in,
+        "rows_used": ledger.rows_used,
+        "rows_quarantined": ledger.rows_quarantined,
+        "quarantined": ledger.quarantined,
+        "reconciled": ledger.reconciled,
+        "returns_netted": ledger.returns_netted,
+        "returns_unmatched": ledger.returns_unmatched,
+        "customers_calibration": len(prepared.calibration),
+        "customers_full": len(prepared.full),
+        "customers_new_in_holdout": prepared.customers_new_in_holdout,
+        "first_date": str(prepared.first_date),
+        "last_date": str(prepared.last_date),
+        "calibration_end": str(prepared.calibration_end),
+        "observation_end": str(prepared.observation_end),
+    }
+
+
 def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> TrainResult:
     """Run the whole job in one MLflow run and return what it did."""
     check_criteria_known(config.validate_)
@@ -106,16 +149,9 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
 
         prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
         tracking.log_metrics(_ledger_metrics(prepared))
-        tracking.log_dict(
-            {
-                "rows_in": prepared.ledger.rows_in,
-                "rows_used": prepared.ledger.rows_used,
-                "quarantined": prepared.ledger.quarantined,
-            },
-            "ledger.json",
-        )
-        if not prepared.quarantine.empty:
-            tracking.log_table(prepared.quarantine, "tables/quarantine.parquet")
+        tracking.log_dict(ledger_dict(prepared), "ledger.json")
+        if prepared.ledger.rows_quarantined:
+            _log_quarantine(prepared, output_dir)
 
         spec = config.scoring_spec()
         calibration_fit = fit(prepared.calibration, config.fit, label=f"{data.description} (calibration)")

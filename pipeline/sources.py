@@ -1,7 +1,8 @@
 """The input edge: open the configured transactions as a lazy DuckDB relation.
 
-The relation has three columns, ``customer_id``, ``timestamp`` and ``amount``, renamed from the
-config's column mapping but not yet parsed: parsing and quarantine happen in ``prepare``.
+The relation's columns are renamed from the config's mapping to ``customer_id``, ``timestamp``,
+``amount`` (or ``quantity`` and ``unit_price``) and, when mapped, ``order_id``; they are not parsed
+yet: parsing and quarantine happen in ``prepare``. DuckDB reads the files itself, out of core.
 """
 
 from __future__ import annotations
@@ -64,11 +65,43 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _open_duckdb_table(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> duckdb.DuckDBPyRelation:
+    literal = str(path).replace("'", "''")
+    try:
+        con.execute(f"ATTACH '{literal}' AS clv_source (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: cannot open DuckDB database: {_first_line(exc)}") from None
+    try:
+        return con.table(f"clv_source.{_quote(table)}")
+    except duckdb.Error:
+        raise InputError(f"{path}: no table {table!r} (data.table)") from None
+
+
 def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Transactions:
     """Open the configured source; InputError names the file or column that is wrong."""
     if data.source in CDNOW_FILES:
         return _bundled_cdnow(con, data.source)
+    if data.source == "sql":
+        assert data.query is not None  # guaranteed by DataConfig
+        try:
+            relation = con.sql(data.query)
+        except duckdb.Error as exc:
+            raise InputError(f"data.query: {_first_line(exc)}") from None
+        if relation is None:
+            raise InputError("data.query: the query returns no rows (is it a SELECT?)")
+        digest = hashlib.sha256(data.query.encode()).hexdigest()
+        return _mapped(relation, data, "data.query", f"query:{digest}")
     assert data.path is not None  # guaranteed by DataConfig
+    if data.source == "duckdb":
+        assert data.table is not None
+        if not data.path.is_file():
+            raise InputError(f"{data.path}: DuckDB database file not found")
+        relation = _open_duckdb_table(con, data.path, data.table)
+        return _mapped(relation, data, f"{data.path}:{data.table}", _fingerprint([data.path]))
     files = _files(data.path)
     try:
         if data.source == "csv":
@@ -85,24 +118,37 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
             relation = con.read_parquet([str(f) for f in files])
     except duckdb.Error as exc:
         raise InputError(f"{data.path}: cannot read {data.source}: {_first_line(exc)}") from None
+    return _mapped(relation, data, str(data.path), _fingerprint(files))
+
+
+def _mapped(
+    relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str
+) -> Transactions:
+    """Rename the mapped columns to the standard names; a missing column is an InputError."""
     mapping = data.columns
-    present = set(relation.columns)
-    for role, column in (
-        ("customer_id", mapping.customer_id),
-        ("timestamp", mapping.timestamp),
-        ("amount", mapping.amount),
-    ):
-        if column not in present:
+    roles = {
+        "customer_id": mapping.customer_id,
+        "timestamp": mapping.timestamp,
+        "amount": None if mapping.uses_quantity else mapping.amount,
+        "quantity": mapping.quantity,
+        "unit_price": mapping.unit_price,
+        "order_id": mapping.order_id,
+    }
+    columns = relation.columns
+    if len(set(columns)) != len(columns):
+        duplicated = sorted({c for c in columns if columns.count(c) > 1})
+        raise InputError(f"{description}: duplicate column name(s): {', '.join(duplicated)}")
+    selected = []
+    for role, column in roles.items():
+        if column is None:
+            continue
+        if column not in columns:
             raise InputError(
-                f"{data.path}: missing required column '{column}' (data.columns.{role}); "
-                f"found: {', '.join(relation.columns)}"
+                f"{description}: missing required column '{column}' (data.columns.{role}); "
+                f"found: {', '.join(columns)}"
             )
-    relation = relation.select(
-        duckdb.ColumnExpression(mapping.customer_id).alias("customer_id"),
-        duckdb.ColumnExpression(mapping.timestamp).alias("timestamp"),
-        duckdb.ColumnExpression(mapping.amount).alias("amount"),
-    )
-    return Transactions(relation, str(data.path), _fingerprint(files), data.timestamp_format)
+        selected.append(duckdb.ColumnExpression(column).alias(role))
+    return Transactions(relation.select(*selected), description, fingerprint, data.timestamp_format)
 
 
 def _first_line(exc: Exception) -> str:

@@ -25,6 +25,9 @@ def summary_dict(result: TrainResult) -> dict[str, Any]:
             "rows_quarantined": ledger.quarantined,
             "customers_calibration": len(result.prepared.calibration),
             "customers_full": len(result.prepared.full),
+            "customers_new_in_holdout": result.prepared.customers_new_in_holdout,
+            "returns_netted": ledger.returns_netted,
+            "returns_unmatched": ledger.returns_unmatched,
         },
         "parameters": {
             "calibration": result.calibration_fit.params(),

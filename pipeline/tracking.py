@@ -131,6 +131,11 @@ def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
         mlflow.log_artifact(str(local), str(Path(artifact_path).parent) or None)
 
 
+def log_file(path: Path, artifact_dir: str) -> None:
+    with _store_errors(f"log {artifact_dir}/{path.name}"):
+        mlflow.log_artifact(str(path), artifact_dir)
+
+
 def log_dict(data: dict[str, Any], artifact_path: str) -> None:
     with _store_errors(f"log {artifact_path}"):
         mlflow.log_dict(data, artifact_path)

@@ -74,3 +74,18 @@ def test_help(tmp_path: Path, args: list[str]) -> None:
     done = _clv(*args, cwd=tmp_path)
     assert done.returncode == 0
     assert "usage: clv" in done.stdout
+
+
+def test_prepare_alone_writes_tables(tmp_path: Path) -> None:
+    done = _clv("prepare", "--output", "prep", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "69,659 rows in, 69,659 used, 0 quarantined" in done.stdout
+    import json
+
+    import pandas as pd
+
+    ledger = json.loads((tmp_path / "prep" / "ledger.json").read_text())
+    assert ledger["reconciled"] is True
+    assert len(pd.read_parquet(tmp_path / "prep" / "calibration.parquet")) == 23_570
+    assert len(pd.read_parquet(tmp_path / "prep" / "quarantine.parquet")) == 0
+    assert not (tmp_path / "mlflow.db").exists()

@@ -51,6 +51,12 @@ def test_paper_config_loads() -> None:
         ({"data": {"source": "csv"}}, r"data\.path is required when data\.source is 'csv'"),
         ({"prepare": {"calibration_end": "1998-01-01", "observation_end": "1997-01-01"}}, r"must be after"),
         ([1, 2], r"expected a mapping at the top level"),
+        ({"prepare": {"timezone": "Mars/Olympus"}}, r"prepare\.timezone: unknown time zone 'Mars/Olympus'"),
+        ({"prepare": {"returns": "keep"}}, r"prepare\.returns: "),
+        ({"data": {"columns": {"quantity": "q"}}}, r"quantity and data\.columns\.unit_price go together"),
+        ({"data": {"columns": {"amount": "a", "quantity": "q", "unit_price": "p"}}}, r"not both"),
+        ({"data": {"source": "duckdb", "path": "x.duckdb"}}, r"data\.table is required"),
+        ({"data": {"source": "sql"}}, r"data\.query is required"),
     ],
 )
 def test_wrong_keys_and_values_are_named(raw: object, message: str) -> None:

@@ -10,7 +10,7 @@ from lifetimes.utils import calibration_and_holdout_data, summary_data_from_tran
 
 from pipeline.config import PrepareConfig
 from pipeline.errors import InputError
-from pipeline.prepare import prepare
+from pipeline.prepare import PreparedData, prepare
 
 ROWS = [
     # customer A: two purchases on 2020-01-01 merge into one of 15.0
@@ -29,7 +29,7 @@ ROWS = [
     ("D", None, "9.0"),
     ("D", "2020-01-05", "abc"),
     ("D", "2020-01-05", "nan"),
-    ("D", "2020-01-05", "-5"),
+    ("D", "2020-01-05", "-5"),  # a return by a customer without purchases: used, but unmatched
     ("A", "2020-04-05", "9.0"),  # after observation_end
 ]
 CONFIG = PrepareConfig(
@@ -71,13 +71,15 @@ def test_bad_rows_are_quarantined_and_counted() -> None:
         "missing_timestamp": 1,
         "invalid_timestamp": 1,
         "invalid_amount": 2,
-        "negative_amount": 1,
         "after_observation_end": 1,
     }
-    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (16, 9, 7)
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (16, 10, 6)
+    assert (ledger.returns_netted, ledger.returns_unmatched) == (1, 1)
     assert ledger.reconciled
-    assert len(prepared.quarantine) == 7
-    assert set(prepared.quarantine["reason"]) == set(ledger.quarantined)
+    quarantine = prepared.quarantine.df()
+    assert len(quarantine) == 6
+    assert set(quarantine["reason"]) == set(ledger.quarantined)
+    assert prepared.customers_new_in_holdout == 1  # customer C
 
 
 def test_calibration_end_outside_the_data_is_an_input_error() -> None:
@@ -190,3 +192,114 @@ def test_month_unit_is_days_over_30_4375() -> None:
     cal = prepare(_relation(ROWS), config, "%Y-%m-%d").calibration.set_index("customer_id")
     assert cal.loc["A", "recency"] == 28 / 30.4375
     assert cal.loc["A", "T"] == 30 / 30.4375
+
+
+def _prepared(rows: list[tuple[object, ...]], columns: list[str], **config: object) -> PreparedData:
+    frame = pd.DataFrame(rows, columns=columns)
+    return prepare(duckdb.connect().from_df(frame), CONFIG.model_copy(update=config), "%Y-%m-%d")
+
+
+def test_returns_are_netted_against_the_latest_purchase_period() -> None:
+    rows = [
+        ("A", "2020-01-01", 10.0),
+        ("A", "2020-01-10", 30.0),
+        ("A", "2020-01-12", -12.0),  # refunds part of the 2020-01-10 purchase
+        ("A", "2020-01-20", 20.0),
+        ("A", "2020-02-15", 25.0),  # holdout purchase ...
+        ("A", "2020-02-20", -40.0),  # ... and a larger holdout refund: holdout revenue floors at 0
+        ("B", "2020-01-05", 8.0),
+        ("B", "2020-01-06", 9.0),
+    ]
+    prepared = _prepared(rows, ["customer_id", "timestamp", "amount"])
+    a = prepared.calibration.set_index("customer_id").loc["A"]
+    assert (a["frequency"], a["monetary_value"], a["total_spend"]) == (2.0, (18.0 + 20.0) / 2, 48.0)
+    assert (a["frequency_holdout"], a["revenue_holdout"]) == (1.0, 0.0)
+    full = prepared.full.set_index("customer_id").loc["A"]
+    assert (full["frequency"], full["total_spend"]) == (3.0, 10.0 + 18.0 + 20.0 + 0.0)
+    assert (prepared.ledger.returns_netted, prepared.ledger.returns_unmatched) == (2, 0)
+
+
+def test_returns_can_be_dropped() -> None:
+    rows = [
+        ("A", "2020-01-01", 10.0),
+        ("A", "2020-01-10", 30.0),
+        ("A", "2020-01-12", -12.0),
+        ("B", "2020-02-02", 1),
+    ]
+    prepared = _prepared(rows, ["customer_id", "timestamp", "amount"], returns="drop")
+    assert prepared.ledger.quarantined == {"return_dropped": 1}
+    assert prepared.calibration.set_index("customer_id").loc["A", "monetary_value"] == 30.0
+
+
+def test_invoice_lines_orders_and_cancellations() -> None:
+    columns = ["customer_id", "timestamp", "quantity", "unit_price", "order_id"]
+    rows = [
+        ("A", "2020-01-01", "2", "5.0", "o1"),
+        ("A", "2020-01-01", "1", "3.0", "o1"),  # same order: one transaction of 13
+        ("A", "2020-01-01", "1", "3.0", "o1"),  # exact duplicate line: quarantined (order ids mapped)
+        ("A", "2020-01-08", "1", "10.0", "o2"),
+        ("A", "2020-01-08", "1", "6.0", "o3"),  # second order the same day: merged into the period
+        ("A", "2020-01-09", "1", "4.0", "C-o3"),  # cancellation of part of o3, positive quantity
+        ("A", "2020-02-10", "1", "7.0", "o4"),
+        ("A", "2020-02-10", "1", "0", "o5"),  # zero-value order, quarantined by config
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    config = CONFIG.model_copy(update={"cancel_prefix": "C-", "zero_amount": "quarantine"})
+    prepared = prepare(duckdb.connect().from_df(frame), config, "%Y-%m-%d")
+    assert prepared.ledger.quarantined == {"duplicate": 1, "zero_amount": 1}
+    a = prepared.calibration.set_index("customer_id").loc["A"]
+    assert (a["frequency"], a["monetary_value"], a["total_spend"]) == (1.0, 12.0, 25.0)
+    assert (a["frequency_holdout"], a["revenue_holdout"], a["monetary_value_holdout"]) == (1.0, 7.0, 7.0)
+
+
+def test_duplicates_are_kept_without_order_ids_by_default() -> None:
+    rows = [
+        ("A", "2020-01-01", 10.0),
+        ("A", "2020-01-01", 10.0),
+        ("A", "2020-01-09", 5.0),
+        ("A", "2020-02-09", 1.0),
+    ]
+    kept = _prepared(rows, ["customer_id", "timestamp", "amount"])
+    assert kept.ledger.quarantined == {}
+    assert kept.calibration["total_spend"].tolist() == [25.0]
+    dropped = _prepared(rows, ["customer_id", "timestamp", "amount"], duplicates="quarantine")
+    assert dropped.ledger.quarantined == {"duplicate": 1}
+
+
+@pytest.mark.parametrize(("zone", "holdout"), [("UTC", 1.0), ("America/New_York", 0.0)])
+def test_offsets_are_converted_to_the_configured_zone(zone: str, holdout: float) -> None:
+    rows = [
+        ("A", "2020-01-02 10:00:00", "5"),
+        ("A", "2020-01-31T23:30:00-05:00", "7"),  # 04:30 on Feb 1st in UTC
+        ("B", "2020-01-03", "4"),
+        ("B", "2020-02-03", "4"),
+    ]
+    frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+    prepared = prepare(duckdb.connect().from_df(frame), CONFIG.model_copy(update={"timezone": zone}))
+    assert prepared.ledger.quarantined == {}
+    a = prepared.calibration.set_index("customer_id").loc["A"]
+    assert (a["frequency"], a["frequency_holdout"]) == (1.0 - holdout, holdout)
+
+
+def test_native_timestamptz_column() -> None:
+    con = duckdb.connect()
+    relation = con.sql(
+        "SELECT * FROM (VALUES ('A', TIMESTAMPTZ '2020-01-02 10:00:00+00', 5.0), "
+        "('A', TIMESTAMPTZ '2020-02-01 02:00:00+00', 7.0), ('B', TIMESTAMPTZ '2020-01-03 00:00:00+00', 1.0), "
+        "('B', TIMESTAMPTZ '2020-03-03 00:00:00+00', 1.0)) "
+        "t(customer_id, timestamp, amount)"
+    )
+    assert relation is not None
+    prepared = prepare(relation, CONFIG.model_copy(update={"timezone": "America/Los_Angeles"}))
+    assert prepared.calibration.set_index("customer_id").loc["A", "frequency"] == 1.0  # Jan 31st 18:00 local
+
+
+def test_observation_end_before_the_data_is_an_input_error() -> None:
+    early = CONFIG.model_copy(
+        update={"calibration_end": dt.date(2019, 1, 1), "observation_end": dt.date(2019, 6, 1)}
+    )
+    with pytest.raises(
+        InputError,
+        match=r"no usable transactions after cleaning \(11 after_observation_end, 2 invalid_amount",
+    ):
+        prepare(_relation(ROWS), early, "%Y-%m-%d")

@@ -64,3 +64,56 @@ def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="input file not found"):
         open_transactions(duckdb.connect(), DataConfig(source="csv", path=tmp_path / "none.csv"))
+
+
+def test_duckdb_table(tmp_path: Path) -> None:
+    path = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE orders AS SELECT 'a' AS cust, DATE '2020-01-01' AS ts, 3.5 AS value")
+    data = DataConfig.model_validate(
+        {
+            "source": "duckdb",
+            "path": path,
+            "table": "orders",
+            "columns": {"customer_id": "cust", "timestamp": "ts", "amount": "value"},
+        }
+    )
+    tx = open_transactions(duckdb.connect(), data)
+    assert tx.relation.columns == ["customer_id", "timestamp", "amount"]
+    assert tx.relation.fetchall()[0][0] == "a"
+    bad = data.model_copy(update={"table": "nope"})
+    with pytest.raises(InputError, match="no table 'nope'"):
+        open_transactions(duckdb.connect(), bad)
+
+
+def test_sql_query_over_files(tmp_path: Path) -> None:
+    path = tmp_path / "lines.csv"
+    path.write_text("cust,ts,qty,price,invoice\na,2020-01-01,2,1.5,i1\n")
+    query = f"SELECT * FROM read_csv('{path}', all_varchar=true) WHERE qty <> '0'"
+    data = DataConfig.model_validate(
+        {
+            "source": "sql",
+            "query": query,
+            "columns": {
+                "customer_id": "cust",
+                "timestamp": "ts",
+                "quantity": "qty",
+                "unit_price": "price",
+                "order_id": "invoice",
+            },
+        }
+    )
+    tx = open_transactions(duckdb.connect(), data)
+    assert tx.relation.columns == ["customer_id", "timestamp", "quantity", "unit_price", "order_id"]
+    with pytest.raises(InputError, match=r"^data\.query: "):
+        open_transactions(duckdb.connect(), data.model_copy(update={"query": "SELECT * FROM nowhere"}))
+
+
+def test_duplicate_column_names(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("customer_id,timestamp,amount\na,2020-01-01,1\n")
+    relation = duckdb.connect().sql("SELECT 'a' AS customer_id, 'x' AS timestamp, 1 AS amount, 2 AS amount")
+    from pipeline.sources import _mapped
+
+    with pytest.raises(InputError, match="duplicate column name"):
+        _mapped(relation, DataConfig(source="csv", path=path), "dup.csv", "f")
