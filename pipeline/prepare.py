@@ -191,7 +191,8 @@ def _window_sql(name: str, cutoff: dt.date, period: str, unit_days: float, net_r
             GROUP BY r.cid, pp.p
         ),
         periods_{name} AS MATERIALIZED (
-            SELECT cid, p, greatest(purchases_{name}.amount + coalesce(refunds_{name}.amount, 0.0), 0.0) AS amount
+            SELECT cid, p,
+                   greatest(purchases_{name}.amount + coalesce(refunds_{name}.amount, 0.0), 0.0) AS amount
             FROM purchases_{name} LEFT JOIN refunds_{name} USING (cid, p)
         ),"""
         if net_returns
@@ -201,7 +202,8 @@ def _window_sql(name: str, cutoff: dt.date, period: str, unit_days: float, net_r
     cutoff_period = _period_start(cutoff, period)
     return f"""
         purchases_{name} AS MATERIALIZED (
-            SELECT cid, {trunc} AS p, fsum(value) AS amount FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p
+            SELECT cid, {trunc} AS p, fsum(value) AS amount
+            FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p
         ),{refunds}
         firsts_{name} AS (
             SELECT cid, min(p) AS first_p, max(p) AS last_p, count(*) AS n, fsum(amount) AS total_spend
@@ -245,7 +247,8 @@ def _summaries_sql(
     full = ", ".join(f'f."{c}"' for c in SUMMARY_COLUMNS)
     return f"""
         WITH valid AS MATERIALIZED (
-            SELECT cid, CAST(ts AS DATE) AS d, value, is_return, order_key FROM ({classified}) WHERE reason IS NULL
+            SELECT cid, CAST(ts AS DATE) AS d, value, is_return, order_key
+            FROM ({classified}) WHERE reason IS NULL
         ),
         orders AS MATERIALIZED ({orders}),
         refunds AS MATERIALIZED (SELECT cid, d, value FROM valid WHERE is_return),
