@@ -209,6 +209,15 @@ class ValidateConfig(_Strict):
     )
 
 
+class EngineConfig(_Strict):
+    """Where prepare runs. ``memory_limit`` caps DuckDB (it spills to ``temp_directory`` beyond it)."""
+
+    name: Literal["duckdb"] = "duckdb"
+    memory_limit: str = Field(default="3GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    threads: int | None = Field(default=None, ge=1)
+    temp_directory: Path | None = None
+
+
 class TrackingConfig(_Strict):
     experiment: str = "clv"
     model_name: str = "clv"
@@ -217,6 +226,7 @@ class TrackingConfig(_Strict):
 
 class Config(_Strict):
     data: DataConfig = DataConfig()
+    engine: EngineConfig = EngineConfig()
     prepare: PrepareConfig = PrepareConfig()
     fit: FitConfig = FitConfig()
     score: ScoreConfig = ScoreConfig()

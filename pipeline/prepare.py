@@ -35,6 +35,7 @@ write.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 
 import duckdb
@@ -140,6 +141,8 @@ def _classified_sql(
         else "false"
     )
     raw = ", ".join(f'"{c}"' for c in columns)
+    native_ts = columns["timestamp"] == "DATE" or columns["timestamp"].startswith("TIMESTAMP")
+    raw_ts = '"timestamp"' if native_ts else "NULLIF(trim(CAST(\"timestamp\" AS VARCHAR)), '')"
     duplicate = f"row_number() OVER (PARTITION BY {raw}) > 1" if duplicates else "false"
     rules = [
         "WHEN cid IS NULL THEN 'missing_customer_id'",
@@ -163,7 +166,7 @@ def _classified_sql(
             FROM (
                 SELECT {raw},
                        NULLIF(trim(CAST(customer_id AS VARCHAR)), '') AS cid,
-                       NULLIF(trim(CAST("timestamp" AS VARCHAR)), '') AS raw_ts,
+                       {raw_ts} AS raw_ts,
                        {_timestamp_sql(columns["timestamp"], timestamp_format, config.timezone)} AS ts,
                        {value} AS raw_value,
                        {order} AS order_key,
@@ -179,87 +182,98 @@ def _period_start(day: dt.date, period: str) -> dt.date:
     return day if period == "day" else day - dt.timedelta(days=day.weekday())
 
 
-def _window_sql(name: str, cutoff: dt.date, period: str, unit_days: float, net_returns: bool) -> str:
-    """CTEs ``periods_<name>`` (netted spend per purchase period) and ``summary_<name>`` up to ``cutoff``."""
-    trunc = f"date_trunc('{period}', d)::DATE"
-    refunds = (
+def _daily_sql(classified: str) -> str:
+    """The one scan of the input: rows grouped by reason, customer, order, return flag and day."""
+    return f"""
+        SELECT reason, cid, order_key, is_return, CAST(ts AS DATE) AS d, fsum(value) AS amount, count(*) AS n
+        FROM ({classified}) GROUP BY ALL
+    """
+
+
+def _window_sql(
+    name: str, cutoff: dt.date, period: str, unit_days: float, net_returns: bool, one_row_per_day: bool
+) -> str:
+    """CTE ``summary_<name>``: the per-customer summary of purchases (netted returns) up to ``cutoff``.
+
+    ``one_row_per_day``: ``orders`` already holds one row per customer and day (no order ids), so
+    with day periods there is nothing left to merge.
+    """
+    trunc = "d" if period == "day" else "date_trunc('week', d)::DATE"
+    purchases = (
+        f"SELECT cid, d AS p, amount FROM orders WHERE d <= DATE '{cutoff}'"
+        if period == "day" and one_row_per_day
+        else f"SELECT cid, {trunc} AS p, fsum(amount) AS amount FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p"
+    )
+    netted = (
         f"""
         refunds_{name} AS (
-            SELECT r.cid, pp.p, fsum(r.value) AS amount
-            FROM (SELECT cid, {trunc} AS p, value FROM refunds WHERE d <= DATE '{cutoff}') r
+            SELECT r.cid, pp.p, fsum(r.amount) AS amount, count(*) AS n
+            FROM (SELECT cid, {trunc} AS p, amount FROM refunds WHERE d <= DATE '{cutoff}') r
             ASOF JOIN purchases_{name} pp ON r.cid = pp.cid AND r.p >= pp.p
             GROUP BY r.cid, pp.p
         ),
-        periods_{name} AS MATERIALIZED (
+        periods_{name} AS (
             SELECT cid, p,
                    greatest(purchases_{name}.amount + coalesce(refunds_{name}.amount, 0.0), 0.0) AS amount
             FROM purchases_{name} LEFT JOIN refunds_{name} USING (cid, p)
         ),"""
         if net_returns
         else f"""
-        periods_{name} AS MATERIALIZED (SELECT cid, p, amount FROM purchases_{name}),"""
+        periods_{name} AS (SELECT cid, p, amount FROM purchases_{name}),"""
     )
     cutoff_period = _period_start(cutoff, period)
+    # Repeat spend = all spend minus the first period's: one aggregation, no self-join.
     return f"""
-        purchases_{name} AS MATERIALIZED (
-            SELECT cid, {trunc} AS p, fsum(value) AS amount
-            FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p
-        ),{refunds}
-        firsts_{name} AS (
-            SELECT cid, min(p) AS first_p, max(p) AS last_p, count(*) AS n, fsum(amount) AS total_spend
-            FROM periods_{name} GROUP BY cid
-        ),
-        repeats_{name} AS (
-            SELECT periods_{name}.cid, favg(periods_{name}.amount) AS mv
-            FROM periods_{name} JOIN firsts_{name} USING (cid)
-            WHERE periods_{name}.p > firsts_{name}.first_p
-            GROUP BY periods_{name}.cid
-        ),
+        purchases_{name} AS ({purchases}),{netted}
         summary_{name} AS (
             SELECT cid,
-                   CAST(n - 1 AS DOUBLE) AS frequency,
-                   date_diff('day', first_p, last_p) / {unit_days} AS recency,
-                   date_diff('day', first_p, DATE '{cutoff_period}') / {unit_days} AS "T",
-                   coalesce(mv, 0.0) AS monetary_value,
-                   total_spend,
-                   first_p AS first_purchase
-            FROM firsts_{name} LEFT JOIN repeats_{name} USING (cid)
+                   CAST(count(*) - 1 AS DOUBLE) AS frequency,
+                   date_diff('day', min(p), max(p)) / {unit_days} AS recency,
+                   date_diff('day', min(p), DATE '{cutoff_period}') / {unit_days} AS "T",
+                   CASE WHEN count(*) > 1 THEN (fsum(amount) - arg_min(amount, p)) / (count(*) - 1) ELSE 0.0 END
+                       AS monetary_value,
+                   fsum(amount) AS total_spend,
+                   min(p) AS first_purchase
+            FROM periods_{name} GROUP BY cid
         )"""
 
 
 def _summaries_sql(
-    config: PrepareConfig, observation_end: dt.date, has_order: bool, unit_days: float, classified: str
+    config: PrepareConfig, observation_end: dt.date, has_order: bool, unit_days: float, daily: str, net: bool
 ) -> str:
-    net = config.returns == "net"
     cal_end = config.calibration_end
+    valid = f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{observation_end}'"
     orders = (
-        "SELECT cid, min(d) AS d, fsum(value) AS value FROM valid WHERE NOT is_return GROUP BY cid, order_key"
+        f"""SELECT cid, min(d) AS d, fsum(amount) AS amount, 1 AS n
+            FROM ({valid}) WHERE NOT is_return GROUP BY cid, order_key"""
         if has_order
-        else "SELECT cid, d, value FROM valid WHERE NOT is_return"
+        else f"SELECT cid, d, amount, n FROM ({valid}) WHERE NOT is_return"
     )
     hold_refunds = (
-        f"""SELECT cid, fsum(value) AS amount FROM refunds
-            WHERE d > DATE '{cal_end}' AND d <= DATE '{observation_end}' GROUP BY cid"""
+        f"""SELECT cid, fsum(amount) AS amount FROM refunds WHERE d > DATE '{cal_end}' GROUP BY cid"""
         if net
         else "SELECT NULL::VARCHAR AS cid, NULL::DOUBLE AS amount WHERE false"
     )
     cal = ", ".join(f'c."{c}" AS "cal_{c}"' for c in SUMMARY_COLUMNS)
     full = ", ".join(f'f."{c}"' for c in SUMMARY_COLUMNS)
     return f"""
-        WITH valid AS MATERIALIZED (
-            SELECT cid, CAST(ts AS DATE) AS d, value, is_return, order_key
-            FROM ({classified}) WHERE reason IS NULL
-        ),
-        orders AS MATERIALIZED ({orders}),
-        refunds AS MATERIALIZED (SELECT cid, d, value FROM valid WHERE is_return),
-        {_window_sql("cal", cal_end, config.period, unit_days, net)},
-        {_window_sql("full", observation_end, config.period, unit_days, net)},
+        WITH orders AS {"MATERIALIZED " if has_order else ""}({orders}),
+        refunds AS ({
+        "SELECT cid, d, amount FROM (" + valid + ") WHERE is_return"
+        if net
+        else "SELECT NULL::VARCHAR AS cid, NULL::DATE AS d, NULL::DOUBLE AS amount WHERE false"
+    }),
+        {_window_sql("cal", cal_end, config.period, unit_days, net, not has_order)},
+        {_window_sql("full", observation_end, config.period, unit_days, net, not has_order)},
         hold AS (
             SELECT cid,
-                   CAST(count(DISTINCT date_trunc('{config.period}', d)) AS DOUBLE) AS frequency_holdout,
-                   favg(value) AS monetary_value_holdout,
-                   fsum(value) AS gross
-            FROM orders WHERE d > DATE '{cal_end}' AND d <= DATE '{observation_end}' GROUP BY cid
+                   CAST(count(DISTINCT {
+        "d" if config.period == "day" else "date_trunc('week', d)"
+    }) AS DOUBLE)
+                       AS frequency_holdout,
+                   fsum(amount) / sum(n) AS monetary_value_holdout,
+                   fsum(amount) AS gross
+            FROM orders WHERE d > DATE '{cal_end}' GROUP BY cid
         ),
         hold_refunds AS ({hold_refunds})
         SELECT f.cid AS customer_id, {full}, {cal},
@@ -274,14 +288,17 @@ def _summaries_sql(
     """
 
 
-def _returns_sql(classified: str, observation_end: dt.date, period: str) -> str:
-    """Counts of used returns, and of those with no purchase period at or before them."""
-    trunc = f"date_trunc('{period}', CAST(ts AS DATE))::DATE"
+def _returns_sql(daily: str, observation_end: dt.date, period: str) -> str:
+    """Counts of used return rows, and of those with no purchase period at or before them."""
+    trunc = "d" if period == "day" else "date_trunc('week', d)::DATE"
     return f"""
-        WITH valid AS (SELECT cid, {trunc} AS p, is_return FROM ({classified}) WHERE reason IS NULL),
+        WITH valid AS (
+            SELECT cid, {trunc} AS p, is_return, n FROM {daily}
+            WHERE reason IS NULL AND d <= DATE '{observation_end}'
+        ),
         purchases AS (SELECT DISTINCT cid, p FROM valid WHERE NOT is_return),
-        refunds AS (SELECT cid, p FROM valid WHERE is_return)
-        SELECT count(*) AS netted, count(*) FILTER (WHERE purchases.p IS NULL) AS unmatched
+        refunds AS (SELECT cid, p, n FROM valid WHERE is_return)
+        SELECT coalesce(sum(n), 0) AS netted, coalesce(sum(n) FILTER (WHERE purchases.p IS NULL), 0) AS unmatched
         FROM refunds ASOF LEFT JOIN purchases ON refunds.cid = purchases.cid AND refunds.p >= purchases.p
     """
 
@@ -302,21 +319,39 @@ def prepare(
     """Clean, quarantine and summarise ``transactions``.
 
     Columns: customer_id, timestamp, amount (or quantity and unit_price) and optionally order_id.
+    The input is scanned once into a table of rows per (reason, customer, order, day) in the
+    relation's DuckDB connection (which spills to disk past its memory limit); the ledger and the
+    summaries come from that table, which is dropped before returning.
     """
     columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
     has_order = "order_id" in columns
     duplicates = config.duplicates == "quarantine" or (config.duplicates == "auto" and has_order)
     classified_sql = _classified_sql(columns, config, timestamp_format, duplicates)
+    daily = f"clv_prepare_{uuid.uuid4().hex}"
+    _query(transactions, "tx", _daily_sql(classified_sql)).create(daily)
+    try:
+        return _summarise(transactions, config, columns, classified_sql, daily, source)
+    finally:
+        _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
 
+
+def _summarise(
+    transactions: duckdb.DuckDBPyRelation,
+    config: PrepareConfig,
+    columns: dict[str, str],
+    classified_sql: str,
+    daily: str,
+    source: str,
+) -> PreparedData:
     counts = _query(
         transactions,
         "tx",
-        f"""SELECT coalesce(reason, '') AS reason, count(*) AS n,
-                   min(CAST(ts AS DATE)) AS first, max(CAST(ts AS DATE)) AS last
-            FROM ({classified_sql}) GROUP BY ALL""",
+        f"""SELECT coalesce(reason, '') AS reason, sum(n) AS n, min(d) AS first, max(d) AS last,
+                   sum(n) FILTER (WHERE is_return) AS returns
+            FROM {daily} GROUP BY ALL""",
     ).fetchall()
-    by_reason = {reason: (int(n), first, last) for reason, n, first, last in counts}
-    rows_used, first_date, last_date = by_reason.pop("", (0, None, None))
+    by_reason = {reason: (int(n), first, last, int(r or 0)) for reason, n, first, last, r in counts}
+    rows_used, first_date, last_date, returns = by_reason.pop("", (0, None, None, 0))
     if first_date is None or last_date is None:
         reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(by_reason.items())) or "the input is empty"
         raise InputError(f"{source}: no usable transactions after cleaning ({reasons})")
@@ -324,8 +359,7 @@ def prepare(
     calibration_end = config.calibration_end
     if observation_end < first_date:
         raise InputError(
-            f"{source}: prepare.observation_end {observation_end} is before the first transaction "
-            f"({first_date})"
+            f"{source}: prepare.observation_end {observation_end} is before the first transaction ({first_date})"
         )
     if calibration_end < first_date or calibration_end >= last_date:
         raise InputError(
@@ -334,9 +368,12 @@ def prepare(
         )
 
     rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
-    netted, unmatched = _query(
-        transactions, "tx", _returns_sql(classified_sql, observation_end, config.period)
-    ).fetchall()[0]
+    net = config.returns == "net" and returns > 0
+    netted, unmatched = (0, 0)
+    if net:
+        netted, unmatched = _query(
+            transactions, "tx", _returns_sql(daily, observation_end, config.period)
+        ).fetchall()[0]
     quarantined = {reason: by_reason[reason][0] for reason in QUARANTINE_REASONS if reason in by_reason}
     ledger = Ledger(rows_in, rows_used, quarantined, int(netted), int(unmatched))
     if not ledger.reconciled:
@@ -351,7 +388,9 @@ def prepare(
 
     unit_days = DAYS_PER_UNIT[config.time_unit]
     table = _query(
-        transactions, "tx", _summaries_sql(config, observation_end, has_order, unit_days, classified_sql)
+        transactions,
+        "tx",
+        _summaries_sql(config, observation_end, "order_id" in columns, unit_days, daily, net),
     ).df()
     full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]]
     in_calibration = table["cal_frequency"].notna()

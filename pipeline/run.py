@@ -11,7 +11,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from models.clv import DAYS_PER_UNIT
@@ -23,7 +22,7 @@ from pipeline.gate import GateResult, check_criteria_known, evaluate_gate
 from pipeline.outputs import write_relation, write_summary, write_tables
 from pipeline.prepare import PreparedData, prepare
 from pipeline.score import score
-from pipeline.sources import Transactions, open_transactions
+from pipeline.sources import Transactions, connect, open_transactions
 from pipeline.validate import BASELINES, Validation, validate
 
 DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
@@ -108,7 +107,7 @@ def _log_validation(validation: Validation) -> None:
 
 def prepare_only(config: Config, output_dir: Path) -> PreparedData:
     """``clv prepare``: run the prepare stage alone and write its tables (no MLflow)."""
-    con = duckdb.connect()
+    con = connect(config.engine)
     data = open_transactions(con, config.data)
     prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
     write_tables(output_dir, {"calibration": prepared.calibration, "customers": prepared.full})
@@ -141,7 +140,7 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
     """Run the whole job in one MLflow run and return what it did."""
     check_criteria_known(config.validate_)
     experiment_id = tracking.connect(config.tracking.experiment)
-    con = duckdb.connect()
+    con = connect(config.engine)
     data = open_transactions(con, config.data)
     with tracking.run(experiment_id) as run_id:
         tracking.log_config(config_as_dict(config), config_yaml)

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline.config import DataConfig
+from pipeline.config import DataConfig, EngineConfig
 from pipeline.errors import InputError
 
 CDNOW_FILES = {"cdnow_master": "CDNOW_master.txt", "cdnow_sample": "CDNOW_sample.txt"}
@@ -79,6 +79,17 @@ def _open_duckdb_table(con: duckdb.DuckDBPyConnection, path: Path, table: str) -
         return con.table(f"clv_source.{_quote(table)}")
     except duckdb.Error:
         raise InputError(f"{path}: no table {table!r} (data.table)") from None
+
+
+def connect(engine: EngineConfig) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the configured memory limit, threads and spill folder."""
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{engine.memory_limit}'")
+    if engine.threads is not None:
+        con.execute(f"SET threads = {engine.threads}")
+    if engine.temp_directory is not None:
+        con.execute(f"SET temp_directory = '{str(engine.temp_directory).replace(chr(39), chr(39) * 2)}'")
+    return con
 
 
 def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Transactions:
