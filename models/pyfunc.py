@@ -20,6 +20,7 @@ from models.bundle import CLVModelParams
 from models.scoring import score_customers
 
 PARAMS_ARTIFACT = "params"
+CONFIG_ARTIFACT = "config"
 
 
 def write_params(model: CLVModelParams, path: Path) -> Path:
@@ -34,9 +35,13 @@ def read_params(path: Path) -> CLVModelParams:
 class CLVModel(PythonModel):
     def __init__(self) -> None:
         self.model: CLVModelParams | None = None
+        self.config_yaml: str | None = None
 
     def load_context(self, context: Any) -> None:
         self.model = read_params(Path(context.artifacts[PARAMS_ARTIFACT]))
+        config = context.artifacts.get(CONFIG_ARTIFACT)
+        # The training config (prepare rules, units, horizons) travels with the model for batch scoring.
+        self.config_yaml = Path(config).read_text(encoding="utf-8") if config else None
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -1,7 +1,9 @@
 """The ``clv`` command line.
 
 ``clv train [--config PATH] [--summary PATH] [--output DIR]`` runs the whole job;
-``clv prepare [--config PATH] --output DIR`` runs the prepare stage alone.
+``clv prepare [--config PATH] --output DIR`` runs the prepare stage alone;
+``clv score --model-uri URI --input PATH --as-of DATE --output PATH`` scores with a registered model;
+``clv promote --version N [--alias A] [--force]`` moves an alias; ``clv models`` lists versions.
 
 Exit codes: 0 trained and promoted; 1 trained but rejected by the gate; 2 bad input or config (one
 line on stderr, no traceback); 3 the MLflow tracking store is unreachable.
@@ -10,6 +12,7 @@ line on stderr, no traceback); 3 the MLflow tracking store is unreachable.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import warnings
@@ -18,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from pipeline.errors import CLVError
+from pipeline.errors import CLVError, ConfigError, InputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +34,97 @@ def _parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="run the prepare stage alone and write its tables")
     prepare.add_argument("--config", type=Path, help="YAML config (default: built-in CDNOW defaults)")
     prepare.add_argument("--output", type=Path, required=True, help="folder for the tables and ledger.json")
+
+    score = commands.add_parser("score", help="score raw transactions with a registered model")
+    score.add_argument(
+        "--model-uri", default="models:/clv@champion", help="models:/NAME@ALIAS, models:/NAME/N or runs:/"
+    )
+    score.add_argument("--input", type=Path, required=True, help="transactions: .csv, .parquet or a folder of .parquet")
+    score.add_argument("--as-of", type=_date, required=True, help="score as of this date (YYYY-MM-DD)")
+    score.add_argument("--output", type=Path, required=True, help="scores file: .parquet or .csv")
+    score.add_argument("--chunk-rows", type=int, default=1_000_000, help="customers scored per chunk")
+
+    promote = commands.add_parser("promote", help="move an alias to a registered version (rollback too)")
+    promote.add_argument("--version", type=int, required=True)
+    promote.add_argument("--alias", default="champion")
+    promote.add_argument("--name", default="clv", help="registered model name")
+    promote.add_argument("--force", action="store_true", help="move it even if the version failed its gate")
+
+    listing = commands.add_parser("models", help="list registered versions, aliases, gate results and metrics")
+    listing.add_argument("--name", default="clv", help="registered model name")
     return parser
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / total) if total else width
+        print(f"\rscoring [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}", end="", file=sys.stderr)
+        if done >= total:
+            print(file=sys.stderr)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from pipeline.run import score_from_registry
+
+    if args.chunk_rows < 1:
+        raise ConfigError("--chunk-rows must be at least 1")
+    result = score_from_registry(args.model_uri, args.input, args.output, args.as_of, args.chunk_rows, _Progress())
+    ledger = result.ledger
+    quarantine = f"; quarantined rows in {result.quarantine}" if result.quarantine else ""
+    print(
+        f"clv score: {result.customers:,} customers scored as of {result.as_of} with {result.model_uri} -> "
+        f"{result.output} ({ledger.rows_in:,} rows in, {ledger.rows_used:,} used, "
+        f"{ledger.rows_quarantined:,} quarantined{quarantine})"
+    )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from pipeline import tracking
+
+    passed = tracking.version_passed_gate(args.name, args.version)
+    if not passed and not args.force:
+        raise InputError(
+            f"{args.name} version {args.version} did not pass its validation gate; use --force to promote it anyway"
+        )
+    before = tracking.alias_version(args.name, args.alias)
+    tracking.set_alias(args.name, args.alias, args.version)
+    was = f" (was version {before})" if before is not None else ""
+    print(f"clv promote: {args.name}@{args.alias} -> version {args.version}{was}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from pipeline import tracking
+
+    rows = tracking.model_versions(args.name)
+    if not rows:
+        print(f"clv models: no versions of {args.name!r}")
+        return 0
+    print(f"{'version':>7}  {'aliases':<14} {'gate':<5} {'revenue_mae':>11} {'churn_auc':>9}  {'data':<12} run")
+    for row in rows:
+        m = row["metrics"]
+        print(
+            f"{row['version']:>7}  {','.join(row['aliases']) or '-':<14} {'pass' if row['gate_passed'] else 'FAIL':<5} "
+            f"{m.get('revenue_mae', float('nan')):>11.3f} {m.get('churn_auc', float('nan')):>9.3f}  "
+            f"{row['data_fingerprint'][:12]:<12} {row['run_id']}"
+        )
+    return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -56,9 +149,7 @@ def _train(args: argparse.Namespace) -> int:
     from pipeline.summary import summary_dict, summary_text
 
     config = load_config(args.config)
-    config_yaml = (
-        args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
-    )
+    config_yaml = args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
     result = train(config, config_yaml, output_dir=args.output)
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))
@@ -79,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         try:
-            return _prepare(args) if args.command == "prepare" else _train(args)
+            commands = {"train": _train, "prepare": _prepare, "score": _score, "promote": _promote, "models": _models}
+            return commands[args.command](args)
         except CLVError as exc:
             print(f"clv: error: {exc}", file=sys.stderr)
             return exc.exit_code

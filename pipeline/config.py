@@ -110,9 +110,7 @@ class PrepareConfig(_Strict):
     observation_end: dt.date | None = None
     timezone: str = Field(default="UTC", description="zone that timestamps with an offset are converted to")
     returns: Literal["net", "drop"] = "net"
-    cancel_prefix: str | None = Field(
-        default="C", description="order ids starting with this are cancellations"
-    )
+    cancel_prefix: str | None = Field(default="C", description="order ids starting with this are cancellations")
     zero_amount: Literal["keep", "quarantine"] = "keep"
     duplicates: Literal["auto", "quarantine", "keep"] = "auto"
 

@@ -31,21 +31,15 @@ def fit(customers: pd.DataFrame, config: FitConfig, label: str = "calibration") 
     """Fit the purchase and spend models; an unfittable summary is an InputError naming the cause."""
     repeat = customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
     if repeat.empty:
-        raise InputError(
-            f"{label}: no customer has a repeat purchase, so BG/NBD and Gamma-Gamma cannot be fitted"
-        )
+        raise InputError(f"{label}: no customer has a repeat purchase, so BG/NBD and Gamma-Gamma cannot be fitted")
     try:
         purchase = fit_bgnbd(
             customers["frequency"], customers["recency"], customers["T"], penalizer=config.purchase_penalizer
         )
-        spend = fit_gamma_gamma(
-            customers["frequency"], customers["monetary_value"], penalizer=config.spend_penalizer
-        )
+        spend = fit_gamma_gamma(customers["frequency"], customers["monetary_value"], penalizer=config.spend_penalizer)
     except FitError as exc:
         raise InputError(f"{label}: {exc}") from None
     correlation = (
-        float(np.corrcoef(repeat["frequency"], repeat["monetary_value"])[0, 1])
-        if len(repeat) > 2
-        else float("nan")
+        float(np.corrcoef(repeat["frequency"], repeat["monetary_value"])[0, 1]) if len(repeat) > 2 else float("nan")
     )
     return FittedModels(purchase=purchase, spend=spend, spend_frequency_correlation=correlation)

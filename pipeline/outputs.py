@@ -9,6 +9,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
 
@@ -37,6 +39,40 @@ def write_relation(relation: duckdb.DuckDBPyRelation, path: Path) -> Path:
     _writable_dir(path.parent)
     relation.write_parquet(str(path))
     return path
+
+
+class TableWriter:
+    """Write a table chunk by chunk to Parquet or CSV (chosen by the file's suffix)."""
+
+    SUFFIXES = (".parquet", ".csv")
+
+    def __init__(self, path: Path) -> None:
+        if path.suffix.lower() not in self.SUFFIXES:
+            raise InputError(f"--output {path}: the file must end in .parquet or .csv")
+        _writable_dir(path.parent)
+        self.path = path
+        self.rows = 0
+        self._parquet: pq.ParquetWriter | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.path.suffix.lower() == ".csv":
+            frame.to_csv(self.path, mode="w" if self.rows == 0 else "a", header=self.rows == 0, index=False)
+        else:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, table.schema)
+            self._parquet.write_table(table)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _json_safe(value: Any) -> Any:

@@ -238,9 +238,20 @@ def _window_sql(
         )"""
 
 
+_EMPTY_REFUNDS = "SELECT NULL::VARCHAR AS cid, NULL::DATE AS d, NULL::DOUBLE AS amount WHERE false"
+
+
 def _summaries_sql(
-    config: PrepareConfig, observation_end: dt.date, has_order: bool, unit_days: float, daily: str, net: bool
+    config: PrepareConfig,
+    observation_end: dt.date,
+    has_order: bool,
+    unit_days: float,
+    daily: str,
+    net: bool,
+    with_holdout: bool,
 ) -> str:
+    """One row per customer: the full-history summary, plus (``with_holdout``) the calibration summary
+    prefixed ``cal_`` and the holdout actuals."""
     cal_end = config.calibration_end
     valid = f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{observation_end}'"
     orders = (
@@ -249,33 +260,30 @@ def _summaries_sql(
         if has_order
         else f"SELECT cid, d, amount, n FROM ({valid}) WHERE NOT is_return"
     )
-    hold_refunds = (
-        f"""SELECT cid, fsum(amount) AS amount FROM refunds WHERE d > DATE '{cal_end}' GROUP BY cid"""
-        if net
-        else "SELECT NULL::VARCHAR AS cid, NULL::DOUBLE AS amount WHERE false"
-    )
-    cal = ", ".join(f'c."{c}" AS "cal_{c}"' for c in SUMMARY_COLUMNS)
+    refunds = f"SELECT cid, d, amount FROM ({valid}) WHERE is_return" if net else _EMPTY_REFUNDS
     full = ", ".join(f'f."{c}"' for c in SUMMARY_COLUMNS)
-    return f"""
-        WITH orders AS {"MATERIALIZED " if has_order else ""}({orders}),
-        refunds AS ({
-        "SELECT cid, d, amount FROM (" + valid + ") WHERE is_return"
-        if net
-        else "SELECT NULL::VARCHAR AS cid, NULL::DATE AS d, NULL::DOUBLE AS amount WHERE false"
-    }),
-        {_window_sql("cal", cal_end, config.period, unit_days, net, not has_order)},
-        {_window_sql("full", observation_end, config.period, unit_days, net, not has_order)},
-        hold AS (
+    ctes = [
+        f"orders AS {'MATERIALIZED ' if has_order else ''}({orders})",
+        f"refunds AS ({refunds})",
+        _window_sql("full", observation_end, config.period, unit_days, net, not has_order),
+    ]
+    if not with_holdout:
+        return f"WITH {', '.join(ctes)} SELECT f.cid AS customer_id, {full} FROM summary_full f ORDER BY customer_id"
+    holdout_periods = "d" if config.period == "day" else "date_trunc('week', d)"
+    ctes += [
+        _window_sql("cal", cal_end, config.period, unit_days, net, not has_order),
+        f"""hold AS (
             SELECT cid,
-                   CAST(count(DISTINCT {
-        "d" if config.period == "day" else "date_trunc('week', d)"
-    }) AS DOUBLE)
-                       AS frequency_holdout,
+                   CAST(count(DISTINCT {holdout_periods}) AS DOUBLE) AS frequency_holdout,
                    fsum(amount) / sum(n) AS monetary_value_holdout,
                    fsum(amount) AS gross
             FROM orders WHERE d > DATE '{cal_end}' GROUP BY cid
-        ),
-        hold_refunds AS ({hold_refunds})
+        )""",
+        f"hold_refunds AS (SELECT cid, fsum(amount) AS amount FROM refunds WHERE d > DATE '{cal_end}' GROUP BY cid)",
+    ]
+    cal = ", ".join(f'c."{c}" AS "cal_{c}"' for c in SUMMARY_COLUMNS)
+    return f"""
+        WITH {", ".join(ctes)}
         SELECT f.cid AS customer_id, {full}, {cal},
                coalesce(h.frequency_holdout, 0.0) AS frequency_holdout,
                coalesce(h.monetary_value_holdout, 0.0) AS monetary_value_holdout,
@@ -310,39 +318,42 @@ def _query(relation: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.Duc
     return result
 
 
-def prepare(
+@dataclass(frozen=True)
+class AsOfData:
+    """Output of :func:`prepare_as_of`: the per-customer summary of everything up to ``as_of``."""
+
+    customers: pd.DataFrame
+    quarantine: duckdb.DuckDBPyRelation
+    ledger: Ledger
+    as_of: dt.date
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """The input scanned once: rows per (reason, customer, order, return flag, day) in table ``daily``."""
+
+    daily: str
+    columns: dict[str, str]
+    classified_sql: str
+    ledger: Ledger
+    first_date: dt.date
+    last_date: dt.date
+    observation_end: dt.date
+    net: bool
+
+
+def _scan(
     transactions: duckdb.DuckDBPyRelation,
     config: PrepareConfig,
-    timestamp_format: str | None = None,
-    source: str = "input",
-) -> PreparedData:
-    """Clean, quarantine and summarise ``transactions``.
-
-    Columns: customer_id, timestamp, amount (or quantity and unit_price) and optionally order_id.
-    The input is scanned once into a table of rows per (reason, customer, order, day) in the
-    relation's DuckDB connection (which spills to disk past its memory limit); the ledger and the
-    summaries come from that table, which is dropped before returning.
-    """
+    timestamp_format: str | None,
+    source: str,
+    daily: str,
+) -> _Scan:
     columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
     has_order = "order_id" in columns
     duplicates = config.duplicates == "quarantine" or (config.duplicates == "auto" and has_order)
     classified_sql = _classified_sql(columns, config, timestamp_format, duplicates)
-    daily = f"clv_prepare_{uuid.uuid4().hex}"
     _query(transactions, "tx", _daily_sql(classified_sql)).create(daily)
-    try:
-        return _summarise(transactions, config, columns, classified_sql, daily, source)
-    finally:
-        _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
-
-
-def _summarise(
-    transactions: duckdb.DuckDBPyRelation,
-    config: PrepareConfig,
-    columns: dict[str, str],
-    classified_sql: str,
-    daily: str,
-    source: str,
-) -> PreparedData:
     counts = _query(
         transactions,
         "tx",
@@ -356,24 +367,16 @@ def _summarise(
         reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(by_reason.items())) or "the input is empty"
         raise InputError(f"{source}: no usable transactions after cleaning ({reasons})")
     observation_end = config.observation_end or last_date
-    calibration_end = config.calibration_end
     if observation_end < first_date:
         raise InputError(
             f"{source}: prepare.observation_end {observation_end} is before the first transaction ({first_date})"
         )
-    if calibration_end < first_date or calibration_end >= last_date:
-        raise InputError(
-            f"{source}: prepare.calibration_end {calibration_end} is outside the data "
-            f"({first_date} to {last_date}); it must leave transactions on both sides"
-        )
-
     rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
     net = config.returns == "net" and returns > 0
     netted, unmatched = (0, 0)
     if net:
-        netted, unmatched = _query(
-            transactions, "tx", _returns_sql(daily, observation_end, config.period)
-        ).fetchall()[0]
+        returns_sql = _returns_sql(daily, observation_end, config.period)
+        netted, unmatched = _query(transactions, "tx", returns_sql).fetchall()[0]
     quarantined = {reason: by_reason[reason][0] for reason in QUARANTINE_REASONS if reason in by_reason}
     ledger = Ledger(rows_in, rows_used, quarantined, int(netted), int(unmatched))
     if not ledger.reconciled:
@@ -381,40 +384,88 @@ def _summarise(
             f"{source}: row reconciliation failed: {rows_in} rows in, {rows_used} used + "
             f"{ledger.rows_quarantined} quarantined"
         )
-    raw = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
-    quarantine = _query(
-        transactions, "tx", f"SELECT {raw}, reason FROM ({classified_sql}) WHERE reason IS NOT NULL"
-    )
+    return _Scan(daily, columns, classified_sql, ledger, first_date, last_date, observation_end, net)
 
-    unit_days = DAYS_PER_UNIT[config.time_unit]
-    table = _query(
-        transactions,
-        "tx",
-        _summaries_sql(config, observation_end, "order_id" in columns, unit_days, daily, net),
-    ).df()
-    full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]]
+
+def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.DuckDBPyRelation:
+    raw = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in scan.columns)
+    return _query(transactions, "tx", f"SELECT {raw}, reason FROM ({scan.classified_sql}) WHERE reason IS NOT NULL")
+
+
+def _daily_table() -> str:
+    return f"clv_prepare_{uuid.uuid4().hex}"
+
+
+def prepare(
+    transactions: duckdb.DuckDBPyRelation,
+    config: PrepareConfig,
+    timestamp_format: str | None = None,
+    source: str = "input",
+) -> PreparedData:
+    """Clean, quarantine and summarise ``transactions`` for training: calibration, holdout and full history.
+
+    Columns: customer_id, timestamp, amount (or quantity and unit_price) and optionally order_id.
+    The input is scanned once into a table of rows per (reason, customer, order, day) in the
+    relation's DuckDB connection (which spills to disk past its memory limit); the ledger and the
+    summaries come from that table, which is dropped before returning.
+    """
+    daily = _daily_table()
+    try:
+        scan = _scan(transactions, config, timestamp_format, source, daily)
+        calibration_end = config.calibration_end
+        if calibration_end < scan.first_date or calibration_end >= scan.last_date:
+            raise InputError(
+                f"{source}: prepare.calibration_end {calibration_end} is outside the data "
+                f"({scan.first_date} to {scan.last_date}); it must leave transactions on both sides"
+            )
+        unit_days = DAYS_PER_UNIT[config.time_unit]
+        has_order = "order_id" in scan.columns
+        sql = _summaries_sql(config, scan.observation_end, has_order, unit_days, daily, scan.net, with_holdout=True)
+        table = _query(transactions, "tx", sql).df()
+    finally:
+        _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
+    full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]].reset_index(drop=True)
     in_calibration = table["cal_frequency"].notna()
-    calibration = table.loc[
-        in_calibration, ["customer_id", *[f"cal_{c}" for c in SUMMARY_COLUMNS], *HOLDOUT_COLUMNS]
-    ]
+    calibration = table.loc[in_calibration, ["customer_id", *[f"cal_{c}" for c in SUMMARY_COLUMNS], *HOLDOUT_COLUMNS]]
     calibration = calibration.rename(columns=lambda c: c.removeprefix("cal_")).reset_index(drop=True)
-    holdout_days = (
-        _period_start(observation_end, config.period) - _period_start(calibration_end, config.period)
-    ).days
+    observation_end = scan.observation_end
+    holdout_days = (_period_start(observation_end, config.period) - _period_start(calibration_end, config.period)).days
     duration_holdout = holdout_days / unit_days
     calibration["duration_holdout"] = duration_holdout
     if calibration.empty:
-        raise InputError(
-            f"{source}: no customer made a purchase on or before calibration_end {calibration_end}"
-        )
+        raise InputError(f"{source}: no customer made a purchase on or before calibration_end {calibration_end}")
     return PreparedData(
         calibration=calibration,
-        full=full.reset_index(drop=True),
-        quarantine=quarantine,
-        ledger=ledger,
+        full=full,
+        quarantine=_quarantine(transactions, scan),
+        ledger=scan.ledger,
         calibration_end=calibration_end,
         observation_end=observation_end,
         duration_holdout=duration_holdout,
-        first_date=first_date,
-        last_date=last_date,
+        first_date=scan.first_date,
+        last_date=scan.last_date,
     )
+
+
+def prepare_as_of(
+    transactions: duckdb.DuckDBPyRelation,
+    config: PrepareConfig,
+    as_of: dt.date,
+    timestamp_format: str | None = None,
+    source: str = "input",
+) -> AsOfData:
+    """Clean, quarantine and summarise ``transactions`` up to ``as_of`` for scoring (no holdout).
+
+    The same rules as :func:`prepare`; rows after ``as_of`` are quarantined as ``after_observation_end``.
+    """
+    config = config.model_copy(update={"observation_end": as_of})
+    daily = _daily_table()
+    try:
+        scan = _scan(transactions, config, timestamp_format, source, daily)
+        has_order = "order_id" in scan.columns
+        unit_days = DAYS_PER_UNIT[config.time_unit]
+        sql = _summaries_sql(config, as_of, has_order, unit_days, daily, scan.net, with_holdout=False)
+        customers = _query(transactions, "tx", sql).df()
+    finally:
+        _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
+    return AsOfData(customers=customers, quarantine=_quarantine(transactions, scan), ledger=scan.ledger, as_of=as_of)

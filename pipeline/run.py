@@ -7,25 +7,90 @@ the gate is never registered, and moving the alias is the final step.
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from models.clv import DAYS_PER_UNIT
 from models.contract import REQUIRED_COLUMNS
 from pipeline import plots, tracking
-from pipeline.config import Config, config_as_dict
+from pipeline.config import Config, DataConfig, config_as_dict, parse_config
+from pipeline.errors import InputError
 from pipeline.fit import FittedModels, fit
 from pipeline.gate import GateResult, check_criteria_known, evaluate_gate
-from pipeline.outputs import write_relation, write_summary, write_tables
-from pipeline.prepare import PreparedData, prepare
+from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables
+from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
 from pipeline.score import score
 from pipeline.sources import Transactions, connect, open_transactions
 from pipeline.validate import BASELINES, Validation, validate
 
 DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    model_uri: str
+    as_of: dt.date
+    ledger: Ledger
+    customers: int
+    output: Path
+    quarantine: Path | None
+
+
+def _scoring_source(data: DataConfig, input_path: Path) -> DataConfig:
+    """The training config's column mapping and CSV options, pointed at the file to score."""
+    suffix = input_path.suffix.lower()
+    if input_path.is_dir() or suffix == ".parquet":
+        source = "parquet"
+    elif suffix in (".csv", ".txt", ".tsv"):
+        source = "csv"
+    else:
+        raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
+    return DataConfig.model_validate(
+        {
+            "source": source,
+            "path": input_path,
+            "columns": data.columns.model_dump(),
+            "csv": data.csv.model_dump(),
+            "timestamp_format": data.timestamp_format,
+        }
+    )
+
+
+def score_from_registry(
+    model_uri: str,
+    input_path: Path,
+    output: Path,
+    as_of: dt.date,
+    chunk_rows: int = 1_000_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreResult:
+    """``clv score``: prepare raw transactions with the model's own config, score them in chunks."""
+    model, config_yaml = tracking.load_scoring_model(model_uri)
+    config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)")
+    data_config = _scoring_source(config.data, input_path)
+    writer = TableWriter(output)  # checks the output suffix before any work
+    con = connect(config.engine)
+    data = open_transactions(con, data_config)
+    prepared = prepare_as_of(data.relation, config.prepare, as_of, data.timestamp_format, source=data.description)
+    customers = prepared.customers
+    with writer:
+        for start in range(0, len(customers), chunk_rows):
+            chunk = customers.iloc[start : start + chunk_rows]
+            scores = pd.DataFrame(model.predict(chunk.loc[:, list(REQUIRED_COLUMNS)].reset_index(drop=True)))
+            scores["historical_clv"] = chunk["total_spend"].to_numpy()
+            writer.write(scores)
+            if progress is not None:
+                progress(writer.rows, len(customers))
+    quarantine = None
+    if prepared.ledger.rows_quarantined:
+        quarantine = write_relation(prepared.quarantine, output.with_name(f"{output.stem}.quarantine.parquet"))
+    return ScoreResult(model_uri, as_of, prepared.ledger, len(customers), output, quarantine)
 
 
 @dataclass(frozen=True)
@@ -171,9 +236,7 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
         if not gate.passed:
             if output_dir is not None:
                 write_tables(output_dir, tables)
-            return TrainResult(
-                run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None
-            )
+            return TrainResult(run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None)
 
         # Validation passed: refit on the full history, score everyone, then register and promote.
         production_fit = fit(prepared.full, config.fit, label=f"{data.description} (full history)")
@@ -185,7 +248,7 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
             write_tables(output_dir, {"scores": scores, **tables})
 
         example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
-        model_uri = tracking.log_model(production, example)
+        model_uri = tracking.log_model(production, example, config_yaml)
         version_tags = {
             "run_id": run_id,
             "data.fingerprint": data.fingerprint,

@@ -132,9 +132,7 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
     return _mapped(relation, data, str(data.path), _fingerprint(files))
 
 
-def _mapped(
-    relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str
-) -> Transactions:
+def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str) -> Transactions:
     """Rename the mapped columns to the standard names; a missing column is an InputError."""
     mapping = data.columns
     roles = {
@@ -155,8 +153,7 @@ def _mapped(
             continue
         if column not in columns:
             raise InputError(
-                f"{description}: missing required column '{column}' (data.columns.{role}); "
-                f"found: {', '.join(columns)}"
+                f"{description}: missing required column '{column}' (data.columns.{role}); found: {', '.join(columns)}"
             )
         selected.append(duckdb.ColumnExpression(column).alias(role))
     return Transactions(relation.select(*selected), description, fingerprint, data.timestamp_format)

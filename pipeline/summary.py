@@ -82,12 +82,9 @@ def summary_text(result: TrainResult) -> str:
         )
     name = result.config.tracking.model_name
     if result.promoted:
-        lines.append(
-            f"  registered  {name} version {result.version}, alias '{result.config.tracking.alias}' moved"
-        )
+        lines.append(f"  registered  {name} version {result.version}, alias '{result.config.tracking.alias}' moved")
     else:
         lines.append(
-            "  not promoted: validation failed; nothing registered, "
-            f"'{result.config.tracking.alias}' unchanged"
+            f"  not promoted: validation failed; nothing registered, '{result.config.tracking.alias}' unchanged"
         )
     return "\n".join(lines)

@@ -23,13 +23,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PyFuncModel
 from mlflow.tracking import MlflowClient
 
 import models
 from models.bundle import CLVModelParams
-from models.pyfunc import PARAMS_ARTIFACT, write_params
+from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, write_params
 from models.scoring import score_customers
-from pipeline.errors import TrackingUnavailableError
+from pipeline.errors import InputError, TrackingUnavailableError
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -48,9 +49,7 @@ def _store_errors(action: str) -> Iterator[None]:
         raise
     except (MlflowException, OSError, ConnectionError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingUnavailableError(
-            f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}"
-        ) from None
+        raise TrackingUnavailableError(f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}") from None
     except Exception as exc:  # SQLAlchemy and requests errors surface as their own types
         if type(exc).__module__.split(".")[0] in ("sqlalchemy", "requests", "urllib3"):
             message = str(exc).strip().splitlines()[0]
@@ -150,16 +149,21 @@ def _pinned_requirements() -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_REQUIREMENTS]
 
 
-def log_model(model: CLVModelParams, example: pd.DataFrame) -> str:
-    """Log the pyfunc model (parameters as JSON, package code attached); return its model URI."""
+def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) -> str:
+    """Log the pyfunc model (parameters as JSON, training config as YAML, package code attached).
+
+    Returns the model URI.
+    """
     package_dir = Path(models.__file__).parent
     with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
         params = write_params(model, Path(tmp) / "params.json")
+        config = Path(tmp) / "config.yaml"
+        config.write_text(config_yaml, encoding="utf-8")
         signature = infer_signature(example, score_customers(model, example))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(package_dir / "serving.py"),
-            artifacts={PARAMS_ARTIFACT: str(params)},
+            artifacts={PARAMS_ARTIFACT: str(params), CONFIG_ARTIFACT: str(config)},
             code_paths=[str(package_dir)],
             pip_requirements=_pinned_requirements(),
             signature=signature,
@@ -177,6 +181,71 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> int:
 def set_alias(name: str, alias: str, version: int) -> None:
     with _store_errors(f"move alias {alias}"):
         MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def load_scoring_model(model_uri: str) -> tuple[PyFuncModel, str]:
+    """Load a registered model and the training config that travels with it.
+
+    Only ``models:/`` and ``runs:/`` URIs are accepted: the model comes from the configured tracking
+    store and registry, never from an arbitrary path or URL.
+    """
+    if not model_uri.startswith(("models:/", "runs:/")):
+        raise InputError(f"--model-uri {model_uri}: only models:/ and runs:/ URIs from the tracking store are allowed")
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_registry_uri(tracking_uri())
+    with _store_errors(f"load {model_uri}"):
+        try:
+            loaded = mlflow.pyfunc.load_model(model_uri)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                raise InputError(f"--model-uri {model_uri}: {str(exc).splitlines()[0]}") from None
+            raise
+    python_model = loaded.unwrap_python_model()
+    if not isinstance(python_model, CLVModel) or python_model.config_yaml is None:
+        raise InputError(f"--model-uri {model_uri}: not a clv-pipeline model with its training config")
+    return loaded, python_model.config_yaml
+
+
+def model_versions(name: str) -> list[dict[str, Any]]:
+    """Every version of ``name``, newest first, with its aliases, gate tags and key run metrics."""
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_registry_uri(tracking_uri())
+    client = MlflowClient()
+    with _store_errors(f"list versions of {name}"):
+        versions = client.search_model_versions(f"name='{name}'")
+        if not versions:
+            return []
+        aliases: dict[str, list[str]] = {}
+        for alias, number in client.get_registered_model(name).aliases.items():
+            aliases.setdefault(str(number), []).append(alias)
+        rows = []
+        for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+            metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+            rows.append(
+                {
+                    "version": int(version.version),
+                    "aliases": sorted(aliases.get(str(version.version), [])),
+                    "gate_passed": version.tags.get("gate.passed") == "true",
+                    "run_id": version.run_id,
+                    "data_fingerprint": version.tags.get("data.fingerprint", ""),
+                    "metrics": metrics,
+                }
+            )
+    return rows
+
+
+def version_passed_gate(name: str, version: int) -> bool:
+    """Whether ``version`` of ``name`` is tagged as having passed its validation gate."""
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_registry_uri(tracking_uri())
+    with _store_errors(f"read {name} version {version}"):
+        try:
+            found = MlflowClient().get_model_version(name, str(version))
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise InputError(f"model {name!r} has no version {version}") from None
+            raise
+    return bool(found.tags.get("gate.passed") == "true")
 
 
 def alias_version(name: str, alias: str) -> int | None:

@@ -55,9 +55,7 @@ class Validation:
     """Mean actual and predicted holdout purchases and revenue by calibration frequency (0..6, 7+)."""
 
 
-def holdout_predictions(
-    model: CLVModelParams, calibration: pd.DataFrame, period_length: float
-) -> pd.DataFrame:
+def holdout_predictions(model: CLVModelParams, calibration: pd.DataFrame, period_length: float) -> pd.DataFrame:
     """Predictions of the calibration model for the holdout, with the actuals and the baselines.
 
     ``period_length`` is one merge period (a day or a week) in the model's time unit.
@@ -102,9 +100,7 @@ def _pct(predicted: float, actual: float) -> float:
 
 def frequency_table(holdout: pd.DataFrame) -> pd.DataFrame:
     bins = np.minimum(holdout["frequency"].to_numpy(), 7).astype(int)
-    grouped = holdout.assign(frequency_bin=np.asarray(FREQUENCY_BINS)[bins]).groupby(
-        "frequency_bin", sort=False
-    )
+    grouped = holdout.assign(frequency_bin=np.asarray(FREQUENCY_BINS)[bins]).groupby("frequency_bin", sort=False)
     table = grouped.agg(
         customers=("customer_id", "size"),
         actual_purchases=("actual_purchases", "mean"),

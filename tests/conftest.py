@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -59,3 +62,45 @@ def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     return uri
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A store with one registered, promoted model trained on the CDNOW 1/10 sample (as `clv`)."""
+
+    folder: Path
+    uri: str
+    transactions: Path
+    scores: Path
+
+    def env(self) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        # `mlflow models serve` runs `uvicorn` from PATH: the venv's bin folder must be on it.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+        return base | {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": path}
+
+
+def clv_command() -> Path:
+    return Path(sys.executable).parent / "clv"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, cdnow_sample: pd.DataFrame) -> Registry:
+    """Train and register once per test session, in a subprocess with its own SQLite store."""
+    folder = tmp_path_factory.mktemp("registry")
+    (folder / "sample.yaml").write_text("data: {source: cdnow_sample}\n")
+    transactions = folder / "transactions.csv"
+    cdnow_sample.assign(timestamp=cdnow_sample["date"].dt.strftime("%Y-%m-%d"))[
+        ["customer_id", "timestamp", "amount"]
+    ].to_csv(transactions, index=False)
+    found = Registry(folder, f"sqlite:///{folder / 'mlflow.db'}", transactions, folder / "out" / "scores.parquet")
+    done = subprocess.run(
+        [str(clv_command()), "train", "--config", "sample.yaml", "--output", "out"],
+        cwd=folder,
+        env=found.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return found

@@ -30,9 +30,7 @@ def test_conditional_expectation_matches_published_point() -> None:
     assert value[()] == pytest.approx(1.226, abs=5e-4)
 
 
-def test_matches_lifetimes_on_sample(
-    cdnow_sample_summary: pd.DataFrame, lifetimes_model: BetaGeoFitter
-) -> None:
+def test_matches_lifetimes_on_sample(cdnow_sample_summary: pd.DataFrame, lifetimes_model: BetaGeoFitter) -> None:
     s = cdnow_sample_summary
     f, r, t = s["frequency"], s["recency"], s["T"]
     np.testing.assert_allclose(
@@ -48,9 +46,7 @@ def test_matches_lifetimes_on_sample(
 
 def test_log_likelihood_is_the_published_total(cdnow_sample_summary: pd.DataFrame) -> None:
     s = cdnow_sample_summary
-    assert bgnbd.log_likelihood(PAPER, s["frequency"], s["recency"], s["T"]) == pytest.approx(
-        -9582.43, abs=0.01
-    )
+    assert bgnbd.log_likelihood(PAPER, s["frequency"], s["recency"], s["T"]) == pytest.approx(-9582.43, abs=0.01)
 
 
 def test_p_alive_is_one_without_repeat_purchases() -> None:

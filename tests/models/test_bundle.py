@@ -9,9 +9,7 @@ from models.gamma_gamma import GammaGammaParams
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(0.24, 4.4, 0.79, 2.4),
     spend=GammaGammaParams(6.2, 3.7, 15.4),
-    spec=ScoringSpec(
-        time_unit="day", horizons_days=(7, 30), risk_tiers=(RiskTier("ok", 0.6), RiskTier("bad", 1.0))
-    ),
+    spec=ScoringSpec(time_unit="day", horizons_days=(7, 30), risk_tiers=(RiskTier("ok", 0.6), RiskTier("bad", 1.0))),
 )
 
 

@@ -57,9 +57,7 @@ def test_clv_ordering_and_finiteness() -> None:
     scores = score_customers(MODEL, CUSTOMERS)
     assert np.isfinite(scores["clv"]).all()
     assert scores["clv"][0] > scores["clv"][1] > 0
-    longer = score_customers(
-        CLVModelParams(MODEL.purchase, MODEL.spend, ScoringSpec(clv_horizon_months=24)), CUSTOMERS
-    )
+    longer = score_customers(CLVModelParams(MODEL.purchase, MODEL.spend, ScoringSpec(clv_horizon_months=24)), CUSTOMERS)
     assert (longer["clv"] > scores["clv"]).all()
 
 

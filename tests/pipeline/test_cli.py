@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-CLV = Path(sys.executable).parent / "clv"
+from tests.conftest import Registry, clv_command
+
+CLV = clv_command()
 
 
 def _clv(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,13 +51,10 @@ def test_missing_input_column(tmp_path: Path) -> None:
 
 
 def test_no_repeat_customer(tmp_path: Path) -> None:
-    (tmp_path / "tx.csv").write_text(
-        "customer_id,timestamp,amount\na,2020-01-01,3\nb,2020-01-05,4\nc,2020-02-05,4\n"
-    )
+    (tmp_path / "tx.csv").write_text("customer_id,timestamp,amount\na,2020-01-01,3\nb,2020-01-05,4\nc,2020-02-05,4\n")
     config = tmp_path / "c.yaml"
     config.write_text(
-        "data: {source: csv, path: tx.csv}\n"
-        "prepare: {calibration_end: 2020-01-31, observation_end: 2020-02-28}\n"
+        "data: {source: csv, path: tx.csv}\nprepare: {calibration_end: 2020-01-31, observation_end: 2020-02-28}\n"
     )
     done = _clv("train", "--config", str(config), cwd=tmp_path)
     _assert_one_line_error(done, 2, "no customer has a repeat purchase")
@@ -89,3 +87,118 @@ def test_prepare_alone_writes_tables(tmp_path: Path) -> None:
     assert len(pd.read_parquet(tmp_path / "prep" / "calibration.parquet")) == 23_570
     assert len(pd.read_parquet(tmp_path / "prep" / "quarantine.parquet")) == 0
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_score_from_the_registry_matches_training(registry: Registry, tmp_path: Path) -> None:
+    """Batch scoring of raw transactions reproduces the scores the training job wrote."""
+    import pandas as pd
+
+    done = _clv(
+        "score",
+        "--model-uri",
+        "models:/clv@champion",
+        "--input",
+        str(registry.transactions),
+        "--as-of",
+        "1998-06-30",
+        "--output",
+        str(tmp_path / "scores.parquet"),
+        "--chunk-rows",
+        "1000",
+        cwd=tmp_path,
+        env=registry.env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2,357 customers scored as of 1998-06-30" in done.stdout
+    scored = pd.read_parquet(tmp_path / "scores.parquet")
+    trained = pd.read_parquet(registry.scores)
+    assert len(scored) == 2357
+    pd.testing.assert_frame_equal(scored, trained[scored.columns], check_exact=False, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_score_writes_csv_and_quarantines(registry: Registry, tmp_path: Path) -> None:
+    import pandas as pd
+
+    lines = registry.transactions.read_text().splitlines()
+    messy = tmp_path / "messy.csv"
+    messy.write_text("\n".join([*lines[:200], ",1997-03-01,5.0", "0001,not a date,5.0", "0001,1999-01-01,5.0"]) + "\n")
+    done = _clv(
+        "score",
+        "--input",
+        str(messy),
+        "--as-of",
+        "1998-06-30",
+        "--output",
+        str(tmp_path / "s.csv"),
+        cwd=tmp_path,
+        env=registry.env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 quarantined" in done.stdout
+    assert len(pd.read_csv(tmp_path / "s.csv")) > 0
+    reasons = pd.read_parquet(tmp_path / "s.quarantine.parquet")["reason"].tolist()
+    assert sorted(reasons) == ["after_observation_end", "invalid_timestamp", "missing_customer_id"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--model-uri", "file:///tmp/model"], ["only models:/ and runs:/ URIs"]),
+        (["--model-uri", "models:/nope@champion"], ["--model-uri models:/nope@champion"]),
+        (["--output", "scores.json"], ["must end in .parquet or .csv"]),
+    ],
+)
+def test_score_errors(registry: Registry, tmp_path: Path, args: list[str], fragments: list[str]) -> None:
+    base = {"--model-uri": "models:/clv@champion", "--output": "s.parquet"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    flat = [x for pair in base.items() for x in pair]
+    done = _clv(
+        "score", "--input", str(registry.transactions), "--as-of", "1998-06-30", *flat, cwd=tmp_path, env=registry.env()
+    )
+    _assert_one_line_error(done, 2, *fragments)
+
+
+@pytest.mark.slow
+def test_score_input_missing_column(registry: Registry, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,date,amount\n0001,1997-01-01,5\n")
+    done = _clv(
+        "score", "--input", str(bad), "--as-of", "1998-06-30", "--output", "s.parquet", cwd=tmp_path, env=registry.env()
+    )
+    _assert_one_line_error(done, 2, "bad.csv", "missing required column 'timestamp'")
+
+
+@pytest.mark.slow
+def test_promote_rollback_and_models_listing(tracking_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.cli import main
+    from pipeline.config import Config
+    from pipeline.run import train
+
+    config = Config(data={"source": "cdnow_sample"})  # type: ignore[arg-type]
+    assert train(config, "data: {source: cdnow_sample}\n").version == 1
+    assert train(config, "data: {source: cdnow_sample}\n").version == 2
+    client = MlflowClient()
+    assert int(client.get_model_version_by_alias("clv", "champion").version) == 2
+
+    assert main(["promote", "--version", "1"]) == 0  # rollback
+    assert "clv@champion -> version 1 (was version 2)" in capsys.readouterr().out
+    assert int(client.get_model_version_by_alias("clv", "champion").version) == 1
+
+    client.set_model_version_tag("clv", "2", "gate.passed", "false")
+    assert main(["promote", "--version", "2"]) == 2
+    assert "did not pass its validation gate; use --force" in capsys.readouterr().err
+    assert int(client.get_model_version_by_alias("clv", "champion").version) == 1
+    assert main(["promote", "--version", "2", "--force"]) == 0
+    assert main(["promote", "--version", "9"]) == 2
+    assert "has no version 9" in capsys.readouterr().err
+
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[:3] == ["version", "aliases", "gate"]
+    assert listing[1].split()[:3] == ["2", "champion", "FAIL"]
+    assert listing[2].split()[:3] == ["1", "-", "pass"]

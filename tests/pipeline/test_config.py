@@ -73,9 +73,7 @@ def test_file_errors(tmp_path: Path) -> None:
         load_config(bad)
 
 
-def test_relative_data_path_resolves_next_to_the_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_relative_data_path_resolves_next_to_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "tx.csv").write_text("customer_id,timestamp,amount\n")
     config_file = tmp_path / "c.yaml"
     config_file.write_text("data: {source: csv, path: tx.csv}\n")

@@ -106,9 +106,7 @@ def _assert_equal_to_lifetimes(ours: pd.DataFrame, ref: pd.DataFrame) -> None:
         np.testing.assert_array_equal(ours[column], ref[column], err_msg=column)
     # Means of the same numbers; DuckDB and pandas may add them in another order (last-bit differences).
     np.testing.assert_allclose(ours["monetary_value"], ref["monetary_value_cal"], rtol=1e-13, atol=0)
-    np.testing.assert_allclose(
-        ours["monetary_value_holdout"], ref["monetary_value_holdout"], rtol=1e-13, atol=0
-    )
+    np.testing.assert_allclose(ours["monetary_value_holdout"], ref["monetary_value_holdout"], rtol=1e-13, atol=0)
 
 
 def test_equal_to_lifetimes_on_cdnow_master(cdnow_master: pd.DataFrame) -> None:
@@ -295,9 +293,7 @@ def test_native_timestamptz_column() -> None:
 
 
 def test_observation_end_before_the_data_is_an_input_error() -> None:
-    early = CONFIG.model_copy(
-        update={"calibration_end": dt.date(2019, 1, 1), "observation_end": dt.date(2019, 6, 1)}
-    )
+    early = CONFIG.model_copy(update={"calibration_end": dt.date(2019, 1, 1), "observation_end": dt.date(2019, 6, 1)})
     with pytest.raises(
         InputError,
         match=r"no usable transactions after cleaning \(11 after_observation_end, 2 invalid_amount",

@@ -172,9 +172,7 @@ def test_failed_gate_keeps_the_existing_champion(tracking_store: str) -> None:
     first = train(config, "{}")
     assert first.promoted
     assert first.version == 1
-    strict = ValidateConfig(
-        criteria=(Criterion(metric="revenue_mae_skill", threshold=0.9, direction="higher"),)
-    )
+    strict = ValidateConfig(criteria=(Criterion(metric="revenue_mae_skill", threshold=0.9, direction="higher"),))
     second = train(config.model_copy(update={"validate_": strict}), "{}")
     assert second.exit_code == 1
     client = MlflowClient()

@@ -28,18 +28,14 @@ EXAMPLE = pd.DataFrame(
 )
 
 
-def test_connect_creates_experiment_with_artifacts_beside_the_database(
-    tracking_store: str, tmp_path: Path
-) -> None:
+def test_connect_creates_experiment_with_artifacts_beside_the_database(tracking_store: str, tmp_path: Path) -> None:
     experiment_id = tracking.connect("clv-test")
     assert tracking.connect("clv-test") == experiment_id
     location = mlflow.get_experiment(experiment_id).artifact_location
     assert location == (tmp_path / "mlartifacts").as_uri()
 
 
-def test_default_uri_is_sqlite_in_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_uri_is_sqlite_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -64,7 +60,7 @@ def test_log_register_alias_round_trip(tracking_store: str) -> None:
     experiment_id = tracking.connect("clv-test")
     assert tracking.alias_version("clv-test-model", "champion") is None
     with tracking.run(experiment_id):
-        uri = tracking.log_model(MODEL, EXAMPLE)
+        uri = tracking.log_model(MODEL, EXAMPLE, "data: {source: cdnow_sample}\n")
         version = tracking.register(uri, "clv-test-model", {"gate.passed": "true"})
         tracking.set_alias("clv-test-model", "champion", version)
     assert tracking.alias_version("clv-test-model", "champion") == version == 1

@@ -34,12 +34,8 @@ CALIBRATION = pd.DataFrame(
 def test_holdout_predictions_and_baselines() -> None:
     table = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
     f, r, t = CALIBRATION["frequency"], CALIBRATION["recency"], CALIBRATION["T"]
-    np.testing.assert_allclose(
-        table["predicted_purchases"], bgnbd.expected_purchases(MODEL.purchase, 39.0, f, r, t)
-    )
-    np.testing.assert_allclose(
-        table["predicted_revenue"], table["predicted_purchases"] * table["expected_order_value"]
-    )
+    np.testing.assert_allclose(table["predicted_purchases"], bgnbd.expected_purchases(MODEL.purchase, 39.0, f, r, t))
+    np.testing.assert_allclose(table["predicted_revenue"], table["predicted_purchases"] * table["expected_order_value"])
     np.testing.assert_allclose(table["churn_risk"], bgnbd.p_no_purchase(MODEL.purchase, 39.0, f, r, t))
     # spend rate: total calibration spend per week observed (T + one day), carried over 39 weeks.
     assert table["baseline_spend_rate_revenue"][0] == pytest.approx(60 / (38 + 1 / 7) * 39)
