@@ -28,7 +28,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline models tests benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.prepare_bench
+	$(BIN)/python -m benchmarks.prepare_bench --sizes 1000000 5000000 10000000 100000000 --lifetimes-max 10000000
+	$(BIN)/python -m benchmarks.score_bench --sizes 1000000 10000000 --lifetimes-max 1000000
 
 clean:
 	rm -rf $(VENV) output mlflow.db mlartifacts

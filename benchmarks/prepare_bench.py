@@ -153,8 +153,7 @@ def benchmark(sizes: list[int], lifetimes_max: int, folder: Path) -> list[dict[s
 
 def markdown(rows: list[dict[str, object]]) -> str:
     lines = [
-        "| transactions | customers | clv prepare | clv peak RSS | lifetimes | lifetimes peak RSS "
-        "| speed-up | equal |",
+        "| transactions | customers | clv prepare | clv peak RSS | lifetimes | lifetimes peak RSS | speed-up | equal |",
         "|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in rows:
@@ -172,13 +171,9 @@ def markdown(rows: list[dict[str, object]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000, 10_000_000])
-    parser.add_argument(
-        "--lifetimes-max", type=int, default=10_000_000, help="largest size lifetimes runs on"
-    )
+    parser.add_argument("--lifetimes-max", type=int, default=10_000_000, help="largest size lifetimes runs on")
     parser.add_argument("--folder", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--child", nargs=3, metavar=("ENGINE", "FEED", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -62,13 +62,14 @@ def expected_purchases(
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     hyp_a, hyp_b, hyp_c = r + x, b + x, a + b + x - 1
     z = horizon / (alpha + t_obs + horizon)
+    hyp_a, hyp_b, hyp_c, z = np.broadcast_arrays(hyp_a, hyp_b, hyp_c, z)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ln_hyp = np.log(hyp2f1(hyp_a, hyp_b, hyp_c, z))
-        # Euler's transformation when the direct series overflows (as lifetimes does).
-        ln_hyp_alt = np.log(hyp2f1(hyp_c - hyp_a, hyp_c - hyp_b, hyp_c, z)) + (
-            hyp_c - hyp_a - hyp_b
-        ) * np.log1p(-z)
-    ln_hyp = np.where(np.isinf(ln_hyp), ln_hyp_alt, ln_hyp)
+        ln_hyp = np.asarray(np.log(hyp2f1(hyp_a, hyp_b, hyp_c, z)), dtype=np.float64)
+        overflow = np.isinf(ln_hyp)
+        if overflow.any():
+            # Euler's transformation where the direct series overflows (as lifetimes does).
+            a_, b_, c_, z_ = hyp_a[overflow], hyp_b[overflow], hyp_c[overflow], z[overflow]
+            ln_hyp[overflow] = np.log(hyp2f1(c_ - a_, c_ - b_, c_, z_)) + (c_ - a_ - b_) * np.log1p(-z_)
     first = (a + b + x - 1) / (a - 1)
     second = 1 - np.exp(ln_hyp + (r + x) * np.log((alpha + t_obs) / (alpha + horizon + t_obs)))
     denominator = 1 + (x > 0) * (a / (b + np.maximum(x, 1) - 1)) * ((alpha + t_obs) / (alpha + t_x)) ** (

@@ -35,6 +35,18 @@ def assign_risk_tier(churn_risk: np.ndarray, tiers: tuple[RiskTier, ...]) -> np.
     return np.asarray(names[np.searchsorted(bounds, churn_risk, side="right")])
 
 
+def _unique_histories(f: np.ndarray, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of the distinct (frequency, recency, T) histories, and each customer's history index.
+
+    Purchase-model quantities depend only on the history, and real customer bases repeat histories a
+    lot, so the (expensive) hypergeometric terms are evaluated once per distinct history.
+    """
+    codes = pd.MultiIndex.from_arrays([f, r, t]).factorize()[0] if len(f) else np.zeros(0, dtype=np.int64)
+    first = np.full(codes.max() + 1 if len(codes) else 0, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return first, codes
+
+
 def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:
     """Score a per-customer summary (customer_id, frequency, recency, T, monetary_value).
 
@@ -47,31 +59,32 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
     """
     check_customer_summary(customers)
     spec = model.spec
-    f = customers["frequency"].to_numpy(dtype=np.float64)
-    r = customers["recency"].to_numpy(dtype=np.float64)
-    t = customers["T"].to_numpy(dtype=np.float64)
+    f_all = customers["frequency"].to_numpy(dtype=np.float64)
+    r_all = customers["recency"].to_numpy(dtype=np.float64)
+    t_all = customers["T"].to_numpy(dtype=np.float64)
     m = customers["monetary_value"].to_numpy(dtype=np.float64)
+    rows, codes = _unique_histories(f_all, r_all, t_all)
+    f, r, t = f_all[rows], r_all[rows], t_all[rows]
 
-    churn_risk = bgnbd.p_no_purchase(
-        model.purchase, days_to_units(spec.churn_horizon_days, spec.time_unit), f, r, t
-    )
-    order_value = gamma_gamma.expected_order_value(model.spend, f, m)
+    churn_risk = bgnbd.p_no_purchase(model.purchase, days_to_units(spec.churn_horizon_days, spec.time_unit), f, r, t)
+    order_value = gamma_gamma.expected_order_value(model.spend, f_all, m)
     out: dict[str, object] = {
         CUSTOMER_ID: customers[CUSTOMER_ID].to_numpy(),
-        "p_alive": bgnbd.p_alive(model.purchase, f, r, t),
-        "churn_risk": churn_risk,
-        "risk_tier": assign_risk_tier(churn_risk, spec.risk_tiers),
+        "p_alive": bgnbd.p_alive(model.purchase, f, r, t)[codes],
+        "churn_risk": churn_risk[codes],
+        "risk_tier": assign_risk_tier(churn_risk, spec.risk_tiers)[codes],
     }
     for days in spec.horizons_days:
-        out[horizon_column(days)] = bgnbd.expected_purchases(
-            model.purchase, days_to_units(days, spec.time_unit), f, r, t
-        )
+        expected = bgnbd.expected_purchases(model.purchase, days_to_units(days, spec.time_unit), f, r, t)
+        out[horizon_column(days)] = expected[codes]
     out["expected_order_value"] = order_value
-    out["clv"] = discounted_clv(
+    # CLV is linear in the order value: discount the expected purchases per history, then scale.
+    discounted_purchases = discounted_clv(
         lambda horizon: bgnbd.expected_purchases(model.purchase, horizon, f, r, t),
-        order_value,
+        np.ones_like(f),
         spec.clv_horizon_months,
         spec.annual_discount_rate,
         spec.time_unit,
     )
+    out["clv"] = order_value * discounted_purchases[codes]
     return pd.DataFrame(out, index=customers.index)
