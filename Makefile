@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test lint bench notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.prepare_bench --sizes 1000000 5000000 10000000 100000000 --lifetimes-max 10000000
 	$(BIN)/python -m benchmarks.score_bench --sizes 1000000 10000000 --lifetimes-max 1000000
+
+notebooks: $(STAMP)
+	$(BIN)/jupyter lab notebooks
 
 clean:
 	rm -rf $(VENV) output mlflow.db mlartifacts

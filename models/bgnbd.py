@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import betaln, expit, gammaln, hyp2f1, roots_jacobi
 
 FloatArray = NDArray[np.float64]
 
@@ -57,25 +57,56 @@ def p_no_purchase(
 def expected_purchases(
     params: BetaGeoParams, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
 ) -> FloatArray:
-    """E[X(T, T + t) | x, t_x, T]: expected purchases in the next ``t`` time units (FHL 2005, eq. 10)."""
-    horizon, x, t_x, t_obs = _arrays(t, frequency, recency, T)
+    """E[X(T, T + t) | x, t_x, T]: expected purchases in the next ``t`` time units (FHL 2005, eq. 10).
+
+    The closed form uses the Gauss hypergeometric function. Where it breaks down (a within 1e-6 of 1,
+    where (a + b + x - 1) / (a - 1) is 0/0, or a + b < 1 with a young one-time buyer, lifetimes #442)
+    the same expectation is evaluated by quadrature instead, so the result is always finite.
+    """
+    horizon, x, t_x, t_obs = np.broadcast_arrays(*_arrays(t, frequency, recency, T))
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     hyp_a, hyp_b, hyp_c = r + x, b + x, a + b + x - 1
     z = horizon / (alpha + t_obs + horizon)
-    hyp_a, hyp_b, hyp_c, z = np.broadcast_arrays(hyp_a, hyp_b, hyp_c, z)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ln_hyp = np.asarray(np.log(hyp2f1(hyp_a, hyp_b, hyp_c, z)), dtype=np.float64)
         overflow = np.isinf(ln_hyp)
         if overflow.any():
             # Euler's transformation where the direct series overflows (as lifetimes does).
             a_, b_, c_, z_ = hyp_a[overflow], hyp_b[overflow], hyp_c[overflow], z[overflow]
             ln_hyp[overflow] = np.log(hyp2f1(c_ - a_, c_ - b_, c_, z_)) + (c_ - a_ - b_) * np.log1p(-z_)
-    first = (a + b + x - 1) / (a - 1)
-    second = 1 - np.exp(ln_hyp + (r + x) * np.log((alpha + t_obs) / (alpha + horizon + t_obs)))
-    denominator = 1 + (x > 0) * (a / (b + np.maximum(x, 1) - 1)) * ((alpha + t_obs) / (alpha + t_x)) ** (
-        r + x
-    )
-    return np.asarray(first * second / denominator, dtype=np.float64)
+        first = (a + b + x - 1) / (a - 1)
+        second = 1 - np.exp(ln_hyp + (r + x) * np.log((alpha + t_obs) / (alpha + horizon + t_obs)))
+        denominator = 1 + (x > 0) * (a / (b + np.maximum(x, 1) - 1)) * ((alpha + t_obs) / (alpha + t_x)) ** (r + x)
+        expected = np.asarray(first * second / denominator, dtype=np.float64)
+    unstable = ~np.isfinite(expected) | (abs(a - 1) < 1e-6) | (expected < 0)
+    if unstable.any():
+        expected[unstable] = _expected_purchases_quadrature(
+            params, horizon[unstable], x[unstable], t_x[unstable], t_obs[unstable]
+        )
+    return expected
+
+
+def _expected_purchases_quadrature(
+    params: BetaGeoParams, t: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray, nodes: int = 96
+) -> FloatArray:
+    """E[X(T, T+t) | x, t_x, T] = P(alive) * E[(1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p], p ~ Beta(a, b+x).
+
+    Given alive, the purchase rate is Gamma(r+x, alpha+T) and the dropout probability Beta(a, b+x); a
+    customer with rate lambda and dropout p makes (1 - exp(-lambda p t)) / p purchases in t on average.
+    The Beta expectation is a Gauss-Jacobi sum, exact for the weight p^(a-1) (1-p)^(b+x-1).
+    """
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    out = np.empty_like(t)
+    for frequency in np.unique(x):
+        rows = x == frequency
+        u, w = roots_jacobi(nodes, b + frequency - 1, a - 1)
+        p = (1 + u) / 2  # nodes on (0, 1)
+        base = (alpha + T[rows])[:, None]
+        shape = r + frequency
+        inner = -np.expm1(shape * np.log(base / (base + p[None, :] * t[rows][:, None]))) / p[None, :]
+        out[rows] = inner @ w / w.sum()
+    alive = p_alive(params, x, t_x, T)
+    return np.asarray(alive * out, dtype=np.float64)
 
 
 def expected_purchases_new_customer(params: BetaGeoParams, t: ArrayLike) -> FloatArray:

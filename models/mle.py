@@ -112,6 +112,11 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: 
     except ConvergenceError as exc:
         raise FitError(f"Gamma-Gamma did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
     params = GammaGammaParams(**{k: float(fitter.params_[k]) for k in ("p", "q", "v")})
+    if params.q <= 1:
+        raise FitError(
+            f"Gamma-Gamma fitted q = {params.q:.4g} <= 1, so the mean spend is undefined (heavy-tailed spend, "
+            f"or a penalizer of {penalizer} too strong); check spend outliers (prepare.max_amount)"
+        )
     return SpendFit(
         params=params,
         standard_errors={k: float(v) for k, v in fitter.standard_errors_.items()},

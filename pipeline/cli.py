@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# An unreachable tracking server should fail in seconds, not after MLflow's minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 from pipeline.errors import CLVError, ConfigError, InputError
+from pipeline.secrets import mask_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--alias", default="champion")
     promote.add_argument("--name", default="clv", help="registered model name")
     promote.add_argument("--force", action="store_true", help="move it even if the version failed its gate")
+
+    compare = commands.add_parser("compare", help="recent training runs side by side")
+    compare.add_argument("--experiment", default="clv", help="MLflow experiment name")
+    compare.add_argument("--limit", type=int, default=10, help="how many runs")
 
     listing = commands.add_parser("models", help="list registered versions, aliases, gate results and metrics")
     listing.add_argument("--name", default="clv", help="registered model name")
@@ -109,6 +121,25 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pipeline import tracking
+
+    rows = tracking.recent_runs(args.experiment, args.limit)
+    keys = ("revenue_mae", "revenue_mae_skill", "churn_auc", "purchases_total_abs_pct_error")
+    header = f"{'run':<8} {'started':<16} {'status':<9} {'ver':>3} {'gate':<5} {'data':<12} "
+    print(header + " ".join(f"{k:>{max(len(k), 9)}}" for k in keys) + "  note")
+    for row in rows:
+        started = dt.datetime.fromtimestamp(row["start_time"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        gate = {"True": "pass", "False": "FAIL"}.get(row["gate"], "-")
+        values = " ".join(f"{row['metrics'].get(k, float('nan')):>{max(len(k), 9)}.4g}" for k in keys)
+        note = f"rerun of {row['rerun_of'][:8]} (same data and config)" if row["rerun_of"] else ""
+        print(
+            f"{row['run_id'][:8]:<8} {started:<16} {row['status']:<9} {row['version'] or '-':>3} {gate:<5} "
+            f"{row['data_fingerprint'][:12]:<12} {values}  {note}"
+        )
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from pipeline import tracking
 
@@ -153,7 +184,7 @@ def _train(args: argparse.Namespace) -> int:
     result = train(config, config_yaml, output_dir=args.output)
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))
-    print(summary_text(result))
+    print(mask_text(summary_text(result)))
     return result.exit_code
 
 
@@ -163,18 +194,56 @@ def _default_yaml(config: dict[str, object]) -> str:
     return "# built-in defaults\n" + yaml.safe_dump(config, sort_keys=False)
 
 
+class Terminated(BaseException):
+    """SIGTERM: the run in progress ends FAILED and nothing after it (registration, alias) happens.
+
+    A BaseException, so that library code catching ``Exception`` cannot swallow it.
+    """
+
+    exit_code = 143
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated("terminated by SIGTERM; the run was marked FAILED and the registry left as it was")
+
+
+def _quiet_mlflow() -> None:
+    """MLflow logs its own errors with tracebacks on stderr; the CLI reports one line per failure instead.
+
+    Set after MLflow's import, which configures its logger. ``CLV_MLFLOW_LOG_LEVEL=INFO`` shows them.
+    """
+    import mlflow  # noqa: F401
+
+    level = os.environ.get("CLV_MLFLOW_LOG_LEVEL", "CRITICAL")
+    for name in ("mlflow", "sqlalchemy", "alembic"):
+        logging.getLogger(name).setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _quiet_mlflow()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     with warnings.catch_warnings():
         # Third-party deprecation chatter (SQLAlchemy, pydantic inside MLflow) is not for users.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         try:
-            commands = {"train": _train, "prepare": _prepare, "score": _score, "promote": _promote, "models": _models}
+            commands = {
+                "train": _train,
+                "prepare": _prepare,
+                "score": _score,
+                "promote": _promote,
+                "models": _models,
+                "compare": _compare,
+            }
             return commands[args.command](args)
         except CLVError as exc:
-            print(f"clv: error: {exc}", file=sys.stderr)
+            print(f"clv: error: {mask_text(str(exc))}", file=sys.stderr)
             return exc.exit_code
+        except Terminated as exc:
+            print(f"clv: error: {exc}", file=sys.stderr)
+            return Terminated.exit_code
         except KeyboardInterrupt:
             print("clv: interrupted", file=sys.stderr)
             return 130

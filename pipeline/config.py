@@ -99,6 +99,9 @@ class PrepareConfig(_Strict):
     ``returns``: negative amounts or quantities, and orders whose id starts with ``cancel_prefix``, are
     returns. ``net`` subtracts them from the customer's spend (see prepare.py), ``drop`` quarantines them.
     ``zero_amount``: ``keep`` zero-value purchases (CDNOW has 80), or ``quarantine`` them.
+    ``min_date``: timestamps before it are data-entry errors (``timestamp_out_of_range``).
+    ``max_amount``: when set, purchases or returns larger than it are quarantined (``amount_too_large``);
+    by default huge amounts are kept (Gamma-Gamma's per-customer weight shrinks them toward the mean).
     ``duplicates``: rows identical in every mapped column. ``auto`` quarantines them when an order id is
     mapped (a repeated invoice line is a double load) and keeps them otherwise (two identical purchases
     on one day can be real: CDNOW has 255).
@@ -112,6 +115,8 @@ class PrepareConfig(_Strict):
     returns: Literal["net", "drop"] = "net"
     cancel_prefix: str | None = Field(default="C", description="order ids starting with this are cancellations")
     zero_amount: Literal["keep", "quarantine"] = "keep"
+    min_date: dt.date = dt.date(1900, 1, 1)
+    max_amount: float | None = Field(default=None, gt=0)
     duplicates: Literal["auto", "quarantine", "keep"] = "auto"
 
     @field_validator("timezone")

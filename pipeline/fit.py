@@ -12,6 +12,10 @@ from models.mle import FitError, PurchaseFit, SpendFit, fit_bgnbd, fit_gamma_gam
 from pipeline.config import FitConfig
 from pipeline.errors import InputError
 
+MIN_CUSTOMERS = 10
+"""BG/NBD has four parameters and Gamma-Gamma three: fewer customers than this cannot identify them."""
+MIN_REPEAT_CUSTOMERS = 3
+
 
 @dataclass(frozen=True)
 class FittedModels:
@@ -32,6 +36,11 @@ def fit(customers: pd.DataFrame, config: FitConfig, label: str = "calibration") 
     repeat = customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
     if repeat.empty:
         raise InputError(f"{label}: no customer has a repeat purchase, so BG/NBD and Gamma-Gamma cannot be fitted")
+    if len(customers) < MIN_CUSTOMERS or len(repeat) < MIN_REPEAT_CUSTOMERS:
+        raise InputError(
+            f"{label}: too few customers to fit ({len(customers)} customers, {len(repeat)} with a repeat purchase; "
+            f"need at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})"
+        )
     try:
         purchase = fit_bgnbd(
             customers["frequency"], customers["recency"], customers["T"], penalizer=config.purchase_penalizer

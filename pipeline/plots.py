@@ -1,12 +1,11 @@
-"""Validation plots as matplotlib figures (no files written here; tracking logs them)."""
+"""Validation plots as matplotlib figures (no files written here; tracking logs them).
+
+Figures are built with matplotlib's object API, not pyplot: no global backend is switched and no
+figure is kept open, so this works the same in the batch job and in a notebook.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -14,7 +13,8 @@ from matplotlib.figure import Figure
 
 def purchases_by_frequency(by_frequency: pd.DataFrame) -> Figure:
     """Mean holdout purchases, actual against predicted, by calibration frequency (Fader-Hardie-Lee view)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     x = np.arange(len(by_frequency))
     ax.plot(x, by_frequency["actual_purchases"], marker="o", label="actual")
     ax.plot(x, by_frequency["predicted_purchases"], marker="s", linestyle="--", label="BG/NBD")
@@ -29,7 +29,8 @@ def purchases_by_frequency(by_frequency: pd.DataFrame) -> Figure:
 
 def revenue_by_frequency(by_frequency: pd.DataFrame, baselines: tuple[str, ...]) -> Figure:
     """Mean holdout revenue: actual, model and baselines, by calibration frequency."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     x = np.arange(len(by_frequency))
     ax.plot(x, by_frequency["actual_revenue"], marker="o", label="actual")
     ax.plot(x, by_frequency["predicted_revenue"], marker="s", linestyle="--", label="BG/NBD x Gamma-Gamma")
@@ -54,7 +55,8 @@ def churn_calibration(holdout: pd.DataFrame, bins: int = 10) -> Figure:
     seen = counts > 0
     mean_risk = np.bincount(index, weights=risk, minlength=bins)[seen] / counts[seen]
     observed = np.bincount(index, weights=churned, minlength=bins)[seen] / counts[seen]
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
     ax.plot(mean_risk, observed, marker="o", label="model")
     ax.set_xlabel("predicted churn risk over the holdout")
@@ -63,7 +65,3 @@ def churn_calibration(holdout: pd.DataFrame, bins: int = 10) -> Figure:
     ax.legend()
     fig.tight_layout()
     return fig
-
-
-def close(fig: Figure) -> None:
-    plt.close(fig)

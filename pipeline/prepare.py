@@ -50,6 +50,8 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "missing_timestamp",
     "invalid_timestamp",
     "invalid_amount",
+    "timestamp_out_of_range",
+    "amount_too_large",
     "duplicate",
     "zero_amount",
     "return_dropped",
@@ -149,8 +151,11 @@ def _classified_sql(
         "WHEN raw_ts IS NULL THEN 'missing_timestamp'",
         "WHEN ts IS NULL THEN 'invalid_timestamp'",
         "WHEN raw_value IS NULL OR NOT isfinite(raw_value) THEN 'invalid_amount'",
-        "WHEN is_duplicate THEN 'duplicate'",
+        f"WHEN CAST(ts AS DATE) < DATE '{config.min_date}' THEN 'timestamp_out_of_range'",
     ]
+    if config.max_amount is not None:
+        rules.append(f"WHEN abs(raw_value) > {float(config.max_amount)!r} THEN 'amount_too_large'")
+    rules.append("WHEN is_duplicate THEN 'duplicate'")
     if config.zero_amount == "quarantine":
         rules.append("WHEN raw_value = 0 THEN 'zero_amount'")
     if config.returns == "drop":

@@ -7,12 +7,16 @@ the gate is never registered, and moving the alias is the final step.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import yaml
 
@@ -77,7 +81,8 @@ def score_from_registry(
     writer = TableWriter(output)  # checks the output suffix before any work
     con = connect(config.engine)
     data = open_transactions(con, data_config)
-    prepared = prepare_as_of(data.relation, config.prepare, as_of, data.timestamp_format, source=data.description)
+    with _engine_errors(data.description):
+        prepared = prepare_as_of(data.relation, config.prepare, as_of, data.timestamp_format, source=data.description)
     customers = prepared.customers
     with writer:
         for start in range(0, len(customers), chunk_rows):
@@ -89,7 +94,8 @@ def score_from_registry(
                 progress(writer.rows, len(customers))
     quarantine = None
     if prepared.ledger.rows_quarantined:
-        quarantine = write_relation(prepared.quarantine, output.with_name(f"{output.stem}.quarantine.parquet"))
+        with _engine_errors(data.description):
+            quarantine = write_relation(prepared.quarantine, output.with_name(f"{output.stem}.quarantine.parquet"))
     return ScoreResult(model_uri, as_of, prepared.ledger, len(customers), output, quarantine)
 
 
@@ -167,16 +173,31 @@ def _log_validation(validation: Validation) -> None:
         ("churn_calibration", plots.churn_calibration(validation.holdout)),
     ):
         tracking.log_figure(figure, f"plots/{name}.png")
-        plots.close(figure)
+
+
+def config_hash(config: Config) -> str:
+    """SHA-256 of the config's canonical JSON: the same hash and data fingerprint mean a rerun."""
+    return hashlib.sha256(json.dumps(config_as_dict(config), sort_keys=True).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _engine_errors(source: str) -> Iterator[None]:
+    """DuckDB errors while reading the input (a truncated file, a type it cannot read) are input errors."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        text = str(exc).strip()
+        raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
 
 
 def prepare_only(config: Config, output_dir: Path) -> PreparedData:
     """``clv prepare``: run the prepare stage alone and write its tables (no MLflow)."""
     con = connect(config.engine)
     data = open_transactions(con, config.data)
-    prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
+    with _engine_errors(data.description):
+        prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
+        write_relation(prepared.quarantine, output_dir / "quarantine.parquet")
     write_tables(output_dir, {"calibration": prepared.calibration, "customers": prepared.full})
-    write_relation(prepared.quarantine, output_dir / "quarantine.parquet")
     write_summary(output_dir / "ledger.json", ledger_dict(prepared))
     return prepared
 
@@ -209,13 +230,21 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
     data = open_transactions(con, config.data)
     with tracking.run(experiment_id) as run_id:
         tracking.log_config(config_as_dict(config), config_yaml)
-        tracking.set_tags({"data.source": data.description, "data.fingerprint": data.fingerprint})
+        tracking.set_tags(
+            {
+                "data.source": data.description,
+                "data.fingerprint": data.fingerprint,
+                "config.hash": config_hash(config),
+            }
+        )
 
-        prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
+        with _engine_errors(data.description):
+            prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
         tracking.log_metrics(_ledger_metrics(prepared))
         tracking.log_dict(ledger_dict(prepared), "ledger.json")
         if prepared.ledger.rows_quarantined:
-            _log_quarantine(prepared, output_dir)
+            with _engine_errors(data.description):
+                _log_quarantine(prepared, output_dir)
 
         spec = config.scoring_spec()
         calibration_fit = fit(prepared.calibration, config.fit, label=f"{data.description} (calibration)")

@@ -7,6 +7,7 @@ yet: parsing and quarantine happen in ``prepare``. DuckDB reads the files itself
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import importlib.resources
 from dataclasses import dataclass
@@ -114,10 +115,14 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
         relation = _open_duckdb_table(con, data.path, data.table)
         return _mapped(relation, data, f"{data.path}:{data.table}", _fingerprint([data.path]))
     files = _files(data.path)
+    if any(f.stat().st_size == 0 for f in files):
+        raise InputError(f"{data.path}: the file is empty")
     try:
         if data.source == "csv":
             if data.csv.encoding.lower().replace("-", "") not in ("utf8", "utf16", "latin1"):
                 raise InputError(f"data.csv.encoding: unsupported encoding {data.csv.encoding!r}")
+            if data.csv.header:
+                _check_csv_header(files[0], data)
             relation = con.read_csv(
                 [str(f) for f in files],  # type: ignore[arg-type]  # DuckDB reads a list of files
                 delimiter=data.csv.delimiter,
@@ -128,8 +133,25 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
         else:
             relation = con.read_parquet([str(f) for f in files])
     except duckdb.Error as exc:
-        raise InputError(f"{data.path}: cannot read {data.source}: {_first_line(exc)}") from None
+        message = _first_line(exc)
+        if "Invalid unicode" in str(exc):
+            line = message.split("Line:")[-1].strip() if "Line:" in message else "?"
+            message = f"not {data.csv.encoding} text (line {line}); set data.csv.encoding"
+        raise InputError(f"{data.path}: cannot read {data.source}: {message}") from None
     return _mapped(relation, data, str(data.path), _fingerprint(files))
+
+
+def _check_csv_header(path: Path, data: DataConfig) -> None:
+    """DuckDB silently renames repeated header names (amount, amount_1): refuse them instead."""
+    try:
+        with path.open(encoding=data.csv.encoding, errors="replace", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=data.csv.delimiter), [])
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"{path}: duplicate column name(s) in the header: {', '.join(repeated)}")
 
 
 def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str) -> Transactions:

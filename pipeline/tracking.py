@@ -31,6 +31,7 @@ from models.bundle import CLVModelParams
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, write_params
 from models.scoring import score_customers
 from pipeline.errors import InputError, TrackingUnavailableError
+from pipeline.secrets import mask, mask_text
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -104,14 +105,15 @@ def _flatten(prefix: str, value: Any) -> dict[str, str]:
 
 
 def log_config(config: dict[str, Any], config_yaml: str) -> None:
+    """The config as params and as ``config.yaml``, with credentials masked."""
     with _store_errors("log the config"):
-        mlflow.log_params(_flatten("", config))
-        mlflow.log_text(config_yaml, "config.yaml")
+        mlflow.log_params(_flatten("", mask(config)))
+        mlflow.log_text(mask_text(config_yaml), "config.yaml")
 
 
 def set_tags(tags: dict[str, Any]) -> None:
     with _store_errors("set tags"):
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        mlflow.set_tags({k: mask_text(str(v)) for k, v in tags.items()})
 
 
 def log_metrics(metrics: dict[str, float]) -> None:
@@ -204,6 +206,41 @@ def load_scoring_model(model_uri: str) -> tuple[PyFuncModel, str]:
     if not isinstance(python_model, CLVModel) or python_model.config_yaml is None:
         raise InputError(f"--model-uri {model_uri}: not a clv-pipeline model with its training config")
     return loaded, python_model.config_yaml
+
+
+def recent_runs(experiment: str, limit: int) -> list[dict[str, Any]]:
+    """The latest runs of ``experiment``, newest first, with tags, key metrics and rerun detection."""
+    mlflow.set_tracking_uri(tracking_uri())
+    with _store_errors(f"read experiment {experiment}"):
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            raise InputError(f"no experiment named {experiment!r} in {tracking_uri()}")
+        runs = MlflowClient().search_runs(
+            [found.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit
+        )
+    rows = [
+        {
+            "run_id": run.info.run_id,
+            "start_time": run.info.start_time,
+            "status": run.info.status,
+            "version": run.data.tags.get("registered_version", ""),
+            "gate": run.data.tags.get("gate.passed", ""),
+            "data_fingerprint": run.data.tags.get("data.fingerprint", ""),
+            "config_hash": run.data.tags.get("config.hash", ""),
+            "metrics": run.data.metrics,
+        }
+        for run in runs
+    ]
+    for index, row in enumerate(rows):
+        same = [
+            older
+            for older in rows[index + 1 :]
+            if row["data_fingerprint"]
+            and older["data_fingerprint"] == row["data_fingerprint"]
+            and older["config_hash"] == row["config_hash"]
+        ]
+        row["rerun_of"] = same[-1]["run_id"] if same else ""
+    return rows
 
 
 def model_versions(name: str) -> list[dict[str, Any]]:

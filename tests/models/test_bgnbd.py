@@ -81,3 +81,36 @@ def test_p_no_purchase_agrees_with_simulation() -> None:
     no_purchase = (1 - alive_prob) + alive_prob * np.exp(-lam * h)
     simulated = np.sum(weight * no_purchase) / np.sum(weight)
     assert bgnbd.p_no_purchase(PAPER, h, x, t_x, T)[()] == pytest.approx(simulated, abs=5e-3)
+
+
+def test_quadrature_equals_the_closed_form(cdnow_sample_summary: pd.DataFrame) -> None:
+    s = cdnow_sample_summary
+    f, r, t = (s[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    horizon = np.full(len(f), 39.0)
+    np.testing.assert_allclose(
+        bgnbd._expected_purchases_quadrature(PAPER, horizon, f, r, t),
+        bgnbd.expected_purchases(PAPER, horizon, f, r, t),
+        rtol=1e-9,
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        BetaGeoParams(r=0.24, alpha=4.4, a=0.3, b=0.5),  # a + b < 1: lifetimes #442 gives NaN
+        BetaGeoParams(r=0.24, alpha=4.4, a=0.05, b=0.2),
+        BetaGeoParams(r=0.24, alpha=4.4, a=1.0, b=2.0),  # a = 1: 0/0 in the closed form
+    ],
+)
+def test_expected_purchases_stay_finite_where_the_closed_form_breaks(params: BetaGeoParams) -> None:
+    f, r, t = np.array([0.0, 0.0, 1.0, 5.0]), np.array([0.0, 0.0, 3.0, 20.0]), np.array([38.0, 0.01, 38.0, 20.0])
+    expected = bgnbd.expected_purchases(params, 52.0, f, r, t)
+    assert np.isfinite(expected).all()
+    assert (expected > 0).all()
+    # Close to a = 1 the closed form is fine, and the quadrature agrees with it.
+    near = BetaGeoParams(params.r, params.alpha, 1.01, params.b)
+    np.testing.assert_allclose(
+        bgnbd.expected_purchases(near, 52.0, f, r, t),
+        bgnbd._expected_purchases_quadrature(near, np.full(4, 52.0), f, r, t),
+        rtol=1e-9,
+    )

@@ -22,10 +22,8 @@ def test_figures_have_the_lines_they_claim() -> None:
     (ax,) = fig.axes
     assert [line.get_label() for line in ax.get_lines()] == ["actual", "BG/NBD"]
     np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), [0.25, 0.55, 3.6])
-    plots.close(fig)
     fig = plots.revenue_by_frequency(BY_FREQUENCY, ("spend_rate",))
     assert len(fig.axes[0].get_lines()) == 3
-    plots.close(fig)
 
 
 def test_churn_calibration_bins() -> None:
@@ -34,4 +32,3 @@ def test_churn_calibration_bins() -> None:
     line = fig.axes[0].get_lines()[1]
     np.testing.assert_allclose(line.get_xdata(), [0.05, 0.95])
     np.testing.assert_allclose(line.get_ydata(), [0.0, 0.5])
-    plots.close(fig)
