@@ -87,4 +87,13 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
         spec.time_unit,
     )
     out["clv"] = order_value * discounted_purchases[codes]
-    return pd.DataFrame(out, index=customers.index)
+    scores = pd.DataFrame(out, index=customers.index)
+    numeric = scores.select_dtypes("number").to_numpy()
+    if not np.isfinite(numeric).all():
+        bad = int((~np.isfinite(numeric)).any(axis=1).sum())
+        raise NonFiniteScoresError(f"{bad} customers got NaN or infinite scores; the fitted parameters are degenerate")
+    return scores
+
+
+class NonFiniteScoresError(ValueError):
+    """Raised instead of letting NaN or infinity reach a scores table."""

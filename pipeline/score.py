@@ -5,11 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 from models.bundle import CLVModelParams
-from models.scoring import score_customers
+from models.scoring import NonFiniteScoresError, score_customers
+from pipeline.errors import InputError
 
 
 def score(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:
     """Scores for every customer in the summary; ``historical_clv`` is their total spend to date."""
-    scores = score_customers(model, customers)
+    try:
+        scores = score_customers(model, customers)
+    except NonFiniteScoresError as exc:
+        raise InputError(f"scoring: {exc}") from None
     scores["historical_clv"] = customers["total_spend"].to_numpy()
     return scores.reset_index(drop=True)

@@ -9,7 +9,7 @@ from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, RiskTier, ScoringSpec
 from models.contract import ContractError
 from models.gamma_gamma import GammaGammaParams
-from models.scoring import assign_risk_tier, score_columns, score_customers
+from models.scoring import NonFiniteScoresError, assign_risk_tier, score_columns, score_customers
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
@@ -70,3 +70,27 @@ def test_risk_tier_boundaries() -> None:
 def test_contract_is_checked_at_the_boundary() -> None:
     with pytest.raises(ContractError, match="missing required column"):
         score_customers(MODEL, CUSTOMERS.drop(columns=["recency"]))
+
+
+def test_recency_equal_to_t_and_huge_spend_are_finite() -> None:
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["just-bought", "big-spender"],
+            "frequency": [4.0, 3.0],
+            "recency": [38.0, 20.0],  # last purchase at the very end of observation
+            "T": [38.0, 38.0],
+            "monetary_value": [25.0, 1e9],
+        }
+    )
+    scores = score_customers(MODEL, customers)
+    assert np.isfinite(scores.select_dtypes("number").to_numpy()).all()
+    # Buying at T gives the highest P(alive) for that frequency and age: exactly 1 / (1 + a / (b + x - 1)).
+    assert scores["p_alive"][0] == pytest.approx(1 / (1 + MODEL.purchase.a / (MODEL.purchase.b + 3)))
+    # Gamma-Gamma shrinks an outlier toward the population mean, but it stays an outlier.
+    assert 1e8 < scores["expected_order_value"][1] < 1e9
+
+
+def test_non_finite_scores_never_leave_the_function() -> None:
+    broken = CLVModelParams(MODEL.purchase, GammaGammaParams(p=6.0, q=0.5, v=15.0), MODEL.spec)
+    with pytest.raises(NonFiniteScoresError, match="3 customers got NaN or infinite scores"):
+        score_customers(broken, CUSTOMERS)

@@ -178,3 +178,22 @@ def test_failed_gate_keeps_the_existing_champion(tracking_store: str) -> None:
     client = MlflowClient()
     assert int(client.get_model_version_by_alias("clv", "champion").version) == 1
     assert len(client.search_model_versions("name='clv'")) == 1
+
+
+def test_same_input_and_config_give_identical_results_and_a_recognisable_rerun(
+    tracking_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    config = Config(data={"source": "cdnow_sample"})  # type: ignore[arg-type]
+    first, second = train(config, "{}"), train(config, "{}")
+    assert first.calibration_fit.params() == second.calibration_fit.params()
+    assert first.validation.metrics == second.validation.metrics
+    assert main(["compare"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(second.run_id[:8])
+    assert f"rerun of {first.run_id[:8]} (same data and config)" in lines[1]
+    assert "rerun of" not in lines[2]
+    run = mlflow.get_run(second.run_id)
+    assert run.data.tags["data.fingerprint"] == first.data.fingerprint
+    assert run.data.metrics["rows_in"] == 6919
