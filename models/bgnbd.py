@@ -48,9 +48,7 @@ def p_no_purchase(
     """P(no purchase in (T, T + t] | x, t_x, T) = 1 - P(alive) + P(alive) * ((alpha+T)/(alpha+T+t))^(r+x)."""
     horizon, x, _, t_obs = _arrays(t, frequency, recency, T)
     alive = p_alive(params, frequency, recency, T)
-    survive_silent = np.exp(
-        (params.r + x) * np.log((params.alpha + t_obs) / (params.alpha + t_obs + horizon))
-    )
+    survive_silent = np.exp((params.r + x) * np.log((params.alpha + t_obs) / (params.alpha + t_obs + horizon)))
     return np.asarray(1.0 - alive + alive * survive_silent, dtype=np.float64)
 
 

@@ -60,6 +60,15 @@ class CLVModelParams:
         }
 
     @classmethod
+    def from_params(cls, params: dict[str, float], spec: ScoringSpec) -> CLVModelParams:
+        """From the flat parameter names r, alpha, a, b, p, q, v."""
+        return cls(
+            purchase=BetaGeoParams(*(float(params[k]) for k in ("r", "alpha", "a", "b"))),
+            spend=GammaGammaParams(*(float(params[k]) for k in ("p", "q", "v"))),
+            spec=spec,
+        )
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CLVModelParams:
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported model format_version {data.get('format_version')!r}")

@@ -32,9 +32,7 @@ class GammaGammaParams:
         return self.p * self.v / (self.q - 1) if self.q > 1 else float("inf")
 
 
-def expected_order_value(
-    params: GammaGammaParams, frequency: ArrayLike, monetary_value: ArrayLike
-) -> FloatArray:
+def expected_order_value(params: GammaGammaParams, frequency: ArrayLike, monetary_value: ArrayLike) -> FloatArray:
     """E[M | x, m_x]: a weighted mean of the population mean and the customer's own mean spend."""
     x = np.asarray(frequency, dtype=np.float64)
     m = np.asarray(monetary_value, dtype=np.float64)

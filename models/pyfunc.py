@@ -43,9 +43,7 @@ class CLVModel(PythonModel):
         # The training config (prepare rules, units, horizons) travels with the model for batch scoring.
         self.config_yaml = Path(config).read_text(encoding="utf-8") if config else None
 
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if self.model is None:
             self.load_context(context)
         assert self.model is not None

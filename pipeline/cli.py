@@ -181,7 +181,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     config_yaml = args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
-    result = train(config, config_yaml, output_dir=args.output)
+    result = train(config, config_yaml, output_dir=args.output, checkpoint=_checkpoint)
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))
     print(mask_text(summary_text(result)))
@@ -203,7 +203,17 @@ class Terminated(BaseException):
     exit_code = 143
 
 
+_STOP = {"requested": False}
+
+
+def _checkpoint() -> None:
+    """Raise Terminated at a safe point if SIGTERM arrived (even if a library swallowed the first raise)."""
+    if _STOP["requested"]:
+        raise Terminated("terminated by SIGTERM; the run was marked FAILED and the registry left as it was")
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _STOP["requested"] = True
     raise Terminated("terminated by SIGTERM; the run was marked FAILED and the registry left as it was")
 
 

@@ -200,15 +200,18 @@ class Criterion(_Strict):
 class ValidateConfig(_Strict):
     """The promotion gate.
 
-    Besides ``criteria``, the built-in check ``beats_historical_baseline`` requires the model's
-    per-customer holdout revenue ``baseline_metric`` to be better than that of every baseline.
+    Besides ``criteria``, two built-in checks: ``beats_historical_baseline`` requires the model's
+    per-customer holdout revenue ``baseline_metric`` to be better than that of every baseline, and
+    ``does_not_lose_to_champion`` requires it to be at most ``champion_tolerance`` (relative) worse than
+    the current champion's calibration model on the same holdout.
     """
 
     baseline_metric: Literal["revenue_mae", "revenue_rmse"] = "revenue_mae"
+    champion_tolerance: float = Field(default=0.01, ge=0, le=1)
     criteria: tuple[Criterion, ...] = (
         Criterion(metric="churn_auc", threshold=0.70, direction="higher"),
         Criterion(metric="purchases_total_abs_pct_error", threshold=20.0, direction="lower"),
-        Criterion(metric="revenue_mae_skill", threshold=0.10, direction="higher"),
+        Criterion(metric="revenue_mae_skill", threshold=0.05, direction="higher"),
     )
 
 

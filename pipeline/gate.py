@@ -68,7 +68,8 @@ def _check(name: str, metric: str, value: float, threshold: float, direction: st
     return Check(name, metric, value, threshold, direction, passed)
 
 
-def evaluate_gate(metrics: dict[str, float], config: ValidateConfig) -> GateResult:
+def evaluate_gate(metrics: dict[str, float], config: ValidateConfig, champion_value: float | None = None) -> GateResult:
+    """All checks; ``champion_value`` is the champion's ``baseline_metric`` on this holdout (None: no champion)."""
     kind = config.baseline_metric
     best = min(metrics.get(f"baseline_{b}_{kind}", math.nan) for b in BASELINES)
     model_value = metrics.get(kind, math.nan)
@@ -80,7 +81,19 @@ def evaluate_gate(metrics: dict[str, float], config: ValidateConfig) -> GateResu
         direction="lower",
         passed=not math.isnan(model_value) and not math.isnan(best) and model_value < best,
     )
-    checks = [beats]
+    if champion_value is None:
+        champion = Check("does_not_lose_to_champion", kind, model_value, math.nan, "lower", True)
+    else:
+        limit = champion_value * (1 + config.champion_tolerance)
+        champion = Check(
+            "does_not_lose_to_champion",
+            kind,
+            model_value,
+            limit,
+            "lower",
+            not math.isnan(model_value) and model_value <= limit,
+        )
+    checks = [beats, champion]
     for criterion in config.criteria:
         name = f"{criterion.metric}_{criterion.direction}_than_{criterion.threshold:g}"
         value = metrics.get(criterion.metric, math.nan)

@@ -85,6 +85,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def write_text(path: Path, text: str) -> Path:
+    _writable_dir(path.parent)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def write_summary(path: Path, summary: dict[str, Any]) -> Path:
     _writable_dir(path.parent)
     path.write_text(json.dumps(_json_safe(summary), indent=2) + "\n", encoding="utf-8")

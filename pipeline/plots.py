@@ -45,23 +45,34 @@ def revenue_by_frequency(by_frequency: pd.DataFrame, baselines: tuple[str, ...])
     return fig
 
 
-def churn_calibration(holdout: pd.DataFrame, bins: int = 10) -> Figure:
-    """Predicted P(no purchase over the holdout) against the observed share without a purchase."""
-    risk = holdout["churn_risk"].to_numpy()
-    churned = (holdout["actual_purchases"].to_numpy() == 0).astype(float)
-    edges = np.linspace(0, 1, bins + 1)
-    index = np.clip(np.digitize(risk, edges[1:-1]), 0, bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    seen = counts > 0
-    mean_risk = np.bincount(index, weights=risk, minlength=bins)[seen] / counts[seen]
-    observed = np.bincount(index, weights=churned, minlength=bins)[seen] / counts[seen]
+def churn_calibration(curve: pd.DataFrame) -> Figure:
+    """Predicted P(no purchase over the holdout) against the observed share without a purchase (deciles)."""
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
-    ax.plot(mean_risk, observed, marker="o", label="model")
+    ax.plot(curve["mean_predicted"], curve["observed"], marker="o", label="model")
     ax.set_xlabel("predicted churn risk over the holdout")
     ax.set_ylabel("observed share with no holdout purchase")
-    ax.set_title("Churn risk calibration")
+    ax.set_title("Churn risk calibration (deciles)")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def purchase_tracking(tracking: pd.DataFrame, calibration_end: object) -> Figure:
+    """Cumulative and weekly repeat purchases, actual against the model, over calibration and holdout."""
+    fig = Figure(figsize=(9, 6.5))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    weeks = pd.to_datetime(tracking["week"])
+    top.plot(weeks, tracking["actual_cumulative"], label="actual")
+    top.plot(weeks, tracking["expected_cumulative"], linestyle="--", label="BG/NBD")
+    top.set_ylabel("cumulative repeat purchases")
+    bottom.plot(weeks, tracking["actual"], label="actual")
+    bottom.plot(weeks, tracking["expected"], linestyle="--", label="BG/NBD")
+    bottom.set_ylabel("repeat purchases per week")
+    for ax in (top, bottom):
+        ax.axvline(pd.Timestamp(str(calibration_end)), color="grey", linestyle=":", label="end of calibration")
+        ax.legend()
+    top.set_title("Tracking: calibration customers' repeat purchases")
     fig.tight_layout()
     return fig

@@ -58,7 +58,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "after_observation_end",
 )
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value", "total_spend", "first_purchase")
-HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout")
+HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout", "recent_spend")
 _OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
 
 
@@ -95,6 +95,8 @@ class PreparedData:
     full: pd.DataFrame
     quarantine: duckdb.DuckDBPyRelation
     ledger: Ledger
+    weekly: pd.DataFrame
+    """Repeat purchase periods per week (``week``, ``repeat_purchases``) by the calibration customers."""
     calibration_end: dt.date
     observation_end: dt.date
     duration_holdout: float
@@ -246,6 +248,30 @@ def _window_sql(
 _EMPTY_REFUNDS = "SELECT NULL::VARCHAR AS cid, NULL::DATE AS d, NULL::DOUBLE AS amount WHERE false"
 
 
+def _valid_sql(daily: str, observation_end: dt.date) -> str:
+    return f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{observation_end}'"
+
+
+def _orders_sql(valid: str, has_order: bool) -> str:
+    """Purchases as transactions: one per order (dated by its first line) with order ids, else per row."""
+    if has_order:
+        return f"""SELECT cid, min(d) AS d, fsum(amount) AS amount, 1 AS n
+            FROM ({valid}) WHERE NOT is_return GROUP BY cid, order_key"""
+    return f"SELECT cid, d, amount, n FROM ({valid}) WHERE NOT is_return"
+
+
+def _weekly_sql(daily: str, calibration_end: dt.date, observation_end: dt.date, has_order: bool, period: str) -> str:
+    """Repeat purchase periods per calendar week (Monday start) by the calibration customers."""
+    trunc = "d" if period == "day" else "date_trunc('week', d)::DATE"
+    orders = _orders_sql(_valid_sql(daily, observation_end), has_order)
+    return f"""
+        WITH periods AS (SELECT DISTINCT cid, {trunc} AS p FROM ({orders})),
+        firsts AS (SELECT cid, min(p) AS first_p FROM periods GROUP BY cid HAVING min(p) <= DATE '{calibration_end}')
+        SELECT date_trunc('week', p)::DATE AS week, count(*) FILTER (WHERE p > first_p) AS repeat_purchases
+        FROM periods JOIN firsts USING (cid) GROUP BY week ORDER BY week
+    """
+
+
 def _summaries_sql(
     config: PrepareConfig,
     observation_end: dt.date,
@@ -254,17 +280,13 @@ def _summaries_sql(
     daily: str,
     net: bool,
     with_holdout: bool,
+    holdout_days: int = 0,
 ) -> str:
     """One row per customer: the full-history summary, plus (``with_holdout``) the calibration summary
     prefixed ``cal_`` and the holdout actuals."""
     cal_end = config.calibration_end
-    valid = f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{observation_end}'"
-    orders = (
-        f"""SELECT cid, min(d) AS d, fsum(amount) AS amount, 1 AS n
-            FROM ({valid}) WHERE NOT is_return GROUP BY cid, order_key"""
-        if has_order
-        else f"SELECT cid, d, amount, n FROM ({valid}) WHERE NOT is_return"
-    )
+    valid = _valid_sql(daily, observation_end)
+    orders = _orders_sql(valid, has_order)
     refunds = f"SELECT cid, d, amount FROM ({valid}) WHERE is_return" if net else _EMPTY_REFUNDS
     full = ", ".join(f'f."{c}"' for c in SUMMARY_COLUMNS)
     ctes = [
@@ -285,6 +307,10 @@ def _summaries_sql(
             FROM orders WHERE d > DATE '{cal_end}' GROUP BY cid
         )""",
         f"hold_refunds AS (SELECT cid, fsum(amount) AS amount FROM refunds WHERE d > DATE '{cal_end}' GROUP BY cid)",
+        f"""recent AS (
+            SELECT cid, fsum(amount) AS recent_spend FROM orders
+            WHERE d > DATE '{cal_end}' - INTERVAL ({holdout_days}) DAY AND d <= DATE '{cal_end}' GROUP BY cid
+        )""",
     ]
     cal = ", ".join(f'c."{c}" AS "cal_{c}"' for c in SUMMARY_COLUMNS)
     return f"""
@@ -292,11 +318,13 @@ def _summaries_sql(
         SELECT f.cid AS customer_id, {full}, {cal},
                coalesce(h.frequency_holdout, 0.0) AS frequency_holdout,
                coalesce(h.monetary_value_holdout, 0.0) AS monetary_value_holdout,
-               greatest(coalesce(h.gross, 0.0) + coalesce(hr.amount, 0.0), 0.0) AS revenue_holdout
+               greatest(coalesce(h.gross, 0.0) + coalesce(hr.amount, 0.0), 0.0) AS revenue_holdout,
+               coalesce(rc.recent_spend, 0.0) AS recent_spend
         FROM summary_full f
         LEFT JOIN summary_cal c USING (cid)
         LEFT JOIN hold h USING (cid)
         LEFT JOIN hold_refunds hr USING (cid)
+        LEFT JOIN recent rc USING (cid)
         ORDER BY customer_id
     """
 
@@ -425,16 +453,22 @@ def prepare(
             )
         unit_days = DAYS_PER_UNIT[config.time_unit]
         has_order = "order_id" in scan.columns
-        sql = _summaries_sql(config, scan.observation_end, has_order, unit_days, daily, scan.net, with_holdout=True)
+        observation_end = scan.observation_end
+        holdout_days = (
+            _period_start(observation_end, config.period) - _period_start(calibration_end, config.period)
+        ).days
+        sql = _summaries_sql(
+            config, observation_end, has_order, unit_days, daily, scan.net, with_holdout=True, holdout_days=holdout_days
+        )
         table = _query(transactions, "tx", sql).df()
+        weekly_sql = _weekly_sql(daily, calibration_end, observation_end, has_order, config.period)
+        weekly = _query(transactions, "tx", weekly_sql).df()
     finally:
         _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
     full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]].reset_index(drop=True)
     in_calibration = table["cal_frequency"].notna()
     calibration = table.loc[in_calibration, ["customer_id", *[f"cal_{c}" for c in SUMMARY_COLUMNS], *HOLDOUT_COLUMNS]]
     calibration = calibration.rename(columns=lambda c: c.removeprefix("cal_")).reset_index(drop=True)
-    observation_end = scan.observation_end
-    holdout_days = (_period_start(observation_end, config.period) - _period_start(calibration_end, config.period)).days
     duration_holdout = holdout_days / unit_days
     calibration["duration_holdout"] = duration_holdout
     if calibration.empty:
@@ -444,6 +478,7 @@ def prepare(
         full=full,
         quarantine=_quarantine(transactions, scan),
         ledger=scan.ledger,
+        weekly=weekly,
         calibration_end=calibration_end,
         observation_end=observation_end,
         duration_holdout=duration_holdout,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import tempfile
@@ -19,16 +20,19 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import yaml
+from matplotlib.figure import Figure
 
+from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.contract import REQUIRED_COLUMNS
-from pipeline import plots, tracking
+from pipeline import business, plots, tracking
 from pipeline.config import Config, DataConfig, config_as_dict, parse_config
 from pipeline.errors import InputError
 from pipeline.fit import FittedModels, fit
 from pipeline.gate import GateResult, check_criteria_known, evaluate_gate
-from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables
+from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
 from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
+from pipeline.report import render_report
 from pipeline.score import score
 from pipeline.sources import Transactions, connect, open_transactions
 from pipeline.validate import BASELINES, Validation, validate
@@ -163,16 +167,43 @@ def _log_quarantine(prepared: PreparedData, output_dir: Path | None) -> None:
         tracking.log_file(path, "tables")
 
 
-def _log_validation(validation: Validation) -> None:
+def _log_validation(validation: Validation, prepared: PreparedData) -> None:
     tracking.log_metrics(validation.metrics)
     tracking.log_table(validation.holdout, "tables/holdout.parquet")
     tracking.log_table(validation.by_frequency, "tables/holdout_by_frequency.csv")
-    for name, figure in (
-        ("purchases_by_frequency", plots.purchases_by_frequency(validation.by_frequency)),
-        ("revenue_by_frequency", plots.revenue_by_frequency(validation.by_frequency, BASELINES)),
-        ("churn_calibration", plots.churn_calibration(validation.holdout)),
-    ):
+    tracking.log_table(validation.tracking, "tables/purchase_tracking.csv")
+    tracking.log_table(validation.churn_calibration, "tables/churn_calibration.csv")
+    for name, figure in validation_figures(validation, prepared).items():
         tracking.log_figure(figure, f"plots/{name}.png")
+
+
+def _write_report(text: str, output_dir: Path | None) -> None:
+    """The HTML report: to the run as ``report.html``, and to ``output_dir`` when given."""
+    tracking.log_text(text, "report.html")
+    if output_dir is not None:
+        write_text(output_dir / "report.html", text)
+
+
+def validation_figures(validation: Validation, prepared: PreparedData) -> dict[str, Figure]:
+    return {
+        "purchases_by_frequency": plots.purchases_by_frequency(validation.by_frequency),
+        "revenue_by_frequency": plots.revenue_by_frequency(validation.by_frequency, BASELINES),
+        "purchase_tracking": plots.purchase_tracking(validation.tracking, prepared.calibration_end),
+        "churn_calibration": plots.churn_calibration(validation.churn_calibration),
+    }
+
+
+def _champion_on_this_holdout(config: Config, prepared: PreparedData, period_length: float) -> float | None:
+    """The current champion's calibration parameters, evaluated on this run's holdout."""
+    found = tracking.champion_calibration_params(config.tracking.model_name, config.tracking.alias)
+    if found is None:
+        return None
+    version, params = found
+    champion = CLVModelParams.from_params(params, config.scoring_spec())
+    value = validate(champion, prepared.calibration, period_length).metrics[config.validate_.baseline_metric]
+    tracking.log_metrics({f"champion_{config.validate_.baseline_metric}": value})
+    tracking.set_tags({"champion.version": version})
+    return value
 
 
 def config_hash(config: Config) -> str:
@@ -222,8 +253,14 @@ def ledger_dict(prepared: PreparedData) -> dict[str, object]:
     }
 
 
-def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> TrainResult:
-    """Run the whole job in one MLflow run and return what it did."""
+def train(
+    config: Config, config_yaml: str, output_dir: Path | None = None, checkpoint: Callable[[], None] = lambda: None
+) -> TrainResult:
+    """Run the whole job in one MLflow run and return what it did.
+
+    ``checkpoint`` is called between stages and before each registry change; the CLI's raises when a
+    SIGTERM has arrived, so a stop is honoured even if a library swallowed the signal's exception.
+    """
     check_criteria_known(config.validate_)
     experiment_id = tracking.connect(config.tracking.experiment)
     con = connect(config.engine)
@@ -247,14 +284,25 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
                 _log_quarantine(prepared, output_dir)
 
         spec = config.scoring_spec()
+        checkpoint()
         calibration_fit = fit(prepared.calibration, config.fit, label=f"{data.description} (calibration)")
         tracking.log_metrics(_fit_metrics("", calibration_fit))
 
         period_length = DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
-        validation = validate(calibration_fit.bundle(spec), prepared.calibration, period_length)
-        _log_validation(validation)
+        checkpoint()
+        validation = validate(
+            calibration_fit.bundle(spec),
+            prepared.calibration,
+            period_length,
+            weekly=prepared.weekly,
+            calibration_end=prepared.calibration_end,
+            observation_end=prepared.observation_end,
+        )
+        _log_validation(validation, prepared)
 
-        gate = evaluate_gate(validation.metrics, config.validate_)
+        champion_value = _champion_on_this_holdout(config, prepared, period_length)
+        checkpoint()
+        gate = evaluate_gate(validation.metrics, config.validate_, champion_value)
         tracking.set_tags(
             {
                 "gate.passed": gate.passed,
@@ -262,21 +310,47 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
             }
         )
         tables = {"holdout": validation.holdout}
+        figures = validation_figures(validation, prepared)
+        report = functools.partial(
+            render_report,
+            title=f"CLV validation report: {config.tracking.model_name}",
+            run_id=run_id,
+            data_description=data.description,
+            ledger=ledger_dict(prepared),
+            parameters=calibration_fit.params(),
+            validation=validation,
+            gate=gate,
+            figures=figures,
+        )
         if not gate.passed:
+            _write_report(report(), output_dir)
             if output_dir is not None:
                 write_tables(output_dir, tables)
             return TrainResult(run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None)
 
         # Validation passed: refit on the full history, score everyone, then register and promote.
+        checkpoint()
         production_fit = fit(prepared.full, config.fit, label=f"{data.description} (full history)")
         tracking.log_metrics(_fit_metrics("production_", production_fit))
         production = production_fit.bundle(spec)
         scores = score(production, prepared.full)
+        scores = scores.merge(business.clv_windows(production, prepared.full, scores), on="customer_id")
+        scores["value_segment"] = business.value_segment(scores).to_numpy()
+        views = [
+            (
+                "At risk and valuable (top 20% CLV, churn risk >= 0.8), first 25",
+                business.at_risk_valuable(scores).head(25),
+            ),
+            ("Value segments", business.segment_table(scores)),
+            ("CLV by acquisition cohort (month of first purchase)", business.cohort_table(scores, prepared.full)),
+        ]
         tracking.log_table(scores, "tables/scores.parquet")
+        tracking.log_table(business.at_risk_valuable(scores), "tables/at_risk_valuable.parquet")
         if output_dir is not None:
             write_tables(output_dir, {"scores": scores, **tables})
 
         example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
+        checkpoint()
         model_uri = tracking.log_model(production, example, config_yaml)
         version_tags = {
             "run_id": run_id,
@@ -284,8 +358,12 @@ def train(config: Config, config_yaml: str, output_dir: Path | None = None) -> T
             "gate.passed": "true",
             **{f"gate.{c.name}": f"{c.value:.6g}" for c in gate.checks},
         }
+        checkpoint()
         version = tracking.register(model_uri, config.tracking.model_name, version_tags)
         tracking.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
+        registered = f"registered as {config.tracking.model_name} version {version}, alias '{config.tracking.alias}'"
+        _write_report(report(business=views, registered=registered), output_dir)
+        checkpoint()
         tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)  # last step
         return TrainResult(
             run_id, config, data, prepared, calibration_fit, validation, gate, production_fit, scores, version

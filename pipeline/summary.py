@@ -76,6 +76,9 @@ def summary_text(result: TrainResult) -> str:
         sign = ">=" if check.direction == "higher" else "<="
         if check.name == "beats_historical_baseline":
             sign = "<"
+        if check.name == "does_not_lose_to_champion" and check.threshold != check.threshold:  # NaN
+            lines.append(f"    [pass] {check.name}: no champion yet")
+            continue
         lines.append(
             f"    [{'pass' if check.passed else 'FAIL'}] {check.name}: {check.metric} = {check.value:.4g} "
             f"(needs {sign} {check.threshold:.4g})"

@@ -137,6 +137,11 @@ def log_file(path: Path, artifact_dir: str) -> None:
         mlflow.log_artifact(str(path), artifact_dir)
 
 
+def log_text(text: str, artifact_path: str) -> None:
+    with _store_errors(f"log {artifact_path}"):
+        mlflow.log_text(text, artifact_path)
+
+
 def log_dict(data: dict[str, Any], artifact_path: str) -> None:
     with _store_errors(f"log {artifact_path}"):
         mlflow.log_dict(data, artifact_path)
@@ -283,6 +288,29 @@ def version_passed_gate(name: str, version: int) -> bool:
                 raise InputError(f"model {name!r} has no version {version}") from None
             raise
     return bool(found.tags.get("gate.passed") == "true")
+
+
+def champion_calibration_params(name: str, alias: str) -> tuple[int, dict[str, float]] | None:
+    """The champion's version and the parameters of its calibration fit (logged as run metrics)."""
+    version = alias_version(name, alias)
+    if version is None:
+        return None
+    client = MlflowClient()
+    with _store_errors(f"read the run of {name} version {version}"):
+        run_id = client.get_model_version(name, str(version)).run_id
+        metrics = client.get_run(run_id).data.metrics if run_id else {}
+    names = {
+        "r": "bgnbd_r",
+        "alpha": "bgnbd_alpha",
+        "a": "bgnbd_a",
+        "b": "bgnbd_b",
+        "p": "gamma_gamma_p",
+        "q": "gamma_gamma_q",
+        "v": "gamma_gamma_v",
+    }
+    if not all(metric in metrics for metric in names.values()):
+        return None
+    return version, {key: float(metrics[metric]) for key, metric in names.items()}
 
 
 def alias_version(name: str, alias: str) -> int | None:

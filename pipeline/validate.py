@@ -1,28 +1,39 @@
 """Validate stage: the calibration-period model against the holdout, side by side with baselines.
 
-Baselines predict each customer's holdout revenue from calibration spending alone:
+Baselines predict each customer's holdout revenue (over the holdout length H) from calibration
+spending alone:
 
+- ``historical_clv``: the traditional formula, average order value x purchase frequency x expected
+  lifespan, over the holdout: AOV x purchases per unit of time x L. L is the expected time a customer
+  stays within the holdout under a constant retention rate: with r the share of customers who bought
+  in the last W of calibration among those whose first purchase was before it (W = the holdout length,
+  at most half the longest customer age), rho = r^(1/W) per unit of time and L = (rho^H - 1) / ln rho;
 - ``spend_rate``: total calibration spend per unit of time observed (first purchase to the end of
-  calibration, inclusive), carried forward over the holdout;
-- ``repeat_spend_rate``: the same with repeat purchases only (frequency x monetary_value).
+  calibration, inclusive), carried forward over the holdout (historical CLV with everyone retained);
+- ``repeat_spend_rate``: the same with repeat purchases only (frequency x monetary_value);
+- ``last_period``: "the last period repeats": what the customer spent in the last H of calibration.
 
-Metric names are stable; they are logged to MLflow and used by the gate.
+Metric names are stable; they are logged to MLflow and used by the gate (see the README).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from models import bgnbd, gamma_gamma
 from models.bundle import CLVModelParams
+from models.clv import DAYS_PER_UNIT
 
-BASELINES: tuple[str, ...] = ("spend_rate", "repeat_spend_rate")
+BASELINES: tuple[str, ...] = ("historical_clv", "spend_rate", "repeat_spend_rate", "last_period")
 FREQUENCY_BINS: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7+")
+REVENUE_METRICS: tuple[str, ...] = ("mae", "rmse", "spearman", "gini", "top10_share", "top20_share", "total_predicted")
 
 METRIC_NAMES: tuple[str, ...] = (
     "purchases_mae",
@@ -31,18 +42,18 @@ METRIC_NAMES: tuple[str, ...] = (
     "purchases_total_predicted",
     "purchases_total_pct_error",
     "purchases_total_abs_pct_error",
+    "purchases_cumulative_pct_error",
+    "purchases_cumulative_calibration_pct_error",
     "churn_auc",
     "churn_brier",
     "churn_rate_actual",
-    "revenue_mae",
-    "revenue_rmse",
-    "revenue_spearman",
     "revenue_total_actual",
-    "revenue_total_predicted",
     "revenue_total_pct_error",
+    *[f"revenue_{m}" for m in REVENUE_METRICS],
     "revenue_mae_skill",
     "revenue_rmse_skill",
-    *[f"baseline_{b}_revenue_{m}" for b in BASELINES for m in ("mae", "rmse", "spearman", "total_predicted")],
+    "historical_clv_retention",
+    *[f"baseline_{b}_revenue_{m}" for b in BASELINES for m in REVENUE_METRICS],
 )
 
 
@@ -52,13 +63,36 @@ class Validation:
     """One row per calibration customer: history, actual and predicted holdout purchases and revenue."""
     metrics: dict[str, float]
     by_frequency: pd.DataFrame
-    """Mean actual and predicted holdout purchases and revenue by calibration frequency (0..6, 7+)."""
+    """By calibration frequency (0..6, 7+): mean actual and predicted purchases and revenue, revenue MAE."""
+    tracking: pd.DataFrame
+    """Week by week: actual and expected repeat purchases of the calibration customers, and cumulated."""
+    churn_calibration: pd.DataFrame
+    """Mean predicted churn risk against the observed share without a holdout purchase, by decile."""
 
 
-def holdout_predictions(model: CLVModelParams, calibration: pd.DataFrame, period_length: float) -> pd.DataFrame:
+def _lifespan(calibration: pd.DataFrame, horizon: float) -> tuple[float, float]:
+    """Retention over the holdout and the expected time retained within it (historical-CLV baseline)."""
+    window = min(horizon, float(calibration["T"].max()) / 2)
+    started_before = calibration["T"] > window
+    if window <= 0 or not started_before.any():
+        return 1.0, horizon
+    last_purchase_age = calibration["T"] - calibration["recency"]
+    retained = float((last_purchase_age[started_before] <= window).mean())
+    if retained >= 1.0:
+        return 1.0, horizon
+    if retained <= 0.0:
+        return 0.0, 0.0
+    log_rho = np.log(retained) / window
+    return float(np.exp(log_rho * horizon)), float(np.expm1(log_rho * horizon) / log_rho)
+
+
+def holdout_predictions(
+    model: CLVModelParams, calibration: pd.DataFrame, period_length: float
+) -> tuple[pd.DataFrame, float]:
     """Predictions of the calibration model for the holdout, with the actuals and the baselines.
 
-    ``period_length`` is one merge period (a day or a week) in the model's time unit.
+    ``period_length`` is one merge period (a day or a week) in the model's time unit. Also returns the
+    retention rate used by the historical-CLV baseline.
     """
     f = calibration["frequency"].to_numpy(dtype=np.float64)
     r = calibration["recency"].to_numpy(dtype=np.float64)
@@ -68,6 +102,8 @@ def holdout_predictions(model: CLVModelParams, calibration: pd.DataFrame, period
     purchases = bgnbd.expected_purchases(model.purchase, duration, f, r, t)
     order_value = gamma_gamma.expected_order_value(model.spend, f, m)
     observed = t + period_length
+    spend_rate = calibration["total_spend"].to_numpy() / observed * duration
+    retention, lifespan = _lifespan(calibration, float(duration[0])) if len(duration) else (1.0, 0.0)
     table = calibration[
         ["customer_id", "frequency", "recency", "T", "monetary_value", "total_spend", "duration_holdout"]
     ].copy()
@@ -78,9 +114,11 @@ def holdout_predictions(model: CLVModelParams, calibration: pd.DataFrame, period
     table["predicted_revenue"] = purchases * order_value
     table["p_alive"] = bgnbd.p_alive(model.purchase, f, r, t)
     table["churn_risk"] = bgnbd.p_no_purchase(model.purchase, duration, f, r, t)
-    table["baseline_spend_rate_revenue"] = calibration["total_spend"].to_numpy() / observed * duration
+    table["baseline_historical_clv_revenue"] = calibration["total_spend"].to_numpy() / observed * lifespan
+    table["baseline_spend_rate_revenue"] = spend_rate
     table["baseline_repeat_spend_rate_revenue"] = f * m / observed * duration
-    return table.reset_index(drop=True)
+    table["baseline_last_period_revenue"] = calibration["recent_spend"].to_numpy()
+    return table.reset_index(drop=True), retention
 
 
 def _errors(actual: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
@@ -94,27 +132,111 @@ def _spearman(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(spearmanr(actual, predicted).statistic)
 
 
+def _gini(actual: np.ndarray, score: np.ndarray) -> float:
+    """Gini of ``actual`` when customers are ranked by ``score`` (highest first; ties keep their order)."""
+    order = np.argsort(-score, kind="stable")
+    captured = np.cumsum(actual[order]) / actual.sum()
+    n = len(actual)
+    return float(captured.sum() / n - (n + 1) / (2 * n))
+
+
+def normalized_gini(actual: np.ndarray, score: np.ndarray) -> float:
+    """1 for a perfect ranking of actual revenue, 0 for a random one."""
+    if len(actual) == 0 or actual.sum() <= 0:
+        return float("nan")
+    return _gini(actual, score) / _gini(actual, actual)
+
+
+def top_share(actual: np.ndarray, score: np.ndarray, fraction: float) -> float:
+    """Share of total actual revenue held by the top ``fraction`` of customers by ``score``."""
+    if len(actual) == 0 or actual.sum() <= 0:
+        return float("nan")
+    k = max(round(fraction * len(actual)), 1)
+    top = np.argsort(-score, kind="stable")[:k]
+    return float(actual[top].sum() / actual.sum())
+
+
 def _pct(predicted: float, actual: float) -> float:
     return float((predicted - actual) / actual * 100) if actual else float("nan")
 
 
+def _revenue_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    mae, rmse = _errors(actual, predicted)
+    return {
+        "mae": mae,
+        "rmse": rmse,
+        "spearman": _spearman(actual, predicted),
+        "gini": normalized_gini(actual, predicted),
+        "top10_share": top_share(actual, predicted, 0.10),
+        "top20_share": top_share(actual, predicted, 0.20),
+        "total_predicted": float(predicted.sum()),
+    }
+
+
 def frequency_table(holdout: pd.DataFrame) -> pd.DataFrame:
     bins = np.minimum(holdout["frequency"].to_numpy(), 7).astype(int)
-    grouped = holdout.assign(frequency_bin=np.asarray(FREQUENCY_BINS)[bins]).groupby("frequency_bin", sort=False)
-    table = grouped.agg(
+    frame = holdout.assign(frequency_bin=np.asarray(FREQUENCY_BINS)[bins])
+    frame["model_abs_error"] = (frame["predicted_revenue"] - frame["actual_revenue"]).abs()
+    for b in BASELINES:
+        frame[f"baseline_{b}_abs_error"] = (frame[f"baseline_{b}_revenue"] - frame["actual_revenue"]).abs()
+    table = frame.groupby("frequency_bin", sort=False).agg(
         customers=("customer_id", "size"),
         actual_purchases=("actual_purchases", "mean"),
         predicted_purchases=("predicted_purchases", "mean"),
         actual_revenue=("actual_revenue", "mean"),
         predicted_revenue=("predicted_revenue", "mean"),
+        revenue_mae=("model_abs_error", "mean"),
         **{f"baseline_{b}_revenue": (f"baseline_{b}_revenue", "mean") for b in BASELINES},
+        **{f"baseline_{b}_revenue_mae": (f"baseline_{b}_abs_error", "mean") for b in BASELINES},
     )
     return table.reindex([b for b in FREQUENCY_BINS if b in table.index]).reset_index()
 
 
-def validate(model: CLVModelParams, calibration: pd.DataFrame, period_length: float) -> Validation:
-    """Holdout metrics of ``model`` (fitted on the calibration period) and of the baselines."""
-    holdout = holdout_predictions(model, calibration, period_length)
+def tracking_table(
+    model: CLVModelParams, calibration: pd.DataFrame, weekly: pd.DataFrame, observation_end: dt.date
+) -> pd.DataFrame:
+    """Actual against expected repeat purchases of the calibration customers, week by week.
+
+    Expected: the sum over customers born before the end of each week of E[X(t)] for a new customer,
+    t being the time since their first purchase (as lifetimes' ``expected_cumulative_transactions``).
+    """
+    if weekly.empty:
+        return pd.DataFrame(columns=["week", "actual", "expected", "actual_cumulative", "expected_cumulative"])
+    unit_days = DAYS_PER_UNIT[model.spec.time_unit]
+    births = pd.to_datetime(calibration["first_purchase"]).value_counts()
+    birth_days = births.index.to_numpy(dtype="datetime64[D]")
+    counts = births.to_numpy(dtype=np.float64)
+    weeks = pd.to_datetime(weekly["week"]).to_numpy(dtype="datetime64[D]")
+    ends = np.minimum(weeks + np.timedelta64(7, "D"), np.datetime64(observation_end) + np.timedelta64(1, "D"))
+    elapsed = (ends[:, None] - birth_days[None, :]).astype(np.float64) / unit_days
+    expected_by_birth = bgnbd.expected_purchases_new_customer(model.purchase, np.maximum(elapsed, 0.0))
+    expected_cumulative = (expected_by_birth * counts[None, :]).sum(axis=1)
+    actual = weekly["repeat_purchases"].to_numpy(dtype=np.float64)
+    return pd.DataFrame(
+        {
+            "week": weekly["week"].to_numpy(),
+            "actual": actual,
+            "expected": np.diff(expected_cumulative, prepend=0.0),
+            "actual_cumulative": np.cumsum(actual),
+            "expected_cumulative": expected_cumulative,
+        }
+    )
+
+
+def validate(
+    model: CLVModelParams,
+    calibration: pd.DataFrame,
+    period_length: float,
+    weekly: pd.DataFrame | None = None,
+    calibration_end: dt.date | None = None,
+    observation_end: dt.date | None = None,
+) -> Validation:
+    """Holdout metrics of ``model`` (fitted on the calibration period) and of the baselines.
+
+    ``weekly`` (repeat purchases per week, from prepare) with the two dates adds the week-by-week
+    tracking of cumulative purchases.
+    """
+    holdout, retention = holdout_predictions(model, calibration, period_length)
     actual_n = holdout["actual_purchases"].to_numpy()
     predicted_n = holdout["predicted_purchases"].to_numpy()
     actual_rev = holdout["actual_revenue"].to_numpy()
@@ -126,26 +248,49 @@ def validate(model: CLVModelParams, calibration: pd.DataFrame, period_length: fl
     metrics["purchases_total_pct_error"] = _pct(predicted_n.sum(), actual_n.sum())
     metrics["purchases_total_abs_pct_error"] = abs(metrics["purchases_total_pct_error"])
 
+    if weekly is not None and observation_end is not None:
+        tracking = tracking_table(model, calibration, weekly, observation_end)
+    else:
+        tracking = pd.DataFrame(columns=["week", "actual", "expected", "actual_cumulative", "expected_cumulative"])
+    metrics["purchases_cumulative_pct_error"] = float("nan")
+    metrics["purchases_cumulative_calibration_pct_error"] = float("nan")
+    if not tracking.empty:
+        last = tracking.iloc[-1]
+        metrics["purchases_cumulative_pct_error"] = _pct(last["expected_cumulative"], last["actual_cumulative"])
+        if calibration_end is not None:
+            in_cal = tracking[pd.to_datetime(tracking["week"]) <= pd.Timestamp(calibration_end)]
+            if not in_cal.empty:
+                row = in_cal.iloc[-1]
+                metrics["purchases_cumulative_calibration_pct_error"] = _pct(
+                    row["expected_cumulative"], row["actual_cumulative"]
+                )
+
     churned = (actual_n == 0).astype(int)
     churn_risk = holdout["churn_risk"].to_numpy()
     has_both = 0 < churned.sum() < len(churned)
     metrics["churn_auc"] = float(roc_auc_score(churned, churn_risk)) if has_both else float("nan")
     metrics["churn_brier"] = float(brier_score_loss(churned, churn_risk))
     metrics["churn_rate_actual"] = float(churned.mean())
+    if has_both:
+        observed, predicted = calibration_curve(churned, churn_risk, n_bins=10, strategy="quantile")
+        curve = pd.DataFrame({"mean_predicted": predicted, "observed": observed})
+    else:
+        curve = pd.DataFrame({"mean_predicted": [], "observed": []})
 
-    metrics["revenue_mae"], metrics["revenue_rmse"] = _errors(actual_rev, predicted_rev)
-    metrics["revenue_spearman"] = _spearman(actual_rev, predicted_rev)
     metrics["revenue_total_actual"] = float(actual_rev.sum())
-    metrics["revenue_total_predicted"] = float(predicted_rev.sum())
     metrics["revenue_total_pct_error"] = _pct(predicted_rev.sum(), actual_rev.sum())
+    metrics |= {f"revenue_{k}": v for k, v in _revenue_metrics(actual_rev, predicted_rev).items()}
     for name in BASELINES:
         baseline = holdout[f"baseline_{name}_revenue"].to_numpy()
-        mae, rmse = _errors(actual_rev, baseline)
-        metrics[f"baseline_{name}_revenue_mae"] = mae
-        metrics[f"baseline_{name}_revenue_rmse"] = rmse
-        metrics[f"baseline_{name}_revenue_spearman"] = _spearman(actual_rev, baseline)
-        metrics[f"baseline_{name}_revenue_total_predicted"] = float(baseline.sum())
+        metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in _revenue_metrics(actual_rev, baseline).items()}
+    metrics["historical_clv_retention"] = retention
     for kind in ("mae", "rmse"):
         best = min(metrics[f"baseline_{b}_revenue_{kind}"] for b in BASELINES)
         metrics[f"revenue_{kind}_skill"] = 1 - metrics[f"revenue_{kind}"] / best if best > 0 else float("nan")
-    return Validation(holdout=holdout, metrics=metrics, by_frequency=frequency_table(holdout))
+    return Validation(
+        holdout=holdout,
+        metrics=metrics,
+        by_frequency=frequency_table(holdout),
+        tracking=tracking,
+        churn_calibration=curve,
+    )

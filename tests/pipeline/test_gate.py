@@ -12,6 +12,8 @@ METRICS = {
     "revenue_mae": 30.0,
     "baseline_spend_rate_revenue_mae": 70.0,
     "baseline_repeat_spend_rate_revenue_mae": 40.0,
+    "baseline_historical_clv_revenue_mae": 60.0,
+    "baseline_last_period_revenue_mae": 50.0,
     "churn_auc": 0.75,
     "purchases_total_abs_pct_error": 14.0,
 }
@@ -23,7 +25,9 @@ def _config(*criteria: Criterion) -> ValidateConfig:
 
 def test_builtin_baseline_check_uses_the_best_baseline() -> None:
     result = evaluate_gate(METRICS, _config())
-    (check,) = result.checks
+    check, champion = result.checks
+    assert champion.name == "does_not_lose_to_champion"
+    assert champion.passed  # no champion yet
     assert (check.name, check.value, check.threshold, check.passed) == (
         "beats_historical_baseline",
         30,
@@ -47,7 +51,7 @@ def test_builtin_baseline_check_uses_the_best_baseline() -> None:
 )
 def test_criteria_directions(criterion: Criterion, passed: bool) -> None:
     result = evaluate_gate(METRICS, _config(criterion))
-    assert result.checks[1].passed is passed
+    assert result.checks[2].passed is passed
     assert result.passed is passed
 
 
@@ -62,3 +66,12 @@ def test_nan_metric_fails() -> None:
 def test_unknown_metric_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"validate\.criteria\.0\.metric: unknown metric 'auc'"):
         check_criteria_known(_config(Criterion(metric="auc", threshold=0.7, direction="higher")))
+
+
+def test_champion_check() -> None:
+    config = _config()
+    assert evaluate_gate(METRICS, config, champion_value=30.0).passed  # equal is not a loss
+    assert evaluate_gate(METRICS, config, champion_value=29.8).passed  # within the 1% tolerance
+    worse = evaluate_gate(METRICS, config, champion_value=29.0)
+    assert [c.name for c in worse.failed] == ["does_not_lose_to_champion"]
+    assert worse.checks[1].threshold == pytest.approx(29.0 * 1.01)

@@ -27,8 +27,23 @@ def test_figures_have_the_lines_they_claim() -> None:
 
 
 def test_churn_calibration_bins() -> None:
-    holdout = pd.DataFrame({"churn_risk": [0.05, 0.05, 0.95, 0.95], "actual_purchases": [1, 1, 0, 1]})
-    fig = plots.churn_calibration(holdout)
+    curve = pd.DataFrame({"mean_predicted": [0.05, 0.95], "observed": [0.0, 0.5]})
+    fig = plots.churn_calibration(curve)
     line = fig.axes[0].get_lines()[1]
     np.testing.assert_allclose(line.get_xdata(), [0.05, 0.95])
     np.testing.assert_allclose(line.get_ydata(), [0.0, 0.5])
+
+
+def test_purchase_tracking_has_two_panels() -> None:
+    tracking = pd.DataFrame(
+        {
+            "week": pd.to_datetime(["2020-01-06", "2020-01-13"]),
+            "actual": [1.0, 2.0],
+            "expected": [1.5, 1.5],
+            "actual_cumulative": [1.0, 3.0],
+            "expected_cumulative": [1.5, 3.0],
+        }
+    )
+    fig = plots.purchase_tracking(tracking, "2020-01-10")
+    assert len(fig.axes) == 2
+    np.testing.assert_array_equal(fig.axes[0].get_lines()[1].get_ydata(), [1.5, 3.0])

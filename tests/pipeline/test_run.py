@@ -70,6 +70,9 @@ def test_summary_json(trained: tuple[Path, dict[str, object]]) -> None:
     assert metrics["churn_auc"] == pytest.approx(0.7466, abs=5e-4)
     assert metrics["revenue_spearman"] == pytest.approx(0.4208, abs=5e-4)
     assert metrics["baseline_repeat_spend_rate_revenue_spearman"] == pytest.approx(0.4788, abs=5e-4)
+    assert metrics["baseline_historical_clv_revenue_mae"] == pytest.approx(36.20, abs=0.05)
+    assert metrics["revenue_gini"] == pytest.approx(0.6722, abs=5e-4)
+    assert metrics["purchases_cumulative_pct_error"] == pytest.approx(-6.06, abs=0.05)
     checks = {c["name"]: c for c in summary["checks"]}  # type: ignore[union-attr]
     assert checks["beats_historical_baseline"]["passed"] is True
     assert all(c["passed"] for c in checks.values())
@@ -93,6 +96,11 @@ def test_output_tables(trained: tuple[Path, dict[str, object]]) -> None:
         "expected_order_value",
         "clv",
         "historical_clv",
+        "clv_30d",
+        "clv_60d",
+        "clv_90d",
+        "clv_365d",
+        "value_segment",
     ):
         assert column in scores.columns
     assert scores.drop(columns=["customer_id", "risk_tier"]).notna().all().all()
@@ -121,9 +129,9 @@ def test_run_and_registry_in_the_default_store(trained: tuple[Path, dict[str, ob
     assert len(run.data.tags["data.fingerprint"]) == 64
     assert run.data.metrics["bgnbd_r"] == pytest.approx(0.25162, rel=1e-3)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "ledger.json", "plots", "tables"} <= artifacts
+    assert {"config.yaml", "ledger.json", "plots", "tables", "report.html"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert "plots/purchases_by_frequency.png" in plots
+    assert {"plots/purchases_by_frequency.png", "plots/purchase_tracking.png", "plots/churn_calibration.png"} <= plots
     version = client.get_model_version_by_alias("clv", "champion")
     assert int(version.version) == 1
     assert version.tags["gate.passed"] == "true"
@@ -150,7 +158,8 @@ def test_champion_loads_and_predicts_in_a_fresh_process(trained: tuple[Path, dic
     assert done.stdout.strip() == "[]", "the registered model must not need the pipeline package"
     predicted = pd.read_parquet(folder / "pred.parquet")
     assert len(predicted) == 50
-    assert set(scores.columns) - {"historical_clv"} == set(predicted.columns)
+    pipeline_only = {"historical_clv", "clv_30d", "clv_60d", "clv_90d", "clv_365d", "value_segment"}
+    assert set(scores.columns) - pipeline_only == set(predicted.columns)
     assert predicted["p_alive"].between(0, 1).all()
 
 

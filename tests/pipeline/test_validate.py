@@ -8,7 +8,16 @@ from models import bgnbd
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
-from pipeline.validate import FREQUENCY_BINS, METRIC_NAMES, holdout_predictions, validate
+from pipeline.validate import (
+    BASELINES,
+    FREQUENCY_BINS,
+    METRIC_NAMES,
+    holdout_predictions,
+    normalized_gini,
+    top_share,
+    tracking_table,
+    validate,
+)
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
@@ -26,13 +35,14 @@ CALIBRATION = pd.DataFrame(
         "frequency_holdout": [1.0, 0.0, 8.0, 0.0],
         "monetary_value_holdout": [18.0, 0.0, 42.0, 0.0],
         "revenue_holdout": [18.0, 0.0, 336.0, 0.0],
+        "recent_spend": [30.0, 15.0, 200.0, 25.0],
         "duration_holdout": [39.0] * 4,
     }
 )
 
 
 def test_holdout_predictions_and_baselines() -> None:
-    table = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
+    table, retention = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
     f, r, t = CALIBRATION["frequency"], CALIBRATION["recency"], CALIBRATION["T"]
     np.testing.assert_allclose(table["predicted_purchases"], bgnbd.expected_purchases(MODEL.purchase, 39.0, f, r, t))
     np.testing.assert_allclose(table["predicted_revenue"], table["predicted_purchases"] * table["expected_order_value"])
@@ -41,6 +51,15 @@ def test_holdout_predictions_and_baselines() -> None:
     assert table["baseline_spend_rate_revenue"][0] == pytest.approx(60 / (38 + 1 / 7) * 39)
     assert table["baseline_repeat_spend_rate_revenue"][0] == pytest.approx(2 * 20 / (38 + 1 / 7) * 39)
     assert table["baseline_repeat_spend_rate_revenue"][1] == 0.0
+    # Retention window W = min(39, max T / 2) = 19 weeks: all four started before it, and two (last purchase
+    # 8 and 0 weeks before the end) bought in it: r = 0.5 per 19 weeks, so 0.5^(39/19) over the holdout.
+    assert retention == pytest.approx(0.5 ** (39 / 19))
+    log_rho = np.log(0.5) / 19
+    lifespan = np.expm1(log_rho * 39) / log_rho
+    np.testing.assert_allclose(
+        table["baseline_historical_clv_revenue"], CALIBRATION["total_spend"] / (CALIBRATION["T"] + 1 / 7) * lifespan
+    )
+    assert table["baseline_last_period_revenue"].tolist() == [30.0, 15.0, 200.0, 25.0]
 
 
 def test_metrics_by_hand() -> None:
@@ -60,8 +79,11 @@ def test_metrics_by_hand() -> None:
     assert m["churn_brier"] == pytest.approx(np.mean((risk - churned) ** 2))
     revenue = h["predicted_revenue"].to_numpy()
     assert m["revenue_mae"] == pytest.approx(np.mean(np.abs(revenue - [18, 0, 336, 0])))
-    best = min(m["baseline_spend_rate_revenue_mae"], m["baseline_repeat_spend_rate_revenue_mae"])
+    best = min(m[f"baseline_{b}_revenue_mae"] for b in BASELINES)
     assert m["revenue_mae_skill"] == pytest.approx(1 - m["revenue_mae"] / best)
+    # Revenue 336 of 354 sits with customer c: whoever ranks c first captures it with the top 10%.
+    assert m["revenue_top10_share"] == pytest.approx(336 / 354)
+    assert m["baseline_last_period_revenue_top10_share"] == pytest.approx(336 / 354)
 
 
 def test_by_frequency_table() -> None:
@@ -74,3 +96,35 @@ def test_by_frequency_table() -> None:
 def test_churn_auc_is_nan_when_everyone_churned() -> None:
     quiet = CALIBRATION.assign(frequency_holdout=0.0, revenue_holdout=0.0)
     assert np.isnan(validate(MODEL, quiet, period_length=1 / 7).metrics["churn_auc"])
+
+
+def test_gini_and_top_share() -> None:
+    actual = np.array([0.0, 10.0, 0.0, 90.0])
+    assert normalized_gini(actual, actual) == pytest.approx(1.0)
+    assert normalized_gini(actual, -actual) < 0
+    assert top_share(actual, np.array([1.0, 2.0, 3.0, 4.0]), 0.25) == pytest.approx(0.9)
+    assert top_share(actual, np.array([4.0, 3.0, 2.0, 1.0]), 0.5) == pytest.approx(0.1)
+
+
+def test_tracking_sums_new_customer_expectations() -> None:
+    import datetime as dt
+
+    calibration = CALIBRATION.assign(
+        first_purchase=pd.to_datetime(["2020-01-01", "2020-01-01", "2020-01-08", "2020-01-08"])
+    )
+    weekly = pd.DataFrame(
+        {"week": pd.to_datetime(["2019-12-30", "2020-01-06", "2020-01-13"]), "repeat_purchases": [0, 2, 3]}
+    )
+    table = tracking_table(MODEL, calibration, weekly, dt.date(2020, 1, 19))
+    # Week ends: Jan 6 (2 customers 5 days old), Jan 13 (12 and 5 days), Jan 20 (19 and 12 days).
+    expect = bgnbd.expected_purchases_new_customer
+    np.testing.assert_allclose(
+        table["expected_cumulative"],
+        [
+            2 * expect(MODEL.purchase, 5 / 7),
+            2 * expect(MODEL.purchase, 12 / 7) + 2 * expect(MODEL.purchase, 5 / 7),
+            2 * expect(MODEL.purchase, 19 / 7) + 2 * expect(MODEL.purchase, 12 / 7),
+        ],
+    )
+    assert table["actual_cumulative"].tolist() == [0, 2, 5]
+    np.testing.assert_allclose(table["expected"].cumsum(), table["expected_cumulative"])

@@ -1,0 +1,70 @@
+"""Business views of the production scores: CLV windows, at-risk valuable customers, value segments
+and cohorts. Pure functions of the scores table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models import bgnbd
+from models.bundle import CLVModelParams
+from models.clv import days_to_units
+
+CLV_WINDOWS_DAYS: tuple[int, ...] = (30, 60, 90, 365)
+SEGMENTS: tuple[tuple[str, float], ...] = (
+    ("top 5%", 0.95),
+    ("next 15%", 0.80),
+    ("middle 30%", 0.50),
+    ("bottom 50%", 0.0),
+)
+
+
+def clv_windows(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """``clv_<N>d``: expected value of the next N days (expected order value x expected purchases, undiscounted)."""
+    f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+    out = pd.DataFrame({"customer_id": scores["customer_id"].to_numpy()})
+    for days in CLV_WINDOWS_DAYS:
+        purchases = bgnbd.expected_purchases(model.purchase, days_to_units(days, model.spec.time_unit), f, r, t)
+        out[f"clv_{days}d"] = scores["expected_order_value"].to_numpy() * purchases
+    return out
+
+
+def at_risk_valuable(scores: pd.DataFrame, clv_quantile: float = 0.8, churn_risk_min: float = 0.8) -> pd.DataFrame:
+    """Customers in the top (1 - clv_quantile) by CLV whose churn risk is at least ``churn_risk_min``."""
+    threshold = scores["clv"].quantile(clv_quantile)
+    chosen = scores[(scores["clv"] >= threshold) & (scores["churn_risk"] >= churn_risk_min)]
+    return chosen.sort_values("clv", ascending=False).reset_index(drop=True)
+
+
+def value_segment(scores: pd.DataFrame) -> pd.Series:
+    """Each customer's value segment by CLV rank (top 5%, next 15%, middle 30%, bottom 50%)."""
+    rank = scores["clv"].rank(pct=True, method="first")
+    labels = np.select([rank > lower for _, lower in SEGMENTS], [name for name, _ in SEGMENTS], default="bottom 50%")
+    return pd.Series(labels, index=scores.index, name="value_segment")
+
+
+def segment_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Customers, total and mean CLV, share of CLV and mean churn risk per value segment."""
+    frame = scores.assign(value_segment=value_segment(scores))
+    table = frame.groupby("value_segment").agg(
+        customers=("customer_id", "size"),
+        clv_total=("clv", "sum"),
+        clv_mean=("clv", "mean"),
+        churn_risk_mean=("churn_risk", "mean"),
+    )
+    table["clv_share"] = table["clv_total"] / table["clv_total"].sum()
+    return table.reindex([name for name, _ in SEGMENTS]).dropna(how="all").reset_index()
+
+
+def cohort_table(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """CLV by acquisition cohort (month of first purchase)."""
+    month = pd.to_datetime(customers["first_purchase"]).dt.to_period("M").astype(str).to_numpy()
+    frame = scores.assign(cohort=month)
+    table = frame.groupby("cohort").agg(
+        customers=("customer_id", "size"),
+        clv_mean=("clv", "mean"),
+        clv_total=("clv", "sum"),
+        historical_clv_mean=("historical_clv", "mean"),
+        p_alive_mean=("p_alive", "mean"),
+    )
+    return table.reset_index()
