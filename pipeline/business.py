@@ -8,7 +8,7 @@ import pandas as pd
 
 from models import bgnbd
 from models.bundle import CLVModelParams
-from models.clv import days_to_units
+from models.clv import DAYS_PER_MONTH, days_to_units
 
 CLV_WINDOWS_DAYS: tuple[int, ...] = (30, 60, 90, 365)
 SEGMENTS: tuple[tuple[str, float], ...] = (
@@ -68,3 +68,55 @@ def cohort_table(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
         p_alive_mean=("p_alive", "mean"),
     )
     return table.reset_index()
+
+
+def clv_cac(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame, cac: pd.Series) -> pd.DataFrame:
+    """CLV:CAC ratio and payback period (months until the discounted expected value covers the CAC).
+
+    ``cac`` is indexed by customer_id; customers without one are left out. Payback beyond the CLV
+    horizon is NaN.
+    """
+    known = scores["customer_id"].isin(cac.index).to_numpy()
+    f, r, t = (customers[c].to_numpy(dtype=np.float64)[known] for c in ("frequency", "recency", "T"))
+    value = scores["expected_order_value"].to_numpy()[known]
+    cost = cac.reindex(scores["customer_id"][known]).to_numpy(dtype=np.float64)
+    spec = model.spec
+    cumulative = np.zeros_like(value)
+    previous = np.zeros_like(value)
+    payback = np.full(len(value), np.nan)
+    for month in range(1, spec.clv_horizon_months + 1):
+        current = bgnbd.expected_purchases(
+            model.purchase, days_to_units(month * DAYS_PER_MONTH, spec.time_unit), f, r, t
+        )
+        cumulative += value * (current - previous) / (1 + spec.annual_discount_rate) ** (month / 12)
+        previous = current
+        payback = np.where(np.isnan(payback) & (cumulative >= cost), month, payback)
+    clv = scores["clv"].to_numpy()[known]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(cost > 0, clv / cost, np.nan)
+    return pd.DataFrame(
+        {
+            "customer_id": scores["customer_id"].to_numpy()[known],
+            "cac": cost,
+            "clv": clv,
+            "clv_cac_ratio": ratio,
+            "payback_months": payback,
+        }
+    )
+
+
+def cac_summary(view: pd.DataFrame, horizon_months: int) -> pd.DataFrame:
+    """One row: customers with a CAC, median CLV:CAC, share above 1, share paying back within the horizon."""
+    return pd.DataFrame(
+        [
+            {
+                "customers_with_cac": len(view),
+                "clv_cac_ratio_median": float(view["clv_cac_ratio"].median()) if len(view) else float("nan"),
+                "share_clv_above_cac": float((view["clv_cac_ratio"] > 1).mean()) if len(view) else float("nan"),
+                f"share_payback_within_{horizon_months}_months": float(view["payback_months"].notna().mean())
+                if len(view)
+                else float("nan"),
+                "payback_months_median": float(view["payback_months"].median()) if len(view) else float("nan"),
+            }
+        ]
+    )

@@ -215,6 +215,27 @@ class ValidateConfig(_Strict):
     )
 
 
+class BusinessConfig(_Strict):
+    """Business views of the production scores.
+
+    CAC (customer acquisition cost) is optional: one ``cac`` for everyone, or ``cac_file``, a CSV with
+    ``customer_id`` and either ``cac`` (per customer) or ``channel`` (the acquisition channel, priced
+    by ``cac_by_channel``).
+    """
+
+    at_risk_clv_quantile: float = Field(default=0.8, ge=0, lt=1)
+    at_risk_churn_risk: float = Field(default=0.8, ge=0, le=1)
+    cac: float | None = Field(default=None, ge=0)
+    cac_file: Path | None = None
+    cac_by_channel: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BusinessConfig:
+        if self.cac is not None and self.cac_file is not None:
+            raise ValueError("set business.cac or business.cac_file, not both")
+        return self
+
+
 class EngineConfig(_Strict):
     """Where prepare runs. ``memory_limit`` caps DuckDB (it spills to ``temp_directory`` beyond it)."""
 
@@ -237,6 +258,7 @@ class Config(_Strict):
     fit: FitConfig = FitConfig()
     score: ScoreConfig = ScoreConfig()
     validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    business: BusinessConfig = BusinessConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -293,15 +315,22 @@ def load_config(path: Path | None) -> Config:
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
-    """Relative data paths in a config file are relative to the working directory, then the file."""
-    path = config.data.path
+    """Relative paths in a config file are relative to the working directory, then to the file."""
+    data_path = _resolve(config.data.path, base)
+    cac_path = _resolve(config.business.cac_file, base)
+    return config.model_copy(
+        update={
+            "data": config.data.model_copy(update={"path": data_path}),
+            "business": config.business.model_copy(update={"cac_file": cac_path}),
+        }
+    )
+
+
+def _resolve(path: Path | None, base: Path) -> Path | None:
     if path is None or path.is_absolute() or path.exists():
-        return config
+        return path
     candidate = (base / path).resolve()
-    if candidate.exists():
-        data = config.data.model_copy(update={"path": candidate})
-        return config.model_copy(update={"data": data})
-    return config
+    return candidate if candidate.exists() else path
 
 
 def config_as_dict(config: Config) -> dict[str, object]:

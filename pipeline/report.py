@@ -136,6 +136,8 @@ def render_report(
                 "churn_auc",
                 "churn_brier",
                 "churn_rate_actual",
+                "churn_brier_check_raw",
+                "churn_brier_check_isotonic",
                 "revenue_total_actual",
                 "revenue_total_pct_error",
                 "revenue_mae_skill",
@@ -170,6 +172,9 @@ error of the model and of each baseline, by number of repeat purchases in calibr
 {_table(validation.by_frequency)}
 <h2>Plots</h2>{images}
 <h2>Churn risk calibration</h2>{_table(validation.churn_calibration)}
+<p class="muted">Isotonic recalibration, fitted on a random half of the holdout customers and checked on the
+other half: Brier score {_fmt(m.get("churn_brier_check_raw", math.nan))} raw against
+{_fmt(m.get("churn_brier_check_isotonic", math.nan))} recalibrated (lower is better).</p>
 {"<h2>Business views (production model)</h2>" + business_html if business_html else ""}
 <h2>Fitted parameters (calibration)</h2>{_table(params)}
 <h2>Data</h2>{_table(ledger_frame)}

@@ -34,7 +34,7 @@ from pipeline.outputs import TableWriter, write_relation, write_summary, write_t
 from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
 from pipeline.report import render_report
 from pipeline.score import score
-from pipeline.sources import Transactions, connect, open_transactions
+from pipeline.sources import Transactions, connect, open_transactions, read_cac
 from pipeline.validate import BASELINES, Validation, validate
 
 DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
@@ -336,16 +336,27 @@ def train(
         scores = score(production, prepared.full)
         scores = scores.merge(business.clv_windows(production, prepared.full, scores), on="customer_id")
         scores["value_segment"] = business.value_segment(scores).to_numpy()
+        at_risk = business.at_risk_valuable(
+            scores, config.business.at_risk_clv_quantile, config.business.at_risk_churn_risk
+        )
         views = [
             (
-                "At risk and valuable (top 20% CLV, churn risk >= 0.8), first 25",
-                business.at_risk_valuable(scores).head(25),
+                f"At risk and valuable (top {1 - config.business.at_risk_clv_quantile:.0%} CLV, churn risk >= "
+                f"{config.business.at_risk_churn_risk:g}), first 25",
+                at_risk.head(25),
             ),
             ("Value segments", business.segment_table(scores)),
             ("CLV by acquisition cohort (month of first purchase)", business.cohort_table(scores, prepared.full)),
         ]
         tracking.log_table(scores, "tables/scores.parquet")
-        tracking.log_table(business.at_risk_valuable(scores), "tables/at_risk_valuable.parquet")
+        tracking.log_table(at_risk, "tables/at_risk_valuable.parquet")
+        cac = read_cac(config.business, scores["customer_id"])
+        if cac is not None:
+            cac_view = business.clv_cac(production, prepared.full, scores, cac)
+            cac_summary = business.cac_summary(cac_view, config.score.clv_horizon_months)
+            views.append(("CLV:CAC and payback", cac_summary))
+            tracking.log_table(cac_view, "tables/clv_cac.parquet")
+            tracking.log_metrics({str(k): float(v) for k, v in cac_summary.iloc[0].items()})
         if output_dir is not None:
             write_tables(output_dir, {"scores": scores, **tables})
 

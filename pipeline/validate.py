@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.calibration import calibration_curve
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from models import bgnbd, gamma_gamma
@@ -47,6 +48,8 @@ METRIC_NAMES: tuple[str, ...] = (
     "churn_auc",
     "churn_brier",
     "churn_rate_actual",
+    "churn_brier_check_raw",
+    "churn_brier_check_isotonic",
     "revenue_total_actual",
     "revenue_total_pct_error",
     *[f"revenue_{m}" for m in REVENUE_METRICS],
@@ -223,6 +226,26 @@ def tracking_table(
     )
 
 
+def isotonic_check(churned: np.ndarray, churn_risk: np.ndarray, seed: int = 20260101) -> tuple[float, float]:
+    """Does an isotonic recalibration of the churn risk help? Fitted on a random half of the holdout
+    customers and checked on the other half: the Brier score there, raw and recalibrated (NaN when the
+    data does not allow it: fewer than 200 customers or one class only)."""
+    if len(churned) < 200 or not 0 < churned.sum() < len(churned):
+        return float("nan"), float("nan")
+    order = np.random.default_rng(seed).permutation(len(churned))
+    fit_rows, check_rows = order[: len(order) // 2], order[len(order) // 2 :]
+    if not 0 < churned[fit_rows].sum() < len(fit_rows):
+        return float("nan"), float("nan")
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+        churn_risk[fit_rows], churned[fit_rows]
+    )
+    recalibrated = isotonic.predict(churn_risk[check_rows])
+    return (
+        float(brier_score_loss(churned[check_rows], churn_risk[check_rows])),
+        float(brier_score_loss(churned[check_rows], recalibrated)),
+    )
+
+
 def validate(
     model: CLVModelParams,
     calibration: pd.DataFrame,
@@ -276,6 +299,8 @@ def validate(
         curve = pd.DataFrame({"mean_predicted": predicted, "observed": observed})
     else:
         curve = pd.DataFrame({"mean_predicted": [], "observed": []})
+
+    metrics["churn_brier_check_raw"], metrics["churn_brier_check_isotonic"] = isotonic_check(churned, churn_risk)
 
     metrics["revenue_total_actual"] = float(actual_rev.sum())
     metrics["revenue_total_pct_error"] = _pct(predicted_rev.sum(), actual_rev.sum())

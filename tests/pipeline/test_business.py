@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,3 +54,42 @@ def test_cohorts_and_windows() -> None:
     windows = business.clv_windows(MODEL, customers, SCORES)
     assert windows["clv_365d"][0] == pytest.approx(30.0 * bgnbd.expected_purchases(MODEL.purchase, 365 / 7, 2, 20, 38))
     assert (windows["clv_30d"] < windows["clv_60d"]).all()
+
+
+def test_clv_cac_and_payback() -> None:
+    from models.scoring import score_customers
+
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "frequency": [5.0, 0.0, 2.0],
+            "recency": [36.0, 0.0, 30.0],
+            "T": [38.0, 38.0, 38.0],
+            "monetary_value": [40.0, 0.0, 20.0],
+        }
+    )
+    scores = score_customers(MODEL, customers)
+    cac = pd.Series([10.0, 50.0], index=pd.Index(["a", "b"], name="customer_id"))
+    view = business.clv_cac(MODEL, customers, scores, cac)
+    assert view["customer_id"].tolist() == ["a", "b"]  # c has no CAC
+    assert view["clv_cac_ratio"][0] == pytest.approx(scores["clv"][0] / 10.0)
+    assert 1 <= view["payback_months"][0] <= 12  # a frequent buyer covers 10 quickly
+    assert np.isnan(view["payback_months"][1])  # a one-time buyer does not cover 50 within a year
+    summary = business.cac_summary(view, 12)
+    assert summary["customers_with_cac"][0] == 2
+    assert summary["share_payback_within_12_months"][0] == 0.5
+
+
+def test_read_cac_by_channel(tmp_path: Path) -> None:
+    from pipeline.config import BusinessConfig
+    from pipeline.errors import InputError
+    from pipeline.sources import read_cac
+
+    path = tmp_path / "cac.csv"
+    path.write_text("customer_id,channel\n0001,ads\n0002,email\n")
+    config = BusinessConfig(cac_file=path, cac_by_channel={"ads": 30.0, "email": 5.0})
+    assert read_cac(config, pd.Series(["0001"])).to_dict() == {"0001": 30.0, "0002": 5.0}
+    assert read_cac(BusinessConfig(cac=12.0), pd.Series(["x", "y"])).tolist() == [12.0, 12.0]
+    assert read_cac(BusinessConfig(), pd.Series(["x"])) is None
+    with pytest.raises(InputError, match=r"without a cost in business\.cac_by_channel: email"):
+        read_cac(BusinessConfig(cac_file=path, cac_by_channel={"ads": 30.0}), pd.Series(["x"]))
