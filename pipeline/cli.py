@@ -106,9 +106,15 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_name(name: str) -> None:
+    if not name or any(c in name for c in "'\"\\"):
+        raise ConfigError(f"--name {name!r}: not a valid registered model name")
+
+
 def _promote(args: argparse.Namespace) -> int:
     from pipeline import tracking
 
+    _check_name(args.name)
     passed = tracking.version_passed_gate(args.name, args.version)
     if not passed and not args.force:
         raise InputError(
@@ -123,6 +129,9 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from pipeline import tracking
+
+    if args.limit < 1:
+        raise ConfigError("--limit must be at least 1")
 
     rows = tracking.recent_runs(args.experiment, args.limit)
     keys = ("revenue_mae", "revenue_mae_skill", "churn_auc", "purchases_total_abs_pct_error")
@@ -143,6 +152,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from pipeline import tracking
 
+    _check_name(args.name)
     rows = tracking.model_versions(args.name)
     if not rows:
         print(f"clv models: no versions of {args.name!r}")

@@ -48,6 +48,8 @@ def fit(customers: pd.DataFrame, config: FitConfig, label: str = "calibration") 
         spend = fit_gamma_gamma(customers["frequency"], customers["monetary_value"], penalizer=config.spend_penalizer)
     except FitError as exc:
         raise InputError(f"{label}: {exc}") from None
+    except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. a singular Hessian for the standard errors
+        raise InputError(f"{label}: the models could not be fitted to this data ({exc})") from None
     correlation = (
         float(np.corrcoef(repeat["frequency"], repeat["monetary_value"])[0, 1]) if len(repeat) > 2 else float("nan")
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +25,22 @@ def _writable_dir(directory: Path) -> Path:
     return directory
 
 
+@contextlib.contextmanager
+def _write_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
 def write_tables(directory: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
     """Write each table as ``<name>.parquet`` in ``directory``."""
     target = _writable_dir(directory)
     written = []
     for name, frame in tables.items():
         path = target / f"{name}.parquet"
-        frame.to_parquet(path, index=False)
+        with _write_errors(path):
+            frame.to_parquet(path, index=False)
         written.append(path)
     return written
 
@@ -37,7 +48,8 @@ def write_tables(directory: Path, tables: dict[str, pd.DataFrame]) -> list[Path]
 def write_relation(relation: duckdb.DuckDBPyRelation, path: Path) -> Path:
     """Write a (lazy) DuckDB relation as Parquet; DuckDB streams it without building a pandas frame."""
     _writable_dir(path.parent)
-    relation.write_parquet(str(path))
+    with _write_errors(path):
+        relation.write_parquet(str(path))
     return path
 
 
@@ -87,11 +99,13 @@ def _json_safe(value: Any) -> Any:
 
 def write_text(path: Path, text: str) -> Path:
     _writable_dir(path.parent)
-    path.write_text(text, encoding="utf-8")
+    with _write_errors(path):
+        path.write_text(text, encoding="utf-8")
     return path
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> Path:
     _writable_dir(path.parent)
-    path.write_text(json.dumps(_json_safe(summary), indent=2) + "\n", encoding="utf-8")
+    with _write_errors(path):
+        path.write_text(json.dumps(_json_safe(summary), indent=2) + "\n", encoding="utf-8")
     return path

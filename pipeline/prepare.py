@@ -59,6 +59,8 @@ QUARANTINE_REASONS: tuple[str, ...] = (
 )
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value", "total_spend", "first_purchase")
 HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout", "recent_spend")
+MAX_ABS_AMOUNT = 1e13
+"""Amounts this large are always errors (and beyond what exact DECIMAL(18, 4) sums hold)."""
 _OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
 
 
@@ -125,7 +127,8 @@ def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str) -> str:
         return f"timezone({tz}, {parsed})" if "%z" in timestamp_format or "%Z" in timestamp_format else parsed
     return (
         f"CASE WHEN regexp_matches({text}, {_literal(_OFFSET)}) "
-        f"THEN timezone({tz}, TRY_CAST({text} AS TIMESTAMPTZ)) ELSE TRY_CAST({text} AS TIMESTAMP) END"
+        f"THEN timezone({tz}, TRY_CAST({text} AS TIMESTAMPTZ)) "
+        f"ELSE coalesce(TRY_CAST({text} AS TIMESTAMP), try_strptime({text}, '%Y%m%d')) END"
     )
 
 
@@ -153,6 +156,7 @@ def _classified_sql(
         "WHEN raw_ts IS NULL THEN 'missing_timestamp'",
         "WHEN ts IS NULL THEN 'invalid_timestamp'",
         "WHEN raw_value IS NULL OR NOT isfinite(raw_value) THEN 'invalid_amount'",
+        f"WHEN abs(raw_value) >= {MAX_ABS_AMOUNT!r} THEN 'amount_too_large'",
         f"WHEN CAST(ts AS DATE) < DATE '{config.min_date}' THEN 'timestamp_out_of_range'",
     ]
     if config.max_amount is not None:
@@ -162,8 +166,9 @@ def _classified_sql(
         rules.append("WHEN raw_value = 0 THEN 'zero_amount'")
     if config.returns == "drop":
         rules.append("WHEN is_return THEN 'return_dropped'")
-    if config.observation_end is not None:
-        rules.append(f"WHEN CAST(ts AS DATE) > DATE '{config.observation_end}' THEN 'after_observation_end'")
+    # Without an observation end, a date after today is still a typo, not the end of the holdout.
+    observation_end = config.observation_end or dt.date.today()
+    rules.append(f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'")
     return f"""
         SELECT *,
                CASE WHEN is_return THEN -abs(raw_value) ELSE raw_value END AS value,
@@ -189,10 +194,20 @@ def _period_start(day: dt.date, period: str) -> dt.date:
     return day if period == "day" else day - dt.timedelta(days=day.weekday())
 
 
+def _dsum(column: str) -> str:
+    """An exact, order-independent sum of a DECIMAL amount column, as DOUBLE."""
+    return f"CAST(sum({column}) AS DOUBLE)"
+
+
 def _daily_sql(classified: str) -> str:
-    """The one scan of the input: rows grouped by reason, customer, order, return flag and day."""
+    """The one scan of the input: rows grouped by reason, customer, order, return flag and day.
+
+    Amounts are summed as DECIMAL(18, 4) from here on, exactly: floating-point sums split across
+    threads would depend on the thread schedule, and the same input must always give the same numbers.
+    """
     return f"""
-        SELECT reason, cid, order_key, is_return, CAST(ts AS DATE) AS d, fsum(value) AS amount, count(*) AS n
+        SELECT reason, cid, order_key, is_return, CAST(ts AS DATE) AS d,
+               sum(TRY_CAST(value AS DECIMAL(18, 4))) AS amount, count(*) AS n
         FROM ({classified}) GROUP BY ALL
     """
 
@@ -209,19 +224,20 @@ def _window_sql(
     purchases = (
         f"SELECT cid, d AS p, amount FROM orders WHERE d <= DATE '{cutoff}'"
         if period == "day" and one_row_per_day
-        else f"SELECT cid, {trunc} AS p, fsum(amount) AS amount FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p"
+        else f"""SELECT cid, {trunc} AS p, sum(amount) AS amount
+                 FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p"""
     )
     netted = (
         f"""
         refunds_{name} AS (
-            SELECT r.cid, pp.p, fsum(r.amount) AS amount, count(*) AS n
+            SELECT r.cid, pp.p, sum(r.amount) AS amount, count(*) AS n
             FROM (SELECT cid, {trunc} AS p, amount FROM refunds WHERE d <= DATE '{cutoff}') r
             ASOF JOIN purchases_{name} pp ON r.cid = pp.cid AND r.p >= pp.p
             GROUP BY r.cid, pp.p
         ),
         periods_{name} AS (
             SELECT cid, p,
-                   greatest(purchases_{name}.amount + coalesce(refunds_{name}.amount, 0.0), 0.0) AS amount
+                   greatest(purchases_{name}.amount + coalesce(refunds_{name}.amount, 0), 0) AS amount
             FROM purchases_{name} LEFT JOIN refunds_{name} USING (cid, p)
         ),"""
         if net_returns
@@ -237,15 +253,16 @@ def _window_sql(
                    CAST(count(*) - 1 AS DOUBLE) AS frequency,
                    date_diff('day', min(p), max(p)) / {unit_days} AS recency,
                    date_diff('day', min(p), DATE '{cutoff_period}') / {unit_days} AS "T",
-                   CASE WHEN count(*) > 1 THEN (fsum(amount) - arg_min(amount, p)) / (count(*) - 1) ELSE 0.0 END
+                   CASE WHEN count(*) > 1
+                        THEN CAST(sum(amount) - arg_min(amount, p) AS DOUBLE) / (count(*) - 1) ELSE 0.0 END
                        AS monetary_value,
-                   fsum(amount) AS total_spend,
+                   {_dsum("amount")} AS total_spend,
                    min(p) AS first_purchase
             FROM periods_{name} GROUP BY cid
         )"""
 
 
-_EMPTY_REFUNDS = "SELECT NULL::VARCHAR AS cid, NULL::DATE AS d, NULL::DOUBLE AS amount WHERE false"
+_EMPTY_REFUNDS = "SELECT NULL::VARCHAR AS cid, NULL::DATE AS d, NULL::DECIMAL(38, 4) AS amount WHERE false"
 
 
 def _valid_sql(daily: str, observation_end: dt.date) -> str:
@@ -255,8 +272,9 @@ def _valid_sql(daily: str, observation_end: dt.date) -> str:
 def _orders_sql(valid: str, has_order: bool) -> str:
     """Purchases as transactions: one per order (dated by its first line) with order ids, else per row."""
     if has_order:
-        return f"""SELECT cid, min(d) AS d, fsum(amount) AS amount, 1 AS n
-            FROM ({valid}) WHERE NOT is_return GROUP BY cid, order_key"""
+        # Lines without an order id are one transaction per customer and day, not one giant order.
+        return f"""SELECT cid, min(d) AS d, sum(amount) AS amount, 1 AS n
+            FROM ({valid}) WHERE NOT is_return GROUP BY cid, coalesce(order_key, 'day ' || CAST(d AS VARCHAR))"""
     return f"SELECT cid, d, amount, n FROM ({valid}) WHERE NOT is_return"
 
 
@@ -265,8 +283,14 @@ def _weekly_sql(daily: str, calibration_end: dt.date, observation_end: dt.date, 
     trunc = "d" if period == "day" else "date_trunc('week', d)::DATE"
     orders = _orders_sql(_valid_sql(daily, observation_end), has_order)
     return f"""
-        WITH periods AS (SELECT DISTINCT cid, {trunc} AS p FROM ({orders})),
-        firsts AS (SELECT cid, min(p) AS first_p FROM periods GROUP BY cid HAVING min(p) <= DATE '{calibration_end}')
+        WITH purchases AS ({orders}),
+        periods AS (SELECT DISTINCT cid, {trunc} AS p FROM purchases),
+        calibration_customers AS (
+            SELECT cid FROM purchases GROUP BY cid HAVING min(d) <= DATE '{calibration_end}'
+        ),
+        firsts AS (
+            SELECT cid, min(p) AS first_p FROM periods JOIN calibration_customers USING (cid) GROUP BY cid
+        )
         SELECT date_trunc('week', p)::DATE AS week, count(*) FILTER (WHERE p > first_p) AS repeat_purchases
         FROM periods JOIN firsts USING (cid) GROUP BY week ORDER BY week
     """
@@ -302,13 +326,16 @@ def _summaries_sql(
         f"""hold AS (
             SELECT cid,
                    CAST(count(DISTINCT {holdout_periods}) AS DOUBLE) AS frequency_holdout,
-                   fsum(amount) / sum(n) AS monetary_value_holdout,
-                   fsum(amount) AS gross
+                   {_dsum("amount")} / sum(n) AS monetary_value_holdout,
+                   sum(amount) AS gross
             FROM orders WHERE d > DATE '{cal_end}' GROUP BY cid
         )""",
-        f"hold_refunds AS (SELECT cid, fsum(amount) AS amount FROM refunds WHERE d > DATE '{cal_end}' GROUP BY cid)",
+        f"""hold_refunds AS (
+            SELECT cid, sum(amount) AS amount FROM refunds WHERE d > DATE '{cal_end}' GROUP BY cid
+        )""",
         f"""recent AS (
-            SELECT cid, fsum(amount) AS recent_spend FROM orders
+            SELECT cid, CAST(greatest(sum(amount), 0) AS DOUBLE) AS recent_spend
+            FROM (SELECT cid, d, amount FROM orders UNION ALL SELECT cid, d, amount FROM refunds)
             WHERE d > DATE '{cal_end}' - INTERVAL ({holdout_days}) DAY AND d <= DATE '{cal_end}' GROUP BY cid
         )""",
     ]
@@ -318,7 +345,7 @@ def _summaries_sql(
         SELECT f.cid AS customer_id, {full}, {cal},
                coalesce(h.frequency_holdout, 0.0) AS frequency_holdout,
                coalesce(h.monetary_value_holdout, 0.0) AS monetary_value_holdout,
-               greatest(coalesce(h.gross, 0.0) + coalesce(hr.amount, 0.0), 0.0) AS revenue_holdout,
+               CAST(greatest(coalesce(h.gross, 0) + coalesce(hr.amount, 0), 0) AS DOUBLE) AS revenue_holdout,
                coalesce(rc.recent_spend, 0.0) AS recent_spend
         FROM summary_full f
         LEFT JOIN summary_cal c USING (cid)
@@ -339,7 +366,8 @@ def _returns_sql(daily: str, observation_end: dt.date, period: str) -> str:
         ),
         purchases AS (SELECT DISTINCT cid, p FROM valid WHERE NOT is_return),
         refunds AS (SELECT cid, p, n FROM valid WHERE is_return)
-        SELECT coalesce(sum(n), 0) AS netted, coalesce(sum(n) FILTER (WHERE purchases.p IS NULL), 0) AS unmatched
+        SELECT coalesce(sum(n) FILTER (WHERE purchases.p IS NOT NULL), 0) AS netted,
+               coalesce(sum(n) FILTER (WHERE purchases.p IS NULL), 0) AS unmatched
         FROM refunds ASOF LEFT JOIN purchases ON refunds.cid = purchases.cid AND refunds.p >= purchases.p
     """
 

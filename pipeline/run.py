@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
+from mlflow.exceptions import MlflowException
 
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
@@ -91,7 +92,10 @@ def score_from_registry(
     with writer:
         for start in range(0, len(customers), chunk_rows):
             chunk = customers.iloc[start : start + chunk_rows]
-            scores = pd.DataFrame(model.predict(chunk.loc[:, list(REQUIRED_COLUMNS)].reset_index(drop=True)))
+            try:
+                scores = pd.DataFrame(model.predict(chunk.loc[:, list(REQUIRED_COLUMNS)].reset_index(drop=True)))
+            except (ValueError, MlflowException) as exc:  # contract, schema or non-finite scores
+                raise InputError(f"{model_uri}: cannot score {data.description}: {str(exc).splitlines()[0]}") from None
             scores["historical_clv"] = chunk["total_spend"].to_numpy()
             writer.write(scores)
             if progress is not None:
@@ -198,7 +202,10 @@ def _champion_on_this_holdout(config: Config, prepared: PreparedData, period_len
     found = tracking.champion_calibration_params(config.tracking.model_name, config.tracking.alias)
     if found is None:
         return None
-    version, params = found
+    version, params, units = found
+    if units != (config.prepare.period, config.prepare.time_unit):
+        tracking.set_tags({"champion.version": version, "champion.comparable": "false (other period or time unit)"})
+        return None
     champion = CLVModelParams.from_params(params, config.scoring_spec())
     value = validate(champion, prepared.calibration, period_length).metrics[config.validate_.baseline_metric]
     tracking.log_metrics({f"champion_{config.validate_.baseline_metric}": value})
@@ -357,9 +364,6 @@ def train(
             views.append(("CLV:CAC and payback", cac_summary))
             tracking.log_table(cac_view, "tables/clv_cac.parquet")
             tracking.log_metrics({str(k): float(v) for k, v in cac_summary.iloc[0].items()})
-        if output_dir is not None:
-            write_tables(output_dir, {"scores": scores, **tables})
-
         example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
         checkpoint()
         model_uri = tracking.log_model(production, example, config_yaml)
@@ -375,7 +379,10 @@ def train(
         registered = f"registered as {config.tracking.model_name} version {version}, alias '{config.tracking.alias}'"
         _write_report(report(business=views, registered=registered), output_dir)
         checkpoint()
-        tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)  # last step
-        return TrainResult(
-            run_id, config, data, prepared, calibration_fit, validation, gate, production_fit, scores, version
-        )
+    # The run has ended FINISHED; moving the alias is the last step of the job.
+    tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)
+    if output_dir is not None:
+        write_tables(output_dir, {"scores": scores, **tables})
+    return TrainResult(
+        run_id, config, data, prepared, calibration_fit, validation, gate, production_fit, scores, version
+    )

@@ -200,6 +200,9 @@ def read_cac(business: BusinessConfig, customers: pd.Series) -> pd.Series | None
         raise InputError(f"{path}: cannot read CAC file: {str(exc).splitlines()[0]}") from None
     if "customer_id" not in frame.columns or not ({"cac", "channel"} & set(frame.columns)):
         raise InputError(f"{path}: needs columns customer_id and cac, or customer_id and channel")
+    repeated = frame["customer_id"][frame["customer_id"].duplicated()]
+    if not repeated.empty:
+        raise InputError(f"{path}: customer_id {repeated.iloc[0]!r} appears more than once")
     if "cac" in frame.columns:
         cac = pd.to_numeric(frame["cac"], errors="coerce")
         if cac.isna().any() or (cac < 0).any():

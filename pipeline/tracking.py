@@ -165,7 +165,7 @@ def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) ->
     with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
         params = write_params(model, Path(tmp) / "params.json")
         config = Path(tmp) / "config.yaml"
-        config.write_text(config_yaml, encoding="utf-8")
+        config.write_text(mask_text(config_yaml), encoding="utf-8")
         signature = infer_signature(example, score_customers(model, example))
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -290,15 +290,23 @@ def version_passed_gate(name: str, version: int) -> bool:
     return bool(found.tags.get("gate.passed") == "true")
 
 
-def champion_calibration_params(name: str, alias: str) -> tuple[int, dict[str, float]] | None:
-    """The champion's version and the parameters of its calibration fit (logged as run metrics)."""
+def champion_calibration_params(name: str, alias: str) -> tuple[int, dict[str, float], tuple[str, str]] | None:
+    """The champion's version, the parameters of its calibration fit (logged as run metrics) and its
+    (period, time unit); None without a champion or when its run is gone."""
     version = alias_version(name, alias)
     if version is None:
         return None
     client = MlflowClient()
     with _store_errors(f"read the run of {name} version {version}"):
         run_id = client.get_model_version(name, str(version)).run_id
-        metrics = client.get_run(run_id).data.metrics if run_id else {}
+        try:
+            run = client.get_run(run_id) if run_id else None
+        except MlflowException:
+            return None
+    if run is None:
+        return None
+    metrics = run.data.metrics
+    units = (run.data.params.get("prepare.period", ""), run.data.params.get("prepare.time_unit", ""))
     names = {
         "r": "bgnbd_r",
         "alpha": "bgnbd_alpha",
@@ -310,7 +318,7 @@ def champion_calibration_params(name: str, alias: str) -> tuple[int, dict[str, f
     }
     if not all(metric in metrics for metric in names.values()):
         return None
-    return version, {key: float(metrics[metric]) for key, metric in names.items()}
+    return version, {key: float(metrics[metric]) for key, metric in names.items()}, units
 
 
 def alias_version(name: str, alias: str) -> int | None:

@@ -74,7 +74,7 @@ def test_bad_rows_are_quarantined_and_counted() -> None:
         "after_observation_end": 1,
     }
     assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (16, 10, 6)
-    assert (ledger.returns_netted, ledger.returns_unmatched) == (1, 1)
+    assert (ledger.returns_netted, ledger.returns_unmatched) == (0, 1)
     assert ledger.reconciled
     quarantine = prepared.quarantine.df()
     assert len(quarantine) == 6
@@ -299,3 +299,30 @@ def test_observation_end_before_the_data_is_an_input_error() -> None:
         match=r"no usable transactions after cleaning \(11 after_observation_end, 2 invalid_amount",
     ):
         prepare(_relation(ROWS), early, "%Y-%m-%d")
+
+
+def test_lines_without_an_order_id_are_one_transaction_per_day() -> None:
+    columns = ["customer_id", "timestamp", "amount", "order_id"]
+    rows = [
+        ("a", "2020-01-01", 10.0, None),
+        ("a", "2020-01-05", 10.0, ""),
+        ("a", "2020-01-09", 10.0, None),
+        ("a", "2020-02-09", 10.0, None),
+    ]
+    a = _prepared(rows, columns).calibration.set_index("customer_id").loc["a"]
+    assert (a["frequency"], a["frequency_holdout"], a["revenue_holdout"]) == (2.0, 1.0, 10.0)
+
+
+def test_future_dates_are_quarantined_without_an_observation_end() -> None:
+    rows = [*ROWS[:9], ("A", "2099-01-01", "5.0")]
+    config = CONFIG.model_copy(update={"observation_end": None})
+    prepared = prepare(_relation(rows), config, "%Y-%m-%d")
+    assert prepared.ledger.quarantined == {"after_observation_end": 1}
+    assert prepared.observation_end == dt.date(2020, 3, 1)
+
+
+def test_compact_dates_are_read_without_a_format() -> None:
+    rows = [("a", "20200101", "1"), ("a", "20200110", "2"), ("b", "20200203", "3")]
+    prepared = prepare(_relation(rows), CONFIG)
+    assert prepared.ledger.quarantined == {}
+    assert prepared.calibration.set_index("customer_id").loc["a", "frequency"] == 1.0
