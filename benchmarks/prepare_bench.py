@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.process import peak_mb, run_child
 
 CALIBRATION_END = dt.date(2022, 12, 31)
 OBSERVATION_END = dt.date(2023, 6, 30)
@@ -52,10 +52,6 @@ def generate(path: Path, rows: int, seed: int = 42) -> None:
     )
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_clv(path: Path, out: Path) -> dict[str, float]:
     from pipeline.config import Config, DataConfig, PrepareConfig
     from pipeline.prepare import prepare
@@ -71,7 +67,7 @@ def run_clv(path: Path, out: Path) -> dict[str, float]:
     )
     seconds = time.perf_counter() - start
     prepared.full.to_parquet(out)
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "customers": float(len(prepared.full))}
+    return {"seconds": seconds, "peak_mb": peak_mb(), "customers": float(len(prepared.full))}
 
 
 def run_lifetimes(path: Path, out: Path) -> dict[str, float]:
@@ -95,21 +91,11 @@ def run_lifetimes(path: Path, out: Path) -> dict[str, float]:
     )
     seconds = time.perf_counter() - start
     summary.reset_index().to_parquet(out)
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "customers": float(len(summary))}
+    return {"seconds": seconds, "peak_mb": peak_mb(), "customers": float(len(summary))}
 
 
 def _child(engine: str, path: Path, out: Path) -> dict[str, float]:
-    """Run one engine in a fresh interpreter, so that its peak memory is its own."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.prepare_bench", "--child", engine, str(path), str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{engine} failed: {done.stderr.strip().splitlines()[-1]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child("benchmarks.prepare_bench", engine, str(path), str(out))
 
 
 def outputs_equal(ours: Path, theirs: Path) -> bool:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from benchmarks.process import peak_mb, run_child
 
 CHUNK = 1_000_000
 PARAMS = {"r": 0.2516, "alpha": 4.789, "a": 0.7234, "b": 2.161, "p": 6.275, "q": 3.624, "v": 14.98}
@@ -61,10 +61,6 @@ def _model():  # type: ignore[no-untyped-def]
     )
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_clv(n: int, folder: Path) -> dict[str, float]:
     from models.scoring import score_customers
 
@@ -73,7 +69,7 @@ def run_clv(n: int, folder: Path) -> dict[str, float]:
     total = 0.0
     for begin in range(0, n, CHUNK):
         total += float(score_customers(model, frame.iloc[begin : begin + CHUNK])["clv"].sum())
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), "clv_total": total}
+    return {"seconds": time.perf_counter() - start, "peak_mb": peak_mb(), "clv_total": total}
 
 
 def run_pyfunc(n: int, folder: Path) -> dict[str, float]:
@@ -101,7 +97,7 @@ def run_pyfunc(n: int, folder: Path) -> dict[str, float]:
     total = 0.0
     for begin in range(0, n, CHUNK):
         total += float(loaded.predict(frame.iloc[begin : begin + CHUNK].reset_index(drop=True))["clv"].sum())
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), "clv_total": total}
+    return {"seconds": time.perf_counter() - start, "peak_mb": peak_mb(), "clv_total": total}
 
 
 def run_lifetimes(n: int, folder: Path) -> dict[str, float]:
@@ -124,23 +120,14 @@ def run_lifetimes(n: int, folder: Path) -> dict[str, float]:
             bg.conditional_expected_number_of_purchases_up_to_time(days / 7, f, r, t)
         gg.conditional_expected_average_profit(f, m)
         clv = gg.customer_lifetime_value(bg, f, r, t, m, time=12, discount_rate=0.0079741, freq="W")
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), "clv_total": float(clv.sum())}
+    return {"seconds": time.perf_counter() - start, "peak_mb": peak_mb(), "clv_total": float(clv.sum())}
 
 
 RUNNERS = {"clv": run_clv, "pyfunc": run_pyfunc, "lifetimes": run_lifetimes}
 
 
 def _child(engine: str, n: int, folder: Path) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.score_bench", "--child", engine, str(n), str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{engine} failed: {done.stderr.strip().splitlines()[-1]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child("benchmarks.score_bench", engine, str(n), str(folder))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,10 +74,15 @@ class Registry:
     scores: Path
 
     def env(self) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        base = clean_env()
         # `mlflow models serve` runs `uvicorn` from PATH: the venv's bin folder must be on it.
         path = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
         return base | {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": path}
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without the store URIs that MLflow exports when tests set them."""
+    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
 
 
 def clv_command() -> Path:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Registry, clv_command
+from tests.conftest import Registry, clean_env, clv_command
 
 CLV = clv_command()
 
 
 def _clv(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    base = clean_env()
     return subprocess.run(
         [str(CLV), *args], cwd=cwd, env=base | (env or {}), capture_output=True, text=True, timeout=300
     )

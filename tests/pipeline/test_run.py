@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import Config, Criterion, ValidateConfig, config_as_dict
 from pipeline.run import train
+from tests.conftest import clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -29,17 +29,12 @@ print(sorted(m for m in sys.modules if m == "pipeline" or m.startswith("pipeline
 """
 
 
-def _clean_env() -> dict[str, str]:
-    """This process's environment without the store URIs that MLflow exports when tests set them."""
-    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     """Run `clv train` once on the default config, in its own folder with the default store."""
     folder = tmp_path_factory.mktemp("job")
     clv = Path(sys.executable).parent / "clv"
-    env = _clean_env()
+    env = clean_env()
     done = subprocess.run(
         [str(clv), "train", "--output", "out", "--summary", "out/summary.json"],
         cwd=folder,
@@ -144,7 +139,7 @@ def test_champion_loads_and_predicts_in_a_fresh_process(trained: tuple[Path, dic
     holdout = pd.read_parquet(folder / "out" / "holdout.parquet")
     customers = holdout[["customer_id", "frequency", "recency", "T", "monetary_value"]].head(50)
     customers.to_parquet(folder / "in.parquet")
-    env = _clean_env()
+    env = clean_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     done = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(folder / "in.parquet"), str(folder / "pred.parquet")],

@@ -17,14 +17,14 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import clv_command
+from tests.conftest import clean_env, clv_command
 
 pytestmark = pytest.mark.slow
 SAMPLE = "data: {source: cdnow_sample}\n"
 
 
 def _env(uri: str, **extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    base = clean_env()
     return base | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"} | extra
 
 
