@@ -21,7 +21,7 @@ from models.gamma_gamma import GammaGammaParams
 
 with warnings.catch_warnings():
     # lifetimes mutes FutureWarning process-wide when imported; keep the caller's filters intact.
-    from lifetimes import BetaGeoFitter, GammaGammaFitter
+    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
     from lifetimes.utils import ConvergenceError
 
 
@@ -126,3 +126,49 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: 
             n_params=3,
         ),
     )
+
+
+@dataclass(frozen=True)
+class PeerFit:
+    """A maximum-likelihood fit of a purchase model other than BG/NBD (parameters by name)."""
+
+    model: str
+    params: dict[str, float]
+    stats: FitStatistics
+
+
+def fit_pareto_nbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0) -> PeerFit:
+    """Pareto/NBD (Schmittlein, Morrison & Colombo 1987) on the weighted unique histories."""
+    rows = unique_histories(frequency, recency, T)
+    fitter = ParetoNBDFitter(penalizer_coef=penalizer)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fitter.fit(rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
+    except ConvergenceError as exc:
+        raise FitError(f"Pareto/NBD did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+    params = {k: float(fitter.params_[k]) for k in ("r", "alpha", "s", "beta")}
+    per_row = ParetoNBDFitter._conditional_log_likelihood(
+        [params[k] for k in ("r", "alpha", "s", "beta")], rows["frequency"], rows["recency"], rows["T"]
+    )
+    ll = float(np.sum(rows["weight"].to_numpy() * np.asarray(per_row)))
+    return PeerFit("pareto_nbd", params, FitStatistics(ll, int(rows["weight"].sum()), 4))
+
+
+def fit_mbgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0) -> PeerFit:
+    """MBG/NBD (Batislam, Denizel & Filiztekin 2007) on the weighted unique histories."""
+    rows = unique_histories(frequency, recency, T)
+    fitter = ModifiedBetaGeoFitter(penalizer_coef=penalizer)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fitter.fit(rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
+    except ConvergenceError as exc:
+        raise FitError(f"MBG/NBD did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+    params = {k: float(fitter.params_[k]) for k in ("r", "alpha", "a", "b")}
+    weights = rows["weight"].to_numpy(dtype=np.float64)
+    log_params = np.log([params[k] for k in ("r", "alpha", "a", "b")])
+    mean_nll = ModifiedBetaGeoFitter._negative_log_likelihood(
+        log_params, rows["frequency"].to_numpy(), rows["recency"].to_numpy(), rows["T"].to_numpy(), weights, 0.0
+    )
+    return PeerFit("mbgnbd", params, FitStatistics(-float(mean_nll) * float(weights.sum()), int(weights.sum()), 4))
