@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,16 @@ class SpendFit:
     stats: FitStatistics
 
 
+def _run_fit(fitter: Any, name: str, penalizer: float, *data: Any, **kwargs: Any) -> None:
+    """``fitter.fit(*data)`` with lifetimes' numerical warnings muted and its ConvergenceError as FitError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fitter.fit(*data, **kwargs)
+    except ConvergenceError as exc:
+        raise FitError(f"{name} did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+
+
 def unique_histories(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pd.DataFrame:
     """The distinct (frequency, recency, T) rows with the number of customers that share each."""
     histories = pd.DataFrame(
@@ -79,12 +90,7 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer:
     if (rows["frequency"] == 0).all():
         raise FitError("BG/NBD: no customer has a repeat purchase, so the purchase model cannot be fitted")
     fitter = BetaGeoFitter(penalizer_coef=penalizer)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fitter.fit(rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
-    except ConvergenceError as exc:
-        raise FitError(f"BG/NBD did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+    _run_fit(fitter, "BG/NBD", penalizer, rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
     params = BetaGeoParams(**{k: float(fitter.params_[k]) for k in ("r", "alpha", "a", "b")})
     ll = bgnbd.log_likelihood(params, rows["frequency"], rows["recency"], rows["T"], rows["weight"])
     return PurchaseFit(
@@ -105,12 +111,7 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: 
             f"Gamma-Gamma: needs customers with a repeat purchase and positive spend, found {int(keep.sum())}"
         )
     fitter = GammaGammaFitter(penalizer_coef=penalizer)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fitter.fit(f[keep], m[keep])
-    except ConvergenceError as exc:
-        raise FitError(f"Gamma-Gamma did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+    _run_fit(fitter, "Gamma-Gamma", penalizer, f[keep], m[keep])
     params = GammaGammaParams(**{k: float(fitter.params_[k]) for k in ("p", "q", "v")})
     if params.q <= 1:
         raise FitError(
@@ -141,12 +142,7 @@ def fit_pareto_nbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penal
     """Pareto/NBD (Schmittlein, Morrison & Colombo 1987) on the weighted unique histories."""
     rows = unique_histories(frequency, recency, T)
     fitter = ParetoNBDFitter(penalizer_coef=penalizer)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fitter.fit(rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
-    except ConvergenceError as exc:
-        raise FitError(f"Pareto/NBD did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+    _run_fit(fitter, "Pareto/NBD", penalizer, rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
     params = {k: float(fitter.params_[k]) for k in ("r", "alpha", "s", "beta")}
     per_row = ParetoNBDFitter._conditional_log_likelihood(
         [params[k] for k in ("r", "alpha", "s", "beta")], rows["frequency"], rows["recency"], rows["T"]
@@ -159,12 +155,7 @@ def fit_mbgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer
     """MBG/NBD (Batislam, Denizel & Filiztekin 2007) on the weighted unique histories."""
     rows = unique_histories(frequency, recency, T)
     fitter = ModifiedBetaGeoFitter(penalizer_coef=penalizer)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fitter.fit(rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
-    except ConvergenceError as exc:
-        raise FitError(f"MBG/NBD did not converge (penalizer {penalizer}): {str(exc).strip()}") from exc
+    _run_fit(fitter, "MBG/NBD", penalizer, rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
     params = {k: float(fitter.params_[k]) for k in ("r", "alpha", "a", "b")}
     weights = rows["weight"].to_numpy(dtype=np.float64)
     log_params = np.log([params[k] for k in ("r", "alpha", "a", "b")])

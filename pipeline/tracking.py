@@ -68,11 +68,17 @@ def _sqlite_artifact_location(uri: str) -> str | None:
     return (database.parent / DEFAULT_ARTIFACTS).resolve().as_uri()
 
 
-def connect(experiment: str) -> str:
-    """Point MLflow at the store, check it answers, and return the experiment id (created if new)."""
+def _use_store() -> str:
+    """Point MLflow's tracking and registry at the configured store; return its URI."""
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    return uri
+
+
+def connect(experiment: str) -> str:
+    """Point MLflow at the store, check it answers, and return the experiment id (created if new)."""
+    uri = _use_store()
     with _store_errors("open the experiment"):
         found = mlflow.get_experiment_by_name(experiment)
         if found is not None:
@@ -198,8 +204,7 @@ def load_scoring_model(model_uri: str) -> tuple[PyFuncModel, str]:
     """
     if not model_uri.startswith(("models:/", "runs:/")):
         raise InputError(f"--model-uri {model_uri}: only models:/ and runs:/ URIs from the tracking store are allowed")
-    mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_registry_uri(tracking_uri())
+    _use_store()
     with _store_errors(f"load {model_uri}"):
         try:
             loaded = mlflow.pyfunc.load_model(model_uri)
@@ -215,7 +220,7 @@ def load_scoring_model(model_uri: str) -> tuple[PyFuncModel, str]:
 
 def recent_runs(experiment: str, limit: int) -> list[dict[str, Any]]:
     """The latest runs of ``experiment``, newest first, with tags, key metrics and rerun detection."""
-    mlflow.set_tracking_uri(tracking_uri())
+    _use_store()
     with _store_errors(f"read experiment {experiment}"):
         found = mlflow.get_experiment_by_name(experiment)
         if found is None:
@@ -250,8 +255,7 @@ def recent_runs(experiment: str, limit: int) -> list[dict[str, Any]]:
 
 def model_versions(name: str) -> list[dict[str, Any]]:
     """Every version of ``name``, newest first, with its aliases, gate tags and key run metrics."""
-    mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_registry_uri(tracking_uri())
+    _use_store()
     client = MlflowClient()
     with _store_errors(f"list versions of {name}"):
         versions = client.search_model_versions(f"name='{name}'")
@@ -278,8 +282,7 @@ def model_versions(name: str) -> list[dict[str, Any]]:
 
 def version_passed_gate(name: str, version: int) -> bool:
     """Whether ``version`` of ``name`` is tagged as having passed its validation gate."""
-    mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_registry_uri(tracking_uri())
+    _use_store()
     with _store_errors(f"read {name} version {version}"):
         try:
             found = MlflowClient().get_model_version(name, str(version))

@@ -65,7 +65,9 @@ def test_log_register_alias_round_trip(tracking_store: str) -> None:
         tracking.set_alias("clv-test-model", "champion", version)
     assert tracking.alias_version("clv-test-model", "champion") == version == 1
     loaded = mlflow.pyfunc.load_model("models:/clv-test-model@champion")
-    requirements = Path(loaded.metadata.get_model_info().model_uri)  # noqa: F841 - exercised for metadata
+    requirements = Path(mlflow.pyfunc.get_model_dependencies("models:/clv-test-model/1")).read_text().split()
+    assert sorted(r.split("==")[0] for r in requirements) == ["mlflow", "numpy", "pandas", "scipy"]
+    assert all(len(r.split("==")) == 2 and r.split("==")[1] for r in requirements)  # pinned, not inferred
     scores = loaded.predict(EXAMPLE)
     assert scores["customer_id"].tolist() == ["a", "b"]
     assert loaded.metadata.signature.inputs.input_names() == list(EXAMPLE.columns)
