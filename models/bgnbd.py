@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import betaln, expit, gammaln, hyp2f1, roots_jacobi
+from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, roots_jacobi
 
 FloatArray = NDArray[np.float64]
 
@@ -78,33 +78,34 @@ def expected_purchases(
         expected = np.asarray(first * second / denominator, dtype=np.float64)
     unstable = ~np.isfinite(expected) | (abs(a - 1) < 1e-6) | (expected < 0)
     if unstable.any():
-        expected[unstable] = _expected_purchases_quadrature(
-            params, horizon[unstable], x[unstable], t_x[unstable], t_obs[unstable]
+        alive = p_alive(params, x[unstable], t_x[unstable], t_obs[unstable])
+        expected[unstable] = alive * expected_purchases_if_alive(
+            params, horizon[unstable], x[unstable], t_obs[unstable]
         )
     return expected
 
 
-def _expected_purchases_quadrature(
-    params: BetaGeoParams, t: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray, nodes: int = 96
+def expected_purchases_if_alive(
+    params: BetaGeoParams, t: FloatArray, x: FloatArray, T: FloatArray, dropout_shift: int = 0, nodes: int = 96
 ) -> FloatArray:
-    """E[X(T, T+t) | x, t_x, T] = P(alive) * E[(1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p], p ~ Beta(a, b+x).
+    """E[X(T, T+t) | alive at T, x, T] = E[(1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p], p ~ Beta(a, b+x+shift).
 
-    Given alive, the purchase rate is Gamma(r+x, alpha+T) and the dropout probability Beta(a, b+x); a
-    customer with rate lambda and dropout p makes (1 - exp(-lambda p t)) / p purchases in t on average.
-    The Beta expectation is a Gauss-Jacobi sum, exact for the weight p^(a-1) (1-p)^(b+x-1).
+    Given alive, the purchase rate is Gamma(r+x, alpha+T) and the dropout probability Beta(a, b+x) (MBG/NBD,
+    which also has a dropout chance at the first purchase, passes ``dropout_shift=1``); a customer with rate
+    lambda and dropout p makes (1 - exp(-lambda p t)) / p purchases in t on average. The Beta expectation is
+    a Gauss-Jacobi sum, exact for the weight p^(a-1) (1-p)^(b+x+shift-1).
     """
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     out = np.empty_like(t)
     for frequency in np.unique(x):
         rows = x == frequency
-        u, w = roots_jacobi(nodes, b + frequency - 1, a - 1)
+        u, w = roots_jacobi(nodes, b + frequency + dropout_shift - 1, a - 1)
         p = (1 + u) / 2  # nodes on (0, 1)
         base = (alpha + T[rows])[:, None]
         shape = r + frequency
         inner = -np.expm1(shape * np.log(base / (base + p[None, :] * t[rows][:, None]))) / p[None, :]
         out[rows] = inner @ w / w.sum()
-    alive = p_alive(params, x, t_x, T)
-    return np.asarray(alive * out, dtype=np.float64)
+    return out
 
 
 def expected_purchases_new_customer(params: BetaGeoParams, t: ArrayLike) -> FloatArray:
@@ -123,13 +124,32 @@ def log_likelihood(
     weights: ArrayLike | None = None,
 ) -> float:
     """Total log-likelihood in the units of the data (comparable to the published -9582.43 on CDNOW)."""
+    per_row = log_likelihood_rows(params, frequency, recency, T)
+    w = np.ones_like(per_row) if weights is None else np.asarray(weights, dtype=np.float64)
+    return float(np.sum(w * per_row))
+
+
+def log_likelihood_rows(params: BetaGeoParams, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
+    """Each history's log-likelihood (FHL 2005, eq. 6)."""
     x, t_x, t_obs = _arrays(frequency, recency, T)
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = betaln(a, b + x) - betaln(a, b)
     a3 = -(r + x) * np.log(alpha + t_obs)
     a4 = np.log(a) - np.log(b + np.maximum(x, 1) - 1) - (r + x) * np.log(alpha + t_x)
     a4 = np.where(x > 0, a4, -np.inf)
-    per_row = a1 + a2 + np.logaddexp(a3, a4)
-    return float(np.sum(w * per_row))
+    return np.asarray(a1 + a2 + np.logaddexp(a3, a4), dtype=np.float64)
+
+
+def repeat_count_pmf(params: BetaGeoParams, counts: ArrayLike, t: ArrayLike) -> FloatArray:
+    """P(X(t) = x): the chance that a new customer makes x repeat purchases in (0, t] (FHL 2005, eq. 8)."""
+    x, horizon = np.broadcast_arrays(*_arrays(counts, t))
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    log_nb = gammaln(r + x) - gammaln(r) - gammaln(x + 1) + r * np.log(alpha / (alpha + horizon))
+    log_nb = log_nb + x * np.log(horizon / (alpha + horizon))
+    alive = np.exp(betaln(a, b + x) - betaln(a, b) + log_nb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # P(N(t) >= x) for the gamma-Poisson count: I_{t/(alpha+t)}(x, r)
+        at_least = np.where(x > 0, betainc(np.maximum(x, 1), r, horizon / (alpha + horizon)), 0.0)
+        died = np.where(x > 0, np.exp(betaln(a + 1, b + np.maximum(x, 1) - 1) - betaln(a, b)), 0.0) * at_least
+    return np.asarray(alive + died, dtype=np.float64)

@@ -1,24 +1,27 @@
 """Maximum-likelihood fits through lifetimes, returning parameters as data.
 
-BG/NBD is fitted on the unique (frequency, recency, T) rows with their counts as weights: the
-parameters are identical to a per-customer fit and the optimisation is much faster. The total
+Purchase models (BG/NBD, MBG/NBD, Pareto/NBD) are fitted on the unique (frequency, recency, T) rows
+with their counts as weights: the parameters are identical to a per-customer fit and the
+optimisation is much faster. The total
 log-likelihood is recomputed in the data's own units (lifetimes only stores a rescaled mean).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from models import bgnbd, gamma_gamma
-from models.bgnbd import BetaGeoParams
+from models import gamma_gamma
 from models.gamma_gamma import GammaGammaParams
+from models.purchase import LABELS, PARAM_NAMES, PurchaseParams, log_likelihood, make_params, model_name
 
 with warnings.catch_warnings():
     # lifetimes mutes FutureWarning process-wide when imported; keep the caller's filters intact.
@@ -47,10 +50,14 @@ class FitStatistics:
 
 @dataclass(frozen=True)
 class PurchaseFit:
-    params: BetaGeoParams
+    params: PurchaseParams
     standard_errors: dict[str, float]
     stats: FitStatistics
     n_unique_rows: int
+
+    @property
+    def model(self) -> str:
+        return model_name(self.params)
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,8 @@ class SpendFit:
 def _run_fit(fitter: Any, name: str, penalizer: float, *data: Any, **kwargs: Any) -> None:
     """``fitter.fit(*data)`` with lifetimes' numerical warnings muted and its ConvergenceError as FitError."""
     try:
-        with warnings.catch_warnings():
+        # lifetimes prints scipy's result to stdout when it gives up: keep stdout for our own output.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore", RuntimeWarning)
             fitter.fit(*data, **kwargs)
     except ConvergenceError as exc:
@@ -82,23 +90,83 @@ def unique_histories(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> 
     return histories.groupby(["frequency", "recency", "T"], sort=True).size().rename("weight").reset_index()
 
 
-def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0) -> PurchaseFit:
-    """Fit BG/NBD by maximum likelihood on the weighted unique histories."""
+_FITTERS: dict[str, Any] = {
+    "bgnbd": BetaGeoFitter,
+    "mbgnbd": ModifiedBetaGeoFitter,
+    "pareto_nbd": ParetoNBDFitter,
+}
+_TIME_SCALED = {"alpha", "beta"}
+"""Rate parameters of the gamma mixing distributions: in time units."""
+
+
+def fit_purchase(
+    model: str,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    penalizer: float = 0.0,
+    start: Literal["default", "median_age"] = "default",
+) -> PurchaseFit:
+    """Fit a purchase model (bgnbd, mbgnbd, pareto_nbd) by maximum likelihood on weighted unique histories.
+
+    lifetimes divides time by the largest T and starts every log-parameter at 0.1. ``start="median_age"``
+    restarts instead at shapes of 1 and rates (alpha, beta) at the median customer age: a remedy when the
+    default start runs into a region where the optimiser fails.
+    """
+    if model not in _FITTERS:
+        raise ValueError(f"unknown purchase model {model!r}")
+    label = LABELS[model]
     rows = unique_histories(frequency, recency, T)
     if rows.empty:
-        raise FitError("BG/NBD: no customers to fit")
+        raise FitError(f"{label}: no customers to fit")
     if (rows["frequency"] == 0).all():
-        raise FitError("BG/NBD: no customer has a repeat purchase, so the purchase model cannot be fitted")
-    fitter = BetaGeoFitter(penalizer_coef=penalizer)
-    _run_fit(fitter, "BG/NBD", penalizer, rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
-    params = BetaGeoParams(**{k: float(fitter.params_[k]) for k in ("r", "alpha", "a", "b")})
-    ll = bgnbd.log_likelihood(params, rows["frequency"], rows["recency"], rows["T"], rows["weight"])
+        raise FitError(f"{label}: no customer has a repeat purchase, so the purchase model cannot be fitted")
+    names = PARAM_NAMES[model]
+    fitter = _FITTERS[model](penalizer_coef=penalizer)
+    initial = None
+    if start == "median_age":
+        ages = rows["T"].to_numpy()
+        median_scaled = float(np.median(np.repeat(ages, rows["weight"].to_numpy())) / ages.max())
+        natural = [median_scaled if k in _TIME_SCALED else 1.0 for k in names]
+        # lifetimes' Pareto/NBD optimises the parameters themselves; the others their logarithms.
+        initial = np.asarray(natural) if model == "pareto_nbd" else np.log(natural)
+    _run_fit(
+        fitter,
+        label,
+        penalizer,
+        rows["frequency"],
+        rows["recency"],
+        rows["T"],
+        weights=rows["weight"],
+        initial_params=initial,
+    )
+    params = make_params(model, {k: float(fitter.params_[k]) for k in names})
+    with np.errstate(all="ignore"):
+        ll = log_likelihood(params, rows["frequency"], rows["recency"], rows["T"], rows["weight"])
+    if not np.isfinite(ll):
+        raise FitError(f"{label}: the fitted parameters give a non-finite log-likelihood ({params})")
     return PurchaseFit(
         params=params,
-        standard_errors={k: float(v) for k, v in fitter.standard_errors_.items()},
-        stats=FitStatistics(log_likelihood=ll, n_observations=int(rows["weight"].sum()), n_params=4),
+        standard_errors=_standard_errors(fitter, names),
+        stats=FitStatistics(log_likelihood=ll, n_observations=int(rows["weight"].sum()), n_params=len(names)),
         n_unique_rows=len(rows),
     )
+
+
+def _standard_errors(fitter: Any, names: tuple[str, ...]) -> dict[str, float]:
+    """lifetimes' standard errors from the inverse Hessian (not every fitter stores them; NaN if singular)."""
+    errors = getattr(fitter, "standard_errors_", None)
+    if errors is None:
+        try:
+            errors = fitter._compute_standard_errors()
+        except (AttributeError, ValueError, np.linalg.LinAlgError):
+            return dict.fromkeys(names, float("nan"))
+    return {k: float(errors[k]) for k in names}
+
+
+def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0) -> PurchaseFit:
+    """Fit BG/NBD by maximum likelihood on the weighted unique histories."""
+    return fit_purchase("bgnbd", frequency, recency, T, penalizer)
 
 
 def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: float = 0.0) -> SpendFit:
@@ -127,39 +195,3 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: 
             n_params=3,
         ),
     )
-
-
-@dataclass(frozen=True)
-class PeerFit:
-    """A maximum-likelihood fit of a purchase model other than BG/NBD (parameters by name)."""
-
-    model: str
-    params: dict[str, float]
-    stats: FitStatistics
-
-
-def fit_pareto_nbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0) -> PeerFit:
-    """Pareto/NBD (Schmittlein, Morrison & Colombo 1987) on the weighted unique histories."""
-    rows = unique_histories(frequency, recency, T)
-    fitter = ParetoNBDFitter(penalizer_coef=penalizer)
-    _run_fit(fitter, "Pareto/NBD", penalizer, rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
-    params = {k: float(fitter.params_[k]) for k in ("r", "alpha", "s", "beta")}
-    per_row = ParetoNBDFitter._conditional_log_likelihood(
-        [params[k] for k in ("r", "alpha", "s", "beta")], rows["frequency"], rows["recency"], rows["T"]
-    )
-    ll = float(np.sum(rows["weight"].to_numpy() * np.asarray(per_row)))
-    return PeerFit("pareto_nbd", params, FitStatistics(ll, int(rows["weight"].sum()), 4))
-
-
-def fit_mbgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0) -> PeerFit:
-    """MBG/NBD (Batislam, Denizel & Filiztekin 2007) on the weighted unique histories."""
-    rows = unique_histories(frequency, recency, T)
-    fitter = ModifiedBetaGeoFitter(penalizer_coef=penalizer)
-    _run_fit(fitter, "MBG/NBD", penalizer, rows["frequency"], rows["recency"], rows["T"], weights=rows["weight"])
-    params = {k: float(fitter.params_[k]) for k in ("r", "alpha", "a", "b")}
-    weights = rows["weight"].to_numpy(dtype=np.float64)
-    log_params = np.log([params[k] for k in ("r", "alpha", "a", "b")])
-    mean_nll = ModifiedBetaGeoFitter._negative_log_likelihood(
-        log_params, rows["frequency"].to_numpy(), rows["recency"].to_numpy(), rows["T"].to_numpy(), weights, 0.0
-    )
-    return PeerFit("mbgnbd", params, FitStatistics(-float(mean_nll) * float(weights.sum()), int(weights.sum()), 4))

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-from models import bgnbd, gamma_gamma
-from models.bundle import CLVModelParams, RiskTier
+from models import gamma_gamma, purchase
+from models.bundle import CLVModelParams, PosteriorDraws, RiskTier, ScoringSpec
 from models.clv import days_to_units, discounted_clv
 from models.contract import CUSTOMER_ID, check_customer_summary
+from models.gamma_gamma import GammaGammaParams
+from models.purchase import PurchaseParams
+
+FloatArray = NDArray[np.float64]
+
+INTERVAL_COLUMNS = ("p_alive", "clv")
+"""Besides every ``expected_purchases_<N>d``, the scores that get credible intervals from posterior draws."""
+POSTERIOR_CHUNK = 20_000
+"""Customers summarised at a time from the posterior draws: memory is draws x chunk per quantity."""
 
 
 def horizon_column(days: int) -> str:
     return f"expected_purchases_{days}d"
 
 
+def interval_columns(model: CLVModelParams) -> list[str]:
+    """The scores with ``<name>_lower`` and ``<name>_upper`` columns (none without posterior draws)."""
+    if model.posterior is None:
+        return []
+    return ["p_alive", *[horizon_column(d) for d in model.spec.horizons_days], "clv"]
+
+
 def score_columns(model: CLVModelParams) -> list[str]:
     """The output columns of :func:`score_customers`, in order."""
-    return [
+    columns = [
         CUSTOMER_ID,
         "p_alive",
         "churn_risk",
@@ -26,6 +43,9 @@ def score_columns(model: CLVModelParams) -> list[str]:
         "expected_order_value",
         "clv",
     ]
+    for name in interval_columns(model):
+        columns += [f"{name}_lower", f"{name}_upper"]
+    return columns
 
 
 def assign_risk_tier(churn_risk: np.ndarray, tiers: tuple[RiskTier, ...]) -> np.ndarray:
@@ -47,6 +67,64 @@ def _unique_histories(f: np.ndarray, r: np.ndarray, t: np.ndarray) -> tuple[np.n
     return first, codes
 
 
+def _point_scores(
+    params: PurchaseParams, spend: GammaGammaParams, spec: ScoringSpec, f: FloatArray, r: FloatArray, t: FloatArray
+) -> dict[str, FloatArray]:
+    """Scores of the distinct histories ``(f, r, t)``; ``clv`` is per unit of order value."""
+    out = {
+        "p_alive": purchase.p_alive(params, f, r, t),
+        "churn_risk": purchase.p_no_purchase(params, days_to_units(spec.churn_horizon_days, spec.time_unit), f, r, t),
+    }
+    for days in spec.horizons_days:
+        out[horizon_column(days)] = purchase.expected_purchases(params, days_to_units(days, spec.time_unit), f, r, t)
+    # CLV is linear in the order value: discount the expected purchases per history, then scale.
+    out["clv"] = discounted_clv(
+        lambda horizon: purchase.expected_purchases(params, horizon, f, r, t),
+        np.ones_like(f),
+        spec.clv_horizon_months,
+        spec.annual_discount_rate,
+        spec.time_unit,
+    )
+    return out
+
+
+def _posterior_scores(
+    model: CLVModelParams, posterior: PosteriorDraws, f: FloatArray, r: FloatArray, t: FloatArray, m: FloatArray
+) -> dict[str, FloatArray]:
+    """Posterior means and credible intervals, summarised chunk by chunk (never draws x all customers)."""
+    names = interval_columns(model)
+    lower_q, upper_q = posterior.interval
+    out: dict[str, FloatArray] = {}
+    keys = [*names, "churn_risk", "expected_order_value"]
+    for key in keys:
+        out[key] = np.empty(len(f))
+        if key in names:
+            out[f"{key}_lower"], out[f"{key}_upper"] = np.empty(len(f)), np.empty(len(f))
+    for start in range(0, len(f), POSTERIOR_CHUNK):
+        part = slice(start, start + POSTERIOR_CHUNK)
+        rows, codes = _unique_histories(f[part], r[part], t[part])
+        fu, ru, tu = f[part][rows], r[part][rows], t[part][rows]
+        draws = {key: np.empty((posterior.n_draws, len(codes))) for key in keys}
+        for i in range(posterior.n_draws):
+            spend = posterior.spend_draw(i)
+            scores = _point_scores(posterior.purchase_draw(model.purchase_model, i), spend, model.spec, fu, ru, tu)
+            order_value = gamma_gamma.expected_order_value(spend, f[part], m[part])
+            for key in keys:
+                if key == "expected_order_value":
+                    draws[key][i] = order_value
+                elif key == "clv":
+                    draws[key][i] = order_value * scores["clv"][codes]
+                else:
+                    draws[key][i] = scores[key][codes]
+        for key in keys:
+            out[key][part] = draws[key].mean(axis=0)
+            if key in names:
+                out[f"{key}_lower"][part], out[f"{key}_upper"][part] = np.quantile(
+                    draws[key], [lower_q, upper_q], axis=0
+                )
+    return out
+
+
 def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:
     """Score a per-customer summary (customer_id, frequency, recency, T, monetary_value).
 
@@ -56,6 +134,9 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
     - ``expected_purchases_<N>d``: expected purchases in the next N days.
     - ``expected_order_value``: Gamma-Gamma conditional expected spend per purchase.
     - ``clv``: discounted value over ``clv_horizon_months`` at ``annual_discount_rate``.
+
+    With posterior draws, each is the posterior mean, and P(alive), the expected purchases and CLV
+    get ``_lower`` / ``_upper`` credible bounds.
     """
     check_customer_summary(customers)
     spec = model.spec
@@ -63,30 +144,19 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
     r_all = customers["recency"].to_numpy(dtype=np.float64)
     t_all = customers["T"].to_numpy(dtype=np.float64)
     m = customers["monetary_value"].to_numpy(dtype=np.float64)
-    rows, codes = _unique_histories(f_all, r_all, t_all)
-    f, r, t = f_all[rows], r_all[rows], t_all[rows]
-
-    churn_risk = bgnbd.p_no_purchase(model.purchase, days_to_units(spec.churn_horizon_days, spec.time_unit), f, r, t)
-    order_value = gamma_gamma.expected_order_value(model.spend, f_all, m)
-    out: dict[str, object] = {
-        CUSTOMER_ID: customers[CUSTOMER_ID].to_numpy(),
-        "p_alive": bgnbd.p_alive(model.purchase, f, r, t)[codes],
-        "churn_risk": churn_risk[codes],
-        "risk_tier": assign_risk_tier(churn_risk, spec.risk_tiers)[codes],
-    }
-    for days in spec.horizons_days:
-        expected = bgnbd.expected_purchases(model.purchase, days_to_units(days, spec.time_unit), f, r, t)
-        out[horizon_column(days)] = expected[codes]
-    out["expected_order_value"] = order_value
-    # CLV is linear in the order value: discount the expected purchases per history, then scale.
-    discounted_purchases = discounted_clv(
-        lambda horizon: bgnbd.expected_purchases(model.purchase, horizon, f, r, t),
-        np.ones_like(f),
-        spec.clv_horizon_months,
-        spec.annual_discount_rate,
-        spec.time_unit,
-    )
-    out["clv"] = order_value * discounted_purchases[codes]
+    if model.posterior is None:
+        rows, codes = _unique_histories(f_all, r_all, t_all)
+        point = _point_scores(model.purchase, model.spend, spec, f_all[rows], r_all[rows], t_all[rows])
+        values = {key: value[codes] for key, value in point.items()}
+        values["expected_order_value"] = gamma_gamma.expected_order_value(model.spend, f_all, m)
+        values["clv"] = values["expected_order_value"] * values["clv"]
+    else:
+        values = _posterior_scores(model, model.posterior, f_all, r_all, t_all, m)
+    out: dict[str, object] = {CUSTOMER_ID: customers[CUSTOMER_ID].to_numpy()}
+    for column in score_columns(model)[1:]:
+        out[column] = (
+            assign_risk_tier(values["churn_risk"], spec.risk_tiers) if column == "risk_tier" else values[column]
+        )
     scores = pd.DataFrame(out, index=customers.index)
     numeric = scores.select_dtypes("number").to_numpy()
     if not np.isfinite(numeric).all():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models import bgnbd
+from models import purchase
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_MONTH, days_to_units
 
@@ -24,7 +24,7 @@ def clv_windows(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataF
     f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
     out = pd.DataFrame({"customer_id": scores["customer_id"].to_numpy()})
     for days in CLV_WINDOWS_DAYS:
-        purchases = bgnbd.expected_purchases(model.purchase, days_to_units(days, model.spec.time_unit), f, r, t)
+        purchases = purchase.expected_purchases(model.purchase, days_to_units(days, model.spec.time_unit), f, r, t)
         out[f"clv_{days}d"] = scores["expected_order_value"].to_numpy() * purchases
     return out
 
@@ -85,7 +85,7 @@ def clv_cac(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame
     previous = np.zeros_like(value)
     payback = np.full(len(value), np.nan)
     for month in range(1, spec.clv_horizon_months + 1):
-        current = bgnbd.expected_purchases(
+        current = purchase.expected_purchases(
             model.purchase, days_to_units(month * DAYS_PER_MONTH, spec.time_unit), f, r, t
         )
         cumulative += value * (current - previous) / (1 + spec.annual_discount_rate) ** (month / 12)

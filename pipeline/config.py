@@ -140,11 +140,105 @@ class PrepareConfig(_Strict):
         return self
 
 
+PurchaseModel = Literal["bgnbd", "mbgnbd", "pareto_nbd"]
+FitMethod = Literal["mle", "map", "mcmc"]
+
+
+class CandidateConfig(_Strict):
+    """A purchase model and how to fit it: ``mle`` (lifetimes), ``map`` or ``mcmc`` (PyMC)."""
+
+    model: PurchaseModel
+    method: FitMethod = "mle"
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_{self.method}"
+
+
+class RemediesConfig(_Strict):
+    """What the maximum-likelihood fit tries, in order, when a plain fit fails or degenerates.
+
+    1. ``restart``: start the optimiser at the data's time scale (alpha, beta at the median age) instead
+       of lifetimes' all-ones start on its internally rescaled time.
+    2. ``penalizers``: L2 penalties, each fitted on the calibration period; the one with the best holdout
+       log-likelihood wins.
+    A fit is degenerate when a shape parameter (r, a, b, s) leaves [``min_shape``, ``max_shape``].
+    """
+
+    restart: bool = True
+    penalizers: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    max_shape: float = Field(default=1e4, gt=1)
+    min_shape: float = Field(default=1e-6, gt=0, lt=1)
+
+    @field_validator("penalizers")
+    @classmethod
+    def _positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(p <= 0 for p in value):
+            raise ValueError("fit.remedies.penalizers must be positive")
+        return value
+
+
+class McmcConfig(_Strict):
+    """NUTS settings; ``keep_draws`` joint draws travel with the model for per-customer credible intervals."""
+
+    chains: int = Field(default=2, ge=1, le=16)
+    draws: int = Field(default=500, ge=10)
+    tune: int = Field(default=500, ge=0)
+    target_accept: float = Field(default=0.9, gt=0, lt=1)
+    seed: int = 20261122
+    keep_draws: int = Field(default=200, ge=2, le=5000)
+    cores: int = Field(default=2, ge=1)
+
+
+class DiagnosticsConfig(_Strict):
+    """Limits on MCMC diagnostics: a run that breaks one fails its gate and is not registered."""
+
+    max_rhat: float = Field(default=1.05, gt=1)
+    min_ess: float = Field(default=100, gt=0)
+    max_divergences: int = Field(default=0, ge=0)
+
+
 class FitConfig(_Strict):
-    purchase_model: Literal["bgnbd"] = "bgnbd"
+    """How the models are fitted.
+
+    One model (``purchase_model`` x ``method``) or several ``candidates``: each candidate is fitted on
+    the calibration period, validated on the holdout and logged as a child run; the best on
+    ``selection_metric`` (``selection_direction``) is refitted on the full history and registered.
+    """
+
+    purchase_model: PurchaseModel = "bgnbd"
+    method: FitMethod = "mle"
+    candidates: tuple[CandidateConfig, ...] = ()
+    selection_metric: str = "purchases_holdout_log_likelihood"
+    selection_direction: Literal["higher", "lower"] = "higher"
     spend_model: Literal["gamma_gamma"] = "gamma_gamma"
     purchase_penalizer: float = Field(default=0.0, ge=0)
     spend_penalizer: float = Field(default=0.0, ge=0)
+    remedies: RemediesConfig = RemediesConfig()
+    priors: Literal["flat", "pymc_marketing"] = "flat"
+    mcmc: McmcConfig = McmcConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
+    interval: tuple[float, float] = (0.05, 0.95)
+    spend_correlation_threshold: float = Field(default=0.3, gt=0, le=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] < value[1] <= 1:
+            raise ValueError("fit.interval must be two quantiles with 0 <= lower < upper <= 1")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_choose(self) -> FitConfig:
+        if self.candidates and self.model_fields_set & {"purchase_model", "method"}:
+            raise ValueError("set fit.candidates, or fit.purchase_model and fit.method, not both")
+        names = [c.name for c in self.candidates]
+        if len(names) != len(set(names)):
+            raise ValueError("fit.candidates lists the same model and method twice")
+        return self
+
+    def candidate_list(self) -> tuple[CandidateConfig, ...]:
+        return self.candidates or (CandidateConfig(model=self.purchase_model, method=self.method),)
 
 
 class RiskTierConfig(_Strict):

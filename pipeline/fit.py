@@ -1,20 +1,53 @@
-"""Fit stage: BG/NBD on the per-customer summary and Gamma-Gamma on the repeat customers."""
+"""Fit stage: a purchase model (BG/NBD, MBG/NBD or Pareto/NBD) and Gamma-Gamma, by MLE, MAP or MCMC.
+
+Maximum-likelihood fits that fail or degenerate go through the remedies of ``fit.remedies`` in a fixed
+order, and every attempt is recorded; when nothing works the error says what in the data causes it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from models.bundle import CLVModelParams, ScoringSpec
-from models.mle import FitError, PurchaseFit, SpendFit, fit_bgnbd, fit_gamma_gamma
-from pipeline.config import FitConfig
+from models import gamma_gamma, purchase
+from models.bayes import BayesFit, Diagnostics, Method, Sampler, fit_gamma_gamma_bayes, fit_purchase_bayes
+from models.bundle import CLVModelParams, PosteriorDraws, ScoringSpec
+from models.mle import FitError, FitStatistics, PurchaseFit, SpendFit, fit_gamma_gamma, fit_purchase
+from models.purchase import LABELS, PurchaseParams
+from pipeline.config import CandidateConfig, FitConfig, RemediesConfig
 from pipeline.errors import InputError
+from pipeline.validate import holdout_log_likelihood
 
 MIN_CUSTOMERS = 10
 """BG/NBD has four parameters and Gamma-Gamma three: fewer customers than this cannot identify them."""
 MIN_REPEAT_CUSTOMERS = 3
+SHAPES = ("r", "a", "b", "s")
+
+
+@dataclass(frozen=True)
+class FitAttempt:
+    """One maximum-likelihood attempt: what was tried, and how it went."""
+
+    remedy: str
+    penalizer: float
+    outcome: str
+    """``ok``, ``failed`` (an error) or ``degenerate`` (a shape parameter ran off)."""
+    message: str = ""
+    log_likelihood: float = float("nan")
+    holdout_log_likelihood: float = float("nan")
+    restart: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "remedy": self.remedy,
+            "penalizer": self.penalizer,
+            "outcome": self.outcome,
+            "message": self.message,
+            "log_likelihood": self.log_likelihood,
+            "holdout_log_likelihood": self.holdout_log_likelihood,
+        }
 
 
 @dataclass(frozen=True)
@@ -23,16 +56,149 @@ class FittedModels:
     spend: SpendFit
     spend_frequency_correlation: float
     """Pearson correlation of frequency and monetary_value among repeat customers: Gamma-Gamma assumes ~0."""
+    method: str = "mle"
+    attempts: tuple[FitAttempt, ...] = ()
+    """The maximum-likelihood attempts, in order; the last ``ok`` one (or the chosen penalizer) is used."""
+    chosen: FitAttempt | None = None
+    diagnostics: Diagnostics | None = None
+    posterior: PosteriorDraws | None = None
+
+    @property
+    def model(self) -> str:
+        return self.purchase.model
+
+    @property
+    def candidate(self) -> str:
+        return f"{self.model}_{self.method}"
 
     def bundle(self, spec: ScoringSpec) -> CLVModelParams:
-        return CLVModelParams(purchase=self.purchase.params, spend=self.spend.params, spec=spec)
+        return CLVModelParams(
+            purchase=self.purchase.params, spend=self.spend.params, spec=spec, posterior=self.posterior
+        )
 
     def params(self) -> dict[str, float]:
         return {**self.purchase.params.as_dict(), **self.spend.params.as_dict()}
 
 
-def fit(customers: pd.DataFrame, config: FitConfig, label: str = "calibration") -> FittedModels:
-    """Fit the purchase and spend models; an unfittable summary is an InputError naming the cause."""
+def _degenerate(params: PurchaseParams, remedies: RemediesConfig) -> str:
+    values = params.as_dict()
+    for name in SHAPES:
+        if name in values and not remedies.min_shape <= values[name] <= remedies.max_shape:
+            return f"{name} ran off to {values[name]:.3g}"
+    return ""
+
+
+def data_diagnosis(customers: pd.DataFrame) -> str:
+    """What in the data tends to make purchase models unidentifiable, in words."""
+    repeat = customers[customers["frequency"] > 0]
+    parts = [f"{len(customers)} customers, {len(repeat)} with a repeat purchase"]
+    if len(repeat):
+        late = float(((repeat["T"] - repeat["recency"]) <= 0.05 * repeat["T"]).mean())
+        parts.append(
+            f"{late:.0%} of repeat buyers bought in the last 5% of their observed time (little sign of dropout)"
+        )
+        parts.append(f"median frequency of repeat buyers {float(repeat['frequency'].median()):g}")
+    if len(customers) and (customers["T"] == customers["T"].iloc[0]).all():
+        parts.append("every customer has the same age T")
+    return "; ".join(parts)
+
+
+def _mle_attempt(
+    model: str, customers: pd.DataFrame, remedy: str, penalizer: float, restart: bool, remedies: RemediesConfig
+) -> tuple[FitAttempt, PurchaseFit | None]:
+    try:
+        fitted = fit_purchase(
+            model,
+            customers["frequency"],
+            customers["recency"],
+            customers["T"],
+            penalizer=penalizer,
+            start="median_age" if restart else "default",
+        )
+    except (FitError, np.linalg.LinAlgError, ValueError) as exc:
+        return FitAttempt(remedy, penalizer, "failed", str(exc).splitlines()[0], restart=restart), None
+    problem = _degenerate(fitted.params, remedies)
+    outcome = "degenerate" if problem else "ok"
+    return FitAttempt(remedy, penalizer, outcome, problem, fitted.stats.log_likelihood, restart=restart), fitted
+
+
+def _fit_purchase_mle(
+    model: str,
+    customers: pd.DataFrame,
+    config: FitConfig,
+    holdout_full: pd.DataFrame | None,
+    reuse: FitAttempt | None,
+) -> tuple[PurchaseFit, tuple[FitAttempt, ...], FitAttempt]:
+    """Plain fit, then the restart, then the penalizer path chosen by holdout log-likelihood."""
+    if reuse is not None:  # the production refit repeats what worked on the calibration period
+        attempt, fitted = _mle_attempt(model, customers, reuse.remedy, reuse.penalizer, reuse.restart, config.remedies)
+        if fitted is None:
+            raise FitError(f"{LABELS[model]} ({reuse.remedy}): {attempt.message}")
+        return fitted, (attempt,), attempt
+    attempts: list[FitAttempt] = []
+    plain, fitted = _mle_attempt(model, customers, "plain", config.purchase_penalizer, False, config.remedies)
+    attempts.append(plain)
+    if plain.outcome == "ok" and fitted is not None:
+        return fitted, tuple(attempts), plain
+    if config.remedies.restart:
+        restart, fitted = _mle_attempt(model, customers, "restart", config.purchase_penalizer, True, config.remedies)
+        attempts.append(restart)
+        if restart.outcome == "ok" and fitted is not None:
+            return fitted, tuple(attempts), restart
+    best: tuple[float, FitAttempt, PurchaseFit] | None = None
+    for penalizer in config.remedies.penalizers:
+        attempt, fitted = _mle_attempt(model, customers, f"penalizer {penalizer:g}", penalizer, False, config.remedies)
+        if fitted is not None and holdout_full is not None:
+            score = holdout_log_likelihood(fitted.params, customers, holdout_full)
+            attempt = replace(attempt, holdout_log_likelihood=score)
+        attempts.append(attempt)
+        if attempt.outcome == "ok" and fitted is not None:
+            score = attempt.holdout_log_likelihood if holdout_full is not None else attempt.log_likelihood
+            if best is None or score > best[0]:
+                best = (score, attempt, fitted)
+    if best is None:
+        tried = "; ".join(f"{a.remedy}: {a.outcome} ({a.message})" for a in attempts)
+        raise FitError(
+            f"{LABELS[model]} could not be fitted after {len(attempts)} attempts [{tried}]. "
+            f"In the data: {data_diagnosis(customers)}"
+        )
+    return best[2], tuple(attempts), best[1]
+
+
+def _sampler(config: FitConfig) -> Sampler:
+    m = config.mcmc
+    return Sampler(m.chains, m.draws, m.tune, m.target_accept, m.seed, m.keep_draws, m.cores)
+
+
+def _worst(a: Diagnostics | None, b: Diagnostics | None) -> Diagnostics | None:
+    if a is None or b is None:
+        return a or b
+    return Diagnostics(
+        max(a.max_rhat, b.max_rhat),
+        min(a.min_ess_bulk, b.min_ess_bulk),
+        min(a.min_ess_tail, b.min_ess_tail),
+        a.divergences + b.divergences,
+    )
+
+
+def _bayes_stats(ll: float, n: int, k: int) -> FitStatistics:
+    return FitStatistics(log_likelihood=ll, n_observations=n, n_params=k)
+
+
+def fit(
+    customers: pd.DataFrame,
+    config: FitConfig,
+    label: str = "calibration",
+    candidate: CandidateConfig | None = None,
+    holdout_full: pd.DataFrame | None = None,
+    reuse: FitAttempt | None = None,
+) -> FittedModels:
+    """Fit the purchase and spend models; an unfittable summary is an InputError naming the cause.
+
+    ``holdout_full`` (the full-history summary) lets the penalizer path pick by holdout log-likelihood;
+    ``reuse`` repeats a calibration attempt's remedy for the production refit.
+    """
+    candidate = candidate or config.candidate_list()[0]
     repeat = customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
     if repeat.empty:
         raise InputError(f"{label}: no customer has a repeat purchase, so BG/NBD and Gamma-Gamma cannot be fitted")
@@ -41,11 +207,14 @@ def fit(customers: pd.DataFrame, config: FitConfig, label: str = "calibration") 
             f"{label}: too few customers to fit ({len(customers)} customers, {len(repeat)} with a repeat purchase; "
             f"need at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})"
         )
+    f, m = customers["frequency"], customers["monetary_value"]
     try:
-        purchase = fit_bgnbd(
-            customers["frequency"], customers["recency"], customers["T"], penalizer=config.purchase_penalizer
-        )
-        spend = fit_gamma_gamma(customers["frequency"], customers["monetary_value"], penalizer=config.spend_penalizer)
+        if candidate.method == "mle":
+            purchase_fit, attempts, chosen = _fit_purchase_mle(candidate.model, customers, config, holdout_full, reuse)
+            spend = fit_gamma_gamma(f, m, penalizer=config.spend_penalizer)
+            result = FittedModels(purchase_fit, spend, float("nan"), "mle", attempts, chosen)
+        else:
+            result = _fit_bayes(customers, config, candidate)
     except FitError as exc:
         raise InputError(f"{label}: {exc}") from None
     except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. a singular Hessian for the standard errors
@@ -53,4 +222,38 @@ def fit(customers: pd.DataFrame, config: FitConfig, label: str = "calibration") 
     correlation = (
         float(np.corrcoef(repeat["frequency"], repeat["monetary_value"])[0, 1]) if len(repeat) > 2 else float("nan")
     )
-    return FittedModels(purchase=purchase, spend=spend, spend_frequency_correlation=correlation)
+    return replace(result, spend_frequency_correlation=correlation)
+
+
+def _fit_bayes(customers: pd.DataFrame, config: FitConfig, candidate: CandidateConfig) -> FittedModels:
+    method: Method = "map" if candidate.method == "map" else "mcmc"
+    sampler = _sampler(config)
+    f, r, t, m = (customers[c] for c in ("frequency", "recency", "T", "monetary_value"))
+    params, purchase_bayes, n_unique = fit_purchase_bayes(candidate.model, f, r, t, method, config.priors, sampler)
+    spend_params, spend_bayes = fit_gamma_gamma_bayes(f, m, method, sampler)
+    rows = (f > 0) & (m > 0)
+    purchase_fit = PurchaseFit(
+        params=params,
+        standard_errors=purchase_bayes.posterior_sd,
+        stats=_bayes_stats(purchase.log_likelihood(params, f, r, t), len(customers), len(params.as_dict())),
+        n_unique_rows=n_unique,
+    )
+    spend_fit = SpendFit(
+        params=spend_params,
+        standard_errors=spend_bayes.posterior_sd,
+        stats=_bayes_stats(gamma_gamma.log_likelihood(spend_params, f[rows], m[rows]), int(rows.sum()), 3),
+    )
+    return FittedModels(
+        purchase_fit,
+        spend_fit,
+        float("nan"),
+        candidate.method,
+        diagnostics=_worst(purchase_bayes.diagnostics, spend_bayes.diagnostics),
+        posterior=_posterior(purchase_bayes, spend_bayes, config.interval),
+    )
+
+
+def _posterior(purchase_fit: BayesFit, spend_fit: BayesFit, interval: tuple[float, float]) -> PosteriorDraws | None:
+    if purchase_fit.draws is None or spend_fit.draws is None:
+        return None
+    return PosteriorDraws(purchase=purchase_fit.draws, spend=spend_fit.draws, interval=interval)

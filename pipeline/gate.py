@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipeline.config import ValidateConfig
+from models.bayes import Diagnostics
+from pipeline.config import DiagnosticsConfig, FitConfig, ValidateConfig
 from pipeline.errors import ConfigError
 from pipeline.validate import BASELINES, METRIC_NAMES
 
@@ -58,6 +59,14 @@ def check_criteria_known(config: ValidateConfig) -> None:
             )
 
 
+def check_selection_known(config: FitConfig) -> None:
+    """Fail fast on a model-selection metric the job does not compute."""
+    if len(config.candidate_list()) > 1 and config.selection_metric not in METRIC_NAMES:
+        raise ConfigError(
+            f"fit.selection_metric: unknown metric {config.selection_metric!r}; known: {', '.join(METRIC_NAMES)}"
+        )
+
+
 def _check(name: str, metric: str, value: float, threshold: float, direction: str) -> Check:
     if math.isnan(value):
         passed = False
@@ -68,8 +77,34 @@ def _check(name: str, metric: str, value: float, threshold: float, direction: st
     return Check(name, metric, value, threshold, direction, passed)
 
 
-def evaluate_gate(metrics: dict[str, float], config: ValidateConfig, champion_value: float | None = None) -> GateResult:
-    """All checks; ``champion_value`` is the champion's ``baseline_metric`` on this holdout (None: no champion)."""
+def diagnostic_checks(
+    diagnostics: Diagnostics | None, limits: DiagnosticsConfig, prefix: str = ""
+) -> tuple[Check, ...]:
+    """MCMC convergence checks (none for maximum likelihood or MAP): r-hat, bulk and tail ESS, divergences."""
+    if diagnostics is None:
+        return ()
+    rows = (
+        ("mcmc_max_rhat", diagnostics.max_rhat, limits.max_rhat, "lower"),
+        ("mcmc_min_ess_bulk", diagnostics.min_ess_bulk, limits.min_ess, "higher"),
+        ("mcmc_min_ess_tail", diagnostics.min_ess_tail, limits.min_ess, "higher"),
+        ("mcmc_divergences", float(diagnostics.divergences), float(limits.max_divergences), "lower"),
+    )
+    return tuple(
+        _check(f"{prefix}{metric}_{direction}_than_{threshold:g}", metric, value, threshold, direction)
+        for metric, value, threshold, direction in rows
+    )
+
+
+def evaluate_gate(
+    metrics: dict[str, float],
+    config: ValidateConfig,
+    champion_value: float | None = None,
+    extra: tuple[Check, ...] = (),
+) -> GateResult:
+    """All checks; ``champion_value`` is the champion's ``baseline_metric`` on this holdout (None: no champion).
+
+    ``extra`` checks (the MCMC diagnostics) are added as they are.
+    """
     kind = config.baseline_metric
     best = min(metrics.get(f"baseline_{b}_{kind}", math.nan) for b in BASELINES)
     model_value = metrics.get(kind, math.nan)
@@ -93,7 +128,7 @@ def evaluate_gate(metrics: dict[str, float], config: ValidateConfig, champion_va
             "lower",
             not math.isnan(model_value) and model_value <= limit,
         )
-    checks = [beats, champion]
+    checks = [beats, champion, *extra]
     for criterion in config.criteria:
         name = f"{criterion.metric}_{criterion.direction}_than_{criterion.threshold:g}"
         value = metrics.get(criterion.metric, math.nan)

@@ -11,13 +11,29 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def purchases_by_frequency(by_frequency: pd.DataFrame) -> Figure:
+def repeat_purchases(table: pd.DataFrame, model_label: str, chi_square: float, p_value: float) -> Figure:
+    """Customers by number of calibration repeat purchases: observed against model-implied."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["observed"], width=0.4, label="observed")
+    ax.bar(x + 0.2, table["expected"], width=0.4, label=model_label)
+    ax.set_xticks(x, table["repeat_purchases"])
+    ax.set_xlabel("repeat purchases in calibration")
+    ax.set_ylabel("customers")
+    ax.set_title(f"Repeat purchases: chi-square {chi_square:,.1f} (p = {p_value:.3g})")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def purchases_by_frequency(by_frequency: pd.DataFrame, model_label: str = "BG/NBD") -> Figure:
     """Mean holdout purchases, actual against predicted, by calibration frequency (Fader-Hardie-Lee view)."""
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     x = np.arange(len(by_frequency))
     ax.plot(x, by_frequency["actual_purchases"], marker="o", label="actual")
-    ax.plot(x, by_frequency["predicted_purchases"], marker="s", linestyle="--", label="BG/NBD")
+    ax.plot(x, by_frequency["predicted_purchases"], marker="s", linestyle="--", label=model_label)
     ax.set_xticks(x, by_frequency["frequency_bin"])
     ax.set_xlabel("repeat purchases in calibration")
     ax.set_ylabel("mean purchases in holdout")
@@ -27,13 +43,13 @@ def purchases_by_frequency(by_frequency: pd.DataFrame) -> Figure:
     return fig
 
 
-def revenue_by_frequency(by_frequency: pd.DataFrame, baselines: tuple[str, ...]) -> Figure:
+def revenue_by_frequency(by_frequency: pd.DataFrame, baselines: tuple[str, ...], model_label: str = "BG/NBD") -> Figure:
     """Mean holdout revenue: actual, model and baselines, by calibration frequency."""
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     x = np.arange(len(by_frequency))
     ax.plot(x, by_frequency["actual_revenue"], marker="o", label="actual")
-    ax.plot(x, by_frequency["predicted_revenue"], marker="s", linestyle="--", label="BG/NBD x Gamma-Gamma")
+    ax.plot(x, by_frequency["predicted_revenue"], marker="s", linestyle="--", label=f"{model_label} x Gamma-Gamma")
     for name in baselines:
         ax.plot(x, by_frequency[f"baseline_{name}_revenue"], linestyle=":", label=f"baseline: {name}")
     ax.set_xticks(x, by_frequency["frequency_bin"])

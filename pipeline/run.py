@@ -26,15 +26,18 @@ from mlflow.exceptions import MlflowException
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.contract import REQUIRED_COLUMNS
+from models.purchase import LABELS
 from pipeline import business, plots, tracking
-from pipeline.config import Config, DataConfig, config_as_dict, parse_config
+from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
+from pipeline.config import CandidateConfig, Config, DataConfig, config_as_dict, parse_config
 from pipeline.errors import InputError
 from pipeline.fit import FittedModels, fit
-from pipeline.gate import GateResult, check_criteria_known, evaluate_gate
+from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
 from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
 from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
 from pipeline.report import render_report
 from pipeline.score import score
+from pipeline.selection import NoCandidateError, Selection, select
 from pipeline.sources import Transactions, connect, open_transactions, read_cac
 from pipeline.validate import BASELINES, Validation, validate
 
@@ -119,6 +122,9 @@ class TrainResult:
     production_fit: FittedModels | None
     scores: pd.DataFrame | None
     version: int | None
+    selection: Selection | None = None
+    repeat_check: RepeatPurchaseCheck | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def promoted(self) -> bool:
@@ -130,20 +136,112 @@ class TrainResult:
 
 
 def _fit_metrics(prefix: str, fitted: FittedModels) -> dict[str, float]:
+    """Parameters (and standard errors, or posterior sd for MCMC) under the model's name, e.g. ``bgnbd_r``."""
     metrics: dict[str, float] = {}
+    model = fitted.model
     for name, value in fitted.purchase.params.as_dict().items():
-        metrics[f"{prefix}bgnbd_{name}"] = value
-        metrics[f"{prefix}bgnbd_{name}_se"] = fitted.purchase.standard_errors[name]
+        metrics[f"{prefix}{model}_{name}"] = value
+        metrics[f"{prefix}{model}_{name}_se"] = fitted.purchase.standard_errors[name]
     for name, value in fitted.spend.params.as_dict().items():
         metrics[f"{prefix}gamma_gamma_{name}"] = value
         metrics[f"{prefix}gamma_gamma_{name}_se"] = fitted.spend.standard_errors[name]
-    for model, stats in (("bgnbd", fitted.purchase.stats), ("gamma_gamma", fitted.spend.stats)):
-        metrics[f"{prefix}{model}_log_likelihood"] = stats.log_likelihood
-        metrics[f"{prefix}{model}_aic"] = stats.aic
-        metrics[f"{prefix}{model}_bic"] = stats.bic
-        metrics[f"{prefix}{model}_customers"] = stats.n_observations
+    for kind, stats in ((model, fitted.purchase.stats), ("purchase", fitted.purchase.stats)):
+        metrics[f"{prefix}{kind}_log_likelihood"] = stats.log_likelihood
+        metrics[f"{prefix}{kind}_aic"] = stats.aic
+        metrics[f"{prefix}{kind}_bic"] = stats.bic
+        metrics[f"{prefix}{kind}_customers"] = stats.n_observations
+    stats = fitted.spend.stats
+    metrics[f"{prefix}gamma_gamma_log_likelihood"] = stats.log_likelihood
+    metrics[f"{prefix}gamma_gamma_aic"] = stats.aic
+    metrics[f"{prefix}gamma_gamma_bic"] = stats.bic
+    metrics[f"{prefix}gamma_gamma_customers"] = stats.n_observations
+    metrics[f"{prefix}purchase_unique_histories"] = fitted.purchase.n_unique_rows
     metrics[f"{prefix}spend_frequency_correlation"] = fitted.spend_frequency_correlation
+    metrics[f"{prefix}fit_attempts"] = len(fitted.attempts)
+    if fitted.diagnostics is not None:
+        metrics |= {f"{prefix}mcmc_{k}": v for k, v in fitted.diagnostics.as_dict().items()}
     return metrics
+
+
+def _log_fit(prefix: str, fitted: FittedModels) -> None:
+    tracking.log_metrics(_fit_metrics(prefix, fitted))
+    tags: dict[str, object] = {f"{prefix}purchase_model": fitted.model, f"{prefix}fit.method": fitted.method}
+    if fitted.chosen is not None:
+        tags[f"{prefix}fit.remedy"] = fitted.chosen.remedy
+    tracking.set_tags(tags)
+    if fitted.attempts:
+        tracking.log_table(pd.DataFrame([a.as_dict() for a in fitted.attempts]), f"tables/{prefix}fit_attempts.csv")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate fitted on the calibration period and validated on the holdout."""
+
+    config: CandidateConfig
+    fitted: FittedModels
+    validation: Validation
+    repeat_check: RepeatPurchaseCheck
+
+
+def _fit_candidate(
+    config: Config, prepared: PreparedData, candidate: CandidateConfig, period_length: float, label: str
+) -> Candidate:
+    fitted = fit(prepared.calibration, config.fit, label, candidate, holdout_full=prepared.full)
+    validation = validate(
+        fitted.bundle(config.scoring_spec()),
+        prepared.calibration,
+        period_length,
+        weekly=prepared.weekly,
+        calibration_end=prepared.calibration_end,
+        observation_end=prepared.observation_end,
+        full=prepared.full,
+    )
+    return Candidate(candidate, fitted, validation, repeat_purchase_check(fitted.purchase.params, prepared.calibration))
+
+
+def _check_metrics(check: RepeatPurchaseCheck) -> dict[str, float]:
+    return {
+        "repeat_purchases_chi_square": check.chi_square,
+        "repeat_purchases_dof": float(check.degrees_of_freedom),
+        "repeat_purchases_p_value": check.p_value,
+    }
+
+
+def _select_candidate(
+    config: Config, prepared: PreparedData, period_length: float, label: str, checkpoint: Callable[[], None]
+) -> tuple[Candidate, Selection | None]:
+    """One candidate: fit it. Several: fit and validate each in a child run, and pick the best."""
+    candidates = config.fit.candidate_list()
+    if len(candidates) == 1:
+        return _fit_candidate(config, prepared, candidates[0], period_length, label), None
+    done: dict[str, Candidate] = {}
+    statuses: dict[str, str] = {}
+    metric = config.fit.selection_metric
+    for candidate in candidates:
+        checkpoint()
+        with tracking.child_run(candidate.name):
+            tracking.set_tags({"candidate": candidate.name})
+            try:
+                result = _fit_candidate(config, prepared, candidate, period_length, label)
+            except InputError as exc:
+                statuses[candidate.name] = f"failed: {exc}"
+                tracking.set_tags({"candidate.status": statuses[candidate.name]})
+                continue
+            _log_fit("", result.fitted)
+            tracking.log_metrics(result.validation.metrics | _check_metrics(result.repeat_check))
+            statuses[candidate.name] = "ok"
+            tracking.set_tags({"candidate.status": "ok"})
+            done[candidate.name] = result
+    values = {name: result.validation.metrics.get(metric, float("nan")) for name, result in done.items()}
+    try:
+        selection = select(values, statuses, metric, config.fit.selection_direction)
+    except NoCandidateError as exc:
+        raise InputError(f"{label}: {exc}") from None
+    tracking.set_tags(
+        {"selection.winner": selection.winner, "selection.metric": metric, "selection.reason": selection.reason}
+    )
+    tracking.log_table(selection.table, "tables/model_selection.csv")
+    return done[selection.winner], selection
 
 
 def _ledger_metrics(prepared: PreparedData) -> dict[str, float]:
@@ -171,13 +269,13 @@ def _log_quarantine(prepared: PreparedData, output_dir: Path | None) -> None:
         tracking.log_file(path, "tables")
 
 
-def _log_validation(validation: Validation, prepared: PreparedData) -> None:
+def _log_validation(validation: Validation, prepared: PreparedData, model_label: str) -> None:
     tracking.log_metrics(validation.metrics)
     tracking.log_table(validation.holdout, "tables/holdout.parquet")
     tracking.log_table(validation.by_frequency, "tables/holdout_by_frequency.csv")
     tracking.log_table(validation.tracking, "tables/purchase_tracking.csv")
     tracking.log_table(validation.churn_calibration, "tables/churn_calibration.csv")
-    for name, figure in validation_figures(validation, prepared).items():
+    for name, figure in validation_figures(validation, prepared, model_label).items():
         tracking.log_figure(figure, f"plots/{name}.png")
 
 
@@ -188,10 +286,12 @@ def _write_report(text: str, output_dir: Path | None) -> None:
         write_text(output_dir / "report.html", text)
 
 
-def validation_figures(validation: Validation, prepared: PreparedData) -> dict[str, Figure]:
+def validation_figures(
+    validation: Validation, prepared: PreparedData, model_label: str = "BG/NBD"
+) -> dict[str, Figure]:
     return {
-        "purchases_by_frequency": plots.purchases_by_frequency(validation.by_frequency),
-        "revenue_by_frequency": plots.revenue_by_frequency(validation.by_frequency, BASELINES),
+        "purchases_by_frequency": plots.purchases_by_frequency(validation.by_frequency, model_label),
+        "revenue_by_frequency": plots.revenue_by_frequency(validation.by_frequency, BASELINES, model_label),
         "purchase_tracking": plots.purchase_tracking(validation.tracking, prepared.calibration_end),
         "churn_calibration": plots.churn_calibration(validation.churn_calibration),
     }
@@ -202,11 +302,11 @@ def _champion_on_this_holdout(config: Config, prepared: PreparedData, period_len
     found = tracking.champion_calibration_params(config.tracking.model_name, config.tracking.alias)
     if found is None:
         return None
-    version, params, units = found
+    version, model, params, units = found
     if units != (config.prepare.period, config.prepare.time_unit):
         tracking.set_tags({"champion.version": version, "champion.comparable": "false (other period or time unit)"})
         return None
-    champion = CLVModelParams.from_params(params, config.scoring_spec())
+    champion = CLVModelParams.from_params(params, config.scoring_spec(), model)
     value = validate(champion, prepared.calibration, period_length).metrics[config.validate_.baseline_metric]
     tracking.log_metrics({f"champion_{config.validate_.baseline_metric}": value})
     tracking.set_tags({"champion.version": version})
@@ -226,6 +326,13 @@ def _engine_errors(source: str) -> Iterator[None]:
     except duckdb.Error as exc:
         text = str(exc).strip()
         raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
+
+
+def _assumption_warnings(config: Config, fitted: FittedModels) -> tuple[str, ...]:
+    """Gamma-Gamma's independence assumption: a warning (and a run tag) when it looks violated."""
+    warning = spend_independence_warning(fitted.spend_frequency_correlation, config.fit.spend_correlation_threshold)
+    tracking.set_tags({"assumption.spend_frequency_independence": "violated" if warning else "ok"})
+    return (warning,) if warning else ()
 
 
 def prepare_only(config: Config, output_dir: Path) -> PreparedData:
@@ -269,6 +376,7 @@ def train(
     SIGTERM has arrived, so a stop is honoured even if a library swallowed the signal's exception.
     """
     check_criteria_known(config.validate_)
+    check_selection_known(config.fit)
     experiment_id = tracking.connect(config.tracking.experiment)
     con = connect(config.engine)
     data = open_transactions(con, config.data)
@@ -291,25 +399,45 @@ def train(
                 _log_quarantine(prepared, output_dir)
 
         spec = config.scoring_spec()
-        checkpoint()
-        calibration_fit = fit(prepared.calibration, config.fit, label=f"{data.description} (calibration)")
-        tracking.log_metrics(_fit_metrics("", calibration_fit))
-
         period_length = DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
         checkpoint()
-        validation = validate(
-            calibration_fit.bundle(spec),
-            prepared.calibration,
-            period_length,
-            weekly=prepared.weekly,
-            calibration_end=prepared.calibration_end,
-            observation_end=prepared.observation_end,
+        chosen, selection = _select_candidate(
+            config, prepared, period_length, f"{data.description} (calibration)", checkpoint
         )
-        _log_validation(validation, prepared)
+        calibration_fit, validation, repeat_check = chosen.fitted, chosen.validation, chosen.repeat_check
+        model_label = LABELS[calibration_fit.model]
+        _log_fit("", calibration_fit)
+        warnings = _assumption_warnings(config, calibration_fit)
+        _log_validation(validation, prepared, model_label)
+        tracking.log_metrics(_check_metrics(repeat_check))
+        tracking.log_table(repeat_check.table, "tables/repeat_purchases.csv")
+        tracking.log_figure(
+            plots.repeat_purchases(repeat_check.table, model_label, repeat_check.chi_square, repeat_check.p_value),
+            "plots/repeat_purchases.png",
+        )
 
         champion_value = _champion_on_this_holdout(config, prepared, period_length)
         checkpoint()
-        gate = evaluate_gate(validation.metrics, config.validate_, champion_value)
+        gate = evaluate_gate(
+            validation.metrics,
+            config.validate_,
+            champion_value,
+            extra=diagnostic_checks(calibration_fit.diagnostics, config.fit.diagnostics),
+        )
+        production_fit = None
+        if gate.passed:
+            # Validation passed: refit the chosen candidate on the full history (MCMC diagnostics gate it too).
+            checkpoint()
+            production_fit = fit(
+                prepared.full,
+                config.fit,
+                f"{data.description} (full history)",
+                chosen.config,
+                reuse=calibration_fit.chosen,
+            )
+            _log_fit("production_", production_fit)
+            extra = diagnostic_checks(production_fit.diagnostics, config.fit.diagnostics, prefix="production_")
+            gate = GateResult(gate.checks + extra)
         tracking.set_tags(
             {
                 "gate.passed": gate.passed,
@@ -317,7 +445,7 @@ def train(
             }
         )
         tables = {"holdout": validation.holdout}
-        figures = validation_figures(validation, prepared)
+        figures = validation_figures(validation, prepared, model_label)
         report = functools.partial(
             render_report,
             title=f"CLV validation report: {config.tracking.model_name}",
@@ -329,16 +457,27 @@ def train(
             gate=gate,
             figures=figures,
         )
-        if not gate.passed:
+        if not gate.passed or production_fit is None:
             _write_report(report(), output_dir)
             if output_dir is not None:
                 write_tables(output_dir, tables)
-            return TrainResult(run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None)
+            return TrainResult(
+                run_id,
+                config,
+                data,
+                prepared,
+                calibration_fit,
+                validation,
+                gate,
+                None,
+                None,
+                None,
+                selection,
+                repeat_check,
+                warnings,
+            )
 
-        # Validation passed: refit on the full history, score everyone, then register and promote.
-        checkpoint()
-        production_fit = fit(prepared.full, config.fit, label=f"{data.description} (full history)")
-        tracking.log_metrics(_fit_metrics("production_", production_fit))
+        # Score everyone with the production fit, then register and promote.
         production = production_fit.bundle(spec)
         scores = score(production, prepared.full)
         scores = scores.merge(business.clv_windows(production, prepared.full, scores), on="customer_id")
@@ -384,5 +523,17 @@ def train(
     if output_dir is not None:
         write_tables(output_dir, {"scores": scores, **tables})
     return TrainResult(
-        run_id, config, data, prepared, calibration_fit, validation, gate, production_fit, scores, version
+        run_id,
+        config,
+        data,
+        prepared,
+        calibration_fit,
+        validation,
+        gate,
+        production_fit,
+        scores,
+        version,
+        selection,
+        repeat_check,
+        warnings,
     )

@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 
 import models
 from models.bundle import CLVModelParams
+from models.purchase import PARAM_NAMES
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, write_params
 from models.scoring import score_customers
 from pipeline.errors import InputError, TrackingUnavailableError
@@ -98,6 +99,20 @@ def run(experiment_id: str, run_name: str | None = None) -> Iterator[str]:
         status = "FINISHED"
     finally:
         with _store_errors("end the run"):
+            mlflow.end_run(status=status)
+
+
+@contextlib.contextmanager
+def child_run(run_name: str) -> Iterator[str]:
+    """A run nested in the active one (a candidate model); it ends FAILED if the block raises."""
+    with _store_errors("start a child run"):
+        active = mlflow.start_run(run_name=run_name, nested=True)
+    status = "FAILED"
+    try:
+        yield active.info.run_id
+        status = "FINISHED"
+    finally:
+        with _store_errors("end the child run"):
             mlflow.end_run(status=status)
 
 
@@ -293,9 +308,9 @@ def version_passed_gate(name: str, version: int) -> bool:
     return bool(found.tags.get("gate.passed") == "true")
 
 
-def champion_calibration_params(name: str, alias: str) -> tuple[int, dict[str, float], tuple[str, str]] | None:
-    """The champion's version, the parameters of its calibration fit (logged as run metrics) and its
-    (period, time unit); None without a champion or when its run is gone."""
+def champion_calibration_params(name: str, alias: str) -> tuple[int, str, dict[str, float], tuple[str, str]] | None:
+    """The champion's version, purchase model, the parameters of its calibration fit (logged as run
+    metrics) and its (period, time unit); None without a champion or when its run is gone."""
     version = alias_version(name, alias)
     if version is None:
         return None
@@ -310,18 +325,13 @@ def champion_calibration_params(name: str, alias: str) -> tuple[int, dict[str, f
         return None
     metrics = run.data.metrics
     units = (run.data.params.get("prepare.period", ""), run.data.params.get("prepare.time_unit", ""))
-    names = {
-        "r": "bgnbd_r",
-        "alpha": "bgnbd_alpha",
-        "a": "bgnbd_a",
-        "b": "bgnbd_b",
-        "p": "gamma_gamma_p",
-        "q": "gamma_gamma_q",
-        "v": "gamma_gamma_v",
-    }
+    model = run.data.tags.get("purchase_model", "bgnbd")  # runs before the tag existed were BG/NBD
+    if model not in PARAM_NAMES:
+        return None
+    names = {k: f"{model}_{k}" for k in PARAM_NAMES[model]} | {k: f"gamma_gamma_{k}" for k in ("p", "q", "v")}
     if not all(metric in metrics for metric in names.values()):
         return None
-    return version, {key: float(metrics[metric]) for key, metric in names.items()}, units
+    return version, model, {key: float(metrics[metric]) for key, metric in names.items()}, units
 
 
 def alias_version(name: str, alias: str) -> int | None:

@@ -28,9 +28,10 @@ from sklearn.calibration import calibration_curve
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from models import bgnbd, gamma_gamma
+from models import gamma_gamma, purchase
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
+from models.purchase import PurchaseParams
 
 BASELINES: tuple[str, ...] = ("historical_clv", "spend_rate", "repeat_spend_rate", "last_period")
 FREQUENCY_BINS: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7+")
@@ -56,6 +57,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "revenue_mae_skill",
     "revenue_rmse_skill",
     "historical_clv_retention",
+    "purchases_holdout_log_likelihood",
     *[f"baseline_{b}_revenue_{m}" for b in BASELINES for m in REVENUE_METRICS],
 )
 
@@ -102,7 +104,7 @@ def holdout_predictions(
     t = calibration["T"].to_numpy(dtype=np.float64)
     m = calibration["monetary_value"].to_numpy(dtype=np.float64)
     duration = calibration["duration_holdout"].to_numpy(dtype=np.float64)
-    purchases = bgnbd.expected_purchases(model.purchase, duration, f, r, t)
+    purchases = purchase.expected_purchases(model.purchase, duration, f, r, t)
     order_value = gamma_gamma.expected_order_value(model.spend, f, m)
     observed = t + period_length
     spend_rate = calibration["total_spend"].to_numpy() / observed * duration
@@ -115,8 +117,8 @@ def holdout_predictions(
     table["predicted_purchases"] = purchases
     table["expected_order_value"] = order_value
     table["predicted_revenue"] = purchases * order_value
-    table["p_alive"] = bgnbd.p_alive(model.purchase, f, r, t)
-    table["churn_risk"] = bgnbd.p_no_purchase(model.purchase, duration, f, r, t)
+    table["p_alive"] = purchase.p_alive(model.purchase, f, r, t)
+    table["churn_risk"] = purchase.p_no_purchase(model.purchase, duration, f, r, t)
     table["baseline_historical_clv_revenue"] = calibration["total_spend"].to_numpy() / observed * lifespan
     table["baseline_spend_rate_revenue"] = spend_rate
     table["baseline_repeat_spend_rate_revenue"] = f * m / observed * duration
@@ -212,7 +214,7 @@ def tracking_table(
     weeks = pd.to_datetime(weekly["week"]).to_numpy(dtype="datetime64[D]")
     ends = np.minimum(weeks + np.timedelta64(7, "D"), np.datetime64(observation_end) + np.timedelta64(1, "D"))
     elapsed = (ends[:, None] - birth_days[None, :]).astype(np.float64) / unit_days
-    expected_by_birth = bgnbd.expected_purchases_new_customer(model.purchase, np.maximum(elapsed, 0.0))
+    expected_by_birth = purchase.expected_purchases_new_customer(model.purchase, np.maximum(elapsed, 0.0))
     expected_cumulative = (expected_by_birth * counts[None, :]).sum(axis=1)
     actual = weekly["repeat_purchases"].to_numpy(dtype=np.float64)
     return pd.DataFrame(
@@ -246,6 +248,23 @@ def isotonic_check(churned: np.ndarray, churn_risk: np.ndarray, seed: int = 2026
     )
 
 
+def holdout_log_likelihood(params: PurchaseParams, calibration: pd.DataFrame, full: pd.DataFrame) -> float:
+    """Log-likelihood of the holdout purchases given the calibration histories (higher is better).
+
+    A purchase history's likelihood depends only on (x, t_x, T), and the calibration history is the
+    full one cut at calibration_end, so log L(full) - log L(calibration) is the log-density of what
+    happened in the holdout given the calibration period. Summed over the calibration customers; a
+    proper score that compares purchase models (and penalizers) on the same holdout.
+    """
+    both = calibration[["customer_id", "frequency", "recency", "T"]].merge(
+        full[["customer_id", "frequency", "recency", "T"]], on="customer_id", suffixes=("_cal", "_full")
+    )
+    with np.errstate(all="ignore"):
+        full_ll = purchase.log_likelihood_rows(params, both["frequency_full"], both["recency_full"], both["T_full"])
+        cal_ll = purchase.log_likelihood_rows(params, both["frequency_cal"], both["recency_cal"], both["T_cal"])
+    return float(np.sum(full_ll - cal_ll))
+
+
 def validate(
     model: CLVModelParams,
     calibration: pd.DataFrame,
@@ -253,11 +272,13 @@ def validate(
     weekly: pd.DataFrame | None = None,
     calibration_end: dt.date | None = None,
     observation_end: dt.date | None = None,
+    full: pd.DataFrame | None = None,
 ) -> Validation:
     """Holdout metrics of ``model`` (fitted on the calibration period) and of the baselines.
 
     ``weekly`` (repeat purchases per week, from prepare) with the two dates adds the week-by-week
-    tracking of cumulative purchases.
+    tracking of cumulative purchases; ``full`` (the full-history summary) adds the holdout
+    log-likelihood of the purchase model.
     """
     holdout, retention = holdout_predictions(model, calibration, period_length)
     actual_n = holdout["actual_purchases"].to_numpy()
@@ -270,6 +291,9 @@ def validate(
     metrics["purchases_total_predicted"] = float(predicted_n.sum())
     metrics["purchases_total_pct_error"] = _pct(predicted_n.sum(), actual_n.sum())
     metrics["purchases_total_abs_pct_error"] = abs(metrics["purchases_total_pct_error"])
+    metrics["purchases_holdout_log_likelihood"] = (
+        holdout_log_likelihood(model.purchase, calibration, full) if full is not None else float("nan")
+    )
 
     if weekly is not None and observation_end is not None:
         tracking = tracking_table(model, calibration, weekly, observation_end)
