@@ -195,6 +195,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))
     print(mask_text(summary_text(result)))
+    for warning in result.warnings:
+        print(f"clv: warning: {warning}", file=sys.stderr)
     return result.exit_code
 
 

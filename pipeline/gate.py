@@ -67,6 +67,11 @@ def check_selection_known(config: FitConfig) -> None:
         )
 
 
+def _number(value: float) -> str:
+    """A threshold as it appears in a check name (an MLflow tag key: no '+')."""
+    return f"{value:g}".replace("+", "")
+
+
 def _check(name: str, metric: str, value: float, threshold: float, direction: str) -> Check:
     if math.isnan(value):
         passed = False
@@ -90,7 +95,7 @@ def diagnostic_checks(
         ("mcmc_divergences", float(diagnostics.divergences), float(limits.max_divergences), "lower"),
     )
     return tuple(
-        _check(f"{prefix}{metric}_{direction}_than_{threshold:g}", metric, value, threshold, direction)
+        _check(f"{prefix}{metric}_{direction}_than_{_number(threshold)}", metric, value, threshold, direction)
         for metric, value, threshold, direction in rows
     )
 
@@ -130,7 +135,7 @@ def evaluate_gate(
         )
     checks = [beats, champion, *extra]
     for criterion in config.criteria:
-        name = f"{criterion.metric}_{criterion.direction}_than_{criterion.threshold:g}"
+        name = f"{criterion.metric}_{criterion.direction}_than_{_number(criterion.threshold)}"
         value = metrics.get(criterion.metric, math.nan)
         checks.append(_check(name, criterion.metric, value, criterion.threshold, criterion.direction))
     return GateResult(tuple(checks))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.purchase import LABELS
 from pipeline.run import TrainResult
 from pipeline.validate import BASELINES
 
@@ -33,10 +34,36 @@ def summary_dict(result: TrainResult) -> dict[str, Any]:
             "calibration": result.calibration_fit.params(),
             "production": production.params() if production is not None else None,
         },
+        "purchase_model": result.calibration_fit.model,
+        "fit_method": result.calibration_fit.method,
+        "fit_attempts": [a.as_dict() for a in result.calibration_fit.attempts],
+        "mcmc_diagnostics": (
+            result.calibration_fit.diagnostics.as_dict() if result.calibration_fit.diagnostics is not None else None
+        ),
         "log_likelihood": {
-            "bgnbd": result.calibration_fit.purchase.stats.log_likelihood,
+            result.calibration_fit.model: result.calibration_fit.purchase.stats.log_likelihood,
             "gamma_gamma": result.calibration_fit.spend.stats.log_likelihood,
         },
+        "selection": (
+            None
+            if result.selection is None
+            else {
+                "winner": result.selection.winner,
+                "metric": result.selection.metric,
+                "reason": result.selection.reason,
+                "candidates": result.selection.table.to_dict(orient="records"),
+            }
+        ),
+        "repeat_purchase_check": (
+            None
+            if result.repeat_check is None
+            else {
+                "chi_square": result.repeat_check.chi_square,
+                "degrees_of_freedom": result.repeat_check.degrees_of_freedom,
+                "p_value": result.repeat_check.p_value,
+            }
+        ),
+        "warnings": list(result.warnings),
         "metrics": result.validation.metrics,
         "checks": [c.as_dict() for c in result.gate.checks],
     }
@@ -48,22 +75,40 @@ def _fmt(value: float) -> str:
 
 def summary_text(result: TrainResult) -> str:
     m = result.validation.metrics
-    params = result.calibration_fit.params()
+    fitted = result.calibration_fit
+    params = fitted.params()
     ledger = result.prepared.ledger
     lines = [
         f"clv train: run {result.run_id}",
         f"  data        {result.data.description}: {ledger.rows_in:,} rows in, "
         f"{ledger.rows_used:,} used, {ledger.rows_quarantined:,} quarantined; "
         f"{len(result.prepared.calibration):,} customers in calibration",
-        "  BG/NBD      "
-        + "  ".join(f"{k}={params[k]:.4g}" for k in ("r", "alpha", "a", "b"))
-        + f"  (log-likelihood {result.calibration_fit.purchase.stats.log_likelihood:,.2f})",
+        f"  {LABELS[fitted.model]:<11} "
+        + "  ".join(f"{k}={v:.4g}" for k, v in fitted.purchase.params.as_dict().items())
+        + f"  (log-likelihood {fitted.purchase.stats.log_likelihood:,.2f}; {fitted.method}"
+        + (f", {fitted.chosen.remedy}" if fitted.chosen is not None and fitted.chosen.remedy != "plain" else "")
+        + ")",
         "  Gamma-Gamma " + "  ".join(f"{k}={params[k]:.4g}" for k in ("p", "q", "v")),
         f"  holdout     purchases MAE {_fmt(m['purchases_mae'])}, "
         f"total error {m['purchases_total_pct_error']:+.1f}%;"
         f" churn AUC {m['churn_auc']:.3f}, Brier {m['churn_brier']:.3f}",
         f"  revenue     model MAE {_fmt(m['revenue_mae'])}, Spearman {m['revenue_spearman']:.3f}",
     ]
+    if result.repeat_check is not None:
+        repeat = result.repeat_check
+        lines.append(
+            f"  repeat purchases  chi-square {repeat.chi_square:,.2f} on {repeat.degrees_of_freedom} df "
+            f"(p = {repeat.p_value:.3g})"
+        )
+    if result.selection is not None:
+        lines.append(f"  selection   {result.selection.reason}")
+    if fitted.diagnostics is not None:
+        d = fitted.diagnostics
+        lines.append(
+            f"  mcmc        max r-hat {d.max_rhat:.4f}, min ESS bulk {d.min_ess_bulk:,.0f} / tail "
+            f"{d.min_ess_tail:,.0f}, {d.divergences} divergences"
+        )
+    lines += [f"  warning     {w}" for w in result.warnings]
     for name in BASELINES:
         mae = m[f"baseline_{name}_revenue_mae"]
         change = (m["revenue_mae"] - mae) / mae * 100 if mae else float("nan")

@@ -106,7 +106,9 @@ def run(experiment_id: str, run_name: str | None = None) -> Iterator[str]:
 def child_run(run_name: str) -> Iterator[str]:
     """A run nested in the active one (a candidate model); it ends FAILED if the block raises."""
     with _store_errors("start a child run"):
-        active = mlflow.start_run(run_name=run_name, nested=True)
+        parent = mlflow.active_run()
+        experiment_id = parent.info.experiment_id if parent is not None else None
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=True)
     status = "FAILED"
     try:
         yield active.info.run_id

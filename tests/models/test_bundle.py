@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 from models.bgnbd import BetaGeoParams
-from models.bundle import CLVModelParams, RiskTier, ScoringSpec
+from models.bundle import CLVModelParams, PosteriorDraws, RiskTier, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
+from models.pareto_nbd import ParetoNBDParams
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(0.24, 4.4, 0.79, 2.4),
@@ -21,3 +25,41 @@ def test_rejects_unknown_format() -> None:
     data = MODEL.to_dict() | {"format_version": 99}
     with pytest.raises(ValueError, match="format_version"):
         CLVModelParams.from_dict(data)
+
+
+def _posterior_model() -> CLVModelParams:
+    draws = np.random.default_rng(0).uniform(0.9, 1.1, size=(7, 40))
+    return CLVModelParams(
+        purchase=ParetoNBDParams(0.55, 10.6, 0.61, 11.7),
+        spend=GammaGammaParams(6.2, 3.7, 15.4),
+        spec=ScoringSpec(),
+        posterior=PosteriorDraws(
+            purchase={k: 0.5 * row for k, row in zip(("r", "alpha", "s", "beta"), draws[:4], strict=True)},
+            spend={k: 5.0 * row for k, row in zip(("p", "q", "v"), draws[4:], strict=True)},
+            interval=(0.1, 0.9),
+        ),
+    )
+
+
+def test_other_purchase_models_and_posterior_draws_round_trip() -> None:
+    model = _posterior_model()
+    data = json.loads(json.dumps(model.to_dict()))
+    again = CLVModelParams.from_dict(data)
+    assert again.purchase_model == "pareto_nbd"
+    assert again.to_dict() == model.to_dict()
+    assert again.posterior is not None
+    assert again.posterior.n_draws == 40
+    assert again.posterior.interval == (0.1, 0.9)
+
+
+def test_version_1_files_still_load() -> None:
+    data = MODEL.to_dict() | {"format_version": 1}
+    del data["posterior"]
+    assert CLVModelParams.from_dict(data) == MODEL
+
+
+def test_posterior_draws_must_line_up() -> None:
+    with pytest.raises(ValueError, match="one length"):
+        PosteriorDraws(purchase={"r": np.ones(3)}, spend={"p": np.ones(4)})
+    with pytest.raises(ValueError, match="quantiles"):
+        PosteriorDraws(purchase={"r": np.ones(3)}, spend={"p": np.ones(3)}, interval=(0.9, 0.1))

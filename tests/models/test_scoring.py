@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import bgnbd, gamma_gamma
+from models import bgnbd, gamma_gamma, pareto_nbd, scoring
 from models.bgnbd import BetaGeoParams
-from models.bundle import CLVModelParams, RiskTier, ScoringSpec
+from models.bundle import CLVModelParams, PosteriorDraws, RiskTier, ScoringSpec
 from models.contract import ContractError
 from models.gamma_gamma import GammaGammaParams
+from models.pareto_nbd import ParetoNBDParams
 from models.scoring import NonFiniteScoresError, assign_risk_tier, score_columns, score_customers
 
 MODEL = CLVModelParams(
@@ -94,3 +95,53 @@ def test_non_finite_scores_never_leave_the_function() -> None:
     broken = CLVModelParams(MODEL.purchase, GammaGammaParams(p=6.0, q=0.5, v=15.0), MODEL.spec)
     with pytest.raises(NonFiniteScoresError, match="3 customers got NaN or infinite scores"):
         score_customers(broken, CUSTOMERS)
+
+
+def _with_posterior(n_draws: int = 60, interval: tuple[float, float] = (0.05, 0.95)) -> CLVModelParams:
+    rng = np.random.default_rng(3)
+    base = MODEL.purchase.as_dict() | MODEL.spend.as_dict()
+    draws = {k: v * rng.lognormal(0.0, 0.05, n_draws) for k, v in base.items()}
+    return CLVModelParams(
+        MODEL.purchase,
+        MODEL.spend,
+        MODEL.spec,
+        posterior=PosteriorDraws(
+            purchase={k: draws[k] for k in ("r", "alpha", "a", "b")},
+            spend={k: draws[k] for k in ("p", "q", "v")},
+            interval=interval,
+        ),
+    )
+
+
+def test_posterior_draws_give_means_and_credible_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _with_posterior()
+    customers = pd.concat([CUSTOMERS] * 5, ignore_index=True)
+    customers["customer_id"] = [f"c{i}" for i in range(len(customers))]
+    monkeypatch.setattr(scoring, "POSTERIOR_CHUNK", 4)  # several chunks, some repeating histories
+    scores = score_customers(model, customers)
+    assert list(scores.columns) == score_columns(model)
+    for name in ("p_alive", "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d", "clv"):
+        assert (scores[f"{name}_lower"] <= scores[name]).all(), name
+        assert (scores[name] <= scores[f"{name}_upper"]).all(), name
+    # The posterior mean of a customer's expected purchases is the mean over the draws.
+    draws = model.posterior
+    assert draws is not None
+    by_draw = [
+        bgnbd.expected_purchases(draws.purchase_draw("bgnbd", i), 90 / 7, 2.0, 30.43, 38.86)
+        for i in range(draws.n_draws)
+    ]
+    assert scores["expected_purchases_90d"][0] == pytest.approx(float(np.mean(by_draw)), rel=1e-12)
+    assert scores["expected_purchases_90d_lower"][0] == pytest.approx(float(np.quantile(by_draw, 0.05)), rel=1e-12)
+    # A one-time buyer is alive for sure under BG/NBD, whatever the draw.
+    assert scores["p_alive_lower"][1] == scores["p_alive_upper"][1] == 1.0
+    # Identical histories get identical scores across chunk boundaries.
+    np.testing.assert_allclose(scores["clv"][0::3].to_numpy(), scores["clv"][0], rtol=1e-12)
+
+
+def test_other_purchase_models_score() -> None:
+    model = CLVModelParams(ParetoNBDParams(0.5533, 10.578, 0.6062, 11.669), MODEL.spend, MODEL.spec)
+    scores = score_customers(model, CUSTOMERS)
+    f, r, t = (CUSTOMERS[c].to_numpy() for c in ("frequency", "recency", "T"))
+    np.testing.assert_allclose(scores["p_alive"], pareto_nbd.p_alive(model.purchase, f, r, t))  # type: ignore[arg-type]
+    assert scores["p_alive"][1] < 1  # unlike BG/NBD, a one-time buyer may be gone
+    assert "p_alive_lower" not in scores

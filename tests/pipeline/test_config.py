@@ -85,3 +85,19 @@ def test_config_dump_uses_the_file_spelling() -> None:
     dumped = config_as_dict(Config())
     assert "validate" in dumped
     assert parse_config(dumped) == Config()
+
+
+def test_fit_candidates_and_their_errors() -> None:
+    config = parse_config({"fit": {"candidates": [{"model": "bgnbd"}, {"model": "pareto_nbd", "method": "map"}]}})
+    assert [c.name for c in config.fit.candidate_list()] == ["bgnbd_mle", "pareto_nbd_map"]
+    assert [c.name for c in Config().fit.candidate_list()] == ["bgnbd_mle"]
+    with pytest.raises(ConfigError, match=r"fit.candidates.0.model: Input should be 'bgnbd', 'mbgnbd' or 'pareto_nbd'"):
+        parse_config({"fit": {"candidates": [{"model": "nbd"}]}})
+    with pytest.raises(ConfigError, match=r"set fit\.candidates, or fit\.purchase_model and fit\.method, not both"):
+        parse_config({"fit": {"method": "map", "candidates": [{"model": "bgnbd"}]}})
+    with pytest.raises(ConfigError, match="lists the same model and method twice"):
+        parse_config({"fit": {"candidates": [{"model": "bgnbd"}, {"model": "bgnbd", "method": "mle"}]}})
+    with pytest.raises(ConfigError, match=r"fit\.interval"):
+        parse_config({"fit": {"interval": [0.9, 0.1]}})
+    with pytest.raises(ConfigError, match=r"fit\.mcmc\.chains"):
+        parse_config({"fit": {"mcmc": {"chains": 0}}})

@@ -75,3 +75,21 @@ def test_champion_check() -> None:
     worse = evaluate_gate(METRICS, config, champion_value=29.0)
     assert [c.name for c in worse.failed] == ["does_not_lose_to_champion"]
     assert worse.checks[1].threshold == pytest.approx(29.0 * 1.01)
+
+
+def test_mcmc_diagnostics_gate_the_run() -> None:
+    from models.bayes import Diagnostics
+    from pipeline.config import DiagnosticsConfig
+    from pipeline.gate import diagnostic_checks
+
+    limits = DiagnosticsConfig(max_rhat=1.01, min_ess=400, max_divergences=0)
+    assert diagnostic_checks(None, limits) == ()
+    good = diagnostic_checks(Diagnostics(1.004, 812.0, 650.0, 0), limits)
+    assert [c.passed for c in good] == [True, True, True, True]
+    bad = diagnostic_checks(Diagnostics(1.03, 812.0, 150.0, 2), limits, prefix="production_")
+    assert {c.name: c.passed for c in bad} == {
+        "production_mcmc_max_rhat_lower_than_1.01": False,
+        "production_mcmc_min_ess_bulk_higher_than_400": True,
+        "production_mcmc_min_ess_tail_higher_than_400": False,
+        "production_mcmc_divergences_lower_than_0": False,
+    }
