@@ -234,6 +234,8 @@ def _quiet_mlflow() -> None:
 
     Set after MLflow's import, which configures its logger. ``CLV_MLFLOW_LOG_LEVEL=INFO`` shows them.
     """
+    # Progress bars for artifact transfers are MLflow's, not ours (the scoring bar is).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow  # noqa: F401
 
     level = os.environ.get("CLV_MLFLOW_LOG_LEVEL", "CRITICAL")

@@ -94,6 +94,13 @@ def summary_text(result: TrainResult) -> str:
         f" churn AUC {m['churn_auc']:.3f}, Brier {m['churn_brier']:.3f}",
         f"  revenue     model MAE {_fmt(m['revenue_mae'])}, Spearman {m['revenue_spearman']:.3f}",
     ]
+    for name in BASELINES:
+        mae = m[f"baseline_{name}_revenue_mae"]
+        change = (m["revenue_mae"] - mae) / mae * 100 if mae else float("nan")
+        lines.append(
+            f"              baseline {name}: MAE {_fmt(mae)} (model {'better' if change < 0 else 'worse'} by "
+            f"{abs(change):.1f}%), Spearman {m[f'baseline_{name}_revenue_spearman']:.3f}"
+        )
     if result.repeat_check is not None:
         repeat = result.repeat_check
         lines.append(
@@ -109,13 +116,6 @@ def summary_text(result: TrainResult) -> str:
             f"{d.min_ess_tail:,.0f}, {d.divergences} divergences"
         )
     lines += [f"  warning     {w}" for w in result.warnings]
-    for name in BASELINES:
-        mae = m[f"baseline_{name}_revenue_mae"]
-        change = (m["revenue_mae"] - mae) / mae * 100 if mae else float("nan")
-        lines.append(
-            f"              baseline {name}: MAE {_fmt(mae)} (model {'better' if change < 0 else 'worse'} by "
-            f"{abs(change):.1f}%), Spearman {m[f'baseline_{name}_revenue_spearman']:.3f}"
-        )
     lines.append("  gate")
     for check in result.gate.checks:
         sign = ">=" if check.direction == "higher" else "<="
