@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.prepare_bench --sizes 1000000 5000000 10000000 100000000 --lifetimes-max 10000000
 	$(BIN)/python -m benchmarks.score_bench --sizes 1000000 10000000 --lifetimes-max 1000000
+	$(BIN)/python -m benchmarks.fit_bench --sizes 100000 1000000 10000000 --lifetimes-max 10000000
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks
