@@ -36,7 +36,7 @@ class Sampler:
     tune: int = 500
     target_accept: float = 0.9
     seed: int = 20261122
-    keep_draws: int = 200
+    keep_draws: int = 100
     cores: int = 1
 
 

@@ -18,7 +18,7 @@ FloatArray = NDArray[np.float64]
 INTERVAL_COLUMNS = ("p_alive", "clv")
 """Besides every ``expected_purchases_<N>d``, the scores that get credible intervals from posterior draws."""
 POSTERIOR_CHUNK = 20_000
-"""Customers summarised at a time from the posterior draws: memory is draws x chunk per quantity."""
+"""Histories (and customers) summarised at a time from the posterior draws: memory is draws x chunk per quantity."""
 
 
 def horizon_column(days: int) -> str:
@@ -91,38 +91,51 @@ def _point_scores(
 def _posterior_scores(
     model: CLVModelParams, posterior: PosteriorDraws, f: FloatArray, r: FloatArray, t: FloatArray, m: FloatArray
 ) -> dict[str, FloatArray]:
-    """Posterior means and credible intervals, summarised chunk by chunk (never draws x all customers)."""
+    """Posterior means and credible intervals, summarised chunk by chunk (never draws x all customers).
+
+    History-level quantities are evaluated once per distinct history and draw, POSTERIOR_CHUNK
+    histories at a time; CLV (which also depends on the customer's spend) is then summarised for the
+    customers of those histories, POSTERIOR_CHUNK customers at a time.
+    """
     names = interval_columns(model)
     lower_q, upper_q = posterior.interval
+    history_keys = [k for k in (*names, "churn_risk") if k != "clv"]
     out: dict[str, FloatArray] = {}
-    keys = [*names, "churn_risk", "expected_order_value"]
-    for key in keys:
+    for key in (*names, "churn_risk", "expected_order_value"):
         out[key] = np.empty(len(f))
         if key in names:
             out[f"{key}_lower"], out[f"{key}_upper"] = np.empty(len(f)), np.empty(len(f))
-    for start in range(0, len(f), POSTERIOR_CHUNK):
-        part = slice(start, start + POSTERIOR_CHUNK)
-        rows, codes = _unique_histories(f[part], r[part], t[part])
-        fu, ru, tu = f[part][rows], r[part][rows], t[part][rows]
-        draws = {key: np.empty((posterior.n_draws, len(codes))) for key in keys}
+    rows, codes = _unique_histories(f, r, t)
+    by_history = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[by_history], np.arange(0, len(rows) + POSTERIOR_CHUNK, POSTERIOR_CHUNK))
+    spends = [posterior.spend_draw(i) for i in range(posterior.n_draws)]
+    purchases = [posterior.purchase_draw(model.purchase_model, i) for i in range(posterior.n_draws)]
+    for chunk, start in enumerate(range(0, len(rows), POSTERIOR_CHUNK)):
+        hist = rows[start : start + POSTERIOR_CHUNK]
+        draws = {key: np.empty((posterior.n_draws, len(hist))) for key in (*history_keys, "clv")}
         for i in range(posterior.n_draws):
-            spend = posterior.spend_draw(i)
-            scores = _point_scores(posterior.purchase_draw(model.purchase_model, i), spend, model.spec, fu, ru, tu)
-            order_value = gamma_gamma.expected_order_value(spend, f[part], m[part])
-            for key in keys:
-                if key == "expected_order_value":
-                    draws[key][i] = order_value
-                elif key == "clv":
-                    draws[key][i] = order_value * scores["clv"][codes]
-                else:
-                    draws[key][i] = scores[key][codes]
-        for key in keys:
-            out[key][part] = draws[key].mean(axis=0)
+            scores = _point_scores(purchases[i], spends[i], model.spec, f[hist], r[hist], t[hist])
+            for key in draws:
+                draws[key][i] = scores[key]
+        summary = {key: _summarise(draws[key], lower_q, upper_q) for key in history_keys}
+        members = by_history[bounds[chunk] : bounds[chunk + 1]]
+        for key, (mean, lower, upper) in summary.items():
+            local = codes[members] - start
+            out[key][members] = mean[local]
             if key in names:
-                out[f"{key}_lower"][part], out[f"{key}_upper"][part] = np.quantile(
-                    draws[key], [lower_q, upper_q], axis=0
-                )
+                out[f"{key}_lower"][members], out[f"{key}_upper"][members] = lower[local], upper[local]
+        for part in range(0, len(members), POSTERIOR_CHUNK):
+            who = members[part : part + POSTERIOR_CHUNK]
+            order_value = np.stack([gamma_gamma.expected_order_value(s, f[who], m[who]) for s in spends])
+            clv = order_value * draws["clv"][:, codes[who] - start]
+            out["expected_order_value"][who] = order_value.mean(axis=0)
+            out["clv"][who], out["clv_lower"][who], out["clv_upper"][who] = _summarise(clv, lower_q, upper_q)
     return out
+
+
+def _summarise(draws: FloatArray, lower_q: float, upper_q: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    lower, upper = np.quantile(draws, [lower_q, upper_q], axis=0)
+    return draws.mean(axis=0), lower, upper
 
 
 def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:

@@ -186,7 +186,7 @@ class McmcConfig(_Strict):
     tune: int = Field(default=500, ge=0)
     target_accept: float = Field(default=0.9, gt=0, lt=1)
     seed: int = 20261122
-    keep_draws: int = Field(default=200, ge=2, le=5000)
+    keep_draws: int = Field(default=100, ge=2, le=5000)
     cores: int = Field(default=2, ge=1)
 
 
