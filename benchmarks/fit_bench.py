@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(RUNNERS[engine](int(n))))
         return 0
     lines = [
-        "| customers | distinct histories | clv fit | peak RSS | lifetimes fit | peak RSS | speed-up | same parameters |",
+        "| customers | distinct histories | clv fit | peak RSS | lifetimes fit | peak RSS | speed-up "
+        "| same parameters |",
         "|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for n in args.sizes:

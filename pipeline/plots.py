@@ -75,16 +75,16 @@ def churn_calibration(curve: pd.DataFrame) -> Figure:
     return fig
 
 
-def purchase_tracking(tracking: pd.DataFrame, calibration_end: object) -> Figure:
+def purchase_tracking(tracking: pd.DataFrame, calibration_end: object, model_label: str = "BG/NBD") -> Figure:
     """Cumulative and weekly repeat purchases, actual against the model, over calibration and holdout."""
     fig = Figure(figsize=(9, 6.5))
     top, bottom = fig.subplots(2, 1, sharex=True)
     weeks = pd.to_datetime(tracking["week"])
     top.plot(weeks, tracking["actual_cumulative"], label="actual")
-    top.plot(weeks, tracking["expected_cumulative"], linestyle="--", label="BG/NBD")
+    top.plot(weeks, tracking["expected_cumulative"], linestyle="--", label=model_label)
     top.set_ylabel("cumulative repeat purchases")
     bottom.plot(weeks, tracking["actual"], label="actual")
-    bottom.plot(weeks, tracking["expected"], linestyle="--", label="BG/NBD")
+    bottom.plot(weeks, tracking["expected"], linestyle="--", label=model_label)
     bottom.set_ylabel("repeat purchases per week")
     for ax in (top, bottom):
         ax.axvline(pd.Timestamp(str(calibration_end)), color="grey", linestyle=":", label="end of calibration")

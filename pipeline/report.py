@@ -53,9 +53,10 @@ def _table(frame: pd.DataFrame) -> str:
     return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
 
 
-def comparison_table(metrics: Mapping[str, float]) -> pd.DataFrame:
+def comparison_table(metrics: Mapping[str, float], model_label: str = "BG/NBD") -> pd.DataFrame:
     """Model against each baseline on per-customer holdout revenue, with the model's relative gain."""
-    rows = [("BG/NBD x Gamma-Gamma", "revenue")] + [(f"baseline: {b}", f"baseline_{b}_revenue") for b in BASELINES]
+    rows = [(f"{model_label} x Gamma-Gamma", "revenue")]
+    rows += [(f"baseline: {b}", f"baseline_{b}_revenue") for b in BASELINES]
     records = []
     for label, prefix in rows:
         records.append(
@@ -103,6 +104,7 @@ def render_report(
     figures: Mapping[str, Figure],
     business: Sequence[tuple[str, pd.DataFrame]] = (),
     registered: str | None = None,
+    model_label: str = "BG/NBD",
 ) -> str:
     """The whole report as one HTML string."""
     m = validation.metrics
@@ -162,7 +164,7 @@ def render_report(
 <h2>Checks</h2>{_table(checks)}
 <h2>Does the model beat past spending?</h2>
 {_gain_lines(m)}
-{_table(comparison_table(m))}
+{_table(comparison_table(m, model_label))}
 <p class="muted">Per-customer holdout revenue. Normalised Gini: 1 ranks customers perfectly, 0 at random.
 Top 10%/20% share: the share of actual holdout revenue held by the customers each predictor ranks highest.</p>
 <h2>Key metrics</h2>{_table(key)}

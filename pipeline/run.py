@@ -292,7 +292,7 @@ def validation_figures(
     return {
         "purchases_by_frequency": plots.purchases_by_frequency(validation.by_frequency, model_label),
         "revenue_by_frequency": plots.revenue_by_frequency(validation.by_frequency, BASELINES, model_label),
-        "purchase_tracking": plots.purchase_tracking(validation.tracking, prepared.calibration_end),
+        "purchase_tracking": plots.purchase_tracking(validation.tracking, prepared.calibration_end, model_label),
         "churn_calibration": plots.churn_calibration(validation.churn_calibration),
     }
 
@@ -456,6 +456,7 @@ def train(
             validation=validation,
             gate=gate,
             figures=figures,
+            model_label=model_label,
         )
         if not gate.passed or production_fit is None:
             _write_report(report(), output_dir)
