@@ -136,10 +136,21 @@ def _spend_model(frequency: FloatArray, monetary_value: FloatArray) -> Any:
 
 
 def _fit(pymc_model: Any, names: tuple[str, ...], method: Method, sampler: Sampler, label: str) -> BayesFit:
+
+    _quiet()
+    try:
+        return _run(pymc_model, names, method, sampler, label)
+    except FitError:
+        raise
+    except (RuntimeError, ValueError, FloatingPointError) as exc:  # e.g. pymc's SamplingError
+        first = str(exc).strip().splitlines()
+        raise FitError(f"{label}: PyMC {method} failed: {first[0] if first else type(exc).__name__}") from exc
+
+
+def _run(pymc_model: Any, names: tuple[str, ...], method: Method, sampler: Sampler, label: str) -> BayesFit:
     import arviz as az
     import pymc as pm
 
-    _quiet()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pymc_model:

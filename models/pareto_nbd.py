@@ -132,7 +132,7 @@ def repeat_count_pmf(params: ParetoNBDParams, counts: ArrayLike, t: ArrayLike, n
     lam = (g_l / alpha)[:, None]
     mu = (g_m / beta)[None, :]
     weight = (w_l / w_l.sum())[:, None] * (w_m / w_m.sum())[None, :]
-    out = np.empty_like(x)
+    out = np.empty(x.shape)
     for i, (count, length) in enumerate(zip(x.ravel(), horizon.ravel(), strict=True)):
         total = lam + mu
         alive_part = np.exp(count * np.log(lam * length) - total * length - gammaln(count + 1))
@@ -140,5 +140,5 @@ def repeat_count_pmf(params: ParetoNBDParams, counts: ArrayLike, t: ArrayLike, n
         dead_part = np.exp(count * np.log(lam / total) + np.log(mu / total)) * (
             1 - gammaincc(count + 1, total * length)
         )
-        out.ravel()[i] = float(np.sum(weight * (alive_part + dead_part)))
+        out.flat[i] = float(np.sum(weight * (alive_part + dead_part)))
     return np.asarray(out, dtype=np.float64)

@@ -15,8 +15,6 @@ from models.purchase import PurchaseParams
 
 FloatArray = NDArray[np.float64]
 
-INTERVAL_COLUMNS = ("p_alive", "clv")
-"""Besides every ``expected_purchases_<N>d``, the scores that get credible intervals from posterior draws."""
 POSTERIOR_CHUNK = 20_000
 """Histories (and customers) summarised at a time from the posterior draws: memory is draws x chunk per quantity."""
 

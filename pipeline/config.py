@@ -181,7 +181,7 @@ class RemediesConfig(_Strict):
 class McmcConfig(_Strict):
     """NUTS settings; ``keep_draws`` joint draws travel with the model for per-customer credible intervals."""
 
-    chains: int = Field(default=2, ge=1, le=16)
+    chains: int = Field(default=2, ge=2, le=16, description="at least 2: r-hat compares chains")
     draws: int = Field(default=500, ge=10)
     tune: int = Field(default=500, ge=0)
     target_accept: float = Field(default=0.9, gt=0, lt=1)
@@ -210,7 +210,9 @@ class FitConfig(_Strict):
     method: FitMethod = "mle"
     candidates: tuple[CandidateConfig, ...] = ()
     selection_metric: str = "purchases_holdout_log_likelihood"
-    selection_direction: Literal["higher", "lower"] = "higher"
+    selection_direction: Literal["higher", "lower"] | None = Field(
+        default=None, description="None: lower for errors (mae, rmse, error, brier), higher otherwise"
+    )
     spend_model: Literal["gamma_gamma"] = "gamma_gamma"
     purchase_penalizer: float = Field(default=0.0, ge=0)
     spend_penalizer: float = Field(default=0.0, ge=0)

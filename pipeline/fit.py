@@ -130,12 +130,12 @@ def _fit_purchase_mle(
     reuse: FitAttempt | None,
 ) -> tuple[PurchaseFit, tuple[FitAttempt, ...], FitAttempt]:
     """Plain fit, then the restart, then the penalizer path chosen by holdout log-likelihood."""
+    attempts: list[FitAttempt] = []
     if reuse is not None:  # the production refit repeats what worked on the calibration period
         attempt, fitted = _mle_attempt(model, customers, reuse.remedy, reuse.penalizer, reuse.restart, config.remedies)
-        if fitted is None:
-            raise FitError(f"{LABELS[model]} ({reuse.remedy}): {attempt.message}")
-        return fitted, (attempt,), attempt
-    attempts: list[FitAttempt] = []
+        if attempt.outcome == "ok" and fitted is not None:
+            return fitted, (attempt,), attempt
+        attempts.append(attempt)  # it does not work on the full history: search again
     plain, fitted = _mle_attempt(model, customers, "plain", config.purchase_penalizer, False, config.remedies)
     attempts.append(plain)
     if plain.outcome == "ok" and fitted is not None:
@@ -230,6 +230,11 @@ def _fit_bayes(customers: pd.DataFrame, config: FitConfig, candidate: CandidateC
     sampler = _sampler(config)
     f, r, t, m = (customers[c] for c in ("frequency", "recency", "T", "monetary_value"))
     params, purchase_bayes, n_unique = fit_purchase_bayes(candidate.model, f, r, t, method, config.priors, sampler)
+    problem = _degenerate(params, config.remedies)
+    if problem:
+        raise FitError(
+            f"{LABELS[candidate.model]} ({candidate.method}): {problem}. In the data: {data_diagnosis(customers)}"
+        )
     spend_params, spend_bayes = fit_gamma_gamma_bayes(f, m, method, sampler)
     rows = (f > 0) & (m > 0)
     purchase_fit = PurchaseFit(

@@ -39,7 +39,7 @@ from pipeline.report import render_report
 from pipeline.score import score
 from pipeline.selection import NoCandidateError, Selection, select
 from pipeline.sources import Transactions, connect, open_transactions, read_cac
-from pipeline.validate import BASELINES, Validation, validate
+from pipeline.validate import BASELINES, Validation, metric_direction, validate
 
 DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
 
@@ -229,12 +229,15 @@ def _select_candidate(
                 continue
             _log_fit("", result.fitted)
             tracking.log_metrics(result.validation.metrics | _check_metrics(result.repeat_check))
-            statuses[candidate.name] = "ok"
-            tracking.set_tags({"candidate.status": "ok"})
+            failed = [
+                c.name for c in diagnostic_checks(result.fitted.diagnostics, config.fit.diagnostics) if not c.passed
+            ]
+            statuses[candidate.name] = f"diagnostics failed: {', '.join(failed)}" if failed else "ok"
+            tracking.set_tags({"candidate.status": statuses[candidate.name]})
             done[candidate.name] = result
     values = {name: result.validation.metrics.get(metric, float("nan")) for name, result in done.items()}
     try:
-        selection = select(values, statuses, metric, config.fit.selection_direction)
+        selection = select(values, statuses, metric, config.fit.selection_direction or metric_direction(metric))
     except NoCandidateError as exc:
         raise InputError(f"{label}: {exc}") from None
     tracking.set_tags(

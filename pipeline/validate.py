@@ -62,6 +62,11 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 
 
+def metric_direction(name: str) -> str:
+    """``lower`` for errors (MAE, RMSE, % errors, Brier), ``higher`` for everything else (AUC, log-likelihood, ...)."""
+    return "lower" if any(part in name for part in ("mae", "rmse", "error", "brier")) else "higher"
+
+
 @dataclass(frozen=True)
 class Validation:
     holdout: pd.DataFrame

@@ -44,5 +44,5 @@ def test_mcmc_returns_thinned_draws_and_diagnostics(cdnow_sample_summary: pd.Dat
     assert fit.posterior_sd["r"] == pytest.approx(0.0126, rel=0.3)  # the published standard error
     assert 1.0 <= fit.diagnostics.max_rhat < 1.1
     assert fit.diagnostics.min_ess_bulk > 50
-    assert fit.diagnostics.divergences >= 0
+    assert fit.diagnostics.divergences == 0  # measured with this seed
     assert np.isfinite(list(fit.posterior_sd.values())).all()

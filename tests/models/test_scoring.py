@@ -145,3 +145,37 @@ def test_other_purchase_models_score() -> None:
     np.testing.assert_allclose(scores["p_alive"], pareto_nbd.p_alive(model.purchase, f, r, t))  # type: ignore[arg-type]
     assert scores["p_alive"][1] < 1  # unlike BG/NBD, a one-time buyer may be gone
     assert "p_alive_lower" not in scores
+
+
+def test_posterior_scores_across_many_history_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _with_posterior(n_draws=12, interval=(0.1, 0.9))
+    assert model.posterior is not None
+    rng = np.random.default_rng(8)
+    n = 400
+    frequency = rng.integers(0, 6, n).astype(float)
+    T = rng.integers(1, 40, n).astype(float)
+    customers = pd.DataFrame(
+        {
+            "customer_id": np.arange(n),
+            "frequency": frequency,
+            "recency": np.where(frequency > 0, np.floor(rng.uniform(0, 1, n) * T), 0.0),
+            "T": T,
+            "monetary_value": np.where(frequency > 0, rng.uniform(5, 50, n).round(), 0.0),
+        }
+    )
+    monkeypatch.setattr(scoring, "POSTERIOR_CHUNK", 7)  # many history chunks, customers spread over them
+    scores = score_customers(model, customers)
+    # Against scoring every draw as a point model, customer by customer.
+    per_draw = [
+        score_customers(
+            CLVModelParams(model.posterior.purchase_draw("bgnbd", i), model.posterior.spend_draw(i), model.spec),
+            customers,
+        )
+        for i in range(model.posterior.n_draws)
+    ]
+    for name in ("p_alive", "churn_risk", "expected_purchases_30d", "expected_order_value", "clv"):
+        stacked = np.stack([s[name].to_numpy() for s in per_draw])
+        np.testing.assert_allclose(scores[name], stacked.mean(axis=0), rtol=1e-12, err_msg=name)
+        if name in ("p_alive", "clv"):
+            np.testing.assert_allclose(scores[f"{name}_lower"], np.quantile(stacked, 0.1, axis=0), rtol=1e-12)
+            np.testing.assert_allclose(scores[f"{name}_upper"], np.quantile(stacked, 0.9, axis=0), rtol=1e-12)

@@ -99,5 +99,6 @@ def test_fit_candidates_and_their_errors() -> None:
         parse_config({"fit": {"candidates": [{"model": "bgnbd"}, {"model": "bgnbd", "method": "mle"}]}})
     with pytest.raises(ConfigError, match=r"fit\.interval"):
         parse_config({"fit": {"interval": [0.9, 0.1]}})
-    with pytest.raises(ConfigError, match=r"fit\.mcmc\.chains"):
-        parse_config({"fit": {"mcmc": {"chains": 0}}})
+    with pytest.raises(ConfigError, match=r"fit\.mcmc\.chains: Input should be greater than or equal to 2"):
+        parse_config({"fit": {"mcmc": {"chains": 1}}})
+    assert Config().fit.selection_direction is None

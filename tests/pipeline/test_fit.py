@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.config import FitConfig, load_config
 from pipeline.errors import InputError
-from pipeline.fit import fit
+from pipeline.fit import FitAttempt, fit
 from pipeline.prepare import prepare
 from pipeline.sources import open_transactions
 from tests.conftest import REPO
@@ -93,7 +93,13 @@ def test_failed_fits_go_through_the_remedies_and_the_penalizer_is_chosen_on_the_
     assert fitted.chosen.holdout_log_likelihood == pytest.approx(-26375.5, abs=1.0)
     # The production refit repeats the chosen remedy instead of searching again.
     again = fit(full, FitConfig(), reuse=fitted.chosen)
-    assert [a.remedy for a in again.attempts] == ["penalizer 0.001"]
+    assert [(a.remedy, a.outcome) for a in again.attempts] == [("penalizer 0.001", "ok")]
+    # A reused remedy that does not work on the data starts the search again.
+    plain = FitAttempt("plain", 0.0, "ok")
+    searched = fit(calibration, FitConfig(), holdout_full=full, reuse=plain)
+    assert [a.remedy for a in searched.attempts][:3] == ["plain", "plain", "restart"]
+    assert searched.attempts[0].outcome != "ok"
+    assert searched.chosen == fitted.chosen
 
 
 def test_when_nothing_works_the_error_says_what_in_the_data_causes_it() -> None:

@@ -128,3 +128,13 @@ def test_tracking_sums_new_customer_expectations() -> None:
     )
     assert table["actual_cumulative"].tolist() == [0, 2, 5]
     np.testing.assert_allclose(table["expected"].cumsum(), table["expected_cumulative"])
+
+
+def test_metric_direction() -> None:
+    from pipeline.validate import metric_direction
+
+    assert metric_direction("purchases_mae") == "lower"
+    assert metric_direction("purchases_total_abs_pct_error") == "lower"
+    assert metric_direction("churn_brier") == "lower"
+    assert metric_direction("churn_auc") == "higher"
+    assert metric_direction("purchases_holdout_log_likelihood") == "higher"
