@@ -84,7 +84,12 @@ def unique_histories(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> 
 
 def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0) -> PurchaseFit:
     """Fit BG/NBD by maximum likelihood on the weighted unique histories."""
-    rows = unique_histories(frequency, recency, T)
+    return fit_bgnbd_histories(unique_histories(frequency, recency, T), penalizer)
+
+
+def fit_bgnbd_histories(rows: pd.DataFrame, penalizer: float = 0.0) -> PurchaseFit:
+    """Fit BG/NBD on unique histories: ``frequency``, ``recency``, ``T`` and ``weight`` (customers sharing
+    each), sorted as :func:`unique_histories` sorts them (what a distributed engine collects)."""
     if rows.empty:
         raise FitError("BG/NBD: no customers to fit")
     if (rows["frequency"] == 0).all():

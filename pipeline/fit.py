@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from models.bundle import CLVModelParams, ScoringSpec
-from models.mle import FitError, PurchaseFit, SpendFit, fit_bgnbd, fit_gamma_gamma
+from models.mle import FitError, PurchaseFit, SpendFit, fit_bgnbd_histories, fit_gamma_gamma, unique_histories
 from pipeline.config import FitConfig
 from pipeline.errors import InputError
 
@@ -34,18 +34,30 @@ class FittedModels:
 def fit(customers: pd.DataFrame, config: FitConfig, label: str = "calibration") -> FittedModels:
     """Fit the purchase and spend models; an unfittable summary is an InputError naming the cause."""
     repeat = customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+    histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
+    return fit_histories(histories, repeat.loc[:, ["frequency", "monetary_value"]], config, label)
+
+
+def fit_histories(
+    histories: pd.DataFrame, repeat: pd.DataFrame, config: FitConfig, label: str = "calibration"
+) -> FittedModels:
+    """Fit from what a distributed prepare collects: the unique (frequency, recency, T) ``histories``
+    with their ``weight`` (sorted as ``unique_histories`` sorts them), and the repeat customers'
+    ``frequency`` and ``monetary_value`` (frequency > 0 and positive spend, in customer id order).
+
+    The same numbers as :func:`fit` on the per-customer summary.
+    """
+    customers = int(histories["weight"].sum())
     if repeat.empty:
         raise InputError(f"{label}: no customer has a repeat purchase, so BG/NBD and Gamma-Gamma cannot be fitted")
-    if len(customers) < MIN_CUSTOMERS or len(repeat) < MIN_REPEAT_CUSTOMERS:
+    if customers < MIN_CUSTOMERS or len(repeat) < MIN_REPEAT_CUSTOMERS:
         raise InputError(
-            f"{label}: too few customers to fit ({len(customers)} customers, {len(repeat)} with a repeat purchase; "
+            f"{label}: too few customers to fit ({customers} customers, {len(repeat)} with a repeat purchase; "
             f"need at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})"
         )
     try:
-        purchase = fit_bgnbd(
-            customers["frequency"], customers["recency"], customers["T"], penalizer=config.purchase_penalizer
-        )
-        spend = fit_gamma_gamma(customers["frequency"], customers["monetary_value"], penalizer=config.spend_penalizer)
+        purchase = fit_bgnbd_histories(histories, penalizer=config.purchase_penalizer)
+        spend = fit_gamma_gamma(repeat["frequency"], repeat["monetary_value"], penalizer=config.spend_penalizer)
     except FitError as exc:
         raise InputError(f"{label}: {exc}") from None
     except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. a singular Hessian for the standard errors

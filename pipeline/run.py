@@ -12,10 +12,13 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -26,17 +29,22 @@ from mlflow.exceptions import MlflowException
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.contract import REQUIRED_COLUMNS
-from pipeline import business, plots, tracking
+from pipeline import business, plots, spark_prepare, spark_score, spark_session, tracking
 from pipeline.config import Config, DataConfig, config_as_dict, parse_config
 from pipeline.errors import InputError
-from pipeline.fit import FittedModels, fit
+from pipeline.fit import FittedModels, fit, fit_histories
 from pipeline.gate import GateResult, check_criteria_known, evaluate_gate
 from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
 from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
 from pipeline.report import render_report
 from pipeline.score import score
 from pipeline.sources import Transactions, connect, open_transactions, read_cac
+from pipeline.spark_prepare import SparkPrepared, SparkRows
+from pipeline.spark_session import SparkTransactions
 from pipeline.validate import BASELINES, Validation, validate
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
 
 DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
 
@@ -111,7 +119,7 @@ def score_from_registry(
 class TrainResult:
     run_id: str
     config: Config
-    data: Transactions
+    data: Transactions | SparkTransactions
     prepared: PreparedData
     calibration_fit: FittedModels
     validation: Validation
@@ -228,12 +236,57 @@ def _engine_errors(source: str) -> Iterator[None]:
         raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
 
 
+def _open_input(config: Config) -> Transactions | SparkTransactions:
+    """The configured transactions, as a lazy DuckDB relation or a Spark DataFrame (``engine.name``)."""
+    if config.engine.name == "spark":
+        return spark_session.open_transactions(spark_session.session(config.engine), config.data)
+    return open_transactions(connect(config.engine), config.data)
+
+
+def _prepare(config: Config, data: Transactions | SparkTransactions) -> tuple[PreparedData, SparkPrepared | None]:
+    """The prepare stage on the configured engine. On Spark, the per-customer summaries are also
+    collected to the driver (for validation, the report and the business views)."""
+    if isinstance(data, SparkTransactions):
+        with spark_session.spark_errors(data.description):
+            distributed = spark_prepare.prepare(
+                data.frame, config.prepare, data.timestamp_format, source=data.description
+            )
+            return spark_prepare.collect(distributed), distributed
+    with _engine_errors(data.description):
+        return prepare(data.relation, config.prepare, data.timestamp_format, source=data.description), None
+
+
+def _fit(
+    customers: pd.DataFrame, distributed: SparkDataFrame | None, config: Config, label: str
+) -> tuple[FittedModels, dict[str, float]]:
+    """Fit on the driver: from the per-customer summary (DuckDB), or from what Spark collects: the unique
+    (frequency, recency, T) rows with their counts, and the repeat customers' spend (capped)."""
+    if distributed is None:
+        return fit(customers, config.fit, label=label), {}
+    histories = spark_prepare.histories(distributed)
+    repeat, total = spark_prepare.repeat_spend(distributed, config.engine.spend_sample_customers)
+    info = {"unique_histories": float(len(histories)), "gamma_gamma_repeat_customers": float(total)}
+    return fit_histories(histories, repeat, config.fit, label=label), info
+
+
+@contextlib.contextmanager
+def _staging(output_dir: Path | None, needed: bool) -> Iterator[Path]:
+    """Where the Spark executors write the scores before the model is promoted: a scratch folder in
+    ``output_dir`` (renamed to ``scores.parquet`` after the alias moved), or a temporary one."""
+    if not needed:
+        yield Path(os.devnull)
+        return
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".clv-scores-", dir=output_dir) as scratch:
+        yield Path(scratch) / "scores.parquet"
+
+
 def prepare_only(config: Config, output_dir: Path) -> PreparedData:
     """``clv prepare``: run the prepare stage alone and write its tables (no MLflow)."""
-    con = connect(config.engine)
-    data = open_transactions(con, config.data)
+    data = _open_input(config)
+    prepared, _ = _prepare(config, data)
     with _engine_errors(data.description):
-        prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
         write_relation(prepared.quarantine, output_dir / "quarantine.parquet")
     write_tables(output_dir, {"calibration": prepared.calibration, "customers": prepared.full})
     write_summary(output_dir / "ledger.json", ledger_dict(prepared))
@@ -270,119 +323,146 @@ def train(
     """
     check_criteria_known(config.validate_)
     experiment_id = tracking.connect(config.tracking.experiment)
-    con = connect(config.engine)
-    data = open_transactions(con, config.data)
-    with tracking.run(experiment_id) as run_id:
-        tracking.log_config(config_as_dict(config), config_yaml)
-        tracking.set_tags(
-            {
-                "data.source": data.description,
+    data = _open_input(config)
+    with _staging(output_dir, config.engine.name == "spark") as staging:
+        with tracking.run(experiment_id) as run_id:
+            tracking.log_config(config_as_dict(config), config_yaml)
+            tracking.set_tags(
+                {
+                    "data.source": data.description,
+                    "data.fingerprint": data.fingerprint,
+                    "config.hash": config_hash(config),
+                }
+            )
+
+            prepared, distributed = _prepare(config, data)
+            tracking.log_metrics(_ledger_metrics(prepared))
+            tracking.log_dict(ledger_dict(prepared), "ledger.json")
+            if prepared.ledger.rows_quarantined:
+                with _engine_errors(data.description):
+                    _log_quarantine(prepared, output_dir)
+
+            spec = config.scoring_spec()
+            checkpoint()
+            calibration_fit, info = _fit(
+                prepared.calibration,
+                None if distributed is None else distributed.calibration,
+                config,
+                f"{data.description} (calibration)",
+            )
+            tracking.log_metrics(_fit_metrics("", calibration_fit) | {f"spark_{k}": v for k, v in info.items()})
+
+            period_length = DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
+            checkpoint()
+            validation = validate(
+                calibration_fit.bundle(spec),
+                prepared.calibration,
+                period_length,
+                weekly=prepared.weekly,
+                calibration_end=prepared.calibration_end,
+                observation_end=prepared.observation_end,
+            )
+            _log_validation(validation, prepared)
+
+            champion_value = _champion_on_this_holdout(config, prepared, period_length)
+            checkpoint()
+            gate = evaluate_gate(validation.metrics, config.validate_, champion_value)
+            tracking.set_tags(
+                {
+                    "gate.passed": gate.passed,
+                    **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks},
+                }
+            )
+            tables = {"holdout": validation.holdout}
+            figures = validation_figures(validation, prepared)
+            report = functools.partial(
+                render_report,
+                title=f"CLV validation report: {config.tracking.model_name}",
+                run_id=run_id,
+                data_description=data.description,
+                ledger=ledger_dict(prepared),
+                parameters=calibration_fit.params(),
+                validation=validation,
+                gate=gate,
+                figures=figures,
+            )
+            if not gate.passed:
+                _write_report(report(), output_dir)
+                if output_dir is not None:
+                    write_tables(output_dir, tables)
+                return TrainResult(run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None)
+
+            # Validation passed: refit on the full history, score everyone, then register and promote.
+            checkpoint()
+            production_fit, info = _fit(
+                prepared.full,
+                None if distributed is None else distributed.full,
+                config,
+                f"{data.description} (full history)",
+            )
+            tracking.log_metrics(
+                _fit_metrics("production_", production_fit) | {f"spark_production_{k}": v for k, v in info.items()}
+            )
+            production = production_fit.bundle(spec)
+            if distributed is None:
+                scores = score(production, prepared.full)
+            else:  # scored on the executors, written by them, read back for the business views
+                with spark_session.spark_errors(data.description):
+                    write_relation(SparkRows(spark_score.score_spark(production, distributed.full)), staging)
+                scores = pd.read_parquet(staging).sort_values("customer_id", ignore_index=True)
+            scores = scores.merge(business.clv_windows(production, prepared.full, scores), on="customer_id")
+            scores["value_segment"] = business.value_segment(scores).to_numpy()
+            at_risk = business.at_risk_valuable(
+                scores, config.business.at_risk_clv_quantile, config.business.at_risk_churn_risk
+            )
+            views = [
+                (
+                    f"At risk and valuable (top {1 - config.business.at_risk_clv_quantile:.0%} CLV, churn risk >= "
+                    f"{config.business.at_risk_churn_risk:g}), first 25",
+                    at_risk.head(25),
+                ),
+                ("Value segments", business.segment_table(scores)),
+                ("CLV by acquisition cohort (month of first purchase)", business.cohort_table(scores, prepared.full)),
+            ]
+            tracking.log_table(scores, "tables/scores.parquet")
+            tracking.log_table(at_risk, "tables/at_risk_valuable.parquet")
+            cac = read_cac(config.business, scores["customer_id"])
+            if cac is not None:
+                cac_view = business.clv_cac(production, prepared.full, scores, cac)
+                cac_summary = business.cac_summary(cac_view, config.score.clv_horizon_months)
+                views.append(("CLV:CAC and payback", cac_summary))
+                tracking.log_table(cac_view, "tables/clv_cac.parquet")
+                tracking.log_metrics({str(k): float(v) for k, v in cac_summary.iloc[0].items()})
+            example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
+            checkpoint()
+            model_uri = tracking.log_model(production, example, config_yaml)
+            version_tags = {
+                "run_id": run_id,
                 "data.fingerprint": data.fingerprint,
-                "config.hash": config_hash(config),
+                "gate.passed": "true",
+                **{f"gate.{c.name}": f"{c.value:.6g}" for c in gate.checks},
             }
-        )
-
-        with _engine_errors(data.description):
-            prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
-        tracking.log_metrics(_ledger_metrics(prepared))
-        tracking.log_dict(ledger_dict(prepared), "ledger.json")
-        if prepared.ledger.rows_quarantined:
-            with _engine_errors(data.description):
-                _log_quarantine(prepared, output_dir)
-
-        spec = config.scoring_spec()
-        checkpoint()
-        calibration_fit = fit(prepared.calibration, config.fit, label=f"{data.description} (calibration)")
-        tracking.log_metrics(_fit_metrics("", calibration_fit))
-
-        period_length = DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
-        checkpoint()
-        validation = validate(
-            calibration_fit.bundle(spec),
-            prepared.calibration,
-            period_length,
-            weekly=prepared.weekly,
-            calibration_end=prepared.calibration_end,
-            observation_end=prepared.observation_end,
-        )
-        _log_validation(validation, prepared)
-
-        champion_value = _champion_on_this_holdout(config, prepared, period_length)
-        checkpoint()
-        gate = evaluate_gate(validation.metrics, config.validate_, champion_value)
-        tracking.set_tags(
-            {
-                "gate.passed": gate.passed,
-                **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks},
-            }
-        )
-        tables = {"holdout": validation.holdout}
-        figures = validation_figures(validation, prepared)
-        report = functools.partial(
-            render_report,
-            title=f"CLV validation report: {config.tracking.model_name}",
-            run_id=run_id,
-            data_description=data.description,
-            ledger=ledger_dict(prepared),
-            parameters=calibration_fit.params(),
-            validation=validation,
-            gate=gate,
-            figures=figures,
-        )
-        if not gate.passed:
-            _write_report(report(), output_dir)
-            if output_dir is not None:
-                write_tables(output_dir, tables)
-            return TrainResult(run_id, config, data, prepared, calibration_fit, validation, gate, None, None, None)
-
-        # Validation passed: refit on the full history, score everyone, then register and promote.
-        checkpoint()
-        production_fit = fit(prepared.full, config.fit, label=f"{data.description} (full history)")
-        tracking.log_metrics(_fit_metrics("production_", production_fit))
-        production = production_fit.bundle(spec)
-        scores = score(production, prepared.full)
-        scores = scores.merge(business.clv_windows(production, prepared.full, scores), on="customer_id")
-        scores["value_segment"] = business.value_segment(scores).to_numpy()
-        at_risk = business.at_risk_valuable(
-            scores, config.business.at_risk_clv_quantile, config.business.at_risk_churn_risk
-        )
-        views = [
-            (
-                f"At risk and valuable (top {1 - config.business.at_risk_clv_quantile:.0%} CLV, churn risk >= "
-                f"{config.business.at_risk_churn_risk:g}), first 25",
-                at_risk.head(25),
-            ),
-            ("Value segments", business.segment_table(scores)),
-            ("CLV by acquisition cohort (month of first purchase)", business.cohort_table(scores, prepared.full)),
-        ]
-        tracking.log_table(scores, "tables/scores.parquet")
-        tracking.log_table(at_risk, "tables/at_risk_valuable.parquet")
-        cac = read_cac(config.business, scores["customer_id"])
-        if cac is not None:
-            cac_view = business.clv_cac(production, prepared.full, scores, cac)
-            cac_summary = business.cac_summary(cac_view, config.score.clv_horizon_months)
-            views.append(("CLV:CAC and payback", cac_summary))
-            tracking.log_table(cac_view, "tables/clv_cac.parquet")
-            tracking.log_metrics({str(k): float(v) for k, v in cac_summary.iloc[0].items()})
-        example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
-        checkpoint()
-        model_uri = tracking.log_model(production, example, config_yaml)
-        version_tags = {
-            "run_id": run_id,
-            "data.fingerprint": data.fingerprint,
-            "gate.passed": "true",
-            **{f"gate.{c.name}": f"{c.value:.6g}" for c in gate.checks},
-        }
-        checkpoint()
-        version = tracking.register(model_uri, config.tracking.model_name, version_tags)
-        tracking.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
-        registered = f"registered as {config.tracking.model_name} version {version}, alias '{config.tracking.alias}'"
-        _write_report(report(business=views, registered=registered), output_dir)
-        checkpoint()
-    # The run has ended FINISHED; moving the alias is the last step of the job.
-    tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)
-    if output_dir is not None:
-        write_tables(output_dir, {"scores": scores, **tables})
+            checkpoint()
+            version = tracking.register(model_uri, config.tracking.model_name, version_tags)
+            tracking.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
+            registered = (
+                f"registered as {config.tracking.model_name} version {version}, alias '{config.tracking.alias}'"
+            )
+            _write_report(report(business=views, registered=registered), output_dir)
+            checkpoint()
+        # The run has ended FINISHED; moving the alias is the last step of the job.
+        tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)
+        if output_dir is not None and distributed is not None:
+            # The executors' Parquet folder is the scores output; the business views are in the run.
+            target = output_dir / "scores.parquet"
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            staging.rename(target)
+            write_tables(output_dir, tables)
+        elif output_dir is not None:
+            write_tables(output_dir, {"scores": scores, **tables})
     return TrainResult(
         run_id, config, data, prepared, calibration_fit, validation, gate, production_fit, scores, version
     )

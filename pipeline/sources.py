@@ -40,7 +40,9 @@ def _fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _bundled_cdnow(con: duckdb.DuckDBPyConnection, source: str) -> Transactions:
+def bundled_cdnow_frame(source: str) -> tuple[pd.DataFrame, str, str, str]:
+    """The bundled CDNOW file as text columns customer_id, timestamp, amount; its description,
+    fingerprint and timestamp format."""
     resource = importlib.resources.files("lifetimes") / "datasets" / CDNOW_FILES[source]
     with importlib.resources.as_file(resource) as path:
         if source == "cdnow_master":
@@ -51,8 +53,12 @@ def _bundled_cdnow(con: duckdb.DuckDBPyConnection, source: str) -> Transactions:
             names = ["master_id", "customer_id", "timestamp", "cds", "amount"]
             frame = pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype=str)
         fingerprint = _fingerprint([path])
-    relation = con.from_df(frame[["customer_id", "timestamp", "amount"]])
-    return Transactions(relation, f"lifetimes:{CDNOW_FILES[source]}", fingerprint, "%Y%m%d")
+    return frame[["customer_id", "timestamp", "amount"]], f"lifetimes:{CDNOW_FILES[source]}", fingerprint, "%Y%m%d"
+
+
+def _bundled_cdnow(con: duckdb.DuckDBPyConnection, source: str) -> Transactions:
+    frame, description, fingerprint, timestamp_format = bundled_cdnow_frame(source)
+    return Transactions(con.from_df(frame), description, fingerprint, timestamp_format)
 
 
 def _files(path: Path) -> list[Path]:
