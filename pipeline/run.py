@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -228,10 +229,15 @@ def config_hash(config: Config) -> str:
 
 @contextlib.contextmanager
 def _engine_errors(source: str) -> Iterator[None]:
-    """DuckDB errors while reading the input (a truncated file, a type it cannot read) are input errors."""
+    """DuckDB or Spark errors while reading the input (a truncated file, a type it cannot read) are input errors."""
     try:
         yield
-    except duckdb.Error as exc:
+    except Exception as exc:
+        spark_errors = sys.modules.get("pyspark.errors")  # only when the Spark engine is in use
+        if not isinstance(exc, duckdb.Error) and not (
+            spark_errors is not None and isinstance(exc, spark_errors.PySparkException)
+        ):
+            raise
         text = str(exc).strip()
         raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import Config, DataConfig, EngineConfig, FitConfig, PrepareConfig
+from pipeline.errors import ConfigError, InputError
 from pipeline.fit import fit, fit_histories
 from pipeline.prepare import PreparedData, prepare
 from pipeline.sources import connect, open_transactions
@@ -203,8 +204,6 @@ def test_identical_to_duckdb_on_parquet_orders_and_native_timestamps(spark, tmp_
 
 
 def test_source_errors_are_one_line_input_errors(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.errors import InputError
-
     path = tmp_path / "t.csv"
     path.write_text("id,timestamp,amount\na,2020-01-01,1\n")
     with pytest.raises(InputError, match=r"missing required column 'customer_id' \(data.columns.customer_id\)"):
@@ -216,3 +215,30 @@ def test_source_errors_are_one_line_input_errors(spark, tmp_path: Path) -> None:
                 engine=EngineConfig(name="spark"), data=DataConfig(source="spark_table", table="no_such_table")
             ).data,
         )
+
+
+def test_strptime_formats_become_spark_patterns() -> None:
+    assert spark_prepare.spark_pattern("%Y%m%d") == "yyyyMMdd"  # touching numbers keep fixed widths
+    assert spark_prepare.spark_pattern("%d/%m/%Y %H:%M") == "d/M/yyyy H:m"  # 1 or 2 digits, as DuckDB reads
+    assert spark_prepare.spark_pattern("%Y-%m-%dT%H:%M:%S%z") == "yyyy-M-d'T'H:m:sXXX"
+    with pytest.raises(ConfigError, match=r"data.timestamp_format: %U is not supported with engine.name 'spark'"):
+        spark_prepare.spark_pattern("%Y %U")
+
+
+def test_timestamp_format_reads_as_duckdb_does(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        ("a", "5/1/2021 9:05", "10"),
+        ("a", "05/02/2021 23:59", "11"),
+        ("a", "17/3/2021 0:00", "12"),
+        ("b", "1/1/2021 10:00", "5"),
+        ("b", "31/12/2021 10:00", "6"),
+        ("b", "31/02/2021 10:00", "6"),  # no such day
+        ("b", "2021-03-01", "6"),  # another format
+    ]
+    path = tmp_path / "dmy.csv"
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+    data = DataConfig(source="csv", path=path, timestamp_format="%d/%m/%Y %H:%M")
+    config = PrepareConfig(calibration_end=dt.date(2021, 2, 28), observation_end=dt.date(2021, 12, 31))
+    duck, ours, _ = _both(spark, data, config)
+    _assert_identical(duck, ours)
+    assert ours.ledger.quarantined == {"invalid_timestamp": 2}
