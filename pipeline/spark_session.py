@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DataConfig, EngineConfig
 from pipeline.errors import ConfigError, InputError
-from pipeline.sources import CDNOW_FILES, _check_csv_header, _files, _fingerprint, bundled_cdnow_frame
+from pipeline.sources import (
+    CDNOW_FILES,
+    _check_csv_header,
+    _files,
+    _fingerprint,
+    bundled_cdnow_frame,
+    mapped_columns,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -122,26 +129,6 @@ def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: s
     """Rename the mapped columns to the standard names; a missing column is an InputError."""
     from pyspark.sql import functions
 
-    mapping = data.columns
-    roles = {
-        "customer_id": mapping.customer_id,
-        "timestamp": mapping.timestamp,
-        "amount": None if mapping.uses_quantity else mapping.amount,
-        "quantity": mapping.quantity,
-        "unit_price": mapping.unit_price,
-        "order_id": mapping.order_id,
-    }
-    columns = frame.columns
-    if len(set(columns)) != len(columns):
-        duplicated = sorted({c for c in columns if columns.count(c) > 1})
-        raise InputError(f"{description}: duplicate column name(s): {', '.join(duplicated)}")
-    selected = []
-    for role, column in roles.items():
-        if column is None:
-            continue
-        if column not in columns:
-            raise InputError(
-                f"{description}: missing required column '{column}' (data.columns.{role}); found: {', '.join(columns)}"
-            )
-        selected.append(functions.col(f"`{column}`").alias(role))
-    return SparkTransactions(frame.select(*selected), description, fingerprint, data.timestamp_format)
+    selected = mapped_columns(list(frame.columns), data, description)
+    columns = [functions.col(f"`{column}`").alias(role) for role, column in selected.items()]
+    return SparkTransactions(frame.select(*columns), description, fingerprint, data.timestamp_format)
