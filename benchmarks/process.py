@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import subprocess
@@ -20,3 +21,37 @@ def run_child(module: str, *args: str) -> dict[str, float]:
         raise RuntimeError(f"{module} {args[0]} failed: {done.stderr.strip().splitlines()[-1]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+class TreePeak:
+    """Peak resident memory of this process and all its descendants (a Spark driver's JVM and its
+    Python workers), sampled every ``interval`` seconds in a thread: ``with TreePeak() as peak: ...``,
+    then ``peak.mb``. Sampling can miss a spike shorter than the interval."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self.interval = interval
+        self.mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a worker that just exited
+                    total += process.memory_info().rss
+            self.mb = max(self.mb, total / 2**20)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

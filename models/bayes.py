@@ -201,7 +201,13 @@ def fit_purchase_bayes(
     sampler: Sampler = Sampler(),
 ) -> tuple[PurchaseParams, BayesFit, int]:
     """A Bayesian purchase-model fit; returns the point parameters, the fit, and the unique-history count."""
-    rows = unique_histories(frequency, recency, T)
+    return fit_purchase_bayes_histories(model, unique_histories(frequency, recency, T), method, priors, sampler)
+
+
+def fit_purchase_bayes_histories(
+    model: str, rows: pd.DataFrame, method: Method, priors: Priors = "flat", sampler: Sampler = Sampler()
+) -> tuple[PurchaseParams, BayesFit, int]:
+    """:func:`fit_purchase_bayes` on unique histories with their ``weight``."""
     if (rows["frequency"] == 0).all():
         raise FitError(f"{LABELS[model]}: no customer has a repeat purchase, so the purchase model cannot be fitted")
     fit = _fit(_purchase_model(model, rows, priors), PARAM_NAMES[model], method, sampler, LABELS[model])

@@ -113,10 +113,20 @@ def fit_purchase(
     restarts instead at shapes of 1 and rates (alpha, beta) at the median customer age: a remedy when the
     default start runs into a region where the optimiser fails.
     """
+    return fit_purchase_histories(model, unique_histories(frequency, recency, T), penalizer, start)
+
+
+def fit_purchase_histories(
+    model: str,
+    rows: pd.DataFrame,
+    penalizer: float = 0.0,
+    start: Literal["default", "median_age"] = "default",
+) -> PurchaseFit:
+    """:func:`fit_purchase` on unique histories: ``frequency``, ``recency``, ``T`` and ``weight`` (the
+    customers sharing each), sorted as :func:`unique_histories` sorts them (what a distributed engine collects)."""
     if model not in _FITTERS:
         raise ValueError(f"unknown purchase model {model!r}")
     label = LABELS[model]
-    rows = unique_histories(frequency, recency, T)
     if rows.empty:
         raise FitError(f"{label}: no customers to fit")
     if (rows["frequency"] == 0).all():

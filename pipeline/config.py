@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from models.bundle import RiskTier, ScoringSpec
 from pipeline.errors import ConfigError
 
+SPARK_UNSUPPORTED_SOURCES = ("duckdb", "sql")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,10 +63,11 @@ class DataConfig(_Strict):
     ``cdnow_master`` and ``cdnow_sample`` are the CDNOW files shipped inside the lifetimes wheel;
     ``csv`` and ``parquet`` read ``path`` (a file, or a folder of Parquet files); ``duckdb`` reads
     ``table`` from the DuckDB database file ``path``; ``sql`` runs ``query`` in DuckDB (which reads
-    the files it names itself). All use the ``columns`` mapping.
+    the files it names itself); ``spark_table`` reads the catalog table ``table`` (``engine.name: spark``
+    only). All use the ``columns`` mapping.
     """
 
-    source: Literal["cdnow_master", "cdnow_sample", "csv", "parquet", "duckdb", "sql"] = "cdnow_master"
+    source: Literal["cdnow_master", "cdnow_sample", "csv", "parquet", "duckdb", "sql", "spark_table"] = "cdnow_master"
     path: Path | None = None
     table: str | None = None
     query: str | None = None
@@ -78,10 +81,10 @@ class DataConfig(_Strict):
     def _path_matches_source(self) -> DataConfig:
         if self.source in ("csv", "parquet", "duckdb") and self.path is None:
             raise ValueError(f"data.path is required when data.source is '{self.source}'")
-        if self.source in ("cdnow_master", "cdnow_sample", "sql") and self.path is not None:
+        if self.source in ("cdnow_master", "cdnow_sample", "sql", "spark_table") and self.path is not None:
             raise ValueError(f"data.path must not be set when data.source is '{self.source}'")
-        if (self.source == "duckdb") != (self.table is not None):
-            raise ValueError("data.table is required for, and only for, data.source 'duckdb'")
+        if (self.source in ("duckdb", "spark_table")) != (self.table is not None):
+            raise ValueError("data.table is required for, and only for, data.source 'duckdb' and 'spark_table'")
         if (self.source == "sql") != (self.query is not None):
             raise ValueError("data.query is required for, and only for, data.source 'sql'")
         return self
@@ -333,12 +336,24 @@ class BusinessConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    """Where prepare runs. ``memory_limit`` caps DuckDB (it spills to ``temp_directory`` beyond it)."""
+    """Where prepare and scoring run: ``duckdb`` (one machine) or ``spark`` (pip install .[spark]).
 
-    name: Literal["duckdb"] = "duckdb"
+    DuckDB: ``memory_limit`` caps it (it spills to ``temp_directory`` beyond it), ``threads``.
+    Spark: ``master`` (``local[2]``, ``yarn``, ``spark://host:7077``, ... ; ``null`` leaves it to
+    spark-submit), ``app_name``, ``shuffle_partitions`` (``spark.sql.shuffle.partitions``), ``conf``
+    (any other Spark settings), ``spend_sample_customers``: Gamma-Gamma is fitted on at most this many
+    repeat customers (a deterministic sample by hash of the customer id when there are more).
+    """
+
+    name: Literal["duckdb", "spark"] = "duckdb"
     memory_limit: str = Field(default="3GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
     threads: int | None = Field(default=None, ge=1)
     temp_directory: Path | None = None
+    master: str | None = "local[2]"
+    app_name: str = "clv-pipeline"
+    shuffle_partitions: int = Field(default=8, ge=1)
+    conf: dict[str, str] = Field(default_factory=dict)
+    spend_sample_customers: int = Field(default=2_000_000, ge=3)
 
 
 class TrackingConfig(_Strict):
@@ -358,6 +373,17 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _source_fits_engine(self) -> Config:
+        if self.engine.name == "spark" and self.data.source in SPARK_UNSUPPORTED_SOURCES:
+            raise ValueError(
+                f"data.source '{self.data.source}' runs in DuckDB and is not supported with engine.name 'spark' "
+                "(use csv, parquet, spark_table or the bundled CDNOW)"
+            )
+        if self.engine.name != "spark" and self.data.source == "spark_table":
+            raise ValueError("data.source 'spark_table' needs engine.name 'spark'")
+        return self
 
     def scoring_spec(self) -> ScoringSpec:
         return self.score.scoring_spec(self.prepare.time_unit)

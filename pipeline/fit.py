@@ -6,15 +6,24 @@ order, and every attempt is recorded; when nothing works the error says what in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from models import gamma_gamma, purchase
-from models.bayes import BayesFit, Diagnostics, Method, Sampler, fit_gamma_gamma_bayes, fit_purchase_bayes
+from models.bayes import BayesFit, Diagnostics, Method, Sampler, fit_gamma_gamma_bayes, fit_purchase_bayes_histories
 from models.bundle import CLVModelParams, PosteriorDraws, ScoringSpec
-from models.mle import FitError, FitStatistics, PurchaseFit, SpendFit, fit_gamma_gamma, fit_purchase
+from models.mle import (
+    FitError,
+    FitStatistics,
+    PurchaseFit,
+    SpendFit,
+    fit_gamma_gamma,
+    fit_purchase_histories,
+    unique_histories,
+)
 from models.purchase import LABELS, PurchaseParams
 from pipeline.config import CandidateConfig, FitConfig, RemediesConfig
 from pipeline.errors import InputError
@@ -88,32 +97,37 @@ def _degenerate(params: PurchaseParams, remedies: RemediesConfig) -> str:
     return ""
 
 
-def data_diagnosis(customers: pd.DataFrame) -> str:
-    """What in the data tends to make purchase models unidentifiable, in words."""
-    repeat = customers[customers["frequency"] > 0]
-    parts = [f"{len(customers)} customers, {len(repeat)} with a repeat purchase"]
+def data_diagnosis(histories: pd.DataFrame) -> str:
+    """What in the data tends to make purchase models unidentifiable, in words (from weighted histories)."""
+    weight = histories["weight"].to_numpy(dtype=np.float64)
+    repeat = histories[histories["frequency"] > 0]
+    repeat_weight = repeat["weight"].to_numpy(dtype=np.float64)
+    parts = [f"{int(weight.sum())} customers, {int(repeat_weight.sum())} with a repeat purchase"]
     if len(repeat):
-        late = float(((repeat["T"] - repeat["recency"]) <= 0.05 * repeat["T"]).mean())
+        late_rows = ((repeat["T"] - repeat["recency"]) <= 0.05 * repeat["T"]).to_numpy()
+        late = float(repeat_weight[late_rows].sum() / repeat_weight.sum())
         parts.append(
             f"{late:.0%} of repeat buyers bought in the last 5% of their observed time (little sign of dropout)"
         )
-        parts.append(f"median frequency of repeat buyers {float(repeat['frequency'].median()):g}")
-    if len(customers) and (customers["T"] == customers["T"].iloc[0]).all():
+        order = np.argsort(repeat["frequency"].to_numpy(), kind="stable")
+        cumulative = np.cumsum(repeat_weight[order])
+        median = repeat["frequency"].to_numpy()[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
+        parts.append(f"median frequency of repeat buyers {float(median):g}")
+    if len(histories) and (histories["T"] == histories["T"].iloc[0]).all():
         parts.append("every customer has the same age T")
     return "; ".join(parts)
 
 
+HoldoutScore = Callable[[PurchaseParams], float]
+"""The holdout log-likelihood of a calibration fit's parameters (see pipeline.validate)."""
+
+
 def _mle_attempt(
-    model: str, customers: pd.DataFrame, remedy: str, penalizer: float, restart: bool, remedies: RemediesConfig
+    model: str, histories: pd.DataFrame, remedy: str, penalizer: float, restart: bool, remedies: RemediesConfig
 ) -> tuple[FitAttempt, PurchaseFit | None]:
     try:
-        fitted = fit_purchase(
-            model,
-            customers["frequency"],
-            customers["recency"],
-            customers["T"],
-            penalizer=penalizer,
-            start="median_age" if restart else "default",
+        fitted = fit_purchase_histories(
+            model, histories, penalizer=penalizer, start="median_age" if restart else "default"
         )
     except (FitError, np.linalg.LinAlgError, ValueError) as exc:
         return FitAttempt(remedy, penalizer, "failed", str(exc).splitlines()[0], restart=restart), None
@@ -124,43 +138,42 @@ def _mle_attempt(
 
 def _fit_purchase_mle(
     model: str,
-    customers: pd.DataFrame,
+    histories: pd.DataFrame,
     config: FitConfig,
-    holdout_full: pd.DataFrame | None,
+    holdout_score: HoldoutScore | None,
     reuse: FitAttempt | None,
 ) -> tuple[PurchaseFit, tuple[FitAttempt, ...], FitAttempt]:
     """Plain fit, then the restart, then the penalizer path chosen by holdout log-likelihood."""
     attempts: list[FitAttempt] = []
     if reuse is not None:  # the production refit repeats what worked on the calibration period
-        attempt, fitted = _mle_attempt(model, customers, reuse.remedy, reuse.penalizer, reuse.restart, config.remedies)
+        attempt, fitted = _mle_attempt(model, histories, reuse.remedy, reuse.penalizer, reuse.restart, config.remedies)
         if attempt.outcome == "ok" and fitted is not None:
             return fitted, (attempt,), attempt
-        attempts.append(attempt)  # it does not work on the full history: search again
-    plain, fitted = _mle_attempt(model, customers, "plain", config.purchase_penalizer, False, config.remedies)
+        attempts.append(attempt)  # it does not work on these data: search again
+    plain, fitted = _mle_attempt(model, histories, "plain", config.purchase_penalizer, False, config.remedies)
     attempts.append(plain)
     if plain.outcome == "ok" and fitted is not None:
         return fitted, tuple(attempts), plain
     if config.remedies.restart:
-        restart, fitted = _mle_attempt(model, customers, "restart", config.purchase_penalizer, True, config.remedies)
+        restart, fitted = _mle_attempt(model, histories, "restart", config.purchase_penalizer, True, config.remedies)
         attempts.append(restart)
         if restart.outcome == "ok" and fitted is not None:
             return fitted, tuple(attempts), restart
     best: tuple[float, FitAttempt, PurchaseFit] | None = None
     for penalizer in config.remedies.penalizers:
-        attempt, fitted = _mle_attempt(model, customers, f"penalizer {penalizer:g}", penalizer, False, config.remedies)
-        if fitted is not None and holdout_full is not None:
-            score = holdout_log_likelihood(fitted.params, customers, holdout_full)
-            attempt = replace(attempt, holdout_log_likelihood=score)
+        attempt, fitted = _mle_attempt(model, histories, f"penalizer {penalizer:g}", penalizer, False, config.remedies)
+        if fitted is not None and holdout_score is not None:
+            attempt = replace(attempt, holdout_log_likelihood=holdout_score(fitted.params))
         attempts.append(attempt)
         if attempt.outcome == "ok" and fitted is not None:
-            score = attempt.holdout_log_likelihood if holdout_full is not None else attempt.log_likelihood
+            score = attempt.holdout_log_likelihood if holdout_score is not None else attempt.log_likelihood
             if best is None or score > best[0]:
                 best = (score, attempt, fitted)
     if best is None:
         tried = "; ".join(f"{a.remedy}: {a.outcome} ({a.message})" for a in attempts)
         raise FitError(
             f"{LABELS[model]} could not be fitted after {len(attempts)} attempts [{tried}]. "
-            f"In the data: {data_diagnosis(customers)}"
+            f"In the data: {data_diagnosis(histories)}"
         )
     return best[2], tuple(attempts), best[1]
 
@@ -193,60 +206,94 @@ def fit(
     holdout_full: pd.DataFrame | None = None,
     reuse: FitAttempt | None = None,
 ) -> FittedModels:
-    """Fit the purchase and spend models; an unfittable summary is an InputError naming the cause.
+    """Fit the purchase and spend models on a per-customer summary; an unfittable one is an InputError.
 
     ``holdout_full`` (the full-history summary) lets the penalizer path pick by holdout log-likelihood;
     ``reuse`` repeats a calibration attempt's remedy for the production refit.
     """
+    histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
+    repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+    holdout_score = None
+    if holdout_full is not None:
+        full = holdout_full
+
+        def holdout_score(params: PurchaseParams) -> float:
+            return holdout_log_likelihood(params, customers, full)
+
+    return fit_histories(
+        histories, repeat.loc[:, ["frequency", "monetary_value"]], config, label, candidate, holdout_score, reuse
+    )
+
+
+def fit_histories(
+    histories: pd.DataFrame,
+    repeat: pd.DataFrame,
+    config: FitConfig,
+    label: str = "calibration",
+    candidate: CandidateConfig | None = None,
+    holdout_score: HoldoutScore | None = None,
+    reuse: FitAttempt | None = None,
+) -> FittedModels:
+    """Fit from what a distributed prepare collects: the unique (frequency, recency, T) ``histories``
+    with their ``weight`` (sorted as ``unique_histories`` sorts them), and the repeat customers'
+    ``frequency`` and ``monetary_value`` (frequency > 0 and positive spend). The same numbers as
+    :func:`fit` on the per-customer summary.
+    """
     candidate = candidate or config.candidate_list()[0]
-    repeat = customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+    customers = int(histories["weight"].sum())
     if repeat.empty:
         raise InputError(f"{label}: no customer has a repeat purchase, so BG/NBD and Gamma-Gamma cannot be fitted")
-    if len(customers) < MIN_CUSTOMERS or len(repeat) < MIN_REPEAT_CUSTOMERS:
+    if customers < MIN_CUSTOMERS or len(repeat) < MIN_REPEAT_CUSTOMERS:
         raise InputError(
-            f"{label}: too few customers to fit ({len(customers)} customers, {len(repeat)} with a repeat purchase; "
+            f"{label}: too few customers to fit ({customers} customers, {len(repeat)} with a repeat purchase; "
             f"need at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})"
         )
-    f, m = customers["frequency"], customers["monetary_value"]
+    f, m = repeat["frequency"], repeat["monetary_value"]
     try:
         if candidate.method == "mle":
-            purchase_fit, attempts, chosen = _fit_purchase_mle(candidate.model, customers, config, holdout_full, reuse)
+            purchase_fit, attempts, chosen = _fit_purchase_mle(candidate.model, histories, config, holdout_score, reuse)
             spend = fit_gamma_gamma(f, m, penalizer=config.spend_penalizer)
             result = FittedModels(purchase_fit, spend, float("nan"), "mle", attempts, chosen)
         else:
-            result = _fit_bayes(customers, config, candidate)
+            result = _fit_bayes(histories, repeat, config, candidate)
     except FitError as exc:
         raise InputError(f"{label}: {exc}") from None
     except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. a singular Hessian for the standard errors
         raise InputError(f"{label}: the models could not be fitted to this data ({exc})") from None
-    correlation = (
-        float(np.corrcoef(repeat["frequency"], repeat["monetary_value"])[0, 1]) if len(repeat) > 2 else float("nan")
-    )
+    correlation = float(np.corrcoef(f, m)[0, 1]) if len(repeat) > 2 else float("nan")
     return replace(result, spend_frequency_correlation=correlation)
 
 
-def _fit_bayes(customers: pd.DataFrame, config: FitConfig, candidate: CandidateConfig) -> FittedModels:
+def _fit_bayes(
+    histories: pd.DataFrame, repeat: pd.DataFrame, config: FitConfig, candidate: CandidateConfig
+) -> FittedModels:
     method: Method = "map" if candidate.method == "map" else "mcmc"
     sampler = _sampler(config)
-    f, r, t, m = (customers[c] for c in ("frequency", "recency", "T", "monetary_value"))
-    params, purchase_bayes, n_unique = fit_purchase_bayes(candidate.model, f, r, t, method, config.priors, sampler)
+    params, purchase_bayes, n_unique = fit_purchase_bayes_histories(
+        candidate.model, histories, method, config.priors, sampler
+    )
     problem = _degenerate(params, config.remedies)
     if problem:
         raise FitError(
-            f"{LABELS[candidate.model]} ({candidate.method}): {problem}. In the data: {data_diagnosis(customers)}"
+            f"{LABELS[candidate.model]} ({candidate.method}): {problem}. In the data: {data_diagnosis(histories)}"
         )
+    f, m = repeat["frequency"], repeat["monetary_value"]
     spend_params, spend_bayes = fit_gamma_gamma_bayes(f, m, method, sampler)
-    rows = (f > 0) & (m > 0)
+    weight = histories["weight"]
     purchase_fit = PurchaseFit(
         params=params,
         standard_errors=purchase_bayes.posterior_sd,
-        stats=_bayes_stats(purchase.log_likelihood(params, f, r, t), len(customers), len(params.as_dict())),
+        stats=_bayes_stats(
+            purchase.log_likelihood(params, histories["frequency"], histories["recency"], histories["T"], weight),
+            int(weight.sum()),
+            len(params.as_dict()),
+        ),
         n_unique_rows=n_unique,
     )
     spend_fit = SpendFit(
         params=spend_params,
         standard_errors=spend_bayes.posterior_sd,
-        stats=_bayes_stats(gamma_gamma.log_likelihood(spend_params, f[rows], m[rows]), int(rows.sum()), 3),
+        stats=_bayes_stats(gamma_gamma.log_likelihood(spend_params, f, m), len(repeat), 3),
     )
     return FittedModels(
         purchase_fit,

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
+from pipeline.prepare import QuarantinedRows
 
 
 def _writable_dir(directory: Path) -> Path:
@@ -45,8 +46,9 @@ def write_tables(directory: Path, tables: dict[str, pd.DataFrame]) -> list[Path]
     return written
 
 
-def write_relation(relation: duckdb.DuckDBPyRelation, path: Path) -> Path:
-    """Write a (lazy) DuckDB relation as Parquet; DuckDB streams it without building a pandas frame."""
+def write_relation(relation: QuarantinedRows | duckdb.DuckDBPyRelation, path: Path) -> Path:
+    """Write a (lazy) DuckDB relation as Parquet; DuckDB streams it without building a pandas frame.
+    Spark rows become a Parquet folder written by the executors."""
     _writable_dir(path.parent)
     with _write_errors(path):
         relation.write_parquet(str(path))

@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import duckdb
 import pandas as pd
@@ -83,6 +84,12 @@ class Ledger:
         return self.rows_in == self.rows_used + self.rows_quarantined
 
 
+class QuarantinedRows(Protocol):
+    """Rows that write themselves to Parquet: a lazy DuckDB relation, or a Spark DataFrame's wrapper."""
+
+    def write_parquet(self, file_name: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class PreparedData:
     """Output of the prepare stage.
@@ -90,12 +97,12 @@ class PreparedData:
     ``calibration``: one row per customer whose first purchase is on or before calibration_end, with the
     calibration summary and the holdout actuals. ``full``: one row per customer over the whole history
     up to observation_end (what the production model is fitted on and scores). ``quarantine``: the
-    rejected rows (as text) with their ``reason``, as a lazy DuckDB relation.
+    rejected rows (as text) with their ``reason``, as a lazy DuckDB relation (or Spark DataFrame).
     """
 
     calibration: pd.DataFrame
     full: pd.DataFrame
-    quarantine: duckdb.DuckDBPyRelation
+    quarantine: QuarantinedRows
     ledger: Ledger
     weekly: pd.DataFrame
     """Repeat purchase periods per week (``week``, ``repeat_purchases``) by the calibration customers."""

@@ -12,10 +12,14 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
 import pandas as pd
@@ -26,12 +30,13 @@ from mlflow.exceptions import MlflowException
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.contract import REQUIRED_COLUMNS
-from models.purchase import LABELS
-from pipeline import business, plots, tracking
+from models.mle import unique_histories
+from models.purchase import LABELS, PurchaseParams
+from pipeline import business, plots, spark_prepare, spark_score, spark_session, tracking
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.config import CandidateConfig, Config, DataConfig, config_as_dict, parse_config
 from pipeline.errors import InputError
-from pipeline.fit import FittedModels, fit
+from pipeline.fit import FitAttempt, FittedModels, fit_histories
 from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
 from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
 from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
@@ -39,7 +44,12 @@ from pipeline.report import render_report
 from pipeline.score import score
 from pipeline.selection import NoCandidateError, Selection, select
 from pipeline.sources import Transactions, connect, open_transactions, read_cac
-from pipeline.validate import BASELINES, Validation, metric_direction, validate
+from pipeline.spark_prepare import SparkPrepared, SparkRows
+from pipeline.spark_session import SparkTransactions
+from pipeline.validate import BASELINES, Validation, holdout_log_likelihood, metric_direction, validate
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
 
 DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
 
@@ -114,7 +124,7 @@ def score_from_registry(
 class TrainResult:
     run_id: str
     config: Config
-    data: Transactions
+    data: Transactions | SparkTransactions
     prepared: PreparedData
     calibration_fit: FittedModels
     validation: Validation
@@ -184,9 +194,14 @@ class Candidate:
 
 
 def _fit_candidate(
-    config: Config, prepared: PreparedData, candidate: CandidateConfig, period_length: float, label: str
+    config: Config,
+    prepared: PreparedData,
+    fit_input: FitInput,
+    candidate: CandidateConfig,
+    period_length: float,
+    label: str,
 ) -> Candidate:
-    fitted = fit(prepared.calibration, config.fit, label, candidate, holdout_full=prepared.full)
+    fitted = _fit(config, fit_input, label, candidate)
     validation = validate(
         fitted.bundle(config.scoring_spec()),
         prepared.calibration,
@@ -208,12 +223,17 @@ def _check_metrics(check: RepeatPurchaseCheck) -> dict[str, float]:
 
 
 def _select_candidate(
-    config: Config, prepared: PreparedData, period_length: float, label: str, checkpoint: Callable[[], None]
+    config: Config,
+    prepared: PreparedData,
+    fit_input: FitInput,
+    period_length: float,
+    label: str,
+    checkpoint: Callable[[], None],
 ) -> tuple[Candidate, Selection | None]:
     """One candidate: fit it. Several: fit and validate each in a child run, and pick the best."""
     candidates = config.fit.candidate_list()
     if len(candidates) == 1:
-        return _fit_candidate(config, prepared, candidates[0], period_length, label), None
+        return _fit_candidate(config, prepared, fit_input, candidates[0], period_length, label), None
     done: dict[str, Candidate] = {}
     statuses: dict[str, str] = {}
     metric = config.fit.selection_metric
@@ -222,7 +242,7 @@ def _select_candidate(
         with tracking.child_run(candidate.name):
             tracking.set_tags({"candidate": candidate.name})
             try:
-                result = _fit_candidate(config, prepared, candidate, period_length, label)
+                result = _fit_candidate(config, prepared, fit_input, candidate, period_length, label)
             except InputError as exc:
                 statuses[candidate.name] = f"failed: {exc}"
                 tracking.set_tags({"candidate.status": statuses[candidate.name]})
@@ -323,12 +343,95 @@ def config_hash(config: Config) -> str:
 
 @contextlib.contextmanager
 def _engine_errors(source: str) -> Iterator[None]:
-    """DuckDB errors while reading the input (a truncated file, a type it cannot read) are input errors."""
+    """DuckDB or Spark errors while reading the input (a truncated file, a type it cannot read) are input errors."""
     try:
         yield
-    except duckdb.Error as exc:
+    except Exception as exc:
+        spark_errors = sys.modules.get("pyspark.errors")  # only when the Spark engine is in use
+        if not isinstance(exc, duckdb.Error) and not (
+            spark_errors is not None and isinstance(exc, spark_errors.PySparkException)
+        ):
+            raise
         text = str(exc).strip()
         raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
+
+
+def _open_input(config: Config) -> Transactions | SparkTransactions:
+    """The configured transactions, as a lazy DuckDB relation or a Spark DataFrame (``engine.name``)."""
+    if config.engine.name == "spark":
+        return spark_session.open_transactions(spark_session.session(config.engine), config.data)
+    return open_transactions(connect(config.engine), config.data)
+
+
+def _prepare(config: Config, data: Transactions | SparkTransactions) -> tuple[PreparedData, SparkPrepared | None]:
+    """The prepare stage on the configured engine. On Spark, the per-customer summaries are also
+    collected to the driver (for validation, the report and the business views)."""
+    if isinstance(data, SparkTransactions):
+        with spark_session.spark_errors(data.description):
+            distributed = spark_prepare.prepare(
+                data.frame, config.prepare, data.timestamp_format, source=data.description
+            )
+            return spark_prepare.collect(distributed), distributed
+    with _engine_errors(data.description):
+        return prepare(data.relation, config.prepare, data.timestamp_format, source=data.description), None
+
+
+@dataclass(frozen=True)
+class FitInput:
+    """What the fit stage needs, on either engine: the unique (frequency, recency, T) histories with their
+    counts, the repeat customers' frequency and spend, and (for the calibration period) the holdout score."""
+
+    histories: pd.DataFrame
+    repeat: pd.DataFrame
+    holdout_score: Callable[[PurchaseParams], float] | None = None
+    info: dict[str, float] = field(default_factory=dict)
+
+
+def _fit_input(
+    config: Config, prepared: PreparedData, distributed: SparkPrepared | None, part: Literal["calibration", "full"]
+) -> FitInput:
+    """DuckDB: from the per-customer summary. Spark: only the unique histories and the repeat customers'
+    spend (capped at ``engine.spend_sample_customers``) are collected, so the fit costs the same for any
+    number of customers."""
+    customers = prepared.calibration if part == "calibration" else prepared.full
+    holdout_score = None
+    if part == "calibration":
+
+        def holdout_score(params: PurchaseParams) -> float:
+            return holdout_log_likelihood(params, prepared.calibration, prepared.full)
+
+    if distributed is None:
+        repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+        histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
+        return FitInput(histories, repeat.loc[:, ["frequency", "monetary_value"]], holdout_score)
+    frame: SparkDataFrame = distributed.calibration if part == "calibration" else distributed.full
+    histories = spark_prepare.histories(frame)
+    repeat, total = spark_prepare.repeat_spend(frame, config.engine.spend_sample_customers)
+    info = {"unique_histories": float(len(histories)), "gamma_gamma_repeat_customers": float(total)}
+    return FitInput(histories, repeat, holdout_score, info)
+
+
+def _fit(
+    config: Config,
+    data: FitInput,
+    label: str,
+    candidate: CandidateConfig | None = None,
+    reuse: FitAttempt | None = None,
+) -> FittedModels:
+    return fit_histories(data.histories, data.repeat, config.fit, label, candidate, data.holdout_score, reuse)
+
+
+@contextlib.contextmanager
+def _staging(output_dir: Path | None, needed: bool) -> Iterator[Path]:
+    """Where the Spark executors write the scores before the model is promoted: a scratch folder in
+    ``output_dir`` (renamed to ``scores.parquet`` after the alias moved), or a temporary one."""
+    if not needed:
+        yield Path(os.devnull)
+        return
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".clv-scores-", dir=output_dir) as scratch:
+        yield Path(scratch) / "scores.parquet"
 
 
 def _assumption_warnings(config: Config, fitted: FittedModels) -> tuple[str, ...]:
@@ -340,10 +443,9 @@ def _assumption_warnings(config: Config, fitted: FittedModels) -> tuple[str, ...
 
 def prepare_only(config: Config, output_dir: Path) -> PreparedData:
     """``clv prepare``: run the prepare stage alone and write its tables (no MLflow)."""
-    con = connect(config.engine)
-    data = open_transactions(con, config.data)
+    data = _open_input(config)
+    prepared, _ = _prepare(config, data)
     with _engine_errors(data.description):
-        prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
         write_relation(prepared.quarantine, output_dir / "quarantine.parquet")
     write_tables(output_dir, {"calibration": prepared.calibration, "customers": prepared.full})
     write_summary(output_dir / "ledger.json", ledger_dict(prepared))
@@ -381,151 +483,170 @@ def train(
     check_criteria_known(config.validate_)
     check_selection_known(config.fit)
     experiment_id = tracking.connect(config.tracking.experiment)
-    con = connect(config.engine)
-    data = open_transactions(con, config.data)
-    with tracking.run(experiment_id) as run_id:
-        tracking.log_config(config_as_dict(config), config_yaml)
-        tracking.set_tags(
-            {
-                "data.source": data.description,
-                "data.fingerprint": data.fingerprint,
-                "config.hash": config_hash(config),
-            }
-        )
+    data = _open_input(config)
+    with _staging(output_dir, config.engine.name == "spark") as staging:
+        with tracking.run(experiment_id) as run_id:
+            tracking.log_config(config_as_dict(config), config_yaml)
+            tracking.set_tags(
+                {
+                    "data.source": data.description,
+                    "data.fingerprint": data.fingerprint,
+                    "config.hash": config_hash(config),
+                }
+            )
 
-        with _engine_errors(data.description):
-            prepared = prepare(data.relation, config.prepare, data.timestamp_format, source=data.description)
-        tracking.log_metrics(_ledger_metrics(prepared))
-        tracking.log_dict(ledger_dict(prepared), "ledger.json")
-        if prepared.ledger.rows_quarantined:
-            with _engine_errors(data.description):
-                _log_quarantine(prepared, output_dir)
+            prepared, distributed = _prepare(config, data)
+            tracking.log_metrics(_ledger_metrics(prepared))
+            tracking.log_dict(ledger_dict(prepared), "ledger.json")
+            if prepared.ledger.rows_quarantined:
+                with _engine_errors(data.description):
+                    _log_quarantine(prepared, output_dir)
 
-        spec = config.scoring_spec()
-        period_length = DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
-        checkpoint()
-        chosen, selection = _select_candidate(
-            config, prepared, period_length, f"{data.description} (calibration)", checkpoint
-        )
-        calibration_fit, validation, repeat_check = chosen.fitted, chosen.validation, chosen.repeat_check
-        model_label = LABELS[calibration_fit.model]
-        _log_fit("", calibration_fit)
-        warnings = _assumption_warnings(config, calibration_fit)
-        _log_validation(validation, prepared, model_label)
-        tracking.log_metrics(_check_metrics(repeat_check))
-        tracking.log_table(repeat_check.table, "tables/repeat_purchases.csv")
-        tracking.log_figure(
-            plots.repeat_purchases(repeat_check.table, model_label, repeat_check.chi_square, repeat_check.p_value),
-            "plots/repeat_purchases.png",
-        )
-
-        champion_value = _champion_on_this_holdout(config, prepared, period_length)
-        checkpoint()
-        gate = evaluate_gate(
-            validation.metrics,
-            config.validate_,
-            champion_value,
-            extra=diagnostic_checks(calibration_fit.diagnostics, config.fit.diagnostics),
-        )
-        production_fit = None
-        if gate.passed:
-            # Validation passed: refit the chosen candidate on the full history (MCMC diagnostics gate it too).
+            spec = config.scoring_spec()
+            period_length = DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
             checkpoint()
-            production_fit = fit(
-                prepared.full,
-                config.fit,
-                f"{data.description} (full history)",
-                chosen.config,
-                reuse=calibration_fit.chosen,
+            calibration_input = _fit_input(config, prepared, distributed, "calibration")
+            tracking.log_metrics({f"spark_{k}": v for k, v in calibration_input.info.items()})
+            chosen, selection = _select_candidate(
+                config, prepared, calibration_input, period_length, f"{data.description} (calibration)", checkpoint
             )
-            _log_fit("production_", production_fit)
-            extra = diagnostic_checks(production_fit.diagnostics, config.fit.diagnostics, prefix="production_")
-            gate = GateResult(gate.checks + extra)
-        tracking.set_tags(
-            {
-                "gate.passed": gate.passed,
-                **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks},
-            }
-        )
-        tables = {"holdout": validation.holdout}
-        figures = validation_figures(validation, prepared, model_label)
-        report = functools.partial(
-            render_report,
-            title=f"CLV validation report: {config.tracking.model_name}",
-            run_id=run_id,
-            data_description=data.description,
-            ledger=ledger_dict(prepared),
-            parameters=calibration_fit.params(),
-            validation=validation,
-            gate=gate,
-            figures=figures,
-            model_label=model_label,
-        )
-        if not gate.passed or production_fit is None:
-            _write_report(report(), output_dir)
-            if output_dir is not None:
-                write_tables(output_dir, tables)
-            return TrainResult(
-                run_id,
-                config,
-                data,
-                prepared,
-                calibration_fit,
-                validation,
-                gate,
-                None,
-                None,
-                None,
-                selection,
-                repeat_check,
-                warnings,
+            calibration_fit, validation, repeat_check = chosen.fitted, chosen.validation, chosen.repeat_check
+            model_label = LABELS[calibration_fit.model]
+            _log_fit("", calibration_fit)
+            warnings = _assumption_warnings(config, calibration_fit)
+            _log_validation(validation, prepared, model_label)
+            tracking.log_metrics(_check_metrics(repeat_check))
+            tracking.log_table(repeat_check.table, "tables/repeat_purchases.csv")
+            tracking.log_figure(
+                plots.repeat_purchases(repeat_check.table, model_label, repeat_check.chi_square, repeat_check.p_value),
+                "plots/repeat_purchases.png",
             )
 
-        # Score everyone with the production fit, then register and promote.
-        production = production_fit.bundle(spec)
-        scores = score(production, prepared.full)
-        scores = scores.merge(business.clv_windows(production, prepared.full, scores), on="customer_id")
-        scores["value_segment"] = business.value_segment(scores).to_numpy()
-        at_risk = business.at_risk_valuable(
-            scores, config.business.at_risk_clv_quantile, config.business.at_risk_churn_risk
-        )
-        views = [
-            (
-                f"At risk and valuable (top {1 - config.business.at_risk_clv_quantile:.0%} CLV, churn risk >= "
-                f"{config.business.at_risk_churn_risk:g}), first 25",
-                at_risk.head(25),
-            ),
-            ("Value segments", business.segment_table(scores)),
-            ("CLV by acquisition cohort (month of first purchase)", business.cohort_table(scores, prepared.full)),
-        ]
-        tracking.log_table(scores, "tables/scores.parquet")
-        tracking.log_table(at_risk, "tables/at_risk_valuable.parquet")
-        cac = read_cac(config.business, scores["customer_id"])
-        if cac is not None:
-            cac_view = business.clv_cac(production, prepared.full, scores, cac)
-            cac_summary = business.cac_summary(cac_view, config.score.clv_horizon_months)
-            views.append(("CLV:CAC and payback", cac_summary))
-            tracking.log_table(cac_view, "tables/clv_cac.parquet")
-            tracking.log_metrics({str(k): float(v) for k, v in cac_summary.iloc[0].items()})
-        example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
-        checkpoint()
-        model_uri = tracking.log_model(production, example, config_yaml)
-        version_tags = {
-            "run_id": run_id,
-            "data.fingerprint": data.fingerprint,
-            "gate.passed": "true",
-            **{f"gate.{c.name}": f"{c.value:.6g}" for c in gate.checks},
-        }
-        checkpoint()
-        version = tracking.register(model_uri, config.tracking.model_name, version_tags)
-        tracking.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
-        registered = f"registered as {config.tracking.model_name} version {version}, alias '{config.tracking.alias}'"
-        _write_report(report(business=views, registered=registered), output_dir)
-        checkpoint()
-    # The run has ended FINISHED; moving the alias is the last step of the job.
-    tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)
-    if output_dir is not None:
-        write_tables(output_dir, {"scores": scores, **tables})
+            champion_value = _champion_on_this_holdout(config, prepared, period_length)
+            checkpoint()
+            gate = evaluate_gate(
+                validation.metrics,
+                config.validate_,
+                champion_value,
+                extra=diagnostic_checks(calibration_fit.diagnostics, config.fit.diagnostics),
+            )
+            production_fit = None
+            if gate.passed:
+                # Validation passed: refit the chosen candidate on the full history (MCMC diagnostics gate it too).
+                checkpoint()
+                full_input = _fit_input(config, prepared, distributed, "full")
+                tracking.log_metrics({f"spark_production_{k}": v for k, v in full_input.info.items()})
+                production_fit = _fit(
+                    config,
+                    full_input,
+                    f"{data.description} (full history)",
+                    chosen.config,
+                    reuse=calibration_fit.chosen,
+                )
+                _log_fit("production_", production_fit)
+                extra = diagnostic_checks(production_fit.diagnostics, config.fit.diagnostics, prefix="production_")
+                gate = GateResult(gate.checks + extra)
+            tracking.set_tags(
+                {
+                    "gate.passed": gate.passed,
+                    **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks},
+                }
+            )
+            tables = {"holdout": validation.holdout}
+            figures = validation_figures(validation, prepared, model_label)
+            report = functools.partial(
+                render_report,
+                title=f"CLV validation report: {config.tracking.model_name}",
+                run_id=run_id,
+                data_description=data.description,
+                ledger=ledger_dict(prepared),
+                parameters=calibration_fit.params(),
+                validation=validation,
+                gate=gate,
+                figures=figures,
+                model_label=model_label,
+            )
+            if not gate.passed or production_fit is None:
+                _write_report(report(), output_dir)
+                if output_dir is not None:
+                    write_tables(output_dir, tables)
+                return TrainResult(
+                    run_id,
+                    config,
+                    data,
+                    prepared,
+                    calibration_fit,
+                    validation,
+                    gate,
+                    None,
+                    None,
+                    None,
+                    selection,
+                    repeat_check,
+                    warnings,
+                )
+
+            # Score everyone with the production fit, then register and promote.
+            production = production_fit.bundle(spec)
+            if distributed is None:
+                scores = score(production, prepared.full)
+            else:  # scored on the executors, written by them, read back for the business views
+                with spark_session.spark_errors(data.description):
+                    write_relation(SparkRows(spark_score.score_spark(production, distributed.full)), staging)
+                scores = pd.read_parquet(staging).sort_values("customer_id", ignore_index=True)
+            scores = scores.merge(business.clv_windows(production, prepared.full, scores), on="customer_id")
+            scores["value_segment"] = business.value_segment(scores).to_numpy()
+            at_risk = business.at_risk_valuable(
+                scores, config.business.at_risk_clv_quantile, config.business.at_risk_churn_risk
+            )
+            views = [
+                (
+                    f"At risk and valuable (top {1 - config.business.at_risk_clv_quantile:.0%} CLV, churn risk >= "
+                    f"{config.business.at_risk_churn_risk:g}), first 25",
+                    at_risk.head(25),
+                ),
+                ("Value segments", business.segment_table(scores)),
+                ("CLV by acquisition cohort (month of first purchase)", business.cohort_table(scores, prepared.full)),
+            ]
+            tracking.log_table(scores, "tables/scores.parquet")
+            tracking.log_table(at_risk, "tables/at_risk_valuable.parquet")
+            cac = read_cac(config.business, scores["customer_id"])
+            if cac is not None:
+                cac_view = business.clv_cac(production, prepared.full, scores, cac)
+                cac_summary = business.cac_summary(cac_view, config.score.clv_horizon_months)
+                views.append(("CLV:CAC and payback", cac_summary))
+                tracking.log_table(cac_view, "tables/clv_cac.parquet")
+                tracking.log_metrics({str(k): float(v) for k, v in cac_summary.iloc[0].items()})
+            example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
+            checkpoint()
+            model_uri = tracking.log_model(production, example, config_yaml)
+            version_tags = {
+                "run_id": run_id,
+                "data.fingerprint": data.fingerprint,
+                "gate.passed": "true",
+                **{f"gate.{c.name}": f"{c.value:.6g}" for c in gate.checks},
+            }
+            checkpoint()
+            version = tracking.register(model_uri, config.tracking.model_name, version_tags)
+            tracking.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
+            registered = (
+                f"registered as {config.tracking.model_name} version {version}, alias '{config.tracking.alias}'"
+            )
+            _write_report(report(business=views, registered=registered), output_dir)
+            checkpoint()
+        # The run has ended FINISHED; moving the alias is the last step of the job.
+        tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)
+        if output_dir is not None and distributed is not None:
+            # The executors' Parquet folder is the scores output; the business views are in the run.
+            target = output_dir / "scores.parquet"
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            staging.rename(target)
+            write_tables(output_dir, tables)
+        elif output_dir is not None:
+            write_tables(output_dir, {"scores": scores, **tables})
     return TrainResult(
         run_id,
         config,

@@ -40,7 +40,9 @@ def _fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _bundled_cdnow(con: duckdb.DuckDBPyConnection, source: str) -> Transactions:
+def bundled_cdnow_frame(source: str) -> tuple[pd.DataFrame, str, str, str]:
+    """The bundled CDNOW file as text columns customer_id, timestamp, amount; its description,
+    fingerprint and timestamp format."""
     resource = importlib.resources.files("lifetimes") / "datasets" / CDNOW_FILES[source]
     with importlib.resources.as_file(resource) as path:
         if source == "cdnow_master":
@@ -51,8 +53,12 @@ def _bundled_cdnow(con: duckdb.DuckDBPyConnection, source: str) -> Transactions:
             names = ["master_id", "customer_id", "timestamp", "cds", "amount"]
             frame = pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype=str)
         fingerprint = _fingerprint([path])
-    relation = con.from_df(frame[["customer_id", "timestamp", "amount"]])
-    return Transactions(relation, f"lifetimes:{CDNOW_FILES[source]}", fingerprint, "%Y%m%d")
+    return frame[["customer_id", "timestamp", "amount"]], f"lifetimes:{CDNOW_FILES[source]}", fingerprint, "%Y%m%d"
+
+
+def _bundled_cdnow(con: duckdb.DuckDBPyConnection, source: str) -> Transactions:
+    frame, description, fingerprint, timestamp_format = bundled_cdnow_frame(source)
+    return Transactions(con.from_df(frame), description, fingerprint, timestamp_format)
 
 
 def _files(path: Path) -> list[Path]:
@@ -154,8 +160,8 @@ def _check_csv_header(path: Path, data: DataConfig) -> None:
         raise InputError(f"{path}: duplicate column name(s) in the header: {', '.join(repeated)}")
 
 
-def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str) -> Transactions:
-    """Rename the mapped columns to the standard names; a missing column is an InputError."""
+def mapped_columns(columns: list[str], data: DataConfig, description: str) -> dict[str, str]:
+    """Standard name -> input column for every mapped role; InputError for a missing or repeated column."""
     mapping = data.columns
     roles = {
         "customer_id": mapping.customer_id,
@@ -165,11 +171,10 @@ def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: st
         "unit_price": mapping.unit_price,
         "order_id": mapping.order_id,
     }
-    columns = relation.columns
     if len(set(columns)) != len(columns):
         duplicated = sorted({c for c in columns if columns.count(c) > 1})
         raise InputError(f"{description}: duplicate column name(s): {', '.join(duplicated)}")
-    selected = []
+    selected = {}
     for role, column in roles.items():
         if column is None:
             continue
@@ -177,8 +182,15 @@ def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: st
             raise InputError(
                 f"{description}: missing required column '{column}' (data.columns.{role}); found: {', '.join(columns)}"
             )
-        selected.append(duckdb.ColumnExpression(column).alias(role))
-    return Transactions(relation.select(*selected), description, fingerprint, data.timestamp_format)
+        selected[role] = column
+    return selected
+
+
+def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str) -> Transactions:
+    """Rename the mapped columns to the standard names; a missing column is an InputError."""
+    selected = mapped_columns(list(relation.columns), data, description)
+    columns = [duckdb.ColumnExpression(column).alias(role) for role, column in selected.items()]
+    return Transactions(relation.select(*columns), description, fingerprint, data.timestamp_format)
 
 
 def _first_line(exc: Exception) -> str:

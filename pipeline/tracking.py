@@ -156,8 +156,12 @@ def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
 
 
 def log_file(path: Path, artifact_dir: str) -> None:
+    """Log a file, or a folder (a Parquet dataset written by Spark) under its own name."""
     with _store_errors(f"log {artifact_dir}/{path.name}"):
-        mlflow.log_artifact(str(path), artifact_dir)
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), f"{artifact_dir}/{path.name}")
+        else:
+            mlflow.log_artifact(str(path), artifact_dir)
 
 
 def log_text(text: str, artifact_path: str) -> None:

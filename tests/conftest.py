@@ -54,6 +54,21 @@ def cdnow_sample_summary(cdnow_sample: pd.DataFrame) -> pd.DataFrame:
     return summary.rename(columns=lambda c: c.removesuffix("_cal"))
 
 
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    """One local Spark session (2 cores, 2 shuffle partitions) for every Spark test of the run."""
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    from pipeline.config import EngineConfig
+    from pipeline.spark_session import session
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers use this venv's interpreter
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    conf = {"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1"}
+    spark = session(EngineConfig(name="spark", master="local[2]", shuffle_partitions=2, conf=conf))
+    yield spark
+    spark.stop()
+
+
 @pytest.fixture
 def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh SQLite MLflow store in a temporary folder, used as the working directory."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
 import pytest
 
@@ -16,26 +14,6 @@ RESULT = (
     "customer_id string, p_alive double, churn_risk double, risk_tier string, expected_purchases_30d double, "
     "expected_purchases_90d double, expected_purchases_365d double, expected_order_value double, clv double"
 )
-
-
-@pytest.fixture(scope="module")
-def spark():  # type: ignore[no-untyped-def]
-    import os
-
-    from pyspark.sql import SparkSession
-
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers use this venv's interpreter
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("clv-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.host", "127.0.0.1")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
 
 
 def test_spark_udf_matches_batch_scores(registry: Registry, spark, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -57,6 +57,21 @@ def test_paper_config_loads() -> None:
         ({"data": {"columns": {"amount": "a", "quantity": "q", "unit_price": "p"}}}, r"not both"),
         ({"data": {"source": "duckdb", "path": "x.duckdb"}}, r"data\.table is required"),
         ({"data": {"source": "sql"}}, r"data\.query is required"),
+        ({"engine": {"name": "spark", "shuffle_partitions": 0}}, r"^config: engine\.shuffle_partitions: "),
+        ({"engine": {"name": "flink"}}, r"^config: engine\.name: Input should be 'duckdb' or 'spark'"),
+        (
+            {"engine": {"name": "spark"}, "data": {"source": "sql", "query": "SELECT 1"}},
+            r"data\.source 'sql' runs in DuckDB and is not supported with engine\.name 'spark'",
+        ),
+        (
+            {"engine": {"name": "spark"}, "data": {"source": "duckdb", "path": "x.duckdb", "table": "t"}},
+            r"data\.source 'duckdb' runs in DuckDB",
+        ),
+        (
+            {"data": {"source": "spark_table", "table": "db.tx"}},
+            r"data\.source 'spark_table' needs engine\.name 'spark'",
+        ),
+        ({"engine": {"name": "spark"}, "data": {"source": "spark_table"}}, r"data\.table is required"),
     ],
 )
 def test_wrong_keys_and_values_are_named(raw: object, message: str) -> None:
@@ -102,3 +117,9 @@ def test_fit_candidates_and_their_errors() -> None:
     with pytest.raises(ConfigError, match=r"fit\.mcmc\.chains: Input should be greater than or equal to 2"):
         parse_config({"fit": {"mcmc": {"chains": 1}}})
     assert Config().fit.selection_direction is None
+
+
+def test_spark_example_config_loads() -> None:
+    config = load_config(REPO / "configs" / "spark-example.yaml")
+    assert (config.engine.name, config.engine.master, config.data.source) == ("spark", "local[2]", "cdnow_master")
+    assert parse_config({"engine": {"name": "spark"}, "data": {"source": "spark_table", "table": "db.tx"}})

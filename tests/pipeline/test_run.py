@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import Config, Criterion, ValidateConfig, config_as_dict
 from pipeline.run import train
-from tests.conftest import clean_env
+from tests.conftest import REPO, clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -201,3 +201,38 @@ def test_same_input_and_config_give_identical_results_and_a_recognisable_rerun(
     run = mlflow.get_run(second.run_id)
     assert run.data.tags["data.fingerprint"] == first.data.fingerprint
     assert run.data.metrics["rows_in"] == 6919
+
+
+def test_spark_engine_trains_the_same_model(trained: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    """`clv train --config configs/spark-example.yaml`: Spark local mode, the DuckDB job's numbers exactly."""
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    duck_folder, duck = trained
+    clv = Path(sys.executable).parent / "clv"
+    done = subprocess.run(
+        [
+            str(clv),
+            "train",
+            "--config",
+            str(REPO / "configs" / "spark-example.yaml"),
+            "--output",
+            "out",
+            "--summary",
+            "out/summary.json",
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "registered  clv version 1, alias 'champion' moved" in done.stdout
+    ours = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for key in ("data", "parameters", "log_likelihood", "metrics", "checks", "promoted"):
+        assert ours[key] == duck[key], key
+    # Scored on the executors, written by them as a Parquet folder: the DuckDB job's scores exactly.
+    assert (tmp_path / "out" / "scores.parquet" / "_SUCCESS").exists()
+    spark_scores = pd.read_parquet(tmp_path / "out" / "scores.parquet").sort_values("customer_id", ignore_index=True)
+    duck_scores = pd.read_parquet(duck_folder / "out" / "scores.parquet")
+    pd.testing.assert_frame_equal(spark_scores, duck_scores[spark_scores.columns], check_exact=True)
+    assert not list((tmp_path / "out").glob(".clv-scores-*"))

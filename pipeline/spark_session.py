@@ -1,0 +1,134 @@
+"""The Spark edge: start (or join) a SparkSession and open the configured transactions as a DataFrame.
+
+pyspark is an optional extra (``pip install .[spark]``) and is imported only inside these functions,
+so the default install imports the pipeline without it. The DataFrame's columns are renamed from the
+config's mapping to the standard names, as :mod:`pipeline.sources` does for DuckDB; parsing and
+quarantine happen in :mod:`pipeline.spark_prepare`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline.config import DataConfig, EngineConfig
+from pipeline.errors import ConfigError, InputError
+from pipeline.sources import (
+    CDNOW_FILES,
+    _check_csv_header,
+    _files,
+    _fingerprint,
+    bundled_cdnow_frame,
+    mapped_columns,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass(frozen=True)
+class SparkTransactions:
+    """Raw transactions as a Spark DataFrame, where they came from and a fingerprint of the input."""
+
+    frame: DataFrame
+    description: str
+    fingerprint: str
+    timestamp_format: str | None
+
+
+def _pyspark() -> Any:
+    try:
+        import pyspark
+    except ImportError:
+        raise ConfigError("engine.name 'spark' needs pyspark: pip install 'clv-pipeline[spark]'") from None
+    return pyspark
+
+
+def session(engine: EngineConfig) -> SparkSession:
+    """The active SparkSession, or a new one from ``engine`` (master, app name, shuffle partitions, conf).
+
+    Under spark-submit (``engine.master: null``) the master and resources come from spark-submit. In
+    local mode the Python workers run this interpreter, so they import the same installed packages.
+    """
+    _pyspark()
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # pyspark warns on every pandas conversion that it does not fully support pandas 3; the
+    # conversions used here (numbers, strings, dates) are checked by the tests.
+    warnings.filterwarnings("ignore", module=r"pyspark(\.|$)")
+    builder = SparkSession.builder.appName(engine.app_name)
+    if engine.master is not None:
+        builder = builder.master(engine.master)
+    settings = {
+        "spark.sql.shuffle.partitions": str(engine.shuffle_partitions),
+        "spark.ui.showConsoleProgress": "false",
+        **engine.conf,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    for key, value in settings.items():  # getOrCreate may return a running session: apply SQL settings
+        if key.startswith("spark.sql."):
+            spark.conf.set(key, value)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+@contextlib.contextmanager
+def spark_errors(source: str) -> Iterator[None]:
+    """Spark analysis and execution errors about the input (a missing file or table, a type it cannot
+    read) are input errors with one line."""
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except PySparkException as exc:
+        text = str(exc).strip()
+        raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
+
+
+def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransactions:
+    """Read the configured source with Spark: the bundled CDNOW, csv, parquet or a catalog table."""
+    if data.source in CDNOW_FILES:
+        frame, description, fingerprint, timestamp_format = bundled_cdnow_frame(data.source)
+        return SparkTransactions(spark.createDataFrame(frame), description, fingerprint, timestamp_format)
+    if data.source == "spark_table":
+        assert data.table is not None  # guaranteed by DataConfig
+        with spark_errors(f"data.table {data.table}"):
+            table = spark.table(data.table)
+        digest = hashlib.sha256(f"table:{data.table}".encode()).hexdigest()
+        return _mapped(table, data, f"table:{data.table}", digest)
+    if data.source not in ("csv", "parquet"):
+        raise ConfigError(f"data.source '{data.source}' is not supported with engine.name 'spark'")
+    assert data.path is not None  # guaranteed by DataConfig
+    files = _files(data.path)
+    if any(f.stat().st_size == 0 for f in files):
+        raise InputError(f"{data.path}: the file is empty")
+    paths = [str(f) for f in files]
+    with spark_errors(str(data.path)):
+        if data.source == "csv":
+            if data.csv.header:
+                _check_csv_header(files[0], data)
+            reader = spark.read.option("header", data.csv.header).option("sep", data.csv.delimiter)
+            read = reader.option("encoding", data.csv.encoding).option("inferSchema", False).csv(paths)
+            if not data.csv.header:  # DuckDB names headerless columns column0, column1, ...
+                read = read.toDF(*[f"column{i}" for i in range(len(read.columns))])
+        else:
+            read = spark.read.parquet(*paths)
+    return _mapped(read, data, str(data.path), _fingerprint(files))
+
+
+def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: str) -> SparkTransactions:
+    """Rename the mapped columns to the standard names; a missing column is an InputError."""
+    from pyspark.sql import functions
+
+    selected = mapped_columns(list(frame.columns), data, description)
+    columns = [functions.col(f"`{column}`").alias(role) for role, column in selected.items()]
+    return SparkTransactions(frame.select(*columns), description, fingerprint, data.timestamp_format)

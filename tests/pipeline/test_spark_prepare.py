@@ -1,0 +1,244 @@
+"""Spark prepare: the same ledger, summaries and weekly tracking as the DuckDB prepare, to the last bit (slow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import Config, DataConfig, EngineConfig, FitConfig, PrepareConfig
+from pipeline.errors import ConfigError, InputError
+from pipeline.fit import fit, fit_histories
+from pipeline.prepare import PreparedData, prepare
+from pipeline.sources import connect, open_transactions
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+
+from pipeline import spark_prepare, spark_session  # noqa: E402
+
+
+def _both(spark, data: DataConfig, config: PrepareConfig) -> tuple[PreparedData, PreparedData, object]:  # type: ignore[no-untyped-def]
+    duck = open_transactions(connect(EngineConfig()), data)
+    ours = prepare(duck.relation, config, duck.timestamp_format)
+    tx = spark_session.open_transactions(spark, data)
+    distributed = spark_prepare.prepare(tx.frame, config, tx.timestamp_format)
+    return ours, spark_prepare.collect(distributed), distributed
+
+
+def _assert_identical(duck: PreparedData, spark: PreparedData) -> None:
+    assert spark.ledger == duck.ledger
+    assert spark.ledger.reconciled
+    for name in ("calibration_end", "observation_end", "duration_holdout", "first_date", "last_date"):
+        assert getattr(spark, name) == getattr(duck, name), name
+    # check_exact: every number bit for bit, not approximately.
+    pd.testing.assert_frame_equal(spark.calibration, duck.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(spark.full, duck.full, check_exact=True)
+    pd.testing.assert_frame_equal(spark.weekly, duck.weekly, check_exact=True)
+
+
+def test_identical_to_duckdb_on_cdnow_and_fit_from_collected_histories(spark) -> None:  # type: ignore[no-untyped-def]
+    config = PrepareConfig(calibration_end=dt.date(1997, 9, 30))
+    duck, ours, distributed = _both(spark, DataConfig(source="cdnow_master"), config)
+    _assert_identical(duck, ours)
+    assert (ours.ledger.rows_in, len(ours.calibration), len(ours.full)) == (69_659, 23_570, 23_570)
+
+    # The fit sees only the unique histories (and the repeat customers' spend): the same parameters.
+    histories = spark_prepare.histories(distributed.calibration)  # type: ignore[attr-defined]
+    assert int(histories["weight"].sum()) == 23_570
+    assert len(histories) < 23_570 / 2
+    repeat, total = spark_prepare.repeat_spend(distributed.calibration, 2_000_000)  # type: ignore[attr-defined]
+    cal = duck.calibration
+    assert total == len(repeat) == int(((cal["frequency"] > 0) & (cal["monetary_value"] > 0)).sum())
+    from_spark = fit_histories(histories, repeat, FitConfig())
+    from_frame = fit(duck.calibration, FitConfig())
+    assert from_spark.params() == from_frame.params()
+    assert from_spark.purchase.stats == from_frame.purchase.stats
+    assert from_spark.spend.stats == from_frame.spend.stats
+
+    # Above the cap, Gamma-Gamma gets a fixed sample: the same customers on every run and partitioning.
+    sample, total = spark_prepare.repeat_spend(distributed.calibration.repartition(7), 500)  # type: ignore[attr-defined]
+    again, _ = spark_prepare.repeat_spend(distributed.calibration.repartition(3), 500)  # type: ignore[attr-defined]
+    assert (len(sample), total) == (500, len(repeat))
+    pd.testing.assert_frame_equal(sample, again)
+
+
+def _messy_transactions(seed: int = 5, customers: int = 300) -> pd.DataFrame:
+    """A feed with several purchases a day, returns, duplicates, offsets, and rows for every quarantine
+    reason; everything as text, as a CSV file holds it."""
+    rng = np.random.default_rng(seed)
+    start = dt.date(2021, 1, 1)
+    rows: list[tuple[object, ...]] = []
+    for i in range(customers):
+        first = int(rng.integers(0, 200))
+        days = np.unique(first + np.concatenate([[0], rng.integers(0, 365 - first, rng.poisson(4))]))
+        for day in days:
+            for _ in range(1 + int(rng.random() < 0.15) * int(rng.integers(1, 4))):
+                stamp = start + dt.timedelta(days=int(day))
+                hour = int(rng.integers(0, 24))
+                text = {
+                    0: stamp.isoformat(),
+                    1: f"{stamp.isoformat()} {hour:02d}:15:00",
+                    2: f"{stamp.isoformat()}T{hour:02d}:30:00-05:00",  # may cross midnight into another day
+                    3: stamp.strftime("%Y%m%d"),
+                    4: f"{stamp.isoformat()} {hour:02d}:45:00Z",
+                }[int(rng.integers(0, 5))]
+                amount = round(float(rng.lognormal(3, 0.8)), 2)
+                rows.append((f"c{i:04d}", text, f"{amount}"))
+            if rng.random() < 0.05:  # a return, sometimes before any purchase
+                back = start + dt.timedelta(days=int(day) + int(rng.integers(-3, 10)))
+                rows.append((f"c{i:04d}", back.isoformat(), f"-{round(float(rng.lognormal(2, 0.5)), 2)}"))
+    rows += rows[:: len(rows) // 40]  # exact duplicate rows
+    bad = [
+        (None, "2021-02-01", "5"),
+        ("  ", "2021-02-01", "5"),
+        ("c0001", None, "5"),
+        ("c0001", "  ", "5"),
+        ("c0001", "2021-13-45", "5"),
+        ("c0001", "not a date", "5"),
+        ("c0001", "2021", "5"),
+        ("c0002", "2021-02-01", "abc"),
+        ("c0002", "2021-02-01", "nan"),
+        ("c0002", "2021-02-01", "inf"),
+        ("c0002", "2021-02-01", None),
+        ("c0003", "2021-02-01", "1e14"),
+        ("c0003", "2021-02-01", "0"),
+        ("c0003", "2021-02-01", "0.0"),
+        ("c0004", "1899-12-31", "5"),
+        ("c0004", "2022-06-01", "5"),
+        ("c0004", "2099-01-01 10:00:00", "5"),
+        ("c0005", "2021/03/04", "6.5"),
+        ("c0005", "2021-03-04 10:00:00 UTC", "7.25"),
+        ("c0005", "2021-03-04 23:30:00+0130", "1.125"),
+        ("c0006", "2021-04-01", "12345.678"),
+    ]
+    return pd.DataFrame(rows + bad, columns=["customer_id", "timestamp", "amount"])
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"timezone": "America/New_York", "max_amount": 10_000.0},
+        {
+            "period": "week",
+            "time_unit": "month",
+            "returns": "drop",
+            "zero_amount": "quarantine",
+            "duplicates": "quarantine",
+        },
+    ],
+    ids=["day-week-net-new-york", "week-month-drop-quarantine"],
+)
+def test_identical_to_duckdb_on_messy_csv(spark, tmp_path: Path, rules: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "messy.csv"
+    _messy_transactions().to_csv(path, index=False)
+    data = DataConfig(source="csv", path=path)
+    config = PrepareConfig(
+        calibration_end=dt.date(2021, 8, 31),
+        observation_end=dt.date(2021, 12, 31),
+        **rules,  # type: ignore[arg-type]
+    )
+    duck, ours, _ = _both(spark, data, config)
+    _assert_identical(duck, ours)
+    ledger = ours.ledger
+    assert ledger.rows_quarantined >= 15
+    if config.returns == "net":
+        assert ledger.returns_netted > 10
+        assert ledger.returns_unmatched > 0
+    # The quarantined rows themselves, as Spark writes them: the same rows with the same reasons.
+    written = tmp_path / "quarantine.parquet"
+    ours.quarantine.write_parquet(str(written))
+    theirs = duck.quarantine.df()  # type: ignore[attr-defined]
+    mine = pd.read_parquet(written)
+    key = ["reason", "customer_id", "timestamp", "amount"]
+    pd.testing.assert_frame_equal(
+        mine.sort_values(key).fillna("").reset_index(drop=True).astype(str),
+        theirs.sort_values(key).fillna("").reset_index(drop=True).astype(str),
+    )
+
+
+def test_identical_to_duckdb_on_parquet_orders_and_native_timestamps(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Invoice lines (quantity x unit price), order ids with cancellations, a TIMESTAMP column."""
+    rng = np.random.default_rng(3)
+    n = 4_000
+    lines = pd.DataFrame(
+        {
+            "cust": [f"k{int(i):03d}" for i in rng.integers(0, 250, n)],
+            "ts": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 400 * 24 * 60, n), unit="min"),
+            "qty": rng.integers(-1, 4, n).astype(float),
+            "price": np.round(rng.lognormal(2, 0.7, n), 2),
+            "invoice": [("C" if rng.random() < 0.03 else "") + f"i{int(j)}" for j in rng.integers(0, 1500, n)],
+        }
+    )
+    lines.loc[::97, "invoice"] = None
+    lines = pd.concat([lines, lines.iloc[::50]], ignore_index=True)  # doubly loaded lines
+    path = tmp_path / "lines.parquet"
+    lines.to_parquet(path)
+    data = DataConfig.model_validate(
+        {
+            "source": "parquet",
+            "path": path,
+            "columns": {
+                "customer_id": "cust",
+                "timestamp": "ts",
+                "quantity": "qty",
+                "unit_price": "price",
+                "order_id": "invoice",
+            },
+        }
+    )
+    config = PrepareConfig(
+        period="week",
+        time_unit="week",
+        calibration_end=dt.date(2022, 9, 30),
+        observation_end=dt.date(2023, 2, 4),
+        zero_amount="quarantine",
+    )
+    duck, ours, _ = _both(spark, data, config)
+    _assert_identical(duck, ours)
+    assert ours.ledger.quarantined["duplicate"] > 0
+    assert ours.ledger.quarantined["zero_amount"] > 0
+
+
+def test_source_errors_are_one_line_input_errors(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.csv"
+    path.write_text("id,timestamp,amount\na,2020-01-01,1\n")
+    with pytest.raises(InputError, match=r"missing required column 'customer_id' \(data.columns.customer_id\)"):
+        spark_session.open_transactions(spark, DataConfig(source="csv", path=path))
+    with pytest.raises(InputError, match=r"^data.table no_such_table: "):
+        spark_session.open_transactions(
+            spark,
+            Config(
+                engine=EngineConfig(name="spark"), data=DataConfig(source="spark_table", table="no_such_table")
+            ).data,
+        )
+
+
+def test_strptime_formats_become_spark_patterns() -> None:
+    assert spark_prepare.spark_pattern("%Y%m%d") == "yyyyMMdd"  # touching numbers keep fixed widths
+    assert spark_prepare.spark_pattern("%d/%m/%Y %H:%M") == "d/M/yyyy H:m"  # 1 or 2 digits, as DuckDB reads
+    assert spark_prepare.spark_pattern("%Y-%m-%dT%H:%M:%S%z") == "yyyy-M-d'T'H:m:sXXX"
+    with pytest.raises(ConfigError, match=r"data.timestamp_format: %U is not supported with engine.name 'spark'"):
+        spark_prepare.spark_pattern("%Y %U")
+
+
+def test_timestamp_format_reads_as_duckdb_does(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        ("a", "5/1/2021 9:05", "10"),
+        ("a", "05/02/2021 23:59", "11"),
+        ("a", "17/3/2021 0:00", "12"),
+        ("b", "1/1/2021 10:00", "5"),
+        ("b", "31/12/2021 10:00", "6"),
+        ("b", "31/02/2021 10:00", "6"),  # no such day
+        ("b", "2021-03-01", "6"),  # another format
+    ]
+    path = tmp_path / "dmy.csv"
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+    data = DataConfig(source="csv", path=path, timestamp_format="%d/%m/%Y %H:%M")
+    config = PrepareConfig(calibration_end=dt.date(2021, 2, 28), observation_end=dt.date(2021, 12, 31))
+    duck, ours, _ = _both(spark, data, config)
+    _assert_identical(duck, ours)
+    assert ours.ledger.quarantined == {"invalid_timestamp": 2}
