@@ -27,8 +27,10 @@ Rules for real feeds, on top of lifetimes:
 One difference from lifetimes, on purpose: ``calibration_end`` includes the whole day, so a purchase
 at 15:00 on that day is calibration, not holdout (lifetimes compares against midnight).
 
-The stage runs in DuckDB over a lazy relation: DuckDB reads the input itself, and pandas frames are
-built only for the per-customer summaries. The quarantined rows stay a lazy relation for the edge to
+The stage runs in DuckDB over a lazy relation: DuckDB reads the input itself, scans it once into a
+table of rows per customer and day, aggregates the purchase periods into one table of customers (the
+full history, the calibration and the holdout side by side, in one pass), and pandas frames are built
+only from that per-customer table, through Arrow. The quarantined rows stay a lazy relation for the edge to
 write.
 """
 
@@ -60,7 +62,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value", "total_spend", "first_purchase")
 HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout", "recent_spend")
 MAX_ABS_AMOUNT = 1e13
-"""Amounts this large are always errors (and beyond what exact DECIMAL(18, 4) sums hold)."""
+"""Amounts this large are always errors (and beyond what exact sums of 1/10,000 units hold in a BIGINT row)."""
 _OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
 
 
@@ -194,165 +196,213 @@ def _period_start(day: dt.date, period: str) -> dt.date:
     return day if period == "day" else day - dt.timedelta(days=day.weekday())
 
 
-def _dsum(column: str) -> str:
-    """An exact, order-independent sum of a DECIMAL amount column, as DOUBLE."""
-    return f"CAST(sum({column}) AS DOUBLE)"
+SCALE = 10_000
+"""Amounts are rounded to 4 decimals and summed as exact integers of 1/10,000 (BIGINT rows, HUGEINT sums)."""
 
 
-def _daily_sql(classified: str) -> str:
-    """The one scan of the input: rows grouped by reason, customer, order, return flag and day.
+def _daily_sql(classified: str, has_order: bool) -> str:
+    """The one scan of the input: used rows grouped by customer, order, return flag and day.
 
-    Amounts are summed as DECIMAL(18, 4) from here on, exactly: floating-point sums split across
-    threads would depend on the thread schedule, and the same input must always give the same numbers.
+    Quarantined rows keep only their ``reason`` (they are counted, not summarised). Amounts are rounded
+    to 4 decimals and summed as exact integers from here on: floating-point sums split across threads
+    would depend on the thread schedule, and the same input must always give the same numbers.
     """
+    order = "CASE WHEN reason IS NULL THEN order_key END AS order_key," if has_order else ""
     return f"""
-        SELECT reason, cid, order_key, is_return, CAST(ts AS DATE) AS d,
-               sum(TRY_CAST(value AS DECIMAL(18, 4))) AS amount, count(*) AS n
+        SELECT reason,
+               CASE WHEN reason IS NULL THEN cid END AS cid, {order}
+               CASE WHEN reason IS NULL THEN is_return END AS is_return,
+               CASE WHEN reason IS NULL THEN CAST(ts AS DATE) END AS d,
+               sum(CASE WHEN reason IS NULL THEN CAST(round(value * {SCALE}) AS BIGINT) END) AS amount,
+               count(*) AS n
         FROM ({classified}) GROUP BY ALL
     """
 
 
-def _window_sql(
-    name: str, cutoff: dt.date, period: str, unit_days: float, net_returns: bool, one_row_per_day: bool
-) -> str:
-    """CTE ``summary_<name>``: the per-customer summary of purchases (netted returns) up to ``cutoff``.
+@dataclass(frozen=True)
+class _Windows:
+    """The dates that cut the history: calibration up to ``calibration_end``, then the holdout up to
+    ``observation_end``; ``recent_start`` opens the window of the same length before calibration_end."""
 
-    ``one_row_per_day``: ``orders`` already holds one row per customer and day (no order ids), so
-    with day periods there is nothing left to merge.
+    calibration_end: dt.date
+    observation_end: dt.date
+    recent_start: dt.date
+    period: str
+
+
+def _trunc(column: str, period: str) -> str:
+    return column if period == "day" else f"date_trunc('week', {column})::DATE"
+
+
+def _periods_sql(daily: str, w: _Windows, has_order: bool) -> tuple[str, bool]:
+    """Purchase periods, one row per customer and period (day or week), split at calibration_end.
+
+    Columns: ``cal_amount`` (orders on or before calibration_end, NULL without), ``hold_amount`` and
+    ``hold_n`` (orders after it, NULL without), ``recent_amount`` (orders in the recent window).
+    Returns the SQL and whether it aggregates (and is worth materialising).
     """
-    trunc = "d" if period == "day" else "date_trunc('week', d)::DATE"
-    purchases = (
-        f"SELECT cid, d AS p, amount FROM orders WHERE d <= DATE '{cutoff}'"
-        if period == "day" and one_row_per_day
-        else f"""SELECT cid, {trunc} AS p, sum(amount) AS amount
-                 FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p"""
+    purchases = f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{w.observation_end}' AND NOT is_return"
+    cal = f"d <= DATE '{w.calibration_end}'"
+    hold = f"d > DATE '{w.calibration_end}'"
+    recent = f"d > DATE '{w.recent_start}' AND {cal}"
+    if has_order:
+        # Lines without an order id are one transaction per customer and day, not one giant order.
+        orders = f"""SELECT cid, min(d) AS d, sum(amount) AS amount, 1 AS n FROM ({purchases})
+                     GROUP BY cid, coalesce(order_key, 'day ' || CAST(d AS VARCHAR))"""
+    elif w.period == "day":
+        # Without order ids the scan already holds one row per customer and day: nothing to merge.
+        return (
+            f"""SELECT cid, d AS p,
+                   CASE WHEN {cal} THEN amount END AS cal_amount,
+                   CASE WHEN {hold} THEN amount END AS hold_amount,
+                   CASE WHEN {hold} THEN n END AS hold_n,
+                   CASE WHEN {recent} THEN amount END AS recent_amount
+            FROM ({purchases})""",
+            False,
+        )
+    else:
+        orders = f"SELECT cid, d, amount, n FROM ({purchases})"
+    return (
+        f"""SELECT cid, {_trunc("d", w.period)} AS p,
+                   sum(amount) FILTER ({cal}) AS cal_amount,
+                   sum(amount) FILTER ({hold}) AS hold_amount,
+                   sum(n) FILTER ({hold}) AS hold_n,
+                   sum(amount) FILTER ({recent}) AS recent_amount
+            FROM ({orders}) GROUP BY ALL""",
+        True,
     )
-    netted = (
-        f"""
-        refunds_{name} AS (
-            SELECT r.cid, pp.p, sum(r.amount) AS amount, count(*) AS n
-            FROM (SELECT cid, {trunc} AS p, amount FROM refunds WHERE d <= DATE '{cutoff}') r
-            ASOF JOIN purchases_{name} pp ON r.cid = pp.cid AND r.p >= pp.p
-            GROUP BY r.cid, pp.p
+
+
+def _netted_sql(daily: str, periods: str, w: _Windows, net: bool) -> str:
+    """CTEs ``netted`` (periods with ``amount``, the full-history value, and ``cal_net``, the calibration
+    value, NULL outside calibration) and ``refund_totals`` (per customer: holdout and recent refunds).
+
+    A return is subtracted from the customer's latest purchase period at or before it, within the same
+    window (calibration, or full history), and a period's value never goes below 0.
+    """
+    if not net:
+        return f"""
+        netted AS (
+            SELECT cid, p, hold_amount, hold_n, recent_amount, cal_amount AS cal_net,
+                   coalesce(cal_amount, 0) + coalesce(hold_amount, 0) AS amount
+            FROM {periods}
         ),
-        periods_{name} AS (
-            SELECT cid, p,
-                   greatest(purchases_{name}.amount + coalesce(refunds_{name}.amount, 0), 0) AS amount
-            FROM purchases_{name} LEFT JOIN refunds_{name} USING (cid, p)
-        ),"""
-        if net_returns
-        else f"""
-        periods_{name} AS (SELECT cid, p, amount FROM purchases_{name}),"""
-    )
-    cutoff_period = _period_start(cutoff, period)
-    # Repeat spend = all spend minus the first period's: one aggregation, no self-join.
+        refund_totals AS (
+            SELECT NULL::VARCHAR AS cid, NULL::HUGEINT AS hold, NULL::HUGEINT AS recent WHERE false
+        )"""
+    cal = f"d <= DATE '{w.calibration_end}'"
     return f"""
-        purchases_{name} AS ({purchases}),{netted}
-        summary_{name} AS (
-            SELECT cid,
-                   CAST(count(*) - 1 AS DOUBLE) AS frequency,
-                   date_diff('day', min(p), max(p)) / {unit_days} AS recency,
-                   date_diff('day', min(p), DATE '{cutoff_period}') / {unit_days} AS "T",
-                   CASE WHEN count(*) > 1
-                        THEN CAST(sum(amount) - arg_min(amount, p) AS DOUBLE) / (count(*) - 1) ELSE 0.0 END
-                       AS monetary_value,
-                   {_dsum("amount")} AS total_spend,
-                   min(p) AS first_purchase
-            FROM periods_{name} GROUP BY cid
+        refunds AS (
+            SELECT cid, d, {_trunc("d", w.period)} AS p, amount FROM {daily}
+            WHERE reason IS NULL AND d <= DATE '{w.observation_end}' AND is_return
+        ),
+        refunds_full AS (
+            SELECT r.cid, pp.p, sum(r.amount) AS amount
+            FROM refunds r ASOF JOIN {periods} pp ON r.cid = pp.cid AND r.p >= pp.p GROUP BY ALL
+        ),
+        refunds_cal AS (
+            SELECT r.cid, pp.p, sum(r.amount) AS amount
+            FROM (SELECT * FROM refunds WHERE {cal}) r
+            ASOF JOIN (SELECT cid, p FROM {periods} WHERE cal_amount IS NOT NULL) pp
+                ON r.cid = pp.cid AND r.p >= pp.p
+            GROUP BY ALL
+        ),
+        netted AS (
+            SELECT cid, p, hold_amount, hold_n, recent_amount,
+                   CASE WHEN cal_amount IS NOT NULL THEN greatest(cal_amount + coalesce(rc.amount, 0), 0) END
+                       AS cal_net,
+                   greatest(coalesce(cal_amount, 0) + coalesce(hold_amount, 0) + coalesce(rf.amount, 0), 0)
+                       AS amount
+            FROM {periods} LEFT JOIN refunds_full rf USING (cid, p) LEFT JOIN refunds_cal rc USING (cid, p)
+        ),
+        refund_totals AS (
+            SELECT cid, sum(amount) FILTER (d > DATE '{w.calibration_end}') AS hold,
+                   sum(amount) FILTER (d > DATE '{w.recent_start}' AND {cal}) AS recent
+            FROM refunds GROUP BY cid
         )"""
 
 
-_EMPTY_REFUNDS = "SELECT NULL::VARCHAR AS cid, NULL::DATE AS d, NULL::DECIMAL(38, 4) AS amount WHERE false"
-
-
-def _valid_sql(daily: str, observation_end: dt.date) -> str:
-    return f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{observation_end}'"
-
-
-def _orders_sql(valid: str, has_order: bool) -> str:
-    """Purchases as transactions: one per order (dated by its first line) with order ids, else per row."""
-    if has_order:
-        # Lines without an order id are one transaction per customer and day, not one giant order.
-        return f"""SELECT cid, min(d) AS d, sum(amount) AS amount, 1 AS n
-            FROM ({valid}) WHERE NOT is_return GROUP BY cid, coalesce(order_key, 'day ' || CAST(d AS VARCHAR))"""
-    return f"SELECT cid, d, amount, n FROM ({valid}) WHERE NOT is_return"
-
-
-def _weekly_sql(daily: str, calibration_end: dt.date, observation_end: dt.date, has_order: bool, period: str) -> str:
-    """Repeat purchase periods per calendar week (Monday start) by the calibration customers."""
-    trunc = "d" if period == "day" else "date_trunc('week', d)::DATE"
-    orders = _orders_sql(_valid_sql(daily, observation_end), has_order)
+def _customers_sql(daily: str, periods: str, w: _Windows, net: bool) -> str:
+    """One row per customer with a purchase: counts, first and last periods and exact sums, for the
+    full history (``periods``, ``total``, ...), the calibration (``cal_``) and the holdout (``hold_``),
+    all in one aggregation over the purchase periods."""
     return f"""
-        WITH purchases AS ({orders}),
-        periods AS (SELECT DISTINCT cid, {trunc} AS p FROM purchases),
-        calibration_customers AS (
-            SELECT cid FROM purchases GROUP BY cid HAVING min(d) <= DATE '{calibration_end}'
-        ),
-        firsts AS (
-            SELECT cid, min(p) AS first_p FROM periods JOIN calibration_customers USING (cid) GROUP BY cid
+        WITH {_netted_sql(daily, periods, w, net)},
+        customers AS (
+            SELECT cid,
+                   count(*) AS periods, min(p) AS first_p, max(p) AS last_p,
+                   sum(amount) AS total, arg_min(amount, p) AS first_amount,
+                   count(cal_net) AS cal_periods, max(p) FILTER (cal_net IS NOT NULL) AS cal_last_p,
+                   sum(cal_net) AS cal_total, arg_min(cal_net, p) FILTER (cal_net IS NOT NULL) AS cal_first_amount,
+                   count(hold_amount) AS hold_periods, sum(hold_amount) AS hold_gross, sum(hold_n) AS hold_n,
+                   sum(recent_amount) AS recent
+            FROM netted GROUP BY cid
         )
-        SELECT date_trunc('week', p)::DATE AS week, count(*) FILTER (WHERE p > first_p) AS repeat_purchases
-        FROM periods JOIN firsts USING (cid) GROUP BY week ORDER BY week
+        SELECT c.*, rt.hold AS hold_refunds, rt.recent AS recent_refunds
+        FROM customers c LEFT JOIN refund_totals rt USING (cid)
     """
 
 
-def _summaries_sql(
-    config: PrepareConfig,
-    observation_end: dt.date,
-    has_order: bool,
-    unit_days: float,
-    daily: str,
-    net: bool,
-    with_holdout: bool,
-    holdout_days: int = 0,
-) -> str:
-    """One row per customer: the full-history summary, plus (``with_holdout``) the calibration summary
-    prefixed ``cal_`` and the holdout actuals."""
-    cal_end = config.calibration_end
-    valid = _valid_sql(daily, observation_end)
-    orders = _orders_sql(valid, has_order)
-    refunds = f"SELECT cid, d, amount FROM ({valid}) WHERE is_return" if net else _EMPTY_REFUNDS
-    full = ", ".join(f'f."{c}"' for c in SUMMARY_COLUMNS)
-    ctes = [
-        f"orders AS {'MATERIALIZED ' if has_order else ''}({orders})",
-        f"refunds AS ({refunds})",
-        _window_sql("full", observation_end, config.period, unit_days, net, not has_order),
+def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float) -> str:
+    """lifetimes' summary columns from a customers row (``prefix`` ``cal_`` for the calibration)."""
+    count, last_p, total, first_amount = (f"{prefix}{c}" for c in ("periods", "last_p", "total", "first_amount"))
+    # Repeat spend = all spend minus the first period's.
+    exprs = [
+        f"CAST({count} - 1 AS DOUBLE)",
+        f"date_diff('day', first_p, {last_p}) / {unit_days}",
+        f"date_diff('day', first_p, DATE '{_period_start(cutoff, period)}') / {unit_days}",
+        f"""CASE WHEN {count} > 1
+                 THEN CAST({total} - {first_amount} AS DOUBLE) / ({SCALE} * ({count} - 1)) ELSE 0.0 END""",
+        f"CAST({total} AS DOUBLE) / {SCALE}",
+        "CAST(first_p AS TIMESTAMP)",
     ]
+    return ", ".join(f'{e} AS "{prefix}{c}"' for e, c in zip(exprs, SUMMARY_COLUMNS, strict=True))
+
+
+def _output_sql(customers: str, w: _Windows, unit_days: float, with_holdout: bool) -> str:
+    """The per-customer output, ordered by customer id: the full-history summary and (``with_holdout``)
+    ``in_calibration``, the calibration summary prefixed ``cal_`` and the holdout actuals."""
+    full = _summary_columns("", w.observation_end, w.period, unit_days)
     if not with_holdout:
-        return f"WITH {', '.join(ctes)} SELECT f.cid AS customer_id, {full} FROM summary_full f ORDER BY customer_id"
-    holdout_periods = "d" if config.period == "day" else "date_trunc('week', d)"
-    ctes += [
-        _window_sql("cal", cal_end, config.period, unit_days, net, not has_order),
-        f"""hold AS (
-            SELECT cid,
-                   CAST(count(DISTINCT {holdout_periods}) AS DOUBLE) AS frequency_holdout,
-                   {_dsum("amount")} / sum(n) AS monetary_value_holdout,
-                   sum(amount) AS gross
-            FROM orders WHERE d > DATE '{cal_end}' GROUP BY cid
-        )""",
-        f"""hold_refunds AS (
-            SELECT cid, sum(amount) AS amount FROM refunds WHERE d > DATE '{cal_end}' GROUP BY cid
-        )""",
-        f"""recent AS (
-            SELECT cid, CAST(greatest(sum(amount), 0) AS DOUBLE) AS recent_spend
-            FROM (SELECT cid, d, amount FROM orders UNION ALL SELECT cid, d, amount FROM refunds)
-            WHERE d > DATE '{cal_end}' - INTERVAL ({holdout_days}) DAY AND d <= DATE '{cal_end}' GROUP BY cid
-        )""",
-    ]
-    cal = ", ".join(f'c."{c}" AS "cal_{c}"' for c in SUMMARY_COLUMNS)
+        return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id"
+    cal = _summary_columns("cal_", w.calibration_end, w.period, unit_days)
     return f"""
-        WITH {", ".join(ctes)}
-        SELECT f.cid AS customer_id, {full}, {cal},
-               coalesce(h.frequency_holdout, 0.0) AS frequency_holdout,
-               coalesce(h.monetary_value_holdout, 0.0) AS monetary_value_holdout,
-               CAST(greatest(coalesce(h.gross, 0) + coalesce(hr.amount, 0), 0) AS DOUBLE) AS revenue_holdout,
-               coalesce(rc.recent_spend, 0.0) AS recent_spend
-        FROM summary_full f
-        LEFT JOIN summary_cal c USING (cid)
-        LEFT JOIN hold h USING (cid)
-        LEFT JOIN hold_refunds hr USING (cid)
-        LEFT JOIN recent rc USING (cid)
-        ORDER BY customer_id
+        SELECT cid AS customer_id, {full}, cal_periods > 0 AS in_calibration, {cal},
+               CAST(hold_periods AS DOUBLE) AS frequency_holdout,
+               CASE WHEN hold_n > 0 THEN CAST(hold_gross AS DOUBLE) / ({SCALE} * hold_n) ELSE 0.0 END
+                   AS monetary_value_holdout,
+               CAST(greatest(coalesce(hold_gross, 0) + coalesce(hold_refunds, 0), 0) AS DOUBLE) / {SCALE}
+                   AS revenue_holdout,
+               CAST(greatest(coalesce(recent, 0) + coalesce(recent_refunds, 0), 0) AS DOUBLE) / {SCALE}
+                   AS recent_spend
+        FROM {customers} ORDER BY customer_id
+    """
+
+
+def _weekly_sql(periods: str, customers: str, w: _Windows) -> str:
+    """Repeat purchase periods per calendar week (Monday start) by the calibration customers.
+
+    Counted without joining periods to customers: all periods in the week, minus those of the customers
+    new in the holdout (whose periods all start after calibration_end), minus the calibration customers'
+    first periods.
+    """
+    new_from = _period_start(w.calibration_end + dt.timedelta(days=1), w.period)
+    return f"""
+        WITH all_weeks AS (
+            SELECT date_trunc('week', p)::DATE AS week, count(*) AS n FROM {periods} GROUP BY week
+        ),
+        new_weeks AS (
+            SELECT date_trunc('week', p)::DATE AS week, count(*) AS n FROM {periods}
+            WHERE p >= DATE '{new_from}' AND cid IN (SELECT cid FROM {customers} WHERE cal_periods = 0)
+            GROUP BY week
+        ),
+        first_weeks AS (
+            SELECT date_trunc('week', first_p)::DATE AS week, count(*) AS n FROM {customers}
+            WHERE cal_periods > 0 GROUP BY week
+        )
+        SELECT week, a.n - coalesce(nw.n, 0) - coalesce(f.n, 0) AS repeat_purchases
+        FROM all_weeks a LEFT JOIN new_weeks nw USING (week) LEFT JOIN first_weeks f USING (week)
+        WHERE a.n > coalesce(nw.n, 0) ORDER BY week
     """
 
 
@@ -414,7 +464,7 @@ def _scan(
     has_order = "order_id" in columns
     duplicates = config.duplicates == "quarantine" or (config.duplicates == "auto" and has_order)
     classified_sql = _classified_sql(columns, config, timestamp_format, duplicates)
-    _query(transactions, "tx", _daily_sql(classified_sql)).create(daily)
+    _query(transactions, "tx", _daily_sql(classified_sql, has_order)).create(daily)
     counts = _query(
         transactions,
         "tx",
@@ -453,8 +503,39 @@ def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.Du
     return _query(transactions, "tx", f"SELECT {raw}, reason FROM ({scan.classified_sql}) WHERE reason IS NOT NULL")
 
 
-def _daily_table() -> str:
-    return f"clv_prepare_{uuid.uuid4().hex}"
+@dataclass(frozen=True)
+class _Tables:
+    """Names of the working tables prepare creates (and drops) in the relation's connection."""
+
+    daily: str
+    periods: str
+    customers: str
+
+    @staticmethod
+    def new() -> _Tables:
+        stem = f"clv_prepare_{uuid.uuid4().hex}"
+        return _Tables(f"{stem}_daily", f"{stem}_periods", f"{stem}_customers")
+
+    def drop(self, transactions: duckdb.DuckDBPyRelation, *names: str) -> None:
+        for name in names or (self.daily, self.periods, self.customers):
+            _query(transactions, "tx", f"DROP TABLE IF EXISTS {name}")
+
+
+def _customers(transactions: duckdb.DuckDBPyRelation, scan: _Scan, windows: _Windows, tables: _Tables) -> str:
+    """Build the purchase periods and the per-customer table; returns the periods (a table or a subquery)."""
+    periods_sql, aggregates = _periods_sql(scan.daily, windows, "order_id" in scan.columns)
+    periods = f"({periods_sql})"
+    if aggregates:
+        _query(transactions, "tx", periods_sql).create(tables.periods)
+        periods = tables.periods
+    _query(transactions, "tx", _customers_sql(scan.daily, periods, windows, scan.net)).create(tables.customers)
+    return periods
+
+
+def _fetch(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+    """A pandas frame through Arrow: numeric columns without NULLs are handed over without a copy."""
+    frame: pd.DataFrame = relation.to_arrow_table().to_pandas(split_blocks=True, self_destruct=True)
+    return frame
 
 
 def prepare(
@@ -467,12 +548,12 @@ def prepare(
 
     Columns: customer_id, timestamp, amount (or quantity and unit_price) and optionally order_id.
     The input is scanned once into a table of rows per (reason, customer, order, day) in the
-    relation's DuckDB connection (which spills to disk past its memory limit); the ledger and the
-    summaries come from that table, which is dropped before returning.
+    relation's DuckDB connection (which spills to disk past its memory limit); the ledger, the purchase
+    periods and one per-customer table come from it, and the working tables are dropped before returning.
     """
-    daily = _daily_table()
+    tables = _Tables.new()
     try:
-        scan = _scan(transactions, config, timestamp_format, source, daily)
+        scan = _scan(transactions, config, timestamp_format, source, tables.daily)
         calibration_end = config.calibration_end
         if calibration_end < scan.first_date or calibration_end >= scan.last_date:
             raise InputError(
@@ -480,22 +561,24 @@ def prepare(
                 f"({scan.first_date} to {scan.last_date}); it must leave transactions on both sides"
             )
         unit_days = DAYS_PER_UNIT[config.time_unit]
-        has_order = "order_id" in scan.columns
         observation_end = scan.observation_end
         holdout_days = (
             _period_start(observation_end, config.period) - _period_start(calibration_end, config.period)
         ).days
-        sql = _summaries_sql(
-            config, observation_end, has_order, unit_days, daily, scan.net, with_holdout=True, holdout_days=holdout_days
+        windows = _Windows(
+            calibration_end, observation_end, calibration_end - dt.timedelta(days=holdout_days), config.period
         )
-        table = _query(transactions, "tx", sql).df()
-        weekly_sql = _weekly_sql(daily, calibration_end, observation_end, has_order, config.period)
-        weekly = _query(transactions, "tx", weekly_sql).df()
+        periods = _customers(transactions, scan, windows, tables)
+        weekly = _query(transactions, "tx", _weekly_sql(periods, tables.customers, windows)).df()
+        tables.drop(transactions, tables.daily, tables.periods)
+        table = _fetch(_query(transactions, "tx", _output_sql(tables.customers, windows, unit_days, True)))
     finally:
-        _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
-    full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]].reset_index(drop=True)
-    in_calibration = table["cal_frequency"].notna()
-    calibration = table.loc[in_calibration, ["customer_id", *[f"cal_{c}" for c in SUMMARY_COLUMNS], *HOLDOUT_COLUMNS]]
+        tables.drop(transactions)
+    full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]]
+    calibration = table.loc[
+        table["in_calibration"], ["customer_id", *[f"cal_{c}" for c in SUMMARY_COLUMNS], *HOLDOUT_COLUMNS]
+    ]
+    del table
     calibration = calibration.rename(columns=lambda c: c.removeprefix("cal_")).reset_index(drop=True)
     duration_holdout = holdout_days / unit_days
     calibration["duration_holdout"] = duration_holdout
@@ -527,13 +610,14 @@ def prepare_as_of(
     The same rules as :func:`prepare`; rows after ``as_of`` are quarantined as ``after_observation_end``.
     """
     config = config.model_copy(update={"observation_end": as_of})
-    daily = _daily_table()
+    tables = _Tables.new()
     try:
-        scan = _scan(transactions, config, timestamp_format, source, daily)
-        has_order = "order_id" in scan.columns
+        scan = _scan(transactions, config, timestamp_format, source, tables.daily)
         unit_days = DAYS_PER_UNIT[config.time_unit]
-        sql = _summaries_sql(config, as_of, has_order, unit_days, daily, scan.net, with_holdout=False)
-        customers = _query(transactions, "tx", sql).df()
+        windows = _Windows(as_of, as_of, as_of, config.period)
+        _customers(transactions, scan, windows, tables)
+        tables.drop(transactions, tables.daily, tables.periods)
+        customers = _fetch(_query(transactions, "tx", _output_sql(tables.customers, windows, unit_days, False)))
     finally:
-        _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
+        tables.drop(transactions)
     return AsOfData(customers=customers, quarantine=_quarantine(transactions, scan), ledger=scan.ledger, as_of=as_of)
