@@ -356,18 +356,21 @@ def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float
         f"CAST({total} AS DOUBLE) / {SCALE}",
         "CAST(first_p AS TIMESTAMP)",
     ]
-    return ", ".join(f'{e} AS "{prefix}{c}"' for e, c in zip(exprs, SUMMARY_COLUMNS, strict=True))
+    return ", ".join(f'{e} AS "{c}"' for e, c in zip(exprs, SUMMARY_COLUMNS, strict=True))
 
 
-def _output_sql(customers: str, w: _Windows, unit_days: float, with_holdout: bool) -> str:
-    """The per-customer output, ordered by customer id: the full-history summary and (``with_holdout``)
-    ``in_calibration``, the calibration summary prefixed ``cal_`` and the holdout actuals."""
+def _full_sql(customers: str, w: _Windows, unit_days: float) -> str:
+    """The full-history summary up to observation_end, one row per customer, ordered by customer id."""
     full = _summary_columns("", w.observation_end, w.period, unit_days)
-    if not with_holdout:
-        return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id"
+    return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id"
+
+
+def _calibration_sql(customers: str, w: _Windows, unit_days: float) -> str:
+    """The calibration summary and the holdout actuals of the customers who bought on or before
+    calibration_end, ordered by customer id."""
     cal = _summary_columns("cal_", w.calibration_end, w.period, unit_days)
     return f"""
-        SELECT cid AS customer_id, {full}, cal_periods > 0 AS in_calibration, {cal},
+        SELECT cid AS customer_id, {cal},
                CAST(hold_periods AS DOUBLE) AS frequency_holdout,
                CASE WHEN hold_n > 0 THEN CAST(hold_gross AS DOUBLE) / ({SCALE} * hold_n) ELSE 0.0 END
                    AS monetary_value_holdout,
@@ -375,7 +378,7 @@ def _output_sql(customers: str, w: _Windows, unit_days: float, with_holdout: boo
                    AS revenue_holdout,
                CAST(greatest(coalesce(recent, 0) + coalesce(recent_refunds, 0), 0) AS DOUBLE) / {SCALE}
                    AS recent_spend
-        FROM {customers} ORDER BY customer_id
+        FROM {customers} WHERE cal_periods > 0 ORDER BY customer_id
     """
 
 
@@ -571,16 +574,12 @@ def prepare(
         periods = _customers(transactions, scan, windows, tables)
         weekly = _query(transactions, "tx", _weekly_sql(periods, tables.customers, windows)).df()
         tables.drop(transactions, tables.daily, tables.periods)
-        table = _fetch(_query(transactions, "tx", _output_sql(tables.customers, windows, unit_days, True)))
+        # Two frames fetched one after the other: no third, wider frame to split in pandas.
+        duration_holdout = holdout_days / unit_days
+        full = _fetch(_query(transactions, "tx", _full_sql(tables.customers, windows, unit_days)))
+        calibration = _fetch(_query(transactions, "tx", _calibration_sql(tables.customers, windows, unit_days)))
     finally:
         tables.drop(transactions)
-    full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]]
-    calibration = table.loc[
-        table["in_calibration"], ["customer_id", *[f"cal_{c}" for c in SUMMARY_COLUMNS], *HOLDOUT_COLUMNS]
-    ]
-    del table
-    calibration = calibration.rename(columns=lambda c: c.removeprefix("cal_")).reset_index(drop=True)
-    duration_holdout = holdout_days / unit_days
     calibration["duration_holdout"] = duration_holdout
     if calibration.empty:
         raise InputError(f"{source}: no customer made a purchase on or before calibration_end {calibration_end}")
@@ -617,7 +616,7 @@ def prepare_as_of(
         windows = _Windows(as_of, as_of, as_of, config.period)
         _customers(transactions, scan, windows, tables)
         tables.drop(transactions, tables.daily, tables.periods)
-        customers = _fetch(_query(transactions, "tx", _output_sql(tables.customers, windows, unit_days, False)))
+        customers = _fetch(_query(transactions, "tx", _full_sql(tables.customers, windows, unit_days)))
     finally:
         tables.drop(transactions)
     return AsOfData(customers=customers, quarantine=_quarantine(transactions, scan), ledger=scan.ledger, as_of=as_of)
