@@ -135,9 +135,17 @@ def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str) -> str:
 
 
 def _classified_sql(
-    columns: dict[str, str], config: PrepareConfig, timestamp_format: str | None, duplicates: bool
+    columns: dict[str, str],
+    config: PrepareConfig,
+    timestamp_format: str | None,
+    duplicates: bool,
+    bucket: tuple[int, int] = (0, 1),
 ) -> str:
-    """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used)."""
+    """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used).
+
+    ``bucket`` (k, n): only the rows whose customer id hashes to k modulo n (all rows when n is 1); a
+    customer's rows, and exact duplicates, always fall in the same bucket.
+    """
     has_order = "order_id" in columns
     if "quantity" in columns:
         value = "TRY_CAST(quantity AS DOUBLE) * TRY_CAST(unit_price AS DOUBLE)"
@@ -185,10 +193,15 @@ def _classified_sql(
                        {value} AS raw_value,
                        {order} AS order_key,
                        {duplicate} AS is_duplicate
-                FROM tx
+                FROM tx {_bucket_filter("customer_id", bucket)}
             )
         )
     """
+
+
+def _bucket_filter(column: str, bucket: tuple[int, int]) -> str:
+    k, n = bucket
+    return "" if n == 1 else f"WHERE hash(trim(CAST({column} AS VARCHAR))) % {n} = {k}"
 
 
 def _period_start(day: dt.date, period: str) -> dt.date:
@@ -196,6 +209,8 @@ def _period_start(day: dt.date, period: str) -> dt.date:
     return day if period == "day" else day - dt.timedelta(days=day.weekday())
 
 
+ROWS_PER_PASS = 12_500_000
+"""Input rows per pass over the input: larger inputs are read once per bucket of customers."""
 SCALE = 10_000
 """Amounts are rounded to 4 decimals and summed as exact integers of 1/10,000 (BIGINT rows, HUGEINT sums)."""
 
@@ -382,30 +397,34 @@ def _calibration_sql(customers: str, w: _Windows, unit_days: float) -> str:
     """
 
 
-def _weekly_sql(periods: str, customers: str, w: _Windows) -> str:
-    """Repeat purchase periods per calendar week (Monday start) by the calibration customers.
+def _weekly_parts_sql(periods: str, customers: str, w: _Windows) -> str:
+    """Per calendar week (Monday start): the purchase periods of all customers (``n_all``) and of the
+    customers new in the holdout (``n_new``, whose periods all start after calibration_end).
 
-    Counted without joining periods to customers: all periods in the week, minus those of the customers
-    new in the holdout (whose periods all start after calibration_end), minus the calibration customers'
-    first periods.
+    Additive over customer buckets; no join of periods to customers.
     """
     new_from = _period_start(w.calibration_end + dt.timedelta(days=1), w.period)
     return f"""
-        WITH all_weeks AS (
-            SELECT date_trunc('week', p)::DATE AS week, count(*) AS n FROM {periods} GROUP BY week
-        ),
-        new_weeks AS (
-            SELECT date_trunc('week', p)::DATE AS week, count(*) AS n FROM {periods}
-            WHERE p >= DATE '{new_from}' AND cid IN (SELECT cid FROM {customers} WHERE cal_periods = 0)
-            GROUP BY week
-        ),
+        SELECT date_trunc('week', p)::DATE AS week, count(*) AS n_all,
+               count(*) FILTER (
+                   WHERE p >= DATE '{new_from}' AND cid IN (SELECT cid FROM {customers} WHERE cal_periods = 0)
+               ) AS n_new
+        FROM {periods} GROUP BY week
+    """
+
+
+def _weekly_sql(parts: str, customers: str) -> str:
+    """Repeat purchase periods per calendar week by the calibration customers: their periods in the week
+    (all minus the new customers') minus their first periods."""
+    return f"""
+        WITH weeks AS (SELECT week, sum(n_all) AS n_all, sum(n_new) AS n_new FROM {parts} GROUP BY week),
         first_weeks AS (
             SELECT date_trunc('week', first_p)::DATE AS week, count(*) AS n FROM {customers}
             WHERE cal_periods > 0 GROUP BY week
         )
-        SELECT week, a.n - coalesce(nw.n, 0) - coalesce(f.n, 0) AS repeat_purchases
-        FROM all_weeks a LEFT JOIN new_weeks nw USING (week) LEFT JOIN first_weeks f USING (week)
-        WHERE a.n > coalesce(nw.n, 0) ORDER BY week
+        SELECT week, CAST(n_all - n_new - coalesce(f.n, 0) AS BIGINT) AS repeat_purchases
+        FROM weeks LEFT JOIN first_weeks f USING (week)
+        WHERE n_all > n_new ORDER BY week
     """
 
 
@@ -444,9 +463,11 @@ class AsOfData:
 
 @dataclass(frozen=True)
 class _Scan:
-    """The input scanned once: rows per (reason, customer, order, return flag, day) in table ``daily``."""
+    """The input scanned into tables ``daily_<bucket>`` (view ``daily`` over all of them): rows per
+    (reason, customer, order, return flag, day)."""
 
     daily: str
+    buckets: int
     columns: dict[str, str]
     classified_sql: str
     ledger: Ledger
@@ -454,6 +475,13 @@ class _Scan:
     last_date: dt.date
     observation_end: dt.date
     net: bool
+
+
+def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
+    if create:
+        relation.create(table)
+    else:
+        relation.insert_into(table)
 
 
 def _scan(
@@ -467,7 +495,15 @@ def _scan(
     has_order = "order_id" in columns
     duplicates = config.duplicates == "quarantine" or (config.duplicates == "auto" and has_order)
     classified_sql = _classified_sql(columns, config, timestamp_format, duplicates)
-    _query(transactions, "tx", _daily_sql(classified_sql, has_order)).create(daily)
+    rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
+    # Customers split into buckets, one pass over the input each, so that the per-day aggregation of
+    # a bucket fits in memory: one big aggregation would spill many times its size to disk.
+    buckets = max(1, -(-rows_in // ROWS_PER_PASS))
+    for bucket in range(buckets):
+        bucket_sql = _classified_sql(columns, config, timestamp_format, duplicates, (bucket, buckets))
+        _query(transactions, "tx", _daily_sql(bucket_sql, has_order)).create(f"{daily}_{bucket}")
+    every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets))
+    _query(transactions, "tx", f"CREATE VIEW {daily} AS {every_bucket}")
     counts = _query(
         transactions,
         "tx",
@@ -485,7 +521,6 @@ def _scan(
         raise InputError(
             f"{source}: prepare.observation_end {observation_end} is before the first transaction ({first_date})"
         )
-    rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
     net = config.returns == "net" and returns > 0
     netted, unmatched = (0, 0)
     if net:
@@ -498,7 +533,7 @@ def _scan(
             f"{source}: row reconciliation failed: {rows_in} rows in, {rows_used} used + "
             f"{ledger.rows_quarantined} quarantined"
         )
-    return _Scan(daily, columns, classified_sql, ledger, first_date, last_date, observation_end, net)
+    return _Scan(daily, buckets, columns, classified_sql, ledger, first_date, last_date, observation_end, net)
 
 
 def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.DuckDBPyRelation:
@@ -513,26 +548,43 @@ class _Tables:
     daily: str
     periods: str
     customers: str
+    weekly: str
 
     @staticmethod
     def new() -> _Tables:
         stem = f"clv_prepare_{uuid.uuid4().hex}"
-        return _Tables(f"{stem}_daily", f"{stem}_periods", f"{stem}_customers")
+        return _Tables(f"{stem}_daily", f"{stem}_periods", f"{stem}_customers", f"{stem}_weekly")
 
     def drop(self, transactions: duckdb.DuckDBPyRelation, *names: str) -> None:
-        for name in names or (self.daily, self.periods, self.customers):
+        """Drop the named tables (all of them by default); ``daily`` stands for its view and bucket tables."""
+        names = names or (self.daily, self.periods, self.customers, self.weekly)
+        if self.daily in names:
+            _query(transactions, "tx", f"DROP VIEW IF EXISTS {self.daily}")
+            prefix = _literal(f"{self.daily}_")
+            sql = f"SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, {prefix})"
+            buckets = _query(transactions, "tx", sql).fetchall()
+            names = tuple(n for n in names if n != self.daily) + tuple(name for (name,) in buckets)
+        for name in names:
             _query(transactions, "tx", f"DROP TABLE IF EXISTS {name}")
 
 
-def _customers(transactions: duckdb.DuckDBPyRelation, scan: _Scan, windows: _Windows, tables: _Tables) -> str:
-    """Build the purchase periods and the per-customer table; returns the periods (a table or a subquery)."""
-    periods_sql, aggregates = _periods_sql(scan.daily, windows, "order_id" in scan.columns)
-    periods = f"({periods_sql})"
-    if aggregates:
-        _query(transactions, "tx", periods_sql).create(tables.periods)
-        periods = tables.periods
-    _query(transactions, "tx", _customers_sql(scan.daily, periods, windows, scan.net)).create(tables.customers)
-    return periods
+def _customers(
+    transactions: duckdb.DuckDBPyRelation, scan: _Scan, windows: _Windows, tables: _Tables, weekly: bool
+) -> None:
+    """Build the per-customer table (and, with ``weekly``, the weekly parts), one customer bucket at a time."""
+    for bucket in range(scan.buckets):
+        daily = f"{scan.daily}_{bucket}"
+        periods_sql, aggregates = _periods_sql(daily, windows, "order_id" in scan.columns)
+        periods = f"({periods_sql})"
+        if aggregates:
+            tables.drop(transactions, tables.periods)
+            _query(transactions, "tx", periods_sql).create(tables.periods)
+            periods = tables.periods
+        customers = _query(transactions, "tx", _customers_sql(daily, periods, windows, scan.net))
+        _store(customers, tables.customers, bucket == 0)
+        if weekly:
+            parts = _query(transactions, "tx", _weekly_parts_sql(periods, tables.customers, windows))
+            _store(parts, tables.weekly, bucket == 0)
 
 
 def _fetch(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
@@ -571,8 +623,8 @@ def prepare(
         windows = _Windows(
             calibration_end, observation_end, calibration_end - dt.timedelta(days=holdout_days), config.period
         )
-        periods = _customers(transactions, scan, windows, tables)
-        weekly = _query(transactions, "tx", _weekly_sql(periods, tables.customers, windows)).df()
+        _customers(transactions, scan, windows, tables, weekly=True)
+        weekly = _query(transactions, "tx", _weekly_sql(tables.weekly, tables.customers)).df()
         tables.drop(transactions, tables.daily, tables.periods)
         # Two frames fetched one after the other: no third, wider frame to split in pandas.
         duration_holdout = holdout_days / unit_days
@@ -614,7 +666,7 @@ def prepare_as_of(
         scan = _scan(transactions, config, timestamp_format, source, tables.daily)
         unit_days = DAYS_PER_UNIT[config.time_unit]
         windows = _Windows(as_of, as_of, as_of, config.period)
-        _customers(transactions, scan, windows, tables)
+        _customers(transactions, scan, windows, tables, weekly=False)
         tables.drop(transactions, tables.daily, tables.periods)
         customers = _fetch(_query(transactions, "tx", _full_sql(tables.customers, windows, unit_days)))
     finally:
