@@ -2,7 +2,8 @@
 
 For each size it generates a synthetic Parquet feed (about 10 transactions per customer over 18
 months, so that some customer-days hold several purchases), then runs each engine in a fresh
-process and records wall time and peak resident memory (ru_maxrss of that process):
+process and records wall time, CPU time (user + system, all threads) and peak resident memory
+(ru_maxrss of that process):
 
 - ``clv``: ``pipeline.sources.open_transactions`` + ``pipeline.prepare.prepare`` (calibration,
   holdout and full-history summaries, quarantine ledger), DuckDB memory limit from the default config;
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.process import peak_mb, run_child
+from benchmarks.process import cpu_seconds, peak_mb, run_child
 
 CALIBRATION_END = dt.date(2022, 12, 31)
 OBSERVATION_END = dt.date(2023, 6, 30)
@@ -57,7 +58,7 @@ def run_clv(path: Path, out: Path) -> dict[str, float]:
     from pipeline.prepare import prepare
     from pipeline.sources import connect, open_transactions
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     con = connect(Config().engine)
     data = open_transactions(con, DataConfig(source="parquet", path=path))
     prepared = prepare(
@@ -65,9 +66,9 @@ def run_clv(path: Path, out: Path) -> dict[str, float]:
         PrepareConfig(calibration_end=CALIBRATION_END, observation_end=OBSERVATION_END),
         data.timestamp_format,
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     prepared.full.to_parquet(out)
-    return {"seconds": seconds, "peak_mb": peak_mb(), "customers": float(len(prepared.full))}
+    return {"seconds": seconds, "cpu_s": cpu, "peak_mb": peak_mb(), "customers": float(len(prepared.full))}
 
 
 def run_lifetimes(path: Path, out: Path) -> dict[str, float]:
@@ -78,7 +79,7 @@ def run_lifetimes(path: Path, out: Path) -> dict[str, float]:
     with warnings.catch_warnings():
         from lifetimes.utils import summary_data_from_transaction_data
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     frame = pd.read_parquet(path)
     summary = summary_data_from_transaction_data(
         frame,
@@ -89,9 +90,9 @@ def run_lifetimes(path: Path, out: Path) -> dict[str, float]:
         freq="D",
         freq_multiplier=7,
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     summary.reset_index().to_parquet(out)
-    return {"seconds": seconds, "peak_mb": peak_mb(), "customers": float(len(summary))}
+    return {"seconds": seconds, "cpu_s": cpu, "peak_mb": peak_mb(), "customers": float(len(summary))}
 
 
 def _child(engine: str, path: Path, out: Path) -> dict[str, float]:
@@ -120,6 +121,7 @@ def benchmark(sizes: list[int], lifetimes_max: int, folder: Path) -> list[dict[s
         row: dict[str, object] = {
             "rows": size,
             "clv_s": ours["seconds"],
+            "clv_cpu_s": ours["cpu_s"],
             "clv_peak_mb": ours["peak_mb"],
             "customers": int(ours["customers"]),
         }
@@ -127,6 +129,7 @@ def benchmark(sizes: list[int], lifetimes_max: int, folder: Path) -> list[dict[s
             theirs = _child("lifetimes", feed, folder / f"lifetimes_{size}.parquet")
             row |= {
                 "lifetimes_s": theirs["seconds"],
+                "lifetimes_cpu_s": theirs["cpu_s"],
                 "lifetimes_peak_mb": theirs["peak_mb"],
                 "speedup": theirs["seconds"] / ours["seconds"],
                 "equal": outputs_equal(folder / f"clv_{size}.parquet", folder / f"lifetimes_{size}.parquet"),
@@ -139,18 +142,20 @@ def benchmark(sizes: list[int], lifetimes_max: int, folder: Path) -> list[dict[s
 
 def markdown(rows: list[dict[str, object]]) -> str:
     lines = [
-        "| transactions | customers | clv prepare | clv peak RSS | lifetimes | lifetimes peak RSS | speed-up | equal |",
-        "|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| transactions | customers | clv prepare | CPU | clv peak RSS | lifetimes | CPU | lifetimes peak RSS "
+        "| speed-up | equal |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in rows:
         has = "lifetimes_s" in r
         lines.append(
-            f"| {r['rows']:,} | {r['customers']:,} | {r['clv_s']:.2f} s | {r['clv_peak_mb']:,.0f} MB | "
+            f"| {r['rows']:,} | {r['customers']:,} | {r['clv_s']:.2f} s | {r['clv_cpu_s']:.1f} s | "
+            f"{r['clv_peak_mb']:,.0f} MB | "
             + (
-                f"{r['lifetimes_s']:.2f} s | {r['lifetimes_peak_mb']:,.0f} MB | {r['speedup']:.1f}x | "
-                f"{'yes' if r['equal'] else 'NO'} |"
+                f"{r['lifetimes_s']:.2f} s | {r['lifetimes_cpu_s']:.1f} s | {r['lifetimes_peak_mb']:,.0f} MB | "
+                f"{r['speedup']:.1f}x | {'yes' if r['equal'] else 'NO'} |"
                 if has
-                else "not run | | | |"
+                else "not run | | | | |"
             )
         )
     return "\n".join(lines)

@@ -14,6 +14,12 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User plus system CPU time of this process so far, in seconds (all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_child(module: str, *args: str) -> dict[str, float]:
     """``python -m module --child args...``; the child prints its result as JSON on the last line."""
     done = subprocess.run([sys.executable, "-m", module, "--child", *args], capture_output=True, text=True, check=False)

@@ -27,8 +27,10 @@ Rules for real feeds, on top of lifetimes:
 One difference from lifetimes, on purpose: ``calibration_end`` includes the whole day, so a purchase
 at 15:00 on that day is calibration, not holdout (lifetimes compares against midnight).
 
-The stage runs in DuckDB over a lazy relation: DuckDB reads the input itself, and pandas frames are
-built only for the per-customer summaries. The quarantined rows stay a lazy relation for the edge to
+The stage runs in DuckDB over a lazy relation: DuckDB reads the input itself, scans it once into a
+table of rows per customer and day, aggregates the purchase periods into one table of customers (the
+full history, the calibration and the holdout side by side, in one pass), and pandas frames are built
+only from that per-customer table, through Arrow. The quarantined rows stay a lazy relation for the edge to
 write.
 """
 
@@ -61,7 +63,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value", "total_spend", "first_purchase")
 HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout", "recent_spend")
 MAX_ABS_AMOUNT = 1e13
-"""Amounts this large are always errors (and beyond what exact DECIMAL(18, 4) sums hold)."""
+"""Amounts this large are always errors (and beyond what exact sums of 1/10,000 units hold in a BIGINT row)."""
 _OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
 
 
@@ -140,9 +142,17 @@ def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str) -> str:
 
 
 def _classified_sql(
-    columns: dict[str, str], config: PrepareConfig, timestamp_format: str | None, duplicates: bool
+    columns: dict[str, str],
+    config: PrepareConfig,
+    timestamp_format: str | None,
+    duplicates: bool,
+    bucket: tuple[int, int] = (0, 1),
 ) -> str:
-    """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used)."""
+    """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used).
+
+    ``bucket`` (k, n): only the rows whose customer id hashes to k modulo n (all rows when n is 1); a
+    customer's rows, and exact duplicates, always fall in the same bucket.
+    """
     has_order = "order_id" in columns
     if "quantity" in columns:
         value = "TRY_CAST(quantity AS DOUBLE) * TRY_CAST(unit_price AS DOUBLE)"
@@ -190,10 +200,15 @@ def _classified_sql(
                        {value} AS raw_value,
                        {order} AS order_key,
                        {duplicate} AS is_duplicate
-                FROM tx
+                FROM tx {_bucket_filter("customer_id", bucket)}
             )
         )
     """
+
+
+def _bucket_filter(column: str, bucket: tuple[int, int]) -> str:
+    k, n = bucket
+    return "" if n == 1 else f"WHERE hash(trim(CAST({column} AS VARCHAR))) % {n} = {k}"
 
 
 def _period_start(day: dt.date, period: str) -> dt.date:
@@ -201,165 +216,222 @@ def _period_start(day: dt.date, period: str) -> dt.date:
     return day if period == "day" else day - dt.timedelta(days=day.weekday())
 
 
-def _dsum(column: str) -> str:
-    """An exact, order-independent sum of a DECIMAL amount column, as DOUBLE."""
-    return f"CAST(sum({column}) AS DOUBLE)"
+ROWS_PER_PASS = 12_500_000
+"""Input rows per pass over the input: larger inputs are read once per bucket of customers."""
+SCALE = 10_000
+"""Amounts are rounded to 4 decimals and summed as exact integers of 1/10,000 (BIGINT rows, HUGEINT sums)."""
 
 
-def _daily_sql(classified: str) -> str:
-    """The one scan of the input: rows grouped by reason, customer, order, return flag and day.
+def _daily_sql(classified: str, has_order: bool) -> str:
+    """The one scan of the input: used rows grouped by customer, order, return flag and day.
 
-    Amounts are summed as DECIMAL(18, 4) from here on, exactly: floating-point sums split across
-    threads would depend on the thread schedule, and the same input must always give the same numbers.
+    Quarantined rows keep only their ``reason`` (they are counted, not summarised). Amounts are rounded
+    to 4 decimals and summed as exact integers from here on: floating-point sums split across threads
+    would depend on the thread schedule, and the same input must always give the same numbers.
     """
+    order = "CASE WHEN reason IS NULL THEN order_key END AS order_key," if has_order else ""
     return f"""
-        SELECT reason, cid, order_key, is_return, CAST(ts AS DATE) AS d,
-               sum(TRY_CAST(value AS DECIMAL(18, 4))) AS amount, count(*) AS n
+        SELECT reason,
+               CASE WHEN reason IS NULL THEN cid END AS cid, {order}
+               CASE WHEN reason IS NULL THEN is_return END AS is_return,
+               CASE WHEN reason IS NULL THEN CAST(ts AS DATE) END AS d,
+               sum(CASE WHEN reason IS NULL THEN CAST(round(value * {SCALE}) AS BIGINT) END) AS amount,
+               count(*) AS n
         FROM ({classified}) GROUP BY ALL
     """
 
 
-def _window_sql(
-    name: str, cutoff: dt.date, period: str, unit_days: float, net_returns: bool, one_row_per_day: bool
-) -> str:
-    """CTE ``summary_<name>``: the per-customer summary of purchases (netted returns) up to ``cutoff``.
+@dataclass(frozen=True)
+class _Windows:
+    """The dates that cut the history: calibration up to ``calibration_end``, then the holdout up to
+    ``observation_end``; ``recent_start`` opens the window of the same length before calibration_end."""
 
-    ``one_row_per_day``: ``orders`` already holds one row per customer and day (no order ids), so
-    with day periods there is nothing left to merge.
+    calibration_end: dt.date
+    observation_end: dt.date
+    recent_start: dt.date
+    period: str
+
+
+def _trunc(column: str, period: str) -> str:
+    return column if period == "day" else f"date_trunc('week', {column})::DATE"
+
+
+def _periods_sql(daily: str, w: _Windows, has_order: bool) -> tuple[str, bool]:
+    """Purchase periods, one row per customer and period (day or week), split at calibration_end.
+
+    Columns: ``cal_amount`` (orders on or before calibration_end, NULL without), ``hold_amount`` and
+    ``hold_n`` (orders after it, NULL without), ``recent_amount`` (orders in the recent window).
+    Returns the SQL and whether it aggregates (and is worth materialising).
     """
-    trunc = "d" if period == "day" else "date_trunc('week', d)::DATE"
-    purchases = (
-        f"SELECT cid, d AS p, amount FROM orders WHERE d <= DATE '{cutoff}'"
-        if period == "day" and one_row_per_day
-        else f"""SELECT cid, {trunc} AS p, sum(amount) AS amount
-                 FROM orders WHERE d <= DATE '{cutoff}' GROUP BY cid, p"""
+    purchases = f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{w.observation_end}' AND NOT is_return"
+    cal = f"d <= DATE '{w.calibration_end}'"
+    hold = f"d > DATE '{w.calibration_end}'"
+    recent = f"d > DATE '{w.recent_start}' AND {cal}"
+    if has_order:
+        # Lines without an order id are one transaction per customer and day, not one giant order.
+        orders = f"""SELECT cid, min(d) AS d, sum(amount) AS amount, 1 AS n FROM ({purchases})
+                     GROUP BY cid, coalesce(order_key, 'day ' || CAST(d AS VARCHAR))"""
+    elif w.period == "day":
+        # Without order ids the scan already holds one row per customer and day: nothing to merge.
+        return (
+            f"""SELECT cid, d AS p,
+                   CASE WHEN {cal} THEN amount END AS cal_amount,
+                   CASE WHEN {hold} THEN amount END AS hold_amount,
+                   CASE WHEN {hold} THEN n END AS hold_n,
+                   CASE WHEN {recent} THEN amount END AS recent_amount
+            FROM ({purchases})""",
+            False,
+        )
+    else:
+        orders = f"SELECT cid, d, amount, n FROM ({purchases})"
+    return (
+        f"""SELECT cid, {_trunc("d", w.period)} AS p,
+                   sum(amount) FILTER ({cal}) AS cal_amount,
+                   sum(amount) FILTER ({hold}) AS hold_amount,
+                   sum(n) FILTER ({hold}) AS hold_n,
+                   sum(amount) FILTER ({recent}) AS recent_amount
+            FROM ({orders}) GROUP BY ALL""",
+        True,
     )
-    netted = (
-        f"""
-        refunds_{name} AS (
-            SELECT r.cid, pp.p, sum(r.amount) AS amount, count(*) AS n
-            FROM (SELECT cid, {trunc} AS p, amount FROM refunds WHERE d <= DATE '{cutoff}') r
-            ASOF JOIN purchases_{name} pp ON r.cid = pp.cid AND r.p >= pp.p
-            GROUP BY r.cid, pp.p
+
+
+def _netted_sql(daily: str, periods: str, w: _Windows, net: bool) -> str:
+    """CTEs ``netted`` (periods with ``amount``, the full-history value, and ``cal_net``, the calibration
+    value, NULL outside calibration) and ``refund_totals`` (per customer: holdout and recent refunds).
+
+    A return is subtracted from the customer's latest purchase period at or before it, within the same
+    window (calibration, or full history), and a period's value never goes below 0.
+    """
+    if not net:
+        return f"""
+        netted AS (
+            SELECT cid, p, hold_amount, hold_n, recent_amount, cal_amount AS cal_net,
+                   coalesce(cal_amount, 0) + coalesce(hold_amount, 0) AS amount
+            FROM {periods}
         ),
-        periods_{name} AS (
-            SELECT cid, p,
-                   greatest(purchases_{name}.amount + coalesce(refunds_{name}.amount, 0), 0) AS amount
-            FROM purchases_{name} LEFT JOIN refunds_{name} USING (cid, p)
-        ),"""
-        if net_returns
-        else f"""
-        periods_{name} AS (SELECT cid, p, amount FROM purchases_{name}),"""
-    )
-    cutoff_period = _period_start(cutoff, period)
-    # Repeat spend = all spend minus the first period's: one aggregation, no self-join.
+        refund_totals AS (
+            SELECT NULL::VARCHAR AS cid, NULL::HUGEINT AS hold, NULL::HUGEINT AS recent WHERE false
+        )"""
+    cal = f"d <= DATE '{w.calibration_end}'"
     return f"""
-        purchases_{name} AS ({purchases}),{netted}
-        summary_{name} AS (
-            SELECT cid,
-                   CAST(count(*) - 1 AS DOUBLE) AS frequency,
-                   date_diff('day', min(p), max(p)) / {unit_days} AS recency,
-                   date_diff('day', min(p), DATE '{cutoff_period}') / {unit_days} AS "T",
-                   CASE WHEN count(*) > 1
-                        THEN CAST(sum(amount) - arg_min(amount, p) AS DOUBLE) / (count(*) - 1) ELSE 0.0 END
-                       AS monetary_value,
-                   {_dsum("amount")} AS total_spend,
-                   min(p) AS first_purchase
-            FROM periods_{name} GROUP BY cid
+        refunds AS (
+            SELECT cid, d, {_trunc("d", w.period)} AS p, amount FROM {daily}
+            WHERE reason IS NULL AND d <= DATE '{w.observation_end}' AND is_return
+        ),
+        refunds_full AS (
+            SELECT r.cid, pp.p, sum(r.amount) AS amount
+            FROM refunds r ASOF JOIN {periods} pp ON r.cid = pp.cid AND r.p >= pp.p GROUP BY ALL
+        ),
+        refunds_cal AS (
+            SELECT r.cid, pp.p, sum(r.amount) AS amount
+            FROM (SELECT * FROM refunds WHERE {cal}) r
+            ASOF JOIN (SELECT cid, p FROM {periods} WHERE cal_amount IS NOT NULL) pp
+                ON r.cid = pp.cid AND r.p >= pp.p
+            GROUP BY ALL
+        ),
+        netted AS (
+            SELECT cid, p, hold_amount, hold_n, recent_amount,
+                   CASE WHEN cal_amount IS NOT NULL THEN greatest(cal_amount + coalesce(rc.amount, 0), 0) END
+                       AS cal_net,
+                   greatest(coalesce(cal_amount, 0) + coalesce(hold_amount, 0) + coalesce(rf.amount, 0), 0)
+                       AS amount
+            FROM {periods} LEFT JOIN refunds_full rf USING (cid, p) LEFT JOIN refunds_cal rc USING (cid, p)
+        ),
+        refund_totals AS (
+            SELECT cid, sum(amount) FILTER (d > DATE '{w.calibration_end}') AS hold,
+                   sum(amount) FILTER (d > DATE '{w.recent_start}' AND {cal}) AS recent
+            FROM refunds GROUP BY cid
         )"""
 
 
-_EMPTY_REFUNDS = "SELECT NULL::VARCHAR AS cid, NULL::DATE AS d, NULL::DECIMAL(38, 4) AS amount WHERE false"
-
-
-def _valid_sql(daily: str, observation_end: dt.date) -> str:
-    return f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{observation_end}'"
-
-
-def _orders_sql(valid: str, has_order: bool) -> str:
-    """Purchases as transactions: one per order (dated by its first line) with order ids, else per row."""
-    if has_order:
-        # Lines without an order id are one transaction per customer and day, not one giant order.
-        return f"""SELECT cid, min(d) AS d, sum(amount) AS amount, 1 AS n
-            FROM ({valid}) WHERE NOT is_return GROUP BY cid, coalesce(order_key, 'day ' || CAST(d AS VARCHAR))"""
-    return f"SELECT cid, d, amount, n FROM ({valid}) WHERE NOT is_return"
-
-
-def _weekly_sql(daily: str, calibration_end: dt.date, observation_end: dt.date, has_order: bool, period: str) -> str:
-    """Repeat purchase periods per calendar week (Monday start) by the calibration customers."""
-    trunc = "d" if period == "day" else "date_trunc('week', d)::DATE"
-    orders = _orders_sql(_valid_sql(daily, observation_end), has_order)
+def _customers_sql(daily: str, periods: str, w: _Windows, net: bool) -> str:
+    """One row per customer with a purchase: counts, first and last periods and exact sums, for the
+    full history (``periods``, ``total``, ...), the calibration (``cal_``) and the holdout (``hold_``),
+    all in one aggregation over the purchase periods."""
     return f"""
-        WITH purchases AS ({orders}),
-        periods AS (SELECT DISTINCT cid, {trunc} AS p FROM purchases),
-        calibration_customers AS (
-            SELECT cid FROM purchases GROUP BY cid HAVING min(d) <= DATE '{calibration_end}'
-        ),
-        firsts AS (
-            SELECT cid, min(p) AS first_p FROM periods JOIN calibration_customers USING (cid) GROUP BY cid
+        WITH {_netted_sql(daily, periods, w, net)},
+        customers AS (
+            SELECT cid,
+                   count(*) AS periods, min(p) AS first_p, max(p) AS last_p,
+                   sum(amount) AS total, arg_min(amount, p) AS first_amount,
+                   count(cal_net) AS cal_periods, max(p) FILTER (cal_net IS NOT NULL) AS cal_last_p,
+                   sum(cal_net) AS cal_total, arg_min(cal_net, p) FILTER (cal_net IS NOT NULL) AS cal_first_amount,
+                   count(hold_amount) AS hold_periods, sum(hold_amount) AS hold_gross, sum(hold_n) AS hold_n,
+                   sum(recent_amount) AS recent
+            FROM netted GROUP BY cid
         )
-        SELECT date_trunc('week', p)::DATE AS week, count(*) FILTER (WHERE p > first_p) AS repeat_purchases
-        FROM periods JOIN firsts USING (cid) GROUP BY week ORDER BY week
+        SELECT c.*, rt.hold AS hold_refunds, rt.recent AS recent_refunds
+        FROM customers c LEFT JOIN refund_totals rt USING (cid)
     """
 
 
-def _summaries_sql(
-    config: PrepareConfig,
-    observation_end: dt.date,
-    has_order: bool,
-    unit_days: float,
-    daily: str,
-    net: bool,
-    with_holdout: bool,
-    holdout_days: int = 0,
-) -> str:
-    """One row per customer: the full-history summary, plus (``with_holdout``) the calibration summary
-    prefixed ``cal_`` and the holdout actuals."""
-    cal_end = config.calibration_end
-    valid = _valid_sql(daily, observation_end)
-    orders = _orders_sql(valid, has_order)
-    refunds = f"SELECT cid, d, amount FROM ({valid}) WHERE is_return" if net else _EMPTY_REFUNDS
-    full = ", ".join(f'f."{c}"' for c in SUMMARY_COLUMNS)
-    ctes = [
-        f"orders AS {'MATERIALIZED ' if has_order else ''}({orders})",
-        f"refunds AS ({refunds})",
-        _window_sql("full", observation_end, config.period, unit_days, net, not has_order),
+def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float) -> str:
+    """lifetimes' summary columns from a customers row (``prefix`` ``cal_`` for the calibration)."""
+    count, last_p, total, first_amount = (f"{prefix}{c}" for c in ("periods", "last_p", "total", "first_amount"))
+    # Repeat spend = all spend minus the first period's.
+    exprs = [
+        f"CAST({count} - 1 AS DOUBLE)",
+        f"date_diff('day', first_p, {last_p}) / {unit_days}",
+        f"date_diff('day', first_p, DATE '{_period_start(cutoff, period)}') / {unit_days}",
+        f"""CASE WHEN {count} > 1
+                 THEN CAST({total} - {first_amount} AS DOUBLE) / ({SCALE} * ({count} - 1)) ELSE 0.0 END""",
+        f"CAST({total} AS DOUBLE) / {SCALE}",
+        "CAST(first_p AS TIMESTAMP)",
     ]
-    if not with_holdout:
-        return f"WITH {', '.join(ctes)} SELECT f.cid AS customer_id, {full} FROM summary_full f ORDER BY customer_id"
-    holdout_periods = "d" if config.period == "day" else "date_trunc('week', d)"
-    ctes += [
-        _window_sql("cal", cal_end, config.period, unit_days, net, not has_order),
-        f"""hold AS (
-            SELECT cid,
-                   CAST(count(DISTINCT {holdout_periods}) AS DOUBLE) AS frequency_holdout,
-                   {_dsum("amount")} / sum(n) AS monetary_value_holdout,
-                   sum(amount) AS gross
-            FROM orders WHERE d > DATE '{cal_end}' GROUP BY cid
-        )""",
-        f"""hold_refunds AS (
-            SELECT cid, sum(amount) AS amount FROM refunds WHERE d > DATE '{cal_end}' GROUP BY cid
-        )""",
-        f"""recent AS (
-            SELECT cid, CAST(greatest(sum(amount), 0) AS DOUBLE) AS recent_spend
-            FROM (SELECT cid, d, amount FROM orders UNION ALL SELECT cid, d, amount FROM refunds)
-            WHERE d > DATE '{cal_end}' - INTERVAL ({holdout_days}) DAY AND d <= DATE '{cal_end}' GROUP BY cid
-        )""",
-    ]
-    cal = ", ".join(f'c."{c}" AS "cal_{c}"' for c in SUMMARY_COLUMNS)
+    return ", ".join(f'{e} AS "{c}"' for e, c in zip(exprs, SUMMARY_COLUMNS, strict=True))
+
+
+def _full_sql(customers: str, w: _Windows, unit_days: float) -> str:
+    """The full-history summary up to observation_end, one row per customer, ordered by customer id."""
+    full = _summary_columns("", w.observation_end, w.period, unit_days)
+    return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id"
+
+
+def _calibration_sql(customers: str, w: _Windows, unit_days: float) -> str:
+    """The calibration summary and the holdout actuals of the customers who bought on or before
+    calibration_end, ordered by customer id."""
+    cal = _summary_columns("cal_", w.calibration_end, w.period, unit_days)
     return f"""
-        WITH {", ".join(ctes)}
-        SELECT f.cid AS customer_id, {full}, {cal},
-               coalesce(h.frequency_holdout, 0.0) AS frequency_holdout,
-               coalesce(h.monetary_value_holdout, 0.0) AS monetary_value_holdout,
-               CAST(greatest(coalesce(h.gross, 0) + coalesce(hr.amount, 0), 0) AS DOUBLE) AS revenue_holdout,
-               coalesce(rc.recent_spend, 0.0) AS recent_spend
-        FROM summary_full f
-        LEFT JOIN summary_cal c USING (cid)
-        LEFT JOIN hold h USING (cid)
-        LEFT JOIN hold_refunds hr USING (cid)
-        LEFT JOIN recent rc USING (cid)
-        ORDER BY customer_id
+        SELECT cid AS customer_id, {cal},
+               CAST(hold_periods AS DOUBLE) AS frequency_holdout,
+               CASE WHEN hold_n > 0 THEN CAST(hold_gross AS DOUBLE) / ({SCALE} * hold_n) ELSE 0.0 END
+                   AS monetary_value_holdout,
+               CAST(greatest(coalesce(hold_gross, 0) + coalesce(hold_refunds, 0), 0) AS DOUBLE) / {SCALE}
+                   AS revenue_holdout,
+               CAST(greatest(coalesce(recent, 0) + coalesce(recent_refunds, 0), 0) AS DOUBLE) / {SCALE}
+                   AS recent_spend
+        FROM {customers} WHERE cal_periods > 0 ORDER BY customer_id
+    """
+
+
+def _weekly_parts_sql(periods: str, customers: str, w: _Windows) -> str:
+    """Per calendar week (Monday start): the purchase periods of all customers (``n_all``) and of the
+    customers new in the holdout (``n_new``, whose periods all start after calibration_end).
+
+    Additive over customer buckets; no join of periods to customers.
+    """
+    new_from = _period_start(w.calibration_end + dt.timedelta(days=1), w.period)
+    return f"""
+        SELECT date_trunc('week', p)::DATE AS week, count(*) AS n_all,
+               count(*) FILTER (
+                   WHERE p >= DATE '{new_from}' AND cid IN (SELECT cid FROM {customers} WHERE cal_periods = 0)
+               ) AS n_new
+        FROM {periods} GROUP BY week
+    """
+
+
+def _weekly_sql(parts: str, customers: str) -> str:
+    """Repeat purchase periods per calendar week by the calibration customers: their periods in the week
+    (all minus the new customers') minus their first periods."""
+    return f"""
+        WITH weeks AS (SELECT week, sum(n_all) AS n_all, sum(n_new) AS n_new FROM {parts} GROUP BY week),
+        first_weeks AS (
+            SELECT date_trunc('week', first_p)::DATE AS week, count(*) AS n FROM {customers}
+            WHERE cal_periods > 0 GROUP BY week
+        )
+        SELECT week, CAST(n_all - n_new - coalesce(f.n, 0) AS BIGINT) AS repeat_purchases
+        FROM weeks LEFT JOIN first_weeks f USING (week)
+        WHERE n_all > n_new ORDER BY week
     """
 
 
@@ -398,9 +470,11 @@ class AsOfData:
 
 @dataclass(frozen=True)
 class _Scan:
-    """The input scanned once: rows per (reason, customer, order, return flag, day) in table ``daily``."""
+    """The input scanned into tables ``daily_<bucket>`` (view ``daily`` over all of them): rows per
+    (reason, customer, order, return flag, day)."""
 
     daily: str
+    buckets: int
     columns: dict[str, str]
     classified_sql: str
     ledger: Ledger
@@ -408,6 +482,13 @@ class _Scan:
     last_date: dt.date
     observation_end: dt.date
     net: bool
+
+
+def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
+    if create:
+        relation.create(table)
+    else:
+        relation.insert_into(table)
 
 
 def _scan(
@@ -421,7 +502,15 @@ def _scan(
     has_order = "order_id" in columns
     duplicates = config.duplicates == "quarantine" or (config.duplicates == "auto" and has_order)
     classified_sql = _classified_sql(columns, config, timestamp_format, duplicates)
-    _query(transactions, "tx", _daily_sql(classified_sql)).create(daily)
+    rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
+    # Customers split into buckets, one pass over the input each, so that the per-day aggregation of
+    # a bucket fits in memory: one big aggregation would spill many times its size to disk.
+    buckets = max(1, -(-rows_in // ROWS_PER_PASS))
+    for bucket in range(buckets):
+        bucket_sql = _classified_sql(columns, config, timestamp_format, duplicates, (bucket, buckets))
+        _query(transactions, "tx", _daily_sql(bucket_sql, has_order)).create(f"{daily}_{bucket}")
+    every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets))
+    _query(transactions, "tx", f"CREATE VIEW {daily} AS {every_bucket}")
     counts = _query(
         transactions,
         "tx",
@@ -439,7 +528,6 @@ def _scan(
         raise InputError(
             f"{source}: prepare.observation_end {observation_end} is before the first transaction ({first_date})"
         )
-    rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
     net = config.returns == "net" and returns > 0
     netted, unmatched = (0, 0)
     if net:
@@ -452,7 +540,7 @@ def _scan(
             f"{source}: row reconciliation failed: {rows_in} rows in, {rows_used} used + "
             f"{ledger.rows_quarantined} quarantined"
         )
-    return _Scan(daily, columns, classified_sql, ledger, first_date, last_date, observation_end, net)
+    return _Scan(daily, buckets, columns, classified_sql, ledger, first_date, last_date, observation_end, net)
 
 
 def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.DuckDBPyRelation:
@@ -460,8 +548,56 @@ def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.Du
     return _query(transactions, "tx", f"SELECT {raw}, reason FROM ({scan.classified_sql}) WHERE reason IS NOT NULL")
 
 
-def _daily_table() -> str:
-    return f"clv_prepare_{uuid.uuid4().hex}"
+@dataclass(frozen=True)
+class _Tables:
+    """Names of the working tables prepare creates (and drops) in the relation's connection."""
+
+    daily: str
+    periods: str
+    customers: str
+    weekly: str
+
+    @staticmethod
+    def new() -> _Tables:
+        stem = f"clv_prepare_{uuid.uuid4().hex}"
+        return _Tables(f"{stem}_daily", f"{stem}_periods", f"{stem}_customers", f"{stem}_weekly")
+
+    def drop(self, transactions: duckdb.DuckDBPyRelation, *names: str) -> None:
+        """Drop the named tables (all of them by default); ``daily`` stands for its view and bucket tables."""
+        names = names or (self.daily, self.periods, self.customers, self.weekly)
+        if self.daily in names:
+            _query(transactions, "tx", f"DROP VIEW IF EXISTS {self.daily}")
+            prefix = _literal(f"{self.daily}_")
+            sql = f"SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, {prefix})"
+            buckets = _query(transactions, "tx", sql).fetchall()
+            names = tuple(n for n in names if n != self.daily) + tuple(name for (name,) in buckets)
+        for name in names:
+            _query(transactions, "tx", f"DROP TABLE IF EXISTS {name}")
+
+
+def _customers(
+    transactions: duckdb.DuckDBPyRelation, scan: _Scan, windows: _Windows, tables: _Tables, weekly: bool
+) -> None:
+    """Build the per-customer table (and, with ``weekly``, the weekly parts), one customer bucket at a time."""
+    for bucket in range(scan.buckets):
+        daily = f"{scan.daily}_{bucket}"
+        periods_sql, aggregates = _periods_sql(daily, windows, "order_id" in scan.columns)
+        periods = f"({periods_sql})"
+        if aggregates:
+            tables.drop(transactions, tables.periods)
+            _query(transactions, "tx", periods_sql).create(tables.periods)
+            periods = tables.periods
+        customers = _query(transactions, "tx", _customers_sql(daily, periods, windows, scan.net))
+        _store(customers, tables.customers, bucket == 0)
+        if weekly:
+            parts = _query(transactions, "tx", _weekly_parts_sql(periods, tables.customers, windows))
+            _store(parts, tables.weekly, bucket == 0)
+
+
+def _fetch(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+    """A pandas frame through Arrow: numeric columns without NULLs are handed over without a copy."""
+    frame: pd.DataFrame = relation.to_arrow_table().to_pandas(split_blocks=True, self_destruct=True)
+    return frame
 
 
 def prepare(
@@ -474,12 +610,12 @@ def prepare(
 
     Columns: customer_id, timestamp, amount (or quantity and unit_price) and optionally order_id.
     The input is scanned once into a table of rows per (reason, customer, order, day) in the
-    relation's DuckDB connection (which spills to disk past its memory limit); the ledger and the
-    summaries come from that table, which is dropped before returning.
+    relation's DuckDB connection (which spills to disk past its memory limit); the ledger, the purchase
+    periods and one per-customer table come from it, and the working tables are dropped before returning.
     """
-    daily = _daily_table()
+    tables = _Tables.new()
     try:
-        scan = _scan(transactions, config, timestamp_format, source, daily)
+        scan = _scan(transactions, config, timestamp_format, source, tables.daily)
         calibration_end = config.calibration_end
         if calibration_end < scan.first_date or calibration_end >= scan.last_date:
             raise InputError(
@@ -487,24 +623,22 @@ def prepare(
                 f"({scan.first_date} to {scan.last_date}); it must leave transactions on both sides"
             )
         unit_days = DAYS_PER_UNIT[config.time_unit]
-        has_order = "order_id" in scan.columns
         observation_end = scan.observation_end
         holdout_days = (
             _period_start(observation_end, config.period) - _period_start(calibration_end, config.period)
         ).days
-        sql = _summaries_sql(
-            config, observation_end, has_order, unit_days, daily, scan.net, with_holdout=True, holdout_days=holdout_days
+        windows = _Windows(
+            calibration_end, observation_end, calibration_end - dt.timedelta(days=holdout_days), config.period
         )
-        table = _query(transactions, "tx", sql).df()
-        weekly_sql = _weekly_sql(daily, calibration_end, observation_end, has_order, config.period)
-        weekly = _query(transactions, "tx", weekly_sql).df()
+        _customers(transactions, scan, windows, tables, weekly=True)
+        weekly = _query(transactions, "tx", _weekly_sql(tables.weekly, tables.customers)).df()
+        tables.drop(transactions, tables.daily, tables.periods)
+        # Two frames fetched one after the other: no third, wider frame to split in pandas.
+        duration_holdout = holdout_days / unit_days
+        full = _fetch(_query(transactions, "tx", _full_sql(tables.customers, windows, unit_days)))
+        calibration = _fetch(_query(transactions, "tx", _calibration_sql(tables.customers, windows, unit_days)))
     finally:
-        _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
-    full = table.loc[:, ["customer_id", *SUMMARY_COLUMNS]].reset_index(drop=True)
-    in_calibration = table["cal_frequency"].notna()
-    calibration = table.loc[in_calibration, ["customer_id", *[f"cal_{c}" for c in SUMMARY_COLUMNS], *HOLDOUT_COLUMNS]]
-    calibration = calibration.rename(columns=lambda c: c.removeprefix("cal_")).reset_index(drop=True)
-    duration_holdout = holdout_days / unit_days
+        tables.drop(transactions)
     calibration["duration_holdout"] = duration_holdout
     if calibration.empty:
         raise InputError(f"{source}: no customer made a purchase on or before calibration_end {calibration_end}")
@@ -534,13 +668,14 @@ def prepare_as_of(
     The same rules as :func:`prepare`; rows after ``as_of`` are quarantined as ``after_observation_end``.
     """
     config = config.model_copy(update={"observation_end": as_of})
-    daily = _daily_table()
+    tables = _Tables.new()
     try:
-        scan = _scan(transactions, config, timestamp_format, source, daily)
-        has_order = "order_id" in scan.columns
+        scan = _scan(transactions, config, timestamp_format, source, tables.daily)
         unit_days = DAYS_PER_UNIT[config.time_unit]
-        sql = _summaries_sql(config, as_of, has_order, unit_days, daily, scan.net, with_holdout=False)
-        customers = _query(transactions, "tx", sql).df()
+        windows = _Windows(as_of, as_of, as_of, config.period)
+        _customers(transactions, scan, windows, tables, weekly=False)
+        tables.drop(transactions, tables.daily, tables.periods)
+        customers = _fetch(_query(transactions, "tx", _full_sql(tables.customers, windows, unit_days)))
     finally:
-        _query(transactions, "tx", f"DROP TABLE IF EXISTS {daily}")
+        tables.drop(transactions)
     return AsOfData(customers=customers, quarantine=_quarantine(transactions, scan), ledger=scan.ledger, as_of=as_of)

@@ -4,7 +4,8 @@ Row classification (quarantine reasons, duplicates, returns, time zones), the pe
 order, return flag, day) aggregation, return netting and the per-customer summaries all run on the
 executors, in Spark SQL that mirrors the DuckDB queries line by line:
 
-- amounts are summed as DECIMAL(18, 4) / DECIMAL(38, 4), exactly, and only cast to DOUBLE at the end,
+- amounts are rounded to 1/10,000 and summed as exact integers (DECIMAL(38, 0)), and only turned into
+  DOUBLE at the end, by the same divisions as the DuckDB path,
   so sums do not depend on partitioning and equal DuckDB's;
 - DuckDB's ASOF join (a return is netted against the customer's latest purchase period at or before
   it) becomes a window: purchase periods and returns of a customer in time order, each return taking
@@ -39,6 +40,7 @@ from pipeline.prepare import (
     HOLDOUT_COLUMNS,
     MAX_ABS_AMOUNT,
     QUARANTINE_REASONS,
+    SCALE,
     SUMMARY_COLUMNS,
     Ledger,
     PreparedData,
@@ -48,7 +50,8 @@ from pipeline.prepare import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-_DEC = "DECIMAL(38, 4)"
+_DEC = "DECIMAL(38, 0)"
+"""Amounts are exact integers of 1/SCALE, as in the DuckDB prepare."""
 _NUMERIC = {"Y": "yyyy", "m": "M", "d": "d", "H": "H", "M": "m", "S": "s", "I": "h", "y": "yy", "j": "D"}
 _FIXED = {"Y": "yyyy", "m": "MM", "d": "dd", "H": "HH", "M": "mm", "S": "ss", "I": "hh", "y": "yy", "j": "DDD"}
 _OTHER = {"f": "SSSSSS", "b": "MMM", "B": "MMMM", "a": "EEE", "A": "EEEE", "p": "a", "z": "XXX", "Z": "z"}
@@ -174,7 +177,7 @@ def _classified_sql(
 def _daily_sql(classified: str) -> str:
     return f"""
         SELECT reason, cid, order_key, is_return, CAST(ts AS DATE) AS d,
-               CAST(sum(try_cast(value AS DECIMAL(18, 4))) AS {_DEC}) AS amount, count(*) AS n
+               CAST(sum(CAST(round(value * {SCALE}) AS {_DEC})) AS {_DEC}) AS amount, count(*) AS n
         FROM ({classified}) GROUP BY reason, cid, order_key, is_return, CAST(ts AS DATE)
     """
 
@@ -233,9 +236,10 @@ def _window_sql(
                    datediff(max(p), min(p)) / {days} AS recency,
                    datediff(DATE '{cutoff_period}', min(p)) / {days} AS `T`,
                    CASE WHEN count(*) > 1
-                        THEN CAST(CAST(sum(amount) - min_by(amount, p) AS {_DEC}) AS DOUBLE) / (count(*) - 1)
+                        THEN CAST(CAST(sum(amount) - min_by(amount, p) AS {_DEC}) AS DOUBLE)
+                             / ({SCALE} * (count(*) - 1))
                         ELSE 0.0D END AS monetary_value,
-                   CAST(CAST(sum(amount) AS {_DEC}) AS DOUBLE) AS total_spend,
+                   CAST(CAST(sum(amount) AS {_DEC}) AS DOUBLE) / {SCALE} AS total_spend,
                    min(p) AS first_purchase
             FROM periods_{name} GROUP BY cid
         )"""
@@ -264,7 +268,7 @@ def _summaries_sql(
         f"""hold AS (
             SELECT cid,
                    CAST(count(DISTINCT {_trunc(config.period)}) AS DOUBLE) AS frequency_holdout,
-                   CAST(CAST(sum(amount) AS {_DEC}) AS DOUBLE) / sum(n) AS monetary_value_holdout,
+                   CAST(CAST(sum(amount) AS {_DEC}) AS DOUBLE) / ({SCALE} * sum(n)) AS monetary_value_holdout,
                    CAST(sum(amount) AS {_DEC}) AS gross
             FROM __orders__ WHERE d > DATE '{cal_end}' GROUP BY cid
         )""",
@@ -272,7 +276,7 @@ def _summaries_sql(
             SELECT cid, CAST(sum(amount) AS {_DEC}) AS amount FROM __refunds__ WHERE d > DATE '{cal_end}' GROUP BY cid
         )""",
         f"""recent AS (
-            SELECT cid, CAST(greatest(CAST(sum(amount) AS {_DEC}), {zero}) AS DOUBLE) AS recent_spend
+            SELECT cid, CAST(greatest(CAST(sum(amount) AS {_DEC}), {zero}) AS DOUBLE) / {SCALE} AS recent_spend
             FROM (SELECT cid, d, amount FROM __orders__ UNION ALL SELECT cid, d, amount FROM __refunds__)
             WHERE d > date_sub(DATE '{cal_end}', {holdout_days}) AND d <= DATE '{cal_end}' GROUP BY cid
         )""",
@@ -282,7 +286,7 @@ def _summaries_sql(
         SELECT f.cid AS customer_id, {full}, {cal},
                coalesce(h.frequency_holdout, 0.0D) AS frequency_holdout,
                coalesce(h.monetary_value_holdout, 0.0D) AS monetary_value_holdout,
-               CAST(greatest(coalesce(h.gross, {zero}) + coalesce(hr.amount, {zero}), {zero}) AS DOUBLE)
+               CAST(greatest(coalesce(h.gross, {zero}) + coalesce(hr.amount, {zero}), {zero}) AS DOUBLE) / {SCALE}
                    AS revenue_holdout,
                coalesce(rc.recent_spend, 0.0D) AS recent_spend
         FROM summary_full f

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from lifetimes.utils import calibration_and_holdout_data, summary_data_from_transaction_data
 
+from pipeline import prepare as prepare_module
 from pipeline.config import PrepareConfig
 from pipeline.errors import InputError
 from pipeline.prepare import PreparedData, prepare
@@ -326,3 +327,20 @@ def test_compact_dates_are_read_without_a_format() -> None:
     prepared = prepare(_relation(rows), CONFIG)
     assert prepared.ledger.quarantined == {}
     assert prepared.calibration.set_index("customer_id").loc["a", "frequency"] == 1.0
+
+
+def test_customer_buckets_give_identical_results_and_leave_no_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    tx = _generated_transactions(customers=300)
+    raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
+    config = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
+    con = duckdb.connect()
+    one_pass = prepare(con.from_df(raw), config, "%Y-%m-%d")
+    monkeypatch.setattr(prepare_module, "ROWS_PER_PASS", len(raw) // 5)  # one pass per bucket of customers
+    buckets = prepare(con.from_df(raw), config, "%Y-%m-%d")
+    pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
+    pd.testing.assert_frame_equal(one_pass.weekly, buckets.weekly, check_exact=True)
+    assert one_pass.ledger == buckets.ledger
+    left = con.sql("SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()")
+    assert left is not None
+    assert [name for (name,) in left.fetchall() if name.startswith("clv_prepare")] == []
