@@ -33,7 +33,7 @@ def test_gamma_gamma_map_equals_the_mle(cdnow_sample_summary: pd.DataFrame) -> N
 
 def test_mcmc_returns_thinned_draws_and_diagnostics(cdnow_sample_summary: pd.DataFrame) -> None:
     s = cdnow_sample_summary
-    sampler = Sampler(chains=2, draws=300, tune=300, keep_draws=50, cores=1, seed=1)
+    sampler = Sampler(chains=2, draws=500, tune=500, keep_draws=50, cores=1, seed=1)
     params, fit, _ = fit_purchase_bayes("bgnbd", s["frequency"], s["recency"], s["T"], "mcmc", sampler=sampler)
     assert fit.draws is not None
     assert fit.diagnostics is not None

@@ -73,7 +73,7 @@ def test_mcmc_fit_puts_credible_intervals_in_the_scores_and_gates_on_diagnostics
         "data": {"source": "cdnow_sample"},
         "fit": {
             "method": "mcmc",
-            "mcmc": {"chains": 2, "draws": 300, "tune": 300, "keep_draws": 40, "cores": 1, "seed": 5},
+            "mcmc": {"chains": 2, "draws": 500, "tune": 500, "keep_draws": 40, "cores": 1, "seed": 5},
             "diagnostics": {"max_rhat": 1.1, "min_ess": 50, "max_divergences": 5},
         },
     }
