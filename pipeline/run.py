@@ -8,6 +8,7 @@ the gate is never registered, and moving the alias is the final step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -566,25 +567,26 @@ def train(
                 figures=figures,
                 model_label=model_label,
             )
+            result = TrainResult(
+                run_id,
+                config,
+                data,
+                prepared,
+                calibration_fit,
+                validation,
+                gate,
+                None,
+                None,
+                None,
+                selection,
+                repeat_check,
+                warnings,
+            )
             if not gate.passed or production_fit is None:
                 _write_report(report(), output_dir)
                 if output_dir is not None:
                     write_tables(output_dir, tables)
-                return TrainResult(
-                    run_id,
-                    config,
-                    data,
-                    prepared,
-                    calibration_fit,
-                    validation,
-                    gate,
-                    None,
-                    None,
-                    None,
-                    selection,
-                    repeat_check,
-                    warnings,
-                )
+                return result
 
             # Score everyone with the production fit, then register and promote.
             production = production_fit.bundle(spec)
@@ -647,18 +649,4 @@ def train(
             write_tables(output_dir, tables)
         elif output_dir is not None:
             write_tables(output_dir, {"scores": scores, **tables})
-    return TrainResult(
-        run_id,
-        config,
-        data,
-        prepared,
-        calibration_fit,
-        validation,
-        gate,
-        production_fit,
-        scores,
-        version,
-        selection,
-        repeat_check,
-        warnings,
-    )
+    return dataclasses.replace(result, production_fit=production_fit, scores=scores, version=version)

@@ -89,10 +89,10 @@ def connect(experiment: str) -> str:
 
 
 @contextlib.contextmanager
-def run(experiment_id: str, run_name: str | None = None) -> Iterator[str]:
-    """An MLflow run; it ends FAILED if the block raises."""
+def run(experiment_id: str | None, run_name: str | None = None, nested: bool = False) -> Iterator[str]:
+    """An MLflow run (``nested``: inside the active one); it ends FAILED if the block raises."""
     with _store_errors("start a run"):
-        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested)
     status = "FAILED"
     try:
         yield active.info.run_id
@@ -102,20 +102,10 @@ def run(experiment_id: str, run_name: str | None = None) -> Iterator[str]:
             mlflow.end_run(status=status)
 
 
-@contextlib.contextmanager
-def child_run(run_name: str) -> Iterator[str]:
-    """A run nested in the active one (a candidate model); it ends FAILED if the block raises."""
-    with _store_errors("start a child run"):
-        parent = mlflow.active_run()
-        experiment_id = parent.info.experiment_id if parent is not None else None
-        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=True)
-    status = "FAILED"
-    try:
-        yield active.info.run_id
-        status = "FINISHED"
-    finally:
-        with _store_errors("end the child run"):
-            mlflow.end_run(status=status)
+def child_run(run_name: str) -> contextlib.AbstractContextManager[str]:
+    """A run nested in the active one (a candidate model), in the same experiment."""
+    parent = mlflow.active_run()
+    return run(parent.info.experiment_id if parent is not None else None, run_name, nested=True)
 
 
 def _flatten(prefix: str, value: Any) -> dict[str, str]:
