@@ -218,15 +218,18 @@ class Terminated(BaseException):
 _STOP = {"requested": False}
 
 
+_STOPPED = "terminated by SIGTERM; the run was marked FAILED and the registry left as it was"
+
+
 def _checkpoint() -> None:
     """Raise Terminated at a safe point if SIGTERM arrived (even if a library swallowed the first raise)."""
     if _STOP["requested"]:
-        raise Terminated("terminated by SIGTERM; the run was marked FAILED and the registry left as it was")
+        raise Terminated(_STOPPED)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
     _STOP["requested"] = True
-    raise Terminated("terminated by SIGTERM; the run was marked FAILED and the registry left as it was")
+    raise Terminated(_STOPPED)
 
 
 def _quiet_mlflow() -> None:
@@ -262,12 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "compare": _compare,
             }
             return commands[args.command](args)
-        except CLVError as exc:
-            print(f"clv: error: {mask_text(str(exc))}", file=sys.stderr)
-            return exc.exit_code
-        except Terminated as exc:
-            print(f"clv: error: {exc}", file=sys.stderr)
-            return Terminated.exit_code
+        except (Terminated, Exception) as exc:
+            if _STOP["requested"]:
+                # After a SIGTERM any error is the stop: a library may have caught the handler's exception
+                # and raised its own (DuckDB's InterruptException, pyarrow's ArrowCancelled).
+                print(f"clv: error: {_STOPPED}", file=sys.stderr)
+                return Terminated.exit_code
+            if isinstance(exc, CLVError):
+                print(f"clv: error: {mask_text(str(exc))}", file=sys.stderr)
+                return exc.exit_code
+            raise
         except KeyboardInterrupt:
             print("clv: interrupted", file=sys.stderr)
             return 130

@@ -147,7 +147,7 @@ def test_killed_mid_run_leaves_the_registry_intact_and_a_rerun_succeeds(tmp_path
     job.send_signal(sig)
     _, stderr = job.communicate(timeout=120)
     if sig == signal.SIGTERM:
-        assert job.returncode == 143
+        assert job.returncode == 143, stderr
         _one_error_line(stderr, "terminated by SIGTERM")
         assert _run_status(tmp_path)[-1] == "FAILED"
     else:
