@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from models.gamma_gamma import GammaGammaParams
-from models.mle import FitError, unique_histories
+from models.mle import FitError, check_mean_spend, repeat_spend, unique_histories
 from models.purchase import LABELS, PARAM_NAMES, PurchaseParams, make_params
 
 Method = Literal["map", "mcmc"]
@@ -218,13 +218,6 @@ def fit_gamma_gamma_bayes(
     frequency: Any, monetary_value: Any, method: Method, sampler: Sampler = Sampler()
 ) -> tuple[GammaGammaParams, BayesFit]:
     """Gamma-Gamma with flat priors on customers with a repeat purchase and positive spend."""
-    f = np.asarray(frequency, dtype=np.float64)
-    m = np.asarray(monetary_value, dtype=np.float64)
-    keep = (f > 0) & (m > 0)
-    if keep.sum() < 2:
-        raise FitError(f"Gamma-Gamma: needs customers with a repeat purchase and positive spend, found {keep.sum()}")
-    fit = _fit(_spend_model(f[keep], m[keep]), ("p", "q", "v"), method, sampler, "Gamma-Gamma")
-    params = GammaGammaParams(*(fit.params[k] for k in ("p", "q", "v")))
-    if params.q <= 1:
-        raise FitError(f"Gamma-Gamma: q = {params.q:.4g} <= 1, so the mean spend is undefined (heavy-tailed spend)")
-    return params, fit
+    f, m = repeat_spend(frequency, monetary_value)
+    fit = _fit(_spend_model(f, m), ("p", "q", "v"), method, sampler, "Gamma-Gamma")
+    return check_mean_spend(GammaGammaParams(*(fit.params[k] for k in ("p", "q", "v"))), "heavy-tailed spend"), fit

@@ -211,8 +211,8 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer:
     return fit_purchase("bgnbd", frequency, recency, T, penalizer)
 
 
-def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: float = 0.0) -> SpendFit:
-    """Fit Gamma-Gamma by maximum likelihood on customers with a repeat purchase and positive spend."""
+def repeat_spend(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Gamma-Gamma's data: the customers with a repeat purchase and positive spend (at least two)."""
     f = np.asarray(frequency, dtype=np.float64)
     m = np.asarray(monetary_value, dtype=np.float64)
     keep = (f > 0) & (m > 0)
@@ -220,20 +220,34 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: 
         raise FitError(
             f"Gamma-Gamma: needs customers with a repeat purchase and positive spend, found {int(keep.sum())}"
         )
-    fitter = GammaGammaFitter(penalizer_coef=penalizer)
-    _run_fit(fitter, "Gamma-Gamma", penalizer, f[keep], m[keep])
-    params = GammaGammaParams(**{k: float(fitter.params_[k]) for k in ("p", "q", "v")})
+    return f[keep], m[keep]
+
+
+def check_mean_spend(params: GammaGammaParams, cause: str) -> GammaGammaParams:
+    """Refuse q <= 1: the mean spend p v / (q - 1) is then undefined."""
     if params.q <= 1:
         raise FitError(
-            f"Gamma-Gamma fitted q = {params.q:.4g} <= 1, so the mean spend is undefined (heavy-tailed spend, "
-            f"or a penalizer of {penalizer} too strong); check spend outliers (prepare.max_amount)"
+            f"Gamma-Gamma fitted q = {params.q:.4g} <= 1, so the mean spend is undefined ({cause}); "
+            "check spend outliers (prepare.max_amount)"
         )
+    return params
+
+
+def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: float = 0.0) -> SpendFit:
+    """Fit Gamma-Gamma by maximum likelihood on customers with a repeat purchase and positive spend."""
+    f, m = repeat_spend(frequency, monetary_value)
+    fitter = GammaGammaFitter(penalizer_coef=penalizer)
+    _run_fit(fitter, "Gamma-Gamma", penalizer, f, m)
+    params = check_mean_spend(
+        GammaGammaParams(**{k: float(fitter.params_[k]) for k in ("p", "q", "v")}),
+        f"heavy-tailed spend, or a penalizer of {penalizer} too strong",
+    )
     return SpendFit(
         params=params,
         standard_errors={k: float(v) for k, v in fitter.standard_errors_.items()},
         stats=FitStatistics(
-            log_likelihood=gamma_gamma.log_likelihood(params, f[keep], m[keep]),
-            n_observations=int(keep.sum()),
+            log_likelihood=gamma_gamma.log_likelihood(params, f, m),
+            n_observations=len(f),
             n_params=3,
         ),
     )

@@ -99,12 +99,10 @@ def p_no_purchase(
 
 
 def expected_purchases_new_customer(params: ParetoNBDParams, t: ArrayLike) -> FloatArray:
-    """E[X(t)] for a new customer: r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]."""
-    (horizon,) = _arrays(t)
-    r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
-    log_ratio = np.log((beta + horizon) / beta)
-    bracket = log_ratio if abs(s - 1) < 1e-9 else -np.expm1(-(s - 1) * log_ratio) / (s - 1)
-    return np.asarray(r * beta / alpha * bracket, dtype=np.float64)
+    """E[X(t)] for a new customer: r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)], the conditional
+    expectation of a history with no time observed (x = t_x = T = 0, so P(alive) = 1)."""
+    zeros = np.zeros_like(np.asarray(t, dtype=np.float64))
+    return expected_purchases(params, t, zeros, zeros, zeros)
 
 
 def log_likelihood_rows(params: ParetoNBDParams, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:

@@ -7,7 +7,7 @@ order, and every attempt is recorded; when nothing works the error says what in 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -198,6 +198,33 @@ def _bayes_stats(ll: float, n: int, k: int) -> FitStatistics:
     return FitStatistics(log_likelihood=ll, n_observations=n, n_params=k)
 
 
+@dataclass(frozen=True)
+class FitInput:
+    """What the fit needs, on either engine: the unique (frequency, recency, T) ``histories`` with their
+    ``weight`` (sorted as ``unique_histories`` sorts them), the repeat customers' ``frequency`` and
+    ``monetary_value``, and for a calibration fit the holdout log-likelihood of candidate parameters."""
+
+    histories: pd.DataFrame
+    repeat: pd.DataFrame
+    holdout_score: HoldoutScore | None = None
+    info: dict[str, float] = field(default_factory=dict)
+
+
+def fit_input(customers: pd.DataFrame, holdout_full: pd.DataFrame | None = None) -> FitInput:
+    """The fit's input from a per-customer summary; ``holdout_full`` (the full-history summary of the same
+    customers) adds the holdout score that the penalizer path ranks by."""
+    histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
+    repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+    holdout_score = None
+    if holdout_full is not None:
+        full = holdout_full
+
+        def holdout_score(params: PurchaseParams) -> float:
+            return holdout_log_likelihood(params, customers, full)
+
+    return FitInput(histories, repeat.loc[:, ["frequency", "monetary_value"]], holdout_score)
+
+
 def fit(
     customers: pd.DataFrame,
     config: FitConfig,
@@ -211,35 +238,20 @@ def fit(
     ``holdout_full`` (the full-history summary) lets the penalizer path pick by holdout log-likelihood;
     ``reuse`` repeats a calibration attempt's remedy for the production refit.
     """
-    histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
-    repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
-    holdout_score = None
-    if holdout_full is not None:
-        full = holdout_full
-
-        def holdout_score(params: PurchaseParams) -> float:
-            return holdout_log_likelihood(params, customers, full)
-
-    return fit_histories(
-        histories, repeat.loc[:, ["frequency", "monetary_value"]], config, label, candidate, holdout_score, reuse
-    )
+    return fit_histories(fit_input(customers, holdout_full), config, label, candidate, reuse)
 
 
 def fit_histories(
-    histories: pd.DataFrame,
-    repeat: pd.DataFrame,
+    data: FitInput,
     config: FitConfig,
     label: str = "calibration",
     candidate: CandidateConfig | None = None,
-    holdout_score: HoldoutScore | None = None,
     reuse: FitAttempt | None = None,
 ) -> FittedModels:
-    """Fit from what a distributed prepare collects: the unique (frequency, recency, T) ``histories``
-    with their ``weight`` (sorted as ``unique_histories`` sorts them), and the repeat customers'
-    ``frequency`` and ``monetary_value`` (frequency > 0 and positive spend). The same numbers as
-    :func:`fit` on the per-customer summary.
-    """
+    """Fit from a :class:`FitInput` (what a distributed prepare collects, or :func:`fit_input`): the same
+    numbers as :func:`fit` on the per-customer summary."""
     candidate = candidate or config.candidate_list()[0]
+    histories, repeat = data.histories, data.repeat
     customers = int(histories["weight"].sum())
     if repeat.empty:
         raise InputError(f"{label}: no customer has a repeat purchase, so BG/NBD and Gamma-Gamma cannot be fitted")
@@ -251,7 +263,9 @@ def fit_histories(
     f, m = repeat["frequency"], repeat["monetary_value"]
     try:
         if candidate.method == "mle":
-            purchase_fit, attempts, chosen = _fit_purchase_mle(candidate.model, histories, config, holdout_score, reuse)
+            purchase_fit, attempts, chosen = _fit_purchase_mle(
+                candidate.model, histories, config, data.holdout_score, reuse
+            )
             spend = fit_gamma_gamma(f, m, penalizer=config.spend_penalizer)
             result = FittedModels(purchase_fit, spend, float("nan"), "mle", attempts, chosen)
         else:

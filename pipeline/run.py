@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -31,13 +31,12 @@ from mlflow.exceptions import MlflowException
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.contract import REQUIRED_COLUMNS
-from models.mle import unique_histories
 from models.purchase import LABELS, PurchaseParams
 from pipeline import business, plots, spark_prepare, spark_score, spark_session, tracking
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.config import CandidateConfig, Config, DataConfig, config_as_dict, parse_config
 from pipeline.errors import InputError
-from pipeline.fit import FitAttempt, FittedModels, fit_histories
+from pipeline.fit import FitAttempt, FitInput, FittedModels, fit_histories, fit_input
 from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
 from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
 from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
@@ -377,34 +376,22 @@ def _prepare(config: Config, data: Transactions | SparkTransactions) -> tuple[Pr
         return prepare(data.relation, config.prepare, data.timestamp_format, source=data.description), None
 
 
-@dataclass(frozen=True)
-class FitInput:
-    """What the fit stage needs, on either engine: the unique (frequency, recency, T) histories with their
-    counts, the repeat customers' frequency and spend, and (for the calibration period) the holdout score."""
-
-    histories: pd.DataFrame
-    repeat: pd.DataFrame
-    holdout_score: Callable[[PurchaseParams], float] | None = None
-    info: dict[str, float] = field(default_factory=dict)
-
-
 def _fit_input(
     config: Config, prepared: PreparedData, distributed: SparkPrepared | None, part: Literal["calibration", "full"]
 ) -> FitInput:
     """DuckDB: from the per-customer summary. Spark: only the unique histories and the repeat customers'
     spend (capped at ``engine.spend_sample_customers``) are collected, so the fit costs the same for any
     number of customers."""
-    customers = prepared.calibration if part == "calibration" else prepared.full
+    if distributed is None:
+        if part == "calibration":
+            return fit_input(prepared.calibration, holdout_full=prepared.full)
+        return fit_input(prepared.full)
     holdout_score = None
     if part == "calibration":
 
         def holdout_score(params: PurchaseParams) -> float:
             return holdout_log_likelihood(params, prepared.calibration, prepared.full)
 
-    if distributed is None:
-        repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
-        histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
-        return FitInput(histories, repeat.loc[:, ["frequency", "monetary_value"]], holdout_score)
     frame: SparkDataFrame = distributed.calibration if part == "calibration" else distributed.full
     histories = spark_prepare.histories(frame)
     repeat, total = spark_prepare.repeat_spend(frame, config.engine.spend_sample_customers)
@@ -419,7 +406,7 @@ def _fit(
     candidate: CandidateConfig | None = None,
     reuse: FitAttempt | None = None,
 ) -> FittedModels:
-    return fit_histories(data.histories, data.repeat, config.fit, label, candidate, data.holdout_score, reuse)
+    return fit_histories(data, config.fit, label, candidate, reuse)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.config import Config, DataConfig, EngineConfig, FitConfig, PrepareConfig
 from pipeline.errors import ConfigError, InputError
-from pipeline.fit import fit, fit_histories
+from pipeline.fit import FitInput, fit, fit_histories
 from pipeline.prepare import PreparedData, prepare
 from pipeline.sources import connect, open_transactions
 
@@ -53,7 +53,7 @@ def test_identical_to_duckdb_on_cdnow_and_fit_from_collected_histories(spark) ->
     repeat, total = spark_prepare.repeat_spend(distributed.calibration, 2_000_000)  # type: ignore[attr-defined]
     cal = duck.calibration
     assert total == len(repeat) == int(((cal["frequency"] > 0) & (cal["monetary_value"] > 0)).sum())
-    from_spark = fit_histories(histories, repeat, FitConfig())
+    from_spark = fit_histories(FitInput(histories, repeat), FitConfig())
     from_frame = fit(duck.calibration, FitConfig())
     assert from_spark.params() == from_frame.params()
     assert from_spark.purchase.stats == from_frame.purchase.stats
