@@ -37,8 +37,10 @@ write.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import duckdb
@@ -594,10 +596,48 @@ def _customers(
             _store(parts, tables.weekly, bucket == 0)
 
 
+def _count(transactions: duckdb.DuckDBPyRelation, table: str) -> int:
+    return int(_query(transactions, "tx", f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
 def _fetch(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     """A pandas frame through Arrow: numeric columns without NULLs are handed over without a copy."""
     frame: pd.DataFrame = relation.to_arrow_table().to_pandas(split_blocks=True, self_destruct=True)
     return frame
+
+
+FETCH_THROUGH_FILES = 2_000_000
+"""Above this many customers the summaries reach pandas through Parquet files (see :func:`_fetch_all`)."""
+
+
+def _fetch_all(
+    transactions: duckdb.DuckDBPyRelation, tables: _Tables, queries: list[str], customers: int
+) -> list[pd.DataFrame]:
+    """The per-customer frames, ordered as their queries say, with the working tables dropped.
+
+    Up to :data:`FETCH_THROUGH_FILES` customers they are fetched straight through Arrow. Above it,
+    DuckDB first writes each sorted result to a Parquet file in a private temporary folder (its sort
+    spills within the memory limit), every working table is dropped, and only then are the files read
+    into pandas: the frames never sit in memory next to DuckDB's customer table and sort buffers.
+    """
+    if customers <= FETCH_THROUGH_FILES:
+        frames = [_fetch(_query(transactions, "tx", sql)) for sql in queries]
+        tables.drop(transactions)
+        return frames
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="clv_prepare_") as folder:
+        paths = [Path(folder) / f"{k}.parquet" for k in range(len(queries))]
+        (preserve,) = _query(transactions, "tx", "SELECT current_setting('preserve_insertion_order')").fetchall()[0]
+        # The files must keep the ORDER BY: DuckDB's parallel writer keeps row order only when asked to.
+        _query(transactions, "tx", "SET preserve_insertion_order = true")
+        try:
+            for sql, path in zip(queries, paths, strict=True):
+                _query(transactions, "tx", f"COPY ({sql}) TO {_literal(str(path))} (FORMAT parquet)")
+        finally:
+            _query(transactions, "tx", f"SET preserve_insertion_order = {'true' if preserve else 'false'}")
+        tables.drop(transactions)
+        return [pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True) for path in paths]
 
 
 def prepare(
@@ -635,8 +675,12 @@ def prepare(
         tables.drop(transactions, tables.daily, tables.periods)
         # Two frames fetched one after the other: no third, wider frame to split in pandas.
         duration_holdout = holdout_days / unit_days
-        full = _fetch(_query(transactions, "tx", _full_sql(tables.customers, windows, unit_days)))
-        calibration = _fetch(_query(transactions, "tx", _calibration_sql(tables.customers, windows, unit_days)))
+        full, calibration = _fetch_all(
+            transactions,
+            tables,
+            [_full_sql(tables.customers, windows, unit_days), _calibration_sql(tables.customers, windows, unit_days)],
+            _count(transactions, tables.customers),
+        )
     finally:
         tables.drop(transactions)
     calibration["duration_holdout"] = duration_holdout
@@ -675,7 +719,12 @@ def prepare_as_of(
         windows = _Windows(as_of, as_of, as_of, config.period)
         _customers(transactions, scan, windows, tables, weekly=False)
         tables.drop(transactions, tables.daily, tables.periods)
-        customers = _fetch(_query(transactions, "tx", _full_sql(tables.customers, windows, unit_days)))
+        (customers,) = _fetch_all(
+            transactions,
+            tables,
+            [_full_sql(tables.customers, windows, unit_days)],
+            _count(transactions, tables.customers),
+        )
     finally:
         tables.drop(transactions)
     return AsOfData(customers=customers, quarantine=_quarantine(transactions, scan), ledger=scan.ledger, as_of=as_of)

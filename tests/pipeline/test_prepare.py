@@ -11,7 +11,7 @@ from lifetimes.utils import calibration_and_holdout_data, summary_data_from_tran
 from pipeline import prepare as prepare_module
 from pipeline.config import PrepareConfig
 from pipeline.errors import InputError
-from pipeline.prepare import PreparedData, prepare
+from pipeline.prepare import PreparedData, prepare, prepare_as_of
 
 ROWS = [
     # customer A: two purchases on 2020-01-01 merge into one of 15.0
@@ -327,6 +327,24 @@ def test_compact_dates_are_read_without_a_format() -> None:
     prepared = prepare(_relation(rows), CONFIG)
     assert prepared.ledger.quarantined == {}
     assert prepared.calibration.set_index("customer_id").loc["a", "frequency"] == 1.0
+
+
+def test_large_summaries_through_parquet_files_equal_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    tx = _generated_transactions(customers=300)
+    raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
+    config = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    direct = prepare(con.from_df(raw), config, "%Y-%m-%d")
+    scoring = prepare_as_of(con.from_df(raw), config, dt.date(2021, 12, 31), "%Y-%m-%d")
+    monkeypatch.setattr(prepare_module, "FETCH_THROUGH_FILES", 0)
+    files = prepare(con.from_df(raw), config, "%Y-%m-%d")
+    pd.testing.assert_frame_equal(direct.calibration, files.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(direct.full, files.full, check_exact=True)
+    files_scoring = prepare_as_of(con.from_df(raw), config, dt.date(2021, 12, 31), "%Y-%m-%d")
+    pd.testing.assert_frame_equal(scoring.customers, files_scoring.customers, check_exact=True)
+    assert files.full["customer_id"].is_monotonic_increasing
+    assert con.sql("SELECT current_setting('preserve_insertion_order')").fetchall() == [(False,)]
 
 
 def test_customer_buckets_give_identical_results_and_leave_no_tables(monkeypatch: pytest.MonkeyPatch) -> None:
