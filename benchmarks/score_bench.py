@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.process import peak_mb, run_child
+from models.bundle import CLVModelParams
 
 CHUNK = 1_000_000
 PARAMS = {"r": 0.2516, "alpha": 4.789, "a": 0.7234, "b": 2.161, "p": 6.275, "q": 3.624, "v": 14.98}
@@ -50,9 +51,9 @@ def customers(n: int, seed: int = 7) -> pd.DataFrame:
     )
 
 
-def _model():  # type: ignore[no-untyped-def]
+def _model() -> CLVModelParams:
     from models.bgnbd import BetaGeoParams
-    from models.bundle import CLVModelParams, ScoringSpec
+    from models.bundle import ScoringSpec
     from models.gamma_gamma import GammaGammaParams
 
     p = PARAMS
