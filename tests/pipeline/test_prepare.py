@@ -89,18 +89,17 @@ def test_calibration_end_outside_the_data_is_an_input_error() -> None:
         prepare(_relation(ROWS), late, "%Y-%m-%d")
 
 
-def test_customer_ids_are_trimmed_as_duckdb_trims_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    ids = ["a", " a", "a ", "\u00a0a\u3000", "é", " é", "a b", "\ta"]
+def test_customer_ids_lose_ascii_spaces_at_both_ends_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = ["a", " a", "a ", "  a  ", "\u00a0a", "é", " é", "a b", "\ta"]
     con = duckdb.connect()
     for text in ids:
-        assert con.execute(
-            f"SELECT {prepare_module._trimmed('x')} = trim(x) FROM (SELECT ? AS x)", [text]
-        ).fetchall() == [(True,)]
+        trimmed = con.execute(f"SELECT {prepare_module._trimmed('x')} FROM (SELECT ? AS x)", [text]).fetchall()
+        assert trimmed == [(text.strip(" "),)]
     rows = [(c, day, "10") for c in ids for day in ("2020-01-05", "2020-01-20", "2020-02-10")]
     one_pass = prepare(_relation(rows), CONFIG, "%Y-%m-%d")
     monkeypatch.setattr(prepare_module, "ROWS_PER_PASS", 5)  # ids that trim alike share a bucket
     buckets = prepare(_relation(rows), CONFIG, "%Y-%m-%d")
-    assert one_pass.full["customer_id"].tolist() == ["\ta", "a", "a b", "é"]
+    assert one_pass.full["customer_id"].tolist() == ["\ta", "a", "a b", "\u00a0a", "é"]
     assert one_pass.full.set_index("customer_id").loc["a", "frequency"] == 2.0  # four ids, one customer, 3 days
     pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
 

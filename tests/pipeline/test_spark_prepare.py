@@ -114,6 +114,9 @@ def _messy_transactions(seed: int = 5, customers: int = 300) -> pd.DataFrame:
         ("c0005", "2021-03-04 10:00:00 UTC", "7.25"),
         ("c0005", "2021-03-04 23:30:00+0130", "1.125"),
         ("c0006", "2021-04-01", "12345.678"),
+        (" c0007 ", "2021-04-02", "3"),  # the same customer as c0007: ASCII spaces are trimmed
+        ("\u00a0c0007", "2021-04-03", "4"),  # another customer: only ASCII spaces are trimmed
+        ("c0008\u3000", "2021-04-03", "5"),
     ]
     return pd.DataFrame(rows + bad, columns=["customer_id", "timestamp", "amount"])
 
