@@ -642,6 +642,7 @@ def _fetch_all(
         frames = [_fetch(_query(transactions, "tx", sql)) for sql in queries]
         tables.drop(transactions)
         return frames
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     with tempfile.TemporaryDirectory(prefix="clv_prepare_") as folder:
@@ -655,7 +656,12 @@ def _fetch_all(
         finally:
             _query(transactions, "tx", f"SET preserve_insertion_order = {'true' if preserve else 'false'}")
         tables.drop(transactions)
-        return [pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True) for path in paths]
+        frames = []
+        for path in paths:
+            frames.append(pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True))
+            # pyarrow's allocator keeps the file's decoding buffers for reuse unless told otherwise.
+            pa.default_memory_pool().release_unused()
+        return frames
 
 
 def prepare(
