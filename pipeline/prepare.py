@@ -30,8 +30,9 @@ at 15:00 on that day is calibration, not holdout (lifetimes compares against mid
 The stage runs in DuckDB over a lazy relation: DuckDB reads the input itself, scans it once into a
 table of rows per customer and day, aggregates the purchase periods into one table of customers (the
 full history, the calibration and the holdout side by side, in one pass), and pandas frames are built
-only from that per-customer table, through Arrow. The quarantined rows stay a lazy relation for the edge to
-write.
+only from that per-customer table, through Arrow (above 2M customers through temporary Parquet files, so
+that the frames are not built while DuckDB still holds its tables). The quarantined rows stay a lazy
+relation for the edge to write.
 """
 
 from __future__ import annotations
