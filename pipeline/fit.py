@@ -215,14 +215,17 @@ def fit_input(customers: pd.DataFrame, holdout_full: pd.DataFrame | None = None)
     customers) adds the holdout score that the penalizer path ranks by."""
     histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
     repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
-    holdout_score = None
-    if holdout_full is not None:
-        full = holdout_full
-
-        def holdout_score(params: PurchaseParams) -> float:
-            return holdout_log_likelihood(params, customers, full)
-
+    holdout_score = None if holdout_full is None else holdout_scorer(customers, holdout_full)
     return FitInput(histories, repeat.loc[:, ["frequency", "monetary_value"]], holdout_score)
+
+
+def holdout_scorer(calibration: pd.DataFrame, full: pd.DataFrame) -> HoldoutScore:
+    """The holdout log-likelihood of candidate parameters on these customers (what the penalizer path ranks)."""
+
+    def holdout_score(params: PurchaseParams) -> float:
+        return holdout_log_likelihood(params, calibration, full)
+
+    return holdout_score
 
 
 def fit(

@@ -505,6 +505,37 @@ def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
         relation.insert_into(table)
 
 
+ReasonCounts = dict[str, tuple[int, dt.date | None, dt.date | None, int]]
+"""The scan's counts per quarantine reason (``''`` for the rows used): rows, first day, last day, returns."""
+
+
+def used_dates(counts: ReasonCounts, config: PrepareConfig, source: str) -> tuple[dt.date, dt.date, dt.date, bool]:
+    """First and last day of the rows used, the observation end, and whether there are returns to net
+    (on either engine); InputError when no row is usable or the observation end is before the data."""
+    _, first_date, last_date, returns = counts.get("", (0, None, None, 0))
+    if first_date is None or last_date is None:
+        reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(counts.items()) if k) or "the input is empty"
+        raise InputError(f"{source}: no usable transactions after cleaning ({reasons})")
+    observation_end = config.observation_end or last_date
+    if observation_end < first_date:
+        raise InputError(
+            f"{source}: prepare.observation_end {observation_end} is before the first transaction ({first_date})"
+        )
+    return first_date, last_date, observation_end, config.returns == "net" and returns > 0
+
+
+def reconciled_ledger(rows_in: int, counts: ReasonCounts, netted: int, unmatched: int, source: str) -> Ledger:
+    """The ledger from the counts per reason; InputError unless rows in = rows used + rows quarantined."""
+    quarantined = {reason: counts[reason][0] for reason in QUARANTINE_REASONS if reason in counts}
+    ledger = Ledger(rows_in, counts.get("", (0, None, None, 0))[0], quarantined, netted, unmatched)
+    if not ledger.reconciled:
+        raise InputError(
+            f"{source}: row reconciliation failed: {rows_in} rows in, {ledger.rows_used} used + "
+            f"{ledger.rows_quarantined} quarantined"
+        )
+    return ledger
+
+
 def _scan(
     transactions: duckdb.DuckDBPyRelation,
     config: PrepareConfig,
@@ -540,27 +571,12 @@ def _scan(
                 "on one day; set prepare.max_amount to quarantine such amounts"
             )
     by_reason = {reason: (int(n), first, last, int(r or 0)) for reason, n, first, last, r, _ in counts}
-    rows_used, first_date, last_date, returns = by_reason.pop("", (0, None, None, 0))
-    if first_date is None or last_date is None:
-        reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(by_reason.items())) or "the input is empty"
-        raise InputError(f"{source}: no usable transactions after cleaning ({reasons})")
-    observation_end = config.observation_end or last_date
-    if observation_end < first_date:
-        raise InputError(
-            f"{source}: prepare.observation_end {observation_end} is before the first transaction ({first_date})"
-        )
-    net = config.returns == "net" and returns > 0
+    first_date, last_date, observation_end, net = used_dates(by_reason, config, source)
     netted, unmatched = (0, 0)
     if net:
         returns_sql = _returns_sql(daily, observation_end, config.period)
         netted, unmatched = _query(transactions, "tx", returns_sql).fetchall()[0]
-    quarantined = {reason: by_reason[reason][0] for reason in QUARANTINE_REASONS if reason in by_reason}
-    ledger = Ledger(rows_in, rows_used, quarantined, int(netted), int(unmatched))
-    if not ledger.reconciled:
-        raise InputError(
-            f"{source}: row reconciliation failed: {rows_in} rows in, {rows_used} used + "
-            f"{ledger.rows_quarantined} quarantined"
-        )
+    ledger = reconciled_ledger(rows_in, by_reason, int(netted), int(unmatched), source)
     return _Scan(daily, buckets, columns, classified_sql, ledger, first_date, last_date, observation_end, net)
 
 

@@ -31,12 +31,12 @@ from mlflow.exceptions import MlflowException
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.contract import REQUIRED_COLUMNS
-from models.purchase import LABELS, PurchaseParams
+from models.purchase import LABELS
 from pipeline import business, plots, spark_prepare, spark_score, spark_session, tracking
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.config import CandidateConfig, Config, DataConfig, config_as_dict, parse_config
 from pipeline.errors import InputError
-from pipeline.fit import FitAttempt, FitInput, FittedModels, fit_histories, fit_input
+from pipeline.fit import FitInput, FittedModels, fit_histories, fit_input, holdout_scorer
 from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
 from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
 from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
@@ -46,7 +46,7 @@ from pipeline.selection import NoCandidateError, Selection, select
 from pipeline.sources import Transactions, connect, open_transactions, read_cac
 from pipeline.spark_prepare import SparkPrepared, SparkRows
 from pipeline.spark_session import SparkTransactions
-from pipeline.validate import BASELINES, Validation, holdout_log_likelihood, metric_direction, validate
+from pipeline.validate import BASELINES, Validation, metric_direction, validate
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -201,7 +201,7 @@ def _fit_candidate(
     period_length: float,
     label: str,
 ) -> Candidate:
-    fitted = _fit(config, fit_input, label, candidate)
+    fitted = fit_histories(fit_input, config.fit, label, candidate)
     validation = validate(
         fitted.bundle(config.scoring_spec()),
         prepared.calibration,
@@ -386,27 +386,12 @@ def _fit_input(
         if part == "calibration":
             return fit_input(prepared.calibration, holdout_full=prepared.full)
         return fit_input(prepared.full)
-    holdout_score = None
-    if part == "calibration":
-
-        def holdout_score(params: PurchaseParams) -> float:
-            return holdout_log_likelihood(params, prepared.calibration, prepared.full)
-
+    holdout_score = holdout_scorer(prepared.calibration, prepared.full) if part == "calibration" else None
     frame: SparkDataFrame = distributed.calibration if part == "calibration" else distributed.full
     histories = spark_prepare.histories(frame)
     repeat, total = spark_prepare.repeat_spend(frame, config.engine.spend_sample_customers)
     info = {"unique_histories": float(len(histories)), "gamma_gamma_repeat_customers": float(total)}
     return FitInput(histories, repeat, holdout_score, info)
-
-
-def _fit(
-    config: Config,
-    data: FitInput,
-    label: str,
-    candidate: CandidateConfig | None = None,
-    reuse: FitAttempt | None = None,
-) -> FittedModels:
-    return fit_histories(data, config.fit, label, candidate, reuse)
 
 
 @contextlib.contextmanager
@@ -524,9 +509,9 @@ def train(
                 checkpoint()
                 full_input = _fit_input(config, prepared, distributed, "full")
                 tracking.log_metrics({f"spark_production_{k}": v for k, v in full_input.info.items()})
-                production_fit = _fit(
-                    config,
+                production_fit = fit_histories(
                     full_input,
+                    config.fit,
                     f"{data.description} (full history)",
                     chosen.config,
                     reuse=calibration_fit.chosen,

@@ -39,12 +39,13 @@ from pipeline.prepare import (
     _OFFSET,
     HOLDOUT_COLUMNS,
     MAX_ABS_AMOUNT,
-    QUARANTINE_REASONS,
     SCALE,
     SUMMARY_COLUMNS,
     Ledger,
     PreparedData,
     _period_start,
+    reconciled_ledger,
+    used_dates,
 )
 
 if TYPE_CHECKING:
@@ -485,28 +486,13 @@ def _ledger(
             FROM {views["daily"]} GROUP BY coalesce(reason, '')"""
     ).collect()
     by_reason = {row["reason"]: (int(row["n"]), row["first"], row["last"], int(row["returns"] or 0)) for row in counts}
-    rows_used, first_date, last_date, returns = by_reason.pop("", (0, None, None, 0))
-    if first_date is None or last_date is None:
-        reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(by_reason.items())) or "the input is empty"
-        raise InputError(f"{source}: no usable transactions after cleaning ({reasons})")
-    observation_end = config.observation_end or last_date
-    if observation_end < first_date:
-        raise InputError(
-            f"{source}: prepare.observation_end {observation_end} is before the first transaction ({first_date})"
-        )
+    first_date, last_date, observation_end, net = used_dates(by_reason, config, source)
     rows_in = transactions.count()
-    net = config.returns == "net" and returns > 0
     netted, unmatched = (0, 0)
     if net:
         row = spark.sql(_returns_sql(views["daily"], observation_end, config.period)).collect()[0]
         netted, unmatched = int(row["netted"]), int(row["unmatched"])
-    quarantined = {reason: by_reason[reason][0] for reason in QUARANTINE_REASONS if reason in by_reason}
-    ledger = Ledger(rows_in, rows_used, quarantined, netted, unmatched)
-    if not ledger.reconciled:
-        raise InputError(
-            f"{source}: row reconciliation failed: {rows_in} rows in, {rows_used} used + "
-            f"{ledger.rows_quarantined} quarantined"
-        )
+    ledger = reconciled_ledger(rows_in, by_reason, netted, unmatched, source)
     return ledger, first_date, last_date, observation_end, net
 
 
