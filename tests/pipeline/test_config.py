@@ -122,4 +122,5 @@ def test_fit_candidates_and_their_errors() -> None:
 def test_spark_example_config_loads() -> None:
     config = load_config(REPO / "configs" / "spark-example.yaml")
     assert (config.engine.name, config.engine.master, config.data.source) == ("spark", "local[2]", "cdnow_master")
-    assert parse_config({"engine": {"name": "spark"}, "data": {"source": "spark_table", "table": "db.tx"}})
+    table = parse_config({"engine": {"name": "spark"}, "data": {"source": "spark_table", "table": "db.tx"}})
+    assert (table.engine.name, table.data.source, table.data.table) == ("spark", "spark_table", "db.tx")
