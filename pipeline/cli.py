@@ -28,6 +28,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
+from pipeline import stop
 from pipeline.errors import CLVError, ConfigError, InputError
 from pipeline.secrets import mask_text
 
@@ -191,7 +192,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     config_yaml = args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
-    result = train(config, config_yaml, output_dir=args.output, checkpoint=_checkpoint)
+    result = train(config, config_yaml, output_dir=args.output, checkpoint=stop.checkpoint)
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))
     print(mask_text(summary_text(result)))
@@ -204,32 +205,6 @@ def _default_yaml(config: dict[str, object]) -> str:
     import yaml
 
     return "# built-in defaults\n" + yaml.safe_dump(config, sort_keys=False)
-
-
-class Terminated(BaseException):
-    """SIGTERM: the run in progress ends FAILED and nothing after it (registration, alias) happens.
-
-    A BaseException, so that library code catching ``Exception`` cannot swallow it.
-    """
-
-    exit_code = 143
-
-
-_STOP = {"requested": False}
-
-
-_STOPPED = "terminated by SIGTERM; the run was marked FAILED and the registry left as it was"
-
-
-def _checkpoint() -> None:
-    """Raise Terminated at a safe point if SIGTERM arrived (even if a library swallowed the first raise)."""
-    if _STOP["requested"]:
-        raise Terminated(_STOPPED)
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    _STOP["requested"] = True
-    raise Terminated(_STOPPED)
 
 
 def _quiet_mlflow() -> None:
@@ -250,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_mlflow()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, stop.on_sigterm)
     with warnings.catch_warnings():
         # Third-party deprecation chatter (SQLAlchemy, pydantic inside MLflow) is not for users.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -265,12 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "compare": _compare,
             }
             return commands[args.command](args)
-        except (Terminated, Exception) as exc:
-            if _STOP["requested"]:
+        except (stop.Terminated, Exception) as exc:
+            if stop.requested():
                 # After a SIGTERM any error is the stop: a library may have caught the handler's exception
                 # and raised its own (DuckDB's InterruptException, pyarrow's ArrowCancelled).
-                print(f"clv: error: {_STOPPED}", file=sys.stderr)
-                return Terminated.exit_code
+                print(f"clv: error: {stop.MESSAGE}", file=sys.stderr)
+                return stop.Terminated.exit_code
             if isinstance(exc, CLVError):
                 print(f"clv: error: {mask_text(str(exc))}", file=sys.stderr)
                 return exc.exit_code

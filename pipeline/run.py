@@ -608,7 +608,9 @@ def train(
             )
             _write_report(report(business=views, registered=registered), output_dir)
             checkpoint()
-        # The run has ended FINISHED; moving the alias is the last step of the job.
+        # The run has ended FINISHED; moving the alias is the last step of the job (not after a SIGTERM
+        # that came while the run was ending).
+        checkpoint()
         tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)
         if output_dir is not None and distributed is not None:
             # The executors' Parquet folder is the scores output; the business views are in the run.

@@ -31,6 +31,7 @@ from models.bundle import CLVModelParams
 from models.purchase import PARAM_NAMES
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, write_params
 from models.scoring import score_customers
+from pipeline import stop
 from pipeline.errors import InputError, TrackingUnavailableError
 from pipeline.secrets import mask, mask_text
 
@@ -90,15 +91,20 @@ def connect(experiment: str) -> str:
 
 @contextlib.contextmanager
 def run(experiment_id: str | None, run_name: str | None = None, nested: bool = False) -> Iterator[str]:
-    """An MLflow run (``nested``: inside the active one); it ends FAILED if the block raises."""
-    with _store_errors("start a run"):
+    """An MLflow run (``nested``: inside the active one); it ends FAILED if the block raises.
+
+    A SIGTERM while MLflow starts or ends the run waits until it has (:mod:`pipeline.stop`), so the run
+    never stays RUNNING.
+    """
+    with stop.deferred(), _store_errors("start a run"):
         active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested)
     status = "FAILED"
     try:
+        stop.checkpoint()
         yield active.info.run_id
         status = "FINISHED"
     finally:
-        with _store_errors("end the run"):
+        with stop.deferred(), _store_errors("end the run"):
             mlflow.end_run(status=status)
 
 

@@ -9,7 +9,7 @@ import pytest
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
-from pipeline import tracking
+from pipeline import stop, tracking
 from pipeline.errors import TrackingUnavailableError
 
 MODEL = CLVModelParams(
@@ -54,6 +54,26 @@ def test_failed_block_marks_the_run_failed(tracking_store: str) -> None:
     with pytest.raises(RuntimeError), tracking.run(experiment_id) as run_id:
         raise RuntimeError("boom")
     assert mlflow.get_run(run_id).info.status == "FAILED"
+
+
+def test_sigterm_while_mlflow_starts_the_run_still_ends_it_failed(
+    tracking_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment_id = tracking.connect("sigterm")
+    start_run = mlflow.start_run
+
+    def start_then_signal(*args: object, **kwargs: object) -> mlflow.ActiveRun:
+        active = start_run(*args, **kwargs)  # type: ignore[arg-type]
+        stop.on_sigterm(15, None)  # the signal lands after MLflow created the run, before it returns
+        return active
+
+    monkeypatch.setattr(stop, "_state", {"requested": False, "deferred": 0})
+    monkeypatch.setattr(mlflow, "start_run", start_then_signal)
+    with pytest.raises(stop.Terminated), tracking.run(experiment_id):
+        pytest.fail("the block must not run after the stop")
+    (run,) = mlflow.search_runs([experiment_id], output_format="list")
+    assert run.info.status == "FAILED"
+    assert mlflow.active_run() is None
 
 
 def test_log_register_alias_round_trip(tracking_store: str) -> None:
