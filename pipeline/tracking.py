@@ -45,21 +45,29 @@ def tracking_uri() -> str:
 
 
 @contextlib.contextmanager
-def _store_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except TrackingUnavailableError:
-        raise
-    except (MlflowException, OSError, ConnectionError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingUnavailableError(f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}") from None
-    except Exception as exc:  # SQLAlchemy and requests errors surface as their own types
-        if type(exc).__module__.split(".")[0] in ("sqlalchemy", "requests", "urllib3"):
-            message = str(exc).strip().splitlines()[0]
+def _store_errors(action: str, stop_after: bool = True) -> Iterator[None]:
+    """A call to the store: its errors become TrackingUnavailableError, and a SIGTERM during it waits
+    until it is done (a write cut in the middle can leave the store unable to end the run);
+    ``stop_after`` stops right after the call instead of at the next checkpoint."""
+    with stop.deferred():
+        try:
+            yield
+        except TrackingUnavailableError:
+            raise
+        except (MlflowException, OSError, ConnectionError) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TrackingUnavailableError(
                 f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}"
             ) from None
-        raise
+        except Exception as exc:  # SQLAlchemy and requests errors surface as their own types
+            if type(exc).__module__.split(".")[0] in ("sqlalchemy", "requests", "urllib3"):
+                message = str(exc).strip().splitlines()[0]
+                raise TrackingUnavailableError(
+                    f"MLflow tracking store {tracking_uri()}: cannot {action}: {message}"
+                ) from None
+            raise
+    if stop_after:
+        stop.checkpoint()
 
 
 def _sqlite_artifact_location(uri: str) -> str | None:
@@ -93,10 +101,10 @@ def connect(experiment: str) -> str:
 def run(experiment_id: str | None, run_name: str | None = None, nested: bool = False) -> Iterator[str]:
     """An MLflow run (``nested``: inside the active one); it ends FAILED if the block raises.
 
-    A SIGTERM while MLflow starts or ends the run waits until it has (:mod:`pipeline.stop`), so the run
-    never stays RUNNING.
+    A SIGTERM while MLflow starts the run stops the job only once the block below can end it
+    (:mod:`pipeline.stop`), so the run never stays RUNNING.
     """
-    with stop.deferred(), _store_errors("start a run"):
+    with _store_errors("start a run", stop_after=False):
         active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested)
     status = "FAILED"
     try:
@@ -104,7 +112,7 @@ def run(experiment_id: str | None, run_name: str | None = None, nested: bool = F
         yield active.info.run_id
         status = "FINISHED"
     finally:
-        with stop.deferred(), _store_errors("end the run"):
+        with _store_errors("end the run", stop_after=False):
             mlflow.end_run(status=status)
 
 
