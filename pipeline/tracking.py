@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import io
 import json
 import os
 import tempfile
@@ -211,7 +212,9 @@ def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) ->
 
 
 def register(model_uri: str, name: str, tags: dict[str, str]) -> int:
-    with _store_errors("register the model"):
+    # MLflow prints "Successfully registered model ..." and "Created version ..." itself (on stderr, not
+    # through its logger): the job reports the registration in its own summary instead.
+    with _store_errors("register the model"), contextlib.redirect_stderr(io.StringIO()):
         version = mlflow.register_model(model_uri, name, tags=tags)
     return int(version.version)
 

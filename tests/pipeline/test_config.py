@@ -124,3 +124,21 @@ def test_spark_example_config_loads() -> None:
     assert (config.engine.name, config.engine.master, config.data.source) == ("spark", "local[2]", "cdnow_master")
     table = parse_config({"engine": {"name": "spark"}, "data": {"source": "spark_table", "table": "db.tx"}})
     assert (table.engine.name, table.data.source, table.data.table) == ("spark", "spark_table", "db.tx")
+
+
+def test_spend_model_none_reads_no_amounts() -> None:
+    config = parse_config({"fit": {"spend_model": "none"}})
+    assert not config.has_spend
+    columns = config.input_data().columns
+    assert (columns.amount, columns.quantity, columns.unit_price) == (None, None, None)
+    assert parse_config({}).has_spend
+    assert parse_config({}).input_data() == parse_config({}).data
+
+
+def test_gamma_gamma_needs_an_amount_column() -> None:
+    with pytest.raises(
+        ConfigError, match=r"fit\.spend_model 'gamma_gamma' needs amounts, but data\.columns\.amount is null"
+    ):
+        parse_config(
+            {"data": {"source": "cdnow_sample", "columns": {"amount": None}}, "fit": {"spend_model": "gamma_gamma"}}
+        )
