@@ -57,14 +57,19 @@ class BetaGeoBetaBinomParams:
 def unique_histories(frequency: ArrayLike, recency: ArrayLike, n_periods: ArrayLike) -> Histories:
     """The distinct (x, t_x, n) and, for each customer, the index of its history. Checks 0 <= x <= t_x <= n
     (x >= 1 when t_x >= 1) with whole numbers."""
-    x, t_x, n = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, n_periods))
-    whole = np.isfinite(x) & np.isfinite(t_x) & np.isfinite(n) & (x == np.floor(x)) & (t_x == np.floor(t_x))
-    valid = whole & (n == np.floor(n)) & (x >= 0) & (x <= t_x) & (t_x <= n) & ((x > 0) | (t_x == 0))
+    fx, ft, fn = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, n_periods))
+    whole = np.isfinite(fx) & np.isfinite(ft) & np.isfinite(fn) & (fx == np.floor(fx)) & (ft == np.floor(ft))
+    valid = whole & (fn == np.floor(fn)) & (fx >= 0) & (fx <= ft) & (ft <= fn) & ((fx > 0) | (ft == 0))
     if not np.all(valid):
         raise ValueError("BG/BB histories need whole numbers with 0 <= frequency <= recency <= n_periods")
-    stacked = np.stack([x, t_x, n], axis=-1).astype(np.int64).reshape(-1, 3)
-    rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    return rows[:, 0], rows[:, 1], rows[:, 2], inverse.reshape(np.shape(x))
+    x, t_x, n = np.broadcast_arrays(fx.astype(np.int64), ft.astype(np.int64), fn.astype(np.int64))
+    base = int(n.max(initial=0)) + 1
+    if base > 2_000_000:  # the packed key below would overflow int64
+        rows, inverse = np.unique(np.stack([x, t_x, n], axis=-1).reshape(-1, 3), axis=0, return_inverse=True)
+        return rows[:, 0], rows[:, 1], rows[:, 2], inverse.reshape(x.shape).astype(np.int64)
+    # One int64 key per history: sorting 1M keys takes ~0.1 s, np.unique(axis=0) ~5 s.
+    keys, inverse = np.unique(((n * base + t_x) * base + x).reshape(-1), return_inverse=True)
+    return keys % base, keys // base % base, keys // base // base, inverse.reshape(x.shape).astype(np.int64)
 
 
 def _terms(params: BetaGeoBetaBinomParams, x: IntArray, t_x: IntArray, n: IntArray) -> tuple[FloatArray, FloatArray]:

@@ -146,6 +146,10 @@ def test_gamma_one_has_no_singularity() -> None:
 
 
 def test_special_histories() -> None:
+    # Histories are packed into one integer key; beyond 2M opportunities they are sorted as rows instead.
+    for n in (6, 3_000_000):
+        x, t_x, n_out, inverse = bgbb.unique_histories([1, 0, 1], [n, 0, n], [n, n, n])
+        assert (x.tolist(), t_x.tolist(), n_out.tolist(), inverse.tolist()) == ([0, 1], [0, n], [n, n], [1, 0, 1])
     # A transaction at the last opportunity proves the customer active.
     assert bgbb.p_alive(PAPER, [1, 6], [6, 6], [6, 6]).tolist() == pytest.approx([1.0, 1.0], rel=1e-14)
     # No opportunity yet: the likelihood is 1 and the expectation is the new customer's.
