@@ -22,7 +22,12 @@ Rules for real feeds, on top of lifetimes:
   holdout revenue is holdout purchases minus holdout returns (at least 0). Returns never count as
   purchases. A return with no purchase before it is counted as ``returns_unmatched`` and has no
   effect. With ``returns: drop`` they are quarantined instead;
-- timestamps with an offset are converted to ``timezone`` before periods are cut.
+- timestamps with an offset are converted to ``timezone`` before periods are cut;
+- an event feed (no amount, nor quantity and unit price) has purchases only, and its frames have no
+  spend columns (:data:`MONEY_COLUMNS`): they are left out, not zero.
+
+Each row's parsing and quarantine reason come from :mod:`pipeline.classify` (ids, duplicates by the
+whole source row or ``duplicate_key``, timestamp format detection).
 
 One difference from lifetimes, on purpose: ``calibration_end`` includes the whole day, so a purchase
 at 15:00 on that day is calibration, not holdout (lifetimes compares against midnight).

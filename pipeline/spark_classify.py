@@ -70,6 +70,7 @@ def _string(text: str) -> str:
 _NAIVE = r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
 _SPACED_NUMERIC_OFFSET = r"\s[+-][0-9]{2}(:?[0-9]{2})?$"
 _SLASHES = r"^([0-9]{4})/([0-9]{1,2})/"
+_WHITESPACE = r"\s+"
 _UTC = r"\s*(Z|UTC)$"
 _HHMM = r"([+-][0-9]{2})([0-9]{2})$"
 _HH = r"([+-][0-9]{2})$"
@@ -85,6 +86,9 @@ def _timestamp_sql(dtype: str, timestamp_format: str | None, column: str = "`tim
         return column
     text = _text_timestamp(column)
     if timestamp_format is not None:
+        if re.search(r"\s", timestamp_format):
+            # DuckDB's strptime reads a space of the format as any run of whitespace: so does this.
+            text = f"regexp_replace({text}, {_string(_WHITESPACE)}, ' ')"
         return f"try_to_timestamp({text}, {_string(spark_pattern(timestamp_format))})"
     # What DuckDB's casts read: ISO dates and times ('-' or '/' separators), with an offset (+hh[:mm],
     # +hhmm, Z, UTC; DuckDB refuses a space before a numeric offset), or compact yyyymmdd. Offsets

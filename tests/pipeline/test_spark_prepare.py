@@ -365,3 +365,15 @@ def test_timestamp_errors_read_as_in_duckdb(spark, tmp_path: Path) -> None:  # t
         with pytest.raises(InputError) as ours:
             spark_prepare.prepare(tx.frame, config, tx.timestamp_format, str(path), tx.column_names)
         assert str(ours.value) == str(duck.value)
+
+
+def test_runs_of_whitespace_read_as_in_duckdb(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """DuckDB's strptime reads a space of the format as any run of whitespace; Spark's pattern did not."""
+    rows = ["a,12/1/2010 8:26,1", "a,12/9/2010  8:26,2", "a,1/5/2011\t8:26,3", "b,1/20/2011 8:26,4", "b,1/3/20118:26,5"]
+    path = tmp_path / "spaces.csv"
+    path.write_text("\n".join(["customer_id,timestamp,amount", *rows]) + "\n")
+    data = DataConfig(source="csv", path=path, timestamp_format="%m/%d/%Y %H:%M")
+    config = PrepareConfig(calibration_end=dt.date(2010, 12, 31), observation_end=dt.date(2011, 1, 31))
+    duck, ours, _ = _both(spark, data, config)
+    _assert_identical(duck, ours)
+    assert ours.ledger.quarantined == {"invalid_timestamp": 1}
