@@ -26,7 +26,12 @@ class _Strict(BaseModel):
 
 class ColumnMap(_Strict):
     """Input column names: customer id, purchase time, and either ``amount`` or ``quantity`` x
-    ``unit_price``; ``order_id`` (optional) groups invoice lines into orders."""
+    ``unit_price``; ``order_id`` (optional) groups invoice lines into orders.
+
+    ``amount: null`` without quantity and unit price is an event feed (``date,id``): every row is a
+    purchase and there is no spend. With quantity and unit price, ``amount`` is None (its default
+    ``amount`` applies only without them), so that a dumped mapping validates again.
+    """
 
     customer_id: str = "customer_id"
     timestamp: str = "timestamp"
@@ -35,20 +40,30 @@ class ColumnMap(_Strict):
     unit_price: str | None = None
     order_id: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_default_amount_with_quantity(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("quantity") is not None and "amount" not in data:
+            return {**data, "amount": None}
+        return data
+
     @model_validator(mode="after")
     def _one_amount(self) -> ColumnMap:
         pair = (self.quantity is None, self.unit_price is None)
         if pair[0] != pair[1]:
             raise ValueError("data.columns.quantity and data.columns.unit_price go together")
-        if self.quantity is not None and self.amount is not None and "amount" in self.model_fields_set:
+        if self.quantity is not None and self.amount is not None:
             raise ValueError("set either data.columns.amount or data.columns.quantity + unit_price, not both")
-        if self.quantity is None and self.amount is None:
-            raise ValueError("data.columns needs amount, or quantity and unit_price")
         return self
 
     @property
     def uses_quantity(self) -> bool:
         return self.quantity is not None
+
+    @property
+    def has_amounts(self) -> bool:
+        """Whether the feed has spend: an amount, or quantity and unit price (not an event feed)."""
+        return self.amount is not None or self.quantity is not None
 
 
 class CsvOptions(_Strict):
@@ -89,6 +104,20 @@ class DataConfig(_Strict):
             raise ValueError("data.query is required for, and only for, data.source 'sql'")
         return self
 
+    def pointed_at(self, source: Literal["csv", "parquet"], path: Path) -> DataConfig:
+        """This config pointed at another file (``clv score --input``): the same column mapping, CSV options
+        and timestamp format, exactly as the user set them (a plain ``model_dump`` would write out the
+        defaults too, and a default next to a user's value can contradict it)."""
+        return DataConfig.model_validate(
+            {
+                "source": source,
+                "path": path,
+                "columns": self.columns.model_dump(exclude_unset=True),
+                "csv": self.csv.model_dump(exclude_unset=True),
+                "timestamp_format": self.timestamp_format,
+            }
+        )
+
 
 class PrepareConfig(_Strict):
     """How transactions become per-customer summaries (lifetimes' calibration_and_holdout_data).
@@ -105,9 +134,12 @@ class PrepareConfig(_Strict):
     ``min_date``: timestamps before it are data-entry errors (``timestamp_out_of_range``).
     ``max_amount``: when set, purchases or returns larger than it are quarantined (``amount_too_large``);
     by default huge amounts are kept (Gamma-Gamma's per-customer weight shrinks them toward the mean).
-    ``duplicates``: rows identical in every mapped column. ``auto`` quarantines them when an order id is
-    mapped (a repeated invoice line is a double load) and keeps them otherwise (two identical purchases
-    on one day can be real: CDNOW has 255).
+    ``duplicates``: rows identical in every column of the source, mapped or not (two products on one
+    invoice at the same quantity and price are two lines, not a duplicate). ``auto`` quarantines them
+    when an order id is mapped (a repeated invoice line is a double load) and keeps them otherwise (two
+    identical purchases on one day can be real: CDNOW has 255); ``quarantine`` always, ``keep`` never.
+    ``duplicate_key``: source column names (e.g. ``[InvoiceNo, StockCode]``); when set, rows that repeat
+    on these columns are duplicates (the first in the order of the other columns is kept).
     """
 
     period: Literal["day", "week"] = "day"
@@ -121,6 +153,14 @@ class PrepareConfig(_Strict):
     min_date: dt.date = dt.date(1900, 1, 1)
     max_amount: float | None = Field(default=None, gt=0)
     duplicates: Literal["auto", "quarantine", "keep"] = "auto"
+    duplicate_key: tuple[str, ...] | None = None
+
+    @field_validator("duplicate_key")
+    @classmethod
+    def _key(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and (not value or len(set(value)) != len(value)):
+            raise ValueError("must list one or more distinct column names")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -133,6 +173,8 @@ class PrepareConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> PrepareConfig:
+        if self.duplicate_key is not None and self.duplicates == "keep":
+            raise ValueError("prepare.duplicate_key has no effect with prepare.duplicates 'keep'")
         if self.period == "week" and self.time_unit == "day":
             raise ValueError("prepare.time_unit 'day' is finer than prepare.period 'week'")
         if self.observation_end is not None and self.observation_end <= self.calibration_end:

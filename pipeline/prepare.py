@@ -22,7 +22,12 @@ Rules for real feeds, on top of lifetimes:
   holdout revenue is holdout purchases minus holdout returns (at least 0). Returns never count as
   purchases. A return with no purchase before it is counted as ``returns_unmatched`` and has no
   effect. With ``returns: drop`` they are quarantined instead;
-- timestamps with an offset are converted to ``timezone`` before periods are cut.
+- timestamps with an offset are converted to ``timezone`` before periods are cut;
+- an event feed (no amount, nor quantity and unit price) has purchases only, and its frames have no
+  spend columns (:data:`MONEY_COLUMNS`): they are left out, not zero.
+
+Each row's parsing and quarantine reason come from :mod:`pipeline.classify` (ids, duplicates by the
+whole source row or ``duplicate_key``, timestamp format detection).
 
 One difference from lifetimes, on purpose: ``calibration_end`` includes the whole day, so a purchase
 at 15:00 on that day is calibration, not holdout (lifetimes compares against midnight).
@@ -40,6 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -48,8 +54,19 @@ import duckdb
 import pandas as pd
 
 from models.clv import DAYS_PER_UNIT
+from pipeline.classify import (
+    classified_sql,
+    detected_format,
+    is_native_timestamp,
+    quarantine_sql,
+    unreadable_timestamp,
+)
 from pipeline.config import PrepareConfig
 from pipeline.errors import InputError
+from pipeline.ids import ascii_trimmed
+from pipeline.source_columns import Layout
+from pipeline.source_columns import layout as source_layout
+from pipeline.timestamps import unreadable_hint
 
 QUARANTINE_REASONS: tuple[str, ...] = (
     "missing_customer_id",
@@ -65,9 +82,8 @@ QUARANTINE_REASONS: tuple[str, ...] = (
 )
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value", "total_spend", "first_purchase")
 HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout", "recent_spend")
-MAX_ABS_AMOUNT = 1e13
-"""Amounts this large are always errors (and beyond what exact sums of 1/10,000 units hold in a BIGINT row)."""
-_OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
+MONEY_COLUMNS = ("monetary_value", "total_spend", "monetary_value_holdout", "revenue_holdout", "recent_spend")
+"""The columns a feed without amounts (an event feed) does not have: they are left out, not zero."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,10 @@ class PreparedData:
     duration_holdout: float
     first_date: dt.date
     last_date: dt.date
+    has_amounts: bool = True
+    """False for an event feed (no amount column): the frames have no spend columns (:data:`MONEY_COLUMNS`)."""
+    timestamp_format: str | None = None
+    """The strptime format text timestamps were read with (configured or detected); None: the engine's own."""
 
     @property
     def customers_new_in_holdout(self) -> int:
@@ -127,98 +147,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str) -> str:
-    column, tz = '"timestamp"', _literal(zone)
-    if dtype.startswith("TIMESTAMP WITH TIME ZONE"):
-        return f"timezone({tz}, {column})"
-    if dtype == "DATE" or dtype.startswith("TIMESTAMP"):
-        return f"CAST({column} AS TIMESTAMP)"
-    text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
-    if timestamp_format is not None:
-        parsed = f"try_strptime({text}, {_literal(timestamp_format)})"
-        return f"timezone({tz}, {parsed})" if "%z" in timestamp_format or "%Z" in timestamp_format else parsed
-    return (
-        f"CASE WHEN regexp_matches({text}, {_literal(_OFFSET)}) "
-        f"THEN timezone({tz}, TRY_CAST({text} AS TIMESTAMPTZ)) "
-        f"ELSE coalesce(TRY_CAST({text} AS TIMESTAMP), try_strptime({text}, '%Y%m%d')) END"
-    )
-
-
-def _classified_sql(
-    columns: dict[str, str],
-    config: PrepareConfig,
-    timestamp_format: str | None,
-    duplicates: bool,
-    bucket: tuple[int, int] = (0, 1),
-) -> str:
-    """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used).
-
-    ``bucket`` (k, n): only the rows whose customer id hashes to k modulo n (all rows when n is 1); a
-    customer's rows, and exact duplicates, always fall in the same bucket.
-    """
-    has_order = "order_id" in columns
-    if "quantity" in columns:
-        value = "TRY_CAST(quantity AS DOUBLE) * TRY_CAST(unit_price AS DOUBLE)"
-    else:
-        value = "TRY_CAST(amount AS DOUBLE)"
-    order = f"NULLIF({_trimmed('CAST(order_id AS VARCHAR)')}, '')" if has_order else "NULL"
-    cancelled = (
-        f"coalesce(starts_with({order}, {_literal(config.cancel_prefix)}), false)"
-        if has_order and config.cancel_prefix
-        else "false"
-    )
-    raw = ", ".join(f'"{c}"' for c in columns)
-    native_ts = columns["timestamp"] == "DATE" or columns["timestamp"].startswith("TIMESTAMP")
-    raw_ts = '"timestamp"' if native_ts else "NULLIF(trim(CAST(\"timestamp\" AS VARCHAR)), '')"
-    duplicate = f"row_number() OVER (PARTITION BY {raw}) > 1" if duplicates else "false"
-    rules = [
-        "WHEN cid IS NULL THEN 'missing_customer_id'",
-        "WHEN raw_ts IS NULL THEN 'missing_timestamp'",
-        "WHEN ts IS NULL THEN 'invalid_timestamp'",
-        "WHEN raw_value IS NULL OR NOT isfinite(raw_value) THEN 'invalid_amount'",
-        f"WHEN abs(raw_value) >= {MAX_ABS_AMOUNT!r} THEN 'amount_too_large'",
-        f"WHEN CAST(ts AS DATE) < DATE '{config.min_date}' THEN 'timestamp_out_of_range'",
-    ]
-    if config.max_amount is not None:
-        rules.append(f"WHEN abs(raw_value) > {float(config.max_amount)!r} THEN 'amount_too_large'")
-    rules.append("WHEN is_duplicate THEN 'duplicate'")
-    if config.zero_amount == "quarantine":
-        rules.append("WHEN raw_value = 0 THEN 'zero_amount'")
-    if config.returns == "drop":
-        rules.append("WHEN is_return THEN 'return_dropped'")
-    # Without an observation end, a date after today is still a typo, not the end of the holdout.
-    observation_end = config.observation_end or dt.date.today()
-    rules.append(f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'")
-    return f"""
-        SELECT *,
-               CASE WHEN is_return THEN -abs(raw_value) ELSE raw_value END AS value,
-               CASE {" ".join(rules)} ELSE NULL END AS reason
-        FROM (
-            SELECT *, (raw_value < 0 OR {cancelled}) AS is_return
-            FROM (
-                SELECT {raw},
-                       NULLIF({_trimmed("CAST(customer_id AS VARCHAR)")}, '') AS cid,
-                       {raw_ts} AS raw_ts,
-                       {_timestamp_sql(columns["timestamp"], timestamp_format, config.timezone)} AS ts,
-                       {value} AS raw_value,
-                       {order} AS order_key,
-                       {duplicate} AS is_duplicate
-                FROM tx {_bucket_filter("customer_id", bucket)}
-            )
-        )
-    """
-
-
-def _bucket_filter(column: str, bucket: tuple[int, int]) -> str:
-    k, n = bucket
-    return "" if n == 1 else f"WHERE hash({_trimmed(f'CAST({column} AS VARCHAR)')}) % {n} = {k}"
-
-
-def _trimmed(text: str) -> str:
-    """``text`` without ASCII spaces at either end, as Spark's ``trim`` (DuckDB's one-argument trim also
-    removes Unicode spaces). Trimming only where there is a space at an end costs half of trimming
-    every id."""
-    return f"CASE WHEN {text} LIKE ' %' OR {text} LIKE '% ' THEN trim({text}, ' ') ELSE {text} END"
+_trimmed = ascii_trimmed  # the ids' ASCII trim, under the name the tests have always used
 
 
 def _period_start(day: dt.date, period: str) -> dt.date:
@@ -379,7 +308,12 @@ def _customers_sql(daily: str, periods: str, w: _Windows, net: bool) -> str:
     """
 
 
-def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float) -> str:
+def _selected(columns: list[tuple[str, str]], money: bool) -> str:
+    """``expr AS "name"`` for each column; without ``money`` (an event feed), not the spend columns."""
+    return ", ".join(f'{e} AS "{c}"' for e, c in columns if money or c not in MONEY_COLUMNS)
+
+
+def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float) -> list[tuple[str, str]]:
     """lifetimes' summary columns from a customers row (``prefix`` ``cal_`` for the calibration)."""
     count, last_p, total, first_amount = (f"{prefix}{c}" for c in ("periods", "last_p", "total", "first_amount"))
     # Repeat spend = all spend minus the first period's.
@@ -392,30 +326,29 @@ def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float
         f"CAST({total} AS DOUBLE) / {SCALE}",
         "CAST(first_p AS TIMESTAMP)",
     ]
-    return ", ".join(f'{e} AS "{c}"' for e, c in zip(exprs, SUMMARY_COLUMNS, strict=True))
+    return list(zip(exprs, SUMMARY_COLUMNS, strict=True))
 
 
-def _full_sql(customers: str, w: _Windows, unit_days: float) -> str:
+def _full_sql(customers: str, w: _Windows, unit_days: float, money: bool) -> str:
     """The full-history summary up to observation_end, one row per customer, ordered by customer id."""
-    full = _summary_columns("", w.observation_end, w.period, unit_days)
+    full = _selected(_summary_columns("", w.observation_end, w.period, unit_days), money)
     return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id"
 
 
-def _calibration_sql(customers: str, w: _Windows, unit_days: float) -> str:
+def _calibration_sql(customers: str, w: _Windows, unit_days: float, money: bool) -> str:
     """The calibration summary and the holdout actuals of the customers who bought on or before
     calibration_end, ordered by customer id."""
-    cal = _summary_columns("cal_", w.calibration_end, w.period, unit_days)
-    return f"""
-        SELECT cid AS customer_id, {cal},
-               CAST(hold_periods AS DOUBLE) AS frequency_holdout,
-               CASE WHEN hold_n > 0 THEN CAST(hold_gross AS DOUBLE) / ({SCALE} * hold_n) ELSE 0.0 END
-                   AS monetary_value_holdout,
-               CAST(greatest(coalesce(hold_gross, 0) + coalesce(hold_refunds, 0), 0) AS DOUBLE) / {SCALE}
-                   AS revenue_holdout,
-               CAST(greatest(coalesce(recent, 0) + coalesce(recent_refunds, 0), 0) AS DOUBLE) / {SCALE}
-                   AS recent_spend
-        FROM {customers} WHERE cal_periods > 0 ORDER BY customer_id
-    """
+    holdout = [
+        ("CAST(hold_periods AS DOUBLE)", "frequency_holdout"),
+        (f"CASE WHEN hold_n > 0 THEN CAST(hold_gross AS DOUBLE) / ({SCALE} * hold_n) ELSE 0.0 END", HOLDOUT_COLUMNS[1]),
+        (
+            f"CAST(greatest(coalesce(hold_gross, 0) + coalesce(hold_refunds, 0), 0) AS DOUBLE) / {SCALE}",
+            "revenue_holdout",
+        ),
+        (f"CAST(greatest(coalesce(recent, 0) + coalesce(recent_refunds, 0), 0) AS DOUBLE) / {SCALE}", "recent_spend"),
+    ]
+    columns = _selected(_summary_columns("cal_", w.calibration_end, w.period, unit_days) + holdout, money)
+    return f"SELECT cid AS customer_id, {columns} FROM {customers} WHERE cal_periods > 0 ORDER BY customer_id"
 
 
 def _weekly_parts_sql(periods: str, customers: str, w: _Windows) -> str:
@@ -480,6 +413,10 @@ class AsOfData:
     quarantine: duckdb.DuckDBPyRelation
     ledger: Ledger
     as_of: dt.date
+    has_amounts: bool = True
+    """False for an event feed: ``customers`` has no spend columns (see :data:`MONEY_COLUMNS`)."""
+    timestamp_format: str | None = None
+    """The strptime format text timestamps were read with (configured or detected); None: DuckDB's own."""
 
 
 @dataclass(frozen=True)
@@ -489,7 +426,8 @@ class _Scan:
 
     daily: str
     buckets: int
-    columns: dict[str, str]
+    layout: Layout
+    timestamp_format: str | None
     classified_sql: str
     ledger: Ledger
     first_date: dt.date
@@ -509,13 +447,17 @@ ReasonCounts = dict[str, tuple[int, dt.date | None, dt.date | None, int]]
 """The scan's counts per quarantine reason (``''`` for the rows used): rows, first day, last day, returns."""
 
 
-def used_dates(counts: ReasonCounts, config: PrepareConfig, source: str) -> tuple[dt.date, dt.date, dt.date, bool]:
+def used_dates(
+    counts: ReasonCounts, config: PrepareConfig, source: str, unreadable: Callable[[], str | None] = lambda: None
+) -> tuple[dt.date, dt.date, dt.date, bool]:
     """First and last day of the rows used, the observation end, and whether there are returns to net
-    (on either engine); InputError when no row is usable or the observation end is before the data."""
+    (on either engine); InputError when no row is usable (naming an ``unreadable`` timestamp, when
+    timestamps could not be read) or the observation end is before the data."""
     _, first_date, last_date, returns = counts.get("", (0, None, None, 0))
     if first_date is None or last_date is None:
         reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(counts.items()) if k) or "the input is empty"
-        raise InputError(f"{source}: no usable transactions after cleaning ({reasons})")
+        hint = unreadable_hint(unreadable()) if "invalid_timestamp" in counts else ""
+        raise InputError(f"{source}: no usable transactions after cleaning ({reasons}){hint}")
     observation_end = config.observation_end or last_date
     if observation_end < first_date:
         raise InputError(
@@ -540,20 +482,22 @@ def _scan(
     transactions: duckdb.DuckDBPyRelation,
     config: PrepareConfig,
     timestamp_format: str | None,
+    column_names: Mapping[str, str] | None,
     source: str,
     daily: str,
 ) -> _Scan:
     columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
-    has_order = "order_id" in columns
-    duplicates = config.duplicates == "quarantine" or (config.duplicates == "auto" and has_order)
-    classified_sql = _classified_sql(columns, config, timestamp_format, duplicates)
+    layout = source_layout(list(columns), column_names, config, source)
+    if timestamp_format is None and not is_native_timestamp(columns["timestamp"]):
+        timestamp_format = detected_format(transactions, config.timezone, source)
+    classified = classified_sql(columns, layout, config, timestamp_format)
     rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
     # Customers split into buckets, one pass over the input each, so that the per-day aggregation of
     # a bucket fits in memory: one big aggregation would spill many times its size to disk.
     buckets = max(1, -(-rows_in // ROWS_PER_PASS))
     for bucket in range(buckets):
-        bucket_sql = _classified_sql(columns, config, timestamp_format, duplicates, (bucket, buckets))
-        _query(transactions, "tx", _daily_sql(bucket_sql, has_order)).create(f"{daily}_{bucket}")
+        bucket_sql = classified_sql(columns, layout, config, timestamp_format, (bucket, buckets))
+        _query(transactions, "tx", _daily_sql(bucket_sql, layout.has_order)).create(f"{daily}_{bucket}")
     every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets))
     _query(transactions, "tx", f"CREATE VIEW {daily} AS {every_bucket}")
     counts = _query(
@@ -571,18 +515,21 @@ def _scan(
                 "on one day; set prepare.max_amount to quarantine such amounts"
             )
     by_reason = {reason: (int(n), first, last, int(r or 0)) for reason, n, first, last, r, _ in counts}
-    first_date, last_date, observation_end, net = used_dates(by_reason, config, source)
+    first_date, last_date, observation_end, net = used_dates(
+        by_reason, config, source, lambda: unreadable_timestamp(transactions, classified)
+    )
     netted, unmatched = (0, 0)
     if net:
         returns_sql = _returns_sql(daily, observation_end, config.period)
         netted, unmatched = _query(transactions, "tx", returns_sql).fetchall()[0]
     ledger = reconciled_ledger(rows_in, by_reason, int(netted), int(unmatched), source)
-    return _Scan(daily, buckets, columns, classified_sql, ledger, first_date, last_date, observation_end, net)
+    return _Scan(
+        daily, buckets, layout, timestamp_format, classified, ledger, first_date, last_date, observation_end, net
+    )
 
 
 def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.DuckDBPyRelation:
-    raw = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in scan.columns)
-    return _query(transactions, "tx", f"SELECT {raw}, reason FROM ({scan.classified_sql}) WHERE reason IS NOT NULL")
+    return _query(transactions, "tx", quarantine_sql(scan.classified_sql, scan.layout))
 
 
 @dataclass(frozen=True)
@@ -618,7 +565,7 @@ def _customers(
     """Build the per-customer table (and, with ``weekly``, the weekly parts), one customer bucket at a time."""
     for bucket in range(scan.buckets):
         daily = f"{scan.daily}_{bucket}"
-        periods_sql, aggregates = _periods_sql(daily, windows, "order_id" in scan.columns)
+        periods_sql, aggregates = _periods_sql(daily, windows, scan.layout.has_order)
         periods = f"({periods_sql})"
         if aggregates:
             tables.drop(transactions, tables.periods)
@@ -686,17 +633,21 @@ def prepare(
     config: PrepareConfig,
     timestamp_format: str | None = None,
     source: str = "input",
+    column_names: Mapping[str, str] | None = None,
 ) -> PreparedData:
     """Clean, quarantine and summarise ``transactions`` for training: calibration, holdout and full history.
 
-    Columns: customer_id, timestamp, amount (or quantity and unit_price) and optionally order_id.
+    Columns: customer_id, timestamp, amount (or quantity and unit_price; neither for an event feed),
+    optionally order_id, and the other source columns under their private aliases; ``column_names``
+    (:attr:`pipeline.sources.Transactions.column_names`) names them as the source does. Without a
+    ``timestamp_format``, a text timestamp column DuckDB cannot read gets a detected one.
     The input is scanned once into a table of rows per (reason, customer, order, day) in the
     relation's DuckDB connection (which spills to disk past its memory limit); the ledger, the purchase
     periods and one per-customer table come from it, and the working tables are dropped before returning.
     """
     tables = _Tables.new()
     try:
-        scan = _scan(transactions, config, timestamp_format, source, tables.daily)
+        scan = _scan(transactions, config, timestamp_format, column_names, source, tables.daily)
         calibration_end = config.calibration_end
         if calibration_end < scan.first_date or calibration_end >= scan.last_date:
             raise InputError(
@@ -716,10 +667,14 @@ def prepare(
         tables.drop(transactions, tables.daily, tables.periods)
         # Two frames fetched one after the other: no third, wider frame to split in pandas.
         duration_holdout = holdout_days / unit_days
+        money = scan.layout.has_amounts
         full, calibration = _fetch_all(
             transactions,
             tables,
-            [_full_sql(tables.customers, windows, unit_days), _calibration_sql(tables.customers, windows, unit_days)],
+            [
+                _full_sql(tables.customers, windows, unit_days, money),
+                _calibration_sql(tables.customers, windows, unit_days, money),
+            ],
             _count(transactions, tables.customers),
         )
     finally:
@@ -738,6 +693,8 @@ def prepare(
         duration_holdout=duration_holdout,
         first_date=scan.first_date,
         last_date=scan.last_date,
+        has_amounts=money,
+        timestamp_format=scan.timestamp_format,
     )
 
 
@@ -747,6 +704,7 @@ def prepare_as_of(
     as_of: dt.date,
     timestamp_format: str | None = None,
     source: str = "input",
+    column_names: Mapping[str, str] | None = None,
 ) -> AsOfData:
     """Clean, quarantine and summarise ``transactions`` up to ``as_of`` for scoring (no holdout).
 
@@ -755,7 +713,7 @@ def prepare_as_of(
     config = config.model_copy(update={"observation_end": as_of})
     tables = _Tables.new()
     try:
-        scan = _scan(transactions, config, timestamp_format, source, tables.daily)
+        scan = _scan(transactions, config, timestamp_format, column_names, source, tables.daily)
         unit_days = DAYS_PER_UNIT[config.time_unit]
         windows = _Windows(as_of, as_of, as_of, config.period)
         _customers(transactions, scan, windows, tables, weekly=False)
@@ -763,9 +721,16 @@ def prepare_as_of(
         (customers,) = _fetch_all(
             transactions,
             tables,
-            [_full_sql(tables.customers, windows, unit_days)],
+            [_full_sql(tables.customers, windows, unit_days, scan.layout.has_amounts)],
             _count(transactions, tables.customers),
         )
     finally:
         tables.drop(transactions)
-    return AsOfData(customers=customers, quarantine=_quarantine(transactions, scan), ledger=scan.ledger, as_of=as_of)
+    return AsOfData(
+        customers=customers,
+        quarantine=_quarantine(transactions, scan),
+        ledger=scan.ledger,
+        as_of=as_of,
+        has_amounts=scan.layout.has_amounts,
+        timestamp_format=scan.timestamp_format,
+    )

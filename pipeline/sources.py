@@ -1,7 +1,9 @@
 """The input edge: open the configured transactions as a lazy DuckDB relation.
 
 The relation's columns are renamed from the config's mapping to ``customer_id``, ``timestamp``,
-``amount`` (or ``quantity`` and ``unit_price``) and, when mapped, ``order_id``; they are not parsed
+``amount`` (or ``quantity`` and ``unit_price``; neither for an event feed) and, when mapped,
+``order_id``; every other source column comes along under a private alias (see
+:mod:`pipeline.source_columns`), for duplicate detection and the quarantine file. Nothing is parsed
 yet: parsing and quarantine happen in ``prepare``. DuckDB reads the files itself, out of core.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.resources
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -18,18 +20,24 @@ import pandas as pd
 
 from pipeline.config import BusinessConfig, DataConfig, EngineConfig
 from pipeline.errors import InputError
+from pipeline.source_columns import private_alias
 
 CDNOW_FILES = {"cdnow_master": "CDNOW_master.txt", "cdnow_sample": "CDNOW_sample.txt"}
 
 
 @dataclass(frozen=True)
 class Transactions:
-    """Raw transactions: the relation, where they came from and a fingerprint of the bytes read."""
+    """Raw transactions: the relation, where they came from and a fingerprint of the bytes read.
+
+    ``column_names``: relation column -> source column name, in the source's order; pass it to
+    :func:`pipeline.prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's column names).
+    """
 
     relation: duckdb.DuckDBPyRelation
     description: str
     fingerprint: str
     timestamp_format: str | None
+    column_names: dict[str, str] = field(default_factory=dict)
 
 
 def _fingerprint(paths: list[Path]) -> str:
@@ -191,11 +199,23 @@ def mapped_columns(columns: list[str], data: DataConfig, description: str) -> di
     return selected
 
 
+def renamed_columns(columns: list[str], data: DataConfig, description: str) -> dict[str, str]:
+    """Relation column -> source column, in the source's order: the mapped roles under their standard
+    names, every other source column under its private alias; InputError for a missing column."""
+    selected = mapped_columns(columns, data, description)
+    renamed: dict[str, str] = {}
+    for column in columns:
+        roles = [role for role, mapped in selected.items() if mapped == column]
+        renamed.update(dict.fromkeys(roles, column) if roles else {private_alias(column): column})
+    return renamed
+
+
 def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str) -> Transactions:
-    """Rename the mapped columns to the standard names; a missing column is an InputError."""
-    selected = mapped_columns(list(relation.columns), data, description)
-    columns = [duckdb.ColumnExpression(column).alias(role) for role, column in selected.items()]
-    return Transactions(relation.select(*columns), description, fingerprint, data.timestamp_format)
+    """Rename the mapped columns to the standard names and the others to their private aliases; a
+    missing column is an InputError."""
+    renamed = renamed_columns(list(relation.columns), data, description)
+    columns = [duckdb.ColumnExpression(column).alias(name) for name, column in renamed.items()]
+    return Transactions(relation.select(*columns), description, fingerprint, data.timestamp_format, renamed)
 
 
 def _first_line(exc: Exception) -> str:

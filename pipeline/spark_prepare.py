@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,11 +33,10 @@ import pandas as pd
 
 from models.clv import DAYS_PER_UNIT
 from pipeline.config import PrepareConfig
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import InputError
 from pipeline.prepare import (
-    _OFFSET,
     HOLDOUT_COLUMNS,
-    MAX_ABS_AMOUNT,
+    MONEY_COLUMNS,
     SCALE,
     SUMMARY_COLUMNS,
     Ledger,
@@ -47,132 +45,21 @@ from pipeline.prepare import (
     reconciled_ledger,
     used_dates,
 )
+from pipeline.source_columns import Layout, layout
+from pipeline.spark_classify import (
+    NATIVE_TIMESTAMPS,
+    classified_sql,
+    detected_format,
+    quarantine_sql,
+    unreadable_timestamp,
+)
+from pipeline.spark_classify import spark_pattern as spark_pattern  # the patterns' home before
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 _DEC = "DECIMAL(38, 0)"
 """Amounts are exact integers of 1/SCALE, as in the DuckDB prepare."""
-_NUMERIC = {"Y": "yyyy", "m": "M", "d": "d", "H": "H", "M": "m", "S": "s", "I": "h", "y": "yy", "j": "D"}
-_FIXED = {"Y": "yyyy", "m": "MM", "d": "dd", "H": "HH", "M": "mm", "S": "ss", "I": "hh", "y": "yy", "j": "DDD"}
-_OTHER = {"f": "SSSSSS", "b": "MMM", "B": "MMMM", "a": "EEE", "A": "EEEE", "p": "a", "z": "XXX", "Z": "z"}
-
-
-def spark_pattern(strptime_format: str) -> str:
-    """A strptime format as a Spark datetime pattern (numbers parse with or without leading zeros, as
-    in DuckDB, unless two numbers touch); ConfigError for a directive Spark cannot parse."""
-    tokens = re.findall(r"%.|[^%]", strptime_format)
-    out = []
-    for i, token in enumerate(tokens):
-        if token.startswith("%"):
-            code = token[1]
-            if code in _NUMERIC:
-                touches = i + 1 < len(tokens) and tokens[i + 1][1:] in _NUMERIC and tokens[i + 1].startswith("%")
-                touches = touches or (i > 0 and tokens[i - 1].startswith("%") and tokens[i - 1][1:] in _NUMERIC)
-                out.append(_FIXED[code] if touches else _NUMERIC[code])
-            elif code in _OTHER:
-                out.append(_OTHER[code])
-            elif code == "%":
-                out.append("%")
-            else:
-                raise ConfigError(f"data.timestamp_format: {token} is not supported with engine.name 'spark'")
-        elif token.isalpha() or token == "'":
-            out.append("''" if token == "'" else f"'{token}'")
-        else:
-            out.append(token)
-    return "".join(out)
-
-
-def _string(text: str) -> str:
-    """A Spark SQL string literal (Spark unescapes backslashes in literals, so they are doubled)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-_NAIVE = r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
-_SPACED_NUMERIC_OFFSET = r"\s[+-][0-9]{2}(:?[0-9]{2})?$"
-_SLASHES = r"^([0-9]{4})/([0-9]{1,2})/"
-_UTC = r"\s*(Z|UTC)$"
-_HHMM = r"([+-][0-9]{2})([0-9]{2})$"
-_HH = r"([+-][0-9]{2})$"
-
-
-def _timestamp_sql(dtype: str, timestamp_format: str | None) -> str:
-    """The parsed timestamp; ``CAST(ts AS DATE)`` is its day in the session time zone (prepare.timezone)."""
-    column = "`timestamp`"
-    if dtype in ("timestamp", "timestamp_ntz", "date"):
-        return column
-    text = f"NULLIF(trim(CAST({column} AS STRING)), '')"
-    if timestamp_format is not None:
-        return f"try_to_timestamp({text}, {_string(spark_pattern(timestamp_format))})"
-    # What DuckDB's casts read: ISO dates and times ('-' or '/' separators), with an offset (+hh[:mm],
-    # +hhmm, Z, UTC; DuckDB refuses a space before a numeric offset), or compact yyyymmdd. Offsets
-    # are normalised to +hh:mm, which Spark's cast reads.
-    iso = f"regexp_replace({text}, {_string(_SLASHES)}, '$1-$2-')"
-    offset = f"regexp_replace({iso}, {_string(_UTC)}, '+00:00')"
-    offset = f"regexp_replace({offset}, {_string(_HHMM)}, '$1:$2')"
-    offset = f"regexp_replace({offset}, {_string(_HH)}, '$1:00')"
-    return (
-        f"CASE WHEN {text} RLIKE {_string(_OFFSET)} AND NOT {text} RLIKE {_string(_SPACED_NUMERIC_OFFSET)} "
-        f"THEN try_cast({offset} AS TIMESTAMP) "
-        f"WHEN {text} RLIKE {_string(_NAIVE)} THEN try_cast({iso} AS TIMESTAMP) "
-        f"WHEN {text} RLIKE '^[0-9]{{8}}$' THEN try_to_timestamp({text}, 'yyyyMMdd') END"
-    )
-
-
-def _classified_sql(
-    view: str, columns: dict[str, str], config: PrepareConfig, timestamp_format: str | None, duplicates: bool
-) -> str:
-    """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used)."""
-    has_order = "order_id" in columns
-    if "quantity" in columns:
-        value = "try_cast(quantity AS DOUBLE) * try_cast(unit_price AS DOUBLE)"
-    else:
-        value = "try_cast(amount AS DOUBLE)"
-    order = "NULLIF(trim(CAST(order_id AS STRING)), '')" if has_order else "CAST(NULL AS STRING)"
-    cancelled = (
-        f"coalesce(startswith({order}, {_string(config.cancel_prefix)}), false)"
-        if has_order and config.cancel_prefix
-        else "false"
-    )
-    raw = ", ".join(f"`{c}`" for c in columns)
-    native_ts = columns["timestamp"] in ("timestamp", "timestamp_ntz", "date")
-    raw_ts = "`timestamp`" if native_ts else "NULLIF(trim(CAST(`timestamp` AS STRING)), '')"
-    duplicate = f"row_number() OVER (PARTITION BY {raw} ORDER BY `customer_id`) > 1" if duplicates else "false"
-    rules = [
-        "WHEN cid IS NULL THEN 'missing_customer_id'",
-        "WHEN raw_ts IS NULL THEN 'missing_timestamp'",
-        "WHEN ts IS NULL THEN 'invalid_timestamp'",
-        "WHEN raw_value IS NULL OR isnan(raw_value) OR abs(raw_value) = double('Infinity') THEN 'invalid_amount'",
-        f"WHEN abs(raw_value) >= double('{MAX_ABS_AMOUNT!r}') THEN 'amount_too_large'",
-        f"WHEN CAST(ts AS DATE) < DATE '{config.min_date}' THEN 'timestamp_out_of_range'",
-    ]
-    if config.max_amount is not None:
-        rules.append(f"WHEN abs(raw_value) > double('{float(config.max_amount)!r}') THEN 'amount_too_large'")
-    rules.append("WHEN is_duplicate THEN 'duplicate'")
-    if config.zero_amount == "quarantine":
-        rules.append("WHEN raw_value = 0 THEN 'zero_amount'")
-    if config.returns == "drop":
-        rules.append("WHEN is_return THEN 'return_dropped'")
-    observation_end = config.observation_end or dt.date.today()
-    rules.append(f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'")
-    return f"""
-        SELECT *,
-               CASE WHEN is_return THEN -abs(raw_value) ELSE raw_value END AS value,
-               CASE {" ".join(rules)} ELSE NULL END AS reason
-        FROM (
-            SELECT *, (raw_value < 0 OR {cancelled}) AS is_return
-            FROM (
-                SELECT {raw},
-                       NULLIF(trim(CAST(customer_id AS STRING)), '') AS cid,
-                       {raw_ts} AS raw_ts,
-                       {_timestamp_sql(columns["timestamp"], timestamp_format)} AS ts,
-                       {value} AS raw_value,
-                       {order} AS order_key,
-                       {duplicate} AS is_duplicate
-                FROM {view}
-            )
-        )
-    """
 
 
 def _daily_sql(classified: str) -> str:
@@ -349,7 +236,7 @@ class SparkPrepared:
     """Output of :func:`prepare` on Spark: the summaries stay distributed (cached) DataFrames.
 
     ``calibration`` and ``full`` have the columns of :class:`pipeline.prepare.PreparedData`'s frames;
-    ``quarantine`` holds the rejected rows (as text) with their ``reason``.
+    ``quarantine`` holds the rejected rows (every source column as text) with their ``reason``.
     """
 
     calibration: DataFrame
@@ -362,6 +249,10 @@ class SparkPrepared:
     duration_holdout: float
     first_date: dt.date
     last_date: dt.date
+    has_amounts: bool = True
+    """False for an event feed: no spend columns (:data:`pipeline.prepare.MONEY_COLUMNS`)."""
+    timestamp_format: str | None = None
+    """The strptime format text timestamps were read with (configured or detected); None: Spark's reading."""
 
 
 @dataclass(frozen=True)
@@ -390,10 +281,13 @@ def prepare(
     config: PrepareConfig,
     timestamp_format: str | None = None,
     source: str = "input",
+    column_names: Mapping[str, str] | None = None,
 ) -> SparkPrepared:
     """Clean, quarantine and summarise ``transactions`` on Spark: the numbers of :func:`pipeline.prepare.prepare`.
 
-    Columns: customer_id, timestamp, amount (or quantity and unit_price) and optionally order_id.
+    Columns: customer_id, timestamp, amount (or quantity and unit_price; neither for an event feed),
+    optionally order_id, and the other source columns under their private aliases, named by
+    ``column_names`` (:attr:`pipeline.spark_session.SparkTransactions.column_names`).
     The per-customer summary is cached on the executors; the ledger is checked on the driver.
     """
     from pyspark import StorageLevel
@@ -402,16 +296,20 @@ def prepare(
     tag = uuid.uuid4().hex
     views = {name: f"clv_{name}_{tag}" for name in ("tx", "daily", "orders", "refunds")}
     columns = dict(transactions.dtypes)
-    has_order = "order_id" in columns
-    duplicates = config.duplicates == "quarantine" or (config.duplicates == "auto" and has_order)
-    classified_sql = _classified_sql(views["tx"], columns, config, timestamp_format, duplicates)
+    rows = layout(list(columns), column_names, config, source)
+    has_order = rows.has_order
     transactions.createOrReplaceTempView(views["tx"])
     daily = None
     try:
         with _session_zone(spark, config.timezone):
-            daily = spark.sql(_daily_sql(classified_sql)).persist(StorageLevel.MEMORY_AND_DISK)
+            if timestamp_format is None and columns["timestamp"] not in NATIVE_TIMESTAMPS:
+                timestamp_format = detected_format(spark, views["tx"], source)
+            classified = classified_sql(views["tx"], columns, rows, config, timestamp_format)
+            daily = spark.sql(_daily_sql(classified)).persist(StorageLevel.MEMORY_AND_DISK)
             daily.createOrReplaceTempView(views["daily"])
-            ledger, first_date, last_date, observation_end, net = _ledger(spark, transactions, views, config, source)
+            ledger, first_date, last_date, observation_end, net = _ledger(
+                spark, transactions, views, config, source, classified
+            )
             calibration_end = config.calibration_end
             if calibration_end < first_date or calibration_end >= last_date:
                 raise InputError(
@@ -440,8 +338,7 @@ def prepare(
             table = summaries.persist(StorageLevel.MEMORY_AND_DISK)
             weekly = spark.sql(_views(_weekly_sql(calibration_end, config.period), views)).toPandas()
             customers = table.count()  # materialises the cached summaries before the scratch tables go
-            raw = ", ".join(f"CAST(`{c}` AS STRING) AS `{c}`" for c in columns)
-            quarantine = spark.sql(f"SELECT {raw}, reason FROM ({classified_sql}) WHERE reason IS NOT NULL")
+            quarantine = spark.sql(quarantine_sql(classified, rows))
             if has_order:
                 orders.unpersist()
     finally:
@@ -449,16 +346,7 @@ def prepare(
             spark.catalog.dropTempView(view)
         if daily is not None:
             daily.unpersist()
-    from pyspark.sql import functions
-
-    full = table.select("customer_id", *SUMMARY_COLUMNS)
-    duration_holdout = holdout_days / unit_days
-    calibration = table.where(functions.col("cal_frequency").isNotNull()).select(
-        "customer_id",
-        *[functions.col(f"cal_{c}").alias(c) for c in SUMMARY_COLUMNS],
-        *HOLDOUT_COLUMNS,
-        functions.lit(duration_holdout).alias("duration_holdout"),
-    )
+    calibration, full, duration_holdout = _frames(table, rows, holdout_days / unit_days)
     if customers == 0 or calibration.isEmpty():
         raise InputError(f"{source}: no customer made a purchase on or before calibration_end {calibration_end}")
     weekly["week"] = pd.to_datetime(weekly["week"]).astype("datetime64[us]")
@@ -474,11 +362,37 @@ def prepare(
         duration_holdout=duration_holdout,
         first_date=first_date,
         last_date=last_date,
+        has_amounts=rows.has_amounts,
+        timestamp_format=timestamp_format,
     )
 
 
+def _frames(table: DataFrame, rows: Layout, duration_holdout: float) -> tuple[DataFrame, DataFrame, float]:
+    """The calibration and full-history summaries from the per-customer table (no spend columns for an
+    event feed), and the holdout duration."""
+    from pyspark.sql import functions
+
+    def money(column: str) -> bool:
+        return rows.has_amounts or column not in MONEY_COLUMNS
+
+    summary = [c for c in SUMMARY_COLUMNS if money(c)]
+    full = table.select("customer_id", *summary)
+    calibration = table.where(functions.col("cal_frequency").isNotNull()).select(
+        "customer_id",
+        *[functions.col(f"cal_{c}").alias(c) for c in summary],
+        *[c for c in HOLDOUT_COLUMNS if money(c)],
+        functions.lit(duration_holdout).alias("duration_holdout"),
+    )
+    return calibration, full, duration_holdout
+
+
 def _ledger(
-    spark: SparkSession, transactions: DataFrame, views: dict[str, str], config: PrepareConfig, source: str
+    spark: SparkSession,
+    transactions: DataFrame,
+    views: dict[str, str],
+    config: PrepareConfig,
+    source: str,
+    classified: str,
 ) -> tuple[Ledger, dt.date, dt.date, dt.date, bool]:
     counts = spark.sql(
         f"""SELECT coalesce(reason, '') AS reason, sum(n) AS n, min(d) AS first, max(d) AS last,
@@ -486,7 +400,9 @@ def _ledger(
             FROM {views["daily"]} GROUP BY coalesce(reason, '')"""
     ).collect()
     by_reason = {row["reason"]: (int(row["n"]), row["first"], row["last"], int(row["returns"] or 0)) for row in counts}
-    first_date, last_date, observation_end, net = used_dates(by_reason, config, source)
+    first_date, last_date, observation_end, net = used_dates(
+        by_reason, config, source, lambda: unreadable_timestamp(spark, classified)
+    )
     rows_in = transactions.count()
     netted, unmatched = (0, 0)
     if net:
@@ -535,6 +451,8 @@ def collect(prepared: SparkPrepared) -> PreparedData:
         duration_holdout=prepared.duration_holdout,
         first_date=prepared.first_date,
         last_date=prepared.last_date,
+        has_amounts=prepared.has_amounts,
+        timestamp_format=prepared.timestamp_format,
     )
 
 

@@ -2,8 +2,8 @@
 
 pyspark is an optional extra (``pip install .[spark]``) and is imported only inside these functions,
 so the default install imports the pipeline without it. The DataFrame's columns are renamed from the
-config's mapping to the standard names, as :mod:`pipeline.sources` does for DuckDB; parsing and
-quarantine happen in :mod:`pipeline.spark_prepare`.
+config's mapping to the standard names (the other columns under private aliases), as
+:mod:`pipeline.sources` does for DuckDB; parsing and quarantine happen in :mod:`pipeline.spark_prepare`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DataConfig, EngineConfig
@@ -25,7 +25,7 @@ from pipeline.sources import (
     _files,
     _fingerprint,
     bundled_cdnow_frame,
-    mapped_columns,
+    renamed_columns,
 )
 
 if TYPE_CHECKING:
@@ -34,12 +34,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SparkTransactions:
-    """Raw transactions as a Spark DataFrame, where they came from and a fingerprint of the input."""
+    """Raw transactions as a Spark DataFrame, where they came from and a fingerprint of the input.
+
+    ``column_names``: frame column -> source column name, in the source's order; pass it to
+    :func:`pipeline.spark_prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's column names).
+    """
 
     frame: DataFrame
     description: str
     fingerprint: str
     timestamp_format: str | None
+    column_names: dict[str, str] = field(default_factory=dict)
 
 
 def _pyspark() -> Any:
@@ -126,9 +131,11 @@ def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransaction
 
 
 def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: str) -> SparkTransactions:
-    """Rename the mapped columns to the standard names; a missing column is an InputError."""
+    """Rename the mapped columns to the standard names and the others to their private aliases (as
+    :mod:`pipeline.sources` does); a missing column is an InputError."""
     from pyspark.sql import functions
 
-    selected = mapped_columns(list(frame.columns), data, description)
-    columns = [functions.col(f"`{column}`").alias(role) for role, column in selected.items()]
-    return SparkTransactions(frame.select(*columns), description, fingerprint, data.timestamp_format)
+    renamed = renamed_columns(list(frame.columns), data, description)
+    quoted = {column: "`" + column.replace("`", "``") + "`" for column in renamed.values()}
+    columns = [functions.col(quoted[column]).alias(name) for name, column in renamed.items()]
+    return SparkTransactions(frame.select(*columns), description, fingerprint, data.timestamp_format, renamed)

@@ -142,3 +142,66 @@ def test_gamma_gamma_needs_an_amount_column() -> None:
         parse_config(
             {"data": {"source": "cdnow_sample", "columns": {"amount": None}}, "fit": {"spend_model": "gamma_gamma"}}
         )
+
+
+RETAIL_COLUMNS = {
+    "customer_id": "CustomerID",
+    "timestamp": "InvoiceDate",
+    "quantity": "Quantity",
+    "unit_price": "UnitPrice",
+    "order_id": "InvoiceNo",
+}
+
+
+def test_a_quantity_mapping_survives_a_round_trip() -> None:
+    """`clv score` rebuilt the training mapping from model_dump(): the default amount came along with
+    quantity and unit_price, and pydantic refused the pair (a traceback, exit 1)."""
+    config = parse_config({"data": {"source": "csv", "path": "train.csv", "columns": RETAIL_COLUMNS}})
+    columns = config.data.columns
+    assert (columns.amount, columns.uses_quantity, columns.has_amounts) == (None, True, True)
+    assert parse_config({"data": {"source": "csv", "path": "train.csv", "columns": columns.model_dump()}}) == config
+    assert parse_config(config_as_dict(config)) == config
+    scoring = config.data.pointed_at("parquet", Path("score.parquet"))
+    assert (scoring.source, scoring.path, scoring.columns) == ("parquet", Path("score.parquet"), columns)
+    assert scoring.timestamp_format is None
+
+
+def test_pointed_at_keeps_exactly_the_users_mapping_and_options() -> None:
+    raw = {
+        "source": "csv",
+        "path": "t.csv",
+        "columns": {"customer_id": "id", "amount": "total"},
+        "csv": {"delimiter": ";"},
+        "timestamp_format": "%d.%m.%Y",
+    }
+    config = parse_config({"data": raw}).data
+    again = config.pointed_at("csv", Path("other.csv"))
+    assert again == config.model_copy(update={"path": Path("other.csv")})
+    assert again.columns.model_fields_set == {"customer_id", "amount"}
+    duckdb_source = parse_config({"data": {"source": "duckdb", "path": "x.duckdb", "table": "t"}}).data
+    assert duckdb_source.pointed_at("csv", Path("x.csv")).table is None
+
+
+def test_event_feeds_have_no_amount() -> None:
+    """An event feed (date,id) maps no amount: refused before ('needs amount, or quantity and unit_price')."""
+    config = parse_config(
+        {"data": {"source": "csv", "path": "e.csv", "columns": {"customer_id": "id", "amount": None}}}
+    )
+    assert (config.data.columns.amount, config.data.columns.has_amounts) == (None, False)
+    assert Config().data.columns.has_amounts is True
+    assert parse_config(config_as_dict(config)) == config
+
+
+def test_duplicate_key() -> None:
+    config = parse_config({"prepare": {"duplicate_key": ["InvoiceNo", "StockCode"]}})
+    assert config.prepare.duplicate_key == ("InvoiceNo", "StockCode")
+    assert Config().prepare.duplicate_key is None
+    for key, message in [
+        ([], r"prepare\.duplicate_key: must list one or more distinct column names"),
+        (["a", "a"], r"prepare\.duplicate_key: must list one or more distinct column names"),
+        ("InvoiceNo", r"prepare\.duplicate_key: Input should be a valid tuple"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            parse_config({"prepare": {"duplicate_key": key}})
+    with pytest.raises(ConfigError, match=r"duplicate_key has no effect with prepare\.duplicates 'keep'"):
+        parse_config({"prepare": {"duplicate_key": ["a"], "duplicates": "keep"}})

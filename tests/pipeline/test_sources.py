@@ -117,3 +117,57 @@ def test_duplicate_column_names(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="duplicate column name"):
         _mapped(relation, DataConfig(source="csv", path=path), "dup.csv", "f")
+
+
+def test_unmapped_columns_come_along_under_private_aliases(tmp_path: Path) -> None:
+    path = tmp_path / "lines.csv"
+    path.write_text(
+        "InvoiceNo,StockCode,Quantity,customer_id,UnitPrice,CustomerID,InvoiceDate\n"
+        "1,85123A,6,x,2.55,17850.0,12/1/2010 8:26\n"
+    )
+    data = DataConfig.model_validate(
+        {
+            "source": "csv",
+            "path": path,
+            "columns": {
+                "customer_id": "CustomerID",
+                "timestamp": "InvoiceDate",
+                "quantity": "Quantity",
+                "unit_price": "UnitPrice",
+                "order_id": "InvoiceNo",
+            },
+        }
+    )
+    tx = open_transactions(duckdb.connect(), data)
+    # The source's own "customer_id" column is not the mapped one: it comes along, without a clash.
+    assert tx.relation.columns == [
+        "order_id",
+        "source:StockCode",
+        "quantity",
+        "source:customer_id",
+        "unit_price",
+        "customer_id",
+        "timestamp",
+    ]
+    assert list(tx.column_names.values()) == [
+        "InvoiceNo",
+        "StockCode",
+        "Quantity",
+        "customer_id",
+        "UnitPrice",
+        "CustomerID",
+        "InvoiceDate",
+    ]
+    assert tx.relation.fetchall() == [("1", "85123A", "6", "x", "2.55", "17850.0", "12/1/2010 8:26")]
+
+
+def test_an_event_feed_needs_no_amount_column(tmp_path: Path) -> None:
+    """lifetimes' example_transactions.csv is `date,id`: it stopped on "missing required column 'amount'"."""
+    path = tmp_path / "events.csv"
+    path.write_text("date,id\n2014-03-08 00:00:00,0\n2014-05-21 00:00:00,1\n")
+    data = DataConfig.model_validate(
+        {"source": "csv", "path": path, "columns": {"customer_id": "id", "timestamp": "date", "amount": None}}
+    )
+    tx = open_transactions(duckdb.connect(), data)
+    assert tx.relation.columns == ["timestamp", "customer_id"]
+    assert tx.column_names == {"timestamp": "date", "customer_id": "id"}

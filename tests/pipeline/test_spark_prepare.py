@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.fit import FitInput, fit, fit_histories
 from pipeline.prepare import PreparedData, prepare
 from pipeline.sources import connect, open_transactions
+from tests.feeds import online_retail_lines
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
@@ -23,16 +25,18 @@ from pipeline import spark_prepare, spark_session  # noqa: E402
 
 def _both(spark, data: DataConfig, config: PrepareConfig) -> tuple[PreparedData, PreparedData, object]:  # type: ignore[no-untyped-def]
     duck = open_transactions(connect(EngineConfig()), data)
-    ours = prepare(duck.relation, config, duck.timestamp_format)
+    ours = prepare(duck.relation, config, duck.timestamp_format, column_names=duck.column_names)
     tx = spark_session.open_transactions(spark, data)
-    distributed = spark_prepare.prepare(tx.frame, config, tx.timestamp_format)
+    assert tx.column_names == duck.column_names
+    distributed = spark_prepare.prepare(tx.frame, config, tx.timestamp_format, column_names=tx.column_names)
     return ours, spark_prepare.collect(distributed), distributed
 
 
 def _assert_identical(duck: PreparedData, spark: PreparedData) -> None:
     assert spark.ledger == duck.ledger
     assert spark.ledger.reconciled
-    for name in ("calibration_end", "observation_end", "duration_holdout", "first_date", "last_date"):
+    names = ("calibration_end", "observation_end", "duration_holdout", "first_date", "last_date")
+    for name in (*names, "has_amounts", "timestamp_format"):
         assert getattr(spark, name) == getattr(duck, name), name
     # check_exact: every number bit for bit, not approximately.
     pd.testing.assert_frame_equal(spark.calibration, duck.calibration, check_exact=True)
@@ -245,3 +249,131 @@ def test_timestamp_format_reads_as_duckdb_does(spark, tmp_path: Path) -> None:  
     duck, ours, _ = _both(spark, data, config)
     _assert_identical(duck, ours)
     assert ours.ledger.quarantined == {"invalid_timestamp": 2}
+
+
+def _assert_same_quarantine(duck: PreparedData, spark: PreparedData, folder: Path) -> pd.DataFrame:
+    """The quarantined rows as both engines write them: the same rows, columns and reasons."""
+    written = folder / "quarantine.parquet"
+    spark.quarantine.write_parquet(str(written))
+    theirs = duck.quarantine.df()  # type: ignore[attr-defined]
+    mine = pd.read_parquet(written)
+    assert list(mine.columns) == list(theirs.columns)
+    key = list(theirs.columns)
+    pd.testing.assert_frame_equal(
+        mine.fillna("\0").sort_values(key).reset_index(drop=True),
+        theirs.fillna("\0").sort_values(key).reset_index(drop=True),
+    )
+    return theirs
+
+
+RETAIL = {
+    "order_id": "InvoiceNo",
+    "quantity": "Quantity",
+    "unit_price": "UnitPrice",
+    "customer_id": "CustomerID",
+    "timestamp": "InvoiceDate",
+}
+
+
+def test_identical_to_duckdb_on_the_invoice_feed(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The UCI-style feed as a CSV file, with the default rules: 12/1/2010 8:26 detected, 17850.0 read as
+    17850, only whole repeated lines are duplicates, the quarantine written with the source's columns."""
+    feed = online_retail_lines()
+    path = tmp_path / "online_retail.csv"
+    feed.lines.to_csv(path, index=False)
+    data = DataConfig.model_validate({"source": "csv", "path": path, "columns": RETAIL})
+    duck, ours, _ = _both(spark, data, PrepareConfig(calibration_end=dt.date(2011, 9, 9)))
+    _assert_identical(duck, ours)
+    assert ours.timestamp_format == "%m/%d/%Y %H:%M"
+    assert ours.ledger.quarantined == {"missing_customer_id": feed.empty_ids, "duplicate": feed.true_duplicates}
+    assert len(ours.full) == feed.customers
+    quarantine = _assert_same_quarantine(duck, ours, tmp_path)
+    assert list(quarantine.columns) == [*feed.lines.columns, "reason"]
+
+
+def test_identical_to_duckdb_on_typed_invoice_lines_with_a_duplicate_key(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Parquet with native types (float ids, int quantities) and lines repeated on (InvoiceNo, StockCode)
+    with another quantity or description: both engines keep the same one."""
+    lines = online_retail_lines(seed=7, customers=300).lines
+    again = lines[lines["CustomerID"].notna() & (lines["Quantity"] > 0)].iloc[::97].copy()
+    again["Quantity"] = again["Quantity"] + 1
+    again.loc[again.index[::2], "Description"] = None
+    lines = pd.concat([lines, again], ignore_index=True)
+    path = tmp_path / "lines.parquet"
+    lines.to_parquet(path)
+    data = DataConfig.model_validate({"source": "parquet", "path": path, "columns": RETAIL})
+    config = PrepareConfig(calibration_end=dt.date(2011, 9, 9), duplicate_key=("InvoiceNo", "StockCode"), period="week")
+    duck, ours, _ = _both(spark, data, config)
+    _assert_identical(duck, ours)
+    assert ours.ledger.quarantined["duplicate"] == 18 + len(again)
+    quarantine = _assert_same_quarantine(duck, ours, tmp_path)
+    assert set(quarantine["CustomerID"].dropna().str[-2:]) == {".0"}  # as the source holds them
+
+
+def test_identical_to_duckdb_on_an_event_feed(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`date,id` without amounts: purchases only, and no spend columns in either engine."""
+    lines = online_retail_lines(seed=3, customers=300).lines
+    events = lines.loc[lines["Quantity"] > 0, ["InvoiceDate", "CustomerID"]].drop_duplicates()
+    path = tmp_path / "events.csv"
+    events.rename(columns={"InvoiceDate": "date", "CustomerID": "id"}).to_csv(path, index=False)
+    columns = {"customer_id": "id", "timestamp": "date", "amount": None}
+    data = DataConfig.model_validate({"source": "csv", "path": path, "columns": columns})
+    duck, ours, _ = _both(spark, data, PrepareConfig(calibration_end=dt.date(2011, 9, 9), time_unit="day"))
+    _assert_identical(duck, ours)
+    assert not ours.has_amounts
+    assert list(ours.full.columns) == ["customer_id", "frequency", "recency", "T", "first_purchase"]
+    assert ours.ledger.rows_used == events["CustomerID"].notna().sum()
+
+
+def test_ids_and_detected_formats_read_as_in_duckdb(spark) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.ids import spark_id
+    from pipeline.timestamps import CANDIDATE_FORMATS
+    from tests.pipeline.test_ids import IDS
+    from tests.pipeline.test_timestamps import candidate_values, python_parsed
+
+    ids = spark.createDataFrame([(k, raw) for k, (raw, _) in enumerate(IDS)], "k INT, x STRING")
+    got = ids.selectExpr("k", f"{spark_id('x')} AS id").orderBy("k").collect()
+    assert [row["id"] for row in got] == [expected for _, expected in IDS]
+    for fmt in CANDIDATE_FORMATS:
+        values = candidate_values(fmt)
+        frame = spark.createDataFrame([(k, v) for k, v in enumerate(values)], "k INT, v STRING")
+        pattern = spark_prepare.spark_pattern(fmt)
+        parsed = frame.selectExpr(
+            "k", f"date_format(try_to_timestamp(v, '{pattern}'), 'yyyy-MM-dd HH:mm:ss') AS t"
+        ).orderBy("k")
+        expected = [None if d is None else f"{d:%Y-%m-%d %H:%M:%S}" for d in python_parsed(values, fmt)]
+        assert [row["t"] for row in parsed.collect()] == expected, fmt
+
+
+def test_timestamp_errors_read_as_in_duckdb(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Ambiguous dates, and dates no format reads: the same one-line error on both engines."""
+    config = PrepareConfig(calibration_end=dt.date(2020, 1, 31), observation_end=dt.date(2020, 3, 31))
+    for rows, message in [
+        (["a,3/1/2020,1", "a,1/10/2020,2", "b,2/3/2020,3"], "timestamps such as '1/10/2020' read as '%m/%d/%Y'"),
+        (
+            ["a,3rd of May 2020,1", "b,4th of May 2020,1"],
+            "'3rd of May 2020' could not be read: set data.timestamp_format",
+        ),
+    ]:
+        path = tmp_path / "t.csv"
+        path.write_text("\n".join(["customer_id,timestamp,amount", *rows]) + "\n")
+        data = DataConfig(source="csv", path=path)
+        duck_tx = open_transactions(connect(EngineConfig()), data)
+        with pytest.raises(InputError, match=re.escape(message)) as duck:
+            prepare(duck_tx.relation, config, duck_tx.timestamp_format, str(path), duck_tx.column_names)
+        tx = spark_session.open_transactions(spark, data)
+        with pytest.raises(InputError) as ours:
+            spark_prepare.prepare(tx.frame, config, tx.timestamp_format, str(path), tx.column_names)
+        assert str(ours.value) == str(duck.value)
+
+
+def test_runs_of_whitespace_read_as_in_duckdb(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """DuckDB's strptime reads a space of the format as any run of whitespace; Spark's pattern did not."""
+    rows = ["a,12/1/2010 8:26,1", "a,12/9/2010  8:26,2", "a,1/5/2011\t8:26,3", "b,1/20/2011 8:26,4", "b,1/3/20118:26,5"]
+    path = tmp_path / "spaces.csv"
+    path.write_text("\n".join(["customer_id,timestamp,amount", *rows]) + "\n")
+    data = DataConfig(source="csv", path=path, timestamp_format="%m/%d/%Y %H:%M")
+    config = PrepareConfig(calibration_end=dt.date(2010, 12, 31), observation_end=dt.date(2011, 1, 31))
+    duck, ours, _ = _both(spark, data, config)
+    _assert_identical(duck, ours)
+    assert ours.ledger.quarantined == {"invalid_timestamp": 1}

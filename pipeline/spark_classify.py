@@ -1,0 +1,204 @@
+"""Row classification in Spark SQL: the rules of :mod:`pipeline.classify` (DuckDB), line by line.
+
+Every input row with its parsed values and a quarantine reason; strptime formats become Spark datetime
+patterns; a text timestamp column without a configured format gets one detected from the same sample
+of values as on DuckDB (:mod:`pipeline.timestamps`); ids follow :mod:`pipeline.ids`, duplicates
+:mod:`pipeline.source_columns`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING
+
+from pipeline.classify import MAX_ABS_AMOUNT
+from pipeline.config import PrepareConfig
+from pipeline.errors import ConfigError
+from pipeline.ids import spark_id
+from pipeline.source_columns import REASON, Layout, quarantine_names
+from pipeline.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = [
+    "NATIVE_TIMESTAMPS",
+    "classified_sql",
+    "detected_format",
+    "quarantine_sql",
+    "spark_pattern",
+    "unreadable_timestamp",
+]
+
+NATIVE_TIMESTAMPS = ("timestamp", "timestamp_ntz", "date")
+_NUMERIC = {"Y": "yyyy", "m": "M", "d": "d", "H": "H", "M": "m", "S": "s", "I": "h", "y": "yy", "j": "D"}
+_FIXED = {"Y": "yyyy", "m": "MM", "d": "dd", "H": "HH", "M": "mm", "S": "ss", "I": "hh", "y": "yy", "j": "DDD"}
+_OTHER = {"f": "SSSSSS", "b": "MMM", "B": "MMMM", "a": "EEE", "A": "EEEE", "p": "a", "z": "XXX", "Z": "z"}
+
+
+def spark_pattern(strptime_format: str) -> str:
+    """A strptime format as a Spark datetime pattern (numbers parse with or without leading zeros, as
+    in DuckDB, unless two numbers touch); ConfigError for a directive Spark cannot parse."""
+    tokens = re.findall(r"%.|[^%]", strptime_format)
+    out = []
+    for i, token in enumerate(tokens):
+        if token.startswith("%"):
+            code = token[1]
+            if code in _NUMERIC:
+                touches = i + 1 < len(tokens) and tokens[i + 1][1:] in _NUMERIC and tokens[i + 1].startswith("%")
+                touches = touches or (i > 0 and tokens[i - 1].startswith("%") and tokens[i - 1][1:] in _NUMERIC)
+                out.append(_FIXED[code] if touches else _NUMERIC[code])
+            elif code in _OTHER:
+                out.append(_OTHER[code])
+            elif code == "%":
+                out.append("%")
+            else:
+                raise ConfigError(f"data.timestamp_format: {token} is not supported with engine.name 'spark'")
+        elif token.isalpha() or token == "'":
+            out.append("''" if token == "'" else f"'{token}'")
+        else:
+            out.append(token)
+    return "".join(out)
+
+
+def _string(text: str) -> str:
+    """A Spark SQL string literal (Spark unescapes backslashes in literals, so they are doubled)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_NAIVE = r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
+_SPACED_NUMERIC_OFFSET = r"\s[+-][0-9]{2}(:?[0-9]{2})?$"
+_SLASHES = r"^([0-9]{4})/([0-9]{1,2})/"
+_WHITESPACE = r"\s+"
+_UTC = r"\s*(Z|UTC)$"
+_HHMM = r"([+-][0-9]{2})([0-9]{2})$"
+_HH = r"([+-][0-9]{2})$"
+
+
+def _text_timestamp(column: str) -> str:
+    return f"NULLIF(trim(CAST({column} AS STRING)), '')"
+
+
+def _timestamp_sql(dtype: str, timestamp_format: str | None, column: str = "`timestamp`") -> str:
+    """The parsed timestamp; ``CAST(ts AS DATE)`` is its day in the session time zone (prepare.timezone)."""
+    if dtype in NATIVE_TIMESTAMPS:
+        return column
+    text = _text_timestamp(column)
+    if timestamp_format is not None:
+        if re.search(r"\s", timestamp_format):
+            # DuckDB's strptime reads a space of the format as any run of whitespace: so does this.
+            text = f"regexp_replace({text}, {_string(_WHITESPACE)}, ' ')"
+        return f"try_to_timestamp({text}, {_string(spark_pattern(timestamp_format))})"
+    # What DuckDB's casts read: ISO dates and times ('-' or '/' separators), with an offset (+hh[:mm],
+    # +hhmm, Z, UTC; DuckDB refuses a space before a numeric offset), or compact yyyymmdd. Offsets
+    # are normalised to +hh:mm, which Spark's cast reads.
+    iso = f"regexp_replace({text}, {_string(_SLASHES)}, '$1-$2-')"
+    offset = f"regexp_replace({iso}, {_string(_UTC)}, '+00:00')"
+    offset = f"regexp_replace({offset}, {_string(_HHMM)}, '$1:$2')"
+    offset = f"regexp_replace({offset}, {_string(_HH)}, '$1:00')"
+    return (
+        f"CASE WHEN {text} RLIKE {_string(OFFSET_PATTERN)} AND NOT {text} RLIKE {_string(_SPACED_NUMERIC_OFFSET)} "
+        f"THEN try_cast({offset} AS TIMESTAMP) "
+        f"WHEN {text} RLIKE {_string(_NAIVE)} THEN try_cast({iso} AS TIMESTAMP) "
+        f"WHEN {text} RLIKE '^[0-9]{{8}}$' THEN try_to_timestamp({text}, 'yyyyMMdd') END"
+    )
+
+
+def _quoted(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def detected_format(spark: SparkSession, view: str, source: str) -> str | None:
+    """The format to read the text ``timestamp`` column of ``view`` with: the same sample and the same
+    choice as :func:`pipeline.classify.detected_format` (run in the session zone of prepare.timezone)."""
+    default = _timestamp_sql("string", None, "v")
+    rows = spark.sql(
+        f"""SELECT v, {default} IS NOT NULL AS ok FROM (
+                SELECT DISTINCT {_text_timestamp("`timestamp`")} AS v FROM {view}
+            ) WHERE v IS NOT NULL ORDER BY md5(v), v LIMIT {SAMPLE_SIZE}"""
+    ).collect()
+    return detect_format([str(row["v"]) for row in rows], all(bool(row["ok"]) for row in rows), source)
+
+
+def _duplicate_sql(layout: Layout) -> str:
+    if layout.duplicates is None:
+        return "false"
+    key = ", ".join(_quoted(c) for c in layout.duplicates.key)
+    # Spark's row_number needs an order: among whole-row repeats any order is the same.
+    order = layout.duplicates.order or layout.duplicates.key[:1]
+    ordered = ", ".join(f"{_quoted(c)} ASC NULLS FIRST" for c in order)
+    return f"row_number() OVER (PARTITION BY {key} ORDER BY {ordered}) > 1"
+
+
+def classified_sql(
+    view: str, columns: dict[str, str], layout: Layout, config: PrepareConfig, timestamp_format: str | None
+) -> str:
+    """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used)."""
+    has_order = layout.has_order
+    if not layout.has_amounts:
+        value = "CAST(0 AS DOUBLE)"  # an event feed: every row is a purchase, and nothing is spent
+    elif "quantity" in columns:
+        value = "try_cast(quantity AS DOUBLE) * try_cast(unit_price AS DOUBLE)"
+    else:
+        value = "try_cast(amount AS DOUBLE)"
+    order = spark_id("order_id") if has_order else "CAST(NULL AS STRING)"
+    cancelled = (
+        f"coalesce(startswith({order}, {_string(config.cancel_prefix)}), false)"
+        if has_order and config.cancel_prefix and layout.has_amounts
+        else "false"
+    )
+    raw = ", ".join(_quoted(c) for c in columns)
+    raw_ts = "`timestamp`" if columns["timestamp"] in NATIVE_TIMESTAMPS else _text_timestamp("`timestamp`")
+    rules = [
+        "WHEN cid IS NULL THEN 'missing_customer_id'",
+        "WHEN raw_ts IS NULL THEN 'missing_timestamp'",
+        "WHEN ts IS NULL THEN 'invalid_timestamp'",
+    ]
+    if layout.has_amounts:
+        rules += [
+            "WHEN raw_value IS NULL OR isnan(raw_value) OR abs(raw_value) = double('Infinity') THEN 'invalid_amount'",
+            f"WHEN abs(raw_value) >= double('{MAX_ABS_AMOUNT!r}') THEN 'amount_too_large'",
+        ]
+    rules.append(f"WHEN CAST(ts AS DATE) < DATE '{config.min_date}' THEN 'timestamp_out_of_range'")
+    if config.max_amount is not None and layout.has_amounts:
+        rules.append(f"WHEN abs(raw_value) > double('{float(config.max_amount)!r}') THEN 'amount_too_large'")
+    rules.append("WHEN is_duplicate THEN 'duplicate'")
+    if config.zero_amount == "quarantine" and layout.has_amounts:
+        rules.append("WHEN raw_value = 0 THEN 'zero_amount'")
+    if config.returns == "drop" and layout.has_amounts:
+        rules.append("WHEN is_return THEN 'return_dropped'")
+    observation_end = config.observation_end or dt.date.today()
+    rules.append(f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'")
+    return f"""
+        SELECT *,
+               CASE WHEN is_return THEN -abs(raw_value) ELSE raw_value END AS value,
+               CASE {" ".join(rules)} ELSE NULL END AS reason
+        FROM (
+            SELECT *, (raw_value < 0 OR {cancelled}) AS is_return
+            FROM (
+                SELECT {raw},
+                       {spark_id("customer_id")} AS cid,
+                       {raw_ts} AS raw_ts,
+                       {_timestamp_sql(columns["timestamp"], timestamp_format)} AS ts,
+                       {value} AS raw_value,
+                       {order} AS order_key,
+                       {_duplicate_sql(layout)} AS is_duplicate
+                FROM {view}
+            )
+        )
+    """
+
+
+def quarantine_sql(classified: str, layout: Layout) -> str:
+    """The quarantined rows: every source column as text under its own name, and the ``reason``."""
+    names = quarantine_names(layout.names)
+    raw = ", ".join(f"CAST({_quoted(c)} AS STRING) AS {_quoted(name)}" for c, name in names.items())
+    return f"SELECT {raw}, reason AS {REASON} FROM ({classified}) WHERE reason IS NOT NULL"
+
+
+def unreadable_timestamp(spark: SparkSession, classified: str) -> str | None:
+    """One timestamp that could not be read (the smallest), for the "no usable transactions" hint."""
+    sql = f"SELECT min(CAST(raw_ts AS STRING)) AS v FROM ({classified}) WHERE reason = 'invalid_timestamp'"
+    value = spark.sql(sql).collect()[0]["v"]
+    return None if value is None else str(value)

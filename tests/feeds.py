@@ -1,0 +1,209 @@
+"""Realistic feeds generated inside the tests, for the prepare stage and the end-to-end runs.
+
+:func:`online_retail_lines` writes invoice lines shaped like the UCI "Online Retail" file (Chen, Sain &
+Guo 2012): InvoiceNo, StockCode, Description, Quantity, InvoiceDate (``12/1/2010 8:26``), UnitPrice,
+CustomerID (``17850.0``, or empty), Country; 2010-12-01 to 2011-12-09. It holds what makes that file
+hard: several products per invoice, often at the same quantity and price; cancellations (``C`` invoice
+numbers, negative quantities); lines without a customer id; and a known number of lines loaded twice.
+
+Customers follow the BG/NBD story with Gamma-Gamma spend, so that the models can be fitted on it:
+each has a purchase rate (gamma across customers), drops out after any purchase with a probability
+(beta across customers), and has a basket size and a quantity scale of their own (spend varies across
+customers much more than within).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["RETAIL_COLUMNS", "RetailFeed", "online_retail_lines"]
+
+RETAIL_COLUMNS = (
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+)
+FIRST_DAY = dt.datetime(2010, 12, 1)
+LAST_DAY = dt.datetime(2011, 12, 9)
+_PRICES = (0.42, 0.85, 1.25, 1.65, 2.10, 2.55, 2.95, 3.75, 4.95, 7.95, 12.75)
+_QUANTITIES = (1, 2, 3, 4, 6, 12)
+_COLOURS = ("WHITE", "RED", "PINK", "BLUE", "GREEN", "IVORY", "BLACK", "VINTAGE", "REGENCY", "SET OF 3")
+_ITEMS = (
+    "HANGING HEART T-LIGHT HOLDER",
+    "METAL LANTERN",
+    "CREAM CUPID HEARTS COAT HANGER",
+    "KNITTED UNION FLAG HOT WATER BOTTLE",
+    "WOOLLY HOTTIE",
+    "GLASS STAR FROSTED T-LIGHT HOLDER",
+    "HAND WARMER",
+    "ALARM CLOCK BAKELIKE",
+    "JUMBO BAG",
+    "LUNCH BAG",
+    "CAKE CASES",
+    "TEA CUP AND SAUCER",
+    "PAPER CHAIN KIT",
+    "DOORMAT",
+    "NIGHT LIGHT",
+)
+_COUNTRIES = ("United Kingdom",) * 18 + ("Germany", "France", "EIRE", "Spain", "Netherlands", "Belgium")
+
+
+@dataclass(frozen=True)
+class RetailFeed:
+    """The generated lines and what is known about them.
+
+    ``revenue``: value of the distinct purchase lines with a customer id (each line once), in cents;
+    ``cancelled``: value of the cancellation lines (all with a customer id), in cents, positive;
+    ``same_quantity_and_price``: lines sharing invoice, quantity and price with another, distinct line.
+    """
+
+    lines: pd.DataFrame
+    true_duplicates: int
+    empty_ids: int
+    cancellation_lines: int
+    customers: int
+    invoices: int
+    """Invoices, cancellations included."""
+    revenue: int
+    cancelled: int
+    same_quantity_and_price: int
+
+
+def _catalogue(rng: np.random.Generator, size: int = 400) -> pd.DataFrame:
+    codes = rng.choice(np.arange(20_000, 90_000), size, replace=False)
+    suffixes = rng.choice(["", "", "", "A", "B", "C"], size)
+    names = [f"{_COLOURS[i % len(_COLOURS)]} {_ITEMS[(i // len(_COLOURS)) % len(_ITEMS)]}" for i in range(size)]
+    names = [name if i < len(_COLOURS) * len(_ITEMS) else f"{name} {i}" for i, name in enumerate(names)]
+    return pd.DataFrame(
+        {
+            "StockCode": [f"{c}{s}" for c, s in zip(codes, suffixes, strict=True)],
+            "Description": names,
+            "UnitPrice": rng.choice(_PRICES, size),
+        }
+    )
+
+
+def _stamp(when: dt.datetime) -> str:
+    """``%m/%d/%Y %H:%M`` as the UCI file writes it: month, day and hour without leading zeros."""
+    return f"{when.month}/{when.day}/{when.year} {when.hour}:{when.minute:02d}"
+
+
+def _visit_times(rng: np.random.Generator, first: dt.datetime, rate: float, dropout: float) -> list[dt.datetime]:
+    """BG/NBD purchases: the first at ``first``, then exponential gaps (``rate`` a day); after each
+    purchase the customer drops out with probability ``dropout``."""
+    times, now = [first], first
+    while rng.random() >= dropout:
+        now += dt.timedelta(days=float(rng.exponential(1 / rate)))
+        if now > LAST_DAY:
+            break
+        times.append(now)
+    return times
+
+
+def _open_hours(rng: np.random.Generator, day: dt.datetime) -> dt.datetime:
+    return day.replace(hour=int(rng.integers(8, 20)), minute=int(rng.integers(0, 60)), second=0, microsecond=0)
+
+
+def _return_time(rng: np.random.Generator, when: dt.datetime, following: list[dt.datetime]) -> dt.datetime:
+    """A day from the invoice's day up to the day before the customer's next invoice (up to 20 days
+    after it, within the data, for the last one): the invoice's day stays the latest purchase day."""
+    if following:
+        last = max(when.date(), following[0].date() - dt.timedelta(days=1))
+    else:
+        last = min(when + dt.timedelta(days=20), LAST_DAY).date()
+    day = when.date() + dt.timedelta(days=int(rng.integers(0, (last - when.date()).days + 1)))
+    if day == when.date():
+        return when + dt.timedelta(minutes=int(rng.integers(1, 60)))
+    return _open_hours(rng, dt.datetime.combine(day, dt.time()))
+
+
+def _returned(rng: np.random.Generator, lines: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One or two of the invoice's lines, each with part or all of its quantity."""
+    picked = rng.choice(len(lines), min(len(lines), int(rng.integers(1, 3))), replace=False)
+    return [(lines[i][0], int(rng.integers(1, lines[i][1] + 1))) for i in picked]
+
+
+def online_retail_lines(
+    seed: int = 2011, customers: int = 800, duplicates: int = 18, guest_share: float = 0.08
+) -> RetailFeed:
+    """An Online-Retail-style invoice-lines feed (about 20,000 lines for 800 customers), deterministic by seed.
+
+    ``duplicates`` purchase lines (with customer ids) are loaded twice, right after themselves, as a
+    double load does; ``guest_share`` of the invoices have no customer id. Cancellations cancel part of
+    one or two lines of a customer's invoice before the customer's next invoice (so that netting them
+    against the latest purchase never floors at 0).
+    """
+    rng = np.random.default_rng(seed)
+    catalogue = _catalogue(rng)
+    ids = rng.choice(np.arange(12_346, 18_288), customers, replace=False).astype(float)
+    span = (LAST_DAY - FIRST_DAY).days
+    invoices: list[tuple[dt.datetime, float, str, list[tuple[int, int]]]] = []  # when, id, country, lines
+    cancels: list[tuple[dt.datetime, float, str, list[tuple[int, int]]]] = []
+    for customer in ids:
+        rate = float(rng.gamma(0.9, 1 / 45))  # purchases a day: mean 0.02 (7 a year), very uneven
+        dropout = float(rng.beta(1.0, 4.0))
+        basket = float(rng.gamma(2.0, 3.0))  # lines per invoice beyond the first
+        scale = int(rng.choice([1, 1, 2, 3, 6, 12]))
+        country = str(rng.choice(_COUNTRIES))
+        first = _open_hours(rng, FIRST_DAY + dt.timedelta(days=int(rng.integers(0, int(span * 0.8)))))
+        visits = [_open_hours(rng, t) if t > first else t for t in _visit_times(rng, first, rate, dropout)]
+        visits = sorted(set(visits))
+        for k, when in enumerate(visits):
+            n = min(1 + int(rng.poisson(basket)), 40)
+            products = rng.choice(len(catalogue), n, replace=False)
+            lines = [(int(p), scale * int(rng.choice(_QUANTITIES))) for p in products]
+            invoices.append((when, customer, country, lines))
+            if rng.random() < 0.08:  # part of the invoice comes back before the next visit
+                cancels.append(
+                    (_return_time(rng, when, visits[k + 1 : k + 2]), customer, country, _returned(rng, lines))
+                )
+    guests = int(len(invoices) * guest_share / (1 - guest_share))
+    for _ in range(guests):
+        when = _open_hours(rng, FIRST_DAY + dt.timedelta(days=int(rng.integers(0, span + 1))))
+        n = 1 + int(rng.poisson(8))
+        lines = [(int(p), int(rng.choice(_QUANTITIES))) for p in rng.choice(len(catalogue), n, replace=False)]
+        invoices.append((when, float("nan"), str(rng.choice(_COUNTRIES)), lines))
+    events = sorted(
+        [(when, False, c, country, lines) for when, c, country, lines in invoices]
+        + [(when, True, c, country, lines) for when, c, country, lines in cancels],
+        key=lambda e: (e[0], e[1], -1 if np.isnan(e[2]) else e[2]),
+    )
+    codes, names, prices = (catalogue[c].tolist() for c in ("StockCode", "Description", "UnitPrice"))
+    rows = []
+    for number, (when, cancel, customer, country, lines) in enumerate(events, start=536_365):
+        invoice = f"C{number}" if cancel else str(number)
+        stamp = _stamp(when)
+        for p, quantity in lines:
+            rows.append(
+                (invoice, codes[p], names[p], -quantity if cancel else quantity, stamp, prices[p], customer, country)
+            )
+    frame = pd.DataFrame(rows, columns=list(RETAIL_COLUMNS))
+    frame = frame.astype({"Quantity": "int64", "UnitPrice": "float64", "CustomerID": "float64"})
+    cents = np.round(frame["Quantity"] * frame["UnitPrice"] * 100).astype("int64")
+    has_id = frame["CustomerID"].notna()
+    purchase = frame["Quantity"] > 0
+    same = frame[purchase].duplicated(["InvoiceNo", "Quantity", "UnitPrice"], keep=False)
+    # Double loads: whole lines repeated right after themselves.
+    twice = rng.choice(np.flatnonzero(has_id & purchase), duplicates, replace=False)
+    order = np.sort(np.concatenate([np.arange(len(frame)), twice]), kind="stable")
+    doubled = frame.iloc[order].reset_index(drop=True)
+    return RetailFeed(
+        lines=doubled,
+        true_duplicates=duplicates,
+        empty_ids=int(doubled["CustomerID"].isna().sum()),
+        cancellation_lines=int((~purchase).sum()),
+        customers=customers,
+        invoices=len(events),
+        revenue=int(cents[has_id & purchase].sum()),
+        cancelled=int(-cents[~purchase].sum()),
+        same_quantity_and_price=int(same.sum()),
+    )
