@@ -258,9 +258,10 @@ class FitConfig(_Strict):
     selection_direction: Literal["higher", "lower"] | None = Field(
         default=None, description="None: lower for errors (mae, rmse, error, brier), higher otherwise"
     )
-    spend_model: Literal["gamma_gamma", "none"] = Field(
-        default="gamma_gamma",
-        description="gamma_gamma, or none for feeds without amounts (no money columns: expected order value, CLV)",
+    spend_model: Literal["gamma_gamma", "none"] | None = Field(
+        default=None,
+        description="gamma_gamma, or none (no money columns: expected order value, CLV); null: gamma_gamma when "
+        "the feed has amounts, none when it has not (data.columns.amount: null)",
     )
     purchase_penalizer: float = Field(default=0.0, ge=0)
     spend_penalizer: float = Field(default=0.0, ge=0)
@@ -439,8 +440,7 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _spend_needs_amounts(self) -> Config:
         columns = self.data.columns
-        explicit = "spend_model" in self.fit.model_fields_set and self.fit.spend_model != "none"
-        if columns.amount is None and columns.quantity is None and explicit:
+        if columns.amount is None and columns.quantity is None and self.fit.spend_model == "gamma_gamma":
             raise ValueError(
                 f"fit.spend_model {self.fit.spend_model!r} needs amounts, but data.columns.amount is null: "
                 "set fit.spend_model: none (or map an amount column)"

@@ -205,3 +205,10 @@ def test_duplicate_key() -> None:
             parse_config({"prepare": {"duplicate_key": key}})
     with pytest.raises(ConfigError, match=r"duplicate_key has no effect with prepare\.duplicates 'keep'"):
         parse_config({"prepare": {"duplicate_key": ["a"], "duplicates": "keep"}})
+
+
+def test_an_event_feed_has_no_spend_model() -> None:
+    config = parse_config({"data": {"source": "csv", "path": "e.csv", "columns": {"amount": None}}})
+    assert not config.has_spend
+    assert config.fit.spend_model is None
+    assert parse_config({"data": {"source": "csv", "path": "e.csv"}}).has_spend
