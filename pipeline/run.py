@@ -65,23 +65,14 @@ class ScoreResult:
 
 
 def _scoring_source(data: DataConfig, input_path: Path) -> DataConfig:
-    """The training config's column mapping and CSV options, pointed at the file to score."""
+    """The training config's column mapping and CSV options, exactly as the user set them, pointed at the
+    file to score."""
     suffix = input_path.suffix.lower()
     if input_path.is_dir() or suffix == ".parquet":
-        source = "parquet"
-    elif suffix in (".csv", ".txt", ".tsv"):
-        source = "csv"
-    else:
-        raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
-    return DataConfig.model_validate(
-        {
-            "source": source,
-            "path": input_path,
-            "columns": data.columns.model_dump(),
-            "csv": data.csv.model_dump(),
-            "timestamp_format": data.timestamp_format,
-        }
-    )
+        return data.pointed_at("parquet", input_path)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return data.pointed_at("csv", input_path)
+    raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
 
 
 def score_from_registry(
@@ -92,27 +83,43 @@ def score_from_registry(
     chunk_rows: int = 1_000_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreResult:
-    """``clv score``: prepare raw transactions with the model's own config, score them in chunks."""
+    """``clv score``: prepare raw transactions with the model's own config, score them in chunks, and add the
+    business columns that training writes too (``clv_<N>d``, ``value_segment``: ranked over all customers)."""
     model, config_yaml = tracking.load_scoring_model(model_uri)
     config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)")
-    data_config = _scoring_source(config.data, input_path)
+    data_config = _scoring_source(config.input_data(), input_path)
     writer = TableWriter(output)  # checks the output suffix before any work
     con = connect(config.engine)
     data = open_transactions(con, data_config)
     with _engine_errors(data.description):
-        prepared = prepare_as_of(data.relation, config.prepare, as_of, data.timestamp_format, source=data.description)
+        prepared = prepare_as_of(
+            data.relation,
+            config.prepare,
+            as_of,
+            data.timestamp_format,
+            source=data.description,
+            column_names=data.column_names,
+        )
     customers = prepared.customers
-    with writer:
-        for start in range(0, len(customers), chunk_rows):
-            chunk = customers.iloc[start : start + chunk_rows]
-            try:
-                scores = pd.DataFrame(model.predict(chunk.loc[:, list(REQUIRED_COLUMNS)].reset_index(drop=True)))
-            except (ValueError, MlflowException) as exc:  # contract, schema or non-finite scores
-                raise InputError(f"{model_uri}: cannot score {data.description}: {str(exc).splitlines()[0]}") from None
+    inputs = [c for c in REQUIRED_COLUMNS if c in customers.columns]
+    parts = []
+    for start in range(0, len(customers), chunk_rows):
+        chunk = customers.iloc[start : start + chunk_rows]
+        try:
+            scores = pd.DataFrame(model.predict(chunk.loc[:, inputs].reset_index(drop=True)))
+        except (ValueError, MlflowException) as exc:  # contract, schema or non-finite scores
+            raise InputError(f"{model_uri}: cannot score {data.description}: {str(exc).splitlines()[0]}") from None
+        if prepared.has_amounts:
             scores["historical_clv"] = chunk["total_spend"].to_numpy()
-            writer.write(scores)
-            if progress is not None:
-                progress(writer.rows, len(customers))
+        parts.append(scores)
+        if progress is not None:
+            progress(start + len(chunk), len(customers))
+    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if parts:
+        scored = business.with_views(tracking.scoring_params(model), customers.reset_index(drop=True), scored)
+    with writer:
+        for start in range(0, len(scored), chunk_rows):
+            writer.write(scored.iloc[start : start + chunk_rows])
     quarantine = None
     if prepared.ledger.rows_quarantined:
         with _engine_errors(data.description):
@@ -359,8 +366,8 @@ def _engine_errors(source: str) -> Iterator[None]:
 def _open_input(config: Config) -> Transactions | SparkTransactions:
     """The configured transactions, as a lazy DuckDB relation or a Spark DataFrame (``engine.name``)."""
     if config.engine.name == "spark":
-        return spark_session.open_transactions(spark_session.session(config.engine), config.data)
-    return open_transactions(connect(config.engine), config.data)
+        return spark_session.open_transactions(spark_session.session(config.engine), config.input_data())
+    return open_transactions(connect(config.engine), config.input_data())
 
 
 def _prepare(config: Config, data: Transactions | SparkTransactions) -> tuple[PreparedData, SparkPrepared | None]:
@@ -369,11 +376,22 @@ def _prepare(config: Config, data: Transactions | SparkTransactions) -> tuple[Pr
     if isinstance(data, SparkTransactions):
         with spark_session.spark_errors(data.description):
             distributed = spark_prepare.prepare(
-                data.frame, config.prepare, data.timestamp_format, source=data.description
+                data.frame,
+                config.prepare,
+                data.timestamp_format,
+                source=data.description,
+                column_names=data.column_names,
             )
             return spark_prepare.collect(distributed), distributed
     with _engine_errors(data.description):
-        return prepare(data.relation, config.prepare, data.timestamp_format, source=data.description), None
+        prepared = prepare(
+            data.relation,
+            config.prepare,
+            data.timestamp_format,
+            source=data.description,
+            column_names=data.column_names,
+        )
+        return prepared, None
 
 
 def _fit_input(
@@ -453,7 +471,7 @@ def train(
     ``checkpoint`` is called between stages and before each registry change; the CLI's raises when a
     SIGTERM has arrived, so a stop is honoured even if a library swallowed the signal's exception.
     """
-    check_criteria_known(config.validate_)
+    check_criteria_known(config.validate_, config.has_spend)
     check_selection_known(config.fit)
     experiment_id = tracking.connect(config.tracking.experiment)
     data = _open_input(config)

@@ -246,6 +246,14 @@ def load_scoring_model(model_uri: str) -> tuple[PyFuncModel, str]:
     return loaded, python_model.config_yaml
 
 
+def scoring_params(model: PyFuncModel) -> CLVModelParams:
+    """The fitted parameters inside a loaded clv-pipeline model (for the business columns of ``clv score``)."""
+    python_model = model.unwrap_python_model()
+    if not isinstance(python_model, CLVModel) or python_model.model is None:
+        raise InputError("not a clv-pipeline model with its parameters")
+    return python_model.model
+
+
 def recent_runs(experiment: str, limit: int) -> list[dict[str, Any]]:
     """The latest runs of ``experiment``, newest first, with tags, key metrics and rerun detection."""
     _use_store()
