@@ -264,7 +264,8 @@ NEUTRAL_START: Start = (1.0, 2.0, 1.0)
 
 @dataclass(frozen=True)
 class GammaGammaMLE:
-    """A Gamma-Gamma maximum-likelihood fit; ``converged`` is scipy's verdict (with a finite optimum)."""
+    """A Gamma-Gamma maximum-likelihood fit. ``converged``: a finite optimum that scipy accepted, or where
+    it stopped at rounding level with a gradient below ACCEPTED_GRADIENT, no parameter having run off."""
 
     params: GammaGammaParams
     standard_errors: dict[str, float]
@@ -411,9 +412,9 @@ def spread_test(log_likelihood_gamma_gamma: float, pooled: NoHeterogeneityFit) -
     """2 (LL_GG - LL_pooled) against half chi-square(0) + half chi-square(1) (the limit is on the boundary
     1 / q = 0; Self & Liang 1987). No evidence of heterogeneity gives p = 1."""
     statistic = 2.0 * (log_likelihood_gamma_gamma - pooled.log_likelihood)
-    if not math.isfinite(statistic) or statistic <= 0:
-        p_value = 1.0
-        statistic = 0.0 if math.isinf(pooled.log_likelihood) or statistic <= 0 else statistic
-    else:
-        p_value = 0.5 * float(chi2.sf(statistic, 1))
+    if math.isnan(statistic):
+        return SpreadTest(math.nan, 1.0, log_likelihood_gamma_gamma, pooled.log_likelihood)
+    if statistic <= 0:  # the limit fits at least as well (a point mass, for constant spend, fits infinitely well)
+        return SpreadTest(0.0, 1.0, log_likelihood_gamma_gamma, pooled.log_likelihood)
+    p_value = 0.5 * float(chi2.sf(statistic, 1)) if math.isfinite(statistic) else 0.0
     return SpreadTest(statistic, p_value, log_likelihood_gamma_gamma, pooled.log_likelihood)
