@@ -69,6 +69,14 @@ def _canonical_text(value: object) -> object:
 
 def canonical_ids(ids: pd.Series) -> pd.Series:
     """Customer ids as text, whatever their input type; raises ContractError on missing ids."""
+    if ids.dtype == object:  # e.g. from JSON: take the vectorised paths when the objects share one type
+        inferred = pd.api.types.infer_dtype(ids, skipna=False)
+        if inferred == "string":
+            ids = ids.astype("str")
+        elif inferred == "integer" and all(abs(i) < 2**63 for i in (ids.min(), ids.max())):
+            ids = ids.astype(np.int64)
+        elif inferred in ("floating", "mixed-integer-float"):
+            ids = ids.astype(np.float64)
     kind = ids.dtype.kind
     if kind == "b":
         raise ContractError(f"column '{CUSTOMER_ID}' must hold text or whole numbers, got {ids.dtype}")

@@ -72,6 +72,8 @@ def test_natural_types_come_out_canonical() -> None:
         (["17850.0", " a ", "+12.00", "1.5e3", "017850", "x.0", "17850.5"], None),
         (pd.Series([1, "b", 2.0], dtype=object), ["1", "b", "2"]),  # mixed, as JSON can give
         (pd.array([5, 6], dtype="Int64"), ["5", "6"]),
+        (pd.Series(["a", "17850.0"], dtype=object), ["a", "17850"]),
+        (pd.Series([7, 2**70], dtype=object), ["7", str(2**70)]),  # beyond int64
     ],
 )
 def test_ids_become_text_as_prepare_writes_them(ids: object, expected: list[str] | None) -> None:
