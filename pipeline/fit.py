@@ -17,10 +17,11 @@ import pandas as pd
 from models import gamma_gamma, purchase
 from models.bayes import BayesFit, Diagnostics, Method, Sampler, fit_gamma_gamma_bayes, fit_purchase_bayes_histories
 from models.bundle import CLVModelParams, PosteriorDraws, ScoringSpec
-from models.gamma_gamma_fit import SpendData, SpreadTest
+from models.gamma_gamma_fit import SpendData
 from models.mle import FitError, FitStatistics, PurchaseFit, SpendFit, fit_purchase_histories, unique_histories
 from models.purchase import LABELS, PurchaseParams
 from models.spend import SpendModel
+from models.spend_spread import SpreadTest
 from pipeline.attempts import FitAttempt as FitAttempt
 from pipeline.config import CandidateConfig, FitConfig, RemediesConfig
 from pipeline.errors import InputError
