@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, roots_jacobi
+from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, roots_jacobi, xlogy
 
 FloatArray = NDArray[np.float64]
 
@@ -142,11 +142,15 @@ def log_likelihood_rows(params: BetaGeoParams, frequency: ArrayLike, recency: Ar
 
 
 def repeat_count_pmf(params: BetaGeoParams, counts: ArrayLike, t: ArrayLike) -> FloatArray:
-    """P(X(t) = x): the chance that a new customer makes x repeat purchases in (0, t] (FHL 2005, eq. 8)."""
+    """P(X(t) = x): the chance that a new customer makes x repeat purchases in (0, t] (FHL 2005, eq. 8).
+
+    At t = 0 (a customer whose first purchase is on the calibration end) P(X(0) = 0) = 1: x log(t / (alpha + t))
+    is taken as 0 for x = 0 (``xlogy``), not 0 * -inf.
+    """
     x, horizon = np.broadcast_arrays(*_arrays(counts, t))
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     log_nb = gammaln(r + x) - gammaln(r) - gammaln(x + 1) + r * np.log(alpha / (alpha + horizon))
-    log_nb = log_nb + x * np.log(horizon / (alpha + horizon))
+    log_nb = log_nb + xlogy(x, horizon / (alpha + horizon))
     alive = np.exp(betaln(a, b + x) - betaln(a, b) + log_nb)
     with np.errstate(divide="ignore", invalid="ignore"):
         # P(N(t) >= x) for the gamma-Poisson count: I_{t/(alpha+t)}(x, r)

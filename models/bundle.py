@@ -2,7 +2,8 @@
 
 This is what travels inside the registered MLflow model as JSON (no pickles): the purchase and
 spend parameters, and the scoring definitions of the training config (time unit, horizons, churn
-horizon, risk tiers, CLV horizon and discount rate).
+horizon, risk tiers, CLV horizon and discount rate). The spend model is Gamma-Gamma, the pooled mean
+spend (the fallback without spend heterogeneity) or none (a feed without amounts).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from numpy.typing import NDArray
 
 from models.gamma_gamma import GammaGammaParams
 from models.purchase import PARAM_NAMES, PurchaseParams, make_params, model_name
+from models.spend import SpendModel, SpendParams, make_spend_params, spend_model_name
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Version 2 added other purchase models and posterior draws; version 1 files (BG/NBD only) still load."""
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 2 added other purchase models and posterior draws; version 3 the spend models ``pooled_mean``
+and ``none`` (``spend_params`` null). Versions 1 (BG/NBD only) and 2 (Gamma-Gamma only) still load."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ class PosteriorDraws:
     """Joint posterior draws of the purchase and spend parameters (from MCMC), for credible intervals.
 
     ``purchase`` and ``spend`` map each parameter name to an array with one value per draw; draw i of
-    both models is used together. ``interval`` is the (lower, upper) quantile pair reported per customer.
+    both models is used together. ``spend`` is empty when the spend model is not Gamma-Gamma (the pooled
+    mean is a point estimate). ``interval`` is the (lower, upper) quantile pair reported per customer.
     """
 
     purchase: dict[str, NDArray[np.float64]]
@@ -88,21 +92,31 @@ class PosteriorDraws:
 
 @dataclass(frozen=True)
 class CLVModelParams:
-    """A purchase model (BG/NBD, MBG/NBD or Pareto/NBD) with Gamma-Gamma spend, and how to score it.
+    """A purchase model (BG/NBD, MBG/NBD or Pareto/NBD) with a spend model, and how to score it.
 
-    ``posterior`` holds MCMC draws when the model was fitted with ``fit.method: mcmc``; scoring then
-    reports posterior means with credible intervals.
+    ``spend`` is Gamma-Gamma's parameters, the pooled mean spend, or None (no spend model: no money
+    columns). ``posterior`` holds MCMC draws when the model was fitted with ``fit.method: mcmc``;
+    scoring then reports posterior means with credible intervals.
     """
 
     purchase: PurchaseParams
-    spend: GammaGammaParams
+    spend: SpendParams | None
     spec: ScoringSpec
     posterior: PosteriorDraws | None = None
-    spend_model: str = "gamma_gamma"
 
     @property
     def purchase_model(self) -> str:
         return model_name(self.purchase)
+
+    @property
+    def spend_model(self) -> SpendModel:
+        """``gamma_gamma``, ``pooled_mean`` or ``none``."""
+        return spend_model_name(self.spend)
+
+    @property
+    def has_spend(self) -> bool:
+        """Whether the model values orders (money columns are scored)."""
+        return self.spend is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,7 +124,7 @@ class CLVModelParams:
             "purchase_model": self.purchase_model,
             "purchase_params": self.purchase.as_dict(),
             "spend_model": self.spend_model,
-            "spend_params": self.spend.as_dict(),
+            "spend_params": None if self.spend is None else self.spend.as_dict(),
             "posterior": None if self.posterior is None else self.posterior.to_dict(),
             "scoring": {
                 "time_unit": self.spec.time_unit,
@@ -123,19 +137,28 @@ class CLVModelParams:
         }
 
     @classmethod
-    def from_params(cls, params: dict[str, float], spec: ScoringSpec, purchase_model: str = "bgnbd") -> CLVModelParams:
-        """From flat parameter names: the purchase model's (e.g. r, alpha, a, b) and p, q, v."""
+    def from_params(
+        cls,
+        params: dict[str, float],
+        spec: ScoringSpec,
+        purchase_model: str = "bgnbd",
+        spend_model: str = "gamma_gamma",
+    ) -> CLVModelParams:
+        """From flat parameter names: the purchase model's (e.g. r, alpha, a, b) and the spend model's
+        (p, q, v for Gamma-Gamma, mean for the pooled mean, none for ``none``)."""
         return cls(
             purchase=make_params(purchase_model, params),
-            spend=GammaGammaParams(*(float(params[k]) for k in ("p", "q", "v"))),
+            spend=make_spend_params(spend_model, params),
             spec=spec,
         )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CLVModelParams:
-        if data.get("format_version") not in READABLE_VERSIONS:
-            raise ValueError(f"unsupported model format_version {data.get('format_version')!r}")
-        if data["purchase_model"] not in PARAM_NAMES or data["spend_model"] != "gamma_gamma":
+        version = data.get("format_version")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"unsupported model format_version {version!r}")
+        spend_models = ("gamma_gamma", "pooled_mean", "none") if version == 3 else ("gamma_gamma",)
+        if data["purchase_model"] not in PARAM_NAMES or data["spend_model"] not in spend_models:
             raise ValueError(f"unsupported models {data['purchase_model']!r} x {data['spend_model']!r}")
         scoring = data["scoring"]
         spec = ScoringSpec(
@@ -148,7 +171,7 @@ class CLVModelParams:
         )
         return cls(
             purchase=make_params(data["purchase_model"], data["purchase_params"]),
-            spend=GammaGammaParams(**{k: float(v) for k, v in data["spend_params"].items()}),
+            spend=make_spend_params(data["spend_model"], data.get("spend_params")),
             spec=spec,
             posterior=None if data.get("posterior") is None else PosteriorDraws.from_dict(data["posterior"]),
         )

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import betainc, betaln, expit, gammaln, hyp2f1
+from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, xlogy
 
 from models.bgnbd import BetaGeoParams, expected_purchases_if_alive
 
@@ -94,11 +94,14 @@ def log_likelihood_rows(params: MBGNBDParams, frequency: ArrayLike, recency: Arr
 
 
 def repeat_count_pmf(params: MBGNBDParams, counts: ArrayLike, t: ArrayLike) -> FloatArray:
-    """P(X(t) = x) for a new customer: alive through x + 1 dropout chances, or dropped after the x-th."""
+    """P(X(t) = x) for a new customer: alive through x + 1 dropout chances, or dropped after the x-th.
+
+    At t = 0, P(X(0) = 0) = 1 (x log(t / (alpha + t)) is 0 for x = 0).
+    """
     x, horizon = _arrays(counts, t)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     log_nb = gammaln(r + x) - gammaln(r) - gammaln(x + 1) + r * np.log(alpha / (alpha + horizon))
-    log_nb = log_nb + x * np.log(horizon / (alpha + horizon))
+    log_nb = log_nb + xlogy(x, horizon / (alpha + horizon))
     alive = np.exp(betaln(a, b + x + 1) - betaln(a, b) + log_nb)
     # P(N(t) >= x) for the gamma-Poisson count; 1 when x = 0
     at_least = np.where(x > 0, betainc(np.maximum(x, 1), r, horizon / (alpha + horizon)), 1.0)

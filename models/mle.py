@@ -1,4 +1,5 @@
-"""Maximum-likelihood fits through lifetimes, returning parameters as data.
+"""Maximum-likelihood fits, returning parameters as data: purchase models through lifetimes, Gamma-Gamma
+with our own fit (:mod:`models.gamma_gamma_fit`, much faster on millions of customers).
 
 Purchase models (BG/NBD, MBG/NBD, Pareto/NBD) are fitted on the unique (frequency, recency, T) rows
 with their counts as weights: the parameters are identical to a per-customer fit and the
@@ -19,13 +20,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from models import gamma_gamma
 from models.gamma_gamma import GammaGammaParams
+from models.gamma_gamma_fit import fit_gamma_gamma_mle
 from models.purchase import LABELS, PARAM_NAMES, PurchaseParams, log_likelihood, make_params, model_name
+from models.spend import SpendModel, SpendParams, spend_model_name
 
 with warnings.catch_warnings():
     # lifetimes mutes FutureWarning process-wide when imported; keep the caller's filters intact.
-    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+    from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
     from lifetimes.utils import ConvergenceError
 
 
@@ -62,9 +64,15 @@ class PurchaseFit:
 
 @dataclass(frozen=True)
 class SpendFit:
-    params: GammaGammaParams
+    """A fitted spend model: Gamma-Gamma's parameters or the pooled mean spend (see :mod:`models.spend`)."""
+
+    params: SpendParams
     standard_errors: dict[str, float]
     stats: FitStatistics
+
+    @property
+    def model(self) -> SpendModel:
+        return spend_model_name(self.params)
 
 
 def _run_fit(fitter: Any, name: str, penalizer: float, *data: Any, **kwargs: Any) -> None:
@@ -234,20 +242,18 @@ def check_mean_spend(params: GammaGammaParams, cause: str) -> GammaGammaParams:
 
 
 def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike, penalizer: float = 0.0) -> SpendFit:
-    """Fit Gamma-Gamma by maximum likelihood on customers with a repeat purchase and positive spend."""
+    """Fit Gamma-Gamma by maximum likelihood on customers with a repeat purchase and positive spend.
+
+    ``penalizer`` is lifetimes' L2 penalty on (p, q, v). Raises FitError when the optimum is not reached
+    or q <= 1; ``pipeline.spend_fit`` adds the remedies and the fallback.
+    """
     f, m = repeat_spend(frequency, monetary_value)
-    fitter = GammaGammaFitter(penalizer_coef=penalizer)
-    _run_fit(fitter, "Gamma-Gamma", penalizer, f, m)
-    params = check_mean_spend(
-        GammaGammaParams(**{k: float(fitter.params_[k]) for k in ("p", "q", "v")}),
-        f"heavy-tailed spend, or a penalizer of {penalizer} too strong",
-    )
+    fitted = fit_gamma_gamma_mle(f, m, penalizer=penalizer)
+    if not fitted.converged:
+        raise FitError(f"Gamma-Gamma did not converge (penalizer {penalizer}): {fitted.message}")
+    params = check_mean_spend(fitted.params, f"heavy-tailed spend, or a penalizer of {penalizer} too strong")
     return SpendFit(
         params=params,
-        standard_errors={k: float(v) for k, v in fitter.standard_errors_.items()},
-        stats=FitStatistics(
-            log_likelihood=gamma_gamma.log_likelihood(params, f, m),
-            n_observations=len(f),
-            n_params=3,
-        ),
+        standard_errors=fitted.standard_errors,
+        stats=FitStatistics(log_likelihood=fitted.log_likelihood, n_observations=len(f), n_params=3),
     )

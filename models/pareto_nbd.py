@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit, gammaincc, gammaln, hyp2f1, roots_genlaguerre, roots_legendre
+from scipy.special import expit, gammaincc, gammaln, hyp2f1, roots_genlaguerre, roots_legendre, xlogy
 
 FloatArray = NDArray[np.float64]
 
@@ -122,6 +122,7 @@ def repeat_count_pmf(params: ParetoNBDParams, counts: ArrayLike, t: ArrayLike, n
 
     Given (lambda, mu): P(X(t)=x) = (lambda t)^x e^(-(lambda+mu) t) / x!
     + lambda^x mu / (lambda+mu)^(x+1) [1 - e^(-(lambda+mu) t) sum_{i<=x} ((lambda+mu) t)^i / i!].
+    At t = 0, P(X(0) = 0) = 1 ((lambda t)^0 is 1, via ``xlogy``).
     """
     x, horizon = _arrays(counts, t)
     r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
@@ -133,7 +134,7 @@ def repeat_count_pmf(params: ParetoNBDParams, counts: ArrayLike, t: ArrayLike, n
     out = np.empty(x.shape)
     for i, (count, length) in enumerate(zip(x.ravel(), horizon.ravel(), strict=True)):
         total = lam + mu
-        alive_part = np.exp(count * np.log(lam * length) - total * length - gammaln(count + 1))
+        alive_part = np.exp(xlogy(count, lam * length) - total * length - gammaln(count + 1))
         # 1 - e^{-z} sum_{i<=x} z^i/i! is the regularised lower incomplete gamma P(x+1, z)
         dead_part = np.exp(count * np.log(lam / total) + np.log(mu / total)) * (
             1 - gammaincc(count + 1, total * length)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from models import gamma_gamma, purchase
+from models import purchase, spend
 from models.bundle import CLVModelParams, PosteriorDraws, RiskTier, ScoringSpec
 from models.clv import days_to_units, discounted_clv
 from models.contract import CUSTOMER_ID, check_customer_summary
@@ -23,23 +23,26 @@ def horizon_column(days: int) -> str:
     return f"expected_purchases_{days}d"
 
 
+MONEY_COLUMNS = ("expected_order_value", "clv")
+"""Scored only when the model has a spend model."""
+
+
 def interval_columns(model: CLVModelParams) -> list[str]:
     """The scores with ``<name>_lower`` and ``<name>_upper`` columns (none without posterior draws)."""
     if model.posterior is None:
         return []
-    return ["p_alive", *[horizon_column(d) for d in model.spec.horizons_days], "clv"]
+    return ["p_alive", *[horizon_column(d) for d in model.spec.horizons_days], *(["clv"] if model.has_spend else [])]
 
 
 def score_columns(model: CLVModelParams) -> list[str]:
-    """The output columns of :func:`score_customers`, in order."""
+    """The output columns of :func:`score_customers`, in order (no money columns without a spend model)."""
     columns = [
         CUSTOMER_ID,
         "p_alive",
         "churn_risk",
         "risk_tier",
         *[horizon_column(d) for d in model.spec.horizons_days],
-        "expected_order_value",
-        "clv",
+        *(MONEY_COLUMNS if model.has_spend else ()),
     ]
     for name in interval_columns(model):
         columns += [f"{name}_lower", f"{name}_upper"]
@@ -66,15 +69,17 @@ def _unique_histories(f: np.ndarray, r: np.ndarray, t: np.ndarray) -> tuple[np.n
 
 
 def _point_scores(
-    params: PurchaseParams, spend: GammaGammaParams, spec: ScoringSpec, f: FloatArray, r: FloatArray, t: FloatArray
+    params: PurchaseParams, spec: ScoringSpec, f: FloatArray, r: FloatArray, t: FloatArray, with_clv: bool = True
 ) -> dict[str, FloatArray]:
-    """Scores of the distinct histories ``(f, r, t)``; ``clv`` is per unit of order value."""
+    """Scores of the distinct histories ``(f, r, t)``; ``clv`` (if ``with_clv``) is per unit of order value."""
     out = {
         "p_alive": purchase.p_alive(params, f, r, t),
         "churn_risk": purchase.p_no_purchase(params, days_to_units(spec.churn_horizon_days, spec.time_unit), f, r, t),
     }
     for days in spec.horizons_days:
         out[horizon_column(days)] = purchase.expected_purchases(params, days_to_units(days, spec.time_unit), f, r, t)
+    if not with_clv:
+        return out
     # CLV is linear in the order value: discount the expected purchases per history, then scale.
     out["clv"] = discounted_clv(
         lambda horizon: purchase.expected_purchases(params, horizon, f, r, t),
@@ -99,20 +104,21 @@ def _posterior_scores(
     lower_q, upper_q = posterior.interval
     history_keys = [k for k in (*names, "churn_risk") if k != "clv"]
     out: dict[str, FloatArray] = {}
-    for key in (*names, "churn_risk", "expected_order_value"):
+    for key in (*names, "churn_risk", *(["expected_order_value"] if model.has_spend else [])):
         out[key] = np.empty(len(f))
         if key in names:
             out[f"{key}_lower"], out[f"{key}_upper"] = np.empty(len(f)), np.empty(len(f))
     rows, codes = _unique_histories(f, r, t)
     by_history = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[by_history], np.arange(0, len(rows) + POSTERIOR_CHUNK, POSTERIOR_CHUNK))
-    spends = [posterior.spend_draw(i) for i in range(posterior.n_draws)]
+    spends = _spend_draws(model, posterior)
     purchases = [posterior.purchase_draw(model.purchase_model, i) for i in range(posterior.n_draws)]
+    clv_keys = ["clv"] if model.has_spend else []
     for chunk, start in enumerate(range(0, len(rows), POSTERIOR_CHUNK)):
         hist = rows[start : start + POSTERIOR_CHUNK]
-        draws = {key: np.empty((posterior.n_draws, len(hist))) for key in (*history_keys, "clv")}
+        draws = {key: np.empty((posterior.n_draws, len(hist))) for key in (*history_keys, *clv_keys)}
         for i in range(posterior.n_draws):
-            scores = _point_scores(purchases[i], spends[i], model.spec, f[hist], r[hist], t[hist])
+            scores = _point_scores(purchases[i], model.spec, f[hist], r[hist], t[hist], with_clv=model.has_spend)
             for key in draws:
                 draws[key][i] = scores[key]
         summary = {key: _summarise(draws[key], lower_q, upper_q) for key in history_keys}
@@ -122,13 +128,25 @@ def _posterior_scores(
             out[key][members] = mean[local]
             if key in names:
                 out[f"{key}_lower"][members], out[f"{key}_upper"][members] = lower[local], upper[local]
+        if not model.has_spend:
+            continue
         for part in range(0, len(members), POSTERIOR_CHUNK):
             who = members[part : part + POSTERIOR_CHUNK]
-            order_value = np.stack([gamma_gamma.expected_order_value(s, f[who], m[who]) for s in spends])
+            order_value = np.stack([spend.expected_order_value(s, f[who], m[who]) for s in spends])
             clv = order_value * draws["clv"][:, codes[who] - start]
             out["expected_order_value"][who] = order_value.mean(axis=0)
             out["clv"][who], out["clv_lower"][who], out["clv_upper"][who] = _summarise(clv, lower_q, upper_q)
     return out
+
+
+def _spend_draws(model: CLVModelParams, posterior: PosteriorDraws) -> list[spend.SpendParams]:
+    """One spend model per posterior draw: Gamma-Gamma's draws, or the point estimate (the pooled mean
+    has no draws); empty without a spend model."""
+    if model.spend is None:
+        return []
+    if isinstance(model.spend, GammaGammaParams) and posterior.spend:
+        return [posterior.spend_draw(i) for i in range(posterior.n_draws)]
+    return [model.spend] * posterior.n_draws
 
 
 def _summarise(draws: FloatArray, lower_q: float, upper_q: float) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -137,33 +155,37 @@ def _summarise(draws: FloatArray, lower_q: float, upper_q: float) -> tuple[Float
 
 
 def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:
-    """Score a per-customer summary (customer_id, frequency, recency, T, monetary_value).
+    """Score a per-customer summary (customer_id, frequency, recency, T, and monetary_value when the
+    model has a spend model); ids and numbers may come in any natural type (see :mod:`models.contract`).
 
     - ``p_alive``: P(alive at T).
     - ``churn_risk``: P(no purchase in the next ``churn_horizon_days``), not 1 - p_alive: BG/NBD gives
       P(alive) = 1 to every customer without a repeat purchase.
     - ``expected_purchases_<N>d``: expected purchases in the next N days.
-    - ``expected_order_value``: Gamma-Gamma conditional expected spend per purchase.
-    - ``clv``: discounted value over ``clv_horizon_months`` at ``annual_discount_rate``.
+    - ``expected_order_value``: the spend model's expected spend per purchase (Gamma-Gamma's conditional
+      expectation, or the pooled mean); absent without a spend model.
+    - ``clv``: discounted value over ``clv_horizon_months`` at ``annual_discount_rate``; absent without a
+      spend model.
 
     With posterior draws, each is the posterior mean, and P(alive), the expected purchases and CLV
     get ``_lower`` / ``_upper`` credible bounds.
     """
-    check_customer_summary(customers)
+    customers = check_customer_summary(customers, spend=model.has_spend)
     spec = model.spec
-    f_all = customers["frequency"].to_numpy(dtype=np.float64)
-    r_all = customers["recency"].to_numpy(dtype=np.float64)
-    t_all = customers["T"].to_numpy(dtype=np.float64)
-    m = customers["monetary_value"].to_numpy(dtype=np.float64)
+    f_all = customers["frequency"].to_numpy()
+    r_all = customers["recency"].to_numpy()
+    t_all = customers["T"].to_numpy()
+    m = customers["monetary_value"].to_numpy() if model.has_spend else np.zeros_like(f_all)
     if model.posterior is None:
         rows, codes = _unique_histories(f_all, r_all, t_all)
-        point = _point_scores(model.purchase, model.spend, spec, f_all[rows], r_all[rows], t_all[rows])
+        point = _point_scores(model.purchase, spec, f_all[rows], r_all[rows], t_all[rows], with_clv=model.has_spend)
         values = {key: value[codes] for key, value in point.items()}
-        values["expected_order_value"] = gamma_gamma.expected_order_value(model.spend, f_all, m)
-        values["clv"] = values["expected_order_value"] * values["clv"]
+        if model.has_spend:
+            values["expected_order_value"] = spend.expected_order_value(model.spend, f_all, m)
+            values["clv"] = values["expected_order_value"] * values["clv"]
     else:
         values = _posterior_scores(model, model.posterior, f_all, r_all, t_all, m)
-    out: dict[str, object] = {CUSTOMER_ID: customers[CUSTOMER_ID].to_numpy()}
+    out: dict[str, object] = {CUSTOMER_ID: customers[CUSTOMER_ID]}
     for column in score_columns(model)[1:]:
         out[column] = (
             assign_risk_tier(values["churn_risk"], spec.risk_tiers) if column == "risk_tier" else values[column]

@@ -1,7 +1,9 @@
-"""Fit stage: a purchase model (BG/NBD, MBG/NBD or Pareto/NBD) and Gamma-Gamma, by MLE, MAP or MCMC.
+"""Fit stage: a purchase model (BG/NBD, MBG/NBD or Pareto/NBD) and a spend model, by MLE, MAP or MCMC.
 
 Maximum-likelihood fits that fail or degenerate go through the remedies of ``fit.remedies`` in a fixed
-order, and every attempt is recorded; when nothing works the error says what in the data causes it.
+order, and every attempt is recorded; when nothing works for the purchase model the error says what in
+the data causes it. The spend model (:mod:`pipeline.spend_fit`) never stops the job: Gamma-Gamma, or the
+pooled mean spend with the recorded reason, or no spend model at all (``fit.spend_model: none``).
 """
 
 from __future__ import annotations
@@ -15,18 +17,15 @@ import pandas as pd
 from models import gamma_gamma, purchase
 from models.bayes import BayesFit, Diagnostics, Method, Sampler, fit_gamma_gamma_bayes, fit_purchase_bayes_histories
 from models.bundle import CLVModelParams, PosteriorDraws, ScoringSpec
-from models.mle import (
-    FitError,
-    FitStatistics,
-    PurchaseFit,
-    SpendFit,
-    fit_gamma_gamma,
-    fit_purchase_histories,
-    unique_histories,
-)
+from models.gamma_gamma_fit import SpendData
+from models.mle import FitError, FitStatistics, PurchaseFit, SpendFit, fit_purchase_histories, unique_histories
 from models.purchase import LABELS, PurchaseParams
+from models.spend import SpendModel
+from models.spend_spread import SpreadTest
+from pipeline.attempts import FitAttempt as FitAttempt
 from pipeline.config import CandidateConfig, FitConfig, RemediesConfig
 from pipeline.errors import InputError
+from pipeline.spend_fit import SpendOutcome, fit_spend, pooled_mean_outcome, spend_problem
 from pipeline.validate import holdout_log_likelihood
 
 MIN_CUSTOMERS = 10
@@ -36,57 +35,46 @@ SHAPES = ("r", "a", "b", "s")
 
 
 @dataclass(frozen=True)
-class FitAttempt:
-    """One maximum-likelihood attempt: what was tried, and how it went."""
-
-    remedy: str
-    penalizer: float
-    outcome: str
-    """``ok``, ``failed`` (an error) or ``degenerate`` (a shape parameter ran off)."""
-    message: str = ""
-    log_likelihood: float = float("nan")
-    holdout_log_likelihood: float = float("nan")
-    restart: bool = False
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "remedy": self.remedy,
-            "penalizer": self.penalizer,
-            "outcome": self.outcome,
-            "message": self.message,
-            "log_likelihood": self.log_likelihood,
-            "holdout_log_likelihood": self.holdout_log_likelihood,
-        }
-
-
-@dataclass(frozen=True)
 class FittedModels:
     purchase: PurchaseFit
-    spend: SpendFit
+    spend: SpendFit | None
+    """Gamma-Gamma or the pooled mean spend; None with ``fit.spend_model: none``."""
     spend_frequency_correlation: float
     """Pearson correlation of frequency and monetary_value among repeat customers: Gamma-Gamma assumes ~0."""
     method: str = "mle"
     attempts: tuple[FitAttempt, ...] = ()
-    """The maximum-likelihood attempts, in order; the last ``ok`` one (or the chosen penalizer) is used."""
+    """The purchase model's maximum-likelihood attempts, in order; the last ``ok`` one (or the chosen
+    penalizer) is used."""
     chosen: FitAttempt | None = None
     diagnostics: Diagnostics | None = None
     posterior: PosteriorDraws | None = None
+    spend_attempts: tuple[FitAttempt, ...] = ()
+    """The spend model's attempts, in order, ending with the one used (see :mod:`pipeline.spend_fit`)."""
+    spend_fallback: str = ""
+    """Why the pooled mean spend replaced Gamma-Gamma; "" when it did not."""
+    spread_test: SpreadTest | None = None
+    """The likelihood-ratio test of spend heterogeneity (None when it was not run)."""
 
     @property
     def model(self) -> str:
         return self.purchase.model
 
     @property
+    def spend_model(self) -> SpendModel:
+        """``gamma_gamma``, ``pooled_mean`` or ``none``."""
+        return "none" if self.spend is None else self.spend.model
+
+    @property
     def candidate(self) -> str:
         return f"{self.model}_{self.method}"
 
     def bundle(self, spec: ScoringSpec) -> CLVModelParams:
-        return CLVModelParams(
-            purchase=self.purchase.params, spend=self.spend.params, spec=spec, posterior=self.posterior
-        )
+        spend = None if self.spend is None else self.spend.params
+        return CLVModelParams(purchase=self.purchase.params, spend=spend, spec=spec, posterior=self.posterior)
 
     def params(self) -> dict[str, float]:
-        return {**self.purchase.params.as_dict(), **self.spend.params.as_dict()}
+        spend = {} if self.spend is None else self.spend.params.as_dict()
+        return {**self.purchase.params.as_dict(), **spend}
 
 
 def _degenerate(params: PurchaseParams, remedies: RemediesConfig) -> str:
@@ -214,7 +202,10 @@ def fit_input(customers: pd.DataFrame, holdout_full: pd.DataFrame | None = None)
     """The fit's input from a per-customer summary; ``holdout_full`` (the full-history summary of the same
     customers) adds the holdout score that the penalizer path ranks by."""
     histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
-    repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+    if "monetary_value" in customers.columns:
+        repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+    else:  # a feed without amounts: no spend data (fit.spend_model: none)
+        repeat = pd.DataFrame({"frequency": pd.Series(dtype=float), "monetary_value": pd.Series(dtype=float)})
     holdout_score = None if holdout_full is None else holdout_scorer(customers, holdout_full)
     return FitInput(histories, repeat.loc[:, ["frequency", "monetary_value"]], holdout_score)
 
@@ -252,38 +243,72 @@ def fit_histories(
     reuse: FitAttempt | None = None,
 ) -> FittedModels:
     """Fit from a :class:`FitInput` (what a distributed prepare collects, or :func:`fit_input`): the same
-    numbers as :func:`fit` on the per-customer summary."""
+    numbers as :func:`fit` on the per-customer summary.
+
+    ``config.spend_model``: ``gamma_gamma`` (with the remedies and the pooled-mean fallback of
+    :mod:`pipeline.spend_fit`), ``pooled_mean`` (the pooled mean without trying Gamma-Gamma) or ``none``
+    (no spend model: the repeat spend is not needed)."""
     candidate = candidate or config.candidate_list()[0]
     histories, repeat = data.histories, data.repeat
     customers = int(histories["weight"].sum())
-    if repeat.empty:
-        raise InputError(f"{label}: no customer has a repeat purchase, so BG/NBD and Gamma-Gamma cannot be fitted")
-    if customers < MIN_CUSTOMERS or len(repeat) < MIN_REPEAT_CUSTOMERS:
+    repeaters = int(histories.loc[histories["frequency"] > 0, "weight"].sum())
+    spend_model = str(getattr(config, "spend_model", "gamma_gamma"))
+    if repeaters == 0:
+        models_named = "the purchase model" if spend_model == "none" else "the purchase and spend models"
+        raise InputError(f"{label}: no customer has a repeat purchase, so {models_named} cannot be fitted")
+    if customers < MIN_CUSTOMERS or repeaters < MIN_REPEAT_CUSTOMERS:
         raise InputError(
-            f"{label}: too few customers to fit ({customers} customers, {len(repeat)} with a repeat purchase; "
+            f"{label}: too few customers to fit ({customers} customers, {repeaters} with a repeat purchase; "
             f"need at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS})"
         )
-    f, m = repeat["frequency"], repeat["monetary_value"]
+    f, m = repeat["frequency"].to_numpy(dtype=np.float64), repeat["monetary_value"].to_numpy(dtype=np.float64)
     try:
         if candidate.method == "mle":
             purchase_fit, attempts, chosen = _fit_purchase_mle(
                 candidate.model, histories, config, data.holdout_score, reuse
             )
-            spend = fit_gamma_gamma(f, m, penalizer=config.spend_penalizer)
-            result = FittedModels(purchase_fit, spend, float("nan"), "mle", attempts, chosen)
+            result = FittedModels(purchase_fit, None, float("nan"), "mle", attempts, chosen)
+            spend = _fit_spend(spend_model, f, m, config)
         else:
-            result = _fit_bayes(histories, repeat, config, candidate)
+            result, spend = _fit_bayes(histories, f, m, config, candidate, spend_model)
     except FitError as exc:
         raise InputError(f"{label}: {exc}") from None
     except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. a singular Hessian for the standard errors
         raise InputError(f"{label}: the models could not be fitted to this data ({exc})") from None
-    correlation = float(np.corrcoef(f, m)[0, 1]) if len(repeat) > 2 else float("nan")
-    return replace(result, spend_frequency_correlation=correlation)
+    correlation = float(np.corrcoef(f, m)[0, 1]) if len(f) > 2 and np.ptp(f) > 0 and np.ptp(m) > 0 else float("nan")
+    if spend is None:
+        return replace(result, spend_frequency_correlation=correlation)
+    return replace(
+        result,
+        spend=spend.fit,
+        spend_frequency_correlation=correlation,
+        spend_attempts=spend.attempts,
+        spend_fallback=spend.fallback,
+        spread_test=spend.spread_test,
+    )
+
+
+def _fit_spend(spend_model: str, f: np.ndarray, m: np.ndarray, config: FitConfig) -> SpendOutcome | None:
+    """The spend model by maximum likelihood, or the configured pooled mean, or none."""
+    if spend_model == "none":
+        return None
+    if spend_model == "pooled_mean":
+        keep = (f > 0) & (m > 0)
+        data = SpendData.from_arrays(f[keep], m[keep]) if keep.any() else None
+        return pooled_mean_outcome(data, "configured (fit.spend_model: pooled_mean)", [])
+    return fit_spend(f, m, config.spend_penalizer, config.remedies)
 
 
 def _fit_bayes(
-    histories: pd.DataFrame, repeat: pd.DataFrame, config: FitConfig, candidate: CandidateConfig
-) -> FittedModels:
+    histories: pd.DataFrame,
+    f: np.ndarray,
+    m: np.ndarray,
+    config: FitConfig,
+    candidate: CandidateConfig,
+    spend_model: str,
+) -> tuple[FittedModels, SpendOutcome | None]:
+    """MAP or MCMC. The spend model is decided by maximum likelihood first (remedies, spread test): PyMC
+    fits Gamma-Gamma only where spend is heterogeneous, and a degenerate PyMC result falls back too."""
     method: Method = "map" if candidate.method == "map" else "mcmc"
     sampler = _sampler(config)
     params, purchase_bayes, n_unique = fit_purchase_bayes_histories(
@@ -294,8 +319,7 @@ def _fit_bayes(
         raise FitError(
             f"{LABELS[candidate.model]} ({candidate.method}): {problem}. In the data: {data_diagnosis(histories)}"
         )
-    f, m = repeat["frequency"], repeat["monetary_value"]
-    spend_params, spend_bayes = fit_gamma_gamma_bayes(f, m, method, sampler)
+    spend, spend_bayes = _bayes_spend(spend_model, f, m, config, method, sampler)
     weight = histories["weight"]
     purchase_fit = PurchaseFit(
         params=params,
@@ -307,22 +331,46 @@ def _fit_bayes(
         ),
         n_unique_rows=n_unique,
     )
-    spend_fit = SpendFit(
-        params=spend_params,
-        standard_errors=spend_bayes.posterior_sd,
-        stats=_bayes_stats(gamma_gamma.log_likelihood(spend_params, f, m), len(repeat), 3),
-    )
-    return FittedModels(
+    fitted = FittedModels(
         purchase_fit,
-        spend_fit,
+        None,
         float("nan"),
         candidate.method,
-        diagnostics=_worst(purchase_bayes.diagnostics, spend_bayes.diagnostics),
+        diagnostics=_worst(purchase_bayes.diagnostics, None if spend_bayes is None else spend_bayes.diagnostics),
         posterior=_posterior(purchase_bayes, spend_bayes, config.interval),
     )
+    return fitted, spend
 
 
-def _posterior(purchase_fit: BayesFit, spend_fit: BayesFit, interval: tuple[float, float]) -> PosteriorDraws | None:
-    if purchase_fit.draws is None or spend_fit.draws is None:
+def _bayes_spend(
+    spend_model: str, f: np.ndarray, m: np.ndarray, config: FitConfig, method: Method, sampler: Sampler
+) -> tuple[SpendOutcome | None, BayesFit | None]:
+    decided = _fit_spend(spend_model, f, m, config)
+    if decided is None or decided.fit.model != "gamma_gamma":
+        return decided, None
+    keep = (f > 0) & (m > 0)
+    data = SpendData.from_arrays(f[keep], m[keep])
+    attempts = list(decided.attempts)
+    try:
+        params, spend_bayes = fit_gamma_gamma_bayes(f, m, method, sampler)
+        problem = spend_problem(params, data.scale, config.remedies)
+    except FitError as exc:
+        params, spend_bayes, problem = None, None, str(exc).splitlines()[0]
+    if problem or params is None or spend_bayes is None:
+        attempts.append(FitAttempt(f"pymc {method}", 0.0, "degenerate", problem))
+        return pooled_mean_outcome(data, f"Gamma-Gamma ({method}): {problem}", attempts, decided.spread_test), None
+    stats = _bayes_stats(gamma_gamma.log_likelihood(params, data.x, data.y * data.scale / data.x), int(data.n), 3)
+    attempts.append(FitAttempt(f"pymc {method}", 0.0, "ok", "", stats.log_likelihood))
+    fit = SpendFit(params=params, standard_errors=spend_bayes.posterior_sd, stats=stats)
+    return replace(decided, fit=fit, attempts=tuple(attempts), chosen=attempts[-1]), spend_bayes
+
+
+def _posterior(
+    purchase_fit: BayesFit, spend_fit: BayesFit | None, interval: tuple[float, float]
+) -> PosteriorDraws | None:
+    """Joint draws for MCMC; without Gamma-Gamma draws (the pooled mean, or no spend model) only the
+    purchase model's."""
+    if purchase_fit.draws is None:
         return None
-    return PosteriorDraws(purchase=purchase_fit.draws, spend=spend_fit.draws, interval=interval)
+    spend = {} if spend_fit is None or spend_fit.draws is None else spend_fit.draws
+    return PosteriorDraws(purchase=purchase_fit.draws, spend=spend, interval=interval)

@@ -23,15 +23,14 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 from mlflow.pyfunc import PyFuncModel
 from mlflow.tracking import MlflowClient
 
 import models
 from models.bundle import CLVModelParams
+from models.contract import check_customer_summary, required_columns
 from models.purchase import PARAM_NAMES
-from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, write_params
-from models.scoring import score_customers
+from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, model_signature, write_params
 from pipeline import stop
 from pipeline.errors import InputError, TrackingUnavailableError
 from pipeline.secrets import mask, mask_text
@@ -191,14 +190,17 @@ def _pinned_requirements() -> list[str]:
 def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) -> str:
     """Log the pyfunc model (parameters as JSON, training config as YAML, package code attached).
 
-    Returns the model URI.
+    ``example``: a few rows of a per-customer summary (any extra columns are dropped; ``monetary_value``
+    is not needed for a model without a spend model); it is stored in the contract's canonical types as
+    the input example. The signature is :func:`models.pyfunc.model_signature`. Returns the model URI.
     """
     package_dir = Path(models.__file__).parent
+    example = check_customer_summary(example, spend=model.has_spend).loc[:, list(required_columns(model.has_spend))]
     with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
         params = write_params(model, Path(tmp) / "params.json")
         config = Path(tmp) / "config.yaml"
         config.write_text(mask_text(config_yaml), encoding="utf-8")
-        signature = infer_signature(example, score_customers(model, example))
+        signature = model_signature(model)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(package_dir / "serving.py"),

@@ -9,6 +9,7 @@ from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, PosteriorDraws, RiskTier, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
 from models.pareto_nbd import ParetoNBDParams
+from models.spend import PooledMeanParams
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(0.24, 4.4, 0.79, 2.4),
@@ -63,3 +64,38 @@ def test_posterior_draws_must_line_up() -> None:
         PosteriorDraws(purchase={"r": np.ones(3)}, spend={"p": np.ones(4)})
     with pytest.raises(ValueError, match="quantiles"):
         PosteriorDraws(purchase={"r": np.ones(3)}, spend={"p": np.ones(3)}, interval=(0.9, 0.1))
+
+
+@pytest.mark.parametrize(
+    ("spend", "name", "stored"),
+    [
+        (PooledMeanParams(42.5), "pooled_mean", {"mean": 42.5}),
+        (None, "none", None),
+        (GammaGammaParams(6.2, 3.7, 15.4), "gamma_gamma", {"p": 6.2, "q": 3.7, "v": 15.4}),
+    ],
+)
+def test_spend_models_round_trip_in_format_3(
+    spend: PooledMeanParams | GammaGammaParams | None, name: str, stored: object
+) -> None:
+    model = CLVModelParams(MODEL.purchase, spend, MODEL.spec)
+    data = json.loads(json.dumps(model.to_dict()))
+    assert data["format_version"] == 3
+    assert (data["spend_model"], data["spend_params"]) == (name, stored)
+    again = CLVModelParams.from_dict(data)
+    assert again == model
+    assert again.spend_model == name
+    assert again.has_spend is (spend is not None)
+
+
+def test_version_2_files_still_load() -> None:
+    data = MODEL.to_dict() | {"format_version": 2}
+    assert CLVModelParams.from_dict(data) == MODEL
+    with pytest.raises(ValueError, match="unsupported models 'bgnbd' x 'none'"):
+        CLVModelParams.from_dict(data | {"spend_model": "none", "spend_params": None})
+
+
+def test_from_flat_params_with_each_spend_model() -> None:
+    flat = {"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.4, "mean": 30.0, "p": 6.2, "q": 3.7, "v": 15.4}
+    assert CLVModelParams.from_params(flat, ScoringSpec()).spend == GammaGammaParams(6.2, 3.7, 15.4)
+    assert CLVModelParams.from_params(flat, ScoringSpec(), spend_model="pooled_mean").spend == PooledMeanParams(30.0)
+    assert CLVModelParams.from_params(flat, ScoringSpec(), spend_model="none").spend is None

@@ -37,3 +37,43 @@ def test_bgnbd_repeat_count_pmf_matches_the_published_p_zero() -> None:
     pmf = purchase.repeat_count_pmf(BG, counts, np.full_like(counts, 39.0))
     assert pmf.sum() == pytest.approx(1.0, abs=1e-12)
     assert (counts * pmf).sum() == pytest.approx(float(purchase.expected_purchases_new_customer(BG, 39.0)))
+
+
+MODELS = [
+    BG,
+    MBGNBDParams(r=0.525, alpha=6.183, a=0.891, b=1.614),
+    ParetoNBDParams(r=0.5533, alpha=10.578, s=0.6062, beta=11.669),
+]
+
+
+@pytest.mark.parametrize("params", MODELS, ids=purchase.model_name)
+def test_a_customer_first_seen_on_the_calibration_end_has_the_limit_values(params: purchase.PurchaseParams) -> None:
+    """T = 0 (first purchase on the calibration end): finite, warning-free limits (warnings are errors here).
+
+    Such a customer is a new customer: their churn risk over t is P(X(t) = 0) and their expected
+    purchases are E[X(t)]; nothing can have been observed in no time.
+    """
+    zero = np.zeros(3)
+    # exact up to rounding (MBG/NBD adds b/(a+b) and a/(a+b))
+    np.testing.assert_allclose(purchase.repeat_count_pmf(params, [0.0, 1.0, 5.0], 0.0), [1.0, 0.0, 0.0], atol=1e-15)
+    np.testing.assert_allclose(purchase.log_likelihood_rows(params, zero, zero, zero), [0.0, 0.0, 0.0], atol=1e-15)
+    assert purchase.log_likelihood(params, [0.0], [0.0], [0.0], [7.0]) == pytest.approx(0.0, abs=1e-14)
+    alive = purchase.p_alive(params, 0.0, 0.0, 0.0)
+    expected_alive = params.b / (params.a + params.b) if isinstance(params, MBGNBDParams) else 1.0
+    assert float(alive) == pytest.approx(expected_alive, rel=1e-12)  # MBG/NBD: can drop out at the first purchase
+    horizons = np.array([0.0, 4.0, 13.0, 52.0])
+    no_purchase = purchase.p_no_purchase(params, horizons, 0.0, 0.0, 0.0)
+    assert no_purchase[0] == 1.0
+    np.testing.assert_allclose(no_purchase, purchase.repeat_count_pmf(params, 0.0, horizons), rtol=1e-9)
+    expected = purchase.expected_purchases(params, horizons, 0.0, 0.0, 0.0)
+    assert expected[0] == 0.0
+    np.testing.assert_allclose(expected, purchase.expected_purchases_new_customer(params, horizons), rtol=1e-12)
+    assert float(purchase.expected_purchases_new_customer(params, 0.0)) == 0.0
+
+
+def test_bgnbd_new_customer_limit_in_closed_form() -> None:
+    """BG/NBD at T = 0: P(no purchase in (0, t]) = (alpha / (alpha + t))^r, exactly."""
+    t = np.array([1.0, 39.0])
+    expected = (BG.alpha / (BG.alpha + t)) ** BG.r
+    np.testing.assert_allclose(purchase.p_no_purchase(BG, t, 0.0, 0.0, 0.0), expected, rtol=1e-14)
+    np.testing.assert_allclose(purchase.repeat_count_pmf(BG, 0.0, t), expected, rtol=1e-14)

@@ -5,12 +5,15 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
 
 import models
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
+from models.contract import ContractError, required_columns
 from models.gamma_gamma import GammaGammaParams
-from models.pyfunc import PARAMS_ARTIFACT, read_params, write_params
+from models.pyfunc import PARAMS_ARTIFACT, InvalidInputError, model_signature, read_params, write_params
 from models.scoring import score_customers
 
 MODEL = CLVModelParams(
@@ -18,6 +21,7 @@ MODEL = CLVModelParams(
     spend=GammaGammaParams(p=6.2488, q=3.7446, v=15.4477),
     spec=ScoringSpec(horizons_days=(30, 90)),
 )
+HORIZONS = ["expected_purchases_30d", "expected_purchases_90d"]
 CUSTOMERS = pd.DataFrame(
     {
         "customer_id": ["a", "b"],
@@ -49,3 +53,65 @@ def test_saved_model_loads_and_scores_like_the_batch_code(tmp_path: Path) -> Non
     assert not list(target.rglob("*.pkl")), "parameters must be stored as data, not pickles"
     loaded = mlflow.pyfunc.load_model(str(target))
     pd.testing.assert_frame_equal(loaded.predict(CUSTOMERS), score_customers(MODEL, CUSTOMERS))
+
+
+def _save_as_logged(model: CLVModelParams, tmp_path: Path) -> mlflow.pyfunc.PyFuncModel:
+    """Saved with the signature ``pipeline.tracking.log_model`` gives the registered model."""
+    package = Path(models.__file__).parent
+    target = tmp_path / "logged"
+    mlflow.pyfunc.save_model(
+        path=str(target),
+        python_model=str(package / "serving.py"),
+        artifacts={PARAMS_ARTIFACT: str(write_params(model, tmp_path / "params.json"))},
+        code_paths=[str(package)],
+        pip_requirements=["numpy", "pandas", "scipy", "mlflow"],
+        signature=model_signature(model),
+        input_example=CUSTOMERS.loc[:, list(required_columns(model.has_spend))],
+    )
+    return mlflow.pyfunc.load_model(str(target))
+
+
+INT_CUSTOMERS = pd.DataFrame(
+    {"customer_id": [17850, 12], "frequency": [2, 0], "recency": [30, 0], "T": [38, 38], "monetary_value": [22, 0]}
+)
+
+
+def test_natural_input_types_through_the_signature(tmp_path: Path) -> None:
+    """Int ids and counts ("Can not safely convert int64 to <U0" / "int64 to float64" before), float ids."""
+    loaded = _save_as_logged(MODEL, tmp_path)
+    expected = score_customers(MODEL, INT_CUSTOMERS.astype(float).assign(customer_id=["17850", "12"]))
+    pd.testing.assert_frame_equal(loaded.predict(INT_CUSTOMERS), expected)
+    pd.testing.assert_frame_equal(loaded.predict(INT_CUSTOMERS.assign(customer_id=[17850.0, 12.0])), expected)
+    pd.testing.assert_frame_equal(loaded.predict(INT_CUSTOMERS.assign(customer_id=["17850.0", "12"])), expected)
+    assert loaded.predict(INT_CUSTOMERS)["customer_id"].tolist() == ["17850", "12"]
+    schema = loaded.metadata.get_input_schema()
+    assert schema.input_names() == ["customer_id", "frequency", "recency", "T", "monetary_value"]
+    assert [t.name for t in loaded.metadata.get_output_schema().input_types()[:4]] == [
+        "string",
+        "double",
+        "double",
+        "string",
+    ]
+
+
+def test_contract_violations_are_client_errors_with_one_line(tmp_path: Path) -> None:
+    loaded = _save_as_logged(MODEL, tmp_path)
+    with pytest.raises(InvalidInputError) as raised:
+        loaded.predict(INT_CUSTOMERS.assign(recency=[40, 0]))
+    error = raised.value
+    assert isinstance(error, MlflowException)
+    assert isinstance(error, ContractError)  # the batch CLI catches ValueError
+    assert error.error_code == "INVALID_PARAMETER_VALUE"
+    assert error.get_http_status_code() == 400
+    assert error.message == "column 'recency' is greater than 'T' for some customers"
+    error.message = f"Failed to predict data '{INT_CUSTOMERS}'. \nError: {error.message}"  # what the server does
+    assert error.message == "column 'recency' is greater than 'T' for some customers"
+    assert json.loads(error.serialize_as_json())["message"] == error.message
+
+
+def test_a_model_without_spend_takes_no_monetary_value(tmp_path: Path) -> None:
+    events = CLVModelParams(MODEL.purchase, None, MODEL.spec)
+    loaded = _save_as_logged(events, tmp_path)
+    scores = loaded.predict(INT_CUSTOMERS.drop(columns=["monetary_value"]))
+    assert list(scores.columns) == ["customer_id", "p_alive", "churn_risk", "risk_tier", *HORIZONS]
+    assert loaded.metadata.get_input_schema().input_names() == ["customer_id", "frequency", "recency", "T"]

@@ -11,6 +11,7 @@ from models.contract import ContractError
 from models.gamma_gamma import GammaGammaParams
 from models.pareto_nbd import ParetoNBDParams
 from models.scoring import NonFiniteScoresError, assign_risk_tier, score_columns, score_customers
+from models.spend import PooledMeanParams
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
@@ -179,3 +180,75 @@ def test_posterior_scores_across_many_history_chunks(monkeypatch: pytest.MonkeyP
         if name in ("p_alive", "clv"):
             np.testing.assert_allclose(scores[f"{name}_lower"], np.quantile(stacked, 0.1, axis=0), rtol=1e-12)
             np.testing.assert_allclose(scores[f"{name}_upper"], np.quantile(stacked, 0.9, axis=0), rtol=1e-12)
+
+
+def test_pooled_mean_spend_values_every_order_alike() -> None:
+    pooled = CLVModelParams(MODEL.purchase, PooledMeanParams(40.0), MODEL.spec)
+    scores = score_customers(pooled, CUSTOMERS)
+    assert list(scores.columns) == score_columns(MODEL)
+    assert scores["expected_order_value"].tolist() == [40.0, 40.0, 40.0]
+    # CLV is the order value times the discounted expected purchases, whatever the spend model
+    gamma_gamma_scores = score_customers(MODEL, CUSTOMERS)
+    np.testing.assert_allclose(
+        scores["clv"] / 40.0, gamma_gamma_scores["clv"] / gamma_gamma_scores["expected_order_value"], rtol=1e-12
+    )
+
+
+def test_without_a_spend_model_there_are_no_money_columns_and_no_monetary_value_is_needed() -> None:
+    events = CLVModelParams(MODEL.purchase, None, MODEL.spec)
+    scores = score_customers(events, CUSTOMERS.drop(columns=["monetary_value"]))
+    assert list(scores.columns) == [
+        "customer_id",
+        "p_alive",
+        "churn_risk",
+        "risk_tier",
+        "expected_purchases_30d",
+        "expected_purchases_90d",
+        "expected_purchases_365d",
+    ]
+    with_spend = score_customers(MODEL, CUSTOMERS)
+    pd.testing.assert_frame_equal(scores, with_spend[scores.columns])
+    assert scoring.MONEY_COLUMNS == ("expected_order_value", "clv")
+
+
+def test_posterior_without_spend_draws() -> None:
+    """MCMC purchase draws with the pooled mean (no Gamma-Gamma draws) or no spend model."""
+    model = _with_posterior(n_draws=20)
+    assert model.posterior is not None
+    purchase_only = PosteriorDraws(model.posterior.purchase, {}, model.posterior.interval)
+    pooled = CLVModelParams(MODEL.purchase, PooledMeanParams(40.0), MODEL.spec, purchase_only)
+    scores = score_customers(pooled, CUSTOMERS)
+    assert scores["expected_order_value"].tolist() == [40.0, 40.0, 40.0]
+    assert (scores["clv_lower"] <= scores["clv"]).all()
+    assert (scores["clv"] <= scores["clv_upper"]).all()
+    none = score_customers(CLVModelParams(MODEL.purchase, None, MODEL.spec, purchase_only), CUSTOMERS)
+    assert "clv" not in none
+    assert "clv_lower" not in none
+    np.testing.assert_allclose(none["p_alive_lower"], scores["p_alive_lower"], rtol=1e-12)
+    # a fixed order value scales the draws: the CLV bounds are 40 x the bounds of CLV per unit of value
+    per_unit = score_customers(
+        CLVModelParams(MODEL.purchase, PooledMeanParams(1.0), MODEL.spec, purchase_only), CUSTOMERS
+    )
+    np.testing.assert_allclose(scores["clv_upper"], 40.0 * per_unit["clv_upper"], rtol=1e-12)
+
+
+def test_natural_input_types_give_the_same_scores() -> None:
+    """Int ids and counts, float ids (17850.0 from a CSV with empty cells) give the float input's numbers."""
+    floats = CUSTOMERS.assign(customer_id=["17850", "12", "7"])
+    ints = pd.DataFrame(
+        {
+            "customer_id": [17850, 12, 7],
+            "frequency": [2, 0, 7],
+            "recency": [30.43, 0, 5],
+            "T": [38.86, 38.86, 38],
+            "monetary_value": [22.35, 0, 40],
+        }
+    )
+    expected = score_customers(MODEL, floats)
+    pd.testing.assert_frame_equal(score_customers(MODEL, ints), expected)
+    pd.testing.assert_frame_equal(score_customers(MODEL, floats.assign(customer_id=[17850.0, 12.0, 7.0])), expected)
+    assert score_customers(MODEL, floats.assign(customer_id=["17850.0", "12", "7.00"]))["customer_id"].tolist() == [
+        "17850",
+        "12",
+        "7",
+    ]
