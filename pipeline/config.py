@@ -258,10 +258,11 @@ class FitConfig(_Strict):
     selection_direction: Literal["higher", "lower"] | None = Field(
         default=None, description="None: lower for errors (mae, rmse, error, brier), higher otherwise"
     )
-    spend_model: Literal["gamma_gamma", "none"] | None = Field(
+    spend_model: Literal["gamma_gamma", "pooled_mean", "none"] | None = Field(
         default=None,
-        description="gamma_gamma, or none (no money columns: expected order value, CLV); null: gamma_gamma when "
-        "the feed has amounts, none when it has not (data.columns.amount: null)",
+        description="gamma_gamma (falling back to pooled_mean when spend does not vary across customers), "
+        "pooled_mean, or none (no money columns: expected order value, CLV); null: gamma_gamma when the feed has "
+        "amounts, none when it has not (data.columns.amount: null)",
     )
     purchase_penalizer: float = Field(default=0.0, ge=0)
     spend_penalizer: float = Field(default=0.0, ge=0)
@@ -454,12 +455,16 @@ class Config(_Strict):
         columns = self.data.columns
         return self.fit.spend_model != "none" and (columns.amount is not None or columns.quantity is not None)
 
-    def input_data(self) -> DataConfig:
-        """The data config to read: without a spend model no amount column is read (nor required)."""
-        if self.has_spend:
-            return self.data
-        columns = self.data.columns.model_copy(update={"amount": None, "quantity": None, "unit_price": None})
-        return self.data.model_copy(update={"columns": columns})
+    def resolved(self) -> Config:
+        """The config the job runs: ``fit.spend_model`` decided (``gamma_gamma`` with amounts, ``none``
+        without), and without a spend model no amount column is read (nor required). What is logged and
+        hashed stays the config as written."""
+        spend = self.fit.spend_model or ("gamma_gamma" if self.has_spend else "none")
+        data = self.data
+        if spend == "none":
+            quiet = {"amount": None, "quantity": None, "unit_price": None}
+            data = data.model_copy(update={"columns": data.columns.model_copy(update=quiet)})
+        return self.model_copy(update={"data": data, "fit": self.fit.model_copy(update={"spend_model": spend})})
 
     @model_validator(mode="after")
     def _source_fits_engine(self) -> Config:

@@ -129,10 +129,11 @@ def test_spark_example_config_loads() -> None:
 def test_spend_model_none_reads_no_amounts() -> None:
     config = parse_config({"fit": {"spend_model": "none"}})
     assert not config.has_spend
-    columns = config.input_data().columns
+    columns = config.resolved().data.columns
     assert (columns.amount, columns.quantity, columns.unit_price) == (None, None, None)
     assert parse_config({}).has_spend
-    assert parse_config({}).input_data() == parse_config({}).data
+    assert parse_config({}).resolved().data == parse_config({}).data
+    assert parse_config({}).resolved().fit.spend_model == "gamma_gamma"
 
 
 def test_gamma_gamma_needs_an_amount_column() -> None:
@@ -211,4 +212,5 @@ def test_an_event_feed_has_no_spend_model() -> None:
     config = parse_config({"data": {"source": "csv", "path": "e.csv", "columns": {"amount": None}}})
     assert not config.has_spend
     assert config.fit.spend_model is None
+    assert config.resolved().fit.spend_model == "none"
     assert parse_config({"data": {"source": "csv", "path": "e.csv"}}).has_spend
