@@ -29,6 +29,8 @@ def summary_dict(result: TrainResult) -> dict[str, Any]:
             "customers_new_in_holdout": result.prepared.customers_new_in_holdout,
             "returns_netted": ledger.returns_netted,
             "returns_unmatched": ledger.returns_unmatched,
+            "calibration_end": str(result.prepared.calibration_end),
+            "observation_end": str(result.prepared.observation_end),
             "has_amounts": result.prepared.has_amounts,
             "timestamp_format": result.prepared.timestamp_format,
         },
