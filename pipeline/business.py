@@ -47,6 +47,13 @@ def readable_order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
+def report_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a customer list that fit a page: who, value, churn risk, tier, segment, P(alive), the
+    year's expected purchases, order value and past spend (the whole table is written as a file)."""
+    keep = [*readable_order(frame).columns[:6], "expected_purchases_365d", "expected_order_value", "historical_clv"]
+    return frame[[c for c in dict.fromkeys(keep) if c in frame.columns]]
+
+
 def at_risk_valuable(scores: pd.DataFrame, clv_quantile: float = 0.8, churn_risk_min: float = 0.8) -> pd.DataFrame:
     """Customers in the top (1 - clv_quantile) by CLV whose churn risk is at least ``churn_risk_min``, most
     valuable first (without a spend model, by expected purchases)."""

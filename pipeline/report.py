@@ -32,8 +32,8 @@ h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom:
 .pass { background: #e6f4ea; border: 1px solid #34a853; } .fail { background: #fce8e6; border: 1px solid #d93025; }
 .note { background: #fef7e0; border: 1px solid #f9ab00; padding: 0.5em 1em; border-radius: 6px; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; white-space: nowrap; }
-th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
+th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .better { color: #188038; font-weight: 600; } .worse { color: #c5221f; font-weight: 600; }
 img { max-width: 100%; border: 1px solid #eee; } .muted { color: #666; font-size: 0.9em; }
 .scroll { overflow-x: auto; } dt { font-weight: 600; margin-top: 0.5em; } dd { margin-left: 1.5em; }
@@ -103,10 +103,10 @@ def comparison_table(metrics: Mapping[str, float], model_label: str = "BG/NBD") 
 
 
 def purchase_comparison_table(metrics: Mapping[str, float], model_label: str = "BG/NBD") -> pd.DataFrame:
-    """Model against each purchase baseline on per-customer holdout purchases."""
+    """Model against each purchase baseline on per-customer holdout purchases (errors, rank correlation, total)."""
     rows = [(model_label, "purchases")]
     rows += [(f"baseline: {b}", f"baseline_{b}_purchases") for b in PURCHASE_BASELINES]
-    return _predictor_rows(metrics, rows)
+    return _predictor_rows(metrics, rows)[["predictor", "MAE", "RMSE", "Spearman", "total predicted"]]
 
 
 def _gains(metrics: Mapping[str, float]) -> list[dict[str, object]]:

@@ -505,7 +505,7 @@ def _business_views(
         BusinessView(
             f"At risk and valuable (top {1 - business_config.at_risk_clv_quantile:.0%} by {value}, churn risk >= "
             f"{business_config.at_risk_churn_risk:g})",
-            at_risk.head(AT_RISK_SHOWN),
+            business.report_columns(at_risk.head(AT_RISK_SHOWN)),
             f"Showing {shown:,} of {len(at_risk):,} customers, most valuable first; the full list is the run's "
             "tables/at_risk_valuable.parquet (and at_risk_valuable.parquet in --output).",
         )
