@@ -85,7 +85,7 @@ def test_report_reads_like_a_report() -> None:
         definitions=scoring_definitions(MODEL.spec),
     )
     assert "{'duplicate'" not in text  # reasons are a table, not a Python dict
-    assert "<td>missing_customer_id</td><td>1</td><td>0.5</td>" in text
+    assert "<td>missing_customer_id</td><td class='num'>1</td><td class='num'>0.5</td>" in text
     assert "Churn risk: AUC against &#39;no purchase in the holdout&#39;" in text  # labels, escaped
     assert "P(no purchase in the next 90 days)" in text
     assert "discounted at 10% a year" in text
