@@ -29,11 +29,50 @@ def clv_windows(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataF
     return out
 
 
+FIRST_COLUMNS: tuple[str, ...] = ("churn_risk", "risk_tier", "value_segment", "p_alive")
+"""What an analyst reads first in a list of customers: who, how valuable, how likely to lapse."""
+
+
+def value_column(scores: pd.DataFrame) -> str:
+    """What ranks customers by value: ``clv``, or without a spend model the longest expected-purchases horizon."""
+    if "clv" in scores.columns:
+        return "clv"
+    horizons = [c for c in scores.columns if c.startswith("expected_purchases_") and c.endswith("d")]
+    return max(horizons, key=lambda c: int(c.removeprefix("expected_purchases_").removesuffix("d")))
+
+
+def readable_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same table with the key columns first (customer, value, churn risk, tier, segment, P(alive))."""
+    first = [c for c in ("customer_id", value_column(frame), *FIRST_COLUMNS) if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def report_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a customer list that fit a page: who, value, churn risk, tier, segment, P(alive), the
+    year's expected purchases, order value and past spend (the whole table is written as a file)."""
+    keep = [*readable_order(frame).columns[:6], "expected_purchases_365d", "expected_order_value", "historical_clv"]
+    return frame[[c for c in dict.fromkeys(keep) if c in frame.columns]]
+
+
 def at_risk_valuable(scores: pd.DataFrame, clv_quantile: float = 0.8, churn_risk_min: float = 0.8) -> pd.DataFrame:
-    """Customers in the top (1 - clv_quantile) by CLV whose churn risk is at least ``churn_risk_min``."""
-    threshold = scores["clv"].quantile(clv_quantile)
-    chosen = scores[(scores["clv"] >= threshold) & (scores["churn_risk"] >= churn_risk_min)]
-    return chosen.sort_values("clv", ascending=False).reset_index(drop=True)
+    """Customers in the top (1 - clv_quantile) by CLV whose churn risk is at least ``churn_risk_min``, most
+    valuable first (without a spend model, by expected purchases)."""
+    value = value_column(scores)
+    threshold = scores[value].quantile(clv_quantile)
+    chosen = scores[(scores[value] >= threshold) & (scores["churn_risk"] >= churn_risk_min)]
+    return readable_order(chosen.sort_values(value, ascending=False).reset_index(drop=True))
+
+
+def with_views(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The scores with the business columns that training and ``clv score`` both write: ``clv_<N>d`` windows
+    and ``value_segment`` (none without a spend model: they are money). ``customers`` are the scored
+    customers' summaries, row for row."""
+    if "clv" not in scores.columns:
+        return scores
+    windows = clv_windows(model, customers, scores)
+    out = pd.concat([scores.reset_index(drop=True), windows.drop(columns="customer_id")], axis=1)
+    out["value_segment"] = value_segment(out).to_numpy()
+    return out
 
 
 def value_segment(scores: pd.DataFrame) -> pd.Series:
@@ -57,16 +96,18 @@ def segment_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def cohort_table(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """CLV by acquisition cohort (month of first purchase)."""
+    """CLV (or, without spend, expected purchases) by acquisition cohort (month of first purchase)."""
     month = pd.to_datetime(customers["first_purchase"]).dt.to_period("M").astype(str).to_numpy()
     frame = scores.assign(cohort=month)
-    table = frame.groupby("cohort").agg(
-        customers=("customer_id", "size"),
-        clv_mean=("clv", "mean"),
-        clv_total=("clv", "sum"),
-        historical_clv_mean=("historical_clv", "mean"),
-        p_alive_mean=("p_alive", "mean"),
-    )
+    value = value_column(scores)
+    columns: dict[str, tuple[str, str]] = {"customers": ("customer_id", "size")}
+    if value == "clv":
+        columns |= {"clv_mean": ("clv", "mean"), "clv_total": ("clv", "sum")}
+        columns["historical_clv_mean"] = ("historical_clv", "mean")
+    else:
+        columns |= {f"{value}_mean": (value, "mean"), f"{value}_total": (value, "sum")}
+    columns["p_alive_mean"] = ("p_alive", "mean")
+    table = frame.groupby("cohort").agg(**columns)
     return table.reset_index()
 
 

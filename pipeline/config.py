@@ -258,7 +258,12 @@ class FitConfig(_Strict):
     selection_direction: Literal["higher", "lower"] | None = Field(
         default=None, description="None: lower for errors (mae, rmse, error, brier), higher otherwise"
     )
-    spend_model: Literal["gamma_gamma"] = "gamma_gamma"
+    spend_model: Literal["gamma_gamma", "pooled_mean", "none"] | None = Field(
+        default=None,
+        description="gamma_gamma (falling back to pooled_mean when spend does not vary across customers), "
+        "pooled_mean, or none (no money columns: expected order value, CLV); null: gamma_gamma when the feed has "
+        "amounts, none when it has not (data.columns.amount: null)",
+    )
     purchase_penalizer: float = Field(default=0.0, ge=0)
     spend_penalizer: float = Field(default=0.0, ge=0)
     remedies: RemediesConfig = RemediesConfig()
@@ -342,18 +347,35 @@ class ValidateConfig(_Strict):
     """The promotion gate.
 
     Besides ``criteria``, two built-in checks: ``beats_historical_baseline`` requires the model's
-    per-customer holdout revenue ``baseline_metric`` to be better than that of every baseline, and
+    per-customer holdout ``baseline_metric`` to be better than that of every baseline, and
     ``does_not_lose_to_champion`` requires it to be at most ``champion_tolerance`` (relative) worse than
     the current champion's calibration model on the same holdout.
+
+    ``baseline_metric`` and ``criteria`` left unset (null) take the defaults of the spend model: on
+    revenue with a spend model, on purchases without one (a feed with no amounts).
     """
 
-    baseline_metric: Literal["revenue_mae", "revenue_rmse"] = "revenue_mae"
+    baseline_metric: Literal["revenue_mae", "revenue_rmse", "purchases_mae", "purchases_rmse"] | None = None
     champion_tolerance: float = Field(default=0.01, ge=0, le=1)
-    criteria: tuple[Criterion, ...] = (
-        Criterion(metric="churn_auc", threshold=0.70, direction="higher"),
-        Criterion(metric="purchases_total_abs_pct_error", threshold=20.0, direction="lower"),
-        Criterion(metric="revenue_mae_skill", threshold=0.05, direction="higher"),
-    )
+    criteria: tuple[Criterion, ...] | None = None
+
+    def baseline_metric_for(self, has_spend: bool) -> str:
+        """The built-in baseline check's metric: the configured one, or revenue MAE (purchases MAE without spend)."""
+        if self.baseline_metric is not None:
+            return self.baseline_metric
+        return "revenue_mae" if has_spend else "purchases_mae"
+
+    def criteria_for(self, has_spend: bool) -> tuple[Criterion, ...]:
+        """The configured criteria, or the defaults: churn AUC >= 0.70, total purchases within 20%, and a
+        skill of at least 5% over the best baseline (on revenue, or on purchases without a spend model)."""
+        if self.criteria is not None:
+            return self.criteria
+        skill = "revenue_mae_skill" if has_spend else "purchases_mae_skill"
+        return (
+            Criterion(metric="churn_auc", threshold=0.70, direction="higher"),
+            Criterion(metric="purchases_total_abs_pct_error", threshold=20.0, direction="lower"),
+            Criterion(metric=skill, threshold=0.05, direction="higher"),
+        )
 
 
 class BusinessConfig(_Strict):
@@ -415,6 +437,34 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _spend_needs_amounts(self) -> Config:
+        columns = self.data.columns
+        if columns.amount is None and columns.quantity is None and self.fit.spend_model == "gamma_gamma":
+            raise ValueError(
+                f"fit.spend_model {self.fit.spend_model!r} needs amounts, but data.columns.amount is null: "
+                "set fit.spend_model: none (or map an amount column)"
+            )
+        return self
+
+    @property
+    def has_spend(self) -> bool:
+        """Whether the job models spend and writes money columns: not with ``fit.spend_model: none``, nor for a
+        feed without amounts (``data.columns.amount: null`` and no quantity)."""
+        columns = self.data.columns
+        return self.fit.spend_model != "none" and (columns.amount is not None or columns.quantity is not None)
+
+    def resolved(self) -> Config:
+        """The config the job runs: ``fit.spend_model`` decided (``gamma_gamma`` with amounts, ``none``
+        without), and without a spend model no amount column is read (nor required). What is logged and
+        hashed stays the config as written."""
+        spend = self.fit.spend_model or ("gamma_gamma" if self.has_spend else "none")
+        data = self.data
+        if spend == "none":
+            quiet = {"amount": None, "quantity": None, "unit_price": None}
+            data = data.model_copy(update={"columns": data.columns.model_copy(update=quiet)})
+        return self.model_copy(update={"data": data, "fit": self.fit.model_copy(update={"spend_model": spend})})
 
     @model_validator(mode="after")
     def _source_fits_engine(self) -> Config:

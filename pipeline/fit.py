@@ -252,7 +252,7 @@ def fit_histories(
     histories, repeat = data.histories, data.repeat
     customers = int(histories["weight"].sum())
     repeaters = int(histories.loc[histories["frequency"] > 0, "weight"].sum())
-    spend_model = str(getattr(config, "spend_model", "gamma_gamma"))
+    spend_model = config.spend_model or "gamma_gamma"
     if repeaters == 0:
         models_named = "the purchase model" if spend_model == "none" else "the purchase and spend models"
         raise InputError(f"{label}: no customer has a repeat purchase, so {models_named} cannot be fitted")

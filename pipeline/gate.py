@@ -1,8 +1,8 @@
 """The promotion gate: each criterion is a metric, a threshold and a direction.
 
-The built-in check ``beats_historical_baseline`` requires the model's holdout revenue error
-(``validate.baseline_metric``) to be lower than that of every historical-spend baseline. A metric
-that is missing or NaN fails its check.
+The built-in check ``beats_historical_baseline`` requires the model's holdout error
+(``validate.baseline_metric``: revenue MAE by default, purchases MAE for a model without spend) to be
+lower than that of every historical baseline. A metric that is missing or NaN fails its check.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from models.bayes import Diagnostics
 from pipeline.config import DiagnosticsConfig, FitConfig, ValidateConfig
 from pipeline.errors import ConfigError
-from pipeline.validate import BASELINES, METRIC_NAMES
+from pipeline.validate import BASELINES, METRIC_NAMES, MONEY_METRICS, PURCHASE_BASELINES
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,24 @@ class GateResult:
         return tuple(c for c in self.checks if not c.passed)
 
 
-def check_criteria_known(config: ValidateConfig) -> None:
+def check_criteria_known(config: ValidateConfig, has_spend: bool = True) -> None:
     """Fail fast (before any work) on a criterion that names a metric the job does not compute."""
-    for index, criterion in enumerate(config.criteria):
+    for index, criterion in enumerate(config.criteria_for(has_spend)):
         if criterion.metric not in METRIC_NAMES:
             raise ConfigError(
                 f"validate.criteria.{index}.metric: unknown metric {criterion.metric!r}; "
                 f"known: {', '.join(METRIC_NAMES)}"
             )
+        if not has_spend and criterion.metric in MONEY_METRICS:
+            raise ConfigError(
+                f"validate.criteria.{index}.metric: {criterion.metric!r} needs amounts, and this job has no spend "
+                "model (fit.spend_model: none or no amount column); use a purchases_* or churn_* metric"
+            )
+    if not has_spend and config.baseline_metric_for(has_spend) in MONEY_METRICS:
+        raise ConfigError(
+            f"validate.baseline_metric: {config.baseline_metric!r} needs amounts, and this job has no spend model; "
+            "use purchases_mae or purchases_rmse"
+        )
 
 
 def check_selection_known(config: FitConfig) -> None:
@@ -105,13 +115,16 @@ def evaluate_gate(
     config: ValidateConfig,
     champion_value: float | None = None,
     extra: tuple[Check, ...] = (),
+    has_spend: bool = True,
 ) -> GateResult:
     """All checks; ``champion_value`` is the champion's ``baseline_metric`` on this holdout (None: no champion).
 
-    ``extra`` checks (the MCMC diagnostics) are added as they are.
+    ``extra`` checks (the MCMC diagnostics) are added as they are. Without a spend model the built-in checks
+    compare purchases (against the purchase baselines).
     """
-    kind = config.baseline_metric
-    best = min(metrics.get(f"baseline_{b}_{kind}", math.nan) for b in BASELINES)
+    kind = config.baseline_metric_for(has_spend)
+    baselines = BASELINES if kind.startswith("revenue") else PURCHASE_BASELINES
+    best = min(metrics.get(f"baseline_{b}_{kind}", math.nan) for b in baselines)
     model_value = metrics.get(kind, math.nan)
     beats = Check(
         name="beats_historical_baseline",
@@ -134,7 +147,7 @@ def evaluate_gate(
             not math.isnan(model_value) and model_value <= limit,
         )
     checks = [beats, champion, *extra]
-    for criterion in config.criteria:
+    for criterion in config.criteria_for(has_spend):
         name = f"{criterion.metric}_{criterion.direction}_than_{_number(criterion.threshold)}"
         value = metrics.get(criterion.metric, math.nan)
         checks.append(_check(name, criterion.metric, value, criterion.threshold, criterion.direction))

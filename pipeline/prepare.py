@@ -81,7 +81,8 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "after_observation_end",
 )
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value", "total_spend", "first_purchase")
-HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout", "recent_spend")
+HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "revenue_holdout", "recent_spend", "recent_purchases")
+"""The holdout actuals, and the last holdout-length of calibration (``recent_*``, for the last_period baselines)."""
 MONEY_COLUMNS = ("monetary_value", "total_spend", "monetary_value_holdout", "revenue_holdout", "recent_spend")
 """The columns a feed without amounts (an event feed) does not have: they are left out, not zero."""
 
@@ -203,7 +204,8 @@ def _periods_sql(daily: str, w: _Windows, has_order: bool) -> tuple[str, bool]:
     """Purchase periods, one row per customer and period (day or week), split at calibration_end.
 
     Columns: ``cal_amount`` (orders on or before calibration_end, NULL without), ``hold_amount`` and
-    ``hold_n`` (orders after it, NULL without), ``recent_amount`` (orders in the recent window).
+    ``hold_n`` (orders after it, NULL without), ``recent_amount`` (orders in the recent window) and
+    ``recent_n`` (1 when the period has an order in the recent window, NULL without).
     Returns the SQL and whether it aggregates (and is worth materialising).
     """
     purchases = f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{w.observation_end}' AND NOT is_return"
@@ -221,7 +223,8 @@ def _periods_sql(daily: str, w: _Windows, has_order: bool) -> tuple[str, bool]:
                    CASE WHEN {cal} THEN amount END AS cal_amount,
                    CASE WHEN {hold} THEN amount END AS hold_amount,
                    CASE WHEN {hold} THEN n END AS hold_n,
-                   CASE WHEN {recent} THEN amount END AS recent_amount
+                   CASE WHEN {recent} THEN amount END AS recent_amount,
+                   CASE WHEN {recent} THEN 1 END AS recent_n
             FROM ({purchases})""",
             False,
         )
@@ -232,7 +235,8 @@ def _periods_sql(daily: str, w: _Windows, has_order: bool) -> tuple[str, bool]:
                    sum(amount) FILTER ({cal}) AS cal_amount,
                    sum(amount) FILTER ({hold}) AS hold_amount,
                    sum(n) FILTER ({hold}) AS hold_n,
-                   sum(amount) FILTER ({recent}) AS recent_amount
+                   sum(amount) FILTER ({recent}) AS recent_amount,
+                   max(CASE WHEN {recent} THEN 1 END) AS recent_n
             FROM ({orders}) GROUP BY ALL""",
         True,
     )
@@ -248,7 +252,7 @@ def _netted_sql(daily: str, periods: str, w: _Windows, net: bool) -> str:
     if not net:
         return f"""
         netted AS (
-            SELECT cid, p, hold_amount, hold_n, recent_amount, cal_amount AS cal_net,
+            SELECT cid, p, hold_amount, hold_n, recent_amount, recent_n, cal_amount AS cal_net,
                    coalesce(cal_amount, 0) + coalesce(hold_amount, 0) AS amount
             FROM {periods}
         ),
@@ -273,7 +277,7 @@ def _netted_sql(daily: str, periods: str, w: _Windows, net: bool) -> str:
             GROUP BY ALL
         ),
         netted AS (
-            SELECT cid, p, hold_amount, hold_n, recent_amount,
+            SELECT cid, p, hold_amount, hold_n, recent_amount, recent_n,
                    CASE WHEN cal_amount IS NOT NULL THEN greatest(cal_amount + coalesce(rc.amount, 0), 0) END
                        AS cal_net,
                    greatest(coalesce(cal_amount, 0) + coalesce(hold_amount, 0) + coalesce(rf.amount, 0), 0)
@@ -300,7 +304,7 @@ def _customers_sql(daily: str, periods: str, w: _Windows, net: bool) -> str:
                    count(cal_net) AS cal_periods, max(p) FILTER (cal_net IS NOT NULL) AS cal_last_p,
                    sum(cal_net) AS cal_total, arg_min(cal_net, p) FILTER (cal_net IS NOT NULL) AS cal_first_amount,
                    count(hold_amount) AS hold_periods, sum(hold_amount) AS hold_gross, sum(hold_n) AS hold_n,
-                   sum(recent_amount) AS recent
+                   sum(recent_amount) AS recent, count(recent_n) AS recent_periods
             FROM netted GROUP BY cid
         )
         SELECT c.*, rt.hold AS hold_refunds, rt.recent AS recent_refunds
@@ -346,6 +350,7 @@ def _calibration_sql(customers: str, w: _Windows, unit_days: float, money: bool)
             "revenue_holdout",
         ),
         (f"CAST(greatest(coalesce(recent, 0) + coalesce(recent_refunds, 0), 0) AS DOUBLE) / {SCALE}", "recent_spend"),
+        ("CAST(recent_periods AS DOUBLE)", "recent_purchases"),
     ]
     columns = _selected(_summary_columns("cal_", w.calibration_end, w.period, unit_days) + holdout, money)
     return f"SELECT cid AS customer_id, {columns} FROM {customers} WHERE cal_periods > 0 ORDER BY customer_id"

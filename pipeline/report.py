@@ -1,36 +1,52 @@
 """One self-contained HTML validation report per run: verdict, model against baselines, plots, tables.
 
-``render_report`` is pure: figures are embedded as base64 PNG and tables as HTML, so the file opens
-anywhere without the MLflow server. Tracking logs it as ``report.html``.
+``render_report`` is pure: the page comes from the Jinja2 template ``templates/report.html.j2``,
+figures are embedded as base64 PNG and tables as HTML, so the file opens anywhere without the MLflow
+server. Tracking logs it as ``report.html``.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
 
+import jinja2
 import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.gate import GateResult
-from pipeline.validate import BASELINES, Validation
+from pipeline.glossary import DEFINITIONS, metric_label
+from pipeline.validate import BASELINES, PURCHASE_BASELINES, Validation
+
+__all__ = ["BusinessView", "comparison_table", "purchase_comparison_table", "render_report"]
 
 _STYLE = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
-       color: #222; line-height: 1.45; }
+       color: #222; line-height: 1.45; padding: 0 1em; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
 .verdict { padding: 0.8em 1em; border-radius: 6px; font-size: 1.15em; margin: 1em 0; }
 .pass { background: #e6f4ea; border: 1px solid #34a853; } .fail { background: #fce8e6; border: 1px solid #d93025; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
-th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
+.note { background: #fef7e0; border: 1px solid #f9ab00; padding: 0.5em 1em; border-radius: 6px; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
+th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .better { color: #188038; font-weight: 600; } .worse { color: #c5221f; font-weight: 600; }
 img { max-width: 100%; border: 1px solid #eee; } .muted { color: #666; font-size: 0.9em; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; } dt { font-weight: 600; margin-top: 0.5em; } dd { margin-left: 1.5em; }
 """
+
+
+@dataclass(frozen=True)
+class BusinessView:
+    """A table of the business section, with an optional note under its title (e.g. where the full table is)."""
+
+    title: str
+    frame: pd.DataFrame
+    note: str = ""
 
 
 def _png(figure: Figure) -> str:
@@ -39,24 +55,29 @@ def _png(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _fmt(value: object) -> str:
+def _number(value: object) -> str:
+    """Floats to 4 significant digits (thousands separated), NaN as n/a; anything else as text."""
     if isinstance(value, float):
         if math.isnan(value):
             return "n/a"
         return f"{value:,.4g}" if abs(value) < 10_000 else f"{value:,.0f}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(False))
-    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pipeline", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["number"] = _number
+    return env.get_template("report.html.j2")
 
 
-def comparison_table(metrics: Mapping[str, float], model_label: str = "BG/NBD") -> pd.DataFrame:
-    """Model against each baseline on per-customer holdout revenue, with the model's relative gain."""
-    rows = [(f"{model_label} x Gamma-Gamma", "revenue")]
-    rows += [(f"baseline: {b}", f"baseline_{b}_revenue") for b in BASELINES]
+def _predictor_rows(metrics: Mapping[str, float], rows: list[tuple[str, str]]) -> pd.DataFrame:
     records = []
     for label, prefix in rows:
         records.append(
@@ -74,22 +95,96 @@ def comparison_table(metrics: Mapping[str, float], model_label: str = "BG/NBD") 
     return pd.DataFrame(records)
 
 
-def _gain_lines(metrics: Mapping[str, float]) -> str:
-    items = []
+def comparison_table(metrics: Mapping[str, float], model_label: str = "BG/NBD") -> pd.DataFrame:
+    """Model against each baseline on per-customer holdout revenue."""
+    rows = [(f"{model_label} x Gamma-Gamma", "revenue")]
+    rows += [(f"baseline: {b}", f"baseline_{b}_revenue") for b in BASELINES]
+    return _predictor_rows(metrics, rows)
+
+
+def purchase_comparison_table(metrics: Mapping[str, float], model_label: str = "BG/NBD") -> pd.DataFrame:
+    """Model against each purchase baseline on per-customer holdout purchases (errors, rank correlation, total)."""
+    rows = [(model_label, "purchases")]
+    rows += [(f"baseline: {b}", f"baseline_{b}_purchases") for b in PURCHASE_BASELINES]
+    return _predictor_rows(metrics, rows)[["predictor", "MAE", "RMSE", "Spearman", "total predicted"]]
+
+
+def _gains(metrics: Mapping[str, float]) -> list[dict[str, object]]:
+    lines: list[dict[str, object]] = []
+    model = metrics.get("revenue_mae", math.nan)
     for b in BASELINES:
         base = metrics.get(f"baseline_{b}_revenue_mae", math.nan)
-        model = metrics.get("revenue_mae", math.nan)
         if not base or math.isnan(base) or math.isnan(model):
             continue
         change = (model - base) / base * 100
-        word, css = ("better", "better") if change < 0 else ("worse", "worse")
-        items.append(
-            f"<li>against <b>{html.escape(b)}</b>: per-customer revenue MAE {model:,.2f} vs {base:,.2f} "
-            f"(<span class='{css}'>{abs(change):.1f}% {word}</span>); Spearman "
-            f"{_fmt(metrics.get('revenue_spearman', math.nan))} vs "
-            f"{_fmt(metrics.get(f'baseline_{b}_revenue_spearman', math.nan))}</li>"
+        lines.append(
+            {
+                "baseline": b,
+                "model": model,
+                "base": base,
+                "change": abs(change),
+                "word": "better" if change < 0 else "worse",
+                "model_spearman": metrics.get("revenue_spearman", math.nan),
+                "base_spearman": metrics.get(f"baseline_{b}_revenue_spearman", math.nan),
+            }
         )
-    return "<ul>" + "".join(items) + "</ul>"
+    return lines
+
+
+KEY_METRICS: tuple[str, ...] = (
+    "purchases_mae",
+    "purchases_rmse",
+    "purchases_total_pct_error",
+    "purchases_cumulative_pct_error",
+    "purchases_mae_skill",
+    "churn_auc",
+    "churn_brier",
+    "churn_rate_actual",
+    "churn_brier_check_raw",
+    "churn_brier_check_isotonic",
+    "revenue_total_actual",
+    "revenue_total_pct_error",
+    "revenue_mae_skill",
+    "historical_clv_retention",
+)
+
+
+def _key_metrics(metrics: Mapping[str, float]) -> pd.DataFrame:
+    rows = [
+        {"metric": metric_label(name), "value": metrics[name], "MLflow name": name}
+        for name in KEY_METRICS
+        if name in metrics
+    ]
+    return pd.DataFrame(rows, columns=["metric", "value", "MLflow name"])
+
+
+def _ledger_tables(ledger: Mapping[str, object]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The ledger as rows, and the quarantine counts (a mapping in the ledger) as their own table."""
+    rows = [{"item": k.replace("_", " "), "value": v} for k, v in ledger.items() if not isinstance(v, Mapping)]
+    reasons = ledger.get("quarantined")
+    if not isinstance(reasons, Mapping) or not reasons:
+        return pd.DataFrame(rows), None
+    total = sum(int(n) for n in reasons.values())
+    quarantine = pd.DataFrame(
+        [{"reason": str(k), "rows": int(n), "share of quarantined": int(n) / total} for k, n in reasons.items()]
+    )
+    return pd.DataFrame(rows), quarantine
+
+
+def _checks(gate: GateResult) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "check": c.name,
+                "metric": metric_label(c.metric),
+                "value": c.value,
+                "threshold": c.threshold,
+                "direction": c.direction,
+                "result": "pass" if c.passed else "FAIL",
+            }
+            for c in gate.checks
+        ]
+    )
 
 
 def render_report(
@@ -102,83 +197,42 @@ def render_report(
     validation: Validation,
     gate: GateResult,
     figures: Mapping[str, Figure],
-    business: Sequence[tuple[str, pd.DataFrame]] = (),
+    business: Sequence[tuple[str, pd.DataFrame] | BusinessView] = (),
     registered: str | None = None,
     model_label: str = "BG/NBD",
+    notes: Sequence[str] = (),
+    definitions: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole report as one HTML string."""
+    """The whole report as one HTML string.
+
+    ``notes`` are shown under the verdict (a spend-model fallback, a champion trained on other data);
+    ``definitions`` (churn risk, CLV horizon, discount rate, ...) close the page, after the glossary's own.
+    """
     m = validation.metrics
-    verdict = (
-        f"<div class='verdict pass'>Validation passed: {html.escape(registered or 'promoted')}.</div>"
-        if gate.passed
-        else "<div class='verdict fail'>Validation failed: nothing was registered and the alias did not move. "
-        f"Failed checks: {html.escape(', '.join(c.name for c in gate.failed))}.</div>"
+    ledger_frame, quarantine = _ledger_tables(ledger)
+    views = [v if isinstance(v, BusinessView) else BusinessView(v[0], v[1]) for v in business]
+    return _template().render(
+        title=title,
+        style=_STYLE,
+        run_id=run_id,
+        data_description=data_description,
+        gate=gate,
+        registered=registered,
+        notes=list(notes),
+        checks=_checks(gate),
+        revenue="revenue_mae" in m,
+        gains=_gains(m),
+        comparison=comparison_table(m, model_label),
+        purchase_comparison=purchase_comparison_table(m, model_label),
+        key_metrics=_key_metrics(m),
+        by_frequency=validation.by_frequency,
+        images=[(name, _png(figure)) for name, figure in figures.items()],
+        churn_calibration=validation.churn_calibration,
+        brier_raw=m.get("churn_brier_check_raw", math.nan),
+        brier_isotonic=m.get("churn_brier_check_isotonic", math.nan),
+        business=views,
+        parameters=pd.DataFrame([{"parameter": k, "value": v} for k, v in parameters.items()]),
+        ledger=ledger_frame,
+        quarantine=quarantine,
+        definitions=list({**DEFINITIONS, **(definitions or {})}.items()),
     )
-    checks = pd.DataFrame(
-        [
-            {
-                "check": c.name,
-                "metric": c.metric,
-                "value": c.value,
-                "threshold": c.threshold,
-                "direction": c.direction,
-                "result": "pass" if c.passed else "FAIL",
-            }
-            for c in gate.checks
-        ]
-    )
-    key = pd.DataFrame(
-        [
-            {"metric": name, "value": m.get(name, math.nan)}
-            for name in (
-                "purchases_mae",
-                "purchases_rmse",
-                "purchases_total_pct_error",
-                "purchases_cumulative_pct_error",
-                "churn_auc",
-                "churn_brier",
-                "churn_rate_actual",
-                "churn_brier_check_raw",
-                "churn_brier_check_isotonic",
-                "revenue_total_actual",
-                "revenue_total_pct_error",
-                "revenue_mae_skill",
-                "historical_clv_retention",
-            )
-        ]
-    )
-    images = "".join(
-        f"<h3>{html.escape(name.replace('_', ' '))}</h3><img alt='{html.escape(name)}' src='data:image/png;base64,"
-        f"{_png(figure)}'>"
-        for name, figure in figures.items()
-    )
-    business_html = "".join(f"<h3>{html.escape(name)}</h3>{_table(frame)}" for name, frame in business)
-    params = pd.DataFrame([{"parameter": k, "value": v} for k, v in parameters.items()])
-    ledger_frame = pd.DataFrame([{"item": k, "value": v} for k, v in ledger.items()])
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p class="muted">run {html.escape(run_id)} &middot; data {html.escape(data_description)}</p>
-{verdict}
-<h2>Checks</h2>{_table(checks)}
-<h2>Does the model beat past spending?</h2>
-{_gain_lines(m)}
-{_table(comparison_table(m, model_label))}
-<p class="muted">Per-customer holdout revenue. Normalised Gini: 1 ranks customers perfectly, 0 at random.
-Top 10%/20% share: the share of actual holdout revenue held by the customers each predictor ranks highest.</p>
-<h2>Key metrics</h2>{_table(key)}
-<h2>By calibration frequency</h2>
-<p class="muted">Where the model fails: mean actual and predicted holdout purchases and revenue, and the revenue
-error of the model and of each baseline, by number of repeat purchases in calibration.</p>
-{_table(validation.by_frequency)}
-<h2>Plots</h2>{images}
-<h2>Churn risk calibration</h2>{_table(validation.churn_calibration)}
-<p class="muted">Isotonic recalibration, fitted on a random half of the holdout customers and checked on the
-other half: Brier score {_fmt(m.get("churn_brier_check_raw", math.nan))} raw against
-{_fmt(m.get("churn_brier_check_isotonic", math.nan))} recalibrated (lower is better).</p>
-{"<h2>Business views (production model)</h2>" + business_html if business_html else ""}
-<h2>Fitted parameters (calibration)</h2>{_table(params)}
-<h2>Data</h2>{_table(ledger_frame)}
-</body></html>
-"""

@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
-from models.contract import REQUIRED_COLUMNS
+from models.contract import required_columns
 from models.purchase import LABELS
 from pipeline import business, plots, spark_prepare, spark_score, spark_session, tracking
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
@@ -38,9 +38,10 @@ from pipeline.config import CandidateConfig, Config, DataConfig, config_as_dict,
 from pipeline.errors import InputError
 from pipeline.fit import FitInput, FittedModels, fit_histories, fit_input, holdout_scorer
 from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
+from pipeline.glossary import scoring_definitions
 from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
 from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
-from pipeline.report import render_report
+from pipeline.report import BusinessView, render_report
 from pipeline.score import score
 from pipeline.selection import NoCandidateError, Selection, select
 from pipeline.sources import Transactions, connect, open_transactions, read_cac
@@ -65,23 +66,14 @@ class ScoreResult:
 
 
 def _scoring_source(data: DataConfig, input_path: Path) -> DataConfig:
-    """The training config's column mapping and CSV options, pointed at the file to score."""
+    """The training config's column mapping and CSV options, exactly as the user set them, pointed at the
+    file to score."""
     suffix = input_path.suffix.lower()
     if input_path.is_dir() or suffix == ".parquet":
-        source = "parquet"
-    elif suffix in (".csv", ".txt", ".tsv"):
-        source = "csv"
-    else:
-        raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
-    return DataConfig.model_validate(
-        {
-            "source": source,
-            "path": input_path,
-            "columns": data.columns.model_dump(),
-            "csv": data.csv.model_dump(),
-            "timestamp_format": data.timestamp_format,
-        }
-    )
+        return data.pointed_at("parquet", input_path)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return data.pointed_at("csv", input_path)
+    raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
 
 
 def score_from_registry(
@@ -92,27 +84,45 @@ def score_from_registry(
     chunk_rows: int = 1_000_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreResult:
-    """``clv score``: prepare raw transactions with the model's own config, score them in chunks."""
+    """``clv score``: prepare raw transactions with the model's own config, score them in chunks, and add the
+    business columns that training writes too (``clv_<N>d``, ``value_segment``: ranked over all customers)."""
     model, config_yaml = tracking.load_scoring_model(model_uri)
-    config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)")
+    config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)").resolved()
     data_config = _scoring_source(config.data, input_path)
     writer = TableWriter(output)  # checks the output suffix before any work
     con = connect(config.engine)
     data = open_transactions(con, data_config)
     with _engine_errors(data.description):
-        prepared = prepare_as_of(data.relation, config.prepare, as_of, data.timestamp_format, source=data.description)
+        prepared = prepare_as_of(
+            data.relation,
+            config.prepare,
+            as_of,
+            data.timestamp_format,
+            source=data.description,
+            column_names=data.column_names,
+        )
     customers = prepared.customers
-    with writer:
-        for start in range(0, len(customers), chunk_rows):
-            chunk = customers.iloc[start : start + chunk_rows]
-            try:
-                scores = pd.DataFrame(model.predict(chunk.loc[:, list(REQUIRED_COLUMNS)].reset_index(drop=True)))
-            except (ValueError, MlflowException) as exc:  # contract, schema or non-finite scores
-                raise InputError(f"{model_uri}: cannot score {data.description}: {str(exc).splitlines()[0]}") from None
+    params = model.model
+    assert params is not None  # loaded with its context
+    inputs = list(required_columns(params.has_spend))
+    parts = []
+    for start in range(0, len(customers), chunk_rows):
+        chunk = customers.iloc[start : start + chunk_rows]
+        try:
+            scores = model.predict(None, chunk.loc[:, inputs].reset_index(drop=True))
+        except (ValueError, MlflowException) as exc:  # contract, schema or non-finite scores
+            raise InputError(f"{model_uri}: cannot score {data.description}: {str(exc).splitlines()[0]}") from None
+        if prepared.has_amounts:
             scores["historical_clv"] = chunk["total_spend"].to_numpy()
-            writer.write(scores)
-            if progress is not None:
-                progress(writer.rows, len(customers))
+        parts.append(scores)
+        if progress is not None:
+            progress(start + len(chunk), len(customers))
+    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if parts:
+        scored = business.with_views(params, customers.reset_index(drop=True), scored)
+    with writer:
+        for start in range(0, len(scored), chunk_rows):
+            writer.write(scored.iloc[start : start + chunk_rows])
     quarantine = None
     if prepared.ledger.rows_quarantined:
         with _engine_errors(data.description):
@@ -146,28 +156,32 @@ class TrainResult:
 
 
 def _fit_metrics(prefix: str, fitted: FittedModels) -> dict[str, float]:
-    """Parameters (and standard errors, or posterior sd for MCMC) under the model's name, e.g. ``bgnbd_r``."""
+    """Parameters (and standard errors, or posterior sd for MCMC) under the model's name, e.g. ``bgnbd_r`` and
+    ``gamma_gamma_p`` (``pooled_mean_mean`` for the pooled-mean spend model)."""
     metrics: dict[str, float] = {}
     model = fitted.model
     for name, value in fitted.purchase.params.as_dict().items():
         metrics[f"{prefix}{model}_{name}"] = value
         metrics[f"{prefix}{model}_{name}_se"] = fitted.purchase.standard_errors[name]
-    for name, value in fitted.spend.params.as_dict().items():
-        metrics[f"{prefix}gamma_gamma_{name}"] = value
-        metrics[f"{prefix}gamma_gamma_{name}_se"] = fitted.spend.standard_errors[name]
-    for kind, stats in ((model, fitted.purchase.stats), ("purchase", fitted.purchase.stats)):
+    fits = [(model, fitted.purchase.stats), ("purchase", fitted.purchase.stats)]
+    if fitted.spend is not None:
+        spend = fitted.spend_model
+        for name, value in fitted.spend.params.as_dict().items():
+            metrics[f"{prefix}{spend}_{name}"] = value
+            metrics[f"{prefix}{spend}_{name}_se"] = fitted.spend.standard_errors[name]
+        fits.append((spend, fitted.spend.stats))
+    for kind, stats in fits:
         metrics[f"{prefix}{kind}_log_likelihood"] = stats.log_likelihood
         metrics[f"{prefix}{kind}_aic"] = stats.aic
         metrics[f"{prefix}{kind}_bic"] = stats.bic
         metrics[f"{prefix}{kind}_customers"] = stats.n_observations
-    stats = fitted.spend.stats
-    metrics[f"{prefix}gamma_gamma_log_likelihood"] = stats.log_likelihood
-    metrics[f"{prefix}gamma_gamma_aic"] = stats.aic
-    metrics[f"{prefix}gamma_gamma_bic"] = stats.bic
-    metrics[f"{prefix}gamma_gamma_customers"] = stats.n_observations
     metrics[f"{prefix}purchase_unique_histories"] = fitted.purchase.n_unique_rows
     metrics[f"{prefix}spend_frequency_correlation"] = fitted.spend_frequency_correlation
     metrics[f"{prefix}fit_attempts"] = len(fitted.attempts)
+    metrics[f"{prefix}spend_fit_attempts"] = len(fitted.spend_attempts)
+    if fitted.spread_test is not None:
+        metrics[f"{prefix}spend_spread_statistic"] = fitted.spread_test.statistic
+        metrics[f"{prefix}spend_spread_p_value"] = fitted.spread_test.p_value
     if fitted.diagnostics is not None:
         metrics |= {f"{prefix}mcmc_{k}": v for k, v in fitted.diagnostics.as_dict().items()}
     return metrics
@@ -175,12 +189,21 @@ def _fit_metrics(prefix: str, fitted: FittedModels) -> dict[str, float]:
 
 def _log_fit(prefix: str, fitted: FittedModels) -> None:
     tracking.log_metrics(_fit_metrics(prefix, fitted))
-    tags: dict[str, object] = {f"{prefix}purchase_model": fitted.model, f"{prefix}fit.method": fitted.method}
+    tags: dict[str, object] = {
+        f"{prefix}purchase_model": fitted.model,
+        f"{prefix}fit.method": fitted.method,
+        f"{prefix}spend_model": fitted.spend_model,
+    }
     if fitted.chosen is not None:
         tags[f"{prefix}fit.remedy"] = fitted.chosen.remedy
+    if fitted.spend_fallback:
+        tags[f"{prefix}spend.fallback"] = fitted.spend_fallback
     tracking.set_tags(tags)
     if fitted.attempts:
         tracking.log_table(pd.DataFrame([a.as_dict() for a in fitted.attempts]), f"tables/{prefix}fit_attempts.csv")
+    if fitted.spend_attempts:
+        attempts = pd.DataFrame([a.as_dict() for a in fitted.spend_attempts])
+        tracking.log_table(attempts, f"tables/{prefix}spend_fit_attempts.csv")
 
 
 @dataclass(frozen=True)
@@ -312,28 +335,53 @@ def _write_report(text: str, output_dir: Path | None) -> None:
 def validation_figures(
     validation: Validation, prepared: PreparedData, model_label: str = "BG/NBD"
 ) -> dict[str, Figure]:
-    return {
-        "purchases_by_frequency": plots.purchases_by_frequency(validation.by_frequency, model_label),
-        "revenue_by_frequency": plots.revenue_by_frequency(validation.by_frequency, BASELINES, model_label),
-        "purchase_tracking": plots.purchase_tracking(validation.tracking, prepared.calibration_end, model_label),
-        "churn_calibration": plots.churn_calibration(validation.churn_calibration),
-    }
+    figures = {"purchases_by_frequency": plots.purchases_by_frequency(validation.by_frequency, model_label)}
+    if "actual_revenue" in validation.by_frequency.columns:  # not without amounts
+        figures["revenue_by_frequency"] = plots.revenue_by_frequency(validation.by_frequency, BASELINES, model_label)
+    figures["purchase_tracking"] = plots.purchase_tracking(validation.tracking, prepared.calibration_end, model_label)
+    figures["churn_calibration"] = plots.churn_calibration(validation.churn_calibration)
+    return figures
 
 
-def _champion_on_this_holdout(config: Config, prepared: PreparedData, period_length: float) -> float | None:
+@dataclass(frozen=True)
+class ChampionComparison:
+    """The current champion's calibration parameters on this run's holdout (``value`` of the baseline
+    metric; None when there is no comparable champion), and what the report should say about it."""
+
+    value: float | None
+    note: str = ""
+
+
+def _champion_on_this_holdout(
+    config: Config, prepared: PreparedData, period_length: float, fingerprint: str
+) -> ChampionComparison:
     """The current champion's calibration parameters, evaluated on this run's holdout."""
     found = tracking.champion_calibration_params(config.tracking.model_name, config.tracking.alias)
     if found is None:
-        return None
-    version, model, params, units = found
-    if units != (config.prepare.period, config.prepare.time_unit):
-        tracking.set_tags({"champion.version": version, "champion.comparable": "false (other period or time unit)"})
-        return None
-    champion = CLVModelParams.from_params(params, config.scoring_spec(), model)
-    value = validate(champion, prepared.calibration, period_length).metrics[config.validate_.baseline_metric]
-    tracking.log_metrics({f"champion_{config.validate_.baseline_metric}": value})
-    tracking.set_tags({"champion.version": version})
-    return value
+        return ChampionComparison(None)
+    metric = config.validate_.baseline_metric_for(config.has_spend)
+    name = f"{config.tracking.model_name} version {found.version}"
+    if found.units != (config.prepare.period, config.prepare.time_unit):
+        tracking.set_tags(
+            {"champion.version": found.version, "champion.comparable": "false (other period or time unit)"}
+        )
+        return ChampionComparison(None, f"The champion ({name}) uses other periods or time units: not compared.")
+    if (found.spend_model != "none") != config.has_spend:
+        tracking.set_tags({"champion.version": found.version, "champion.comparable": "false (spend model)"})
+        return ChampionComparison(None, f"The champion ({name}) has a different spend model: not compared.")
+    champion = CLVModelParams.from_params(found.params, config.scoring_spec(), found.model, found.spend_model)
+    value = validate(champion, prepared.calibration, period_length).metrics[metric]
+    tracking.log_metrics({f"champion_{metric}": value})
+    tags: dict[str, object] = {"champion.version": found.version}
+    note = ""
+    if found.fingerprint and found.fingerprint != fingerprint:
+        tags["champion.same_data"] = "false"
+        note = (
+            f"The champion ({name}) was trained on other data (fingerprint {found.fingerprint[:12]}, this run "
+            f"{fingerprint[:12]}): its calibration parameters were evaluated on this run's holdout."
+        )
+    tracking.set_tags(tags)
+    return ChampionComparison(value, note)
 
 
 def config_hash(config: Config) -> str:
@@ -369,11 +417,22 @@ def _prepare(config: Config, data: Transactions | SparkTransactions) -> tuple[Pr
     if isinstance(data, SparkTransactions):
         with spark_session.spark_errors(data.description):
             distributed = spark_prepare.prepare(
-                data.frame, config.prepare, data.timestamp_format, source=data.description
+                data.frame,
+                config.prepare,
+                data.timestamp_format,
+                source=data.description,
+                column_names=data.column_names,
             )
             return spark_prepare.collect(distributed), distributed
     with _engine_errors(data.description):
-        return prepare(data.relation, config.prepare, data.timestamp_format, source=data.description), None
+        prepared = prepare(
+            data.relation,
+            config.prepare,
+            data.timestamp_format,
+            source=data.description,
+            column_names=data.column_names,
+        )
+        return prepared, None
 
 
 def _fit_input(
@@ -389,7 +448,10 @@ def _fit_input(
     holdout_score = holdout_scorer(prepared.calibration, prepared.full) if part == "calibration" else None
     frame: SparkDataFrame = distributed.calibration if part == "calibration" else distributed.full
     histories = spark_prepare.histories(frame)
-    repeat, total = spark_prepare.repeat_spend(frame, config.engine.spend_sample_customers)
+    if prepared.has_amounts:
+        repeat, total = spark_prepare.repeat_spend(frame, config.engine.spend_sample_customers)
+    else:  # an event feed: no spend to model
+        repeat, total = pd.DataFrame({"frequency": pd.Series(dtype=float), "monetary_value": pd.Series(dtype=float)}), 0
     info = {"unique_histories": float(len(histories)), "gamma_gamma_repeat_customers": float(total)}
     return FitInput(histories, repeat, holdout_score, info)
 
@@ -414,8 +476,62 @@ def _assumption_warnings(config: Config, fitted: FittedModels) -> tuple[str, ...
     return (warning,) if warning else ()
 
 
+def _report_notes(fitted: FittedModels, champion: ChampionComparison, prepared: PreparedData) -> list[str]:
+    """What the reader must know before the numbers: a spend-model fallback, no amounts, the champion."""
+    notes = []
+    if fitted.spend_fallback:
+        notes.append(f"Spend model: the pooled mean spend replaced Gamma-Gamma ({fitted.spend_fallback}).")
+    if not prepared.has_amounts or fitted.spend is None:
+        notes.append(
+            "No spend model: this feed has no amounts (or fit.spend_model is none), so expected order value, "
+            "CLV and the revenue metrics are not computed; the model is judged on purchases and churn."
+        )
+    if champion.note:
+        notes.append(champion.note)
+    return notes
+
+
+def _business_views(
+    config: Config, production: CLVModelParams, prepared: PreparedData, scores: pd.DataFrame
+) -> tuple[list[BusinessView], dict[str, pd.DataFrame]]:
+    """The report's business views and the tables behind them (written to the run and to ``--output``)."""
+    business_config = config.business
+    at_risk = business.at_risk_valuable(
+        scores, business_config.at_risk_clv_quantile, business_config.at_risk_churn_risk
+    )
+    value = "CLV" if config.has_spend else "expected purchases"
+    shown = min(len(at_risk), AT_RISK_SHOWN)
+    views = [
+        BusinessView(
+            f"At risk and valuable (top {1 - business_config.at_risk_clv_quantile:.0%} by {value}, churn risk >= "
+            f"{business_config.at_risk_churn_risk:g})",
+            business.report_columns(at_risk.head(AT_RISK_SHOWN)),
+            f"Showing {shown:,} of {len(at_risk):,} customers, most valuable first; the full list is the run's "
+            "tables/at_risk_valuable.parquet (and at_risk_valuable.parquet in --output).",
+        )
+    ]
+    if config.has_spend:
+        views.append(BusinessView("Value segments", business.segment_table(scores)))
+    cohort_title = f"{value[0].upper()}{value[1:]} by acquisition cohort (month of first purchase)"
+    views.append(BusinessView(cohort_title, business.cohort_table(scores, prepared.full)))
+    tables = {"at_risk_valuable": at_risk}
+    cac = read_cac(business_config, scores["customer_id"]) if config.has_spend else None
+    if cac is not None:
+        cac_view = business.clv_cac(production, prepared.full, scores, cac)
+        cac_summary = business.cac_summary(cac_view, config.score.clv_horizon_months)
+        views.append(BusinessView("CLV:CAC and payback", cac_summary))
+        tables["clv_cac"] = cac_view
+        tracking.log_metrics({str(k): float(v) for k, v in cac_summary.iloc[0].items()})
+    return views, tables
+
+
+AT_RISK_SHOWN = 25
+"""At-risk customers shown in the report (the whole list is a table of the run)."""
+
+
 def prepare_only(config: Config, output_dir: Path) -> PreparedData:
     """``clv prepare``: run the prepare stage alone and write its tables (no MLflow)."""
+    config = config.resolved()
     data = _open_input(config)
     prepared, _ = _prepare(config, data)
     with _engine_errors(data.description):
@@ -453,22 +569,26 @@ def train(
     ``checkpoint`` is called between stages and before each registry change; the CLI's raises when a
     SIGTERM has arrived, so a stop is honoured even if a library swallowed the signal's exception.
     """
-    check_criteria_known(config.validate_)
+    check_criteria_known(config.validate_, config.has_spend)
     check_selection_known(config.fit)
+    written, config = config, config.resolved()
     experiment_id = tracking.connect(config.tracking.experiment)
     data = _open_input(config)
     with _staging(output_dir, config.engine.name == "spark") as staging:
         with tracking.run(experiment_id) as run_id:
-            tracking.log_config(config_as_dict(config), config_yaml)
+            tracking.log_config(config_as_dict(written), config_yaml)
             tracking.set_tags(
                 {
                     "data.source": data.description,
                     "data.fingerprint": data.fingerprint,
-                    "config.hash": config_hash(config),
+                    "config.hash": config_hash(written),
                 }
             )
 
             prepared, distributed = _prepare(config, data)
+            if prepared.timestamp_format is not None:
+                how = "given" if data.timestamp_format else "detected"
+                tracking.set_tags({"data.timestamp_format": f"{prepared.timestamp_format} ({how})"})
             tracking.log_metrics(_ledger_metrics(prepared))
             tracking.log_dict(ledger_dict(prepared), "ledger.json")
             if prepared.ledger.rows_quarantined:
@@ -495,13 +615,14 @@ def train(
                 "plots/repeat_purchases.png",
             )
 
-            champion_value = _champion_on_this_holdout(config, prepared, period_length)
+            champion = _champion_on_this_holdout(config, prepared, period_length, data.fingerprint)
             checkpoint()
             gate = evaluate_gate(
                 validation.metrics,
                 config.validate_,
-                champion_value,
+                champion.value,
                 extra=diagnostic_checks(calibration_fit.diagnostics, config.fit.diagnostics),
+                has_spend=config.has_spend,
             )
             production_fit = None
             if gate.passed:
@@ -538,6 +659,8 @@ def train(
                 gate=gate,
                 figures=figures,
                 model_label=model_label,
+                notes=_report_notes(calibration_fit, champion, prepared),
+                definitions=scoring_definitions(spec, config.has_spend),
             )
             result = TrainResult(
                 run_id,
@@ -568,30 +691,12 @@ def train(
                 with spark_session.spark_errors(data.description):
                     write_relation(SparkRows(spark_score.score_spark(production, distributed.full)), staging)
                 scores = pd.read_parquet(staging).sort_values("customer_id", ignore_index=True)
-            scores = scores.merge(business.clv_windows(production, prepared.full, scores), on="customer_id")
-            scores["value_segment"] = business.value_segment(scores).to_numpy()
-            at_risk = business.at_risk_valuable(
-                scores, config.business.at_risk_clv_quantile, config.business.at_risk_churn_risk
-            )
-            views = [
-                (
-                    f"At risk and valuable (top {1 - config.business.at_risk_clv_quantile:.0%} CLV, churn risk >= "
-                    f"{config.business.at_risk_churn_risk:g}), first 25",
-                    at_risk.head(25),
-                ),
-                ("Value segments", business.segment_table(scores)),
-                ("CLV by acquisition cohort (month of first purchase)", business.cohort_table(scores, prepared.full)),
-            ]
+            scores = business.with_views(production, prepared.full, scores)
+            views, tables_out = _business_views(config, production, prepared, scores)
             tracking.log_table(scores, "tables/scores.parquet")
-            tracking.log_table(at_risk, "tables/at_risk_valuable.parquet")
-            cac = read_cac(config.business, scores["customer_id"])
-            if cac is not None:
-                cac_view = business.clv_cac(production, prepared.full, scores, cac)
-                cac_summary = business.cac_summary(cac_view, config.score.clv_horizon_months)
-                views.append(("CLV:CAC and payback", cac_summary))
-                tracking.log_table(cac_view, "tables/clv_cac.parquet")
-                tracking.log_metrics({str(k): float(v) for k, v in cac_summary.iloc[0].items()})
-            example = prepared.full.loc[:, list(REQUIRED_COLUMNS)].head(5).reset_index(drop=True)
+            for name, table in tables_out.items():
+                tracking.log_table(table, f"tables/{name}.parquet")
+            example = prepared.full.head(5).reset_index(drop=True)
             checkpoint()
             model_uri = tracking.log_model(production, example, config_yaml)
             version_tags = {
@@ -623,4 +728,6 @@ def train(
             write_tables(output_dir, tables)
         elif output_dir is not None:
             write_tables(output_dir, {"scores": scores, **tables})
+        if output_dir is not None:
+            write_tables(output_dir, tables_out)
     return dataclasses.replace(result, production_fit=production_fit, scores=scores, version=version)

@@ -10,10 +10,12 @@ from pipeline.errors import InputError
 
 
 def score(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:
-    """Scores for every customer in the summary; ``historical_clv`` is their total spend to date."""
+    """Scores for every customer in the summary; ``historical_clv`` is their total spend to date (with a
+    spend model: a feed without amounts has no money columns)."""
     try:
         scores = score_customers(model, customers)
     except NonFiniteScoresError as exc:
         raise InputError(f"scoring: {exc}") from None
-    scores["historical_clv"] = customers["total_spend"].to_numpy()
+    if model.has_spend:
+        scores["historical_clv"] = customers["total_spend"].to_numpy()
     return scores.reset_index(drop=True)

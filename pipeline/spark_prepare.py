@@ -168,6 +168,10 @@ def _summaries_sql(
             FROM (SELECT cid, d, amount FROM __orders__ UNION ALL SELECT cid, d, amount FROM __refunds__)
             WHERE d > date_sub(DATE '{cal_end}', {holdout_days}) AND d <= DATE '{cal_end}' GROUP BY cid
         )""",
+        f"""recent_n AS (
+            SELECT cid, CAST(count(DISTINCT {_trunc(config.period)}) AS DOUBLE) AS recent_purchases FROM __orders__
+            WHERE d > date_sub(DATE '{cal_end}', {holdout_days}) AND d <= DATE '{cal_end}' GROUP BY cid
+        )""",
     ]
     return f"""
         WITH {", ".join(ctes)}
@@ -176,12 +180,14 @@ def _summaries_sql(
                coalesce(h.monetary_value_holdout, 0.0D) AS monetary_value_holdout,
                CAST(greatest(coalesce(h.gross, {zero}) + coalesce(hr.amount, {zero}), {zero}) AS DOUBLE) / {SCALE}
                    AS revenue_holdout,
-               coalesce(rc.recent_spend, 0.0D) AS recent_spend
+               coalesce(rc.recent_spend, 0.0D) AS recent_spend,
+               coalesce(rn.recent_purchases, 0.0D) AS recent_purchases
         FROM summary_full f
         LEFT JOIN summary_cal c ON f.cid = c.cid
         LEFT JOIN hold h ON f.cid = h.cid
         LEFT JOIN hold_refunds hr ON f.cid = hr.cid
         LEFT JOIN recent rc ON f.cid = rc.cid
+        LEFT JOIN recent_n rn ON f.cid = rn.cid
     """
 
 

@@ -24,14 +24,16 @@ _TYPES = {"customer_id": "string", "risk_tier": "string"}
 
 
 def schema(model: CLVModelParams) -> str:
-    """The scores' Spark schema (DDL): ``score_columns`` plus ``historical_clv``."""
-    return ", ".join(f"`{c}` {_TYPES.get(c, 'double')}" for c in [*score_columns(model), "historical_clv"])
+    """The scores' Spark schema (DDL): ``score_columns`` plus ``historical_clv`` (with a spend model)."""
+    columns = [*score_columns(model), *(["historical_clv"] if model.has_spend else [])]
+    return ", ".join(f"`{c}` {_TYPES.get(c, 'double')}" for c in columns)
 
 
 def score_spark(model: CLVModelParams, customers: DataFrame) -> DataFrame:
-    """Scores for every customer of a Spark per-customer summary (customer_id, frequency, recency, T,
-    monetary_value, total_spend), computed partition by partition on the executors."""
-    columns = ["customer_id", "frequency", "recency", "T", "monetary_value", "total_spend"]
+    """Scores for every customer of a Spark per-customer summary (customer_id, frequency, recency, T, and
+    with a spend model monetary_value and total_spend), computed partition by partition on the executors."""
+    money = ["monetary_value", "total_spend"] if model.has_spend else []
+    columns = ["customer_id", "frequency", "recency", "T", *money]
 
     def partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:

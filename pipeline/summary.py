@@ -6,7 +6,7 @@ from typing import Any
 
 from models.purchase import LABELS
 from pipeline.run import TrainResult
-from pipeline.validate import BASELINES
+from pipeline.validate import BASELINES, PURCHASE_BASELINES
 
 
 def summary_dict(result: TrainResult) -> dict[str, Any]:
@@ -29,6 +29,10 @@ def summary_dict(result: TrainResult) -> dict[str, Any]:
             "customers_new_in_holdout": result.prepared.customers_new_in_holdout,
             "returns_netted": ledger.returns_netted,
             "returns_unmatched": ledger.returns_unmatched,
+            "calibration_end": str(result.prepared.calibration_end),
+            "observation_end": str(result.prepared.observation_end),
+            "has_amounts": result.prepared.has_amounts,
+            "timestamp_format": result.prepared.timestamp_format,
         },
         "parameters": {
             "calibration": result.calibration_fit.params(),
@@ -42,8 +46,18 @@ def summary_dict(result: TrainResult) -> dict[str, Any]:
         ),
         "log_likelihood": {
             result.calibration_fit.model: result.calibration_fit.purchase.stats.log_likelihood,
-            "gamma_gamma": result.calibration_fit.spend.stats.log_likelihood,
+            **(
+                {}
+                if result.calibration_fit.spend is None
+                else {result.calibration_fit.spend_model: result.calibration_fit.spend.stats.log_likelihood}
+            ),
         },
+        "spend_model": result.calibration_fit.spend_model,
+        "spend_fallback": result.calibration_fit.spend_fallback or None,
+        "spend_fit_attempts": [a.as_dict() for a in result.calibration_fit.spend_attempts],
+        "spend_spread_test": (
+            None if result.calibration_fit.spread_test is None else result.calibration_fit.spread_test.as_dict()
+        ),
         "selection": (
             None
             if result.selection is None
@@ -73,34 +87,57 @@ def _fmt(value: float) -> str:
     return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _quarantine_text(quarantined: dict[str, int]) -> str:
+    return f" ({', '.join(f'{n:,} {reason}' for reason, n in quarantined.items())})" if quarantined else ""
+
+
+def _spend_line(result: TrainResult) -> str:
+    fitted = result.calibration_fit
+    if fitted.spend is None:
+        return "  spend       none: the feed has no amounts, so no expected order value or CLV"
+    values = "  ".join(f"{k}={v:.4g}" for k, v in fitted.spend.params.as_dict().items())
+    if fitted.spend_model == "pooled_mean":
+        return f"  spend       pooled mean {values.removeprefix('mean=')} for everyone ({fitted.spend_fallback})"
+    return f"  Gamma-Gamma {values}"
+
+
+def _baseline_lines(m: dict[str, float]) -> list[str]:
+    """The model against each baseline: on revenue with a spend model, on purchases without."""
+    kind, baselines = ("revenue", BASELINES) if "revenue_mae" in m else ("purchases", PURCHASE_BASELINES)
+    lines = [f"  {kind:<11} model MAE {_fmt(m[f'{kind}_mae'])}, Spearman {m[f'{kind}_spearman']:.3f}"]
+    for name in baselines:
+        mae = m[f"baseline_{name}_{kind}_mae"]
+        change = (m[f"{kind}_mae"] - mae) / mae * 100 if mae else float("nan")
+        lines.append(
+            f"              baseline {name}: MAE {_fmt(mae)} (model {'better' if change < 0 else 'worse'} by "
+            f"{abs(change):.1f}%), Spearman {m[f'baseline_{name}_{kind}_spearman']:.3f}"
+        )
+    return lines
+
+
 def summary_text(result: TrainResult) -> str:
     m = result.validation.metrics
     fitted = result.calibration_fit
-    params = fitted.params()
     ledger = result.prepared.ledger
+    detected = ""
+    if result.prepared.timestamp_format is not None and result.data.timestamp_format is None:
+        detected = f"; timestamps read as {result.prepared.timestamp_format} (detected)"
     lines = [
         f"clv train: run {result.run_id}",
         f"  data        {result.data.description}: {ledger.rows_in:,} rows in, "
-        f"{ledger.rows_used:,} used, {ledger.rows_quarantined:,} quarantined; "
-        f"{len(result.prepared.calibration):,} customers in calibration",
+        f"{ledger.rows_used:,} used, {ledger.rows_quarantined:,} quarantined{_quarantine_text(ledger.quarantined)}; "
+        f"{len(result.prepared.calibration):,} customers in calibration{detected}",
         f"  {LABELS[fitted.model]:<11} "
         + "  ".join(f"{k}={v:.4g}" for k, v in fitted.purchase.params.as_dict().items())
         + f"  (log-likelihood {fitted.purchase.stats.log_likelihood:,.2f}; {fitted.method}"
         + (f", {fitted.chosen.remedy}" if fitted.chosen is not None and fitted.chosen.remedy != "plain" else "")
         + ")",
-        "  Gamma-Gamma " + "  ".join(f"{k}={params[k]:.4g}" for k in ("p", "q", "v")),
+        _spend_line(result),
         f"  holdout     purchases MAE {_fmt(m['purchases_mae'])}, "
         f"total error {m['purchases_total_pct_error']:+.1f}%;"
         f" churn AUC {m['churn_auc']:.3f}, Brier {m['churn_brier']:.3f}",
-        f"  revenue     model MAE {_fmt(m['revenue_mae'])}, Spearman {m['revenue_spearman']:.3f}",
+        *_baseline_lines(m),
     ]
-    for name in BASELINES:
-        mae = m[f"baseline_{name}_revenue_mae"]
-        change = (m["revenue_mae"] - mae) / mae * 100 if mae else float("nan")
-        lines.append(
-            f"              baseline {name}: MAE {_fmt(mae)} (model {'better' if change < 0 else 'worse'} by "
-            f"{abs(change):.1f}%), Spearman {m[f'baseline_{name}_revenue_spearman']:.3f}"
-        )
     if result.repeat_check is not None:
         repeat = result.repeat_check
         lines.append(

@@ -28,14 +28,17 @@ from sklearn.calibration import calibration_curve
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from models import gamma_gamma, purchase
+from models import purchase, spend
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.purchase import PurchaseParams
 
 BASELINES: tuple[str, ...] = ("historical_clv", "spend_rate", "repeat_spend_rate", "last_period")
+PURCHASE_BASELINES: tuple[str, ...] = ("historical", "purchase_rate", "repeat_purchase_rate", "last_period")
+"""Baselines of holdout purchases (the same ideas in counts): what the model must beat without amounts."""
 FREQUENCY_BINS: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7+")
 REVENUE_METRICS: tuple[str, ...] = ("mae", "rmse", "spearman", "gini", "top10_share", "top20_share", "total_predicted")
+PURCHASE_METRICS: tuple[str, ...] = ("mae", "rmse", "spearman", "total_predicted")
 
 METRIC_NAMES: tuple[str, ...] = (
     "purchases_mae",
@@ -59,7 +62,13 @@ METRIC_NAMES: tuple[str, ...] = (
     "historical_clv_retention",
     "purchases_holdout_log_likelihood",
     *[f"baseline_{b}_revenue_{m}" for b in BASELINES for m in REVENUE_METRICS],
+    "purchases_spearman",
+    "purchases_mae_skill",
+    "purchases_rmse_skill",
+    *[f"baseline_{b}_purchases_{m}" for b in PURCHASE_BASELINES for m in PURCHASE_METRICS],
 )
+MONEY_METRICS: frozenset[str] = frozenset(name for name in METRIC_NAMES if "revenue" in name)
+"""Metrics that need amounts: not computed for a model without a spend model."""
 
 
 def metric_direction(name: str) -> str:
@@ -102,32 +111,39 @@ def holdout_predictions(
     """Predictions of the calibration model for the holdout, with the actuals and the baselines.
 
     ``period_length`` is one merge period (a day or a week) in the model's time unit. Also returns the
-    retention rate used by the historical-CLV baseline.
+    retention rate used by the historical baselines. Without a spend model (or amounts) the table has no
+    money columns.
     """
     f = calibration["frequency"].to_numpy(dtype=np.float64)
     r = calibration["recency"].to_numpy(dtype=np.float64)
     t = calibration["T"].to_numpy(dtype=np.float64)
-    m = calibration["monetary_value"].to_numpy(dtype=np.float64)
     duration = calibration["duration_holdout"].to_numpy(dtype=np.float64)
     purchases = purchase.expected_purchases(model.purchase, duration, f, r, t)
-    order_value = gamma_gamma.expected_order_value(model.spend, f, m)
     observed = t + period_length
-    spend_rate = calibration["total_spend"].to_numpy() / observed * duration
     retention, lifespan = _lifespan(calibration, float(duration[0])) if len(duration) else (1.0, 0.0)
-    table = calibration[
-        ["customer_id", "frequency", "recency", "T", "monetary_value", "total_spend", "duration_holdout"]
-    ].copy()
+    has_spend = model.spend is not None and "monetary_value" in calibration.columns
+    summary = ["frequency", "recency", "T", *(["monetary_value", "total_spend"] if has_spend else [])]
+    table = calibration[["customer_id", *summary, "duration_holdout"]].copy()
     table["actual_purchases"] = calibration["frequency_holdout"].to_numpy()
-    table["actual_revenue"] = calibration["revenue_holdout"].to_numpy()
     table["predicted_purchases"] = purchases
-    table["expected_order_value"] = order_value
-    table["predicted_revenue"] = purchases * order_value
     table["p_alive"] = purchase.p_alive(model.purchase, f, r, t)
     table["churn_risk"] = purchase.p_no_purchase(model.purchase, duration, f, r, t)
-    table["baseline_historical_clv_revenue"] = calibration["total_spend"].to_numpy() / observed * lifespan
-    table["baseline_spend_rate_revenue"] = spend_rate
-    table["baseline_repeat_spend_rate_revenue"] = f * m / observed * duration
-    table["baseline_last_period_revenue"] = calibration["recent_spend"].to_numpy()
+    purchases_observed = f + 1
+    table["baseline_historical_purchases"] = purchases_observed / observed * lifespan
+    table["baseline_purchase_rate_purchases"] = purchases_observed / observed * duration
+    table["baseline_repeat_purchase_rate_purchases"] = f / observed * duration
+    table["baseline_last_period_purchases"] = calibration["recent_purchases"].to_numpy(dtype=np.float64)
+    if has_spend:
+        m = calibration["monetary_value"].to_numpy(dtype=np.float64)
+        order_value = spend.expected_order_value(model.spend, f, m)
+        total = calibration["total_spend"].to_numpy(dtype=np.float64)
+        table["actual_revenue"] = calibration["revenue_holdout"].to_numpy()
+        table["expected_order_value"] = order_value
+        table["predicted_revenue"] = purchases * order_value
+        table["baseline_historical_clv_revenue"] = total / observed * lifespan
+        table["baseline_spend_rate_revenue"] = total / observed * duration
+        table["baseline_repeat_spend_rate_revenue"] = f * m / observed * duration
+        table["baseline_last_period_revenue"] = calibration["recent_spend"].to_numpy()
     return table.reset_index(drop=True), retention
 
 
@@ -183,22 +199,70 @@ def _revenue_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, flo
     }
 
 
+def _count_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    mae, rmse = _errors(actual, predicted)
+    return {
+        "mae": mae,
+        "rmse": rmse,
+        "spearman": _spearman(actual, predicted),
+        "total_predicted": float(predicted.sum()),
+    }
+
+
+def _skill(metrics: dict[str, float], kind: str, baselines: tuple[str, ...]) -> dict[str, float]:
+    """``<kind>_mae_skill`` and ``_rmse_skill``: 1 - model error / best baseline error (> 0: the model wins)."""
+    out = {}
+    for error in ("mae", "rmse"):
+        best = min(metrics[f"baseline_{b}_{kind}_{error}"] for b in baselines)
+        out[f"{kind}_{error}_skill"] = 1 - metrics[f"{kind}_{error}"] / best if best > 0 else float("nan")
+    return out
+
+
+def _cumulative_errors(tracking: pd.DataFrame, calibration_end: dt.date | None) -> dict[str, float]:
+    """% error of cumulative repeat purchases at the end of the data and at the end of calibration."""
+    out = {"purchases_cumulative_pct_error": float("nan"), "purchases_cumulative_calibration_pct_error": float("nan")}
+    if tracking.empty:
+        return out
+    last = tracking.iloc[-1]
+    out["purchases_cumulative_pct_error"] = _pct(last["expected_cumulative"], last["actual_cumulative"])
+    if calibration_end is not None:
+        in_cal = tracking[pd.to_datetime(tracking["week"]) <= pd.Timestamp(calibration_end)]
+        if not in_cal.empty:
+            row = in_cal.iloc[-1]
+            out["purchases_cumulative_calibration_pct_error"] = _pct(
+                row["expected_cumulative"], row["actual_cumulative"]
+            )
+    return out
+
+
 def frequency_table(holdout: pd.DataFrame) -> pd.DataFrame:
+    """By calibration frequency: mean actual and predicted holdout purchases (and revenue with its errors)."""
     bins = np.minimum(holdout["frequency"].to_numpy(), 7).astype(int)
     frame = holdout.assign(frequency_bin=np.asarray(FREQUENCY_BINS)[bins])
-    frame["model_abs_error"] = (frame["predicted_revenue"] - frame["actual_revenue"]).abs()
-    for b in BASELINES:
-        frame[f"baseline_{b}_abs_error"] = (frame[f"baseline_{b}_revenue"] - frame["actual_revenue"]).abs()
-    table = frame.groupby("frequency_bin", sort=False).agg(
-        customers=("customer_id", "size"),
-        actual_purchases=("actual_purchases", "mean"),
-        predicted_purchases=("predicted_purchases", "mean"),
-        actual_revenue=("actual_revenue", "mean"),
-        predicted_revenue=("predicted_revenue", "mean"),
-        revenue_mae=("model_abs_error", "mean"),
-        **{f"baseline_{b}_revenue": (f"baseline_{b}_revenue", "mean") for b in BASELINES},
-        **{f"baseline_{b}_revenue_mae": (f"baseline_{b}_abs_error", "mean") for b in BASELINES},
-    )
+    columns: dict[str, tuple[str, str]] = {
+        "customers": ("customer_id", "size"),
+        "actual_purchases": ("actual_purchases", "mean"),
+        "predicted_purchases": ("predicted_purchases", "mean"),
+    }
+    if "actual_revenue" in frame.columns:
+        frame["model_abs_error"] = (frame["predicted_revenue"] - frame["actual_revenue"]).abs()
+        for b in BASELINES:
+            frame[f"baseline_{b}_abs_error"] = (frame[f"baseline_{b}_revenue"] - frame["actual_revenue"]).abs()
+        columns |= {
+            "actual_revenue": ("actual_revenue", "mean"),
+            "predicted_revenue": ("predicted_revenue", "mean"),
+            "revenue_mae": ("model_abs_error", "mean"),
+            **{f"baseline_{b}_revenue": (f"baseline_{b}_revenue", "mean") for b in BASELINES},
+            **{f"baseline_{b}_revenue_mae": (f"baseline_{b}_abs_error", "mean") for b in BASELINES},
+        }
+    else:
+        frame["model_abs_error"] = (frame["predicted_purchases"] - frame["actual_purchases"]).abs()
+        columns["purchases_mae"] = ("model_abs_error", "mean")
+        for b in PURCHASE_BASELINES:
+            frame[f"baseline_{b}_abs_error"] = (frame[f"baseline_{b}_purchases"] - frame["actual_purchases"]).abs()
+            columns[f"baseline_{b}_purchases"] = (f"baseline_{b}_purchases", "mean")
+            columns[f"baseline_{b}_purchases_mae"] = (f"baseline_{b}_abs_error", "mean")
+    table = frame.groupby("frequency_bin", sort=False).agg(**columns)
     return table.reindex([b for b in FREQUENCY_BINS if b in table.index]).reset_index()
 
 
@@ -288,10 +352,9 @@ def validate(
     holdout, retention = holdout_predictions(model, calibration, period_length)
     actual_n = holdout["actual_purchases"].to_numpy()
     predicted_n = holdout["predicted_purchases"].to_numpy()
-    actual_rev = holdout["actual_revenue"].to_numpy()
-    predicted_rev = holdout["predicted_revenue"].to_numpy()
     metrics: dict[str, float] = {}
     metrics["purchases_mae"], metrics["purchases_rmse"] = _errors(actual_n, predicted_n)
+    metrics["purchases_spearman"] = _spearman(actual_n, predicted_n)
     metrics["purchases_total_actual"] = float(actual_n.sum())
     metrics["purchases_total_predicted"] = float(predicted_n.sum())
     metrics["purchases_total_pct_error"] = _pct(predicted_n.sum(), actual_n.sum())
@@ -299,23 +362,16 @@ def validate(
     metrics["purchases_holdout_log_likelihood"] = (
         holdout_log_likelihood(model.purchase, calibration, full) if full is not None else float("nan")
     )
+    for name in PURCHASE_BASELINES:
+        baseline = holdout[f"baseline_{name}_purchases"].to_numpy()
+        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in _count_metrics(actual_n, baseline).items()}
+    metrics |= _skill(metrics, "purchases", PURCHASE_BASELINES)
 
     if weekly is not None and observation_end is not None:
         tracking = tracking_table(model, calibration, weekly, observation_end)
     else:
         tracking = pd.DataFrame(columns=["week", "actual", "expected", "actual_cumulative", "expected_cumulative"])
-    metrics["purchases_cumulative_pct_error"] = float("nan")
-    metrics["purchases_cumulative_calibration_pct_error"] = float("nan")
-    if not tracking.empty:
-        last = tracking.iloc[-1]
-        metrics["purchases_cumulative_pct_error"] = _pct(last["expected_cumulative"], last["actual_cumulative"])
-        if calibration_end is not None:
-            in_cal = tracking[pd.to_datetime(tracking["week"]) <= pd.Timestamp(calibration_end)]
-            if not in_cal.empty:
-                row = in_cal.iloc[-1]
-                metrics["purchases_cumulative_calibration_pct_error"] = _pct(
-                    row["expected_cumulative"], row["actual_cumulative"]
-                )
+    metrics |= _cumulative_errors(tracking, calibration_end)
 
     churned = (actual_n == 0).astype(int)
     churn_risk = holdout["churn_risk"].to_numpy()
@@ -330,17 +386,18 @@ def validate(
         curve = pd.DataFrame({"mean_predicted": [], "observed": []})
 
     metrics["churn_brier_check_raw"], metrics["churn_brier_check_isotonic"] = isotonic_check(churned, churn_risk)
-
-    metrics["revenue_total_actual"] = float(actual_rev.sum())
-    metrics["revenue_total_pct_error"] = _pct(predicted_rev.sum(), actual_rev.sum())
-    metrics |= {f"revenue_{k}": v for k, v in _revenue_metrics(actual_rev, predicted_rev).items()}
-    for name in BASELINES:
-        baseline = holdout[f"baseline_{name}_revenue"].to_numpy()
-        metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in _revenue_metrics(actual_rev, baseline).items()}
     metrics["historical_clv_retention"] = retention
-    for kind in ("mae", "rmse"):
-        best = min(metrics[f"baseline_{b}_revenue_{kind}"] for b in BASELINES)
-        metrics[f"revenue_{kind}_skill"] = 1 - metrics[f"revenue_{kind}"] / best if best > 0 else float("nan")
+
+    if "actual_revenue" in holdout.columns:
+        actual_rev = holdout["actual_revenue"].to_numpy()
+        predicted_rev = holdout["predicted_revenue"].to_numpy()
+        metrics["revenue_total_actual"] = float(actual_rev.sum())
+        metrics["revenue_total_pct_error"] = _pct(predicted_rev.sum(), actual_rev.sum())
+        metrics |= {f"revenue_{k}": v for k, v in _revenue_metrics(actual_rev, predicted_rev).items()}
+        for name in BASELINES:
+            baseline = holdout[f"baseline_{name}_revenue"].to_numpy()
+            metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in _revenue_metrics(actual_rev, baseline).items()}
+        metrics |= _skill(metrics, "revenue", BASELINES)
     return Validation(
         holdout=holdout,
         metrics=metrics,

@@ -93,3 +93,36 @@ def test_read_cac_by_channel(tmp_path: Path) -> None:
     assert read_cac(BusinessConfig(), pd.Series(["x"])) is None
     with pytest.raises(InputError, match=r"without a cost in business\.cac_by_channel: email"):
         read_cac(BusinessConfig(cac_file=path, cac_by_channel={"ads": 30.0}), pd.Series(["x"]))
+
+
+def test_at_risk_list_reads_value_first() -> None:
+    scores = SCORES.assign(risk_tier="high", value_segment="top 5%")
+    chosen = business.at_risk_valuable(scores, clv_quantile=0.8, churn_risk_min=0.8)
+    assert chosen.columns.tolist()[:5] == ["customer_id", "clv", "churn_risk", "risk_tier", "value_segment"]
+
+
+def test_with_views_adds_the_business_columns() -> None:
+    customers = pd.DataFrame({"frequency": [2.0] * 20, "recency": [20.0] * 20, "T": [38.0] * 20})
+    out = business.with_views(MODEL, customers, SCORES)
+    assert out.columns.tolist() == [*SCORES.columns, "clv_30d", "clv_60d", "clv_90d", "clv_365d", "value_segment"]
+    assert out["value_segment"].value_counts().to_dict() == {
+        "bottom 50%": 10,
+        "middle 30%": 6,
+        "next 15%": 3,
+        "top 5%": 1,
+    }
+    assert out.loc[19, "value_segment"] == "top 5%"
+
+
+def test_without_money_the_views_rank_by_expected_purchases() -> None:
+    counts = SCORES.drop(columns=["clv", "historical_clv", "expected_order_value"]).assign(
+        expected_purchases_30d=np.arange(20) / 10, expected_purchases_365d=np.arange(20, dtype=float)
+    )
+    assert business.value_column(counts) == "expected_purchases_365d"
+    customers = pd.DataFrame({"frequency": [2.0] * 20, "recency": [20.0] * 20, "T": [38.0] * 20})
+    assert business.with_views(MODEL, customers, counts) is counts  # no money columns to add
+    chosen = business.at_risk_valuable(counts, clv_quantile=0.8, churn_risk_min=0.8)
+    assert chosen["customer_id"].tolist() == ["c19", "c17"]
+    assert chosen.columns[1] == "expected_purchases_365d"
+    cohorts = business.cohort_table(counts, pd.DataFrame({"first_purchase": pd.to_datetime(["1997-01-05"] * 20)}))
+    assert cohorts["expected_purchases_365d_total"].tolist() == [190.0]

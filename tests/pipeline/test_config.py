@@ -126,6 +126,25 @@ def test_spark_example_config_loads() -> None:
     assert (table.engine.name, table.data.source, table.data.table) == ("spark", "spark_table", "db.tx")
 
 
+def test_spend_model_none_reads_no_amounts() -> None:
+    config = parse_config({"fit": {"spend_model": "none"}})
+    assert not config.has_spend
+    columns = config.resolved().data.columns
+    assert (columns.amount, columns.quantity, columns.unit_price) == (None, None, None)
+    assert parse_config({}).has_spend
+    assert parse_config({}).resolved().data == parse_config({}).data
+    assert parse_config({}).resolved().fit.spend_model == "gamma_gamma"
+
+
+def test_gamma_gamma_needs_an_amount_column() -> None:
+    with pytest.raises(
+        ConfigError, match=r"fit\.spend_model 'gamma_gamma' needs amounts, but data\.columns\.amount is null"
+    ):
+        parse_config(
+            {"data": {"source": "cdnow_sample", "columns": {"amount": None}}, "fit": {"spend_model": "gamma_gamma"}}
+        )
+
+
 RETAIL_COLUMNS = {
     "customer_id": "CustomerID",
     "timestamp": "InvoiceDate",
@@ -187,3 +206,11 @@ def test_duplicate_key() -> None:
             parse_config({"prepare": {"duplicate_key": key}})
     with pytest.raises(ConfigError, match=r"duplicate_key has no effect with prepare\.duplicates 'keep'"):
         parse_config({"prepare": {"duplicate_key": ["a"], "duplicates": "keep"}})
+
+
+def test_an_event_feed_has_no_spend_model() -> None:
+    config = parse_config({"data": {"source": "csv", "path": "e.csv", "columns": {"amount": None}}})
+    assert not config.has_spend
+    assert config.fit.spend_model is None
+    assert config.resolved().fit.spend_model == "none"
+    assert parse_config({"data": {"source": "csv", "path": "e.csv"}}).has_spend

@@ -93,3 +93,39 @@ def test_mcmc_diagnostics_gate_the_run() -> None:
         "production_mcmc_min_ess_tail_higher_than_400": False,
         "production_mcmc_divergences_lower_than_0": False,
     }
+
+
+PURCHASE_METRICS = {
+    "purchases_mae": 0.8,
+    "baseline_historical_purchases_mae": 0.9,
+    "baseline_purchase_rate_purchases_mae": 1.4,
+    "baseline_repeat_purchase_rate_purchases_mae": 1.1,
+    "baseline_last_period_purchases_mae": 1.0,
+    "purchases_mae_skill": 1 - 0.8 / 0.9,
+    "churn_auc": 0.75,
+    "purchases_total_abs_pct_error": 14.0,
+}
+
+
+def test_without_spend_the_gate_compares_purchases() -> None:
+    config = ValidateConfig()
+    result = evaluate_gate(PURCHASE_METRICS, config, has_spend=False)
+    beats = result.checks[0]
+    assert (beats.metric, beats.value, beats.threshold, beats.passed) == ("purchases_mae", 0.8, 0.9, True)
+    assert [c.name for c in result.checks[2:]] == [
+        "churn_auc_higher_than_0.7",
+        "purchases_total_abs_pct_error_lower_than_20",
+        "purchases_mae_skill_higher_than_0.05",
+    ]
+    assert result.passed  # skill 0.111 >= 0.05
+    assert not evaluate_gate(PURCHASE_METRICS | {"purchases_mae": 0.95}, config, has_spend=False).passed
+
+
+def test_money_criteria_are_refused_without_spend() -> None:
+    check_criteria_known(ValidateConfig(), has_spend=False)  # the defaults adapt
+    with pytest.raises(ConfigError, match=r"validate\.criteria\.0\.metric: 'revenue_mae_skill' needs amounts"):
+        check_criteria_known(
+            _config(Criterion(metric="revenue_mae_skill", threshold=0.05, direction="higher")), has_spend=False
+        )
+    with pytest.raises(ConfigError, match=r"validate\.baseline_metric: 'revenue_mae' needs amounts"):
+        check_criteria_known(ValidateConfig(baseline_metric="revenue_mae"), has_spend=False)

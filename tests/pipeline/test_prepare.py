@@ -613,6 +613,7 @@ def test_an_event_feed_has_purchases_and_no_money_columns(tmp_path: Path) -> Non
         "T",
         "first_purchase",
         "frequency_holdout",
+        "recent_purchases",
         "duration_holdout",
     ]
     assert list(prepared.full.columns) == ["customer_id", "frequency", "recency", "T", "first_purchase"]
@@ -625,3 +626,22 @@ def test_an_event_feed_has_purchases_and_no_money_columns(tmp_path: Path) -> Non
     scored = prepare_as_of(tx.relation, CONFIG, dt.date(2020, 3, 1), column_names=tx.column_names)
     assert not scored.has_amounts
     assert list(scored.customers.columns) == ["customer_id", "frequency", "recency", "T", "first_purchase"]
+
+
+def test_recent_purchases_count_the_last_holdout_length_of_calibration() -> None:
+    """The last_period baselines' window: the holdout's length (60 days here) before calibration_end."""
+    rows = [
+        ("A", "2019-11-01", "5"),  # before the window (it opens after 2019-12-02)
+        ("A", "2019-12-02", "5"),  # on its first edge: outside, as for recent_spend
+        ("A", "2019-12-10", "7"),
+        ("A", "2019-12-10", "3"),  # the same day: one purchase period
+        ("A", "2020-01-31", "2"),
+        ("A", "2020-02-05", "4"),  # holdout
+        ("B", "2020-01-20", "-1"),  # a return is no purchase
+        ("B", "2019-10-01", "8"),
+        ("C", "2020-03-01", "1"),  # new in the holdout
+    ]
+    prepared = prepare(_relation(rows), CONFIG, "%Y-%m-%d")
+    cal = prepared.calibration.set_index("customer_id")
+    assert cal["recent_purchases"].to_dict() == {"A": 2.0, "B": 0.0}
+    assert cal.loc["A", "recent_spend"] == 12.0

@@ -61,3 +61,33 @@ def test_comparison_table_rows() -> None:
     table = comparison_table(metrics)
     assert table["predictor"].tolist() == ["BG/NBD x Gamma-Gamma", *[f"baseline: {b}" for b in BASELINES]]
     assert table.loc[0, "MAE"] == metrics["revenue_mae"]
+
+
+def test_report_reads_like_a_report() -> None:
+    from pipeline.glossary import scoring_definitions
+    from pipeline.report import BusinessView
+
+    validation = validate(MODEL, CALIBRATION, period_length=1 / 7)
+    gate = GateResult((Check("churn_auc_higher_than_0.7", "churn_auc", 0.8, 0.7, "higher", True),))
+    text = render_report(
+        title="CLV",
+        run_id="abc",
+        data_description="test.csv",
+        ledger={"rows_in": 12, "rows_quarantined": 2, "quarantined": {"duplicate": 1, "missing_customer_id": 1}},
+        parameters={"r": 0.24},
+        validation=validation,
+        gate=gate,
+        figures={},
+        business=[
+            BusinessView("At risk", pd.DataFrame({"customer_id": ["a"]}), "Showing 1 of 7: the full list is in x")
+        ],
+        notes=["The champion (version 2) was trained on other data"],
+        definitions=scoring_definitions(MODEL.spec),
+    )
+    assert "{'duplicate'" not in text  # reasons are a table, not a Python dict
+    assert "<td>missing_customer_id</td><td class='num'>1</td><td class='num'>0.5</td>" in text
+    assert "Churn risk: AUC against &#39;no purchase in the holdout&#39;" in text  # labels, escaped
+    assert "P(no purchase in the next 90 days)" in text
+    assert "discounted at 10% a year" in text
+    assert "Showing 1 of 7: the full list is in x" in text
+    assert "The champion (version 2) was trained on other data" in text

@@ -36,6 +36,7 @@ CALIBRATION = pd.DataFrame(
         "monetary_value_holdout": [18.0, 0.0, 42.0, 0.0],
         "revenue_holdout": [18.0, 0.0, 336.0, 0.0],
         "recent_spend": [30.0, 15.0, 200.0, 25.0],
+        "recent_purchases": [1.0, 1.0, 5.0, 1.0],
         "duration_holdout": [39.0] * 4,
     }
 )
@@ -138,3 +139,43 @@ def test_metric_direction() -> None:
     assert metric_direction("churn_brier") == "lower"
     assert metric_direction("churn_auc") == "higher"
     assert metric_direction("purchases_holdout_log_likelihood") == "higher"
+
+
+def test_purchase_baselines_by_hand() -> None:
+    from pipeline.validate import PURCHASE_BASELINES
+
+    table, _ = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
+    observed = np.array([38.0, 20.0, 38.0, 38.0]) + 1 / 7
+    f = np.array([2.0, 0.0, 9.0, 1.0])
+    # Purchases observed in calibration (the first one included) per week observed, over 39 weeks.
+    np.testing.assert_allclose(table["baseline_purchase_rate_purchases"], (f + 1) / observed * 39)
+    np.testing.assert_allclose(table["baseline_repeat_purchase_rate_purchases"], f / observed * 39)
+    log_rho = np.log(0.5) / 19
+    np.testing.assert_allclose(
+        table["baseline_historical_purchases"], (f + 1) / observed * np.expm1(log_rho * 39) / log_rho
+    )
+    assert table["baseline_last_period_purchases"].tolist() == [1.0, 1.0, 5.0, 1.0]
+    m = validate(MODEL, CALIBRATION, period_length=1 / 7).metrics
+    actual = np.array([1.0, 0.0, 8.0, 0.0])
+    assert m["baseline_last_period_purchases_mae"] == pytest.approx(np.mean(np.abs([0.0, 1.0, -3.0, 1.0])))
+    best = min(m[f"baseline_{b}_purchases_mae"] for b in PURCHASE_BASELINES)
+    assert m["purchases_mae_skill"] == pytest.approx(1 - m["purchases_mae"] / best)
+    assert m["baseline_purchase_rate_purchases_total_predicted"] == pytest.approx(((f + 1) / observed * 39).sum())
+    assert actual.sum() == m["purchases_total_actual"]
+
+
+def test_without_a_spend_model_there_are_no_money_columns_or_metrics() -> None:
+    from pipeline.validate import MONEY_METRICS
+
+    counts = CALIBRATION.drop(
+        columns=["monetary_value", "total_spend", "monetary_value_holdout", "revenue_holdout", "recent_spend"]
+    )
+    model = CLVModelParams(purchase=MODEL.purchase, spend=None, spec=ScoringSpec())
+    result = validate(model, counts, period_length=1 / 7)
+    assert not [c for c in result.holdout.columns if "revenue" in c or "order_value" in c or "spend" in c]
+    assert set(result.metrics) == set(METRIC_NAMES) - MONEY_METRICS
+    with_spend = validate(MODEL, CALIBRATION, period_length=1 / 7).metrics
+    for name in result.metrics:  # the purchase side is the same with or without amounts
+        assert result.metrics[name] == pytest.approx(with_spend[name], nan_ok=True)
+    assert "purchases_mae" in result.by_frequency.columns
+    assert "revenue_mae" not in result.by_frequency.columns
