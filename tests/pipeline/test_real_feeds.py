@@ -272,7 +272,7 @@ def test_pyfunc_takes_int_typed_input(
     import mlflow
 
     folder, trained = corpus
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    _use_store(folder, monkeypatch)
     for name in REGISTERED:
         model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
         _same(model.predict(prepared[name]), _scores(trained[name]))
@@ -296,12 +296,22 @@ def test_spark_udf_takes_int_typed_input(  # type: ignore[no-untyped-def]
     import mlflow
 
     folder, trained = corpus
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    _use_store(folder, monkeypatch)
     for name in REGISTERED:
         frame = spark.createDataFrame(prepared[name]).repartition(3)
         udf = mlflow.pyfunc.spark_udf(spark, f"models:/{name}@champion", env_manager="local", result_type=_ddl(name))
         scored = frame.withColumn("s", udf(*frame.columns)).select("s.*").toPandas()
         _same(scored, _scores(trained[name]))
+
+
+def _use_store(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feeds' store, by environment and in MLflow's globals (an earlier test may have set another)."""
+    import mlflow
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
 
 
 def _ddl(name: str) -> str:
