@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import signal
 import sys
@@ -29,7 +28,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 from pipeline import stop
-from pipeline.errors import CLVError, ConfigError, InputError
+from pipeline.errors import CLVError, ConfigError
 from pipeline.secrets import mask_text
 
 
@@ -92,11 +91,11 @@ class _Progress:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from pipeline.run import score_from_registry
+    from pipeline.commands.score import score_file
 
     if args.chunk_rows < 1:
         raise ConfigError("--chunk-rows must be at least 1")
-    result = score_from_registry(args.model_uri, args.input, args.output, args.as_of, args.chunk_rows, _Progress())
+    result = score_file(args.model_uri, args.input, args.output, args.as_of, args.chunk_rows, _Progress())
     ledger = result.ledger
     quarantine = f"; quarantined rows in {result.quarantine}" if result.quarantine else ""
     print(
@@ -107,71 +106,32 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_name(name: str) -> None:
-    if not name or any(c in name for c in "'\"\\"):
-        raise ConfigError(f"--name {name!r}: not a valid registered model name")
-
-
 def _promote(args: argparse.Namespace) -> int:
-    from pipeline import tracking
+    from pipeline.commands.registry import promote
 
-    _check_name(args.name)
-    passed = tracking.version_passed_gate(args.name, args.version)
-    if not passed and not args.force:
-        raise InputError(
-            f"{args.name} version {args.version} did not pass its validation gate; use --force to promote it anyway"
-        )
-    before = tracking.alias_version(args.name, args.alias)
-    tracking.set_alias(args.name, args.alias, args.version)
-    was = f" (was version {before})" if before is not None else ""
-    print(f"clv promote: {args.name}@{args.alias} -> version {args.version}{was}")
+    done = promote(args.name, args.alias, args.version, args.force)
+    was = f" (was version {done.before})" if done.before is not None else ""
+    print(f"clv promote: {done.name}@{done.alias} -> version {done.version}{was}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pipeline import tracking
+    from pipeline.commands.registry import compare_lines
 
-    if args.limit < 1:
-        raise ConfigError("--limit must be at least 1")
-
-    rows = tracking.recent_runs(args.experiment, args.limit)
-    keys = ("revenue_mae", "revenue_mae_skill", "churn_auc", "purchases_total_abs_pct_error")
-    header = f"{'run':<8} {'started':<16} {'status':<9} {'ver':>3} {'gate':<5} {'data':<12} "
-    print(header + " ".join(f"{k:>{max(len(k), 9)}}" for k in keys) + "  note")
-    for row in rows:
-        started = dt.datetime.fromtimestamp(row["start_time"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        gate = {"True": "pass", "False": "FAIL"}.get(row["gate"], "-")
-        values = " ".join(f"{row['metrics'].get(k, float('nan')):>{max(len(k), 9)}.4g}" for k in keys)
-        note = f"rerun of {row['rerun_of'][:8]} (same data and config)" if row["rerun_of"] else ""
-        print(
-            f"{row['run_id'][:8]:<8} {started:<16} {row['status']:<9} {row['version'] or '-':>3} {gate:<5} "
-            f"{row['data_fingerprint'][:12]:<12} {values}  {note}"
-        )
+    print("\n".join(compare_lines(args.experiment, args.limit)))
     return 0
 
 
 def _models(args: argparse.Namespace) -> int:
-    from pipeline import tracking
+    from pipeline.commands.registry import model_lines
 
-    _check_name(args.name)
-    rows = tracking.model_versions(args.name)
-    if not rows:
-        print(f"clv models: no versions of {args.name!r}")
-        return 0
-    print(f"{'version':>7}  {'aliases':<14} {'gate':<5} {'revenue_mae':>11} {'churn_auc':>9}  {'data':<12} run")
-    for row in rows:
-        m = row["metrics"]
-        print(
-            f"{row['version']:>7}  {','.join(row['aliases']) or '-':<14} {'pass' if row['gate_passed'] else 'FAIL':<5} "
-            f"{m.get('revenue_mae', float('nan')):>11.3f} {m.get('churn_auc', float('nan')):>9.3f}  "
-            f"{row['data_fingerprint'][:12]:<12} {row['run_id']}"
-        )
+    print("\n".join(model_lines(args.name)))
     return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from pipeline.commands.prepare import prepare_only
     from pipeline.config import load_config
-    from pipeline.run import prepare_only
 
     prepared = prepare_only(load_config(args.config), args.output)
     ledger = prepared.ledger
@@ -185,14 +145,14 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pipeline.commands.train import run_training
     from pipeline.config import config_as_dict, load_config
     from pipeline.outputs import write_summary
-    from pipeline.run import train
     from pipeline.summary import summary_dict, summary_text
 
     config = load_config(args.config)
     config_yaml = args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
-    result = train(config, config_yaml, output_dir=args.output, checkpoint=stop.checkpoint)
+    result = run_training(config, config_yaml, output_dir=args.output, checkpoint=stop.checkpoint)
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))
     print(mask_text(summary_text(result)))
@@ -207,23 +167,11 @@ def _default_yaml(config: dict[str, object]) -> str:
     return "# built-in defaults\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def _quiet_mlflow() -> None:
-    """MLflow logs its own errors with tracebacks on stderr; the CLI reports one line per failure instead.
-
-    Set after MLflow's import, which configures its logger. ``CLV_MLFLOW_LOG_LEVEL=INFO`` shows them.
-    """
-    # Progress bars for artifact transfers are MLflow's, not ours (the scoring bar is).
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow  # noqa: F401
-
-    level = os.environ.get("CLV_MLFLOW_LOG_LEVEL", "CRITICAL")
-    for name in ("mlflow", "sqlalchemy", "alembic"):
-        logging.getLogger(name).setLevel(level)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_mlflow()
+    from pipeline.recorder import store
+
+    store.quiet()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop.on_sigterm)
     with warnings.catch_warnings():

@@ -11,9 +11,10 @@ import math
 from dataclasses import dataclass
 
 from models.bayes import Diagnostics
+from pipeline.baselines import BASELINES, PURCHASE_BASELINES
 from pipeline.config import DiagnosticsConfig, FitConfig, ValidateConfig
 from pipeline.errors import ConfigError
-from pipeline.validate import BASELINES, METRIC_NAMES, MONEY_METRICS, PURCHASE_BASELINES
+from pipeline.metrics import METRIC_NAMES, MONEY_METRICS
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,14 @@ figure is kept open, so this works the same in the batch job and in a notebook.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from pipeline.baselines import BASELINES
+from pipeline.validate import Validation
 
 
 def repeat_purchases(table: pd.DataFrame, model_label: str, chi_square: float, p_value: float) -> Figure:
@@ -33,7 +38,7 @@ def purchases_by_frequency(by_frequency: pd.DataFrame, model_label: str = "BG/NB
     ax = fig.subplots()
     x = np.arange(len(by_frequency))
     ax.plot(x, by_frequency["actual_purchases"], marker="o", label="actual")
-    ax.plot(x, by_frequency["predicted_purchases"], marker="s", linestyle="--", label=model_label)
+    ax.plot(x, by_frequency["expected_purchases"], marker="s", linestyle="--", label=model_label)
     ax.set_xticks(x, by_frequency["frequency_bin"])
     ax.set_xlabel("repeat purchases in calibration")
     ax.set_ylabel("mean purchases in holdout")
@@ -49,7 +54,7 @@ def revenue_by_frequency(by_frequency: pd.DataFrame, baselines: tuple[str, ...],
     ax = fig.subplots()
     x = np.arange(len(by_frequency))
     ax.plot(x, by_frequency["actual_revenue"], marker="o", label="actual")
-    ax.plot(x, by_frequency["predicted_revenue"], marker="s", linestyle="--", label=f"{model_label} x Gamma-Gamma")
+    ax.plot(x, by_frequency["expected_revenue"], marker="s", linestyle="--", label=f"{model_label} x Gamma-Gamma")
     for name in baselines:
         ax.plot(x, by_frequency[f"baseline_{name}_revenue"], linestyle=":", label=f"baseline: {name}")
     ax.set_xticks(x, by_frequency["frequency_bin"])
@@ -92,3 +97,15 @@ def purchase_tracking(tracking: pd.DataFrame, calibration_end: object, model_lab
     top.set_title("Tracking: calibration customers' repeat purchases")
     fig.tight_layout()
     return fig
+
+
+def validation_figures(
+    validation: Validation, calibration_end: dt.date, model_label: str = "BG/NBD"
+) -> dict[str, Figure]:
+    """The report's and the run's validation figures, by name."""
+    figures = {"purchases_by_frequency": purchases_by_frequency(validation.by_frequency, model_label)}
+    if "actual_revenue" in validation.by_frequency.columns:  # not without amounts
+        figures["revenue_by_frequency"] = revenue_by_frequency(validation.by_frequency, BASELINES, model_label)
+    figures["purchase_tracking"] = purchase_tracking(validation.tracking, calibration_end, model_label)
+    figures["churn_calibration"] = churn_calibration(validation.churn_calibration)
+    return figures

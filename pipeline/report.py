@@ -18,9 +18,10 @@ import jinja2
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline.baselines import BASELINES, PURCHASE_BASELINES
 from pipeline.gate import GateResult
 from pipeline.glossary import DEFINITIONS, metric_label
-from pipeline.validate import BASELINES, PURCHASE_BASELINES, Validation
+from pipeline.validate import Validation
 
 __all__ = ["BusinessView", "comparison_table", "purchase_comparison_table", "render_report"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from models.purchase import LABELS
-from pipeline.run import TrainResult
-from pipeline.validate import BASELINES, PURCHASE_BASELINES
+from pipeline.baselines import BASELINES, PURCHASE_BASELINES
+from pipeline.workflow import TrainResult
 
 
 def summary_dict(result: TrainResult) -> dict[str, Any]:

@@ -175,8 +175,8 @@ def test_promote_rollback_and_models_listing(tracking_store: str, capsys: pytest
     from mlflow.tracking import MlflowClient
 
     from pipeline.cli import main
+    from pipeline.commands.train import run_training as train
     from pipeline.config import Config
-    from pipeline.run import train
 
     config = Config(data={"source": "cdnow_sample"})  # type: ignore[arg-type]
     assert train(config, "data: {source: cdnow_sample}\n").version == 1

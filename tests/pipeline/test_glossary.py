@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from models.bundle import RiskTier, ScoringSpec
 from pipeline.glossary import metric_label, scoring_definitions
-from pipeline.validate import METRIC_NAMES
+from pipeline.metrics import METRIC_NAMES
 
 
 def test_every_metric_has_a_readable_label() -> None:

@@ -9,9 +9,9 @@ BY_FREQUENCY = pd.DataFrame(
     {
         "frequency_bin": ["0", "1", "7+"],
         "actual_purchases": [0.2, 0.6, 4.0],
-        "predicted_purchases": [0.25, 0.55, 3.6],
+        "expected_purchases": [0.25, 0.55, 3.6],
         "actual_revenue": [5.0, 20.0, 200.0],
-        "predicted_revenue": [6.0, 18.0, 180.0],
+        "expected_revenue": [6.0, 18.0, 180.0],
         "baseline_spend_rate_revenue": [30.0, 50.0, 400.0],
     }
 )

@@ -184,7 +184,7 @@ def test_first_purchase_on_the_calibration_end(corpus: tuple[Path, dict[str, Tra
     born = holdout[holdout["T"] == 0]
     assert len(born) == 40
     assert (born["p_alive"] == 1.0).all()
-    assert np.isfinite(born["predicted_purchases"]).all()
+    assert np.isfinite(born["expected_purchases"]).all()
 
 
 def test_retail_lines_keep_their_revenue(corpus: tuple[Path, dict[str, Trained]]) -> None:

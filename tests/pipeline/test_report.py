@@ -8,9 +8,10 @@ from matplotlib.figure import Figure
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
+from pipeline.baselines import BASELINES
 from pipeline.gate import Check, GateResult
 from pipeline.report import comparison_table, render_report
-from pipeline.validate import BASELINES, validate
+from pipeline.validate import validate
 from tests.pipeline.test_validate import CALIBRATION
 
 MODEL = CLVModelParams(

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.commands.train import run_training as train
 from pipeline.config import Config, Criterion, ValidateConfig, config_as_dict
-from pipeline.run import train
 from tests.conftest import REPO, clean_env
 
 pytestmark = pytest.mark.slow
@@ -106,8 +106,8 @@ def test_output_tables(trained: tuple[Path, dict[str, object]]) -> None:
         "monetary_value",
         "actual_purchases",
         "actual_revenue",
-        "predicted_purchases",
-        "predicted_revenue",
+        "expected_purchases",
+        "expected_revenue",
         "p_alive",
     ):
         assert column in holdout.columns

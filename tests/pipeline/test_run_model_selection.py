@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.commands.train import run_training as train
 from pipeline.config import parse_config
-from pipeline.run import train
 
 pytestmark = pytest.mark.slow
 

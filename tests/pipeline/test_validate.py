@@ -8,16 +8,9 @@ from models import bgnbd
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
-from pipeline.validate import (
-    BASELINES,
-    FREQUENCY_BINS,
-    METRIC_NAMES,
-    holdout_predictions,
-    normalized_gini,
-    top_share,
-    tracking_table,
-    validate,
-)
+from pipeline.baselines import BASELINES
+from pipeline.metrics import METRIC_NAMES, normalized_gini, top_share
+from pipeline.validate import FREQUENCY_BINS, holdout_predictions, tracking_table, validate
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
@@ -45,8 +38,8 @@ CALIBRATION = pd.DataFrame(
 def test_holdout_predictions_and_baselines() -> None:
     table, retention = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
     f, r, t = CALIBRATION["frequency"], CALIBRATION["recency"], CALIBRATION["T"]
-    np.testing.assert_allclose(table["predicted_purchases"], bgnbd.expected_purchases(MODEL.purchase, 39.0, f, r, t))
-    np.testing.assert_allclose(table["predicted_revenue"], table["predicted_purchases"] * table["expected_order_value"])
+    np.testing.assert_allclose(table["expected_purchases"], bgnbd.expected_purchases(MODEL.purchase, 39.0, f, r, t))
+    np.testing.assert_allclose(table["expected_revenue"], table["expected_purchases"] * table["expected_order_value"])
     np.testing.assert_allclose(table["churn_risk"], bgnbd.p_no_purchase(MODEL.purchase, 39.0, f, r, t))
     # spend rate: total calibration spend per week observed (T + one day), carried over 39 weeks.
     assert table["baseline_spend_rate_revenue"][0] == pytest.approx(60 / (38 + 1 / 7) * 39)
@@ -68,7 +61,7 @@ def test_metrics_by_hand() -> None:
     m = result.metrics
     assert set(m) == set(METRIC_NAMES)
     h = result.holdout
-    actual, predicted = CALIBRATION["frequency_holdout"].to_numpy(), h["predicted_purchases"].to_numpy()
+    actual, predicted = CALIBRATION["frequency_holdout"].to_numpy(), h["expected_purchases"].to_numpy()
     assert m["purchases_mae"] == pytest.approx(np.mean(np.abs(predicted - actual)))
     assert m["purchases_rmse"] == pytest.approx(np.sqrt(np.mean((predicted - actual) ** 2)))
     assert m["purchases_total_pct_error"] == pytest.approx((predicted.sum() - 9) / 9 * 100)
@@ -78,7 +71,7 @@ def test_metrics_by_hand() -> None:
     pairs = [(i, j) for i in np.flatnonzero(churned) for j in np.flatnonzero(~churned)]
     assert m["churn_auc"] == pytest.approx(np.mean([risk[i] > risk[j] for i, j in pairs]))
     assert m["churn_brier"] == pytest.approx(np.mean((risk - churned) ** 2))
-    revenue = h["predicted_revenue"].to_numpy()
+    revenue = h["expected_revenue"].to_numpy()
     assert m["revenue_mae"] == pytest.approx(np.mean(np.abs(revenue - [18, 0, 336, 0])))
     best = min(m[f"baseline_{b}_revenue_mae"] for b in BASELINES)
     assert m["revenue_mae_skill"] == pytest.approx(1 - m["revenue_mae"] / best)
@@ -132,7 +125,7 @@ def test_tracking_sums_new_customer_expectations() -> None:
 
 
 def test_metric_direction() -> None:
-    from pipeline.validate import metric_direction
+    from pipeline.metrics import metric_direction
 
     assert metric_direction("purchases_mae") == "lower"
     assert metric_direction("purchases_total_abs_pct_error") == "lower"
@@ -142,7 +135,7 @@ def test_metric_direction() -> None:
 
 
 def test_purchase_baselines_by_hand() -> None:
-    from pipeline.validate import PURCHASE_BASELINES
+    from pipeline.baselines import PURCHASE_BASELINES
 
     table, _ = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
     observed = np.array([38.0, 20.0, 38.0, 38.0]) + 1 / 7
@@ -165,7 +158,7 @@ def test_purchase_baselines_by_hand() -> None:
 
 
 def test_without_a_spend_model_there_are_no_money_columns_or_metrics() -> None:
-    from pipeline.validate import MONEY_METRICS
+    from pipeline.metrics import MONEY_METRICS
 
     counts = CALIBRATION.drop(
         columns=["monetary_value", "total_spend", "monetary_value_holdout", "revenue_holdout", "recent_spend"]

@@ -9,8 +9,9 @@ import pytest
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
-from pipeline import stop, tracking
+from pipeline import stop
 from pipeline.errors import TrackingUnavailableError
+from pipeline.recorder import store as tracking
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(0.2426, 4.4136, 0.7929, 2.4259),

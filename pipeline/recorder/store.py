@@ -1,4 +1,4 @@
-"""The one module that talks to MLflow: tracking store, run logging, model logging and the registry.
+"""The one module that imports MLflow: tracking store, run logging, model logging and the registry.
 
 Default store: ``sqlite:///mlflow.db`` with artifacts in ``./mlartifacts`` (both in the working
 directory); ``MLFLOW_TRACKING_URI`` points the job at any MLflow server instead. Failures to reach
@@ -11,14 +11,15 @@ import contextlib
 import importlib.metadata
 import io
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow
 import pandas as pd
@@ -29,16 +30,27 @@ from mlflow.tracking import MlflowClient
 import models
 from models.bundle import CLVModelParams
 from models.contract import check_customer_summary, required_columns
-from models.purchase import PARAM_NAMES
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, model_signature, write_params
-from models.spend import PARAM_NAMES as SPEND_PARAM_NAMES
 from pipeline import stop
+from pipeline.champion import ChampionParams
 from pipeline.errors import InputError, TrackingUnavailableError
+from pipeline.recorder import names as names_module
 from pipeline.secrets import mask, mask_text
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy")
+
+
+def quiet() -> None:
+    """MLflow logs its own errors with tracebacks on stderr; the CLI reports one line per failure instead.
+
+    Set after MLflow's import, which configures its logger. ``CLV_MLFLOW_LOG_LEVEL=INFO`` shows them.
+    Progress bars for artifact transfers are MLflow's, not ours (the scoring bar is).
+    """
+    level = os.environ.get("CLV_MLFLOW_LOG_LEVEL", "CRITICAL")
+    for name in ("mlflow", "sqlalchemy", "alembic"):
+        logging.getLogger(name).setLevel(level)
 
 
 def tracking_uri() -> str:
@@ -326,18 +338,6 @@ def version_passed_gate(name: str, version: int) -> bool:
     return bool(found.tags.get("gate.passed") == "true")
 
 
-@dataclass(frozen=True)
-class ChampionParams:
-    """What the champion's run logged about its calibration fit (read back by the names run.py writes)."""
-
-    version: int
-    model: str
-    spend_model: str
-    params: dict[str, float]
-    units: tuple[str, str]
-    fingerprint: str
-
-
 def champion_calibration_params(name: str, alias: str) -> ChampionParams | None:
     """The champion's version, models, the parameters of its calibration fit (logged as run metrics), its
     (period, time unit) and data fingerprint; None without a champion or when its run is gone."""
@@ -357,10 +357,8 @@ def champion_calibration_params(name: str, alias: str) -> ChampionParams | None:
     units = (run.data.params.get("prepare.period", ""), run.data.params.get("prepare.time_unit", ""))
     model = run.data.tags.get("purchase_model", "bgnbd")  # runs before the tag existed were BG/NBD
     spend = run.data.tags.get("spend_model", "gamma_gamma")  # and Gamma-Gamma
-    if model not in PARAM_NAMES or spend not in SPEND_PARAM_NAMES:
-        return None
-    names = {k: f"{model}_{k}" for k in PARAM_NAMES[model]} | {k: f"{spend}_{k}" for k in SPEND_PARAM_NAMES[spend]}
-    if not all(metric in metrics for metric in names.values()):
+    names = names_module.champion_metric_names(model, spend)
+    if names is None or not all(metric in metrics for metric in names.values()):
         return None
     params = {key: float(metrics[metric]) for key, metric in names.items()}
     fingerprint = found.tags.get("data.fingerprint", run.data.tags.get("data.fingerprint", ""))

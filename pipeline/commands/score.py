@@ -1,0 +1,98 @@
+"""``clv score``: raw transactions scored with a registered model, prepared with the model's own config."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from models.contract import required_columns
+from pipeline import business
+from pipeline.config import DataConfig, parse_config
+from pipeline.engine_calls import engine_errors
+from pipeline.errors import InputError
+from pipeline.outputs import TableWriter, write_relation
+from pipeline.prepare import Ledger, prepare_as_of
+from pipeline.recorder import store
+from pipeline.sources import connect, open_transactions
+
+__all__ = ["ScoreResult", "score_file"]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    model_uri: str
+    as_of: dt.date
+    ledger: Ledger
+    customers: int
+    output: Path
+    quarantine: Path | None
+
+
+def _scoring_source(data: DataConfig, input_path: Path) -> DataConfig:
+    """The training config's column mapping and CSV options, exactly as the user set them, pointed at the
+    file to score."""
+    suffix = input_path.suffix.lower()
+    if input_path.is_dir() or suffix == ".parquet":
+        return data.pointed_at("parquet", input_path)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return data.pointed_at("csv", input_path)
+    raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
+
+
+def score_file(
+    model_uri: str,
+    input_path: Path,
+    output: Path,
+    as_of: dt.date,
+    chunk_rows: int = 1_000_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreResult:
+    """``clv score``: prepare raw transactions with the model's own config, score them in chunks, and add the
+    business columns that training writes too (``clv_<N>d``, ``value_segment``: ranked over all customers)."""
+    model, config_yaml = store.load_scoring_model(model_uri)
+    config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)").resolved()
+    data_config = _scoring_source(config.data, input_path)
+    writer = TableWriter(output)  # checks the output suffix before any work
+    con = connect(config.engine)
+    data = open_transactions(con, data_config)
+    with engine_errors(data.description):
+        prepared = prepare_as_of(
+            data.relation,
+            config.prepare,
+            as_of,
+            data.timestamp_format,
+            source=data.description,
+            column_names=data.column_names,
+        )
+    customers = prepared.customers
+    params = model.model
+    assert params is not None  # loaded with its context
+    inputs = list(required_columns(params.has_spend))
+    parts = []
+    for start in range(0, len(customers), chunk_rows):
+        chunk = customers.iloc[start : start + chunk_rows]
+        try:
+            scores = model.predict(None, chunk.loc[:, inputs].reset_index(drop=True))
+        except ValueError as exc:  # contract or non-finite scores
+            raise InputError(f"{model_uri}: cannot score {data.description}: {str(exc).splitlines()[0]}") from None
+        if prepared.has_amounts:
+            scores["historical_clv"] = chunk["total_spend"].to_numpy()
+        parts.append(scores)
+        if progress is not None:
+            progress(start + len(chunk), len(customers))
+    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if parts:
+        scored = business.with_views(params, customers.reset_index(drop=True), scored)
+    with writer:
+        for start in range(0, len(scored), chunk_rows):
+            writer.write(scored.iloc[start : start + chunk_rows])
+    quarantine = None
+    if prepared.ledger.rows_quarantined:
+        with engine_errors(data.description):
+            quarantine = write_relation(prepared.quarantine, output.with_name(f"{output.stem}.quarantine.parquet"))
+    return ScoreResult(model_uri, as_of, prepared.ledger, len(customers), output, quarantine)

@@ -1,0 +1,147 @@
+"""Every name the job records under: metrics, tags and artifact paths, written and read back here only.
+
+A metric's name is a contract with everything that reads runs back: ``clv compare``, ``clv models``, the
+champion comparison (which rebuilds the champion from its run's ``<model>_<param>`` metrics) and users'
+MLflow queries. Keeping the writing and the reading in one module keeps that contract visible.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from models.purchase import PARAM_NAMES
+from models.spend import PARAM_NAMES as SPEND_PARAM_NAMES
+
+if TYPE_CHECKING:
+    from pipeline.checks import RepeatPurchaseCheck
+    from pipeline.fit import FittedModels
+    from pipeline.prepare import PreparedData
+
+__all__ = [
+    "LEDGER_ARTIFACT",
+    "MODEL_SELECTION_TABLE",
+    "QUARANTINE_DIR",
+    "REPORT_ARTIFACT",
+    "champion_metric_names",
+    "check_metrics",
+    "fit_metrics",
+    "ledger_dict",
+    "ledger_metrics",
+    "plot_artifact",
+    "table_artifact",
+]
+
+LEDGER_ARTIFACT = "ledger.json"
+REPORT_ARTIFACT = "report.html"
+QUARANTINE_DIR = "tables"
+MODEL_SELECTION_TABLE = "tables/model_selection.csv"
+
+
+def table_artifact(name: str, suffix: str = "parquet") -> str:
+    """``tables/<name>.<suffix>``: where a table of the run is logged."""
+    return f"tables/{name}.{suffix}"
+
+
+def plot_artifact(name: str) -> str:
+    """``plots/<name>.png``: where a figure of the run is logged."""
+    return f"plots/{name}.png"
+
+
+def fit_metrics(prefix: str, fitted: FittedModels) -> dict[str, float]:
+    """Parameters (and standard errors, or posterior sd for MCMC) under the model's name, e.g. ``bgnbd_r`` and
+    ``gamma_gamma_p`` (``pooled_mean_mean`` for the pooled-mean spend model)."""
+    metrics: dict[str, float] = {}
+    model = fitted.model
+    for name, value in fitted.purchase.params.as_dict().items():
+        metrics[f"{prefix}{model}_{name}"] = value
+        metrics[f"{prefix}{model}_{name}_se"] = fitted.purchase.standard_errors[name]
+    fits = [(model, fitted.purchase.stats), ("purchase", fitted.purchase.stats)]
+    if fitted.spend is not None:
+        spend = fitted.spend_model
+        for name, value in fitted.spend.params.as_dict().items():
+            metrics[f"{prefix}{spend}_{name}"] = value
+            metrics[f"{prefix}{spend}_{name}_se"] = fitted.spend.standard_errors[name]
+        fits.append((spend, fitted.spend.stats))
+    for kind, stats in fits:
+        metrics[f"{prefix}{kind}_log_likelihood"] = stats.log_likelihood
+        metrics[f"{prefix}{kind}_aic"] = stats.aic
+        metrics[f"{prefix}{kind}_bic"] = stats.bic
+        metrics[f"{prefix}{kind}_customers"] = stats.n_observations
+    metrics[f"{prefix}purchase_unique_histories"] = fitted.purchase.n_unique_rows
+    metrics[f"{prefix}spend_frequency_correlation"] = fitted.spend_frequency_correlation
+    metrics[f"{prefix}fit_attempts"] = len(fitted.attempts)
+    metrics[f"{prefix}spend_fit_attempts"] = len(fitted.spend_attempts)
+    if fitted.spread_test is not None:
+        metrics[f"{prefix}spend_spread_statistic"] = fitted.spread_test.statistic
+        metrics[f"{prefix}spend_spread_p_value"] = fitted.spread_test.p_value
+    if fitted.diagnostics is not None:
+        metrics |= {f"{prefix}mcmc_{k}": v for k, v in fitted.diagnostics.as_dict().items()}
+    return metrics
+
+
+def fit_tags(prefix: str, fitted: FittedModels) -> dict[str, object]:
+    """The models, method, chosen remedy and spend fallback of a fit."""
+    tags: dict[str, object] = {
+        f"{prefix}purchase_model": fitted.model,
+        f"{prefix}fit.method": fitted.method,
+        f"{prefix}spend_model": fitted.spend_model,
+    }
+    if fitted.chosen is not None:
+        tags[f"{prefix}fit.remedy"] = fitted.chosen.remedy
+    if fitted.spend_fallback:
+        tags[f"{prefix}spend.fallback"] = fitted.spend_fallback
+    return tags
+
+
+def champion_metric_names(model: str, spend_model: str) -> dict[str, str] | None:
+    """Parameter -> metric name of a calibration fit logged by :func:`fit_metrics` (None: an unknown model)."""
+    if model not in PARAM_NAMES or spend_model not in SPEND_PARAM_NAMES:
+        return None
+    purchase = {k: f"{model}_{k}" for k in PARAM_NAMES[model]}
+    return purchase | {k: f"{spend_model}_{k}" for k in SPEND_PARAM_NAMES[spend_model]}
+
+
+def check_metrics(check: RepeatPurchaseCheck) -> dict[str, float]:
+    return {
+        "repeat_purchases_chi_square": check.chi_square,
+        "repeat_purchases_dof": float(check.degrees_of_freedom),
+        "repeat_purchases_p_value": check.p_value,
+    }
+
+
+def ledger_metrics(prepared: PreparedData) -> dict[str, float]:
+    ledger = prepared.ledger
+    metrics = {
+        "rows_in": float(ledger.rows_in),
+        "rows_used": float(ledger.rows_used),
+        "rows_quarantined": float(ledger.rows_quarantined),
+        "customers_calibration": float(len(prepared.calibration)),
+        "customers_full": float(len(prepared.full)),
+        "customers_new_in_holdout": float(prepared.customers_new_in_holdout),
+        "returns_netted": float(ledger.returns_netted),
+        "returns_unmatched": float(ledger.returns_unmatched),
+        "duration_holdout": prepared.duration_holdout,
+    }
+    metrics.update({f"quarantined_{reason}": float(n) for reason, n in ledger.quarantined.items()})
+    return metrics
+
+
+def ledger_dict(prepared: PreparedData) -> dict[str, object]:
+    """The ledger as ``ledger.json`` (in the run and in ``clv prepare``'s output) and the summary show it."""
+    ledger = prepared.ledger
+    return {
+        "rows_in": ledger.rows_in,
+        "rows_used": ledger.rows_used,
+        "rows_quarantined": ledger.rows_quarantined,
+        "quarantined": ledger.quarantined,
+        "reconciled": ledger.reconciled,
+        "returns_netted": ledger.returns_netted,
+        "returns_unmatched": ledger.returns_unmatched,
+        "customers_calibration": len(prepared.calibration),
+        "customers_full": len(prepared.full),
+        "customers_new_in_holdout": prepared.customers_new_in_holdout,
+        "first_date": str(prepared.first_date),
+        "last_date": str(prepared.last_date),
+        "calibration_end": str(prepared.calibration_end),
+        "observation_end": str(prepared.observation_end),
+    }

@@ -1,0 +1,172 @@
+"""What ``clv train`` records in its MLflow run, as the workflow goes: the :class:`TrainingRecorder`.
+
+Names come from :mod:`pipeline.recorder.names`; every write goes through :mod:`pipeline.recorder.store`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from models.bundle import CLVModelParams
+from models.purchase import LABELS
+from pipeline import plots
+from pipeline.champion import ChampionComparison
+from pipeline.checks import RepeatPurchaseCheck
+from pipeline.config import Config, config_as_dict
+from pipeline.engine_calls import Engine, Source
+from pipeline.fit import FittedModels
+from pipeline.gate import GateResult
+from pipeline.outputs import write_text
+from pipeline.prepare import PreparedData
+from pipeline.recorder import names, store
+from pipeline.selection import Selection
+from pipeline.validate import Validation
+from pipeline.workflow import Candidate
+
+__all__ = ["TrainingRecorder", "config_hash", "log_model", "register"]
+
+
+def config_hash(config: Config) -> str:
+    """SHA-256 of the config's canonical JSON: the same hash and data fingerprint mean a rerun."""
+    return hashlib.sha256(json.dumps(config_as_dict(config), sort_keys=True).encode()).hexdigest()
+
+
+class TrainingRecorder:
+    """Records the training workflow's steps in the active MLflow run (an :class:`~pipeline.observer.Observer`).
+
+    ``output_dir``: where the quarantined rows are also written (``clv train --output``), or None.
+    """
+
+    def __init__(self, engine: Engine, output_dir: Path | None) -> None:
+        self.engine = engine
+        self.output_dir = output_dir
+
+    def start(self, written: Config, config_yaml: str, data: Source) -> None:
+        """The config as the user wrote it, and where the data came from."""
+        store.log_config(config_as_dict(written), config_yaml)
+        store.set_tags(
+            {"data.source": data.description, "data.fingerprint": data.fingerprint, "config.hash": config_hash(written)}
+        )
+
+    def prepared(self, data: Source, prepared: PreparedData) -> None:
+        if prepared.timestamp_format is not None:
+            how = "given" if data.timestamp_format else "detected"
+            store.set_tags({"data.timestamp_format": f"{prepared.timestamp_format} ({how})"})
+        store.log_metrics(names.ledger_metrics(prepared))
+        store.log_dict(names.ledger_dict(prepared), names.LEDGER_ARTIFACT)
+        if prepared.ledger.rows_quarantined:  # to --output when given, and always to the run
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = self.output_dir if self.output_dir is not None else Path(tmp)
+                path = self.engine.write_quarantine(prepared, folder / "quarantine.parquet", data.description)
+                store.log_file(path, names.QUARANTINE_DIR)
+
+    def fit_input(self, prefix: str, info: dict[str, float]) -> None:
+        store.log_metrics({f"spark_{prefix}{k}": v for k, v in info.items()})
+
+    def candidate(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return self._child(name)
+
+    @contextlib.contextmanager
+    def _child(self, name: str) -> Iterator[None]:
+        with store.child_run(name):
+            store.set_tags({"candidate": name})
+            yield
+
+    def candidate_done(self, name: str, status: str, candidate: Candidate | None) -> None:
+        if candidate is not None:
+            self.fitted("", candidate.fitted)
+            store.log_metrics(candidate.validation.metrics | names.check_metrics(candidate.repeat_check))
+        store.set_tags({"candidate.status": status})
+
+    def selected(self, selection: Selection) -> None:
+        store.set_tags(
+            {
+                "selection.winner": selection.winner,
+                "selection.metric": selection.metric,
+                "selection.reason": selection.reason,
+            }
+        )
+        store.log_table(selection.table, names.MODEL_SELECTION_TABLE)
+
+    def fitted(self, prefix: str, fitted: FittedModels) -> None:
+        store.log_metrics(names.fit_metrics(prefix, fitted))
+        store.set_tags(names.fit_tags(prefix, fitted))
+        if fitted.attempts:
+            attempts = pd.DataFrame([a.as_dict() for a in fitted.attempts])
+            store.log_table(attempts, names.table_artifact(f"{prefix}fit_attempts", "csv"))
+        if fitted.spend_attempts:
+            attempts = pd.DataFrame([a.as_dict() for a in fitted.spend_attempts])
+            store.log_table(attempts, names.table_artifact(f"{prefix}spend_fit_attempts", "csv"))
+
+    def calibrated(
+        self,
+        fitted: FittedModels,
+        validation: Validation,
+        check: RepeatPurchaseCheck,
+        prepared: PreparedData,
+        warning: str | None,
+    ) -> None:
+        """The chosen calibration fit, its validation on the holdout and its repeat-purchase check."""
+        label = LABELS[fitted.model]
+        self.fitted("", fitted)
+        store.set_tags({"assumption.spend_frequency_independence": "violated" if warning else "ok"})
+        store.log_metrics(validation.metrics)
+        store.log_table(validation.holdout, names.table_artifact("holdout"))
+        store.log_table(validation.by_frequency, names.table_artifact("holdout_by_frequency", "csv"))
+        store.log_table(validation.tracking, names.table_artifact("purchase_tracking", "csv"))
+        store.log_table(validation.churn_calibration, names.table_artifact("churn_calibration", "csv"))
+        for name, figure in plots.validation_figures(validation, prepared.calibration_end, label).items():
+            store.log_figure(figure, names.plot_artifact(name))
+        store.log_metrics(names.check_metrics(check))
+        store.log_table(check.table, names.table_artifact("repeat_purchases", "csv"))
+        figure = plots.repeat_purchases(check.table, label, check.chi_square, check.p_value)
+        store.log_figure(figure, names.plot_artifact("repeat_purchases"))
+
+    def champion(self, comparison: ChampionComparison) -> None:
+        if comparison.tags:
+            store.set_tags(comparison.tags)
+        if comparison.metrics:
+            store.log_metrics(comparison.metrics)
+
+    def scored(self, scores: pd.DataFrame, tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> None:
+        store.log_table(scores, names.table_artifact("scores"))
+        for name, table in tables.items():
+            store.log_table(table, names.table_artifact(name))
+        if metrics:
+            store.log_metrics(metrics)
+
+    def gated(self, gate: GateResult) -> None:
+        store.set_tags(
+            {"gate.passed": gate.passed, **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks}}
+        )
+
+    def report(self, text: str) -> None:
+        """The HTML report, as ``report.html`` in the run (and in ``--output`` when given)."""
+        store.log_text(text, names.REPORT_ARTIFACT)
+        if self.output_dir is not None:
+            write_text(self.output_dir / names.REPORT_ARTIFACT, text)
+
+
+def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) -> str:
+    """Log the production model in the run; its URI."""
+    return store.log_model(model, example, config_yaml)
+
+
+def register(model_uri: str, config: Config, run_id: str, fingerprint: str, gate: GateResult) -> int:
+    """Register the logged model as a new version, tagged with its gate (the alias is not moved here)."""
+    tags = {
+        "run_id": run_id,
+        "data.fingerprint": fingerprint,
+        "gate.passed": "true",
+        **{f"gate.{c.name}": f"{c.value:.6g}" for c in gate.checks},
+    }
+    version = store.register(model_uri, config.tracking.model_name, tags)
+    store.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
+    return version

@@ -1,0 +1,311 @@
+"""The training workflow: prepare -> fit -> validate -> gate -> refit -> score, chained in one function.
+
+:func:`train` takes the config, an engine and its opened source, and returns a :class:`TrainResult`. It writes
+no files and talks to no tracking store: what should be recorded is handed to an :class:`~pipeline.observer.
+Observer` as it happens (``clv train`` passes the MLflow recorder; a notebook passes nothing). Registering the
+model and moving the alias are the command's job, after this returns a result that passed the gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from models.bundle import CLVModelParams
+from models.clv import DAYS_PER_UNIT
+from pipeline import business
+from pipeline.champion import ChampionComparison, ChampionParams, compare_champion
+from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
+from pipeline.config import CandidateConfig, Config
+from pipeline.engine_calls import Engine, Source
+from pipeline.errors import InputError
+from pipeline.fit import FitInput, FittedModels, fit_histories
+from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
+from pipeline.metrics import metric_direction
+from pipeline.observer import Observer
+from pipeline.prepare import PreparedData
+from pipeline.report import BusinessView
+from pipeline.selection import NoCandidateError, Selection, select
+from pipeline.validate import Validation, validate
+
+__all__ = [
+    "DAYS_PER_PERIOD",
+    "Candidate",
+    "TrainResult",
+    "business_views",
+    "check_config",
+    "period_length",
+    "report_notes",
+    "train",
+]
+
+DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
+
+AT_RISK_SHOWN = 25
+"""At-risk customers shown in the report (the whole list is a table of the run)."""
+
+
+def period_length(config: Config) -> float:
+    """One prepare period in the model's time unit (a week is 1.0 in weeks, 7.0 in days)."""
+    return DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate fitted on the calibration period and validated on the holdout."""
+
+    config: CandidateConfig
+    fitted: FittedModels
+    validation: Validation
+    repeat_check: RepeatPurchaseCheck
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What the job did. ``run_id`` and ``version`` are set by the command that recorded and registered it."""
+
+    config: Config
+    data: Source
+    prepared: PreparedData
+    calibration_fit: FittedModels
+    validation: Validation
+    gate: GateResult
+    production_fit: FittedModels | None = None
+    scores: pd.DataFrame | None = None
+    selection: Selection | None = None
+    repeat_check: RepeatPurchaseCheck | None = None
+    warnings: tuple[str, ...] = ()
+    champion: ChampionComparison = dataclasses.field(default_factory=lambda: ChampionComparison(None))
+    business: tuple[BusinessView, ...] = ()
+    tables: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    run_id: str = ""
+    version: int | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return self.version is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.promoted else 1
+
+
+def _fit_candidate(
+    config: Config, prepared: PreparedData, fit_input: FitInput, candidate: CandidateConfig, label: str
+) -> Candidate:
+    fitted = fit_histories(fit_input, config.fit, label, candidate)
+    validation = validate(
+        fitted.bundle(config.scoring_spec()),
+        prepared.calibration,
+        period_length(config),
+        weekly=prepared.weekly,
+        calibration_end=prepared.calibration_end,
+        observation_end=prepared.observation_end,
+        full=prepared.full,
+    )
+    return Candidate(candidate, fitted, validation, repeat_purchase_check(fitted.purchase.params, prepared.calibration))
+
+
+def _select_candidate(
+    config: Config,
+    prepared: PreparedData,
+    fit_input: FitInput,
+    label: str,
+    observer: Observer,
+    checkpoint: Callable[[], None],
+) -> tuple[Candidate, Selection | None]:
+    """One candidate: fit it. Several: fit and validate each (the observer records each one), and pick the best."""
+    candidates = config.fit.candidate_list()
+    if len(candidates) == 1:
+        return _fit_candidate(config, prepared, fit_input, candidates[0], label), None
+    done: dict[str, Candidate] = {}
+    statuses: dict[str, str] = {}
+    metric = config.fit.selection_metric
+    for candidate in candidates:
+        checkpoint()
+        with observer.candidate(candidate.name):
+            try:
+                result = _fit_candidate(config, prepared, fit_input, candidate, label)
+            except InputError as exc:
+                statuses[candidate.name] = f"failed: {exc}"
+                observer.candidate_done(candidate.name, statuses[candidate.name], None)
+                continue
+            checks = diagnostic_checks(result.fitted.diagnostics, config.fit.diagnostics)
+            failed = [c.name for c in checks if not c.passed]
+            statuses[candidate.name] = f"diagnostics failed: {', '.join(failed)}" if failed else "ok"
+            observer.candidate_done(candidate.name, statuses[candidate.name], result)
+            done[candidate.name] = result
+    values = {name: result.validation.metrics.get(metric, float("nan")) for name, result in done.items()}
+    try:
+        selection = select(values, statuses, metric, config.fit.selection_direction or metric_direction(metric))
+    except NoCandidateError as exc:
+        raise InputError(f"{label}: {exc}") from None
+    observer.selected(selection)
+    return done[selection.winner], selection
+
+
+def _report_notes(fitted: FittedModels, champion: ChampionComparison, prepared: PreparedData) -> tuple[str, ...]:
+    """What the reader must know before the numbers: a spend-model fallback, no amounts, the champion."""
+    notes = []
+    if fitted.spend_fallback:
+        notes.append(f"Spend model: the pooled mean spend replaced Gamma-Gamma ({fitted.spend_fallback}).")
+    if not prepared.has_amounts or fitted.spend is None:
+        notes.append(
+            "No spend model: this feed has no amounts (or fit.spend_model is none), so expected order value, "
+            "CLV and the revenue metrics are not computed; the model is judged on purchases and churn."
+        )
+    if champion.note:
+        notes.append(champion.note)
+    return tuple(notes)
+
+
+def business_views(
+    config: Config,
+    production: CLVModelParams,
+    prepared: PreparedData,
+    scores: pd.DataFrame,
+    cac: pd.Series | None = None,
+) -> tuple[list[BusinessView], dict[str, pd.DataFrame], dict[str, float]]:
+    """The report's business views, the tables behind them (written to the run and to ``--output``) and the
+    CLV:CAC summary's numbers (recorded as metrics).
+
+    ``cac``: acquisition cost per customer (see :func:`pipeline.cac.read_cac`), or None.
+    """
+    business_config = config.business
+    at_risk = business.at_risk_valuable(
+        scores, business_config.at_risk_clv_quantile, business_config.at_risk_churn_risk
+    )
+    value = "CLV" if config.has_spend else "expected purchases"
+    shown = min(len(at_risk), AT_RISK_SHOWN)
+    views = [
+        BusinessView(
+            f"At risk and valuable (top {1 - business_config.at_risk_clv_quantile:.0%} by {value}, churn risk >= "
+            f"{business_config.at_risk_churn_risk:g})",
+            business.report_columns(at_risk.head(AT_RISK_SHOWN)),
+            f"Showing {shown:,} of {len(at_risk):,} customers, most valuable first; the full list is the run's "
+            "tables/at_risk_valuable.parquet (and at_risk_valuable.parquet in --output).",
+        )
+    ]
+    if config.has_spend:
+        views.append(BusinessView("Value segments", business.segment_table(scores)))
+    cohort_title = f"{value[0].upper()}{value[1:]} by acquisition cohort (month of first purchase)"
+    views.append(BusinessView(cohort_title, business.cohort_table(scores, prepared.full)))
+    tables = {"at_risk_valuable": at_risk}
+    metrics: dict[str, float] = {}
+    if cac is not None and config.has_spend:
+        cac_view = business.clv_cac(production, prepared.full, scores, cac)
+        summary = business.cac_summary(cac_view, config.score.clv_horizon_months)
+        views.append(BusinessView("CLV:CAC and payback", summary))
+        tables["clv_cac"] = cac_view
+        metrics = {str(k): float(v) for k, v in summary.iloc[0].items()}
+    return views, tables, metrics
+
+
+def _production(
+    config: Config,
+    engine: Engine,
+    prepared: PreparedData,
+    chosen: Candidate,
+    label: str,
+    observer: Observer,
+    staging: Path,
+    cac: Callable[[pd.Series], pd.Series | None],
+) -> tuple[FittedModels, pd.DataFrame, list[BusinessView], dict[str, pd.DataFrame]]:
+    """Refit the chosen candidate on the whole history and score every customer with it."""
+    full_input = engine.fit_input(config, prepared, "full")
+    observer.fit_input("production_", full_input.info)
+    production_fit = fit_histories(
+        full_input, config.fit, f"{label} (full history)", chosen.config, reuse=chosen.fitted.chosen
+    )
+    observer.fitted("production_", production_fit)
+    production = production_fit.bundle(config.scoring_spec())
+    scores = engine.score(production, prepared, staging)
+    scores = business.with_views(production, prepared.full, scores)
+    views, tables, metrics = business_views(config, production, prepared, scores, cac(scores["customer_id"]))
+    observer.scored(scores, tables, metrics)
+    return production_fit, scores, views, tables
+
+
+def check_config(config: Config) -> None:
+    """Config values only the workflow can judge (gate criteria, selection metric): before any work is done."""
+    check_criteria_known(config.validate_, config.has_spend)
+    check_selection_known(config.fit)
+
+
+def train(
+    config: Config,
+    engine: Engine,
+    data: Source,
+    *,
+    observer: Observer | None = None,
+    champion: ChampionParams | None = None,
+    checkpoint: Callable[[], None] = lambda: None,
+    staging: Path | None = None,
+    cac: Callable[[pd.Series], pd.Series | None] = lambda _: None,
+) -> TrainResult:
+    """The whole training job on ``data`` (opened by ``engine``): nothing is registered here.
+
+    ``champion``: the current champion's calibration parameters, compared on this run's holdout by the gate.
+    ``checkpoint`` is called between stages (the CLI's raises after a SIGTERM). ``staging``: where a distributed
+    engine writes the scores. ``cac``: acquisition cost per customer id (the CLV:CAC view), or None.
+    """
+    from pipeline.observer import NullObserver
+
+    observer = observer if observer is not None else NullObserver()
+    check_config(config)
+    config = config.resolved()
+    prepared = engine.prepare(config, data)
+    observer.prepared(data, prepared)
+    checkpoint()
+    calibration_input = engine.fit_input(config, prepared, "calibration")
+    observer.fit_input("", calibration_input.info)
+    label = f"{data.description} (calibration)"
+    chosen, selection = _select_candidate(config, prepared, calibration_input, label, observer, checkpoint)
+    warning = spend_independence_warning(
+        chosen.fitted.spend_frequency_correlation, config.fit.spend_correlation_threshold
+    )
+    observer.calibrated(chosen.fitted, chosen.validation, chosen.repeat_check, prepared, warning)
+
+    comparison = compare_champion(config, prepared, period_length(config), data.fingerprint, champion)
+    observer.champion(comparison)
+    checkpoint()
+    gate = evaluate_gate(
+        chosen.validation.metrics,
+        config.validate_,
+        comparison.value,
+        extra=diagnostic_checks(chosen.fitted.diagnostics, config.fit.diagnostics),
+        has_spend=config.has_spend,
+    )
+    result = TrainResult(
+        config,
+        data,
+        prepared,
+        chosen.fitted,
+        chosen.validation,
+        gate,
+        selection=selection,
+        repeat_check=chosen.repeat_check,
+        warnings=(warning,) if warning else (),
+        champion=comparison,
+    )
+    if gate.passed:  # validation passed: refit on the full history (MCMC diagnostics gate it too) and score
+        checkpoint()
+        production_fit, scores, views, tables = _production(
+            config, engine, prepared, chosen, data.description, observer, staging or Path(), cac
+        )
+        extra = diagnostic_checks(production_fit.diagnostics, config.fit.diagnostics, prefix="production_")
+        gate = GateResult(gate.checks + extra)
+        result = dataclasses.replace(
+            result, gate=gate, production_fit=production_fit, scores=scores, business=tuple(views), tables=tables
+        )
+    observer.gated(gate)
+    return result
+
+
+def report_notes(result: TrainResult) -> tuple[str, ...]:
+    """The notes the report shows under its verdict."""
+    return _report_notes(result.calibration_fit, result.champion, result.prepared)
