@@ -17,9 +17,11 @@ import pandas as pd
 
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
+from models.scoring import score_columns
 from pipeline import business
 from pipeline.champion import ChampionComparison, ChampionParams, compare_champion
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
+from pipeline.columns import CALIBRATION_COLUMNS, CUSTOMER_COLUMNS, HOLDOUT_COLUMNS, check_stage_output
 from pipeline.config import CandidateConfig, Config
 from pipeline.engine_calls import Engine, Source
 from pipeline.errors import InputError
@@ -107,6 +109,7 @@ def _fit_candidate(
         observation_end=prepared.observation_end,
         full=prepared.full,
     )
+    check_stage_output(validation.holdout, HOLDOUT_COLUMNS, "validate (holdout)", fitted.spend is not None)
     return Candidate(candidate, fitted, validation, repeat_purchase_check(fitted.purchase.params, prepared.calibration))
 
 
@@ -224,6 +227,7 @@ def _production(
     observer.fitted("production_", production_fit)
     production = production_fit.bundle(config.scoring_spec())
     scores = engine.score(production, prepared, staging)
+    check_stage_output(scores, score_columns(production), "score")
     scores = business.with_views(production, prepared.full, scores)
     views, tables, metrics = business_views(config, production, prepared, scores, cac(scores["customer_id"]))
     observer.scored(scores, tables, metrics)
@@ -259,6 +263,8 @@ def train(
     check_config(config)
     config = config.resolved()
     prepared = engine.prepare(config, data)
+    check_stage_output(prepared.calibration, CALIBRATION_COLUMNS, "prepare (calibration)", prepared.has_amounts)
+    check_stage_output(prepared.full, CUSTOMER_COLUMNS, "prepare (customers)", prepared.has_amounts)
     observer.prepared(data, prepared)
     checkpoint()
     calibration_input = engine.fit_input(config, prepared, "calibration")
