@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,spark]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,spark,docs]"
 	touch $(STAMP)
 
 venv: $(STAMP)
