@@ -41,20 +41,26 @@ DEFAULT_YAML = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 
 
 def cli_parser() -> argparse.ArgumentParser:
-    """The ``clv`` parser: the zero-argument function of ``pipeline.cli`` that returns an ArgumentParser."""
+    """The ``clv`` parser: the zero-argument function of ``pipeline.cli`` annotated to return an ArgumentParser
+    (or, failing that, one of the usual builder names)."""
     cli = importlib.import_module("pipeline.cli")
-    builders = [
-        function
+    functions = {
+        name: function
         for name, function in sorted(vars(cli).items())
-        if inspect.isfunction(function) and function.__module__ == cli.__name__ and _builds_parser(function)
-    ]
+        if inspect.isfunction(function) and function.__module__ == cli.__name__
+    }
+    builders = [function for function in functions.values() if _builds_parser(function)]
+    if not builders:
+        builders = [functions[name] for name in _BUILDER_NAMES if name in functions][:1]
     if len(builders) != 1:
-        names = [b.__name__ for b in builders]
-        raise RuntimeError(f"expected one parser builder in pipeline.cli, found {names}")
+        raise RuntimeError(f"expected one parser builder in pipeline.cli, found {[b.__name__ for b in builders]}")
     parser = builders[0]()
     if not isinstance(parser, argparse.ArgumentParser):
         raise TypeError(f"pipeline.cli.{builders[0].__name__} did not return an ArgumentParser")
     return parser
+
+
+_BUILDER_NAMES = ("build_parser", "make_parser", "parser", "_build_parser", "_parser")
 
 
 def _builds_parser(function: Callable[..., object]) -> bool:
