@@ -9,72 +9,73 @@ from pipeline.baselines import BASELINES, PURCHASE_BASELINES
 from pipeline.workflow import TrainResult
 
 
+def _data(result: TrainResult) -> dict[str, Any]:
+    ledger, prepared = result.prepared.ledger, result.prepared
+    return {
+        "source": result.data.description,
+        "fingerprint": result.data.fingerprint,
+        "rows_in": ledger.rows_in,
+        "rows_used": ledger.rows_used,
+        "rows_quarantined": ledger.quarantined,
+        "customers_calibration": len(prepared.calibration),
+        "customers_full": len(prepared.full),
+        "customers_new_in_holdout": prepared.customers_new_in_holdout,
+        "returns_netted": ledger.returns_netted,
+        "returns_unmatched": ledger.returns_unmatched,
+        "calibration_end": str(prepared.calibration_end),
+        "observation_end": str(prepared.observation_end),
+        "has_amounts": prepared.has_amounts,
+        "timestamp_format": prepared.timestamp_format,
+    }
+
+
+def _fit(result: TrainResult) -> dict[str, Any]:
+    fit, production = result.calibration_fit, result.production_fit
+    spend_ll = {} if fit.spend is None else {fit.spend_model: fit.spend.stats.log_likelihood}
+    return {
+        "parameters": {
+            "calibration": fit.params(),
+            "production": production.params() if production is not None else None,
+        },
+        "purchase_model": fit.model,
+        "fit_method": fit.method,
+        "fit_attempts": [a.as_dict() for a in fit.attempts],
+        "mcmc_diagnostics": fit.diagnostics.as_dict() if fit.diagnostics is not None else None,
+        "log_likelihood": {fit.model: fit.purchase.stats.log_likelihood, **spend_ll},
+        "spend_model": fit.spend_model,
+        "spend_fallback": fit.spend_fallback or None,
+        "spend_fit_attempts": [a.as_dict() for a in fit.spend_attempts],
+        "spend_spread_test": None if fit.spread_test is None else fit.spread_test.as_dict(),
+    }
+
+
 def summary_dict(result: TrainResult) -> dict[str, Any]:
-    ledger = result.prepared.ledger
-    production = result.production_fit
+    selection, check = result.selection, result.repeat_check
     return {
         "run_id": result.run_id,
         "model_name": result.config.tracking.model_name,
         "version": result.version,
         "promoted": result.promoted,
         "alias": result.config.tracking.alias if result.promoted else None,
-        "data": {
-            "source": result.data.description,
-            "fingerprint": result.data.fingerprint,
-            "rows_in": ledger.rows_in,
-            "rows_used": ledger.rows_used,
-            "rows_quarantined": ledger.quarantined,
-            "customers_calibration": len(result.prepared.calibration),
-            "customers_full": len(result.prepared.full),
-            "customers_new_in_holdout": result.prepared.customers_new_in_holdout,
-            "returns_netted": ledger.returns_netted,
-            "returns_unmatched": ledger.returns_unmatched,
-            "calibration_end": str(result.prepared.calibration_end),
-            "observation_end": str(result.prepared.observation_end),
-            "has_amounts": result.prepared.has_amounts,
-            "timestamp_format": result.prepared.timestamp_format,
-        },
-        "parameters": {
-            "calibration": result.calibration_fit.params(),
-            "production": production.params() if production is not None else None,
-        },
-        "purchase_model": result.calibration_fit.model,
-        "fit_method": result.calibration_fit.method,
-        "fit_attempts": [a.as_dict() for a in result.calibration_fit.attempts],
-        "mcmc_diagnostics": (
-            result.calibration_fit.diagnostics.as_dict() if result.calibration_fit.diagnostics is not None else None
-        ),
-        "log_likelihood": {
-            result.calibration_fit.model: result.calibration_fit.purchase.stats.log_likelihood,
-            **(
-                {}
-                if result.calibration_fit.spend is None
-                else {result.calibration_fit.spend_model: result.calibration_fit.spend.stats.log_likelihood}
-            ),
-        },
-        "spend_model": result.calibration_fit.spend_model,
-        "spend_fallback": result.calibration_fit.spend_fallback or None,
-        "spend_fit_attempts": [a.as_dict() for a in result.calibration_fit.spend_attempts],
-        "spend_spread_test": (
-            None if result.calibration_fit.spread_test is None else result.calibration_fit.spread_test.as_dict()
-        ),
+        "data": _data(result),
+        **_fit(result),
         "selection": (
             None
-            if result.selection is None
+            if selection is None
             else {
-                "winner": result.selection.winner,
-                "metric": result.selection.metric,
-                "reason": result.selection.reason,
-                "candidates": result.selection.table.to_dict(orient="records"),
+                "winner": selection.winner,
+                "metric": selection.metric,
+                "reason": selection.reason,
+                "candidates": selection.table.to_dict(orient="records"),
             }
         ),
         "repeat_purchase_check": (
             None
-            if result.repeat_check is None
+            if check is None
             else {
-                "chi_square": result.repeat_check.chi_square,
-                "degrees_of_freedom": result.repeat_check.degrees_of_freedom,
-                "p_value": result.repeat_check.p_value,
+                "chi_square": check.chi_square,
+                "degrees_of_freedom": check.degrees_of_freedom,
+                "p_value": check.p_value,
             }
         ),
         "warnings": list(result.warnings),

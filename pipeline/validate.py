@@ -194,6 +194,55 @@ def holdout_log_likelihood(params: PurchaseParams, calibration: pd.DataFrame, fu
     return float(np.sum(full_ll - cal_ll))
 
 
+def _purchase_metrics(holdout: pd.DataFrame) -> dict[str, float]:
+    """Holdout purchases: the model's errors and totals, the purchase baselines' and the skill over them."""
+    actual_n = holdout["actual_purchases"].to_numpy()
+    predicted_n = holdout["expected_purchases"].to_numpy()
+    metrics: dict[str, float] = {}
+    metrics["purchases_mae"], metrics["purchases_rmse"] = errors(actual_n, predicted_n)
+    metrics["purchases_spearman"] = spearman(actual_n, predicted_n)
+    metrics["purchases_total_actual"] = float(actual_n.sum())
+    metrics["purchases_total_predicted"] = float(predicted_n.sum())
+    metrics["purchases_total_pct_error"] = pct(predicted_n.sum(), actual_n.sum())
+    metrics["purchases_total_abs_pct_error"] = abs(metrics["purchases_total_pct_error"])
+    for name in PURCHASE_BASELINES:
+        baseline = holdout[f"baseline_{name}_purchases"].to_numpy()
+        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in count_metrics(actual_n, baseline).items()}
+    return metrics | skill(metrics, "purchases", PURCHASE_BASELINES)
+
+
+def _churn_metrics(churned: np.ndarray, churn_risk: np.ndarray) -> tuple[dict[str, float], pd.DataFrame]:
+    """Churn risk against "no holdout purchase": AUC, Brier, the isotonic check, and the calibration curve."""
+    has_both = 0 < churned.sum() < len(churned)
+    metrics = {
+        "churn_auc": float(roc_auc_score(churned, churn_risk)) if has_both else float("nan"),
+        "churn_brier": float(brier_score_loss(churned, churn_risk)),
+        "churn_rate_actual": float(churned.mean()),
+    }
+    if has_both:
+        observed, predicted = calibration_curve(churned, churn_risk, n_bins=10, strategy="quantile")
+        curve = pd.DataFrame({"mean_predicted": predicted, "observed": observed})
+    else:
+        curve = pd.DataFrame({"mean_predicted": [], "observed": []})
+    metrics["churn_brier_check_raw"], metrics["churn_brier_check_isotonic"] = isotonic_check(churned, churn_risk)
+    return metrics, curve
+
+
+def _revenue_block(holdout: pd.DataFrame) -> dict[str, float]:
+    """Holdout revenue: the model's errors, ranking and totals, the baselines' and the skill over them."""
+    actual_rev = holdout["actual_revenue"].to_numpy()
+    predicted_rev = holdout["expected_revenue"].to_numpy()
+    metrics = {
+        "revenue_total_actual": float(actual_rev.sum()),
+        "revenue_total_pct_error": pct(predicted_rev.sum(), actual_rev.sum()),
+    }
+    metrics |= {f"revenue_{k}": v for k, v in revenue_metrics(actual_rev, predicted_rev).items()}
+    for name in BASELINES:
+        baseline = holdout[f"baseline_{name}_revenue"].to_numpy()
+        metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in revenue_metrics(actual_rev, baseline).items()}
+    return metrics | skill(metrics, "revenue", BASELINES)
+
+
 def validate(
     model: CLVModelParams,
     calibration: pd.DataFrame,
@@ -211,53 +260,20 @@ def validate(
     """
     holdout, retention = holdout_predictions(model, calibration, period_length)
     actual_n = holdout["actual_purchases"].to_numpy()
-    predicted_n = holdout["expected_purchases"].to_numpy()
-    metrics: dict[str, float] = {}
-    metrics["purchases_mae"], metrics["purchases_rmse"] = errors(actual_n, predicted_n)
-    metrics["purchases_spearman"] = spearman(actual_n, predicted_n)
-    metrics["purchases_total_actual"] = float(actual_n.sum())
-    metrics["purchases_total_predicted"] = float(predicted_n.sum())
-    metrics["purchases_total_pct_error"] = pct(predicted_n.sum(), actual_n.sum())
-    metrics["purchases_total_abs_pct_error"] = abs(metrics["purchases_total_pct_error"])
+    metrics = _purchase_metrics(holdout)
     metrics["purchases_holdout_log_likelihood"] = (
         holdout_log_likelihood(model.purchase, calibration, full) if full is not None else float("nan")
     )
-    for name in PURCHASE_BASELINES:
-        baseline = holdout[f"baseline_{name}_purchases"].to_numpy()
-        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in count_metrics(actual_n, baseline).items()}
-    metrics |= skill(metrics, "purchases", PURCHASE_BASELINES)
-
     if weekly is not None and observation_end is not None:
         tracking = tracking_table(model, calibration, weekly, observation_end)
     else:
         tracking = pd.DataFrame(columns=["week", "actual", "expected", "actual_cumulative", "expected_cumulative"])
     metrics |= _cumulative_errors(tracking, calibration_end)
-
-    churned = (actual_n == 0).astype(int)
-    churn_risk = holdout["churn_risk"].to_numpy()
-    has_both = 0 < churned.sum() < len(churned)
-    metrics["churn_auc"] = float(roc_auc_score(churned, churn_risk)) if has_both else float("nan")
-    metrics["churn_brier"] = float(brier_score_loss(churned, churn_risk))
-    metrics["churn_rate_actual"] = float(churned.mean())
-    if has_both:
-        observed, predicted = calibration_curve(churned, churn_risk, n_bins=10, strategy="quantile")
-        curve = pd.DataFrame({"mean_predicted": predicted, "observed": observed})
-    else:
-        curve = pd.DataFrame({"mean_predicted": [], "observed": []})
-
-    metrics["churn_brier_check_raw"], metrics["churn_brier_check_isotonic"] = isotonic_check(churned, churn_risk)
+    churn, curve = _churn_metrics((actual_n == 0).astype(int), holdout["churn_risk"].to_numpy())
+    metrics |= churn
     metrics["historical_clv_retention"] = retention
-
     if "actual_revenue" in holdout.columns:
-        actual_rev = holdout["actual_revenue"].to_numpy()
-        predicted_rev = holdout["expected_revenue"].to_numpy()
-        metrics["revenue_total_actual"] = float(actual_rev.sum())
-        metrics["revenue_total_pct_error"] = pct(predicted_rev.sum(), actual_rev.sum())
-        metrics |= {f"revenue_{k}": v for k, v in revenue_metrics(actual_rev, predicted_rev).items()}
-        for name in BASELINES:
-            baseline = holdout[f"baseline_{name}_revenue"].to_numpy()
-            metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in revenue_metrics(actual_rev, baseline).items()}
-        metrics |= skill(metrics, "revenue", BASELINES)
+        metrics |= _revenue_block(holdout)
     return Validation(
         holdout=holdout,
         metrics=metrics,

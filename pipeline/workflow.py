@@ -234,6 +234,37 @@ def _production(
     return production_fit, scores, views, tables
 
 
+def _evaluated(
+    config: Config,
+    data: Source,
+    prepared: PreparedData,
+    chosen: Candidate,
+    selection: Selection | None,
+    comparison: ChampionComparison,
+    warning: str | None,
+) -> TrainResult:
+    """The chosen candidate judged by the gate (not yet refitted on the full history)."""
+    gate = evaluate_gate(
+        chosen.validation.metrics,
+        config.validate_,
+        comparison.value,
+        extra=diagnostic_checks(chosen.fitted.diagnostics, config.fit.diagnostics),
+        has_spend=config.has_spend,
+    )
+    return TrainResult(
+        config,
+        data,
+        prepared,
+        chosen.fitted,
+        chosen.validation,
+        gate,
+        selection=selection,
+        repeat_check=chosen.repeat_check,
+        warnings=(warning,) if warning else (),
+        champion=comparison,
+    )
+
+
 def check_config(config: Config) -> None:
     """Config values only the workflow can judge (gate criteria, selection metric): before any work is done."""
     check_criteria_known(config.validate_, config.has_spend)
@@ -279,25 +310,8 @@ def train(
     comparison = compare_champion(config, prepared, period_length(config), data.fingerprint, champion)
     observer.champion(comparison)
     checkpoint()
-    gate = evaluate_gate(
-        chosen.validation.metrics,
-        config.validate_,
-        comparison.value,
-        extra=diagnostic_checks(chosen.fitted.diagnostics, config.fit.diagnostics),
-        has_spend=config.has_spend,
-    )
-    result = TrainResult(
-        config,
-        data,
-        prepared,
-        chosen.fitted,
-        chosen.validation,
-        gate,
-        selection=selection,
-        repeat_check=chosen.repeat_check,
-        warnings=(warning,) if warning else (),
-        champion=comparison,
-    )
+    result = _evaluated(config, data, prepared, chosen, selection, comparison, warning)
+    gate = result.gate
     if gate.passed:  # validation passed: refit on the full history (MCMC diagnostics gate it too) and score
         checkpoint()
         production_fit, scores, views, tables = _production(
