@@ -47,6 +47,7 @@ class Observer(Protocol):
     def fitted(self, prefix: str, fitted: FittedModels) -> None: ...
     def scored(self, scores: pd.DataFrame, tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> None: ...
     def gated(self, gate: GateResult) -> None: ...
+    def timed(self, timings: dict[str, float]) -> None: ...
 
 
 class NullObserver:
@@ -88,4 +89,7 @@ class NullObserver:
         pass
 
     def gated(self, gate: GateResult) -> None:
+        pass
+
+    def timed(self, timings: dict[str, float]) -> None:
         pass

@@ -81,6 +81,7 @@ def summary_dict(result: TrainResult) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "metrics": result.validation.metrics,
         "checks": [c.as_dict() for c in result.gate.checks],
+        "stage_seconds": {stage: round(seconds, 3) for stage, seconds in result.timings.items()},
     }
 
 
@@ -166,6 +167,9 @@ def summary_text(result: TrainResult) -> str:
             f"    [{'pass' if check.passed else 'FAIL'}] {check.name}: {check.metric} = {check.value:.4g} "
             f"(needs {sign} {check.threshold:.4g})"
         )
+    if result.timings:
+        stages = ", ".join(f"{stage.replace('_', ' ')} {seconds:.1f} s" for stage, seconds in result.timings.items())
+        lines.append(f"  time        {stages}")
     name = result.config.tracking.model_name
     if result.promoted:
         lines.append(f"  registered  {name} version {result.version}, alias '{result.config.tracking.alias}' moved")

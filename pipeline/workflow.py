@@ -8,8 +8,10 @@ model and moving the alias are the command's job, after this returns a result th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +88,8 @@ class TrainResult:
     tables: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     run_id: str = ""
     version: int | None = None
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Wall seconds per stage (prepare, calibration_fit, champion, production_fit, score, business)."""
 
     @property
     def promoted(self) -> bool:
@@ -94,6 +98,15 @@ class TrainResult:
     @property
     def exit_code(self) -> int:
         return 0 if self.promoted else 1
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = time.perf_counter() - start
 
 
 def _fit_candidate(
@@ -217,19 +230,23 @@ def _production(
     observer: Observer,
     staging: Path,
     cac: Callable[[pd.Series], pd.Series | None],
+    timings: dict[str, float],
 ) -> tuple[FittedModels, pd.DataFrame, list[BusinessView], dict[str, pd.DataFrame]]:
     """Refit the chosen candidate on the whole history and score every customer with it."""
-    full_input = engine.fit_input(config, prepared, "full")
-    observer.fit_input("production_", full_input.info)
-    production_fit = fit_histories(
-        full_input, config.fit, f"{label} (full history)", chosen.config, reuse=chosen.fitted.chosen
-    )
+    with _timed(timings, "production_fit"):
+        full_input = engine.fit_input(config, prepared, "full")
+        observer.fit_input("production_", full_input.info)
+        production_fit = fit_histories(
+            full_input, config.fit, f"{label} (full history)", chosen.config, reuse=chosen.fitted.chosen
+        )
     observer.fitted("production_", production_fit)
     production = production_fit.bundle(config.scoring_spec())
-    scores = engine.score(production, prepared, staging)
-    check_stage_output(scores, score_columns(production), "score")
-    scores = business.with_views(production, prepared.full, scores)
-    views, tables, metrics = business_views(config, production, prepared, scores, cac(scores["customer_id"]))
+    with _timed(timings, "score"):
+        scores = engine.score(production, prepared, staging)
+        check_stage_output(scores, score_columns(production), "score")
+    with _timed(timings, "business"):
+        scores = business.with_views(production, prepared.full, scores)
+        views, tables, metrics = business_views(config, production, prepared, scores, cac(scores["customer_id"]))
     observer.scored(scores, tables, metrics)
     return production_fit, scores, views, tables
 
@@ -293,21 +310,25 @@ def train(
     observer = observer if observer is not None else NullObserver()
     check_config(config)
     config = config.resolved()
-    prepared = engine.prepare(config, data)
-    check_stage_output(prepared.calibration, CALIBRATION_COLUMNS, "prepare (calibration)", prepared.has_amounts)
-    check_stage_output(prepared.full, CUSTOMER_COLUMNS, "prepare (customers)", prepared.has_amounts)
+    timings: dict[str, float] = {}
+    with _timed(timings, "prepare"):
+        prepared = engine.prepare(config, data)
+        check_stage_output(prepared.calibration, CALIBRATION_COLUMNS, "prepare (calibration)", prepared.has_amounts)
+        check_stage_output(prepared.full, CUSTOMER_COLUMNS, "prepare (customers)", prepared.has_amounts)
     observer.prepared(data, prepared)
     checkpoint()
-    calibration_input = engine.fit_input(config, prepared, "calibration")
-    observer.fit_input("", calibration_input.info)
-    label = f"{data.description} (calibration)"
-    chosen, selection = _select_candidate(config, prepared, calibration_input, label, observer, checkpoint)
+    with _timed(timings, "calibration_fit"):  # every candidate's fit and validation
+        calibration_input = engine.fit_input(config, prepared, "calibration")
+        observer.fit_input("", calibration_input.info)
+        label = f"{data.description} (calibration)"
+        chosen, selection = _select_candidate(config, prepared, calibration_input, label, observer, checkpoint)
     warning = spend_independence_warning(
         chosen.fitted.spend_frequency_correlation, config.fit.spend_correlation_threshold
     )
     observer.calibrated(chosen.fitted, chosen.validation, chosen.repeat_check, prepared, warning)
 
-    comparison = compare_champion(config, prepared, period_length(config), data.fingerprint, champion)
+    with _timed(timings, "champion"):
+        comparison = compare_champion(config, prepared, period_length(config), data.fingerprint, champion)
     observer.champion(comparison)
     checkpoint()
     result = _evaluated(config, data, prepared, chosen, selection, comparison, warning)
@@ -315,7 +336,7 @@ def train(
     if gate.passed:  # validation passed: refit on the full history (MCMC diagnostics gate it too) and score
         checkpoint()
         production_fit, scores, views, tables = _production(
-            config, engine, prepared, chosen, data.description, observer, staging or Path(), cac
+            config, engine, prepared, chosen, data.description, observer, staging or Path(), cac, timings
         )
         extra = diagnostic_checks(production_fit.diagnostics, config.fit.diagnostics, prefix="production_")
         gate = GateResult(gate.checks + extra)
@@ -323,7 +344,8 @@ def train(
             result, gate=gate, production_fit=production_fit, scores=scores, business=tuple(views), tables=tables
         )
     observer.gated(gate)
-    return result
+    observer.timed(timings)
+    return dataclasses.replace(result, timings=timings)
 
 
 def report_notes(result: TrainResult) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ __all__ = [
     "ledger_dict",
     "ledger_metrics",
     "plot_artifact",
+    "stage_metrics",
     "table_artifact",
 ]
 
@@ -99,6 +100,11 @@ def champion_metric_names(model: str, spend_model: str) -> dict[str, str] | None
         return None
     purchase = {k: f"{model}_{k}" for k in PARAM_NAMES[model]}
     return purchase | {k: f"{spend_model}_{k}" for k in SPEND_PARAM_NAMES[spend_model]}
+
+
+def stage_metrics(timings: dict[str, float]) -> dict[str, float]:
+    """``stage_seconds_<stage>``: wall seconds the workflow spent in each stage."""
+    return {f"stage_seconds_{stage}": seconds for stage, seconds in timings.items()}
 
 
 def check_metrics(check: RepeatPurchaseCheck) -> dict[str, float]:

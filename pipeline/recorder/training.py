@@ -147,6 +147,9 @@ class TrainingRecorder:
             {"gate.passed": gate.passed, **{f"gate.{c.name}": "pass" if c.passed else "fail" for c in gate.checks}}
         )
 
+    def timed(self, timings: dict[str, float]) -> None:
+        store.log_metrics(names.stage_metrics(timings))
+
     def report(self, text: str) -> None:
         """The HTML report, as ``report.html`` in the run (and in ``--output`` when given)."""
         store.log_text(text, names.REPORT_ARTIFACT)

@@ -73,6 +73,9 @@ def test_summary_json(trained: tuple[Path, dict[str, object]]) -> None:
     assert all(c["passed"] for c in checks.values())
     data = summary["data"]  # type: ignore[index]
     assert (data["rows_in"], data["rows_used"], data["customers_calibration"]) == (69_659, 69_659, 23_570)
+    stages = summary["stage_seconds"]  # type: ignore[index]
+    assert list(stages) == ["prepare", "calibration_fit", "champion", "production_fit", "score", "business"]
+    assert all(seconds >= 0 for seconds in stages.values())
 
 
 def test_output_tables(trained: tuple[Path, dict[str, object]]) -> None:
@@ -123,6 +126,7 @@ def test_run_and_registry_in_the_default_store(trained: tuple[Path, dict[str, ob
     assert run.data.tags["gate.passed"] == "True"
     assert len(run.data.tags["data.fingerprint"]) == 64
     assert run.data.metrics["bgnbd_r"] == pytest.approx(0.25162, rel=1e-3)
+    assert {f"stage_seconds_{s}" for s in ("prepare", "calibration_fit", "score")} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "ledger.json", "plots", "tables", "report.html"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
