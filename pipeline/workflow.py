@@ -43,6 +43,7 @@ __all__ = [
     "business_views",
     "check_config",
     "period_length",
+    "prepare_data",
     "report_notes",
     "train",
 ]
@@ -346,6 +347,17 @@ def train(
     observer.gated(gate)
     observer.timed(timings)
     return dataclasses.replace(result, timings=timings)
+
+
+def prepare_data(config: Config, engine: Engine | None = None) -> tuple[PreparedData, Source]:
+    """The prepare stage alone on the configured input (a notebook's first step): the prepared data and its
+    source (description, fingerprint). ``engine``: the configured one (``engine.name``) when None."""
+    from pipeline.engine_calls import open_engine
+
+    config = config.resolved()
+    engine = engine if engine is not None else open_engine(config.engine)
+    data = engine.open(config.data)
+    return engine.prepare(config, data), data
 
 
 def report_notes(result: TrainResult) -> tuple[str, ...]:
