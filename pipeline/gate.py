@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from models.bayes import Diagnostics
+from models.pymc_fit import Diagnostics
 from pipeline.config import DiagnosticsConfig, FitConfig, ValidateConfig
 from pipeline.errors import ConfigError
 from pipeline.validate import BASELINES, METRIC_NAMES, MONEY_METRICS, PURCHASE_BASELINES
