@@ -30,6 +30,20 @@ from pipeline.config import CandidateConfig, FitConfig, RemediesConfig
 from pipeline.errors import InputError
 from pipeline.spend_fit import SpendOutcome, fit_spend, pooled_mean_outcome, spend_problem
 
+__all__ = [
+    "MIN_CUSTOMERS",
+    "MIN_REPEAT_CUSTOMERS",
+    "FitAttempt",
+    "FitInput",
+    "FittedModels",
+    "HoldoutScore",
+    "data_diagnosis",
+    "fit",
+    "fit_histories",
+    "fit_input",
+    "holdout_scorer",
+]
+
 MIN_CUSTOMERS = 10
 """BG/NBD has four parameters and Gamma-Gamma three: fewer customers than this cannot identify them."""
 MIN_REPEAT_CUSTOMERS = 3

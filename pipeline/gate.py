@@ -15,6 +15,8 @@ from pipeline.config import DiagnosticsConfig, FitConfig, ValidateConfig
 from pipeline.errors import ConfigError
 from pipeline.validate import BASELINES, METRIC_NAMES, MONEY_METRICS, PURCHASE_BASELINES
 
+__all__ = ["Check", "GateResult", "check_criteria_known", "check_selection_known", "diagnostic_checks", "evaluate_gate"]
+
 
 @dataclass(frozen=True)
 class Check:
