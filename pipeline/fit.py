@@ -1,4 +1,5 @@
-"""Fit stage: a purchase model (BG/NBD, MBG/NBD or Pareto/NBD) and a spend model, by MLE, MAP or MCMC.
+"""Fit stage: a registered purchase model (BG/NBD, MBG/NBD, Pareto/NBD, a plug-in) and a spend model, by
+MLE, MAP or MCMC.
 
 Maximum-likelihood fits that fail or degenerate go through the remedies of ``fit.remedies`` in a fixed
 order, and every attempt is recorded; when nothing works for the purchase model the error says what in

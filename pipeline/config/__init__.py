@@ -18,7 +18,7 @@ from pipeline.config.fit import (
     FitConfig,
     FitMethod,
     McmcConfig,
-    PurchaseModel,
+    PurchaseModelName,
     RemediesConfig,
 )
 from pipeline.config.job import Config
@@ -43,7 +43,7 @@ __all__ = [
     "FitMethod",
     "McmcConfig",
     "PrepareConfig",
-    "PurchaseModel",
+    "PurchaseModelName",
     "RemediesConfig",
     "RiskTierConfig",
     "ScoreConfig",

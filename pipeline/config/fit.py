@@ -22,7 +22,7 @@ __all__ = [
     "FitConfig",
     "FitMethod",
     "McmcConfig",
-    "PurchaseModel",
+    "PurchaseModelName",
     "RemediesConfig",
 ]
 
@@ -46,7 +46,7 @@ def _check_method(model: str, method: str) -> None:
         )
 
 
-PurchaseModel = Annotated[str, AfterValidator(_registered)]
+PurchaseModelName = Annotated[str, AfterValidator(_registered)]
 """The name of a registered purchase model (``bgnbd``, ``mbgnbd``, ``pareto_nbd``, or a plug-in's)."""
 FitMethod = Literal["mle", "map", "mcmc"]
 
@@ -54,7 +54,7 @@ FitMethod = Literal["mle", "map", "mcmc"]
 class CandidateConfig(StrictModel):
     """A purchase model and how to fit it: ``mle`` (lifetimes), ``map`` or ``mcmc`` (PyMC)."""
 
-    model: PurchaseModel
+    model: PurchaseModelName
     method: FitMethod = "mle"
 
     @property
@@ -118,7 +118,7 @@ class FitConfig(StrictModel):
     ``selection_metric`` (``selection_direction``) is refitted on the full history and registered.
     """
 
-    purchase_model: PurchaseModel = "bgnbd"
+    purchase_model: PurchaseModelName = "bgnbd"
     method: FitMethod = "mle"
     candidates: tuple[CandidateConfig, ...] = ()
     selection_metric: str = "purchases_holdout_log_likelihood"
