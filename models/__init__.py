@@ -2,3 +2,5 @@
 
 Importable on its own (notebooks, serving) without the ``pipeline`` package.
 """
+
+__all__: list[str] = []

@@ -20,7 +20,7 @@ from scipy.special import betaln, digamma, gammaln, logsumexp
 from models import sbg
 
 if TYPE_CHECKING:
-    from models.mle import FitStatistics
+    from models.fitted import FitStatistics
 
 __all__ = [
     "BGBBFit",
@@ -229,7 +229,7 @@ def fit_bgbb(
 
     ``weights`` counts the customers of each row (as in lifetimes' ``donations.csv``); rows are merged first.
     """
-    from models.mle import FitError, FitStatistics
+    from models.fitted import FitError, FitStatistics
     from models.positive_mle import maximize_log_likelihood
 
     x, t_x, n, inverse = unique_histories(frequency, recency, n_periods)

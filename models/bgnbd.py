@@ -8,11 +8,30 @@ model's unit (weeks by default): ``frequency`` is the number of repeat purchase 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, roots_jacobi, xlogy
+
+from models.definition import PurchaseModel, PymcSpec
+from models.lifetimes_fit import LifetimesFitter
+
+__all__ = [
+    "MODEL",
+    "BetaGeoParams",
+    "beta_geo_priors",
+    "expected_purchases",
+    "expected_purchases_if_alive",
+    "expected_purchases_new_customer",
+    "log_likelihood",
+    "log_likelihood_rows",
+    "p_alive",
+    "p_no_purchase",
+    "repeat_count_pmf",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -157,3 +176,41 @@ def repeat_count_pmf(params: BetaGeoParams, counts: ArrayLike, t: ArrayLike) -> 
         at_least = np.where(x > 0, betainc(np.maximum(x, 1), r, horizon / (alpha + horizon)), 0.0)
         died = np.where(x > 0, np.exp(betaln(a + 1, b + np.maximum(x, 1) - 1) - betaln(a, b)), 0.0) * at_least
     return np.asarray(alive + died, dtype=np.float64)
+
+
+def beta_geo_priors() -> dict[str, Any]:
+    """pymc-marketing 0.19's default priors of BG/NBD (and MBG/NBD): Weibull r and alpha, and a, b through the
+    dropout's mean phi and concentration kappa."""
+    import pymc as pm
+
+    variables: dict[str, Any] = {
+        "r": pm.Weibull("r", alpha=2, beta=1),
+        "alpha": pm.Weibull("alpha", alpha=2, beta=10),
+    }
+    phi = pm.Uniform("phi_dropout", lower=0, upper=1)
+    kappa = pm.Pareto("kappa_dropout", alpha=1, m=1)
+    variables["a"] = pm.Deterministic("a", phi * kappa)
+    variables["b"] = pm.Deterministic("b", (1 - phi) * kappa)
+    return variables
+
+
+def _pymc_distribution(v: Mapping[str, Any], T: FloatArray) -> Any:
+    from pymc_marketing.clv.distributions import BetaGeoNBD
+
+    return BetaGeoNBD.dist(a=v["a"], b=v["b"], r=v["r"], alpha=v["alpha"], T=T)  # type: ignore[no-untyped-call]
+
+
+MODEL = PurchaseModel(
+    name="bgnbd",
+    label="BG/NBD",
+    params_type=BetaGeoParams,
+    rates=("alpha",),
+    p_alive=p_alive,
+    p_no_purchase=p_no_purchase,
+    expected_purchases=expected_purchases,
+    expected_purchases_new_customer=expected_purchases_new_customer,
+    log_likelihood_rows=log_likelihood_rows,
+    repeat_count_pmf=repeat_count_pmf,
+    mle=LifetimesFitter("BetaGeoFitter"),
+    pymc=PymcSpec(beta_geo_priors, _pymc_distribution),
+)

@@ -18,6 +18,8 @@ from models.gamma_gamma import GammaGammaParams
 from models.purchase import PARAM_NAMES, PurchaseParams, make_params, model_name
 from models.spend import SpendModel, SpendParams, make_spend_params, spend_model_name
 
+__all__ = ["FORMAT_VERSION", "READABLE_VERSIONS", "CLVModelParams", "PosteriorDraws", "RiskTier", "ScoringSpec"]
+
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 """Version 2 added other purchase models and posterior draws; version 3 the spend models ``pooled_mean``

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+__all__ = ["DAYS_PER_MONTH", "DAYS_PER_UNIT", "days_to_units", "discounted_clv"]
+
 FloatArray = NDArray[np.float64]
 
 DAYS_PER_MONTH = 30.4375

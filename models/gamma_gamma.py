@@ -12,6 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln
 
+__all__ = ["GammaGammaParams", "expected_order_value", "log_likelihood"]
+
 FloatArray = NDArray[np.float64]
 
 

@@ -6,13 +6,28 @@ repeat purchase are not certain to be alive. Time is in the model's unit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, xlogy
 
-from models.bgnbd import BetaGeoParams, expected_purchases_if_alive
+from models.bgnbd import BetaGeoParams, beta_geo_priors, expected_purchases_if_alive
+from models.definition import PurchaseModel, PymcSpec
+from models.lifetimes_fit import LifetimesFitter
+
+__all__ = [
+    "MODEL",
+    "MBGNBDParams",
+    "expected_purchases",
+    "expected_purchases_new_customer",
+    "log_likelihood_rows",
+    "p_alive",
+    "p_no_purchase",
+    "repeat_count_pmf",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -107,3 +122,25 @@ def repeat_count_pmf(params: MBGNBDParams, counts: ArrayLike, t: ArrayLike) -> F
     at_least = np.where(x > 0, betainc(np.maximum(x, 1), r, horizon / (alpha + horizon)), 1.0)
     died = np.exp(betaln(a + 1, b + x) - betaln(a, b)) * at_least
     return np.asarray(alive + died, dtype=np.float64)
+
+
+def _pymc_distribution(v: Mapping[str, Any], T: FloatArray) -> Any:
+    from pymc_marketing.clv.distributions import ModifiedBetaGeoNBD
+
+    return ModifiedBetaGeoNBD.dist(a=v["a"], b=v["b"], r=v["r"], alpha=v["alpha"], T=T)  # type: ignore[no-untyped-call]
+
+
+MODEL = PurchaseModel(
+    name="mbgnbd",
+    label="MBG/NBD",
+    params_type=MBGNBDParams,
+    rates=("alpha",),
+    p_alive=p_alive,
+    p_no_purchase=p_no_purchase,
+    expected_purchases=expected_purchases,
+    expected_purchases_new_customer=expected_purchases_new_customer,
+    log_likelihood_rows=log_likelihood_rows,
+    repeat_count_pmf=repeat_count_pmf,
+    mle=LifetimesFitter("ModifiedBetaGeoFitter"),
+    pymc=PymcSpec(beta_geo_priors, _pymc_distribution),
+)

@@ -7,11 +7,27 @@ the Pareto/NBD model" (2005) and lifetimes' implementation; time is in the model
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, gammaincc, gammaln, hyp2f1, roots_genlaguerre, roots_legendre, xlogy
+
+from models.definition import PurchaseModel, PymcSpec
+from models.lifetimes_fit import LifetimesFitter
+
+__all__ = [
+    "MODEL",
+    "ParetoNBDParams",
+    "expected_purchases",
+    "expected_purchases_new_customer",
+    "log_likelihood_rows",
+    "p_alive",
+    "p_no_purchase",
+    "repeat_count_pmf",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -141,3 +157,37 @@ def repeat_count_pmf(params: ParetoNBDParams, counts: ArrayLike, t: ArrayLike, n
         )
         out.flat[i] = float(np.sum(weight * (alive_part + dead_part)))
     return np.asarray(out, dtype=np.float64)
+
+
+def _pymc_priors() -> dict[str, Any]:
+    """pymc-marketing 0.19's default priors of Pareto/NBD: Weibull on every parameter."""
+    import pymc as pm
+
+    return {
+        "r": pm.Weibull("r", alpha=2, beta=1),
+        "alpha": pm.Weibull("alpha", alpha=2, beta=10),
+        "s": pm.Weibull("s", alpha=2, beta=1),
+        "beta": pm.Weibull("beta", alpha=2, beta=10),
+    }
+
+
+def _pymc_distribution(v: Mapping[str, Any], T: FloatArray) -> Any:
+    from pymc_marketing.clv.distributions import ParetoNBD
+
+    return ParetoNBD.dist(r=v["r"], alpha=v["alpha"], s=v["s"], beta=v["beta"], T=T)  # type: ignore[no-untyped-call]
+
+
+MODEL = PurchaseModel(
+    name="pareto_nbd",
+    label="Pareto/NBD",
+    params_type=ParetoNBDParams,
+    rates=("alpha", "beta"),
+    p_alive=p_alive,
+    p_no_purchase=p_no_purchase,
+    expected_purchases=expected_purchases,
+    expected_purchases_new_customer=expected_purchases_new_customer,
+    log_likelihood_rows=log_likelihood_rows,
+    repeat_count_pmf=repeat_count_pmf,
+    mle=LifetimesFitter("ParetoNBDFitter", natural_params=True),
+    pymc=PymcSpec(_pymc_priors, _pymc_distribution),
+)

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize
 
-from models.mle import FitError
+from models.fitted import FitError
 
 __all__ = ["LOG_BOUND", "MaximumLikelihood", "maximize_log_likelihood"]
 

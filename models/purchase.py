@@ -1,84 +1,106 @@
-"""One interface over the purchase models: BG/NBD, MBG/NBD and Pareto/NBD.
+"""One interface over the purchase models (BG/NBD, MBG/NBD, Pareto/NBD and any registered plug-in).
 
-Each model module evaluates its formulas from a frozen parameter dataclass; this module picks the
-module from the parameters' type, so scoring, validation and the checks work with any of them.
+Each model declares its formulas in its own module (see :mod:`models.definition`); this module looks the
+model up in :mod:`models.registry` from the parameters' type, so scoring, validation and the checks work
+with any of them. ``LABELS`` and ``PARAM_NAMES`` are read-only views of the registry by model name.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Final
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from models import bgnbd, mbgnbd, pareto_nbd
-from models.bgnbd import BetaGeoParams
-from models.mbgnbd import MBGNBDParams
-from models.pareto_nbd import ParetoNBDParams
+from models import registry
+from models.definition import PurchaseModel, PurchaseParams
+
+__all__ = [
+    "LABELS",
+    "PARAM_NAMES",
+    "PurchaseParams",
+    "expected_purchases",
+    "expected_purchases_new_customer",
+    "holdout_log_likelihood",
+    "log_likelihood",
+    "log_likelihood_rows",
+    "make_params",
+    "model_name",
+    "p_alive",
+    "p_no_purchase",
+    "repeat_count_pmf",
+]
 
 FloatArray = NDArray[np.float64]
-PurchaseParams = BetaGeoParams | MBGNBDParams | ParetoNBDParams
+T_co = TypeVar("T_co", covariant=True)
 
-PARAM_TYPES: Final[dict[str, type[BetaGeoParams] | type[MBGNBDParams] | type[ParetoNBDParams]]] = {
-    "bgnbd": BetaGeoParams,
-    "mbgnbd": MBGNBDParams,
-    "pareto_nbd": ParetoNBDParams,
-}
-PARAM_NAMES: Final[dict[str, tuple[str, ...]]] = {
-    "bgnbd": ("r", "alpha", "a", "b"),
-    "mbgnbd": ("r", "alpha", "a", "b"),
-    "pareto_nbd": ("r", "alpha", "s", "beta"),
-}
-LABELS: Final[dict[str, str]] = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}
-_MODULES: Final[dict[str, ModuleType]] = {"bgnbd": bgnbd, "mbgnbd": mbgnbd, "pareto_nbd": pareto_nbd}
+
+class _RegistryView(Mapping[str, T_co]):
+    """One attribute of every registered model, by model name (plug-ins included, as they register)."""
+
+    def __init__(self, attribute: Callable[[PurchaseModel[PurchaseParams]], T_co]) -> None:
+        self._attribute = attribute
+
+    def __getitem__(self, name: str) -> T_co:
+        if name not in registry.names():
+            raise KeyError(name)
+        return self._attribute(registry.get(name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.names())
+
+    def __len__(self) -> int:
+        return len(registry.names())
+
+
+LABELS: Mapping[str, str] = _RegistryView(lambda m: m.label)
+"""Display name of each model (``BG/NBD``)."""
+PARAM_NAMES: Mapping[str, tuple[str, ...]] = _RegistryView(lambda m: m.param_names)
+"""Parameter names of each model, in order."""
 
 
 def model_name(params: PurchaseParams) -> str:
-    for name, kind in PARAM_TYPES.items():
-        if type(params) is kind:
-            return name
-    raise TypeError(f"not purchase-model parameters: {params!r}")
+    return registry.of_params(params).name
 
 
-def make_params(model: str, values: dict[str, float]) -> PurchaseParams:
+def make_params(model: str, values: Mapping[str, float]) -> PurchaseParams:
     """Parameters of ``model`` from a mapping with (at least) its parameter names."""
-    if model not in PARAM_TYPES:
-        raise ValueError(f"unknown purchase model {model!r}; expected one of {sorted(PARAM_TYPES)}")
-    return PARAM_TYPES[model](*(float(values[k]) for k in PARAM_NAMES[model]))
-
-
-def _module(params: PurchaseParams) -> ModuleType:
-    return _MODULES[model_name(params)]
+    params: PurchaseParams = registry.get(model).make_params(values)
+    return params
 
 
 def p_alive(params: PurchaseParams, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
     """P(alive at T | x, t_x, T)."""
-    return np.asarray(_module(params).p_alive(params, frequency, recency, T), dtype=np.float64)
+    return np.asarray(registry.of_params(params).p_alive(params, frequency, recency, T), dtype=np.float64)
 
 
 def p_no_purchase(
     params: PurchaseParams, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
 ) -> FloatArray:
     """P(no purchase in (T, T + t] | x, t_x, T): the churn risk over a horizon t."""
-    return np.asarray(_module(params).p_no_purchase(params, t, frequency, recency, T), dtype=np.float64)
+    model = registry.of_params(params)
+    return np.asarray(model.p_no_purchase(params, t, frequency, recency, T), dtype=np.float64)
 
 
 def expected_purchases(
     params: PurchaseParams, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
 ) -> FloatArray:
     """E[X(T, T + t) | x, t_x, T]: expected purchases in the next t time units."""
-    return np.asarray(_module(params).expected_purchases(params, t, frequency, recency, T), dtype=np.float64)
+    model = registry.of_params(params)
+    return np.asarray(model.expected_purchases(params, t, frequency, recency, T), dtype=np.float64)
 
 
 def expected_purchases_new_customer(params: PurchaseParams, t: ArrayLike) -> FloatArray:
     """E[X(t)]: expected repeat purchases in (0, t] of a new customer."""
-    return np.asarray(_module(params).expected_purchases_new_customer(params, t), dtype=np.float64)
+    return np.asarray(registry.of_params(params).expected_purchases_new_customer(params, t), dtype=np.float64)
 
 
 def log_likelihood_rows(params: PurchaseParams, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
     """Each history's log-likelihood, in the data's time unit."""
-    return np.asarray(_module(params).log_likelihood_rows(params, frequency, recency, T), dtype=np.float64)
+    model = registry.of_params(params)
+    return np.asarray(model.log_likelihood_rows(params, frequency, recency, T), dtype=np.float64)
 
 
 def log_likelihood(
@@ -92,4 +114,21 @@ def log_likelihood(
 
 def repeat_count_pmf(params: PurchaseParams, counts: ArrayLike, t: ArrayLike) -> FloatArray:
     """P(X(t) = x): the chance that a new customer observed for t makes x repeat purchases."""
-    return np.asarray(_module(params).repeat_count_pmf(params, counts, t), dtype=np.float64)
+    return np.asarray(registry.of_params(params).repeat_count_pmf(params, counts, t), dtype=np.float64)
+
+
+def holdout_log_likelihood(params: PurchaseParams, calibration: pd.DataFrame, full: pd.DataFrame) -> float:
+    """Log-likelihood of the holdout purchases given the calibration histories (higher is better).
+
+    A purchase history's likelihood depends only on (x, t_x, T), and the calibration history is the
+    full one cut at calibration_end, so log L(full) - log L(calibration) is the log-density of what
+    happened in the holdout given the calibration period. Summed over the calibration customers; a
+    proper score that compares purchase models (and penalizers) on the same holdout.
+    """
+    both = calibration[["customer_id", "frequency", "recency", "T"]].merge(
+        full[["customer_id", "frequency", "recency", "T"]], on="customer_id", suffixes=("_cal", "_full")
+    )
+    with np.errstate(all="ignore"):
+        full_ll = log_likelihood_rows(params, both["frequency_full"], both["recency_full"], both["T_full"])
+        cal_ll = log_likelihood_rows(params, both["frequency_cal"], both["recency_cal"], both["T_cal"])
+    return float(np.sum(full_ll - cal_ll))

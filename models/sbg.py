@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
-    from models.mle import FitStatistics
+    from models.fitted import FitStatistics
 
 __all__ = [
     "RenewalCounts",
@@ -334,7 +334,7 @@ def fit_sbg(counts: RenewalCounts, label: str = "sBG") -> SBGFit:
     A parameter at a bound (1e-9 or 1e9) is reported in ``at_bound``: e.g. no heterogeneity (alpha and beta
     run off together, the geometric limit) or no churn at all (alpha to 0). Predictions stay finite.
     """
-    from models.mle import FitError, FitStatistics
+    from models.fitted import FitError, FitStatistics
     from models.positive_mle import maximize_log_likelihood
 
     if counts.customers <= 0:

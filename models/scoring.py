@@ -13,6 +13,17 @@ from models.contract import CUSTOMER_ID, check_customer_summary
 from models.gamma_gamma import GammaGammaParams
 from models.purchase import PurchaseParams
 
+__all__ = [
+    "MONEY_COLUMNS",
+    "POSTERIOR_CHUNK",
+    "NonFiniteScoresError",
+    "assign_risk_tier",
+    "horizon_column",
+    "interval_columns",
+    "score_columns",
+    "score_customers",
+]
+
 FloatArray = NDArray[np.float64]
 
 POSTERIOR_CHUNK = 20_000

@@ -4,4 +4,6 @@ from mlflow.models import set_model
 
 from models.pyfunc import CLVModel
 
+__all__: list[str] = []
+
 set_model(CLVModel())

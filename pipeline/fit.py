@@ -1,4 +1,5 @@
-"""Fit stage: a purchase model (BG/NBD, MBG/NBD or Pareto/NBD) and a spend model, by MLE, MAP or MCMC.
+"""Fit stage: a registered purchase model (BG/NBD, MBG/NBD, Pareto/NBD, a plug-in) and a spend model, by
+MLE, MAP or MCMC.
 
 Maximum-likelihood fits that fail or degenerate go through the remedies of ``fit.remedies`` in a fixed
 order, and every attempt is recorded; when nothing works for the purchase model the error says what in
@@ -14,24 +15,39 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from models import gamma_gamma, purchase
-from models.bayes import BayesFit, Diagnostics, Method, Sampler, fit_gamma_gamma_bayes, fit_purchase_bayes_histories
+from models import gamma_gamma, purchase, registry
+from models.bayes import fit_gamma_gamma_bayes, fit_purchase_bayes_histories
 from models.bundle import CLVModelParams, PosteriorDraws, ScoringSpec
+from models.fitted import FitError, FitStatistics, PurchaseFit, SpendFit
 from models.gamma_gamma_fit import SpendData
-from models.mle import FitError, FitStatistics, PurchaseFit, SpendFit, fit_purchase_histories, unique_histories
-from models.purchase import LABELS, PurchaseParams
+from models.histories import unique_histories
+from models.mle import fit_purchase_histories
+from models.purchase import LABELS, PurchaseParams, holdout_log_likelihood
+from models.pymc_fit import BayesFit, Diagnostics, Method, Sampler
 from models.spend import SpendModel
 from models.spend_spread import SpreadTest
 from pipeline.attempts import FitAttempt as FitAttempt
 from pipeline.config import CandidateConfig, FitConfig, RemediesConfig
 from pipeline.errors import InputError
 from pipeline.spend_fit import SpendOutcome, fit_spend, pooled_mean_outcome, spend_problem
-from pipeline.validate import holdout_log_likelihood
+
+__all__ = [
+    "MIN_CUSTOMERS",
+    "MIN_REPEAT_CUSTOMERS",
+    "FitAttempt",
+    "FitInput",
+    "FittedModels",
+    "HoldoutScore",
+    "data_diagnosis",
+    "fit",
+    "fit_histories",
+    "fit_input",
+    "holdout_scorer",
+]
 
 MIN_CUSTOMERS = 10
 """BG/NBD has four parameters and Gamma-Gamma three: fewer customers than this cannot identify them."""
 MIN_REPEAT_CUSTOMERS = 3
-SHAPES = ("r", "a", "b", "s")
 
 
 @dataclass(frozen=True)
@@ -78,9 +94,10 @@ class FittedModels:
 
 
 def _degenerate(params: PurchaseParams, remedies: RemediesConfig) -> str:
+    """A shape parameter of the model (not a rate) outside [min_shape, max_shape]: the fit ran off."""
     values = params.as_dict()
-    for name in SHAPES:
-        if name in values and not remedies.min_shape <= values[name] <= remedies.max_shape:
+    for name in registry.of_params(params).shapes:
+        if not remedies.min_shape <= values[name] <= remedies.max_shape:
             return f"{name} ran off to {values[name]:.3g}"
     return ""
 
@@ -167,8 +184,7 @@ def _fit_purchase_mle(
 
 
 def _sampler(config: FitConfig) -> Sampler:
-    m = config.mcmc
-    return Sampler(m.chains, m.draws, m.tune, m.target_accept, m.seed, m.keep_draws, m.cores)
+    return Sampler(**config.mcmc.model_dump())
 
 
 def _worst(a: Diagnostics | None, b: Diagnostics | None) -> Diagnostics | None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from models.bayes import Diagnostics
+from models.pymc_fit import Diagnostics
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES
 from pipeline.config import DiagnosticsConfig, FitConfig, ValidateConfig
 from pipeline.errors import ConfigError
 from pipeline.metrics import METRIC_NAMES, MONEY_METRICS
+
+__all__ = ["Check", "GateResult", "check_criteria_known", "check_selection_known", "diagnostic_checks", "evaluate_gate"]
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from models.fitted import FitStatistics, SpendFit
 from models.gamma_gamma import GammaGammaParams
 from models.gamma_gamma_fit import NEUTRAL_START, GammaGammaMLE, SpendData, Start, fit_spend_data
-from models.mle import FitStatistics, SpendFit
 from models.spend import PooledMeanParams
 from models.spend_spread import SpreadTest, fit_no_heterogeneity, spread_test
 from pipeline.attempts import FitAttempt

@@ -16,7 +16,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from models import purchase, spend
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
-from models.purchase import PurchaseParams
+from models.purchase import holdout_log_likelihood
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
 from pipeline.metrics import count_metrics, errors, pct, revenue_metrics, skill, spearman
 
@@ -175,23 +175,6 @@ def isotonic_check(churned: np.ndarray, churn_risk: np.ndarray, seed: int = 2026
         float(brier_score_loss(churned[check_rows], churn_risk[check_rows])),
         float(brier_score_loss(churned[check_rows], recalibrated)),
     )
-
-
-def holdout_log_likelihood(params: PurchaseParams, calibration: pd.DataFrame, full: pd.DataFrame) -> float:
-    """Log-likelihood of the holdout purchases given the calibration histories (higher is better).
-
-    A purchase history's likelihood depends only on (x, t_x, T), and the calibration history is the
-    full one cut at calibration_end, so log L(full) - log L(calibration) is the log-density of what
-    happened in the holdout given the calibration period. Summed over the calibration customers; a
-    proper score that compares purchase models (and penalizers) on the same holdout.
-    """
-    both = calibration[["customer_id", "frequency", "recency", "T"]].merge(
-        full[["customer_id", "frequency", "recency", "T"]], on="customer_id", suffixes=("_cal", "_full")
-    )
-    with np.errstate(all="ignore"):
-        full_ll = purchase.log_likelihood_rows(params, both["frequency_full"], both["recency_full"], both["T_full"])
-        cal_ll = purchase.log_likelihood_rows(params, both["frequency_cal"], both["recency_cal"], both["T_cal"])
-    return float(np.sum(full_ll - cal_ll))
 
 
 def _purchase_metrics(holdout: pd.DataFrame) -> dict[str, float]:

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bayes import Sampler, fit_gamma_gamma_bayes, fit_purchase_bayes
+from models.bayes import fit_gamma_gamma_bayes, fit_purchase_bayes
 from models.mle import fit_gamma_gamma, fit_purchase
+from models.pymc_fit import Sampler
 
 pytestmark = pytest.mark.slow
 

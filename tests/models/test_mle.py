@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.mle import FitError, fit_bgnbd, fit_gamma_gamma, fit_purchase, unique_histories
+from models.fitted import FitError
+from models.mle import fit_bgnbd, fit_gamma_gamma, fit_purchase
 
 REL = 1e-3  # published values must match within 0.1%
 
@@ -41,15 +42,6 @@ def test_weighted_unique_rows_equal_per_customer_fit(cdnow_sample_summary: pd.Da
     weighted = fit_bgnbd(s["frequency"], s["recency"], s["T"])
     for name in ("r", "alpha", "a", "b"):
         assert getattr(weighted.params, name) == pytest.approx(plain.params_[name], rel=1e-5)
-
-
-def test_unique_histories_counts() -> None:
-    rows = unique_histories([0, 0, 1, 1], [0, 0, 2, 3], [5, 5, 5, 5])
-    assert rows.to_dict("records") == [
-        {"frequency": 0.0, "recency": 0.0, "T": 5.0, "weight": 2},
-        {"frequency": 1.0, "recency": 2.0, "T": 5.0, "weight": 1},
-        {"frequency": 1.0, "recency": 3.0, "T": 5.0, "weight": 1},
-    ]
 
 
 def test_fit_errors_name_the_cause() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.mle import FitError
+from models.fitted import FitError
 from models.positive_mle import maximize_log_likelihood
 
 

@@ -10,7 +10,7 @@ from scipy import integrate, stats
 from scipy.special import betaln, hyp2f1
 
 from models import sbg
-from models.mle import FitError
+from models.fitted import FitError
 from models.sbg import RenewalCounts, ShiftedBetaGeoParams
 
 # Fader & Hardie (2007): customers alive at the start of years 0..7 per 1,000 (../shared/notes/reference-values.md).

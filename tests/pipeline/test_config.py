@@ -214,3 +214,12 @@ def test_an_event_feed_has_no_spend_model() -> None:
     assert config.fit.spend_model is None
     assert config.resolved().fit.spend_model == "none"
     assert parse_config({"data": {"source": "csv", "path": "e.csv"}}).has_spend
+
+
+def test_config_hash_of_the_defaults() -> None:
+    from pipeline.config import config_hash
+
+    # the defaults as they were when the config was one module (the scoring and MCMC defaults now read from
+    # ScoringSpec and Sampler): the same hash, so runs before and after compare as reruns
+    assert config_hash(Config()) == "3d3f0c42be459abf199a750431af9fa18ba87cc7a0d55003af24d67da7f3bc16"
+    assert config_hash(parse_config({"fit": {"purchase_penalizer": 0.1}})) != config_hash(Config())

@@ -78,7 +78,7 @@ def test_champion_check() -> None:
 
 
 def test_mcmc_diagnostics_gate_the_run() -> None:
-    from models.bayes import Diagnostics
+    from models.pymc_fit import Diagnostics
     from pipeline.config import DiagnosticsConfig
     from pipeline.gate import diagnostic_checks
 

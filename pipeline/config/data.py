@@ -1,0 +1,107 @@
+"""``data``: where the transactions come from and how their columns are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import StrictModel
+
+__all__ = ["ColumnMap", "CsvOptions", "DataConfig"]
+
+
+class ColumnMap(StrictModel):
+    """Input column names: customer id, purchase time, and either ``amount`` or ``quantity`` x
+    ``unit_price``; ``order_id`` (optional) groups invoice lines into orders.
+
+    ``amount: null`` without quantity and unit price is an event feed (``date,id``): every row is a
+    purchase and there is no spend. With quantity and unit price, ``amount`` is None (its default
+    ``amount`` applies only without them), so that a dumped mapping validates again.
+    """
+
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    amount: str | None = "amount"
+    quantity: str | None = None
+    unit_price: str | None = None
+    order_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_default_amount_with_quantity(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("quantity") is not None and "amount" not in data:
+            return {**data, "amount": None}
+        return data
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> ColumnMap:
+        pair = (self.quantity is None, self.unit_price is None)
+        if pair[0] != pair[1]:
+            raise ValueError("data.columns.quantity and data.columns.unit_price go together")
+        if self.quantity is not None and self.amount is not None:
+            raise ValueError("set either data.columns.amount or data.columns.quantity + unit_price, not both")
+        return self
+
+    @property
+    def uses_quantity(self) -> bool:
+        return self.quantity is not None
+
+    @property
+    def has_amounts(self) -> bool:
+        """Whether the feed has spend: an amount, or quantity and unit price (not an event feed)."""
+        return self.amount is not None or self.quantity is not None
+
+
+class CsvOptions(StrictModel):
+    delimiter: str = ","
+    header: bool = True
+    encoding: str = "utf-8"
+
+
+class DataConfig(StrictModel):
+    """Where the transactions come from.
+
+    ``cdnow_master`` and ``cdnow_sample`` are the CDNOW files shipped inside the lifetimes wheel;
+    ``csv`` and ``parquet`` read ``path`` (a file, or a folder of Parquet files); ``duckdb`` reads
+    ``table`` from the DuckDB database file ``path``; ``sql`` runs ``query`` in DuckDB (which reads
+    the files it names itself); ``spark_table`` reads the catalog table ``table`` (``engine.name: spark``
+    only). All use the ``columns`` mapping.
+    """
+
+    source: Literal["cdnow_master", "cdnow_sample", "csv", "parquet", "duckdb", "sql", "spark_table"] = "cdnow_master"
+    path: Path | None = None
+    table: str | None = None
+    query: str | None = None
+    columns: ColumnMap = ColumnMap()
+    csv: CsvOptions = CsvOptions()
+    timestamp_format: str | None = Field(
+        default=None, description="strptime format of the timestamp column; None lets DuckDB detect it"
+    )
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> DataConfig:
+        if self.source in ("csv", "parquet", "duckdb") and self.path is None:
+            raise ValueError(f"data.path is required when data.source is '{self.source}'")
+        if self.source in ("cdnow_master", "cdnow_sample", "sql", "spark_table") and self.path is not None:
+            raise ValueError(f"data.path must not be set when data.source is '{self.source}'")
+        if (self.source in ("duckdb", "spark_table")) != (self.table is not None):
+            raise ValueError("data.table is required for, and only for, data.source 'duckdb' and 'spark_table'")
+        if (self.source == "sql") != (self.query is not None):
+            raise ValueError("data.query is required for, and only for, data.source 'sql'")
+        return self
+
+    def pointed_at(self, source: Literal["csv", "parquet"], path: Path) -> DataConfig:
+        """This config pointed at another file (``clv score --input``): the same column mapping, CSV options
+        and timestamp format, exactly as the user set them (a plain ``model_dump`` would write out the
+        defaults too, and a default next to a user's value can contradict it)."""
+        return DataConfig.model_validate(
+            {
+                "source": source,
+                "path": path,
+                "columns": self.columns.model_dump(exclude_unset=True),
+                "csv": self.csv.model_dump(exclude_unset=True),
+                "timestamp_format": self.timestamp_format,
+            }
+        )
