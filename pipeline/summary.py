@@ -117,6 +117,22 @@ def _baseline_lines(m: dict[str, float]) -> list[str]:
     return lines
 
 
+def _gate_lines(result: TrainResult) -> list[str]:
+    lines = ["  gate"]
+    for check in result.gate.checks:
+        sign = ">=" if check.direction == "higher" else "<="
+        if check.name == "beats_historical_baseline":
+            sign = "<"
+        if check.name == "does_not_lose_to_champion" and check.threshold != check.threshold:  # NaN
+            lines.append(f"    [pass] {check.name}: no champion yet")
+            continue
+        lines.append(
+            f"    [{'pass' if check.passed else 'FAIL'}] {check.name}: {check.metric} = {check.value:.4g} "
+            f"(needs {sign} {check.threshold:.4g})"
+        )
+    return lines
+
+
 def summary_text(result: TrainResult) -> str:
     m = result.validation.metrics
     fitted = result.calibration_fit
@@ -155,18 +171,7 @@ def summary_text(result: TrainResult) -> str:
             f"{d.min_ess_tail:,.0f}, {d.divergences} divergences"
         )
     lines += [f"  warning     {w}" for w in result.warnings]
-    lines.append("  gate")
-    for check in result.gate.checks:
-        sign = ">=" if check.direction == "higher" else "<="
-        if check.name == "beats_historical_baseline":
-            sign = "<"
-        if check.name == "does_not_lose_to_champion" and check.threshold != check.threshold:  # NaN
-            lines.append(f"    [pass] {check.name}: no champion yet")
-            continue
-        lines.append(
-            f"    [{'pass' if check.passed else 'FAIL'}] {check.name}: {check.metric} = {check.value:.4g} "
-            f"(needs {sign} {check.threshold:.4g})"
-        )
+    lines += _gate_lines(result)
     if result.timings:
         stages = ", ".join(f"{stage.replace('_', ' ')} {seconds:.1f} s" for stage, seconds in result.timings.items())
         lines.append(f"  time        {stages}")
