@@ -31,9 +31,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from models.challenger_features import FEATURE_COLUMNS
 
 __all__ = [
+    "MIN_CLASS",
     "PREDICTION_COLUMNS",
     "TRUSTED_TYPES",
     "Challenger",
+    "ChallengerError",
     "ChallengerSettings",
     "blend",
     "fit_challenger",
@@ -44,6 +46,12 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 PREDICTION_COLUMNS = ("expected_revenue", "p_purchase", "churn_risk")
+MIN_CLASS = 2
+"""Fewest buyers (and non-buyers) in the label window: early stopping holds out part of each."""
+
+
+class ChallengerError(ValueError):
+    """The challenger cannot be fitted on this data (it is then not a contender)."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,11 @@ def fit_challenger(
     x = np.asarray(features[list(FEATURE_COLUMNS)].to_numpy(dtype=np.float64))
     revenue = labels["revenue"].to_numpy(dtype=np.float64)
     bought = labels["purchases"].to_numpy(dtype=np.float64) > 0
-    if bought.all() or not bought.any():
-        raise ValueError(f"the label window needs buyers and non-buyers; {int(bought.sum())} of {len(bought)} bought")
+    if min(bought.sum(), (~bought).sum()) < MIN_CLASS:
+        raise ChallengerError(
+            f"the label window needs at least {MIN_CLASS} buyers and {MIN_CLASS} non-buyers; "
+            f"{int(bought.sum())} of {len(bought)} customers bought"
+        )
     classifier = _boosting(HistGradientBoostingClassifier, chosen).fit(x, bought.astype(np.int64))
     regressor = _boosting(HistGradientBoostingRegressor, chosen, loss="poisson").fit(
         x[bought], np.maximum(revenue[bought], 0.0)

@@ -13,7 +13,16 @@ import skops.io
 from sklearn.preprocessing import FunctionTransformer
 
 from models import bgnbd, gamma_gamma
-from models.challenger import Challenger, ChallengerSettings, blend, fit_challenger, load, rescale_to, save
+from models.challenger import (
+    Challenger,
+    ChallengerError,
+    ChallengerSettings,
+    blend,
+    fit_challenger,
+    load,
+    rescale_to,
+    save,
+)
 from models.challenger_contest import ContestResult, contest, normalized_gini, top_share
 from models.challenger_features import activity_from_transactions, features, labels
 from models.mle import fit_bgnbd, fit_gamma_gamma
@@ -268,3 +277,18 @@ def test_rescaled_challenger_keeps_its_ranking(small: tuple[pd.DataFrame, pd.Dat
     )
     pd.testing.assert_frame_equal(out[["p_purchase", "churn_risk"]], raw[["p_purchase", "churn_risk"]])
     assert replace(scaled, revenue_scale=1.0).predict(scoring).equals(raw)
+
+
+def test_too_few_buyers_is_a_challenger_error(small: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
+    train, target, _ = small
+    one_buyer = target.assign(purchases=0.0, revenue=0.0)
+    one_buyer.iloc[0] = [50.0, 1.0]
+    with pytest.raises(ChallengerError, match="at least 2 buyers and 2 non-buyers; 1 of 3000 customers bought"):
+        fit_challenger(train, one_buyer)
+    with pytest.raises(ValueError, match="same customers"):
+        fit_challenger(train, target.iloc[::-1])
+    two = one_buyer.copy()
+    two.iloc[1] = [20.0, 1.0]
+    predicted = fit_challenger(train, two).predict(train)  # fits; the trees underfit 2 buyers in 3,000
+    assert 0 < predicted["expected_revenue"].sum() < 70.0
+    assert predicted["p_purchase"].mean() == pytest.approx(2 / 3000, rel=0.5)
