@@ -157,3 +157,12 @@ def test_features_do_not_see_past_the_cutoff(cdnow_activity: pd.DataFrame) -> No
     pd.testing.assert_frame_equal(features(deleted, CUTOFF), before)
     pd.testing.assert_frame_equal(features(altered, CUTOFF), before)
     assert np.isfinite(before["purchases_per_week"]).all()
+
+
+def test_labels_do_not_see_past_the_horizon(cdnow_activity: pd.DataFrame) -> None:
+    before = labels(cdnow_activity, CUTOFF, HORIZON)
+    later = cdnow_activity["date"] > CUTOFF + pd.Timedelta(days=HORIZON)
+    altered = cdnow_activity.copy()
+    altered.loc[later, "revenue"] = 1e6
+    pd.testing.assert_frame_equal(labels(altered, CUTOFF, HORIZON), before)
+    pd.testing.assert_frame_equal(labels(cdnow_activity[~later], CUTOFF, HORIZON), before)
