@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -240,6 +242,25 @@ def test_skops_round_trip_predicts_identically(
     assert loaded.feature_names == fitted.feature_names
     pd.testing.assert_frame_equal(loaded.predict(scoring), fitted.predict(scoring), check_exact=True)
     assert loaded.predict(scoring)["expected_revenue"].sum() == pytest.approx(1234.5, rel=1e-9)
+
+
+def test_a_fresh_process_loads_and_predicts_identically(
+    small: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    train, target, scoring = small
+    fitted = fit_challenger(train, target)
+    save(fitted, tmp_path / "challenger.skops")
+    scoring.to_parquet(tmp_path / "features.parquet")
+    script = (
+        "import sys, pandas as pd; from models.challenger import load; "
+        "folder = sys.argv[1]; "
+        "load(folder + '/challenger.skops').predict(pd.read_parquet(folder + '/features.parquet'))"
+        ".to_parquet(folder + '/predicted.parquet')"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    there = pd.read_parquet(tmp_path / "predicted.parquet")
+    pd.testing.assert_frame_equal(there, fitted.predict(scoring), check_exact=True)
 
 
 def test_load_refuses_an_unexpected_type(tmp_path: Path) -> None:
