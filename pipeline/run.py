@@ -32,21 +32,22 @@ from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.contract import required_columns
 from models.purchase import LABELS
-from pipeline import business, plots, spark_prepare, spark_score, spark_session, tracking
+from pipeline import business, plots, tracking
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.config import CandidateConfig, Config, DataConfig, config_as_dict, parse_config
+from pipeline.engines import spark_prepare, spark_score, spark_session
+from pipeline.engines.duckdb_prepare import Ledger, PreparedData, prepare, prepare_as_of
+from pipeline.engines.duckdb_source import Transactions, connect, open_transactions, read_cac
+from pipeline.engines.spark_prepare import SparkPrepared, SparkRows
+from pipeline.engines.spark_session import SparkTransactions
 from pipeline.errors import InputError
 from pipeline.fit import FitInput, FittedModels, fit_histories, fit_input, holdout_scorer
 from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
 from pipeline.glossary import scoring_definitions
 from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
-from pipeline.prepare import Ledger, PreparedData, prepare, prepare_as_of
 from pipeline.report import BusinessView, render_report
 from pipeline.score import score
 from pipeline.selection import NoCandidateError, Selection, select
-from pipeline.sources import Transactions, connect, open_transactions, read_cac
-from pipeline.spark_prepare import SparkPrepared, SparkRows
-from pipeline.spark_session import SparkTransactions
 from pipeline.validate import BASELINES, Validation, metric_direction, validate
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
-"""Row classification in Spark SQL: the rules of :mod:`pipeline.classify` (DuckDB), line by line.
+"""Row classification in Spark SQL: the rules of :mod:`pipeline.engines.duckdb_classify` (DuckDB), line by line.
 
 Every input row with its parsed values and a quarantine reason; strptime formats become Spark datetime
 patterns; a text timestamp column without a configured format gets one detected from the same sample
-of values as on DuckDB (:mod:`pipeline.timestamps`); ids follow :mod:`pipeline.ids`, duplicates
-:mod:`pipeline.source_columns`.
+of values as on DuckDB (:mod:`pipeline.engines.timestamps`); ids follow :mod:`pipeline.engines.ids`, duplicates
+:mod:`pipeline.engines.source_columns`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
-from pipeline.classify import MAX_ABS_AMOUNT
 from pipeline.config import PrepareConfig
+from pipeline.engines.duckdb_classify import MAX_ABS_AMOUNT
+from pipeline.engines.ids import spark_id
+from pipeline.engines.source_columns import REASON, Layout, quarantine_names
+from pipeline.engines.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
 from pipeline.errors import ConfigError
-from pipeline.ids import spark_id
-from pipeline.source_columns import REASON, Layout, quarantine_names
-from pipeline.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -111,7 +111,7 @@ def _quoted(identifier: str) -> str:
 
 def detected_format(spark: SparkSession, view: str, source: str) -> str | None:
     """The format to read the text ``timestamp`` column of ``view`` with: the same sample and the same
-    choice as :func:`pipeline.classify.detected_format` (run in the session zone of prepare.timezone)."""
+    choice as :func:`pipeline.engines.duckdb_classify.detected_format` (run in the session zone of prepare.timezone)."""
     default = _timestamp_sql("string", None, "v")
     rows = spark.sql(
         f"""SELECT v, {default} IS NOT NULL AS ok FROM (

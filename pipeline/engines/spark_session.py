@@ -3,7 +3,8 @@
 pyspark is an optional extra (``pip install .[spark]``) and is imported only inside these functions,
 so the default install imports the pipeline without it. The DataFrame's columns are renamed from the
 config's mapping to the standard names (the other columns under private aliases), as
-:mod:`pipeline.sources` does for DuckDB; parsing and quarantine happen in :mod:`pipeline.spark_prepare`.
+:mod:`pipeline.engines.duckdb_source` does for DuckDB; parsing and quarantine happen in
+:mod:`pipeline.engines.spark_prepare`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DataConfig, EngineConfig
-from pipeline.errors import ConfigError, InputError
-from pipeline.sources import (
+from pipeline.engines.duckdb_source import (
     CDNOW_FILES,
     _check_csv_header,
     _files,
@@ -27,6 +27,7 @@ from pipeline.sources import (
     bundled_cdnow_frame,
     renamed_columns,
 )
+from pipeline.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -37,7 +38,7 @@ class SparkTransactions:
     """Raw transactions as a Spark DataFrame, where they came from and a fingerprint of the input.
 
     ``column_names``: frame column -> source column name, in the source's order; pass it to
-    :func:`pipeline.spark_prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's column names).
+    :func:`pipeline.engines.spark_prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's column names).
     """
 
     frame: DataFrame
@@ -132,7 +133,7 @@ def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransaction
 
 def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: str) -> SparkTransactions:
     """Rename the mapped columns to the standard names and the others to their private aliases (as
-    :mod:`pipeline.sources` does); a missing column is an InputError."""
+    :mod:`pipeline.engines.duckdb_source` does); a missing column is an InputError."""
     from pyspark.sql import functions
 
     renamed = renamed_columns(list(frame.columns), data, description)

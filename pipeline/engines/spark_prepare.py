@@ -1,4 +1,4 @@
-"""Prepare stage on Spark: the same rules and the same numbers as :mod:`pipeline.prepare` (DuckDB).
+"""Prepare stage on Spark: the same rules and the same numbers as :mod:`pipeline.engines.duckdb_prepare` (DuckDB).
 
 Row classification (quarantine reasons, duplicates, returns, time zones), the per-(reason, customer,
 order, return flag, day) aggregation, return netting and the per-customer summaries all run on the
@@ -33,8 +33,7 @@ import pandas as pd
 
 from models.clv import DAYS_PER_UNIT
 from pipeline.config import PrepareConfig
-from pipeline.errors import InputError
-from pipeline.prepare import (
+from pipeline.engines.duckdb_prepare import (
     HOLDOUT_COLUMNS,
     MONEY_COLUMNS,
     SCALE,
@@ -45,15 +44,16 @@ from pipeline.prepare import (
     reconciled_ledger,
     used_dates,
 )
-from pipeline.source_columns import Layout, layout
-from pipeline.spark_classify import (
+from pipeline.engines.source_columns import Layout, layout
+from pipeline.engines.spark_classify import (
     NATIVE_TIMESTAMPS,
     classified_sql,
     detected_format,
     quarantine_sql,
     unreadable_timestamp,
 )
-from pipeline.spark_classify import spark_pattern as spark_pattern  # the patterns' home before
+from pipeline.engines.spark_classify import spark_pattern as spark_pattern  # the patterns' home before
+from pipeline.errors import InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -241,7 +241,7 @@ def _views(sql: str, views: dict[str, str]) -> str:
 class SparkPrepared:
     """Output of :func:`prepare` on Spark: the summaries stay distributed (cached) DataFrames.
 
-    ``calibration`` and ``full`` have the columns of :class:`pipeline.prepare.PreparedData`'s frames;
+    ``calibration`` and ``full`` have the columns of :class:`pipeline.engines.duckdb_prepare.PreparedData`'s frames;
     ``quarantine`` holds the rejected rows (every source column as text) with their ``reason``.
     """
 
@@ -256,7 +256,7 @@ class SparkPrepared:
     first_date: dt.date
     last_date: dt.date
     has_amounts: bool = True
-    """False for an event feed: no spend columns (:data:`pipeline.prepare.MONEY_COLUMNS`)."""
+    """False for an event feed: no spend columns (:data:`pipeline.engines.duckdb_prepare.MONEY_COLUMNS`)."""
     timestamp_format: str | None = None
     """The strptime format text timestamps were read with (configured or detected); None: Spark's reading."""
 
@@ -289,11 +289,11 @@ def prepare(
     source: str = "input",
     column_names: Mapping[str, str] | None = None,
 ) -> SparkPrepared:
-    """Clean, quarantine and summarise ``transactions`` on Spark: the numbers of :func:`pipeline.prepare.prepare`.
+    """Clean, quarantine and summarise ``transactions`` on Spark: the numbers of the DuckDB prepare.
 
     Columns: customer_id, timestamp, amount (or quantity and unit_price; neither for an event feed),
     optionally order_id, and the other source columns under their private aliases, named by
-    ``column_names`` (:attr:`pipeline.spark_session.SparkTransactions.column_names`).
+    ``column_names`` (:attr:`pipeline.engines.spark_session.SparkTransactions.column_names`).
     The per-customer summary is cached on the executors; the ledger is checked on the driver.
     """
     from pyspark import StorageLevel

@@ -26,7 +26,7 @@ Rules for real feeds, on top of lifetimes:
 - an event feed (no amount, nor quantity and unit price) has purchases only, and its frames have no
   spend columns (:data:`MONEY_COLUMNS`): they are left out, not zero.
 
-Each row's parsing and quarantine reason come from :mod:`pipeline.classify` (ids, duplicates by the
+Each row's parsing and quarantine reason come from :mod:`pipeline.engines.duckdb_classify` (ids, duplicates by the
 whole source row or ``duplicate_key``, timestamp format detection).
 
 One difference from lifetimes, on purpose: ``calibration_end`` includes the whole day, so a purchase
@@ -54,19 +54,19 @@ import duckdb
 import pandas as pd
 
 from models.clv import DAYS_PER_UNIT
-from pipeline.classify import (
+from pipeline.config import PrepareConfig
+from pipeline.engines.duckdb_classify import (
     classified_sql,
     detected_format,
     is_native_timestamp,
     quarantine_sql,
     unreadable_timestamp,
 )
-from pipeline.config import PrepareConfig
+from pipeline.engines.ids import ascii_trimmed
+from pipeline.engines.source_columns import Layout
+from pipeline.engines.source_columns import layout as source_layout
+from pipeline.engines.timestamps import unreadable_hint
 from pipeline.errors import InputError
-from pipeline.ids import ascii_trimmed
-from pipeline.source_columns import Layout
-from pipeline.source_columns import layout as source_layout
-from pipeline.timestamps import unreadable_hint
 
 QUARANTINE_REASONS: tuple[str, ...] = (
     "missing_customer_id",
@@ -644,7 +644,7 @@ def prepare(
 
     Columns: customer_id, timestamp, amount (or quantity and unit_price; neither for an event feed),
     optionally order_id, and the other source columns under their private aliases; ``column_names``
-    (:attr:`pipeline.sources.Transactions.column_names`) names them as the source does. Without a
+    (:attr:`pipeline.engines.duckdb_source.Transactions.column_names`) names them as the source does. Without a
     ``timestamp_format``, a text timestamp column DuckDB cannot read gets a detected one.
     The input is scanned once into a table of rows per (reason, customer, order, day) in the
     relation's DuckDB connection (which spills to disk past its memory limit); the ledger, the purchase

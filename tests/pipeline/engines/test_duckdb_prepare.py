@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from lifetimes.utils import calibration_and_holdout_data, summary_data_from_transaction_data
 
-from pipeline import prepare as prepare_module
 from pipeline.config import DataConfig, PrepareConfig
+from pipeline.engines import duckdb_prepare as prepare_module
+from pipeline.engines.duckdb_prepare import PreparedData, prepare, prepare_as_of
+from pipeline.engines.duckdb_source import Transactions, open_transactions
 from pipeline.errors import InputError
-from pipeline.prepare import PreparedData, prepare, prepare_as_of
-from pipeline.sources import Transactions, open_transactions
 from tests.feeds import RetailFeed, online_retail_lines
 
 ROWS = [

@@ -1,12 +1,12 @@
 """Row classification in DuckDB: every input row with its parsed values and a quarantine reason.
 
-The row rules of the prepare stage (see :mod:`pipeline.prepare` and data/README.md), in the order a
+The row rules of the prepare stage (see :mod:`pipeline.engines.duckdb_prepare` and data/README.md), in the order a
 row meets them: missing or empty customer id, missing, unreadable or out-of-range timestamp, unusable
 or too large amount (feeds with amounts only), duplicate, zero amount and dropped return (when
-configured), after the observation end. :mod:`pipeline.spark_classify` is the same in Spark SQL.
+configured), after the observation end. :mod:`pipeline.engines.spark_classify` is the same in Spark SQL.
 
-Ids are compared as :mod:`pipeline.ids` says; duplicates as :mod:`pipeline.source_columns` says;
-a text timestamp column without a configured format gets one from :mod:`pipeline.timestamps` when
+Ids are compared as :mod:`pipeline.engines.ids` says; duplicates as :mod:`pipeline.engines.source_columns` says;
+a text timestamp column without a configured format gets one from :mod:`pipeline.engines.timestamps` when
 DuckDB's own parsing cannot read it.
 """
 
@@ -17,9 +17,9 @@ import datetime as dt
 import duckdb
 
 from pipeline.config import PrepareConfig
-from pipeline.ids import duckdb_id
-from pipeline.source_columns import REASON, Layout, quarantine_names
-from pipeline.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
+from pipeline.engines.ids import duckdb_id
+from pipeline.engines.source_columns import REASON, Layout, quarantine_names
+from pipeline.engines.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
 
 __all__ = [
     "MAX_ABS_AMOUNT",
@@ -77,8 +77,8 @@ def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str, column: 
 
 def detected_format(transactions: duckdb.DuckDBPyRelation, zone: str, source: str) -> str | None:
     """The format to read the text ``timestamp`` column with, from a sample of its distinct values (the
-    :data:`~pipeline.timestamps.SAMPLE_SIZE` with the smallest MD5, as Spark takes them), or None when
-    DuckDB reads them itself (see :func:`pipeline.timestamps.detect_format`)."""
+    :data:`~pipeline.engines.timestamps.SAMPLE_SIZE` with the smallest MD5, as Spark takes them), or None when
+    DuckDB reads them itself (see :func:`pipeline.engines.timestamps.detect_format`)."""
     default = _timestamp_sql("VARCHAR", None, zone, "v")
     rows = _run(
         transactions,

@@ -3,7 +3,7 @@
 The relation's columns are renamed from the config's mapping to ``customer_id``, ``timestamp``,
 ``amount`` (or ``quantity`` and ``unit_price``; neither for an event feed) and, when mapped,
 ``order_id``; every other source column comes along under a private alias (see
-:mod:`pipeline.source_columns`), for duplicate detection and the quarantine file. Nothing is parsed
+:mod:`pipeline.engines.source_columns`), for duplicate detection and the quarantine file. Nothing is parsed
 yet: parsing and quarantine happen in ``prepare``. DuckDB reads the files itself, out of core.
 """
 
@@ -19,8 +19,8 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import BusinessConfig, DataConfig, EngineConfig
+from pipeline.engines.source_columns import private_alias
 from pipeline.errors import InputError
-from pipeline.source_columns import private_alias
 
 CDNOW_FILES = {"cdnow_master": "CDNOW_master.txt", "cdnow_sample": "CDNOW_sample.txt"}
 
@@ -30,7 +30,7 @@ class Transactions:
     """Raw transactions: the relation, where they came from and a fingerprint of the bytes read.
 
     ``column_names``: relation column -> source column name, in the source's order; pass it to
-    :func:`pipeline.prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's column names).
+    :func:`pipeline.engines.duckdb_prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's column names).
     """
 
     relation: duckdb.DuckDBPyRelation

@@ -1,0 +1,1 @@
+"""Where prepare and scoring run: DuckDB (one machine) or Spark."""
