@@ -37,7 +37,7 @@ def _config() -> object:
 
 
 def _write(prepared: object, out: Path) -> None:
-    from pipeline.engines.duckdb_prepare import PreparedData
+    from pipeline.engines.prepared import PreparedData
 
     assert isinstance(prepared, PreparedData)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.engines.duckdb_prepare import QuarantinedRows
+from pipeline.engines.prepared import QuarantinedRows
 from pipeline.errors import InputError
 
 

@@ -13,16 +13,12 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
-import duckdb
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
@@ -33,25 +29,19 @@ from models.clv import DAYS_PER_UNIT
 from models.contract import required_columns
 from models.purchase import LABELS
 from pipeline import business, plots, tracking
+from pipeline.cac import read_cac
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.config import CandidateConfig, Config, DataConfig, config_as_dict, parse_config
-from pipeline.engines import spark_prepare, spark_score, spark_session
-from pipeline.engines.duckdb_prepare import Ledger, PreparedData, prepare, prepare_as_of
-from pipeline.engines.duckdb_source import Transactions, connect, open_transactions, read_cac
-from pipeline.engines.spark_prepare import SparkPrepared, SparkRows
-from pipeline.engines.spark_session import SparkTransactions
+from pipeline.engines import Engine, Source, open_engine
+from pipeline.engines.prepared import Ledger, PreparedData
 from pipeline.errors import InputError
-from pipeline.fit import FitInput, FittedModels, fit_histories, fit_input, holdout_scorer
+from pipeline.fit import FitInput, FittedModels, fit_histories
 from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
 from pipeline.glossary import scoring_definitions
-from pipeline.outputs import TableWriter, write_relation, write_summary, write_tables, write_text
+from pipeline.outputs import TableWriter, write_summary, write_tables, write_text
 from pipeline.report import BusinessView, render_report
-from pipeline.score import score
 from pipeline.selection import NoCandidateError, Selection, select
 from pipeline.validate import BASELINES, Validation, metric_direction, validate
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame as SparkDataFrame
 
 DAYS_PER_PERIOD = {"day": 1.0, "week": 7.0}
 
@@ -91,17 +81,10 @@ def score_from_registry(
     config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)").resolved()
     data_config = _scoring_source(config.data, input_path)
     writer = TableWriter(output)  # checks the output suffix before any work
-    con = connect(config.engine)
-    data = open_transactions(con, data_config)
-    with _engine_errors(data.description):
-        prepared = prepare_as_of(
-            data.relation,
-            config.prepare,
-            as_of,
-            data.timestamp_format,
-            source=data.description,
-            column_names=data.column_names,
-        )
+    engine = open_engine(config.engine)
+    data = engine.open(data_config)
+    with engine.errors(data.description):
+        prepared = engine.prepare_as_of(data, config.prepare, as_of)
     customers = prepared.customers
     params = model.model
     assert params is not None  # loaded with its context
@@ -126,8 +109,9 @@ def score_from_registry(
             writer.write(scored.iloc[start : start + chunk_rows])
     quarantine = None
     if prepared.ledger.rows_quarantined:
-        with _engine_errors(data.description):
-            quarantine = write_relation(prepared.quarantine, output.with_name(f"{output.stem}.quarantine.parquet"))
+        with engine.errors(data.description):
+            quarantine = engine.write_quarantine(prepared, output.with_name(f"{output.stem}.quarantine.parquet"))
+    engine.close()
     return ScoreResult(model_uri, as_of, prepared.ledger, len(customers), output, quarantine)
 
 
@@ -135,7 +119,7 @@ def score_from_registry(
 class TrainResult:
     run_id: str
     config: Config
-    data: Transactions | SparkTransactions
+    data: Source
     prepared: PreparedData
     calibration_fit: FittedModels
     validation: Validation
@@ -308,11 +292,11 @@ def _ledger_metrics(prepared: PreparedData) -> dict[str, float]:
     return metrics
 
 
-def _log_quarantine(prepared: PreparedData, output_dir: Path | None) -> None:
+def _log_quarantine(engine: Engine, prepared: PreparedData, output_dir: Path | None) -> None:
     """Quarantined rows with their reason: to ``output_dir`` when given, and always to the run."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = output_dir if output_dir is not None else Path(tmp)
-        path = write_relation(prepared.quarantine, folder / "quarantine.parquet")
+        path = engine.write_quarantine(prepared, folder / "quarantine.parquet")
         tracking.log_file(path, "tables")
 
 
@@ -391,79 +375,10 @@ def config_hash(config: Config) -> str:
 
 
 @contextlib.contextmanager
-def _engine_errors(source: str) -> Iterator[None]:
-    """DuckDB or Spark errors while reading the input (a truncated file, a type it cannot read) are input errors."""
-    try:
-        yield
-    except Exception as exc:
-        spark_errors = sys.modules.get("pyspark.errors")  # only when the Spark engine is in use
-        if not isinstance(exc, duckdb.Error) and not (
-            spark_errors is not None and isinstance(exc, spark_errors.PySparkException)
-        ):
-            raise
-        text = str(exc).strip()
-        raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
-
-
-def _open_input(config: Config) -> Transactions | SparkTransactions:
-    """The configured transactions, as a lazy DuckDB relation or a Spark DataFrame (``engine.name``)."""
-    if config.engine.name == "spark":
-        return spark_session.open_transactions(spark_session.session(config.engine), config.data)
-    return open_transactions(connect(config.engine), config.data)
-
-
-def _prepare(config: Config, data: Transactions | SparkTransactions) -> tuple[PreparedData, SparkPrepared | None]:
-    """The prepare stage on the configured engine. On Spark, the per-customer summaries are also
-    collected to the driver (for validation, the report and the business views)."""
-    if isinstance(data, SparkTransactions):
-        with spark_session.spark_errors(data.description):
-            distributed = spark_prepare.prepare(
-                data.frame,
-                config.prepare,
-                data.timestamp_format,
-                source=data.description,
-                column_names=data.column_names,
-            )
-            return spark_prepare.collect(distributed), distributed
-    with _engine_errors(data.description):
-        prepared = prepare(
-            data.relation,
-            config.prepare,
-            data.timestamp_format,
-            source=data.description,
-            column_names=data.column_names,
-        )
-        return prepared, None
-
-
-def _fit_input(
-    config: Config, prepared: PreparedData, distributed: SparkPrepared | None, part: Literal["calibration", "full"]
-) -> FitInput:
-    """DuckDB: from the per-customer summary. Spark: only the unique histories and the repeat customers'
-    spend (capped at ``engine.spend_sample_customers``) are collected, so the fit costs the same for any
-    number of customers."""
-    if distributed is None:
-        if part == "calibration":
-            return fit_input(prepared.calibration, holdout_full=prepared.full)
-        return fit_input(prepared.full)
-    holdout_score = holdout_scorer(prepared.calibration, prepared.full) if part == "calibration" else None
-    frame: SparkDataFrame = distributed.calibration if part == "calibration" else distributed.full
-    histories = spark_prepare.histories(frame)
-    if prepared.has_amounts:
-        repeat, total = spark_prepare.repeat_spend(frame, config.engine.spend_sample_customers)
-    else:  # an event feed: no spend to model
-        repeat, total = pd.DataFrame({"frequency": pd.Series(dtype=float), "monetary_value": pd.Series(dtype=float)}), 0
-    info = {"unique_histories": float(len(histories)), "gamma_gamma_repeat_customers": float(total)}
-    return FitInput(histories, repeat, holdout_score, info)
-
-
-@contextlib.contextmanager
-def _staging(output_dir: Path | None, needed: bool) -> Iterator[Path]:
-    """Where the Spark executors write the scores before the model is promoted: a scratch folder in
-    ``output_dir`` (renamed to ``scores.parquet`` after the alias moved), or a temporary one."""
-    if not needed:
-        yield Path(os.devnull)
-        return
+def _staging(output_dir: Path | None) -> Iterator[Path]:
+    """Where an engine that scores elsewhere (Spark's executors) writes the scores before the model is
+    promoted: a path in a scratch folder in ``output_dir`` (renamed to ``scores.parquet`` after the alias
+    moved), or in a temporary one. Nothing is written there by an engine that scores in process."""
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".clv-scores-", dir=output_dir) as scratch:
@@ -533,10 +448,11 @@ AT_RISK_SHOWN = 25
 def prepare_only(config: Config, output_dir: Path) -> PreparedData:
     """``clv prepare``: run the prepare stage alone and write its tables (no MLflow)."""
     config = config.resolved()
-    data = _open_input(config)
-    prepared, _ = _prepare(config, data)
-    with _engine_errors(data.description):
-        write_relation(prepared.quarantine, output_dir / "quarantine.parquet")
+    engine = open_engine(config.engine)
+    data = engine.open(config.data)
+    with engine.errors(data.description):
+        prepared = engine.prepare(data, config.prepare)
+        engine.write_quarantine(prepared, output_dir / "quarantine.parquet")
     write_tables(output_dir, {"calibration": prepared.calibration, "customers": prepared.full})
     write_summary(output_dir / "ledger.json", ledger_dict(prepared))
     return prepared
@@ -574,8 +490,9 @@ def train(
     check_selection_known(config.fit)
     written, config = config, config.resolved()
     experiment_id = tracking.connect(config.tracking.experiment)
-    data = _open_input(config)
-    with _staging(output_dir, config.engine.name == "spark") as staging:
+    engine = open_engine(config.engine)
+    data = engine.open(config.data)
+    with _staging(output_dir) as staging:
         with tracking.run(experiment_id) as run_id:
             tracking.log_config(config_as_dict(written), config_yaml)
             tracking.set_tags(
@@ -586,20 +503,21 @@ def train(
                 }
             )
 
-            prepared, distributed = _prepare(config, data)
+            with engine.errors(data.description):
+                prepared = engine.prepare(data, config.prepare)
             if prepared.timestamp_format is not None:
                 how = "given" if data.timestamp_format else "detected"
                 tracking.set_tags({"data.timestamp_format": f"{prepared.timestamp_format} ({how})"})
             tracking.log_metrics(_ledger_metrics(prepared))
             tracking.log_dict(ledger_dict(prepared), "ledger.json")
             if prepared.ledger.rows_quarantined:
-                with _engine_errors(data.description):
-                    _log_quarantine(prepared, output_dir)
+                with engine.errors(data.description):
+                    _log_quarantine(engine, prepared, output_dir)
 
             spec = config.scoring_spec()
             period_length = DAYS_PER_PERIOD[config.prepare.period] / DAYS_PER_UNIT[config.prepare.time_unit]
             checkpoint()
-            calibration_input = _fit_input(config, prepared, distributed, "calibration")
+            calibration_input = engine.fit_input(prepared, "calibration")
             tracking.log_metrics({f"spark_{k}": v for k, v in calibration_input.info.items()})
             chosen, selection = _select_candidate(
                 config, prepared, calibration_input, period_length, f"{data.description} (calibration)", checkpoint
@@ -629,7 +547,7 @@ def train(
             if gate.passed:
                 # Validation passed: refit the chosen candidate on the full history (MCMC diagnostics gate it too).
                 checkpoint()
-                full_input = _fit_input(config, prepared, distributed, "full")
+                full_input = engine.fit_input(prepared, "full")
                 tracking.log_metrics({f"spark_production_{k}": v for k, v in full_input.info.items()})
                 production_fit = fit_histories(
                     full_input,
@@ -686,12 +604,8 @@ def train(
 
             # Score everyone with the production fit, then register and promote.
             production = production_fit.bundle(spec)
-            if distributed is None:
-                scores = score(production, prepared.full)
-            else:  # scored on the executors, written by them, read back for the business views
-                with spark_session.spark_errors(data.description):
-                    write_relation(SparkRows(spark_score.score_spark(production, distributed.full)), staging)
-                scores = pd.read_parquet(staging).sort_values("customer_id", ignore_index=True)
+            with engine.errors(data.description):
+                scores = engine.score(production, prepared, staging)
             scores = business.with_views(production, prepared.full, scores)
             views, tables_out = _business_views(config, production, prepared, scores)
             tracking.log_table(scores, "tables/scores.parquet")
@@ -718,7 +632,7 @@ def train(
         # that came while the run was ending).
         checkpoint()
         tracking.set_alias(config.tracking.model_name, config.tracking.alias, version)
-        if output_dir is not None and distributed is not None:
+        if output_dir is not None and staging.exists():
             # The executors' Parquet folder is the scores output; the business views are in the run.
             target = output_dir / "scores.parquet"
             if target.is_dir():

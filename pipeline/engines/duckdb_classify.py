@@ -1,28 +1,22 @@
-"""Row classification in DuckDB: every input row with its parsed values and a quarantine reason.
+"""Row classification in DuckDB: how DuckDB reads timestamps, finds duplicates and splits customers into buckets.
 
-The row rules of the prepare stage (see :mod:`pipeline.engines.duckdb_prepare` and data/README.md), in the order a
-row meets them: missing or empty customer id, missing, unreadable or out-of-range timestamp, unusable
-or too large amount (feeds with amounts only), duplicate, zero amount and dropped return (when
-configured), after the observation end. :mod:`pipeline.engines.spark_classify` is the same in Spark SQL.
-
-Ids are compared as :mod:`pipeline.engines.ids` says; duplicates as :mod:`pipeline.engines.source_columns` says;
-a text timestamp column without a configured format gets one from :mod:`pipeline.engines.timestamps` when
-DuckDB's own parsing cannot read it.
+The rules themselves (quarantine reasons in their order, ids, returns) are stated in
+:mod:`pipeline.engines.rules` and rendered by :mod:`pipeline.engines.sql`, for Spark as well; duplicates
+follow :mod:`pipeline.engines.source_columns`; a text timestamp column without a configured format gets
+one from :mod:`pipeline.engines.timestamps` when DuckDB's own parsing cannot read it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 import duckdb
 
 from pipeline.config import PrepareConfig
-from pipeline.engines.ids import duckdb_id
-from pipeline.engines.source_columns import REASON, Layout, quarantine_names
+from pipeline.engines import sql
+from pipeline.engines.source_columns import Layout
+from pipeline.engines.sql import DUCKDB, duckdb_id
 from pipeline.engines.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
 
 __all__ = [
-    "MAX_ABS_AMOUNT",
     "classified_sql",
     "detected_format",
     "is_native_timestamp",
@@ -30,16 +24,8 @@ __all__ = [
     "unreadable_timestamp",
 ]
 
-MAX_ABS_AMOUNT = 1e13
-"""Amounts this large are always errors (and beyond what exact sums of 1/10,000 units hold in a BIGINT row)."""
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+_literal = DUCKDB.string
+_quoted = DUCKDB.identifier
 
 
 def _run(relation: duckdb.DuckDBPyRelation, sql: str) -> list[tuple[object, ...]]:
@@ -116,73 +102,27 @@ def classified_sql(
     ``duplicate_key`` may not (the key need not hold the customer), so they are found over all rows
     before the bucket is taken.
     """
-    has_order = layout.has_order
-    if not layout.has_amounts:
-        value = "CAST(0 AS DOUBLE)"  # an event feed: every row is a purchase, and nothing is spent
-    elif "quantity" in columns:
-        value = "TRY_CAST(quantity AS DOUBLE) * TRY_CAST(unit_price AS DOUBLE)"
-    else:
-        value = "TRY_CAST(amount AS DOUBLE)"
-    order = duckdb_id("order_id") if has_order else "NULL"
-    cancelled = (
-        f"coalesce(starts_with({order}, {_literal(config.cancel_prefix)}), false)"
-        if has_order and config.cancel_prefix and layout.has_amounts
-        else "false"
-    )
-    raw_ts = '"timestamp"' if is_native_timestamp(columns["timestamp"]) else _text_timestamp('"timestamp"')
-    rules = [
-        "WHEN cid IS NULL THEN 'missing_customer_id'",
-        "WHEN raw_ts IS NULL THEN 'missing_timestamp'",
-        "WHEN ts IS NULL THEN 'invalid_timestamp'",
-    ]
-    if layout.has_amounts:
-        rules += [
-            "WHEN raw_value IS NULL OR NOT isfinite(raw_value) THEN 'invalid_amount'",
-            f"WHEN abs(raw_value) >= {MAX_ABS_AMOUNT!r} THEN 'amount_too_large'",
-        ]
-    rules.append(f"WHEN CAST(ts AS DATE) < DATE '{config.min_date}' THEN 'timestamp_out_of_range'")
-    if config.max_amount is not None and layout.has_amounts:
-        rules.append(f"WHEN abs(raw_value) > {float(config.max_amount)!r} THEN 'amount_too_large'")
-    rules.append("WHEN is_duplicate THEN 'duplicate'")
-    if config.zero_amount == "quarantine" and layout.has_amounts:
-        rules.append("WHEN raw_value = 0 THEN 'zero_amount'")
-    if config.returns == "drop" and layout.has_amounts:
-        rules.append("WHEN is_return THEN 'return_dropped'")
-    # Without an observation end, a date after today is still a typo, not the end of the holdout.
-    observation_end = config.observation_end or dt.date.today()
-    rules.append(f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'")
-    raw = ", ".join(_quoted(c) for c in columns)
     duplicate = _duplicate_sql(layout)
     if layout.duplicates is not None and layout.duplicates.order:
         rows = f"(SELECT *, {duplicate} AS is_duplicate FROM tx) {_bucket_filter(bucket)}"
         duplicate = "is_duplicate"
     else:
         rows = f"tx {_bucket_filter(bucket)}"
-    return f"""
-        SELECT *,
-               CASE WHEN is_return THEN -abs(raw_value) ELSE raw_value END AS value,
-               CASE {" ".join(rules)} ELSE NULL END AS reason
-        FROM (
-            SELECT *, (raw_value < 0 OR {cancelled}) AS is_return
-            FROM (
-                SELECT {raw},
-                       {duckdb_id("customer_id")} AS cid,
-                       {raw_ts} AS raw_ts,
-                       {_timestamp_sql(columns["timestamp"], timestamp_format, config.timezone)} AS ts,
-                       {value} AS raw_value,
-                       {order} AS order_key,
-                       {duplicate} AS is_duplicate
-                FROM {rows}
-            )
-        )
-    """
+    return sql.classified_sql(
+        DUCKDB,
+        columns,
+        layout,
+        config,
+        raw_ts='"timestamp"' if is_native_timestamp(columns["timestamp"]) else _text_timestamp('"timestamp"'),
+        ts=_timestamp_sql(columns["timestamp"], timestamp_format, config.timezone),
+        duplicate=duplicate,
+        rows=rows,
+    )
 
 
 def quarantine_sql(classified: str, layout: Layout) -> str:
     """The quarantined rows: every source column as text under its own name, and the ``reason``."""
-    names = quarantine_names(layout.names)
-    raw = ", ".join(f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(name)}" for c, name in names.items())
-    return f"SELECT {raw}, reason AS {REASON} FROM ({classified}) WHERE reason IS NOT NULL"
+    return sql.quarantine_sql(DUCKDB, classified, layout)
 
 
 def unreadable_timestamp(transactions: duckdb.DuckDBPyRelation, classified: str) -> str | None:

@@ -1,18 +1,10 @@
 """Prepare stage on Spark: the same rules and the same numbers as :mod:`pipeline.engines.duckdb_prepare` (DuckDB).
 
-Row classification (quarantine reasons, duplicates, returns, time zones), the per-(reason, customer,
-order, return flag, day) aggregation, return netting and the per-customer summaries all run on the
-executors, in Spark SQL that mirrors the DuckDB queries line by line:
-
-- amounts are rounded to 1/10,000 and summed as exact integers (DECIMAL(38, 0)), and only turned into
-  DOUBLE at the end, by the same divisions as the DuckDB path,
-  so sums do not depend on partitioning and equal DuckDB's;
-- DuckDB's ASOF join (a return is netted against the customer's latest purchase period at or before
-  it) becomes a window: purchase periods and returns of a customer in time order, each return taking
-  the last purchase period seen before it;
-- Spark's session time zone is set to ``prepare.timezone`` while the stage runs, so timestamps with
-  an offset (and TIMESTAMP columns) are cut into days in that zone; naive ones are taken as wall time
-  in it, as in DuckDB.
+Row classification (:mod:`pipeline.engines.spark_classify`, the rules rendered by
+:mod:`pipeline.engines.sql`), the per-(reason, customer, order, return flag, day) aggregation, return
+netting and the per-customer summaries (:mod:`pipeline.engines.spark_summary`) all run on the executors.
+Timestamps with an offset (and TIMESTAMP columns) are cut into days in the session's time zone, which
+is ``prepare.timezone``; naive ones are taken as wall time in it, as in DuckDB.
 
 What comes back to the driver is small: the ledger counts, the weekly tracking table, and, through
 :func:`histories` and :func:`repeat_spend`, the unique (frequency, recency, T) rows with their counts
@@ -22,10 +14,9 @@ per-customer summaries to the driver for validation, the report and the business
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,17 +24,18 @@ import pandas as pd
 
 from models.clv import DAYS_PER_UNIT
 from pipeline.config import PrepareConfig
-from pipeline.engines.duckdb_prepare import (
+from pipeline.engines.prepared import (
+    CUSTOMER_COLUMNS,
     HOLDOUT_COLUMNS,
     MONEY_COLUMNS,
-    SCALE,
-    SUMMARY_COLUMNS,
+    AsOfData,
     Ledger,
     PreparedData,
-    _period_start,
+    check_calibration_end,
     reconciled_ledger,
     used_dates,
 )
+from pipeline.engines.rules import holdout_days
 from pipeline.engines.source_columns import Layout, layout
 from pipeline.engines.spark_classify import (
     NATIVE_TIMESTAMPS,
@@ -53,195 +45,39 @@ from pipeline.engines.spark_classify import (
     unreadable_timestamp,
 )
 from pipeline.engines.spark_classify import spark_pattern as spark_pattern  # the patterns' home before
+from pipeline.engines.spark_session import session_zone
+from pipeline.engines.spark_summary import (
+    DEC,
+    as_of_sql,
+    daily_sql,
+    orders_sql,
+    returns_sql,
+    summaries_sql,
+    weekly_sql,
+    with_views,
+)
 from pipeline.errors import InputError
+
+__all__ = [
+    "SparkPrepared",
+    "SparkRows",
+    "collect",
+    "histories",
+    "prepare",
+    "prepare_as_of",
+    "repeat_spend",
+    "spark_pattern",
+]
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-_DEC = "DECIMAL(38, 0)"
-"""Amounts are exact integers of 1/SCALE, as in the DuckDB prepare."""
-
-
-def _daily_sql(classified: str) -> str:
-    return f"""
-        SELECT reason, cid, order_key, is_return, CAST(ts AS DATE) AS d,
-               CAST(sum(CAST(round(value * {SCALE}) AS {_DEC})) AS {_DEC}) AS amount, count(*) AS n
-        FROM ({classified}) GROUP BY reason, cid, order_key, is_return, CAST(ts AS DATE)
-    """
-
-
-def _trunc(period: str, column: str = "d") -> str:
-    return column if period == "day" else f"trunc({column}, 'week')"
-
-
-def _window_sql(
-    name: str, cutoff: dt.date, period: str, unit_days: float, net_returns: bool, one_row_per_day: bool
-) -> str:
-    """CTE ``summary_<name>``: the per-customer summary of purchases (netted returns) up to ``cutoff``."""
-    trunc = _trunc(period)
-    purchases = (
-        f"SELECT cid, d AS p, amount FROM __orders__ WHERE d <= DATE '{cutoff}'"
-        if period == "day" and one_row_per_day
-        else f"""SELECT cid, {trunc} AS p, CAST(sum(amount) AS {_DEC}) AS amount
-                 FROM __orders__ WHERE d <= DATE '{cutoff}' GROUP BY cid, {trunc}"""
-    )
-    zero = f"CAST(0 AS {_DEC})"
-    # DuckDB's ASOF JOIN as a window: a return takes the customer's last purchase period at or before it.
-    netted = (
-        f"""
-        tagged_{name} AS (
-            SELECT cid, p, CAST(NULL AS {_DEC}) AS amount, 0 AS kind FROM purchases_{name}
-            UNION ALL
-            SELECT cid, {trunc} AS p, amount, 1 AS kind FROM __refunds__ WHERE d <= DATE '{cutoff}'
-        ),
-        matched_{name} AS (
-            SELECT cid, kind, amount,
-                   last(CASE WHEN kind = 0 THEN p END, true) OVER (
-                       PARTITION BY cid ORDER BY p, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-                   ) AS target
-            FROM tagged_{name}
-        ),
-        refunds_{name} AS (
-            SELECT cid, target AS p, CAST(sum(amount) AS {_DEC}) AS amount
-            FROM matched_{name} WHERE kind = 1 AND target IS NOT NULL GROUP BY cid, target
-        ),
-        periods_{name} AS (
-            SELECT pu.cid, pu.p,
-                   CAST(greatest(pu.amount + coalesce(r.amount, {zero}), {zero}) AS {_DEC}) AS amount
-            FROM purchases_{name} pu LEFT JOIN refunds_{name} r ON pu.cid = r.cid AND pu.p = r.p
-        ),"""
-        if net_returns
-        else f"""
-        periods_{name} AS (SELECT cid, p, amount FROM purchases_{name}),"""
-    )
-    cutoff_period = _period_start(cutoff, period)
-    days = f"{unit_days!r}D"
-    return f"""
-        purchases_{name} AS ({purchases}),{netted}
-        summary_{name} AS (
-            SELECT cid,
-                   CAST(count(*) - 1 AS DOUBLE) AS frequency,
-                   datediff(max(p), min(p)) / {days} AS recency,
-                   datediff(DATE '{cutoff_period}', min(p)) / {days} AS `T`,
-                   CASE WHEN count(*) > 1
-                        THEN CAST(CAST(sum(amount) - min_by(amount, p) AS {_DEC}) AS DOUBLE)
-                             / ({SCALE} * (count(*) - 1))
-                        ELSE 0.0D END AS monetary_value,
-                   CAST(CAST(sum(amount) AS {_DEC}) AS DOUBLE) / {SCALE} AS total_spend,
-                   min(p) AS first_purchase
-            FROM periods_{name} GROUP BY cid
-        )"""
-
-
-def _orders_sql(valid: str, has_order: bool) -> str:
-    if has_order:
-        key = "coalesce(order_key, 'day ' || CAST(d AS STRING))"
-        return f"""SELECT cid, min(d) AS d, CAST(sum(amount) AS {_DEC}) AS amount, CAST(1 AS BIGINT) AS n
-            FROM ({valid}) WHERE NOT is_return GROUP BY cid, {key}"""
-    return f"SELECT cid, d, amount, n FROM ({valid}) WHERE NOT is_return"
-
-
-def _summaries_sql(
-    config: PrepareConfig, observation_end: dt.date, has_order: bool, unit_days: float, net: bool, holdout_days: int
-) -> str:
-    """One row per customer: the full-history summary, the calibration summary prefixed ``cal_`` and the
-    holdout actuals; reads the views ``orders`` and ``refunds``."""
-    cal_end = config.calibration_end
-    full = ", ".join(f"f.`{c}`" for c in SUMMARY_COLUMNS)
-    cal = ", ".join(f"c.`{c}` AS `cal_{c}`" for c in SUMMARY_COLUMNS)
-    zero = f"CAST(0 AS {_DEC})"
-    ctes = [
-        _window_sql("full", observation_end, config.period, unit_days, net, not has_order),
-        _window_sql("cal", cal_end, config.period, unit_days, net, not has_order),
-        f"""hold AS (
-            SELECT cid,
-                   CAST(count(DISTINCT {_trunc(config.period)}) AS DOUBLE) AS frequency_holdout,
-                   CAST(CAST(sum(amount) AS {_DEC}) AS DOUBLE) / ({SCALE} * sum(n)) AS monetary_value_holdout,
-                   CAST(sum(amount) AS {_DEC}) AS gross
-            FROM __orders__ WHERE d > DATE '{cal_end}' GROUP BY cid
-        )""",
-        f"""hold_refunds AS (
-            SELECT cid, CAST(sum(amount) AS {_DEC}) AS amount FROM __refunds__ WHERE d > DATE '{cal_end}' GROUP BY cid
-        )""",
-        f"""recent AS (
-            SELECT cid, CAST(greatest(CAST(sum(amount) AS {_DEC}), {zero}) AS DOUBLE) / {SCALE} AS recent_spend
-            FROM (SELECT cid, d, amount FROM __orders__ UNION ALL SELECT cid, d, amount FROM __refunds__)
-            WHERE d > date_sub(DATE '{cal_end}', {holdout_days}) AND d <= DATE '{cal_end}' GROUP BY cid
-        )""",
-        f"""recent_n AS (
-            SELECT cid, CAST(count(DISTINCT {_trunc(config.period)}) AS DOUBLE) AS recent_purchases FROM __orders__
-            WHERE d > date_sub(DATE '{cal_end}', {holdout_days}) AND d <= DATE '{cal_end}' GROUP BY cid
-        )""",
-    ]
-    return f"""
-        WITH {", ".join(ctes)}
-        SELECT f.cid AS customer_id, {full}, {cal},
-               coalesce(h.frequency_holdout, 0.0D) AS frequency_holdout,
-               coalesce(h.monetary_value_holdout, 0.0D) AS monetary_value_holdout,
-               CAST(greatest(coalesce(h.gross, {zero}) + coalesce(hr.amount, {zero}), {zero}) AS DOUBLE) / {SCALE}
-                   AS revenue_holdout,
-               coalesce(rc.recent_spend, 0.0D) AS recent_spend,
-               coalesce(rn.recent_purchases, 0.0D) AS recent_purchases
-        FROM summary_full f
-        LEFT JOIN summary_cal c ON f.cid = c.cid
-        LEFT JOIN hold h ON f.cid = h.cid
-        LEFT JOIN hold_refunds hr ON f.cid = hr.cid
-        LEFT JOIN recent rc ON f.cid = rc.cid
-        LEFT JOIN recent_n rn ON f.cid = rn.cid
-    """
-
-
-def _weekly_sql(calibration_end: dt.date, period: str) -> str:
-    """Repeat purchase periods per calendar week (Monday start) by the calibration customers."""
-    return f"""
-        WITH periods AS (SELECT DISTINCT cid, {_trunc(period)} AS p FROM __orders__),
-        calibration_customers AS (
-            SELECT cid FROM __orders__ GROUP BY cid HAVING min(d) <= DATE '{calibration_end}'
-        ),
-        firsts AS (
-            SELECT periods.cid, min(p) AS first_p
-            FROM periods JOIN calibration_customers ON periods.cid = calibration_customers.cid GROUP BY periods.cid
-        )
-        SELECT trunc(p, 'week') AS week, count(*) FILTER (WHERE p > first_p) AS repeat_purchases
-        FROM periods JOIN firsts ON periods.cid = firsts.cid GROUP BY trunc(p, 'week') ORDER BY week
-    """
-
-
-def _returns_sql(daily: str, observation_end: dt.date, period: str) -> str:
-    """Counts of used return rows, and of those with no purchase period at or before them."""
-    return f"""
-        WITH valid AS (
-            SELECT cid, {_trunc(period)} AS p, is_return, n FROM {daily}
-            WHERE reason IS NULL AND d <= DATE '{observation_end}'
-        ),
-        tagged AS (
-            SELECT cid, p, 0 AS kind, CAST(0 AS BIGINT) AS n
-            FROM (SELECT DISTINCT cid, p FROM valid WHERE NOT is_return)
-            UNION ALL
-            SELECT cid, p, 1 AS kind, n FROM valid WHERE is_return
-        ),
-        matched AS (
-            SELECT kind, n, max(1 - kind) OVER (
-                PARTITION BY cid ORDER BY p, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-            ) AS has_purchase
-            FROM tagged
-        )
-        SELECT coalesce(sum(n) FILTER (WHERE kind = 1 AND has_purchase = 1), 0) AS netted,
-               coalesce(sum(n) FILTER (WHERE kind = 1 AND has_purchase = 0), 0) AS unmatched
-        FROM matched
-    """
-
-
-def _views(sql: str, views: dict[str, str]) -> str:
-    """Point the queries' ``__orders__`` and ``__refunds__`` at this run's temporary views."""
-    return sql.replace("__orders__", views["orders"]).replace("__refunds__", views["refunds"])
 
 
 @dataclass(frozen=True)
 class SparkPrepared:
     """Output of :func:`prepare` on Spark: the summaries stay distributed (cached) DataFrames.
 
-    ``calibration`` and ``full`` have the columns of :class:`pipeline.engines.duckdb_prepare.PreparedData`'s frames;
+    ``calibration`` and ``full`` have the columns of :class:`pipeline.engines.prepared.PreparedData`'s frames;
     ``quarantine`` holds the rejected rows (every source column as text) with their ``reason``.
     """
 
@@ -256,7 +92,7 @@ class SparkPrepared:
     first_date: dt.date
     last_date: dt.date
     has_amounts: bool = True
-    """False for an event feed: no spend columns (:data:`pipeline.engines.duckdb_prepare.MONEY_COLUMNS`)."""
+    """False for an event feed: no spend columns (:data:`pipeline.engines.prepared.MONEY_COLUMNS`)."""
     timestamp_format: str | None = None
     """The strptime format text timestamps were read with (configured or detected); None: Spark's reading."""
 
@@ -271,15 +107,18 @@ class SparkRows:
         self.frame.write.mode("overwrite").parquet(file_name)
 
 
-@contextlib.contextmanager
-def _session_zone(spark: SparkSession, zone: str) -> Iterator[None]:
-    previous = spark.conf.get("spark.sql.session.timeZone")
-    spark.conf.set("spark.sql.session.timeZone", zone)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            spark.conf.set("spark.sql.session.timeZone", previous)
+@dataclass(frozen=True)
+class _Scan:
+    """The input classified and scanned into the cached view ``daily``: rows per (reason, customer,
+    order, return flag, day), with the ledger and the dates of the rows used."""
+
+    classified: str
+    timestamp_format: str | None
+    ledger: Ledger
+    first_date: dt.date
+    last_date: dt.date
+    observation_end: dt.date
+    net: bool
 
 
 def prepare(
@@ -295,82 +134,154 @@ def prepare(
     optionally order_id, and the other source columns under their private aliases, named by
     ``column_names`` (:attr:`pipeline.engines.spark_session.SparkTransactions.column_names`).
     The per-customer summary is cached on the executors; the ledger is checked on the driver.
+    Days are cut in the session's time zone, which the Spark engine sets to ``prepare.timezone``
+    (:func:`pipeline.engines.spark_session.session_zone`).
     """
-    from pyspark import StorageLevel
-
     spark = transactions.sparkSession
     tag = uuid.uuid4().hex
     views = {name: f"clv_{name}_{tag}" for name in ("tx", "daily", "orders", "refunds")}
     columns = dict(transactions.dtypes)
     rows = layout(list(columns), column_names, config, source)
-    has_order = rows.has_order
     transactions.createOrReplaceTempView(views["tx"])
-    daily = None
+    cached: list[DataFrame] = []
     try:
-        with _session_zone(spark, config.timezone):
-            if timestamp_format is None and columns["timestamp"] not in NATIVE_TIMESTAMPS:
-                timestamp_format = detected_format(spark, views["tx"], source)
-            classified = classified_sql(views["tx"], columns, rows, config, timestamp_format)
-            daily = spark.sql(_daily_sql(classified)).persist(StorageLevel.MEMORY_AND_DISK)
-            daily.createOrReplaceTempView(views["daily"])
-            ledger, first_date, last_date, observation_end, net = _ledger(
-                spark, transactions, views, config, source, classified
-            )
-            calibration_end = config.calibration_end
-            if calibration_end < first_date or calibration_end >= last_date:
-                raise InputError(
-                    f"{source}: prepare.calibration_end {calibration_end} is outside the data "
-                    f"({first_date} to {last_date}); it must leave transactions on both sides"
-                )
-            unit_days = DAYS_PER_UNIT[config.time_unit]
-            holdout_days = (
-                _period_start(observation_end, config.period) - _period_start(calibration_end, config.period)
-            ).days
-            valid = f"SELECT * FROM {views['daily']} WHERE reason IS NULL AND d <= DATE '{observation_end}'"
-            orders = spark.sql(_orders_sql(valid, has_order))
-            if has_order:
-                orders = orders.persist(StorageLevel.MEMORY_AND_DISK)
-            orders.createOrReplaceTempView(views["orders"])
-            refunds = (
-                f"SELECT cid, d, amount FROM ({valid}) WHERE is_return"
-                if net
-                else f"SELECT CAST(NULL AS STRING) AS cid, CAST(NULL AS DATE) AS d, CAST(NULL AS {_DEC}) AS amount "
-                "WHERE false"
-            )
-            spark.sql(refunds).createOrReplaceTempView(views["refunds"])
-            summaries = spark.sql(
-                _views(_summaries_sql(config, observation_end, has_order, unit_days, net, holdout_days), views)
-            )
-            table = summaries.persist(StorageLevel.MEMORY_AND_DISK)
-            weekly = spark.sql(_views(_weekly_sql(calibration_end, config.period), views)).toPandas()
-            customers = table.count()  # materialises the cached summaries before the scratch tables go
-            quarantine = spark.sql(quarantine_sql(classified, rows))
-            if has_order:
-                orders.unpersist()
+        with session_zone(spark, config.timezone):
+            scan = _scan(transactions, views, columns, rows, config, timestamp_format, source, cached)
+            check_calibration_end(config, scan.first_date, scan.last_date, source)
+            table, weekly, customers = _summaries(spark, views, config, scan, rows.has_order, cached)
+            quarantine = spark.sql(quarantine_sql(scan.classified, rows))
     finally:
         for view in views.values():
             spark.catalog.dropTempView(view)
-        if daily is not None:
-            daily.unpersist()
-    calibration, full, duration_holdout = _frames(table, rows, holdout_days / unit_days)
+        for frame in cached:
+            frame.unpersist()
+    unit_days = DAYS_PER_UNIT[config.time_unit]
+    days = holdout_days(config.calibration_end, scan.observation_end, config.period)
+    calibration, full, duration_holdout = _frames(table, rows, days / unit_days)
     if customers == 0 or calibration.isEmpty():
-        raise InputError(f"{source}: no customer made a purchase on or before calibration_end {calibration_end}")
+        raise InputError(f"{source}: no customer made a purchase on or before calibration_end {config.calibration_end}")
     weekly["week"] = pd.to_datetime(weekly["week"]).astype("datetime64[us]")
     weekly["repeat_purchases"] = weekly["repeat_purchases"].astype("int64")
     return SparkPrepared(
         calibration=calibration,
         full=full,
         quarantine=quarantine,
-        ledger=ledger,
+        ledger=scan.ledger,
         weekly=weekly,
-        calibration_end=calibration_end,
-        observation_end=observation_end,
+        calibration_end=config.calibration_end,
+        observation_end=scan.observation_end,
         duration_holdout=duration_holdout,
-        first_date=first_date,
-        last_date=last_date,
+        first_date=scan.first_date,
+        last_date=scan.last_date,
         has_amounts=rows.has_amounts,
-        timestamp_format=timestamp_format,
+        timestamp_format=scan.timestamp_format,
     )
+
+
+def _scan(
+    transactions: DataFrame,
+    views: dict[str, str],
+    columns: dict[str, str],
+    rows: Layout,
+    config: PrepareConfig,
+    timestamp_format: str | None,
+    source: str,
+    cached: list[DataFrame],
+) -> _Scan:
+    """Classify every row, cache the per-day table as view ``daily``, and check the ledger."""
+    from pyspark import StorageLevel
+
+    spark = transactions.sparkSession
+    if timestamp_format is None and columns["timestamp"] not in NATIVE_TIMESTAMPS:
+        timestamp_format = detected_format(spark, views["tx"], source)
+    classified = classified_sql(views["tx"], columns, rows, config, timestamp_format)
+    daily = spark.sql(daily_sql(classified)).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(daily)
+    daily.createOrReplaceTempView(views["daily"])
+    ledger, first_date, last_date, observation_end, net = _ledger(
+        spark, transactions, views, config, source, classified
+    )
+    return _Scan(classified, timestamp_format, ledger, first_date, last_date, observation_end, net)
+
+
+def _purchases(
+    spark: SparkSession, views: dict[str, str], scan: _Scan, has_order: bool, cached: list[DataFrame]
+) -> None:
+    """The views ``orders`` (purchases, one row per order with order ids) and ``refunds`` (returns to
+    net; none without netting) of the rows used up to the observation end."""
+    from pyspark import StorageLevel
+
+    valid = f"SELECT * FROM {views['daily']} WHERE reason IS NULL AND d <= DATE '{scan.observation_end}'"
+    orders = spark.sql(orders_sql(valid, has_order))
+    if has_order:
+        orders = orders.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(orders)
+    orders.createOrReplaceTempView(views["orders"])
+    refunds = (
+        f"SELECT cid, d, amount FROM ({valid}) WHERE is_return"
+        if scan.net
+        else f"SELECT CAST(NULL AS STRING) AS cid, CAST(NULL AS DATE) AS d, CAST(NULL AS {DEC}) AS amount WHERE false"
+    )
+    spark.sql(refunds).createOrReplaceTempView(views["refunds"])
+
+
+def _summaries(
+    spark: SparkSession,
+    views: dict[str, str],
+    config: PrepareConfig,
+    scan: _Scan,
+    has_order: bool,
+    cached: list[DataFrame],
+) -> tuple[DataFrame, pd.DataFrame, int]:
+    """The cached per-customer table (materialised before the scratch views go), the weekly tracking
+    table, and the number of customers."""
+    from pyspark import StorageLevel
+
+    observation_end = scan.observation_end
+    unit_days = DAYS_PER_UNIT[config.time_unit]
+    days = holdout_days(config.calibration_end, observation_end, config.period)
+    _purchases(spark, views, scan, has_order, cached)
+    summaries = spark.sql(
+        with_views(summaries_sql(config, observation_end, has_order, unit_days, scan.net, days), views)
+    )
+    table = summaries.persist(StorageLevel.MEMORY_AND_DISK)
+    weekly = spark.sql(with_views(weekly_sql(config.calibration_end, config.period), views)).toPandas()
+    return table, weekly, table.count()
+
+
+def prepare_as_of(
+    transactions: DataFrame,
+    config: PrepareConfig,
+    as_of: dt.date,
+    timestamp_format: str | None = None,
+    source: str = "input",
+    column_names: Mapping[str, str] | None = None,
+) -> AsOfData:
+    """Clean, quarantine and summarise ``transactions`` up to ``as_of`` for scoring (no holdout): the
+    full-history summary of :func:`prepare`, brought to the driver sorted by customer id."""
+    config = config.model_copy(update={"observation_end": as_of})
+    spark = transactions.sparkSession
+    tag = uuid.uuid4().hex
+    views = {name: f"clv_{name}_{tag}" for name in ("tx", "daily", "orders", "refunds")}
+    columns = dict(transactions.dtypes)
+    rows = layout(list(columns), column_names, config, source)
+    transactions.createOrReplaceTempView(views["tx"])
+    cached: list[DataFrame] = []
+    try:
+        with session_zone(spark, config.timezone):
+            scan = _scan(transactions, views, columns, rows, config, timestamp_format, source, cached)
+            _purchases(spark, views, scan, rows.has_order, cached)
+            unit_days = DAYS_PER_UNIT[config.time_unit]
+            table = spark.sql(with_views(as_of_sql(config, as_of, rows.has_order, unit_days, scan.net), views))
+            summary = [c for c in CUSTOMER_COLUMNS if rows.has_amounts or c not in MONEY_COLUMNS]
+            customers = _to_pandas(table.select("customer_id", *summary))
+            quarantine = spark.sql(quarantine_sql(scan.classified, rows))
+    finally:
+        for view in views.values():
+            spark.catalog.dropTempView(view)
+        for frame in cached:
+            frame.unpersist()
+    return AsOfData(customers, SparkRows(quarantine), scan.ledger, as_of, rows.has_amounts, scan.timestamp_format)
 
 
 def _frames(table: DataFrame, rows: Layout, duration_holdout: float) -> tuple[DataFrame, DataFrame, float]:
@@ -381,7 +292,7 @@ def _frames(table: DataFrame, rows: Layout, duration_holdout: float) -> tuple[Da
     def money(column: str) -> bool:
         return rows.has_amounts or column not in MONEY_COLUMNS
 
-    summary = [c for c in SUMMARY_COLUMNS if money(c)]
+    summary = [c for c in CUSTOMER_COLUMNS if money(c)]
     full = table.select("customer_id", *summary)
     calibration = table.where(functions.col("cal_frequency").isNotNull()).select(
         "customer_id",
@@ -412,7 +323,7 @@ def _ledger(
     rows_in = transactions.count()
     netted, unmatched = (0, 0)
     if net:
-        row = spark.sql(_returns_sql(views["daily"], observation_end, config.period)).collect()[0]
+        row = spark.sql(returns_sql(views["daily"], observation_end, config.period)).collect()[0]
         netted, unmatched = int(row["netted"]), int(row["unmatched"])
     ledger = reconciled_ledger(rows_in, by_reason, netted, unmatched, source)
     return ledger, first_date, last_date, observation_end, net
@@ -459,6 +370,7 @@ def collect(prepared: SparkPrepared) -> PreparedData:
         last_date=prepared.last_date,
         has_amounts=prepared.has_amounts,
         timestamp_format=prepared.timestamp_format,
+        handle=prepared,
     )
 
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DataConfig, EngineConfig
-from pipeline.engines.duckdb_source import (
+from pipeline.engines.inputs import (
     CDNOW_FILES,
-    _check_csv_header,
-    _files,
-    _fingerprint,
     bundled_cdnow_frame,
+    check_csv_header,
+    files,
+    files_fingerprint,
     renamed_columns,
 )
 from pipeline.errors import ConfigError, InputError
@@ -114,21 +114,21 @@ def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransaction
     if data.source not in ("csv", "parquet"):
         raise ConfigError(f"data.source '{data.source}' is not supported with engine.name 'spark'")
     assert data.path is not None  # guaranteed by DataConfig
-    files = _files(data.path)
-    if any(f.stat().st_size == 0 for f in files):
+    found = files(data.path)
+    if any(f.stat().st_size == 0 for f in found):
         raise InputError(f"{data.path}: the file is empty")
-    paths = [str(f) for f in files]
+    paths = [str(f) for f in found]
     with spark_errors(str(data.path)):
         if data.source == "csv":
             if data.csv.header:
-                _check_csv_header(files[0], data)
+                check_csv_header(found[0], data)
             reader = spark.read.option("header", data.csv.header).option("sep", data.csv.delimiter)
             read = reader.option("encoding", data.csv.encoding).option("inferSchema", False).csv(paths)
             if not data.csv.header:  # DuckDB names headerless columns column0, column1, ...
                 read = read.toDF(*[f"column{i}" for i in range(len(read.columns))])
         else:
             read = spark.read.parquet(*paths)
-    return _mapped(read, data, str(data.path), _fingerprint(files))
+    return _mapped(read, data, str(data.path), files_fingerprint(found))
 
 
 def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: str) -> SparkTransactions:
@@ -140,3 +140,19 @@ def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: s
     quoted = {column: "`" + column.replace("`", "``") + "`" for column in renamed.values()}
     columns = [functions.col(quoted[column]).alias(name) for name, column in renamed.items()]
     return SparkTransactions(frame.select(*columns), description, fingerprint, data.timestamp_format, renamed)
+
+
+@contextlib.contextmanager
+def session_zone(spark: SparkSession, zone: str) -> Iterator[None]:
+    """The session's time zone (``spark.sql.session.timeZone``) set to ``zone`` for the block, and set
+    back after it: Spark cuts timestamps into days in it. The engine's own session already has it."""
+    previous = spark.conf.get("spark.sql.session.timeZone")
+    if previous == zone:
+        yield
+        return
+    spark.conf.set("spark.sql.session.timeZone", zone)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            spark.conf.set("spark.sql.session.timeZone", previous)

@@ -81,8 +81,8 @@ def test_clv_cac_and_payback() -> None:
 
 
 def test_read_cac_by_channel(tmp_path: Path) -> None:
+    from pipeline.cac import read_cac
     from pipeline.config import BusinessConfig
-    from pipeline.engines.duckdb_source import read_cac
     from pipeline.errors import InputError
 
     path = tmp_path / "cac.csv"

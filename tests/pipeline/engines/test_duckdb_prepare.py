@@ -12,8 +12,9 @@ from lifetimes.utils import calibration_and_holdout_data, summary_data_from_tran
 
 from pipeline.config import DataConfig, PrepareConfig
 from pipeline.engines import duckdb_prepare as prepare_module
-from pipeline.engines.duckdb_prepare import PreparedData, prepare, prepare_as_of
+from pipeline.engines.duckdb_prepare import prepare, prepare_as_of
 from pipeline.engines.duckdb_source import Transactions, open_transactions
+from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
 from tests.feeds import RetailFeed, online_retail_lines
 
