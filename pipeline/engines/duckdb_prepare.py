@@ -274,7 +274,7 @@ def prepare(
 
     Columns: customer_id, timestamp, amount (or quantity and unit_price; neither for an event feed),
     optionally order_id, and the other source columns under their private aliases; ``column_names``
-    (:attr:`pipeline.engines.duckdb_source.Transactions.column_names`) names them as the source does. Without a
+    (:attr:`pipeline.engines.Source.column_names`) names them as the source does. Without a
     ``timestamp_format``, a text timestamp column DuckDB cannot read gets a detected one.
     The input is scanned once into a table of rows per (reason, customer, order, day) in the
     relation's DuckDB connection (which spills to disk past its memory limit); the ledger, the purchase
@@ -295,16 +295,11 @@ def prepare(
         # Two frames fetched one after the other: no third, wider frame to split in pandas.
         duration_holdout = days / unit_days
         money = scan.layout.has_amounts
-        full, calibration = _fetch_all(
-            transactions,
-            tables,
-            [
-                full_sql(tables.customers, windows, unit_days, money),
-                calibration_sql(tables.customers, windows, unit_days, money),
-            ],
-            _count(transactions, tables.customers),
-            staging,
-        )
+        queries = [
+            full_sql(tables.customers, windows, unit_days, money),
+            calibration_sql(tables.customers, windows, unit_days, money),
+        ]
+        full, calibration = _fetch_all(transactions, tables, queries, _count(transactions, tables.customers), staging)
     finally:
         tables.drop(transactions)
     calibration["duration_holdout"] = duration_holdout

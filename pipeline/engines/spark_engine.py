@@ -50,7 +50,12 @@ class SparkEngine:
     def errors(self, source: str) -> contextlib.AbstractContextManager[None]:
         return spark_session.spark_errors(source)
 
+    def _zoned(self, config: PrepareConfig) -> None:
+        """The session cuts days in ``prepare.timezone``: set on the engine's session, not by the stage."""
+        self.spark.conf.set("spark.sql.session.timeZone", config.timezone)
+
     def prepare(self, source: Source, config: PrepareConfig) -> PreparedData:
+        self._zoned(config)
         with self.errors(source.description):
             distributed = spark_prepare.prepare(
                 _frame(source), config, source.timestamp_format, source.description, source.column_names
@@ -58,6 +63,7 @@ class SparkEngine:
             return spark_prepare.collect(distributed)
 
     def prepare_as_of(self, source: Source, config: PrepareConfig, as_of: dt.date) -> AsOfData:
+        self._zoned(config)
         with self.errors(source.description):
             return spark_prepare.prepare_as_of(
                 _frame(source), config, as_of, source.timestamp_format, source.description, source.column_names

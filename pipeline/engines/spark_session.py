@@ -144,8 +144,9 @@ def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: s
 
 @contextlib.contextmanager
 def session_zone(spark: SparkSession, zone: str) -> Iterator[None]:
-    """The session's time zone (``spark.sql.session.timeZone``) set to ``zone`` for the block, and set
-    back after it: Spark cuts timestamps into days in it. The engine's own session already has it."""
+    """The session's time zone (``spark.sql.session.timeZone``), in which Spark cuts timestamps into days,
+    set to ``zone`` for the block and set back after it. Nothing to do in the Spark engine's session,
+    which has it already; a session made elsewhere (a notebook's, the tests') may not."""
     previous = spark.conf.get("spark.sql.session.timeZone")
     if previous == zone:
         yield
