@@ -14,7 +14,7 @@ from pipeline.config import PrepareConfig
 from pipeline.engines import sql
 from pipeline.engines.source_columns import Layout
 from pipeline.engines.sql import DUCKDB, duckdb_id
-from pipeline.engines.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
+from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format
 
 __all__ = [
     "classified_sql",
@@ -41,7 +41,7 @@ def is_native_timestamp(dtype: str) -> bool:
 
 
 def _text_timestamp(column: str) -> str:
-    return f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
+    return sql.text_timestamp(DUCKDB, column)
 
 
 def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str, column: str = '"timestamp"') -> str:
@@ -65,13 +65,7 @@ def detected_format(transactions: duckdb.DuckDBPyRelation, zone: str, source: st
     """The format to read the text ``timestamp`` column with, from a sample of its distinct values (the
     :data:`~pipeline.engines.timestamps.SAMPLE_SIZE` with the smallest MD5, as Spark takes them), or None when
     DuckDB reads them itself (see :func:`pipeline.engines.timestamps.detect_format`)."""
-    default = _timestamp_sql("VARCHAR", None, zone, "v")
-    rows = _run(
-        transactions,
-        f"""SELECT v, {default} IS NOT NULL FROM (
-                SELECT DISTINCT {_text_timestamp('"timestamp"')} AS v FROM tx
-            ) WHERE v IS NOT NULL ORDER BY md5(v), v LIMIT {SAMPLE_SIZE}""",
-    )
+    rows = _run(transactions, sql.timestamp_sample_sql(DUCKDB, "tx", _timestamp_sql("VARCHAR", None, zone, "v")))
     return detect_format([str(v) for v, _ in rows], all(bool(ok) for _, ok in rows), source)
 
 
@@ -127,8 +121,5 @@ def quarantine_sql(classified: str, layout: Layout) -> str:
 
 def unreadable_timestamp(transactions: duckdb.DuckDBPyRelation, classified: str) -> str | None:
     """One timestamp that could not be read (the smallest), for the "no usable transactions" hint."""
-    rows = _run(
-        transactions, f"SELECT min(CAST(raw_ts AS VARCHAR)) FROM ({classified}) WHERE reason = 'invalid_timestamp'"
-    )
-    value = rows[0][0]
+    value = _run(transactions, sql.unreadable_timestamp_sql(DUCKDB, classified))[0][0]
     return None if value is None else str(value)

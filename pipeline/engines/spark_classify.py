@@ -15,7 +15,7 @@ from pipeline.config import PrepareConfig
 from pipeline.engines import sql
 from pipeline.engines.source_columns import Layout
 from pipeline.engines.sql import SPARK
-from pipeline.engines.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
+from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ _HH = r"([+-][0-9]{2})$"
 
 
 def _text_timestamp(column: str) -> str:
-    return f"NULLIF(trim(CAST({column} AS STRING)), '')"
+    return sql.text_timestamp(SPARK, column)
 
 
 def _timestamp_sql(dtype: str, timestamp_format: str | None, column: str = "`timestamp`") -> str:
@@ -107,13 +107,8 @@ _quoted = SPARK.identifier
 
 def detected_format(spark: SparkSession, view: str, source: str) -> str | None:
     """The format to read the text ``timestamp`` column of ``view`` with: the same sample and the same
-    choice as :func:`pipeline.engines.duckdb_classify.detected_format` (run in the session zone of prepare.timezone)."""
-    default = _timestamp_sql("string", None, "v")
-    rows = spark.sql(
-        f"""SELECT v, {default} IS NOT NULL AS ok FROM (
-                SELECT DISTINCT {_text_timestamp("`timestamp`")} AS v FROM {view}
-            ) WHERE v IS NOT NULL ORDER BY md5(v), v LIMIT {SAMPLE_SIZE}"""
-    ).collect()
+    choice as on DuckDB (run in the session zone of prepare.timezone)."""
+    rows = spark.sql(sql.timestamp_sample_sql(SPARK, view, _timestamp_sql("string", None, "v"))).collect()
     return detect_format([str(row["v"]) for row in rows], all(bool(row["ok"]) for row in rows), source)
 
 
@@ -150,6 +145,5 @@ def quarantine_sql(classified: str, layout: Layout) -> str:
 
 def unreadable_timestamp(spark: SparkSession, classified: str) -> str | None:
     """One timestamp that could not be read (the smallest), for the "no usable transactions" hint."""
-    sql = f"SELECT min(CAST(raw_ts AS STRING)) AS v FROM ({classified}) WHERE reason = 'invalid_timestamp'"
-    value = spark.sql(sql).collect()[0]["v"]
+    value = spark.sql(sql.unreadable_timestamp_sql(SPARK, classified)).collect()[0]["v"]
     return None if value is None else str(value)

@@ -14,9 +14,10 @@ per-customer summaries to the driver for validation, the report and the business
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -137,24 +138,13 @@ def prepare(
     Days are cut in the session's time zone, which the Spark engine sets to ``prepare.timezone``
     (:func:`pipeline.engines.spark_session.session_zone`).
     """
-    spark = transactions.sparkSession
-    tag = uuid.uuid4().hex
-    views = {name: f"clv_{name}_{tag}" for name in ("tx", "daily", "orders", "refunds")}
     columns = dict(transactions.dtypes)
     rows = layout(list(columns), column_names, config, source)
-    transactions.createOrReplaceTempView(views["tx"])
-    cached: list[DataFrame] = []
-    try:
-        with session_zone(spark, config.timezone):
-            scan = _scan(transactions, views, columns, rows, config, timestamp_format, source, cached)
-            check_calibration_end(config, scan.first_date, scan.last_date, source)
-            table, weekly, customers = _summaries(spark, views, config, scan, rows.has_order, cached)
-            quarantine = spark.sql(quarantine_sql(scan.classified, rows))
-    finally:
-        for view in views.values():
-            spark.catalog.dropTempView(view)
-        for frame in cached:
-            frame.unpersist()
+    with _working(transactions, config.timezone) as work:
+        scan = _scan(transactions, work, columns, rows, config, timestamp_format, source)
+        check_calibration_end(config, scan.first_date, scan.last_date, source)
+        table, weekly, customers = _summaries(work, config, scan, rows.has_order)
+        quarantine = work.spark.sql(quarantine_sql(scan.classified, rows))
     unit_days = DAYS_PER_UNIT[config.time_unit]
     days = holdout_days(config.calibration_end, scan.observation_end, config.period)
     calibration, full, duration_holdout = _frames(table, rows, days / unit_days)
@@ -178,25 +168,50 @@ def prepare(
     )
 
 
+@dataclass(frozen=True)
+class _Work:
+    """One run's scratch views (``tx``: the input, ``daily``, ``orders``, ``refunds``) and cached frames."""
+
+    spark: SparkSession
+    views: dict[str, str]
+    cached: list[DataFrame]
+
+
+@contextlib.contextmanager
+def _working(transactions: DataFrame, zone: str) -> Iterator[_Work]:
+    """The scratch views and cached frames of one run, in the session time zone ``zone``; dropped afterwards."""
+    spark = transactions.sparkSession
+    tag = uuid.uuid4().hex
+    work = _Work(spark, {name: f"clv_{name}_{tag}" for name in ("tx", "daily", "orders", "refunds")}, [])
+    transactions.createOrReplaceTempView(work.views["tx"])
+    try:
+        with session_zone(spark, zone):
+            yield work
+    finally:
+        for view in work.views.values():
+            spark.catalog.dropTempView(view)
+        for frame in work.cached:
+            frame.unpersist()
+
+
 def _scan(
     transactions: DataFrame,
-    views: dict[str, str],
+    work: _Work,
     columns: dict[str, str],
     rows: Layout,
     config: PrepareConfig,
     timestamp_format: str | None,
     source: str,
-    cached: list[DataFrame],
 ) -> _Scan:
     """Classify every row, cache the per-day table as view ``daily``, and check the ledger."""
     from pyspark import StorageLevel
 
-    spark = transactions.sparkSession
+    spark, views = work.spark, work.views
     if timestamp_format is None and columns["timestamp"] not in NATIVE_TIMESTAMPS:
         timestamp_format = detected_format(spark, views["tx"], source)
     classified = classified_sql(views["tx"], columns, rows, config, timestamp_format)
     daily = spark.sql(daily_sql(classified)).persist(StorageLevel.MEMORY_AND_DISK)
-    cached.append(daily)
+    work.cached.append(daily)
     daily.createOrReplaceTempView(views["daily"])
     ledger, first_date, last_date, observation_end, net = _ledger(
         spark, transactions, views, config, source, classified
@@ -204,18 +219,17 @@ def _scan(
     return _Scan(classified, timestamp_format, ledger, first_date, last_date, observation_end, net)
 
 
-def _purchases(
-    spark: SparkSession, views: dict[str, str], scan: _Scan, has_order: bool, cached: list[DataFrame]
-) -> None:
+def _purchases(work: _Work, scan: _Scan, has_order: bool) -> None:
     """The views ``orders`` (purchases, one row per order with order ids) and ``refunds`` (returns to
     net; none without netting) of the rows used up to the observation end."""
     from pyspark import StorageLevel
 
+    spark, views = work.spark, work.views
     valid = f"SELECT * FROM {views['daily']} WHERE reason IS NULL AND d <= DATE '{scan.observation_end}'"
     orders = spark.sql(orders_sql(valid, has_order))
     if has_order:
         orders = orders.persist(StorageLevel.MEMORY_AND_DISK)
-        cached.append(orders)
+        work.cached.append(orders)
     orders.createOrReplaceTempView(views["orders"])
     refunds = (
         f"SELECT cid, d, amount FROM ({valid}) WHERE is_return"
@@ -225,14 +239,7 @@ def _purchases(
     spark.sql(refunds).createOrReplaceTempView(views["refunds"])
 
 
-def _summaries(
-    spark: SparkSession,
-    views: dict[str, str],
-    config: PrepareConfig,
-    scan: _Scan,
-    has_order: bool,
-    cached: list[DataFrame],
-) -> tuple[DataFrame, pd.DataFrame, int]:
+def _summaries(work: _Work, config: PrepareConfig, scan: _Scan, has_order: bool) -> tuple[DataFrame, pd.DataFrame, int]:
     """The cached per-customer table (materialised before the scratch views go), the weekly tracking
     table, and the number of customers."""
     from pyspark import StorageLevel
@@ -240,7 +247,8 @@ def _summaries(
     observation_end = scan.observation_end
     unit_days = DAYS_PER_UNIT[config.time_unit]
     days = holdout_days(config.calibration_end, observation_end, config.period)
-    _purchases(spark, views, scan, has_order, cached)
+    _purchases(work, scan, has_order)
+    spark, views = work.spark, work.views
     summaries = spark.sql(
         with_views(summaries_sql(config, observation_end, has_order, unit_days, scan.net, days), views)
     )
@@ -260,27 +268,16 @@ def prepare_as_of(
     """Clean, quarantine and summarise ``transactions`` up to ``as_of`` for scoring (no holdout): the
     full-history summary of :func:`prepare`, brought to the driver sorted by customer id."""
     config = config.model_copy(update={"observation_end": as_of})
-    spark = transactions.sparkSession
-    tag = uuid.uuid4().hex
-    views = {name: f"clv_{name}_{tag}" for name in ("tx", "daily", "orders", "refunds")}
     columns = dict(transactions.dtypes)
     rows = layout(list(columns), column_names, config, source)
-    transactions.createOrReplaceTempView(views["tx"])
-    cached: list[DataFrame] = []
-    try:
-        with session_zone(spark, config.timezone):
-            scan = _scan(transactions, views, columns, rows, config, timestamp_format, source, cached)
-            _purchases(spark, views, scan, rows.has_order, cached)
-            unit_days = DAYS_PER_UNIT[config.time_unit]
-            table = spark.sql(with_views(as_of_sql(config, as_of, rows.has_order, unit_days, scan.net), views))
-            summary = [c for c in CUSTOMER_COLUMNS if rows.has_amounts or c not in MONEY_COLUMNS]
-            customers = _to_pandas(table.select("customer_id", *summary))
-            quarantine = spark.sql(quarantine_sql(scan.classified, rows))
-    finally:
-        for view in views.values():
-            spark.catalog.dropTempView(view)
-        for frame in cached:
-            frame.unpersist()
+    with _working(transactions, config.timezone) as work:
+        scan = _scan(transactions, work, columns, rows, config, timestamp_format, source)
+        _purchases(work, scan, rows.has_order)
+        unit_days = DAYS_PER_UNIT[config.time_unit]
+        sql = with_views(as_of_sql(config, as_of, rows.has_order, unit_days, scan.net), work.views)
+        summary = [c for c in CUSTOMER_COLUMNS if rows.has_amounts or c not in MONEY_COLUMNS]
+        customers = _to_pandas(work.spark.sql(sql).select("customer_id", *summary))
+        quarantine = work.spark.sql(quarantine_sql(scan.classified, rows))
     return AsOfData(customers, SparkRows(quarantine), scan.ledger, as_of, rows.has_amounts, scan.timestamp_format)
 
 

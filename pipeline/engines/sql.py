@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pipeline.config import PrepareConfig
 from pipeline.engines.rules import ID_PATTERN_ANCHORED, Rule, quarantine_rules
 from pipeline.engines.source_columns import REASON, Layout, quarantine_names
+from pipeline.engines.timestamps import SAMPLE_SIZE
 
 __all__ = [
     "DUCKDB",
@@ -27,6 +28,9 @@ __all__ = [
     "quarantine_sql",
     "reason_case",
     "spark_id",
+    "text_timestamp",
+    "timestamp_sample_sql",
+    "unreadable_timestamp_sql",
 ]
 
 
@@ -189,3 +193,23 @@ def quarantine_sql(dialect: Dialect, classified: str, layout: Layout) -> str:
         f"CAST({dialect.identifier(c)} AS {dialect.text}) AS {dialect.identifier(name)}" for c, name in names.items()
     )
     return f"SELECT {raw}, reason AS {REASON} FROM ({classified}) WHERE reason IS NOT NULL"
+
+
+def text_timestamp(dialect: Dialect, column: str) -> str:
+    """The timestamp as trimmed text, NULL when empty."""
+    return f"NULLIF(trim(CAST({column} AS {dialect.text})), '')"
+
+
+def timestamp_sample_sql(dialect: Dialect, table: str, parsed: str) -> str:
+    """The sample format detection looks at (:mod:`pipeline.engines.timestamps`): the distinct text
+    timestamps ``v`` with the :data:`SAMPLE_SIZE` smallest MD5 (which both engines compute alike), and
+    ``ok``, whether the engine's own reading (``parsed``, an expression of ``v``) reads each."""
+    text = text_timestamp(dialect, dialect.identifier("timestamp"))
+    return f"""SELECT v, {parsed} IS NOT NULL AS ok FROM (
+                SELECT DISTINCT {text} AS v FROM {table}
+            ) WHERE v IS NOT NULL ORDER BY md5(v), v LIMIT {SAMPLE_SIZE}"""
+
+
+def unreadable_timestamp_sql(dialect: Dialect, classified: str) -> str:
+    """One timestamp that could not be read (the smallest), for the "no usable transactions" hint."""
+    return f"SELECT min(CAST(raw_ts AS {dialect.text})) AS v FROM ({classified}) WHERE reason = 'invalid_timestamp'"
