@@ -5,7 +5,8 @@ months, so that some customer-days hold several purchases), then runs each engin
 process and records wall time, CPU time (user + system, all threads) and peak resident memory
 (ru_maxrss of that process):
 
-- ``clv``: ``pipeline.sources.open_transactions`` + ``pipeline.prepare.prepare`` (calibration,
+- ``clv``: ``pipeline.engines.duckdb_source.open_transactions`` + ``pipeline.engines.duckdb_prepare.prepare``
+  (calibration,
   holdout and full-history summaries, quarantine ledger), DuckDB memory limit from the default config;
 - ``lifetimes``: ``pandas.read_parquet`` + ``lifetimes.utils.summary_data_from_transaction_data``
   (full-history summary only, daily periods in weeks), where it fits in memory.
@@ -58,8 +59,8 @@ def generate(path: Path, rows: int, seed: int = 42) -> None:
 
 def run_clv(path: Path, out: Path) -> dict[str, float]:
     from pipeline.config import Config, DataConfig, PrepareConfig
-    from pipeline.prepare import prepare
-    from pipeline.sources import connect, open_transactions
+    from pipeline.engines.duckdb_prepare import prepare
+    from pipeline.engines.duckdb_source import connect, open_transactions
 
     start, cpu = time.perf_counter(), cpu_seconds()
     con = connect(Config().engine)

@@ -37,7 +37,7 @@ def _config() -> object:
 
 
 def _write(prepared: object, out: Path) -> None:
-    from pipeline.prepare import PreparedData
+    from pipeline.engines.prepared import PreparedData
 
     assert isinstance(prepared, PreparedData)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,8 +50,8 @@ def _write(prepared: object, out: Path) -> None:
 
 def run_duckdb(feed: Path, out: Path) -> dict[str, float]:
     from pipeline.config import Config, DataConfig
-    from pipeline.prepare import prepare
-    from pipeline.sources import connect, open_transactions
+    from pipeline.engines.duckdb_prepare import prepare
+    from pipeline.engines.duckdb_source import connect, open_transactions
 
     with TreePeak() as tree:
         start = time.perf_counter()
@@ -63,8 +63,8 @@ def run_duckdb(feed: Path, out: Path) -> dict[str, float]:
 
 
 def run_spark(feed: Path, out: Path, partitions: int) -> dict[str, float]:
-    from pipeline import spark_prepare, spark_session
     from pipeline.config import DataConfig, EngineConfig
+    from pipeline.engines import spark_prepare, spark_session
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = {"spark.ui.enabled": "false", "spark.driver.memory": "4g", "spark.driver.host": "127.0.0.1"}

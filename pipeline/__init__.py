@@ -30,7 +30,7 @@ _WHERE = {
     "TrainResult": "pipeline.workflow",
     "prepare_data": "pipeline.workflow",
     "train": "pipeline.workflow",
-    "open_engine": "pipeline.engine_calls",
+    "open_engine": "pipeline.engines",
     "run_training": "pipeline.commands.train",
     "summary_text": "pipeline.summary",
 }

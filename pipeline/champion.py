@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from models.bundle import CLVModelParams
 from pipeline.config import Config
-from pipeline.prepare import PreparedData
+from pipeline.engines.prepared import PreparedData
 from pipeline.validate import validate
 
 __all__ = ["ChampionComparison", "ChampionParams", "compare_champion"]

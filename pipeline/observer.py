@@ -16,10 +16,10 @@ import pandas as pd
 if TYPE_CHECKING:
     from pipeline.champion import ChampionComparison
     from pipeline.checks import RepeatPurchaseCheck
-    from pipeline.engine_calls import Source
+    from pipeline.engines import Source
+    from pipeline.engines.prepared import PreparedData
     from pipeline.fit import FittedModels
     from pipeline.gate import GateResult
-    from pipeline.prepare import PreparedData
     from pipeline.selection import Selection
     from pipeline.validate import Validation
     from pipeline.workflow import Candidate

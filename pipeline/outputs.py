@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.engines.prepared import QuarantinedRows
 from pipeline.errors import InputError
-from pipeline.prepare import QuarantinedRows
 
 
 def _writable_dir(directory: Path) -> Path:

@@ -25,13 +25,13 @@ from pipeline.champion import ChampionComparison, ChampionParams, compare_champi
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.columns import CALIBRATION_COLUMNS, CUSTOMER_COLUMNS, HOLDOUT_COLUMNS, check_stage_output
 from pipeline.config import CandidateConfig, Config
-from pipeline.engine_calls import Engine, Source
+from pipeline.engines import Engine, Source
+from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
 from pipeline.fit import FitInput, FittedModels, fit_histories
 from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
 from pipeline.metrics import metric_direction
 from pipeline.observer import Observer
-from pipeline.prepare import PreparedData
 from pipeline.report import BusinessView
 from pipeline.selection import NoCandidateError, Selection, select
 from pipeline.validate import Validation, validate
@@ -235,7 +235,7 @@ def _production(
 ) -> tuple[FittedModels, pd.DataFrame, list[BusinessView], dict[str, pd.DataFrame]]:
     """Refit the chosen candidate on the whole history and score every customer with it."""
     with _timed(timings, "production_fit"):
-        full_input = engine.fit_input(config, prepared, "full")
+        full_input = engine.fit_input(prepared, "full")
         observer.fit_input("production_", full_input.info)
         production_fit = fit_histories(
             full_input, config.fit, f"{label} (full history)", chosen.config, reuse=chosen.fitted.chosen
@@ -243,7 +243,8 @@ def _production(
     observer.fitted("production_", production_fit)
     production = production_fit.bundle(config.scoring_spec())
     with _timed(timings, "score"):
-        scores = engine.score(production, prepared, staging)
+        with engine.errors(label):
+            scores = engine.score(production, prepared, staging)
         check_stage_output(scores, score_columns(production), "score")
     with _timed(timings, "business"):
         scores = business.with_views(production, prepared.full, scores)
@@ -313,13 +314,14 @@ def train(
     config = config.resolved()
     timings: dict[str, float] = {}
     with _timed(timings, "prepare"):
-        prepared = engine.prepare(config, data)
+        with engine.errors(data.description):
+            prepared = engine.prepare(data, config.prepare)
         check_stage_output(prepared.calibration, CALIBRATION_COLUMNS, "prepare (calibration)", prepared.has_amounts)
         check_stage_output(prepared.full, CUSTOMER_COLUMNS, "prepare (customers)", prepared.has_amounts)
     observer.prepared(data, prepared)
     checkpoint()
     with _timed(timings, "calibration_fit"):  # every candidate's fit and validation
-        calibration_input = engine.fit_input(config, prepared, "calibration")
+        calibration_input = engine.fit_input(prepared, "calibration")
         observer.fit_input("", calibration_input.info)
         label = f"{data.description} (calibration)"
         chosen, selection = _select_candidate(config, prepared, calibration_input, label, observer, checkpoint)
@@ -352,12 +354,13 @@ def train(
 def prepare_data(config: Config, engine: Engine | None = None) -> tuple[PreparedData, Source]:
     """The prepare stage alone on the configured input (a notebook's first step): the prepared data and its
     source (description, fingerprint). ``engine``: the configured one (``engine.name``) when None."""
-    from pipeline.engine_calls import open_engine
+    from pipeline.engines import open_engine
 
     config = config.resolved()
     engine = engine if engine is not None else open_engine(config.engine)
     data = engine.open(config.data)
-    return engine.prepare(config, data), data
+    with engine.errors(data.description):
+        return engine.prepare(data, config.prepare), data
 
 
 def report_notes(result: TrainResult) -> tuple[str, ...]:

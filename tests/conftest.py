@@ -59,7 +59,7 @@ def spark():  # type: ignore[no-untyped-def]
     """One local Spark session (2 cores, 2 shuffle partitions) for every Spark test of the run."""
     pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
     from pipeline.config import EngineConfig
-    from pipeline.spark_session import session
+    from pipeline.engines.spark_session import session
 
     os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers use this venv's interpreter
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.engine_calls import open_engine
+from pipeline.engines import open_engine
+from pipeline.engines.prepared import PreparedData
 from pipeline.outputs import write_summary, write_tables
-from pipeline.prepare import PreparedData
 from pipeline.recorder.names import ledger_dict
 
 __all__ = ["prepare_only"]
@@ -18,8 +18,10 @@ def prepare_only(config: Config, output_dir: Path) -> PreparedData:
     config = config.resolved()
     engine = open_engine(config.engine)
     data = engine.open(config.data)
-    prepared = engine.prepare(config, data)
-    engine.write_quarantine(prepared, output_dir / "quarantine.parquet", data.description)
+    with engine.errors(data.description):
+        prepared = engine.prepare(data, config.prepare)
+        engine.write_quarantine(prepared, output_dir / "quarantine.parquet")
+    engine.close()
     write_tables(output_dir, {"calibration": prepared.calibration, "customers": prepared.full})
     write_summary(output_dir / "ledger.json", ledger_dict(prepared))
     return prepared

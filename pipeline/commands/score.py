@@ -13,12 +13,11 @@ import yaml
 from models.contract import required_columns
 from pipeline import business
 from pipeline.config import DataConfig, parse_config
-from pipeline.engine_calls import engine_errors
+from pipeline.engines import open_engine
+from pipeline.engines.prepared import Ledger
 from pipeline.errors import InputError
-from pipeline.outputs import TableWriter, write_relation
-from pipeline.prepare import Ledger, prepare_as_of
+from pipeline.outputs import TableWriter
 from pipeline.recorder import store
-from pipeline.sources import connect, open_transactions
 
 __all__ = ["ScoreResult", "score_file"]
 
@@ -58,17 +57,10 @@ def score_file(
     config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)").resolved()
     data_config = _scoring_source(config.data, input_path)
     writer = TableWriter(output)  # checks the output suffix before any work
-    con = connect(config.engine)
-    data = open_transactions(con, data_config)
-    with engine_errors(data.description):
-        prepared = prepare_as_of(
-            data.relation,
-            config.prepare,
-            as_of,
-            data.timestamp_format,
-            source=data.description,
-            column_names=data.column_names,
-        )
+    engine = open_engine(config.engine)
+    data = engine.open(data_config)
+    with engine.errors(data.description):
+        prepared = engine.prepare_as_of(data, config.prepare, as_of)
     customers = prepared.customers
     params = model.model
     assert params is not None  # loaded with its context
@@ -93,6 +85,7 @@ def score_file(
             writer.write(scored.iloc[start : start + chunk_rows])
     quarantine = None
     if prepared.ledger.rows_quarantined:
-        with engine_errors(data.description):
-            quarantine = write_relation(prepared.quarantine, output.with_name(f"{output.stem}.quarantine.parquet"))
+        with engine.errors(data.description):
+            quarantine = engine.write_quarantine(prepared, output.with_name(f"{output.stem}.quarantine.parquet"))
+    engine.close()
     return ScoreResult(model_uri, as_of, prepared.ledger, len(customers), output, quarantine)

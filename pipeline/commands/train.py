@@ -12,14 +12,14 @@ from pathlib import Path
 
 from models.purchase import LABELS
 from pipeline import plots
+from pipeline.cac import read_cac
 from pipeline.config import Config
-from pipeline.engine_calls import open_engine
+from pipeline.engines import open_engine
 from pipeline.glossary import scoring_definitions
 from pipeline.outputs import write_tables
 from pipeline.recorder import names, store
 from pipeline.recorder.training import TrainingRecorder, log_model, register
 from pipeline.report import render_report
-from pipeline.sources import read_cac
 from pipeline.workflow import TrainResult, check_config, report_notes, train
 
 __all__ = ["run_training"]

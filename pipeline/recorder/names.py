@@ -14,8 +14,8 @@ from models.spend import PARAM_NAMES as SPEND_PARAM_NAMES
 
 if TYPE_CHECKING:
     from pipeline.checks import RepeatPurchaseCheck
+    from pipeline.engines.prepared import PreparedData
     from pipeline.fit import FittedModels
-    from pipeline.prepare import PreparedData
 
 __all__ = [
     "LEDGER_ARTIFACT",

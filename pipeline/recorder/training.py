@@ -20,11 +20,11 @@ from pipeline import plots
 from pipeline.champion import ChampionComparison
 from pipeline.checks import RepeatPurchaseCheck
 from pipeline.config import Config, config_as_dict
-from pipeline.engine_calls import Engine, Source
+from pipeline.engines import Engine, Source
+from pipeline.engines.prepared import PreparedData
 from pipeline.fit import FittedModels
 from pipeline.gate import GateResult
 from pipeline.outputs import write_text
-from pipeline.prepare import PreparedData
 from pipeline.recorder import names, store
 from pipeline.selection import Selection
 from pipeline.validate import Validation
@@ -64,7 +64,8 @@ class TrainingRecorder:
         if prepared.ledger.rows_quarantined:  # to --output when given, and always to the run
             with tempfile.TemporaryDirectory() as tmp:
                 folder = self.output_dir if self.output_dir is not None else Path(tmp)
-                path = self.engine.write_quarantine(prepared, folder / "quarantine.parquet", data.description)
+                with self.engine.errors(data.description):
+                    path = self.engine.write_quarantine(prepared, folder / "quarantine.parquet")
                 store.log_file(path, names.QUARANTINE_DIR)
 
     def fit_input(self, prefix: str, info: dict[str, float]) -> None:

@@ -32,8 +32,8 @@ def test_spark_udf_matches_batch_scores(registry: Registry, spark, monkeypatch: 
     import datetime as dt
 
     from pipeline.config import Config, DataConfig, EngineConfig
-    from pipeline.prepare import prepare_as_of
-    from pipeline.sources import connect, open_transactions
+    from pipeline.engines.duckdb_prepare import prepare_as_of
+    from pipeline.engines.duckdb_source import connect, open_transactions
 
     data = open_transactions(connect(EngineConfig()), DataConfig(source="csv", path=registry.transactions))
     customers = prepare_as_of(data.relation, Config().prepare, dt.date(1998, 6, 30)).customers
@@ -59,8 +59,8 @@ def test_spark_udf_takes_int_ids_and_counts(registry: Registry, spark, monkeypat
     import mlflow
 
     from pipeline.config import Config, DataConfig, EngineConfig
-    from pipeline.prepare import prepare_as_of
-    from pipeline.sources import connect, open_transactions
+    from pipeline.engines.duckdb_prepare import prepare_as_of
+    from pipeline.engines.duckdb_source import connect, open_transactions
 
     for key, value in registry.env().items():
         if key.startswith("MLFLOW_"):

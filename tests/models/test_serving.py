@@ -34,8 +34,8 @@ def invocations(registry: Registry, tmp_path_factory: pytest.TempPathFactory) ->
 
 def _customers(registry: Registry) -> pd.DataFrame:
     from pipeline.config import Config, DataConfig, EngineConfig
-    from pipeline.prepare import prepare_as_of
-    from pipeline.sources import connect, open_transactions
+    from pipeline.engines.duckdb_prepare import prepare_as_of
+    from pipeline.engines.duckdb_source import connect, open_transactions
 
     data = open_transactions(connect(EngineConfig()), DataConfig(source="csv", path=registry.transactions))
     customers = prepare_as_of(data.relation, Config().prepare, dt.date(1998, 6, 30)).customers

@@ -81,9 +81,9 @@ def test_clv_cac_and_payback() -> None:
 
 
 def test_read_cac_by_channel(tmp_path: Path) -> None:
+    from pipeline.cac import read_cac
     from pipeline.config import BusinessConfig
     from pipeline.errors import InputError
-    from pipeline.sources import read_cac
 
     path = tmp_path / "cac.csv"
     path.write_text("customer_id,channel\n0001,ads\n0002,email\n")

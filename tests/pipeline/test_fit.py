@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from pipeline.config import FitConfig, load_config
+from pipeline.engines.duckdb_prepare import prepare
+from pipeline.engines.duckdb_source import open_transactions
 from pipeline.errors import InputError
 from pipeline.fit import FitAttempt, fit
-from pipeline.prepare import prepare
-from pipeline.sources import open_transactions
 from tests.conftest import REPO
 
 

@@ -21,8 +21,9 @@ from models.bundle import ScoringSpec
 from models.gamma_gamma import GammaGammaParams
 from models.spend import PooledMeanParams
 from pipeline.config import FitConfig, PrepareConfig
+from pipeline.engines.duckdb_prepare import prepare
+from pipeline.engines.prepared import PreparedData
 from pipeline.fit import FittedModels, fit
-from pipeline.prepare import PreparedData, prepare
 from pipeline.spend_fit import fit_spend
 
 START = dt.date(2020, 1, 1)

@@ -1,8 +1,8 @@
 """The source's own columns inside the prepare stage: private aliases, original names, duplicate keys.
 
-The edges (:mod:`pipeline.sources`, :mod:`pipeline.spark_session`) rename the mapped columns to the
-role names (``customer_id``, ``timestamp``, ...) and carry every other source column under a private
-alias, :data:`SOURCE_PREFIX` + its name, which cannot clash with a role name. They also hand over
+The edges (:mod:`pipeline.engines.duckdb_source`, :mod:`pipeline.engines.spark_session`) rename the
+mapped columns to the role names (``customer_id``, ``timestamp``, ...) and carry every other source
+column under a private alias, :data:`SOURCE_PREFIX` + its name, which cannot clash with a role name. They also hand over
 ``column_names`` (relation column -> source column name). With these, prepare can
 
 - find repeated rows by the WHOLE source row, mapped columns or not (two products on one invoice at the

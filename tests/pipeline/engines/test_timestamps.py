@@ -7,8 +7,8 @@ import duckdb
 import numpy as np
 import pytest
 
+from pipeline.engines.timestamps import CANDIDATE_FORMATS, detect_format, unreadable_hint
 from pipeline.errors import InputError
-from pipeline.timestamps import CANDIDATE_FORMATS, detect_format, unreadable_hint
 
 US = ["12/1/2010 8:26", "12/1/2010 13:05", "1/31/2011 9:00", "6/13/2011 17:45"]
 

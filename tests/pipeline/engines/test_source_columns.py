@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import PrepareConfig
+from pipeline.engines.source_columns import Duplicates, layout, private_alias, quarantine_names
 from pipeline.errors import InputError
-from pipeline.source_columns import Duplicates, layout, private_alias, quarantine_names
 
 COLUMNS = ["order_id", "source:StockCode", "quantity", "timestamp", "unit_price", "customer_id", "source:reason"]
 NAMES = {

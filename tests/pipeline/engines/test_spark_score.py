@@ -12,7 +12,7 @@ from tests.pipeline.test_score import MODEL
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
 
-from pipeline.spark_score import schema, score_spark  # noqa: E402
+from pipeline.engines.spark_score import schema, score_spark  # noqa: E402
 
 
 def test_scores_on_the_executors_equal_the_driver(spark) -> None:  # type: ignore[no-untyped-def]

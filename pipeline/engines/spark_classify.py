@@ -1,23 +1,22 @@
-"""Row classification in Spark SQL: the rules of :mod:`pipeline.classify` (DuckDB), line by line.
+"""Row classification in Spark SQL: how Spark reads timestamps and finds duplicates.
 
-Every input row with its parsed values and a quarantine reason; strptime formats become Spark datetime
-patterns; a text timestamp column without a configured format gets one detected from the same sample
-of values as on DuckDB (:mod:`pipeline.timestamps`); ids follow :mod:`pipeline.ids`, duplicates
-:mod:`pipeline.source_columns`.
+The rules themselves (reasons, ids, returns) are rendered by :mod:`pipeline.engines.sql`, as for DuckDB;
+strptime formats become Spark datetime patterns; a text timestamp column without a configured format
+gets one detected from the same sample of values as on DuckDB (:mod:`pipeline.engines.timestamps`);
+duplicates follow :mod:`pipeline.engines.source_columns`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
-from pipeline.classify import MAX_ABS_AMOUNT
 from pipeline.config import PrepareConfig
+from pipeline.engines import sql
+from pipeline.engines.source_columns import Layout
+from pipeline.engines.sql import SPARK
+from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format
 from pipeline.errors import ConfigError
-from pipeline.ids import spark_id
-from pipeline.source_columns import REASON, Layout, quarantine_names
-from pipeline.timestamps import OFFSET_PATTERN, SAMPLE_SIZE, detect_format
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -62,9 +61,7 @@ def spark_pattern(strptime_format: str) -> str:
     return "".join(out)
 
 
-def _string(text: str) -> str:
-    """A Spark SQL string literal (Spark unescapes backslashes in literals, so they are doubled)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+_string = SPARK.string
 
 
 _NAIVE = r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
@@ -77,7 +74,7 @@ _HH = r"([+-][0-9]{2})$"
 
 
 def _text_timestamp(column: str) -> str:
-    return f"NULLIF(trim(CAST({column} AS STRING)), '')"
+    return sql.text_timestamp(SPARK, column)
 
 
 def _timestamp_sql(dtype: str, timestamp_format: str | None, column: str = "`timestamp`") -> str:
@@ -105,19 +102,13 @@ def _timestamp_sql(dtype: str, timestamp_format: str | None, column: str = "`tim
     )
 
 
-def _quoted(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
+_quoted = SPARK.identifier
 
 
 def detected_format(spark: SparkSession, view: str, source: str) -> str | None:
     """The format to read the text ``timestamp`` column of ``view`` with: the same sample and the same
-    choice as :func:`pipeline.classify.detected_format` (run in the session zone of prepare.timezone)."""
-    default = _timestamp_sql("string", None, "v")
-    rows = spark.sql(
-        f"""SELECT v, {default} IS NOT NULL AS ok FROM (
-                SELECT DISTINCT {_text_timestamp("`timestamp`")} AS v FROM {view}
-            ) WHERE v IS NOT NULL ORDER BY md5(v), v LIMIT {SAMPLE_SIZE}"""
-    ).collect()
+    choice as on DuckDB (run in the session zone of prepare.timezone)."""
+    rows = spark.sql(sql.timestamp_sample_sql(SPARK, view, _timestamp_sql("string", None, "v"))).collect()
     return detect_format([str(row["v"]) for row in rows], all(bool(row["ok"]) for row in rows), source)
 
 
@@ -135,70 +126,24 @@ def classified_sql(
     view: str, columns: dict[str, str], layout: Layout, config: PrepareConfig, timestamp_format: str | None
 ) -> str:
     """Every input row with its parsed values and a quarantine ``reason`` (NULL when it is used)."""
-    has_order = layout.has_order
-    if not layout.has_amounts:
-        value = "CAST(0 AS DOUBLE)"  # an event feed: every row is a purchase, and nothing is spent
-    elif "quantity" in columns:
-        value = "try_cast(quantity AS DOUBLE) * try_cast(unit_price AS DOUBLE)"
-    else:
-        value = "try_cast(amount AS DOUBLE)"
-    order = spark_id("order_id") if has_order else "CAST(NULL AS STRING)"
-    cancelled = (
-        f"coalesce(startswith({order}, {_string(config.cancel_prefix)}), false)"
-        if has_order and config.cancel_prefix and layout.has_amounts
-        else "false"
+    return sql.classified_sql(
+        SPARK,
+        columns,
+        layout,
+        config,
+        raw_ts="`timestamp`" if columns["timestamp"] in NATIVE_TIMESTAMPS else _text_timestamp("`timestamp`"),
+        ts=_timestamp_sql(columns["timestamp"], timestamp_format),
+        duplicate=_duplicate_sql(layout),
+        rows=view,
     )
-    raw = ", ".join(_quoted(c) for c in columns)
-    raw_ts = "`timestamp`" if columns["timestamp"] in NATIVE_TIMESTAMPS else _text_timestamp("`timestamp`")
-    rules = [
-        "WHEN cid IS NULL THEN 'missing_customer_id'",
-        "WHEN raw_ts IS NULL THEN 'missing_timestamp'",
-        "WHEN ts IS NULL THEN 'invalid_timestamp'",
-    ]
-    if layout.has_amounts:
-        rules += [
-            "WHEN raw_value IS NULL OR isnan(raw_value) OR abs(raw_value) = double('Infinity') THEN 'invalid_amount'",
-            f"WHEN abs(raw_value) >= double('{MAX_ABS_AMOUNT!r}') THEN 'amount_too_large'",
-        ]
-    rules.append(f"WHEN CAST(ts AS DATE) < DATE '{config.min_date}' THEN 'timestamp_out_of_range'")
-    if config.max_amount is not None and layout.has_amounts:
-        rules.append(f"WHEN abs(raw_value) > double('{float(config.max_amount)!r}') THEN 'amount_too_large'")
-    rules.append("WHEN is_duplicate THEN 'duplicate'")
-    if config.zero_amount == "quarantine" and layout.has_amounts:
-        rules.append("WHEN raw_value = 0 THEN 'zero_amount'")
-    if config.returns == "drop" and layout.has_amounts:
-        rules.append("WHEN is_return THEN 'return_dropped'")
-    observation_end = config.observation_end or dt.date.today()
-    rules.append(f"WHEN CAST(ts AS DATE) > DATE '{observation_end}' THEN 'after_observation_end'")
-    return f"""
-        SELECT *,
-               CASE WHEN is_return THEN -abs(raw_value) ELSE raw_value END AS value,
-               CASE {" ".join(rules)} ELSE NULL END AS reason
-        FROM (
-            SELECT *, (raw_value < 0 OR {cancelled}) AS is_return
-            FROM (
-                SELECT {raw},
-                       {spark_id("customer_id")} AS cid,
-                       {raw_ts} AS raw_ts,
-                       {_timestamp_sql(columns["timestamp"], timestamp_format)} AS ts,
-                       {value} AS raw_value,
-                       {order} AS order_key,
-                       {_duplicate_sql(layout)} AS is_duplicate
-                FROM {view}
-            )
-        )
-    """
 
 
 def quarantine_sql(classified: str, layout: Layout) -> str:
     """The quarantined rows: every source column as text under its own name, and the ``reason``."""
-    names = quarantine_names(layout.names)
-    raw = ", ".join(f"CAST({_quoted(c)} AS STRING) AS {_quoted(name)}" for c, name in names.items())
-    return f"SELECT {raw}, reason AS {REASON} FROM ({classified}) WHERE reason IS NOT NULL"
+    return sql.quarantine_sql(SPARK, classified, layout)
 
 
 def unreadable_timestamp(spark: SparkSession, classified: str) -> str | None:
     """One timestamp that could not be read (the smallest), for the "no usable transactions" hint."""
-    sql = f"SELECT min(CAST(raw_ts AS STRING)) AS v FROM ({classified}) WHERE reason = 'invalid_timestamp'"
-    value = spark.sql(sql).collect()[0]["v"]
+    value = spark.sql(sql.unreadable_timestamp_sql(SPARK, classified)).collect()[0]["v"]
     return None if value is None else str(value)

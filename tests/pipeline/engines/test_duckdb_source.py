@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DataConfig
+from pipeline.engines.duckdb_source import open_transactions
 from pipeline.errors import InputError
-from pipeline.sources import open_transactions
 
 
 def test_bundled_cdnow_master() -> None:
@@ -113,7 +113,7 @@ def test_duplicate_column_names(tmp_path: Path) -> None:
     path = tmp_path / "dup.csv"
     path.write_text("customer_id,timestamp,amount\na,2020-01-01,1\n")
     relation = duckdb.connect().sql("SELECT 'a' AS customer_id, 'x' AS timestamp, 1 AS amount, 2 AS amount")
-    from pipeline.sources import _mapped
+    from pipeline.engines.duckdb_source import _mapped
 
     with pytest.raises(InputError, match="duplicate column name"):
         _mapped(relation, DataConfig(source="csv", path=path), "dup.csv", "f")

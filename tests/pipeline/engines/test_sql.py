@@ -3,7 +3,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipeline.ids import duckdb_id
+from pipeline.engines.sql import duckdb_id
 
 # (as written in the source, as compared): only whole floats lose their ".0..."; nothing else changes.
 IDS = [

@@ -3,7 +3,8 @@
 pyspark is an optional extra (``pip install .[spark]``) and is imported only inside these functions,
 so the default install imports the pipeline without it. The DataFrame's columns are renamed from the
 config's mapping to the standard names (the other columns under private aliases), as
-:mod:`pipeline.sources` does for DuckDB; parsing and quarantine happen in :mod:`pipeline.spark_prepare`.
+:mod:`pipeline.engines.duckdb_source` does for DuckDB; parsing and quarantine happen in
+:mod:`pipeline.engines.spark_prepare`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DataConfig, EngineConfig
-from pipeline.errors import ConfigError, InputError
-from pipeline.sources import (
+from pipeline.engines.inputs import (
     CDNOW_FILES,
-    _check_csv_header,
-    _files,
-    _fingerprint,
     bundled_cdnow_frame,
+    check_csv_header,
+    files,
+    files_fingerprint,
     renamed_columns,
 )
+from pipeline.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -37,7 +38,7 @@ class SparkTransactions:
     """Raw transactions as a Spark DataFrame, where they came from and a fingerprint of the input.
 
     ``column_names``: frame column -> source column name, in the source's order; pass it to
-    :func:`pipeline.spark_prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's column names).
+    :func:`pipeline.engines.spark_prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's column names).
     """
 
     frame: DataFrame
@@ -113,29 +114,46 @@ def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransaction
     if data.source not in ("csv", "parquet"):
         raise ConfigError(f"data.source '{data.source}' is not supported with engine.name 'spark'")
     assert data.path is not None  # guaranteed by DataConfig
-    files = _files(data.path)
-    if any(f.stat().st_size == 0 for f in files):
+    found = files(data.path)
+    if any(f.stat().st_size == 0 for f in found):
         raise InputError(f"{data.path}: the file is empty")
-    paths = [str(f) for f in files]
+    paths = [str(f) for f in found]
     with spark_errors(str(data.path)):
         if data.source == "csv":
             if data.csv.header:
-                _check_csv_header(files[0], data)
+                check_csv_header(found[0], data)
             reader = spark.read.option("header", data.csv.header).option("sep", data.csv.delimiter)
             read = reader.option("encoding", data.csv.encoding).option("inferSchema", False).csv(paths)
             if not data.csv.header:  # DuckDB names headerless columns column0, column1, ...
                 read = read.toDF(*[f"column{i}" for i in range(len(read.columns))])
         else:
             read = spark.read.parquet(*paths)
-    return _mapped(read, data, str(data.path), _fingerprint(files))
+    return _mapped(read, data, str(data.path), files_fingerprint(found))
 
 
 def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: str) -> SparkTransactions:
     """Rename the mapped columns to the standard names and the others to their private aliases (as
-    :mod:`pipeline.sources` does); a missing column is an InputError."""
+    :mod:`pipeline.engines.duckdb_source` does); a missing column is an InputError."""
     from pyspark.sql import functions
 
     renamed = renamed_columns(list(frame.columns), data, description)
     quoted = {column: "`" + column.replace("`", "``") + "`" for column in renamed.values()}
     columns = [functions.col(quoted[column]).alias(name) for name, column in renamed.items()]
     return SparkTransactions(frame.select(*columns), description, fingerprint, data.timestamp_format, renamed)
+
+
+@contextlib.contextmanager
+def session_zone(spark: SparkSession, zone: str) -> Iterator[None]:
+    """The session's time zone (``spark.sql.session.timeZone``), in which Spark cuts timestamps into days,
+    set to ``zone`` for the block and set back after it. Nothing to do in the Spark engine's session,
+    which has it already; a session made elsewhere (a notebook's, the tests') may not."""
+    previous = spark.conf.get("spark.sql.session.timeZone")
+    if previous == zone:
+        yield
+        return
+    spark.conf.set("spark.sql.session.timeZone", zone)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            spark.conf.set("spark.sql.session.timeZone", previous)

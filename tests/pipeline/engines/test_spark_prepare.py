@@ -11,16 +11,17 @@ import pandas as pd
 import pytest
 
 from pipeline.config import Config, DataConfig, EngineConfig, FitConfig, PrepareConfig
+from pipeline.engines.duckdb_prepare import prepare
+from pipeline.engines.duckdb_source import connect, open_transactions
+from pipeline.engines.prepared import PreparedData
 from pipeline.errors import ConfigError, InputError
 from pipeline.fit import FitInput, fit, fit_histories
-from pipeline.prepare import PreparedData, prepare
-from pipeline.sources import connect, open_transactions
 from tests.feeds import online_retail_lines
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
 
-from pipeline import spark_prepare, spark_session  # noqa: E402
+from pipeline.engines import spark_prepare, spark_session  # noqa: E402
 
 
 def _both(spark, data: DataConfig, config: PrepareConfig) -> tuple[PreparedData, PreparedData, object]:  # type: ignore[no-untyped-def]
@@ -326,10 +327,10 @@ def test_identical_to_duckdb_on_an_event_feed(spark, tmp_path: Path) -> None:  #
 
 
 def test_ids_and_detected_formats_read_as_in_duckdb(spark) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.ids import spark_id
-    from pipeline.timestamps import CANDIDATE_FORMATS
-    from tests.pipeline.test_ids import IDS
-    from tests.pipeline.test_timestamps import candidate_values, python_parsed
+    from pipeline.engines.sql import spark_id
+    from pipeline.engines.timestamps import CANDIDATE_FORMATS
+    from tests.pipeline.engines.test_sql import IDS
+    from tests.pipeline.engines.test_timestamps import candidate_values, python_parsed
 
     ids = spark.createDataFrame([(k, raw) for k, (raw, _) in enumerate(IDS)], "k INT, x STRING")
     got = ids.selectExpr("k", f"{spark_id('x')} AS id").orderBy("k").collect()

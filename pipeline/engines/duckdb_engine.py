@@ -1,0 +1,96 @@
+"""The DuckDB engine: one machine, out of core; the summaries come to pandas, scoring runs in process."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pandas as pd
+
+from models.bundle import CLVModelParams
+from pipeline.config import DataConfig, EngineConfig, PrepareConfig
+from pipeline.engines import Source, duckdb_prepare
+from pipeline.engines.duckdb_source import connect, open_transactions
+from pipeline.engines.inputs import first_line
+from pipeline.engines.prepared import AsOfData, PreparedData
+from pipeline.errors import InputError
+from pipeline.fit import FitInput, fit_input
+from pipeline.outputs import write_relation
+from pipeline.score import score
+
+__all__ = ["DuckDBEngine"]
+
+
+class DuckDBEngine:
+    """Prepare and score with DuckDB: one in-memory connection with the configured memory limit, threads
+    and spill folder; the large fetches of prepare go through a private temporary folder it owns."""
+
+    name = "duckdb"
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = connect(self.config)
+        return self._con
+
+    def open(self, data: DataConfig) -> Source:
+        tx = open_transactions(self.connection, data)
+        return Source(tx.description, tx.fingerprint, tx.timestamp_format, tx.column_names, tx.relation)
+
+    @contextlib.contextmanager
+    def errors(self, source: str) -> Iterator[None]:
+        try:
+            yield
+        except duckdb.Error as exc:
+            raise InputError(f"{source}: {first_line(exc)}") from None
+
+    @contextlib.contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """A private temporary folder for prepare's large fetches, removed afterwards."""
+        with tempfile.TemporaryDirectory(prefix="clv_prepare_") as folder:
+            yield Path(folder)
+
+    def prepare(self, source: Source, config: PrepareConfig) -> PreparedData:
+        relation = _relation(source)
+        with self.errors(source.description), self._staging() as staging:
+            return duckdb_prepare.prepare(
+                relation, config, source.timestamp_format, source.description, source.column_names, staging
+            )
+
+    def prepare_as_of(self, source: Source, config: PrepareConfig, as_of: dt.date) -> AsOfData:
+        relation = _relation(source)
+        with self.errors(source.description), self._staging() as staging:
+            return duckdb_prepare.prepare_as_of(
+                relation, config, as_of, source.timestamp_format, source.description, source.column_names, staging
+            )
+
+    def fit_input(self, prepared: PreparedData, part: Literal["calibration", "full"]) -> FitInput:
+        if part == "calibration":
+            return fit_input(prepared.calibration, holdout_full=prepared.full)
+        return fit_input(prepared.full)
+
+    def score(self, model: CLVModelParams, prepared: PreparedData, staging: Path) -> pd.DataFrame:
+        return score(model, prepared.full)
+
+    def write_quarantine(self, prepared: PreparedData | AsOfData, path: Path) -> Path:
+        return write_relation(prepared.quarantine, path)
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def _relation(source: Source) -> duckdb.DuckDBPyRelation:
+    if not isinstance(source.handle, duckdb.DuckDBPyRelation):
+        raise TypeError(f"{source.description}: not opened by the DuckDB engine")
+    return source.handle

@@ -1,0 +1,139 @@
+"""The input edge: open the configured transactions as a lazy DuckDB relation.
+
+The relation's columns are renamed from the config's mapping to ``customer_id``, ``timestamp``,
+``amount`` (or ``quantity`` and ``unit_price``; neither for an event feed) and, when mapped,
+``order_id``; every other source column comes along under a private alias (see
+:mod:`pipeline.engines.inputs`), for duplicate detection and the quarantine file. Nothing is parsed yet:
+parsing and quarantine happen in ``prepare``. DuckDB reads the files itself, out of core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipeline.config import DataConfig, EngineConfig
+from pipeline.engines.inputs import (
+    CDNOW_FILES,
+    bundled_cdnow_frame,
+    check_csv_header,
+    files,
+    files_fingerprint,
+    first_line,
+    renamed_columns,
+)
+from pipeline.errors import InputError
+
+__all__ = ["Transactions", "connect", "open_transactions"]
+
+
+@dataclass(frozen=True)
+class Transactions:
+    """Raw transactions: the relation, where they came from and a fingerprint of the bytes read.
+
+    ``column_names``: relation column -> source column name, in the source's order; pass it to
+    :func:`pipeline.engines.duckdb_prepare.prepare` (for ``prepare.duplicate_key`` and the quarantine's
+    column names).
+    """
+
+    relation: duckdb.DuckDBPyRelation
+    description: str
+    fingerprint: str
+    timestamp_format: str | None
+    column_names: dict[str, str] = field(default_factory=dict)
+
+
+def _bundled_cdnow(con: duckdb.DuckDBPyConnection, source: str) -> Transactions:
+    frame, description, fingerprint, timestamp_format = bundled_cdnow_frame(source)
+    return Transactions(con.from_df(frame), description, fingerprint, timestamp_format)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _open_duckdb_table(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> duckdb.DuckDBPyRelation:
+    literal = str(path).replace("'", "''")
+    try:
+        con.execute(f"ATTACH '{literal}' AS clv_source (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: cannot open DuckDB database: {first_line(exc)}") from None
+    try:
+        return con.table(f"clv_source.{_quote(table)}")
+    except duckdb.Error:
+        raise InputError(f"{path}: no table {table!r} (data.table)") from None
+
+
+def connect(engine: EngineConfig) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the configured memory limit, threads and spill folder.
+
+    Insertion order is not preserved (every query that needs an order says ORDER BY): it lets DuckDB
+    build large intermediate tables without holding them back in order, which lowers peak memory.
+    """
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{engine.memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+    if engine.threads is not None:
+        con.execute(f"SET threads = {engine.threads}")
+    if engine.temp_directory is not None:
+        con.execute(f"SET temp_directory = '{str(engine.temp_directory).replace(chr(39), chr(39) * 2)}'")
+    return con
+
+
+def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Transactions:
+    """Open the configured source; InputError names the file or column that is wrong."""
+    if data.source in CDNOW_FILES:
+        return _bundled_cdnow(con, data.source)
+    if data.source == "sql":
+        assert data.query is not None  # guaranteed by DataConfig
+        try:
+            relation = con.sql(data.query)
+        except duckdb.Error as exc:
+            raise InputError(f"data.query: {first_line(exc)}") from None
+        if relation is None:
+            raise InputError("data.query: the query returns no rows (is it a SELECT?)")
+        digest = hashlib.sha256(data.query.encode()).hexdigest()
+        return _mapped(relation, data, "data.query", f"query:{digest}")
+    assert data.path is not None  # guaranteed by DataConfig
+    if data.source == "duckdb":
+        assert data.table is not None
+        if not data.path.is_file():
+            raise InputError(f"{data.path}: DuckDB database file not found")
+        relation = _open_duckdb_table(con, data.path, data.table)
+        return _mapped(relation, data, f"{data.path}:{data.table}", files_fingerprint([data.path]))
+    found = files(data.path)
+    if any(f.stat().st_size == 0 for f in found):
+        raise InputError(f"{data.path}: the file is empty")
+    try:
+        if data.source == "csv":
+            if data.csv.encoding.lower().replace("-", "") not in ("utf8", "utf16", "latin1"):
+                raise InputError(f"data.csv.encoding: unsupported encoding {data.csv.encoding!r}")
+            if data.csv.header:
+                check_csv_header(found[0], data)
+            relation = con.read_csv(
+                [str(f) for f in found],  # type: ignore[arg-type]  # DuckDB reads a list of files
+                delimiter=data.csv.delimiter,
+                header=data.csv.header,
+                all_varchar=True,
+                encoding=data.csv.encoding,
+            )
+        else:
+            relation = con.read_parquet([str(f) for f in found])
+    except duckdb.Error as exc:
+        message = first_line(exc)
+        if "Invalid unicode" in str(exc):
+            line = message.split("Line:")[-1].strip() if "Line:" in message else "?"
+            message = f"not {data.csv.encoding} text (line {line}); set data.csv.encoding"
+        raise InputError(f"{data.path}: cannot read {data.source}: {message}") from None
+    return _mapped(relation, data, str(data.path), files_fingerprint(found))
+
+
+def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str) -> Transactions:
+    """Rename the mapped columns to the standard names and the others to their private aliases; a
+    missing column is an InputError."""
+    renamed = renamed_columns(list(relation.columns), data, description)
+    columns = [duckdb.ColumnExpression(column).alias(name) for name, column in renamed.items()]
+    return Transactions(relation.select(*columns), description, fingerprint, data.timestamp_format, renamed)

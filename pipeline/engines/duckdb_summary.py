@@ -1,0 +1,267 @@
+"""The DuckDB queries of the prepare stage: the one scan, the purchase periods, netting and the summaries.
+
+The input is scanned once into a table of rows per (reason, customer, order, return flag, day); the
+purchase periods and one table of customers (the full history, the calibration and the holdout side by
+side, in one aggregation) come from it. Amounts are exact integers of 1/:data:`~pipeline.engines.rules.SCALE`
+(BIGINT days, HUGEINT sums). The netting rule of :mod:`pipeline.engines.rules` is an ASOF join here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pipeline.engines.prepared import CUSTOMER_COLUMNS, HOLDOUT_COLUMNS, MONEY_COLUMNS
+from pipeline.engines.rules import SCALE, period_start
+from pipeline.engines.sql import DUCKDB, period_sql
+
+__all__ = [
+    "BIGINT_MAX",
+    "Windows",
+    "calibration_sql",
+    "customers_sql",
+    "daily_sql",
+    "full_sql",
+    "periods_sql",
+    "returns_sql",
+    "weekly_parts_sql",
+    "weekly_sql",
+]
+
+BIGINT_MAX = 2**63 - 1
+
+
+def daily_sql(classified: str, has_order: bool) -> str:
+    """The one scan of the input: used rows grouped by customer, order, return flag and day.
+
+    Quarantined rows keep only their ``reason`` (they are counted, not summarised). Amounts are rounded
+    to 4 decimals and summed as exact integers from here on: floating-point sums split across threads
+    would depend on the thread schedule, and the same input must always give the same numbers. A day's
+    sum is kept as a BIGINT (the per-customer sums over it run twice as fast as over HUGEINT); a day
+    whose sum does not fit (over 922 trillion) is NULL here, and the scan stops on it with an InputError.
+    """
+    order = "CASE WHEN reason IS NULL THEN order_key END AS order_key," if has_order else ""
+    return f"""
+        SELECT reason,
+               CASE WHEN reason IS NULL THEN cid END AS cid, {order}
+               CASE WHEN reason IS NULL THEN is_return END AS is_return,
+               CASE WHEN reason IS NULL THEN CAST(ts AS DATE) END AS d,
+               TRY_CAST(sum(CASE WHEN reason IS NULL THEN CAST(round(value * {SCALE}) AS BIGINT) END) AS BIGINT)
+                   AS amount,
+               count(*) AS n
+        FROM ({classified}) GROUP BY ALL
+    """
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The dates that cut the history: calibration up to ``calibration_end``, then the holdout up to
+    ``observation_end``; ``recent_start`` opens the window of the same length before calibration_end."""
+
+    calibration_end: dt.date
+    observation_end: dt.date
+    recent_start: dt.date
+    period: str
+
+
+def periods_sql(daily: str, w: Windows, has_order: bool) -> tuple[str, bool]:
+    """Purchase periods, one row per customer and period (day or week), split at calibration_end.
+
+    Columns: ``cal_amount`` (orders on or before calibration_end, NULL without), ``hold_amount`` and
+    ``hold_n`` (orders after it, NULL without), ``recent_amount`` (orders in the recent window) and
+    ``recent_n`` (1 when the period has an order in the recent window, NULL without).
+    Returns the SQL and whether it aggregates (and is worth materialising).
+    """
+    purchases = f"SELECT * FROM {daily} WHERE reason IS NULL AND d <= DATE '{w.observation_end}' AND NOT is_return"
+    cal = f"d <= DATE '{w.calibration_end}'"
+    hold = f"d > DATE '{w.calibration_end}'"
+    recent = f"d > DATE '{w.recent_start}' AND {cal}"
+    if has_order:
+        # Lines without an order id are one transaction per customer and day, not one giant order.
+        orders = f"""SELECT cid, min(d) AS d, sum(amount) AS amount, 1 AS n FROM ({purchases})
+                     GROUP BY cid, coalesce(order_key, 'day ' || CAST(d AS VARCHAR))"""
+    elif w.period == "day":
+        # Without order ids the scan already holds one row per customer and day: nothing to merge.
+        return (
+            f"""SELECT cid, d AS p,
+                   CASE WHEN {cal} THEN amount END AS cal_amount,
+                   CASE WHEN {hold} THEN amount END AS hold_amount,
+                   CASE WHEN {hold} THEN n END AS hold_n,
+                   CASE WHEN {recent} THEN amount END AS recent_amount,
+                   CASE WHEN {recent} THEN 1 END AS recent_n
+            FROM ({purchases})""",
+            False,
+        )
+    else:
+        orders = f"SELECT cid, d, amount, n FROM ({purchases})"
+    return (
+        f"""SELECT cid, {period_sql(DUCKDB, "d", w.period)} AS p,
+                   sum(amount) FILTER ({cal}) AS cal_amount,
+                   sum(amount) FILTER ({hold}) AS hold_amount,
+                   sum(n) FILTER ({hold}) AS hold_n,
+                   sum(amount) FILTER ({recent}) AS recent_amount,
+                   max(CASE WHEN {recent} THEN 1 END) AS recent_n
+            FROM ({orders}) GROUP BY ALL""",
+        True,
+    )
+
+
+def netted_sql(daily: str, periods: str, w: Windows, net: bool) -> str:
+    """CTEs ``netted`` (periods with ``amount``, the full-history value, and ``cal_net``, the calibration
+    value, NULL outside calibration) and ``refund_totals`` (per customer: holdout and recent refunds).
+
+    A return is subtracted from the customer's latest purchase period at or before it, within the same
+    window (calibration, or full history), and a period's value never goes below 0.
+    """
+    if not net:
+        return f"""
+        netted AS (
+            SELECT cid, p, hold_amount, hold_n, recent_amount, recent_n, cal_amount AS cal_net,
+                   coalesce(cal_amount, 0) + coalesce(hold_amount, 0) AS amount
+            FROM {periods}
+        ),
+        refund_totals AS (
+            SELECT NULL::VARCHAR AS cid, NULL::HUGEINT AS hold, NULL::HUGEINT AS recent WHERE false
+        )"""
+    cal = f"d <= DATE '{w.calibration_end}'"
+    return f"""
+        refunds AS (
+            SELECT cid, d, {period_sql(DUCKDB, "d", w.period)} AS p, amount FROM {daily}
+            WHERE reason IS NULL AND d <= DATE '{w.observation_end}' AND is_return
+        ),
+        refunds_full AS (
+            SELECT r.cid, pp.p, sum(r.amount) AS amount
+            FROM refunds r ASOF JOIN {periods} pp ON r.cid = pp.cid AND r.p >= pp.p GROUP BY ALL
+        ),
+        refunds_cal AS (
+            SELECT r.cid, pp.p, sum(r.amount) AS amount
+            FROM (SELECT * FROM refunds WHERE {cal}) r
+            ASOF JOIN (SELECT cid, p FROM {periods} WHERE cal_amount IS NOT NULL) pp
+                ON r.cid = pp.cid AND r.p >= pp.p
+            GROUP BY ALL
+        ),
+        netted AS (
+            SELECT cid, p, hold_amount, hold_n, recent_amount, recent_n,
+                   CASE WHEN cal_amount IS NOT NULL THEN greatest(cal_amount + coalesce(rc.amount, 0), 0) END
+                       AS cal_net,
+                   greatest(coalesce(cal_amount, 0) + coalesce(hold_amount, 0) + coalesce(rf.amount, 0), 0)
+                       AS amount
+            FROM {periods} LEFT JOIN refunds_full rf USING (cid, p) LEFT JOIN refunds_cal rc USING (cid, p)
+        ),
+        refund_totals AS (
+            SELECT cid, sum(amount) FILTER (d > DATE '{w.calibration_end}') AS hold,
+                   sum(amount) FILTER (d > DATE '{w.recent_start}' AND {cal}) AS recent
+            FROM refunds GROUP BY cid
+        )"""
+
+
+def customers_sql(daily: str, periods: str, w: Windows, net: bool) -> str:
+    """One row per customer with a purchase: counts, first and last periods and exact sums, for the
+    full history (``periods``, ``total``, ...), the calibration (``cal_``) and the holdout (``hold_``),
+    all in one aggregation over the purchase periods."""
+    return f"""
+        WITH {netted_sql(daily, periods, w, net)},
+        customers AS (
+            SELECT cid,
+                   count(*) AS periods, min(p) AS first_p, max(p) AS last_p,
+                   sum(amount) AS total, arg_min(amount, p) AS first_amount,
+                   count(cal_net) AS cal_periods, max(p) FILTER (cal_net IS NOT NULL) AS cal_last_p,
+                   sum(cal_net) AS cal_total, arg_min(cal_net, p) FILTER (cal_net IS NOT NULL) AS cal_first_amount,
+                   count(hold_amount) AS hold_periods, sum(hold_amount) AS hold_gross, sum(hold_n) AS hold_n,
+                   sum(recent_amount) AS recent, count(recent_n) AS recent_periods
+            FROM netted GROUP BY cid
+        )
+        SELECT c.*, rt.hold AS hold_refunds, rt.recent AS recent_refunds
+        FROM customers c LEFT JOIN refund_totals rt USING (cid)
+    """
+
+
+def _selected(columns: list[tuple[str, str]], money: bool) -> str:
+    """``expr AS "name"`` for each column; without ``money`` (an event feed), not the spend columns."""
+    return ", ".join(f'{e} AS "{c}"' for e, c in columns if money or c not in MONEY_COLUMNS)
+
+
+def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float) -> list[tuple[str, str]]:
+    """lifetimes' summary columns from a customers row (``prefix`` ``cal_`` for the calibration)."""
+    count, last_p, total, first_amount = (f"{prefix}{c}" for c in ("periods", "last_p", "total", "first_amount"))
+    # Repeat spend = all spend minus the first period's.
+    exprs = [
+        f"CAST({count} - 1 AS DOUBLE)",
+        f"date_diff('day', first_p, {last_p}) / {unit_days}",
+        f"date_diff('day', first_p, DATE '{period_start(cutoff, period)}') / {unit_days}",
+        f"""CASE WHEN {count} > 1
+                 THEN CAST({total} - {first_amount} AS DOUBLE) / ({SCALE} * ({count} - 1)) ELSE 0.0 END""",
+        f"CAST({total} AS DOUBLE) / {SCALE}",
+        "CAST(first_p AS TIMESTAMP)",
+    ]
+    return list(zip(exprs, CUSTOMER_COLUMNS, strict=True))
+
+
+def full_sql(customers: str, w: Windows, unit_days: float, money: bool) -> str:
+    """The full-history summary up to observation_end, one row per customer, ordered by customer id."""
+    full = _selected(_summary_columns("", w.observation_end, w.period, unit_days), money)
+    return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id"
+
+
+def calibration_sql(customers: str, w: Windows, unit_days: float, money: bool) -> str:
+    """The calibration summary and the holdout actuals of the customers who bought on or before
+    calibration_end, ordered by customer id."""
+    holdout = [
+        ("CAST(hold_periods AS DOUBLE)", "frequency_holdout"),
+        (f"CASE WHEN hold_n > 0 THEN CAST(hold_gross AS DOUBLE) / ({SCALE} * hold_n) ELSE 0.0 END", HOLDOUT_COLUMNS[1]),
+        (
+            f"CAST(greatest(coalesce(hold_gross, 0) + coalesce(hold_refunds, 0), 0) AS DOUBLE) / {SCALE}",
+            "revenue_holdout",
+        ),
+        (f"CAST(greatest(coalesce(recent, 0) + coalesce(recent_refunds, 0), 0) AS DOUBLE) / {SCALE}", "recent_spend"),
+        ("CAST(recent_periods AS DOUBLE)", "recent_purchases"),
+    ]
+    columns = _selected(_summary_columns("cal_", w.calibration_end, w.period, unit_days) + holdout, money)
+    return f"SELECT cid AS customer_id, {columns} FROM {customers} WHERE cal_periods > 0 ORDER BY customer_id"
+
+
+def weekly_parts_sql(periods: str, customers: str, w: Windows) -> str:
+    """Per calendar week (Monday start): the purchase periods of all customers (``n_all``) and of the
+    customers new in the holdout (``n_new``, whose periods all start after calibration_end).
+
+    Additive over customer buckets; no join of periods to customers.
+    """
+    new_from = period_start(w.calibration_end + dt.timedelta(days=1), w.period)
+    return f"""
+        SELECT {DUCKDB.week("p")} AS week, count(*) AS n_all,
+               count(*) FILTER (
+                   WHERE p >= DATE '{new_from}' AND cid IN (SELECT cid FROM {customers} WHERE cal_periods = 0)
+               ) AS n_new
+        FROM {periods} GROUP BY week
+    """
+
+
+def weekly_sql(parts: str, customers: str) -> str:
+    """Repeat purchase periods per calendar week by the calibration customers: their periods in the week
+    (all minus the new customers') minus their first periods."""
+    return f"""
+        WITH weeks AS (SELECT week, sum(n_all) AS n_all, sum(n_new) AS n_new FROM {parts} GROUP BY week),
+        first_weeks AS (
+            SELECT {DUCKDB.week("first_p")} AS week, count(*) AS n FROM {customers}
+            WHERE cal_periods > 0 GROUP BY week
+        )
+        SELECT week, CAST(n_all - n_new - coalesce(f.n, 0) AS BIGINT) AS repeat_purchases
+        FROM weeks LEFT JOIN first_weeks f USING (week)
+        WHERE n_all > n_new ORDER BY week
+    """
+
+
+def returns_sql(daily: str, observation_end: dt.date, period: str) -> str:
+    """Counts of used return rows, and of those with no purchase period at or before them."""
+    trunc = period_sql(DUCKDB, "d", period)
+    return f"""
+        WITH valid AS (
+            SELECT cid, {trunc} AS p, is_return, n FROM {daily}
+            WHERE reason IS NULL AND d <= DATE '{observation_end}'
+        ),
+        purchases AS (SELECT DISTINCT cid, p FROM valid WHERE NOT is_return),
+        refunds AS (SELECT cid, p, n FROM valid WHERE is_return)
+        SELECT coalesce(sum(n) FILTER (WHERE purchases.p IS NOT NULL), 0) AS netted,
+               coalesce(sum(n) FILTER (WHERE purchases.p IS NULL), 0) AS unmatched
+        FROM refunds ASOF LEFT JOIN purchases ON refunds.cid = purchases.cid AND refunds.p >= purchases.p
+    """

@@ -1,0 +1,126 @@
+"""The inputs both engines read alike: the bundled CDNOW files, input files and their fingerprint, the
+CSV header check, and the mapping of source columns to the standard names.
+
+The edges (:mod:`pipeline.engines.duckdb_source`, :mod:`pipeline.engines.spark_session`) rename the
+mapped columns to ``customer_id``, ``timestamp``, ``amount`` (or ``quantity`` and ``unit_price``;
+neither for an event feed) and, when mapped, ``order_id``; every other source column comes along under
+a private alias (see :mod:`pipeline.engines.source_columns`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.resources
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import DataConfig
+from pipeline.engines.source_columns import private_alias
+from pipeline.errors import InputError
+
+__all__ = [
+    "CDNOW_FILES",
+    "bundled_cdnow_frame",
+    "check_csv_header",
+    "files",
+    "files_fingerprint",
+    "first_line",
+    "mapped_columns",
+    "renamed_columns",
+]
+
+CDNOW_FILES = {"cdnow_master": "CDNOW_master.txt", "cdnow_sample": "CDNOW_sample.txt"}
+
+
+def files_fingerprint(paths: list[Path]) -> str:
+    """SHA-256 over the SHA-256 of each file's bytes, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def bundled_cdnow_frame(source: str) -> tuple[pd.DataFrame, str, str, str]:
+    """The bundled CDNOW file as text columns customer_id, timestamp, amount; its description,
+    fingerprint and timestamp format."""
+    resource = importlib.resources.files("lifetimes") / "datasets" / CDNOW_FILES[source]
+    with importlib.resources.as_file(resource) as path:
+        if source == "cdnow_master":
+            names = ["customer_id", "timestamp", "cds", "amount"]
+            frame = pd.read_csv(path, sep=r"\s+", skiprows=1, header=None, names=names, dtype=str)
+        else:
+            # The 1/10 sample has no header: master id, sample id, date, cds, dollars. Ids are sample ids.
+            names = ["master_id", "customer_id", "timestamp", "cds", "amount"]
+            frame = pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype=str)
+        fingerprint = files_fingerprint([path])
+    return frame[["customer_id", "timestamp", "amount"]], f"lifetimes:{CDNOW_FILES[source]}", fingerprint, "%Y%m%d"
+
+
+def files(path: Path) -> list[Path]:
+    """The input files: ``path``, or the .parquet files of a folder; InputError when there are none."""
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise InputError(f"{path}: folder holds no .parquet files")
+        return files
+    if not path.exists():
+        raise InputError(f"{path}: input file not found")
+    return [path]
+
+
+def check_csv_header(path: Path, data: DataConfig) -> None:
+    """DuckDB silently renames repeated header names (amount, amount_1): refuse them instead."""
+    try:
+        with path.open(encoding=data.csv.encoding, errors="replace", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=data.csv.delimiter), [])
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"{path}: duplicate column name(s) in the header: {', '.join(repeated)}")
+
+
+def mapped_columns(columns: list[str], data: DataConfig, description: str) -> dict[str, str]:
+    """Standard name -> input column for every mapped role; InputError for a missing or repeated column."""
+    mapping = data.columns
+    roles = {
+        "customer_id": mapping.customer_id,
+        "timestamp": mapping.timestamp,
+        "amount": None if mapping.uses_quantity else mapping.amount,
+        "quantity": mapping.quantity,
+        "unit_price": mapping.unit_price,
+        "order_id": mapping.order_id,
+    }
+    if len(set(columns)) != len(columns):
+        duplicated = sorted({c for c in columns if columns.count(c) > 1})
+        raise InputError(f"{description}: duplicate column name(s): {', '.join(duplicated)}")
+    selected = {}
+    for role, column in roles.items():
+        if column is None:
+            continue
+        if column not in columns:
+            raise InputError(
+                f"{description}: missing required column '{column}' (data.columns.{role}); found: {', '.join(columns)}"
+            )
+        selected[role] = column
+    return selected
+
+
+def renamed_columns(columns: list[str], data: DataConfig, description: str) -> dict[str, str]:
+    """Relation column -> source column, in the source's order: the mapped roles under their standard
+    names, every other source column under its private alias; InputError for a missing column."""
+    selected = mapped_columns(columns, data, description)
+    renamed: dict[str, str] = {}
+    for column in columns:
+        roles = [role for role, mapped in selected.items() if mapped == column]
+        renamed.update(dict.fromkeys(roles, column) if roles else {private_alias(column): column})
+    return renamed
+
+
+def first_line(exc: Exception) -> str:
+    """An error's first line (its type when it has no text)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
