@@ -81,7 +81,7 @@ class Scenario:
     @property
     def name(self) -> str:
         sign = "-" if self.lever == "dropout" else "+"
-        return f"{self.lever} {sign}{self.k:.0%}"
+        return f"{self.lever} {sign}{self.k * 100:g}%"
 
     @property
     def dropout_factor(self) -> float:

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from models.bundle import CLVModelParams
 from models.contract import CUSTOMER_ID
 from models.whatif import Scenario, whatif_customers
-from pipeline.business import value_segment
+from pipeline.business import SEGMENTS, value_segment
 
 __all__ = [
     "SEGMENTINGS",
@@ -38,6 +38,7 @@ __all__ = [
 Segmenting = Literal["value_segment", "risk_tier", "cohort", "all"]
 SEGMENTINGS: Final[tuple[str, ...]] = get_args(Segmenting)
 ALL = "all customers"
+TOTAL = "all selected"
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,21 @@ def segment_labels(segmenting: Segmenting, scores: pd.DataFrame, first_purchase:
     return pd.Series(months.to_numpy(), index=scores.index, name="segment")
 
 
+def _segment_order(labels: pd.Series) -> list[str]:
+    """Value segments from the top, risk tiers and cohorts in their own order."""
+    found = list(dict.fromkeys(labels))
+    known = [name for name, _ in SEGMENTS] + ["low", "medium", "high"]
+    return sorted(found, key=lambda s: (known.index(s), "") if s in known else (len(known), s))
+
+
 def _summarise(frame: pd.DataFrame, campaign: Campaign) -> pd.DataFrame:
-    grouped = frame.groupby(["segment", "scenario"], sort=False)
+    """Per segment and scenario, and a total over the selected customers per scenario (``all selected``)."""
+    order = _segment_order(frame["segment"])
+    if len(order) > 1:
+        frame = pd.concat([frame, frame.assign(segment=TOTAL)], ignore_index=True)
+        order.append(TOTAL)
+    frame = frame.assign(segment=pd.Categorical(frame["segment"], categories=order, ordered=True))
+    grouped = frame.groupby(["segment", "scenario"], sort=False, observed=True)
     table = grouped.agg(
         customers=(CUSTOMER_ID, "size"),
         clv_before=("clv_before", "sum"),
@@ -90,6 +104,8 @@ def _summarise(frame: pd.DataFrame, campaign: Campaign) -> pd.DataFrame:
         p_alive_before=("p_alive_before", "mean"),
         p_alive_after=("p_alive_after", "mean"),
     ).reset_index()
+    table = table.sort_values("segment", kind="stable").reset_index(drop=True)
+    table["segment"] = table["segment"].astype(str)
     table["delta_clv_pct"] = np.where(table["clv_before"] > 0, table["delta_clv"] / table["clv_before"], np.nan)
     table["delta_clv_per_customer"] = table["delta_clv"] / table["customers"]
     table["break_even_spend_per_customer"] = campaign.break_even(table["delta_clv_per_customer"])
