@@ -4,10 +4,11 @@
 ``clv prepare [--config PATH] --output DIR`` runs the prepare stage alone;
 ``clv score --model-uri URI --input PATH --as-of DATE --output PATH`` scores with a registered model;
 ``clv whatif --input PATH --as-of DATE --scenario dropout:0.05`` values a scenario per segment;
+``clv monitor [--input PATH] [--config PATH] [--summary PATH]`` judges the champion on the data since it was trained;
 ``clv promote --version N [--alias A] [--force]`` moves an alias; ``clv models`` lists versions.
 
-Exit codes: 0 trained and promoted; 1 trained but rejected by the gate; 2 bad input or config (one
-line on stderr, no traceback); 3 the MLflow tracking store is unreachable.
+Exit codes: 0 trained and promoted (monitor: healthy); 1 trained but rejected by the gate; 2 bad input or config
+(one line on stderr, no traceback); 3 the MLflow tracking store is unreachable; 4 monitor: a retrain is due.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--chunk-rows", type=int, default=1_000_000, help="customers scored per chunk")
 
     _whatif_parser(commands)
+    _monitor_parser(commands)
 
     promote = commands.add_parser("promote", help="move an alias to a registered version (rollback too)")
     promote.add_argument("--version", type=int, required=True)
@@ -94,6 +96,15 @@ def _whatif_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     whatif.add_argument(
         "--output", type=Path, help="write whatif.csv, whatif.parquet, whatif_customers.parquet, whatif.png"
     )
+
+
+def _monitor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    monitor = commands.add_parser("monitor", help="is the champion still right? exit 4 when a retrain is due")
+    monitor.add_argument("--model-uri", default="models:/clv@champion", help="models:/NAME@ALIAS or models:/NAME/N")
+    monitor.add_argument("--input", type=Path, help="the feed up to now (default: the model's training source)")
+    monitor.add_argument("--as-of", type=_date, help="last day to judge (default: the feed's last date)")
+    monitor.add_argument("--config", type=Path, help="YAML with a monitor: mapping of thresholds")
+    monitor.add_argument("--summary", type=Path, help="write the verdict and every period as JSON here")
 
 
 def _date(text: str) -> dt.date:
@@ -163,6 +174,18 @@ def _whatif(args: argparse.Namespace) -> int:
     if done.outputs:
         print(f"written: {', '.join(str(p) for p in done.outputs)}")
     return 0
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from pipeline.commands.monitor import load_monitor_config, run_monitor
+    from pipeline.monitor_report import period_lines, verdict_line
+
+    done = run_monitor(args.model_uri, args.input, args.as_of, load_monitor_config(args.config), args.summary)
+    model = f"{done.model['uri']} (version {done.model['version']})"
+    if done.result.periods:
+        print("\n".join(period_lines(done.result)))
+    print(f"{verdict_line(done.result, model)}; run {done.run_id} (type monitor)")
+    return done.exit_code
 
 
 def _promote(args: argparse.Namespace) -> int:
@@ -243,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "prepare": _prepare,
                 "score": _score,
                 "whatif": _whatif,
+                "monitor": _monitor,
                 "promote": _promote,
                 "models": _models,
                 "compare": _compare,

@@ -271,9 +271,7 @@ def monitor(
         except InputError as exc:
             if "outside the data" not in str(exc):
                 raise
-            raise InputError(
-                f"{source}: no transactions after the model's data ended ({start}): nothing to monitor"
-            ) from None
+            last = start  # no transaction after the model's data ended: nothing to judge yet
     periods = []
     tracking = pd.DataFrame()
     for index, end in enumerate(period_ends(start, last, config.period_days), start=1):

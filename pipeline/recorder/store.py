@@ -156,9 +156,9 @@ def set_tags(tags: dict[str, Any]) -> None:
         mlflow.set_tags({k: mask_text(str(v)) for k, v in tags.items()})
 
 
-def log_metrics(metrics: dict[str, float]) -> None:
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     with _store_errors("log metrics"):
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
