@@ -3,10 +3,12 @@
 ``clv train [--config PATH] [--summary PATH] [--output DIR]`` runs the whole job;
 ``clv prepare [--config PATH] --output DIR`` runs the prepare stage alone;
 ``clv score --model-uri URI --input PATH --as-of DATE --output PATH`` scores with a registered model;
+``clv whatif --input PATH --as-of DATE --scenario dropout:0.05`` values a scenario per segment;
+``clv monitor [--input PATH] [--config PATH] [--summary PATH]`` judges the champion on the data since it was trained;
 ``clv promote --version N [--alias A] [--force]`` moves an alias; ``clv models`` lists versions.
 
-Exit codes: 0 trained and promoted; 1 trained but rejected by the gate; 2 bad input or config (one
-line on stderr, no traceback); 3 the MLflow tracking store is unreachable.
+Exit codes: 0 trained and promoted (monitor: healthy); 1 trained but rejected by the gate; 2 bad input or config
+(one line on stderr, no traceback); 3 the MLflow tracking store is unreachable; 4 monitor: a retrain is due.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--output", type=Path, required=True, help="scores file: .parquet or .csv")
     score.add_argument("--chunk-rows", type=int, default=1_000_000, help="customers scored per chunk")
 
+    _whatif_parser(commands)
+    _monitor_parser(commands)
+
     promote = commands.add_parser("promote", help="move an alias to a registered version (rollback too)")
     promote.add_argument("--version", type=int, required=True)
     promote.add_argument("--alias", default="champion")
@@ -65,6 +70,41 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("models", help="list registered versions, aliases, gate results and metrics")
     listing.add_argument("--name", default="clv", help="registered model name")
     return parser
+
+
+def _whatif_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    whatif = commands.add_parser("whatif", help="what a retention, activation or upsell scenario is worth per segment")
+    whatif.add_argument("--model-uri", default="models:/clv@champion", help="models:/NAME@ALIAS, models:/NAME/N")
+    whatif.add_argument("--input", type=Path, help="raw transactions (.csv, .parquet), summarised --as-of")
+    whatif.add_argument("--as-of", type=_date, help="summarise the transactions as of this date (YYYY-MM-DD)")
+    whatif.add_argument("--customers", type=Path, help="per-customer summaries instead of --input")
+    whatif.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        help="LEVER:K, repeatable: dropout:0.05 (dropout x 0.95), "
+        "rate:0.1 (purchase rate x 1.1), spend:0.1 (spend per order x 1.1); default dropout:0.05",
+    )
+    whatif.add_argument(
+        "--segment-by", default="value_segment", choices=["value_segment", "risk_tier", "cohort", "all"]
+    )
+    whatif.add_argument("--segment", action="append", default=[], help="keep only this segment (repeatable)")
+    whatif.add_argument("--ids", type=Path, help="keep only these customers: one id per line, or a customer_id column")
+    whatif.add_argument("--response-rate", type=float, default=1.0, help="share of targeted customers it works on")
+    whatif.add_argument("--campaign-cost", type=float, default=0.0, help="cost of reaching one customer")
+    whatif.add_argument("--horizon-months", type=int, help="CLV horizon for the what-if (default: the model's)")
+    whatif.add_argument(
+        "--output", type=Path, help="write whatif.csv, whatif.parquet, whatif_customers.parquet, whatif.png"
+    )
+
+
+def _monitor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    monitor = commands.add_parser("monitor", help="is the champion still right? exit 4 when a retrain is due")
+    monitor.add_argument("--model-uri", default="models:/clv@champion", help="models:/NAME@ALIAS or models:/NAME/N")
+    monitor.add_argument("--input", type=Path, help="the feed up to now (default: the model's training source)")
+    monitor.add_argument("--as-of", type=_date, help="last day to judge (default: the feed's last date)")
+    monitor.add_argument("--config", type=Path, help="YAML with a monitor: mapping of thresholds")
+    monitor.add_argument("--summary", type=Path, help="write the verdict and every period as JSON here")
 
 
 def _date(text: str) -> dt.date:
@@ -104,6 +144,48 @@ def _score(args: argparse.Namespace) -> int:
         f"{ledger.rows_quarantined:,} quarantined{quarantine})"
     )
     return 0
+
+
+def _whatif(args: argparse.Namespace) -> int:
+    from pipeline.commands.whatif import parse_scenario, run_whatif, table_lines
+    from pipeline.whatif import Campaign
+
+    scenarios = [parse_scenario(text) for text in args.scenario or ["dropout:0.05"]]
+    try:
+        campaign = Campaign(args.response_rate, args.campaign_cost)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    done = run_whatif(
+        args.model_uri,
+        scenarios,
+        input_path=args.input,
+        as_of=args.as_of,
+        customers_path=args.customers,
+        segment_by=args.segment_by,
+        segments=args.segment,
+        ids_path=args.ids,
+        campaign=campaign,
+        output_dir=args.output,
+        horizon_months=args.horizon_months,
+    )
+    version = f" version {done.version}" if done.version else ""
+    print(f"clv whatif: {args.model_uri}{version}; run {done.run_id} (type whatif)")
+    print("\n".join(table_lines(done.result.table)))
+    if done.outputs:
+        print(f"written: {', '.join(str(p) for p in done.outputs)}")
+    return 0
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from pipeline.commands.monitor import load_monitor_config, run_monitor
+    from pipeline.monitor_report import period_lines, verdict_line
+
+    done = run_monitor(args.model_uri, args.input, args.as_of, load_monitor_config(args.config), args.summary)
+    model = f"{done.model['uri']} (version {done.model['version']})"
+    if done.result.periods:
+        print("\n".join(period_lines(done.result)))
+    print(f"{verdict_line(done.result, model)}; run {done.run_id} (type monitor)")
+    return done.exit_code
 
 
 def _promote(args: argparse.Namespace) -> int:
@@ -183,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "train": _train,
                 "prepare": _prepare,
                 "score": _score,
+                "whatif": _whatif,
+                "monitor": _monitor,
                 "promote": _promote,
                 "models": _models,
                 "compare": _compare,

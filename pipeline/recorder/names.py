@@ -19,23 +19,78 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEDGER_ARTIFACT",
+    "MODEL_NAME_TAG",
+    "MODEL_RUN_TAG",
     "MODEL_SELECTION_TABLE",
+    "MODEL_URI_TAG",
+    "MODEL_VERSION_TAG",
+    "MONITOR_TABLE",
     "QUARANTINE_DIR",
     "REPORT_ARTIFACT",
+    "RUN_TYPE_TAG",
+    "WHATIF_CUSTOMERS_TABLE",
+    "WHATIF_PLOT",
+    "WHATIF_TABLE",
     "champion_metric_names",
     "check_metrics",
     "fit_metrics",
     "ledger_dict",
     "ledger_metrics",
+    "linked_experiment",
+    "linked_tags",
+    "monitor_metric",
     "plot_artifact",
     "stage_metrics",
     "table_artifact",
+    "whatif_metric",
 ]
 
 LEDGER_ARTIFACT = "ledger.json"
 REPORT_ARTIFACT = "report.html"
 QUARANTINE_DIR = "tables"
 MODEL_SELECTION_TABLE = "tables/model_selection.csv"
+
+RUN_TYPE_TAG = "run_type"
+"""``whatif`` or ``monitor``: runs about a registered model, each in its own experiment (:func:`linked_experiment`)."""
+MODEL_NAME_TAG = "model.name"
+MODEL_VERSION_TAG = "model.version"
+MODEL_RUN_TAG = "model.run_id"
+MODEL_URI_TAG = "model.uri"
+WHATIF_TABLE = "tables/whatif.csv"
+WHATIF_CUSTOMERS_TABLE = "tables/whatif_customers.parquet"
+WHATIF_PLOT = "plots/whatif.png"
+MONITOR_TABLE = "tables/monitor_periods.csv"
+
+
+def linked_experiment(experiment: str, run_type: str) -> str:
+    """``clv-whatif``, ``clv-monitor``: not the training experiment, so ``clv compare`` lists training runs only."""
+    return f"{experiment}-{run_type}"
+
+
+def linked_tags(record: dict[str, str], model_uri: str) -> dict[str, str]:
+    """The tags that link a what-if or monitoring run to the model version it is about."""
+    return {
+        MODEL_URI_TAG: model_uri,
+        MODEL_NAME_TAG: record.get("name", ""),
+        MODEL_VERSION_TAG: record.get("version", ""),
+        MODEL_RUN_TAG: record.get("run_id", ""),
+    }
+
+
+def _slug(text: str) -> str:
+    return "_".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def whatif_metric(quantity: str, scenario: str, segment: str | None = None) -> str:
+    """``whatif_<scenario>_<quantity>`` (all customers) or ``whatif_<scenario>_<segment>_<quantity>``, e.g.
+    ``whatif_dropout_5_delta_clv`` and ``whatif_dropout_5_top_5_break_even_spend_per_customer``."""
+    parts = ["whatif", _slug(scenario), *([_slug(segment)] if segment else []), quantity]
+    return "_".join(p for p in parts if p)
+
+
+def monitor_metric(check: str) -> str:
+    """``monitor_<check>``, logged once per monitoring period (the period is the metric's step)."""
+    return f"monitor_{check}"
 
 
 def table_artifact(name: str, suffix: str = "parquet") -> str:

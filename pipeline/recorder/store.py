@@ -156,9 +156,9 @@ def set_tags(tags: dict[str, Any]) -> None:
         mlflow.set_tags({k: mask_text(str(v)) for k, v in tags.items()})
 
 
-def log_metrics(metrics: dict[str, float]) -> None:
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     with _store_errors("log metrics"):
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
@@ -374,3 +374,23 @@ def alias_version(name: str, alias: str) -> int | None:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None
             raise
+
+
+def model_record(model_uri: str) -> dict[str, Any]:
+    """The registered version behind ``models:/NAME@ALIAS`` or ``models:/NAME/N``: ``name``, ``version``,
+    ``run_id``, and its training run's ``tags``, ``metrics`` and ``ledger`` (``ledger.json``: its data's dates)."""
+    _use_store()
+    name, _, alias = model_uri.removeprefix("models:/").partition("@")
+    name, _, number = name.partition("/")
+    client = MlflowClient()
+    with _store_errors(f"read {model_uri}"):
+        try:
+            found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+            run = client.get_run(str(found.run_id))
+            ledger = mlflow.artifacts.load_dict(f"runs:/{found.run_id}/{names_module.LEDGER_ARTIFACT}")
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                raise InputError(f"--model-uri {model_uri}: {str(exc).splitlines()[0]}") from None
+            raise
+    record = {"name": str(found.name), "version": str(found.version), "run_id": str(found.run_id), "ledger": ledger}
+    return record | {"tags": dict(run.data.tags), "metrics": dict(run.data.metrics)}

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from pipeline.config import Config
+from pipeline.monitor import MonitorConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -66,7 +67,7 @@ def test_every_page_is_in_the_nav_and_built(site: Path) -> None:
     nav = _nav_pages(config["nav"])
     on_disk = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
     assert sorted(nav) == on_disk
-    assert len(nav) == 23
+    assert len(nav) == 24
     for page in nav:
         assert (site / page.replace(".md", ".html")).is_file(), page
 
@@ -82,7 +83,7 @@ def test_site_needs_no_network(site: Path) -> None:
 def test_cli_reference_lists_every_command_and_option(site: Path) -> None:
     parser = _hooks().cli_parser()
     page = (site / "reference" / "cli.html").read_text(encoding="utf-8")
-    commands = {"train", "prepare", "score", "promote", "compare", "models"}
+    commands = {"train", "prepare", "score", "whatif", "monitor", "promote", "compare", "models"}
     options = 0
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -93,7 +94,7 @@ def test_cli_reference_lists_every_command_and_option(site: Path) -> None:
                     if option.option_strings and option.dest != "help":
                         assert f"<code>{option.option_strings[0]}</code>" in page, (name, option.dest)
                         options += 1
-    assert options == 17
+    assert options == 34
 
 
 def test_config_reference_lists_every_key(site: Path) -> None:
@@ -144,9 +145,13 @@ def _yaml_blocks() -> list[tuple[str, str]]:
 
 def test_yaml_examples_are_valid_configs() -> None:
     blocks = _yaml_blocks()
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     for where, block in blocks:
-        assert Config.model_validate(yaml.safe_load(block)) is not None, where
+        raw = yaml.safe_load(block)
+        if set(raw) == {"monitor"}:  # clv monitor's thresholds
+            assert MonitorConfig.model_validate(raw["monitor"]) is not None, where
+        else:
+            assert Config.model_validate(raw) is not None, where
 
 
 def test_readme_is_short_and_has_the_two_commands() -> None:
