@@ -197,16 +197,19 @@ def _quantities(
 ) -> dict[str, FloatArray]:
     """The shifted quantities of distinct histories; ``clv`` per unit of order value (CLV is linear in it)."""
     spec = model.spec
+    params = model.purchase
+    if not isinstance(params, BetaGeoParams | MBGNBDParams | ParetoNBDParams):
+        raise UnsupportedModelError(f"what-if scenarios are not defined for {type(params).__name__}")
     out: dict[str, FloatArray] = {}
     months = spec.clv_horizon_months
     out[f"p_alive_{months}m"] = p_alive_after(
-        model.purchase, scenario, days_to_units(months * DAYS_PER_MONTH, spec.time_unit), f, r, t
+        params, scenario, days_to_units(months * DAYS_PER_MONTH, spec.time_unit), f, r, t
     )
     for days in spec.horizons_days:
         horizon = days_to_units(days, spec.time_unit)
-        out[f"expected_purchases_{days}d"] = shifted_expected_purchases(model.purchase, scenario, horizon, f, r, t)
+        out[f"expected_purchases_{days}d"] = shifted_expected_purchases(params, scenario, horizon, f, r, t)
     out["clv"] = discounted_clv(
-        lambda horizon: shifted_expected_purchases(model.purchase, scenario, horizon, f, r, t),
+        lambda horizon: shifted_expected_purchases(params, scenario, horizon, f, r, t),
         np.ones_like(f),
         months,
         spec.annual_discount_rate,

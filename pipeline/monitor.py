@@ -25,16 +25,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.bundle import CLVModelParams
 from pipeline.config import PrepareConfig
+from pipeline.engines import Engine, Source
+from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
 from pipeline.metrics import pct
-from pipeline.prepare import PreparedData, prepare
 from pipeline.validate import validate
 
 __all__ = [
@@ -244,15 +244,13 @@ def verdict(periods: tuple[Period, ...], stale_after: int) -> tuple[str, tuple[s
 
 def monitor(
     model: CLVModelParams,
-    transactions: duckdb.DuckDBPyRelation,
+    engine: Engine,
+    data: Source,
     prepare_config: PrepareConfig,
     reference: Reference,
     period_length: float,
     config: MonitorConfig | None = None,
     *,
-    timestamp_format: str | None = None,
-    source: str = "input",
-    column_names: Mapping[str, str] | None = None,
     last: dt.date | None = None,
 ) -> Monitoring:
     """Every complete period since the model's data ended (up to ``last``, default the feed's last date),
@@ -263,7 +261,7 @@ def monitor(
 
     def prepared_to(end: dt.date | None) -> PreparedData:
         update = {"calibration_end": start, "observation_end": end}
-        return prepare(transactions, prepare_config.model_copy(update=update), timestamp_format, source, column_names)
+        return engine.prepare(data, prepare_config.model_copy(update=update))
 
     if last is None:
         try:

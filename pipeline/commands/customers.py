@@ -13,11 +13,10 @@ import yaml
 from models.bundle import CLVModelParams
 from models.contract import CUSTOMER_ID, ContractError, canonical_ids, check_customer_summary
 from pipeline.config import Config, DataConfig, parse_config
-from pipeline.engine_calls import engine_errors
+from pipeline.engines import open_engine
+from pipeline.engines.prepared import Ledger
 from pipeline.errors import InputError
-from pipeline.prepare import Ledger, prepare_as_of
 from pipeline.recorder import store
-from pipeline.sources import connect, open_transactions
 
 __all__ = ["Customers", "RegisteredModel", "customers_as_of", "load_model", "read_customer_ids", "read_summaries"]
 
@@ -57,17 +56,11 @@ def source_at(data: DataConfig, input_path: Path) -> DataConfig:
 
 def customers_as_of(model: RegisteredModel, input_path: Path, as_of: dt.date) -> Customers:
     """Raw transactions up to ``as_of`` summarised per customer by the model's own prepare config."""
-    con = connect(model.config.engine)
-    data = open_transactions(con, source_at(model.config.data, input_path))
-    with engine_errors(data.description):
-        prepared = prepare_as_of(
-            data.relation,
-            model.config.prepare,
-            as_of,
-            data.timestamp_format,
-            source=data.description,
-            column_names=data.column_names,
-        )
+    engine = open_engine(model.config.engine)
+    data = engine.open(source_at(model.config.data, input_path))
+    with engine.errors(data.description):
+        prepared = engine.prepare_as_of(data, model.config.prepare, as_of)
+    engine.close()
     if prepared.customers.empty:
         raise InputError(f"{data.description}: no customer has a purchase on or before {as_of}")
     return Customers(prepared.customers.reset_index(drop=True), data.description, prepared.ledger)

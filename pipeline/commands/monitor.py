@@ -15,13 +15,12 @@ from pydantic import ValidationError
 
 from models.purchase import LABELS
 from pipeline.commands.customers import load_model, source_at
-from pipeline.engine_calls import engine_errors
+from pipeline.engines import open_engine
 from pipeline.errors import ConfigError, InputError
 from pipeline.monitor import IGNORED_QUARANTINE, MonitorConfig, Monitoring, Reference, monitor
 from pipeline.monitor_report import checks_figure, periods_table, summary_dict, tracking_figure
 from pipeline.outputs import write_summary
 from pipeline.recorder import names, store
-from pipeline.sources import connect, open_transactions
 from pipeline.workflow import period_length
 
 __all__ = ["MonitorRun", "load_monitor_config", "reference_from", "run_monitor"]
@@ -113,20 +112,13 @@ def run_monitor(
     reference = reference_from(record)
     config = config or MonitorConfig()
     data_config = model.config.data if input_path is None else source_at(model.config.data, input_path)
-    data = open_transactions(connect(model.config.engine), data_config)
-    with engine_errors(data.description):
+    engine = open_engine(model.config.engine)
+    data = engine.open(data_config)
+    with engine.errors(data.description):
         result = monitor(
-            model.params,
-            data.relation,
-            model.config.prepare,
-            reference,
-            period_length(model.config),
-            config,
-            timestamp_format=data.timestamp_format,
-            source=data.description,
-            column_names=data.column_names,
-            last=last,
+            model.params, engine, data, model.config.prepare, reference, period_length(model.config), config, last=last
         )
+    engine.close()
     described = {k: str(record[k]) for k in ("name", "version", "run_id")}
     described |= {"uri": model_uri, "purchase_model": model.params.purchase_model}
     done = MonitorRun(described, "", result, data.description)

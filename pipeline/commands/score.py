@@ -12,7 +12,8 @@ import yaml
 
 from models.contract import required_columns
 from pipeline import business
-from pipeline.config import DataConfig, parse_config
+from pipeline.commands.customers import source_at
+from pipeline.config import parse_config
 from pipeline.engines import open_engine
 from pipeline.engines.prepared import Ledger
 from pipeline.errors import InputError
@@ -32,17 +33,6 @@ class ScoreResult:
     quarantine: Path | None
 
 
-def _scoring_source(data: DataConfig, input_path: Path) -> DataConfig:
-    """The training config's column mapping and CSV options, exactly as the user set them, pointed at the
-    file to score."""
-    suffix = input_path.suffix.lower()
-    if input_path.is_dir() or suffix == ".parquet":
-        return data.pointed_at("parquet", input_path)
-    if suffix in (".csv", ".txt", ".tsv"):
-        return data.pointed_at("csv", input_path)
-    raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
-
-
 def score_file(
     model_uri: str,
     input_path: Path,
@@ -55,7 +45,7 @@ def score_file(
     business columns that training writes too (``clv_<N>d``, ``value_segment``: ranked over all customers)."""
     model, config_yaml = store.load_scoring_model(model_uri)
     config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)").resolved()
-    data_config = _scoring_source(config.data, input_path)
+    data_config = source_at(config.data, input_path)
     writer = TableWriter(output)  # checks the output suffix before any work
     engine = open_engine(config.engine)
     data = engine.open(data_config)
