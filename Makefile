@@ -19,13 +19,14 @@ run: $(STAMP)
 	$(BIN)/clv train --output output --summary output/summary.json
 
 test: $(STAMP)
-	$(BIN)/ruff check pipeline models tests benchmarks
+	$(BIN)/ruff check pipeline models tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/mypy scripts
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline models tests benchmarks
-	$(BIN)/ruff format --check pipeline models tests benchmarks
+	$(BIN)/ruff check pipeline models tests benchmarks scripts
+	$(BIN)/ruff format --check pipeline models tests benchmarks scripts
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.prepare_bench --sizes 1000000 5000000 10000000 100000000 --lifetimes-max 10000000
