@@ -94,9 +94,11 @@ MASTER_TIMEOUT = 10.0  # seconds to wait for a standalone master before giving u
 
 
 def _submitted_master() -> str:
-    """The master that spark-submit set (``--master``), read from the launched JVM's configuration."""
-    from pyspark import SparkConf
+    """The master that spark-submit set (``--master``), read from the JVM's configuration (a SparkConf made
+    before the gateway is up would not see it)."""
+    from pyspark import SparkConf, SparkContext
 
+    SparkContext._ensure_initialized()
     return str(SparkConf().get("spark.master", ""))
 
 
