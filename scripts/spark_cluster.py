@@ -271,11 +271,13 @@ def stop(folder: Path | None = None, timeout: float = 30) -> list[int]:
     if cluster is None:
         return []
     ordered = [*cluster.workers, *[d for d in cluster.daemons if d.role == "master"]]
-    tree: dict[int, int | None] = {}
+    tree: dict[int, int] = {}  # PID -> start time, of the processes alive now
     for daemon in ordered:
         if _alive(daemon):
             for pid in [daemon.pid, *descendants(daemon.pid)]:
-                tree[pid] = _start_time(pid)
+                started = _start_time(pid)
+                if started is not None:
+                    tree[pid] = started
     for daemon in ordered:
         kill_tree(daemon, signal.SIGTERM)
 
@@ -284,7 +286,7 @@ def stop(folder: Path | None = None, timeout: float = 30) -> list[int]:
 
     if not _wait(ended, timeout):
         for pid, started in tree.items():
-            if started is not None and _start_time(pid) == started:
+            if _start_time(pid) == started:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         _wait(ended, timeout)

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -51,10 +52,13 @@ def recipe_file(name: str) -> str:
 
 def cluster_script() -> ModuleType:
     """scripts/spark_cluster.py, imported (scripts/ is not a package)."""
+    if "spark_cluster_script" in sys.modules:
+        return sys.modules["spark_cluster_script"]
     spec = importlib.util.spec_from_file_location("spark_cluster_script", REPO / "scripts" / "spark_cluster.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
