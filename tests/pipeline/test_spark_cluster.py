@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -56,6 +57,8 @@ def _running(cluster: Any) -> Iterator[Any]:
         stopped = spark_cluster.stop(Path(cluster.folder))
         assert {d.pid for d in started if spark_cluster._alive(d)} == set()
         assert [pid for pid in stopped if Path(f"/proc/{pid}").exists() and _is_ours(pid, cluster.folder)] == []
+        for work in Path(cluster.folder).glob("worker-*/app-*"):  # each executor unpacked the 1.7 GB environment
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _is_ours(pid: int, folder: str) -> bool:
@@ -230,6 +233,8 @@ def test_worker_lost_during_prepare_gives_the_same_numbers(
             killed = spark_cluster.kill_tree(victim)
             assert len(killed) >= 2  # the worker JVM and its executor JVM (and any Python workers)
             stdout, stderr = job.communicate(timeout=1200)
+            (folder / "job-stdout.txt").write_text(stdout)
+            (folder / "job-stderr.txt").write_text(stderr)
         finally:
             if job.poll() is None:
                 job.kill()
