@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -218,6 +221,7 @@ def test_worker_lost_during_prepare_gives_the_same_numbers(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group: spark-submit's JVM and the driver go with it
         )
         victim, survivor = own.workers
         try:
@@ -237,10 +241,13 @@ def test_worker_lost_during_prepare_gives_the_same_numbers(
             (folder / "job-stderr.txt").write_text(stderr)
         finally:
             if job.poll() is None:
-                job.kill()
+                os.killpg(job.pid, signal.SIGKILL)
                 job.communicate()
         assert job.returncode == 0, stderr[-5000:]
         assert "registered  clv version 1, alias 'champion' moved" in stdout
+        # The driver saw the loss (its scheduler logs it at ERROR) and went on with the other worker.
+        lost = r"ERROR TaskSchedulerImpl: Lost executor \d+ on 127\.0\.0\.1: worker lost"
+        assert re.search(lost, stderr), stderr[-5000:]
         _assert_same_numbers(folder, duckdb_job)
         # The prepare stage's work did finish on the survivor, after the loss.
         survivor_logs = sorted(Path(own.folder, survivor.role).glob("app-*/*/stderr"))
