@@ -22,14 +22,14 @@ run: $(STAMP)
 
 # pytest includes tests/docs, which builds the docs site with `mkdocs build --strict`.
 test: $(STAMP)
-	$(BIN)/ruff check pipeline models tests benchmarks docs/hooks.py
+	$(BIN)/ruff check pipeline models tests benchmarks scripts docs/hooks.py
 	$(BIN)/mypy
-	$(BIN)/mypy docs/hooks.py
+	$(BIN)/mypy docs/hooks.py scripts
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline models tests benchmarks docs/hooks.py
-	$(BIN)/ruff format --check pipeline models tests benchmarks docs/hooks.py
+	$(BIN)/ruff check pipeline models tests benchmarks scripts docs/hooks.py
+	$(BIN)/ruff format --check pipeline models tests benchmarks scripts docs/hooks.py
 
 # The docs site, offline: `make docs` builds it into site/ (open site/index.html), `make docs-serve` serves it
 # on http://127.0.0.1:8000 with live reload.

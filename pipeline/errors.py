@@ -25,3 +25,9 @@ class TrackingUnavailableError(CLVError):
     """The MLflow tracking store or registry cannot be reached or written (exit 3)."""
 
     exit_code = 3
+
+
+class EngineUnavailableError(CLVError):
+    """The compute engine cannot be reached: a Spark master that does not answer (exit 3)."""
+
+    exit_code = 3

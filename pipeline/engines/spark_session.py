@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from pipeline.engines.inputs import (
     files_fingerprint,
     renamed_columns,
 )
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import ConfigError, EngineUnavailableError, InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -79,12 +81,56 @@ def session(engine: EngineConfig) -> SparkSession:
     }
     for key, value in settings.items():
         builder = builder.config(key, value)
+    if SparkSession.getActiveSession() is None:
+        wait_for_master(engine.master if engine.master is not None else _submitted_master())
     spark = builder.getOrCreate()
     for key, value in settings.items():  # getOrCreate may return a running session: apply SQL settings
         if key.startswith("spark.sql."):
             spark.conf.set(key, value)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+MASTER_TIMEOUT = 10.0  # seconds to wait for a standalone master before giving up
+
+
+def _submitted_master() -> str:
+    """The master that spark-submit set (``--master``), read from the JVM's configuration (a SparkConf made
+    before the gateway is up would not see it)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return str(SparkConf().get("spark.master", ""))
+
+
+def wait_for_master(master: str, timeout: float = MASTER_TIMEOUT) -> None:
+    """Wait up to ``timeout`` seconds until a standalone master (``spark://host:port[,host:port]``) accepts a
+    connection; raise :class:`EngineUnavailableError` (exit 3) if none does. Other masters are not checked.
+
+    Without it, Spark keeps retrying the registration in the background and the job fails a minute later
+    with a Java stack trace.
+    """
+    if not master.startswith("spark://"):
+        return
+    addresses: list[tuple[str, int]] = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, number = address.rpartition(":")
+        if not host or not number.isdigit():
+            raise ConfigError(f"engine.master {master!r}: expected spark://host:port")
+        addresses.append((host, int(number)))
+    deadline = time.monotonic() + timeout
+    while True:
+        for host, port in addresses:
+            with contextlib.suppress(OSError):
+                wait = max(0.1, min(2.0, deadline - time.monotonic()))
+                with socket.create_connection((host, port), timeout=wait):
+                    return
+        if time.monotonic() >= deadline:
+            raise EngineUnavailableError(
+                f"Spark master {master} is unreachable (no answer within {timeout:g} s): start the cluster "
+                "or check --master / engine.master"
+            )
+        time.sleep(0.2)
 
 
 @contextlib.contextmanager
