@@ -130,6 +130,17 @@ def _is_list(annotation: object) -> bool:
     return any(typing.get_origin(a) is tuple for a in (annotation, *typing.get_args(annotation)))
 
 
+def _registered_models(field: FieldInfo) -> str:
+    """A purchase-model name is text checked against the model registry: list the registered names."""
+    from pipeline.config.fit import PurchaseModelName
+
+    if field.metadata != list(typing.get_args(PurchaseModelName)[1:]):
+        return ""
+    from models import registry
+
+    return " \\| ".join(f"`{name}`" for name in registry.names())
+
+
 def _type_name(annotation: object) -> str:
     if annotation is type(None):
         return "null"
@@ -278,7 +289,7 @@ def config_reference() -> str:
                 children.setdefault(prefix.rpartition(".")[0], []).append(prefix)
         if _models_in(field.annotation) and not description:
             description = f"see [`{key}`](#{_anchor(key)})"
-        kind = _type_name(field.annotation)
+        kind = _registered_models(field) or _type_name(field.annotation)
         rows[prefix].append(
             f"| `{key}` | {kind} | {_default(field)} | {_cell(_limits(field))} | {_cell(description)} |"
         )
