@@ -94,6 +94,28 @@ class ChallengerContest:
             "metrics": self.metrics(),
         }
 
+    def table(self) -> pd.DataFrame:
+        """One row per predictor (BTYD, the blend, the baselines): the numbers of the report's contest section."""
+        r = self.result
+        if r is None:
+            return pd.DataFrame()
+        labels = {"champion": "BTYD (champion)", "challenger": f"blend, challenger weight {self.weight:g}"}
+        return pd.DataFrame(
+            [
+                {
+                    "predictor": labels.get(k, k.replace("baseline_", "baseline: ")),
+                    "normalised Gini": r.gini[k],
+                    "Gini 95% low": r.gini_interval[k][0],
+                    "Gini 95% high": r.gini_interval[k][1],
+                    "top 10% share": r.top10_share[k],
+                    "MAE": r.mae.get(k, float("nan")),
+                    "predicted / actual": r.total_ratio.get(k, float("nan")),
+                    "churn AUC": r.churn_auc.get(k, float("nan")),
+                }
+                for k in r.gini
+            ]
+        )
+
     def lines(self) -> list[str]:
         """The console lines: the decision, its reason and the numbers it rests on."""
         if self.result is None:

@@ -1,0 +1,240 @@
+"""The contest stage: the time shift never reads past the calibration end, the ineligible paths, a pure BG/NBD
+feed keeps BTYD, and CDNOW's contest through the workflow (no MLflow; the recorded run is in test_run_contest)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.challenger_features import features, labels
+from pipeline.config import ChallengerConfig, Config, load_config
+from pipeline.contest import horizon_days, run_contest, training_cutoff
+from pipeline.engines import open_engine
+from pipeline.summary import summary_dict, summary_text
+from pipeline.workflow import TrainResult, train
+from tests.conftest import REPO
+from tests.models.test_challenger import simulate_bgnbd
+
+CALIBRATION_END = dt.date(2000, 9, 30)
+OBSERVATION_END = dt.date(2001, 3, 30)  # H = 181 days; the cutoff is 2000-04-02
+
+
+def _csv(transactions: pd.DataFrame, path: Path) -> Path:
+    transactions.assign(timestamp=transactions["date"].dt.strftime("%Y-%m-%d %H:%M:%S"))[
+        ["customer_id", "timestamp", "amount"]
+    ].to_csv(path, index=False)
+    return path
+
+
+def _config(path: Path, calibration_end: dt.date, observation_end: dt.date, **challenger: object) -> Config:
+    return Config.model_validate(
+        {
+            "data": {"source": "csv", "path": str(path)},
+            "prepare": {"calibration_end": calibration_end, "observation_end": observation_end},
+            "challenger": {"enabled": True, "bootstrap_draws": 200, **challenger},
+        }
+    )
+
+
+def _train(config: Config) -> TrainResult:
+    engine = open_engine(config.engine)
+    try:
+        return train(config, engine, engine.open(config.resolved().data))
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def feed() -> pd.DataFrame:
+    """3,000 customers of a pure BG/NBD x Gamma-Gamma world, 2000-01-01..2001-06-29, with times of day."""
+    tx = simulate_bgnbd(3_000, seed=3)
+    hours = np.random.default_rng(0).integers(0, 24 * 3600, len(tx))
+    return tx.assign(
+        date=tx["date"] + pd.to_timedelta(hours, unit="s"), customer_id=tx["customer_id"].map("c{:05d}".format)
+    )
+
+
+def _altered_after(tx: pd.DataFrame, end: dt.date) -> pd.DataFrame:
+    """Everything after ``end`` changed: amounts x 10, dates moved, rows dropped, a new customer's rows added."""
+    later = tx["date"] >= pd.Timestamp(end) + pd.Timedelta(days=1)
+    changed = (
+        tx[later].iloc[::2].assign(amount=lambda f: f["amount"] * 10, date=lambda f: f["date"] + pd.Timedelta(days=3))
+    )
+    extra = pd.DataFrame(
+        {
+            "customer_id": ["zz"] * 3,
+            "date": pd.to_datetime(["2001-01-05", "2001-02-01", "2001-03-01"]),
+            "amount": [1e4] * 3,
+        }
+    )
+    return pd.concat([tx[~later], changed, extra], ignore_index=True)
+
+
+def test_the_engines_activity_and_the_time_shift_never_read_past_the_calibration_end(
+    feed: pd.DataFrame, tmp_path: Path
+) -> None:
+    """What the challenger is trained and scored on is the same whatever happens after the calibration end."""
+    config = _config(_csv(feed, tmp_path / "a.csv"), CALIBRATION_END, OBSERVATION_END)
+    other = _config(_csv(_altered_after(feed, CALIBRATION_END), tmp_path / "b.csv"), CALIBRATION_END, OBSERVATION_END)
+    tables = []
+    for chosen in (config, other):
+        engine = open_engine(chosen.engine)
+        tables.append(engine.activity(engine.open(chosen.data), chosen.prepare, CALIBRATION_END))
+        engine.close()
+    first, second = tables
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    assert first["date"].max() == pd.Timestamp("2000-09-30")
+    # The engine's table matches the transactions merged per customer and day (times of day dropped).
+    days = feed.assign(day=feed["date"].dt.normalize())
+    expected = days[days["day"] <= pd.Timestamp(CALIBRATION_END)].groupby(["customer_id", "day"])["amount"].sum()
+    assert len(first) == len(expected) == 6_089
+    assert first["revenue"].to_numpy() == pytest.approx(expected.to_numpy(), abs=1e-4)
+    assert (first["purchases"] == 1).all()
+
+    horizon = horizon_days(26, "week")
+    cutoff = training_cutoff(CALIBRATION_END, horizon)
+    assert (horizon, cutoff) == (182, dt.date(2000, 4, 1))
+    full = pd.concat(
+        [
+            first,
+            pd.DataFrame(
+                {"customer_id": ["c00000"], "date": [pd.Timestamp("2000-12-01")], "purchases": [1], "revenue": [1e6]}
+            ),
+        ]
+    )
+    pd.testing.assert_frame_equal(features(first, cutoff), features(full, cutoff), check_exact=True)
+    pd.testing.assert_frame_equal(labels(first, cutoff, horizon), labels(full, cutoff, horizon), check_exact=True)
+    # amounts are read to 4 decimals: at most 5e-5 off per row
+    assert labels(first, cutoff, horizon)["revenue"].sum() == pytest.approx(
+        expected[expected.index.get_level_values("day") > pd.Timestamp(cutoff)].sum(), abs=0.01
+    )
+
+
+def test_the_contest_is_unchanged_when_the_data_after_the_calibration_end_changes(
+    feed: pd.DataFrame, tmp_path: Path
+) -> None:
+    config = _config(_csv(feed, tmp_path / "a.csv"), CALIBRATION_END, OBSERVATION_END)
+    result = _train(config)
+    contest = result.contest
+    assert contest is not None
+    assert contest.eligible
+    assert contest.result is not None
+    assert contest.training_cutoff == dt.date(2000, 4, 2)
+    assert contest.horizon_days == 181
+    engine = open_engine(config.engine)
+    whole = engine.activity(engine.open(config.data), config.prepare, OBSERVATION_END)
+    engine.close()
+    altered = whole.assign(revenue=np.where(whole["date"] > pd.Timestamp(CALIBRATION_END), 0.0, whole["revenue"]))
+    again = run_contest(
+        config.challenger, altered, result.validation.holdout, CALIBRATION_END, dt.date(2000, 1, 1), 181
+    )
+    assert again.metrics() == contest.metrics()
+    assert again.reason == contest.reason
+
+
+def test_too_short_a_history_makes_the_challenger_ineligible_and_btyd_stands(
+    feed: pd.DataFrame, tmp_path: Path
+) -> None:
+    # Calibration to 2000-05-31, holdout to 2001-03-30: H = 303 days, the cutoff 1999-08-02 is before the data.
+    config = _config(_csv(feed, tmp_path / "a.csv"), dt.date(2000, 5, 31), OBSERVATION_END)
+    result = _train(config)
+    contest = result.contest
+    assert contest is not None
+    assert not contest.eligible
+    assert contest.result is None
+    assert contest.reason == (
+        "the data starts 2000-01-01, after the training cutoff 1999-08-02 (calibration end - 303 days): "
+        "too short for a full label window"
+    )
+    assert contest.metrics() == {"contest_eligible": 0.0, "contest_horizon_days": 303.0}
+    assert result.scores is None or "value_model" not in result.scores.columns  # BTYD's scores, when any
+    assert "  contest     challenger ineligible, BTYD stands: the data starts 2000-01-01" in summary_text(result)
+    assert summary_dict(result)["contest"]["eligible"] is False
+
+
+def test_a_challenger_error_makes_the_challenger_ineligible() -> None:
+    """Nobody buys in the label window: the classifier has one class (ChallengerError), BTYD stands."""
+    activity = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(50)],
+            "date": pd.Timestamp("2000-01-10"),
+            "purchases": 1,
+            "revenue": 10.0,
+        }
+    )
+    holdout = pd.DataFrame(
+        {
+            "customer_id": activity["customer_id"],
+            "expected_revenue": 1.0,
+            "churn_risk": 0.5,
+            "actual_revenue": 0.0,
+            "actual_purchases": 0.0,
+        }
+    )
+    contest = run_contest(
+        ChallengerConfig(enabled=True), activity, holdout, dt.date(2000, 9, 30), dt.date(2000, 1, 10), 100
+    )
+    assert not contest.eligible
+    assert contest.result is None
+    assert contest.reason == "the label window needs at least 2 buyers and 2 non-buyers; 0 of 50 customers bought"
+
+
+@pytest.mark.slow
+def test_a_pure_bgnbd_feed_keeps_btyd(tmp_path: Path) -> None:
+    """Where BG/NBD x Gamma-Gamma hold exactly (10,000 customers, seed 5), the blend does not replace BTYD."""
+    path = _csv(simulate_bgnbd(10_000, seed=5), tmp_path / "pure.csv")
+    result = _train(_config(path, dt.date(2000, 12, 30), dt.date(2001, 6, 30), bootstrap_draws=1000))
+    contest = result.contest
+    assert contest is not None
+    assert contest.result is not None
+    assert contest.eligible
+    assert not contest.blend_wins
+    assert contest.reason.startswith("champion keeps: "), contest.reason
+    assert contest.result.gini_gain_interval[0] < 0 < contest.result.gini_gain_interval[1]
+    assert result.scores is not None
+    assert "value_model" not in result.scores.columns
+
+
+@pytest.mark.slow
+def test_cdnow_contest_through_the_workflow() -> None:
+    """configs/cdnow-challenger.yaml: the blend wins. Measured 2026-12-02: BTYD Gini 0.7259, MAE 21.141, AUC 0.7882;
+    blend Gini 0.7573, MAE 21.718, AUC 0.8029 (the model-level prototype: 0.7585 and 21.75); tolerance 0.005 on
+    Gini and AUC, 2% on MAE, 0.002 on the bootstrap bounds."""
+    result = _train(load_config(REPO / "configs" / "cdnow-challenger.yaml"))
+    contest = result.contest
+    assert contest is not None
+    assert contest.result is not None
+    r = contest.result
+    assert contest.blend_wins, contest.reason
+    assert contest.training_cutoff == dt.date(1997, 7, 3)
+    assert contest.horizon_days == 181
+    assert r.gini["champion"] == pytest.approx(0.7259, abs=5e-4)
+    assert r.mae["champion"] == pytest.approx(21.141, rel=1e-3)
+    assert r.churn_auc["champion"] == pytest.approx(0.7882, abs=5e-4)
+    assert r.gini["challenger"] == pytest.approx(0.7585, abs=0.005)
+    assert r.mae["challenger"] == pytest.approx(21.75, rel=0.02)
+    assert r.churn_auc["challenger"] == pytest.approx(0.8029, abs=0.005)
+    assert r.gini_gain_interval == pytest.approx((0.0235, 0.0405), abs=0.002)
+    assert r.total_ratio["challenger"] == pytest.approx(r.total_ratio["champion"], rel=1e-9)
+    assert r.best_baseline == "baseline_historical_clv"  # ties with spend_rate at 0.7369 on CDNOW
+    assert r.gini["baseline_spend_rate"] == pytest.approx(0.7369, abs=1e-4)
+    # The issue's bar: Gini >= 0.755 with its interval above the best baseline, AUC >= 0.80, MAE <= 22.2, total +/-10%.
+    assert r.gini["challenger"] >= 0.755
+    assert r.gini_interval["challenger"][0] > r.gini[r.best_baseline]
+    assert r.churn_auc["challenger"] >= 0.80
+    assert r.mae["challenger"] <= 22.2
+    assert abs(r.total_ratio["challenger"] - 1) <= 0.10
+    scores = result.scores
+    assert scores is not None
+    assert (scores["value_model"] == "blend").all()
+    btyd, blend = scores["btyd_expected_revenue_181d"], scores["expected_revenue_181d"]
+    assert scores["challenger_expected_revenue_181d"].sum() == pytest.approx(btyd.sum(), rel=1e-9)
+    assert blend.sum() == pytest.approx(btyd.sum(), rel=1e-9)
+    assert not np.allclose(blend, btyd)
+    text = summary_text(result)
+    assert "  contest     blend wins: challenger wins: Gini 0.75" in text
+    assert "the registered model is BTYD (serving not built)" in text
