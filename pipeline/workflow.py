@@ -293,6 +293,29 @@ def _evaluated(
     )
 
 
+def _produced(
+    result: TrainResult,
+    engine: Engine,
+    chosen: Candidate,
+    observer: Observer,
+    staging: Path,
+    cac: Callable[[pd.Series], pd.Series | None],
+    timings: dict[str, float],
+) -> TrainResult:
+    """``result`` with the production fit and the scores (with the blend's columns when the blend won)."""
+    config, data, prepared = result.config, result.data, result.prepared
+    won = result.contest is not None and result.contest.blend_wins
+    blend = (lambda model, scores: with_blend(config, engine, data, prepared, model, scores)) if won else None
+    fit, scores, views, tables, blend_warning = _production(
+        config, engine, prepared, chosen, data.description, observer, staging, cac, timings, blend
+    )
+    gate = GateResult(result.gate.checks + diagnostic_checks(fit.diagnostics, config.fit.diagnostics, "production_"))
+    warnings = result.warnings + ((blend_warning,) if blend_warning else ())
+    return dataclasses.replace(
+        result, gate=gate, production_fit=fit, scores=scores, business=tuple(views), tables=tables, warnings=warnings
+    )
+
+
 def check_config(config: Config) -> None:
     """Config values only the workflow can judge (gate criteria, selection metric): before any work is done."""
     check_criteria_known(config.validate_, config.has_spend)
@@ -350,26 +373,10 @@ def train(
         observer.contested(contest)
         result = dataclasses.replace(result, contest=contest)
         checkpoint()
-    gate = result.gate
-    if gate.passed:  # validation passed: refit on the full history (MCMC diagnostics gate it too) and score
+    if result.gate.passed:  # validation passed: refit on the full history (MCMC diagnostics gate it too) and score
         checkpoint()
-        blend = None
-        if result.contest is not None and result.contest.blend_wins:
-            blend = lambda model, scores: with_blend(config, engine, data, prepared, model, scores)  # noqa: E731
-        production_fit, scores, views, tables, blend_warning = _production(
-            config, engine, prepared, chosen, data.description, observer, staging or Path(), cac, timings, blend
-        )
-        extra = diagnostic_checks(production_fit.diagnostics, config.fit.diagnostics, prefix="production_")
-        gate = GateResult(gate.checks + extra)
-        result = dataclasses.replace(
-            result,
-            gate=gate,
-            production_fit=production_fit,
-            scores=scores,
-            business=tuple(views),
-            tables=tables,
-            warnings=result.warnings + ((blend_warning,) if blend_warning else ()),
-        )
+        result = _produced(result, engine, chosen, observer, staging or Path(), cac, timings)
+    gate = result.gate
     observer.gated(gate)
     observer.timed(timings)
     return dataclasses.replace(result, timings=timings)
