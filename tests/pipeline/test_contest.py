@@ -1,5 +1,5 @@
 """The contest stage: the time shift never reads past the calibration end, the ineligible paths, a pure BG/NBD
-feed keeps BTYD, and CDNOW's contest through the workflow (no MLflow; the recorded run is in test_run_contest)."""
+feed keeps BTYD, and CDNOW's contest through ``clv train``'s job with every number recorded."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from models.challenger_features import features, labels
+from pipeline.commands.train import run_training
 from pipeline.config import ChallengerConfig, Config, load_config
 from pipeline.contest import horizon_days, run_contest, training_cutoff
 from pipeline.engines import open_engine
@@ -200,11 +202,12 @@ def test_a_pure_bgnbd_feed_keeps_btyd(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cdnow_contest_through_the_workflow() -> None:
-    """configs/cdnow-challenger.yaml: the blend wins. Measured 2026-12-02: BTYD Gini 0.7259, MAE 21.141, AUC 0.7882;
-    blend Gini 0.7573, MAE 21.718, AUC 0.8029 (the model-level prototype: 0.7585 and 21.75); tolerance 0.005 on
-    Gini and AUC, 2% on MAE, 0.002 on the bootstrap bounds."""
-    result = _train(load_config(REPO / "configs" / "cdnow-challenger.yaml"))
+def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp_path: Path) -> None:
+    """configs/cdnow-challenger.yaml through ``clv train``'s job. Measured 2026-12-02: BTYD Gini 0.7259, MAE 21.141,
+    churn AUC 0.7882; blend Gini 0.7573, MAE 21.718, AUC 0.8029 (the model-level prototype: 0.7585 and 21.75);
+    tolerance 0.005 on Gini and AUC, 2% on MAE, 0.002 on the bootstrap bounds."""
+    path = REPO / "configs" / "cdnow-challenger.yaml"
+    result = run_training(load_config(path), path.read_text(encoding="utf-8"), tmp_path / "out")
     contest = result.contest
     assert contest is not None
     assert contest.result is not None
@@ -228,13 +231,36 @@ def test_cdnow_contest_through_the_workflow() -> None:
     assert r.churn_auc["challenger"] >= 0.80
     assert r.mae["challenger"] <= 22.2
     assert abs(r.total_ratio["challenger"] - 1) <= 0.10
-    scores = result.scores
-    assert scores is not None
+
+    # The batch scores of --output carry the blend over H, rescaled to the production BTYD total.
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert len(scores) == 23_570
     assert (scores["value_model"] == "blend").all()
     btyd, blend = scores["btyd_expected_revenue_181d"], scores["expected_revenue_181d"]
     assert scores["challenger_expected_revenue_181d"].sum() == pytest.approx(btyd.sum(), rel=1e-9)
     assert blend.sum() == pytest.approx(btyd.sum(), rel=1e-9)
     assert not np.allclose(blend, btyd)
+    assert scores["churn_risk_181d"].between(0, 1).all()
+
+    # Every number in the run, the decision and the reason as tags, the registered model honestly BTYD.
+    client = MlflowClient()
+    run = client.get_run(result.run_id)
+    assert run.data.metrics["contest_gini_challenger"] == pytest.approx(r.gini["challenger"], rel=1e-12)
+    assert run.data.metrics["contest_gini_gain_lower"] == pytest.approx(r.gini_gain_interval[0], rel=1e-12)
+    assert run.data.metrics["contest_challenger_wins"] == 1.0
+    assert run.data.tags["contest.decision"] == "blend"
+    assert run.data.tags["contest.reason"] == contest.reason
+    assert run.data.tags["challenger.registered"] == "false (serving not built)"
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}' and tags.`contest.role` != ''"
+    )
+    ginis = {c.data.tags["candidate"]: c.data.metrics["contest_gini"] for c in children}
+    assert ginis == pytest.approx({"btyd": r.gini["champion"], "blend": r.gini["challenger"]}, rel=1e-12)
+    report = Path(client.download_artifacts(result.run_id, "report.html", str(tmp_path))).read_text(encoding="utf-8")
+    assert "Champion/challenger contest" in report
+    assert "The blend wins: challenger wins: Gini 0.75" in report
+    assert "the registered model is BTYD (serving not built)" in report
     text = summary_text(result)
     assert "  contest     blend wins: challenger wins: Gini 0.75" in text
     assert "the registered model is BTYD (serving not built)" in text
+    assert summary_dict(result)["contest"]["registered"] == "btyd (serving not built)"
