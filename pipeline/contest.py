@@ -196,7 +196,10 @@ def run_contest(
     )
     baselines = {b: holdout[f"baseline_{b}_revenue"].to_numpy(dtype=np.float64) for b in BASELINES}
     rules = ContestRules(config.mae_tolerance, config.total_tolerance, config.bootstrap_draws, config.level)
-    result = contest(actual, btyd, mixed, baselines, np.random.default_rng(config.seed), rules)
+    try:
+        result = contest(actual, btyd, mixed, baselines, np.random.default_rng(config.seed), rules)
+    except ValueError as exc:  # a holdout without revenue: nothing to judge on
+        return ineligible(config, horizon, cutoff, str(exc))
     return ChallengerContest(
         True,
         result.reason,

@@ -294,3 +294,26 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     assert "  contest     blend wins: challenger wins: Gini 0.75" in text
     assert "the registered model is BTYD (serving not built)" in text
     assert summary_dict(result)["contest"]["registered"] == "btyd (serving not built)"
+
+
+def test_a_holdout_without_revenue_makes_the_challenger_ineligible(feed: pd.DataFrame) -> None:
+    activity = feed.assign(date=feed["date"].dt.normalize(), purchases=1, revenue=feed["amount"]).drop_duplicates(
+        ["customer_id", "date"]
+    )
+    customers = features(activity, CALIBRATION_END).index
+    holdout = pd.DataFrame(
+        {
+            "customer_id": customers,
+            "expected_revenue": 1.0,
+            "churn_risk": 0.5,
+            "actual_revenue": 0.0,
+            "actual_purchases": 0.0,
+            **{
+                f"baseline_{b}_revenue": 1.0
+                for b in ("historical_clv", "spend_rate", "repeat_spend_rate", "last_period")
+            },
+        }
+    )
+    contest = run_contest(ChallengerConfig(enabled=True), activity, holdout, CALIBRATION_END, dt.date(2000, 1, 1), 181)
+    assert not contest.eligible
+    assert contest.reason == "the holdout has no revenue: no contest"
