@@ -129,6 +129,67 @@ def _bootstrap_ginis(
     return out
 
 
+def _guard_rails(
+    mae: dict[str, float], total_ratio: dict[str, float], auc: dict[str, float], chosen: ContestRules
+) -> tuple[dict[str, bool], list[str]]:
+    """Which guard-rails hold, and a sentence for each that fails."""
+    guards = {
+        "mae": mae["challenger"] <= (1 + chosen.mae_tolerance) * mae["champion"],
+        "total": abs(total_ratio["challenger"] - 1) <= chosen.total_tolerance,
+        "churn_auc": bool(auc["challenger"] >= auc["champion"]),
+    }
+    failed = [
+        *(
+            [f"MAE {mae['challenger']:.4g} > {1 + chosen.mae_tolerance:g} x champion's {mae['champion']:.4g}"]
+            if not guards["mae"]
+            else []
+        ),
+        *(
+            [f"predicted/actual total {total_ratio['challenger']:.4g} outside 1 +/- {chosen.total_tolerance:g}"]
+            if not guards["total"]
+            else []
+        ),
+        *([f"churn AUC {auc['challenger']:.4g} < champion's {auc['champion']:.4g}"] if not guards["churn_auc"] else []),
+    ]
+    return guards, failed
+
+
+def _intervals(
+    y: FloatArray, scores: dict[str, FloatArray], chosen: ContestRules, rng: np.random.Generator
+) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
+    """Paired bootstrap intervals of every score's normalized Gini, and of the challenger's gain over the champion."""
+    boot = _bootstrap_ginis(y, scores, chosen.draws, rng)
+    tail = (1 - chosen.level) / 2 * 100
+    interval = {k: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for k, v in boot.items()}
+    gain = boot["challenger"] - boot["champion"]
+    return interval, (float(np.percentile(gain, tail)), float(np.percentile(gain, 100 - tail)))
+
+
+def _accuracy(
+    actual: pd.DataFrame, contenders: dict[str, FloatArray], champion: pd.DataFrame, challenger: pd.DataFrame
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Revenue MAE and predicted/actual total of each contender, and their churn AUC."""
+    y = actual["revenue"].to_numpy(dtype=np.float64)
+    churned = actual["purchases"].to_numpy() <= 0
+    mae = {k: float(np.mean(np.abs(v - y))) for k, v in contenders.items()}
+    total_ratio = {k: float(v.sum() / y.sum()) for k, v in contenders.items()}
+    auc = {
+        "champion": _auc(churned, champion["churn_risk"].to_numpy(dtype=np.float64)),
+        "challenger": _auc(churned, challenger["churn_risk"].to_numpy(dtype=np.float64)),
+    }
+    return mae, total_ratio, auc
+
+
+def _noise(gain_point: float, gain_interval: tuple[float, float], chosen: ContestRules) -> list[str]:
+    """The sentence for a Gini gain whose interval does not lie above 0 (none when it does)."""
+    if gain_interval[0] > 0:
+        return []
+    return [
+        f"Gini gain {gain_point:+.4f} not above the noise: {chosen.level:.0%} interval "
+        f"[{gain_interval[0]:+.4f}, {gain_interval[1]:+.4f}] includes 0 or lies below it"
+    ]
+
+
 def contest(
     actual: pd.DataFrame,
     champion: pd.DataFrame,
@@ -152,60 +213,27 @@ def contest(
     y = actual["revenue"].to_numpy(dtype=np.float64)
     if len(y) == 0 or y.sum() <= 0:
         raise ValueError("the holdout has no revenue: no contest")
-    churned = actual["purchases"].to_numpy() <= 0
     contenders = {
         "champion": champion["expected_revenue"].to_numpy(dtype=np.float64),
         "challenger": challenger["expected_revenue"].to_numpy(dtype=np.float64),
     }
     scores = contenders | {f"baseline_{k}": np.asarray(v, dtype=np.float64) for k, v in baselines.items()}
-    mae = {k: float(np.mean(np.abs(v - y))) for k, v in contenders.items()}
-    total_ratio = {k: float(v.sum() / y.sum()) for k, v in contenders.items()}
-    auc = {
-        "champion": _auc(churned, champion["churn_risk"].to_numpy(dtype=np.float64)),
-        "challenger": _auc(churned, challenger["churn_risk"].to_numpy(dtype=np.float64)),
-    }
+    mae, total_ratio, auc = _accuracy(actual, contenders, champion, challenger)
     gini = {k: normalized_gini(y, v) for k, v in scores.items()}
     top10 = {k: top_share(y, v, 0.10) for k, v in scores.items()}
-    boot = _bootstrap_ginis(y, scores, chosen.draws, rng)
-    tail = (1 - chosen.level) / 2 * 100
-    interval = {k: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for k, v in boot.items()}
-    gain = boot["challenger"] - boot["champion"]
-    gain_interval = (float(np.percentile(gain, tail)), float(np.percentile(gain, 100 - tail)))
+    interval, gain_interval = _intervals(y, scores, chosen, rng)
     names = [k for k in scores if k.startswith("baseline_")]
     best_baseline = max(names, key=lambda k: gini[k]) if names else ""
-    guards = {
-        "mae": mae["challenger"] <= (1 + chosen.mae_tolerance) * mae["champion"],
-        "total": abs(total_ratio["challenger"] - 1) <= chosen.total_tolerance,
-        "churn_auc": bool(auc["challenger"] >= auc["champion"]),
-    }
-    failed = [
-        *(
-            [f"MAE {mae['challenger']:.4g} > {1 + chosen.mae_tolerance:g} x champion's {mae['champion']:.4g}"]
-            if not guards["mae"]
-            else []
-        ),
-        *(
-            [f"predicted/actual total {total_ratio['challenger']:.4g} outside 1 +/- {chosen.total_tolerance:g}"]
-            if not guards["total"]
-            else []
-        ),
-        *([f"churn AUC {auc['challenger']:.4g} < champion's {auc['champion']:.4g}"] if not guards["churn_auc"] else []),
-    ]
+    guards, failed = _guard_rails(mae, total_ratio, auc, chosen)
     gain_point = gini["challenger"] - gini["champion"]
-    significant = gain_interval[0] > 0
-    if not significant:
-        failed.append(
-            f"Gini gain {gain_point:+.4f} not above the noise: {chosen.level:.0%} interval "
-            f"[{gain_interval[0]:+.4f}, {gain_interval[1]:+.4f}] includes 0 or lies below it"
-        )
+    failed += _noise(gain_point, gain_interval, chosen)
     wins = not failed
-    if wins:
-        reason = (
-            f"challenger wins: Gini {gini['challenger']:.4f} vs {gini['champion']:.4f}, gain {gain_point:+.4f} "
-            f"({chosen.level:.0%} interval [{gain_interval[0]:+.4f}, {gain_interval[1]:+.4f}]), guard-rails hold"
-        )
-    else:
-        reason = "champion keeps: " + "; ".join(failed)
+    reason = (
+        f"challenger wins: Gini {gini['challenger']:.4f} vs {gini['champion']:.4f}, gain {gain_point:+.4f} "
+        f"({chosen.level:.0%} interval [{gain_interval[0]:+.4f}, {gain_interval[1]:+.4f}]), guard-rails hold"
+        if wins
+        else "champion keeps: " + "; ".join(failed)
+    )
     return ContestResult(
         challenger_wins=wins,
         reason=reason,

@@ -102,14 +102,9 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(out), out, np.nan)
 
 
-def features(activity: pd.DataFrame, cutoff: Cutoff, period_days: int = 1) -> pd.DataFrame:
-    """One row per customer whose first activity ends on or before ``cutoff`` (index ``customer_id``).
-
-    Ages and gaps are in days, rates per week of life; the life of a customer runs from the first day of
-    its first active period to the cutoff, inclusive.
-    """
-    end = _day(cutoff)
-    rows = _up_to(activity, end, period_days)
+def _per_period(rows: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """One row per active period: day relative to the cutoff, gap, count, spend, recent windows; and the
+    masks of each customer's first and last period."""
     ids = rows["customer_id"].to_numpy()
     first_row = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
     last_row = np.r_[ids[1:] != ids[:-1], True] if len(ids) else np.zeros(0, dtype=bool)
@@ -132,6 +127,18 @@ def features(activity: pd.DataFrame, cutoff: Cutoff, period_days: int = 1) -> pd
         recent = day > -7 * w  # the period starts within the last w weeks
         work[f"purchases_{w}w"] = np.where(recent, count, 0.0)
         work[f"spend_{w}w"] = np.where(recent, spend, 0.0)
+    return work, first_row, last_row
+
+
+def features(activity: pd.DataFrame, cutoff: Cutoff, period_days: int = 1) -> pd.DataFrame:
+    """One row per customer whose first activity ends on or before ``cutoff`` (index ``customer_id``).
+
+    Ages and gaps are in days, rates per week of life; the life of a customer runs from the first day of
+    its first active period to the cutoff, inclusive.
+    """
+    end = _day(cutoff)
+    rows = _up_to(activity, end, period_days)
+    work, first_row, last_row = _per_period(rows, end)
     grouped = work.groupby("customer_id", sort=True)
     sums = grouped[["count", "spend", *[c for c in work.columns if c.endswith("w")]]].sum()
     first = work[first_row].set_index("customer_id")

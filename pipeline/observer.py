@@ -16,6 +16,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from pipeline.champion import ChampionComparison
     from pipeline.checks import RepeatPurchaseCheck
+    from pipeline.contest import ChallengerContest
     from pipeline.engines import Source
     from pipeline.engines.prepared import PreparedData
     from pipeline.fit import FittedModels
@@ -44,6 +45,7 @@ class Observer(Protocol):
         warning: str | None,
     ) -> None: ...
     def champion(self, comparison: ChampionComparison) -> None: ...
+    def contested(self, contest: ChallengerContest) -> None: ...
     def fitted(self, prefix: str, fitted: FittedModels) -> None: ...
     def scored(self, scores: pd.DataFrame, tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> None: ...
     def gated(self, gate: GateResult) -> None: ...
@@ -80,6 +82,9 @@ class NullObserver:
         pass
 
     def champion(self, comparison: ChampionComparison) -> None:
+        pass
+
+    def contested(self, contest: ChallengerContest) -> None:
         pass
 
     def fitted(self, prefix: str, fitted: FittedModels) -> None:

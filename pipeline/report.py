@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import jinja2
 import pandas as pd
@@ -22,6 +23,9 @@ from pipeline.baselines import BASELINES, PURCHASE_BASELINES
 from pipeline.gate import GateResult
 from pipeline.glossary import DEFINITIONS, metric_label
 from pipeline.validate import Validation
+
+if TYPE_CHECKING:
+    from pipeline.contest import ChallengerContest
 
 __all__ = ["BusinessView", "comparison_table", "purchase_comparison_table", "render_report"]
 
@@ -203,11 +207,13 @@ def render_report(
     model_label: str = "BG/NBD",
     notes: Sequence[str] = (),
     definitions: Mapping[str, str] | None = None,
+    contest: ChallengerContest | None = None,
 ) -> str:
     """The whole report as one HTML string.
 
     ``notes`` are shown under the verdict (a spend-model fallback, a champion trained on other data);
     ``definitions`` (churn risk, CLV horizon, discount rate, ...) close the page, after the glossary's own.
+    ``contest``: the challenger contest of the run (its section is left out without one).
     """
     m = validation.metrics
     ledger_frame, quarantine = _ledger_tables(ledger)
@@ -236,4 +242,6 @@ def render_report(
         ledger=ledger_frame,
         quarantine=quarantine,
         definitions=list({**DEFINITIONS, **(definitions or {})}.items()),
+        contest=contest,
+        contest_table=contest.table() if contest is not None else None,
     )

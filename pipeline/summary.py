@@ -82,6 +82,7 @@ def summary_dict(result: TrainResult) -> dict[str, Any]:
         "metrics": result.validation.metrics,
         "checks": [c.as_dict() for c in result.gate.checks],
         "stage_seconds": {stage: round(seconds, 3) for stage, seconds in result.timings.items()},
+        "contest": None if result.contest is None else result.contest.as_dict(),
     }
 
 
@@ -171,6 +172,7 @@ def summary_text(result: TrainResult) -> str:
             f"{d.min_ess_tail:,.0f}, {d.divergences} divergences"
         )
     lines += [f"  warning     {w}" for w in result.warnings]
+    lines += result.contest.lines() if result.contest is not None else []
     lines += _gate_lines(result)
     if result.timings:
         stages = ", ".join(f"{stage.replace('_', ' ')} {seconds:.1f} s" for stage, seconds in result.timings.items())

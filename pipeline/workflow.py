@@ -25,6 +25,7 @@ from pipeline.champion import ChampionComparison, ChampionParams, compare_champi
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.columns import CALIBRATION_COLUMNS, CUSTOMER_COLUMNS, HOLDOUT_COLUMNS, check_stage_output
 from pipeline.config import CandidateConfig, Config
+from pipeline.contest import ChallengerContest, challenge, with_blend
 from pipeline.engines import Engine, Source
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
@@ -90,7 +91,9 @@ class TrainResult:
     run_id: str = ""
     version: int | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
-    """Wall seconds per stage (prepare, calibration_fit, champion, production_fit, score, business)."""
+    """Wall seconds per stage (prepare, calibration_fit, champion, contest, production_fit, score, business)."""
+    contest: ChallengerContest | None = None
+    """The challenger's contest against BTYD (None when ``challenger.enabled`` is false)."""
 
     @property
     def promoted(self) -> bool:
@@ -232,8 +235,10 @@ def _production(
     staging: Path,
     cac: Callable[[pd.Series], pd.Series | None],
     timings: dict[str, float],
-) -> tuple[FittedModels, pd.DataFrame, list[BusinessView], dict[str, pd.DataFrame]]:
-    """Refit the chosen candidate on the whole history and score every customer with it."""
+    blend: Callable[[CLVModelParams, pd.DataFrame], tuple[pd.DataFrame, str | None]] | None = None,
+) -> tuple[FittedModels, pd.DataFrame, list[BusinessView], dict[str, pd.DataFrame], str | None]:
+    """Refit the chosen candidate on the whole history and score every customer with it (and, when the
+    challenger's blend won the contest, add the blend's columns with ``blend``)."""
     with _timed(timings, "production_fit"):
         full_input = engine.fit_input(prepared, "full")
         observer.fit_input("production_", full_input.info)
@@ -249,8 +254,12 @@ def _production(
     with _timed(timings, "business"):
         scores = business.with_views(production, prepared.full, scores)
         views, tables, metrics = business_views(config, production, prepared, scores, cac(scores["customer_id"]))
+    warning = None
+    if blend is not None:
+        with _timed(timings, "production_blend"):
+            scores, warning = blend(production, scores)
     observer.scored(scores, tables, metrics)
-    return production_fit, scores, views, tables
+    return production_fit, scores, views, tables, warning
 
 
 def _evaluated(
@@ -281,6 +290,29 @@ def _evaluated(
         repeat_check=chosen.repeat_check,
         warnings=(warning,) if warning else (),
         champion=comparison,
+    )
+
+
+def _produced(
+    result: TrainResult,
+    engine: Engine,
+    chosen: Candidate,
+    observer: Observer,
+    staging: Path,
+    cac: Callable[[pd.Series], pd.Series | None],
+    timings: dict[str, float],
+) -> TrainResult:
+    """``result`` with the production fit and the scores (with the blend's columns when the blend won)."""
+    config, data, prepared = result.config, result.data, result.prepared
+    won = result.contest is not None and result.contest.blend_wins
+    blend = (lambda model, scores: with_blend(config, engine, data, prepared, model, scores)) if won else None
+    fit, scores, views, tables, blend_warning = _production(
+        config, engine, prepared, chosen, data.description, observer, staging, cac, timings, blend
+    )
+    gate = GateResult(result.gate.checks + diagnostic_checks(fit.diagnostics, config.fit.diagnostics, "production_"))
+    warnings = result.warnings + ((blend_warning,) if blend_warning else ())
+    return dataclasses.replace(
+        result, gate=gate, production_fit=fit, scores=scores, business=tuple(views), tables=tables, warnings=warnings
     )
 
 
@@ -335,17 +367,16 @@ def train(
     observer.champion(comparison)
     checkpoint()
     result = _evaluated(config, data, prepared, chosen, selection, comparison, warning)
-    gate = result.gate
-    if gate.passed:  # validation passed: refit on the full history (MCMC diagnostics gate it too) and score
+    if config.challenger.enabled:
+        with _timed(timings, "contest"):
+            contest = challenge(config, engine, data, prepared, chosen.validation.holdout)
+        observer.contested(contest)
+        result = dataclasses.replace(result, contest=contest)
         checkpoint()
-        production_fit, scores, views, tables = _production(
-            config, engine, prepared, chosen, data.description, observer, staging or Path(), cac, timings
-        )
-        extra = diagnostic_checks(production_fit.diagnostics, config.fit.diagnostics, prefix="production_")
-        gate = GateResult(gate.checks + extra)
-        result = dataclasses.replace(
-            result, gate=gate, production_fit=production_fit, scores=scores, business=tuple(views), tables=tables
-        )
+    if result.gate.passed:  # validation passed: refit on the full history (MCMC diagnostics gate it too) and score
+        checkpoint()
+        result = _produced(result, engine, chosen, observer, staging or Path(), cac, timings)
+    gate = result.gate
     observer.gated(gate)
     observer.timed(timings)
     return dataclasses.replace(result, timings=timings)

@@ -55,6 +55,7 @@ def _report(result: TrainResult, registered: str | None) -> str:
         model_label=label,
         notes=report_notes(result),
         definitions=scoring_definitions(config.scoring_spec(), config.has_spend),
+        contest=result.contest,
     )
 
 

@@ -2,7 +2,7 @@
 
 Unknown keys and wrong values are errors that name the key; the defaults are the bundled CDNOW
 master data with the paper's calibration/holdout split in weeks. One module per section (``data``,
-``engine``, ``prepare``, ``fit``, ``score``, ``validate``, ``business``, ``tracking``), the whole job's
+``engine``, ``prepare``, ``fit``, ``score``, ``validate``, ``business``, ``tracking``, ``challenger``), the whole job's
 :class:`Config` in :mod:`pipeline.config.job`, and reading, writing and hashing in
 :mod:`pipeline.config.loading`.
 """
@@ -10,6 +10,7 @@ master data with the paper's calibration/holdout split in weeks. One module per 
 from __future__ import annotations
 
 from pipeline.config.business import BusinessConfig
+from pipeline.config.challenger import ChallengerConfig
 from pipeline.config.data import ColumnMap, CsvOptions, DataConfig
 from pipeline.config.engine import SPARK_UNSUPPORTED_SOURCES, EngineConfig
 from pipeline.config.fit import (
@@ -32,6 +33,7 @@ __all__ = [
     "SPARK_UNSUPPORTED_SOURCES",
     "BusinessConfig",
     "CandidateConfig",
+    "ChallengerConfig",
     "ColumnMap",
     "Config",
     "Criterion",

@@ -7,6 +7,7 @@ from pydantic import ConfigDict, Field, model_validator
 from models.bundle import ScoringSpec
 from pipeline.config.base import StrictModel
 from pipeline.config.business import BusinessConfig
+from pipeline.config.challenger import ChallengerConfig
 from pipeline.config.data import DataConfig
 from pipeline.config.engine import SPARK_UNSUPPORTED_SOURCES, EngineConfig
 from pipeline.config.fit import FitConfig
@@ -27,6 +28,7 @@ class Config(StrictModel):
     validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
     business: BusinessConfig = BusinessConfig()
     tracking: TrackingConfig = TrackingConfig()
+    challenger: ChallengerConfig = ChallengerConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -86,8 +86,10 @@ def _resolve(path: Path | None, base: Path) -> Path | None:
 
 
 def config_as_dict(config: Config) -> dict[str, object]:
-    """The config as plain YAML-able data, with the ``validate`` key spelled as in the file."""
-    return config.model_dump(mode="json", by_alias=True)
+    """The config as plain YAML-able data, with the ``validate`` key spelled as in the file. The ``challenger``
+    section is left out while it is the default (off): a config hashes as it did before the section existed."""
+    quiet = {"challenger"} if config.challenger == type(config.challenger)() else None
+    return config.model_dump(mode="json", by_alias=True, exclude=quiet)
 
 
 def config_hash(config: Config) -> str:

@@ -63,6 +63,12 @@ class Engine(Protocol):
         """The per-customer summary of everything up to ``as_of``, for scoring (what ``clv score`` uses)."""
         ...
 
+    def activity(self, source: Source, config: PrepareConfig, up_to: dt.date) -> pd.DataFrame:
+        """The challenger's activity table: ``customer_id``, ``date``, ``purchases``, ``revenue``, one row per
+        customer and day with a purchase on or before ``up_to``, cleaned as prepare cleans (see
+        :mod:`pipeline.engines.duckdb_activity`). An engine that cannot build it raises ChallengerError."""
+        ...
+
     def fit_input(self, prepared: PreparedData, part: Literal["calibration", "full"]) -> FitInput:
         """What the fit needs from the calibration (with the holdout scorer) or the full-history summary."""
         ...

@@ -14,7 +14,7 @@ import pandas as pd
 
 from models.bundle import CLVModelParams
 from pipeline.config import DataConfig, EngineConfig, PrepareConfig
-from pipeline.engines import Source, duckdb_prepare
+from pipeline.engines import Source, duckdb_activity, duckdb_prepare
 from pipeline.engines.duckdb_source import connect, open_transactions
 from pipeline.engines.inputs import first_line
 from pipeline.engines.prepared import AsOfData, PreparedData
@@ -71,6 +71,13 @@ class DuckDBEngine:
         with self.errors(source.description), self._staging() as staging:
             return duckdb_prepare.prepare_as_of(
                 relation, config, as_of, source.timestamp_format, source.description, source.column_names, staging
+            )
+
+    def activity(self, source: Source, config: PrepareConfig, up_to: dt.date) -> pd.DataFrame:
+        relation = _relation(source)
+        with self.errors(source.description):
+            return duckdb_activity.activity(
+                relation, config, up_to, source.timestamp_format, source.description, source.column_names
             )
 
     def fit_input(self, prepared: PreparedData, part: Literal["calibration", "full"]) -> FitInput:

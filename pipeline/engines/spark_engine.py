@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from models.bundle import CLVModelParams
+from models.challenger import ChallengerError
 from pipeline.config import DataConfig, EngineConfig, PrepareConfig
 from pipeline.engines import Source, spark_prepare, spark_score, spark_session
 from pipeline.engines.prepared import AsOfData, PreparedData
@@ -68,6 +69,12 @@ class SparkEngine:
             return spark_prepare.prepare_as_of(
                 _frame(source), config, as_of, source.timestamp_format, source.description, source.column_names
             )
+
+    def activity(self, source: Source, config: PrepareConfig, up_to: dt.date) -> pd.DataFrame:
+        """Refused: the challenger's per-customer daily table is built on DuckDB only for now."""
+        raise ChallengerError(
+            "the Spark engine does not build the challenger's activity table yet (engine.name: duckdb does)"
+        )
 
     def fit_input(self, prepared: PreparedData, part: Literal["calibration", "full"]) -> FitInput:
         distributed = _distributed(prepared)

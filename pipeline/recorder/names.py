@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from pipeline.fit import FittedModels
 
 __all__ = [
+    "CHALLENGER_REGISTERED_TAG",
+    "CONTEST_ARTIFACT",
+    "CONTEST_DECISION_TAG",
+    "CONTEST_REASON_TAG",
     "LEDGER_ARTIFACT",
     "MODEL_NAME_TAG",
     "MODEL_RUN_TAG",
@@ -33,6 +37,7 @@ __all__ = [
     "WHATIF_TABLE",
     "champion_metric_names",
     "check_metrics",
+    "contest_child_run",
     "fit_metrics",
     "ledger_dict",
     "ledger_metrics",
@@ -49,6 +54,15 @@ LEDGER_ARTIFACT = "ledger.json"
 REPORT_ARTIFACT = "report.html"
 QUARANTINE_DIR = "tables"
 MODEL_SELECTION_TABLE = "tables/model_selection.csv"
+CONTEST_ARTIFACT = "contest.json"
+CONTEST_DECISION_TAG = "contest.decision"
+CONTEST_REASON_TAG = "contest.reason"
+CHALLENGER_REGISTERED_TAG = "challenger.registered"
+
+
+def contest_child_run(contender: str) -> str:
+    """The child run of one contender of the challenger contest (``btyd``, ``blend``)."""
+    return f"contest: {contender}"
 
 RUN_TYPE_TAG = "run_type"
 """``whatif`` or ``monitor``: runs about a registered model, each in its own experiment (:func:`linked_experiment`)."""

@@ -26,6 +26,7 @@ from pipeline.fit import FittedModels
 from pipeline.gate import GateResult
 from pipeline.outputs import write_text
 from pipeline.recorder import names, store
+from pipeline.recorder.contest import ContestRecorder
 from pipeline.selection import Selection
 from pipeline.validate import Validation
 from pipeline.workflow import Candidate
@@ -38,7 +39,7 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(json.dumps(config_as_dict(config), sort_keys=True).encode()).hexdigest()
 
 
-class TrainingRecorder:
+class TrainingRecorder(ContestRecorder):
     """Records the training workflow's steps in the active MLflow run (an :class:`~pipeline.observer.Observer`).
 
     ``output_dir``: where the quarantined rows are also written (``clv train --output``), or None.

@@ -1,0 +1,301 @@
+"""The contest stage: the machine-learning challenger (blended with BTYD) against BTYD on the holdout.
+
+Time shift, so that no contender sees the labels it is judged on: with H the holdout length in days, the
+challenger is trained on features at ``cutoff = calibration_end - H`` with the revenue of
+``(cutoff, calibration_end]`` as labels, from an activity table that stops at ``calibration_end``; it is then
+applied at ``calibration_end``, its total rescaled to the BTYD calibration forecast (no holdout label used),
+blended ``(1 - weight) x BTYD + weight x challenger``, and judged with BTYD on the holdout by
+:func:`models.challenger_contest.contest`. Too little history for a full label window, a feed without
+amounts, or a :class:`~models.challenger.ChallengerError` make the challenger ineligible: BTYD stands.
+
+:func:`production_blend` is the production counterpart, run only when the blend won: refitted at
+``observation_end - H`` with labels up to ``observation_end``, applied at ``observation_end`` and rescaled to
+the production BTYD total over H.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models import purchase, spend
+from models.bundle import CLVModelParams
+from models.challenger import Challenger, ChallengerError, blend, fit_challenger
+from models.challenger_contest import ContestResult, ContestRules, contest
+from models.challenger_features import features, labels
+from models.clv import DAYS_PER_UNIT
+from pipeline.baselines import BASELINES
+from pipeline.config import ChallengerConfig, Config
+from pipeline.engines import Engine, Source
+from pipeline.engines.prepared import PreparedData
+from pipeline.errors import InputError
+
+__all__ = [
+    "SERVING_NOTE",
+    "ChallengerContest",
+    "challenge",
+    "horizon_days",
+    "ineligible",
+    "production_blend",
+    "run_contest",
+    "training_cutoff",
+    "with_blend",
+]
+
+SERVING_NOTE = "serving not built"
+"""Why the registered model stays BTYD even when the blend wins: the pyfunc does not serve the blend yet."""
+
+
+@dataclass(frozen=True)
+class ChallengerContest:
+    """The contest of one run: whether the challenger was eligible, and if so every number it was judged on."""
+
+    eligible: bool
+    reason: str
+    """Why it is ineligible, or the contest's decision and its reason."""
+    horizon_days: int
+    training_cutoff: dt.date | None
+    weight: float
+    result: ContestResult | None = None
+    revenue_scale: float = float("nan")
+    """The factor that brought the challenger's calibration-time total to the BTYD forecast total."""
+    training_customers: int = 0
+    challenger: Challenger | None = None
+
+    @property
+    def blend_wins(self) -> bool:
+        return self.result is not None and self.result.challenger_wins
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers (``contest_<metric>_<contender>``); the champion is BTYD, the challenger the blend."""
+        out = {"contest_eligible": float(self.eligible), "contest_horizon_days": float(self.horizon_days)}
+        if self.result is not None:
+            out |= {f"contest_{k}": float(v) for k, v in self.result.as_metrics().items()}
+            out |= {
+                "contest_revenue_scale": self.revenue_scale,
+                "contest_training_customers": float(self.training_customers),
+            }
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary JSON's ``contest`` section."""
+        return {
+            "eligible": self.eligible,
+            "blend_wins": self.blend_wins,
+            "reason": self.reason,
+            "horizon_days": self.horizon_days,
+            "training_cutoff": None if self.training_cutoff is None else str(self.training_cutoff),
+            "weight": self.weight,
+            "registered": "btyd" if not self.blend_wins else f"btyd ({SERVING_NOTE})",
+            "metrics": self.metrics(),
+        }
+
+    def table(self) -> pd.DataFrame:
+        """One row per predictor (BTYD, the blend, the baselines): the numbers of the report's contest section."""
+        r = self.result
+        if r is None:
+            return pd.DataFrame()
+        labels = {"champion": "BTYD (champion)", "challenger": f"blend, challenger weight {self.weight:g}"}
+        return pd.DataFrame(
+            [
+                {
+                    "predictor": labels.get(k, k.replace("baseline_", "baseline: ")),
+                    "normalised Gini": r.gini[k],
+                    "Gini 95% low": r.gini_interval[k][0],
+                    "Gini 95% high": r.gini_interval[k][1],
+                    "top 10% share": r.top10_share[k],
+                    "MAE": r.mae.get(k, float("nan")),
+                    "predicted / actual": r.total_ratio.get(k, float("nan")),
+                    "churn AUC": r.churn_auc.get(k, float("nan")),
+                }
+                for k in r.gini
+            ]
+        )
+
+    def lines(self) -> list[str]:
+        """The console lines: the decision, its reason and the numbers it rests on."""
+        if self.result is None:
+            return [f"  contest     challenger ineligible, BTYD stands: {self.reason}"]
+        r = self.result
+        who = "blend wins" if r.challenger_wins else "BTYD stands"
+        lines = [
+            f"  contest     {who}: {self.reason}",
+            f"              Gini BTYD {r.gini['champion']:.4f}, blend {r.gini['challenger']:.4f} (gain "
+            f"{r.gini_gain:+.4f}, interval [{r.gini_gain_interval[0]:+.4f}, {r.gini_gain_interval[1]:+.4f}]); "
+            f"MAE {r.mae['champion']:.2f} vs {r.mae['challenger']:.2f}; churn AUC {r.churn_auc['champion']:.3f} vs "
+            f"{r.churn_auc['challenger']:.3f}; best baseline {r.best_baseline} Gini {r.gini[r.best_baseline]:.4f}",
+        ]
+        if r.challenger_wins:
+            lines.append(
+                "              scores carry the blend's expected revenue and churn risk; the registered model "
+                f"is BTYD ({SERVING_NOTE})"
+            )
+        return lines
+
+
+def horizon_days(duration_holdout: float, time_unit: str) -> int:
+    """The holdout length H in days (the label window of the challenger)."""
+    return round(duration_holdout * DAYS_PER_UNIT[time_unit])
+
+
+def training_cutoff(calibration_end: dt.date, horizon: int) -> dt.date:
+    return calibration_end - dt.timedelta(days=horizon)
+
+
+def ineligible(config: ChallengerConfig, horizon: int, cutoff: dt.date | None, reason: str) -> ChallengerContest:
+    return ChallengerContest(False, reason, horizon, cutoff, config.weight)
+
+
+def _btyd(holdout: pd.DataFrame) -> pd.DataFrame:
+    return holdout[["expected_revenue", "churn_risk"]].astype(np.float64)
+
+
+def run_contest(
+    config: ChallengerConfig,
+    activity: pd.DataFrame,
+    holdout: pd.DataFrame,
+    calibration_end: dt.date,
+    first_date: dt.date,
+    horizon: int,
+) -> ChallengerContest:
+    """The contest on one run's data: a pure function of the activity table (up to ``calibration_end``; later
+    rows are ignored), the validate stage's ``holdout`` table (BTYD, actuals and baselines per calibration
+    customer) and the config.
+    """
+    cutoff = training_cutoff(calibration_end, horizon)
+    if cutoff < first_date:
+        return ineligible(
+            config,
+            horizon,
+            cutoff,
+            f"the data starts {first_date}, after the training cutoff {cutoff} (calibration end - {horizon} days): "
+            "too short for a full label window",
+        )
+    if "expected_revenue" not in holdout.columns:
+        return ineligible(config, horizon, cutoff, "no spend model: the contest ranks revenue")
+    known = activity[pd.to_datetime(activity["date"]) <= pd.Timestamp(calibration_end)]
+    try:
+        train = features(known, cutoff)
+        fitted = fit_challenger(train, labels(known, cutoff, horizon))
+        btyd = _btyd(holdout.set_index("customer_id"))
+        scoring = features(known, calibration_end)
+        if not scoring.index.sort_values().equals(btyd.index.sort_values()):
+            raise ChallengerError("the challenger's customers at calibration end differ from the calibration summary's")
+        scoring = scoring.loc[btyd.index]
+        rescaled = fitted.rescaled_to(scoring, float(btyd["expected_revenue"].sum()))
+        mixed = blend(btyd, rescaled.predict(scoring), config.weight)
+    except (ChallengerError, ValueError) as exc:
+        return ineligible(config, horizon, cutoff, str(exc))
+    actual = pd.DataFrame(
+        {"revenue": holdout["actual_revenue"].to_numpy(), "purchases": holdout["actual_purchases"].to_numpy()},
+        index=btyd.index,
+    )
+    baselines = {b: holdout[f"baseline_{b}_revenue"].to_numpy(dtype=np.float64) for b in BASELINES}
+    rules = ContestRules(config.mae_tolerance, config.total_tolerance, config.bootstrap_draws, config.level)
+    try:
+        result = contest(actual, btyd, mixed, baselines, np.random.default_rng(config.seed), rules)
+    except ValueError as exc:  # a holdout without revenue: nothing to judge on
+        return ineligible(config, horizon, cutoff, str(exc))
+    return ChallengerContest(
+        True,
+        result.reason,
+        horizon,
+        cutoff,
+        config.weight,
+        result,
+        rescaled.revenue_scale,
+        len(train),
+        rescaled,
+    )
+
+
+def _btyd_over(model: CLVModelParams, customers: pd.DataFrame, horizon_units: float) -> pd.DataFrame:
+    """BTYD's expected revenue and churn risk over the next ``horizon_units`` per customer of ``customers``."""
+    f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+    revenue = purchase.expected_purchases(model.purchase, horizon_units, f, r, t) * spend.expected_order_value(
+        model.spend, f, customers["monetary_value"].to_numpy(dtype=np.float64)
+    )
+    risk = purchase.p_no_purchase(model.purchase, horizon_units, f, r, t)
+    return pd.DataFrame({"expected_revenue": revenue, "churn_risk": risk}, index=customers["customer_id"])
+
+
+def production_blend(
+    config: ChallengerConfig,
+    activity: pd.DataFrame,
+    model: CLVModelParams,
+    full: pd.DataFrame,
+    observation_end: dt.date,
+    horizon: int,
+    time_unit: str,
+) -> pd.DataFrame:
+    """The blend at ``observation_end`` for every customer of ``full`` (ChallengerError if it cannot be built).
+
+    Columns ``customer_id``, ``btyd_expected_revenue_<H>d``, ``challenger_expected_revenue_<H>d``,
+    ``expected_revenue_<H>d`` and ``churn_risk_<H>d`` (the blend's) and ``value_model`` (``blend``).
+    """
+    cutoff = training_cutoff(observation_end, horizon)
+    known = activity[pd.to_datetime(activity["date"]) <= pd.Timestamp(observation_end)]
+    fitted = fit_challenger(features(known, cutoff), labels(known, cutoff, horizon))
+    btyd = _btyd_over(model, full, horizon / DAYS_PER_UNIT[time_unit])
+    scoring = features(known, observation_end)
+    if not scoring.index.sort_values().equals(btyd.index.sort_values()):
+        raise ChallengerError("the challenger's customers at observation end differ from the full-history summary's")
+    scoring = scoring.loc[btyd.index]
+    try:
+        ml = fitted.rescaled_to(scoring, float(btyd["expected_revenue"].sum())).predict(scoring)
+    except ValueError as exc:
+        raise ChallengerError(str(exc)) from None
+    mixed = blend(btyd, ml, config.weight)
+    return pd.DataFrame(
+        {
+            "customer_id": btyd.index.to_numpy(),
+            f"btyd_expected_revenue_{horizon}d": btyd["expected_revenue"].to_numpy(),
+            f"challenger_expected_revenue_{horizon}d": ml["expected_revenue"].to_numpy(),
+            f"expected_revenue_{horizon}d": mixed["expected_revenue"].to_numpy(),
+            f"churn_risk_{horizon}d": mixed["churn_risk"].to_numpy(),
+            "value_model": "blend",
+        }
+    )
+
+
+def challenge(
+    config: Config, engine: Engine, data: Source, prepared: PreparedData, holdout: pd.DataFrame
+) -> ChallengerContest:
+    """The contest step of the workflow: the activity table up to the calibration end from the engine, then
+    :func:`run_contest`. An engine that cannot build the table makes the challenger ineligible."""
+    chosen = config.challenger
+    horizon = horizon_days(prepared.duration_holdout, config.prepare.time_unit)
+    try:
+        with engine.errors(data.description):
+            activity = engine.activity(data, config.prepare, prepared.calibration_end)
+    except (ChallengerError, InputError) as exc:
+        return ineligible(chosen, horizon, training_cutoff(prepared.calibration_end, horizon), str(exc))
+    return run_contest(chosen, activity, holdout, prepared.calibration_end, prepared.first_date, horizon)
+
+
+def with_blend(
+    config: Config, engine: Engine, data: Source, prepared: PreparedData, model: CLVModelParams, scores: pd.DataFrame
+) -> tuple[pd.DataFrame, str | None]:
+    """``scores`` with the production blend's columns (:func:`production_blend`) and ``value_model``; or the
+    scores unchanged, ``value_model`` ``btyd``, and a warning saying why the blend could not be built."""
+    horizon = horizon_days(prepared.duration_holdout, config.prepare.time_unit)
+    try:
+        with engine.errors(data.description):
+            activity = engine.activity(data, config.prepare, prepared.observation_end)
+        blended = production_blend(
+            config.challenger,
+            activity,
+            model,
+            prepared.full,
+            prepared.observation_end,
+            horizon,
+            config.prepare.time_unit,
+        )
+    except (ChallengerError, InputError, ValueError) as exc:
+        warning = f"the blend won the contest but could not be built at observation end ({exc}): scores are BTYD's"
+        return scores.assign(value_model="btyd"), warning
+    return scores.merge(blended, on="customer_id", how="left", validate="one_to_one"), None
