@@ -64,6 +64,7 @@ def contest_child_run(contender: str) -> str:
     """The child run of one contender of the challenger contest (``btyd``, ``blend``)."""
     return f"contest: {contender}"
 
+
 RUN_TYPE_TAG = "run_type"
 """``whatif`` or ``monitor``: runs about a registered model, each in its own experiment (:func:`linked_experiment`)."""
 MODEL_NAME_TAG = "model.name"
