@@ -121,9 +121,7 @@ def score_subscribers(params: SubscriptionParams, frame: pd.DataFrame) -> pd.Dat
         renewals = n[index]
         out["p_renew"][index] = sbg.p_renew(p, renewals)
         out["churn_risk"][index] = sbg.churn_risk(p, params.risk_periods, renewals)
-        out["expected_remaining_lifetime"][index] = sbg.expected_remaining_lifetime(
-            p, renewals, params.horizon_periods
-        )
+        out["expected_remaining_lifetime"][index] = sbg.expected_remaining_lifetime(p, renewals, params.horizon_periods)
         out["derl"][index] = sbg.derl(p, params.discount_rate, renewals, params.horizon_periods)
     result = pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(), **out})
     result["clv"] = rows["price"].to_numpy() * result["derl"].to_numpy()

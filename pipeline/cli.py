@@ -149,9 +149,20 @@ def _train(args: argparse.Namespace) -> int:
     from pipeline.config import config_as_dict, load_config
     from pipeline.outputs import write_summary
     from pipeline.summary import summary_dict, summary_text
+    from pipeline.workflow import TrainResult
 
     config = load_config(args.config)
     config_yaml = args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
+    if config.business.type != "non_contractual":  # subscriptions (sBG): their own summary
+        from pipeline.commands.train import run_business_training
+        from pipeline.contractual import report
+
+        business = run_business_training(config, config_yaml, output_dir=args.output, checkpoint=stop.checkpoint)
+        assert not isinstance(business, TrainResult)
+        if args.summary is not None:
+            write_summary(args.summary, report.summary_dict(business))
+        print(mask_text(report.summary_text(business)))
+        return business.exit_code
     result = run_training(config, config_yaml, output_dir=args.output, checkpoint=stop.checkpoint)
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))

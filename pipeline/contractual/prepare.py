@@ -85,7 +85,9 @@ def periods_between_sql(start: str, end: str, period: str) -> str:
     if period == "week":
         return f"CAST(floor(date_diff('day', {start}, {end}) / 7) AS BIGINT)"
     months = f"date_diff('month', {start}, {end})"
-    whole = f"({months} - CASE WHEN CAST({start} + to_months(CAST({months} AS INTEGER)) AS DATE) > {end} THEN 1 ELSE 0 END)"
+    whole = (
+        f"({months} - CASE WHEN CAST({start} + to_months(CAST({months} AS INTEGER)) AS DATE) > {end} THEN 1 ELSE 0 END)"
+    )
     return whole if period == "month" else f"CAST(floor({whole} / 12) AS BIGINT)"
 
 
@@ -158,7 +160,8 @@ def prepare_billing(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
         )
         counts = con.sql("SELECT reason, count(*) FROM classified GROUP BY reason").fetchall()
         quarantine = con.sql(
-            "SELECT " + ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(c)}" for c in columns)
+            "SELECT "
+            + ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(c)}" for c in columns)
             + ", reason FROM classified WHERE reason IS NOT NULL ORDER BY ALL"
         ).df()
         last = con.sql("SELECT max(day) FROM charges").fetchall()[0]
@@ -181,9 +184,7 @@ def prepare_billing(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
     ledger = BillingLedger(rows_in, used, sum(reasons.values()), reasons, len(charges))
     if len(calibration) == 0:
         raise InputError(f"no subscriber was acquired by prepare.calibration_end {calibration_end}")
-    return Subscribers(
-        _typed(calibration), _typed(full), ledger, quarantine, charges, calibration_end, observation_end
-    )
+    return Subscribers(_typed(calibration), _typed(full), ledger, quarantine, charges, calibration_end, observation_end)
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

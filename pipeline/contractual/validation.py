@@ -178,10 +178,7 @@ def validate_subscriptions(calibration: pd.DataFrame, full: pd.DataFrame, fits: 
             )
         )
     curves = pd.concat(rows, ignore_index=True)
-    errors = {
-        name: np.abs(curves[name] - curves["observed"]) / curves["observed"]
-        for name in ("model", *BASELINES)
-    }
+    errors = {name: np.abs(curves[name] - curves["observed"]) / curves["observed"] for name in ("model", *BASELINES)}
     metrics = {"survival_mape": float(errors["model"].mean())}
     for name in BASELINES:
         metrics[f"baseline_{name}_survival_mape"] = float(errors[name].mean())
@@ -229,5 +226,7 @@ def subscription_gate(metrics: dict[str, float]) -> GateResult:
         not math.isnan(model) and not math.isnan(best) and model < best,
     )
     value = metrics.get("churn_auc", math.nan)
-    chance = Check("churn_auc_higher_than_0.5", "churn_auc", value, 0.5, "higher", not math.isnan(value) and value > 0.5)
+    chance = Check(
+        "churn_auc_higher_than_0.5", "churn_auc", value, 0.5, "higher", not math.isnan(value) and value > 0.5
+    )
     return GateResult((beats, chance))

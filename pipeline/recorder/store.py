@@ -374,3 +374,24 @@ def alias_version(name: str, alias: str) -> int | None:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None
             raise
+
+
+def log_subscription_model(params_path: Path, example: pd.DataFrame, config_yaml: str) -> str:
+    """Log the subscription (sBG) pyfunc model: parameters as JSON, training config as YAML, models-from-code
+    (``models/subscription_serving.py``) with the package attached. Returns the model URI."""
+    from models.subscription_model import subscription_signature
+
+    package_dir = Path(models.__file__).parent
+    with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
+        config = Path(tmp) / "config.yaml"
+        config.write_text(mask_text(config_yaml), encoding="utf-8")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(package_dir / "subscription_serving.py"),
+            artifacts={PARAMS_ARTIFACT: str(params_path), CONFIG_ARTIFACT: str(config)},
+            code_paths=[str(package_dir)],
+            pip_requirements=_pinned_requirements(),
+            signature=subscription_signature(),
+            input_example=example,
+        )
+    return str(info.model_uri)
