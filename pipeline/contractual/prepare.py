@@ -180,7 +180,9 @@ def prepare_billing(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
         con.unregister("tx")
     reasons = {str(r): int(n) for r, n in counts if r is not None}
     used = sum(int(n) for r, n in counts if r is None)
-    rows_in = used + sum(reasons.values())
+    rows_in = int(relation.count("*").fetchall()[0][0])
+    if rows_in != used + sum(reasons.values()):
+        raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({sum(reasons.values()):,})")
     ledger = BillingLedger(rows_in, used, sum(reasons.values()), reasons, len(charges))
     if len(calibration) == 0:
         raise InputError(f"no subscriber was acquired by prepare.calibration_end {calibration_end}")
