@@ -180,10 +180,10 @@ def prepare_billing(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
         con.unregister("tx")
     reasons = {str(r): int(n) for r, n in counts if r is not None}
     used = sum(int(n) for r, n in counts if r is None)
-    rows_in = int(relation.count("*").fetchall()[0][0])
-    if rows_in != used + sum(reasons.values()):
-        raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({sum(reasons.values()):,})")
-    ledger = BillingLedger(rows_in, used, sum(reasons.values()), reasons, len(charges))
+    rows_in, quarantined = int(relation.count("*").fetchall()[0][0]), sum(reasons.values())
+    if rows_in != used + quarantined:
+        raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")
+    ledger = BillingLedger(rows_in, used, quarantined, reasons, len(charges))
     if len(calibration) == 0:
         raise InputError(f"no subscriber was acquired by prepare.calibration_end {calibration_end}")
     return Subscribers(_typed(calibration), _typed(full), ledger, quarantine, charges, calibration_end, observation_end)
