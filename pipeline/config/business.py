@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from pipeline.config.base import StrictModel
 
@@ -43,6 +43,16 @@ class BusinessConfig(StrictModel):
     cac_file: Path | None = None
     cac_by_channel: dict[str, float] = Field(default_factory=dict)
 
+    @model_serializer(mode="wrap")
+    def _without_default_type(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """The business-type keys are written only when one differs from its default: a non-contractual
+        config dumps (and hashes) as it did before they existed, so its runs still compare as reruns."""
+        data: dict[str, object] = handler(self)
+        if all(getattr(self, key) == default for key, default in _TYPE_DEFAULTS.items()):
+            for key in _TYPE_DEFAULTS:
+                data.pop(key, None)
+        return data
+
     @model_validator(mode="after")
     def _one_source(self) -> BusinessConfig:
         if self.cac is not None and self.cac_file is not None:
@@ -62,3 +72,9 @@ class BusinessConfig(StrictModel):
     def churn_risk_periods(self) -> int:
         """Renewal decisions within ``churn_risk_days`` (rounded; at least one)."""
         return max(1, round(self.churn_risk_days / self.period_days))
+
+
+_TYPE_DEFAULTS: dict[str, object] = {
+    key: BusinessConfig.model_fields[key].default
+    for key in ("type", "billing_period", "grace_days", "churn_risk_days", "annual_discount_rate")
+}
