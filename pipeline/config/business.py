@@ -25,7 +25,7 @@ class BusinessConfig(StrictModel):
     shifted beta-geometric by acquisition cohort) or ``discrete`` (fixed purchase opportunities: BG/BB).
     ``billing_period``: how often a subscriber is charged; ``grace_days``: a renewal is missed (the
     subscriber churned) once its due date is this many days past with no charge. ``churn_risk_days``: the
-    horizon of a subscriber's churn risk; ``annual_discount_rate``: discounts future payments (DERL CLV).
+    horizon of a subscriber's churn risk; ``score.annual_discount_rate`` discounts their future payments (DERL).
 
     CAC (customer acquisition cost) is optional: one ``cac`` for everyone, or ``cac_file``, a CSV with
     ``customer_id`` and either ``cac`` (per customer) or ``channel`` (the acquisition channel, priced
@@ -36,7 +36,6 @@ class BusinessConfig(StrictModel):
     billing_period: Literal["week", "month", "year"] = "month"
     grace_days: int = Field(default=7, ge=0)
     churn_risk_days: int = Field(default=90, gt=0)
-    annual_discount_rate: float = Field(default=0.1, ge=0, le=1)
     at_risk_clv_quantile: float = Field(default=0.8, ge=0, lt=1)
     at_risk_churn_risk: float = Field(default=0.8, ge=0, le=1)
     cac: float | None = Field(default=None, ge=0)
@@ -63,10 +62,9 @@ class BusinessConfig(StrictModel):
     def period_days(self) -> float:
         return BILLING_PERIOD_DAYS[self.billing_period]
 
-    @property
-    def discount_rate_per_period(self) -> float:
-        """The annual discount rate as a rate per billing period."""
-        return float((1.0 + self.annual_discount_rate) ** (self.period_days / 365.25) - 1.0)
+    def discount_rate_per_period(self, annual_discount_rate: float) -> float:
+        """An annual discount rate (``score.annual_discount_rate``) as a rate per billing period."""
+        return float((1.0 + annual_discount_rate) ** (self.period_days / 365.25) - 1.0)
 
     @property
     def churn_risk_periods(self) -> int:
@@ -75,6 +73,5 @@ class BusinessConfig(StrictModel):
 
 
 _TYPE_DEFAULTS: dict[str, object] = {
-    key: BusinessConfig.model_fields[key].default
-    for key in ("type", "billing_period", "grace_days", "churn_risk_days", "annual_discount_rate")
+    key: BusinessConfig.model_fields[key].default for key in ("type", "billing_period", "grace_days", "churn_risk_days")
 }

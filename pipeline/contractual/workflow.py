@@ -75,7 +75,7 @@ def subscription_params(config: Config, fits: CohortFits) -> SubscriptionParams:
     return SubscriptionParams(
         pooled=fits.pooled.params,
         cohorts=dict(fits.params),
-        discount_rate=business.discount_rate_per_period,
+        discount_rate=business.discount_rate_per_period(config.score.annual_discount_rate),
         risk_periods=business.churn_risk_periods,
         billing_period=business.billing_period,
     )

@@ -101,7 +101,7 @@ def test_config_reference_lists_every_key(site: Path) -> None:
     page = (site / "reference" / "config.html").read_text(encoding="utf-8")
     for key in keys:
         assert f"<code>{key}</code>" in page, key
-    assert len(keys) == len(set(keys)) == 96
+    assert len(keys) == len(set(keys)) == 100
     # every key of the commented default config is documented
     default = yaml.safe_load((REPO / "configs" / "default.yaml").read_text(encoding="utf-8"))
     assert set(_flatten(default)) <= set(keys)
@@ -144,7 +144,7 @@ def _yaml_blocks() -> list[tuple[str, str]]:
 
 def test_yaml_examples_are_valid_configs() -> None:
     blocks = _yaml_blocks()
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     for where, block in blocks:
         assert Config.model_validate(yaml.safe_load(block)) is not None, where
 

@@ -239,8 +239,6 @@ def test_business_type_defaults_to_non_contractual_and_is_written_only_when_set(
     assert config_hash(contractual) != config_hash(Config())
     assert contractual.business.churn_risk_periods == 13  # 90 days of weeks
     assert parse_config({"business": {"type": "contractual"}}).business.churn_risk_periods == 3  # of months
-    assert parse_config({"business": {"annual_discount_rate": 0.1}}).business.discount_rate_per_period == (
-        pytest.approx(1.1 ** (30.4375 / 365.25) - 1)
-    )
+    assert Config().business.discount_rate_per_period(0.1) == pytest.approx(1.1 ** (30.4375 / 365.25) - 1)
     with pytest.raises(ConfigError, match=r"business.type: Input should be 'non_contractual', 'contractual' or"):
         parse_config({"business": {"type": "saas"}})
