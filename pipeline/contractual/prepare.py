@@ -146,8 +146,13 @@ def _as_of(config: Config, as_of: dt.date) -> str:
     """
 
 
-def prepare_billing(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config) -> Subscribers:
-    """The prepare stage of the contractual job (see the module docstring)."""
+def prepare_billing(
+    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
+) -> Subscribers:
+    """The prepare stage of the contractual job (see the module docstring). ``as_of`` (scoring): the
+    subscribers as of that date only (rows after it are quarantined; ``calibration`` is left empty)."""
+    if as_of is not None:
+        config = config.model_copy(update={"prepare": config.prepare.model_copy(update={"observation_end": as_of})})
     columns = list(relation.columns)
     if "amount" not in columns:
         raise InputError("business.type contractual needs a billing feed with amounts (data.columns.amount)")
@@ -168,13 +173,13 @@ def prepare_billing(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
         if last[0] is None:
             raise InputError("the billing feed has no usable charges")
         observation_end = config.prepare.observation_end or last[0]
-        calibration_end = config.prepare.calibration_end
-        if calibration_end >= observation_end:
+        calibration_end = config.prepare.calibration_end if as_of is None else as_of
+        if as_of is None and calibration_end >= observation_end:
             raise InputError(
                 f"prepare.calibration_end {calibration_end} is not before the observation end {observation_end}"
             )
         full = con.sql(_as_of(config, observation_end)).df()
-        calibration = con.sql(_as_of(config, calibration_end)).df()
+        calibration = full.head(0) if as_of is not None else con.sql(_as_of(config, calibration_end)).df()
         charges = con.sql("SELECT cid AS customer_id, day AS charge_date, value AS amount FROM charges").df()
     finally:
         con.unregister("tx")
@@ -184,7 +189,7 @@ def prepare_billing(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
     if rows_in != used + quarantined:
         raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")
     ledger = BillingLedger(rows_in, used, quarantined, reasons, len(charges))
-    if len(calibration) == 0:
+    if as_of is None and len(calibration) == 0:
         raise InputError(f"no subscriber was acquired by prepare.calibration_end {calibration_end}")
     return Subscribers(_typed(calibration), _typed(full), ledger, quarantine, charges, calibration_end, observation_end)
 

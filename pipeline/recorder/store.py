@@ -395,3 +395,34 @@ def log_subscription_model(params_path: Path, example: pd.DataFrame, config_yaml
             input_example=example,
         )
     return str(info.model_uri)
+
+
+def model_version_tag(model_uri: str, key: str) -> str | None:
+    """A tag of the registered version a ``models:/name/version`` or ``models:/name@alias`` URI names (None for
+    other URIs, or when the version or tag is missing)."""
+    if not model_uri.startswith("models:/"):
+        return None
+    name, _, rest = model_uri.removeprefix("models:/").partition("/")
+    name, _, alias = name.partition("@")
+    _use_store()
+    with _store_errors(f"read {model_uri}"):
+        client = MlflowClient()
+        try:
+            found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, rest)
+        except MlflowException:
+            return None
+    value = found.tags.get(key)
+    return None if value is None else str(value)
+
+
+def load_subscription_model(model_uri: str) -> tuple[Any, str]:
+    """Load a registered subscription model (its python model, loaded) and the training config with it."""
+    from models.subscription_model import SubscriptionModel
+
+    _use_store()
+    with _store_errors(f"load {model_uri}"):
+        loaded = mlflow.pyfunc.load_model(model_uri)
+    python_model = loaded.unwrap_python_model()
+    if not isinstance(python_model, SubscriptionModel) or python_model.config_yaml is None:
+        raise InputError(f"--model-uri {model_uri}: not a clv-pipeline subscription model with its training config")
+    return python_model, python_model.config_yaml

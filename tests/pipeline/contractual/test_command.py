@@ -106,6 +106,39 @@ def test_pyfunc_scores_equal_the_training_scores(trained: Trained, monkeypatch: 
     assert (predicted["clv"] > 0).all()
 
 
+def test_clv_score_scores_the_active_subscribers_with_the_training_numbers(trained: Trained) -> None:
+    data = trained.summary["data"]
+    assert isinstance(data, dict)
+    as_of = data["observation_end"]
+    done = subprocess.run(
+        [
+            str(clv_command()),
+            "score",
+            "--model-uri",
+            "models:/subscriptions@champion",
+            "--input",
+            "billing.csv",
+            "--as-of",
+            str(as_of),
+            "--output",
+            "scored.parquet",
+        ],
+        cwd=trained.folder,
+        env=trained.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    scores = _training_scores(trained)
+    assert f"clv score: {len(scores):,} active subscribers scored as of {as_of}" in done.stdout
+    assert "59,091 rows in, 59,087 used, 4 quarantined" in done.stdout
+    scored = pd.read_parquet(trained.folder / "scored.parquet").sort_values("customer_id").reset_index(drop=True)
+    assert scored["customer_id"].tolist() == scores["customer_id"].tolist()
+    for column in SCORE_COLUMNS:
+        assert scored[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
+
+
 @pytest.fixture(scope="module")
 def invocations(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve(
