@@ -29,7 +29,14 @@ from pipeline.engines.rules import quarantine_rules
 from pipeline.engines.sql import DUCKDB, duckdb_id, reason_case
 from pipeline.errors import InputError
 
-__all__ = ["SUBSCRIBER_COLUMNS", "BillingLedger", "Subscribers", "periods_between_sql", "prepare_billing"]
+__all__ = [
+    "SUBSCRIBER_COLUMNS",
+    "BillingLedger",
+    "Subscribers",
+    "classified_rows_sql",
+    "periods_between_sql",
+    "prepare_billing",
+]
 
 SUBSCRIBER_COLUMNS = (
     "customer_id",
@@ -91,7 +98,8 @@ def periods_between_sql(start: str, end: str, period: str) -> str:
     return whole if period == "month" else f"CAST(floor({whole} / 12) AS BIGINT)"
 
 
-def _classified(config: Config, columns: list[str]) -> str:
+def classified_rows_sql(config: Config, columns: list[str]) -> str:
+    """Every row of ``tx`` with its id (cid), parsed timestamp (ts), amount (raw_value) and quarantine reason."""
     fmt = config.data.timestamp_format
     text_ts = "NULLIF(trim(CAST(timestamp AS VARCHAR)), '')"
     parsed = f"try_strptime({text_ts}, '{fmt}')" if fmt else f"TRY_CAST({text_ts} AS TIMESTAMP)"
@@ -158,7 +166,7 @@ def prepare_billing(
         raise InputError("business.type contractual needs a billing feed with amounts (data.columns.amount)")
     con.register("tx", relation)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {_classified(config, columns)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified_rows_sql(config, columns)}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
             "FROM classified WHERE reason IS NULL AND raw_value > 0"
