@@ -95,10 +95,11 @@ def _score(args: argparse.Namespace) -> int:
 
     if args.chunk_rows < 1:
         raise ConfigError("--chunk-rows must be at least 1")
-    from pipeline.contractual.scoring import is_subscription_model, score_subscription_file
+    from pipeline.contractual.scoring import score_subscription_file
 
-    if is_subscription_model(args.model_uri):  # business.type contractual: active subscribers, sBG scores
-        count, billing = score_subscription_file(args.model_uri, args.input, args.output, args.as_of)
+    subscribers = score_subscription_file(args.model_uri, args.input, args.output, args.as_of)
+    if subscribers is not None:  # a subscription (sBG) model: its active subscribers were scored
+        count, billing = subscribers
         print(
             f"clv score: {count:,} active subscribers scored as of {args.as_of} with {args.model_uri} -> "
             f"{args.output} ({billing.rows_in:,} rows in, {billing.rows_used:,} used, "

@@ -17,6 +17,8 @@ MLFLOW_MODULES = {
     "models/serving.py",
     "models/subscription_model.py",
     "models/subscription_serving.py",
+    "models/opportunity_model.py",
+    "models/opportunity_serving.py",
 }
 """Only the recorder's store writes to MLflow; the model's pyfunc flavour and its serving are MLflow's interface."""
 

@@ -25,6 +25,7 @@ from pipeline.workflow import TrainResult, check_config, report_notes, train
 
 if TYPE_CHECKING:
     from pipeline.contractual.workflow import ContractualResult
+    from pipeline.discrete.workflow import DiscreteResult
 
 __all__ = ["run_business_training", "run_training"]
 
@@ -139,10 +140,14 @@ def run_training(
 
 def run_business_training(
     config: Config, config_yaml: str, output_dir: Path | None = None, checkpoint: Callable[[], None] = lambda: None
-) -> TrainResult | ContractualResult:
-    """``clv train`` by ``business.type``: today's job for ``non_contractual``, the sBG job otherwise."""
+) -> TrainResult | ContractualResult | DiscreteResult:
+    """``clv train`` by ``business.type``: today's job, the sBG job (contractual) or the BG/BB job (discrete)."""
     if config.business.type == "non_contractual":
         return run_training(config, config_yaml, output_dir, checkpoint)
+    if config.business.type == "discrete":
+        from pipeline.discrete.command import run_discrete_training
+
+        return run_discrete_training(config, config_yaml, output_dir, checkpoint)
     from pipeline.contractual.command import run_contractual_training
 
     return run_contractual_training(config, config_yaml, output_dir, checkpoint)

@@ -7,11 +7,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.contractual.workflow import ContractualResult
+from pipeline.discrete.workflow import DiscreteResult
 
 __all__ = ["report_html", "summary_dict", "summary_text"]
 
 
-def summary_dict(result: ContractualResult) -> dict[str, Any]:
+def summary_dict(result: ContractualResult | DiscreteResult) -> dict[str, Any]:
+    """The summary of a contractual or a discrete run (``--summary``)."""
+    if isinstance(result, DiscreteResult):
+        from pipeline.discrete.command import discrete_summary_dict
+
+        return discrete_summary_dict(result)
     config = result.config
     pooled = result.calibration_fits.pooled.params
     production = result.production_fits.pooled.params if result.production_fits is not None else None
@@ -45,7 +51,12 @@ def summary_dict(result: ContractualResult) -> dict[str, Any]:
     }
 
 
-def summary_text(result: ContractualResult) -> str:
+def summary_text(result: ContractualResult | DiscreteResult) -> str:
+    """What ``clv train`` prints for a contractual or a discrete run."""
+    if isinstance(result, DiscreteResult):
+        from pipeline.discrete.command import discrete_summary_text
+
+        return discrete_summary_text(result)
     m = result.validation.metrics
     ledger = result.subscribers.ledger
     pooled = result.calibration_fits.pooled.params

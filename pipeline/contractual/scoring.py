@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from models.subscription_model import SubscriptionModel
 from pipeline.config import DataConfig, parse_config
 from pipeline.contractual.prepare import BillingLedger, prepare_billing
 from pipeline.engines.duckdb_engine import DuckDBEngine
@@ -15,19 +16,20 @@ from pipeline.errors import InputError
 from pipeline.outputs import TableWriter
 from pipeline.recorder import store
 
-__all__ = ["is_subscription_model", "score_subscription_file"]
-
-
-def is_subscription_model(model_uri: str) -> bool:
-    """Whether ``model_uri`` names a registered contractual (sBG) model (by its version's tags)."""
-    return store.model_version_tag(model_uri, "business.type") == "contractual"
+__all__ = ["score_subscription_file"]
 
 
 def score_subscription_file(
     model_uri: str, input_path: Path, output: Path, as_of: dt.date
-) -> tuple[int, BillingLedger]:
-    """Score the subscribers of ``input_path`` active at ``as_of``; the count scored and the ledger."""
-    model, config_yaml = store.load_subscription_model(model_uri)
+) -> tuple[int, BillingLedger] | None:
+    """Score the subscribers of ``input_path`` active at ``as_of``: the count scored and the ledger; None when
+    ``model_uri`` does not name a registered subscription model (tagged ``business.type: contractual``)."""
+    model = store.tagged_python_model(model_uri, "business.type", "contractual")
+    if model is None:
+        return None
+    if not isinstance(model, SubscriptionModel) or model.config_yaml is None:
+        raise InputError(f"--model-uri {model_uri}: not a clv-pipeline subscription model with its training config")
+    config_yaml = model.config_yaml
     config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)")
     suffix = input_path.suffix.lower()
     if input_path.is_dir() or suffix == ".parquet":

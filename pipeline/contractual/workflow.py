@@ -60,9 +60,7 @@ class ContractualResult:
 
 
 def check_business_type(config: Config, engine_name: str) -> None:
-    """One line (exit 2) for what the contractual job cannot run: another engine, or ``discrete`` (not yet)."""
-    if config.business.type == "discrete":
-        raise ConfigError("business.type: 'discrete' (BG/BB) is not available in clv train yet; use models.bgbb")
+    """One line (exit 2) when the contractual job is asked to run on another engine than DuckDB."""
     if engine_name != "duckdb":
         raise ConfigError(
             f"business.type: 'contractual' runs on DuckDB only; set engine.name: duckdb (not {engine_name})"

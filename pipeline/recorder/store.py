@@ -376,53 +376,23 @@ def alias_version(name: str, alias: str) -> int | None:
             raise
 
 
-def log_subscription_model(params_path: Path, example: pd.DataFrame, config_yaml: str) -> str:
-    """Log the subscription (sBG) pyfunc model: parameters as JSON, training config as YAML, models-from-code
-    (``models/subscription_serving.py``) with the package attached. Returns the model URI."""
-    from models.subscription_model import subscription_signature
-
-    package_dir = Path(models.__file__).parent
+def log_code_model(code_file: str, params_path: Path, example: pd.DataFrame, config_yaml: str, signature: Any) -> str:
+    """Log ``models/<code_file>`` as a models-from-code pyfunc (params JSON, config YAML); its URI."""
+    package = Path(models.__file__).parent
     with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
-        config = Path(tmp) / "config.yaml"
-        config.write_text(mask_text(config_yaml), encoding="utf-8")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(package_dir / "subscription_serving.py"),
-            artifacts={PARAMS_ARTIFACT: str(params_path), CONFIG_ARTIFACT: str(config)},
-            code_paths=[str(package_dir)],
-            pip_requirements=_pinned_requirements(),
-            signature=subscription_signature(),
-            input_example=example,
-        )
-    return str(info.model_uri)
+        (config := Path(tmp) / "config.yaml").write_text(mask_text(config_yaml), encoding="utf-8")
+        return str(mlflow.pyfunc.log_model(name="model", python_model=str(package / code_file), signature=signature,
+            artifacts={PARAMS_ARTIFACT: str(params_path), CONFIG_ARTIFACT: str(config)}, input_example=example,
+            code_paths=[str(package)], pip_requirements=_pinned_requirements()).model_uri)  # fmt: skip
 
 
-def model_version_tag(model_uri: str, key: str) -> str | None:
-    """A tag of the registered version a ``models:/name/version`` or ``models:/name@alias`` URI names (None for
-    other URIs, or when the version or tag is missing)."""
-    if not model_uri.startswith("models:/"):
-        return None
-    name, _, rest = model_uri.removeprefix("models:/").partition("/")
-    name, _, alias = name.partition("@")
-    _use_store()
-    with _store_errors(f"read {model_uri}"):
-        client = MlflowClient()
-        try:
-            found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, rest)
-        except MlflowException:
-            return None
-    value = found.tags.get(key)
-    return None if value is None else str(value)
-
-
-def load_subscription_model(model_uri: str) -> tuple[Any, str]:
-    """Load a registered subscription model (its python model, loaded) and the training config with it."""
-    from models.subscription_model import SubscriptionModel
-
-    _use_store()
-    with _store_errors(f"load {model_uri}"):
-        loaded = mlflow.pyfunc.load_model(model_uri)
-    python_model = loaded.unwrap_python_model()
-    if not isinstance(python_model, SubscriptionModel) or python_model.config_yaml is None:
-        raise InputError(f"--model-uri {model_uri}: not a clv-pipeline subscription model with its training config")
-    return python_model, python_model.config_yaml
+def tagged_python_model(model_uri: str, key: str, value: str) -> Any:
+    """The python model of the registered version ``models:/name/version`` or ``models:/name@alias`` names
+    when its tag ``key`` is ``value``; None otherwise (another kind of model, or not a ``models:/`` URI)."""
+    name, _, version = model_uri.removeprefix("models:/").partition("/")
+    with _store_errors(f"load {model_uri}"), contextlib.suppress(MlflowException):
+        client, (name, _, alias) = MlflowClient(_use_store()), name.partition("@")
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        if model_uri.startswith("models:/") and found.tags.get(key) == value:
+            return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    return None

@@ -111,10 +111,8 @@ def test_whole_billing_periods_between_two_dates(start: str, end: str, period: s
     assert duckdb.sql(f"SELECT {sql}").fetchall()[0][0] == expected
 
 
-def test_spark_and_discrete_are_refused_with_one_line() -> None:
+def test_spark_is_refused_with_one_line() -> None:
     config = parse_config({"business": {"type": "contractual"}})
     with pytest.raises(ConfigError, match=r"^business.type: 'contractual' runs on DuckDB only; set engine.name"):
         check_business_type(config, "spark")
     check_business_type(config, "duckdb")
-    with pytest.raises(ConfigError, match=r"^business.type: 'discrete' \(BG/BB\) is not available"):
-        check_business_type(parse_config({"business": {"type": "discrete"}}), "duckdb")
