@@ -144,7 +144,7 @@ def _yaml_blocks() -> list[tuple[str, str]]:
 
 def test_yaml_examples_are_valid_configs() -> None:
     blocks = _yaml_blocks()
-    assert len(blocks) == 6
+    assert len(blocks) == 7
     for where, block in blocks:
         assert Config.model_validate(yaml.safe_load(block)) is not None, where
 

@@ -13,9 +13,20 @@ import pytest
 from tests.conftest import clean_env, clv_command
 from tests.discrete_feed import ALPHA, BETA, DELTA, GAMMA, write_discrete_feed
 
-pytestmark = pytest.mark.slow
+
+def test_spark_is_refused_with_one_line() -> None:
+    from pipeline.config import parse_config
+    from pipeline.discrete.command import run_discrete_training
+    from pipeline.errors import ConfigError
+
+    config = parse_config(
+        {"data": {"source": "csv", "path": "x.csv"}, "engine": {"name": "spark"}, "business": {"type": "discrete"}}
+    )
+    with pytest.raises(ConfigError, match=r"^business.type: 'discrete' runs on DuckDB only; set engine.name: duckdb"):
+        run_discrete_training(config, "")
 
 
+@pytest.mark.slow
 def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
