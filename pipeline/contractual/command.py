@@ -48,4 +48,6 @@ def _write(result: ContractualResult, output_dir: Path | None) -> None:
     tables = {"survival_holdout": result.validation.curves, "churn_holdout": result.validation.holdout}
     if result.scores is not None:
         tables["scores"] = result.scores
+    if result.payback is not None:
+        tables["payback"] = result.payback
     write_tables(output_dir, tables)

@@ -43,6 +43,7 @@ def summary_dict(result: ContractualResult | DiscreteResult) -> dict[str, Any]:
             "cohorts_with_own_fit": len(result.calibration_fits.own),
             "cohorts": len(result.calibration_fits.params),
         },
+        "payback": result.payback.to_dict("records") if result.payback is not None else None,
         "advice": list(result.advice),
         "warnings": list(result.warnings),
         "metrics": result.validation.metrics,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from models import sbg
 from models.subscription_model import SubscriptionParams, score_subscribers
 from pipeline.advice import advice_lines, charges_summary, feed_shape
 from pipeline.config import Config
@@ -25,7 +26,7 @@ from pipeline.engines import Engine, Source
 from pipeline.errors import ConfigError, InputError
 from pipeline.gate import GateResult
 
-__all__ = ["ContractualResult", "check_business_type", "subscription_params", "train_contractual"]
+__all__ = ["ContractualResult", "check_business_type", "payback_by_cohort", "subscription_params", "train_contractual"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ContractualResult:
     production_fits: CohortFits | None = None
     model: SubscriptionParams | None = None
     scores: pd.DataFrame | None = None
+    payback: pd.DataFrame | None = None
+    """Per cohort, with ``business.cac``: the mean price and the periods until a new subscriber pays back CAC."""
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     run_id: str = ""
     version: int | None = None
@@ -77,6 +80,18 @@ def subscription_params(config: Config, fits: CohortFits) -> SubscriptionParams:
         risk_periods=business.churn_risk_periods,
         billing_period=business.billing_period,
     )
+
+
+def payback_by_cohort(subscribers: pd.DataFrame, model: SubscriptionParams, cac: float) -> pd.DataFrame:
+    """Per acquisition cohort: subscribers, mean price, and the billing periods a new subscriber needs to pay
+    back ``cac`` at the cohort's sBG retention (NaN when not within 600 periods)."""
+    cohorts = pd.to_datetime(subscribers["cohort"]).dt.strftime("%Y-%m-%d")
+    table = subscribers.groupby(cohorts).agg(subscribers=("customer_id", "size"), mean_price=("price", "mean"))
+    table["payback_periods"] = [
+        float(sbg.payback_periods(model.for_cohort(str(c)), price, cac, model.discount_rate)[()])
+        for c, price in table["mean_price"].items()
+    ]
+    return table.rename_axis("cohort").reset_index()
 
 
 def _active(subscribers: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ CURVES_TABLE = "tables/survival_holdout.csv"
 COHORT_TABLE = "tables/cohort_params.csv"
 QUARANTINE_TABLE = "tables/quarantine.parquet"
 SCORES_TABLE = "tables/scores.parquet"
+PAYBACK_TABLE = "tables/payback.csv"
 
 
 def _fit_metrics(prefix: str, result: ContractualResult) -> dict[str, float]:
@@ -65,6 +66,8 @@ def record_contractual(result: ContractualResult, config_yaml: str, report_html:
         store.log_table(result.subscribers.quarantine, QUARANTINE_TABLE)
     if result.scores is not None:
         store.log_table(result.scores, SCORES_TABLE)
+    if result.payback is not None:
+        store.log_table(result.payback, PAYBACK_TABLE)
     store.log_text(report_html, names.REPORT_ARTIFACT)
 
 

@@ -87,3 +87,21 @@ def test_auc_counts_ties_half_and_is_nan_with_one_class() -> None:
     assert auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
     assert auc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
     assert np.isnan(auc(np.array([0.5, 0.7]), np.array([1, 1])))
+
+
+def test_payback_by_cohort_is_the_sbg_payback_at_the_cohorts_mean_price(subscribers: Subscribers) -> None:
+    from models.subscription_model import SubscriptionParams
+    from pipeline.contractual.workflow import payback_by_cohort
+
+    fits = fit_cohorts(subscribers.full)
+    model = SubscriptionParams(pooled=fits.pooled.params, cohorts=dict(fits.params), discount_rate=0.0)
+    table = payback_by_cohort(subscribers.full, model, cac=60.0)
+    assert len(table) == 24
+    assert table["subscribers"].sum() == 9600
+    first = table.iloc[0]
+    assert first["cohort"] == "2022-01-01"
+    expected = sbg.payback_periods(fits.params["2022-01-01"], first["mean_price"], 60.0)[()]
+    assert first["payback_periods"] == expected
+    # At ~$20 a month, $60 needs 3 payments' worth of survival: under the true law S = 1, 0.77, 0.62, 0.52,
+    # 0.44 sums past 3 at the 5th payment (2.91 after 4).
+    assert table["payback_periods"].median() == 5.0
