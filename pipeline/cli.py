@@ -135,6 +135,17 @@ def _score(args: argparse.Namespace) -> int:
 
     if args.chunk_rows < 1:
         raise ConfigError("--chunk-rows must be at least 1")
+    from pipeline.contractual.scoring import score_subscription_file
+
+    subscribers = score_subscription_file(args.model_uri, args.input, args.output, args.as_of)
+    if subscribers is not None:  # a subscription (sBG) model: its active subscribers were scored
+        count, billing = subscribers
+        print(
+            f"clv score: {count:,} active subscribers scored as of {args.as_of} with {args.model_uri} -> "
+            f"{args.output} ({billing.rows_in:,} rows in, {billing.rows_used:,} used, "
+            f"{billing.rows_quarantined:,} quarantined)"
+        )
+        return 0
     result = score_file(args.model_uri, args.input, args.output, args.as_of, args.chunk_rows, _Progress())
     ledger = result.ledger
     quarantine = f"; quarantined rows in {result.quarantine}" if result.quarantine else ""
@@ -231,9 +242,20 @@ def _train(args: argparse.Namespace) -> int:
     from pipeline.config import config_as_dict, load_config
     from pipeline.outputs import write_summary
     from pipeline.summary import summary_dict, summary_text
+    from pipeline.workflow import TrainResult
 
     config = load_config(args.config)
     config_yaml = args.config.read_text(encoding="utf-8") if args.config else _default_yaml(config_as_dict(config))
+    if config.business.type != "non_contractual":  # subscriptions (sBG): their own summary
+        from pipeline.commands.train import run_business_training
+        from pipeline.contractual import report
+
+        business = run_business_training(config, config_yaml, output_dir=args.output, checkpoint=stop.checkpoint)
+        assert not isinstance(business, TrainResult)
+        if args.summary is not None:
+            write_summary(args.summary, report.summary_dict(business))
+        print(mask_text(report.summary_text(business)))
+        return business.exit_code
     result = run_training(config, config_yaml, output_dir=args.output, checkpoint=stop.checkpoint)
     if args.summary is not None:
         write_summary(args.summary, summary_dict(result))

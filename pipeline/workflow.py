@@ -21,6 +21,7 @@ from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.scoring import score_columns
 from pipeline import business
+from pipeline.advice import advise_prepared
 from pipeline.champion import ChampionComparison, ChampionParams, compare_champion
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.columns import CALIBRATION_COLUMNS, CUSTOMER_COLUMNS, HOLDOUT_COLUMNS, check_stage_output
@@ -351,6 +352,7 @@ def train(
         check_stage_output(prepared.calibration, CALIBRATION_COLUMNS, "prepare (calibration)", prepared.has_amounts)
         check_stage_output(prepared.full, CUSTOMER_COLUMNS, "prepare (customers)", prepared.has_amounts)
     observer.prepared(data, prepared)
+    advice = advise_prepared(prepared.full, DAYS_PER_UNIT[config.prepare.time_unit], config.business.type)
     checkpoint()
     with _timed(timings, "calibration_fit"):  # every candidate's fit and validation
         calibration_input = engine.fit_input(prepared, "calibration")
@@ -379,7 +381,7 @@ def train(
     gate = result.gate
     observer.gated(gate)
     observer.timed(timings)
-    return dataclasses.replace(result, timings=timings)
+    return dataclasses.replace(result, timings=timings, warnings=advice + result.warnings)
 
 
 def prepare_data(config: Config, engine: Engine | None = None) -> tuple[PreparedData, Source]:
@@ -396,4 +398,5 @@ def prepare_data(config: Config, engine: Engine | None = None) -> tuple[Prepared
 
 def report_notes(result: TrainResult) -> tuple[str, ...]:
     """The notes the report shows under its verdict."""
-    return _report_notes(result.calibration_fit, result.champion, result.prepared)
+    advice = tuple(w for w in result.warnings if w.startswith("advice:"))
+    return advice + _report_notes(result.calibration_fit, result.champion, result.prepared)

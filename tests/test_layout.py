@@ -11,7 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "models")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
-MLFLOW_MODULES = {"pipeline/recorder/store.py", "models/pyfunc.py", "models/serving.py"}
+MLFLOW_MODULES = {
+    "pipeline/recorder/store.py",
+    "models/pyfunc.py",
+    "models/serving.py",
+    "models/subscription_model.py",
+    "models/subscription_serving.py",
+    "models/opportunity_model.py",
+    "models/opportunity_serving.py",
+}
 """Only the recorder's store writes to MLflow; the model's pyfunc flavour and its serving are MLflow's interface."""
 
 

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.purchase import LABELS
 from pipeline import plots
@@ -22,7 +23,11 @@ from pipeline.recorder.training import TrainingRecorder, log_model, register
 from pipeline.report import render_report
 from pipeline.workflow import TrainResult, check_config, report_notes, train
 
-__all__ = ["run_training"]
+if TYPE_CHECKING:
+    from pipeline.contractual.workflow import ContractualResult
+    from pipeline.discrete.workflow import DiscreteResult
+
+__all__ = ["run_business_training", "run_training"]
 
 
 @contextlib.contextmanager
@@ -132,3 +137,18 @@ def run_training(
         if output_dir is not None:
             _write_outputs(result, output_dir, staging, distributed)
     return result
+
+
+def run_business_training(
+    config: Config, config_yaml: str, output_dir: Path | None = None, checkpoint: Callable[[], None] = lambda: None
+) -> TrainResult | ContractualResult | DiscreteResult:
+    """``clv train`` by ``business.type``: today's job, the sBG job (contractual) or the BG/BB job (discrete)."""
+    if config.business.type == "non_contractual":
+        return run_training(config, config_yaml, output_dir, checkpoint)
+    if config.business.type == "discrete":
+        from pipeline.discrete.command import run_discrete_training
+
+        return run_discrete_training(config, config_yaml, output_dir, checkpoint)
+    from pipeline.contractual.command import run_contractual_training
+
+    return run_contractual_training(config, config_yaml, output_dir, checkpoint)

@@ -394,3 +394,25 @@ def model_record(model_uri: str) -> dict[str, Any]:
             raise
     record = {"name": str(found.name), "version": str(found.version), "run_id": str(found.run_id), "ledger": ledger}
     return record | {"tags": dict(run.data.tags), "metrics": dict(run.data.metrics)}
+
+
+def log_code_model(code_file: str, params_path: Path, example: pd.DataFrame, config_yaml: str, signature: Any) -> str:
+    """Log ``models/<code_file>`` as a models-from-code pyfunc (params JSON, config YAML); its URI."""
+    package = Path(models.__file__).parent
+    with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
+        (config := Path(tmp) / "config.yaml").write_text(mask_text(config_yaml), encoding="utf-8")
+        return str(mlflow.pyfunc.log_model(name="model", python_model=str(package / code_file), signature=signature,
+            artifacts={PARAMS_ARTIFACT: str(params_path), CONFIG_ARTIFACT: str(config)}, input_example=example,
+            code_paths=[str(package)], pip_requirements=_pinned_requirements()).model_uri)  # fmt: skip
+
+
+def tagged_python_model(model_uri: str, key: str, value: str) -> Any:
+    """The python model of the registered version ``models:/name/version`` or ``models:/name@alias`` names
+    when its tag ``key`` is ``value``; None otherwise (another kind of model, or not a ``models:/`` URI)."""
+    name, _, version = model_uri.removeprefix("models:/").partition("/")
+    with _store_errors(f"load {model_uri}"), contextlib.suppress(MlflowException):
+        client, (name, _, alias) = MlflowClient(_use_store()), name.partition("@")
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        if model_uri.startswith("models:/") and found.tags.get(key) == value:
+            return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    return None

@@ -223,3 +223,22 @@ def test_config_hash_of_the_defaults() -> None:
     # ScoringSpec and Sampler): the same hash, so runs before and after compare as reruns
     assert config_hash(Config()) == "3d3f0c42be459abf199a750431af9fa18ba87cc7a0d55003af24d67da7f3bc16"
     assert config_hash(parse_config({"fit": {"purchase_penalizer": 0.1}})) != config_hash(Config())
+
+
+def test_business_type_defaults_to_non_contractual_and_is_written_only_when_set() -> None:
+    from pipeline.config import config_as_dict, config_hash
+
+    assert Config().business.type == "non_contractual"
+    assert "type" not in config_as_dict(Config())["business"]  # type: ignore[operator]
+    contractual = parse_config({"business": {"type": "contractual", "billing_period": "week"}})
+    dumped = config_as_dict(contractual)["business"]
+    assert isinstance(dumped, dict)
+    assert dumped["type"] == "contractual"
+    assert dumped["billing_period"] == "week"
+    assert parse_config(config_as_dict(contractual)) == contractual
+    assert config_hash(contractual) != config_hash(Config())
+    assert contractual.business.churn_risk_periods == 13  # 90 days of weeks
+    assert parse_config({"business": {"type": "contractual"}}).business.churn_risk_periods == 3  # of months
+    assert Config().business.discount_rate_per_period(0.1) == pytest.approx(1.1 ** (30.4375 / 365.25) - 1)
+    with pytest.raises(ConfigError, match=r"business.type: Input should be 'non_contractual', 'contractual' or"):
+        parse_config({"business": {"type": "saas"}})

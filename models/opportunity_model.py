@@ -1,0 +1,110 @@
+"""The registered discrete-opportunity model: BG/BB parameters, scored with numpy (:mod:`models.bgbb`).
+
+Input, one row per customer: ``customer_id``, ``frequency`` (x: opportunities with a purchase after the
+first), ``recency`` (t_x: the last of them, 0 without one) and ``n_periods`` (n: opportunities since the
+first purchase). Output: ``customer_id``, ``p_alive`` (P(still active after the n-th opportunity)),
+``p_alive_next`` (at the next one) and ``expected_transactions`` over the next ``horizon`` opportunities.
+Logged in the models-from-code form (``models/opportunity_serving.py``), parameters as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.pyfunc.model import PythonModel
+from mlflow.types.schema import AnyType, ColSpec, Schema
+
+from models import bgbb
+from models.contract import CUSTOMER_ID, ContractError, canonical_ids
+from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, InvalidInputError
+
+__all__ = [
+    "INPUT_COLUMNS",
+    "OUTPUT_COLUMNS",
+    "OpportunityModel",
+    "OpportunityParams",
+    "opportunity_signature",
+    "score_opportunities",
+]
+
+INPUT_COLUMNS = (CUSTOMER_ID, "frequency", "recency", "n_periods")
+OUTPUT_COLUMNS = (CUSTOMER_ID, "p_alive", "p_alive_next", "expected_transactions")
+
+
+@dataclass(frozen=True)
+class OpportunityParams:
+    params: bgbb.BetaGeoBetaBinomParams
+    horizon: int = 12
+    period: str = "month"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "opportunity_bgbb",
+            "params": self.params.as_dict(),
+            "horizon": self.horizon,
+            "period": self.period,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OpportunityParams:
+        return cls(bgbb.BetaGeoBetaBinomParams(**data["params"]), int(data["horizon"]), str(data["period"]))
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+        return path
+
+
+def score_opportunities(model: OpportunityParams, frame: pd.DataFrame) -> pd.DataFrame:
+    """:data:`OUTPUT_COLUMNS` for each row, in the input's order; ContractError on a bad history."""
+    missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ContractError(f"missing column '{missing[0]}' (needs {', '.join(INPUT_COLUMNS)})")
+    ids = canonical_ids(frame[CUSTOMER_ID])
+    x, t_x, n = (pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in INPUT_COLUMNS[1:])
+    try:
+        bgbb.unique_histories(x, t_x, n)
+    except ValueError as exc:
+        raise ContractError(str(exc)) from None
+    p = model.params
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: ids.to_numpy(),
+            "p_alive": bgbb.p_alive(p, x, t_x, n),
+            "p_alive_next": bgbb.p_alive(p, x, t_x, n, 1),
+            "expected_transactions": bgbb.expected_transactions(p, model.horizon, x, t_x, n),
+        }
+    )
+
+
+def opportunity_signature() -> ModelSignature:
+    any_type = AnyType()  # type: ignore[no-untyped-call]
+    inputs = Schema([ColSpec(any_type, name) for name in INPUT_COLUMNS])
+    outputs = Schema([ColSpec("string" if c == CUSTOMER_ID else "double", c) for c in OUTPUT_COLUMNS])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+class OpportunityModel(PythonModel):
+    def __init__(self) -> None:
+        self.model: OpportunityParams | None = None
+        self.config_yaml: str | None = None
+
+    def load_context(self, context: Any) -> None:
+        self.model = OpportunityParams.from_dict(json.loads(Path(context.artifacts[PARAMS_ARTIFACT]).read_text()))
+        config = context.artifacts.get(CONFIG_ARTIFACT)
+        self.config_yaml = Path(config).read_text(encoding="utf-8") if config else None
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if self.model is None:
+            self.load_context(context)
+        assert self.model is not None
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        try:
+            return score_opportunities(self.model, frame).reset_index(drop=True)
+        except ContractError as exc:
+            raise InvalidInputError(str(exc)) from None

@@ -1,0 +1,142 @@
+"""Advice on the data after prepare: what the feed looks like and which ``business.type`` fits it.
+
+A feed whose customers buy at regular intervals of a billing period (a week, a month, a year) and pay
+near-constant amounts is probably a subscription feed (``contractual``): BG/NBD is the wrong model for it.
+A feed whose spend has no spread across customers cannot inform Gamma-Gamma. Each piece of advice is one
+line starting with ``advice:``; the job prints it, and it goes to the summary and the report.
+
+The signals, on customers with at least :data:`MIN_REPEATS` repeat purchases:
+
+- **regular**: their mean interval between purchases (recency / frequency) is within :data:`TOLERANCE`
+  of one billing period for at least :data:`REGULAR_SHARE` of them, and a purchase has come within about
+  one period of the end for the active ones;
+- **near-constant amounts**: at least :data:`REGULAR_SHARE` of them have a mean repeat spend equal (to the
+  cent) to one of the :data:`PRICE_LEVELS` most common values (plan prices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config.business import BILLING_PERIOD_DAYS
+
+__all__ = [
+    "MIN_CUSTOMERS",
+    "MIN_REPEATS",
+    "PRICE_LEVELS",
+    "REGULAR_SHARE",
+    "TOLERANCE",
+    "FeedShape",
+    "advice_lines",
+    "advise_prepared",
+    "charges_summary",
+    "feed_shape",
+]
+
+MIN_REPEATS = 2
+MIN_CUSTOMERS = 30
+TOLERANCE = 0.15
+REGULAR_SHARE = 0.8
+PRICE_LEVELS = 10
+NO_SPREAD_CV = 0.01
+
+
+@dataclass(frozen=True)
+class FeedShape:
+    """What the feed looks like: the billing period its intervals match (None: irregular), the share of
+    repeat customers on it, the share paying one of a few price levels, and the spread of spend."""
+
+    repeat_customers: int
+    period: str | None
+    regular_share: float
+    constant_amount_share: float
+    spend_cv: float
+
+    @property
+    def looks_contractual(self) -> bool:
+        return self.period is not None and self.constant_amount_share >= REGULAR_SHARE
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "repeat_customers": self.repeat_customers,
+            "billing_period": self.period,
+            "regular_share": self.regular_share,
+            "constant_amount_share": self.constant_amount_share,
+            "spend_cv": self.spend_cv,
+            "looks_contractual": self.looks_contractual,
+        }
+
+
+def feed_shape(full: pd.DataFrame, days_per_unit: float) -> FeedShape:
+    """The shape of a per-customer summary (frequency, recency in units of ``days_per_unit`` days, and
+    monetary_value when the feed has amounts)."""
+    repeat = full[full["frequency"] >= MIN_REPEATS]
+    if len(repeat) < MIN_CUSTOMERS:
+        return FeedShape(len(repeat), None, 0.0, 0.0, float("nan"))
+    interval = repeat["recency"].to_numpy(dtype=float) * days_per_unit / repeat["frequency"].to_numpy(dtype=float)
+    best, share = None, 0.0
+    for name, days in BILLING_PERIOD_DAYS.items():
+        on_period = float(np.mean(np.abs(interval / days - 1.0) <= TOLERANCE))
+        if on_period > share:
+            best, share = name, on_period
+    period = best if share >= REGULAR_SHARE else None
+    if "monetary_value" not in repeat.columns:
+        return FeedShape(len(repeat), period, share, 0.0, float("nan"))
+    spend = repeat["monetary_value"].to_numpy(dtype=float)
+    levels = pd.Series(np.round(spend, 2)).value_counts()
+    constant = float(levels.head(PRICE_LEVELS).sum() / len(spend))
+    mean = float(np.mean(spend))
+    cv = float(np.std(spend) / mean) if mean > 0 else float("nan")
+    return FeedShape(len(repeat), period, share, constant, cv)
+
+
+def advice_lines(shape: FeedShape, business_type: str) -> tuple[str, ...]:
+    """The advice for a feed of this shape run as ``business_type``."""
+    lines = []
+    if shape.looks_contractual and business_type != "contractual":
+        lines.append(
+            f"advice: this feed looks like subscriptions ({shape.regular_share:.0%} of repeat customers buy every "
+            f"{shape.period} and {shape.constant_amount_share:.0%} pay one of a few fixed prices): it is probably "
+            f"contractual; set business.type: contractual (billing_period: {shape.period}) instead of "
+            f"{business_type}"
+        )
+    elif business_type == "contractual" and shape.repeat_customers >= MIN_CUSTOMERS and not shape.looks_contractual:
+        lines.append(
+            f"advice: only {shape.regular_share:.0%} of repeat customers are billed at a regular period and "
+            f"{shape.constant_amount_share:.0%} pay a fixed price: this feed may not be contractual "
+            "(business.type: non_contractual)"
+        )
+    if business_type == "non_contractual" and np.isfinite(shape.spend_cv) and shape.spend_cv < NO_SPREAD_CV:
+        lines.append(
+            "advice: spend has no spread across customers (coefficient of variation "
+            f"{shape.spend_cv:.3g}): it cannot inform Gamma-Gamma; set fit.spend_model: none"
+        )
+    return tuple(lines)
+
+
+def charges_summary(charges: pd.DataFrame) -> pd.DataFrame:
+    """A billing feed's charges (customer_id, charge_date, amount) as the summary :func:`feed_shape` reads:
+    frequency (charge days after the first), recency (days from the first to the last), monetary_value
+    (mean repeat charge)."""
+    days = pd.to_datetime(charges["charge_date"])
+    frame = pd.DataFrame({"customer_id": charges["customer_id"], "day": days, "amount": charges["amount"]})
+    daily = frame.groupby(["customer_id", "day"])["amount"].sum().reset_index()
+    first = daily.groupby("customer_id")["day"].transform("min")
+    repeat = daily[daily["day"] > first]
+    grouped = daily.groupby("customer_id")
+    out = pd.DataFrame(
+        {
+            "frequency": grouped["day"].count() - 1,
+            "recency": (grouped["day"].max() - grouped["day"].min()).dt.days.astype(float),
+        }
+    )
+    out["monetary_value"] = repeat.groupby("customer_id")["amount"].mean().reindex(out.index).fillna(0.0)
+    return out.reset_index()
+
+
+def advise_prepared(full: pd.DataFrame, days_per_unit: float, business_type: str) -> tuple[str, ...]:
+    """The advice lines for a prepared per-customer summary (the workflow's hook after prepare)."""
+    return advice_lines(feed_shape(full, days_per_unit), business_type)

@@ -1,0 +1,213 @@
+"""Prepare a billing feed (customer, charge date, amount) into one row per subscriber, in DuckDB SQL.
+
+Rows meet the same quarantine rules as the non-contractual job (:func:`pipeline.engines.rules.
+quarantine_rules`, rendered by :func:`pipeline.engines.sql.reason_case`): missing or unreadable ids,
+dates and amounts, out-of-range dates, duplicates (rows identical in every source column, unless
+``prepare.duplicates: keep``), zero amounts and refunds as configured, dates after the observation end;
+rows in = rows used + rows quarantined, or the job stops. A used row with an amount > 0 is a charge.
+
+Per subscriber, as of a date D (the calibration end, and the observation end):
+
+- ``cohort``: the billing period (month, week or year) of the first charge, its first day;
+- ``renewals``: distinct billing periods with a charge, counted from the first charge's anniversary, less one;
+- ``age``: renewal decisions that have come due by D: whole billing periods from the first charge to
+  D - ``business.grace_days`` (at least ``renewals``);
+- ``churned``: a due renewal was missed (age > renewals); otherwise the subscriber is active (censored);
+- ``price``: the last charge's amount (the plan's price), ``revenue``: the sum of the charges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from pipeline.config import Config
+from pipeline.engines.rules import quarantine_rules
+from pipeline.engines.sql import DUCKDB, duckdb_id, reason_case
+from pipeline.errors import InputError
+
+__all__ = [
+    "SUBSCRIBER_COLUMNS",
+    "BillingLedger",
+    "Subscribers",
+    "classified_rows_sql",
+    "periods_between_sql",
+    "prepare_billing",
+]
+
+SUBSCRIBER_COLUMNS = (
+    "customer_id",
+    "cohort",
+    "first_charge",
+    "last_charge",
+    "renewals",
+    "age",
+    "churned",
+    "price",
+    "revenue",
+)
+
+
+@dataclass(frozen=True)
+class BillingLedger:
+    """Where every input row went: rows in = rows used + rows quarantined (by reason)."""
+
+    rows_in: int
+    rows_used: int
+    rows_quarantined: int
+    reasons: dict[str, int]
+    charges: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rows_in": self.rows_in,
+            "rows_used": self.rows_used,
+            "rows_quarantined": self.rows_quarantined,
+            "quarantined_by_reason": dict(self.reasons),
+            "charges": self.charges,
+        }
+
+
+@dataclass(frozen=True)
+class Subscribers:
+    """The prepared billing feed: subscribers as of the calibration end and as of the observation end
+    (:data:`SUBSCRIBER_COLUMNS`, sorted by id), the ledger, the quarantined rows and the charges used
+    (customer_id, charge_date, amount; for the advice on the data)."""
+
+    calibration: pd.DataFrame
+    full: pd.DataFrame
+    ledger: BillingLedger
+    quarantine: pd.DataFrame
+    charges: pd.DataFrame
+    calibration_end: dt.date
+    observation_end: dt.date
+
+
+def periods_between_sql(start: str, end: str, period: str) -> str:
+    """Whole billing periods from the date ``start`` to the date ``end`` (0 when end < the first anniversary;
+    negative when end < start): the anniversary of the 31st in a 30-day month is that month's last day."""
+    if period == "week":
+        return f"CAST(floor(date_diff('day', {start}, {end}) / 7) AS BIGINT)"
+    months = f"date_diff('month', {start}, {end})"
+    whole = (
+        f"({months} - CASE WHEN CAST({start} + to_months(CAST({months} AS INTEGER)) AS DATE) > {end} THEN 1 ELSE 0 END)"
+    )
+    return whole if period == "month" else f"CAST(floor({whole} / 12) AS BIGINT)"
+
+
+def classified_rows_sql(config: Config, columns: list[str]) -> str:
+    """Every row of ``tx`` with its id (cid), parsed timestamp (ts), amount (raw_value) and quarantine reason."""
+    fmt = config.data.timestamp_format
+    text_ts = "NULLIF(trim(CAST(timestamp AS VARCHAR)), '')"
+    parsed = f"try_strptime({text_ts}, '{fmt}')" if fmt else f"TRY_CAST({text_ts} AS TIMESTAMP)"
+    everything = ", ".join(DUCKDB.identifier(c) for c in columns)
+    duplicate = (
+        "false"
+        if config.prepare.duplicates == "keep"
+        else f"row_number() OVER (PARTITION BY {everything} ORDER BY {everything}) > 1"
+    )
+    rules = quarantine_rules(config.prepare, has_amounts=True)
+    return f"""
+        SELECT *, {reason_case(DUCKDB, rules)} AS reason
+        FROM (
+            SELECT *, (raw_value < 0) AS is_return
+            FROM (
+                SELECT {everything},
+                       {duckdb_id("customer_id")} AS cid,
+                       {text_ts} AS raw_ts,
+                       {parsed} AS ts,
+                       TRY_CAST(amount AS DOUBLE) AS raw_value,
+                       {duplicate} AS is_duplicate
+                FROM tx
+            )
+        )
+    """
+
+
+def _as_of(config: Config, as_of: dt.date) -> str:
+    """Subscribers acquired by ``as_of``, from the ``charges`` (cid, day, value) with a charge by then."""
+    period = config.business.billing_period
+    unit = {"week": "week", "month": "month", "year": "year"}[period]
+    due = f"DATE '{as_of}' - INTERVAL {config.business.grace_days} DAY"
+    index = periods_between_sql("first_charge", "day", period)
+    return f"""
+        WITH mine AS (SELECT * FROM charges WHERE day <= DATE '{as_of}'),
+        firsts AS (SELECT cid, min(day) AS first_charge FROM mine GROUP BY cid),
+        per AS (
+            SELECT m.cid, f.first_charge, max(m.day) AS last_charge,
+                   count(DISTINCT {index}) - 1 AS renewals,
+                   arg_max(m.value, m.day) AS price, sum(m.value) AS revenue
+            FROM mine m JOIN firsts f USING (cid)
+            GROUP BY m.cid, f.first_charge
+        )
+        SELECT cid AS customer_id,
+               CAST(date_trunc('{unit}', first_charge) AS DATE) AS cohort,
+               first_charge, last_charge, renewals,
+               greatest({periods_between_sql("first_charge", f"CAST({due} AS DATE)", period)}, renewals) AS age,
+               greatest({periods_between_sql("first_charge", f"CAST({due} AS DATE)", period)}, renewals)
+                   > renewals AS churned,
+               price, revenue
+        FROM per ORDER BY customer_id
+    """
+
+
+def prepare_billing(
+    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
+) -> Subscribers:
+    """The prepare stage of the contractual job (see the module docstring). ``as_of`` (scoring): the
+    subscribers as of that date only (rows after it are quarantined; ``calibration`` is left empty)."""
+    if as_of is not None:
+        config = config.model_copy(update={"prepare": config.prepare.model_copy(update={"observation_end": as_of})})
+    columns = list(relation.columns)
+    if "amount" not in columns:
+        raise InputError("business.type contractual needs a billing feed with amounts (data.columns.amount)")
+    con.register("tx", relation)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified_rows_sql(config, columns)}")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
+            "FROM classified WHERE reason IS NULL AND raw_value > 0"
+        )
+        counts = con.sql("SELECT reason, count(*) FROM classified GROUP BY reason").fetchall()
+        quarantine = con.sql(
+            "SELECT "
+            + ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(c)}" for c in columns)
+            + ", reason FROM classified WHERE reason IS NOT NULL ORDER BY ALL"
+        ).df()
+        last = con.sql("SELECT max(day) FROM charges").fetchall()[0]
+        if last[0] is None:
+            raise InputError("the billing feed has no usable charges")
+        observation_end = config.prepare.observation_end or last[0]
+        calibration_end = config.prepare.calibration_end if as_of is None else as_of
+        if as_of is None and calibration_end >= observation_end:
+            raise InputError(
+                f"prepare.calibration_end {calibration_end} is not before the observation end {observation_end}"
+            )
+        full = con.sql(_as_of(config, observation_end)).df()
+        calibration = full.head(0) if as_of is not None else con.sql(_as_of(config, calibration_end)).df()
+        charges = con.sql("SELECT cid AS customer_id, day AS charge_date, value AS amount FROM charges").df()
+    finally:
+        con.unregister("tx")
+    reasons = {str(r): int(n) for r, n in counts if r is not None}
+    used = sum(int(n) for r, n in counts if r is None)
+    rows_in, quarantined = int(relation.count("*").fetchall()[0][0]), sum(reasons.values())
+    if rows_in != used + quarantined:
+        raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")
+    ledger = BillingLedger(rows_in, used, quarantined, reasons, len(charges))
+    if as_of is None and len(calibration) == 0:
+        raise InputError(f"no subscriber was acquired by prepare.calibration_end {calibration_end}")
+    return Subscribers(_typed(calibration), _typed(full), ledger, quarantine, charges, calibration_end, observation_end)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.loc[:, list(SUBSCRIBER_COLUMNS)].copy()
+    out["customer_id"] = out["customer_id"].astype(str)
+    for column in ("renewals", "age"):
+        out[column] = out[column].astype("int64")
+    out["churned"] = out["churned"].astype(bool)
+    for column in ("price", "revenue"):
+        out[column] = out[column].astype("float64")
+    return out.reset_index(drop=True)

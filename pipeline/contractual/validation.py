@@ -1,0 +1,232 @@
+"""Fit and judge the sBG on a subscription feed: per-cohort fits, the holdout survival curves, baselines, gate.
+
+- **Fit**: one sBG per acquisition cohort by maximum likelihood (:func:`models.sbg.fit_sbg_cohorts`); a
+  cohort with fewer than :data:`MIN_COHORT_DECISIONS` renewal decisions observed or fewer than
+  :data:`MIN_COHORT_SIZE` subscribers, or whose fit ran to a bound, is scored with the pooled fit.
+- **Holdout** (the periods after ``prepare.calibration_end``): for each cohort, the observed survival
+  S(t) = share of the subscribers whose t-th renewal had come due by the observation end who made it,
+  at every t beyond the decisions observed in calibration (cells with at least :data:`MIN_CELL`
+  subscribers). ``survival_mape``: the mean absolute percentage error of the model's projected S(t)
+  over those cells; ``survival_mape_by_cohort`` in the table.
+- **Baselines**: ``last_period`` carries each cohort's last calibration retention rate forward
+  (S(a) r^(t - a)); ``average_lifetime`` is the traditional average revenue x average lifetime, i.e. one
+  churn rate for everyone (churned / decisions in calibration), S(t) = (1 - c)^t.
+- ``churn_auc``: per active subscriber at the calibration end, the model's churn risk over the holdout
+  decisions against "churned in the holdout" (the Mann-Whitney AUC).
+- **Gate**: ``beats_historical_baseline`` (survival MAPE below every baseline's) and
+  ``churn_auc_higher_than_0.5``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from models import sbg
+from pipeline.gate import Check, GateResult
+
+__all__ = [
+    "BASELINES",
+    "MIN_CELL",
+    "MIN_COHORT_DECISIONS",
+    "MIN_COHORT_SIZE",
+    "CohortFits",
+    "SubscriptionValidation",
+    "auc",
+    "fit_cohorts",
+    "observed_survival",
+    "subscription_gate",
+    "validate_subscriptions",
+]
+
+MIN_COHORT_DECISIONS = 3
+MIN_COHORT_SIZE = 50
+MIN_CELL = 20
+BASELINES = ("last_period", "average_lifetime")
+
+
+@dataclass(frozen=True)
+class CohortFits:
+    """The pooled fit, and the parameters each cohort is scored with (its own or the pooled ones)."""
+
+    pooled: sbg.SBGFit
+    own: dict[str, sbg.SBGFit]
+    params: dict[str, sbg.ShiftedBetaGeoParams]
+
+    def table(self) -> pd.DataFrame:
+        rows = [
+            {
+                "cohort": cohort,
+                "alpha": p.alpha,
+                "beta": p.beta,
+                "own_fit": cohort in self.own,
+                "customers": self.own[cohort].stats.n_observations if cohort in self.own else math.nan,
+            }
+            for cohort, p in sorted(self.params.items())
+        ]
+        return pd.DataFrame(rows, columns=["cohort", "alpha", "beta", "own_fit", "customers"])
+
+
+def _label(cohort: Hashable) -> str:
+    return pd.Timestamp(str(cohort)).strftime("%Y-%m-%d")
+
+
+def fit_cohorts(subscribers: pd.DataFrame) -> CohortFits:
+    """sBG by maximum likelihood, pooled and per cohort (see the module docstring for the fallback)."""
+    counts = sbg.cohort_counts(
+        subscribers["renewals"].to_numpy(), subscribers["churned"].to_numpy(), subscribers["cohort"].map(_label)
+    )
+    pooled = sbg.fit_sbg(sum(counts.values(), start=sbg.RenewalCounts(np.zeros(1), np.zeros(1))), "sBG (pooled)")
+    decisions = subscribers.groupby(subscribers["cohort"].map(_label))["age"].max()
+    own: dict[str, sbg.SBGFit] = {}
+    params: dict[str, sbg.ShiftedBetaGeoParams] = {}
+    for cohort, c in counts.items():
+        label = str(cohort)
+        if c.customers >= MIN_COHORT_SIZE and decisions[label] >= MIN_COHORT_DECISIONS and c.churned.sum() > 0:
+            fitted = sbg.fit_sbg(c, f"sBG (cohort {label})")
+            if not fitted.at_bound:
+                own[label] = fitted
+        params[label] = own[label].params if label in own else pooled.params
+    return CohortFits(pooled, own, params)
+
+
+def observed_survival(full: pd.DataFrame) -> pd.DataFrame:
+    """Per cohort and t >= 1: subscribers whose t-th renewal decision came due (``at_risk``) and those of them
+    who made it (``survived``): the observed S(t) is ``share`` = survived / at_risk."""
+    frames = []
+    for cohort, group in full.groupby(full["cohort"].map(_label)):
+        age, renewals = group["age"].to_numpy(), group["renewals"].to_numpy()
+        top = int(age.max(initial=0))
+        t = np.arange(1, top + 1)
+        at_risk = np.array([(age >= k).sum() for k in t])
+        survived = np.array([((age >= k) & (renewals >= k)).sum() for k in t])
+        frames.append(pd.DataFrame({"cohort": cohort, "t": t, "at_risk": at_risk, "survived": survived}))
+    table = pd.concat(frames, ignore_index=True)
+    table["share"] = table["survived"] / table["at_risk"]
+    return table
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The area under the ROC curve (Mann-Whitney, ties counted half); NaN with one class only."""
+    positive = labels.astype(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True)
+class SubscriptionValidation:
+    metrics: dict[str, float]
+    curves: pd.DataFrame
+    """Per holdout cell: cohort, t, at_risk, observed, model, last_period, average_lifetime."""
+    by_cohort: pd.DataFrame
+    holdout: pd.DataFrame
+    """Per active subscriber at the calibration end: churn_risk (model) and churned_in_holdout."""
+
+
+def _last_period_rates(calibration: pd.DataFrame) -> tuple[dict[str, tuple[int, float, float]], float]:
+    """Per cohort: (a, S_obs(a), r_last) from calibration, and the pooled last-decision retention."""
+    observed = observed_survival(calibration)
+    previous = observed.groupby("cohort")["share"].shift(1).fillna(1.0)
+    observed["rate"] = np.where(previous > 0, observed["share"] / previous, 0.0)
+    rates: dict[str, tuple[int, float, float]] = {}
+    for cohort, group in observed.groupby("cohort"):
+        group = group[group["at_risk"] >= MIN_CELL]
+        if len(group) >= 1:
+            last = group.iloc[-1]
+            rates[str(cohort)] = (int(last["t"]), float(last["share"]), float(last["rate"]))
+    top = observed[observed["t"] == observed.groupby("cohort")["t"].transform("max")]
+    pooled = float(np.average(top["rate"], weights=top["at_risk"])) if len(top) else 1.0
+    return rates, pooled
+
+
+def validate_subscriptions(calibration: pd.DataFrame, full: pd.DataFrame, fits: CohortFits) -> SubscriptionValidation:
+    """The holdout metrics of the fits made on ``calibration``, judged on ``full`` (see the module docstring)."""
+    observed = observed_survival(full).rename(columns={"share": "observed"})
+    calibration_age = calibration.groupby(calibration["cohort"].map(_label))["age"].max()
+    rates, pooled_rate = _last_period_rates(calibration)
+    decisions = float(calibration["renewals"].sum() + calibration["churned"].sum())
+    churn_rate = float(calibration["churned"].sum()) / max(decisions, 1.0)
+    rows = []
+    for cohort, group in observed.groupby("cohort"):
+        label = str(cohort)
+        a = int(calibration_age.get(label, 0))
+        cells = group[(group["t"] > a) & (group["at_risk"] >= MIN_CELL)]
+        if cells.empty:
+            continue
+        t = cells["t"].to_numpy()
+        params = fits.params.get(label, fits.pooled.params)
+        start_t, start_s, rate = rates.get(label, (0, 1.0, pooled_rate))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "cohort": label,
+                    "t": t,
+                    "at_risk": cells["at_risk"].to_numpy(),
+                    "observed": cells["observed"].to_numpy(),
+                    "model": sbg.survival(params, t),
+                    "last_period": start_s * rate ** (t - start_t),
+                    "average_lifetime": (1.0 - churn_rate) ** t,
+                }
+            )
+        )
+    curves = pd.concat(rows, ignore_index=True)
+    errors = {name: np.abs(curves[name] - curves["observed"]) / curves["observed"] for name in ("model", *BASELINES)}
+    metrics = {"survival_mape": float(errors["model"].mean())}
+    for name in BASELINES:
+        metrics[f"baseline_{name}_survival_mape"] = float(errors[name].mean())
+    by_cohort = (
+        pd.DataFrame({"cohort": curves["cohort"], **{k: v for k, v in errors.items()}})
+        .groupby("cohort", as_index=False)
+        .mean()
+    )
+    holdout = _holdout_churn(calibration, full, fits)
+    metrics["churn_auc"] = auc(holdout["churn_risk"].to_numpy(), holdout["churned_in_holdout"].to_numpy())
+    metrics["holdout_cells"] = float(len(curves))
+    metrics["holdout_subscribers"] = float(len(holdout))
+    return SubscriptionValidation(metrics, curves, by_cohort, holdout)
+
+
+def _holdout_churn(calibration: pd.DataFrame, full: pd.DataFrame, fits: CohortFits) -> pd.DataFrame:
+    active = calibration.loc[~calibration["churned"], ["customer_id", "cohort", "renewals", "age"]]
+    later = full.set_index("customer_id").loc[active["customer_id"], ["age", "renewals", "churned"]]
+    ahead = np.maximum(later["age"].to_numpy() - active["renewals"].to_numpy(), 0)
+    risk = np.empty(len(active))
+    labels = active["cohort"].map(_label).to_numpy()
+    for label in np.unique(labels):
+        index = np.flatnonzero(labels == label)
+        params = fits.params.get(str(label), fits.pooled.params)
+        risk[index] = sbg.churn_risk(params, ahead[index], active["renewals"].to_numpy()[index])
+    return pd.DataFrame(
+        {
+            "customer_id": active["customer_id"].to_numpy(),
+            "churn_risk": risk,
+            "churned_in_holdout": later["churned"].to_numpy(dtype=bool),
+        }
+    )
+
+
+def subscription_gate(metrics: dict[str, float]) -> GateResult:
+    """The contractual gate: the survival MAPE beats every baseline's, and the churn AUC is above chance."""
+    model = metrics.get("survival_mape", math.nan)
+    best = min(metrics.get(f"baseline_{b}_survival_mape", math.nan) for b in BASELINES)
+    beats = Check(
+        "beats_historical_baseline",
+        "survival_mape",
+        model,
+        best,
+        "lower",
+        not math.isnan(model) and not math.isnan(best) and model < best,
+    )
+    value = metrics.get("churn_auc", math.nan)
+    chance = Check(
+        "churn_auc_higher_than_0.5", "churn_auc", value, 0.5, "higher", not math.isnan(value) and value > 0.5
+    )
+    return GateResult((beats, chance))

@@ -1,0 +1,114 @@
+"""Prepare a discrete-opportunity feed (customer, date, amount) into BG/BB histories, in DuckDB SQL.
+
+The opportunities are the calendar periods of ``business.billing_period`` (a week, a month or a year). Rows
+meet the quarantine rules of the contractual prepare (the non-contractual job's, rendered once). Per
+customer, as of a date D, counting only the opportunities that had ended by D:
+
+- ``first_period``: the period of the first purchase (the customer's "cohort"; not an opportunity);
+- ``n_periods`` (n): opportunities after the first period that had ended by D;
+- ``frequency`` (x): those of them with a purchase; ``recency`` (t_x): the last of them (0 without one);
+- ``recent`` (calibration only): purchases in its last n* opportunities, n* the holdout's length.
+
+A customer whose first purchase is in the period still running at D is not counted yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from pipeline.config import Config
+from pipeline.contractual.prepare import BillingLedger, classified_rows_sql, periods_between_sql
+from pipeline.errors import InputError
+
+__all__ = ["HISTORY_COLUMNS", "Histories", "prepare_opportunities"]
+
+HISTORY_COLUMNS = ("customer_id", "first_period", "frequency", "recency", "n_periods", "recent")
+
+
+@dataclass(frozen=True)
+class Histories:
+    """Histories as of the calibration end and the observation end (both sorted by id), and the ledger."""
+
+    calibration: pd.DataFrame
+    full: pd.DataFrame
+    ledger: BillingLedger
+    calibration_end: dt.date
+    observation_end: dt.date
+
+
+def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
+    ended = f"CAST(date_trunc('{unit}', DATE '{as_of}' + INTERVAL 1 DAY) AS DATE)"
+    index = periods_between_sql("first_period", "period", period)
+    return f"""
+        WITH mine AS (
+            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period FROM buys WHERE day <= DATE '{as_of}'
+        ),
+        firsts AS (SELECT cid, min(period) AS first_period FROM mine GROUP BY cid),
+        indexed AS (
+            SELECT m.cid, f.first_period, {index} AS idx,
+                   {periods_between_sql("first_period", ended, period)} - 1 AS n
+            FROM mine m JOIN firsts f USING (cid)
+        )
+        SELECT cid AS customer_id, first_period,
+               count(DISTINCT CASE WHEN idx > 0 AND idx <= n THEN idx END) AS frequency,
+               coalesce(max(CASE WHEN idx > 0 AND idx <= n THEN idx END), 0) AS recency,
+               max(n) AS n_periods,
+               count(DISTINCT CASE WHEN idx > 0 AND idx <= n AND idx > n - {window} THEN idx END) AS recent
+        FROM indexed GROUP BY cid, first_period HAVING max(n) >= 0 ORDER BY customer_id
+    """
+
+
+def prepare_opportunities(
+    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config
+) -> Histories:
+    """The prepare stage of the discrete job (see the module docstring)."""
+    columns = list(relation.columns)
+    if "amount" not in columns:
+        raise InputError("business.type discrete needs a feed with amounts (data.columns.amount)")
+    period = config.business.billing_period
+    con.register("tx", relation)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {classified_rows_sql(config, columns)}")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day FROM dclassified "
+            "WHERE reason IS NULL AND raw_value > 0"
+        )
+        counts = con.sql("SELECT reason, count(*) FROM dclassified GROUP BY reason").fetchall()
+        last = con.sql("SELECT max(day), count(*) FROM buys").fetchall()[0]
+        if last[0] is None:
+            raise InputError("the feed has no usable purchases")
+        observation_end = config.prepare.observation_end or last[0]
+        calibration_end = config.prepare.calibration_end
+        if calibration_end >= observation_end:
+            raise InputError(
+                f"prepare.calibration_end {calibration_end} is not before the observation end {observation_end}"
+            )
+        full = con.sql(_as_of(period, period, observation_end)).df()
+        holdout = periods_between_sql(
+            f"DATE '{calibration_end + dt.timedelta(days=1)}'",
+            f"DATE '{observation_end + dt.timedelta(days=1)}'",
+            period,
+        )
+        window = int(con.sql(f"SELECT {holdout}").fetchall()[0][0])
+        calibration = con.sql(_as_of(period, period, calibration_end, window)).df()
+    finally:
+        con.unregister("tx")
+    reasons = {str(r): int(n) for r, n in counts if r is not None}
+    used = sum(int(n) for r, n in counts if r is None)
+    rows_in, quarantined = int(relation.count("*").fetchall()[0][0]), sum(reasons.values())
+    if rows_in != used + quarantined:
+        raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")
+    ledger = BillingLedger(rows_in, used, quarantined, reasons, int(last[1]))
+    return Histories(_typed(calibration), _typed(full), ledger, calibration_end, observation_end)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.loc[:, list(HISTORY_COLUMNS)].copy()
+    out["customer_id"] = out["customer_id"].astype(str)
+    for column in ("frequency", "recency", "n_periods", "recent"):
+        out[column] = out[column].astype("int64")
+    return out.reset_index(drop=True)

@@ -1,0 +1,95 @@
+"""What the contractual job records in its MLflow run, and its registration: every name it writes is here."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from models.subscription_model import subscription_signature, write_subscription_params
+from pipeline.config import Config, config_as_dict
+from pipeline.contractual.workflow import ContractualResult
+from pipeline.recorder import names, store
+
+__all__ = ["COHORT_TABLE", "CURVES_TABLE", "log_subscription_model", "record_contractual", "register_subscription"]
+
+CURVES_TABLE = "tables/survival_holdout.csv"
+COHORT_TABLE = "tables/cohort_params.csv"
+QUARANTINE_TABLE = "tables/quarantine.parquet"
+SCORES_TABLE = "tables/scores.parquet"
+PAYBACK_TABLE = "tables/payback.csv"
+
+
+def _fit_metrics(prefix: str, result: ContractualResult) -> dict[str, float]:
+    fits = result.calibration_fits if prefix == "" else result.production_fits
+    if fits is None:
+        return {}
+    pooled = fits.pooled
+    return {
+        f"{prefix}sbg_alpha": pooled.params.alpha,
+        f"{prefix}sbg_beta": pooled.params.beta,
+        f"{prefix}sbg_log_likelihood": pooled.stats.log_likelihood,
+        f"{prefix}sbg_cohorts_own_fit": float(len(fits.own)),
+    }
+
+
+def record_contractual(result: ContractualResult, config_yaml: str, report_html: str) -> None:
+    """Config, tags, ledger, metrics, gate, tables and report of a contractual run (no model)."""
+    config = result.config
+    store.log_config(config_as_dict(config), config_yaml)
+    ledger = result.subscribers.ledger
+    store.set_tags(
+        {
+            "business.type": config.business.type,
+            "data.source": result.data.description,
+            "data.fingerprint": result.data.fingerprint,
+            "gate.passed": str(result.gate.passed).lower(),
+            **{f"gate.{c.name}": str(c.passed).lower() for c in result.gate.checks},
+            **{f"advice.{i}": line for i, line in enumerate(result.advice)},
+        }
+    )
+    metrics: dict[str, float] = {
+        "rows_in": float(ledger.rows_in),
+        "rows_used": float(ledger.rows_used),
+        "rows_quarantined": float(ledger.rows_quarantined),
+        "subscribers": float(len(result.subscribers.full)),
+        **result.validation.metrics,
+        **_fit_metrics("", result),
+        **_fit_metrics("production_", result),
+        **names.stage_metrics(result.timings),
+    }
+    store.log_metrics(metrics)
+    store.log_dict(ledger.as_dict(), names.LEDGER_ARTIFACT)
+    store.log_table(result.validation.curves, CURVES_TABLE)
+    store.log_table(result.calibration_fits.table(), COHORT_TABLE)
+    if len(result.subscribers.quarantine):
+        store.log_table(result.subscribers.quarantine, QUARANTINE_TABLE)
+    if result.scores is not None:
+        store.log_table(result.scores, SCORES_TABLE)
+    if result.payback is not None:
+        store.log_table(result.payback, PAYBACK_TABLE)
+    store.log_text(report_html, names.REPORT_ARTIFACT)
+
+
+def log_subscription_model(result: ContractualResult, config_yaml: str) -> str:
+    """Log the production subscription model in the run; its URI."""
+    assert result.model is not None
+    assert result.scores is not None
+    example = result.scores.loc[:, ["customer_id", "cohort", "renewals", "price"]].head(5).reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        params = write_subscription_params(result.model, Path(tmp) / "params.json")
+        return store.log_code_model("subscription_serving.py", params, example, config_yaml, subscription_signature())
+
+
+def register_subscription(model_uri: str, config: Config, result: ContractualResult) -> int:
+    """Register the logged model, tagged with its business type and gate (the alias is not moved here)."""
+    tags: dict[str, Any] = {
+        "run_id": result.run_id,
+        "data.fingerprint": result.data.fingerprint,
+        "business.type": config.business.type,
+        "gate.passed": "true",
+        **{f"gate.{c.name}": f"{c.value:.6g}" for c in result.gate.checks},
+    }
+    version = store.register(model_uri, config.tracking.model_name, {k: str(v) for k, v in tags.items()})
+    store.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
+    return version

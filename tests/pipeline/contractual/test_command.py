@@ -1,0 +1,171 @@
+"""End to end (slow): a generated subscription feed trains with business.type contractual, is registered and
+scores through pyfunc and REST with the training numbers; run as non_contractual it is told to switch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import clean_env, clv_command
+from tests.rest import post, serve, split
+from tests.subscription_feed import ALPHA, BETA, write_subscription_feed
+
+pytestmark = pytest.mark.slow
+
+SCORE_COLUMNS = ["p_renew", "churn_risk", "expected_remaining_lifetime", "derl", "clv"]
+
+
+@dataclass(frozen=True)
+class Trained:
+    folder: Path
+    uri: str
+    summary: dict[str, object]
+    stdout: str
+
+    def env(self) -> dict[str, str]:
+        import os
+        import sys
+
+        path = f"{Path(sys.executable).parent}{os.pathsep}{clean_env().get('PATH', '')}"
+        return clean_env() | {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": path}
+
+
+def _train(folder: Path, business_type: str) -> subprocess.CompletedProcess[str]:
+    (folder / "job.yaml").write_text(
+        "data: {source: csv, path: billing.csv, columns: {timestamp: charge_date}}\n"
+        "prepare: {calibration_end: 2023-12-31}\n"
+        f"business: {{type: {business_type}}}\n"
+        "tracking: {model_name: subscriptions}\n"
+    )
+    env = clean_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return subprocess.run(
+        [str(clv_command()), "train", "--config", "job.yaml", "--summary", "summary.json", "--output", "out"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    folder = tmp_path_factory.mktemp("contractual")
+    write_subscription_feed(folder / "billing.csv")
+    done = _train(folder, "contractual")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((folder / "summary.json").read_text())
+    return Trained(folder, f"sqlite:///{folder / 'mlflow.db'}", summary, done.stdout)
+
+
+def test_the_subscription_feed_trains_and_registers(trained: Trained) -> None:
+    s = trained.summary
+    assert s["business_type"] == "contractual"
+    assert s["promoted"] is True
+    assert s["version"] == 1
+    assert s["alias"] == "champion"
+    data = s["data"]
+    assert isinstance(data, dict)
+    assert data["rows_in"] == data["rows_used"] + data["rows_quarantined"]
+    assert data["rows_quarantined"] == 4
+    assert data["subscribers"] == 9600
+    fit = s["fit"]
+    assert isinstance(fit, dict)
+    assert fit["production"]["alpha"] == pytest.approx(ALPHA, rel=0.15)
+    assert fit["production"]["beta"] == pytest.approx(BETA, rel=0.15)
+    metrics = s["metrics"]
+    assert isinstance(metrics, dict)
+    assert metrics["survival_mape"] < metrics["baseline_last_period_survival_mape"]
+    assert metrics["survival_mape"] < metrics["baseline_average_lifetime_survival_mape"]
+    assert s["advice"] == []
+    assert "registered as subscriptions version 1, alias 'champion'" in trained.stdout
+
+
+def _training_scores(trained: Trained) -> pd.DataFrame:
+    return pd.read_parquet(trained.folder / "out" / "scores.parquet").sort_values("customer_id").reset_index(drop=True)
+
+
+def test_pyfunc_scores_equal_the_training_scores(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+    mlflow.set_tracking_uri(trained.uri)
+    scores = _training_scores(trained)
+    assert len(scores) > 1000
+    model = mlflow.pyfunc.load_model("models:/subscriptions@champion")
+    predicted = model.predict(scores[["customer_id", "cohort", "renewals", "price"]])
+    assert predicted["customer_id"].tolist() == scores["customer_id"].tolist()
+    for column in SCORE_COLUMNS:
+        assert predicted[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
+    assert (predicted["clv"] > 0).all()
+
+
+def test_clv_score_scores_the_active_subscribers_with_the_training_numbers(trained: Trained) -> None:
+    data = trained.summary["data"]
+    assert isinstance(data, dict)
+    as_of = data["observation_end"]
+    done = subprocess.run(
+        [
+            str(clv_command()),
+            "score",
+            "--model-uri",
+            "models:/subscriptions@champion",
+            "--input",
+            "billing.csv",
+            "--as-of",
+            str(as_of),
+            "--output",
+            "scored.parquet",
+        ],
+        cwd=trained.folder,
+        env=trained.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    scores = _training_scores(trained)
+    assert f"clv score: {len(scores):,} active subscribers scored as of {as_of}" in done.stdout
+    assert "59,091 rows in, 59,087 used, 4 quarantined" in done.stdout
+    scored = pd.read_parquet(trained.folder / "scored.parquet").sort_values("customer_id").reset_index(drop=True)
+    assert scored["customer_id"].tolist() == scores["customer_id"].tolist()
+    for column in SCORE_COLUMNS:
+        assert scored[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def invocations(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(
+        "models:/subscriptions@champion", trained.folder, trained.env(), tmp_path_factory.mktemp("serve")
+    ) as url:
+        yield url
+
+
+def test_rest_scores_equal_the_training_scores(trained: Trained, invocations: str) -> None:
+    scores = _training_scores(trained).iloc[::97].head(40).reset_index(drop=True)
+    status, body = post(invocations, split(scores[["customer_id", "cohort", "renewals", "price"]]))
+    assert status == 200, body
+    rest = pd.DataFrame(body["predictions"])
+    assert rest["customer_id"].tolist() == scores["customer_id"].tolist()
+    for column in SCORE_COLUMNS:
+        assert rest[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
+    bad = scores[["customer_id", "cohort", "renewals", "price"]].head(2).assign(renewals=[-1, 2])
+    status, body = post(invocations, split(bad))
+    assert status == 400
+    assert body["message"] == "column 'renewals' must hold finite numbers >= 0"
+
+
+def test_the_same_feed_as_non_contractual_prints_the_advice_to_switch(tmp_path: Path) -> None:
+    write_subscription_feed(tmp_path / "billing.csv", per_cohort=100, cohorts=24)
+    done = _train(tmp_path, "non_contractual")
+    advice = "clv: warning: advice: this feed looks like subscriptions"
+    assert advice in done.stderr
+    assert "set business.type: contractual (billing_period: month)" in done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert any(w.startswith("advice: this feed looks like subscriptions") for w in summary["warnings"])

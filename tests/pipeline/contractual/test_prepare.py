@@ -1,0 +1,118 @@
+"""The billing feed's prepare: quarantine and reconciliation as today, tenure, renewals and churn by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.config import Config, parse_config
+from pipeline.contractual.prepare import periods_between_sql, prepare_billing
+from pipeline.contractual.workflow import check_business_type
+from pipeline.engines import open_engine
+from pipeline.errors import ConfigError
+
+ROWS = [
+    ("a", "2024-01-15", "10"),
+    ("a", "2024-02-15", "10"),
+    ("a", "2024-03-15", "10"),
+    ("a", "2024-03-20", "-10"),  # a refund: used, not a charge
+    ("a", "2024-04-15", "10"),
+    ("a", "2024-05-15", "10"),
+    ("a", "2024-06-15", "10"),
+    ("b", "2024-01-31", "20"),
+    ("b", "2024-02-29", "20"),
+    ("b", "2024-03-31", "20"),
+    ("c", "2024-02-10", "30"),
+    ("d", "2024-05-01", "40"),
+    ("", "2024-01-15", "10"),  # missing_customer_id
+    ("e", "garbage", "10"),  # invalid_timestamp
+    ("a", "2024-01-15", "10"),  # duplicate
+    ("f", "2024-07-05", "10"),  # after_observation_end
+    ("g", "2024-02-01", "abc"),  # invalid_amount
+]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    path = tmp_path / "billing.csv"
+    pd.DataFrame(ROWS, columns=["customer_id", "charge_date", "amount"]).to_csv(path, index=False)
+    return parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "charge_date"}},
+            "prepare": {"calibration_end": "2024-03-31", "observation_end": "2024-06-30"},
+            "business": {"type": "contractual", "billing_period": "month", "grace_days": 7},
+        }
+    )
+
+
+def _prepared(config: Config):  # type: ignore[no-untyped-def]
+    engine = open_engine(config.engine)
+    source = engine.open(config.data)
+    return prepare_billing(engine.connection, source.handle, config)  # type: ignore[attr-defined]
+
+
+def test_rows_in_equal_rows_used_plus_quarantined_by_reason(config: Config) -> None:
+    ledger = _prepared(config).ledger
+    assert ledger.rows_in == 17
+    assert ledger.rows_used == 12
+    assert ledger.rows_quarantined == 5
+    assert ledger.reasons == {
+        "missing_customer_id": 1,
+        "invalid_timestamp": 1,
+        "duplicate": 1,
+        "after_observation_end": 1,
+        "invalid_amount": 1,
+    }
+    assert ledger.charges == 11
+
+
+def test_tenure_renewals_and_churn_at_both_ends(config: Config) -> None:
+    prepared = _prepared(config)
+    full = prepared.full.set_index("customer_id")
+    assert list(full.index) == ["a", "b", "c", "d"]
+    assert full["renewals"].tolist() == [5, 2, 0, 0]
+    assert full["age"].tolist() == [5, 4, 4, 1]
+    assert full["churned"].tolist() == [False, True, True, True]
+    assert full["price"].tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert full["revenue"].tolist() == [60.0, 60.0, 30.0, 40.0]
+    assert [c.isoformat()[:10] for c in pd.to_datetime(full["cohort"])] == [
+        "2024-01-01",
+        "2024-01-01",
+        "2024-02-01",
+        "2024-05-01",
+    ]
+    calibration = prepared.calibration.set_index("customer_id")
+    assert list(calibration.index) == ["a", "b", "c"]
+    assert calibration["renewals"].tolist() == [2, 2, 0]
+    assert calibration["age"].tolist() == [2, 2, 1]
+    assert calibration["churned"].tolist() == [False, False, True]
+    assert prepared.observation_end == dt.date(2024, 6, 30)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "period", "expected"),
+    [
+        ("2024-01-31", "2024-02-29", "month", 1),
+        ("2024-01-31", "2024-02-28", "month", 0),
+        ("2024-01-15", "2024-06-14", "month", 4),
+        ("2024-01-15", "2024-06-15", "month", 5),
+        ("2024-01-01", "2024-01-14", "week", 1),
+        ("2024-01-01", "2024-01-15", "week", 2),
+        ("2022-03-01", "2024-02-29", "year", 1),
+        ("2022-03-01", "2024-03-01", "year", 2),
+    ],
+)
+def test_whole_billing_periods_between_two_dates(start: str, end: str, period: str, expected: int) -> None:
+    sql = periods_between_sql(f"DATE '{start}'", f"DATE '{end}'", period)
+    assert duckdb.sql(f"SELECT {sql}").fetchall()[0][0] == expected
+
+
+def test_spark_is_refused_with_one_line() -> None:
+    config = parse_config({"business": {"type": "contractual"}})
+    with pytest.raises(ConfigError, match=r"^business.type: 'contractual' runs on DuckDB only; set engine.name"):
+        check_business_type(config, "spark")
+    check_business_type(config, "duckdb")

@@ -1,0 +1,107 @@
+"""sBG by cohort on a generated subscription feed: parameters recovered, holdout curves beat the baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import sbg
+from pipeline.config import parse_config
+from pipeline.contractual.prepare import Subscribers, prepare_billing
+from pipeline.contractual.validation import (
+    auc,
+    fit_cohorts,
+    observed_survival,
+    subscription_gate,
+    validate_subscriptions,
+)
+from pipeline.engines import open_engine
+from tests.subscription_feed import ALPHA, BETA, write_subscription_feed
+
+
+@pytest.fixture(scope="module")
+def subscribers(tmp_path_factory: pytest.TempPathFactory) -> Subscribers:
+    path = write_subscription_feed(tmp_path_factory.mktemp("feed") / "billing.csv")
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "charge_date"}},
+            "prepare": {"calibration_end": "2023-12-31"},
+            "business": {"type": "contractual"},
+        }
+    )
+    engine = open_engine(config.engine)
+    return prepare_billing(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+
+
+def test_pooled_sbg_recovers_the_simulated_law_within_15_percent(subscribers: Subscribers) -> None:
+    fits = fit_cohorts(subscribers.full)
+    assert fits.pooled.params.alpha == pytest.approx(ALPHA, rel=0.15)
+    assert fits.pooled.params.beta == pytest.approx(BETA, rel=0.15)
+    # Measured: alpha 1.233 (+2.7%), beta 4.203 (+5.1%) on 9,600 subscribers.
+    assert fits.pooled.stats.n_observations == 9600
+    assert len(fits.params) == 24
+    own = [f.params for f in fits.own.values()]
+    assert len(own) >= 20
+    mean_churn = np.median([p.alpha / (p.alpha + p.beta) for p in own])
+    assert mean_churn == pytest.approx(ALPHA / (ALPHA + BETA), rel=0.15)
+
+
+def test_holdout_survival_mape_beats_both_baselines_and_auc_beats_chance(subscribers: Subscribers) -> None:
+    fits = fit_cohorts(subscribers.calibration)
+    validation = validate_subscriptions(subscribers.calibration, subscribers.full, fits)
+    m = validation.metrics
+    assert m["survival_mape"] < 0.10  # measured 0.0747
+    assert m["survival_mape"] < m["baseline_last_period_survival_mape"]  # measured 0.591
+    assert m["survival_mape"] < m["baseline_average_lifetime_survival_mape"]  # measured 0.450
+    assert m["churn_auc"] > 0.6  # measured 0.638
+    assert m["holdout_cells"] == len(validation.curves)
+    assert validation.curves["t"].min() >= 1
+    gate = subscription_gate(m)
+    assert gate.passed
+    assert [c.name for c in gate.checks] == ["beats_historical_baseline", "churn_auc_higher_than_0.5"]
+
+
+def test_observed_survival_is_the_share_of_due_renewals_made(subscribers: Subscribers) -> None:
+    table = observed_survival(subscribers.full)
+    first = table[table["cohort"] == "2022-01-01"].set_index("t")
+    truth = sbg.survival(sbg.ShiftedBetaGeoParams(ALPHA, BETA), [1, 6, 12])
+    assert first.loc[1, "at_risk"] == 400
+    assert first.loc[[1, 6, 12], "share"].to_numpy() == pytest.approx(truth, abs=0.05)
+
+
+def test_the_gate_fails_when_a_baseline_is_better() -> None:
+    gate = subscription_gate(
+        {
+            "survival_mape": 0.3,
+            "baseline_last_period_survival_mape": 0.2,
+            "baseline_average_lifetime_survival_mape": 0.5,
+            "churn_auc": 0.7,
+        }
+    )
+    assert not gate.passed
+    assert [c.name for c in gate.failed] == ["beats_historical_baseline"]
+    assert gate.checks[0].threshold == 0.2
+
+
+def test_auc_counts_ties_half_and_is_nan_with_one_class() -> None:
+    assert auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+    assert auc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
+    assert np.isnan(auc(np.array([0.5, 0.7]), np.array([1, 1])))
+
+
+def test_payback_by_cohort_is_the_sbg_payback_at_the_cohorts_mean_price(subscribers: Subscribers) -> None:
+    from models.subscription_model import SubscriptionParams
+    from pipeline.contractual.workflow import payback_by_cohort
+
+    fits = fit_cohorts(subscribers.full)
+    model = SubscriptionParams(pooled=fits.pooled.params, cohorts=dict(fits.params), discount_rate=0.0)
+    table = payback_by_cohort(subscribers.full, model, cac=60.0)
+    assert len(table) == 24
+    assert table["subscribers"].sum() == 9600
+    first = table.iloc[0]
+    assert first["cohort"] == "2022-01-01"
+    expected = sbg.payback_periods(fits.params["2022-01-01"], first["mean_price"], 60.0)[()]
+    assert first["payback_periods"] == expected
+    # At ~$20 a month, $60 needs 3 payments' worth of survival: under the true law S = 1, 0.77, 0.62, 0.52,
+    # 0.44 sums past 3 at the 5th payment (2.91 after 4).
+    assert table["payback_periods"].median() == 5.0

@@ -1,0 +1,70 @@
+"""End to end (slow): a generated discrete feed trains with business.type discrete, is registered, and its
+pyfunc model scores with the training numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import clean_env, clv_command
+from tests.discrete_feed import ALPHA, BETA, DELTA, GAMMA, write_discrete_feed
+
+
+def test_spark_is_refused_with_one_line() -> None:
+    from pipeline.config import parse_config
+    from pipeline.discrete.command import run_discrete_training
+    from pipeline.errors import ConfigError
+
+    config = parse_config(
+        {"data": {"source": "csv", "path": "x.csv"}, "engine": {"name": "spark"}, "business": {"type": "discrete"}}
+    )
+    with pytest.raises(ConfigError, match=r"^business.type: 'discrete' runs on DuckDB only; set engine.name: duckdb"):
+        run_discrete_training(config, "")
+
+
+@pytest.mark.slow
+def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    write_discrete_feed(tmp_path / "donations.csv")
+    (tmp_path / "job.yaml").write_text(
+        "data: {source: csv, path: donations.csv, columns: {timestamp: date}}\n"
+        "prepare: {calibration_end: 2023-06-30}\n"
+        "business: {type: discrete, billing_period: month}\n"
+        "tracking: {model_name: donors}\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        [str(clv_command()), "train", "--config", "job.yaml", "--summary", "summary.json", "--output", "out"],
+        cwd=tmp_path,
+        env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "registered as donors version 1, alias 'champion'" in done.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["business_type"] == "discrete"
+    assert summary["data"]["customers"] == 5000
+    production = summary["fit"]["production"]
+    for key, truth in zip(("alpha", "beta", "gamma", "delta"), (ALPHA, BETA, GAMMA, DELTA), strict=True):
+        assert production[key] == pytest.approx(truth, rel=0.15)
+    metrics = summary["metrics"]
+    assert metrics["purchases_mae"] < metrics["baseline_last_period_purchases_mae"]
+    assert metrics["purchases_mae"] < metrics["baseline_average_rate_purchases_mae"]
+
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/donors@champion")
+    predicted = model.predict(scores[["customer_id", "frequency", "recency", "n_periods"]])
+    assert predicted["customer_id"].tolist() == scores["customer_id"].tolist()
+    for column in ("p_alive", "p_alive_next", "expected_transactions"):
+        assert predicted[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)

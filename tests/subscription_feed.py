@@ -1,0 +1,83 @@
+"""A generated subscription billing feed with a known churn law, for the contractual job's tests.
+
+Monthly cohorts acquire subscribers on random days; each subscriber draws a churn probability
+theta ~ Beta(ALPHA, BETA) (the sBG's law) and a plan with a constant monthly price, is charged on the
+same day of every month from acquisition until they leave, and the charges stop at the observation end.
+A few dirty rows (no id, an unreadable date, a double-loaded charge, a date after the end) must be
+quarantined, not counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ALPHA",
+    "BETA",
+    "CALIBRATION_END",
+    "DIRTY_ROWS",
+    "OBSERVATION_END",
+    "PLANS",
+    "subscription_feed",
+    "write_subscription_feed",
+]
+
+ALPHA = 1.2
+BETA = 4.0
+PLANS = {"basic": 10.0, "pro": 30.0}
+FIRST_COHORT = dt.date(2022, 1, 1)
+CALIBRATION_END = dt.date(2023, 12, 31)
+OBSERVATION_END = dt.date(2024, 6, 30)
+DIRTY_ROWS = 4
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later (the 29th-31st clipped to the month's last day)."""
+    year, month = divmod(day.month - 1 + months, 12)
+    target = dt.date(day.year + year, month + 1, 1)
+    last = (dt.date(target.year + (target.month == 12), target.month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return target.replace(day=min(day.day, last))
+
+
+def subscription_feed(
+    per_cohort: int = 400, cohorts: int = 24, seed: int = 7, alpha: float = ALPHA, beta: float = BETA
+) -> pd.DataFrame:
+    """Charges (customer_id, charge_date, amount, plan), sorted by customer and date, plus the dirty rows."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[str, str, float, str]] = []
+    names = list(PLANS)
+    for c in range(cohorts):
+        start_month = _add_months(FIRST_COHORT, c)
+        days = rng.integers(0, 28, per_cohort)
+        theta = rng.beta(alpha, beta, per_cohort)
+        lifetimes = rng.geometric(theta)  # periods paid: P(T = t) = theta (1 - theta)^(t - 1)
+        plans = rng.integers(0, len(names), per_cohort)
+        for i in range(per_cohort):
+            customer = f"c{c:02d}-{i:04d}"
+            start = start_month + dt.timedelta(days=int(days[i]))
+            plan = names[plans[i]]
+            for k in range(int(lifetimes[i])):
+                charge = _add_months(start, k)
+                if charge > OBSERVATION_END:
+                    break
+                rows.append((customer, charge.isoformat(), PLANS[plan], plan))
+    feed = pd.DataFrame(rows, columns=["customer_id", "charge_date", "amount", "plan"])
+    dirty = pd.DataFrame(
+        [
+            ("", "2023-01-05", 10.0, "basic"),  # missing_customer_id
+            ("c00-0000", "not a date", 10.0, "basic"),  # invalid_timestamp
+            (feed.customer_id.iloc[0], feed.charge_date.iloc[0], feed.amount.iloc[0], feed.plan.iloc[0]),  # duplicate
+            ("c00-0001", "2031-01-01", 10.0, "basic"),  # after_observation_end
+        ],
+        columns=feed.columns,
+    )
+    return pd.concat([feed, dirty], ignore_index=True)
+
+
+def write_subscription_feed(path: Path, **kwargs: float) -> Path:
+    subscription_feed(**kwargs).to_csv(path, index=False)  # type: ignore[arg-type]
+    return path
