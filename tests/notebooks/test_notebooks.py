@@ -23,6 +23,7 @@ NOTEBOOKS = (
     "01_explore_transactions.ipynb",
     "02_fit_and_validate.ipynb",
     "03_score_from_registry.ipynb",
+    "04_act_on_scores.ipynb",
 )
 CELL_TIMEOUT = 300  # seconds per cell
 KERNEL = "python3"
