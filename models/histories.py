@@ -3,24 +3,77 @@
 A purchase model's likelihood depends on a customer only through (frequency, recency, T), so the fits run
 on the unique histories weighted by the number of customers that share each: the same parameters as a
 per-customer fit, at a cost that does not grow with the customer count.
+
+Both functions group on a packed integer key: each column is factorized on its own (a hash table of one
+float column), and the three codes are packed into one int64 (``code_f * n_r * n_t + code_r * n_t +
+code_t``), which is then factorized or counted once. That is the same grouping as a three-column
+``groupby`` or ``MultiIndex.factorize`` (tested equal), about ten times faster on millions of customers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["unique_histories"]
+__all__ = ["history_codes", "packed_key", "unique_histories"]
+
+_MAX_KEY = np.iinfo(np.int64).max
+
+
+def packed_key(*columns: np.ndarray, sort: bool = False) -> tuple[NDArray[np.int64], list[np.ndarray]]:
+    """One int64 per row that is equal exactly when all ``columns`` are equal, and each column's distinct values.
+
+    With ``sort``, codes follow each column's sorted values, so the key orders rows lexicographically by
+    the columns. NaN is a value of its own (as in ``groupby(dropna=False)``). A key space beyond int64
+    (never for real histories) raises OverflowError.
+    """
+    key = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    uniques = []
+    size = 1
+    for column in columns:
+        codes, values = pd.factorize(column, sort=sort, use_na_sentinel=False)
+        if size * max(len(values), 1) > _MAX_KEY:
+            raise OverflowError("the distinct values of these columns do not fit one int64 key")
+        size *= max(len(values), 1)
+        key *= max(len(values), 1)
+        key += codes
+        uniques.append(np.asarray(values))
+    return key, uniques
+
+
+def history_codes(f: np.ndarray, r: np.ndarray, t: np.ndarray) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Row numbers of the distinct (frequency, recency, T) histories (first occurrence), and each row's history
+    index, numbered in order of first occurrence: the same as ``pd.MultiIndex.from_arrays([f, r, t]).factorize()``.
+    """
+    if len(f) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    key, _ = packed_key(np.asarray(f), np.asarray(r), np.asarray(t))
+    codes = pd.factorize(key)[0].astype(np.int64, copy=False)
+    first = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return first, codes
 
 
 def unique_histories(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pd.DataFrame:
-    """The distinct (frequency, recency, T) rows with the number of customers that share each."""
-    histories = pd.DataFrame(
+    """The distinct (frequency, recency, T) rows with the number of customers that share each, sorted by
+    frequency, then recency, then T (as ``groupby(sort=True)`` sorts them)."""
+    columns = [np.asarray(c, dtype=np.float64) for c in (frequency, recency, T)]
+    known = ~(np.isnan(columns[0]) | np.isnan(columns[1]) | np.isnan(columns[2]))
+    if not known.all():  # groupby leaves out rows with a missing key
+        columns = [c[known] for c in columns]
+    key, uniques = packed_key(*columns, sort=True)
+    distinct, counts = np.unique(key, return_counts=True)
+    values = {}
+    for name, column_values in zip(("T", "recency", "frequency"), reversed(uniques), strict=True):
+        size = max(len(column_values), 1)
+        values[name] = column_values[distinct % size] if len(column_values) else np.zeros(0)
+        distinct = distinct // size
+    return pd.DataFrame(
         {
-            "frequency": np.asarray(frequency, dtype=np.float64),
-            "recency": np.asarray(recency, dtype=np.float64),
-            "T": np.asarray(T, dtype=np.float64),
+            "frequency": values["frequency"],
+            "recency": values["recency"],
+            "T": values["T"],
+            "weight": counts.astype(np.int64),
         }
     )
-    return histories.groupby(["frequency", "recency", "T"], sort=True).size().rename("weight").reset_index()
