@@ -18,7 +18,7 @@ from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.purchase import holdout_log_likelihood
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
-from pipeline.metrics import count_metrics, errors, pct, revenue_metrics, skill, spearman
+from pipeline.metrics import count_metrics, errors, pct, ranking, revenue_metrics, skill
 
 FREQUENCY_BINS: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7+")
 
@@ -183,14 +183,15 @@ def _purchase_metrics(holdout: pd.DataFrame) -> dict[str, float]:
     predicted_n = holdout["expected_purchases"].to_numpy()
     metrics: dict[str, float] = {}
     metrics["purchases_mae"], metrics["purchases_rmse"] = errors(actual_n, predicted_n)
-    metrics["purchases_spearman"] = spearman(actual_n, predicted_n)
+    actual_ranked = ranking(actual_n)  # sorted once for the model and every baseline
+    metrics["purchases_spearman"] = count_metrics(actual_ranked, predicted_n)["spearman"]
     metrics["purchases_total_actual"] = float(actual_n.sum())
     metrics["purchases_total_predicted"] = float(predicted_n.sum())
     metrics["purchases_total_pct_error"] = pct(predicted_n.sum(), actual_n.sum())
     metrics["purchases_total_abs_pct_error"] = abs(metrics["purchases_total_pct_error"])
     for name in PURCHASE_BASELINES:
         baseline = holdout[f"baseline_{name}_purchases"].to_numpy()
-        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in count_metrics(actual_n, baseline).items()}
+        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in count_metrics(actual_ranked, baseline).items()}
     return metrics | skill(metrics, "purchases", PURCHASE_BASELINES)
 
 
@@ -219,10 +220,11 @@ def _revenue_block(holdout: pd.DataFrame) -> dict[str, float]:
         "revenue_total_actual": float(actual_rev.sum()),
         "revenue_total_pct_error": pct(predicted_rev.sum(), actual_rev.sum()),
     }
-    metrics |= {f"revenue_{k}": v for k, v in revenue_metrics(actual_rev, predicted_rev).items()}
+    actual_ranked = ranking(actual_rev)  # sorted once for the model and every baseline
+    metrics |= {f"revenue_{k}": v for k, v in revenue_metrics(actual_ranked, predicted_rev).items()}
     for name in BASELINES:
         baseline = holdout[f"baseline_{name}_revenue"].to_numpy()
-        metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in revenue_metrics(actual_rev, baseline).items()}
+        metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in revenue_metrics(actual_ranked, baseline).items()}
     return metrics | skill(metrics, "revenue", BASELINES)
 
 
