@@ -12,11 +12,13 @@ code_t``), which is then factorized or counted once. That is the same grouping a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["history_codes", "packed_key", "unique_histories"]
+__all__ = ["history_codes", "packed_key", "per_history", "unique_histories"]
 
 _MAX_KEY = np.iinfo(np.int64).max
 
@@ -42,17 +44,27 @@ def packed_key(*columns: np.ndarray, sort: bool = False) -> tuple[NDArray[np.int
     return key, uniques
 
 
-def history_codes(f: np.ndarray, r: np.ndarray, t: np.ndarray) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Row numbers of the distinct (frequency, recency, T) histories (first occurrence), and each row's history
-    index, numbered in order of first occurrence: the same as ``pd.MultiIndex.from_arrays([f, r, t]).factorize()``.
+def history_codes(*columns: np.ndarray) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Row numbers of the distinct rows of ``columns`` (e.g. frequency, recency, T; first occurrence), and each
+    row's index among them, numbered in order of first occurrence: the same as
+    ``pd.MultiIndex.from_arrays(columns).factorize()``.
     """
-    if len(f) == 0:
+    if len(columns[0]) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    key, _ = packed_key(np.asarray(f), np.asarray(r), np.asarray(t))
+    key, _ = packed_key(*(np.asarray(c) for c in columns))
     codes = pd.factorize(key)[0].astype(np.int64, copy=False)
     first = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     return first, codes
+
+
+def per_history(function: Callable[..., NDArray[np.float64]], *columns: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``function(*columns)`` of an elementwise function, evaluated once per distinct row of ``columns`` and
+    spread back to every row: the same numbers as the call on all rows (customers share histories a lot)."""
+    rows, codes = history_codes(*columns)
+    if len(rows) == len(codes):  # nothing to share
+        return function(*columns)
+    return function(*(c[rows] for c in columns))[codes]
 
 
 def unique_histories(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from models import purchase, spend
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
+from models.histories import history_codes
 from models.purchase import holdout_log_likelihood
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
 from pipeline.metrics import count_metrics, errors, pct, ranking, revenue_metrics, skill
@@ -49,7 +50,10 @@ def holdout_predictions(
     r = calibration["recency"].to_numpy(dtype=np.float64)
     t = calibration["T"].to_numpy(dtype=np.float64)
     duration = calibration["duration_holdout"].to_numpy(dtype=np.float64)
-    purchases = purchase.expected_purchases(model.purchase, duration, f, r, t)
+    # purchase-model quantities once per distinct (history, holdout length): the same numbers, customer by customer
+    rows, codes = history_codes(f, r, t, duration)
+    hf, hr, ht, hd = f[rows], r[rows], t[rows], duration[rows]
+    purchases = purchase.expected_purchases(model.purchase, hd, hf, hr, ht)[codes]
     observed = t + period_length
     retention, retained_time = lifespan(calibration, float(duration[0])) if len(duration) else (1.0, 0.0)
     has_spend = model.spend is not None and "monetary_value" in calibration.columns
@@ -57,8 +61,8 @@ def holdout_predictions(
     table = calibration[["customer_id", *summary, "duration_holdout"]].copy()
     table["actual_purchases"] = calibration["frequency_holdout"].to_numpy()
     table["expected_purchases"] = purchases
-    table["p_alive"] = purchase.p_alive(model.purchase, f, r, t)
-    table["churn_risk"] = purchase.p_no_purchase(model.purchase, duration, f, r, t)
+    table["p_alive"] = purchase.p_alive(model.purchase, hf, hr, ht)[codes]
+    table["churn_risk"] = purchase.p_no_purchase(model.purchase, hd, hf, hr, ht)[codes]
     purchases_observed = f + 1
     table["baseline_historical_purchases"] = purchases_observed / observed * retained_time
     table["baseline_purchase_rate_purchases"] = purchases_observed / observed * duration

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.feed import prepared_feed
-from models.histories import history_codes, unique_histories
+from models.histories import history_codes, per_history, unique_histories
 
 
 def test_unique_histories_counts() -> None:
@@ -78,3 +78,13 @@ def test_history_codes_of_nothing() -> None:
     assert len(first) == 0
     assert len(codes) == 0
     assert len(unique_histories([], [], [])) == 0
+
+
+def test_per_history_equals_the_call_on_every_row(cdnow_sample_summary: pd.DataFrame) -> None:
+    from models import purchase
+    from models.bgnbd import BetaGeoParams
+
+    params = BetaGeoParams(0.2426, 4.4136, 0.7929, 2.4259)
+    f, r, t = (cdnow_sample_summary[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+    shared = per_history(lambda *c: purchase.p_alive(params, *c), f, r, t)
+    np.testing.assert_array_equal(shared, purchase.p_alive(params, f, r, t))
