@@ -12,13 +12,15 @@ code_t``), which is then factorized or counted once. That is the same grouping a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["history_codes", "packed_key", "per_history", "unique_histories"]
+__all__ = ["PARALLEL_ROWS", "history_codes", "in_chunks", "packed_key", "per_history", "unique_histories", "workers"]
 
 _MAX_KEY = np.iinfo(np.int64).max
 
@@ -58,13 +60,39 @@ def history_codes(*columns: np.ndarray) -> tuple[NDArray[np.int64], NDArray[np.i
     return first, codes
 
 
+PARALLEL_ROWS = 65_536
+"""Rows per chunk when an elementwise function is evaluated on several cores (below it: one call)."""
+
+
+def workers() -> int:
+    """Threads for the elementwise model functions: the cores this process may use (numpy and scipy's
+    special functions release the GIL inside their loops, so the threads run in parallel)."""
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+
+
+def in_chunks(
+    function: Callable[..., dict[str, NDArray[np.float64]]], *columns: NDArray[np.float64]
+) -> dict[str, NDArray[np.float64]]:
+    """``function(*columns)`` of an elementwise function returning named arrays, evaluated chunk by chunk in a
+    thread pool (one thread per core) and concatenated: the same numbers as one call, on every core."""
+    n = len(columns[0]) if columns else 0
+    threads = workers()
+    if threads == 1 or n <= PARALLEL_ROWS:
+        return function(*columns)
+    size = max(PARALLEL_ROWS, -(-n // (threads * 4)))
+    bounds = range(0, n, size)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        parts = list(pool.map(lambda start: function(*(c[start : start + size] for c in columns)), bounds))
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
 def per_history(function: Callable[..., NDArray[np.float64]], *columns: NDArray[np.float64]) -> NDArray[np.float64]:
     """``function(*columns)`` of an elementwise function, evaluated once per distinct row of ``columns`` and
     spread back to every row: the same numbers as the call on all rows (customers share histories a lot)."""
     rows, codes = history_codes(*columns)
-    if len(rows) == len(codes):  # nothing to share
-        return function(*columns)
-    return function(*(c[rows] for c in columns))[codes]
+    distinct = columns if len(rows) == len(codes) else tuple(c[rows] for c in columns)
+    values = in_chunks(lambda *c: {"value": function(*c)}, *distinct)["value"]
+    return values if len(rows) == len(codes) else values[codes]
 
 
 def unique_histories(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pd.DataFrame:

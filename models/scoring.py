@@ -11,7 +11,7 @@ from models.bundle import CLVModelParams, PosteriorDraws, RiskTier, ScoringSpec
 from models.clv import days_to_units, discounted_clv
 from models.contract import CUSTOMER_ID, check_customer_summary
 from models.gamma_gamma import GammaGammaParams
-from models.histories import history_codes
+from models.histories import history_codes, in_chunks
 from models.purchase import PurchaseParams
 
 __all__ = [
@@ -178,7 +178,12 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
     m = customers["monetary_value"].to_numpy() if model.has_spend else np.zeros_like(f_all)
     if model.posterior is None:
         rows, codes = history_codes(f_all, r_all, t_all)
-        point = _point_scores(model.purchase, spec, f_all[rows], r_all[rows], t_all[rows], with_clv=model.has_spend)
+        point = in_chunks(  # on every core: chunks of distinct histories in a thread pool
+            lambda f, r, t: _point_scores(model.purchase, spec, f, r, t, with_clv=model.has_spend),
+            f_all[rows],
+            r_all[rows],
+            t_all[rows],
+        )
         values = {key: value[codes] for key, value in point.items()}
         if model.has_spend:
             values["expected_order_value"] = spend.expected_order_value(model.spend, f_all, m)

@@ -16,7 +16,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from models import purchase, spend
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
-from models.histories import history_codes
+from models.histories import history_codes, in_chunks
 from models.purchase import holdout_log_likelihood
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
 from pipeline.metrics import count_metrics, errors, pct, ranking, revenue_metrics, skill
@@ -52,8 +52,16 @@ def holdout_predictions(
     duration = calibration["duration_holdout"].to_numpy(dtype=np.float64)
     # purchase-model quantities once per distinct (history, holdout length): the same numbers, customer by customer
     rows, codes = history_codes(f, r, t, duration)
-    hf, hr, ht, hd = f[rows], r[rows], t[rows], duration[rows]
-    purchases = purchase.expected_purchases(model.purchase, hd, hf, hr, ht)[codes]
+
+    def predicted(hf: np.ndarray, hr: np.ndarray, ht: np.ndarray, hd: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "purchases": purchase.expected_purchases(model.purchase, hd, hf, hr, ht),
+            "p_alive": purchase.p_alive(model.purchase, hf, hr, ht),
+            "churn_risk": purchase.p_no_purchase(model.purchase, hd, hf, hr, ht),
+        }
+
+    by_history = in_chunks(predicted, f[rows], r[rows], t[rows], duration[rows])  # chunks on every core
+    purchases = by_history["purchases"][codes]
     observed = t + period_length
     retention, retained_time = lifespan(calibration, float(duration[0])) if len(duration) else (1.0, 0.0)
     has_spend = model.spend is not None and "monetary_value" in calibration.columns
@@ -61,8 +69,8 @@ def holdout_predictions(
     table = calibration[["customer_id", *summary, "duration_holdout"]].copy()
     table["actual_purchases"] = calibration["frequency_holdout"].to_numpy()
     table["expected_purchases"] = purchases
-    table["p_alive"] = purchase.p_alive(model.purchase, hf, hr, ht)[codes]
-    table["churn_risk"] = purchase.p_no_purchase(model.purchase, hd, hf, hr, ht)[codes]
+    table["p_alive"] = by_history["p_alive"][codes]
+    table["churn_risk"] = by_history["churn_risk"][codes]
     purchases_observed = f + 1
     table["baseline_historical_purchases"] = purchases_observed / observed * retained_time
     table["baseline_purchase_rate_purchases"] = purchases_observed / observed * duration

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from benchmarks.feed import prepared_feed
-from models.histories import history_codes, per_history, unique_histories
+from models.histories import history_codes, in_chunks, per_history, unique_histories
 
 
 def test_unique_histories_counts() -> None:
@@ -88,3 +89,24 @@ def test_per_history_equals_the_call_on_every_row(cdnow_sample_summary: pd.DataF
     f, r, t = (cdnow_sample_summary[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
     shared = per_history(lambda *c: purchase.p_alive(params, *c), f, r, t)
     np.testing.assert_array_equal(shared, purchase.p_alive(params, f, r, t))
+
+
+def test_in_chunks_on_threads_equals_one_call(
+    cdnow_sample_summary: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import histories, purchase
+    from models.bgnbd import BetaGeoParams
+
+    params = BetaGeoParams(0.2426, 4.4136, 0.7929, 2.4259)
+    f, r, t = (cdnow_sample_summary[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+
+    def both(*c: np.ndarray) -> dict[str, np.ndarray]:
+        return {"p_alive": purchase.p_alive(params, *c), "expected": purchase.expected_purchases(params, 39.0, *c)}
+
+    whole = both(f, r, t)
+    monkeypatch.setattr(histories, "PARALLEL_ROWS", 100)
+    monkeypatch.setattr(histories, "workers", lambda: 2)
+    chunked = in_chunks(both, f, r, t)
+    for key, values in whole.items():
+        np.testing.assert_array_equal(chunked[key], values)
+    np.testing.assert_array_equal(per_history(lambda *c: purchase.p_alive(params, *c), f, r, t), whole["p_alive"])
