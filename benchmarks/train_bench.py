@@ -123,21 +123,22 @@ def _train_child(argv: list[str], cpu_file: Path) -> int:
 def _floor_child(path: str) -> None:
     import duckdb
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     con = duckdb.connect()
     con.sql(FLOOR_SQL.format(path=path)).to_arrow_table()
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+    print(json.dumps({"seconds": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}))
 
 
-def prepare_floor(path: Path) -> float:
-    """Seconds of the bare two-aggregation floor on ``path`` (fresh process)."""
+def prepare_floor(path: Path) -> dict[str, float]:
+    """Wall and CPU seconds of the bare two-aggregation floor on ``path`` (fresh process)."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.train_bench", "--floor", str(path)],
         capture_output=True,
         text=True,
         check=True,
     )
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def run_train(feed: Path, extra_config: str = "", code: Path | None = None) -> dict[str, object]:
@@ -156,8 +157,7 @@ def run_train(feed: Path, extra_config: str = "", code: Path | None = None) -> d
         env["PYTHONPATH"] = str(code or Path(__file__).resolve().parents[1])  # whose job runs
         command = [
             sys.executable,
-            "-m",
-            "benchmarks.train_bench",
+            str(Path(__file__).resolve()),  # as a script: the job's ``benchmarks`` may not have this module
             "--train",
             "cpu.json",
             "train",
@@ -168,7 +168,7 @@ def run_train(feed: Path, extra_config: str = "", code: Path | None = None) -> d
         load_before = os.getloadavg()[0]
         exit_code, wall, cpu, rss, tree, tail = _run(command, folder, env)
         load_after = os.getloadavg()[0]
-        if exit_code not in (0, 1):
+        if exit_code not in (0, 1) or not (folder / "summary.json").exists():
             raise RuntimeError(f"clv train exited {exit_code}: {tail}")
         summary = json.loads((folder / "summary.json").read_text())
         stage_cpu = json.loads((folder / "cpu.json").read_text())
@@ -218,10 +218,13 @@ def main() -> None:
             generate(feed, rows)
         result = run_train(feed.resolve(), args.extra_config, args.code)
         floor = prepare_floor(feed.resolve())
-        stages = result["stages"]
-        prepare = stages.get("prepare", float("nan")) if isinstance(stages, dict) else float("nan")
-        result = {"label": args.label, "rows": rows, **result, "prepare_floor_s": round(floor, 2)}
-        result["prepare_over_floor"] = round(prepare / floor, 2)
+        stages, stages_cpu = result["stages"], result["stages_cpu"]
+        assert isinstance(stages, dict)
+        assert isinstance(stages_cpu, dict)
+        result = {"label": args.label, "rows": rows, **result, "prepare_floor_s": round(floor["seconds"], 2)}
+        result["prepare_floor_cpu_s"] = round(floor["cpu_s"], 2)
+        result["prepare_over_floor"] = round(stages["prepare"] / floor["seconds"], 2)
+        result["prepare_over_floor_cpu"] = round(stages_cpu["prepare"] / floor["cpu_s"], 2)
         line = json.dumps(result)
         print(line, flush=True)
         if args.json:
