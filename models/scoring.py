@@ -11,6 +11,7 @@ from models.bundle import CLVModelParams, PosteriorDraws, RiskTier, ScoringSpec
 from models.clv import days_to_units, discounted_clv
 from models.contract import CUSTOMER_ID, check_customer_summary
 from models.gamma_gamma import GammaGammaParams
+from models.histories import history_codes, in_chunks
 from models.purchase import PurchaseParams
 
 __all__ = [
@@ -67,18 +68,6 @@ def assign_risk_tier(churn_risk: np.ndarray, tiers: tuple[RiskTier, ...]) -> np.
     return np.asarray(names[np.searchsorted(bounds, churn_risk, side="right")])
 
 
-def _unique_histories(f: np.ndarray, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row numbers of the distinct (frequency, recency, T) histories, and each customer's history index.
-
-    Purchase-model quantities depend only on the history, and real customer bases repeat histories a
-    lot, so the (expensive) hypergeometric terms are evaluated once per distinct history.
-    """
-    codes = pd.MultiIndex.from_arrays([f, r, t]).factorize()[0] if len(f) else np.zeros(0, dtype=np.int64)
-    first = np.full(codes.max() + 1 if len(codes) else 0, -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-    return first, codes
-
-
 def _point_scores(
     params: PurchaseParams, spec: ScoringSpec, f: FloatArray, r: FloatArray, t: FloatArray, with_clv: bool = True
 ) -> dict[str, FloatArray]:
@@ -119,7 +108,7 @@ def _posterior_scores(
         out[key] = np.empty(len(f))
         if key in names:
             out[f"{key}_lower"], out[f"{key}_upper"] = np.empty(len(f)), np.empty(len(f))
-    rows, codes = _unique_histories(f, r, t)
+    rows, codes = history_codes(f, r, t)
     by_history = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[by_history], np.arange(0, len(rows) + POSTERIOR_CHUNK, POSTERIOR_CHUNK))
     spends = _spend_draws(model, posterior)
@@ -188,8 +177,13 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
     t_all = customers["T"].to_numpy()
     m = customers["monetary_value"].to_numpy() if model.has_spend else np.zeros_like(f_all)
     if model.posterior is None:
-        rows, codes = _unique_histories(f_all, r_all, t_all)
-        point = _point_scores(model.purchase, spec, f_all[rows], r_all[rows], t_all[rows], with_clv=model.has_spend)
+        rows, codes = history_codes(f_all, r_all, t_all)
+        point = in_chunks(  # on every core: chunks of distinct histories in a thread pool
+            lambda f, r, t: _point_scores(model.purchase, spec, f, r, t, with_clv=model.has_spend),
+            f_all[rows],
+            r_all[rows],
+            t_all[rows],
+        )
         values = {key: value[codes] for key, value in point.items()}
         if model.has_spend:
             values["expected_order_value"] = spend.expected_order_value(model.spend, f_all, m)

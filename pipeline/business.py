@@ -9,6 +9,7 @@ import pandas as pd
 from models import purchase
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_MONTH, days_to_units
+from models.histories import history_codes, in_chunks
 
 CLV_WINDOWS_DAYS: tuple[int, ...] = (30, 60, 90, 365)
 SEGMENTS: tuple[tuple[str, float], ...] = (
@@ -22,10 +23,21 @@ SEGMENTS: tuple[tuple[str, float], ...] = (
 def clv_windows(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """``clv_<N>d``: expected value of the next N days (expected order value x expected purchases, undiscounted)."""
     f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+    rows, codes = history_codes(f, r, t)  # expected purchases once per distinct history, on every core
+
+    def windows(hf: np.ndarray, hr: np.ndarray, ht: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            f"clv_{days}d": purchase.expected_purchases(
+                model.purchase, days_to_units(days, model.spec.time_unit), hf, hr, ht
+            )
+            for days in CLV_WINDOWS_DAYS
+        }
+
+    purchases = in_chunks(windows, f[rows], r[rows], t[rows])
     out = pd.DataFrame({"customer_id": scores["customer_id"].to_numpy()})
-    for days in CLV_WINDOWS_DAYS:
-        purchases = purchase.expected_purchases(model.purchase, days_to_units(days, model.spec.time_unit), f, r, t)
-        out[f"clv_{days}d"] = scores["expected_order_value"].to_numpy() * purchases
+    order_value = scores["expected_order_value"].to_numpy()
+    for name, values in purchases.items():
+        out[name] = order_value * values[codes]
     return out
 
 
@@ -125,10 +137,10 @@ def clv_cac(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame
     cumulative = np.zeros_like(value)
     previous = np.zeros_like(value)
     payback = np.full(len(value), np.nan)
+    rows, codes = history_codes(f, r, t)  # expected purchases once per distinct history
     for month in range(1, spec.clv_horizon_months + 1):
-        current = purchase.expected_purchases(
-            model.purchase, days_to_units(month * DAYS_PER_MONTH, spec.time_unit), f, r, t
-        )
+        horizon = days_to_units(month * DAYS_PER_MONTH, spec.time_unit)
+        current = purchase.expected_purchases(model.purchase, horizon, f[rows], r[rows], t[rows])[codes]
         cumulative += value * (current - previous) / (1 + spec.annual_discount_rate) ** (month / 12)
         previous = current
         payback = np.where(np.isnan(payback) & (cumulative >= cost), month, payback)

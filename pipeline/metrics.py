@@ -7,6 +7,8 @@ shares: on zero-inflated labels a predictor that ties every one-time buyer at 0 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.stats import spearmanr
 
@@ -17,11 +19,13 @@ __all__ = [
     "MONEY_METRICS",
     "PURCHASE_METRICS",
     "REVENUE_METRICS",
+    "Ranking",
     "count_metrics",
     "errors",
     "metric_direction",
     "normalized_gini",
     "pct",
+    "ranking",
     "revenue_metrics",
     "skill",
     "spearman",
@@ -78,12 +82,50 @@ def spearman(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(spearmanr(actual, predicted).statistic)
 
 
-def _gini(actual: np.ndarray, score: np.ndarray) -> float:
-    """Gini of ``actual`` when customers are ranked by ``score`` (highest first; ties keep their order)."""
-    order = np.argsort(-score, kind="stable")
+@dataclass(frozen=True)
+class Ranking:
+    """One array sorted once: what the ranking metrics need of it (see :func:`ranking`)."""
+
+    values: np.ndarray
+    order: np.ndarray
+    """Row numbers from the highest value to the lowest (ties keep their order: a stable sort)."""
+    ranks: np.ndarray
+    """Average ranks, 1 for the lowest (``scipy.stats.rankdata(values)``)."""
+
+
+def ranking(values: np.ndarray) -> Ranking:
+    """Sort ``values`` once (highest first, stable) and derive the average ranks from that order: the
+    ranks equal ``scipy.stats.rankdata``'s exactly (tie groups get the mean of integer ranks)."""
+    values = np.asarray(values)
+    n = len(values)
+    order = np.argsort(-values, kind="stable")
+    ordered = values[order]
+    change = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [n]]) if n else np.zeros(0, dtype=np.int64)
+    ranks = np.empty(n)
+    # positions s..e-1 from the top hold ascending ranks n-e+1..n-s: their mean is (2n - s - e + 1) / 2
+    ranks[order] = np.repeat((2 * n - starts - ends + 1) / 2.0, ends - starts)
+    return Ranking(values, order, ranks)
+
+
+def _spearman_ranked(actual: Ranking, predicted: Ranking) -> float:
+    """Spearman from two rankings: as ``scipy.stats.spearmanr`` computes it (Pearson of the average ranks)."""
+    if len(actual.values) <= 1 or np.ptp(actual.values) == 0 or np.ptp(predicted.values) == 0:
+        return float("nan")
+    return float(np.corrcoef(np.column_stack((actual.ranks, predicted.ranks)), rowvar=False)[1, 0])
+
+
+def _gini_ordered(actual: np.ndarray, order: np.ndarray) -> float:
+    """Gini of ``actual`` when customers are taken in ``order`` (highest score first)."""
     captured = np.cumsum(actual[order]) / actual.sum()
     n = len(actual)
     return float(captured.sum() / n - (n + 1) / (2 * n))
+
+
+def _gini(actual: np.ndarray, score: np.ndarray) -> float:
+    """Gini of ``actual`` when customers are ranked by ``score`` (highest first; ties keep their order)."""
+    return _gini_ordered(actual, np.argsort(-score, kind="stable"))
 
 
 def normalized_gini(actual: np.ndarray, score: np.ndarray) -> float:
@@ -93,38 +135,58 @@ def normalized_gini(actual: np.ndarray, score: np.ndarray) -> float:
     return _gini(actual, score) / _gini(actual, actual)
 
 
-def top_share(actual: np.ndarray, score: np.ndarray, fraction: float) -> float:
-    """Share of total actual revenue held by the top ``fraction`` of customers by ``score``."""
+def _top_share_ordered(actual: np.ndarray, order: np.ndarray, fraction: float) -> float:
     if len(actual) == 0 or actual.sum() <= 0:
         return float("nan")
     k = max(round(fraction * len(actual)), 1)
-    top = np.argsort(-score, kind="stable")[:k]
-    return float(actual[top].sum() / actual.sum())
+    return float(actual[order[:k]].sum() / actual.sum())
+
+
+def top_share(actual: np.ndarray, score: np.ndarray, fraction: float) -> float:
+    """Share of total actual revenue held by the top ``fraction`` of customers by ``score``."""
+    return _top_share_ordered(actual, np.argsort(-score, kind="stable"), fraction)
 
 
 def pct(predicted: float, actual: float) -> float:
     return float((predicted - actual) / actual * 100) if actual else float("nan")
 
 
-def revenue_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    mae, rmse = errors(actual, predicted)
+def revenue_metrics(
+    actual: np.ndarray | Ranking, predicted: np.ndarray, ranked: Ranking | None = None
+) -> dict[str, float]:
+    """MAE, RMSE, Spearman, normalized Gini, top-10% and top-20% shares and the predicted total.
+
+    One sort of ``predicted`` serves Spearman, Gini and both top shares; ``actual`` may be passed as its
+    :func:`ranking` to sort it once for several predictors (the model's and the baselines'). The numbers are
+    those of :func:`spearman`, :func:`normalized_gini` and :func:`top_share` (tested equal).
+    """
+    actual_ranked = actual if isinstance(actual, Ranking) else ranking(actual)
+    values = actual_ranked.values
+    predicted_ranked = ranked if ranked is not None else ranking(predicted)
+    mae, rmse = errors(values, predicted)
+    if len(values) == 0 or values.sum() <= 0:
+        gini = float("nan")
+    else:
+        gini = _gini_ordered(values, predicted_ranked.order) / _gini_ordered(values, actual_ranked.order)
     return {
         "mae": mae,
         "rmse": rmse,
-        "spearman": spearman(actual, predicted),
-        "gini": normalized_gini(actual, predicted),
-        "top10_share": top_share(actual, predicted, 0.10),
-        "top20_share": top_share(actual, predicted, 0.20),
+        "spearman": _spearman_ranked(actual_ranked, predicted_ranked),
+        "gini": gini,
+        "top10_share": _top_share_ordered(values, predicted_ranked.order, 0.10),
+        "top20_share": _top_share_ordered(values, predicted_ranked.order, 0.20),
         "total_predicted": float(predicted.sum()),
     }
 
 
-def count_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    mae, rmse = errors(actual, predicted)
+def count_metrics(actual: np.ndarray | Ranking, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, Spearman and the predicted total; ``actual`` may be passed as its :func:`ranking`."""
+    actual_ranked = actual if isinstance(actual, Ranking) else ranking(actual)
+    mae, rmse = errors(actual_ranked.values, predicted)
     return {
         "mae": mae,
         "rmse": rmse,
-        "spearman": spearman(actual, predicted),
+        "spearman": _spearman_ranked(actual_ranked, ranking(predicted)),
         "total_predicted": float(predicted.sum()),
     }
 

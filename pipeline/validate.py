@@ -16,9 +16,10 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from models import purchase, spend
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
+from models.histories import history_codes, in_chunks
 from models.purchase import holdout_log_likelihood
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
-from pipeline.metrics import count_metrics, errors, pct, revenue_metrics, skill, spearman
+from pipeline.metrics import count_metrics, errors, pct, ranking, revenue_metrics, skill
 
 FREQUENCY_BINS: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7+")
 
@@ -49,7 +50,18 @@ def holdout_predictions(
     r = calibration["recency"].to_numpy(dtype=np.float64)
     t = calibration["T"].to_numpy(dtype=np.float64)
     duration = calibration["duration_holdout"].to_numpy(dtype=np.float64)
-    purchases = purchase.expected_purchases(model.purchase, duration, f, r, t)
+    # purchase-model quantities once per distinct (history, holdout length): the same numbers, customer by customer
+    rows, codes = history_codes(f, r, t, duration)
+
+    def predicted(hf: np.ndarray, hr: np.ndarray, ht: np.ndarray, hd: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "purchases": purchase.expected_purchases(model.purchase, hd, hf, hr, ht),
+            "p_alive": purchase.p_alive(model.purchase, hf, hr, ht),
+            "churn_risk": purchase.p_no_purchase(model.purchase, hd, hf, hr, ht),
+        }
+
+    by_history = in_chunks(predicted, f[rows], r[rows], t[rows], duration[rows])  # chunks on every core
+    purchases = by_history["purchases"][codes]
     observed = t + period_length
     retention, retained_time = lifespan(calibration, float(duration[0])) if len(duration) else (1.0, 0.0)
     has_spend = model.spend is not None and "monetary_value" in calibration.columns
@@ -57,8 +69,8 @@ def holdout_predictions(
     table = calibration[["customer_id", *summary, "duration_holdout"]].copy()
     table["actual_purchases"] = calibration["frequency_holdout"].to_numpy()
     table["expected_purchases"] = purchases
-    table["p_alive"] = purchase.p_alive(model.purchase, f, r, t)
-    table["churn_risk"] = purchase.p_no_purchase(model.purchase, duration, f, r, t)
+    table["p_alive"] = by_history["p_alive"][codes]
+    table["churn_risk"] = by_history["churn_risk"][codes]
     purchases_observed = f + 1
     table["baseline_historical_purchases"] = purchases_observed / observed * retained_time
     table["baseline_purchase_rate_purchases"] = purchases_observed / observed * duration
@@ -183,14 +195,15 @@ def _purchase_metrics(holdout: pd.DataFrame) -> dict[str, float]:
     predicted_n = holdout["expected_purchases"].to_numpy()
     metrics: dict[str, float] = {}
     metrics["purchases_mae"], metrics["purchases_rmse"] = errors(actual_n, predicted_n)
-    metrics["purchases_spearman"] = spearman(actual_n, predicted_n)
+    actual_ranked = ranking(actual_n)  # sorted once for the model and every baseline
+    metrics["purchases_spearman"] = count_metrics(actual_ranked, predicted_n)["spearman"]
     metrics["purchases_total_actual"] = float(actual_n.sum())
     metrics["purchases_total_predicted"] = float(predicted_n.sum())
     metrics["purchases_total_pct_error"] = pct(predicted_n.sum(), actual_n.sum())
     metrics["purchases_total_abs_pct_error"] = abs(metrics["purchases_total_pct_error"])
     for name in PURCHASE_BASELINES:
         baseline = holdout[f"baseline_{name}_purchases"].to_numpy()
-        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in count_metrics(actual_n, baseline).items()}
+        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in count_metrics(actual_ranked, baseline).items()}
     return metrics | skill(metrics, "purchases", PURCHASE_BASELINES)
 
 
@@ -219,10 +232,11 @@ def _revenue_block(holdout: pd.DataFrame) -> dict[str, float]:
         "revenue_total_actual": float(actual_rev.sum()),
         "revenue_total_pct_error": pct(predicted_rev.sum(), actual_rev.sum()),
     }
-    metrics |= {f"revenue_{k}": v for k, v in revenue_metrics(actual_rev, predicted_rev).items()}
+    actual_ranked = ranking(actual_rev)  # sorted once for the model and every baseline
+    metrics |= {f"revenue_{k}": v for k, v in revenue_metrics(actual_ranked, predicted_rev).items()}
     for name in BASELINES:
         baseline = holdout[f"baseline_{name}_revenue"].to_numpy()
-        metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in revenue_metrics(actual_rev, baseline).items()}
+        metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in revenue_metrics(actual_ranked, baseline).items()}
     return metrics | skill(metrics, "revenue", BASELINES)
 
 

@@ -1,6 +1,10 @@
 """What ``clv train`` records in its MLflow run, as the workflow goes: the :class:`TrainingRecorder`.
 
 Names come from :mod:`pipeline.recorder.names`; every write goes through :mod:`pipeline.recorder.store`.
+
+The per-customer tables (``PER_CUSTOMER_TABLES``) are stored as ``tracking.tables`` says: whole, a sample
+with a pointer to the ``--output`` file (the default when ``--output`` is given: the big tables are not
+stored twice), or the pointer alone. See docs/explanation/benchmarks.md for what a run stores and how big.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -31,7 +36,10 @@ from pipeline.selection import Selection
 from pipeline.validate import Validation
 from pipeline.workflow import Candidate
 
-__all__ = ["TrainingRecorder", "config_hash", "log_model", "register"]
+__all__ = ["PER_CUSTOMER_TABLES", "TrainingRecorder", "config_hash", "log_model", "register"]
+
+PER_CUSTOMER_TABLES = ("holdout", "scores", "at_risk_valuable", "clv_cac")
+"""One row per customer: stored in the run as ``tracking.tables`` says (the others are small, always whole)."""
 
 
 def config_hash(config: Config) -> str:
@@ -48,9 +56,13 @@ class TrainingRecorder(ContestRecorder):
     def __init__(self, engine: Engine, output_dir: Path | None) -> None:
         self.engine = engine
         self.output_dir = output_dir
+        self.tables: Literal["full", "sample", "none"] = "full"
+        self.sample_rows = 10_000
 
     def start(self, written: Config, config_yaml: str, data: Source) -> None:
         """The config as the user wrote it, and where the data came from."""
+        self.tables = written.tracking.table_mode(self.output_dir is not None)
+        self.sample_rows = written.tracking.table_sample_rows
         store.log_config(config_as_dict(written), config_yaml)
         store.set_tags(
             {"data.source": data.description, "data.fingerprint": data.fingerprint, "config.hash": config_hash(written)}
@@ -120,7 +132,7 @@ class TrainingRecorder(ContestRecorder):
         self.fitted("", fitted)
         store.set_tags({"assumption.spend_frequency_independence": "violated" if warning else "ok"})
         store.log_metrics(validation.metrics)
-        store.log_table(validation.holdout, names.table_artifact("holdout"))
+        self._per_customer("holdout", validation.holdout)
         store.log_table(validation.by_frequency, names.table_artifact("holdout_by_frequency", "csv"))
         store.log_table(validation.tracking, names.table_artifact("purchase_tracking", "csv"))
         store.log_table(validation.churn_calibration, names.table_artifact("churn_calibration", "csv"))
@@ -137,10 +149,23 @@ class TrainingRecorder(ContestRecorder):
         if comparison.metrics:
             store.log_metrics(comparison.metrics)
 
-    def scored(self, scores: pd.DataFrame, tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> None:
-        store.log_table(scores, names.table_artifact("scores"))
-        for name, table in tables.items():
+    def _per_customer(self, name: str, table: pd.DataFrame) -> None:
+        """A per-customer table, as ``tracking.tables`` says; a sample or nothing is tagged with the whole
+        table's ``--output`` file (``tables.<name>``) and its row count (``tables.<name>.rows``)."""
+        if self.tables == "full" or self.output_dir is None:
             store.log_table(table, names.table_artifact(name))
+            return
+        store.set_tags({f"tables.{name}": str(self.output_dir / f"{name}.parquet"), f"tables.{name}.rows": len(table)})
+        if self.tables == "sample":
+            store.log_table(table.head(self.sample_rows), names.table_artifact(f"{name}.sample"))
+
+    def scored(self, scores: pd.DataFrame, tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> None:
+        self._per_customer("scores", scores)
+        for name, table in tables.items():
+            if name in PER_CUSTOMER_TABLES:
+                self._per_customer(name, table)
+            else:
+                store.log_table(table, names.table_artifact(name))
         if metrics:
             store.log_metrics(metrics)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -252,3 +254,32 @@ def test_natural_input_types_give_the_same_scores() -> None:
         "12",
         "7",
     ]
+
+
+def _score_on_threads_equal(customers: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import histories
+
+    model = CLVModelParams(
+        BetaGeoParams(0.2426, 4.4136, 0.7929, 2.4259), GammaGammaParams(6.25, 3.74, 15.44), ScoringSpec()
+    )
+    one_call = score_customers(model, customers)
+    with monkeypatch.context() as patch:
+        patch.setattr(histories, "PARALLEL_ROWS", 500)
+        patch.setattr(histories, "workers", lambda: 2)
+        threaded = score_customers(model, customers)
+    pd.testing.assert_frame_equal(threaded, one_call, check_exact=True)
+
+
+def test_scores_in_thread_chunks_equal_one_call_on_cdnow(
+    cdnow_sample_summary: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _score_on_threads_equal(cdnow_sample_summary.reset_index(), monkeypatch)
+
+
+def test_scores_in_thread_chunks_equal_one_call_on_the_generated_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks.feed import prepared_feed
+
+    full = prepared_feed(200_000, tmp_path).full
+    _score_on_threads_equal(full[["customer_id", "frequency", "recency", "T", "monetary_value"]], monkeypatch)

@@ -126,3 +126,61 @@ def test_without_money_the_views_rank_by_expected_purchases() -> None:
     assert chosen.columns[1] == "expected_purchases_365d"
     cohorts = business.cohort_table(counts, pd.DataFrame({"first_purchase": pd.to_datetime(["1997-01-05"] * 20)}))
     assert cohorts["expected_purchases_365d_total"].tolist() == [190.0]
+
+
+# Business views evaluate the purchase model once per distinct history: the same numbers as per customer.
+
+
+def _windows_per_customer(customers: pd.DataFrame, scores: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The previous clv_windows: expected purchases evaluated for every customer."""
+    from models import purchase
+    from models.clv import days_to_units
+
+    f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+    return {
+        f"clv_{days}d": scores["expected_order_value"].to_numpy()
+        * purchase.expected_purchases(MODEL.purchase, days_to_units(days, "week"), f, r, t)
+        for days in business.CLV_WINDOWS_DAYS
+    }
+
+
+def _assert_views_per_history_equal(customers: pd.DataFrame) -> None:
+    rng = np.random.default_rng(5)
+    scores = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"].to_numpy(),
+            "expected_order_value": rng.uniform(5, 80, len(customers)),
+            "clv": rng.uniform(0, 300, len(customers)),
+        }
+    )
+    windows = business.clv_windows(MODEL, customers, scores)
+    for name, values in _windows_per_customer(customers, scores).items():
+        np.testing.assert_array_equal(windows[name].to_numpy(), values)
+    cac = pd.Series(rng.uniform(1, 100, len(customers)), index=scores["customer_id"].to_numpy())
+    view = business.clv_cac(MODEL, customers, scores, cac.iloc[::2])
+    assert len(view) == (len(customers) + 1) // 2
+    # payback per customer, as before: month by month on every customer's own history
+    from models import purchase
+    from models.clv import DAYS_PER_MONTH, days_to_units
+
+    known = customers.iloc[::2]
+    f, r, t = (known[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+    value = scores["expected_order_value"].to_numpy()[::2]
+    cost = cac.iloc[::2].to_numpy()
+    cumulative, previous, payback = np.zeros(len(f)), np.zeros(len(f)), np.full(len(f), np.nan)
+    for month in range(1, MODEL.spec.clv_horizon_months + 1):
+        current = purchase.expected_purchases(MODEL.purchase, days_to_units(month * DAYS_PER_MONTH, "week"), f, r, t)
+        cumulative += value * (current - previous) / (1 + MODEL.spec.annual_discount_rate) ** (month / 12)
+        previous = current
+        payback = np.where(np.isnan(payback) & (cumulative >= cost), month, payback)
+    np.testing.assert_array_equal(view["payback_months"].to_numpy(), payback)
+
+
+def test_views_per_history_equal_per_customer_on_cdnow(cdnow_sample_summary: pd.DataFrame) -> None:
+    _assert_views_per_history_equal(cdnow_sample_summary.reset_index())
+
+
+def test_views_per_history_equal_per_customer_on_the_generated_feed(tmp_path: Path) -> None:
+    from benchmarks.feed import prepared_feed
+
+    _assert_views_per_history_equal(prepared_feed(200_000, tmp_path).full)

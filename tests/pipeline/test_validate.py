@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,3 +174,35 @@ def test_without_a_spend_model_there_are_no_money_columns_or_metrics() -> None:
         assert result.metrics[name] == pytest.approx(with_spend[name], nan_ok=True)
     assert "purchases_mae" in result.by_frequency.columns
     assert "revenue_mae" not in result.by_frequency.columns
+
+
+# The holdout predictions evaluate the purchase model once per distinct (history, holdout length).
+
+
+def _assert_per_history_equal(calibration: pd.DataFrame) -> None:
+    from models import purchase
+
+    table, _ = holdout_predictions(MODEL, calibration, period_length=1 / 7)
+    f, r, t = (calibration[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+    duration = calibration["duration_holdout"].to_numpy(dtype=np.float64)
+    expected = purchase.expected_purchases(MODEL.purchase, duration, f, r, t)  # per customer, as before
+    np.testing.assert_array_equal(table["expected_purchases"].to_numpy(), expected)
+    np.testing.assert_array_equal(table["p_alive"].to_numpy(), purchase.p_alive(MODEL.purchase, f, r, t))
+    churn = purchase.p_no_purchase(MODEL.purchase, duration, f, r, t)
+    np.testing.assert_array_equal(table["churn_risk"].to_numpy(), churn)
+
+
+def test_holdout_predictions_per_history_equal_per_customer_on_cdnow() -> None:
+    from pipeline.config import parse_config
+    from pipeline.workflow import prepare_data
+
+    prepared, _ = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))
+    _assert_per_history_equal(prepared.calibration)
+    varied = prepared.calibration.assign(duration_holdout=prepared.calibration["T"] % 7 + 30)
+    _assert_per_history_equal(varied)  # holdout lengths that differ between customers
+
+
+def test_holdout_predictions_per_history_equal_per_customer_on_the_generated_feed(tmp_path: Path) -> None:
+    from benchmarks.feed import prepared_feed
+
+    _assert_per_history_equal(prepared_feed(200_000, tmp_path).calibration)

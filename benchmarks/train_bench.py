@@ -1,0 +1,236 @@
+"""The whole job at scale: ``clv train`` on the generated feed (:mod:`benchmarks.feed`), one fresh process per size.
+
+For each size it writes the feed (once, cached in ``--data-dir``), then runs ``python -m pipeline.cli train``
+in a new process with its own MLflow store (sqlite in a temporary folder) and ``--output``, with
+``validate.criteria: []`` so the whole path (prepare, both fits, validation, scoring, business views,
+MLflow logging, ``--output``) runs. It reports:
+
+- wall seconds of the process (start-up and imports included);
+- CPU seconds (user + system of the process and its children, from ``wait4``) and CPU use = CPU / wall;
+- peak RSS: ``ru_maxrss`` of the process, and the sampled peak of the process tree (psutil, every 0.1 s);
+- the job's own per-stage wall seconds (``stage_seconds`` in the ``--summary`` JSON);
+- the prepare-floor ratio: the prepare stage over the bare two-aggregation floor (DuckDB reads the feed and
+  computes per customer-day then per customer aggregates, Arrow out) measured in its own fresh process;
+- the machine's load average before and after, because the machine is shared.
+
+    python -m benchmarks.train_bench --sizes 1000000 10000000 50000000 --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["run_train"]
+
+CONFIG = """\
+data:
+  source: parquet
+  path: {path}
+prepare:
+  period: day
+  time_unit: week
+  calibration_end: 2022-12-31
+  observation_end: 2023-06-30
+validate:
+  criteria: []
+tracking:
+  experiment: train-bench
+  model_name: train-bench
+{extra}"""
+
+FLOOR_SQL = """
+SELECT customer_id, count(*) AS days, min(day) AS first, max(day) AS last, sum(amount) AS amount
+FROM (SELECT customer_id, CAST(timestamp AS DATE) AS day, sum(amount) AS amount
+      FROM read_parquet('{path}') GROUP BY customer_id, day)
+GROUP BY customer_id
+"""
+
+
+def _tree_peak_mb(pid: int, stop: list[bool], out: list[float]) -> None:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.Error:
+        return
+    while not stop[0]:
+        total = 0
+        try:
+            for process in [root, *root.children(recursive=True)]:
+                total += process.memory_info().rss
+        except psutil.Error:
+            pass
+        out[0] = max(out[0], total / 2**20)
+        time.sleep(0.1)
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, float, float, float, float, str]:
+    """Run ``command``; (returncode, wall s, CPU s, ru_maxrss MB, sampled tree peak MB, stderr tail)."""
+    import threading
+
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        stop, peak = [False], [0.0]
+        sampler = threading.Thread(target=_tree_peak_mb, args=(process.pid, stop, peak), daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        stop[0] = True
+        sampler.join()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = "\n".join(err.read().strip().splitlines()[-3:])
+    return process.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, peak[0], tail
+
+
+def _train_child(argv: list[str], cpu_file: Path) -> int:
+    """``clv train`` in this process, with each stage's CPU seconds (process-wide, all threads) written to
+    ``cpu_file``: the job times its stages in wall seconds, which a loaded machine stretches."""
+    started_cpu = time.process_time()
+    import contextlib
+    from collections.abc import Iterator
+
+    from pipeline import cli, workflow
+
+    timed = workflow._timed
+    cpu: dict[str, float] = {"imports": time.process_time() - started_cpu}
+
+    @contextlib.contextmanager
+    def timed_cpu(timings: dict[str, float], stage: str) -> Iterator[None]:
+        start = time.process_time()
+        try:
+            with timed(timings, stage):
+                yield
+        finally:
+            cpu[stage] = time.process_time() - start
+
+    workflow._timed = timed_cpu
+    try:
+        return cli.main(argv)
+    finally:
+        cpu["total"] = time.process_time()
+        cpu_file.write_text(json.dumps(cpu))
+
+
+def _floor_child(path: str) -> None:
+    import duckdb
+
+    start, cpu = time.perf_counter(), time.process_time()
+    con = duckdb.connect()
+    con.sql(FLOOR_SQL.format(path=path)).to_arrow_table()
+    print(json.dumps({"seconds": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}))
+
+
+def prepare_floor(path: Path) -> dict[str, float]:
+    """Wall and CPU seconds of the bare two-aggregation floor on ``path`` (fresh process)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_bench", "--floor", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_train(feed: Path, extra_config: str = "", code: Path | None = None) -> dict[str, object]:
+    """One ``clv train`` on ``feed`` in a fresh process; its measurements and stage seconds.
+
+    ``code``: the checkout whose ``pipeline`` runs (default: this one), to time a before and an after in one session.
+    """
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "config.yaml").write_text(CONFIG.format(path=feed, extra=extra_config))
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+        env["PYTHONPATH"] = str(code or Path(__file__).resolve().parents[1])  # whose job runs
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),  # as a script: the job's ``benchmarks`` may not have this module
+            "--train",
+            "cpu.json",
+            "train",
+            "--config",
+            "config.yaml",
+        ]
+        command += ["--summary", "summary.json", "--output", "out"]
+        load_before = os.getloadavg()[0]
+        exit_code, wall, cpu, rss, tree, tail = _run(command, folder, env)
+        load_after = os.getloadavg()[0]
+        if exit_code not in (0, 1) or not (folder / "summary.json").exists():
+            raise RuntimeError(f"clv train exited {exit_code}: {tail}")
+        summary = json.loads((folder / "summary.json").read_text())
+        stage_cpu = json.loads((folder / "cpu.json").read_text())
+        stages = summary.get("stage_seconds", {})
+        output = sum(p.stat().st_size for p in (folder / "out").rglob("*") if p.is_file())
+        # the run's artifacts: everything the job wrote besides --output, the summary and the config
+        stored = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) - output
+        stored -= sum((folder / name).stat().st_size for name in ("summary.json", "config.yaml", "cpu.json"))
+    return {
+        "exit": exit_code,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "cores_used": round(cpu / wall, 2),
+        "peak_rss_mb": round(rss),
+        "tree_peak_mb": round(tree),
+        "stages": {k: round(v, 2) for k, v in stages.items()},
+        "outside_stages_s": round(wall - sum(stages.values()), 2),
+        "stages_cpu": {k: round(v, 2) for k, v in stage_cpu.items()},
+        "run_artifacts_mb": round(stored / 2**20, 1),
+        "output_mb": round(output / 2**20, 1),
+        "load": [round(load_before, 1), round(load_after, 1)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "clv-train-bench")
+    parser.add_argument("--json", type=Path, help="append each size's result to this JSON-lines file")
+    parser.add_argument("--label", default="", help="a tag written with each result (e.g. before / after)")
+    parser.add_argument("--code", type=Path, help="run the job of this checkout (default: this one)")
+    parser.add_argument("--extra-config", default="", help="YAML appended to the benchmark config")
+    parser.add_argument("--floor", help=argparse.SUPPRESS)
+    parser.add_argument("--train", type=Path, help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.train:
+        sys.exit(_train_child(rest, args.train))
+    if args.floor:
+        _floor_child(args.floor)
+        return
+    from benchmarks.feed import generate
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    for rows in args.sizes:
+        feed = args.data_dir / f"feed-{rows}.parquet"
+        if not feed.exists():
+            generate(feed, rows)
+        result = run_train(feed.resolve(), args.extra_config, args.code)
+        floor = prepare_floor(feed.resolve())
+        stages, stages_cpu = result["stages"], result["stages_cpu"]
+        assert isinstance(stages, dict)
+        assert isinstance(stages_cpu, dict)
+        result = {"label": args.label, "rows": rows, **result, "prepare_floor_s": round(floor["seconds"], 2)}
+        result["prepare_floor_cpu_s"] = round(floor["cpu_s"], 2)
+        result["prepare_over_floor"] = round(stages["prepare"] / floor["seconds"], 2)
+        result["prepare_over_floor_cpu"] = round(stages_cpu["prepare"] / floor["cpu_s"], 2)
+        line = json.dumps(result)
+        print(line, flush=True)
+        if args.json:
+            with args.json.open("a") as out:
+                out.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
