@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +16,9 @@ import pytest
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
-from pipeline.config import PrepareConfig
+from pipeline.config import EngineConfig, PrepareConfig
+from pipeline.engines import Source, open_engine
+from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.monitor import (
     RETRAIN_EXIT_CODE,
     Check,
@@ -66,13 +67,17 @@ def simulate(rate_after: float = 1.0, spend_after: float = 1.0, customers: int =
 
 
 def run(feed: pd.DataFrame) -> Monitoring:
-    relation = duckdb.connect().from_df(feed)
+    engine = open_engine(EngineConfig())
+    assert isinstance(engine, DuckDBEngine)
+    source = Source("simulated feed", "", None, handle=engine.connection.from_df(feed))
     config = PrepareConfig(period="day", time_unit="week", calibration_end=T0)
     # training's own numbers for the same model on the history up to T0 (its holdout's churn AUC)
     reference = Reference(
         observation_end=T0, churn_auc=0.80, rows_in=int((feed["timestamp"] <= pd.Timestamp(T0)).sum())
     )
-    return monitor(TRUE, relation, config, reference, 1 / 7, MonitorConfig(period_days=28, stale_after=2), last=END)
+    return monitor(
+        TRUE, engine, source, config, reference, 1 / 7, MonitorConfig(period_days=28, stale_after=2), last=END
+    )
 
 
 @pytest.fixture(scope="module")
