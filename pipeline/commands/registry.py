@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pipeline.errors import ConfigError, InputError
-from pipeline.recorder import store
+from pipeline.recorder import listing, store
 
 __all__ = ["Promotion", "compare_lines", "model_lines", "promote"]
 
@@ -41,7 +41,7 @@ def compare_lines(experiment: str, limit: int) -> list[str]:
     """Recent training runs side by side, as text lines (header first)."""
     if limit < 1:
         raise ConfigError("--limit must be at least 1")
-    rows = store.recent_runs(experiment, limit)
+    rows = listing.recent_runs(experiment, limit)
     header = f"{'run':<8} {'started':<16} {'status':<9} {'ver':>3} {'gate':<5} {'data':<12} "
     lines = [header + " ".join(f"{k:>{max(len(k), 9)}}" for k in COMPARED) + "  note"]
     for row in rows:
@@ -59,7 +59,7 @@ def compare_lines(experiment: str, limit: int) -> list[str]:
 def model_lines(name: str) -> list[str]:
     """Registered versions with aliases, gate results and metrics, as text lines (header first)."""
     _check_name(name)
-    rows = store.model_versions(name)
+    rows = listing.model_versions(name)
     if not rows:
         return [f"clv models: no versions of {name!r}"]
     lines = [f"{'version':>7}  {'aliases':<14} {'gate':<5} {'revenue_mae':>11} {'churn_auc':>9}  {'data':<12} run"]
