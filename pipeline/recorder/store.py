@@ -31,7 +31,7 @@ import models
 from models.bundle import CLVModelParams
 from models.contract import check_customer_summary, required_columns
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, model_signature, write_params
-from pipeline import stop
+from pipeline import faults, stop
 from pipeline.champion import ChampionParams
 from pipeline.errors import InputError, TrackingUnavailableError
 from pipeline.recorder import names as names_module
@@ -58,12 +58,15 @@ def tracking_uri() -> str:
 
 
 @contextlib.contextmanager
-def _store_errors(action: str, stop_after: bool = True) -> Iterator[None]:
+def _store_errors(action: str, stop_after: bool = True, *, writes: bool = True) -> Iterator[None]:
     """A call to the store: its errors become TrackingUnavailableError, and a SIGTERM during it waits
     until it is done (a write cut in the middle can leave the store unable to end the run);
-    ``stop_after`` stops right after the call instead of at the next checkpoint."""
+    ``stop_after`` stops right after the call instead of at the next checkpoint. A call that ``writes``
+    is one step of :mod:`pipeline.faults` (inert unless a test sets a plan)."""
     with stop.deferred():
         try:
+            if writes:
+                faults.write_step(action)
             yield
         except TrackingUnavailableError:
             raise
@@ -102,12 +105,12 @@ def _use_store() -> str:
 def connect(experiment: str) -> str:
     """Point MLflow at the store, check it answers, and return the experiment id (created if new)."""
     uri = _use_store()
-    with _store_errors("open the experiment"):
+    with _store_errors("open the experiment", writes=False):
         found = mlflow.get_experiment_by_name(experiment)
-        if found is not None:
-            return str(found.experiment_id)
-        location = _sqlite_artifact_location(uri)
-        return str(mlflow.create_experiment(experiment, artifact_location=location))
+    if found is not None:
+        return str(found.experiment_id)
+    with _store_errors("create the experiment"):
+        return str(mlflow.create_experiment(experiment, artifact_location=_sqlite_artifact_location(uri)))
 
 
 @contextlib.contextmanager
@@ -250,7 +253,7 @@ def load_scoring_model(model_uri: str) -> tuple[CLVModel, str]:
     if not model_uri.startswith(("models:/", "runs:/")):
         raise InputError(f"--model-uri {model_uri}: only models:/ and runs:/ URIs from the tracking store are allowed")
     _use_store()
-    with _store_errors(f"load {model_uri}"):
+    with _store_errors(f"load {model_uri}", writes=False):
         try:
             loaded = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
@@ -266,7 +269,7 @@ def load_scoring_model(model_uri: str) -> tuple[CLVModel, str]:
 def recent_runs(experiment: str, limit: int) -> list[dict[str, Any]]:
     """The latest runs of ``experiment``, newest first, with tags, key metrics and rerun detection."""
     _use_store()
-    with _store_errors(f"read experiment {experiment}"):
+    with _store_errors(f"read experiment {experiment}", writes=False):
         found = mlflow.get_experiment_by_name(experiment)
         if found is None:
             raise InputError(f"no experiment named {experiment!r} in {tracking_uri()}")
@@ -302,7 +305,7 @@ def model_versions(name: str) -> list[dict[str, Any]]:
     """Every version of ``name``, newest first, with its aliases, gate tags and key run metrics."""
     _use_store()
     client = MlflowClient()
-    with _store_errors(f"list versions of {name}"):
+    with _store_errors(f"list versions of {name}", writes=False):
         versions = client.search_model_versions(f"name='{name}'")
         if not versions:
             return []
@@ -328,7 +331,7 @@ def model_versions(name: str) -> list[dict[str, Any]]:
 def version_passed_gate(name: str, version: int) -> bool:
     """Whether ``version`` of ``name`` is tagged as having passed its validation gate."""
     _use_store()
-    with _store_errors(f"read {name} version {version}"):
+    with _store_errors(f"read {name} version {version}", writes=False):
         try:
             found = MlflowClient().get_model_version(name, str(version))
         except MlflowException as exc:
@@ -345,7 +348,7 @@ def champion_calibration_params(name: str, alias: str) -> ChampionParams | None:
     if version is None:
         return None
     client = MlflowClient()
-    with _store_errors(f"read the run of {name} version {version}"):
+    with _store_errors(f"read the run of {name} version {version}", writes=False):
         found = client.get_model_version(name, str(version))
         try:
             run = client.get_run(found.run_id) if found.run_id else None
@@ -367,7 +370,7 @@ def champion_calibration_params(name: str, alias: str) -> ChampionParams | None:
 
 def alias_version(name: str, alias: str) -> int | None:
     """The version ``alias`` points to, or None when the model or the alias does not exist."""
-    with _store_errors(f"read alias {alias}"):
+    with _store_errors(f"read alias {alias}", writes=False):
         try:
             return int(MlflowClient().get_model_version_by_alias(name, alias).version)
         except MlflowException as exc:
