@@ -45,6 +45,9 @@ def test_plan_from_the_environment() -> None:
     env = os.environ | {faults.ENV_AT: "7:sigkill", faults.ENV_TRACE: "t.txt"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["7", "sigkill", "t.txt"]
+    env = os.environ | {faults.ENV_AT: "log the model"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["log", "the", "model", "raise", "None"]
     clean = {k: v for k, v in os.environ.items() if k not in (faults.ENV_AT, faults.ENV_TRACE)}
     done = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["None"]
@@ -147,3 +150,11 @@ def test_text_is_replaced_whole(tmp_path: Path, plan: None) -> None:
     faults.install(None)
     assert write_text(path, "new").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_a_write_named_in_the_plan_fails_once(plan: None) -> None:
+    faults.install(faults.FaultPlan("move alias champion", "raise", None))
+    faults.write_step("register the model")
+    with pytest.raises(faults.InjectedFaultError, match=r"at write 2 \(move alias champion\)"):
+        faults.write_step("move alias champion")
+    faults.write_step("move alias champion")
