@@ -191,4 +191,5 @@ def test_a_stop_at_every_write_keeps_the_registry_consistent(
 
     with ThreadPoolExecutor(WORKERS) as pool:
         problems = [p for share in pool.map(run_share, range(WORKERS)) for p in share]
+    print(f"{signal}: {len(steps)} writes stopped at, {len(problems)} broken invariants")
     assert not problems, "\n".join(problems)
