@@ -132,3 +132,34 @@ def test_spend_and_frequency_correlation_is_tagged_and_warned(
     else:
         assert abs(correlation) <= 0.3
         assert (tag, warnings) == ("ok", [])
+
+
+@pytest.mark.slow
+def test_the_production_refit_is_gated_on_its_mcmc_diagnostics_at_the_default_limits(tmp_path: Path) -> None:
+    """An MCMC training with every default (2 chains x 500 draws; r-hat <= 1.05, ESS >= 100, no divergence):
+    the full-history refit's diagnostics are gate checks of their own, recorded on the run and the version."""
+    (tmp_path / "mcmc.yaml").write_text("data: {source: cdnow_sample}\nfit: {method: mcmc}\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run(
+        [str(clv_command()), "train", "--config", "mcmc.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version("clv", "1")
+    run = client.get_run(version.run_id)
+    metrics, tags = run.data.metrics, run.data.tags
+    checks = {
+        "production_mcmc_max_rhat_lower_than_1.05": metrics["production_mcmc_max_rhat"] <= 1.05,
+        "production_mcmc_min_ess_bulk_higher_than_100": metrics["production_mcmc_min_ess_bulk"] >= 100,
+        "production_mcmc_min_ess_tail_higher_than_100": metrics["production_mcmc_min_ess_tail"] >= 100,
+        "production_mcmc_divergences_lower_than_0": metrics["production_mcmc_divergences"] <= 0,
+    }
+    assert checks == dict.fromkeys(checks, True)
+    assert {name: tags[f"gate.{name}"] for name in checks} == dict.fromkeys(checks, "pass")
+    assert all(f"gate.{name}" in version.tags for name in checks)  # the version carries its production checks
