@@ -20,8 +20,7 @@ from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# MLflow prints "View run ... at: <tracking URI>" when a run ends on a server, credentials included (found by
-# tests/pipeline/test_secrets_scan.py); the job prints its own, masked, summary instead.
+# MLflow's "View run at <tracking URI>" line would print the URI's password (tests/pipeline/test_secrets_scan.py).
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import mlflow
@@ -62,10 +61,9 @@ def tracking_uri() -> str:
 
 @contextlib.contextmanager
 def _store_errors(action: str, stop_after: bool = True, *, writes: bool = True) -> Iterator[None]:
-    """A call to the store: its errors become TrackingUnavailableError, and a SIGTERM during it waits
-    until it is done (a write cut in the middle can leave the store unable to end the run);
-    ``stop_after`` stops right after the call instead of at the next checkpoint. A call that ``writes``
-    is one step of :mod:`pipeline.faults` (inert unless a test sets a plan)."""
+    """A call to the store: its errors become TrackingUnavailableError, and a SIGTERM during it waits until it
+    is done (a write cut in the middle can leave the store unable to end the run); ``stop_after`` stops right
+    after the call instead of at the next checkpoint. A call that ``writes`` is a :mod:`pipeline.faults` step."""
     with stop.deferred():
         try:
             if writes:
@@ -110,10 +108,9 @@ def connect(experiment: str) -> str:
     uri = _use_store()
     with _store_errors("open the experiment", writes=False):
         found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return str(found.experiment_id)
-    with _store_errors("create the experiment"):
-        return str(mlflow.create_experiment(experiment, artifact_location=_sqlite_artifact_location(uri)))
+    with _store_errors("create the experiment", writes=found is None):
+        location = _sqlite_artifact_location(uri)
+        return str(found.experiment_id if found else mlflow.create_experiment(experiment, location))
 
 
 @contextlib.contextmanager
