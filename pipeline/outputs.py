@@ -1,10 +1,17 @@
-"""The output edge: write the job's tables and summary JSON to local files."""
+"""The output edge: write the job's tables and summary JSON to local files.
+
+Every file is written under a hidden temporary name beside its target (``.<name>.<pid>.tmp``) and renamed
+over the target only once complete: a job stopped mid-write leaves the previous file (or none), never a
+truncated one that looks complete. A SIGKILL can leave the temporary file behind; nothing reads it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +21,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import faults
 from pipeline.engines.prepared import QuarantinedRows
 from pipeline.errors import InputError
+
+__all__ = ["TableWriter", "write_relation", "write_summary", "write_tables", "write_text"]
 
 
 def _writable_dir(directory: Path) -> Path:
@@ -34,14 +44,47 @@ def _write_errors(path: Path) -> Iterator[None]:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _publish(temporary: Path, path: Path) -> None:
+    """Rename the finished file over ``path`` (atomic for a file; a Parquet folder replaces the old one)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """Yield the temporary path to write; publish it as ``path`` when the block ends, remove it if it raises."""
+    temporary = _temporary(path)
+    _remove(temporary)
+    try:
+        with _write_errors(path):
+            yield temporary
+            _publish(temporary, path)
+    except BaseException:
+        _remove(temporary)
+        raise
+
+
 def write_tables(directory: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
     """Write each table as ``<name>.parquet`` in ``directory``."""
     target = _writable_dir(directory)
     written = []
     for name, frame in tables.items():
         path = target / f"{name}.parquet"
-        with _write_errors(path):
-            frame.to_parquet(path, index=False)
+        with _atomic(path) as temporary:
+            faults.write_step(f"write {path.name}")
+            frame.to_parquet(temporary, index=False)
         written.append(path)
     return written
 
@@ -50,13 +93,18 @@ def write_relation(relation: QuarantinedRows | duckdb.DuckDBPyRelation, path: Pa
     """Write a (lazy) DuckDB relation as Parquet; DuckDB streams it without building a pandas frame.
     Spark rows become a Parquet folder written by the executors."""
     _writable_dir(path.parent)
-    with _write_errors(path):
-        relation.write_parquet(str(path))
+    with _atomic(path) as temporary:
+        faults.write_step(f"write {path.name}")
+        relation.write_parquet(str(temporary))
     return path
 
 
 class TableWriter:
-    """Write a table chunk by chunk to Parquet or CSV (chosen by the file's suffix)."""
+    """Write a table chunk by chunk to Parquet or CSV (chosen by the file's suffix).
+
+    The chunks go to a temporary file that becomes ``path`` when the ``with`` block ends without an error;
+    on an error (or a stop) it is removed and ``path`` keeps what it held before.
+    """
 
     SUFFIXES = (".parquet", ".csv")
 
@@ -65,28 +113,47 @@ class TableWriter:
             raise InputError(f"--output {path}: the file must end in .parquet or .csv")
         _writable_dir(path.parent)
         self.path = path
+        self.temporary = _temporary(path)
         self.rows = 0
         self._parquet: pq.ParquetWriter | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
-        if self.path.suffix.lower() == ".csv":
-            frame.to_csv(self.path, mode="w" if self.rows == 0 else "a", header=self.rows == 0, index=False)
-        else:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, table.schema)
-            self._parquet.write_table(table)
+        with _write_errors(self.path):
+            faults.write_step(f"write {self.path.name} from row {self.rows}")
+            if self.path.suffix.lower() == ".csv":
+                frame.to_csv(self.temporary, mode="w" if self.rows == 0 else "a", header=self.rows == 0, index=False)
+            else:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if self._parquet is None:
+                    self._parquet = pq.ParquetWriter(self.temporary, table.schema)
+                self._parquet.write_table(table)
         self.rows += len(frame)
 
     def close(self) -> None:
+        """Finish the file and publish it as ``path`` (nothing is written for an empty table)."""
+        with _write_errors(self.path):
+            if self._parquet is not None:
+                self._parquet.close()
+                self._parquet = None
+            if self.temporary.exists():
+                _publish(self.temporary, self.path)
+
+    def discard(self) -> None:
         if self._parquet is not None:
-            self._parquet.close()
+            with contextlib.suppress(Exception):
+                self._parquet.close()
+            self._parquet = None
+        _remove(self.temporary)
 
     def __enter__(self) -> TableWriter:
+        _remove(self.temporary)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.discard()
 
 
 def _json_safe(value: Any) -> Any:
@@ -101,13 +168,11 @@ def _json_safe(value: Any) -> Any:
 
 def write_text(path: Path, text: str) -> Path:
     _writable_dir(path.parent)
-    with _write_errors(path):
-        path.write_text(text, encoding="utf-8")
+    with _atomic(path) as temporary:
+        faults.write_step(f"write {path.name}")
+        temporary.write_text(text, encoding="utf-8")
     return path
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> Path:
-    _writable_dir(path.parent)
-    with _write_errors(path):
-        path.write_text(json.dumps(_json_safe(summary), indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_text(path, json.dumps(_json_safe(summary), indent=2) + "\n")

@@ -13,8 +13,9 @@ from typing import Any
 MASK = "***"
 _SECRET_KEY = re.compile(r"(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|credential)", re.I)
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s'\"]+):[^@/\s'\"]+@")
-_PAIR = re.compile(
-    r"(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\b\s*[=:]\s*)"
+_PAIR = re.compile(  # the key may be dotted or prefixed: spark.hadoop.fs.s3a.secret.key, db_password, x-api-key
+    r"(?P<key>(?<![\w.-])[\w.-]*?(?<![a-zA-Z])(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)"
+    r"(?![a-zA-Z])[\w.-]*\s*[=:]\s*)"
     r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s;&,)'\"]+)",
     re.I,
 )

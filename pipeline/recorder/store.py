@@ -20,6 +20,8 @@ from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow's "View run at <tracking URI>" line would print the URI's password (tests/pipeline/test_secrets_scan.py).
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import mlflow
 import pandas as pd
@@ -31,7 +33,7 @@ import models
 from models.bundle import CLVModelParams
 from models.contract import check_customer_summary, required_columns
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, model_signature, write_params
-from pipeline import stop
+from pipeline import faults, stop
 from pipeline.champion import ChampionParams
 from pipeline.errors import InputError, TrackingUnavailableError
 from pipeline.recorder import names as names_module
@@ -58,12 +60,14 @@ def tracking_uri() -> str:
 
 
 @contextlib.contextmanager
-def _store_errors(action: str, stop_after: bool = True) -> Iterator[None]:
-    """A call to the store: its errors become TrackingUnavailableError, and a SIGTERM during it waits
-    until it is done (a write cut in the middle can leave the store unable to end the run);
-    ``stop_after`` stops right after the call instead of at the next checkpoint."""
+def _store_errors(action: str, stop_after: bool = True, *, writes: bool = True) -> Iterator[None]:
+    """A call to the store: its errors become TrackingUnavailableError, and a SIGTERM during it waits until it
+    is done (a write cut in the middle can leave the store unable to end the run); ``stop_after`` stops right
+    after the call instead of at the next checkpoint. A call that ``writes`` is a :mod:`pipeline.faults` step."""
     with stop.deferred():
         try:
+            if writes:
+                faults.write_step(action)
             yield
         except TrackingUnavailableError:
             raise
@@ -102,12 +106,11 @@ def _use_store() -> str:
 def connect(experiment: str) -> str:
     """Point MLflow at the store, check it answers, and return the experiment id (created if new)."""
     uri = _use_store()
-    with _store_errors("open the experiment"):
+    with _store_errors("open the experiment", writes=False):
         found = mlflow.get_experiment_by_name(experiment)
-        if found is not None:
-            return str(found.experiment_id)
+    with _store_errors("create the experiment", writes=found is None):
         location = _sqlite_artifact_location(uri)
-        return str(mlflow.create_experiment(experiment, artifact_location=location))
+        return str(found.experiment_id if found else mlflow.create_experiment(experiment, location))
 
 
 @contextlib.contextmanager
@@ -250,7 +253,7 @@ def load_scoring_model(model_uri: str) -> tuple[CLVModel, str]:
     if not model_uri.startswith(("models:/", "runs:/")):
         raise InputError(f"--model-uri {model_uri}: only models:/ and runs:/ URIs from the tracking store are allowed")
     _use_store()
-    with _store_errors(f"load {model_uri}"):
+    with _store_errors(f"load {model_uri}", writes=False):
         try:
             loaded = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
@@ -266,7 +269,7 @@ def load_scoring_model(model_uri: str) -> tuple[CLVModel, str]:
 def version_passed_gate(name: str, version: int) -> bool:
     """Whether ``version`` of ``name`` is tagged as having passed its validation gate."""
     _use_store()
-    with _store_errors(f"read {name} version {version}"):
+    with _store_errors(f"read {name} version {version}", writes=False):
         try:
             found = MlflowClient().get_model_version(name, str(version))
         except MlflowException as exc:
@@ -283,7 +286,7 @@ def champion_calibration_params(name: str, alias: str) -> ChampionParams | None:
     if version is None:
         return None
     client = MlflowClient()
-    with _store_errors(f"read the run of {name} version {version}"):
+    with _store_errors(f"read the run of {name} version {version}", writes=False):
         found = client.get_model_version(name, str(version))
         try:
             run = client.get_run(found.run_id) if found.run_id else None
@@ -305,7 +308,7 @@ def champion_calibration_params(name: str, alias: str) -> ChampionParams | None:
 
 def alias_version(name: str, alias: str) -> int | None:
     """The version ``alias`` points to, or None when the model or the alias does not exist."""
-    with _store_errors(f"read alias {alias}"):
+    with _store_errors(f"read alias {alias}", writes=False):
         try:
             return int(MlflowClient().get_model_version_by_alias(name, alias).version)
         except MlflowException as exc:
@@ -321,7 +324,7 @@ def model_record(model_uri: str) -> dict[str, Any]:
     name, _, alias = model_uri.removeprefix("models:/").partition("@")
     name, _, number = name.partition("/")
     client = MlflowClient()
-    with _store_errors(f"read {model_uri}"):
+    with _store_errors(f"read {model_uri}", writes=False):
         try:
             found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
             run = client.get_run(str(found.run_id))
@@ -348,7 +351,7 @@ def tagged_python_model(model_uri: str, key: str, value: str) -> Any:
     """The python model of the registered version ``models:/name/version`` or ``models:/name@alias`` names
     when its tag ``key`` is ``value``; None otherwise (another kind of model, or not a ``models:/`` URI)."""
     name, _, version = model_uri.removeprefix("models:/").partition("/")
-    with _store_errors(f"load {model_uri}"), contextlib.suppress(MlflowException):
+    with _store_errors(f"load {model_uri}", writes=False), contextlib.suppress(MlflowException):
         client, (name, _, alias) = MlflowClient(_use_store()), name.partition("@")
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         if model_uri.startswith("models:/") and found.tags.get(key) == value:

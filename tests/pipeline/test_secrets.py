@@ -16,6 +16,9 @@ from pipeline.secrets import MASK, mask, mask_text
         ("s3://bucket/key?token=abc123&x=1", "s3://bucket/key?token=***&x=1"),
         ("api_key: 'XYZ'", "api_key: ***"),
         ("plain/path/orders.csv", "plain/path/orders.csv"),
+        ("    spark.hadoop.fs.s3a.secret.key: S3SECRET", "    spark.hadoop.fs.s3a.secret.key: ***"),
+        ("db_password=pw; x-api-key: abc", "db_password=***; x-api-key: ***"),
+        ("max_tokens: 5, tokenizer: bpe, pwdir: x", "max_tokens: 5, tokenizer: bpe, pwdir: x"),
     ],
 )
 def test_mask_text(text: str, masked: str) -> None:
