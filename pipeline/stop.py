@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-MESSAGE = "terminated by SIGTERM; the run was marked FAILED and the registry left as it was"
+MESSAGE = (
+    "terminated by SIGTERM; an unfinished run is marked FAILED, and the champion alias is unchanged unless the "
+    "stop came while it was being moved (the last step)"
+)
 
 
 class Terminated(BaseException):
