@@ -72,7 +72,7 @@ def test_cdnow_stays_healthy_and_is_recorded(early: Store) -> None:
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(early.uri)
+    client = MlflowClient(early.uri, registry_uri=early.uri)
     experiment = client.get_experiment_by_name("clv-monitor")
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id], filter_string="tags.run_type = 'monitor'")

@@ -56,7 +56,7 @@ def test_whatif_on_the_champion(registry: Registry, tmp_path: Path) -> None:
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(registry.uri)
+    client = MlflowClient(registry.uri, registry_uri=registry.uri)
     experiment = client.get_experiment_by_name("clv-whatif")
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id], filter_string="tags.run_type = 'whatif'", max_results=1)

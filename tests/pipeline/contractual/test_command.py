@@ -96,6 +96,7 @@ def test_pyfunc_scores_equal_the_training_scores(trained: Trained, monkeypatch: 
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
     mlflow.set_tracking_uri(trained.uri)
+    mlflow.set_registry_uri(trained.uri)  # an earlier test in this process may have pointed the registry elsewhere
     scores = _training_scores(trained)
     assert len(scores) > 1000
     model = mlflow.pyfunc.load_model("models:/subscriptions@champion")

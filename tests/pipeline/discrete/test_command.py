@@ -63,6 +63,7 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # an earlier test in this process may have pointed the registry elsewhere
     model = mlflow.pyfunc.load_model("models:/donors@champion")
     predicted = model.predict(scores[["customer_id", "frequency", "recency", "n_periods"]])
     assert predicted["customer_id"].tolist() == scores["customer_id"].tolist()
