@@ -15,8 +15,8 @@ __all__ = ["model_versions", "recent_runs"]
 
 def recent_runs(experiment: str, limit: int) -> list[dict[str, Any]]:
     """The latest runs of ``experiment``, newest first, with tags, key metrics and rerun detection."""
-    store._use_store()
-    with store._store_errors(f"read experiment {experiment}", writes=False):
+    store.use_store()
+    with store.store_errors(f"read experiment {experiment}", writes=False):
         found = mlflow.get_experiment_by_name(experiment)
         if found is None:
             raise InputError(f"no experiment named {experiment!r} in {store.tracking_uri()}")
@@ -50,9 +50,9 @@ def recent_runs(experiment: str, limit: int) -> list[dict[str, Any]]:
 
 def model_versions(name: str) -> list[dict[str, Any]]:
     """Every version of ``name``, newest first, with its aliases, gate tags and key run metrics."""
-    store._use_store()
+    store.use_store()
     client = MlflowClient()
-    with store._store_errors(f"list versions of {name}", writes=False):
+    with store.store_errors(f"list versions of {name}", writes=False):
         versions = client.search_model_versions(f"name='{name}'")
         if not versions:
             return []

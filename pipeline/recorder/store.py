@@ -60,7 +60,7 @@ def tracking_uri() -> str:
 
 
 @contextlib.contextmanager
-def _store_errors(action: str, stop_after: bool = True, *, writes: bool = True) -> Iterator[None]:
+def store_errors(action: str, stop_after: bool = True, *, writes: bool = True) -> Iterator[None]:
     """A call to the store: its errors become TrackingUnavailableError, and a SIGTERM during it waits until it
     is done (a write cut in the middle can leave the store unable to end the run); ``stop_after`` stops right
     after the call instead of at the next checkpoint. A call that ``writes`` is a :mod:`pipeline.faults` step."""
@@ -95,7 +95,7 @@ def _sqlite_artifact_location(uri: str) -> str | None:
     return (database.parent / DEFAULT_ARTIFACTS).resolve().as_uri()
 
 
-def _use_store() -> str:
+def use_store() -> str:
     """Point MLflow's tracking and registry at the configured store; return its URI."""
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
@@ -105,10 +105,10 @@ def _use_store() -> str:
 
 def connect(experiment: str) -> str:
     """Point MLflow at the store, check it answers, and return the experiment id (created if new)."""
-    uri = _use_store()
-    with _store_errors("open the experiment", writes=False):
+    uri = use_store()
+    with store_errors("open the experiment", writes=False):
         found = mlflow.get_experiment_by_name(experiment)
-    with _store_errors("create the experiment", writes=found is None):
+    with store_errors("create the experiment", writes=found is None):
         location = _sqlite_artifact_location(uri)
         return str(found.experiment_id if found else mlflow.create_experiment(experiment, location))
 
@@ -120,7 +120,7 @@ def run(experiment_id: str | None, run_name: str | None = None, nested: bool = F
     A SIGTERM while MLflow starts the run stops the job only once the block below can end it
     (:mod:`pipeline.stop`), so the run never stays RUNNING.
     """
-    with _store_errors("start a run", stop_after=False):
+    with store_errors("start a run", stop_after=False):
         active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested)
     status = "FAILED"
     try:
@@ -128,7 +128,7 @@ def run(experiment_id: str | None, run_name: str | None = None, nested: bool = F
         yield active.info.run_id
         status = "FINISHED"
     finally:
-        with _store_errors("end the run", stop_after=False):
+        with store_errors("end the run", stop_after=False):
             mlflow.end_run(status=status)
 
 
@@ -149,24 +149,24 @@ def _flatten(prefix: str, value: Any) -> dict[str, str]:
 
 def log_config(config: dict[str, Any], config_yaml: str) -> None:
     """The config as params and as ``config.yaml``, with credentials masked."""
-    with _store_errors("log the config"):
+    with store_errors("log the config"):
         mlflow.log_params(_flatten("", mask(config)))
         mlflow.log_text(mask_text(config_yaml), "config.yaml")
 
 
 def set_tags(tags: dict[str, Any]) -> None:
-    with _store_errors("set tags"):
+    with store_errors("set tags"):
         mlflow.set_tags({k: mask_text(str(v)) for k, v in tags.items()})
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    with _store_errors("log metrics"):
+    with store_errors("log metrics"):
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
     """Log a DataFrame as Parquet (``.parquet``) or CSV (``.csv``) under ``artifact_path``."""
-    with tempfile.TemporaryDirectory() as tmp, _store_errors(f"log {artifact_path}"):
+    with tempfile.TemporaryDirectory() as tmp, store_errors(f"log {artifact_path}"):
         local = Path(tmp) / Path(artifact_path).name
         if local.suffix == ".csv":
             frame.to_csv(local, index=False)
@@ -177,7 +177,7 @@ def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
 
 def log_file(path: Path, artifact_dir: str) -> None:
     """Log a file, or a folder (a Parquet dataset written by Spark) under its own name."""
-    with _store_errors(f"log {artifact_dir}/{path.name}"):
+    with store_errors(f"log {artifact_dir}/{path.name}"):
         if path.is_dir():
             mlflow.log_artifacts(str(path), f"{artifact_dir}/{path.name}")
         else:
@@ -185,17 +185,17 @@ def log_file(path: Path, artifact_dir: str) -> None:
 
 
 def log_text(text: str, artifact_path: str) -> None:
-    with _store_errors(f"log {artifact_path}"):
+    with store_errors(f"log {artifact_path}"):
         mlflow.log_text(text, artifact_path)
 
 
 def log_dict(data: dict[str, Any], artifact_path: str) -> None:
-    with _store_errors(f"log {artifact_path}"):
+    with store_errors(f"log {artifact_path}"):
         mlflow.log_dict(data, artifact_path)
 
 
 def log_figure(figure: Figure, artifact_path: str) -> None:
-    with _store_errors(f"log {artifact_path}"):
+    with store_errors(f"log {artifact_path}"):
         mlflow.log_figure(figure, artifact_path)
 
 
@@ -212,7 +212,7 @@ def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) ->
     """
     package_dir = Path(models.__file__).parent
     example = check_customer_summary(example, spend=model.has_spend).loc[:, list(required_columns(model.has_spend))]
-    with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
+    with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"):
         params = write_params(model, Path(tmp) / "params.json")
         config = Path(tmp) / "config.yaml"
         config.write_text(mask_text(config_yaml), encoding="utf-8")
@@ -232,13 +232,13 @@ def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) ->
 def register(model_uri: str, name: str, tags: dict[str, str]) -> int:
     # MLflow prints "Successfully registered model ..." and "Created version ..." itself (on stderr, not
     # through its logger): the job reports the registration in its own summary instead.
-    with _store_errors("register the model"), contextlib.redirect_stderr(io.StringIO()):
+    with store_errors("register the model"), contextlib.redirect_stderr(io.StringIO()):
         version = mlflow.register_model(model_uri, name, tags=tags)
     return int(version.version)
 
 
 def set_alias(name: str, alias: str, version: int) -> None:
-    with _store_errors(f"move alias {alias}"):
+    with store_errors(f"move alias {alias}"):
         MlflowClient().set_registered_model_alias(name, alias, str(version))
 
 
@@ -252,8 +252,8 @@ def load_scoring_model(model_uri: str) -> tuple[CLVModel, str]:
     """
     if not model_uri.startswith(("models:/", "runs:/")):
         raise InputError(f"--model-uri {model_uri}: only models:/ and runs:/ URIs from the tracking store are allowed")
-    _use_store()
-    with _store_errors(f"load {model_uri}", writes=False):
+    use_store()
+    with store_errors(f"load {model_uri}", writes=False):
         try:
             loaded = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
@@ -268,8 +268,8 @@ def load_scoring_model(model_uri: str) -> tuple[CLVModel, str]:
 
 def version_passed_gate(name: str, version: int) -> bool:
     """Whether ``version`` of ``name`` is tagged as having passed its validation gate."""
-    _use_store()
-    with _store_errors(f"read {name} version {version}", writes=False):
+    use_store()
+    with store_errors(f"read {name} version {version}", writes=False):
         try:
             found = MlflowClient().get_model_version(name, str(version))
         except MlflowException as exc:
@@ -286,7 +286,7 @@ def champion_calibration_params(name: str, alias: str) -> ChampionParams | None:
     if version is None:
         return None
     client = MlflowClient()
-    with _store_errors(f"read the run of {name} version {version}", writes=False):
+    with store_errors(f"read the run of {name} version {version}", writes=False):
         found = client.get_model_version(name, str(version))
         try:
             run = client.get_run(found.run_id) if found.run_id else None
@@ -308,7 +308,7 @@ def champion_calibration_params(name: str, alias: str) -> ChampionParams | None:
 
 def alias_version(name: str, alias: str) -> int | None:
     """The version ``alias`` points to, or None when the model or the alias does not exist."""
-    with _store_errors(f"read alias {alias}", writes=False):
+    with store_errors(f"read alias {alias}", writes=False):
         try:
             return int(MlflowClient().get_model_version_by_alias(name, alias).version)
         except MlflowException as exc:
@@ -320,11 +320,11 @@ def alias_version(name: str, alias: str) -> int | None:
 def model_record(model_uri: str) -> dict[str, Any]:
     """The registered version behind ``models:/NAME@ALIAS`` or ``models:/NAME/N``: ``name``, ``version``,
     ``run_id``, and its training run's ``tags``, ``metrics`` and ``ledger`` (``ledger.json``: its data's dates)."""
-    _use_store()
+    use_store()
     name, _, alias = model_uri.removeprefix("models:/").partition("@")
     name, _, number = name.partition("/")
     client = MlflowClient()
-    with _store_errors(f"read {model_uri}", writes=False):
+    with store_errors(f"read {model_uri}", writes=False):
         try:
             found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
             run = client.get_run(str(found.run_id))
@@ -340,7 +340,7 @@ def model_record(model_uri: str) -> dict[str, Any]:
 def log_code_model(code_file: str, params_path: Path, example: pd.DataFrame, config_yaml: str, signature: Any) -> str:
     """Log ``models/<code_file>`` as a models-from-code pyfunc (params JSON, config YAML); its URI."""
     package = Path(models.__file__).parent
-    with tempfile.TemporaryDirectory() as tmp, _store_errors("log the model"):
+    with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"):
         (config := Path(tmp) / "config.yaml").write_text(mask_text(config_yaml), encoding="utf-8")
         return str(mlflow.pyfunc.log_model(name="model", python_model=str(package / code_file), signature=signature,
             artifacts={PARAMS_ARTIFACT: str(params_path), CONFIG_ARTIFACT: str(config)}, input_example=example,
@@ -351,8 +351,8 @@ def tagged_python_model(model_uri: str, key: str, value: str) -> Any:
     """The python model of the registered version ``models:/name/version`` or ``models:/name@alias`` names
     when its tag ``key`` is ``value``; None otherwise (another kind of model, or not a ``models:/`` URI)."""
     name, _, version = model_uri.removeprefix("models:/").partition("/")
-    with _store_errors(f"load {model_uri}", writes=False), contextlib.suppress(MlflowException):
-        client, (name, _, alias) = MlflowClient(_use_store()), name.partition("@")
+    with store_errors(f"load {model_uri}", writes=False), contextlib.suppress(MlflowException):
+        client, (name, _, alias) = MlflowClient(use_store()), name.partition("@")
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         if model_uri.startswith("models:/") and found.tags.get(key) == value:
             return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
