@@ -137,9 +137,11 @@ def test_the_contest_is_unchanged_when_the_data_after_the_calibration_end_change
     )
     assert again.metrics() == contest.metrics()  # every bootstrap interval too: the same seed, the same draws
     assert again.reason == contest.reason
-    assert contest.importance is not None and again.importance is not None
+    assert contest.importance is not None
+    assert again.importance is not None
     pd.testing.assert_frame_equal(again.importance, contest.importance, check_exact=True)
-    assert contest.predictions is not None and again.predictions is not None
+    assert contest.predictions is not None
+    assert again.predictions is not None
     pd.testing.assert_frame_equal(again.predictions, contest.predictions, check_exact=True)
 
 
@@ -315,7 +317,8 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
         "is above the noise" in report
     )
     assert "<td>recency_ratio</td>" in report
-    assert "alt='contest_deciles'" in report and "alt='challenger_importance'" in report
+    assert "alt='contest_deciles'" in report
+    assert "alt='challenger_importance'" in report
     assert "The blend wins: challenger wins: Gini 0.75" in report
     assert "the registered model is BTYD (serving not built)" in report
     text = summary_text(result)
