@@ -312,9 +312,9 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     report = Path(client.download_artifacts(result.run_id, "report.html", str(tmp_path))).read_text(encoding="utf-8")
     assert "Champion/challenger contest" in report
     assert (
-        "The blend's Gini gain over BTYD +0.0314 (95% interval [+0.0235, +0.0405]) is above the noise; the winner's "
-        "(the blend) Gini margin over the best baseline (historical_clv) +0.0204 (95% interval [+0.0136, +0.0283]) "
-        "is above the noise" in report
+        "The blend&#39;s Gini gain over BTYD +0.0314 (95% interval [+0.0235, +0.0405]) is above the noise; the "
+        "winner&#39;s (the blend) Gini margin over the best baseline (historical_clv) +0.0204 (95% interval "
+        "[+0.0136, +0.0283]) is above the noise" in report
     )
     assert "<td>recency_ratio</td>" in report
     assert "alt='contest_deciles'" in report
