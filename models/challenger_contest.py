@@ -3,23 +3,28 @@
 The decision uses one holdout that neither contender saw. Guard-rails first (revenue MAE, predicted
 total, churn AUC), then the paired bootstrap over customers of the normalized-Gini gain: every draw
 resamples the customers once and scores every contender on that same resample, so the interval of the
-gain is the interval of a difference, not the overlap of two intervals. The ranking metrics follow the
-pipeline's validate stage (normalized Gini, top-k share); Spearman is left out (ties on zero-inflated
-revenue game it).
+gain is the interval of a difference, not the overlap of two intervals. The same draws give the intervals
+of every reported metric (Gini, top-10%/20% share, MAE, churn AUC; :mod:`models.contest_bootstrap`). The
+ranking metrics follow the pipeline's validate stage (normalized Gini, top-k share); Spearman is left out
+(ties on zero-inflated revenue game it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["ContestResult", "ContestRules", "contest", "normalized_gini", "top_share"]
+from models.contest_bootstrap import bootstrap_metrics, percentile_interval
+
+__all__ = ["INTERVAL_METRICS", "ContestResult", "ContestRules", "contest", "normalized_gini", "top_share"]
 
 FloatArray = NDArray[np.float64]
+INTERVAL_METRICS = ("gini", "top10_share", "top20_share", "mae", "churn_auc")
+"""The metrics with a bootstrap interval, in :attr:`ContestResult.intervals`."""
 
 
 def _gini_sum(actual: FloatArray, order: NDArray[np.intp], weights: FloatArray) -> float:
@@ -89,21 +94,38 @@ class ContestResult:
     best_baseline: str
     guard_rails: dict[str, bool]
     rules: ContestRules
+    top20_share: dict[str, float] = field(default_factory=dict)
+    baseline_mae: dict[str, float] = field(default_factory=dict)
+    """Revenue MAE of each baseline (reported, never a guard-rail)."""
+    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    """Metric (:data:`INTERVAL_METRICS`) -> contender -> its bootstrap interval; all from the same draws."""
+    winner_margin: float = float("nan")
+    """The winner's (the challenger if it wins, else the champion) Gini minus the best baseline's."""
+    winner_margin_interval: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def winner(self) -> str:
+        return "challenger" if self.challenger_wins else "champion"
 
     def as_metrics(self) -> dict[str, float]:
-        """Flat ``<metric>_<contender>`` numbers, for MLflow or a summary."""
+        """Flat ``<metric>_<contender>`` numbers, for MLflow or a summary; intervals as
+        ``<metric>_lower_<contender>`` and ``<metric>_upper_<contender>``."""
         out: dict[str, float] = {"challenger_wins": float(self.challenger_wins), "gini_gain": self.gini_gain}
         out["gini_gain_lower"], out["gini_gain_upper"] = self.gini_gain_interval
+        out["winner_margin"] = self.winner_margin
+        out["winner_margin_lower"], out["winner_margin_upper"] = self.winner_margin_interval
         for name, values in (
-            ("mae", self.mae),
+            ("mae", self.mae | self.baseline_mae),
             ("total_ratio", self.total_ratio),
             ("churn_auc", self.churn_auc),
             ("gini", self.gini),
             ("top10_share", self.top10_share),
+            ("top20_share", self.top20_share),
         ):
             out |= {f"{name}_{who}": v for who, v in values.items()}
-        for who, (low, high) in self.gini_interval.items():
-            out |= {f"gini_lower_{who}": low, f"gini_upper_{who}": high}
+        for metric, by in ({"gini": self.gini_interval} | self.intervals).items():
+            for who, (low, high) in by.items():
+                out |= {f"{metric}_lower_{who}": low, f"{metric}_upper_{who}": high}
         return out
 
 
@@ -111,22 +133,6 @@ def _auc(churned: NDArray[np.bool_], risk: FloatArray) -> float:
     if churned.all() or not churned.any():
         return float("nan")
     return float(roc_auc_score(churned, risk))
-
-
-def _bootstrap_ginis(
-    actual: FloatArray, scores: dict[str, FloatArray], draws: int, rng: np.random.Generator
-) -> dict[str, FloatArray]:
-    """Normalized Gini of each score on ``draws`` resamples of the customers (the same resamples for all)."""
-    n = len(actual)
-    orders = {name: _ranking(s) for name, s in scores.items()}
-    perfect = _ranking(actual)
-    out = {name: np.empty(draws) for name in scores}
-    for d in range(draws):
-        weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        best = _weighted_gini(actual, perfect, weights)
-        for name, order in orders.items():
-            out[name][d] = _weighted_gini(actual, order, weights) / best
-    return out
 
 
 def _guard_rails(
@@ -155,14 +161,17 @@ def _guard_rails(
 
 
 def _intervals(
-    y: FloatArray, scores: dict[str, FloatArray], chosen: ContestRules, rng: np.random.Generator
-) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
-    """Paired bootstrap intervals of every score's normalized Gini, and of the challenger's gain over the champion."""
-    boot = _bootstrap_ginis(y, scores, chosen.draws, rng)
-    tail = (1 - chosen.level) / 2 * 100
-    interval = {k: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for k, v in boot.items()}
-    gain = boot["challenger"] - boot["champion"]
-    return interval, (float(np.percentile(gain, tail)), float(np.percentile(gain, 100 - tail)))
+    y: FloatArray,
+    scores: dict[str, FloatArray],
+    churned: NDArray[np.bool_],
+    risks: dict[str, FloatArray],
+    chosen: ContestRules,
+    rng: np.random.Generator,
+) -> tuple[dict[str, dict[str, tuple[float, float]]], dict[str, FloatArray]]:
+    """Paired bootstrap intervals of every metric of every contender, and the per-draw normalized Ginis."""
+    boot = bootstrap_metrics(y, scores, churned, risks, chosen.draws, rng)
+    intervals = {m: {k: percentile_interval(v, chosen.level) for k, v in by.items()} for m, by in boot.items()}
+    return intervals, boot["gini"]
 
 
 def _accuracy(
@@ -188,6 +197,29 @@ def _noise(gain_point: float, gain_interval: tuple[float, float], chosen: Contes
         f"Gini gain {gain_point:+.4f} not above the noise: {chosen.level:.0%} interval "
         f"[{gain_interval[0]:+.4f}, {gain_interval[1]:+.4f}] includes 0 or lies below it"
     ]
+
+
+def _reason(gini: dict[str, float], gain_interval: tuple[float, float], failed: list[str], chosen: ContestRules) -> str:
+    if failed:
+        return "champion keeps: " + "; ".join(failed)
+    return (
+        f"challenger wins: Gini {gini['challenger']:.4f} vs {gini['champion']:.4f}, gain "
+        f"{gini['challenger'] - gini['champion']:+.4f} ({chosen.level:.0%} interval [{gain_interval[0]:+.4f}, "
+        f"{gain_interval[1]:+.4f}]), guard-rails hold"
+    )
+
+
+def _roles(champion: pd.DataFrame, challenger: pd.DataFrame) -> tuple[tuple[str, pd.DataFrame], ...]:
+    return (("champion", champion), ("challenger", challenger))
+
+
+def _margin(
+    gini: dict[str, float], boot: dict[str, FloatArray], winner: str, baseline: str, chosen: ContestRules
+) -> tuple[float, tuple[float, float]]:
+    """The winner's Gini minus the best baseline's, and the paired bootstrap interval of that difference."""
+    if not baseline:
+        return float("nan"), (float("nan"), float("nan"))
+    return gini[winner] - gini[baseline], percentile_interval(boot[winner] - boot[baseline], chosen.level)
 
 
 def contest(
@@ -219,33 +251,33 @@ def contest(
     }
     scores = contenders | {f"baseline_{k}": np.asarray(v, dtype=np.float64) for k, v in baselines.items()}
     mae, total_ratio, auc = _accuracy(actual, contenders, champion, challenger)
+    risks = {role: frame["churn_risk"].to_numpy(dtype=np.float64) for role, frame in _roles(champion, challenger)}
+    intervals, boot = _intervals(y, scores, actual["purchases"].to_numpy() <= 0, risks, chosen, rng)
+    gain_interval = percentile_interval(boot["challenger"] - boot["champion"], chosen.level)
     gini = {k: normalized_gini(y, v) for k, v in scores.items()}
-    top10 = {k: top_share(y, v, 0.10) for k, v in scores.items()}
-    interval, gain_interval = _intervals(y, scores, chosen, rng)
-    names = [k for k in scores if k.startswith("baseline_")]
-    best_baseline = max(names, key=lambda k: gini[k]) if names else ""
+    best_baseline = max((k for k in scores if k.startswith("baseline_")), key=lambda k: gini[k], default="")
     guards, failed = _guard_rails(mae, total_ratio, auc, chosen)
     gain_point = gini["challenger"] - gini["champion"]
     failed += _noise(gain_point, gain_interval, chosen)
-    wins = not failed
-    reason = (
-        f"challenger wins: Gini {gini['challenger']:.4f} vs {gini['champion']:.4f}, gain {gain_point:+.4f} "
-        f"({chosen.level:.0%} interval [{gain_interval[0]:+.4f}, {gain_interval[1]:+.4f}]), guard-rails hold"
-        if wins
-        else "champion keeps: " + "; ".join(failed)
-    )
+    reason = _reason(gini, gain_interval, failed, chosen)
+    margin, margin_interval = _margin(gini, boot, "champion" if failed else "challenger", best_baseline, chosen)
     return ContestResult(
-        challenger_wins=wins,
+        challenger_wins=not failed,
         reason=reason,
         mae=mae,
         total_ratio=total_ratio,
         churn_auc=auc,
         gini=gini,
-        gini_interval=interval,
-        top10_share=top10,
+        gini_interval=intervals["gini"],
+        top10_share={k: top_share(y, v, 0.10) for k, v in scores.items()},
         gini_gain=gain_point,
         gini_gain_interval=gain_interval,
         best_baseline=best_baseline,
         guard_rails=guards,
         rules=chosen,
+        top20_share={k: top_share(y, v, 0.20) for k, v in scores.items()},
+        baseline_mae={k: float(np.mean(np.abs(v - y))) for k, v in scores.items() if k not in contenders},
+        intervals=intervals,
+        winner_margin=margin,
+        winner_margin_interval=margin_interval,
     )

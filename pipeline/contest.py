@@ -16,7 +16,7 @@ the production BTYD total over H.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,10 +26,12 @@ from models import purchase, spend
 from models.bundle import CLVModelParams
 from models.challenger import Challenger, ChallengerError, blend, fit_challenger
 from models.challenger_contest import ContestResult, ContestRules, contest
+from models.challenger_explain import decile_table, permutation_importances
 from models.challenger_features import features, labels
 from models.clv import DAYS_PER_UNIT
 from pipeline.baselines import BASELINES
 from pipeline.config import ChallengerConfig, Config
+from pipeline.contest_text import contest_table, interval_line, noise_sentence
 from pipeline.engines import Engine, Source
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
@@ -65,6 +67,10 @@ class ChallengerContest:
     """The factor that brought the challenger's calibration-time total to the BTYD forecast total."""
     training_customers: int = 0
     challenger: Challenger | None = None
+    importance: pd.DataFrame | None = field(default=None, compare=False)
+    """The challenger's permutation importance on its training window (:mod:`models.challenger_explain`)."""
+    predictions: pd.DataFrame | None = field(default=None, compare=False)
+    """Per holdout customer: ``actual`` revenue and the ``btyd``, ``challenger`` and ``blend`` predictions."""
 
     @property
     def blend_wins(self) -> bool:
@@ -95,29 +101,16 @@ class ChallengerContest:
         }
 
     def table(self) -> pd.DataFrame:
-        """One row per predictor (BTYD, the blend, the baselines): the numbers of the report's contest section."""
-        r = self.result
-        if r is None:
-            return pd.DataFrame()
-        labels = {"champion": "BTYD (champion)", "challenger": f"blend, challenger weight {self.weight:g}"}
-        return pd.DataFrame(
-            [
-                {
-                    "predictor": labels.get(k, k.replace("baseline_", "baseline: ")),
-                    "normalised Gini": r.gini[k],
-                    "Gini 95% low": r.gini_interval[k][0],
-                    "Gini 95% high": r.gini_interval[k][1],
-                    "top 10% share": r.top10_share[k],
-                    "MAE": r.mae.get(k, float("nan")),
-                    "predicted / actual": r.total_ratio.get(k, float("nan")),
-                    "churn AUC": r.churn_auc.get(k, float("nan")),
-                }
-                for k in r.gini
-            ]
-        )
+        """One row per predictor (BTYD, the blend, the baselines): each metric with its bootstrap interval
+        (``<metric> <level> low`` and ``high``; all from the same draws), the report's contest table."""
+        return pd.DataFrame() if self.result is None else contest_table(self.result, self.weight)
+
+    def noise(self) -> str:
+        """Whether the winner's Gini margins (over the loser, and over the best baseline) are inside the noise."""
+        return "" if self.result is None else noise_sentence(self.result)
 
     def lines(self) -> list[str]:
-        """The console lines: the decision, its reason and the numbers it rests on."""
+        """The console lines: the decision, its reason, the numbers it rests on and their intervals."""
         if self.result is None:
             return [f"  contest     challenger ineligible, BTYD stands: {self.reason}"]
         r = self.result
@@ -128,6 +121,8 @@ class ChallengerContest:
             f"{r.gini_gain:+.4f}, interval [{r.gini_gain_interval[0]:+.4f}, {r.gini_gain_interval[1]:+.4f}]); "
             f"MAE {r.mae['champion']:.2f} vs {r.mae['challenger']:.2f}; churn AUC {r.churn_auc['champion']:.3f} vs "
             f"{r.churn_auc['challenger']:.3f}; best baseline {r.best_baseline} Gini {r.gini[r.best_baseline]:.4f}",
+            f"              {interval_line(self.result)}",
+            f"              {self.noise()}",
         ]
         if r.challenger_wins:
             lines.append(
@@ -135,6 +130,14 @@ class ChallengerContest:
                 f"is BTYD ({SERVING_NOTE})"
             )
         return lines
+
+    def deciles(self) -> pd.DataFrame:
+        """Mean predicted and actual holdout revenue by decile of each contender's prediction (BTYD, the
+        challenger alone, the blend); empty when the challenger was ineligible."""
+        p = self.predictions
+        if p is None:
+            return pd.DataFrame()
+        return decile_table(p["actual"].to_numpy(), {k: p[k].to_numpy() for k in ("btyd", "challenger", "blend")})
 
 
 def horizon_days(duration_holdout: float, time_unit: str) -> int:
@@ -152,6 +155,17 @@ def ineligible(config: ChallengerConfig, horizon: int, cutoff: dt.date | None, r
 
 def _btyd(holdout: pd.DataFrame) -> pd.DataFrame:
     return holdout[["expected_revenue", "churn_risk"]].astype(np.float64)
+
+
+def _predictions(actual: pd.Series, btyd: pd.DataFrame, challenger: pd.DataFrame, mixed: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "actual": actual,
+            "btyd": btyd["expected_revenue"],
+            "challenger": challenger["expected_revenue"],
+            "blend": mixed["expected_revenue"],
+        }
+    )
 
 
 def run_contest(
@@ -180,14 +194,15 @@ def run_contest(
     known = activity[pd.to_datetime(activity["date"]) <= pd.Timestamp(calibration_end)]
     try:
         train = features(known, cutoff)
-        fitted = fit_challenger(train, labels(known, cutoff, horizon))
+        revenue = labels(known, cutoff, horizon)
+        fitted = fit_challenger(train, revenue)
         btyd = _btyd(holdout.set_index("customer_id"))
         scoring = features(known, calibration_end)
         if not scoring.index.sort_values().equals(btyd.index.sort_values()):
             raise ChallengerError("the challenger's customers at calibration end differ from the calibration summary's")
         scoring = scoring.loc[btyd.index]
         rescaled = fitted.rescaled_to(scoring, float(btyd["expected_revenue"].sum()))
-        mixed = blend(btyd, rescaled.predict(scoring), config.weight)
+        mixed = blend(btyd, ml := rescaled.predict(scoring), config.weight)
     except (ChallengerError, ValueError) as exc:
         return ineligible(config, horizon, cutoff, str(exc))
     actual = pd.DataFrame(
@@ -210,6 +225,8 @@ def run_contest(
         rescaled.revenue_scale,
         len(train),
         rescaled,
+        permutation_importances(rescaled, train, revenue["revenue"], config.seed),
+        _predictions(actual["revenue"], btyd, ml, mixed),
     )
 
 

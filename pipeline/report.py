@@ -19,7 +19,9 @@ import jinja2
 import pandas as pd
 from matplotlib.figure import Figure
 
+from models.challenger_explain import IMPORTANCE_CUSTOMERS, IMPORTANCE_REPEATS
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES
+from pipeline.contest_plots import contest_figures
 from pipeline.gate import GateResult
 from pipeline.glossary import DEFINITIONS, metric_label
 from pipeline.validate import Validation
@@ -136,6 +138,9 @@ def _gains(metrics: Mapping[str, float]) -> list[dict[str, object]]:
     return lines
 
 
+IMPORTANCE_ROWS = 10
+"""Features shown in the report's importance table (all are in the run's ``tables/challenger_importance.csv``)."""
+
 KEY_METRICS: tuple[str, ...] = (
     "purchases_mae",
     "purchases_rmse",
@@ -192,6 +197,20 @@ def _checks(gate: GateResult) -> pd.DataFrame:
     )
 
 
+def _contest_parts(contest: ChallengerContest | None) -> dict[str, object]:
+    """The contest section: its table with intervals, the noise sentence, the importance table and figures."""
+    importance = None if contest is None else contest.importance
+    return {
+        "contest": contest,
+        "contest_table": contest.table() if contest is not None else None,
+        "contest_noise": contest.noise() if contest is not None else "",
+        "contest_importance": None if importance is None else importance.head(IMPORTANCE_ROWS),
+        "contest_images": [] if contest is None else [(k, _png(v)) for k, v in contest_figures(contest).items()],
+        "importance_repeats": IMPORTANCE_REPEATS,
+        "importance_customers": IMPORTANCE_CUSTOMERS,
+    }
+
+
 def render_report(
     *,
     title: str,
@@ -213,7 +232,9 @@ def render_report(
 
     ``notes`` are shown under the verdict (a spend-model fallback, a champion trained on other data);
     ``definitions`` (churn risk, CLV horizon, discount rate, ...) close the page, after the glossary's own.
-    ``contest``: the challenger contest of the run (its section is left out without one).
+    ``contest``: the challenger contest of the run (its section is left out without one): the table with
+    bootstrap intervals, whether the winner's margin is inside the noise, the challenger's permutation
+    importance and the decile chart of each contender.
     """
     m = validation.metrics
     ledger_frame, quarantine = _ledger_tables(ledger)
@@ -242,6 +263,5 @@ def render_report(
         ledger=ledger_frame,
         quarantine=quarantine,
         definitions=list({**DEFINITIONS, **(definitions or {})}.items()),
-        contest=contest,
-        contest_table=contest.table() if contest is not None else None,
+        **_contest_parts(contest),
     )

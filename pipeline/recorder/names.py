@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from pipeline.fit import FittedModels
 
 __all__ = [
+    "CHALLENGER_IMPORTANCE_TABLE",
     "CHALLENGER_REGISTERED_TAG",
     "CONTEST_ARTIFACT",
+    "CONTEST_DECILES_TABLE",
     "CONTEST_DECISION_TAG",
     "CONTEST_REASON_TAG",
     "LEDGER_ARTIFACT",
@@ -58,6 +60,10 @@ CONTEST_ARTIFACT = "contest.json"
 CONTEST_DECISION_TAG = "contest.decision"
 CONTEST_REASON_TAG = "contest.reason"
 CHALLENGER_REGISTERED_TAG = "challenger.registered"
+CHALLENGER_IMPORTANCE_TABLE = "tables/challenger_importance.csv"
+"""The challenger's permutation importance on its training window (feature, gini_drop, gini_drop_std)."""
+CONTEST_DECILES_TABLE = "tables/contest_deciles.csv"
+"""Mean predicted and actual holdout revenue by decile of each contender's prediction."""
 
 
 def contest_child_run(contender: str) -> str:

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from models.challenger_features import features, labels
 from pipeline.commands.train import run_training
 from pipeline.config import ChallengerConfig, Config, load_config
-from pipeline.contest import horizon_days, run_contest, training_cutoff
+from pipeline.contest import ChallengerContest, horizon_days, run_contest, training_cutoff
 from pipeline.engines import open_engine
 from pipeline.summary import summary_dict, summary_text
 from pipeline.workflow import TrainResult, train
@@ -135,8 +135,14 @@ def test_the_contest_is_unchanged_when_the_data_after_the_calibration_end_change
     again = run_contest(
         config.challenger, altered, result.validation.holdout, CALIBRATION_END, dt.date(2000, 1, 1), 181
     )
-    assert again.metrics() == contest.metrics()
+    assert again.metrics() == contest.metrics()  # every bootstrap interval too: the same seed, the same draws
     assert again.reason == contest.reason
+    assert contest.importance is not None
+    assert again.importance is not None
+    pd.testing.assert_frame_equal(again.importance, contest.importance, check_exact=True)
+    assert contest.predictions is not None
+    assert again.predictions is not None
+    pd.testing.assert_frame_equal(again.predictions, contest.predictions, check_exact=True)
 
 
 def test_too_short_a_history_makes_the_challenger_ineligible_and_btyd_stands(
@@ -261,6 +267,7 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     assert r.churn_auc["challenger"] >= 0.80
     assert r.mae["challenger"] <= 22.2
     assert abs(r.total_ratio["challenger"] - 1) <= 0.10
+    _assert_cdnow_intervals_and_explanations(contest)
 
     # The batch scores of --output carry the blend over H, rescaled to the production BTYD total.
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
@@ -286,14 +293,81 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     )
     ginis = {c.data.tags["candidate"]: c.data.metrics["contest_gini"] for c in children}
     assert ginis == pytest.approx({"btyd": r.gini["champion"], "blend": r.gini["challenger"]}, rel=1e-12)
+    assert run.data.metrics["contest_top20_share_lower_challenger"] == pytest.approx(
+        r.intervals["top20_share"]["challenger"][0], rel=1e-12
+    )
+    assert run.data.metrics["contest_churn_auc_upper_champion"] == pytest.approx(
+        r.intervals["churn_auc"]["champion"][1], rel=1e-12
+    )
+    assert run.data.metrics["contest_winner_margin_lower"] == pytest.approx(r.winner_margin_interval[0], rel=1e-12)
+    importance = pd.read_csv(
+        client.download_artifacts(result.run_id, "tables/challenger_importance.csv", str(tmp_path))
+    )
+    assert contest.importance is not None
+    pd.testing.assert_frame_equal(importance, contest.importance, rtol=1e-12)
+    deciles = pd.read_csv(client.download_artifacts(result.run_id, "tables/contest_deciles.csv", str(tmp_path)))
+    assert len(deciles) == 30
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert {"plots/contest_deciles.png", "plots/challenger_importance.png"} <= artifacts
     report = Path(client.download_artifacts(result.run_id, "report.html", str(tmp_path))).read_text(encoding="utf-8")
     assert "Champion/challenger contest" in report
+    assert (
+        "The blend&#39;s Gini gain over BTYD +0.0314 (95% interval [+0.0235, +0.0405]) is above the noise; the "
+        "winner&#39;s (the blend) Gini margin over the best baseline (historical_clv) +0.0204 (95% interval "
+        "[+0.0136, +0.0283]) is above the noise" in report
+    )
+    assert "<td>recency_ratio</td>" in report
+    assert "alt='contest_deciles'" in report
+    assert "alt='challenger_importance'" in report
     assert "The blend wins: challenger wins: Gini 0.75" in report
     assert "the registered model is BTYD (serving not built)" in report
     text = summary_text(result)
     assert "  contest     blend wins: challenger wins: Gini 0.75" in text
+    assert "95% intervals (1000 paired bootstrap draws): Gini BTYD [0.7049, 0.7457], blend [0.7" in text
     assert "the registered model is BTYD (serving not built)" in text
     assert summary_dict(result)["contest"]["registered"] == "btyd (serving not built)"
+
+
+def _assert_cdnow_intervals_and_explanations(contest: ChallengerContest) -> None:
+    """Measured 2026-12-02 with the seed 17 and 1000 draws: intervals of BTYD and the best baseline to 0.002
+    (BTYD is deterministic), of the blend to 0.005 (as its Gini); the challenger's top features."""
+    r = contest.result
+    assert r is not None
+    for metric, by in r.intervals.items():
+        points = {"gini": r.gini, "top10_share": r.top10_share, "top20_share": r.top20_share}.get(metric)
+        points = points or {"mae": r.mae | r.baseline_mae, "churn_auc": r.churn_auc}[metric]
+        for who, (low, high) in by.items():
+            assert low <= points[who] <= high, (metric, who)
+    i = r.intervals
+    assert i["gini"]["champion"] == pytest.approx((0.7049, 0.7457), abs=0.002)
+    assert i["gini"]["baseline_historical_clv"] == pytest.approx((0.7180, 0.7536), abs=0.002)
+    assert i["gini"]["challenger"] == pytest.approx((0.7387, 0.7741), abs=0.005)
+    assert i["top10_share"]["champion"] == pytest.approx((0.5421, 0.5884), abs=0.002)
+    assert i["top10_share"]["challenger"] == pytest.approx((0.5504, 0.5952), abs=0.005)
+    assert i["top20_share"]["champion"] == pytest.approx((0.7062, 0.7428), abs=0.002)
+    assert i["top20_share"]["challenger"] == pytest.approx((0.7120, 0.7478), abs=0.005)
+    assert i["mae"]["champion"] == pytest.approx((20.52, 21.81), abs=0.02)
+    assert i["mae"]["challenger"] == pytest.approx((21.08, 22.41), rel=0.02)
+    assert i["churn_auc"]["champion"] == pytest.approx((0.7804, 0.7952), abs=0.002)
+    assert i["churn_auc"]["challenger"] == pytest.approx((0.7954, 0.8101), abs=0.005)
+    # The top-10% share gain is inside the noise (the intervals overlap); the Gini margins are not.
+    assert i["top10_share"]["challenger"][0] < r.top10_share["champion"]
+    assert r.winner_margin == pytest.approx(r.gini["challenger"] - r.gini["baseline_historical_clv"], abs=0)
+    assert r.winner_margin_interval == pytest.approx((0.0136, 0.0283), abs=0.005)
+    assert contest.noise().endswith("is above the noise")
+    assert contest.importance is not None
+    assert contest.importance["feature"].head(4).tolist() == [
+        "recency_ratio",
+        "spend_per_week",
+        "spend_26w",
+        "purchases_per_week",
+    ]
+    assert contest.importance["gini_drop"].iloc[0] == pytest.approx(0.0268, abs=0.005)
+    deciles = contest.deciles()
+    assert deciles.groupby("contender")["customers"].sum().tolist() == [23_570] * 3
+    first = deciles[deciles["decile"] == 1].set_index("contender")["mean_actual"]
+    assert first["btyd"] == pytest.approx(114.42, rel=1e-3)
+    assert first["blend"] == pytest.approx(116.05, rel=0.02)
 
 
 def test_a_holdout_without_revenue_makes_the_challenger_ineligible(feed: pd.DataFrame) -> None:

@@ -69,3 +69,25 @@ def test_an_ineligible_challenger_is_recorded_as_such(tracking_store: str) -> No
     assert run.data.tags["contest.reason"] == "too short for a full label window"
     assert "challenger.registered" not in run.data.tags
     assert client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'") == []
+
+
+def test_the_explanations_are_logged_as_tables_and_plots(tracking_store: str, tmp_path: Path) -> None:
+    from tests.pipeline.test_contest_report import IMPORTANCE, synthetic
+
+    won = synthetic()
+    with store.run(store.connect("contest-test")) as run_id:
+        record_contest(won)
+    client = MlflowClient()
+    importance = pd.read_csv(client.download_artifacts(run_id, "tables/challenger_importance.csv", str(tmp_path)))
+    pd.testing.assert_frame_equal(importance, IMPORTANCE)
+    deciles = pd.read_csv(client.download_artifacts(run_id, "tables/contest_deciles.csv", str(tmp_path)))
+    pd.testing.assert_frame_equal(deciles, won.deciles())
+    assert {a.path for a in client.list_artifacts(run_id, "plots")} == {
+        "plots/contest_deciles.png",
+        "plots/challenger_importance.png",
+    }
+    children = client.search_runs([client.get_run(run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
+    blend = {c.data.tags["candidate"]: c.data.metrics for c in children}["blend"]
+    assert won.result is not None
+    assert blend["contest_top20_share_lower"] == pytest.approx(won.result.intervals["top20_share"]["challenger"][0])
+    assert blend["contest_churn_auc_upper"] == pytest.approx(won.result.intervals["churn_auc"]["challenger"][1])
