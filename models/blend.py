@@ -99,7 +99,8 @@ def check_features(frame: pd.DataFrame) -> pd.DataFrame:
             if values.isna().all():
                 values = values.astype(np.float64)
         if not pd.api.types.is_numeric_dtype(values) or values.dtype.kind == "b":
-            raise ContractError(f"column '{column}' must be numeric, got {values.dtype}")
+            kind = "text" if values.dtype == object or pd.api.types.is_string_dtype(values) else values.dtype
+            raise ContractError(f"column '{column}' must be numeric, got {kind}")
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
         if np.isinf(numbers).any():
             raise ContractError(f"column '{column}' has infinite values")

@@ -51,7 +51,7 @@ __all__ = [
     "with_blend",
 ]
 
-SERVING_NOTE = "not yet built at observation end"
+SERVING_NOTE = "the blend is registered once built at observation end"
 """The registered-model tag of a blend that won the contest, until the production blend is built (then the
 model that is logged serves it, and the tag says ``true``)."""
 
@@ -91,7 +91,7 @@ class ChallengerContest:
         """What the registered model serves: ``blend`` once the production blend is built, else ``btyd``."""
         if self.served is not None:
             return "blend"
-        return "btyd" if not self.blend_wins else f"btyd (blend {SERVING_NOTE})"
+        return "btyd" if not self.blend_wins else f"btyd ({SERVING_NOTE})"
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers (``contest_<metric>_<contender>``); the champion is BTYD, the challenger the blend."""
