@@ -57,7 +57,8 @@ def world() -> tuple[BlendModel, pd.DataFrame]:
 def test_serving_input_is_the_summary_and_the_features_row_for_row(world: tuple[BlendModel, pd.DataFrame]) -> None:
     _, frame = world
     assert list(frame.columns) == ["customer_id", "frequency", "recency", "T", "monetary_value", *FEATURE_COLUMNS]
-    assert frame["customer_id"].iloc[0] == "c02999" and frame["customer_id"].iloc[-1] == "c00000"
+    assert frame["customer_id"].iloc[0] == "c02999"
+    assert frame["customer_id"].iloc[-1] == "c00000"
     activity = activity_from_transactions(simulate_bgnbd(3_000, seed=1))
     direct = features(activity, AS_OF).loc[[2999, 0]]
     np.testing.assert_array_equal(frame.iloc[[0, -1]][list(FEATURE_COLUMNS)].to_numpy(), direct.to_numpy())
@@ -110,28 +111,30 @@ def test_the_pyfunc_serves_the_blend_from_skops_with_the_same_numbers(
     assert not list((tmp_path / "model").rglob("*.pkl"))
     assert loaded.metadata.get_input_schema().input_names() == list(frame.columns)
     outputs = loaded.metadata.get_output_schema().input_names()
-    assert outputs[-5:] == list(blend_columns(H)) and outputs[:4] == ["customer_id", "p_alive", "churn_risk", "risk_tier"]
+    assert outputs[-5:] == list(blend_columns(H))
+    assert outputs[:4] == ["customer_id", "p_alive", "churn_risk", "risk_tier"]
     pd.testing.assert_frame_equal(loaded.predict(frame), score_blend(model, frame).reset_index(drop=True))
     # As JSON brings it: missing gaps as None in object columns, ids as numbers.
     rows = frame.head(50).astype(object).where(frame.head(50).notna(), None)
     as_json = loaded.predict(rows.assign(customer_id=np.arange(50)))
-    np.testing.assert_array_equal(as_json[f"expected_revenue_{H}d"], score_blend(model, frame.head(50))[f"expected_revenue_{H}d"])
+    direct = score_blend(model, frame.head(50))
+    np.testing.assert_array_equal(as_json[f"expected_revenue_{H}d"], direct[f"expected_revenue_{H}d"])
     assert as_json["customer_id"].tolist()[:3] == ["0", "1", "2"]
     # The signature lists every input: MLflow refuses a missing one first; the model itself names it too.
     with pytest.raises(MlflowException, match=re.escape("Model is missing inputs ['spend_26w']")):
         loaded.predict(frame.drop(columns="spend_26w"))
-    with pytest.raises(InvalidInputError, match="^missing challenger feature column\\(s\\): spend_26w$"):
+    with pytest.raises(InvalidInputError, match=r"^missing challenger feature column\(s\): spend_26w$"):
         loaded.unwrap_python_model().predict(None, frame.drop(columns="spend_26w"))
-    with pytest.raises(InvalidInputError, match="^column 'spend_4w' must be numeric, got text$"):
+    with pytest.raises(InvalidInputError, match=r"^column 'spend_4w' must be numeric, got text$"):
         loaded.predict(frame.head(3).assign(spend_4w="x"))
 
 
 def test_the_feature_contract_names_the_first_bad_column(world: tuple[BlendModel, pd.DataFrame]) -> None:
     _, frame = world
-    with pytest.raises(ContractError, match="^column 'purchases' has null or NaN values$"):
+    with pytest.raises(ContractError, match=r"^column 'purchases' has null or NaN values$"):
         check_features(frame.assign(purchases=np.nan))
-    with pytest.raises(ContractError, match="^column 'spend_4w' must be numeric, got "):
+    with pytest.raises(ContractError, match=r"^column 'spend_4w' must be numeric, got "):
         check_features(frame.assign(spend_4w="x"))
-    with pytest.raises(ContractError, match="^column 'max_spend' has infinite values$"):
+    with pytest.raises(ContractError, match=r"^column 'max_spend' has infinite values$"):
         check_features(frame.assign(max_spend=np.inf))
     assert check_features(frame)["mean_gap_days"].isna().any()  # one-time buyers have no gap: allowed
