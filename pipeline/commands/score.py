@@ -41,11 +41,11 @@ def _with_features(
     """``customers`` (row for row) with the challenger's features at ``as_of`` from the same transactions."""
     if customers.empty:
         return customers
-    with engine.errors(data.description):
-        activity = engine.activity(data, config.prepare, as_of)
     try:
+        with engine.errors(data.description):
+            activity = engine.activity(data, config.prepare, as_of)
         frame = serving_input(customers, activity, as_of)
-    except ValueError as exc:
+    except ValueError as exc:  # a ChallengerError too (an engine without the activity table)
         raise InputError(f"{model_uri}: cannot build the blend's features from {data.description}: {exc}") from None
     extra = [c for c in customers.columns if c not in frame.columns]
     return pd.concat([frame, customers[extra].reset_index(drop=True)], axis=1)
