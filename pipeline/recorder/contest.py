@@ -1,8 +1,9 @@
 """What the challenger contest records in the MLflow run: its numbers, its decision and its reason.
 
 The parent run gets every ``contest_*`` metric, the decision and reason as tags, the summary as
-``contest.json`` and, when the blend won, ``challenger.registered=false (serving not built)``: the registered
-pyfunc stays BTYD. Each contender (BTYD, the blend) also gets a child run with the same metric names.
+``contest.json`` and, when the blend won, ``challenger.registered=false (...)`` until the production blend is built;
+:func:`pipeline.recorder.training.log_model` sets it to ``true`` when the logged model serves the blend. Each
+contender (BTYD, the blend) also gets a child run with the same metric names.
 Names come from :mod:`pipeline.recorder.names`; every write goes through :mod:`pipeline.recorder.store`.
 """
 
