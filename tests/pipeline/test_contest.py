@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from models.challenger_features import features, labels
 from pipeline.commands.train import run_training
 from pipeline.config import ChallengerConfig, Config, load_config
-from pipeline.contest import horizon_days, run_contest, training_cutoff
+from pipeline.contest import horizon_days, ranked_by_winner, run_contest, training_cutoff
 from pipeline.engines import open_engine
 from pipeline.summary import summary_dict, summary_text
 from pipeline.workflow import TrainResult, train
@@ -318,3 +318,22 @@ def test_a_holdout_without_revenue_makes_the_challenger_ineligible(feed: pd.Data
     contest = run_contest(ChallengerConfig(enabled=True), activity, holdout, CALIBRATION_END, dt.date(2000, 1, 1), 181)
     assert not contest.eligible
     assert contest.reason == "the holdout has no revenue: no contest"
+
+
+def test_the_value_segment_ranks_on_the_winner() -> None:
+    """With the blend's columns the segments follow its revenue over H, not BTYD's CLV; BTYD's scores are left as is."""
+    scores = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:02d}" for i in range(20)],
+            "clv": np.arange(20.0),  # BTYD ranks c19 first
+            "expected_revenue_181d": np.arange(20.0)[::-1],  # the blend ranks c00 first
+            "churn_risk_181d": np.full(20, 0.5),
+            "value_segment": ["x"] * 20,
+            "value_model": "blend",
+        }
+    )
+    ranked = ranked_by_winner(scores)
+    assert ranked["value_segment"].tolist()[:5] == ["top 5%", "next 15%", "next 15%", "next 15%", "middle 30%"]
+    assert ranked["value_segment"].tolist()[-1] == "bottom 50%"
+    btyd = scores.assign(value_model="btyd")
+    assert ranked_by_winner(btyd) is btyd
