@@ -19,6 +19,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from models.contract import CUSTOMER_ID, SUMMARY_COLUMNS, canonical_ids
+
 __all__ = [
     "ACTIVITY_COLUMNS",
     "FEATURE_COLUMNS",
@@ -27,6 +29,7 @@ __all__ = [
     "activity_from_transactions",
     "features",
     "labels",
+    "serving_input",
 ]
 
 ACTIVITY_COLUMNS = ("customer_id", "date", "purchases", "revenue")
@@ -200,3 +203,22 @@ def labels(activity: pd.DataFrame, cutoff: Cutoff, horizon_days: int, period_day
     out = sums.reindex(born.sort_values(), fill_value=0.0)
     out.index.name = "customer_id"
     return out.astype(np.float64)
+
+
+def serving_input(customers: pd.DataFrame, activity: pd.DataFrame, as_of: Cutoff, period_days: int = 1) -> pd.DataFrame:
+    """The blend model's input, row for row of ``customers``: their summary columns (``customer_id``,
+    ``frequency``, ``recency``, ``T``, ``monetary_value``) and :func:`features` of ``activity`` at ``as_of``.
+
+    The one function that builds the registered blend model's input: production training, ``clv score``, and
+    every REST or Spark caller (build the rows with it, then send them). ValueError when a customer has no
+    activity on or before ``as_of``.
+    """
+    feats = features(activity, as_of, period_days)
+    feats.index = pd.Index(canonical_ids(pd.Series(feats.index.to_numpy())), name=CUSTOMER_ID)
+    summary = customers.loc[:, [c for c in (CUSTOMER_ID, *SUMMARY_COLUMNS) if c in customers.columns]]
+    ids = canonical_ids(summary[CUSTOMER_ID].reset_index(drop=True))
+    absent = ~ids.isin(feats.index)
+    if absent.any():
+        raise ValueError(f"{int(absent.sum())} customers have no activity on or before {_day(as_of).date()}")
+    out = summary.reset_index(drop=True).assign(**{CUSTOMER_ID: ids})
+    return pd.concat([out, feats.loc[ids.to_numpy()].reset_index(drop=True)], axis=1)

@@ -10,7 +10,9 @@ amounts, or a :class:`~models.challenger.ChallengerError` make the challenger in
 
 :func:`production_blend` is the production counterpart, run only when the blend won: refitted at
 ``observation_end - H`` with labels up to ``observation_end``, applied at ``observation_end`` and rescaled to
-the production BTYD total over H.
+the production BTYD total over H. It returns the :class:`~models.blend.BlendModel` that the registered model
+then serves, and its scores come from the same function as the registered model's
+(:func:`models.blend.blend_scores` on :func:`models.challenger_features.serving_input`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models import purchase, spend
+from models.blend import VALUE_MODEL, BlendModel, blend_scores, btyd_over, value_column
 from models.bundle import CLVModelParams
 from models.challenger import Challenger, ChallengerError, blend, fit_challenger
 from models.challenger_contest import ContestResult, ContestRules, contest
 from models.challenger_explain import decile_table, permutation_importances
-from models.challenger_features import features, labels
+from models.challenger_features import features, labels, serving_input
 from models.clv import DAYS_PER_UNIT
+from pipeline import business
 from pipeline.baselines import BASELINES
 from pipeline.config import ChallengerConfig, Config
 from pipeline.contest_text import contest_table, interval_line, noise_sentence
@@ -39,17 +42,28 @@ from pipeline.errors import InputError
 __all__ = [
     "SERVING_NOTE",
     "ChallengerContest",
+    "ServedBlend",
     "challenge",
     "horizon_days",
     "ineligible",
     "production_blend",
+    "ranked_by_winner",
     "run_contest",
     "training_cutoff",
     "with_blend",
 ]
 
-SERVING_NOTE = "serving not built"
-"""Why the registered model stays BTYD even when the blend wins: the pyfunc does not serve the blend yet."""
+SERVING_NOTE = "the blend is registered once built at observation end"
+"""The registered-model tag of a blend that won the contest, until the production blend is built (then the
+model that is logged serves it, and the tag says ``true``)."""
+
+
+@dataclass(frozen=True)
+class ServedBlend:
+    """The production blend that the registered model serves, and a few rows of its input (the input example)."""
+
+    model: BlendModel
+    example: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -71,10 +85,19 @@ class ChallengerContest:
     """The challenger's permutation importance on its training window (:mod:`models.challenger_explain`)."""
     predictions: pd.DataFrame | None = field(default=None, compare=False)
     """Per holdout customer: ``actual`` revenue and the ``btyd``, ``challenger`` and ``blend`` predictions."""
+    served: ServedBlend | None = None
+    """The production blend (refitted at observation end) that the registered model serves, once built."""
 
     @property
     def blend_wins(self) -> bool:
         return self.result is not None and self.result.challenger_wins
+
+    @property
+    def registered(self) -> str:
+        """What the registered model serves: ``blend`` once the production blend is built, else ``btyd``."""
+        if self.served is not None:
+            return "blend"
+        return "btyd" if not self.blend_wins else f"btyd ({SERVING_NOTE})"
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers (``contest_<metric>_<contender>``); the champion is BTYD, the challenger the blend."""
@@ -96,7 +119,7 @@ class ChallengerContest:
             "horizon_days": self.horizon_days,
             "training_cutoff": None if self.training_cutoff is None else str(self.training_cutoff),
             "weight": self.weight,
-            "registered": "btyd" if not self.blend_wins else f"btyd ({SERVING_NOTE})",
+            "registered": self.registered,
             "metrics": self.metrics(),
         }
 
@@ -127,7 +150,7 @@ class ChallengerContest:
         if r.challenger_wins:
             lines.append(
                 "              scores carry the blend's expected revenue and churn risk; the registered model "
-                f"is BTYD ({SERVING_NOTE})"
+                + ("serves the blend (value_model = blend)" if self.served is not None else f"is {self.registered}")
             )
         return lines
 
@@ -230,16 +253,6 @@ def run_contest(
     )
 
 
-def _btyd_over(model: CLVModelParams, customers: pd.DataFrame, horizon_units: float) -> pd.DataFrame:
-    """BTYD's expected revenue and churn risk over the next ``horizon_units`` per customer of ``customers``."""
-    f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
-    revenue = purchase.expected_purchases(model.purchase, horizon_units, f, r, t) * spend.expected_order_value(
-        model.spend, f, customers["monetary_value"].to_numpy(dtype=np.float64)
-    )
-    risk = purchase.p_no_purchase(model.purchase, horizon_units, f, r, t)
-    return pd.DataFrame({"expected_revenue": revenue, "churn_risk": risk}, index=customers["customer_id"])
-
-
 def production_blend(
     config: ChallengerConfig,
     activity: pd.DataFrame,
@@ -247,36 +260,42 @@ def production_blend(
     full: pd.DataFrame,
     observation_end: dt.date,
     horizon: int,
-    time_unit: str,
-) -> pd.DataFrame:
-    """The blend at ``observation_end`` for every customer of ``full`` (ChallengerError if it cannot be built).
+) -> tuple[pd.DataFrame, ServedBlend]:
+    """The blend at ``observation_end`` for every customer of ``full`` (ChallengerError if it cannot be built),
+    and the :class:`~models.blend.BlendModel` that gives it (what the registered model serves) with a few rows of
+    its input.
 
-    Columns ``customer_id``, ``btyd_expected_revenue_<H>d``, ``challenger_expected_revenue_<H>d``,
-    ``expected_revenue_<H>d`` and ``churn_risk_<H>d`` (the blend's) and ``value_model`` (``blend``).
+    Columns ``customer_id`` and :func:`models.blend.blend_columns`: ``btyd_expected_revenue_<H>d``,
+    ``challenger_expected_revenue_<H>d``, ``expected_revenue_<H>d`` and ``churn_risk_<H>d`` (the blend's) and
+    ``value_model`` (``blend``).
     """
     cutoff = training_cutoff(observation_end, horizon)
     known = activity[pd.to_datetime(activity["date"]) <= pd.Timestamp(observation_end)]
     fitted = fit_challenger(features(known, cutoff), labels(known, cutoff, horizon))
-    btyd = _btyd_over(model, full, horizon / DAYS_PER_UNIT[time_unit])
-    scoring = features(known, observation_end)
-    if not scoring.index.sort_values().equals(btyd.index.sort_values()):
-        raise ChallengerError("the challenger's customers at observation end differ from the full-history summary's")
-    scoring = scoring.loc[btyd.index]
     try:
-        ml = fitted.rescaled_to(scoring, float(btyd["expected_revenue"].sum())).predict(scoring)
+        frame = serving_input(full, known, observation_end)
+    except ValueError as exc:
+        raise ChallengerError(f"the challenger's customers at observation end: {exc}") from None
+    btyd = btyd_over(model, frame, horizon)
+    try:
+        rescaled = fitted.rescaled_to(frame, float(btyd["expected_revenue"].sum()))
     except ValueError as exc:
         raise ChallengerError(str(exc)) from None
-    mixed = blend(btyd, ml, config.weight)
-    return pd.DataFrame(
-        {
-            "customer_id": btyd.index.to_numpy(),
-            f"btyd_expected_revenue_{horizon}d": btyd["expected_revenue"].to_numpy(),
-            f"challenger_expected_revenue_{horizon}d": ml["expected_revenue"].to_numpy(),
-            f"expected_revenue_{horizon}d": mixed["expected_revenue"].to_numpy(),
-            f"churn_risk_{horizon}d": mixed["churn_risk"].to_numpy(),
-            "value_model": "blend",
-        }
-    )
+    served = BlendModel(model, rescaled, config.weight, horizon)
+    return blend_scores(served, frame).reset_index(drop=True), ServedBlend(served, frame.head(5))
+
+
+def ranked_by_winner(scores: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` whose ``value_segment`` ranks on the winner's value: the blend's ``expected_revenue_<H>d``
+    where ``value_model`` is ``blend`` (unchanged for BTYD's scores)."""
+    if VALUE_MODEL not in scores.columns or "value_segment" not in scores.columns:
+        return scores
+    if not (scores[VALUE_MODEL] == "blend").all():
+        return scores
+    risk = next(str(c) for c in scores.columns if str(c).startswith("churn_risk_"))
+    horizon = int(risk.removeprefix("churn_risk_").removesuffix("d"))
+    value = scores[value_column(horizon)]
+    return scores.assign(value_segment=business.value_segment(pd.DataFrame({"clv": value})).to_numpy())
 
 
 def challenge(
@@ -296,23 +315,19 @@ def challenge(
 
 def with_blend(
     config: Config, engine: Engine, data: Source, prepared: PreparedData, model: CLVModelParams, scores: pd.DataFrame
-) -> tuple[pd.DataFrame, str | None]:
-    """``scores`` with the production blend's columns (:func:`production_blend`) and ``value_model``; or the
-    scores unchanged, ``value_model`` ``btyd``, and a warning saying why the blend could not be built."""
+) -> tuple[pd.DataFrame, str | None, ServedBlend | None]:
+    """``scores`` with the production blend's columns (:func:`production_blend`), ``value_model`` and the value
+    segment ranked on the blend, and the blend to register; or the scores unchanged, ``value_model`` ``btyd``,
+    a warning saying why the blend could not be built, and None (the registered model is then BTYD's)."""
     horizon = horizon_days(prepared.duration_holdout, config.prepare.time_unit)
     try:
         with engine.errors(data.description):
             activity = engine.activity(data, config.prepare, prepared.observation_end)
-        blended = production_blend(
-            config.challenger,
-            activity,
-            model,
-            prepared.full,
-            prepared.observation_end,
-            horizon,
-            config.prepare.time_unit,
+        blended, served = production_blend(
+            config.challenger, activity, model, prepared.full, prepared.observation_end, horizon
         )
     except (ChallengerError, InputError, ValueError) as exc:
         warning = f"the blend won the contest but could not be built at observation end ({exc}): scores are BTYD's"
-        return scores.assign(value_model="btyd"), warning
-    return scores.merge(blended, on="customer_id", how="left", validate="one_to_one"), None
+        return scores.assign(value_model="btyd"), warning, None
+    merged = scores.merge(blended, on="customer_id", how="left", validate="one_to_one")
+    return ranked_by_winner(merged), None, served

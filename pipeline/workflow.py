@@ -27,7 +27,7 @@ from pipeline.champion import ChampionComparison, ChampionParams, compare_champi
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
 from pipeline.columns import CALIBRATION_COLUMNS, CUSTOMER_COLUMNS, HOLDOUT_COLUMNS, check_stage_output
 from pipeline.config import CandidateConfig, Config
-from pipeline.contest import ChallengerContest, challenge, with_blend
+from pipeline.contest import ChallengerContest, ServedBlend, challenge, with_blend
 from pipeline.engines import Engine, Source
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
@@ -191,8 +191,8 @@ def _production(
     staging: Path,
     cac: Callable[[pd.Series], pd.Series | None],
     timings: dict[str, float],
-    blend: Callable[[CLVModelParams, pd.DataFrame], tuple[pd.DataFrame, str | None]] | None = None,
-) -> tuple[FittedModels, pd.DataFrame, list[BusinessView], dict[str, pd.DataFrame], str | None]:
+    blend: Callable[[CLVModelParams, pd.DataFrame], tuple[pd.DataFrame, str | None, ServedBlend | None]] | None = None,
+) -> tuple[FittedModels, pd.DataFrame, list[BusinessView], dict[str, pd.DataFrame], str | None, ServedBlend | None]:
     """Refit the chosen candidate on the whole history and score every customer with it (and, when the
     challenger's blend won the contest, add the blend's columns with ``blend``)."""
     with _timed(timings, "production_fit"):
@@ -210,12 +210,12 @@ def _production(
     with _timed(timings, "business"):
         scores = business.with_views(production, prepared.full, scores)
         views, tables, metrics = business_views(config, production, prepared, scores, cac(scores["customer_id"]))
-    warning = None
+    warning, served = None, None
     if blend is not None:
         with _timed(timings, "production_blend"):
-            scores, warning = blend(production, scores)
+            scores, warning, served = blend(production, scores)
     observer.scored(scores, tables, metrics)
-    return production_fit, scores, views, tables, warning
+    return production_fit, scores, views, tables, warning, served
 
 
 def _evaluated(
@@ -262,13 +262,21 @@ def _produced(
     config, data, prepared = result.config, result.data, result.prepared
     won = result.contest is not None and result.contest.blend_wins
     blend = (lambda model, scores: with_blend(config, engine, data, prepared, model, scores)) if won else None
-    fit, scores, views, tables, blend_warning = _production(
+    fit, scores, views, tables, blend_warning, served = _production(
         config, engine, prepared, chosen, data.description, observer, staging, cac, timings, blend
     )
+    contest = dataclasses.replace(result.contest, served=served) if result.contest is not None else None
     gate = GateResult(result.gate.checks + diagnostic_checks(fit.diagnostics, config.fit.diagnostics, "production_"))
     warnings = result.warnings + ((blend_warning,) if blend_warning else ())
     return dataclasses.replace(
-        result, gate=gate, production_fit=fit, scores=scores, business=tuple(views), tables=tables, warnings=warnings
+        result,
+        gate=gate,
+        production_fit=fit,
+        scores=scores,
+        business=tuple(views),
+        tables=tables,
+        warnings=warnings,
+        contest=contest,
     )
 
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from models.challenger_features import serving_input
 from models.contract import required_columns
 from pipeline import business
 from pipeline.commands.customers import source_at
-from pipeline.config import parse_config
-from pipeline.engines import open_engine
+from pipeline.config import Config, parse_config
+from pipeline.contest import ranked_by_winner
+from pipeline.engines import Engine, Source, open_engine
 from pipeline.engines.prepared import Ledger
 from pipeline.errors import InputError
 from pipeline.outputs import TableWriter
@@ -33,6 +35,22 @@ class ScoreResult:
     quarantine: Path | None
 
 
+def _with_features(
+    engine: Engine, data: Source, config: Config, customers: pd.DataFrame, as_of: dt.date, model_uri: str
+) -> pd.DataFrame:
+    """``customers`` (row for row) with the challenger's features at ``as_of`` from the same transactions."""
+    if customers.empty:
+        return customers
+    try:
+        with engine.errors(data.description):
+            activity = engine.activity(data, config.prepare, as_of)
+        frame = serving_input(customers, activity, as_of)
+    except ValueError as exc:  # a ChallengerError too (an engine without the activity table)
+        raise InputError(f"{model_uri}: cannot build the blend's features from {data.description}: {exc}") from None
+    extra = [c for c in customers.columns if c not in frame.columns]
+    return pd.concat([frame, customers[extra].reset_index(drop=True)], axis=1)
+
+
 def score_file(
     model_uri: str,
     input_path: Path,
@@ -42,7 +60,11 @@ def score_file(
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreResult:
     """``clv score``: prepare raw transactions with the model's own config, score them in chunks, and add the
-    business columns that training writes too (``clv_<N>d``, ``value_segment``: ranked over all customers)."""
+    business columns that training writes too (``clv_<N>d``, ``value_segment``: ranked over all customers).
+
+    A model that serves the blend also gets the challenger's features, built from the same transactions by
+    :func:`models.challenger_features.serving_input` (as training built them), and ranks on the blend's value.
+    """
     model, config_yaml = store.load_scoring_model(model_uri)
     config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)").resolved()
     data_config = source_at(config.data, input_path)
@@ -55,6 +77,9 @@ def score_file(
     params = model.model
     assert params is not None  # loaded with its context
     inputs = list(required_columns(params.has_spend))
+    if model.blend is not None:
+        inputs = list(model.blend.input_columns())
+        customers = _with_features(engine, data, config, customers, as_of, model_uri)
     parts = []
     for start in range(0, len(customers), chunk_rows):
         chunk = customers.iloc[start : start + chunk_rows]
@@ -69,7 +94,7 @@ def score_file(
             progress(start + len(chunk), len(customers))
     scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if parts:
-        scored = business.with_views(params, customers.reset_index(drop=True), scored)
+        scored = ranked_by_winner(business.with_views(params, customers.reset_index(drop=True), scored))
     with writer:
         for start in range(0, len(scored), chunk_rows):
             writer.write(scored.iloc[start : start + chunk_rows])

@@ -120,9 +120,8 @@ def run_training(
                     _write_outputs(result, output_dir, staging, distributed)
                 return result
             production = result.production_fit.bundle(result.config.scoring_spec())
-            example = result.prepared.full.head(5).reset_index(drop=True)
             checkpoint()
-            model_uri = log_model(production, example, config_yaml)
+            model_uri = log_model(production, result, config_yaml)
             checkpoint()
             version = register(model_uri, result.config, run_id, data.fingerprint, result.gate)
             tracking = result.config.tracking

@@ -3,8 +3,9 @@
 The parent run gets every ``contest_*`` metric (bootstrap intervals as ``contest_<metric>_lower_<contender>``
 and ``_upper_``), the decision and reason as tags, the summary as ``contest.json``, the challenger's
 permutation importance and the decile table of each contender (tables and plots) and, when the blend won,
-``challenger.registered=false (serving not built)``: the registered pyfunc stays BTYD. Each contender (BTYD,
-the blend) also gets a child run with the same metric names.
+``challenger.registered=false (...)`` until the production blend is built;
+:func:`pipeline.recorder.training.log_model` sets it to ``true`` when the logged model serves the blend. Each
+contender (BTYD, the blend) also gets a child run with the same metric names.
 Names come from :mod:`pipeline.recorder.names`; every write goes through :mod:`pipeline.recorder.store`.
 """
 

@@ -30,9 +30,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import models
+from models.blend import BlendModel
 from models.bundle import CLVModelParams
 from models.contract import check_customer_summary, required_columns
-from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, model_signature, write_params
+from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, model_signature, write_blend, write_params
 from pipeline import faults, stop
 from pipeline.champion import ChampionParams
 from pipeline.errors import InputError, TrackingUnavailableError
@@ -42,6 +43,8 @@ from pipeline.secrets import mask, mask_text
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy")
+BLEND_REQUIREMENTS = ("scikit-learn", "skops")
+"""What a model that serves the blend also needs (the challenger's trees, and skops to read them)."""
 
 
 def quiet() -> None:
@@ -199,31 +202,37 @@ def log_figure(figure: Figure, artifact_path: str) -> None:
         mlflow.log_figure(figure, artifact_path)
 
 
-def _pinned_requirements() -> list[str]:
-    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_REQUIREMENTS]
+def _pinned_requirements(extra: tuple[str, ...] = ()) -> list[str]:
+    return [f"{name}=={importlib.metadata.version(name)}" for name in (*MODEL_REQUIREMENTS, *extra)]
 
 
-def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) -> str:
+def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str, blend: BlendModel | None = None) -> str:
     """Log the pyfunc model (parameters as JSON, training config as YAML, package code attached).
 
     ``example``: a few rows of a per-customer summary (any extra columns are dropped; ``monetary_value``
     is not needed for a model without a spend model); it is stored in the contract's canonical types as
-    the input example. The signature is :func:`models.pyfunc.model_signature`. Returns the model URI.
+    the input example. The signature is :func:`models.pyfunc.model_signature`. With ``blend`` (the blend won
+    and was built at observation end) the model also holds the fitted challenger (skops) and the blend's
+    weight and horizon, and ``example`` must carry the challenger's features too. Returns the model URI.
     """
     package_dir = Path(models.__file__).parent
-    example = check_customer_summary(example, spend=model.has_spend).loc[:, list(required_columns(model.has_spend))]
+    columns = list(required_columns(model.has_spend) if blend is None else blend.input_columns())
+    checked = check_customer_summary(example, spend=model.has_spend)
+    example = checked.join(example.drop(columns=checked.columns)).loc[:, columns]
     with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"):
-        params = write_params(model, Path(tmp) / "params.json")
+        artifacts = {PARAMS_ARTIFACT: str(write_params(model, Path(tmp) / "params.json"))}
         config = Path(tmp) / "config.yaml"
         config.write_text(mask_text(config_yaml), encoding="utf-8")
-        signature = model_signature(model)
+        artifacts[CONFIG_ARTIFACT] = str(config)
+        if blend is not None:
+            artifacts |= write_blend(blend, Path(tmp))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(package_dir / "serving.py"),
-            artifacts={PARAMS_ARTIFACT: str(params), CONFIG_ARTIFACT: str(config)},
+            artifacts=artifacts,
             code_paths=[str(package_dir)],
-            pip_requirements=_pinned_requirements(),
-            signature=signature,
+            pip_requirements=_pinned_requirements(BLEND_REQUIREMENTS if blend is not None else ()),
+            signature=model_signature(model, blend),
             input_example=example,
         )
     return str(info.model_uri)

@@ -34,7 +34,7 @@ from pipeline.recorder import names, store
 from pipeline.recorder.contest import ContestRecorder
 from pipeline.selection import Selection
 from pipeline.validate import Validation
-from pipeline.workflow import Candidate
+from pipeline.workflow import Candidate, TrainResult
 
 __all__ = ["PER_CUSTOMER_TABLES", "TrainingRecorder", "config_hash", "log_model", "register"]
 
@@ -184,9 +184,15 @@ class TrainingRecorder(ContestRecorder):
             write_text(self.output_dir / names.REPORT_ARTIFACT, text)
 
 
-def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str) -> str:
-    """Log the production model in the run; its URI."""
-    return store.log_model(model, example, config_yaml)
+def log_model(model: CLVModelParams, result: TrainResult, config_yaml: str) -> str:
+    """Log the production model in the run; its URI. When the blend won the contest and was built at
+    observation end, the model serves it (``challenger.registered`` = ``true``); otherwise it is BTYD's."""
+    served = result.contest.served if result.contest is not None else None
+    if served is None:
+        return store.log_model(model, result.prepared.full.head(5).reset_index(drop=True), config_yaml)
+    uri = store.log_model(model, served.example, config_yaml, served.model)
+    store.set_tags({names.CHALLENGER_REGISTERED_TAG: "true"})
+    return uri
 
 
 def register(model_uri: str, config: Config, run_id: str, fingerprint: str, gate: GateResult) -> int:

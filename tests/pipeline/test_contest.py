@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from models.challenger_features import features, labels
 from pipeline.commands.train import run_training
 from pipeline.config import ChallengerConfig, Config, load_config
-from pipeline.contest import ChallengerContest, horizon_days, run_contest, training_cutoff
+from pipeline.contest import ChallengerContest, horizon_days, ranked_by_winner, run_contest, training_cutoff
 from pipeline.engines import open_engine
 from pipeline.summary import summary_dict, summary_text
 from pipeline.workflow import TrainResult, train
@@ -279,7 +279,8 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     assert not np.allclose(blend, btyd)
     assert scores["churn_risk_181d"].between(0, 1).all()
 
-    # Every number in the run, the decision and the reason as tags, the registered model honestly BTYD.
+    # Every number in the run, the decision and the reason as tags; the registered model serves the blend
+    # (tests/pipeline/test_blend_serving.py checks its numbers through pyfunc, `clv score`, REST and Spark).
     client = MlflowClient()
     run = client.get_run(result.run_id)
     assert run.data.metrics["contest_gini_challenger"] == pytest.approx(r.gini["challenger"], rel=1e-12)
@@ -287,7 +288,7 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     assert run.data.metrics["contest_challenger_wins"] == 1.0
     assert run.data.tags["contest.decision"] == "blend"
     assert run.data.tags["contest.reason"] == contest.reason
-    assert run.data.tags["challenger.registered"] == "false (serving not built)"
+    assert run.data.tags["challenger.registered"] == "true"
     children = client.search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}' and tags.`contest.role` != ''"
     )
@@ -320,12 +321,12 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     assert "alt='contest_deciles'" in report
     assert "alt='challenger_importance'" in report
     assert "The blend wins: challenger wins: Gini 0.75" in report
-    assert "the registered model is BTYD (serving not built)" in report
+    assert "the registered model serves the same blend." in report
     text = summary_text(result)
     assert "  contest     blend wins: challenger wins: Gini 0.75" in text
     assert "95% intervals (1000 paired bootstrap draws): Gini BTYD [0.7049, 0.7457], blend [0.7" in text
-    assert "the registered model is BTYD (serving not built)" in text
-    assert summary_dict(result)["contest"]["registered"] == "btyd (serving not built)"
+    assert "the registered model serves the blend (value_model = blend)" in text
+    assert summary_dict(result)["contest"]["registered"] == "blend"
 
 
 def _assert_cdnow_intervals_and_explanations(contest: ChallengerContest) -> None:
@@ -391,3 +392,22 @@ def test_a_holdout_without_revenue_makes_the_challenger_ineligible(feed: pd.Data
     contest = run_contest(ChallengerConfig(enabled=True), activity, holdout, CALIBRATION_END, dt.date(2000, 1, 1), 181)
     assert not contest.eligible
     assert contest.reason == "the holdout has no revenue: no contest"
+
+
+def test_the_value_segment_ranks_on_the_winner() -> None:
+    """With the blend's columns the segments follow its revenue over H, not BTYD's CLV; BTYD's scores are left as is."""
+    scores = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:02d}" for i in range(20)],
+            "clv": np.arange(20.0),  # BTYD ranks c19 first
+            "expected_revenue_181d": np.arange(20.0)[::-1],  # the blend ranks c00 first
+            "churn_risk_181d": np.full(20, 0.5),
+            "value_segment": ["x"] * 20,
+            "value_model": "blend",
+        }
+    )
+    ranked = ranked_by_winner(scores)
+    assert ranked["value_segment"].tolist()[:5] == ["top 5%", "next 15%", "next 15%", "next 15%", "middle 30%"]
+    assert ranked["value_segment"].tolist()[-1] == "bottom 50%"
+    btyd = scores.assign(value_model="btyd")
+    assert ranked_by_winner(btyd) is btyd

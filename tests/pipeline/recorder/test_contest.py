@@ -1,5 +1,6 @@
 """What the contest records in a real SQLite MLflow store: metrics, decision and reason tags, one child run per
-contender, and the honest ``challenger.registered`` tag when the blend wins."""
+contender, and the honest ``challenger.registered`` tag when the blend wins (``true`` once the registered model
+serves it: tests/pipeline/test_contest.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def test_a_won_contest_is_recorded_with_every_number(tracking_store: str) -> Non
     assert run.data.metrics["contest_revenue_scale"] == pytest.approx(0.93)
     assert run.data.tags["contest.decision"] == "blend"
     assert run.data.tags["contest.reason"] == won.reason
-    assert run.data.tags["challenger.registered"] == "false (serving not built)"
+    # At contest time: the blend is registered (the tag then says true) only once built at observation end.
+    assert run.data.tags["challenger.registered"] == "false (the blend is registered once built at observation end)"
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
     by_name = {c.data.tags["candidate"]: c.data.metrics for c in children}
     assert sorted(by_name) == ["blend", "btyd"]
@@ -53,7 +55,9 @@ def test_a_won_contest_is_recorded_with_every_number(tracking_store: str) -> Non
     assert by_name["btyd"]["contest_mae"] == pytest.approx(won.result.mae["champion"], rel=1e-12)
     assert set(by_name["blend"]) == set(by_name["btyd"])
     summary = client.download_artifacts(run_id, "contest.json")
-    assert '"registered": "btyd (serving not built)"' in Path(summary).read_text(encoding="utf-8")
+    assert '"registered": "btyd (the blend is registered once built at observation end)"' in Path(summary).read_text(
+        encoding="utf-8"
+    )
 
 
 def test_an_ineligible_challenger_is_recorded_as_such(tracking_store: str) -> None:
