@@ -140,6 +140,32 @@ def test_clv_score_scores_the_active_subscribers_with_the_training_numbers(train
         assert scored[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
 
 
+def test_spark_udf_scores_equal_the_pyfunc_scores(  # type: ignore[no-untyped-def]
+    trained: Trained, spark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registered subscription model as a Spark UDF in local mode (cohort as text, renewals as longs):
+    the pyfunc's numbers to 1e-12, the ids back as text."""
+    import mlflow
+
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+    mlflow.set_tracking_uri(trained.uri)
+    mlflow.set_registry_uri(trained.uri)  # an earlier test in this process may have pointed the registry elsewhere
+    inputs = _training_scores(trained).loc[:, ["customer_id", "cohort", "renewals", "price"]]
+    inputs = inputs.assign(renewals=inputs["renewals"].astype("int64"))
+    expected = mlflow.pyfunc.load_model("models:/subscriptions@champion").predict(inputs)
+    ddl = "customer_id string, " + ", ".join(f"{c} double" for c in SCORE_COLUMNS)
+    udf = mlflow.pyfunc.spark_udf(spark, "models:/subscriptions@champion", result_type=ddl, env_manager="local")
+    frame = spark.createDataFrame(inputs).repartition(3)
+    assert [f.dataType.simpleString() for f in frame.schema.fields] == ["string", "string", "bigint", "double"]
+    scored = frame.withColumn("s", udf(*frame.columns)).select("s.*").toPandas()
+    scored = scored.sort_values("customer_id").reset_index(drop=True)
+    assert len(scored) == len(expected) > 1000
+    assert scored["customer_id"].tolist() == expected["customer_id"].tolist()
+    for column in SCORE_COLUMNS:
+        assert scored[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-12, abs=0)
+
+
 @pytest.fixture(scope="module")
 def invocations(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve(
