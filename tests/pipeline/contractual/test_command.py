@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import clean_env, clv_command
 from tests.rest import post, serve, split
-from tests.subscription_feed import ALPHA, BETA, write_subscription_feed
+from tests.subscription_feed import ALPHA, BETA, subscription_feed, subscriptions_table, write_subscription_feed
 
 pytestmark = pytest.mark.slow
 
@@ -196,3 +196,40 @@ def test_the_same_feed_as_non_contractual_prints_the_advice_to_switch(tmp_path: 
     assert "set business.type: contractual (billing_period: month)" in done.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert any(w.startswith("advice: this feed looks like subscriptions") for w in summary["warnings"])
+
+
+def test_the_equivalent_subscriptions_table_trains_to_the_same_model(trained: Trained, tmp_path: Path) -> None:
+    """business.input: subscriptions, the feed's subscriptions as one row each (plus 7 dirty rows): the same
+    subscribers, the same sBG fits and the same holdout metrics as the billing feed, registered."""
+    subscriptions_table(subscription_feed()).to_csv(tmp_path / "subscriptions.csv", index=False)
+    data = trained.summary["data"]
+    assert isinstance(data, dict)
+    (tmp_path / "job.yaml").write_text(
+        "data: {source: csv, path: subscriptions.csv, columns: {timestamp: start, amount: price}}\n"
+        f"prepare: {{calibration_end: 2023-12-31, observation_end: {data['observation_end']}}}\n"
+        "business: {type: contractual, input: subscriptions}\n"
+        "tracking: {model_name: subscriptions}\n"
+    )
+    env = clean_env() | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    done = subprocess.run(
+        [str(clv_command()), "train", "--config", "job.yaml", "--summary", "summary.json", "--output", "out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    table = summary["data"]
+    assert table["rows_in"] == table["rows_used"] + table["rows_quarantined"] == data["subscribers"] + 7
+    assert table["rows_quarantined"] == 7
+    assert table["subscribers"] == data["subscribers"]
+    assert summary["fit"] == trained.summary["fit"]
+    assert summary["metrics"] == pytest.approx(trained.summary["metrics"], rel=1e-12)
+    assert summary["promoted"] is True
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet").sort_values("customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(scores, _training_scores(trained), rtol=1e-12)
