@@ -111,6 +111,16 @@ def _retention_section(result: ContractualResult) -> str:
     )
 
 
+def _payback_section(result: ContractualResult) -> str:
+    if result.payback is None:
+        return ""
+    return (
+        f"<h2>Payback against CAC</h2><p>Billing periods until a new subscriber's expected payments cover the "
+        f"acquisition cost ({result.config.business.cac:g}), at each cohort's sBG retention.</p>"
+        f"{_table(result.payback.to_dict('records'))}"
+    )
+
+
 def report_html(result: ContractualResult) -> str:
     """A self-contained HTML report: verdict, advice, holdout metrics, gate, retention curves by cohort, cohort
     parameters and errors."""
@@ -125,5 +135,5 @@ def report_html(result: ContractualResult) -> str:
         f"<h2>Advice on the data</h2><ul>{advice or '<li>none</li>'}</ul>"
         f"<h2>Holdout metrics</h2>{_table(metrics)}<h2>Gate</h2>{_table(checks)}{_retention_section(result)}"
         f"<h2>sBG by cohort (calibration)</h2>{_table(result.calibration_fits.table().to_dict('records'))}"
-        f"<h2>Survival MAPE by cohort</h2>{_table(by_cohort)}</body></html>"
+        f"<h2>Survival MAPE by cohort</h2>{_table(by_cohort)}{_payback_section(result)}</body></html>"
     )

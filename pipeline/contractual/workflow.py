@@ -131,5 +131,9 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     model = subscription_params(config, production_fits)
     active = _active(subscribers.full)
     scores = active.merge(score_subscribers(model, active), on="customer_id", how="left")
+    cac = config.business.cac
+    payback = payback_by_cohort(subscribers.full, model, cac) if cac is not None else None
     timings["production_fit"] = time.perf_counter() - start
-    return dataclasses.replace(result, production_fits=production_fits, model=model, scores=scores, timings=timings)
+    return dataclasses.replace(
+        result, production_fits=production_fits, model=model, scores=scores, payback=payback, timings=timings
+    )

@@ -25,7 +25,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> ContractualResult:
         {
             "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "charge_date"}},
             "prepare": {"calibration_end": "2023-12-31"},
-            "business": {"type": "contractual"},
+            "business": {"type": "contractual", "cac": 60},
         }
     )
     engine = open_engine(config.engine)
@@ -82,3 +82,24 @@ def test_the_figure_writes(result: ContractualResult, tmp_path: Path) -> None:
     assert len(figure.axes[0].lines) == 12  # six cohorts, observed and sBG
     figure.savefig(tmp_path / "retention.png")
     assert (tmp_path / "retention.png").stat().st_size > 1000
+
+
+def test_payback_against_cac_is_in_the_run_and_the_report(result: ContractualResult) -> None:
+    from pipeline.contractual.workflow import payback_by_cohort
+
+    assert result.payback is not None
+    assert result.model is not None
+    expected = payback_by_cohort(result.subscribers.full, result.model, 60.0)
+    assert result.payback.equals(expected)
+    assert len(expected) == 24
+    first = expected.iloc[0]
+    params = result.model.for_cohort(str(first["cohort"]))
+    k = int(first["payback_periods"])
+    paid = [
+        first["mean_price"] * float(sbg.survival(params, np.array([t]))[0]) / (1 + result.model.discount_rate) ** t
+        for t in range(k)
+    ]
+    assert sum(paid) >= 60.0 > sum(paid[:-1])
+    page = report_html(result)
+    assert "<h2>Payback against CAC</h2>" in page
+    assert "acquisition cost (60)" in page
