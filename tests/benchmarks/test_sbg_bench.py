@@ -25,5 +25,6 @@ def test_the_fit_recovers_the_law_and_the_scores_are_the_models() -> None:
     active = frame.loc[~frame["churned"]]
     assert result["clv_total"] == pytest.approx(float(score_subscribers(model, active)["clv"].sum()), rel=1e-12)
     assert result["clv_total"] > 0
+    assert result["scored_all"] == 20_000
     assert isinstance(frame["cohort"].iloc[0], str)
     assert pd.Timestamp(frame["cohort"].min()) == pd.Timestamp("2022-01-01")
