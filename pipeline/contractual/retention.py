@@ -34,12 +34,13 @@ def retention_table(curves: pd.DataFrame, periods: tuple[int, ...] = TABLE_PERIO
     """One row per cohort: subscribers, then observed and sBG S(t) at each of ``periods`` (NaN when not yet due)."""
     rows = []
     for cohort, group in curves.groupby("cohort", sort=True):
-        cells = group.set_index("t")
-        row: dict[str, object] = {"cohort": cohort, "subscribers": int(cells["at_risk"].iloc[0])}
+        t_values = group["t"].to_numpy().tolist()
+        observed = dict(zip(t_values, group["observed"].to_numpy(dtype=np.float64).tolist(), strict=True))
+        model = dict(zip(t_values, group["sbg"].to_numpy(dtype=np.float64).tolist(), strict=True))
+        row: dict[str, object] = {"cohort": cohort, "subscribers": int(group["at_risk"].iloc[0])}
         for t in periods:
-            due = t in cells.index
-            row[f"observed_{t}"] = float(cells.at[t, "observed"]) if due else float("nan")
-            row[f"sbg_{t}"] = float(cells.at[t, "sbg"]) if due else float("nan")
+            row[f"observed_{t}"] = observed.get(t, float("nan"))
+            row[f"sbg_{t}"] = model.get(t, float("nan"))
         rows.append(row)
     return pd.DataFrame(rows)
 
