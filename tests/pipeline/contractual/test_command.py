@@ -233,3 +233,29 @@ def test_the_equivalent_subscriptions_table_trains_to_the_same_model(trained: Tr
     assert summary["promoted"] is True
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet").sort_values("customer_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(scores, _training_scores(trained), rtol=1e-12)
+    # clv score of the subscriptions table with the registered model: its active subscribers, the same numbers
+    scored_run = subprocess.run(
+        [
+            str(clv_command()),
+            "score",
+            "--model-uri",
+            "models:/subscriptions@champion",
+            "--input",
+            "subscriptions.csv",
+            "--as-of",
+            str(data["observation_end"]),
+            "--output",
+            "scored.parquet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert scored_run.returncode == 0, scored_run.stderr
+    assert f"({table['rows_in']:,} rows in, {table['rows_used']:,} used, 7 quarantined)" in scored_run.stdout
+    scored = pd.read_parquet(tmp_path / "scored.parquet").sort_values("customer_id").reset_index(drop=True)
+    assert scored["customer_id"].tolist() == scores["customer_id"].tolist()
+    for column in SCORE_COLUMNS:
+        assert scored[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
