@@ -70,7 +70,7 @@ def _charges_sql(config: Config, observation_end: dt.date) -> str:
         FROM (
             SELECT cid, start_day, raw_value,
                    unnest(range(0, {periods_between_sql("start_day", paid, period)} + 1)) AS k
-            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM sclassified WHERE reason IS NULL AND raw_value > 0)
+            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM classified WHERE reason IS NULL AND raw_value > 0)
         )
     """
 
@@ -96,9 +96,8 @@ def prepare_subscriptions(
     con.register("tx", relation)
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE sclassified AS {_classified_sql(config, columns, DUCKDB.identifier(end))}"
+            f"CREATE OR REPLACE TEMP TABLE classified AS {_classified_sql(config, columns, DUCKDB.identifier(end))}"
         )
-        con.execute("CREATE OR REPLACE TEMP VIEW classified AS SELECT * FROM sclassified")
         con.execute(f"CREATE OR REPLACE TEMP TABLE charges AS {_charges_sql(config, observation_end)}")
         return subscribers_from_charges(con, config, columns, as_of)
     finally:
