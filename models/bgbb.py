@@ -119,11 +119,13 @@ def p_alive(
     m_periods_ahead: int = 0,
 ) -> FloatArray:
     """P(active at opportunity n + m | x, t_x, n) (FHS 2010, eq. 11 is m = 1; lifetimes'
-    ``conditional_probability_alive``). m = 0 is "still active at the end of observation"."""
+    ``conditional_probability_alive``). m = 0 is "still active at the end of observation" (exactly 1 for a
+    purchase at the n-th opportunity: the ratio of logs, which can round to 1 + 1e-15 there, is capped at 1)."""
     x, t_x, n, inverse = unique_histories(frequency, recency, n_periods)
     a, b, g, d = params.alpha, params.beta, params.gamma, params.delta
     alive = betaln(a + x, b + n - x) + betaln(g, d + n + m_periods_ahead) - betaln(a, b) - betaln(g, d)
-    return np.asarray(np.exp(alive - _log_likelihood_histories(params, x, t_x, n))[inverse], dtype=np.float64)
+    probability = np.minimum(np.exp(alive - _log_likelihood_histories(params, x, t_x, n)), 1.0)  # 1 + 1e-15 at t_x = n
+    return np.asarray(probability[inverse], dtype=np.float64)
 
 
 def expected_transactions(

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def cohort_counts(
     renewals: ArrayLike, churned: ArrayLike, cohort: ArrayLike, weights: ArrayLike | None = None
 ) -> dict[Hashable, RenewalCounts]:
     """:func:`renewal_counts` per acquisition cohort (sorted by cohort), in one pass over the customers."""
-    labels, index = np.unique(np.asarray(cohort), return_inverse=True)
+    index, labels = pd.factorize(np.asarray(cohort).reshape(-1), sort=True)  # np.unique sorts all rows: 8 s at 1M
     n = whole_periods(renewals, "renewals").reshape(-1)
     left = _flags(churned, len(n))
     w = np.ones(len(n)) if weights is None else np.asarray(weights, dtype=np.float64)

@@ -146,6 +146,17 @@ def _score(args: argparse.Namespace) -> int:
             f"{billing.rows_quarantined:,} quarantined)"
         )
         return 0
+    from pipeline.discrete.scoring import score_opportunity_file
+
+    histories = score_opportunity_file(args.model_uri, args.input, args.output, args.as_of)
+    if histories is not None:  # a discrete-opportunity (BG/BB) model: every customer acquired by then
+        count, rows = histories
+        print(
+            f"clv score: {count:,} customers scored as of {args.as_of} with {args.model_uri} (BG/BB) -> "
+            f"{args.output} ({rows.rows_in:,} rows in, {rows.rows_used:,} used, "
+            f"{rows.rows_quarantined:,} quarantined)"
+        )
+        return 0
     result = score_file(args.model_uri, args.input, args.output, args.as_of, args.chunk_rows, _Progress())
     ledger = result.ledger
     quarantine = f"; quarantined rows in {result.quarantine}" if result.quarantine else ""

@@ -23,6 +23,7 @@ __all__ = [
     "OBSERVATION_END",
     "PLANS",
     "subscription_feed",
+    "subscriptions_table",
     "write_subscription_feed",
 ]
 
@@ -81,3 +82,37 @@ def subscription_feed(
 def write_subscription_feed(path: Path, **kwargs: float) -> Path:
     subscription_feed(**kwargs).to_csv(path, index=False)  # type: ignore[arg-type]
     return path
+
+
+def subscriptions_table(feed: pd.DataFrame) -> pd.DataFrame:
+    """The subscriptions (customer_id, start, end, plan, price) of a :func:`subscription_feed`'s clean charges:
+    one per subscriber, ending on the anniversary it was not renewed on (empty when that is after the
+    observation end: the subscription still runs), plus dirty rows that must be quarantined."""
+    clean = feed.iloc[:-DIRTY_ROWS]
+    per = clean.groupby("customer_id", sort=True).agg(
+        start=("charge_date", "min"), charges=("charge_date", "size"), plan=("plan", "first"), price=("amount", "first")
+    )
+    ends = [_add_months(dt.date.fromisoformat(s), int(n)) for s, n in zip(per["start"], per["charges"], strict=True)]
+    table = pd.DataFrame(
+        {
+            "customer_id": per.index,
+            "start": per["start"].to_numpy(),
+            "end": [e.isoformat() if e <= OBSERVATION_END else None for e in ends],
+            "plan": per["plan"].to_numpy(),
+            "price": per["price"].to_numpy(),
+        }
+    )
+    first = table.iloc[0]
+    dirty = pd.DataFrame(
+        [
+            ("", "2023-01-05", None, "basic", 10.0),  # missing_customer_id
+            ("x-1", "not a date", None, "basic", 10.0),  # invalid_timestamp
+            (first.customer_id, first.start, first.end, first.plan, first.price),  # duplicate
+            ("x-2", "2031-01-01", None, "basic", 10.0),  # after_observation_end
+            ("x-3", "2023-01-05", "soon", "basic", 10.0),  # invalid_end
+            ("x-4", "2023-01-05", "2023-01-05", "basic", 10.0),  # end_not_after_start
+            ("x-5", "2023-01-05", None, "pro", -30.0),  # negative_price
+        ],
+        columns=table.columns,
+    )
+    return pd.concat([table, dirty], ignore_index=True)

@@ -33,9 +33,12 @@ __all__ = [
     "SUBSCRIBER_COLUMNS",
     "BillingLedger",
     "Subscribers",
+    "as_of_config",
     "classified_rows_sql",
     "periods_between_sql",
     "prepare_billing",
+    "subscribers_from_charges",
+    "subscribers_sql",
 ]
 
 SUBSCRIBER_COLUMNS = (
@@ -127,7 +130,7 @@ def classified_rows_sql(config: Config, columns: list[str]) -> str:
     """
 
 
-def _as_of(config: Config, as_of: dt.date) -> str:
+def subscribers_sql(config: Config, as_of: dt.date) -> str:
     """Subscribers acquired by ``as_of``, from the ``charges`` (cid, day, value) with a charge by then."""
     period = config.business.billing_period
     unit = {"week": "week", "month": "month", "year": "year"}[period]
@@ -154,13 +157,19 @@ def _as_of(config: Config, as_of: dt.date) -> str:
     """
 
 
+def as_of_config(config: Config, as_of: dt.date | None) -> Config:
+    """``config`` with ``prepare.observation_end`` at ``as_of`` (scoring), unchanged without one."""
+    if as_of is None:
+        return config
+    return config.model_copy(update={"prepare": config.prepare.model_copy(update={"observation_end": as_of})})
+
+
 def prepare_billing(
     con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
 ) -> Subscribers:
     """The prepare stage of the contractual job (see the module docstring). ``as_of`` (scoring): the
     subscribers as of that date only (rows after it are quarantined; ``calibration`` is left empty)."""
-    if as_of is not None:
-        config = config.model_copy(update={"prepare": config.prepare.model_copy(update={"observation_end": as_of})})
+    config = as_of_config(config, as_of)
     columns = list(relation.columns)
     if "amount" not in columns:
         raise InputError("business.type contractual needs a billing feed with amounts (data.columns.amount)")
@@ -171,29 +180,38 @@ def prepare_billing(
             "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
             "FROM classified WHERE reason IS NULL AND raw_value > 0"
         )
-        counts = con.sql("SELECT reason, count(*) FROM classified GROUP BY reason").fetchall()
-        quarantine = con.sql(
-            "SELECT "
-            + ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(c)}" for c in columns)
-            + ", reason FROM classified WHERE reason IS NOT NULL ORDER BY ALL"
-        ).df()
-        last = con.sql("SELECT max(day) FROM charges").fetchall()[0]
-        if last[0] is None:
-            raise InputError("the billing feed has no usable charges")
-        observation_end = config.prepare.observation_end or last[0]
-        calibration_end = config.prepare.calibration_end if as_of is None else as_of
-        if as_of is None and calibration_end >= observation_end:
-            raise InputError(
-                f"prepare.calibration_end {calibration_end} is not before the observation end {observation_end}"
-            )
-        full = con.sql(_as_of(config, observation_end)).df()
-        calibration = full.head(0) if as_of is not None else con.sql(_as_of(config, calibration_end)).df()
-        charges = con.sql("SELECT cid AS customer_id, day AS charge_date, value AS amount FROM charges").df()
+        return subscribers_from_charges(con, config, columns, as_of)
     finally:
         con.unregister("tx")
+
+
+def subscribers_from_charges(
+    con: duckdb.DuckDBPyConnection, config: Config, columns: list[str], as_of: dt.date | None
+) -> Subscribers:
+    """The subscribers, ledger and quarantine of the rows of ``tx`` (registered) classified in ``classified``
+    (a ``reason`` per row), from the ``charges`` (cid, day, value) of the used ones; rows in are counted on
+    ``tx`` itself, and must equal rows used + rows quarantined."""
+    counts = con.sql("SELECT reason, count(*) FROM classified GROUP BY reason").fetchall()
+    quarantine = con.sql(
+        "SELECT "
+        + ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(c)}" for c in columns)
+        + ", reason FROM classified WHERE reason IS NOT NULL ORDER BY ALL"
+    ).df()
+    last = con.sql("SELECT max(day) FROM charges").fetchall()[0]
+    if last[0] is None:
+        raise InputError("the billing feed has no usable charges")
+    observation_end = config.prepare.observation_end or last[0]
+    calibration_end = config.prepare.calibration_end if as_of is None else as_of
+    if as_of is None and calibration_end >= observation_end:
+        raise InputError(
+            f"prepare.calibration_end {calibration_end} is not before the observation end {observation_end}"
+        )
+    full = con.sql(subscribers_sql(config, observation_end)).df()
+    calibration = full.head(0) if as_of is not None else con.sql(subscribers_sql(config, calibration_end)).df()
+    charges = con.sql("SELECT cid AS customer_id, day AS charge_date, value AS amount FROM charges").df()
     reasons = {str(r): int(n) for r, n in counts if r is not None}
     used = sum(int(n) for r, n in counts if r is None)
-    rows_in, quarantined = int(relation.count("*").fetchall()[0][0]), sum(reasons.values())
+    rows_in, quarantined = int(con.sql("SELECT count(*) FROM tx").fetchall()[0][0]), sum(reasons.values())
     if rows_in != used + quarantined:
         raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")
     ledger = BillingLedger(rows_in, used, quarantined, reasons, len(charges))

@@ -6,6 +6,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipeline.contractual.retention import retention_curves, retention_png, retention_table
 from pipeline.contractual.workflow import ContractualResult
 from pipeline.discrete.workflow import DiscreteResult
 
@@ -96,8 +97,33 @@ def _table(rows: Sequence[Mapping[Any, Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _retention_section(result: ContractualResult) -> str:
+    """Retention by cohort over the whole history, against the production sBG (the calibration one when the
+    gate failed): a figure of a few cohorts and a table of every cohort."""
+    fits = result.production_fits or result.calibration_fits
+    which = "production fit" if result.production_fits is not None else "calibration fit"
+    curves = retention_curves(result.subscribers.full, fits)
+    return (
+        f"<h2>Retention by cohort</h2><p>Share of each cohort still subscribed after t renewal decisions: observed "
+        f"over the whole history and the sBG ({which}).</p>"
+        f"<img alt='retention by cohort' src='data:image/png;base64,{retention_png(curves)}'>"
+        f"{_table(retention_table(curves).to_dict('records'))}"
+    )
+
+
+def _payback_section(result: ContractualResult) -> str:
+    if result.payback is None:
+        return ""
+    return (
+        f"<h2>Payback against CAC</h2><p>Billing periods until a new subscriber's expected payments cover the "
+        f"acquisition cost ({result.config.business.cac:g}), at each cohort's sBG retention.</p>"
+        f"{_table(result.payback.to_dict('records'))}"
+    )
+
+
 def report_html(result: ContractualResult) -> str:
-    """A self-contained HTML report: verdict, advice, holdout metrics, gate, cohort parameters and errors."""
+    """A self-contained HTML report: verdict, advice, holdout metrics, gate, retention curves by cohort, cohort
+    parameters and errors."""
     title = html.escape(f"CLV validation report: {result.config.tracking.model_name} (contractual, sBG)")
     metrics = [{"metric": k, "value": v} for k, v in result.validation.metrics.items()]
     checks = [c.as_dict() for c in result.gate.checks]
@@ -107,7 +133,7 @@ def report_html(result: ContractualResult) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
         f"<h1>{title}</h1><p>Gate: {'passed' if result.gate.passed else 'failed'}</p>"
         f"<h2>Advice on the data</h2><ul>{advice or '<li>none</li>'}</ul>"
-        f"<h2>Holdout metrics</h2>{_table(metrics)}<h2>Gate</h2>{_table(checks)}"
+        f"<h2>Holdout metrics</h2>{_table(metrics)}<h2>Gate</h2>{_table(checks)}{_retention_section(result)}"
         f"<h2>sBG by cohort (calibration)</h2>{_table(result.calibration_fits.table().to_dict('records'))}"
-        f"<h2>Survival MAPE by cohort</h2>{_table(by_cohort)}</body></html>"
+        f"<h2>Survival MAPE by cohort</h2>{_table(by_cohort)}{_payback_section(result)}</body></html>"
     )

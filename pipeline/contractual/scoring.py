@@ -10,7 +10,8 @@ import yaml
 
 from models.subscription_model import SubscriptionModel
 from pipeline.config import DataConfig, parse_config
-from pipeline.contractual.prepare import BillingLedger, prepare_billing
+from pipeline.contractual.prepare import BillingLedger
+from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.errors import InputError
 from pipeline.outputs import TableWriter
@@ -43,7 +44,7 @@ def score_subscription_file(
     try:
         data = engine.open(data_config)
         with engine.errors(data.description):
-            prepared = prepare_billing(engine.connection, data.handle, config, as_of=as_of)  # type: ignore[arg-type]
+            prepared = prepare_contract_feed(engine.connection, data.handle, config, as_of=as_of)  # type: ignore[arg-type]
     finally:
         engine.close()
     active = prepared.full.loc[~prepared.full["churned"], ["customer_id", "cohort", "renewals", "price"]].copy()

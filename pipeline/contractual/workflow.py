@@ -14,7 +14,8 @@ from models import sbg
 from models.subscription_model import SubscriptionParams, score_subscribers
 from pipeline.advice import advice_lines, charges_summary, feed_shape
 from pipeline.config import Config
-from pipeline.contractual.prepare import Subscribers, prepare_billing
+from pipeline.contractual.prepare import Subscribers
+from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.contractual.validation import (
     CohortFits,
     SubscriptionValidation,
@@ -111,7 +112,7 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     timings: dict[str, float] = {}
     start = time.perf_counter()
     with engine.errors(data.description):
-        subscribers = prepare_billing(engine.connection, data.handle, config)  # type: ignore[arg-type]
+        subscribers = prepare_contract_feed(engine.connection, data.handle, config)  # type: ignore[arg-type]
     timings["prepare"] = time.perf_counter() - start
     advice = advice_lines(feed_shape(charges_summary(subscribers.charges), 1.0), "contractual")
     start = time.perf_counter()
@@ -130,5 +131,9 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     model = subscription_params(config, production_fits)
     active = _active(subscribers.full)
     scores = active.merge(score_subscribers(model, active), on="customer_id", how="left")
+    cac = config.business.cac
+    payback = payback_by_cohort(subscribers.full, model, cac) if cac is not None else None
     timings["production_fit"] = time.perf_counter() - start
-    return dataclasses.replace(result, production_fits=production_fits, model=model, scores=scores, timings=timings)
+    return dataclasses.replace(
+        result, production_fits=production_fits, model=model, scores=scores, payback=payback, timings=timings
+    )

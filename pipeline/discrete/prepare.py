@@ -63,9 +63,12 @@ def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
 
 
 def prepare_opportunities(
-    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config
+    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
 ) -> Histories:
-    """The prepare stage of the discrete job (see the module docstring)."""
+    """The prepare stage of the discrete job (see the module docstring). ``as_of`` (scoring): the histories
+    as of that date only (rows after it are quarantined; ``calibration`` is left empty)."""
+    if as_of is not None:
+        config = config.model_copy(update={"prepare": config.prepare.model_copy(update={"observation_end": as_of})})
     columns = list(relation.columns)
     if "amount" not in columns:
         raise InputError("business.type discrete needs a feed with amounts (data.columns.amount)")
@@ -82,8 +85,8 @@ def prepare_opportunities(
         if last[0] is None:
             raise InputError("the feed has no usable purchases")
         observation_end = config.prepare.observation_end or last[0]
-        calibration_end = config.prepare.calibration_end
-        if calibration_end >= observation_end:
+        calibration_end = config.prepare.calibration_end if as_of is None else as_of
+        if as_of is None and calibration_end >= observation_end:
             raise InputError(
                 f"prepare.calibration_end {calibration_end} is not before the observation end {observation_end}"
             )
@@ -94,7 +97,8 @@ def prepare_opportunities(
             period,
         )
         window = int(con.sql(f"SELECT {holdout}").fetchall()[0][0])
-        calibration = con.sql(_as_of(period, period, calibration_end, window)).df()
+        calibrated = con.sql(_as_of(period, period, calibration_end, window)) if as_of is None else None
+        calibration = full.head(0) if calibrated is None else calibrated.df()
     finally:
         con.unregister("tx")
     reasons = {str(r): int(n) for r, n in counts if r is not None}

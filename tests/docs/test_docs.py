@@ -102,7 +102,7 @@ def test_config_reference_lists_every_key(site: Path) -> None:
     page = (site / "reference" / "config.html").read_text(encoding="utf-8")
     for key in keys:
         assert f"<code>{key}</code>" in page, key
-    assert len(keys) == len(set(keys)) == 110
+    assert len(keys) == len(set(keys)) == 112
     # every key of the commented default config is documented
     default = yaml.safe_load((REPO / "configs" / "default.yaml").read_text(encoding="utf-8"))
     assert set(_flatten(default)) <= set(keys)
@@ -145,7 +145,7 @@ def _yaml_blocks() -> list[tuple[str, str]]:
 
 def test_yaml_examples_are_valid_configs() -> None:
     blocks = _yaml_blocks()
-    assert len(blocks) == 9
+    assert len(blocks) == 10
     for where, block in blocks:
         raw = yaml.safe_load(block)
         if set(raw) == {"monitor"}:  # clv monitor's thresholds
@@ -164,7 +164,7 @@ def test_readme_is_short_and_has_the_two_commands() -> None:
 
 def test_readme_links_resolve() -> None:
     targets = [t for t in LINK.findall(README.read_text(encoding="utf-8")) if not t.startswith(("http", "#"))]
-    assert len(targets) == 26
+    assert len(targets) == 27
     for target in targets:
         assert (REPO / target.split("#")[0]).exists(), target
 

@@ -24,6 +24,7 @@ NOTEBOOKS = (
     "02_fit_and_validate.ipynb",
     "03_score_from_registry.ipynb",
     "04_act_on_scores.ipynb",
+    "05_subscription_business.ipynb",
 )
 CELL_TIMEOUT = 300  # seconds per cell
 KERNEL = "python3"

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import clean_env, clv_command
 from tests.rest import post, serve, split
-from tests.subscription_feed import ALPHA, BETA, write_subscription_feed
+from tests.subscription_feed import ALPHA, BETA, subscription_feed, subscriptions_table, write_subscription_feed
 
 pytestmark = pytest.mark.slow
 
@@ -140,6 +140,32 @@ def test_clv_score_scores_the_active_subscribers_with_the_training_numbers(train
         assert scored[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
 
 
+def test_spark_udf_scores_equal_the_pyfunc_scores(  # type: ignore[no-untyped-def]
+    trained: Trained, spark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registered subscription model as a Spark UDF in local mode (cohort as text, renewals as longs):
+    the pyfunc's numbers to 1e-12, the ids back as text."""
+    import mlflow
+
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+    mlflow.set_tracking_uri(trained.uri)
+    mlflow.set_registry_uri(trained.uri)  # an earlier test in this process may have pointed the registry elsewhere
+    inputs = _training_scores(trained).loc[:, ["customer_id", "cohort", "renewals", "price"]]
+    inputs = inputs.assign(renewals=inputs["renewals"].astype("int64"))
+    expected = mlflow.pyfunc.load_model("models:/subscriptions@champion").predict(inputs)
+    ddl = "customer_id string, " + ", ".join(f"{c} double" for c in SCORE_COLUMNS)
+    udf = mlflow.pyfunc.spark_udf(spark, "models:/subscriptions@champion", result_type=ddl, env_manager="local")
+    frame = spark.createDataFrame(inputs).repartition(3)
+    assert [f.dataType.simpleString() for f in frame.schema.fields] == ["string", "string", "bigint", "double"]
+    scored = frame.withColumn("s", udf(*frame.columns)).select("s.*").toPandas()
+    scored = scored.sort_values("customer_id").reset_index(drop=True)
+    assert len(scored) == len(expected) > 1000
+    assert scored["customer_id"].tolist() == expected["customer_id"].tolist()
+    for column in SCORE_COLUMNS:
+        assert scored[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-12, abs=0)
+
+
 @pytest.fixture(scope="module")
 def invocations(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve(
@@ -170,3 +196,66 @@ def test_the_same_feed_as_non_contractual_prints_the_advice_to_switch(tmp_path: 
     assert "set business.type: contractual (billing_period: month)" in done.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert any(w.startswith("advice: this feed looks like subscriptions") for w in summary["warnings"])
+
+
+def test_the_equivalent_subscriptions_table_trains_to_the_same_model(trained: Trained, tmp_path: Path) -> None:
+    """business.input: subscriptions, the feed's subscriptions as one row each (plus 7 dirty rows): the same
+    subscribers, the same sBG fits and the same holdout metrics as the billing feed, registered."""
+    subscriptions_table(subscription_feed()).to_csv(tmp_path / "subscriptions.csv", index=False)
+    data = trained.summary["data"]
+    assert isinstance(data, dict)
+    (tmp_path / "job.yaml").write_text(
+        "data: {source: csv, path: subscriptions.csv, columns: {timestamp: start, amount: price}}\n"
+        f"prepare: {{calibration_end: 2023-12-31, observation_end: {data['observation_end']}}}\n"
+        "business: {type: contractual, input: subscriptions}\n"
+        "tracking: {model_name: subscriptions}\n"
+    )
+    env = clean_env() | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    done = subprocess.run(
+        [str(clv_command()), "train", "--config", "job.yaml", "--summary", "summary.json", "--output", "out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    table = summary["data"]
+    assert table["rows_in"] == table["rows_used"] + table["rows_quarantined"] == data["subscribers"] + 7
+    assert table["rows_quarantined"] == 7
+    assert table["subscribers"] == data["subscribers"]
+    assert summary["fit"] == trained.summary["fit"]
+    assert summary["metrics"] == pytest.approx(trained.summary["metrics"], rel=1e-12)
+    assert summary["promoted"] is True
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet").sort_values("customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(scores, _training_scores(trained), rtol=1e-12)
+    # clv score of the subscriptions table with the registered model: its active subscribers, the same numbers
+    scored_run = subprocess.run(
+        [
+            str(clv_command()),
+            "score",
+            "--model-uri",
+            "models:/subscriptions@champion",
+            "--input",
+            "subscriptions.csv",
+            "--as-of",
+            str(data["observation_end"]),
+            "--output",
+            "scored.parquet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert scored_run.returncode == 0, scored_run.stderr
+    assert f"({table['rows_in']:,} rows in, {table['rows_used']:,} used, 7 quarantined)" in scored_run.stdout
+    scored = pd.read_parquet(tmp_path / "scored.parquet").sort_values("customer_id").reset_index(drop=True)
+    assert scored["customer_id"].tolist() == scores["customer_id"].tolist()
+    for column in SCORE_COLUMNS:
+        assert scored[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)

@@ -69,3 +69,40 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     assert predicted["customer_id"].tolist() == scores["customer_id"].tolist()
     for column in ("p_alive", "p_alive_next", "expected_transactions"):
         assert predicted[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
+
+    # clv score: the raw feed prepared as of the observation end with the model's config, the same numbers
+    as_of = summary["data"]["observation_end"]
+    scored_run = subprocess.run(
+        [
+            str(clv_command()),
+            "score",
+            "--model-uri",
+            "models:/donors@champion",
+            "--input",
+            "donations.csv",
+            "--as-of",
+            str(as_of),
+            "--output",
+            "scored.parquet",
+        ],
+        cwd=tmp_path,
+        env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert scored_run.returncode == 0, scored_run.stderr
+    data = summary["data"]
+    assert f"clv score: 5,000 customers scored as of {as_of} with models:/donors@champion (BG/BB)" in (
+        scored_run.stdout
+    )
+    assert f"({data['rows_in']:,} rows in, {data['rows_used']:,} used, {data['rows_quarantined']:,} quarantined)" in (
+        scored_run.stdout
+    )
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    assert scored["customer_id"].tolist() == scores["customer_id"].tolist()
+    for column in ("frequency", "recency", "n_periods"):
+        assert scored[column].tolist() == scores[column].tolist()
+    for column in ("p_alive", "p_alive_next", "expected_transactions"):
+        assert scored[column].to_numpy() == pytest.approx(predicted[column].to_numpy(), rel=1e-12)
+    assert scored["p_alive"].between(0, 1).all()

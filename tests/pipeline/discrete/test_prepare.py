@@ -47,3 +47,35 @@ def test_histories_by_calendar_opportunity(tmp_path: Path) -> None:
     assert calibration["recency"].tolist() == [1, 0]
     assert calibration["n_periods"].tolist() == [2, 1]
     assert calibration["recent"].tolist() == [0, 0]  # the holdout is one opportunity (2023): a bought in 2021
+
+
+def test_histories_as_of_a_date_for_scoring(tmp_path: Path) -> None:
+    """``as_of`` (clv score): the histories as of that date, the rows after it quarantined, no calibration."""
+    import datetime as dt
+
+    path = tmp_path / "donations.csv"
+    pd.DataFrame(ROWS, columns=["customer_id", "date", "amount"]).to_csv(path, index=False)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "date"}},
+            "prepare": {"calibration_end": "2022-12-31", "observation_end": "2024-06-30"},
+            "business": {"type": "discrete", "billing_period": "year"},
+        }
+    )
+    engine = open_engine(config.engine)
+    source = engine.open(config.data).handle  # type: ignore[attr-defined]
+    histories = prepare_opportunities(engine.connection, source, config, as_of=dt.date(2022, 12, 31))
+    assert histories.ledger.rows_in == 8
+    assert histories.ledger.reasons == {
+        "invalid_timestamp": 1,
+        "missing_customer_id": 1,
+        "after_observation_end": 2,  # a's 2023-02-01 and c's 2024-01-05
+    }
+    assert histories.ledger.rows_used == 4
+    assert (histories.calibration_end, histories.observation_end) == (dt.date(2022, 12, 31), dt.date(2022, 12, 31))
+    assert histories.calibration.empty
+    full = histories.full.set_index("customer_id")
+    assert list(full.index) == ["a", "b"]
+    assert full["frequency"].tolist() == [1, 0]  # as the training's calibration histories at the same date
+    assert full["recency"].tolist() == [1, 0]
+    assert full["n_periods"].tolist() == [2, 1]

@@ -1,0 +1,113 @@
+"""Prepare a subscriptions table (customer, start, end or empty, plan, price) into the subscribers of
+:mod:`pipeline.contractual.prepare`, in DuckDB SQL: the alternative to a billing feed
+(``business.input: subscriptions``).
+
+A row is one subscription: ``data.columns.timestamp`` is its start, ``data.columns.amount`` the price charged
+every billing period, ``business.end_column`` its end (empty while it runs). Rows meet the billing feed's
+quarantine rules, the start as the date and the price as the amount, then two of their own:
+``invalid_end`` (an end that is not a date) and ``end_not_after_start``; a negative price is quarantined
+too (``negative_price``: a subscription has no refunds). Rows in = rows used + rows quarantined, counted
+in subscriptions. A used subscription is charged on its start and on every anniversary before its end
+and not after the observation end, which needs ``prepare.observation_end`` (or ``clv score --as-of``):
+the same charges as the billing feed of the same subscribers, so the same subscribers and sBG fit follow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from pipeline.config import Config
+from pipeline.contractual.prepare import (
+    Subscribers,
+    as_of_config,
+    classified_rows_sql,
+    periods_between_sql,
+    prepare_billing,
+    subscribers_from_charges,
+)
+from pipeline.engines.source_columns import private_alias
+from pipeline.engines.sql import DUCKDB
+from pipeline.errors import ConfigError, InputError
+
+__all__ = ["SUBSCRIPTION_REASONS", "prepare_contract_feed", "prepare_subscriptions"]
+
+SUBSCRIPTION_REASONS = ("invalid_end", "end_not_after_start", "negative_price")
+"""The quarantine reasons of a subscriptions table beyond the billing feed's (in the order a row meets them)."""
+
+
+def _anniversary_sql(start: str, k: str, period: str) -> str:
+    if period == "week":
+        return f"CAST({start} + CAST(7 * {k} AS INTEGER) AS DATE)"
+    months = k if period == "month" else f"12 * {k}"
+    return f"CAST({start} + to_months(CAST({months} AS INTEGER)) AS DATE)"
+
+
+def _classified_sql(config: Config, columns: list[str], end: str) -> str:
+    fmt = config.data.timestamp_format
+    raw_end = f"NULLIF(trim(CAST({end} AS VARCHAR)), '')"
+    parsed = f"try_strptime({raw_end}, '{fmt}')" if fmt else f"TRY_CAST({raw_end} AS TIMESTAMP)"
+    return f"""
+        SELECT * EXCLUDE (reason),
+               coalesce(reason, CASE
+                   WHEN raw_end IS NOT NULL AND end_ts IS NULL THEN 'invalid_end'
+                   WHEN CAST(end_ts AS DATE) <= CAST(ts AS DATE) THEN 'end_not_after_start'
+                   WHEN raw_value < 0 THEN 'negative_price'
+               END) AS reason
+        FROM (SELECT *, {raw_end} AS raw_end, {parsed} AS end_ts FROM ({classified_rows_sql(config, columns)}))
+    """
+
+
+def _charges_sql(config: Config, observation_end: dt.date) -> str:
+    """One charge per used subscription and billing period: the start, then every anniversary before the end
+    and not after ``observation_end``."""
+    period = config.business.billing_period
+    last = f"least(CAST(end_ts AS DATE) - 1, DATE '{observation_end}')"
+    paid = f"CASE WHEN end_ts IS NULL THEN DATE '{observation_end}' ELSE {last} END"
+    return f"""
+        SELECT cid, {_anniversary_sql("start_day", "k", period)} AS day, raw_value AS value
+        FROM (
+            SELECT cid, start_day, raw_value,
+                   unnest(range(0, {periods_between_sql("start_day", paid, period)} + 1)) AS k
+            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM classified WHERE reason IS NULL AND raw_value > 0)
+        )
+    """
+
+
+def prepare_subscriptions(
+    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
+) -> Subscribers:
+    """The prepare stage of the contractual job on a subscriptions table (see the module docstring)."""
+    config = as_of_config(config, as_of)
+    observation_end = config.prepare.observation_end
+    if observation_end is None:
+        raise ConfigError(
+            "business.input: subscriptions needs prepare.observation_end (an open subscription has no last date)"
+        )
+    columns = list(relation.columns)
+    if "amount" not in columns:
+        raise InputError("business.input: subscriptions needs the price column (data.columns.amount)")
+    end = private_alias(config.business.end_column)
+    if end not in columns:
+        raise InputError(
+            f"the subscriptions table has no end column '{config.business.end_column}' (business.end_column)"
+        )
+    con.register("tx", relation)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE classified AS {_classified_sql(config, columns, DUCKDB.identifier(end))}"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE charges AS {_charges_sql(config, observation_end)}")
+        return subscribers_from_charges(con, config, columns, as_of)
+    finally:
+        con.unregister("tx")
+
+
+def prepare_contract_feed(
+    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
+) -> Subscribers:
+    """The contractual prepare of ``business.input``: a billing feed or a subscriptions table."""
+    if config.business.input == "subscriptions":
+        return prepare_subscriptions(con, relation, config, as_of)
+    return prepare_billing(con, relation, config, as_of)

@@ -1,0 +1,139 @@
+"""A subscriptions table (customer, start, end or empty, plan, price) as the contractual input: the same
+quarantine and reconciliation as a billing feed, and the same subscribers and sBG fit as the equivalent feed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.config import Config, parse_config
+from pipeline.contractual.prepare import Subscribers
+from pipeline.contractual.subscriptions import prepare_contract_feed
+from pipeline.contractual.validation import fit_cohorts
+from pipeline.engines import open_engine
+from pipeline.errors import ConfigError
+from tests.subscription_feed import CALIBRATION_END, OBSERVATION_END, subscription_feed, subscriptions_table
+
+
+def _config(
+    path: Path, timestamp: str, extra: dict[str, object] | None = None, calibration_end: str = str(CALIBRATION_END)
+) -> Config:
+    columns: dict[str, object] = {"timestamp": timestamp}
+    if timestamp == "start":
+        columns["amount"] = "price"
+    return parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": columns},
+            "prepare": {"calibration_end": calibration_end, "observation_end": str(OBSERVATION_END)},
+            "business": {"type": "contractual", **(extra or {})},
+        }
+    )
+
+
+def _prepared(config: Config) -> Subscribers:
+    engine = open_engine(config.engine)
+    source = engine.open(config.data)
+    try:
+        return prepare_contract_feed(engine.connection, source.handle, config)  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Subscribers, Subscribers]:
+    folder = tmp_path_factory.mktemp("subscriptions")
+    feed = subscription_feed(per_cohort=150)
+    feed.to_csv(folder / "billing.csv", index=False)
+    subscriptions_table(feed).to_csv(folder / "subscriptions.csv", index=False)
+    billing = _prepared(_config(folder / "billing.csv", "charge_date"))
+    table = _prepared(_config(folder / "subscriptions.csv", "start", {"input": "subscriptions"}))
+    return billing, table
+
+
+def test_rows_in_equal_rows_used_plus_quarantined_by_reason(both: tuple[Subscribers, Subscribers]) -> None:
+    billing, table = both
+    ledger = table.ledger
+    assert ledger.rows_in == len(billing.full) + 7 == 3607
+    assert ledger.rows_used == 3600
+    assert ledger.rows_quarantined == 7
+    assert ledger.reasons == {
+        "missing_customer_id": 1,
+        "invalid_timestamp": 1,
+        "duplicate": 1,
+        "after_observation_end": 1,
+        "invalid_end": 1,
+        "end_not_after_start": 1,
+        "negative_price": 1,
+    }
+    assert ledger.charges == billing.ledger.charges == billing.ledger.rows_used
+    assert sorted(table.quarantine["reason"]) == sorted(ledger.reasons)
+
+
+def test_the_same_subscribers_as_the_billing_feed(both: tuple[Subscribers, Subscribers]) -> None:
+    billing, table = both
+    pd.testing.assert_frame_equal(table.full, billing.full)
+    pd.testing.assert_frame_equal(table.calibration, billing.calibration)
+    assert int(table.full["churned"].sum()) == int(billing.full["churned"].sum()) > 1000
+    assert (table.calibration_end, table.observation_end) == (CALIBRATION_END, OBSERVATION_END)
+
+
+def test_the_same_sbg_fit_as_the_billing_feed(both: tuple[Subscribers, Subscribers]) -> None:
+    billing, table = both
+    for frame in ("calibration", "full"):
+        expected, got = fit_cohorts(getattr(billing, frame)), fit_cohorts(getattr(table, frame))
+        assert got.pooled.params.alpha == expected.pooled.params.alpha
+        assert got.pooled.params.beta == expected.pooled.params.beta
+        assert got.pooled.stats.log_likelihood == expected.pooled.stats.log_likelihood
+        assert got.params == expected.params
+        assert len(got.params) == 24
+
+
+def test_an_open_subscription_is_charged_until_the_observation_end(tmp_path: Path) -> None:
+    rows = [
+        ("a", "2024-01-31", None, "basic", 10.0),  # open: Jan 31, Feb 29, Mar 31, Apr 30, May 31, Jun 30
+        ("b", "2024-01-15", "2024-03-15", "pro", 30.0),  # two charges: Jan 15, Feb 15; not renewed on Mar 15
+        ("c", "2024-06-01", "2024-09-01", "pro", 30.0),  # ends after the observation end: Jun 1 only
+    ]
+    path = tmp_path / "subs.csv"
+    pd.DataFrame(rows, columns=["customer_id", "start", "end", "plan", "price"]).to_csv(path, index=False)
+    prepared = _prepared(_config(path, "start", {"input": "subscriptions"}, "2024-03-31"))
+    charges = prepared.charges.sort_values(["customer_id", "charge_date"])
+    days = charges.groupby("customer_id")["charge_date"].apply(lambda d: [str(x)[:10] for x in d]).to_dict()
+    assert days == {
+        "a": ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-05-31", "2024-06-30"],
+        "b": ["2024-01-15", "2024-02-15"],
+        "c": ["2024-06-01"],
+    }
+    full = prepared.full.set_index("customer_id")
+    assert full["renewals"].to_dict() == {"a": 5, "b": 1, "c": 0}
+    assert full["churned"].to_dict() == {"a": False, "b": True, "c": False}
+    assert full["revenue"].to_dict() == {"a": 60.0, "b": 60.0, "c": 30.0}
+
+
+def test_an_open_table_needs_an_observation_end(tmp_path: Path) -> None:
+    path = tmp_path / "subs.csv"
+    pd.DataFrame(
+        [("a", "2024-01-31", None, "basic", 10.0)], columns=["customer_id", "start", "end", "plan", "price"]
+    ).to_csv(path, index=False)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "start", "amount": "price"}},
+            "prepare": {"calibration_end": "2024-03-31"},
+            "business": {"type": "contractual", "input": "subscriptions"},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"^business.input: subscriptions needs prepare.observation_end"):
+        _prepared(config)
+
+
+def test_the_config_keys() -> None:
+    with pytest.raises(ConfigError, match=r"business: business.input: subscriptions needs business.type: contractual"):
+        parse_config({"business": {"input": "subscriptions"}})
+    contractual = parse_config({"business": {"type": "contractual"}}).business.model_dump()
+    assert "input" not in contractual
+    assert "end_column" not in contractual
+    table = parse_config({"business": {"type": "contractual", "input": "subscriptions", "end_column": "ends"}})
+    assert table.business.model_dump()["input"] == "subscriptions"
+    assert table.business.model_dump()["end_column"] == "ends"
