@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, roots_jacobi, xlogy
 
-from models.definition import PurchaseModel, PymcSpec
 from models.bgnbd_fit import BetaGeoMle
+from models.definition import PurchaseModel, PymcSpec
 
 __all__ = [
     "MODEL",

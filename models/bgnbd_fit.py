@@ -141,7 +141,7 @@ def _dot(u: FloatArray, v: FloatArray) -> float:
 class OwnFit:
     """Our optimum in the data's time unit, whether it is a clean interior one (``accepted``) and why not."""
 
-    values: dict[str, float]
+    params: dict[str, float]
     standard_errors: dict[str, float]
     accepted: bool
     reason: str
@@ -232,7 +232,7 @@ class BetaGeoMle:
         if _valid(rows):
             own = fit_beta_geo(rows, penalizer, start)
             if own.accepted:
-                return MleFit(own.values, own.standard_errors)
+                return MleFit(own.params, own.standard_errors)
         return self.fallback(model, rows, penalizer, start)
 
 
