@@ -238,8 +238,8 @@ class BetaGeoMle:
 
 def _valid(rows: pd.DataFrame) -> bool:
     """Histories lifetimes accepts as they are: whole non-negative frequencies, 0 <= recency <= T, recency 0
-    without a repeat purchase. Anything else goes to lifetimes, which refuses it (or truncates a fractional
-    frequency) as before."""
+    without a repeat purchase, some T > 0 (time is divided by the largest). Anything else goes to lifetimes,
+    which refuses it (or truncates a fractional frequency) as before."""
     x, t_x, t_obs = (rows[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
     return bool(
         len(x) > 0
@@ -250,4 +250,5 @@ def _valid(rows: pd.DataFrame) -> bool:
         and (t_x[x == 0] == 0).all()
         and (rows["weight"].to_numpy() > 0).all()
         and np.isfinite(t_obs).all()
+        and t_obs.max() > 0
     )

@@ -141,9 +141,22 @@ def test_a_run_off_goes_to_lifetimes_as_before(penalizer: float) -> None:
         assert "did not converge" in hooked
 
 
-def test_bad_histories_are_refused_by_lifetimes_as_before() -> None:
-    rows = pd.DataFrame({"frequency": [1.0, 2.0], "recency": [5.0, 3.0], "T": [4.0, 6.0], "weight": [1, 1]})
-    with pytest.raises(ValueError, match="recency vector are larger than T"):
+@pytest.mark.parametrize(
+    ("frequency", "recency", "T", "error"),
+    [
+        ([1.0, 2.0], [5.0, 3.0], [4.0, 6.0], "recency vector are larger than T"),
+        ([0.0, 0.0], [0.0, 0.0], [0.0, 0.0], "did not converge"),  # every T is 0: no time scale
+        ([1.5, 2.0], [1.0, 3.0], [4.0, 6.0], None),  # lifetimes truncates a fractional frequency
+    ],
+)
+def test_histories_ours_does_not_take_go_to_lifetimes_as_before(
+    frequency: list[float], recency: list[float], T: list[float], error: str | None
+) -> None:
+    rows = pd.DataFrame({"frequency": frequency, "recency": recency, "T": T, "weight": [3, 2]})
+    if error is None:
+        assert _outcome(BetaGeoMle(), rows, 0.0) == _outcome(LifetimesFitter("BetaGeoFitter"), rows, 0.0)
+        return
+    with pytest.raises((ValueError, FitError), match=error):
         BetaGeoMle()(registry.get("bgnbd"), rows, 0.0, None)
 
 
