@@ -37,7 +37,7 @@ from models.lifetimes_fit import LifetimesFitter
 if TYPE_CHECKING:
     from models.definition import PurchaseModel
 
-__all__ = ["ACCEPTED_GRADIENT", "SHAPE_RANGE", "BetaGeoMle", "BetaGeoObjective", "OwnFit", "fit_beta_geo"]
+__all__ = ["ACCEPTED_GRADIENT", "RATE_RANGE", "SHAPE_RANGE", "BetaGeoMle", "BetaGeoObjective", "OwnFit", "fit_beta_geo"]
 
 FloatArray = NDArray[np.float64]
 NAMES = ("r", "alpha", "a", "b")
@@ -50,8 +50,11 @@ BFGS_GRADIENT = 1e-7
 POLISHED = 1e-11
 """The gradient the Newton steps aim for."""
 SHAPE_RANGE = (1e-3, 1e3)
-"""Our optimum is accepted only with every parameter (alpha in scaled time) in this range; outside it the fit
-is near a degenerate corner (a run-off), where lifetimes decides as before."""
+"""Our optimum is accepted only with the shapes r, a, b in this range; outside it the fit is near a degenerate
+corner (a run-off), where lifetimes decides as before."""
+RATE_RANGE = (1e-6, 1e6)
+"""The same for alpha in scaled time (the largest T is 1): a rate scale, wider apart (frequent buyers have a small
+alpha in days)."""
 
 
 class BetaGeoObjective:
@@ -174,13 +177,20 @@ def fit_beta_geo(rows: pd.DataFrame, penalizer: float = 0.0, start: FloatArray |
     reason = ""
     if not np.isfinite(value):
         reason = "the log-likelihood is not finite"
-    elif (params < SHAPE_RANGE[0]).any() or (params > SHAPE_RANGE[1]).any():
-        reason = f"a parameter left {SHAPE_RANGE} in scaled time ({dict(zip(NAMES, params.round(6), strict=True))})"
+    elif _outside(params):
+        reason = f"a parameter left its range in scaled time ({dict(zip(NAMES, params.round(6), strict=True))})"
     elif float(np.abs(gradient).max()) > ACCEPTED_GRADIENT:
         reason = f"the gradient is not small ({float(np.abs(gradient).max()):.2g}; {result.message})"
     elif not positive_definite:
         reason = "the Hessian is not positive definite"
     return OwnFit(values, errors, not reason, reason, objective.evaluations)
+
+
+def _outside(params: FloatArray) -> bool:
+    """A parameter (r, alpha in scaled time, a, b) outside SHAPE_RANGE (RATE_RANGE for alpha)."""
+    low = np.array([SHAPE_RANGE[0], RATE_RANGE[0], SHAPE_RANGE[0], SHAPE_RANGE[0]])
+    high = np.array([SHAPE_RANGE[1], RATE_RANGE[1], SHAPE_RANGE[1], SHAPE_RANGE[1]])
+    return bool((params < low).any() or (params > high).any())
 
 
 def _polish(
