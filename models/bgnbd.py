@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, roots_jacobi, xlogy
 
+from models.bgnbd_fit import BetaGeoMle
 from models.definition import PurchaseModel, PymcSpec
-from models.lifetimes_fit import LifetimesFitter
 
 __all__ = [
     "MODEL",
@@ -211,6 +211,6 @@ MODEL = PurchaseModel(
     expected_purchases_new_customer=expected_purchases_new_customer,
     log_likelihood_rows=log_likelihood_rows,
     repeat_count_pmf=repeat_count_pmf,
-    mle=LifetimesFitter("BetaGeoFitter"),
+    mle=BetaGeoMle(),
     pymc=PymcSpec(beta_geo_priors, _pymc_distribution),
 )

@@ -10,6 +10,7 @@ only stores a rescaled mean).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
@@ -55,9 +56,13 @@ def fit_purchase_histories(
     rows: pd.DataFrame,
     penalizer: float = 0.0,
     start: Literal["default", "median_age"] = "default",
+    warm_start: Mapping[str, float] | None = None,
 ) -> PurchaseFit:
     """:func:`fit_purchase` on unique histories: ``frequency``, ``recency``, ``T`` and ``weight`` (the
-    customers sharing each), sorted as :func:`unique_histories` sorts them (what a distributed engine collects)."""
+    customers sharing each), sorted as :func:`unique_histories` sorts them (what a distributed engine collects).
+
+    ``warm_start``: start values in the data's time unit, one per parameter (an earlier fit's parameters, e.g.
+    the calibration fit's for the refit on the whole history); it replaces ``start``."""
     definition = registry.get(model)
     label = definition.label
     if definition.mle is None:
@@ -67,7 +72,9 @@ def fit_purchase_histories(
     if (rows["frequency"] == 0).all():
         raise FitError(f"{label}: no customer has a repeat purchase, so the purchase model cannot be fitted")
     initial: NDArray[np.float64] | None = None
-    if start == "median_age":
+    if warm_start is not None:
+        initial = np.asarray([float(warm_start[k]) for k in definition.param_names])
+    elif start == "median_age":
         median_age = float(np.median(np.repeat(rows["T"].to_numpy(), rows["weight"].to_numpy())))
         initial = np.asarray([median_age if k in definition.rates else 1.0 for k in definition.param_names])
     fitted = definition.mle(definition, rows, penalizer, initial)

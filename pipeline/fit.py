@@ -128,12 +128,16 @@ HoldoutScore = Callable[[PurchaseParams], float]
 
 
 def _mle_attempt(
-    model: str, histories: pd.DataFrame, remedy: str, penalizer: float, restart: bool, remedies: RemediesConfig
+    model: str,
+    histories: pd.DataFrame,
+    remedy: str,
+    penalizer: float,
+    restart: bool,
+    remedies: RemediesConfig,
+    warm: dict[str, float] | None = None,
 ) -> tuple[FitAttempt, PurchaseFit | None]:
     try:
-        fitted = fit_purchase_histories(
-            model, histories, penalizer=penalizer, start="median_age" if restart else "default"
-        )
+        fitted = fit_purchase_histories(model, histories, penalizer, "median_age" if restart else "default", warm)
     except (FitError, np.linalg.LinAlgError, ValueError) as exc:
         return FitAttempt(remedy, penalizer, "failed", str(exc).splitlines()[0], restart=restart), None
     problem = _degenerate(fitted.params, remedies)
@@ -147,14 +151,18 @@ def _fit_purchase_mle(
     config: FitConfig,
     holdout_score: HoldoutScore | None,
     reuse: FitAttempt | None,
+    warm_start: PurchaseParams | None = None,
 ) -> tuple[PurchaseFit, tuple[FitAttempt, ...], FitAttempt]:
     """Plain fit, then the restart, then the penalizer path chosen by holdout log-likelihood."""
     attempts: list[FitAttempt] = []
-    if reuse is not None:  # the production refit repeats what worked on the calibration period
-        attempt, fitted = _mle_attempt(model, histories, reuse.remedy, reuse.penalizer, reuse.restart, config.remedies)
-        if attempt.outcome == "ok" and fitted is not None:
-            return fitted, (attempt,), attempt
-        attempts.append(attempt)  # it does not work on these data: search again
+    if reuse is not None:  # repeat what worked on the calibration period: from its optimum, then the remedy's start
+        for warm in (warm_start.as_dict(), None) if warm_start is not None else (None,):
+            attempt, fitted = _mle_attempt(
+                model, histories, reuse.remedy, reuse.penalizer, reuse.restart, config.remedies, warm
+            )
+            if attempt.outcome == "ok" and fitted is not None:
+                return fitted, (attempt,), attempt
+            attempts.append(replace(attempt, remedy=f"{reuse.remedy} (warm start)") if warm else attempt)
     plain, fitted = _mle_attempt(model, histories, "plain", config.purchase_penalizer, False, config.remedies)
     attempts.append(plain)
     if plain.outcome == "ok" and fitted is not None:
@@ -181,10 +189,6 @@ def _fit_purchase_mle(
             f"In the data: {data_diagnosis(histories)}"
         )
     return best[2], tuple(attempts), best[1]
-
-
-def _sampler(config: FitConfig) -> Sampler:
-    return Sampler(**config.mcmc.model_dump())
 
 
 def _worst(a: Diagnostics | None, b: Diagnostics | None) -> Diagnostics | None:
@@ -257,9 +261,10 @@ def fit_histories(
     label: str = "calibration",
     candidate: CandidateConfig | None = None,
     reuse: FitAttempt | None = None,
+    warm_start: PurchaseParams | None = None,
 ) -> FittedModels:
     """Fit from a :class:`FitInput` (what a distributed prepare collects, or :func:`fit_input`): the same
-    numbers as :func:`fit` on the per-customer summary.
+    numbers as :func:`fit` on the per-customer summary; ``warm_start``: the ``reuse`` refit starts there first.
 
     ``config.spend_model``: ``gamma_gamma`` (with the remedies and the pooled-mean fallback of
     :mod:`pipeline.spend_fit`), ``pooled_mean`` (the pooled mean without trying Gamma-Gamma) or ``none``
@@ -281,7 +286,7 @@ def fit_histories(
     try:
         if candidate.method == "mle":
             purchase_fit, attempts, chosen = _fit_purchase_mle(
-                candidate.model, histories, config, data.holdout_score, reuse
+                candidate.model, histories, config, data.holdout_score, reuse, warm_start
             )
             result = FittedModels(purchase_fit, None, float("nan"), "mle", attempts, chosen)
             spend = _fit_spend(spend_model, f, m, config)
@@ -326,7 +331,7 @@ def _fit_bayes(
     """MAP or MCMC. The spend model is decided by maximum likelihood first (remedies, spread test): PyMC
     fits Gamma-Gamma only where spend is heterogeneous, and a degenerate PyMC result falls back too."""
     method: Method = "map" if candidate.method == "map" else "mcmc"
-    sampler = _sampler(config)
+    sampler = Sampler(**config.mcmc.model_dump())
     params, purchase_bayes, n_unique = fit_purchase_bayes_histories(
         candidate.model, histories, method, config.priors, sampler
     )
