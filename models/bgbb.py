@@ -26,6 +26,7 @@ __all__ = [
     "BGBBFit",
     "BetaGeoBetaBinomParams",
     "bgbb_pymc_model",
+    "discounted_transactions",
     "expected_transactions",
     "expected_transactions_new_customer",
     "fit_bgbb",
@@ -151,6 +152,25 @@ def expected_transactions(
     ahead, rows = np.broadcast_arrays(ahead, inverse)
     survive = sbg.expected_remaining_lifetime(dropout, n[rows], ahead)
     return np.asarray((alive * buy)[rows] * survive, dtype=np.float64)
+
+
+def discounted_transactions(
+    params: BetaGeoBetaBinomParams,
+    horizon: int,
+    rate_per_period: float,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    n_periods: ArrayLike,
+) -> FloatArray:
+    """sum_{k=1..horizon} (E[X(n, n + k)] - E[X(n, n + k - 1)]) / (1 + r)^k: the expected transactions of the
+    next ``horizon`` opportunities, the k-th discounted k periods at ``rate_per_period`` r (r = 0: eq. 13)."""
+    total = np.zeros(np.shape(frequency), dtype=np.float64)
+    previous = np.zeros_like(total)
+    for k in range(1, int(horizon) + 1):
+        current = expected_transactions(params, k, frequency, recency, n_periods)
+        total += (current - previous) / (1.0 + rate_per_period) ** k
+        previous = current
+    return total
 
 
 def expected_transactions_new_customer(params: BetaGeoBetaBinomParams, n_periods: ArrayLike) -> FloatArray:

@@ -4,6 +4,10 @@ Input, one row per customer: ``customer_id``, ``frequency`` (x: opportunities wi
 first), ``recency`` (t_x: the last of them, 0 without one) and ``n_periods`` (n: opportunities since the
 first purchase). Output: ``customer_id``, ``p_alive`` (P(still active after the n-th opportunity)),
 ``p_alive_next`` (at the next one) and ``expected_transactions`` over the next ``horizon`` opportunities.
+With a spend model (a feed with amounts), the input also needs ``monetary_value`` (the mean spend of the x
+opportunities) and the output adds ``expected_order_value`` (:func:`models.spend.expected_order_value`) and
+``clv``: the expected order value times the expected transactions of the next ``horizon`` opportunities,
+the k-th discounted k periods at ``discount_rate`` per period (:func:`models.bgbb.discounted_transactions`).
 Logged in the models-from-code form (``models/opportunity_serving.py``), parameters as JSON.
 """
 
@@ -21,11 +25,13 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from models import bgbb
+from models import spend as spend_models
 from models.contract import CUSTOMER_ID, ContractError, canonical_ids
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, InvalidInputError
 
 __all__ = [
     "INPUT_COLUMNS",
+    "MONEY_COLUMNS",
     "OUTPUT_COLUMNS",
     "OpportunityModel",
     "OpportunityParams",
@@ -35,6 +41,8 @@ __all__ = [
 
 INPUT_COLUMNS = (CUSTOMER_ID, "frequency", "recency", "n_periods")
 OUTPUT_COLUMNS = (CUSTOMER_ID, "p_alive", "p_alive_next", "expected_transactions")
+MONEY_COLUMNS = ("expected_order_value", "clv")
+"""Added to the output by a model with a spend model; its input then also needs ``monetary_value``."""
 
 
 @dataclass(frozen=True)
@@ -42,18 +50,43 @@ class OpportunityParams:
     params: bgbb.BetaGeoBetaBinomParams
     horizon: int = 12
     period: str = "month"
+    spend: spend_models.SpendParams | None = None
+    discount_rate: float = 0.0
+    """Per opportunity (``business.billing_period``), from ``score.annual_discount_rate``."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": "opportunity_bgbb",
             "params": self.params.as_dict(),
             "horizon": self.horizon,
             "period": self.period,
         }
+        if self.spend is not None:
+            out |= {
+                "spend_model": spend_models.spend_model_name(self.spend),
+                "spend_params": self.spend.as_dict(),
+                "discount_rate": self.discount_rate,
+            }
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OpportunityParams:
-        return cls(bgbb.BetaGeoBetaBinomParams(**data["params"]), int(data["horizon"]), str(data["period"]))
+        money = spend_models.make_spend_params(data.get("spend_model", "none"), data.get("spend_params"))
+        return cls(
+            bgbb.BetaGeoBetaBinomParams(**data["params"]),
+            int(data["horizon"]),
+            str(data["period"]),
+            money,
+            float(data.get("discount_rate", 0.0)),
+        )
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        return OUTPUT_COLUMNS if self.spend is None else (*OUTPUT_COLUMNS, *MONEY_COLUMNS)
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        return INPUT_COLUMNS if self.spend is None else (*INPUT_COLUMNS, "monetary_value")
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
@@ -62,9 +95,9 @@ class OpportunityParams:
 
 def score_opportunities(model: OpportunityParams, frame: pd.DataFrame) -> pd.DataFrame:
     """:data:`OUTPUT_COLUMNS` for each row, in the input's order; ContractError on a bad history."""
-    missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
+    missing = [c for c in model.input_columns if c not in frame.columns]
     if missing:
-        raise ContractError(f"missing column '{missing[0]}' (needs {', '.join(INPUT_COLUMNS)})")
+        raise ContractError(f"missing column '{missing[0]}' (needs {', '.join(model.input_columns)})")
     ids = canonical_ids(frame[CUSTOMER_ID])
     x, t_x, n = (pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in INPUT_COLUMNS[1:])
     try:
@@ -72,7 +105,7 @@ def score_opportunities(model: OpportunityParams, frame: pd.DataFrame) -> pd.Dat
     except ValueError as exc:
         raise ContractError(str(exc)) from None
     p = model.params
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             CUSTOMER_ID: ids.to_numpy(),
             "p_alive": bgbb.p_alive(p, x, t_x, n),
@@ -80,12 +113,24 @@ def score_opportunities(model: OpportunityParams, frame: pd.DataFrame) -> pd.Dat
             "expected_transactions": bgbb.expected_transactions(p, model.horizon, x, t_x, n),
         }
     )
+    if model.spend is not None:
+        m = pd.to_numeric(frame["monetary_value"], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.isfinite(m).all() or (m < 0).any():
+            raise ContractError("monetary_value must be a number >= 0 for every row")
+        order_value = spend_models.expected_order_value(model.spend, x, m)
+        discounted = bgbb.discounted_transactions(p, model.horizon, model.discount_rate, x, t_x, n)
+        out["expected_order_value"] = order_value
+        out["clv"] = order_value * discounted
+    return out
 
 
-def opportunity_signature() -> ModelSignature:
+def opportunity_signature(model: OpportunityParams | None = None) -> ModelSignature:
+    """The signature of ``model`` (without one, or without a spend model: the columns without money)."""
     any_type = AnyType()  # type: ignore[no-untyped-call]
-    inputs = Schema([ColSpec(any_type, name) for name in INPUT_COLUMNS])
-    outputs = Schema([ColSpec("string" if c == CUSTOMER_ID else "double", c) for c in OUTPUT_COLUMNS])
+    names_in = INPUT_COLUMNS if model is None else model.input_columns
+    names_out = OUTPUT_COLUMNS if model is None else model.output_columns
+    inputs = Schema([ColSpec(any_type, name) for name in names_in])
+    outputs = Schema([ColSpec("string" if c == CUSTOMER_ID else "double", c) for c in names_out])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 

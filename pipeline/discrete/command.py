@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models.spend import LABELS, spend_model_name
 from pipeline.config import Config
 from pipeline.discrete.workflow import DiscreteResult, train_discrete
 from pipeline.engines import open_engine
@@ -76,12 +77,19 @@ def discrete_summary_dict(result: DiscreteResult) -> dict[str, Any]:
             "model": "bgbb",
             "calibration": result.validation.fit.params.as_dict(),
             "production": result.production_fit.params.as_dict() if result.production_fit is not None else None,
+            "spend_model": _spend_name(result),
+            "spend": result.spend.fit.params.as_dict() if result.spend is not None else None,
+            "spend_fallback": result.spend.fallback if result.spend is not None else "",
         },
         "warnings": [],
         "metrics": result.validation.metrics,
         "checks": [c.as_dict() for c in result.gate.checks],
         "stage_seconds": {stage: round(seconds, 3) for stage, seconds in result.timings.items()},
     }
+
+
+def _spend_name(result: DiscreteResult) -> str:
+    return spend_model_name(None if result.spend is None else result.spend.fit.params)
 
 
 def discrete_summary_text(result: DiscreteResult) -> str:
@@ -103,6 +111,15 @@ def discrete_summary_text(result: DiscreteResult) -> str:
             f"  holdout     purchases MAE {m['purchases_mae']:.4f} (baselines: last period "
             f"{m['baseline_last_period_purchases_mae']:.4f}, average rate "
             f"{m['baseline_average_rate_purchases_mae']:.4f})",
+            *_spend_lines(result),
             f"  gate        {'passed' if result.gate.passed else 'FAILED'}; {verdict}",
         ]
     )
+
+
+def _spend_lines(result: DiscreteResult) -> list[str]:
+    if result.spend is None:
+        return []
+    values = ", ".join(f"{k} {v:.4g}" for k, v in result.spend.fit.params.as_dict().items())
+    note = f" (fallback: {result.spend.fallback})" if result.spend.fallback else ""
+    return [f"  spend       {LABELS[_spend_name(result)]}: {values}{note}"]

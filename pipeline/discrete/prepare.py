@@ -7,7 +7,9 @@ customer, as of a date D, counting only the opportunities that had ended by D:
 - ``first_period``: the period of the first purchase (the customer's "cohort"; not an opportunity);
 - ``n_periods`` (n): opportunities after the first period that had ended by D;
 - ``frequency`` (x): those of them with a purchase; ``recency`` (t_x): the last of them (0 without one);
-- ``recent`` (calibration only): purchases in its last n* opportunities, n* the holdout's length.
+- ``recent`` (calibration only): purchases in its last n* opportunities, n* the holdout's length;
+- ``monetary_value``: the mean spend of those x opportunities (the amounts of one opportunity added up;
+  0 without one), the Gamma-Gamma input, as the non-contractual job's mean spend per repeat period.
 
 A customer whose first purchase is in the period still running at D is not counted yet.
 """
@@ -26,7 +28,7 @@ from pipeline.errors import InputError
 
 __all__ = ["HISTORY_COLUMNS", "Histories", "prepare_opportunities"]
 
-HISTORY_COLUMNS = ("customer_id", "first_period", "frequency", "recency", "n_periods", "recent")
+HISTORY_COLUMNS = ("customer_id", "first_period", "frequency", "recency", "n_periods", "recent", "monetary_value")
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,12 @@ def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
     index = periods_between_sql("first_period", "period", period)
     return f"""
         WITH mine AS (
-            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period FROM buys WHERE day <= DATE '{as_of}'
+            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period, sum(value) AS spend
+            FROM buys WHERE day <= DATE '{as_of}' GROUP BY cid, period
         ),
         firsts AS (SELECT cid, min(period) AS first_period FROM mine GROUP BY cid),
         indexed AS (
-            SELECT m.cid, f.first_period, {index} AS idx,
+            SELECT m.cid, f.first_period, m.spend, {index} AS idx,
                    {periods_between_sql("first_period", ended, period)} - 1 AS n
             FROM mine m JOIN firsts f USING (cid)
         )
@@ -57,7 +60,8 @@ def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
                count(DISTINCT CASE WHEN idx > 0 AND idx <= n THEN idx END) AS frequency,
                coalesce(max(CASE WHEN idx > 0 AND idx <= n THEN idx END), 0) AS recency,
                max(n) AS n_periods,
-               count(DISTINCT CASE WHEN idx > 0 AND idx <= n AND idx > n - {window} THEN idx END) AS recent
+               count(DISTINCT CASE WHEN idx > 0 AND idx <= n AND idx > n - {window} THEN idx END) AS recent,
+               coalesce(avg(CASE WHEN idx > 0 AND idx <= n THEN spend END), 0) AS monetary_value
         FROM indexed GROUP BY cid, first_period HAVING max(n) >= 0 ORDER BY customer_id
     """
 
@@ -77,8 +81,8 @@ def prepare_opportunities(
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {classified_rows_sql(config, columns)}")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day FROM dclassified "
-            "WHERE reason IS NULL AND raw_value > 0"
+            "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
+            "FROM dclassified WHERE reason IS NULL AND raw_value > 0"
         )
         counts = con.sql("SELECT reason, count(*) FROM dclassified GROUP BY reason").fetchall()
         last = con.sql("SELECT max(day), count(*) FROM buys").fetchall()[0]
@@ -115,4 +119,5 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     out["customer_id"] = out["customer_id"].astype(str)
     for column in ("frequency", "recency", "n_periods", "recent"):
         out[column] = out[column].astype("int64")
+    out["monetary_value"] = out["monetary_value"].astype("float64")
     return out.reset_index(drop=True)

@@ -1,5 +1,6 @@
 """``clv score`` with a registered discrete-opportunity (BG/BB) model: a feed prepared with the model's own
-config, as of a date, and every customer acquired by then scored (P(alive), expected transactions)."""
+config, as of a date, and every customer acquired by then scored (P(alive), expected transactions; with a
+spend model, the expected order value and CLV)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from models.opportunity_model import INPUT_COLUMNS, OpportunityModel
+from models.opportunity_model import OpportunityModel
 from pipeline.config import DataConfig, parse_config
 from pipeline.contractual.prepare import BillingLedger
 from pipeline.discrete.prepare import prepare_opportunities
@@ -49,9 +50,11 @@ def score_opportunity_file(
             histories = prepare_opportunities(engine.connection, data.handle, config, as_of=as_of)  # type: ignore[arg-type]
     finally:
         engine.close()
-    customers = histories.full.loc[:, ["first_period", *INPUT_COLUMNS]].reset_index(drop=True)
+    assert model.model is not None
+    columns = model.model.input_columns
+    customers = histories.full.loc[:, ["first_period", *columns]].reset_index(drop=True)
     customers["first_period"] = customers["first_period"].astype("datetime64[ns]").dt.strftime("%Y-%m-%d")
-    scores = model.predict(None, customers.loc[:, list(INPUT_COLUMNS)])
+    scores = model.predict(None, customers.loc[:, list(columns)])
     with writer:
         writer.write(customers.merge(scores, on="customer_id", how="left"))
     return len(customers), histories.ledger

@@ -1,5 +1,9 @@
 """The discrete training workflow: prepare -> BG/BB on the calibration -> holdout validation -> gate ->
-refit on the whole history -> score every customer. No files, no tracking store."""
+refit on the whole history -> the spend model -> score every customer. No files, no tracking store.
+
+The spend model is the non-contractual job's (:func:`pipeline.spend_fit.fit_spend`: Gamma-Gamma with its
+remedies and its pooled-mean fallback) on the repeat buyers' mean spend per opportunity, unless
+``fit.spend_model`` says ``pooled_mean`` or ``none`` (then no money columns)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from models import bgbb
+from models.gamma_gamma_fit import SpendData
 from models.opportunity_model import OpportunityParams, score_opportunities
 from pipeline.config import Config
 from pipeline.discrete.prepare import Histories, prepare_opportunities
@@ -17,8 +23,9 @@ from pipeline.discrete.validation import DiscreteValidation, discrete_gate, vali
 from pipeline.engines import Engine, Source
 from pipeline.errors import ConfigError, InputError
 from pipeline.gate import GateResult
+from pipeline.spend_fit import SpendOutcome, fit_spend, pooled_mean_outcome
 
-__all__ = ["HORIZON_PERIODS", "DiscreteResult", "train_discrete"]
+__all__ = ["HORIZON_PERIODS", "DiscreteResult", "fit_discrete_spend", "train_discrete"]
 
 HORIZON_PERIODS = {"week": 52, "month": 12, "year": 5}
 """Expected transactions are scored over the next year of opportunities (five of yearly ones)."""
@@ -34,6 +41,7 @@ class DiscreteResult:
     production_fit: bgbb.BGBBFit | None = None
     model: OpportunityParams | None = None
     scores: pd.DataFrame | None = None
+    spend: SpendOutcome | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     run_id: str = ""
     version: int | None = None
@@ -49,6 +57,20 @@ class DiscreteResult:
     @property
     def warnings(self) -> tuple[str, ...]:
         return ()
+
+
+def fit_discrete_spend(config: Config, histories: pd.DataFrame) -> SpendOutcome | None:
+    """The spend model on the histories' ``frequency`` and ``monetary_value`` (None for ``fit.spend_model: none``)."""
+    f = histories["frequency"].to_numpy(dtype=np.float64)
+    m = histories["monetary_value"].to_numpy(dtype=np.float64)
+    chosen = config.fit.spend_model or "gamma_gamma"
+    if chosen == "none":
+        return None
+    if chosen == "pooled_mean":
+        keep = (f > 0) & (m > 0)
+        data = SpendData.from_arrays(f[keep], m[keep]) if keep.any() else None
+        return pooled_mean_outcome(data, "configured (fit.spend_model: pooled_mean)", [])
+    return fit_spend(f, m, config.fit.spend_penalizer, config.fit.remedies)
 
 
 def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResult:
@@ -75,9 +97,16 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
     start = time.perf_counter()
     full = histories.full
     production = bgbb.fit_bgbb(full["frequency"], full["recency"], full["n_periods"])
+    spend = fit_discrete_spend(config, full)
     period = config.business.billing_period
-    model = OpportunityParams(production.params, HORIZON_PERIODS[period], period)
-    inputs = full.loc[:, ["customer_id", "frequency", "recency", "n_periods"]]
+    rate = config.business.discount_rate_per_period(config.score.annual_discount_rate)
+    money = None if spend is None else spend.fit.params
+    model = OpportunityParams(
+        production.params, HORIZON_PERIODS[period], period, money, rate if money is not None else 0.0
+    )
+    inputs = full.loc[:, list(model.input_columns)]
     scores = inputs.merge(score_opportunities(model, inputs), on="customer_id", how="left")
     timings["production_fit"] = time.perf_counter() - start
-    return dataclasses.replace(result, production_fit=production, model=model, scores=scores, timings=timings)
+    return dataclasses.replace(
+        result, production_fit=production, model=model, scores=scores, spend=spend, timings=timings
+    )

@@ -39,6 +39,8 @@ def record_discrete(result: DiscreteResult, config_yaml: str) -> None:
         "bgbb_log_likelihood": fit.stats.log_likelihood,
         **names.stage_metrics(result.timings),
     }
+    if result.spend is not None:
+        metrics |= {f"spend_{k}": v for k, v in result.spend.fit.params.as_dict().items()}
     if result.production_fit is not None:
         metrics |= {f"production_bgbb_{k}": v for k, v in result.production_fit.params.as_dict().items()}
     store.log_metrics(metrics)
@@ -51,11 +53,15 @@ def record_discrete(result: DiscreteResult, config_yaml: str) -> None:
 def log_opportunity_model(result: DiscreteResult, config_yaml: str) -> str:
     assert result.model is not None
     assert result.scores is not None
-    example = result.scores.loc[:, ["customer_id", "frequency", "recency", "n_periods"]].head(5)
+    example = result.scores.loc[:, list(result.model.input_columns)].head(5)
     with tempfile.TemporaryDirectory() as tmp:
         params = result.model.write(Path(tmp) / "params.json")
         return store.log_code_model(
-            "opportunity_serving.py", params, example.reset_index(drop=True), config_yaml, opportunity_signature()
+            "opportunity_serving.py",
+            params,
+            example.reset_index(drop=True),
+            config_yaml,
+            opportunity_signature(result.model),
         )
 
 

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import clean_env, clv_command
 from tests.discrete_feed import ALPHA, BETA, DELTA, GAMMA, write_discrete_feed
 
+SCORED = ("p_alive", "p_alive_next", "expected_transactions", "expected_order_value", "clv")
+
 
 def test_spark_is_refused_with_one_line() -> None:
     from pipeline.config import parse_config
@@ -65,9 +67,11 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)  # an earlier test in this process may have pointed the registry elsewhere
     model = mlflow.pyfunc.load_model("models:/donors@champion")
-    predicted = model.predict(scores[["customer_id", "frequency", "recency", "n_periods"]])
+    assert summary["fit"]["spend_model"] == "gamma_gamma"
+    assert scores["clv"].gt(0).all()
+    predicted = model.predict(scores[["customer_id", "frequency", "recency", "n_periods", "monetary_value"]])
     assert predicted["customer_id"].tolist() == scores["customer_id"].tolist()
-    for column in ("p_alive", "p_alive_next", "expected_transactions"):
+    for column in SCORED:
         assert predicted[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
 
     # clv score: the raw feed prepared as of the observation end with the model's config, the same numbers
@@ -103,6 +107,8 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     assert scored["customer_id"].tolist() == scores["customer_id"].tolist()
     for column in ("frequency", "recency", "n_periods"):
         assert scored[column].tolist() == scores[column].tolist()
-    for column in ("p_alive", "p_alive_next", "expected_transactions"):
+    # a mean in DuckDB: the same up to the order of its sum (measured: 1 ulp)
+    assert scored["monetary_value"].to_numpy() == pytest.approx(scores["monetary_value"].to_numpy(), rel=1e-12)
+    for column in SCORED:
         assert scored[column].to_numpy() == pytest.approx(predicted[column].to_numpy(), rel=1e-12)
     assert scored["p_alive"].between(0, 1).all()

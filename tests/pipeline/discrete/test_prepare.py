@@ -42,11 +42,13 @@ def test_histories_by_calendar_opportunity(tmp_path: Path) -> None:
     assert full["frequency"].tolist() == [2, 0]  # a: 2021 and 2023 (2024 is still running)
     assert full["recency"].tolist() == [3, 0]
     assert full["n_periods"].tolist() == [3, 2]  # a: 2021-2023; b: 2022-2023
+    assert full["monetary_value"].tolist() == [60.0, 0.0]  # a: 2021 (50 + 20) and 2023 (50); b: no repeat
     calibration = histories.calibration.set_index("customer_id")
     assert calibration["frequency"].tolist() == [1, 0]
     assert calibration["recency"].tolist() == [1, 0]
     assert calibration["n_periods"].tolist() == [2, 1]
     assert calibration["recent"].tolist() == [0, 0]  # the holdout is one opportunity (2023): a bought in 2021
+    assert calibration["monetary_value"].tolist() == [70.0, 0.0]  # a's 2021 opportunity: 50 + 20
 
 
 def test_histories_as_of_a_date_for_scoring(tmp_path: Path) -> None:
