@@ -6,9 +6,13 @@ A row is one subscription: ``data.columns.timestamp`` is its start, ``data.colum
 every billing period, ``business.end_column`` its end (empty while it runs). Rows meet the billing feed's
 quarantine rules, the start as the date and the price as the amount, then two of their own:
 ``invalid_end`` (an end that is not a date) and ``end_not_after_start``; a negative price is quarantined
-too (``negative_price``: a subscription has no refunds). Rows in = rows used + rows quarantined, counted
-in subscriptions. A used subscription is charged on its start and on every anniversary before its end
-and not after the observation end, which needs ``prepare.observation_end`` (or ``clv score --as-of``):
+too (``negative_price``: a subscription has no refunds). Last, ``overlapping_subscription``: a row that
+starts before the end of an earlier row of the same customer that passed the other rules (earlier: by
+start, then by end, an open row last; an open row never ends), whether that earlier row was used or
+quarantined as overlapping itself; combined into one charge history, overlapping rows would count revenue
+twice. A row starting on the day an earlier one ends does not overlap. Rows in = rows used + rows
+quarantined, counted in subscriptions. A used subscription is charged on its start and on every anniversary
+before its end and not after the observation end, which needs ``prepare.observation_end`` (or ``clv score --as-of``):
 the same charges as the billing feed of the same subscribers, so the same subscribers and sBG fit follow.
 """
 
@@ -33,7 +37,7 @@ from pipeline.errors import ConfigError, InputError
 
 __all__ = ["SUBSCRIPTION_REASONS", "prepare_contract_feed", "prepare_subscriptions"]
 
-SUBSCRIPTION_REASONS = ("invalid_end", "end_not_after_start", "negative_price")
+SUBSCRIPTION_REASONS = ("invalid_end", "end_not_after_start", "negative_price", "overlapping_subscription")
 """The quarantine reasons of a subscriptions table beyond the billing feed's (in the order a row meets them)."""
 
 
@@ -48,7 +52,13 @@ def _classified_sql(config: Config, columns: list[str], end: str) -> str:
     fmt = config.data.timestamp_format
     raw_end = f"NULLIF(trim(CAST({end} AS VARCHAR)), '')"
     parsed = f"try_strptime({raw_end}, '{fmt}')" if fmt else f"TRY_CAST({raw_end} AS TIMESTAMP)"
-    return f"""
+    everything = ", ".join(DUCKDB.identifier(c) for c in columns)
+    open_end = "coalesce(CAST(end_ts AS DATE), DATE '9999-12-31')"
+    earlier = (
+        f"max(CASE WHEN reason IS NULL THEN {open_end} END) OVER (PARTITION BY cid ORDER BY CAST(ts AS DATE), "
+        f"{open_end}, {everything} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    )
+    own = f"""
         SELECT * EXCLUDE (reason),
                coalesce(reason, CASE
                    WHEN raw_end IS NOT NULL AND end_ts IS NULL THEN 'invalid_end'
@@ -56,6 +66,11 @@ def _classified_sql(config: Config, columns: list[str], end: str) -> str:
                    WHEN raw_value < 0 THEN 'negative_price'
                END) AS reason
         FROM (SELECT *, {raw_end} AS raw_end, {parsed} AS end_ts FROM ({classified_rows_sql(config, columns)}))
+    """
+    return f"""
+        SELECT * EXCLUDE (reason, earlier_end),
+               coalesce(reason, CASE WHEN CAST(ts AS DATE) < earlier_end THEN 'overlapping_subscription' END) AS reason
+        FROM (SELECT *, {earlier} AS earlier_end FROM ({own}))
     """
 
 

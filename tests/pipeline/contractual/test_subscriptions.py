@@ -137,3 +137,29 @@ def test_the_config_keys() -> None:
     table = parse_config({"business": {"type": "contractual", "input": "subscriptions", "end_column": "ends"}})
     assert table.business.model_dump()["input"] == "subscriptions"
     assert table.business.model_dump()["end_column"] == "ends"
+
+
+def test_a_subscription_overlapping_an_earlier_one_is_quarantined(tmp_path: Path) -> None:
+    """Combined into one charge history, overlapping subscriptions would count revenue twice."""
+    rows = [
+        ("a", "2024-01-15", "2024-03-15", "pro", 30.0),  # Jan 15, Feb 15
+        ("a", "2024-03-15", None, "pro", 30.0),  # starts the day the first ends: no overlap; Mar 15 .. Jun 15
+        ("b", "2024-01-01", None, "basic", 10.0),  # open: Jan 1 .. Jun 1
+        ("b", "2024-02-01", "2024-04-01", "pro", 20.0),  # overlapping_subscription
+        ("c", "2024-02-01", "2024-05-01", "basic", 10.0),  # same start, ends later: overlapping_subscription
+        ("c", "2024-02-01", "2024-03-01", "basic", 10.0),  # the earlier of the two (ends first): Feb 1
+        ("d", "2024-01-01", "soon", "basic", 10.0),  # invalid_end: not an earlier row for the overlap rule
+        ("d", "2024-02-01", None, "basic", 10.0),  # Feb 1 .. Jun 1
+    ]
+    path = tmp_path / "subs.csv"
+    pd.DataFrame(rows, columns=["customer_id", "start", "end", "plan", "price"]).to_csv(path, index=False)
+    prepared = _prepared(_config(path, "start", {"input": "subscriptions"}, "2024-03-31"))
+    ledger = prepared.ledger
+    assert ledger.reasons == {"overlapping_subscription": 2, "invalid_end": 1}
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (8, 5, 3)
+    overlapping = prepared.quarantine[prepared.quarantine["reason"] == "overlapping_subscription"]
+    assert sorted(overlapping["customer_id"]) == ["b", "c"]
+    full = prepared.full.set_index("customer_id")
+    assert full["revenue"].to_dict() == {"a": 180.0, "b": 60.0, "c": 10.0, "d": 50.0}
+    assert full["renewals"].to_dict() == {"a": 5, "b": 5, "c": 0, "d": 4}
+    assert ledger.charges == 6 + 6 + 1 + 5
