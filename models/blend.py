@@ -6,8 +6,9 @@ and the challenger's features (:data:`models.challenger_features.FEATURE_COLUMNS
 :func:`models.challenger_features.serving_input`. Over the horizon H (the holdout length of the contest) it
 gives BTYD's expected revenue, the challenger's (already rescaled to BTYD's total at training time: the
 factor is part of the saved challenger), their weighted mean, the blended churn risk over H and
-``value_model`` = ``blend``. The structural quantities (P(alive), expected purchases, order value, the
-discounted ``clv``) stay BTYD's and come from :func:`models.scoring.score_customers`.
+``value_model`` = ``blend``. The structural quantities (P(alive), expected purchases, order value) stay BTYD's
+and come from :func:`models.scoring.score_customers`; :func:`winner_value` then makes ``clv``, ``churn_risk`` and
+``risk_tier`` the winner's and keeps BTYD's as ``btyd_clv`` and ``btyd_churn_risk``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from models.challenger import Challenger, blend
 from models.challenger_features import FEATURE_COLUMNS
 from models.clv import days_to_units
 from models.contract import CUSTOMER_ID, ContractError, check_customer_summary, required_columns
-from models.scoring import score_columns, score_customers
+from models.scoring import assign_risk_tier, score_columns, score_customers
 
 __all__ = [
+    "BTYD_VALUE_COLUMNS",
     "NULLABLE_FEATURES",
     "VALUE_MODEL",
     "BlendModel",
@@ -35,10 +37,14 @@ __all__ = [
     "check_features",
     "score_blend",
     "value_column",
+    "winner_value",
 ]
 
 VALUE_MODEL = "value_model"
 """The column that says which model produced the value: ``btyd`` or ``blend``."""
+
+BTYD_VALUE_COLUMNS = ("btyd_clv", "btyd_churn_risk")
+"""BTYD's own ``clv`` and 90-day ``churn_risk``, kept after the blend's columns when the blend is served."""
 
 NULLABLE_FEATURES = frozenset(
     {"mean_gap_days", "std_gap_days", "last_gap_days", "overdue_ratio", "repeat_mean_spend", "last_to_mean_spend"}
@@ -82,7 +88,7 @@ class BlendModel:
         return (*required_columns(True), *FEATURE_COLUMNS)
 
     def output_columns(self) -> list[str]:
-        return [*score_columns(self.btyd), *blend_columns(self.horizon_days)]
+        return [*score_columns(self.btyd), *blend_columns(self.horizon_days), *BTYD_VALUE_COLUMNS]
 
 
 def check_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -146,8 +152,35 @@ def blend_scores(model: BlendModel, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def winner_value(scores: pd.DataFrame, btyd: CLVModelParams, horizon_days: int) -> pd.DataFrame:
+    """BTYD's scores with the blend's columns (:func:`blend_columns`) made the winner's: the one place the
+    registered model and the training scores both take ``clv``, ``churn_risk`` and ``risk_tier`` from.
+
+    - ``clv`` is BTYD's discounted CLV times the blend's ratio over H, ``expected_revenue_<H>d`` /
+      ``btyd_expected_revenue_<H>d`` (1 where BTYD's is 0), per customer; so are ``clv_lower``/``clv_upper``
+      when BTYD has posterior draws. BTYD's is kept as ``btyd_clv``.
+    - ``churn_risk`` is the blend's ``churn_risk_<H>d`` (it then covers H days, the horizon the contest judged)
+      and ``risk_tier`` follows it with BTYD's tiers; BTYD's (over ``churn_horizon_days``) is kept as
+      ``btyd_churn_risk``.
+    """
+    h = horizon_days
+    btyd_revenue = scores[f"btyd_expected_revenue_{h}d"].to_numpy(dtype=np.float64)
+    revenue = scores[value_column(h)].to_numpy(dtype=np.float64)
+    safe = np.where(btyd_revenue > 0, btyd_revenue, 1.0)
+    ratio = np.where(btyd_revenue > 0, revenue / safe, 1.0)
+    risk = scores[f"churn_risk_{h}d"].to_numpy(dtype=np.float64)
+    out = scores.assign(btyd_clv=scores["clv"], btyd_churn_risk=scores["churn_risk"])
+    for column in ("clv", "clv_lower", "clv_upper"):
+        if column in out.columns:
+            out[column] = out[column].to_numpy(dtype=np.float64) * ratio
+    out["churn_risk"] = risk
+    out["risk_tier"] = assign_risk_tier(risk, btyd.spec.risk_tiers)
+    return out
+
+
 def score_blend(model: BlendModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """BTYD's scores (:func:`models.scoring.score_customers`) with the blend's columns, row for row."""
+    """BTYD's scores (:func:`models.scoring.score_customers`) with the blend's columns, row for row, and the
+    winner's ``clv``, ``churn_risk`` and ``risk_tier`` (:func:`winner_value`)."""
     scores = score_customers(model.btyd, frame)
     blended = blend_scores(model, frame)
-    return pd.concat([scores, blended.drop(columns=CUSTOMER_ID)], axis=1)
+    return winner_value(pd.concat([scores, blended.drop(columns=CUSTOMER_ID)], axis=1), model.btyd, model.horizon_days)

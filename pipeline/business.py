@@ -127,11 +127,12 @@ def clv_cac(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame
     """CLV:CAC ratio and payback period (months until the discounted expected value covers the CAC).
 
     ``cac`` is indexed by customer_id; customers without one are left out. Payback beyond the CLV
-    horizon is NaN.
+    horizon is NaN. When the blend is served (scores with ``btyd_clv``), BTYD's monthly values are scaled
+    by the customer's ``clv / btyd_clv``, as ``clv`` is (:func:`models.blend.winner_value`).
     """
     known = scores["customer_id"].isin(cac.index).to_numpy()
     f, r, t = (customers[c].to_numpy(dtype=np.float64)[known] for c in ("frequency", "recency", "T"))
-    value = scores["expected_order_value"].to_numpy()[known]
+    value = scores["expected_order_value"].to_numpy()[known] * _winner_scale(scores)[known]
     cost = cac.reindex(scores["customer_id"][known]).to_numpy(dtype=np.float64)
     spec = model.spec
     cumulative = np.zeros_like(value)
@@ -156,6 +157,14 @@ def clv_cac(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame
             "payback_months": payback,
         }
     )
+
+
+def _winner_scale(scores: pd.DataFrame) -> np.ndarray:
+    """Per customer, ``clv / btyd_clv`` (1 where BTYD's is 0, or without ``btyd_clv``: BTYD's scores)."""
+    if "btyd_clv" not in scores.columns:
+        return np.ones(len(scores))
+    clv, btyd = scores["clv"].to_numpy(dtype=np.float64), scores["btyd_clv"].to_numpy(dtype=np.float64)
+    return np.where(btyd > 0, clv / np.where(btyd > 0, btyd, 1.0), 1.0)
 
 
 def cac_summary(view: pd.DataFrame, horizon_months: int) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.blend import VALUE_MODEL, BlendModel, blend_scores, btyd_over, value_column
+from models.blend import VALUE_MODEL, BlendModel, blend_scores, btyd_over, value_column, winner_value
 from models.bundle import CLVModelParams
 from models.challenger import Challenger, ChallengerError, blend, fit_challenger
 from models.challenger_contest import ContestResult, ContestRules, contest
@@ -316,9 +316,11 @@ def challenge(
 def with_blend(
     config: Config, engine: Engine, data: Source, prepared: PreparedData, model: CLVModelParams, scores: pd.DataFrame
 ) -> tuple[pd.DataFrame, str | None, ServedBlend | None]:
-    """``scores`` with the production blend's columns (:func:`production_blend`), ``value_model`` and the value
-    segment ranked on the blend, and the blend to register; or the scores unchanged, ``value_model`` ``btyd``,
-    a warning saying why the blend could not be built, and None (the registered model is then BTYD's)."""
+    """``scores`` with the production blend's columns (:func:`production_blend`), ``value_model``, the winner's
+    ``clv``, ``churn_risk`` and ``risk_tier`` (:func:`models.blend.winner_value`, as the registered model gives
+    them) and the value segment ranked on the blend, and the blend to register; or the scores unchanged,
+    ``value_model`` ``btyd``, a warning saying why the blend could not be built, and None (the registered model
+    is then BTYD's)."""
     horizon = horizon_days(prepared.duration_holdout, config.prepare.time_unit)
     try:
         with engine.errors(data.description):
@@ -330,4 +332,4 @@ def with_blend(
         warning = f"the blend won the contest but could not be built at observation end ({exc}): scores are BTYD's"
         return scores.assign(value_model="btyd"), warning, None
     merged = scores.merge(blended, on="customer_id", how="left", validate="one_to_one")
-    return ranked_by_winner(merged), None, served
+    return ranked_by_winner(winner_value(merged, model, horizon)), None, served

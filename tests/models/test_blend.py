@@ -14,7 +14,16 @@ from mlflow.exceptions import MlflowException
 
 import models
 from models.bgnbd import BetaGeoParams
-from models.blend import BlendModel, blend_columns, blend_scores, btyd_over, check_features, score_blend
+from models.blend import (
+    BTYD_VALUE_COLUMNS,
+    BlendModel,
+    blend_columns,
+    blend_scores,
+    btyd_over,
+    check_features,
+    score_blend,
+    winner_value,
+)
 from models.bundle import CLVModelParams, ScoringSpec
 from models.challenger import blend, fit_challenger
 from models.challenger_features import FEATURE_COLUMNS, activity_from_transactions, features, labels, serving_input
@@ -84,7 +93,46 @@ def test_blend_numbers_are_btyd_and_the_challenger_averaged(world: tuple[BlendMo
     np.testing.assert_array_equal(out[f"churn_risk_{H}d"], mixed["churn_risk"])
     assert (out["value_model"] == "blend").all()
     full = score_blend(model, frame)
-    pd.testing.assert_frame_equal(full[btyd.columns], btyd)  # the structural quantities stay BTYD's
+    structural = [c for c in btyd.columns if c not in ("clv", "churn_risk", "risk_tier")]
+    pd.testing.assert_frame_equal(full[structural], btyd[structural])  # the structural quantities stay BTYD's
+    np.testing.assert_array_equal(full["btyd_clv"], btyd["clv"])
+    np.testing.assert_array_equal(full["btyd_churn_risk"], btyd["churn_risk"])
+    ratio = out[f"expected_revenue_{H}d"] / out[f"btyd_expected_revenue_{H}d"]  # BTYD's is positive for all here
+    np.testing.assert_allclose(full["clv"], btyd["clv"] * ratio, rtol=1e-12)
+    np.testing.assert_array_equal(full["churn_risk"], mixed["churn_risk"])
+    assert not np.allclose(full["clv"], btyd["clv"])  # the value is the winner's
+
+
+def test_the_winner_value_is_btyd_clv_times_the_blend_ratio_and_the_blend_churn_risk() -> None:
+    """On four customers: the CLV scales by blend / BTYD revenue over H (1 where BTYD's is 0), the churn risk
+    and its tier are the blend's over H, BTYD's are kept; the structural columns are left as they are."""
+    scores = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d"],
+            "p_alive": [0.9, 0.5, 0.2, 0.7],
+            "churn_risk": [0.1, 0.6, 0.9, 0.3],
+            "risk_tier": ["low", "medium", "high", "low"],
+            "clv": [100.0, 40.0, 5.0, 0.0],
+            "clv_lower": [80.0, 30.0, 4.0, 0.0],
+            "clv_upper": [120.0, 50.0, 6.0, 0.0],
+            f"btyd_expected_revenue_{H}d": [50.0, 20.0, 0.0, 10.0],
+            f"challenger_expected_revenue_{H}d": [70.0, 0.0, 4.0, 10.0],
+            f"expected_revenue_{H}d": [60.0, 10.0, 2.0, 10.0],
+            f"churn_risk_{H}d": [0.85, 0.2, 0.55, 0.5],
+            "value_model": "blend",
+        }
+    )
+    out = winner_value(scores, BTYD, H)
+    np.testing.assert_allclose(out["clv"], [120.0, 20.0, 5.0, 0.0], rtol=1e-15)  # x1.2, x0.5, x1 (BTYD's 0), x1
+    np.testing.assert_allclose(out["clv_lower"], [96.0, 15.0, 4.0, 0.0], rtol=1e-15)
+    np.testing.assert_allclose(out["clv_upper"], [144.0, 25.0, 6.0, 0.0], rtol=1e-15)
+    assert out["btyd_clv"].tolist() == [100.0, 40.0, 5.0, 0.0]
+    assert out["churn_risk"].tolist() == [0.85, 0.2, 0.55, 0.5]
+    assert out["risk_tier"].tolist() == ["high", "low", "medium", "medium"]  # tiers: < 0.5 low, < 0.8 medium
+    assert out["btyd_churn_risk"].tolist() == [0.1, 0.6, 0.9, 0.3]
+    assert list(out.columns) == [*scores.columns, *BTYD_VALUE_COLUMNS]
+    pd.testing.assert_frame_equal(out[["customer_id", "p_alive"]], scores[["customer_id", "p_alive"]])
+    assert scores["clv"].tolist() == [100.0, 40.0, 5.0, 0.0]  # the input is not changed
 
 
 def _saved(model: BlendModel, frame: pd.DataFrame, tmp_path: Path) -> mlflow.pyfunc.PyFuncModel:
@@ -111,7 +159,7 @@ def test_the_pyfunc_serves_the_blend_from_skops_with_the_same_numbers(
     assert not list((tmp_path / "model").rglob("*.pkl"))
     assert loaded.metadata.get_input_schema().input_names() == list(frame.columns)
     outputs = loaded.metadata.get_output_schema().input_names()
-    assert outputs[-5:] == list(blend_columns(H))
+    assert outputs[-7:] == [*blend_columns(H), *BTYD_VALUE_COLUMNS]
     assert outputs[:4] == ["customer_id", "p_alive", "churn_risk", "risk_tier"]
     pd.testing.assert_frame_equal(loaded.predict(frame), score_blend(model, frame).reset_index(drop=True))
     # As JSON brings it: missing gaps as None in object columns, ids as numbers.

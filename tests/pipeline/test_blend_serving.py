@@ -32,7 +32,7 @@ H = 181
 MODEL_URI = "models:/clv@champion"
 BLEND = list(blend_columns(H))
 STRUCTURAL = ["p_alive", "churn_risk", "expected_purchases_30d", "expected_purchases_365d", "expected_order_value"]
-STRUCTURAL += ["clv"]
+STRUCTURAL += ["clv", "btyd_clv", "btyd_churn_risk"]  # clv and churn_risk are the winner's, BTYD's kept
 
 FRESH = """
 import json, sys, time

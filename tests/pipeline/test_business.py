@@ -80,6 +80,31 @@ def test_clv_cac_and_payback() -> None:
     assert summary["share_payback_within_12_months"][0] == 0.5
 
 
+def test_clv_cac_follows_the_winner_value_when_the_blend_is_served() -> None:
+    """With ``btyd_clv`` (the blend served), the ratio reads the winner's ``clv`` and the payback scales BTYD's
+    monthly values by ``clv / btyd_clv``: paying back CAC with 3x BTYD's value is paying back CAC / 3 with BTYD's."""
+    from models.scoring import score_customers
+
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "frequency": [5.0, 2.0, 1.0],
+            "recency": [36.0, 30.0, 10.0],
+            "T": [38.0, 38.0, 38.0],
+            "monetary_value": [40.0, 20.0, 30.0],
+        }
+    )
+    btyd = score_customers(MODEL, customers)
+    scale = np.array([3.0, 0.5, 1.0])
+    served = btyd.assign(clv=btyd["clv"] * scale, btyd_clv=btyd["clv"])
+    cac = pd.Series([60.0, 12.0, 8.0], index=pd.Index(["a", "b", "c"], name="customer_id"))
+    view = business.clv_cac(MODEL, customers, served, cac)
+    np.testing.assert_allclose(view["clv_cac_ratio"], btyd["clv"] * scale / cac.to_numpy(), rtol=1e-12)
+    same = business.clv_cac(MODEL, customers, btyd, cac / scale)
+    np.testing.assert_array_equal(view["payback_months"], same["payback_months"])
+    assert not np.array_equal(view["payback_months"], business.clv_cac(MODEL, customers, btyd, cac)["payback_months"])
+
+
 def test_read_cac_by_channel(tmp_path: Path) -> None:
     from pipeline.cac import read_cac
     from pipeline.config import BusinessConfig

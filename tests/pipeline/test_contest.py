@@ -278,6 +278,18 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     assert blend.sum() == pytest.approx(btyd.sum(), rel=1e-9)
     assert not np.allclose(blend, btyd)
     assert scores["churn_risk_181d"].between(0, 1).all()
+    # clv and churn_risk are the winner's (models.blend.winner_value), BTYD's are kept, the business tables follow.
+    ratio = np.where(btyd > 0, blend / np.where(btyd > 0, btyd, 1.0), 1.0)
+    np.testing.assert_allclose(scores["clv"], scores["btyd_clv"] * ratio, rtol=1e-12)
+    np.testing.assert_array_equal(scores["churn_risk"], scores["churn_risk_181d"])
+    assert not np.allclose(scores["clv"], scores["btyd_clv"])
+    assert not np.allclose(scores["churn_risk"], scores["btyd_churn_risk"])
+    at_risk, by_id = result.tables["at_risk_valuable"], scores.set_index("customer_id")
+    print(f"at risk and valuable on the winner's clv and churn risk: {len(at_risk)} customers")
+    assert len(at_risk) > 0
+    assert (at_risk["churn_risk"] >= result.config.business.at_risk_churn_risk).all()
+    np.testing.assert_array_equal(at_risk["churn_risk"], by_id.loc[at_risk["customer_id"], "churn_risk_181d"])
+    np.testing.assert_array_equal(at_risk["clv"], by_id.loc[at_risk["customer_id"], "clv"])
 
     # Every number in the run, the decision and the reason as tags; the registered model serves the blend
     # (tests/pipeline/test_blend_serving.py checks its numbers through pyfunc, `clv score`, REST and Spark).
