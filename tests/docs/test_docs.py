@@ -164,7 +164,7 @@ def test_readme_is_short_and_has_the_two_commands() -> None:
 
 def test_readme_links_resolve() -> None:
     targets = [t for t in LINK.findall(README.read_text(encoding="utf-8")) if not t.startswith(("http", "#"))]
-    assert len(targets) == 27
+    assert len(targets) == 28
     for target in targets:
         assert (REPO / target.split("#")[0]).exists(), target
 
