@@ -126,7 +126,7 @@ def _refit_pymc(
     from models.sbg_bayes import fit_sbg_pymc
 
     method: Literal["map", "mcmc"] = "map" if fit.method == "map" else "mcmc"
-    chosen = {_POOLED: total, **{label: counts[label] for label in fits.own}}
+    chosen: dict[Hashable, sbg.RenewalCounts] = {_POOLED: total, **{label: counts[label] for label in fits.own}}
     found = fit_sbg_pymc(chosen, method, fit.priors, Sampler(**fit.mcmc.model_dump()))
 
     def refitted(key: str, old: sbg.SBGFit) -> sbg.SBGFit:

@@ -64,10 +64,17 @@ class ContractualResult:
 
 
 def check_business_type(config: Config, engine_name: str) -> None:
-    """One line (exit 2) when the contractual job is asked to run on another engine than DuckDB."""
+    """One line (exit 2) when the contractual job is asked to run on another engine than DuckDB, or to sample
+    the sBG with flat priors (improper along the geometric limit, alpha and beta to infinity together: the
+    chains wander off, measured r-hat 1.7e7)."""
     if engine_name != "duckdb":
         raise ConfigError(
             f"business.type: 'contractual' runs on DuckDB only; set engine.name: duckdb (not {engine_name})"
+        )
+    if config.fit.method == "mcmc" and config.fit.priors == "flat":
+        raise ConfigError(
+            "fit.method: mcmc on the sBG needs proper priors (flat ones leave the posterior improper); "
+            "set fit.priors: pymc_marketing, or use fit.method: map or mle"
         )
 
 

@@ -270,7 +270,8 @@ def test_mcmc_diagnostics_outside_the_limits_fail_the_gate_and_register_nothing(
         "data: {source: csv, path: billing.csv, columns: {timestamp: charge_date}}\n"
         "prepare: {calibration_end: 2023-12-31}\n"
         "business: {type: contractual}\n"
-        "fit: {method: mcmc, mcmc: {chains: 2, draws: 100, tune: 100, cores: 1}, diagnostics: {min_ess: 1000000}}\n"
+        "fit: {method: mcmc, priors: pymc_marketing, mcmc: {chains: 2, draws: 100, tune: 100, cores: 1},"
+        " diagnostics: {min_ess: 1000000}}\n"
         "tracking: {model_name: subscriptions}\n"
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
