@@ -2,7 +2,10 @@
 
 - **Fit**: one sBG per acquisition cohort by maximum likelihood (:func:`models.sbg.fit_sbg_cohorts`); a
   cohort with fewer than :data:`MIN_COHORT_DECISIONS` renewal decisions observed or fewer than
-  :data:`MIN_COHORT_SIZE` subscribers, or whose fit ran to a bound, is scored with the pooled fit.
+  :data:`MIN_COHORT_SIZE` subscribers, or whose fit ran to a bound, is scored with the pooled fit. With
+  ``fit.method: map`` or ``mcmc`` the pooled fit and the same cohorts are then refitted together with PyMC
+  (:func:`models.sbg_bayes.fit_sbg_pymc`, ``fit.priors``, ``fit.mcmc``): the MAP, or the posterior means with
+  the MCMC diagnostics (checked against ``fit.diagnostics`` by the workflow's gate).
 - **Holdout** (the periods after ``prepare.calibration_end``): for each cohort, the observed survival
   S(t) = share of the subscribers whose t-th renewal had come due by the observation end who made it,
   at every t beyond the decisions observed in calibration (cells with at least :data:`MIN_CELL`
@@ -19,15 +22,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
 from models import sbg
+from models.fitted import FitStatistics
+from models.pymc_fit import Diagnostics, Sampler
+from pipeline.config.fit import FitConfig
 from pipeline.gate import Check, GateResult
 
 __all__ = [
@@ -48,6 +56,7 @@ MIN_COHORT_DECISIONS = 3
 MIN_COHORT_SIZE = 50
 MIN_CELL = 20
 BASELINES = ("last_period", "average_lifetime")
+_POOLED = "pooled"
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,9 @@ class CohortFits:
     pooled: sbg.SBGFit
     own: dict[str, sbg.SBGFit]
     params: dict[str, sbg.ShiftedBetaGeoParams]
+    method: str = "mle"
+    diagnostics: Diagnostics | None = None
+    """The worst MCMC diagnostics over the pooled and own fits (``mcmc`` only)."""
 
     def table(self) -> pd.DataFrame:
         rows = [
@@ -83,12 +95,14 @@ def _labels(cohorts: pd.Series) -> pd.Series:
     return pd.Series(labels[codes] if len(uniques) else np.array([], dtype=object), index=cohorts.index)
 
 
-def fit_cohorts(subscribers: pd.DataFrame) -> CohortFits:
-    """sBG by maximum likelihood, pooled and per cohort (see the module docstring for the fallback)."""
+def fit_cohorts(subscribers: pd.DataFrame, fit: FitConfig | None = None) -> CohortFits:
+    """sBG pooled and per cohort, by ``fit.method`` (maximum likelihood without ``fit``; see the module
+    docstring for the fallback)."""
     counts = sbg.cohort_counts(
         subscribers["renewals"].to_numpy(), subscribers["churned"].to_numpy(), _labels(subscribers["cohort"])
     )
-    pooled = sbg.fit_sbg(sum(counts.values(), start=sbg.RenewalCounts(np.zeros(1), np.zeros(1))), "sBG (pooled)")
+    total = sum(counts.values(), start=sbg.RenewalCounts(np.zeros(1), np.zeros(1)))
+    pooled = sbg.fit_sbg(total, "sBG (pooled)")
     decisions = subscribers.groupby(_labels(subscribers["cohort"]))["age"].max()
     own: dict[str, sbg.SBGFit] = {}
     params: dict[str, sbg.ShiftedBetaGeoParams] = {}
@@ -99,7 +113,32 @@ def fit_cohorts(subscribers: pd.DataFrame) -> CohortFits:
             if not fitted.at_bound:
                 own[label] = fitted
         params[label] = own[label].params if label in own else pooled.params
-    return CohortFits(pooled, own, params)
+    fits = CohortFits(pooled, own, params)
+    if fit is None or fit.method == "mle":
+        return fits
+    return _refit_pymc(fits, {str(k): v for k, v in counts.items()}, total, fit)
+
+
+def _refit_pymc(
+    fits: CohortFits, counts: dict[str, sbg.RenewalCounts], total: sbg.RenewalCounts, fit: FitConfig
+) -> CohortFits:
+    """The pooled fit and the cohorts with an own fit, refitted together by PyMC (``map`` or ``mcmc``)."""
+    from models.sbg_bayes import fit_sbg_pymc
+
+    method: Literal["map", "mcmc"] = "map" if fit.method == "map" else "mcmc"
+    chosen: dict[Hashable, sbg.RenewalCounts] = {_POOLED: total, **{label: counts[label] for label in fits.own}}
+    found = fit_sbg_pymc(chosen, method, fit.priors, Sampler(**fit.mcmc.model_dump()))
+
+    def refitted(key: str, old: sbg.SBGFit) -> sbg.SBGFit:
+        new = found.params[key]
+        stats = FitStatistics(sbg.log_likelihood(new, chosen[key]), old.stats.n_observations, 2)
+        errors = old.standard_errors if method == "map" else found.posterior_sd[key]
+        return dataclasses.replace(old, params=new, stats=stats, standard_errors=errors, at_bound=())
+
+    pooled = refitted(_POOLED, fits.pooled)
+    own = {label: refitted(label, f) for label, f in fits.own.items()}
+    params = {label: own[label].params if label in own else pooled.params for label in fits.params}
+    return CohortFits(pooled, own, params, fit.method, found.diagnostics)
 
 
 def observed_survival(full: pd.DataFrame) -> pd.DataFrame:
@@ -220,8 +259,9 @@ def _holdout_churn(calibration: pd.DataFrame, full: pd.DataFrame, fits: CohortFi
     )
 
 
-def subscription_gate(metrics: dict[str, float]) -> GateResult:
-    """The contractual gate: the survival MAPE beats every baseline's, and the churn AUC is above chance."""
+def subscription_gate(metrics: dict[str, float], extra: tuple[Check, ...] = ()) -> GateResult:
+    """The contractual gate: the survival MAPE beats every baseline's, and the churn AUC is above chance;
+    ``extra`` checks (the MCMC diagnostics, :func:`pipeline.gate.diagnostic_checks`) are added as they are."""
     model = metrics.get("survival_mape", math.nan)
     best = min(metrics.get(f"baseline_{b}_survival_mape", math.nan) for b in BASELINES)
     beats = Check(
@@ -236,4 +276,4 @@ def subscription_gate(metrics: dict[str, float]) -> GateResult:
     chance = Check(
         "churn_auc_higher_than_0.5", "churn_auc", value, 0.5, "higher", not math.isnan(value) and value > 0.5
     )
-    return GateResult((beats, chance))
+    return GateResult((beats, chance, *extra))

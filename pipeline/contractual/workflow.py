@@ -25,7 +25,7 @@ from pipeline.contractual.validation import (
 )
 from pipeline.engines import Engine, Source
 from pipeline.errors import ConfigError, InputError
-from pipeline.gate import GateResult
+from pipeline.gate import GateResult, diagnostic_checks
 
 __all__ = ["ContractualResult", "check_business_type", "payback_by_cohort", "subscription_params", "train_contractual"]
 
@@ -64,10 +64,17 @@ class ContractualResult:
 
 
 def check_business_type(config: Config, engine_name: str) -> None:
-    """One line (exit 2) when the contractual job is asked to run on another engine than DuckDB."""
+    """One line (exit 2) when the contractual job is asked to run on another engine than DuckDB, or to sample
+    the sBG with flat priors (improper along the geometric limit, alpha and beta to infinity together: the
+    chains wander off, measured r-hat 1.7e7)."""
     if engine_name != "duckdb":
         raise ConfigError(
             f"business.type: 'contractual' runs on DuckDB only; set engine.name: duckdb (not {engine_name})"
+        )
+    if config.fit.method == "mcmc" and config.fit.priors == "flat":
+        raise ConfigError(
+            "fit.method: mcmc on the sBG needs proper priors (flat ones leave the posterior improper); "
+            "set fit.priors: pymc_marketing, or use fit.method: map or mle"
         )
 
 
@@ -117,17 +124,22 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     advice = advice_lines(feed_shape(charges_summary(subscribers.charges), 1.0), "contractual")
     start = time.perf_counter()
     try:
-        calibration_fits = fit_cohorts(subscribers.calibration)
+        calibration_fits = fit_cohorts(subscribers.calibration, config.fit)
         validation = validate_subscriptions(subscribers.calibration, subscribers.full, calibration_fits)
     except ValueError as exc:
         raise InputError(f"{data.description}: cannot validate the sBG on this feed: {exc}") from None
     timings["calibration_fit"] = time.perf_counter() - start
-    gate = subscription_gate(validation.metrics)
+    limits = config.fit.diagnostics
+    gate = subscription_gate(validation.metrics, diagnostic_checks(calibration_fits.diagnostics, limits))
     result = ContractualResult(config, data, subscribers, calibration_fits, validation, gate, advice)
     if not gate.passed:
         return dataclasses.replace(result, timings=timings)
     start = time.perf_counter()
-    production_fits = fit_cohorts(subscribers.full)
+    production_fits = fit_cohorts(subscribers.full, config.fit)
+    gate = GateResult(gate.checks + diagnostic_checks(production_fits.diagnostics, limits, "production_"))
+    if not gate.passed:
+        timings["production_fit"] = time.perf_counter() - start
+        return dataclasses.replace(result, gate=gate, production_fits=production_fits, timings=timings)
     model = subscription_params(config, production_fits)
     active = _active(subscribers.full)
     scores = active.merge(score_subscribers(model, active), on="customer_id", how="left")
@@ -135,5 +147,11 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     payback = payback_by_cohort(subscribers.full, model, cac) if cac is not None else None
     timings["production_fit"] = time.perf_counter() - start
     return dataclasses.replace(
-        result, production_fits=production_fits, model=model, scores=scores, payback=payback, timings=timings
+        result,
+        gate=gate,
+        production_fits=production_fits,
+        model=model,
+        scores=scores,
+        payback=payback,
+        timings=timings,
     )

@@ -25,11 +25,13 @@ def _fit_metrics(prefix: str, result: ContractualResult) -> dict[str, float]:
     if fits is None:
         return {}
     pooled = fits.pooled
+    diagnostics = fits.diagnostics.as_dict() if fits.diagnostics is not None else {}
     return {
         f"{prefix}sbg_alpha": pooled.params.alpha,
         f"{prefix}sbg_beta": pooled.params.beta,
         f"{prefix}sbg_log_likelihood": pooled.stats.log_likelihood,
         f"{prefix}sbg_cohorts_own_fit": float(len(fits.own)),
+        **{f"{prefix}mcmc_{name}": value for name, value in diagnostics.items()},
     }
 
 
@@ -43,6 +45,7 @@ def record_contractual(result: ContractualResult, config_yaml: str, report_html:
             "business.type": config.business.type,
             "data.source": result.data.description,
             "data.fingerprint": result.data.fingerprint,
+            "fit.method": result.calibration_fits.method,
             "gate.passed": str(result.gate.passed).lower(),
             **{f"gate.{c.name}": str(c.passed).lower() for c in result.gate.checks},
             **{f"advice.{i}": line for i, line in enumerate(result.advice)},

@@ -259,3 +259,40 @@ def test_the_equivalent_subscriptions_table_trains_to_the_same_model(trained: Tr
     assert scored["customer_id"].tolist() == scores["customer_id"].tolist()
     for column in SCORE_COLUMNS:
         assert scored[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
+
+
+def test_mcmc_diagnostics_outside_the_limits_fail_the_gate_and_register_nothing(tmp_path: Path) -> None:
+    """fit.method: mcmc with an ESS no short run reaches: exit 1, the ESS checks failed, no model registered."""
+    import mlflow
+
+    write_subscription_feed(tmp_path / "billing.csv")
+    (tmp_path / "job.yaml").write_text(
+        "data: {source: csv, path: billing.csv, columns: {timestamp: charge_date}}\n"
+        "prepare: {calibration_end: 2023-12-31}\n"
+        "business: {type: contractual}\n"
+        "fit: {method: mcmc, priors: pymc_marketing, mcmc: {chains: 2, draws: 100, tune: 100, cores: 1},"
+        " diagnostics: {min_ess: 1000000}}\n"
+        "tracking: {model_name: subscriptions}\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        [str(clv_command()), "train", "--config", "job.yaml", "--summary", "summary.json"],
+        cwd=tmp_path,
+        env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "not registered: " in done.stdout
+    assert "mcmc_min_ess_bulk_higher_than_1e06" in done.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["promoted"], summary["version"]) == (False, None)
+    failed = [c["metric"] for c in summary["checks"] if not c["passed"]]
+    assert failed == ["mcmc_min_ess_bulk", "mcmc_min_ess_tail"]
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.search_registered_models() == []
+    run = client.get_run(summary["run_id"])
+    assert run.data.tags["fit.method"] == "mcmc"
+    assert run.data.metrics["mcmc_min_ess_bulk"] < 1e6
+    assert run.data.metrics["mcmc_max_rhat"] > 0.99

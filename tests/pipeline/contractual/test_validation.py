@@ -7,6 +7,7 @@ import pytest
 
 from models import sbg
 from pipeline.config import parse_config
+from pipeline.config.fit import FitConfig
 from pipeline.contractual.prepare import Subscribers, prepare_billing
 from pipeline.contractual.validation import (
     auc,
@@ -15,7 +16,10 @@ from pipeline.contractual.validation import (
     subscription_gate,
     validate_subscriptions,
 )
+from pipeline.contractual.workflow import check_business_type
 from pipeline.engines import open_engine
+from pipeline.errors import ConfigError
+from pipeline.gate import diagnostic_checks
 from tests.subscription_feed import ALPHA, BETA, write_subscription_feed
 
 
@@ -105,3 +109,62 @@ def test_payback_by_cohort_is_the_sbg_payback_at_the_cohorts_mean_price(subscrib
     # At ~$20 a month, $60 needs 3 payments' worth of survival: under the true law S = 1, 0.77, 0.62, 0.52,
     # 0.44 sums past 3 at the 5th payment (2.91 after 4).
     assert table["payback_periods"].median() == 5.0
+
+
+def _fit_config(method: str, **settings: object) -> FitConfig:
+    return parse_config({"business": {"type": "contractual"}, "fit": {"method": method, **settings}}).fit
+
+
+def test_map_with_flat_priors_equals_the_mle_per_cohort(subscribers: Subscribers) -> None:
+    mle = fit_cohorts(subscribers.calibration)
+    found = fit_cohorts(subscribers.calibration, _fit_config("map"))
+    assert (found.method, found.diagnostics) == ("map", None)
+    assert set(found.own) == set(mle.own)
+    assert len(found.own) >= 20
+    for label, fitted in mle.own.items():
+        assert found.own[label].params.alpha == pytest.approx(fitted.params.alpha, rel=1e-4)
+        assert found.own[label].params.beta == pytest.approx(fitted.params.beta, rel=1e-4)
+    assert found.pooled.params.alpha == pytest.approx(mle.pooled.params.alpha, rel=1e-4)
+    assert found.pooled.params.beta == pytest.approx(mle.pooled.params.beta, rel=1e-4)
+    assert found.pooled.stats.log_likelihood == pytest.approx(mle.pooled.stats.log_likelihood, abs=1e-3)
+    assert found.params == {
+        label: found.own[label].params if label in found.own else found.pooled.params for label in mle.params
+    }
+
+
+@pytest.mark.slow
+def test_mcmc_posterior_means_are_near_the_mle_and_the_diagnostics_gate_it(subscribers: Subscribers) -> None:
+    mle = fit_cohorts(subscribers.calibration)
+    settings = {"chains": 2, "draws": 300, "tune": 300, "cores": 1}
+    fit = _fit_config("mcmc", priors="pymc_marketing", mcmc=settings)
+    found = fit_cohorts(subscribers.calibration, fit)
+    assert found.method == "mcmc"
+    assert found.diagnostics is not None
+    # Measured: pooled alpha 1.2767 and beta 4.3869 against 1.2778 and 4.3923; the cohorts' median gap 1.3%.
+    assert found.pooled.params.alpha == pytest.approx(mle.pooled.params.alpha, rel=0.03)
+    assert found.pooled.params.beta == pytest.approx(mle.pooled.params.beta, rel=0.03)
+    # The cohorts (about 400 subscribers each) have wide, right-skewed posteriors: the median gap is what is held.
+    alpha = np.array([found.own[k].params.alpha / f.params.alpha - 1 for k, f in mle.own.items()])
+    beta = np.array([found.own[k].params.beta / f.params.beta - 1 for k, f in mle.own.items()])
+    assert np.median(np.abs(alpha)) < 0.05
+    assert np.median(np.abs(beta)) < 0.05
+    metrics = validate_subscriptions(subscribers.calibration, subscribers.full, found).metrics
+    passing = subscription_gate(metrics, diagnostic_checks(found.diagnostics, fit.diagnostics))
+    assert passing.passed, passing.failed
+    assert [c.metric for c in passing.checks[2:]] == [
+        "mcmc_max_rhat",
+        "mcmc_min_ess_bulk",
+        "mcmc_min_ess_tail",
+        "mcmc_divergences",
+    ]
+    strict = _fit_config("mcmc", diagnostics={"min_ess": 1e6}).diagnostics
+    failing = subscription_gate(metrics, diagnostic_checks(found.diagnostics, strict))
+    assert not failing.passed
+    assert [c.metric for c in failing.failed] == ["mcmc_min_ess_bulk", "mcmc_min_ess_tail"]
+
+
+def test_mcmc_with_flat_priors_is_refused_before_any_work() -> None:
+    config = parse_config({"business": {"type": "contractual"}, "fit": {"method": "mcmc"}})
+    with pytest.raises(ConfigError, match=r"set fit\.priors: pymc_marketing"):
+        check_business_type(config, "duckdb")
+    check_business_type(parse_config({"business": {"type": "contractual"}, "fit": {"method": "map"}}), "duckdb")
