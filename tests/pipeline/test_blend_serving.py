@@ -147,6 +147,7 @@ def test_the_registered_model_holds_the_challenger_as_skops_not_pickle(trained: 
     import mlflow
 
     mlflow.set_tracking_uri(trained.uri)
+    mlflow.set_registry_uri(trained.uri)  # an earlier test in this process may have pointed the registry elsewhere
     local = Path(mlflow.artifacts.download_artifacts(MODEL_URI, dst_path=str(tmp_path)))
     artifacts = sorted(p.name for p in (local / "artifacts").iterdir())
     assert artifacts == ["blend.json", "challenger.skops", "config.yaml", "params.json"]

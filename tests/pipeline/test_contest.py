@@ -293,7 +293,7 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
 
     # Every number in the run, the decision and the reason as tags; the registered model serves the blend
     # (tests/pipeline/test_blend_serving.py checks its numbers through pyfunc, `clv score`, REST and Spark).
-    client = MlflowClient()
+    client = MlflowClient(tracking_store, registry_uri=tracking_store)  # not the process-wide URIs of earlier tests
     run = client.get_run(result.run_id)
     assert run.data.metrics["contest_gini_challenger"] == pytest.approx(r.gini["challenger"], rel=1e-12)
     assert run.data.metrics["contest_gini_gain_lower"] == pytest.approx(r.gini_gain_interval[0], rel=1e-12)
