@@ -6,16 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import yaml
-
 from models.subscription_model import SubscriptionModel
-from pipeline.config import DataConfig, parse_config
+from pipeline.commands.business_feed import prepared_on_duckdb, registered_business_model
 from pipeline.contractual.prepare import BillingLedger
 from pipeline.contractual.subscriptions import prepare_contract_feed
-from pipeline.engines.duckdb_engine import DuckDBEngine
-from pipeline.errors import InputError
 from pipeline.outputs import TableWriter
-from pipeline.recorder import store
 
 __all__ = ["score_subscription_file"]
 
@@ -25,28 +20,14 @@ def score_subscription_file(
 ) -> tuple[int, BillingLedger] | None:
     """Score the subscribers of ``input_path`` active at ``as_of``: the count scored and the ledger; None when
     ``model_uri`` does not name a registered subscription model (tagged ``business.type: contractual``)."""
-    model = store.tagged_python_model(model_uri, "business.type", "contractual")
-    if model is None:
+    found = registered_business_model(model_uri, "contractual", SubscriptionModel, "subscription model")
+    if found is None:
         return None
-    if not isinstance(model, SubscriptionModel) or model.config_yaml is None:
-        raise InputError(f"--model-uri {model_uri}: not a clv-pipeline subscription model with its training config")
-    config_yaml = model.config_yaml
-    config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)")
-    suffix = input_path.suffix.lower()
-    if input_path.is_dir() or suffix == ".parquet":
-        data_config: DataConfig = config.data.pointed_at("parquet", input_path)
-    elif suffix in (".csv", ".txt", ".tsv"):
-        data_config = config.data.pointed_at("csv", input_path)
-    else:
-        raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
-    writer = TableWriter(output)
-    engine = DuckDBEngine(config.engine)
-    try:
-        data = engine.open(data_config)
-        with engine.errors(data.description):
-            prepared = prepare_contract_feed(engine.connection, data.handle, config, as_of=as_of)  # type: ignore[arg-type]
-    finally:
-        engine.close()
+    model, config = found
+    writer = TableWriter(output)  # checks the output suffix before any work
+    prepared = prepared_on_duckdb(
+        config, input_path, lambda con, relation: prepare_contract_feed(con, relation, config, as_of=as_of)
+    )
     active = prepared.full.loc[~prepared.full["churned"], ["customer_id", "cohort", "renewals", "price"]].copy()
     active["cohort"] = active["cohort"].astype("datetime64[ns]").dt.strftime("%Y-%m-%d")
     scores = model.predict(None, active.reset_index(drop=True))

@@ -1,0 +1,53 @@
+"""A registered subscription or discrete-opportunity model, and a raw feed prepared with its training config.
+
+``clv score`` of a contractual or discrete model loads the model by its ``business.type`` tag, points the training
+config's column mapping at ``--input`` (:func:`pipeline.commands.customers.source_at`) and runs the business
+type's own prepare on DuckDB, the only engine these types run on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import yaml
+
+from pipeline.commands.customers import source_at
+from pipeline.config import Config, parse_config
+from pipeline.engines.duckdb_engine import DuckDBEngine
+from pipeline.errors import InputError
+from pipeline.recorder import store
+
+__all__ = ["prepared_on_duckdb", "registered_business_model"]
+
+ModelT = TypeVar("ModelT")
+PreparedT = TypeVar("PreparedT")
+
+
+def registered_business_model(
+    model_uri: str, business_type: str, kind: type[ModelT], what: str
+) -> tuple[ModelT, Config] | None:
+    """The model ``model_uri`` names and its training config; None when it is not tagged ``business.type:
+    <business_type>`` (another kind of model); an InputError when it is tagged so but is not a ``kind``."""
+    model = store.tagged_python_model(model_uri, "business.type", business_type)
+    if model is None:
+        return None
+    config_yaml = getattr(model, "config_yaml", None)
+    if not isinstance(model, kind) or not isinstance(config_yaml, str):
+        raise InputError(f"--model-uri {model_uri}: not a clv-pipeline {what} with its training config")
+    return model, parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)")
+
+
+def prepared_on_duckdb(
+    config: Config, input_path: Path, prepare: Callable[[duckdb.DuckDBPyConnection, Any], PreparedT]
+) -> PreparedT:
+    """``prepare(connection, relation)`` on ``input_path`` read with ``config``'s data settings, on DuckDB."""
+    engine = DuckDBEngine(config.engine)
+    try:
+        data = engine.open(source_at(config.data, input_path))
+        with engine.errors(data.description):
+            return prepare(engine.connection, data.handle)
+    finally:
+        engine.close()
