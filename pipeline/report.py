@@ -207,7 +207,8 @@ def _contest_parts(contest: ChallengerContest | None) -> dict[str, object]:
         "contest_importance": None if importance is None else importance.head(IMPORTANCE_ROWS),
         "contest_images": [] if contest is None else [(k, _png(v)) for k, v in contest_figures(contest).items()],
         "importance_repeats": IMPORTANCE_REPEATS,
-        "importance_customers": IMPORTANCE_CUSTOMERS,
+        # the importance runs on the training window's customers, IMPORTANCE_CUSTOMERS of them at the most
+        "importance_customers": min(IMPORTANCE_CUSTOMERS, contest.training_customers) if contest is not None else 0,
     }
 
 

@@ -4,7 +4,9 @@ importance figures and the report's section, all pure functions of a ChallengerC
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -117,9 +119,8 @@ def predictions_deciles_match(won: ChallengerContest, deciles: pd.DataFrame) -> 
     return bool(deciles.groupby("contender")["customers"].sum().eq(2000).all())
 
 
-def test_the_report_shows_intervals_noise_importance_and_deciles() -> None:
-    won = synthetic()
-    text = render_report(
+def _report(contest: ChallengerContest) -> str:
+    return render_report(
         title="CLV",
         run_id="abc",
         data_description="test.csv",
@@ -128,24 +129,32 @@ def test_the_report_shows_intervals_noise_importance_and_deciles() -> None:
         validation=validate(MODEL, CALIBRATION, period_length=1 / 7),
         gate=GateResult((Check("churn_auc_higher_than_0.7", "churn_auc", 0.8, 0.7, "higher", True),)),
         figures={},
-        contest=won,
+        contest=contest,
     )
+
+
+def test_the_report_shows_intervals_noise_importance_and_deciles() -> None:
+    won = synthetic()
+    text = _report(won)
     assert "<th>top 20% 95% low</th>" in text
     assert "<b>Inside the noise?</b> The blend&#39;s Gini gain over BTYD" in text
     assert "<td>recency_ratio</td><td class='num'>0.03</td>" in text
     assert "3 shuffles per feature on 5,000 customers" in text
     assert "alt='contest_deciles'" in text
     assert "alt='challenger_importance'" in text
-    ineligible = render_report(
-        title="CLV",
-        run_id="abc",
-        data_description="test.csv",
-        ledger={"rows_in": 10},
-        parameters={"r": 0.24},
-        validation=validate(MODEL, CALIBRATION, period_length=1 / 7),
-        gate=GateResult((Check("churn_auc_higher_than_0.7", "churn_auc", 0.8, 0.7, "higher", True),)),
-        figures={},
-        contest=ChallengerContest(False, "too short", 181, None, 0.5),
-    )
+    # Fewer training customers than the importance sample: the report gives the number actually used.
+    assert "3 shuffles per feature on 1,200 customers" in _report(dataclasses.replace(won, training_customers=1_200))
+    ineligible = _report(ChallengerContest(False, "too short", 181, None, 0.5))
     assert "The machine-learning challenger is ineligible, so BTYD stands: too short" in ineligible
     assert "alt='contest_deciles'" not in ineligible
+
+
+def test_a_lost_contest_is_described_once_and_consistently() -> None:
+    lost = synthetic(good_wins=False)
+    assert lost.result is not None
+    assert lost.result.gini_gain_interval[1] < 0
+    text = _report(lost)
+    # The gain's interval lies below zero: no sentence may call it "inside the noise" (a two-way sentence did).
+    assert "inside the noise" not in text
+    pattern = r"Gini gain over BTYD -0\.2592 \(95% interval \[-0\.2912, -0\.2248\]\) is below zero beyond the noise"
+    assert len(re.findall(pattern, text)) == 1
