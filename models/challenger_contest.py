@@ -87,7 +87,6 @@ class ContestResult:
     total_ratio: dict[str, float]
     churn_auc: dict[str, float]
     gini: dict[str, float]
-    gini_interval: dict[str, tuple[float, float]]
     top10_share: dict[str, float]
     gini_gain: float
     gini_gain_interval: tuple[float, float]
@@ -102,6 +101,11 @@ class ContestResult:
     winner_margin: float = float("nan")
     """The winner's (the challenger if it wins, else the champion) Gini minus the best baseline's."""
     winner_margin_interval: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def gini_interval(self) -> dict[str, tuple[float, float]]:
+        """Each contender's normalized-Gini interval (``intervals["gini"]``)."""
+        return self.intervals["gini"]
 
     @property
     def winner(self) -> str:
@@ -123,7 +127,7 @@ class ContestResult:
             ("top20_share", self.top20_share),
         ):
             out |= {f"{name}_{who}": v for who, v in values.items()}
-        for metric, by in ({"gini": self.gini_interval} | self.intervals).items():
+        for metric, by in self.intervals.items():
             for who, (low, high) in by.items():
                 out |= {f"{metric}_lower_{who}": low, f"{metric}_upper_{who}": high}
         return out
@@ -268,7 +272,6 @@ def contest(
         total_ratio=total_ratio,
         churn_auc=auc,
         gini=gini,
-        gini_interval=intervals["gini"],
         top10_share={k: top_share(y, v, 0.10) for k, v in scores.items()},
         gini_gain=gain_point,
         gini_gain_interval=gain_interval,
