@@ -23,7 +23,7 @@ from models.bundle import CLVModelParams
 from models.challenger import Challenger, blend
 from models.challenger_features import FEATURE_COLUMNS
 from models.clv import days_to_units
-from models.contract import CUSTOMER_ID, ContractError, check_customer_summary, required_columns
+from models.contract import CUSTOMER_ID, ContractError, check_customer_summary, numeric_column, required_columns
 from models.scoring import assign_risk_tier, score_columns, score_customers
 
 __all__ = [
@@ -97,22 +97,10 @@ def check_features(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
     if missing:
         raise ContractError(f"missing challenger feature column(s): {', '.join(missing)}")
-    out = {}
-    for column in FEATURE_COLUMNS:
-        values = frame[column]
-        if values.dtype == object:
-            values = values.infer_objects()
-            if values.isna().all():
-                values = values.astype(np.float64)
-        if not pd.api.types.is_numeric_dtype(values) or values.dtype.kind == "b":
-            kind = "text" if values.dtype == object or pd.api.types.is_string_dtype(values) else values.dtype
-            raise ContractError(f"column '{column}' must be numeric, got {kind}")
-        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        if np.isinf(numbers).any():
-            raise ContractError(f"column '{column}' has infinite values")
-        if column not in NULLABLE_FEATURES and np.isnan(numbers).any():
-            raise ContractError(f"column '{column}' has null or NaN values")
-        out[column] = numbers
+    out = {
+        column: numeric_column(frame[column], column, nullable=column in NULLABLE_FEATURES, negative=True)
+        for column in FEATURE_COLUMNS
+    }
     return pd.DataFrame(out, index=frame.index)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "ContractError",
     "canonical_ids",
     "check_customer_summary",
+    "numeric_column",
     "required_columns",
 ]
 
@@ -110,17 +111,23 @@ def _small_whole_numbers(values: pd.Series) -> bool:
         return bool((np.abs(numbers) < 2**53).all() and (numbers == np.floor(numbers)).all())
 
 
-def _numbers(customers: pd.DataFrame, column: str) -> np.ndarray:
-    """A column as float64 if it holds numbers of any width (ints, floats, numbers in objects)."""
-    values = customers[column]
+def numeric_column(values: pd.Series, column: str, *, nullable: bool = False, negative: bool = False) -> np.ndarray:
+    """``values`` as float64 if they are numbers of any width (ints, floats, numbers in objects; all-null is
+    NaN), or ContractError with one line: text, infinity, a null (unless ``nullable``) or a negative value
+    (unless ``negative``). Shared by the customer summary and the challenger's features."""
     if values.dtype == object:
         values = values.infer_objects()
+        if values.isna().all():
+            values = values.astype(np.float64)
     if values.dtype.kind not in "iuf" or not pd.api.types.is_numeric_dtype(values):
-        raise ContractError(f"column '{column}' must be numeric, got {values.dtype}")
+        kind = "text" if values.dtype == object or pd.api.types.is_string_dtype(values) else values.dtype
+        raise ContractError(f"column '{column}' must be numeric, got {kind}")
     numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    if not np.isfinite(numbers).all():
-        raise ContractError(f"column '{column}' has null, NaN or infinite values")
-    if (numbers < 0).any():
+    if np.isinf(numbers).any():
+        raise ContractError(f"column '{column}' has infinite values")
+    if not nullable and np.isnan(numbers).any():
+        raise ContractError(f"column '{column}' has null or NaN values")
+    if not negative and (numbers < 0).any():
         raise ContractError(f"column '{column}' has negative values")
     return numbers
 
@@ -139,7 +146,7 @@ def check_customer_summary(customers: pd.DataFrame, spend: bool = True) -> pd.Da
         raise ContractError(f"missing required column(s): {', '.join(missing)}")
     out = {CUSTOMER_ID: canonical_ids(customers[CUSTOMER_ID])}
     for column in columns[1:]:
-        out[column] = pd.Series(_numbers(customers, column), index=customers.index, name=column)
+        out[column] = pd.Series(numeric_column(customers[column], column), index=customers.index, name=column)
     frequency, recency, T = (out[c].to_numpy() for c in PURCHASE_COLUMNS)
     if (frequency != np.floor(frequency)).any():
         raise ContractError("column 'frequency' must hold whole numbers")

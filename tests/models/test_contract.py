@@ -30,8 +30,10 @@ def test_valid_summary_passes() -> None:
         ({"frequency": [1.5, 0.0]}, "whole numbers"),
         ({"recency": [30.0, 0.0]}, "'recency' is greater than 'T'"),
         ({"recency": [10.0, 1.0]}, "must be 0 where 'frequency' is 0"),
-        ({"monetary_value": [float("nan"), 0.0]}, "'monetary_value' has null, NaN or infinite"),
-        ({"T": ["x", "y"]}, "'T' must be numeric"),
+        ({"monetary_value": [float("nan"), 0.0]}, "'monetary_value' has null or NaN values"),
+        ({"T": ["x", "y"]}, "'T' must be numeric, got text"),
+        ({"T": [float("inf"), 20.0]}, "'T' has infinite values"),
+        ({"monetary_value": [None, None]}, "'monetary_value' has null or NaN values"),
         ({"customer_id": [None, "b"]}, "'customer_id' has null"),
     ],
 )
@@ -104,8 +106,8 @@ def test_bad_ids_are_refused(ids: list[object], message: str) -> None:
     [
         ({"frequency": [True, False]}, "'frequency' must be numeric, got bool"),
         ({"T": ["20", "5"]}, "'T' must be numeric"),
-        ({"recency": pd.array([10, None], dtype="Int64")}, "'recency' has null, NaN or infinite values"),
-        ({"monetary_value": [12.5, None]}, "'monetary_value' has null, NaN or infinite values"),
+        ({"recency": pd.array([10, None], dtype="Int64")}, "'recency' has null or NaN values"),
+        ({"monetary_value": [12.5, None]}, "'monetary_value' has null or NaN values"),
     ],
 )
 def test_bad_numbers_are_refused(overrides: dict[str, object], message: str) -> None:
