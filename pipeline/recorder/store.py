@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -30,7 +30,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import models
-from models.blend import BlendModel
 from models.bundle import CLVModelParams
 from models.contract import check_customer_summary, required_columns
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, model_signature, write_blend, write_params
@@ -39,6 +38,9 @@ from pipeline.champion import ChampionParams
 from pipeline.errors import InputError, TrackingUnavailableError
 from pipeline.recorder import names as names_module
 from pipeline.secrets import mask, mask_text
+
+if TYPE_CHECKING:  # the challenger's stack (scikit-learn, skops) is imported only by a blend model's own code
+    from models.blend import BlendModel
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
