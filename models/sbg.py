@@ -266,9 +266,18 @@ def renewal_counts(renewals: ArrayLike, churned: ArrayLike, weights: ArrayLike |
 def cohort_counts(
     renewals: ArrayLike, churned: ArrayLike, cohort: ArrayLike, weights: ArrayLike | None = None
 ) -> dict[Hashable, RenewalCounts]:
-    """:func:`renewal_counts` per acquisition cohort (sorted by cohort), in one pass over the customers."""
+    """:func:`renewal_counts` per acquisition cohort (sorted by cohort), in one pass over the customers.
+
+    ``cohort`` must hold one label per customer: a missing one (None, NaN, NaT) or a length that differs from
+    ``renewals`` is a ValueError that says so (not a numpy error from the counting, nor a silent broadcast).
+    """
     index, labels = pd.factorize(np.asarray(cohort).reshape(-1), sort=True)  # np.unique sorts all rows: 8 s at 1M
     n = whole_periods(renewals, "renewals").reshape(-1)
+    if len(index) != len(n):
+        raise ValueError(f"cohort must hold one label per customer: {len(index)} labels for {len(n)} customers")
+    missing = np.flatnonzero(index < 0)
+    if missing.size:
+        raise ValueError(f"cohort is missing for {missing.size} of {len(n)} customers (first at row {missing[0]})")
     left = _flags(churned, len(n))
     w = np.ones(len(n)) if weights is None else np.asarray(weights, dtype=np.float64)
     size = int(n.max(initial=0)) + 1
