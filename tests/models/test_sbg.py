@@ -180,6 +180,21 @@ def test_log_likelihood_of_rows_and_counts_agree() -> None:
     assert weighted.active.tolist() == [0.0, 0.0, 0.0, 5.0]
 
 
+@pytest.mark.parametrize(
+    ("alive", "errors"),
+    [
+        (REGULAR, {"alpha": 0.06559896423499871, "beta": 0.15247563167812406}),
+        (HIGH_END, {"alpha": 0.10373493143519434, "beta": 0.785531694632207}),
+    ],
+)
+def test_standard_errors_are_unchanged_by_the_shared_helpers(alive: list[int], errors: dict[str, float]) -> None:
+    """Measured before models.positive_mle's Hessian and delta method became the shared central_hessian and
+    delta_method_errors (at 19a971c); after, they are bitwise the same."""
+    fit = sbg.fit_sbg(sbg.survivor_counts(alive))
+    for name, value in errors.items():
+        assert fit.standard_errors[name] == pytest.approx(value, rel=1e-12), name
+
+
 def test_recovers_simulated_cohorts() -> None:
     """24,000 subscribers in three cohorts observed for 12, 8 and 5 renewal decisions (censored after)."""
     rng = np.random.default_rng(2026)
