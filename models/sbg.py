@@ -331,6 +331,12 @@ def log_likelihood_rows(params: ShiftedBetaGeoParams, renewals: ArrayLike, churn
 
 @dataclass(frozen=True)
 class SBGFit:
+    """The sBG fit of a cohort (or of the pooled cohorts). ``standard_errors``: by maximum likelihood, from the
+    observed information (the Hessian of the log-likelihood, no prior or penalty in it), NaN for a parameter at a
+    bound. After a PyMC refit (``pipeline.contractual.validation``): the posterior sd for ``mcmc``; for ``map``
+    the MLE's with flat priors (the MAP is the MLE) and NaN with informative priors, never the curvature of the
+    log-posterior."""
+
     params: ShiftedBetaGeoParams
     standard_errors: dict[str, float]
     stats: FitStatistics
