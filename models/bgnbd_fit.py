@@ -33,6 +33,7 @@ from scipy.special import digamma, gammaln
 
 from models.definition import MleFit
 from models.lifetimes_fit import LifetimesFitter
+from models.positive_mle import central_hessian, delta_method_errors
 
 if TYPE_CHECKING:
     from models.definition import PurchaseModel
@@ -128,11 +129,7 @@ class BetaGeoObjective:
 
     def hessian(self, log_params: FloatArray, step: float = 1e-5) -> FloatArray:
         """The Hessian of :meth:`__call__` in the log-parameters, by central differences of the gradient."""
-        rows = []
-        for e in np.eye(len(log_params)):
-            rows.append((self(log_params + step * e)[1] - self(log_params - step * e)[1]) / (2 * step))
-        hessian = np.asarray(rows)
-        return np.asarray((hessian + hessian.T) / 2, dtype=np.float64)
+        return central_hessian(lambda u: self(u)[1], log_params, step)
 
 
 def _dot(u: FloatArray, v: FloatArray) -> float:
@@ -219,13 +216,9 @@ def _polish(
 
 def _standard_errors(hessian: FloatArray, values: dict[str, float], n: float) -> tuple[dict[str, float], bool]:
     """lifetimes' standard errors: params * sqrt(diag(inverse Hessian of the mean objective) / n)."""
-    try:
-        np.linalg.cholesky(hessian)
-        covariance = np.linalg.inv(hessian)
-    except np.linalg.LinAlgError:
+    errors = delta_method_errors(hessian, np.asarray(list(values.values())), n)
+    if errors is None:
         return dict.fromkeys(NAMES, float("nan")), False
-    with np.errstate(invalid="ignore"):
-        errors = np.asarray(list(values.values())) * np.sqrt(np.diag(covariance) / n)
     return dict(zip(NAMES, (float(e) for e in errors), strict=True)), True
 
 

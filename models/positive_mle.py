@@ -5,12 +5,13 @@ and stores a rescaled mean log-likelihood). The optimiser works on the log-param
 parameter stays positive, with the caller's analytic gradient; the objective is divided by the number of
 customers so that the tolerances mean the same for 10k or 10M customers. Standard errors come from the
 inverse of the observed information: the Hessian of the log-likelihood in the log-parameters, by central
-differences of the analytic gradient, mapped back with the delta method.
+differences of the analytic gradient, mapped back with the delta method (:func:`central_hessian` and
+:func:`delta_method_errors`, which the BG/NBD fit in :mod:`models.bgnbd_fit` uses too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,11 +20,13 @@ from scipy.optimize import minimize
 
 from models.fitted import FitError
 
-__all__ = ["LOG_BOUND", "MaximumLikelihood", "maximize_log_likelihood"]
+__all__ = ["LOG_BOUND", "MaximumLikelihood", "central_hessian", "delta_method_errors", "maximize_log_likelihood"]
 
 FloatArray = NDArray[np.float64]
 Objective = Callable[[FloatArray], tuple[float, FloatArray]]
 """Parameters -> (total log-likelihood, its gradient with respect to the parameters)."""
+Gradient = Callable[[FloatArray], FloatArray]
+"""A point -> the analytic gradient of a function there."""
 
 LOG_BOUND = float(np.log(1e9))
 """Every parameter is kept in [1e-9, 1e9]: beyond that the models' predictions no longer change."""
@@ -93,17 +96,40 @@ def _standard_errors(
         values = np.exp(u)
         return objective(values)[1] * values
 
-    hessian = np.empty((free.size, free.size))
-    for row, i in enumerate(free):
-        shift = np.zeros_like(log_values)
+    information = -central_hessian(log_gradient, log_values, step, free)
+    found = delta_method_errors(information, np.exp(log_values[free]))
+    if found is not None:
+        errors[free] = found
+    return errors
+
+
+def central_hessian(
+    gradient: Gradient, point: FloatArray, step: float = 1e-5, free: Sequence[int] | NDArray[np.int64] | None = None
+) -> FloatArray:
+    """The Hessian at ``point`` by central differences of the analytic ``gradient`` (two calls per coordinate),
+    symmetrised as (H + H^T) / 2. With ``free``, only those coordinates are moved, and the Hessian is theirs
+    (rows and columns in that order); the others stay where they are."""
+    index = np.arange(len(point)) if free is None else np.asarray(free, dtype=np.int64)
+    hessian = np.empty((index.size, index.size))
+    for row, i in enumerate(index):
+        shift = np.zeros_like(point)
         shift[i] = step
-        hessian[row] = (log_gradient(log_values + shift) - log_gradient(log_values - shift))[free] / (2 * step)
-    information = -(hessian + hessian.T) / 2
+        hessian[row] = (gradient(point + shift) - gradient(point - shift))[index] / (2 * step)
+    return np.asarray((hessian + hessian.T) / 2, dtype=np.float64)
+
+
+def delta_method_errors(information: FloatArray, values: FloatArray, n: float = 1.0) -> FloatArray | None:
+    """Standard errors of positive parameters ``values`` from the information matrix of their logarithms:
+    values * sqrt(diag(information^-1) / n), the delta method (d theta = theta d log theta).
+
+    ``information``: the negative Hessian of a log-likelihood in the log-parameters (the Hessian of a negative
+    one), of the total (``n`` = 1) or of the mean over ``n`` observations. None where it is not positive
+    definite: the errors are then undefined.
+    """
     with np.errstate(all="ignore"):
         try:
-            np.linalg.cholesky(information)  # positive definite, or the errors are undefined
+            np.linalg.cholesky(information)
             covariance = np.linalg.inv(information)
         except np.linalg.LinAlgError:
-            return errors
-    errors[free] = np.exp(log_values[free]) * np.sqrt(np.diag(covariance))
-    return errors
+            return None
+        return np.asarray(values * np.sqrt(np.diag(covariance) / n), dtype=np.float64)

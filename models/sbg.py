@@ -266,9 +266,18 @@ def renewal_counts(renewals: ArrayLike, churned: ArrayLike, weights: ArrayLike |
 def cohort_counts(
     renewals: ArrayLike, churned: ArrayLike, cohort: ArrayLike, weights: ArrayLike | None = None
 ) -> dict[Hashable, RenewalCounts]:
-    """:func:`renewal_counts` per acquisition cohort (sorted by cohort), in one pass over the customers."""
+    """:func:`renewal_counts` per acquisition cohort (sorted by cohort), in one pass over the customers.
+
+    ``cohort`` must hold one label per customer: a missing one (None, NaN, NaT) or a length that differs from
+    ``renewals`` is a ValueError that says so (not a numpy error from the counting, nor a silent broadcast).
+    """
     index, labels = pd.factorize(np.asarray(cohort).reshape(-1), sort=True)  # np.unique sorts all rows: 8 s at 1M
     n = whole_periods(renewals, "renewals").reshape(-1)
+    if len(index) != len(n):
+        raise ValueError(f"cohort must hold one label per customer: {len(index)} labels for {len(n)} customers")
+    missing = np.flatnonzero(index < 0)
+    if missing.size:
+        raise ValueError(f"cohort is missing for {missing.size} of {len(n)} customers (first at row {missing[0]})")
     left = _flags(churned, len(n))
     w = np.ones(len(n)) if weights is None else np.asarray(weights, dtype=np.float64)
     size = int(n.max(initial=0)) + 1
@@ -322,6 +331,12 @@ def log_likelihood_rows(params: ShiftedBetaGeoParams, renewals: ArrayLike, churn
 
 @dataclass(frozen=True)
 class SBGFit:
+    """The sBG fit of a cohort (or of the pooled cohorts). ``standard_errors``: by maximum likelihood, from the
+    observed information (the Hessian of the log-likelihood, no prior or penalty in it), NaN for a parameter at a
+    bound. After a PyMC refit (``pipeline.contractual.validation``): the posterior sd for ``mcmc``; for ``map``
+    the MLE's with flat priors (the MAP is the MLE) and NaN with informative priors, never the curvature of the
+    log-posterior."""
+
     params: ShiftedBetaGeoParams
     standard_errors: dict[str, float]
     stats: FitStatistics

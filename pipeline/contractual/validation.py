@@ -5,7 +5,9 @@
   :data:`MIN_COHORT_SIZE` subscribers, or whose fit ran to a bound, is scored with the pooled fit. With
   ``fit.method: map`` or ``mcmc`` the pooled fit and the same cohorts are then refitted together with PyMC
   (:func:`models.sbg_bayes.fit_sbg_pymc`, ``fit.priors``, ``fit.mcmc``): the MAP, or the posterior means with
-  the MCMC diagnostics (checked against ``fit.diagnostics`` by the workflow's gate).
+  the MCMC diagnostics (checked against ``fit.diagnostics`` by the workflow's gate). ``standard_errors``: the
+  MLE's (Hessian); after ``mcmc`` the posterior sd; after ``map`` the MLE's with flat priors (the MAP is then the
+  MLE) and NaN with ``pymc_marketing`` priors (a penalized fit: no maximum-likelihood standard errors).
 - **Holdout** (the periods after ``prepare.calibration_end``): for each cohort, the observed survival
   S(t) = share of the subscribers whose t-th renewal had come due by the observation end who made it,
   at every t beyond the decisions observed in calibration (cells with at least :data:`MIN_CELL`
@@ -132,7 +134,11 @@ def _refit_pymc(
     def refitted(key: str, old: sbg.SBGFit) -> sbg.SBGFit:
         new = found.params[key]
         stats = FitStatistics(sbg.log_likelihood(new, chosen[key]), old.stats.n_observations, 2)
-        errors = old.standard_errors if method == "map" else found.posterior_sd[key]
+        # mcmc: the posterior sd. map with flat priors: the MAP is the MLE, whose Hessian errors stand. map with
+        # informative priors: NaN (fit_sbg_pymc's), the MLE's errors belong to another point and the log-posterior's
+        # curvature is not the likelihood's.
+        flat_map = method == "map" and fit.priors == "flat"
+        errors = old.standard_errors if flat_map else found.posterior_sd[key]
         return dataclasses.replace(old, params=new, stats=stats, standard_errors=errors, at_bound=())
 
     pooled = refitted(_POOLED, fits.pooled)

@@ -172,3 +172,26 @@ def test_a_given_start_reaches_the_same_optimum(feed: tuple[pd.DataFrame, pd.Dat
     _assert_same(warm.params, cold.params, rel=1e-8)
     _assert_same(warm.standard_errors, cold.standard_errors, rel=1e-6)
     assert warm.evaluations < cold.evaluations
+
+
+CDNOW_STANDARD_ERRORS = {
+    0.0: {"r": 0.012557378067540537, "alpha": 0.3782240598442487, "a": 0.18573381892665206, "b": 0.7054142499125511},
+    0.01: {
+        "r": 0.012564643516353067,
+        "alpha": 0.38057577274028503,
+        "a": 0.035480995919918455,
+        "b": 0.08048176637430098,
+    },
+}
+"""fit_beta_geo's standard errors on CDNOW, measured before its Hessian and delta method became the shared
+models.positive_mle.central_hessian and delta_method_errors (at 19a971c); after, they are bitwise the same."""
+
+
+@pytest.mark.parametrize("penalizer", [0.0, 0.01])
+def test_standard_errors_are_unchanged_by_the_shared_helpers(
+    cdnow_sample_summary: pd.DataFrame, penalizer: float
+) -> None:
+    fitted = fit_beta_geo(_rows(cdnow_sample_summary), penalizer)
+    assert fitted.accepted, fitted.reason
+    for name, value in CDNOW_STANDARD_ERRORS[penalizer].items():
+        assert fitted.standard_errors[name] == pytest.approx(value, rel=1e-12), name

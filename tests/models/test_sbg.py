@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, stats
 from scipy.special import betaln, hyp2f1
@@ -179,6 +180,21 @@ def test_log_likelihood_of_rows_and_counts_agree() -> None:
     assert weighted.active.tolist() == [0.0, 0.0, 0.0, 5.0]
 
 
+@pytest.mark.parametrize(
+    ("alive", "errors"),
+    [
+        (REGULAR, {"alpha": 0.06559896423499871, "beta": 0.15247563167812406}),
+        (HIGH_END, {"alpha": 0.10373493143519434, "beta": 0.785531694632207}),
+    ],
+)
+def test_standard_errors_are_unchanged_by_the_shared_helpers(alive: list[int], errors: dict[str, float]) -> None:
+    """Measured before models.positive_mle's Hessian and delta method became the shared central_hessian and
+    delta_method_errors (at 19a971c); after, they are bitwise the same."""
+    fit = sbg.fit_sbg(sbg.survivor_counts(alive))
+    for name, value in errors.items():
+        assert fit.standard_errors[name] == pytest.approx(value, rel=1e-12), name
+
+
 def test_recovers_simulated_cohorts() -> None:
     """24,000 subscribers in three cohorts observed for 12, 8 and 5 renewal decisions (censored after)."""
     rng = np.random.default_rng(2026)
@@ -193,7 +209,7 @@ def test_recovers_simulated_cohorts() -> None:
     assert list(fits) == list(truth)
     errors = {}
     for name, fit in fits.items():
-        params = truth[name][0]
+        params = truth[str(name)][0]
         for key in ("alpha", "beta"):
             true, found, se = getattr(params, key), getattr(fit.params, key), fit.standard_errors[key]
             errors[name, key] = found / true - 1
@@ -285,6 +301,26 @@ def test_bad_input_is_refused() -> None:
         sbg.survivor_counts([100, 120])
     with pytest.raises(ValueError, match=">= 1"):
         sbg.lifetime_pmf(PAPER, 0)
+
+
+@pytest.mark.parametrize("missing", [None, np.nan, pd.NaT])
+def test_a_customer_without_a_cohort_is_refused_by_name(missing: object) -> None:
+    """Before: numpy's "'list' argument must have no negative elements" from the counting."""
+    cohort = np.array(["2024-01", missing, "2024-02", missing], dtype=object)
+    with pytest.raises(ValueError, match=r"^cohort is missing for 2 of 4 customers \(first at row 1\)$"):
+        sbg.cohort_counts([0, 1, 2, 3], [True, False, True, False], cohort)
+
+
+def test_a_cohort_per_customer_is_required() -> None:
+    """Before: one label was broadcast to every customer, and two labels for three customers a numpy error."""
+    with pytest.raises(ValueError, match=r"^cohort must hold one label per customer: 1 labels for 3 customers$"):
+        sbg.cohort_counts([0, 1, 2], [True, False, True], ["2024-01"])
+    with pytest.raises(ValueError, match=r"^cohort must hold one label per customer: 2 labels for 3 customers$"):
+        sbg.cohort_counts([0, 1, 2], [True, False, True], ["2024-01", "2024-02"])
+    counts = sbg.cohort_counts([0, 1, 2], [True, False, True], ["2024-02", "2024-01", "2024-02"])
+    assert list(counts) == ["2024-01", "2024-02"]
+    np.testing.assert_array_equal(counts["2024-01"].active, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(counts["2024-02"].churned, [1.0, 0.0, 1.0])
 
 
 @pytest.mark.slow

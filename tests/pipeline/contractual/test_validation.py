@@ -124,12 +124,28 @@ def test_map_with_flat_priors_equals_the_mle_per_cohort(subscribers: Subscribers
     for label, fitted in mle.own.items():
         assert found.own[label].params.alpha == pytest.approx(fitted.params.alpha, rel=1e-4)
         assert found.own[label].params.beta == pytest.approx(fitted.params.beta, rel=1e-4)
+        assert found.own[label].standard_errors == fitted.standard_errors  # the MAP is the MLE: its errors stand
     assert found.pooled.params.alpha == pytest.approx(mle.pooled.params.alpha, rel=1e-4)
     assert found.pooled.params.beta == pytest.approx(mle.pooled.params.beta, rel=1e-4)
     assert found.pooled.stats.log_likelihood == pytest.approx(mle.pooled.stats.log_likelihood, abs=1e-3)
     assert found.params == {
         label: found.own[label].params if label in found.own else found.pooled.params for label in mle.params
     }
+
+
+def test_map_with_informative_priors_has_no_standard_errors(subscribers: Subscribers) -> None:
+    """pymc-marketing's priors pull the MAP off the MLE (a penalized fit): the MLE's Hessian errors belong to
+    another point and the log-posterior's curvature is not the likelihood's, so the errors are NaN (they were
+    the MLE's)."""
+    mle = fit_cohorts(subscribers.calibration)
+    found = fit_cohorts(subscribers.calibration, _fit_config("map", priors="pymc_marketing"))
+    assert found.method == "map"
+    assert set(found.own) == set(mle.own)
+    assert found.pooled.params != mle.pooled.params
+    for fitted in [found.pooled, *found.own.values()]:
+        assert set(fitted.standard_errors) == {"alpha", "beta"}
+        assert all(np.isnan(e) for e in fitted.standard_errors.values()), fitted.standard_errors
+    assert all(np.isfinite(e) for e in mle.pooled.standard_errors.values())
 
 
 @pytest.mark.slow
