@@ -135,7 +135,7 @@ def test_without_a_spend_model_nothing_changes(trained: DiscreteResult, feed: Pa
 
 
 def test_the_spend_model_is_the_purchase_jobs_fit_spend_model(trained: DiscreteResult) -> None:
-    """``fit_discrete_spend`` is :func:`pipeline.fit.fit_spend_model` on the histories, for every ``fit.spend_model``."""
+    """``fit_discrete_spend`` is :func:`pipeline.fit.fit_spend_model` on the histories, for each ``fit.spend_model``."""
     from pipeline.discrete.workflow import fit_discrete_spend
     from pipeline.fit import fit_spend_model
 
@@ -147,9 +147,11 @@ def test_the_spend_model_is_the_purchase_jobs_fit_spend_model(trained: DiscreteR
         )
         got, expected = fit_discrete_spend(config, full), fit_spend_model(chosen, f, m, config.fit)
         if chosen == "none":
-            assert got is None and expected is None
+            assert got is None
+            assert expected is None
             continue
-        assert got is not None and expected is not None
+        assert got is not None
+        assert expected is not None
         assert got.fit.params == expected.fit.params
         assert got.fallback == expected.fallback
     small = pd.DataFrame({"frequency": [2, 1, 0, 3], "monetary_value": [10.0, 40.0, 0.0, 20.0]})
