@@ -163,14 +163,18 @@ def discounted_transactions(
     n_periods: ArrayLike,
 ) -> FloatArray:
     """sum_{k=1..horizon} (E[X(n, n + k)] - E[X(n, n + k - 1)]) / (1 + r)^k: the expected transactions of the
-    next ``horizon`` opportunities, the k-th discounted k periods at ``rate_per_period`` r (r = 0: eq. 13)."""
-    total = np.zeros(np.shape(frequency), dtype=np.float64)
-    previous = np.zeros_like(total)
-    for k in range(1, int(horizon) + 1):
-        current = expected_transactions(params, k, frequency, recency, n_periods)
-        total += (current - previous) / (1.0 + rate_per_period) ** k
-        previous = current
-    return total
+    next ``horizon`` opportunities, the k-th discounted k periods at ``rate_per_period`` r >= 0 (r = 0: eq. 13).
+
+    The k-th term is P(active at n) * E[p | active] * S(n + k) / S(n) / (1 + r)^k (see
+    :func:`expected_transactions`), so the sum is P(active at n) * E[p | active] * DERL(r | gamma, delta, n)
+    / (1 + r), DERL of at most ``horizon`` payments (:func:`models.sbg.derl`): one pass per distinct history.
+    """
+    x, t_x, n, inverse = unique_histories(frequency, recency, n_periods)
+    alive = p_alive(params, x, t_x, n)
+    buy = (params.alpha + x) / (params.alpha + params.beta + n)
+    dropout = sbg.ShiftedBetaGeoParams(params.gamma, params.delta)
+    ahead = sbg.derl(dropout, rate_per_period, n, sbg.whole_periods(horizon, "horizon")) / (1.0 + rate_per_period)
+    return np.asarray((alive * buy * ahead)[inverse], dtype=np.float64)
 
 
 def expected_transactions_new_customer(params: BetaGeoBetaBinomParams, n_periods: ArrayLike) -> FloatArray:

@@ -42,6 +42,7 @@ __all__ = [
     "fit",
     "fit_histories",
     "fit_input",
+    "fit_spend_model",
     "holdout_scorer",
 ]
 
@@ -289,7 +290,7 @@ def fit_histories(
                 candidate.model, histories, config, data.holdout_score, reuse, warm_start
             )
             result = FittedModels(purchase_fit, None, float("nan"), "mle", attempts, chosen)
-            spend = _fit_spend(spend_model, f, m, config)
+            spend = fit_spend_model(spend_model, f, m, config)
         else:
             result, spend = _fit_bayes(histories, f, m, config, candidate, spend_model)
     except FitError as exc:
@@ -309,8 +310,9 @@ def fit_histories(
     )
 
 
-def _fit_spend(spend_model: str, f: np.ndarray, m: np.ndarray, config: FitConfig) -> SpendOutcome | None:
-    """The spend model by maximum likelihood, or the configured pooled mean, or none."""
+def fit_spend_model(spend_model: str, f: np.ndarray, m: np.ndarray, config: FitConfig) -> SpendOutcome | None:
+    """The spend model by maximum likelihood, or the configured pooled mean, or none (``spend_model``: the
+    resolved ``fit.spend_model``); the discrete job's spend model too."""
     if spend_model == "none":
         return None
     if spend_model == "pooled_mean":
@@ -366,7 +368,7 @@ def _fit_bayes(
 def _bayes_spend(
     spend_model: str, f: np.ndarray, m: np.ndarray, config: FitConfig, method: Method, sampler: Sampler
 ) -> tuple[SpendOutcome | None, BayesFit | None]:
-    decided = _fit_spend(spend_model, f, m, config)
+    decided = fit_spend_model(spend_model, f, m, config)
     if decided is None or decided.fit.model != "gamma_gamma":
         return decided, None
     keep = (f > 0) & (m > 0)

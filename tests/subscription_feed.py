@@ -3,8 +3,9 @@
 Monthly cohorts acquire subscribers on random days; each subscriber draws a churn probability
 theta ~ Beta(ALPHA, BETA) (the sBG's law) and a plan with a constant monthly price, is charged on the
 same day of every month from acquisition until they leave, and the charges stop at the observation end.
-A few dirty rows (no id, an unreadable date, a double-loaded charge, a date after the end) must be
-quarantined, not counted.
+A few dirty rows (no id, an unreadable date, a date after the end) must be quarantined, not counted; a
+copy of the first charge is a duplicate only under ``prepare.duplicates: quarantine`` (the feed has no
+order id, so by default it is a second real charge).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def subscription_feed(
         [
             ("", "2023-01-05", 10.0, "basic"),  # missing_customer_id
             ("c00-0000", "not a date", 10.0, "basic"),  # invalid_timestamp
-            (feed.customer_id.iloc[0], feed.charge_date.iloc[0], feed.amount.iloc[0], feed.plan.iloc[0]),  # duplicate
+            # identical to the first charge: a duplicate only under prepare.duplicates: quarantine (no order id)
+            (feed.customer_id.iloc[0], feed.charge_date.iloc[0], feed.amount.iloc[0], feed.plan.iloc[0]),
             ("c00-0001", "2031-01-01", 10.0, "basic"),  # after_observation_end
         ],
         columns=feed.columns,
@@ -107,7 +109,9 @@ def subscriptions_table(feed: pd.DataFrame) -> pd.DataFrame:
         [
             ("", "2023-01-05", None, "basic", 10.0),  # missing_customer_id
             ("x-1", "not a date", None, "basic", 10.0),  # invalid_timestamp
-            (first.customer_id, first.start, first.end, first.plan, first.price),  # duplicate
+            # identical to the first subscription: a duplicate under prepare.duplicates: quarantine, otherwise
+            # an overlapping_subscription
+            (first.customer_id, first.start, first.end, first.plan, first.price),
             ("x-2", "2031-01-01", None, "basic", 10.0),  # after_observation_end
             ("x-3", "2023-01-05", "soon", "basic", 10.0),  # invalid_end
             ("x-4", "2023-01-05", "2023-01-05", "basic", 10.0),  # end_not_after_start

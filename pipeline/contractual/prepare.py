@@ -2,8 +2,9 @@
 
 Rows meet the same quarantine rules as the non-contractual job (:func:`pipeline.engines.rules.
 quarantine_rules`, rendered by :func:`pipeline.engines.sql.reason_case`): missing or unreadable ids,
-dates and amounts, out-of-range dates, duplicates (rows identical in every source column, unless
-``prepare.duplicates: keep``), zero amounts and refunds as configured, dates after the observation end;
+dates and amounts, out-of-range dates, duplicates (as :func:`pipeline.engines.source_columns.layout` says:
+under ``prepare.duplicates: auto``, rows identical in every source column only when an order id is mapped),
+zero amounts and refunds as configured, dates after the observation end;
 rows in = rows used + rows quarantined, or the job stops. A used row with an amount > 0 is a charge.
 
 Per subscriber, as of a date D (the calibration end, and the observation end):
@@ -25,7 +26,9 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import Config
+from pipeline.engines.duckdb_classify import duplicate_sql
 from pipeline.engines.rules import quarantine_rules
+from pipeline.engines.source_columns import layout
 from pipeline.engines.sql import DUCKDB, duckdb_id, reason_case
 from pipeline.errors import InputError
 
@@ -102,16 +105,17 @@ def periods_between_sql(start: str, end: str, period: str) -> str:
 
 
 def classified_rows_sql(config: Config, columns: list[str]) -> str:
-    """Every row of ``tx`` with its id (cid), parsed timestamp (ts), amount (raw_value) and quarantine reason."""
+    """Every row of ``tx`` with its id (cid), parsed timestamp (ts), amount (raw_value) and quarantine reason.
+
+    Duplicates follow the non-contractual job's rule (:func:`pipeline.engines.source_columns.layout`): under
+    ``prepare.duplicates: auto`` rows repeated whole are duplicates only when an order id is mapped (without
+    one, two identical lines are two real purchases); ``quarantine`` always, ``keep`` never;
+    ``prepare.duplicate_key`` names the columns that make a row a repeat."""
     fmt = config.data.timestamp_format
     text_ts = "NULLIF(trim(CAST(timestamp AS VARCHAR)), '')"
     parsed = f"try_strptime({text_ts}, '{fmt}')" if fmt else f"TRY_CAST({text_ts} AS TIMESTAMP)"
     everything = ", ".join(DUCKDB.identifier(c) for c in columns)
-    duplicate = (
-        "false"
-        if config.prepare.duplicates == "keep"
-        else f"row_number() OVER (PARTITION BY {everything} ORDER BY {everything}) > 1"
-    )
+    duplicate = duplicate_sql(layout(columns, None, config.prepare, "the feed"))
     rules = quarantine_rules(config.prepare, has_amounts=True)
     return f"""
         SELECT *, {reason_case(DUCKDB, rules)} AS reason

@@ -11,6 +11,12 @@ customer, as of a date D, counting only the opportunities that had ended by D:
 - ``monetary_value``: the mean spend of those x opportunities (the amounts of one opportunity added up;
   0 without one), the Gamma-Gamma input, as the non-contractual job's mean spend per repeat period.
 
+Returns (negative amounts) follow ``prepare.returns`` as in the non-contractual job (:mod:`pipeline.engines.
+rules`): ``drop`` quarantines them (``return_dropped``); ``net`` subtracts each from the customer's latest
+opportunity with a purchase at or before it, counting only the returns up to D, and an opportunity's spend
+never goes below 0 (it still counts as a purchase). A return with no purchase at or before it has no effect.
+Returns never count as purchases.
+
 A customer whose first purchase is in the period still running at D is not counted yet.
 """
 
@@ -23,7 +29,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.contractual.prepare import BillingLedger, classified_rows_sql, periods_between_sql
+from pipeline.contractual.prepare import BillingLedger, as_of_config, classified_rows_sql, periods_between_sql
 from pipeline.errors import InputError
 
 __all__ = ["HISTORY_COLUMNS", "Histories", "prepare_opportunities"]
@@ -46,9 +52,18 @@ def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
     ended = f"CAST(date_trunc('{unit}', DATE '{as_of}' + INTERVAL 1 DAY) AS DATE)"
     index = periods_between_sql("first_period", "period", period)
     return f"""
-        WITH mine AS (
-            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period, sum(value) AS spend
-            FROM buys WHERE day <= DATE '{as_of}' GROUP BY cid, period
+        WITH lines AS (
+            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period, value FROM buys WHERE day <= DATE '{as_of}'
+        ),
+        bought AS (SELECT cid, period, sum(value) AS spend FROM lines WHERE value > 0 GROUP BY cid, period),
+        refunds AS (
+            SELECT r.cid, b.period, sum(r.value) AS refund
+            FROM (SELECT * FROM lines WHERE value < 0) r ASOF JOIN bought b ON r.cid = b.cid AND r.period >= b.period
+            GROUP BY ALL
+        ),
+        mine AS (
+            SELECT cid, period, greatest(spend + coalesce(refund, 0), 0) AS spend
+            FROM bought LEFT JOIN refunds USING (cid, period)
         ),
         firsts AS (SELECT cid, min(period) AS first_period FROM mine GROUP BY cid),
         indexed AS (
@@ -71,8 +86,7 @@ def prepare_opportunities(
 ) -> Histories:
     """The prepare stage of the discrete job (see the module docstring). ``as_of`` (scoring): the histories
     as of that date only (rows after it are quarantined; ``calibration`` is left empty)."""
-    if as_of is not None:
-        config = config.model_copy(update={"prepare": config.prepare.model_copy(update={"observation_end": as_of})})
+    config = as_of_config(config, as_of)
     columns = list(relation.columns)
     if "amount" not in columns:
         raise InputError("business.type discrete needs a feed with amounts (data.columns.amount)")
@@ -82,10 +96,10 @@ def prepare_opportunities(
         con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {classified_rows_sql(config, columns)}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
-            "FROM dclassified WHERE reason IS NULL AND raw_value > 0"
+            "FROM dclassified WHERE reason IS NULL AND (raw_value > 0 OR is_return)"
         )
         counts = con.sql("SELECT reason, count(*) FROM dclassified GROUP BY reason").fetchall()
-        last = con.sql("SELECT max(day), count(*) FROM buys").fetchall()[0]
+        last = con.sql("SELECT max(day), count(*) FROM buys WHERE value > 0").fetchall()[0]
         if last[0] is None:
             raise InputError("the feed has no usable purchases")
         observation_end = config.prepare.observation_end or last[0]

@@ -1,7 +1,7 @@
 """The discrete training workflow: prepare -> BG/BB on the calibration -> holdout validation -> gate ->
 refit on the whole history -> the spend model -> score every customer. No files, no tracking store.
 
-The spend model is the non-contractual job's (:func:`pipeline.spend_fit.fit_spend`: Gamma-Gamma with its
+The spend model is the non-contractual job's (:func:`pipeline.fit.fit_spend_model`: Gamma-Gamma with its
 remedies and its pooled-mean fallback) on the repeat buyers' mean spend per opportunity, unless
 ``fit.spend_model`` says ``pooled_mean`` or ``none`` (then no money columns)."""
 
@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 
 from models import bgbb
-from models.gamma_gamma_fit import SpendData
 from models.opportunity_model import OpportunityParams, score_opportunities
 from pipeline.config import Config
 from pipeline.discrete.prepare import Histories, prepare_opportunities
 from pipeline.discrete.validation import DiscreteValidation, discrete_gate, validate_bgbb
 from pipeline.engines import Engine, Source
 from pipeline.errors import ConfigError, InputError
+from pipeline.fit import fit_spend_model
 from pipeline.gate import GateResult
-from pipeline.spend_fit import SpendOutcome, fit_spend, pooled_mean_outcome
+from pipeline.spend_fit import SpendOutcome
 
 __all__ = ["HORIZON_PERIODS", "DiscreteResult", "fit_discrete_spend", "train_discrete"]
 
@@ -60,17 +60,11 @@ class DiscreteResult:
 
 
 def fit_discrete_spend(config: Config, histories: pd.DataFrame) -> SpendOutcome | None:
-    """The spend model on the histories' ``frequency`` and ``monetary_value`` (None for ``fit.spend_model: none``)."""
+    """The spend model on the histories' ``frequency`` and ``monetary_value`` (None for ``fit.spend_model: none``):
+    the non-contractual job's :func:`pipeline.fit.fit_spend_model`."""
     f = histories["frequency"].to_numpy(dtype=np.float64)
     m = histories["monetary_value"].to_numpy(dtype=np.float64)
-    chosen = config.fit.spend_model or "gamma_gamma"
-    if chosen == "none":
-        return None
-    if chosen == "pooled_mean":
-        keep = (f > 0) & (m > 0)
-        data = SpendData.from_arrays(f[keep], m[keep]) if keep.any() else None
-        return pooled_mean_outcome(data, "configured (fit.spend_model: pooled_mean)", [])
-    return fit_spend(f, m, config.fit.spend_penalizer, config.fit.remedies)
+    return fit_spend_model(config.fit.spend_model or "gamma_gamma", f, m, config.fit)
 
 
 def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResult:

@@ -19,6 +19,7 @@ from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format
 __all__ = [
     "classified_sql",
     "detected_format",
+    "duplicate_sql",
     "is_native_timestamp",
     "quarantine_sql",
     "unreadable_timestamp",
@@ -74,7 +75,8 @@ def _bucket_filter(bucket: tuple[int, int]) -> str:
     return "" if n == 1 else f"WHERE hash({duckdb_id('customer_id')}) % {n} = {k}"
 
 
-def _duplicate_sql(layout: Layout) -> str:
+def duplicate_sql(layout: Layout) -> str:
+    """Whether a row of ``tx`` is a duplicate under ``layout`` (a boolean expression; ``false`` when kept)."""
     if layout.duplicates is None:
         return "false"
     key = ", ".join(_quoted(c) for c in layout.duplicates.key)
@@ -96,7 +98,7 @@ def classified_sql(
     ``duplicate_key`` may not (the key need not hold the customer), so they are found over all rows
     before the bucket is taken.
     """
-    duplicate = _duplicate_sql(layout)
+    duplicate = duplicate_sql(layout)
     if layout.duplicates is not None and layout.duplicates.order:
         rows = f"(SELECT *, {duplicate} AS is_duplicate FROM tx) {_bucket_filter(bucket)}"
         duplicate = "is_duplicate"

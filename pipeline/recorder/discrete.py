@@ -39,10 +39,18 @@ def record_discrete(result: DiscreteResult, config_yaml: str) -> None:
         "bgbb_log_likelihood": fit.stats.log_likelihood,
         **names.stage_metrics(result.timings),
     }
-    if result.spend is not None:
-        metrics |= {f"spend_{k}": v for k, v in result.spend.fit.params.as_dict().items()}
     if result.production_fit is not None:
         metrics |= {f"production_bgbb_{k}": v for k, v in result.production_fit.params.as_dict().items()}
+        # The spend model is fitted with the production BG/BB, on the whole history: named as the
+        # non-contractual job's production fit (production_gamma_gamma_p, production_spend_model, ...).
+        spend = result.spend
+        if spend is not None:
+            metrics |= names.spend_fit_metrics("production_", spend.fit)
+        store.set_tags(
+            names.spend_tags(
+                "production_", "none" if spend is None else spend.fit.model, "" if spend is None else spend.fallback
+            )
+        )
     store.log_metrics(metrics)
     store.log_dict(ledger.as_dict(), names.LEDGER_ARTIFACT)
     store.log_table(result.validation.holdout, HOLDOUT_TABLE)

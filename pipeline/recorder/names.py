@@ -13,6 +13,7 @@ from models.purchase import PARAM_NAMES
 from models.spend import PARAM_NAMES as SPEND_PARAM_NAMES
 
 if TYPE_CHECKING:
+    from models.fitted import FitStatistics, SpendFit
     from pipeline.checks import RepeatPurchaseCheck
     from pipeline.engines.prepared import PreparedData
     from pipeline.fit import FittedModels
@@ -47,6 +48,8 @@ __all__ = [
     "linked_tags",
     "monitor_metric",
     "plot_artifact",
+    "spend_fit_metrics",
+    "spend_tags",
     "stage_metrics",
     "table_artifact",
     "whatif_metric",
@@ -132,18 +135,10 @@ def fit_metrics(prefix: str, fitted: FittedModels) -> dict[str, float]:
     for name, value in fitted.purchase.params.as_dict().items():
         metrics[f"{prefix}{model}_{name}"] = value
         metrics[f"{prefix}{model}_{name}_se"] = fitted.purchase.standard_errors[name]
-    fits = [(model, fitted.purchase.stats), ("purchase", fitted.purchase.stats)]
+    for kind in (model, "purchase"):
+        metrics |= _stats_metrics(f"{prefix}{kind}", fitted.purchase.stats)
     if fitted.spend is not None:
-        spend = fitted.spend_model
-        for name, value in fitted.spend.params.as_dict().items():
-            metrics[f"{prefix}{spend}_{name}"] = value
-            metrics[f"{prefix}{spend}_{name}_se"] = fitted.spend.standard_errors[name]
-        fits.append((spend, fitted.spend.stats))
-    for kind, stats in fits:
-        metrics[f"{prefix}{kind}_log_likelihood"] = stats.log_likelihood
-        metrics[f"{prefix}{kind}_aic"] = stats.aic
-        metrics[f"{prefix}{kind}_bic"] = stats.bic
-        metrics[f"{prefix}{kind}_customers"] = stats.n_observations
+        metrics |= spend_fit_metrics(prefix, fitted.spend)
     metrics[f"{prefix}purchase_unique_histories"] = fitted.purchase.n_unique_rows
     metrics[f"{prefix}spend_frequency_correlation"] = fitted.spend_frequency_correlation
     metrics[f"{prefix}fit_attempts"] = len(fitted.attempts)
@@ -156,17 +151,42 @@ def fit_metrics(prefix: str, fitted: FittedModels) -> dict[str, float]:
     return metrics
 
 
+def _stats_metrics(name: str, stats: FitStatistics) -> dict[str, float]:
+    return {
+        f"{name}_log_likelihood": stats.log_likelihood,
+        f"{name}_aic": stats.aic,
+        f"{name}_bic": stats.bic,
+        f"{name}_customers": stats.n_observations,
+    }
+
+
+def spend_fit_metrics(prefix: str, spend: SpendFit) -> dict[str, float]:
+    """A spend model's parameters, standard errors and fit statistics under its name, e.g. ``gamma_gamma_p``,
+    ``gamma_gamma_p_se``, ``gamma_gamma_log_likelihood`` (``pooled_mean_mean`` for the pooled mean)."""
+    metrics: dict[str, float] = {}
+    for name, value in spend.params.as_dict().items():
+        metrics[f"{prefix}{spend.model}_{name}"] = value
+        metrics[f"{prefix}{spend.model}_{name}_se"] = spend.standard_errors[name]
+    return metrics | _stats_metrics(f"{prefix}{spend.model}", spend.stats)
+
+
+def spend_tags(prefix: str, spend_model: str, fallback: str) -> dict[str, object]:
+    """The spend model used and, when the pooled mean replaced Gamma-Gamma, why."""
+    tags: dict[str, object] = {f"{prefix}spend_model": spend_model}
+    if fallback:
+        tags[f"{prefix}spend.fallback"] = fallback
+    return tags
+
+
 def fit_tags(prefix: str, fitted: FittedModels) -> dict[str, object]:
     """The models, method, chosen remedy and spend fallback of a fit."""
     tags: dict[str, object] = {
         f"{prefix}purchase_model": fitted.model,
         f"{prefix}fit.method": fitted.method,
-        f"{prefix}spend_model": fitted.spend_model,
+        **spend_tags(prefix, fitted.spend_model, fitted.spend_fallback),
     }
     if fitted.chosen is not None:
         tags[f"{prefix}fit.remedy"] = fitted.chosen.remedy
-    if fitted.spend_fallback:
-        tags[f"{prefix}spend.fallback"] = fitted.spend_fallback
     return tags
 
 

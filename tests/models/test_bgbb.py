@@ -145,6 +145,53 @@ def test_gamma_one_has_no_singularity() -> None:
     np.testing.assert_allclose(at_one, near, rtol=1e-7)
 
 
+def _discounted_by_steps(
+    params: BetaGeoBetaBinomParams, horizon: int, rate: float, x: np.ndarray, t_x: np.ndarray, n: np.ndarray
+) -> np.ndarray:
+    """The former implementation, the reference: the differences of eq. 13 over k = 1..horizon, discounted."""
+    total = np.zeros(np.shape(x), dtype=np.float64)
+    previous = np.zeros_like(total)
+    for k in range(1, horizon + 1):
+        current = bgbb.expected_transactions(params, k, x, t_x, n)
+        total += (current - previous) / (1.0 + rate) ** k
+        previous = current
+    return total
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        PAPER,
+        BetaGeoBetaBinomParams(0.4, 2.0, 1.7, 0.9),
+        BetaGeoBetaBinomParams(3.0, 5.0, 0.2, 12.0),
+        BetaGeoBetaBinomParams(1.2, 0.75, 1.0, 2.8),  # gamma = 1
+    ],
+)
+def test_discounted_transactions_in_closed_form_equal_the_discounted_steps(params: BetaGeoBetaBinomParams) -> None:
+    x, t_x, n = _histories()
+    x, t_x, n = (
+        np.concatenate([x, [0, 7, 120]]),
+        np.concatenate([t_x, [0, 200, 150]]),
+        np.concatenate([n, [300, 200, 150]]),
+    )
+    for horizon in (0, 1, 5, 12, 52):
+        for rate in (0.0, 0.0080, 0.1, 1.5):
+            expected = _discounted_by_steps(params, horizon, rate, x, t_x, n)
+            got = bgbb.discounted_transactions(params, horizon, rate, x, t_x, n)
+            assert got.shape == expected.shape
+            if horizon == 0:
+                assert got.tolist() == [0.0] * len(x)
+                continue
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    # r = 0: eq. 13 itself.
+    np.testing.assert_allclose(
+        bgbb.discounted_transactions(params, 12, 0.0, x, t_x, n),
+        bgbb.expected_transactions(params, 12, x, t_x, n),
+        rtol=1e-12,
+        atol=0,
+    )
+
+
 def test_special_histories() -> None:
     # Histories are packed into one integer key; beyond 2M opportunities they are sorted as rows instead.
     for n in (6, 3_000_000):

@@ -43,7 +43,8 @@ def config(tmp_path: Path) -> Config:
     return parse_config(
         {
             "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "charge_date"}},
-            "prepare": {"calibration_end": "2024-03-31", "observation_end": "2024-06-30"},
+            # Without an order id, identical rows are duplicates only when the config says so (see below).
+            "prepare": {"calibration_end": "2024-03-31", "observation_end": "2024-06-30", "duplicates": "quarantine"},
             "business": {"type": "contractual", "billing_period": "month", "grace_days": 7},
         }
     )
@@ -116,3 +117,53 @@ def test_spark_is_refused_with_one_line() -> None:
     with pytest.raises(ConfigError, match=r"^business.type: 'contractual' runs on DuckDB only; set engine.name"):
         check_business_type(config, "spark")
     check_business_type(config, "duckdb")
+
+
+def _billing(tmp_path: Path, rows: list[tuple[str, ...]], columns: list[str]):  # type: ignore[no-untyped-def]
+    path = tmp_path / "lines.csv"
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    mapped = {"timestamp": "charge_date"} | ({"order_id": "invoice"} if "invoice" in columns else {})
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": mapped},
+            "prepare": {"calibration_end": "2024-03-31", "observation_end": "2024-06-30"},
+            "business": {"type": "contractual", "billing_period": "month", "grace_days": 7},
+        }
+    )
+    return _prepared(config)
+
+
+def test_identical_charges_without_an_order_id_are_kept(tmp_path: Path) -> None:
+    """``prepare.duplicates: auto`` (the default) without an order id: two identical lines are two real charges,
+    as in the non-contractual job (a duplicate needs an order id to be told apart from a second line)."""
+    rows = [
+        ("a", "2024-01-15", "10"),
+        ("a", "2024-01-15", "10"),  # a second seat billed on the same day
+        ("a", "2024-02-15", "10"),
+    ]
+    prepared = _billing(tmp_path, rows, ["customer_id", "charge_date", "amount"])
+    ledger = prepared.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (3, 3, 0, 3)
+    assert ledger.reasons == {}
+    assert prepared.quarantine.empty
+    full = prepared.full.set_index("customer_id")
+    assert full["revenue"].tolist() == [30.0]
+    assert full["renewals"].tolist() == [1]
+
+
+def test_a_repeated_invoice_line_is_quarantined_as_a_duplicate(tmp_path: Path) -> None:
+    rows = [
+        ("a", "2024-01-15", "10", "i1", "seat"),
+        ("a", "2024-01-15", "10", "i1", "addon"),  # another line of the invoice: kept
+        ("a", "2024-01-15", "10", "i1", "addon"),  # the same line loaded twice: a duplicate
+        ("a", "2024-02-15", "10", "i2", "seat"),
+    ]
+    prepared = _billing(tmp_path, rows, ["customer_id", "charge_date", "amount", "invoice", "product"])
+    ledger = prepared.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (4, 3, 1, 3)
+    assert ledger.reasons == {"duplicate": 1}
+    quarantined = prepared.quarantine
+    assert quarantined["reason"].tolist() == ["duplicate"]
+    assert quarantined["order_id"].tolist() == ["i1"]
+    assert quarantined["source:product"].tolist() == ["addon"]
+    assert prepared.full["revenue"].tolist() == [30.0]

@@ -68,6 +68,17 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     mlflow.set_registry_uri(uri)  # an earlier test in this process may have pointed the registry elsewhere
     model = mlflow.pyfunc.load_model("models:/donors@champion")
     assert summary["fit"]["spend_model"] == "gamma_gamma"
+    # The spend model's metrics and tags are named as the non-contractual job's production fit (names.py).
+    run = mlflow.get_run(summary["run_id"])
+    for name, value in summary["fit"]["spend"].items():
+        assert run.data.metrics[f"production_gamma_gamma_{name}"] == value
+        assert run.data.metrics[f"production_gamma_gamma_{name}_se"] > 0
+    assert run.data.metrics["production_gamma_gamma_customers"] == summary["data"]["customers"] - sum(
+        scores["frequency"].eq(0)
+    )
+    assert not [name for name in run.data.metrics if name.startswith("spend_")]
+    assert run.data.tags["production_spend_model"] == "gamma_gamma"
+    assert "production_spend.fallback" not in run.data.tags
     assert scores["clv"].gt(0).all()
     predicted = model.predict(scores[["customer_id", "frequency", "recency", "n_periods", "monetary_value"]])
     assert predicted["customer_id"].tolist() == scores["customer_id"].tolist()

@@ -81,3 +81,142 @@ def test_histories_as_of_a_date_for_scoring(tmp_path: Path) -> None:
     assert full["frequency"].tolist() == [1, 0]  # as the training's calibration histories at the same date
     assert full["recency"].tolist() == [1, 0]
     assert full["n_periods"].tolist() == [2, 1]
+
+
+def _histories(
+    tmp_path: Path, rows: list[tuple[str, ...]], columns: list[str], prepare: dict[str, object] | None = None
+):  # type: ignore[no-untyped-def]
+    path = tmp_path / "feed.csv"
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    mapped: dict[str, str] = {"timestamp": "date"}
+    if "invoice" in columns:
+        mapped["order_id"] = "invoice"
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": mapped},
+            "prepare": {"calibration_end": "2022-12-31", "observation_end": "2024-06-30", **(prepare or {})},
+            "business": {"type": "discrete", "billing_period": "year"},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        return prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+
+
+IDENTICAL = [
+    ("a", "2020-03-10", "50"),
+    ("a", "2021-06-01", "20"),
+    ("a", "2021-06-01", "20"),  # the same customer, day and amount again: a second real line (no order id)
+    ("a", "2023-02-01", "5"),
+]
+
+
+def test_identical_lines_without_an_order_id_are_two_purchases(tmp_path: Path) -> None:
+    """``prepare.duplicates: auto`` without an order id keeps identical lines, as the non-contractual job does."""
+    histories = _histories(tmp_path, IDENTICAL, ["customer_id", "date", "amount"])
+    ledger = histories.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (4, 4, 0)
+    assert ledger.reasons == {}
+    assert ledger.charges == 4
+    full = histories.full.set_index("customer_id")
+    assert full["frequency"].tolist() == [2]
+    assert full["monetary_value"].tolist() == [22.5]  # 2021: 20 + 20, 2023: 5 (12.5 when a line was dropped)
+    assert histories.calibration["monetary_value"].tolist() == [40.0]
+
+
+def test_identical_lines_are_duplicates_when_configured(tmp_path: Path) -> None:
+    histories = _histories(tmp_path, IDENTICAL, ["customer_id", "date", "amount"], {"duplicates": "quarantine"})
+    ledger = histories.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (4, 3, 1)
+    assert ledger.reasons == {"duplicate": 1}
+    assert histories.full["monetary_value"].tolist() == [12.5]  # 2021: 20, 2023: 5
+
+
+def test_a_repeated_invoice_line_is_a_duplicate_another_line_is_not(tmp_path: Path) -> None:
+    rows = [
+        ("a", "2020-03-10", "50", "i1", "x"),
+        ("a", "2021-06-01", "20", "i2", "x"),
+        ("a", "2021-06-01", "20", "i2", "y"),  # another product on the same invoice: a real line
+        ("a", "2021-06-01", "20", "i2", "y"),  # the same invoice line loaded twice: a duplicate
+        ("a", "2023-02-01", "5", "i3", "x"),
+    ]
+    histories = _histories(tmp_path, rows, ["customer_id", "date", "amount", "invoice", "product"])
+    ledger = histories.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (5, 4, 1)
+    assert ledger.reasons == {"duplicate": 1}
+    assert histories.full["monetary_value"].tolist() == [22.5]  # 2021: 20 + 20, 2023: 5
+
+
+RETURNS = [
+    ("a", "2020-03-10", "50"),
+    ("a", "2021-06-01", "30"),
+    ("a", "2021-09-01", "-10"),  # nets a's 2021 opportunity to 20
+    ("a", "2023-02-01", "5"),
+    ("a", "2023-03-01", "-8"),  # nets a's 2023 opportunity to 0, not below (still a purchase)
+    ("b", "2020-05-01", "-5"),  # before b's first purchase: unmatched, no effect
+    ("b", "2021-04-01", "10"),
+    ("b", "2022-02-01", "10"),
+    ("c", "2020-01-01", "10"),
+    ("c", "2021-05-01", "40"),
+    ("c", "2023-05-01", "-15"),  # a holdout return: nets c's 2021 in the full history only
+]
+
+
+def test_returns_are_netted_with_returns_net(tmp_path: Path) -> None:
+    histories = _histories(tmp_path, RETURNS, ["customer_id", "date", "amount"], {"returns": "net"})
+    ledger = histories.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (11, 11, 0)
+    assert ledger.charges == 7
+    full = histories.full.set_index("customer_id")
+    assert list(full.index) == ["a", "b", "c"]
+    assert full["frequency"].tolist() == [2, 1, 1]
+    assert full["n_periods"].tolist() == [3, 2, 3]
+    assert full["monetary_value"].tolist() == [10.0, 10.0, 25.0]  # a: (20 + 0) / 2; c: 40 - 15
+    calibration = histories.calibration.set_index("customer_id")
+    assert calibration["frequency"].tolist() == [1, 1, 1]
+    assert calibration["monetary_value"].tolist() == [20.0, 10.0, 40.0]  # returns after 2022-12-31 not yet
+
+
+def test_returns_are_quarantined_with_returns_drop(tmp_path: Path) -> None:
+    histories = _histories(tmp_path, RETURNS, ["customer_id", "date", "amount"], {"returns": "drop"})
+    ledger = histories.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (11, 7, 4)
+    assert ledger.reasons == {"return_dropped": 4}
+    assert ledger.charges == 7
+    full = histories.full.set_index("customer_id")
+    assert full["frequency"].tolist() == [2, 1, 1]
+    assert full["monetary_value"].tolist() == [17.5, 10.0, 40.0]  # a: (30 + 5) / 2
+    calibration = histories.calibration.set_index("customer_id")
+    assert calibration["monetary_value"].tolist() == [30.0, 10.0, 40.0]
+
+
+def test_as_of_histories_are_the_trainings_calibration_histories(tmp_path: Path) -> None:
+    """``as_of`` resolves the observation end as the contractual prepare does (``as_of_config``): the histories as
+    of the calibration end are the training's calibration histories (``recent`` aside, 0 without a holdout)."""
+    import datetime as dt
+
+    path = tmp_path / "feed.csv"
+    pd.DataFrame(RETURNS, columns=["customer_id", "date", "amount"]).to_csv(path, index=False)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "date"}},
+            "prepare": {"calibration_end": "2022-12-31", "observation_end": "2024-06-30"},
+            "business": {"type": "discrete", "billing_period": "year"},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        trained = prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+        scored = prepare_opportunities(
+            engine.connection,
+            engine.open(config.data).handle,  # type: ignore[attr-defined]
+            config,
+            as_of=dt.date(2022, 12, 31),
+        )
+    finally:
+        engine.close()
+    assert scored.observation_end == dt.date(2022, 12, 31)
+    assert scored.ledger.reasons == {"after_observation_end": 3}
+    pd.testing.assert_frame_equal(scored.full.drop(columns="recent"), trained.calibration.drop(columns="recent"))

@@ -132,3 +132,33 @@ def test_without_a_spend_model_nothing_changes(trained: DiscreteResult, feed: Pa
     for column in OUTPUT_COLUMNS[1:]:
         assert plain.scores[column].to_numpy() == pytest.approx(trained.scores[column].to_numpy(), rel=1e-12)
     np.testing.assert_array_equal(plain.scores["customer_id"], trained.scores["customer_id"])
+
+
+def test_the_spend_model_is_the_purchase_jobs_fit_spend_model(trained: DiscreteResult) -> None:
+    """``fit_discrete_spend`` is :func:`pipeline.fit.fit_spend_model` on the histories, for each ``fit.spend_model``."""
+    from pipeline.discrete.workflow import fit_discrete_spend
+    from pipeline.fit import fit_spend_model
+
+    full = trained.histories.full
+    f, m = full["frequency"].to_numpy(dtype=np.float64), full["monetary_value"].to_numpy(dtype=np.float64)
+    for chosen in ("gamma_gamma", "pooled_mean", "none"):
+        config = trained.config.model_copy(
+            update={"fit": trained.config.fit.model_copy(update={"spend_model": chosen})}
+        )
+        got, expected = fit_discrete_spend(config, full), fit_spend_model(chosen, f, m, config.fit)
+        if chosen == "none":
+            assert got is None
+            assert expected is None
+            continue
+        assert got is not None
+        assert expected is not None
+        assert got.fit.params == expected.fit.params
+        assert got.fallback == expected.fallback
+    small = pd.DataFrame({"frequency": [2, 1, 0, 3], "monetary_value": [10.0, 40.0, 0.0, 20.0]})
+    config = trained.config.model_copy(
+        update={"fit": trained.config.fit.model_copy(update={"spend_model": "pooled_mean"})}
+    )
+    pooled = fit_discrete_spend(config, small)
+    assert pooled is not None
+    assert pooled.fit.params.as_dict() == {"mean": pytest.approx(20.0, rel=1e-12)}  # (2*10 + 40 + 3*20) / 6
+    assert pooled.fallback == "configured (fit.spend_model: pooled_mean)"
