@@ -6,6 +6,7 @@ BTYD stands)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from models.challenger_features import FEATURE_COLUMNS, activity_from_transactio
 from models.scoring import score_customers
 from pipeline.commands.score import score_file
 from pipeline.config import ChallengerConfig, Config
-from pipeline.contest import challenge, production_blend, with_blend
+from pipeline.contest import production_blend, with_blend
 from pipeline.engines import Engine, Source, open_engine
 from pipeline.engines.prepared import PreparedData
 from pipeline.recorder import store
@@ -95,9 +96,7 @@ def test_production_blend_on_integer_ids_gives_one_row_per_customer_and_the_winn
 ) -> None:
     activity, full = integer_world
     shuffled = full.sample(frac=1.0, random_state=0)  # any order: the rows follow ``full``
-    blended, served = production_blend(
-        ChallengerConfig(enabled=True), activity, BTYD, shuffled, OBSERVATION_END, H
-    )
+    blended, served = production_blend(ChallengerConfig(enabled=True), activity, BTYD, shuffled, OBSERVATION_END, H)
     assert len(blended) == len(full) == blended["customer_id"].nunique() == CUSTOMERS
     assert blended["customer_id"].tolist() == [str(i) for i in shuffled["customer_id"]]
     assert served.example["customer_id"].tolist() == [str(i) for i in shuffled["customer_id"].head(5)]
@@ -150,8 +149,8 @@ def _prepared(config: Config) -> tuple[Engine, Source, PreparedData]:
     return engine, data, engine.prepare(data, config.prepare)
 
 
-SHAPES = {"integer": lambda ids: ids, "messy text": _messy}
-CANONICAL = {"integer": str, "messy text": "{:05d}".format}
+SHAPES: dict[str, Callable[[pd.Series], pd.Series]] = {"integer": lambda ids: ids, "messy text": _messy}
+CANONICAL: dict[str, Callable[[int], str]] = {"integer": str, "messy text": "{:05d}".format}
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
@@ -202,3 +201,137 @@ def test_with_blend_and_clv_score_keep_the_ids_and_give_the_winner_value(
         f"{shape} ids: {len(out)} customers; clv total BTYD {out['btyd_clv'].sum():.2f} -> winner "
         f"{out['clv'].sum():.2f}; challenger total over {H} d {out[f'challenger_expected_revenue_{H}d'].sum():.2f}"
     )
+
+
+# --- invoice lines with an order id --------------------------------------------------------------------------
+
+LINE_COLUMNS = ["InvoiceNo", "StockCode", "Quantity", "UnitPrice", "InvoiceDate", "CustomerID"]
+LINE_MAPPING: dict[str, str | None] = {
+    "customer_id": "CustomerID",
+    "timestamp": "InvoiceDate",
+    "quantity": "Quantity",
+    "unit_price": "UnitPrice",
+    "order_id": "InvoiceNo",
+}
+CUSTOMER_LINES = [
+    # order 1001 on 2000-01-03: three products (35.00), one line loaded twice
+    ("1001", "A1", 2, 5.0, "2000-01-03 10:00", "00042"),
+    ("1001", "B2", 1, 20.0, "2000-01-03 10:00", "00042"),
+    ("1001", "C3", 2, 2.5, "2000-01-03 10:00", "00042"),
+    ("1001", "C3", 2, 2.5, "2000-01-03 10:00", "00042"),
+    # orders 1002 and 1003 on 2000-01-10 (20.00): the same day, one purchase for BTYD and the challenger
+    ("1002", "A1", 1, 7.0, "2000-01-10 09:00", "00042"),
+    ("1002", "D4", 1, 8.0, "2000-01-10 09:00", "00042"),
+    ("1003", "E5", 1, 5.0, "2000-01-10 17:30", "00042"),
+    # order 1004 on 2000-01-24: two distinct products at the same quantity and price (40.00), both real
+    ("1004", "F6", 2, 10.0, "2000-01-24 12:00", "00042"),
+    ("1004", "G7", 2, 10.0, "2000-01-24 12:00", "00042"),
+    ("2001", "A1", 1, 9.0, "2000-01-05 11:00", "7"),
+    ("2002", "A1", 1, 9.0, "2000-02-20 11:00", "7"),
+]
+
+
+def _lines(rows: Sequence[tuple[object, ...]], path: Path) -> Config:
+    pd.DataFrame(rows, columns=LINE_COLUMNS).to_csv(path, index=False)
+    return _config(path, LINE_MAPPING, calibration_end=dt.date(2000, 1, 31), observation_end=dt.date(2000, 2, 29))
+
+
+def test_invoice_lines_of_one_order_are_one_purchase_in_the_challengers_features(tmp_path: Path) -> None:
+    """Customer '00042' by hand at 2000-01-31: purchases on 2000-01-03 (35), 01-10 (20), 01-24 (40), i.e. 28, 21
+    and 7 days before the cutoff, a life of 29 days; gaps 7 and 14 days."""
+    config = _lines(CUSTOMER_LINES, tmp_path / "lines.csv")
+    engine, data, prepared = _prepared(config)
+    try:
+        activity = engine.activity(data, config.prepare, dt.date(2000, 1, 31))
+    finally:
+        engine.close()
+    assert prepared.ledger.rows_in == 11 == prepared.ledger.rows_used + prepared.ledger.rows_quarantined
+    assert prepared.ledger.quarantined == {"duplicate": 1}  # the line loaded twice; 1004's two lines both used
+    assert activity["customer_id"].tolist() == ["00042", "00042", "00042", "7"]
+    assert activity["purchases"].tolist() == [1, 1, 1, 1]
+    assert activity["revenue"].tolist() == [35.0, 20.0, 40.0, 9.0]
+
+    got = features(activity, dt.date(2000, 1, 31)).loc["00042"]
+    expected = {
+        "purchases": 3.0,
+        "repeat_purchases": 2.0,
+        "recency_ratio": 21 / 29,
+        "days_since_last": 7.0,
+        "purchases_per_week": 3 / (29 / 7),
+        "spend_per_week": 95 / (29 / 7),
+        "mean_gap_days": 10.5,
+        "std_gap_days": 3.5,
+        "last_gap_days": 14.0,
+        "overdue_ratio": 7 / 10.5,
+        "first_spend": 35.0,
+        "last_spend": 40.0,
+        "max_spend": 40.0,
+        "mean_spend": 95 / 3,
+        "std_spend": float(np.std([35.0, 20.0, 40.0])),
+        "repeat_mean_spend": 30.0,
+        "last_to_mean_spend": 40 / (95 / 3),
+        "purchases_4w": 2.0,  # 28 days before is outside the last 4 weeks
+        "purchases_13w": 3.0,
+        "purchases_26w": 3.0,
+        "spend_4w": 60.0,
+        "spend_13w": 95.0,
+        "spend_26w": 95.0,
+    }
+    assert set(expected) == set(FEATURE_COLUMNS)
+    for column, value in expected.items():
+        assert got[column] == pytest.approx(value, rel=1e-12), column
+    # The same purchases as BTYD's calibration summary: 2 repeat orders worth 30 on average, 95 in all.
+    btyd = prepared.calibration.set_index("customer_id").loc["00042"]
+    assert (btyd["frequency"], btyd["monetary_value"]) == (got["repeat_purchases"], got["repeat_mean_spend"]) == (2, 30)
+    assert prepared.full.set_index("customer_id").loc["00042", "total_spend"] == 95.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: pipeline/engines/duckdb_activity.py groups an order's lines by day, so an order whose lines "
+    "span midnight is two purchases for the challenger and one (dated by its first line) for BTYD",
+)
+def test_an_order_whose_lines_span_midnight_is_one_purchase_for_the_challenger_as_for_btyd(tmp_path: Path) -> None:
+    late = [
+        ("1005", "A1", 1, 3.0, "2000-01-30 23:58", "00042"),
+        ("1005", "B2", 1, 4.0, "2000-01-31 00:01", "00042"),
+    ]
+    config = _lines(CUSTOMER_LINES + late, tmp_path / "lines.csv")
+    engine, data, prepared = _prepared(config)
+    try:
+        activity = engine.activity(data, config.prepare, dt.date(2000, 1, 31))
+    finally:
+        engine.close()
+    btyd = prepared.calibration.set_index("customer_id").loc["00042"]
+    assert (btyd["frequency"], btyd["monetary_value"]) == (3, 67 / 3)  # 1005 is one order of 7.00 on 01-30
+    mine = activity[activity["customer_id"] == "00042"]
+    assert mine["revenue"].tolist() == [35.0, 20.0, 40.0, 7.0]  # measured: [35, 20, 40, 3, 4]
+    assert features(activity, dt.date(2000, 1, 31)).loc["00042", "repeat_purchases"] == btyd["frequency"]
+
+
+# --- an event feed without amounts ---------------------------------------------------------------------------
+
+
+def test_an_event_feed_makes_the_challenger_ineligible_with_one_line_and_btyd_stands(tmp_path: Path) -> None:
+    """``date,id`` rows (``amount: null``) with the contest on: the training job runs, the contest says in one
+    line why the challenger cannot compete, and the scores stay BTYD's."""
+    tx = _transactions()
+    path = tmp_path / "events.csv"
+    tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp"]].to_csv(path, index=False)
+    config = _config(path, {"amount": None})
+    engine = open_engine(config.engine)
+    try:
+        result = train(config, engine, engine.open(config.resolved().data))
+    finally:
+        engine.close()
+    assert not result.prepared.has_amounts
+    contest = result.contest
+    assert contest is not None
+    assert not contest.eligible
+    assert contest.result is None
+    assert contest.reason == f"{path}: the challenger needs amounts, and this feed has none"
+    assert contest.metrics() == {"contest_eligible": 0.0, "contest_horizon_days": 182.0}
+    assert contest.registered == "btyd"
+    (line,) = [x for x in summary_text(result).splitlines() if x.startswith("  contest")]
+    assert line == f"  contest     challenger ineligible, BTYD stands: {contest.reason}"
+    assert result.scores is None or "value_model" not in result.scores.columns
