@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from models.blend import blend_columns, btyd_over, score_blend
-from models.challenger_features import FEATURE_COLUMNS, activity_from_transactions, features, serving_input
+from models.challenger import fit_challenger
+from models.challenger_features import FEATURE_COLUMNS, activity_from_transactions, features, labels, serving_input
 from models.scoring import score_customers
 from pipeline.commands.score import score_file
 from pipeline.config import ChallengerConfig, Config
@@ -39,8 +40,9 @@ def _transactions() -> pd.DataFrame:
 
 
 def _messy(ids: pd.Series) -> pd.Series:
-    """Zero-padded text ids, every third one with spaces around it (``' 00042 '``): prepare trims them."""
-    return ids.map(lambda i: f" {i:05d} " if i % 3 == 0 else f"{i:05d}")
+    """Zero-padded text ids, every third one with spaces around it (``' 00042 '``), every third with a float
+    export's tail (``'00042.0'``): prepare trims the spaces and drops the ``.0``, and keeps the zeros."""
+    return ids.map(lambda i: (f" {i:05d} ", f"{i:05d}.0", f"{i:05d}")[i % 3])
 
 
 def _ratio(scores: pd.DataFrame) -> np.ndarray:
@@ -170,7 +172,7 @@ def test_with_blend_and_clv_score_keep_the_ids_and_give_the_winner_value(
     assert warning is None
     assert served is not None
     expected = sorted(CANONICAL[shape](i) for i in range(CUSTOMERS))
-    assert sorted(out["customer_id"]) == expected  # ' 00042 ' and '00042' are one customer, zeros kept
+    assert sorted(out["customer_id"]) == expected  # ' 00042 ', '00042.0' and '00042' are one customer, '00042'
     assert len(out) == out["customer_id"].nunique() == CUSTOMERS
     assert all(type(i) is str for i in out["customer_id"])
     assert (out["value_model"] == "blend").all()
@@ -335,3 +337,27 @@ def test_an_event_feed_makes_the_challenger_ineligible_with_one_line_and_btyd_st
     (line,) = [x for x in summary_text(result).splitlines() if x.startswith("  contest")]
     assert line == f"  contest     challenger ineligible, BTYD stands: {contest.reason}"
     assert result.scores is None or "value_model" not in result.scores.columns
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the challenger depends on the order of its training rows (early stopping holds out rows by position), "
+    "and the rows are sorted by customer id: the same customers spelled '42' or '00042' give another challenger",
+)
+def test_the_challenger_does_not_depend_on_how_the_ids_sort() -> None:
+    """The same 1,000 customers' training rows, sorted as integers (0, 1, 2, ...) and as text ('0', '1', '10', ...),
+    which is how the engine sorts integer ids it reads as text. Measured 2026-12-02: early stopping ends at 31 vs 29
+    classifier and 96 vs 121 regressor iterations; predictions at 2000-12-30 differ by a factor 0.67 to 2.38 per
+    customer (Spearman 0.944), unscaled totals 17,203 vs 16,020. Through the engine on 3,000 customers (integer vs
+    zero-padded ids of one feed), the winner's clv differed by up to 69% for a customer (Spearman of the
+    challenger's revenue 0.775)."""
+    activity = activity_from_transactions(_transactions())
+    cutoff = pd.Timestamp(CALIBRATION_END)
+    train_rows, revenue = features(activity, cutoff), labels(activity, cutoff, H)
+    scoring = features(activity, OBSERVATION_END)
+    as_text = np.argsort(train_rows.index.astype(str).to_numpy(), kind="stable")
+    first = fit_challenger(train_rows, revenue).predict(scoring)["expected_revenue"]
+    second = fit_challenger(train_rows.iloc[as_text], revenue.iloc[as_text]).predict(scoring)["expected_revenue"]
+    ratio = first / second
+    print(f"row order: predictions differ by a factor {ratio.min():.3f} to {ratio.max():.3f}")
+    np.testing.assert_allclose(first, second, rtol=1e-9)
