@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from models.blend import blend_columns, btyd_over, score_blend
 from models.challenger import fit_challenger
 from models.challenger_features import FEATURE_COLUMNS, activity_from_transactions, features, labels, serving_input
 from models.scoring import score_customers
 from pipeline.commands.score import score_file
+from pipeline.commands.train import run_training
 from pipeline.config import ChallengerConfig, Config
 from pipeline.contest import production_blend, with_blend
 from pipeline.engines import Engine, Source, open_engine
@@ -337,6 +339,23 @@ def test_an_event_feed_makes_the_challenger_ineligible_with_one_line_and_btyd_st
     (line,) = [x for x in summary_text(result).splitlines() if x.startswith("  contest")]
     assert line == f"  contest     challenger ineligible, BTYD stands: {contest.reason}"
     assert result.scores is None or "value_model" not in result.scores.columns
+
+
+@pytest.mark.slow
+def test_clv_train_on_an_event_feed_records_why_the_challenger_was_ineligible(
+    tracking_store: str, tmp_path: Path
+) -> None:
+    """``clv train``'s job with its MLflow run: the contest's decision and reason are the run's tags."""
+    tx = _transactions()
+    path = tmp_path / "events.csv"
+    tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp"]].to_csv(path, index=False)
+    config = _config(path, {"amount": None})
+    result = run_training(config, f"data: {{source: csv, path: {path}, columns: {{amount: null}}}}\n")
+    assert result.contest is not None
+    reason = f"{path}: the challenger needs amounts, and this feed has none"
+    assert result.contest.reason == reason
+    tags = MlflowClient(tracking_store).get_run(result.run_id).data.tags
+    assert (tags["contest.decision"], tags["contest.reason"]) == ("ineligible", reason)
 
 
 @pytest.mark.xfail(
