@@ -26,12 +26,22 @@ __all__ = ["activity", "activity_sql"]
 
 
 def activity_sql(classified: str, has_order: bool, up_to: dt.date) -> str:
-    """One row per customer and day with a purchase on or before ``up_to``, sorted by customer and day."""
+    """One row per customer and day with a purchase on or before ``up_to``, sorted by customer and day.
+
+    With order ids, an order is dated by its first line, as the customer summary dates it
+    (:func:`pipeline.engines.duckdb_summary.periods_sql`): an order whose lines span midnight is one purchase
+    on its first day, for the challenger as for BTYD."""
+    purchases = f"""SELECT cid, d, amount FROM ({daily_sql(classified, has_order)})
+                    WHERE reason IS NULL AND NOT is_return AND d <= DATE '{up_to}'"""
+    if has_order:
+        purchases = f"""SELECT cid, min(d) AS d, sum(amount) AS amount FROM (
+                            SELECT * FROM ({daily_sql(classified, has_order)})
+                            WHERE reason IS NULL AND NOT is_return AND d <= DATE '{up_to}')
+                        GROUP BY cid, coalesce(order_key, 'day ' || CAST(d AS VARCHAR))"""
     return f"""
         SELECT cid AS customer_id, d AS "date", CAST(1 AS BIGINT) AS purchases,
                CAST(sum(amount) AS DOUBLE) / {SCALE} AS revenue
-        FROM ({daily_sql(classified, has_order)})
-        WHERE reason IS NULL AND NOT is_return AND d <= DATE '{up_to}'
+        FROM ({purchases})
         GROUP BY cid, d ORDER BY customer_id, "date"
     """
 
