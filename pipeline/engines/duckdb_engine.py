@@ -66,7 +66,7 @@ class DuckDBEngine:
         try:
             yield
         finally:
-            release_memory(self.connection)
+            release_memory(self.connection.sql)
 
     def prepare(self, source: Source, config: PrepareConfig) -> PreparedData:
         relation = _relation(source)

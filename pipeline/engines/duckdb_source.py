@@ -10,6 +10,7 @@ parsing and quarantine happen in ``prepare``. DuckDB reads the files itself, out
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,16 +84,19 @@ def connect(engine: EngineConfig) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def release_memory(con: duckdb.DuckDBPyConnection) -> None:
+def release_memory(sql: Callable[[str], duckdb.DuckDBPyRelation | None]) -> None:
     """Hand the memory DuckDB has freed back to the system: its allocator otherwise keeps what a large query
     freed (at 10M rows, prepare's working tables: about 0.5 GB) for the life of the connection.
 
-    Lowering ``allocator_bulk_deallocation_flush_threshold`` to 0 flushes the allocator; the setting is then
-    put back, so later queries run as before. Query results are not touched."""
+    ``sql`` runs a statement on the connection (``con.sql``, or a relation's ``query``). Lowering
+    ``allocator_bulk_deallocation_flush_threshold`` to 0 flushes the allocator; the setting is then put back,
+    so later queries run as before. Query results are not touched."""
     name = "allocator_bulk_deallocation_flush_threshold"
-    (value,) = con.execute(f"SELECT current_setting('{name}')").fetchall()[0]
-    con.execute(f"SET {name} = '0MB'")
-    con.execute(f"SET {name} = '{value}'")
+    setting = sql(f"SELECT current_setting('{name}')")
+    assert setting is not None
+    (value,) = setting.fetchall()[0]
+    sql(f"SET {name} = '0MB'")
+    sql(f"SET {name} = '{value}'")
 
 
 def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Transactions:

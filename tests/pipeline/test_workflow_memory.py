@@ -105,5 +105,5 @@ def test_release_memory_puts_the_allocator_setting_back() -> None:
     con = connect(Config().engine)
     setting = "SELECT current_setting('allocator_bulk_deallocation_flush_threshold')"
     before = con.execute(setting).fetchall()
-    release_memory(con)
+    release_memory(con.sql)
     assert con.execute(setting).fetchall() == before
