@@ -9,6 +9,7 @@ MLflow logging, ``--output``) runs. It reports:
 - CPU seconds (user + system of the process and its children, from ``wait4``) and CPU use = CPU / wall;
 - peak RSS: ``ru_maxrss`` of the process, and the sampled peak of the process tree (psutil, every 0.1 s);
 - the job's own per-stage wall seconds (``stage_seconds`` in the ``--summary`` JSON);
+- at each stage's end, the process's RSS and its peak so far (which stage sets the peak);
 - the prepare-floor ratio: the prepare stage over the bare two-aggregation floor (DuckDB reads the feed and
   computes per customer-day then per customer aggregates, Arrow out) measured in its own fresh process;
 - the machine's load average before and after, because the machine is shared.
@@ -102,6 +103,7 @@ def _train_child(argv: list[str], cpu_file: Path) -> int:
 
     timed = workflow._timed
     cpu: dict[str, float] = {"imports": time.process_time() - started_cpu}
+    memory: dict[str, list[float]] = {}
 
     @contextlib.contextmanager
     def timed_cpu(timings: dict[str, float], stage: str) -> Iterator[None]:
@@ -111,13 +113,25 @@ def _train_child(argv: list[str], cpu_file: Path) -> int:
                 yield
         finally:
             cpu[stage] = time.process_time() - start
+            memory[stage] = _memory_mb()
 
     workflow._timed = timed_cpu
     try:
         return cli.main(argv)
     finally:
         cpu["total"] = time.process_time()
-        cpu_file.write_text(json.dumps(cpu))
+        memory["end"] = _memory_mb()
+        cpu_file.write_text(json.dumps({"cpu": cpu, "memory": memory}))
+
+
+def _memory_mb() -> list[float]:
+    """[RSS now, peak RSS so far] of this process, in MB: at the end of a stage, which stage set the peak."""
+    import resource
+
+    import psutil
+
+    now = psutil.Process().memory_info().rss / 2**20
+    return [round(now), round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)]
 
 
 def _floor_child(path: str) -> None:
@@ -171,7 +185,8 @@ def run_train(feed: Path, extra_config: str = "", code: Path | None = None) -> d
         if exit_code not in (0, 1) or not (folder / "summary.json").exists():
             raise RuntimeError(f"clv train exited {exit_code}: {tail}")
         summary = json.loads((folder / "summary.json").read_text())
-        stage_cpu = json.loads((folder / "cpu.json").read_text())
+        probe = json.loads((folder / "cpu.json").read_text())
+        stage_cpu, stage_memory = probe["cpu"], probe["memory"]
         stages = summary.get("stage_seconds", {})
         output = sum(p.stat().st_size for p in (folder / "out").rglob("*") if p.is_file())
         # the run's artifacts: everything the job wrote besides --output, the summary and the config
@@ -187,6 +202,7 @@ def run_train(feed: Path, extra_config: str = "", code: Path | None = None) -> d
         "stages": {k: round(v, 2) for k, v in stages.items()},
         "outside_stages_s": round(wall - sum(stages.values()), 2),
         "stages_cpu": {k: round(v, 2) for k, v in stage_cpu.items()},
+        "stages_rss_mb": stage_memory,  # at each stage's end: [RSS now, peak so far]; "end": after the job
         "run_artifacts_mb": round(stored / 2**20, 1),
         "output_mb": round(output / 2**20, 1),
         "load": [round(load_before, 1), round(load_after, 1)],

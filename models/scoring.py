@@ -195,10 +195,13 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
         out[column] = (
             assign_risk_tier(values["churn_risk"], spec.risk_tiers) if column == "risk_tier" else values[column]
         )
-    scores = pd.DataFrame(out, index=customers.index)
-    numeric = scores.select_dtypes("number").to_numpy()
-    if not np.isfinite(numeric).all():
-        bad = int((~np.isfinite(numeric)).any(axis=1).sum())
+    # the columns as they are (no copy into one 2-D block), checked one at a time (no 2-D copy either)
+    scores = pd.DataFrame(out, index=customers.index, copy=False)
+    finite = np.ones(len(scores), dtype=bool)
+    for column in scores.select_dtypes("number").columns:
+        finite &= np.isfinite(scores[column].to_numpy())
+    if not finite.all():
+        bad = int((~finite).sum())
         raise NonFiniteScoresError(f"{bad} customers got NaN or infinite scores; the fitted parameters are degenerate")
     return scores
 

@@ -89,9 +89,11 @@ def with_views(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFr
 
 def value_segment(scores: pd.DataFrame) -> pd.Series:
     """Each customer's value segment by CLV rank (top 5%, next 15%, middle 30%, bottom 50%)."""
-    rank = scores["clv"].rank(pct=True, method="first")
-    labels = np.select([rank > lower for _, lower in SEGMENTS], [name for name, _ in SEGMENTS], default="bottom 50%")
-    return pd.Series(labels, index=scores.index, name="value_segment")
+    rank = scores["clv"].rank(pct=True, method="first").to_numpy()
+    # segment numbers, then the names: no fixed-width text array of one name per customer
+    segment = np.select([rank > lower for _, lower in SEGMENTS], range(len(SEGMENTS)), default=len(SEGMENTS) - 1)
+    labels = np.asarray([name for name, _ in SEGMENTS], dtype=object)[segment]
+    return pd.Series(labels, index=scores.index, name="value_segment", dtype="str")
 
 
 def segment_table(scores: pd.DataFrame) -> pd.DataFrame:

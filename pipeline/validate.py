@@ -66,7 +66,7 @@ def holdout_predictions(
     retention, retained_time = lifespan(calibration, float(duration[0])) if len(duration) else (1.0, 0.0)
     has_spend = model.spend is not None and "monetary_value" in calibration.columns
     summary = ["frequency", "recency", "T", *(["monetary_value", "total_spend"] if has_spend else [])]
-    table = calibration[["customer_id", *summary, "duration_holdout"]].copy()
+    table = calibration[["customer_id", *summary, "duration_holdout"]]  # copy-on-write: shares the columns
     table["actual_purchases"] = calibration["frequency_holdout"].to_numpy()
     table["expected_purchases"] = purchases
     table["p_alive"] = by_history["p_alive"][codes]

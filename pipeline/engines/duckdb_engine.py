@@ -15,7 +15,7 @@ import pandas as pd
 from models.bundle import CLVModelParams
 from pipeline.config import DataConfig, EngineConfig, PrepareConfig
 from pipeline.engines import Source, duckdb_activity, duckdb_prepare
-from pipeline.engines.duckdb_source import connect, open_transactions
+from pipeline.engines.duckdb_source import connect, open_transactions, release_memory
 from pipeline.engines.inputs import first_line
 from pipeline.engines.prepared import AsOfData, PreparedData
 from pipeline.errors import InputError
@@ -59,16 +59,25 @@ class DuckDBEngine:
         with tempfile.TemporaryDirectory(prefix="clv_prepare_") as folder:
             yield Path(folder)
 
+    @contextlib.contextmanager
+    def _released(self) -> Iterator[None]:
+        """Afterwards, the memory DuckDB freed goes back to the system (not kept by its allocator for the
+        rest of the job, next to the pandas frames)."""
+        try:
+            yield
+        finally:
+            release_memory(self.connection.sql)
+
     def prepare(self, source: Source, config: PrepareConfig) -> PreparedData:
         relation = _relation(source)
-        with self.errors(source.description), self._staging() as staging:
+        with self.errors(source.description), self._staging() as staging, self._released():
             return duckdb_prepare.prepare(
                 relation, config, source.timestamp_format, source.description, source.column_names, staging
             )
 
     def prepare_as_of(self, source: Source, config: PrepareConfig, as_of: dt.date) -> AsOfData:
         relation = _relation(source)
-        with self.errors(source.description), self._staging() as staging:
+        with self.errors(source.description), self._staging() as staging, self._released():
             return duckdb_prepare.prepare_as_of(
                 relation, config, as_of, source.timestamp_format, source.description, source.column_names, staging
             )

@@ -31,6 +31,7 @@ from pipeline.engines.duckdb_classify import (
     quarantine_sql,
     unreadable_timestamp,
 )
+from pipeline.engines.duckdb_source import release_memory
 from pipeline.engines.duckdb_summary import (
     BIGINT_MAX,
     Windows,
@@ -254,6 +255,7 @@ def _fetch_all(
         finally:
             _query(transactions, "tx", f"SET preserve_insertion_order = {'true' if preserve else 'false'}")
         tables.drop(transactions)
+        release_memory(lambda sql: _query(transactions, "tx", sql))  # not kept next to the frames read below
         frames = []
         for path in paths:
             frames.append(pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True))

@@ -24,6 +24,10 @@ def test_small_run_reports_every_stage(tmp_path: Path) -> None:
     assert isinstance(cpu, dict)
     assert set(stages) == STAGES
     assert set(cpu) == STAGES | {"imports", "total"}
+    memory = result["stages_rss_mb"]  # at each stage's end (and the job's): [RSS now, peak so far]
+    assert isinstance(memory, dict)
+    assert set(memory) == STAGES | {"end"}
+    assert all(len(values) == 2 for values in memory.values())
     assert float(str(result["cpu_s"])) >= float(cpu["total"])
     assert float(str(result["peak_rss_mb"])) > 100
     # with --output the run keeps samples of the per-customer tables, not the tables
