@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,6 @@ __all__ = [
     "payback_periods",
     "renewal_counts",
     "retention_rate",
-    "sbg_pymc_model",
     "survival",
     "survivor_counts",
     "whole_periods",
@@ -372,36 +371,3 @@ def fit_sbg(counts: RenewalCounts, label: str = "sBG") -> SBGFit:
 def fit_sbg_cohorts(counts: Mapping[Hashable, RenewalCounts]) -> dict[Hashable, SBGFit]:
     """One (alpha, beta) per acquisition cohort (for a pooled fit, :func:`fit_sbg` on their sum)."""
     return {cohort: fit_sbg(c, f"sBG (cohort {cohort})") for cohort, c in counts.items()}
-
-
-def sbg_pymc_model(counts: Mapping[Hashable, RenewalCounts], priors: Literal["flat", "pymc_marketing"] = "flat") -> Any:
-    """A PyMC model with one (alpha, beta) per cohort (dims "cohort"), weighted by the counts.
-
-    Churned cells use pymc-marketing's ``ShiftedBetaGeometric`` log-pmf at T = n + 1; censored cells the
-    log-survival log S(n) (the same gammaln form pymc-marketing's ``ShiftedBetaGeoModel`` uses through
-    ``pm.Censored``, written directly so that n = 0 has a finite gradient). ``flat``: HalfFlat priors (MAP =
-    maximum likelihood); ``pymc_marketing``: that model's defaults, alpha = phi kappa, beta = (1 - phi) kappa
-    with phi ~ Uniform(0, 1), kappa ~ Pareto(1, 1).
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-    from pymc_marketing.clv.distributions import ShiftedBetaGeometric
-
-    cohorts = list(counts)
-    cells = [(i, n, c.churned[n], c.active[n]) for i, c in enumerate(counts.values()) for n in range(len(c.churned))]
-    index, n, churned, active = (np.array(v) for v in zip(*cells, strict=True))
-    index = index.astype(np.int64)
-    with pm.Model(coords={"cohort": cohorts}) as model:
-        if priors == "flat":
-            alpha = pm.HalfFlat("alpha", dims="cohort")
-            beta = pm.HalfFlat("beta", dims="cohort")
-        else:
-            phi = pm.Uniform("phi", lower=0, upper=1, dims="cohort")
-            kappa = pm.Pareto("kappa", alpha=1, m=1, dims="cohort")
-            alpha = pm.Deterministic("alpha", phi * kappa, dims="cohort")
-            beta = pm.Deterministic("beta", (1 - phi) * kappa, dims="cohort")
-        a, b = alpha[index], beta[index]
-        churn = pm.logp(ShiftedBetaGeometric.dist(a, b), n + 1)  # type: ignore[no-untyped-call]
-        log_survival = pt.gammaln(b + n) - pt.gammaln(b) + pt.gammaln(a + b) - pt.gammaln(a + b + n)
-        pm.Potential("likelihood", (churned * churn).sum() + (active * log_survival).sum())
-    return model

@@ -1,4 +1,4 @@
-"""sBG by cohort with PyMC: MAP or NUTS on :func:`models.sbg.sbg_pymc_model`, one (alpha, beta) per cohort.
+"""sBG by cohort with PyMC: MAP or NUTS on :func:`sbg_pymc_model`, one (alpha, beta) per cohort.
 
 ``map`` returns the posterior mode (with ``flat`` priors, the maximum likelihood); ``mcmc`` the posterior
 means, standard deviations and the worst convergence diagnostics over every cohort's alpha and beta.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from models import sbg
 from models.fitted import FitError
 from models.pymc_fit import Diagnostics, Method, Sampler, diagnostics_of, pymc_failures, sample_nuts
 
-__all__ = ["SBGBayesFit", "fit_sbg_pymc"]
+__all__ = ["SBGBayesFit", "fit_sbg_pymc", "sbg_pymc_model"]
 
 _NAMES = ("alpha", "beta")
 _SAMPLER = Sampler()
@@ -44,7 +44,7 @@ def fit_sbg_pymc(
     import pymc as pm
 
     cohorts = list(counts)
-    with pymc_failures("sBG", method), sbg.sbg_pymc_model(counts, priors):
+    with pymc_failures("sBG", method), sbg_pymc_model(counts, priors):
         if method == "map":
             found = pm.find_MAP(progressbar=False, seed=sampler.seed, options={"ftol": 1e-14, "gtol": 1e-10})
             values = {k: np.asarray(found[k], dtype=np.float64) for k in _NAMES}
@@ -65,3 +65,38 @@ def _by_cohort(cohorts: list[Hashable], values: Mapping[str, np.ndarray]) -> dic
     return {
         c: sbg.ShiftedBetaGeoParams(float(values["alpha"][i]), float(values["beta"][i])) for i, c in enumerate(cohorts)
     }
+
+
+def sbg_pymc_model(
+    counts: Mapping[Hashable, sbg.RenewalCounts], priors: Literal["flat", "pymc_marketing"] = "flat"
+) -> Any:
+    """A PyMC model with one (alpha, beta) per cohort (dims "cohort"), weighted by the counts.
+
+    Churned cells use pymc-marketing's ``ShiftedBetaGeometric`` log-pmf at T = n + 1; censored cells the
+    log-survival log S(n) (the same gammaln form pymc-marketing's ``ShiftedBetaGeoModel`` uses through
+    ``pm.Censored``, written directly so that n = 0 has a finite gradient). ``flat``: HalfFlat priors (MAP =
+    maximum likelihood); ``pymc_marketing``: that model's defaults, alpha = phi kappa, beta = (1 - phi) kappa
+    with phi ~ Uniform(0, 1), kappa ~ Pareto(1, 1).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pymc_marketing.clv.distributions import ShiftedBetaGeometric
+
+    cohorts = list(counts)
+    cells = [(i, n, c.churned[n], c.active[n]) for i, c in enumerate(counts.values()) for n in range(len(c.churned))]
+    index, n, churned, active = (np.array(v) for v in zip(*cells, strict=True))
+    index = index.astype(np.int64)
+    with pm.Model(coords={"cohort": cohorts}) as model:
+        if priors == "flat":
+            alpha = pm.HalfFlat("alpha", dims="cohort")
+            beta = pm.HalfFlat("beta", dims="cohort")
+        else:
+            phi = pm.Uniform("phi", lower=0, upper=1, dims="cohort")
+            kappa = pm.Pareto("kappa", alpha=1, m=1, dims="cohort")
+            alpha = pm.Deterministic("alpha", phi * kappa, dims="cohort")
+            beta = pm.Deterministic("beta", (1 - phi) * kappa, dims="cohort")
+        a, b = alpha[index], beta[index]
+        churn = pm.logp(ShiftedBetaGeometric.dist(a, b), n + 1)  # type: ignore[no-untyped-call]
+        log_survival = pt.gammaln(b + n) - pt.gammaln(b) + pt.gammaln(a + b) - pt.gammaln(a + b + n)
+        pm.Potential("likelihood", (churned * churn).sum() + (active * log_survival).sum())
+    return model

@@ -10,7 +10,7 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import betaln, hyp2f1
 
-from models import sbg
+from models import sbg, sbg_bayes
 from models.fitted import FitError
 from models.sbg import RenewalCounts, ShiftedBetaGeoParams
 
@@ -331,7 +331,7 @@ def test_pymc_map_equals_the_mle(priors: str) -> None:
     counts = {"regular": sbg.survivor_counts(REGULAR), "high end": sbg.survivor_counts(HIGH_END)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with sbg.sbg_pymc_model(counts, priors=priors):  # type: ignore[arg-type]
+        with sbg_bayes.sbg_pymc_model(counts, priors=priors):  # type: ignore[arg-type]
             found = pm.find_MAP(progressbar=False, seed=1)
     for i, counts_one in enumerate(counts.values()):
         mle = sbg.fit_sbg(counts_one).params
