@@ -7,7 +7,7 @@ TrainingRecorder` (MLflow); notebooks and tests that only want the numbers pass 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,6 +43,7 @@ class Observer(Protocol):
         check: RepeatPurchaseCheck,
         prepared: PreparedData,
         warning: str | None,
+        figures: Mapping[str, bytes],
     ) -> None: ...
     def champion(self, comparison: ChampionComparison) -> None: ...
     def contested(self, contest: ChallengerContest) -> None: ...
@@ -78,6 +79,7 @@ class NullObserver:
         check: RepeatPurchaseCheck,
         prepared: PreparedData,
         warning: str | None,
+        figures: Mapping[str, bytes],
     ) -> None:
         pass
 

@@ -7,6 +7,7 @@ figure is kept open, so this works the same in the batch job and in a notebook.
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import numpy as np
 import pandas as pd
@@ -109,3 +110,16 @@ def validation_figures(
     figures["purchase_tracking"] = purchase_tracking(validation.tracking, calibration_end, model_label)
     figures["churn_calibration"] = churn_calibration(validation.churn_calibration)
     return figures
+
+
+def png(figure: Figure) -> bytes:
+    """``figure`` as PNG (90 dpi). Each figure of a run is rendered once: the same bytes go to the run's
+    artifacts and into the report (rendering was half of a small job's time when each did its own)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def validation_pngs(validation: Validation, calibration_end: dt.date, model_label: str = "BG/NBD") -> dict[str, bytes]:
+    """:func:`validation_figures`, rendered by :func:`png`."""
+    return {name: png(figure) for name, figure in validation_figures(validation, calibration_end, model_label).items()}

@@ -8,7 +8,6 @@ server. Tracking logs it as ``report.html``.
 from __future__ import annotations
 
 import base64
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import jinja2
 import pandas as pd
-from matplotlib.figure import Figure
 
 from models.challenger_explain import IMPORTANCE_CUSTOMERS, IMPORTANCE_REPEATS
+from pipeline import plots
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES
 from pipeline.contest_plots import contest_figures
 from pipeline.gate import GateResult
@@ -56,10 +55,8 @@ class BusinessView:
     note: str = ""
 
 
-def _png(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def _base64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
 
 
 def _number(value: object) -> str:
@@ -205,7 +202,9 @@ def _contest_parts(contest: ChallengerContest | None) -> dict[str, object]:
         "contest_table": contest.table() if contest is not None else None,
         "contest_noise": contest.noise() if contest is not None else "",
         "contest_importance": None if importance is None else importance.head(IMPORTANCE_ROWS),
-        "contest_images": [] if contest is None else [(k, _png(v)) for k, v in contest_figures(contest).items()],
+        "contest_images": []
+        if contest is None
+        else [(k, _base64(plots.png(v))) for k, v in contest_figures(contest).items()],
         "importance_repeats": IMPORTANCE_REPEATS,
         # the importance runs on the training window's customers, IMPORTANCE_CUSTOMERS of them at the most
         "importance_customers": min(IMPORTANCE_CUSTOMERS, contest.training_customers) if contest is not None else 0,
@@ -221,7 +220,7 @@ def render_report(
     parameters: Mapping[str, float],
     validation: Validation,
     gate: GateResult,
-    figures: Mapping[str, Figure],
+    figures: Mapping[str, bytes],
     business: Sequence[tuple[str, pd.DataFrame] | BusinessView] = (),
     registered: str | None = None,
     model_label: str = "BG/NBD",
@@ -231,6 +230,7 @@ def render_report(
 ) -> str:
     """The whole report as one HTML string.
 
+    ``figures``: PNG images by name (:func:`pipeline.plots.validation_pngs`), shown as they are.
     ``notes`` are shown under the verdict (a spend-model fallback, a champion trained on other data);
     ``definitions`` (churn risk, CLV horizon, discount rate, ...) close the page, after the glossary's own.
     ``contest``: the challenger contest of the run (its section is left out without one): the table with
@@ -255,7 +255,7 @@ def render_report(
         purchase_comparison=purchase_comparison_table(m, model_label),
         key_metrics=_key_metrics(m),
         by_frequency=validation.by_frequency,
-        images=[(name, _png(figure)) for name, figure in figures.items()],
+        images=[(name, _base64(png)) for name, png in figures.items()],
         churn_calibration=validation.churn_calibration,
         brier_raw=m.get("churn_brier_check_raw", math.nan),
         brier_isotonic=m.get("churn_brier_check_isotonic", math.nan),

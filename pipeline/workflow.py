@@ -19,8 +19,9 @@ import pandas as pd
 
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
+from models.purchase import LABELS
 from models.scoring import score_columns
-from pipeline import business
+from pipeline import business, plots
 from pipeline.advice import advise_prepared
 from pipeline.business_views import business_views
 from pipeline.champion import ChampionComparison, ChampionParams, compare_champion
@@ -92,6 +93,8 @@ class TrainResult:
     """Wall seconds per stage (prepare, calibration_fit, champion, contest, production_fit, score, business)."""
     contest: ChallengerContest | None = None
     """The challenger's contest against BTYD (None when ``challenger.enabled`` is false)."""
+    figures: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    """The validation figures as PNG, rendered once for the run's artifacts and the report."""
 
     @property
     def promoted(self) -> bool:
@@ -330,13 +333,16 @@ def train(
     warning = spend_independence_warning(
         chosen.fitted.spend_frequency_correlation, config.fit.spend_correlation_threshold
     )
-    observer.calibrated(chosen.fitted, chosen.validation, chosen.repeat_check, prepared, warning)
+    figures = plots.validation_pngs(chosen.validation, prepared.calibration_end, LABELS[chosen.fitted.model])
+    observer.calibrated(chosen.fitted, chosen.validation, chosen.repeat_check, prepared, warning, figures)
 
     with _timed(timings, "champion"):
         comparison = compare_champion(config, prepared, period_length(config), data.fingerprint, champion)
     observer.champion(comparison)
     checkpoint()
-    result = _evaluated(config, data, prepared, chosen, selection, comparison, warning)
+    result = dataclasses.replace(
+        _evaluated(config, data, prepared, chosen, selection, comparison, warning), figures=figures
+    )
     if config.challenger.enabled:
         with _timed(timings, "contest"):
             contest = challenge(config, engine, data, prepared, chosen.validation.holdout)

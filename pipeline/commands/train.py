@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.purchase import LABELS
-from pipeline import plots
 from pipeline.cac import read_cac
 from pipeline.config import Config
 from pipeline.engines import open_engine
@@ -54,7 +53,7 @@ def _report(result: TrainResult, registered: str | None) -> str:
         parameters=result.calibration_fit.params(),
         validation=result.validation,
         gate=result.gate,
-        figures=plots.validation_figures(result.validation, result.prepared.calibration_end, label),
+        figures=result.figures,
         business=result.business if registered else (),
         registered=registered,
         model_label=label,

@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -202,6 +202,15 @@ def log_dict(data: dict[str, Any], artifact_path: str) -> None:
 def log_figure(figure: Figure, artifact_path: str) -> None:
     with store_errors(f"log {artifact_path}"):
         mlflow.log_figure(figure, artifact_path)
+
+
+def log_png(png: bytes, artifact_path: str) -> None:
+    """An image already rendered (:func:`pipeline.plots.png`), under ``artifact_path``."""
+    path = PurePosixPath(artifact_path)
+    with store_errors(f"log {artifact_path}"), tempfile.TemporaryDirectory(prefix=".clv-png-") as folder:
+        local = Path(folder) / path.name
+        local.write_bytes(png)
+        mlflow.log_artifact(str(local), str(path.parent) if str(path.parent) != "." else None)
 
 
 def _pinned_requirements(extra: tuple[str, ...] = ()) -> list[str]:

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -126,8 +126,10 @@ class TrainingRecorder(ContestRecorder):
         check: RepeatPurchaseCheck,
         prepared: PreparedData,
         warning: str | None,
+        figures: Mapping[str, bytes],
     ) -> None:
-        """The chosen calibration fit, its validation on the holdout and its repeat-purchase check."""
+        """The chosen calibration fit, its validation on the holdout (``figures``: its plots, as PNG) and its
+        repeat-purchase check."""
         label = LABELS[fitted.model]
         self.fitted("", fitted)
         store.set_tags({"assumption.spend_frequency_independence": "violated" if warning else "ok"})
@@ -136,8 +138,8 @@ class TrainingRecorder(ContestRecorder):
         store.log_table(validation.by_frequency, names.table_artifact("holdout_by_frequency", "csv"))
         store.log_table(validation.tracking, names.table_artifact("purchase_tracking", "csv"))
         store.log_table(validation.churn_calibration, names.table_artifact("churn_calibration", "csv"))
-        for name, figure in plots.validation_figures(validation, prepared.calibration_end, label).items():
-            store.log_figure(figure, names.plot_artifact(name))
+        for name, png in figures.items():
+            store.log_png(png, names.plot_artifact(name))
         store.log_metrics(names.check_metrics(check))
         store.log_table(check.table, names.table_artifact("repeat_purchases", "csv"))
         figure = plots.repeat_purchases(check.table, label, check.chi_square, check.p_value)

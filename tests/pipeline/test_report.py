@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
+from pipeline import plots
 from pipeline.baselines import BASELINES
 from pipeline.gate import Check, GateResult
 from pipeline.report import comparison_table, render_report
@@ -32,7 +33,7 @@ def _report(passed: bool) -> str:
         parameters={"r": 0.24},
         validation=validation,
         gate=gate,
-        figures={"line": fig},
+        figures={"line": plots.png(fig)},
         business=[("segments", pd.DataFrame({"segment": ["top"], "customers": [1]}))],
         registered="version 3",
     )

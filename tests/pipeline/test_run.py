@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -131,6 +132,11 @@ def test_run_and_registry_in_the_default_store(trained: tuple[Path, dict[str, ob
     assert {"config.yaml", "ledger.json", "plots", "tables", "report.html"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/purchases_by_frequency.png", "plots/purchase_tracking.png", "plots/churn_calibration.png"} <= plots
+    # each figure is rendered once: the run's PNG is the very image the report shows
+    report = Path(client.download_artifacts(run.info.run_id, "report.html", str(folder))).read_text(encoding="utf-8")
+    for path in sorted(plots - {"plots/repeat_purchases.png"}):
+        png = Path(client.download_artifacts(run.info.run_id, path, str(folder / "downloaded"))).read_bytes()
+        assert base64.b64encode(png).decode("ascii") in report, path
     version = client.get_model_version_by_alias("clv", "champion")
     assert int(version.version) == 1
     assert version.tags["gate.passed"] == "true"
