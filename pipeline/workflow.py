@@ -288,6 +288,18 @@ def _produced(
     )
 
 
+def _calibrated(
+    config: Config, prepared: PreparedData, chosen: Candidate, observer: Observer
+) -> tuple[str | None, dict[str, bytes]]:
+    """The chosen calibration fit's spend-independence warning and validation figures, handed to the observer."""
+    warning = spend_independence_warning(
+        chosen.fitted.spend_frequency_correlation, config.fit.spend_correlation_threshold
+    )
+    figures = plots.validation_pngs(chosen.validation, prepared.calibration_end, LABELS[chosen.fitted.model])
+    observer.calibrated(chosen.fitted, chosen.validation, chosen.repeat_check, prepared, warning, figures)
+    return warning, figures
+
+
 def check_config(config: Config) -> None:
     """Config values only the workflow can judge (gate criteria, selection metric): before any work is done."""
     check_criteria_known(config.validate_, config.has_spend)
@@ -330,11 +342,7 @@ def train(
         observer.fit_input("", calibration_input.info)
         label = f"{data.description} (calibration)"
         chosen, selection = _select_candidate(config, prepared, calibration_input, label, observer, checkpoint)
-    warning = spend_independence_warning(
-        chosen.fitted.spend_frequency_correlation, config.fit.spend_correlation_threshold
-    )
-    figures = plots.validation_pngs(chosen.validation, prepared.calibration_end, LABELS[chosen.fitted.model])
-    observer.calibrated(chosen.fitted, chosen.validation, chosen.repeat_check, prepared, warning, figures)
+    warning, figures = _calibrated(config, prepared, chosen, observer)
 
     with _timed(timings, "champion"):
         comparison = compare_champion(config, prepared, period_length(config), data.fingerprint, champion)
