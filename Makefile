@@ -21,11 +21,12 @@ run: $(STAMP)
 	$(BIN)/clv train --output output --summary output/summary.json
 
 # pytest includes tests/docs, which builds the docs site with `mkdocs build --strict`.
+# -n 2: two pytest workers, one per core (tests/scheduling.py says which module runs where).
 test: $(STAMP)
 	$(BIN)/ruff check pipeline models tests benchmarks scripts docs/hooks.py
 	$(BIN)/mypy
 	$(BIN)/mypy docs/hooks.py scripts
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline models tests benchmarks scripts docs/hooks.py

@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled CDNOW data and an isolated MLflow store per test."""
+"""Shared fixtures: the bundled CDNOW data and an isolated MLflow store per test; the suite's order and its
+spread over two cores (:mod:`tests.scheduling`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 import pandas as pd
 import pytest
+
+from tests.scheduling import pytest_collection_modifyitems as pytest_collection_modifyitems
+from tests.scheduling import pytest_xdist_make_scheduler as pytest_xdist_make_scheduler
 
 REPO = Path(__file__).resolve().parents[1]
 
