@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-__all__ = ["SLOWEST_FIRST", "TWO_CORE", "pytest_collection_modifyitems", "pytest_xdist_make_scheduler"]
+__all__ = [
+    "SLOWEST_FIRST",
+    "TWO_CORE",
+    "pytest_collection_modifyitems",
+    "pytest_xdist_make_scheduler",
+    "work_unit",
+]
 
 TWO_CORE = ("tests/pipeline/test_spark_cluster.py", "tests/pipeline/test_run_kill_points.py")
 """Modules that keep both cores busy on their own: one work unit, run on one worker."""
@@ -44,6 +50,12 @@ def _module(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its module, or one unit for all the two-core modules."""
+    module = _module(nodeid)
+    return "two-core modules" if module in TWO_CORE else module
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slowest modules first, each module's tests in their own order (a stable sort)."""
     rank = {module: number for number, module in enumerate(SLOWEST_FIRST)}
@@ -56,9 +68,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):  # type: ignore[misc]
-        def _split_scope(self, nodeid: str) -> str:
-            module = _module(nodeid)
-            return "two-core modules" if module in TWO_CORE else module
+        def _split_scope(self, nodeid: str) -> str:  # xdist's grouping of tests into units (3.8.0, pinned)
+            return work_unit(nodeid)
 
     config.option.loadscopereorder = False  # keep the order above, not the largest module first
     return ByModule(config, log)
