@@ -86,16 +86,22 @@ def test_unreachable_tracking_server_exits_3(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def _as_unprivileged(command: list[str]) -> list[str]:
-    """``command`` as user and group 65534 when this test runs as root (root writes to read-only files)."""
+OVERRIDES = "-dac_override,-dac_read_search"
+"""The capabilities that let root write to read-only files."""
+
+
+def _bound_by_file_modes(command: list[str]) -> list[str]:
+    """``command`` bound by file permissions: as root, without the capabilities that override them (root writes
+    to read-only files). It stays root, so it still reads this checkout wherever it lives (another user could
+    not read one cloned into a private folder)."""
     if os.geteuid() != 0:
         return command
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return ["setpriv", f"--bounding-set={OVERRIDES}", f"--inh-caps={OVERRIDES}", *command]
 
 
 def test_read_only_store_exits_3_and_keeps_the_champion() -> None:
-    """The store's files are made read-only; as root (which writes to them anyway) the job runs as an
-    unprivileged user, as non-root as the test's own user: the test runs, and never skips, either way."""
+    """The store's files are made read-only; as root (which writes to them anyway) the job runs without the
+    capabilities that override file modes, as non-root as the test's own user: it never skips."""
     folder = Path(tempfile.mkdtemp(prefix="clv-ro-"))
     folder.chmod(0o755)
     uri = _store_with_champion(folder)
@@ -105,7 +111,7 @@ def test_read_only_store_exits_3_and_keeps_the_champion() -> None:
     home.chmod(0o777)
     try:
         done = subprocess.run(
-            _as_unprivileged([str(clv_command()), "train", "--config", "sample.yaml"]),
+            _bound_by_file_modes([str(clv_command()), "train", "--config", "sample.yaml"]),
             cwd=folder,
             env=_env(uri, HOME=str(home)),
             capture_output=True,
