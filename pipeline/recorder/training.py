@@ -30,7 +30,7 @@ from pipeline.engines.prepared import PreparedData
 from pipeline.fit import FittedModels
 from pipeline.gate import GateResult
 from pipeline.outputs import write_text
-from pipeline.recorder import names, store
+from pipeline.recorder import batch, names, store
 from pipeline.recorder.contest import ContestRecorder
 from pipeline.selection import Selection
 from pipeline.validate import Validation
@@ -69,10 +69,11 @@ class TrainingRecorder(ContestRecorder):
         )
 
     def prepared(self, data: Source, prepared: PreparedData) -> None:
+        tags = {}
         if prepared.timestamp_format is not None:
             how = "given" if data.timestamp_format else "detected"
-            store.set_tags({"data.timestamp_format": f"{prepared.timestamp_format} ({how})"})
-        store.log_metrics(names.ledger_metrics(prepared))
+            tags["data.timestamp_format"] = f"{prepared.timestamp_format} ({how})"
+        batch.log_batch(names.ledger_metrics(prepared), tags)
         store.log_dict(names.ledger_dict(prepared), names.LEDGER_ARTIFACT)
         if prepared.ledger.rows_quarantined:  # to --output when given, and always to the run
             with tempfile.TemporaryDirectory() as tmp:
@@ -94,10 +95,15 @@ class TrainingRecorder(ContestRecorder):
             yield
 
     def candidate_done(self, name: str, status: str, candidate: Candidate | None) -> None:
+        metrics: dict[str, float] = {}
+        tags: dict[str, object] = {"candidate.status": status}
+        files: dict[str, batch.ArtifactContent] = {}
         if candidate is not None:
-            self.fitted("", candidate.fitted)
-            store.log_metrics(candidate.validation.metrics | names.check_metrics(candidate.repeat_check))
-        store.set_tags({"candidate.status": status})
+            metrics, fit_tags, files = _fit_record("", candidate.fitted)
+            metrics |= candidate.validation.metrics | names.check_metrics(candidate.repeat_check)
+            tags |= fit_tags
+        batch.log_batch(metrics, tags)
+        batch.log_files(files)
 
     def selected(self, selection: Selection) -> None:
         store.set_tags(
@@ -110,14 +116,9 @@ class TrainingRecorder(ContestRecorder):
         store.log_table(selection.table, names.MODEL_SELECTION_TABLE)
 
     def fitted(self, prefix: str, fitted: FittedModels) -> None:
-        store.log_metrics(names.fit_metrics(prefix, fitted))
-        store.set_tags(names.fit_tags(prefix, fitted))
-        if fitted.attempts:
-            attempts = pd.DataFrame([a.as_dict() for a in fitted.attempts])
-            store.log_table(attempts, names.table_artifact(f"{prefix}fit_attempts", "csv"))
-        if fitted.spend_attempts:
-            attempts = pd.DataFrame([a.as_dict() for a in fitted.spend_attempts])
-            store.log_table(attempts, names.table_artifact(f"{prefix}spend_fit_attempts", "csv"))
+        metrics, tags, files = _fit_record(prefix, fitted)
+        batch.log_batch(metrics, tags)
+        batch.log_files(files)
 
     def calibrated(
         self,
@@ -129,47 +130,44 @@ class TrainingRecorder(ContestRecorder):
         figures: Mapping[str, bytes],
     ) -> None:
         """The chosen calibration fit, its validation on the holdout (``figures``: its plots, as PNG) and its
-        repeat-purchase check."""
-        label = LABELS[fitted.model]
-        self.fitted("", fitted)
-        store.set_tags({"assumption.spend_frequency_independence": "violated" if warning else "ok"})
-        store.log_metrics(validation.metrics)
-        self._per_customer("holdout", validation.holdout)
-        store.log_table(validation.by_frequency, names.table_artifact("holdout_by_frequency", "csv"))
-        store.log_table(validation.tracking, names.table_artifact("purchase_tracking", "csv"))
-        store.log_table(validation.churn_calibration, names.table_artifact("churn_calibration", "csv"))
-        for name, png in figures.items():
-            store.log_png(png, names.plot_artifact(name))
-        store.log_metrics(names.check_metrics(check))
-        store.log_table(check.table, names.table_artifact("repeat_purchases", "csv"))
-        figure = plots.repeat_purchases(check.table, label, check.chi_square, check.p_value)
-        store.log_figure(figure, names.plot_artifact("repeat_purchases"))
+        repeat-purchase check: one write of metrics and tags, one of files."""
+        metrics, tags, files = _fit_record("", fitted)
+        tags["assumption.spend_frequency_independence"] = "violated" if warning else "ok"
+        holdout_tags, holdout_files = self._per_customer("holdout", validation.holdout)
+        tables = {"holdout_by_frequency": validation.by_frequency, "purchase_tracking": validation.tracking}
+        tables |= {"churn_calibration": validation.churn_calibration, "repeat_purchases": check.table}
+        figure = plots.repeat_purchases(check.table, LABELS[fitted.model], check.chi_square, check.p_value)
+        files |= holdout_files | {names.table_artifact(name, "csv"): table for name, table in tables.items()}
+        files |= {names.plot_artifact(name): png for name, png in figures.items()}
+        files[names.plot_artifact("repeat_purchases")] = plots.png(figure)
+        batch.log_batch(metrics | validation.metrics | names.check_metrics(check), tags | holdout_tags)
+        batch.log_files(files)
 
     def champion(self, comparison: ChampionComparison) -> None:
-        if comparison.tags:
-            store.set_tags(comparison.tags)
-        if comparison.metrics:
-            store.log_metrics(comparison.metrics)
+        batch.log_batch(comparison.metrics, comparison.tags)
 
-    def _per_customer(self, name: str, table: pd.DataFrame) -> None:
-        """A per-customer table, as ``tracking.tables`` says; a sample or nothing is tagged with the whole
-        table's ``--output`` file (``tables.<name>``) and its row count (``tables.<name>.rows``)."""
+    def _per_customer(self, name: str, table: pd.DataFrame) -> tuple[dict[str, object], dict[str, pd.DataFrame]]:
+        """A per-customer table, as ``tracking.tables`` says: the tags and files to log. A sample or nothing is
+        tagged with the whole table's ``--output`` file (``tables.<name>``) and its row count
+        (``tables.<name>.rows``)."""
         if self.tables == "full" or self.output_dir is None:
-            store.log_table(table, names.table_artifact(name))
-            return
-        store.set_tags({f"tables.{name}": str(self.output_dir / f"{name}.parquet"), f"tables.{name}.rows": len(table)})
+            return {}, {names.table_artifact(name): table}
+        tags: dict[str, object] = {f"tables.{name}": str(self.output_dir / f"{name}.parquet")}
+        tags[f"tables.{name}.rows"] = len(table)
         if self.tables == "sample":
-            store.log_table(table.head(self.sample_rows), names.table_artifact(f"{name}.sample"))
+            return tags, {names.table_artifact(f"{name}.sample"): table.head(self.sample_rows)}
+        return tags, {}
 
     def scored(self, scores: pd.DataFrame, tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> None:
-        self._per_customer("scores", scores)
+        tags, files = self._per_customer("scores", scores)
         for name, table in tables.items():
             if name in PER_CUSTOMER_TABLES:
-                self._per_customer(name, table)
+                table_tags, table_files = self._per_customer(name, table)
+                tags, files = tags | table_tags, files | table_files
             else:
-                store.log_table(table, names.table_artifact(name))
-        if metrics:
-            store.log_metrics(metrics)
+                files[names.table_artifact(name)] = table
+        batch.log_batch(metrics, tags)
+        batch.log_files(dict(files))
 
     def gated(self, gate: GateResult) -> None:
         store.set_tags(
@@ -208,3 +206,14 @@ def register(model_uri: str, config: Config, run_id: str, fingerprint: str, gate
     version = store.register(model_uri, config.tracking.model_name, tags)
     store.set_tags({"registered_model": config.tracking.model_name, "registered_version": version})
     return version
+
+
+def _fit_record(
+    prefix: str, fitted: FittedModels
+) -> tuple[dict[str, float], dict[str, object], dict[str, batch.ArtifactContent]]:
+    """A fit's metrics, tags and attempt tables (when a remedy ran), by artifact path."""
+    files: dict[str, batch.ArtifactContent] = {}
+    for name, attempts in (("fit_attempts", fitted.attempts), ("spend_fit_attempts", fitted.spend_attempts)):
+        if attempts:
+            files[names.table_artifact(f"{prefix}{name}", "csv")] = pd.DataFrame([a.as_dict() for a in attempts])
+    return dict(names.fit_metrics(prefix, fitted)), dict(names.fit_tags(prefix, fitted)), files
