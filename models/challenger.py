@@ -20,15 +20,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import skops.io
 from numpy.typing import NDArray
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from models.challenger_features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:  # imported where used: a BTYD-only job or model never pays their import (about 1 s)
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 __all__ = [
     "MIN_CLASS",
@@ -124,6 +125,8 @@ def fit_challenger(
     features: pd.DataFrame, labels: pd.DataFrame, settings: ChallengerSettings | None = None
 ) -> Challenger:
     """Fit both parts on ``features`` and ``labels`` (columns ``revenue``, ``purchases``) with the same index."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
     chosen = settings or ChallengerSettings()
     if not features.index.equals(labels.index):
         raise ValueError("features and labels must have the same customers in the same order")
@@ -179,12 +182,16 @@ def save(challenger: Challenger, path: Path) -> Path:
         "revenue_scale": float(challenger.revenue_scale),
         "settings": asdict(challenger.settings),
     }
+    import skops.io
+
     skops.io.dump(state, path)
     return path
 
 
 def load(path: Path) -> Challenger:
     """Read a challenger written by :func:`save`; raises ValueError if the file holds an unexpected type."""
+    import skops.io
+
     unexpected = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
     if unexpected:
         raise ValueError(f"{path}: refusing to load untrusted type(s) {', '.join(unexpected)}")

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sklearn.metrics import roc_auc_score
 
 from models.contest_bootstrap import bootstrap_metrics, percentile_interval
 
@@ -136,6 +135,8 @@ class ContestResult:
 def _auc(churned: NDArray[np.bool_], risk: FloatArray) -> float:
     if churned.all() or not churned.any():
         return float("nan")
+    from sklearn.metrics import roc_auc_score  # imported where used, as in models.challenger
+
     return float(roc_auc_score(churned, risk))
 
 

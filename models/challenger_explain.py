@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from models.challenger import Challenger
@@ -64,6 +63,8 @@ def permutation_importances(
     """
     if not features.index.equals(revenue.index):
         raise ValueError("features and revenue must have the same customers in the same order")
+    from sklearn.inspection import permutation_importance  # imported where used, as in models.challenger
+
     x = features[list(challenger.feature_names)]
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(x), customers, replace=False)) if len(x) > customers else np.arange(len(x))

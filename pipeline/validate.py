@@ -9,9 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import calibration_curve
-from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from models import purchase, spend
 from models.bundle import CLVModelParams
@@ -176,6 +173,9 @@ def isotonic_check(churned: np.ndarray, churn_risk: np.ndarray, seed: int = 2026
     if len(churned) < 200 or not 0 < churned.sum() < len(churned):
         return float("nan"), float("nan")
     order = np.random.default_rng(seed).permutation(len(churned))
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.metrics import brier_score_loss
+
     fit_rows, check_rows = order[: len(order) // 2], order[len(order) // 2 :]
     if not 0 < churned[fit_rows].sum() < len(fit_rows):
         return float("nan"), float("nan")
@@ -209,6 +209,10 @@ def _purchase_metrics(holdout: pd.DataFrame) -> dict[str, float]:
 
 def _churn_metrics(churned: np.ndarray, churn_risk: np.ndarray) -> tuple[dict[str, float], pd.DataFrame]:
     """Churn risk against "no holdout purchase": AUC, Brier, the isotonic check, and the calibration curve."""
+    # scikit-learn is imported where used: scoring, promoting and serving never validate, and skip its import
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     has_both = 0 < churned.sum() < len(churned)
     metrics = {
         "churn_auc": float(roc_auc_score(churned, churn_risk)) if has_both else float("nan"),

@@ -25,7 +25,6 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import mlflow
 import pandas as pd
-from matplotlib.figure import Figure
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -40,6 +39,8 @@ from pipeline.recorder import names as names_module
 from pipeline.secrets import mask, mask_text
 
 if TYPE_CHECKING:  # the challenger's stack (scikit-learn, skops) is imported only by a blend model's own code
+    from matplotlib.figure import Figure
+
     from models.blend import BlendModel
 
 DEFAULT_DB = "mlflow.db"
