@@ -175,6 +175,8 @@ TRUSTED_TYPES: tuple[str, ...] = ("sklearn.ensemble._hist_gradient_boosting.pred
 
 def save(challenger: Challenger, path: Path) -> Path:
     """Write ``challenger`` to ``path`` in the skops format."""
+    import skops.io
+
     state = {
         "classifier": challenger.classifier,
         "regressor": challenger.regressor,
@@ -182,8 +184,6 @@ def save(challenger: Challenger, path: Path) -> Path:
         "revenue_scale": float(challenger.revenue_scale),
         "settings": asdict(challenger.settings),
     }
-    import skops.io
-
     skops.io.dump(state, path)
     return path
 

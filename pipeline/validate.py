@@ -170,12 +170,12 @@ def isotonic_check(churned: np.ndarray, churn_risk: np.ndarray, seed: int = 2026
     """Does an isotonic recalibration of the churn risk help? Fitted on a random half of the holdout
     customers and checked on the other half: the Brier score there, raw and recalibrated (NaN when the
     data does not allow it: fewer than 200 customers or one class only)."""
+    from sklearn.isotonic import IsotonicRegression  # imported where used, as in _churn_metrics
+    from sklearn.metrics import brier_score_loss
+
     if len(churned) < 200 or not 0 < churned.sum() < len(churned):
         return float("nan"), float("nan")
     order = np.random.default_rng(seed).permutation(len(churned))
-    from sklearn.isotonic import IsotonicRegression
-    from sklearn.metrics import brier_score_loss
-
     fit_rows, check_rows = order[: len(order) // 2], order[len(order) // 2 :]
     if not 0 < churned[fit_rows].sum() < len(fit_rows):
         return float("nan"), float("nan")

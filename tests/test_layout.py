@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,19 @@ def test_models_never_import_the_pipeline() -> None:
 def test_no_grab_bag_modules() -> None:
     names = {p.stem for p in _modules()}
     assert not names & {"utils", "helpers", "misc", "common"}
+
+
+def _imported(modules: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of ``watched`` a fresh interpreter has imported after importing ``modules``."""
+    code = f"import sys; import {modules}; print(','.join(m for m in {watched!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return [name for name in done.stdout.strip().split(",") if name]
+
+
+def test_scoring_and_serving_never_import_the_training_stack() -> None:
+    """scikit-learn, skops and matplotlib are imported where used (validation, the challenger, figures):
+    `clv score`, `clv promote` and a BTYD model's serving code never pay for them (about 1 s a process), and
+    `clv train` imports scikit-learn only when it validates and skops only for a challenger."""
+    scoring = "pipeline.cli, pipeline.commands.score, pipeline.commands.registry, models.pyfunc, models.serving"
+    assert _imported(scoring, ("sklearn", "skops", "matplotlib")) == []
+    assert _imported("pipeline.commands.train, models.challenger, models.blend", ("sklearn", "skops")) == []

@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
-from pipeline.recorder.store import store_errors
+from pipeline.recorder.store import store_errors, write_table
 from pipeline.secrets import mask_text
 
 __all__ = ["ArtifactContent", "log_batch", "log_files"]
@@ -44,16 +44,6 @@ def log_batch(metrics: Mapping[str, float], tags: Mapping[str, object]) -> None:
         )
 
 
-def _write(content: ArtifactContent, local: Path) -> None:
-    local.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        local.write_bytes(content)
-    elif local.suffix == ".csv":
-        content.to_csv(local, index=False)
-    else:
-        content.to_parquet(local, index=False)
-
-
 def log_files(files: Mapping[str, ArtifactContent]) -> None:
     """Each entry under its artifact path (``tables/holdout.sample.parquet``, ``plots/x.png``), in one write."""
     if not files:
@@ -62,5 +52,10 @@ def log_files(files: Mapping[str, ArtifactContent]) -> None:
     action = f"log {first}" + (f" and {len(others)} more" if others else "")
     with tempfile.TemporaryDirectory(prefix=".clv-artifacts-") as folder, store_errors(action):
         for artifact_path, content in files.items():
-            _write(content, Path(folder) / artifact_path)
+            local = Path(folder) / artifact_path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                local.write_bytes(content)
+            else:
+                write_table(content, local)
         mlflow.log_artifacts(folder)

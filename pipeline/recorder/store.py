@@ -170,14 +170,19 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
+def write_table(frame: pd.DataFrame, local: Path) -> None:
+    """``frame`` as CSV (a ``.csv`` name) or Parquet (any other), without its index: how the run stores tables."""
+    if local.suffix == ".csv":
+        frame.to_csv(local, index=False)
+    else:
+        frame.to_parquet(local, index=False)
+
+
 def log_table(frame: pd.DataFrame, artifact_path: str) -> None:
     """Log a DataFrame as Parquet (``.parquet``) or CSV (``.csv``) under ``artifact_path``."""
     with tempfile.TemporaryDirectory() as tmp, store_errors(f"log {artifact_path}"):
         local = Path(tmp) / Path(artifact_path).name
-        if local.suffix == ".csv":
-            frame.to_csv(local, index=False)
-        else:
-            frame.to_parquet(local, index=False)
+        write_table(frame, local)
         mlflow.log_artifact(str(local), str(Path(artifact_path).parent) or None)
 
 

@@ -167,7 +167,7 @@ class TrainingRecorder(ContestRecorder):
             else:
                 files[names.table_artifact(name)] = table
         batch.log_batch(metrics, tags)
-        batch.log_files(dict(files))
+        batch.log_files(files)
 
     def gated(self, gate: GateResult) -> None:
         store.set_tags(

@@ -30,6 +30,29 @@ print(sorted(m for m in sys.modules if m == "pipeline" or m.startswith("pipeline
 """
 
 
+RUN_PLOTS = (
+    "churn_calibration",
+    "purchase_tracking",
+    "purchases_by_frequency",
+    "repeat_purchases",
+    "revenue_by_frequency",
+)
+RUN_TABLES = (
+    "at_risk_valuable.sample.parquet",  # with --output the per-customer tables are samples in the run
+    "churn_calibration.csv",
+    "fit_attempts.csv",
+    "holdout.sample.parquet",
+    "holdout_by_frequency.csv",
+    "production_fit_attempts.csv",
+    "production_spend_fit_attempts.csv",
+    "purchase_tracking.csv",
+    "repeat_purchases.csv",
+    "scores.sample.parquet",
+    "spend_fit_attempts.csv",
+)
+"""What a default `clv train --output` stores in its run (the same before and after its writes were batched)."""
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     """Run `clv train` once on the default config, in its own folder with the default store."""
@@ -129,9 +152,11 @@ def test_run_and_registry_in_the_default_store(trained: tuple[Path, dict[str, ob
     assert run.data.metrics["bgnbd_r"] == pytest.approx(0.25162, rel=1e-3)
     assert {f"stage_seconds_{s}" for s in ("prepare", "calibration_fit", "score")} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "ledger.json", "plots", "tables", "report.html"} <= artifacts
+    assert artifacts == {"config.yaml", "ledger.json", "plots", "tables", "report.html"}
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/purchases_by_frequency.png", "plots/purchase_tracking.png", "plots/churn_calibration.png"} <= plots
+    assert plots == {f"plots/{name}.png" for name in RUN_PLOTS}
+    tables = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+    assert tables == {f"tables/{name}" for name in RUN_TABLES}
     # each figure is rendered once: the run's PNG is the very image the report shows
     report = Path(client.download_artifacts(run.info.run_id, "report.html", str(folder))).read_text(encoding="utf-8")
     for path in sorted(plots - {"plots/repeat_purchases.png"}):
