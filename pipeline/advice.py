@@ -12,6 +12,11 @@ The signals, on customers with at least :data:`MIN_REPEATS` repeat purchases:
   one period of the end for the active ones;
 - **near-constant amounts**: at least :data:`REGULAR_SHARE` of them have a mean repeat spend equal (to the
   cent) to one of the :data:`PRICE_LEVELS` most common values (plan prices).
+
+And one on prepare's row accounting: under ``prepare.duplicates: auto`` with an order id mapped, a row
+repeated in every column is quarantined as a double load. When that is at least :data:`DUPLICATE_SHARE` of
+the feed, the feed is probably invoice lines without their product column (two products at the same
+quantity and price are then the same row): the advice says how to keep them.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.config import PrepareConfig
 from pipeline.config.business import BILLING_PERIOD_DAYS
+from pipeline.engines.prepared import Ledger
 
 __all__ = [
+    "DUPLICATE_SHARE",
     "MIN_CUSTOMERS",
     "MIN_REPEATS",
     "PRICE_LEVELS",
@@ -33,6 +41,7 @@ __all__ = [
     "advice_lines",
     "advise_prepared",
     "charges_summary",
+    "duplicate_advice",
     "feed_shape",
 ]
 
@@ -42,6 +51,8 @@ TOLERANCE = 0.15
 REGULAR_SHARE = 0.8
 PRICE_LEVELS = 10
 NO_SPREAD_CV = 0.01
+DUPLICATE_SHARE = 0.01
+"""Whole-row duplicates in at least this share of the input rows get the advice (double loads are rarer)."""
 
 
 @dataclass(frozen=True)
@@ -140,3 +151,19 @@ def charges_summary(charges: pd.DataFrame) -> pd.DataFrame:
 def advise_prepared(full: pd.DataFrame, days_per_unit: float, business_type: str) -> tuple[str, ...]:
     """The advice lines for a prepared per-customer summary (the workflow's hook after prepare)."""
     return advice_lines(feed_shape(full, days_per_unit), business_type)
+
+
+def duplicate_advice(ledger: Ledger, prepare: PrepareConfig) -> tuple[str, ...]:
+    """The advice when ``prepare.duplicates: auto`` quarantined many whole-row duplicates (see above)."""
+    duplicates = ledger.quarantined.get("duplicate", 0)
+    if prepare.duplicates != "auto" or prepare.duplicate_key is not None or not ledger.rows_in:
+        return ()
+    if duplicates < DUPLICATE_SHARE * ledger.rows_in:
+        return ()
+    return (
+        f"advice: {duplicates:,} rows ({duplicates / ledger.rows_in:.1%} of the input) repeat another row in every "
+        "column and were quarantined as double loads (prepare.duplicates: auto with an order id). If the feed "
+        "has one row per product line but no product column, they are real lines (two products at the same "
+        "quantity and price): add the product column and set prepare.duplicate_key (e.g. [InvoiceNo, "
+        "StockCode]), or set prepare.duplicates: keep",
+    )
