@@ -16,7 +16,8 @@ The signals, on customers with at least :data:`MIN_REPEATS` repeat purchases:
 And one on prepare's row accounting: under ``prepare.duplicates: auto`` with an order id mapped, a row
 repeated in every column is quarantined as a double load. When that is at least :data:`DUPLICATE_SHARE` of
 the feed, the feed is probably invoice lines without their product column (two products at the same
-quantity and price are then the same row): the advice says how to keep them.
+quantity and price are then the same row): the advice says how to keep them. The same share of rows
+quarantined as ``invalid_amount`` gets the advice on the CSV's number separators.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pandas as pd
 
 from pipeline.config import PrepareConfig
 from pipeline.config.business import BILLING_PERIOD_DAYS
-from pipeline.engines.prepared import Ledger
+from pipeline.engines.prepared import AMOUNT_HINT, Ledger
 
 __all__ = [
     "DUPLICATE_SHARE",
@@ -40,6 +41,7 @@ __all__ = [
     "FeedShape",
     "advice_lines",
     "advise_prepared",
+    "amount_advice",
     "charges_summary",
     "duplicate_advice",
     "feed_shape",
@@ -167,3 +169,11 @@ def duplicate_advice(ledger: Ledger, prepare: PrepareConfig) -> tuple[str, ...]:
         "quantity and price): add the product column and set prepare.duplicate_key (e.g. [InvoiceNo, "
         "StockCode]), or set prepare.duplicates: keep",
     )
+
+
+def amount_advice(ledger: Ledger) -> tuple[str, ...]:
+    """The advice when at least :data:`DUPLICATE_SHARE` of the rows have an amount that is not a number."""
+    invalid = ledger.quarantined.get("invalid_amount", 0)
+    if not ledger.rows_in or invalid < DUPLICATE_SHARE * ledger.rows_in:
+        return ()
+    return (f"advice: {invalid:,} rows ({invalid / ledger.rows_in:.1%} of the input) were quarantined: {AMOUNT_HINT}",)

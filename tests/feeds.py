@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ __all__ = [
     "fixed_price_feed",
     "online_retail_lines",
     "subscription_feed",
+    "write_with_separators",
 ]
 
 RETAIL_COLUMNS = (
@@ -296,3 +298,17 @@ def subscription_feed(
                     break
                 month += 1
     return pd.DataFrame(rows, columns=["account", "charged_at", "amount"]), end
+
+
+def write_with_separators(lines: pd.DataFrame, path: Path, delimiter: str, decimal: str, thousands: str) -> None:
+    """The retail lines as a CSV whose Quantity and UnitPrice use other separators (``1.200`` and ``2,55`` for
+    ``thousands="."``, ``decimal=","``), as a spreadsheet in another locale exports them."""
+
+    def written(value: float) -> str:
+        text = format(int(value), ",") if float(value).is_integer() else format(float(value), ",")
+        return text.replace(",", "\0").replace(".", decimal).replace("\0", thousands)
+
+    frame = lines.copy()
+    for column in ("Quantity", "UnitPrice"):
+        frame[column] = frame[column].map(written)
+    frame.to_csv(path, index=False, sep=delimiter)

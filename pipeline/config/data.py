@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from pipeline.config.base import StrictModel
 
@@ -55,9 +55,38 @@ class ColumnMap(StrictModel):
 
 
 class CsvOptions(StrictModel):
+    """How the CSV files are written. ``decimal`` and ``thousands``: the separators in the amount, quantity and
+    unit price columns (``decimal: ","`` and ``thousands: "."`` for ``1.234,56``); the mapped number columns
+    are rewritten to ``1234.56`` as they are read, on both engines, before any rule sees them."""
+
     delimiter: str = ","
     header: bool = True
     encoding: str = "utf-8"
+    decimal: Literal[".", ","] = Field(default=".", description="decimal separator of the number columns")
+    thousands: Literal[".", ",", " ", "'"] | None = Field(
+        default=None, description="thousands separator of the number columns (none: not used)"
+    )
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> CsvOptions:
+        if self.thousands == self.decimal:
+            raise ValueError(f"data.csv.thousands and data.csv.decimal are both {self.decimal!r}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_separators(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """The separators are written only when set: a config dumps (and hashes) as it did before they existed,
+        so its runs still compare as reruns."""
+        data: dict[str, object] = handler(self)
+        for key in ("decimal", "thousands"):
+            if getattr(self, key) == CsvOptions.model_fields[key].default:
+                data.pop(key, None)
+        return data
+
+    @property
+    def rewrites_numbers(self) -> bool:
+        """Whether the number columns are rewritten (separators other than the plain ``1234.56``)."""
+        return self.decimal != "." or self.thousands is not None
 
 
 class DataConfig(StrictModel):

@@ -19,11 +19,13 @@ import duckdb
 from pipeline.config import DataConfig, EngineConfig
 from pipeline.engines.inputs import (
     CDNOW_FILES,
+    NUMBER_ROLES,
     bundled_cdnow_frame,
     check_csv_header,
     files,
     files_fingerprint,
     first_line,
+    number_rewrites,
     renamed_columns,
 )
 from pipeline.errors import InputError
@@ -147,9 +149,20 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
     return _mapped(relation, data, str(data.path), files_fingerprint(found))
 
 
+def _rewritten(name: str, column: duckdb.Expression, data: DataConfig) -> duckdb.Expression:
+    """A number column with the CSV's separators rewritten (:func:`pipeline.engines.inputs.number_rewrites`)."""
+    if name not in NUMBER_ROLES:
+        return column
+    for old, new in number_rewrites(data):
+        column = duckdb.FunctionExpression(
+            "replace", column, duckdb.ConstantExpression(old), duckdb.ConstantExpression(new)
+        )
+    return column
+
+
 def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str) -> Transactions:
     """Rename the mapped columns to the standard names and the others to their private aliases; a
     missing column is an InputError."""
     renamed = renamed_columns(list(relation.columns), data, description)
-    columns = [duckdb.ColumnExpression(column).alias(name) for name, column in renamed.items()]
+    columns = [_rewritten(name, duckdb.ColumnExpression(column), data).alias(name) for name, column in renamed.items()]
     return Transactions(relation.select(*columns), description, fingerprint, data.timestamp_format, renamed)

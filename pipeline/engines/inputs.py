@@ -4,7 +4,9 @@ CSV header check, and the mapping of source columns to the standard names.
 The edges (:mod:`pipeline.engines.duckdb_source`, :mod:`pipeline.engines.spark_session`) rename the
 mapped columns to ``customer_id``, ``timestamp``, ``amount`` (or ``quantity`` and ``unit_price``;
 neither for an event feed) and, when mapped, ``order_id``; every other source column comes along under
-a private alias (see :mod:`pipeline.engines.source_columns`).
+a private alias (see :mod:`pipeline.engines.source_columns`). A CSV written with other number separators
+(``data.csv.decimal``, ``data.csv.thousands``) has its mapped number columns rewritten as they are renamed, by
+the literal replacements of :func:`number_rewrites`, in order.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from pipeline.errors import InputError
 
 __all__ = [
     "CDNOW_FILES",
+    "NUMBER_ROLES",
     "bundled_cdnow_frame",
     "check_csv_header",
     "files",
     "files_fingerprint",
     "first_line",
     "mapped_columns",
+    "number_rewrites",
     "renamed_columns",
 ]
 
@@ -119,6 +123,19 @@ def renamed_columns(columns: list[str], data: DataConfig, description: str) -> d
         roles = [role for role, mapped in selected.items() if mapped == column]
         renamed.update(dict.fromkeys(roles, column) if roles else {private_alias(column): column})
     return renamed
+
+
+NUMBER_ROLES = ("amount", "quantity", "unit_price")
+
+
+def number_rewrites(data: DataConfig) -> tuple[tuple[str, str], ...]:
+    """The literal replacements (old, new), in order, that turn a CSV's numbers into ``1234.56``: the thousands
+    separator removed, then the decimal separator made a point. Empty for other sources and plain numbers."""
+    if data.source != "csv" or not data.csv.rewrites_numbers:
+        return ()
+    thousands = () if data.csv.thousands is None else ((data.csv.thousands, ""),)
+    decimal = () if data.csv.decimal == "." else ((data.csv.decimal, "."),)
+    return thousands + decimal
 
 
 def first_line(exc: Exception) -> str:

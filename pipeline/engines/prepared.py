@@ -135,6 +135,12 @@ class AsOfData:
     """The strptime format text timestamps were read with (configured or detected); None: the engine's own."""
 
 
+AMOUNT_HINT = (
+    "amounts could not be read as numbers: for numbers written as 1.234,56 or 1,234.56 set data.csv.decimal "
+    "and data.csv.thousands"
+)
+"""Added when rows are quarantined as ``invalid_amount``: the usual cause is a CSV's number separators."""
+
 ReasonCounts = dict[str, tuple[int, dt.date | None, dt.date | None, int]]
 """The scan's counts per quarantine reason (``''`` for the rows used): rows, first day, last day, returns."""
 
@@ -149,6 +155,8 @@ def used_dates(
     if first_date is None or last_date is None:
         reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(counts.items()) if k) or "the input is empty"
         hint = unreadable_hint(unreadable()) if "invalid_timestamp" in counts else ""
+        if "invalid_amount" in counts:
+            hint += f"; {AMOUNT_HINT}"
         raise InputError(f"{source}: no usable transactions after cleaning ({reasons}){hint}")
     observation_end = config.observation_end or last_date
     if observation_end < first_date:

@@ -23,16 +23,18 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import DataConfig, EngineConfig
 from pipeline.engines.inputs import (
     CDNOW_FILES,
+    NUMBER_ROLES,
     bundled_cdnow_frame,
     check_csv_header,
     files,
     files_fingerprint,
+    number_rewrites,
     renamed_columns,
 )
 from pipeline.errors import ConfigError, EngineUnavailableError, InputError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,17 @@ def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransaction
     return _mapped(read, data, str(data.path), files_fingerprint(found))
 
 
+def _rewritten(name: str, column: Column, data: DataConfig) -> Column:
+    """A number column with the CSV's separators rewritten, as in DuckDB (``replace``, literal)."""
+    from pyspark.sql import functions
+
+    if name not in NUMBER_ROLES:
+        return column
+    for old, new in number_rewrites(data):
+        column = functions.replace(column, functions.lit(old), functions.lit(new))
+    return column
+
+
 def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: str) -> SparkTransactions:
     """Rename the mapped columns to the standard names and the others to their private aliases (as
     :mod:`pipeline.engines.duckdb_source` does); a missing column is an InputError."""
@@ -184,7 +197,7 @@ def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: s
 
     renamed = renamed_columns(list(frame.columns), data, description)
     quoted = {column: "`" + column.replace("`", "``") + "`" for column in renamed.values()}
-    columns = [functions.col(quoted[column]).alias(name) for name, column in renamed.items()]
+    columns = [_rewritten(name, functions.col(quoted[column]), data).alias(name) for name, column in renamed.items()]
     return SparkTransactions(frame.select(*columns), description, fingerprint, data.timestamp_format, renamed)
 
 

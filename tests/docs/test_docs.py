@@ -102,7 +102,7 @@ def test_config_reference_lists_every_key(site: Path) -> None:
     page = (site / "reference" / "config.html").read_text(encoding="utf-8")
     for key in keys:
         assert f"<code>{key}</code>" in page, key
-    assert len(keys) == len(set(keys)) == 112
+    assert len(keys) == len(set(keys)) == 114
     # every key of the commented default config is documented
     default = yaml.safe_load((REPO / "configs" / "default.yaml").read_text(encoding="utf-8"))
     assert set(_flatten(default)) <= set(keys)
@@ -145,7 +145,7 @@ def _yaml_blocks() -> list[tuple[str, str]]:
 
 def test_yaml_examples_are_valid_configs() -> None:
     blocks = _yaml_blocks()
-    assert len(blocks) == 10
+    assert len(blocks) == 11
     for where, block in blocks:
         raw = yaml.safe_load(block)
         if set(raw) == {"monitor"}:  # clv monitor's thresholds

@@ -14,6 +14,7 @@ from pipeline.advice import (
     DUPLICATE_SHARE,
     advice_lines,
     advise_prepared,
+    amount_advice,
     charges_summary,
     duplicate_advice,
     feed_shape,
@@ -161,3 +162,13 @@ def test_duplicate_advice_needs_the_auto_rule_and_one_percent(
     ledger = Ledger(rows_in=10_000, rows_used=10_000 - duplicates, quarantined={"duplicate": duplicates})
     assert bool(duplicate_advice(ledger, PrepareConfig.model_validate(settings))) is advised
     assert duplicate_advice(Ledger(rows_in=0, rows_used=0), PrepareConfig()) == ()
+
+
+def test_amounts_that_are_not_numbers_in_one_percent_of_the_rows_get_the_separator_advice() -> None:
+    assert amount_advice(Ledger(rows_in=10_000, rows_used=9_901, quarantined={"invalid_amount": 99})) == ()
+    (line,) = amount_advice(Ledger(rows_in=10_000, rows_used=9_750, quarantined={"invalid_amount": 250}))
+    assert line == (
+        "advice: 250 rows (2.5% of the input) were quarantined: amounts could not be read as numbers: for numbers "
+        "written as 1.234,56 or 1,234.56 set data.csv.decimal and data.csv.thousands"
+    )
+    assert amount_advice(Ledger(rows_in=0, rows_used=0)) == ()

@@ -16,7 +16,7 @@ from pipeline.engines.duckdb_prepare import prepare, prepare_as_of
 from pipeline.engines.duckdb_source import Transactions, open_transactions
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
-from tests.feeds import RetailFeed, online_retail_lines
+from tests.feeds import RetailFeed, online_retail_lines, write_with_separators
 from tests.pipeline.engines.test_duckdb_prepare import CONFIG, ROWS, _prepared, _relation
 
 
@@ -145,6 +145,46 @@ def test_products_at_the_same_quantity_and_price_are_not_duplicates(tmp_path: Pa
         _prepare_file(
             _open(path, RETAIL, timestamp_format=us), config.model_copy(update={"duplicate_key": ("Invoice",)})
         )
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "decimal", "thousands"),
+    [(";", ",", "."), (",", ".", ",")],
+    ids=["1.200;2,55", "1,200 quoted"],
+)
+def test_numbers_with_other_separators_prepare_as_the_plain_file(
+    retail: tuple[RetailFeed, Path], tmp_path: Path, delimiter: str, decimal: str, thousands: str
+) -> None:
+    """The invoice feed in hundreds (quantities up to 14,400) with numbers like 1.200 and 2,55 (data.csv.decimal
+    and thousands): the same customers, to the bit, and the same row accounting as the plain file. Without the
+    settings, the rows with such numbers are quarantined as invalid_amount (with a hint when that is all of
+    them)."""
+    feed, _ = retail
+    lines = feed.lines.assign(Quantity=feed.lines["Quantity"] * 100)
+    lines.to_csv(tmp_path / "plain.csv", index=False)
+    plain = _prepare_file(_open(tmp_path / "plain.csv", RETAIL), RETAIL_CONFIG)
+    path = tmp_path / "lines.csv"
+    write_with_separators(lines, path, delimiter, decimal, thousands)
+    assert f"{thousands}200" in path.read_text()  # 1,200 / 1.200 / 1 200
+    csv = {"delimiter": delimiter, "decimal": decimal, "thousands": thousands}
+    ours = _prepare_file(_open(path, RETAIL, csv=csv), RETAIL_CONFIG)
+    assert ours.ledger == plain.ledger
+    for name in ("calibration", "full", "weekly"):
+        pd.testing.assert_frame_equal(getattr(ours, name), getattr(plain, name), check_exact=True)
+    unset = _open(path, RETAIL, csv={"delimiter": delimiter})
+    if decimal == ",":
+        with pytest.raises(InputError, match=r"invalid_amount.*set data\.csv\.decimal and data\.csv\.thousands"):
+            _prepare_file(unset, RETAIL_CONFIG)
+    else:
+        thousands_rows = (lines["CustomerID"].notna() & (lines["Quantity"].abs() >= 1000)).sum()
+        assert _prepare_file(unset, RETAIL_CONFIG).ledger.quarantined["invalid_amount"] == thousands_rows
+
+
+def test_number_separators_must_differ() -> None:
+    with pytest.raises(ValueError, match=re.escape("data.csv.thousands and data.csv.decimal are both ','")):
+        DataConfig.model_validate({"source": "csv", "path": "x.csv", "csv": {"decimal": ",", "thousands": ","}})
+    with pytest.raises(ValueError, match=re.escape("Input should be '.' or ','")):
+        DataConfig.model_validate({"source": "csv", "path": "x.csv", "csv": {"decimal": ";"}})
 
 
 def test_rows_repeated_on_a_key_are_found_across_customer_buckets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from pipeline.engines.duckdb_source import connect, open_transactions
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import ConfigError, InputError
 from pipeline.fit import FitInput, fit, fit_histories
-from tests.feeds import online_retail_lines
+from tests.feeds import online_retail_lines, write_with_separators
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
@@ -290,6 +290,22 @@ def test_identical_to_duckdb_on_the_invoice_feed(spark, tmp_path: Path) -> None:
     assert len(ours.full) == feed.customers
     quarantine = _assert_same_quarantine(duck, ours, tmp_path)
     assert list(quarantine.columns) == [*feed.lines.columns, "reason"]
+
+
+def test_identical_to_duckdb_on_numbers_with_a_decimal_comma(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Quantities like 1.200 and prices like 2,55 in a semicolon CSV (data.csv.decimal and thousands): both
+    engines rewrite them alike, and the quarantine holds the rewritten numbers on both."""
+    lines = online_retail_lines(seed=5, customers=300).lines
+    lines = lines.assign(Quantity=lines["Quantity"] * 100)
+    path = tmp_path / "lines.csv"
+    write_with_separators(lines, path, ";", ",", ".")
+    csv = {"delimiter": ";", "decimal": ",", "thousands": "."}
+    data = DataConfig.model_validate({"source": "csv", "path": path, "columns": RETAIL, "csv": csv})
+    duck, ours, _ = _both(spark, data, PrepareConfig(calibration_end=dt.date(2011, 9, 9)))
+    _assert_identical(duck, ours)
+    assert "invalid_amount" not in ours.ledger.quarantined
+    quarantine = _assert_same_quarantine(duck, ours, tmp_path)
+    assert quarantine["Quantity"].str.fullmatch(r"-?\d+").all()  # 1.200 is read, and kept, as 1200
 
 
 def test_identical_to_duckdb_on_typed_invoice_lines_with_a_duplicate_key(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
