@@ -14,7 +14,7 @@ The signals, on customers with at least :data:`MIN_REPEATS` repeat purchases:
   cent) to one of the :data:`PRICE_LEVELS` most common values (plan prices).
 
 And one on prepare's row accounting: under ``prepare.duplicates: auto`` with an order id mapped, a row
-repeated in every column is quarantined as a double load. When that is at least :data:`DUPLICATE_SHARE` of
+repeated in every column is quarantined as a double load. When that is at least :data:`ADVICE_SHARE` of
 the feed, the feed is probably invoice lines without their product column (two products at the same
 quantity and price are then the same row): the advice says how to keep them. The same share of rows
 quarantined as ``invalid_amount`` gets the advice on the CSV's number separators.
@@ -27,12 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PrepareConfig
+from models.clv import DAYS_PER_UNIT
+from pipeline.config import Config, DataConfig, PrepareConfig
 from pipeline.config.business import BILLING_PERIOD_DAYS
-from pipeline.engines.prepared import AMOUNT_HINT, Ledger
+from pipeline.engines.prepared import AMOUNT_HINT, Ledger, PreparedData
 
 __all__ = [
-    "DUPLICATE_SHARE",
+    "ADVICE_SHARE",
     "MIN_CUSTOMERS",
     "MIN_REPEATS",
     "PRICE_LEVELS",
@@ -45,6 +46,7 @@ __all__ = [
     "charges_summary",
     "duplicate_advice",
     "feed_shape",
+    "prepared_advice",
 ]
 
 MIN_REPEATS = 2
@@ -53,8 +55,9 @@ TOLERANCE = 0.15
 REGULAR_SHARE = 0.8
 PRICE_LEVELS = 10
 NO_SPREAD_CV = 0.01
-DUPLICATE_SHARE = 0.01
-"""Whole-row duplicates in at least this share of the input rows get the advice (double loads are rarer)."""
+ADVICE_SHARE = 0.01
+"""Whole-row duplicates, or amounts that are not numbers, in at least this share of the input rows get the
+advice (double loads and broken amounts are rarer than that)."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def duplicate_advice(ledger: Ledger, prepare: PrepareConfig) -> tuple[str, ...]:
     duplicates = ledger.quarantined.get("duplicate", 0)
     if prepare.duplicates != "auto" or prepare.duplicate_key is not None or not ledger.rows_in:
         return ()
-    if duplicates < DUPLICATE_SHARE * ledger.rows_in:
+    if duplicates < ADVICE_SHARE * ledger.rows_in:
         return ()
     return (
         f"advice: {duplicates:,} rows ({duplicates / ledger.rows_in:.1%} of the input) repeat another row in every "
@@ -171,9 +174,18 @@ def duplicate_advice(ledger: Ledger, prepare: PrepareConfig) -> tuple[str, ...]:
     )
 
 
-def amount_advice(ledger: Ledger) -> tuple[str, ...]:
-    """The advice when at least :data:`DUPLICATE_SHARE` of the rows have an amount that is not a number."""
+def amount_advice(ledger: Ledger, data: DataConfig) -> tuple[str, ...]:
+    """The advice when at least :data:`ADVICE_SHARE` of the rows of a CSV read with the plain ``1234.56`` have an
+    amount that is not a number (its number separators are the usual cause)."""
     invalid = ledger.quarantined.get("invalid_amount", 0)
-    if not ledger.rows_in or invalid < DUPLICATE_SHARE * ledger.rows_in:
+    if data.source != "csv" or data.csv.rewrites_numbers:
+        return ()
+    if not ledger.rows_in or invalid < ADVICE_SHARE * ledger.rows_in:
         return ()
     return (f"advice: {invalid:,} rows ({invalid / ledger.rows_in:.1%} of the input) were quarantined: {AMOUNT_HINT}",)
+
+
+def prepared_advice(prepared: PreparedData, config: Config) -> tuple[str, ...]:
+    """Every advice line on the prepared data (the non-contractual job's hook after prepare)."""
+    shape = advise_prepared(prepared.full, DAYS_PER_UNIT[config.prepare.time_unit], config.business.type)
+    return shape + duplicate_advice(prepared.ledger, config.prepare) + amount_advice(prepared.ledger, config.data)

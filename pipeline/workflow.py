@@ -22,7 +22,7 @@ from models.clv import DAYS_PER_UNIT
 from models.purchase import LABELS
 from models.scoring import score_columns
 from pipeline import business, plots
-from pipeline.advice import advise_prepared, amount_advice, duplicate_advice
+from pipeline.advice import prepared_advice
 from pipeline.business_views import business_views
 from pipeline.champion import ChampionComparison, ChampionParams, compare_champion
 from pipeline.checks import RepeatPurchaseCheck, repeat_purchase_check, spend_independence_warning
@@ -335,8 +335,7 @@ def train(
         check_stage_output(prepared.calibration, CALIBRATION_COLUMNS, "prepare (calibration)", prepared.has_amounts)
         check_stage_output(prepared.full, CUSTOMER_COLUMNS, "prepare (customers)", prepared.has_amounts)
     observer.prepared(data, prepared)
-    advice = advise_prepared(prepared.full, DAYS_PER_UNIT[config.prepare.time_unit], config.business.type)
-    advice += duplicate_advice(prepared.ledger, config.prepare) + amount_advice(prepared.ledger)
+    advice = prepared_advice(prepared, config)
     checkpoint()
     with _timed(timings, "calibration_fit"):  # every candidate's fit and validation
         calibration_input = engine.fit_input(prepared, "calibration")

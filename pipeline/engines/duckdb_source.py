@@ -19,13 +19,14 @@ import duckdb
 from pipeline.config import DataConfig, EngineConfig
 from pipeline.engines.inputs import (
     CDNOW_FILES,
+    NOT_IN_FORMAT,
     NUMBER_ROLES,
     bundled_cdnow_frame,
     check_csv_header,
     files,
     files_fingerprint,
     first_line,
-    number_rewrites,
+    number_format,
     renamed_columns,
 )
 from pipeline.errors import InputError
@@ -150,14 +151,19 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
 
 
 def _rewritten(name: str, column: duckdb.Expression, data: DataConfig) -> duckdb.Expression:
-    """A number column with the CSV's separators rewritten (:func:`pipeline.engines.inputs.number_rewrites`)."""
-    if name not in NUMBER_ROLES:
+    """A number column read with the CSV's separators (:func:`pipeline.engines.inputs.number_format`)."""
+    form = number_format(data)
+    if name not in NUMBER_ROLES or form is None:
         return column
-    for old, new in number_rewrites(data):
-        column = duckdb.FunctionExpression(
-            "replace", column, duckdb.ConstantExpression(old), duckdb.ConstantExpression(new)
+    shaped = duckdb.FunctionExpression("regexp_full_match", column, duckdb.ConstantExpression(form.pattern))
+    rewritten = column
+    for old, new in form.replacements:
+        rewritten = duckdb.FunctionExpression(
+            "replace", rewritten, duckdb.ConstantExpression(old), duckdb.ConstantExpression(new)
         )
-    return column
+    refused = duckdb.FunctionExpression("concat", column, duckdb.ConstantExpression(NOT_IN_FORMAT))
+    missing = duckdb.ConstantExpression(None)
+    return duckdb.CaseExpression(shaped, rewritten).when(column.isnull(), missing).otherwise(refused)
 
 
 def _mapped(relation: duckdb.DuckDBPyRelation, data: DataConfig, description: str, fingerprint: str) -> Transactions:

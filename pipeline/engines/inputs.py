@@ -6,7 +6,7 @@ mapped columns to ``customer_id``, ``timestamp``, ``amount`` (or ``quantity`` an
 neither for an event feed) and, when mapped, ``order_id``; every other source column comes along under
 a private alias (see :mod:`pipeline.engines.source_columns`). A CSV written with other number separators
 (``data.csv.decimal``, ``data.csv.thousands``) has its mapped number columns rewritten as they are renamed, by
-the literal replacements of :func:`number_rewrites`, in order.
+:func:`number_format` (text of another shape becomes NULL).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,14 +25,16 @@ from pipeline.errors import InputError
 
 __all__ = [
     "CDNOW_FILES",
+    "NOT_IN_FORMAT",
     "NUMBER_ROLES",
+    "NumberFormat",
     "bundled_cdnow_frame",
     "check_csv_header",
     "files",
     "files_fingerprint",
     "first_line",
     "mapped_columns",
-    "number_rewrites",
+    "number_format",
     "renamed_columns",
 ]
 
@@ -128,14 +131,34 @@ def renamed_columns(columns: list[str], data: DataConfig, description: str) -> d
 NUMBER_ROLES = ("amount", "quantity", "unit_price")
 
 
-def number_rewrites(data: DataConfig) -> tuple[tuple[str, str], ...]:
-    """The literal replacements (old, new), in order, that turn a CSV's numbers into ``1234.56``: the thousands
-    separator removed, then the decimal separator made a point. Empty for other sources and plain numbers."""
+@dataclass(frozen=True)
+class NumberFormat:
+    """How a CSV writes its numbers when not as ``1234.56`` (``data.csv.decimal``, ``data.csv.thousands``).
+
+    ``pattern``: the shape a number must have, a full-match regular expression that DuckDB (RE2) and Spark
+    (Java) read alike: an optional sign, digits grouped by three with the thousands separator (or not grouped
+    at all), and an optional decimal part; spaces around. ``replacements``: the literal replacements, in order,
+    that turn such text into ``1234.56``. Text of another shape is not a number: it gets :data:`NOT_IN_FORMAT`
+    appended, so that it is quarantined as ``invalid_amount`` and shown as it was (``12.50`` with
+    ``thousands: "."`` is refused rather than read as 1250)."""
+
+    pattern: str
+    replacements: tuple[tuple[str, str], ...]
+
+
+NOT_IN_FORMAT = " (not in the data.csv number format)"
+
+
+def number_format(data: DataConfig) -> NumberFormat | None:
+    """The CSV's number format; None for other sources (typed columns) and for plain ``1234.56``."""
     if data.source != "csv" or not data.csv.rewrites_numbers:
-        return ()
-    thousands = () if data.csv.thousands is None else ((data.csv.thousands, ""),)
-    decimal = () if data.csv.decimal == "." else ((data.csv.decimal, "."),)
-    return thousands + decimal
+        return None
+    thousands, decimal = data.csv.thousands, data.csv.decimal
+    integer = r"[0-9]+" if thousands is None else rf"[0-9]{{1,3}}([{thousands}][0-9]{{3}})+|[0-9]+"
+    pattern = rf" *[+-]?({integer})([{decimal}][0-9]+)? *"
+    removed = () if thousands is None else ((thousands, ""),)
+    pointed = () if decimal == "." else ((decimal, "."),)
+    return NumberFormat(pattern, removed + pointed)
 
 
 def first_line(exc: Exception) -> str:

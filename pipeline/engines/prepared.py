@@ -40,6 +40,7 @@ from pipeline.engines.timestamps import unreadable_hint
 from pipeline.errors import InputError
 
 __all__ = [
+    "AMOUNT_HINT",
     "CUSTOMER_COLUMNS",
     "HOLDOUT_COLUMNS",
     "MONEY_COLUMNS",
@@ -136,10 +137,10 @@ class AsOfData:
 
 
 AMOUNT_HINT = (
-    "amounts could not be read as numbers: for numbers written as 1.234,56 or 1,234.56 set data.csv.decimal "
-    "and data.csv.thousands"
+    "amounts are missing, not numbers, NaN or infinite (for a CSV with numbers written as 1.234,56 or 1,234.56, "
+    "set data.csv.decimal and data.csv.thousands)"
 )
-"""Added when rows are quarantined as ``invalid_amount``: the usual cause is a CSV's number separators."""
+"""Added when rows are quarantined as ``invalid_amount``: in a CSV the usual cause is its number separators."""
 
 ReasonCounts = dict[str, tuple[int, dt.date | None, dt.date | None, int]]
 """The scan's counts per quarantine reason (``''`` for the rows used): rows, first day, last day, returns."""

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import DataConfig, EngineConfig
 from pipeline.engines.inputs import (
     CDNOW_FILES,
+    NOT_IN_FORMAT,
     NUMBER_ROLES,
     bundled_cdnow_frame,
     check_csv_header,
     files,
     files_fingerprint,
-    number_rewrites,
+    number_format,
     renamed_columns,
 )
 from pipeline.errors import ConfigError, EngineUnavailableError, InputError
@@ -180,14 +181,18 @@ def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransaction
 
 
 def _rewritten(name: str, column: Column, data: DataConfig) -> Column:
-    """A number column with the CSV's separators rewritten, as in DuckDB (``replace``, literal)."""
+    """A number column read with the CSV's separators, as in DuckDB (the same full match, literal replaces)."""
     from pyspark.sql import functions
 
-    if name not in NUMBER_ROLES:
+    form = number_format(data)
+    if name not in NUMBER_ROLES or form is None:
         return column
-    for old, new in number_rewrites(data):
-        column = functions.replace(column, functions.lit(old), functions.lit(new))
-    return column
+    rewritten = column
+    for old, new in form.replacements:
+        rewritten = functions.replace(rewritten, functions.lit(old), functions.lit(new))
+    refused = functions.concat(column, functions.lit(NOT_IN_FORMAT))
+    shaped = column.rlike(f"^(?:{form.pattern})$")
+    return functions.when(shaped, rewritten).when(column.isNull(), None).otherwise(refused)
 
 
 def _mapped(frame: DataFrame, data: DataConfig, description: str, fingerprint: str) -> SparkTransactions:

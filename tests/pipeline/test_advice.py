@@ -3,6 +3,7 @@ invoice lines without their product column are told how to keep the lines taken 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,16 @@ import pytest
 
 from models.clv import DAYS_PER_UNIT
 from pipeline.advice import (
-    DUPLICATE_SHARE,
+    ADVICE_SHARE,
     advice_lines,
     advise_prepared,
     amount_advice,
     charges_summary,
     duplicate_advice,
     feed_shape,
+    prepared_advice,
 )
-from pipeline.config import PrepareConfig, parse_config
+from pipeline.config import CsvOptions, DataConfig, PrepareConfig, parse_config
 from pipeline.engines import open_engine
 from pipeline.engines.prepared import Ledger
 from pipeline.workflow import prepare_data, train
@@ -140,6 +142,11 @@ def test_invoice_lines_without_their_product_column_are_told_how_to_keep_them(
     assert line in result.warnings
     assert line.startswith(f"advice: 1,258 rows ({duplicates / ledger.rows_in:.1%} of the input)")
     assert "set prepare.duplicate_key (e.g. [InvoiceNo, StockCode]), or set prepare.duplicates: keep" in line
+    # The job's advice hook: with a tenth of the rows' amounts broken as well, both lines.
+    assert set(prepared_advice(result.prepared, config)) <= set(result.warnings)
+    broken = replace(ledger, quarantined={**ledger.quarantined, "invalid_amount": ledger.rows_in // 10})
+    hooked = prepared_advice(replace(result.prepared, ledger=broken), config)
+    assert [a.split(" rows (")[1].split(" of the input")[0] for a in hooked] == ["6.1%", "10.0%"]
     # Keeping them, as the advice says, quarantines no duplicate and uses every one of those lines.
     kept, _ = prepare_data(parse_config({"data": data, "prepare": PREPARE | {"duplicates": "keep"}}))
     assert "duplicate" not in kept.ledger.quarantined
@@ -158,17 +165,24 @@ def test_invoice_lines_without_their_product_column_are_told_how_to_keep_them(
 def test_duplicate_advice_needs_the_auto_rule_and_one_percent(
     settings: dict[str, object], duplicates: int, advised: bool
 ) -> None:
-    assert DUPLICATE_SHARE == 0.01
+    assert ADVICE_SHARE == 0.01
     ledger = Ledger(rows_in=10_000, rows_used=10_000 - duplicates, quarantined={"duplicate": duplicates})
     assert bool(duplicate_advice(ledger, PrepareConfig.model_validate(settings))) is advised
     assert duplicate_advice(Ledger(rows_in=0, rows_used=0), PrepareConfig()) == ()
 
 
+CSV = DataConfig(source="csv", path=Path("shop.csv"))
+
+
 def test_amounts_that_are_not_numbers_in_one_percent_of_the_rows_get_the_separator_advice() -> None:
-    assert amount_advice(Ledger(rows_in=10_000, rows_used=9_901, quarantined={"invalid_amount": 99})) == ()
-    (line,) = amount_advice(Ledger(rows_in=10_000, rows_used=9_750, quarantined={"invalid_amount": 250}))
+    assert amount_advice(Ledger(rows_in=10_000, rows_used=9_901, quarantined={"invalid_amount": 99}), CSV) == ()
+    broken = Ledger(rows_in=10_000, rows_used=9_750, quarantined={"invalid_amount": 250})
+    (line,) = amount_advice(broken, CSV)
     assert line == (
-        "advice: 250 rows (2.5% of the input) were quarantined: amounts could not be read as numbers: for numbers "
-        "written as 1.234,56 or 1,234.56 set data.csv.decimal and data.csv.thousands"
+        "advice: 250 rows (2.5% of the input) were quarantined: amounts are missing, not numbers, NaN or infinite "
+        "(for a CSV with numbers written as 1.234,56 or 1,234.56, set data.csv.decimal and data.csv.thousands)"
     )
-    assert amount_advice(Ledger(rows_in=0, rows_used=0)) == ()
+    assert amount_advice(Ledger(rows_in=0, rows_used=0), CSV) == ()
+    # Not for typed sources, nor once the separators are set.
+    assert amount_advice(broken, DataConfig(source="parquet", path=Path("shop.parquet"))) == ()
+    assert amount_advice(broken, CSV.model_copy(update={"csv": CsvOptions(decimal=",")})) == ()

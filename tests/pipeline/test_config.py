@@ -242,3 +242,14 @@ def test_business_type_defaults_to_non_contractual_and_is_written_only_when_set(
     assert Config().business.discount_rate_per_period(0.1) == pytest.approx(1.1 ** (30.4375 / 365.25) - 1)
     with pytest.raises(ConfigError, match=r"business.type: Input should be 'non_contractual', 'contractual' or"):
         parse_config({"business": {"type": "saas"}})
+
+
+def test_number_separators_go_to_scoring_and_into_the_hash() -> None:
+    from pipeline.config import config_hash
+
+    european = parse_config({"data": {"source": "csv", "path": "e.csv", "csv": {"decimal": ",", "thousands": "."}}})
+    scored = european.data.pointed_at("csv", Path("new.csv"))  # clv score --input
+    assert (scored.csv.decimal, scored.csv.thousands) == (",", ".")
+    plain = parse_config({"data": {"source": "csv", "path": "e.csv"}})
+    assert config_hash(european) != config_hash(plain)
+    assert "decimal" not in config_as_dict(plain)["data"]["csv"]  # type: ignore[index]

@@ -14,6 +14,7 @@ from pipeline.config import DataConfig, PrepareConfig
 from pipeline.engines import duckdb_prepare as prepare_module
 from pipeline.engines.duckdb_prepare import prepare, prepare_as_of
 from pipeline.engines.duckdb_source import Transactions, open_transactions
+from pipeline.engines.inputs import number_format
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
 from tests.feeds import RetailFeed, online_retail_lines, write_with_separators
@@ -178,6 +179,34 @@ def test_numbers_with_other_separators_prepare_as_the_plain_file(
     else:
         thousands_rows = (lines["CustomerID"].notna() & (lines["Quantity"].abs() >= 1000)).sum()
         assert _prepare_file(unset, RETAIL_CONFIG).ledger.quarantined["invalid_amount"] == thousands_rows
+
+
+def test_a_number_of_another_shape_is_refused_not_rescaled(tmp_path: Path) -> None:
+    """With thousands "." and decimal ",", text must be grouped by three: 12.50 is not read as 1250 but shown as it
+    was, marked, and quarantined as invalid_amount; a missing amount stays missing. A typed (Parquet) amount is
+    never rewritten, whatever data.csv says."""
+    text = ["1.234,56", "12.50", "-7,5", " 1200 ", "abc", "", "1.234.567,8"]
+    rows = [f"k1;2023-01-{day:02d};{amount}" for day, amount in enumerate(text, start=2)]
+    (tmp_path / "sep.csv").write_text("\n".join(["c;d;a", *rows]) + "\n")
+    columns = {"customer_id": "c", "timestamp": "d", "amount": "a"}
+    csv = {"delimiter": ";", "decimal": ",", "thousands": "."}
+    read = _open(tmp_path / "sep.csv", columns, csv=csv).relation.fetchall()
+    marked = " (not in the data.csv number format)"
+    assert [row[2] for row in read] == [
+        "1234.56",
+        "12.50" + marked,
+        "-7.5",
+        " 1200 ",
+        "abc" + marked,
+        None,
+        "1234567.8",
+    ]
+    pd.DataFrame({"c": ["k1"], "d": ["2023-01-02"], "a": [1234.5]}).to_parquet(tmp_path / "typed.parquet")
+    typed = DataConfig.model_validate(
+        {"source": "parquet", "path": tmp_path / "typed.parquet", "columns": columns, "csv": csv}
+    )
+    assert number_format(typed) is None
+    assert open_transactions(duckdb.connect(), typed).relation.fetchall() == [("k1", "2023-01-02", 1234.5)]
 
 
 def test_number_separators_must_differ() -> None:

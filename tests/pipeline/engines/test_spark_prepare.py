@@ -299,13 +299,20 @@ def test_identical_to_duckdb_on_numbers_with_a_decimal_comma(spark, tmp_path: Pa
     lines = lines.assign(Quantity=lines["Quantity"] * 100)
     path = tmp_path / "lines.csv"
     write_with_separators(lines, path, ";", ",", ".")
+    with path.open("a") as csv_file:  # prices of another shape: refused on both engines, not rescaled
+        for price in ("12.50", "1.2,5", "abc"):
+            csv_file.write(f"999999;X1;ODD;1;12/1/2010 10:00;{price};12346.0;France\n")
     csv = {"delimiter": ";", "decimal": ",", "thousands": "."}
     data = DataConfig.model_validate({"source": "csv", "path": path, "columns": RETAIL, "csv": csv})
     duck, ours, _ = _both(spark, data, PrepareConfig(calibration_end=dt.date(2011, 9, 9)))
     _assert_identical(duck, ours)
-    assert "invalid_amount" not in ours.ledger.quarantined
+    assert ours.ledger.quarantined["invalid_amount"] == 3
     quarantine = _assert_same_quarantine(duck, ours, tmp_path)
-    assert quarantine["Quantity"].str.fullmatch(r"-?\d+").all()  # 1.200 is read, and kept, as 1200
+    odd = quarantine.loc[quarantine["reason"] == "invalid_amount", "UnitPrice"]
+    assert sorted(odd) == [f"{p} (not in the data.csv number format)" for p in ("1.2,5", "12.50", "abc")]
+    quantities = quarantine.loc[quarantine["reason"] != "invalid_amount", "Quantity"]
+    assert quantities.str.fullmatch(r"-?\d+").all()  # 1.200 is read, and kept, as 1200
+    assert (quantities.astype(int).abs() >= 1000).sum() > 100
 
 
 def test_identical_to_duckdb_on_typed_invoice_lines_with_a_duplicate_key(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
