@@ -27,6 +27,7 @@ import pandas as pd
 
 __all__ = [
     "RETAIL_COLUMNS",
+    "RETAIL_MAPPING",
     "RetailFeed",
     "bgnbd_purchases",
     "fixed_price_feed",
@@ -34,6 +35,15 @@ __all__ = [
     "subscription_feed",
     "write_with_separators",
 ]
+
+RETAIL_MAPPING = {
+    "customer_id": "CustomerID",
+    "timestamp": "InvoiceDate",
+    "quantity": "Quantity",
+    "unit_price": "UnitPrice",
+    "order_id": "InvoiceNo",
+}
+"""The job's columns (``data.columns``) for the retail lines of :func:`online_retail_lines`."""
 
 RETAIL_COLUMNS = (
     "InvoiceNo",

@@ -25,7 +25,7 @@ from pipeline.config import CsvOptions, DataConfig, PrepareConfig, parse_config
 from pipeline.engines import open_engine
 from pipeline.engines.prepared import Ledger
 from pipeline.workflow import prepare_data, train
-from tests.feeds import RetailFeed, online_retail_lines
+from tests.feeds import RETAIL_MAPPING, RetailFeed, online_retail_lines
 from tests.subscription_feed import write_subscription_feed
 
 
@@ -92,15 +92,6 @@ def test_charges_summary_counts_days_and_mean_repeat_charge() -> None:
     assert summary.loc["b", "monetary_value"] == 0.0
 
 
-RETAIL_COLUMNS = {
-    "customer_id": "CustomerID",
-    "timestamp": "InvoiceDate",
-    "quantity": "Quantity",
-    "unit_price": "UnitPrice",
-    "order_id": "InvoiceNo",
-}
-
-
 PREPARE = {"calibration_end": "2011-09-09"}
 
 
@@ -111,7 +102,7 @@ def retail() -> RetailFeed:
 
 def _retail_data(folder: Path, lines: pd.DataFrame) -> dict[str, object]:
     lines.to_csv(folder / "retail.csv", index=False)
-    return {"source": "csv", "path": str(folder / "retail.csv"), "columns": RETAIL_COLUMNS}
+    return {"source": "csv", "path": str(folder / "retail.csv"), "columns": RETAIL_MAPPING}
 
 
 def test_invoice_lines_with_their_product_column_get_no_duplicate_advice(retail: RetailFeed, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 from pipeline.config import Config, config_as_dict, load_config, parse_config
 from pipeline.errors import ConfigError
 from tests.conftest import REPO
+from tests.feeds import RETAIL_MAPPING
 
 
 def test_default_yaml_equals_built_in_defaults() -> None:
@@ -145,19 +146,10 @@ def test_gamma_gamma_needs_an_amount_column() -> None:
         )
 
 
-RETAIL_COLUMNS = {
-    "customer_id": "CustomerID",
-    "timestamp": "InvoiceDate",
-    "quantity": "Quantity",
-    "unit_price": "UnitPrice",
-    "order_id": "InvoiceNo",
-}
-
-
 def test_a_quantity_mapping_survives_a_round_trip() -> None:
     """`clv score` rebuilt the training mapping from model_dump(): the default amount came along with
     quantity and unit_price, and pydantic refused the pair (a traceback, exit 1)."""
-    config = parse_config({"data": {"source": "csv", "path": "train.csv", "columns": RETAIL_COLUMNS}})
+    config = parse_config({"data": {"source": "csv", "path": "train.csv", "columns": RETAIL_MAPPING}})
     columns = config.data.columns
     assert (columns.amount, columns.uses_quantity, columns.has_amounts) == (None, True, True)
     assert parse_config({"data": {"source": "csv", "path": "train.csv", "columns": columns.model_dump()}}) == config

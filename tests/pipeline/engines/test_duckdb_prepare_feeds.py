@@ -17,7 +17,7 @@ from pipeline.engines.duckdb_source import Transactions, open_transactions
 from pipeline.engines.inputs import number_format
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
-from tests.feeds import RetailFeed, online_retail_lines, write_with_separators
+from tests.feeds import RETAIL_MAPPING, RetailFeed, online_retail_lines, write_with_separators
 from tests.pipeline.engines.test_duckdb_prepare import CONFIG, ROWS, _prepared, _relation
 
 
@@ -30,13 +30,6 @@ def _prepare_file(tx: Transactions, config: PrepareConfig) -> PreparedData:
     return prepare(tx.relation, config, tx.timestamp_format, source=tx.description, column_names=tx.column_names)
 
 
-RETAIL = {
-    "order_id": "InvoiceNo",
-    "quantity": "Quantity",
-    "unit_price": "UnitPrice",
-    "customer_id": "CustomerID",
-    "timestamp": "InvoiceDate",
-}
 RETAIL_CONFIG = PrepareConfig(calibration_end=dt.date(2011, 9, 9))
 
 
@@ -75,7 +68,7 @@ def test_invoice_lines_keep_every_distinct_line(retail: tuple[RetailFeed, Path])
     Before: every timestamp was invalid without a format; with one, 1,258 lines (80,538.31 of revenue)
     were quarantined as duplicates, of which 18 were."""
     feed, path = retail
-    tx = _open(path, RETAIL)
+    tx = _open(path, RETAIL_MAPPING)
     prepared = _prepare_file(tx, RETAIL_CONFIG)
     ledger = prepared.ledger
     assert prepared.timestamp_format == "%m/%d/%Y %H:%M"  # detected: nothing configured
@@ -113,7 +106,7 @@ def test_products_at_the_same_quantity_and_price_are_not_duplicates(tmp_path: Pa
     )
     config = PrepareConfig(calibration_end=dt.date(2010, 12, 31), observation_end=dt.date(2011, 1, 31))
     us = "%m/%d/%Y %H:%M"  # all days are 12 or less: month or day first cannot be told
-    prepared = _prepare_file(_open(path, RETAIL, timestamp_format=us), config)
+    prepared = _prepare_file(_open(path, RETAIL_MAPPING, timestamp_format=us), config)
     assert prepared.ledger.quarantined == {"duplicate": 1}
     cal = prepared.calibration.set_index("customer_id")
     assert cal.loc["17850", "total_spend"] == 6 * 2.55 * 2 + 6 * 1.85
@@ -136,15 +129,15 @@ def test_products_at_the_same_quantity_and_price_are_not_duplicates(tmp_path: Pa
     lines[3] = lines[3].replace("WHITE METAL LANTERN", "LANTERN")
     keyed = "\n".join(lines) + "\n"
     path.write_text(keyed)
-    assert _prepare_file(_open(path, RETAIL, timestamp_format=us), config).ledger.quarantined == {}
+    assert _prepare_file(_open(path, RETAIL_MAPPING, timestamp_format=us), config).ledger.quarantined == {}
     by_key = config.model_copy(update={"duplicate_key": ("InvoiceNo", "StockCode")})
-    prepared = _prepare_file(_open(path, RETAIL, timestamp_format=us), by_key)
+    prepared = _prepare_file(_open(path, RETAIL_MAPPING, timestamp_format=us), by_key)
     assert prepared.ledger.quarantined == {"duplicate": 1}
     # The first row in the order of the other columns is kept, whatever the file order.
     assert prepared.quarantine.df()["Description"].tolist() == ["WHITE METAL LANTERN"]  # type: ignore[attr-defined]
     with pytest.raises(InputError, match=r"lines\.csv: prepare\.duplicate_key names column\(s\) .*: Invoice"):
         _prepare_file(
-            _open(path, RETAIL, timestamp_format=us), config.model_copy(update={"duplicate_key": ("Invoice",)})
+            _open(path, RETAIL_MAPPING, timestamp_format=us), config.model_copy(update={"duplicate_key": ("Invoice",)})
         )
 
 
@@ -163,16 +156,16 @@ def test_numbers_with_other_separators_prepare_as_the_plain_file(
     feed, _ = retail
     lines = feed.lines.assign(Quantity=feed.lines["Quantity"] * 100)
     lines.to_csv(tmp_path / "plain.csv", index=False)
-    plain = _prepare_file(_open(tmp_path / "plain.csv", RETAIL), RETAIL_CONFIG)
+    plain = _prepare_file(_open(tmp_path / "plain.csv", RETAIL_MAPPING), RETAIL_CONFIG)
     path = tmp_path / "lines.csv"
     write_with_separators(lines, path, delimiter, decimal, thousands)
     assert f"{thousands}200" in path.read_text()  # 1,200 / 1.200 / 1 200
     csv = {"delimiter": delimiter, "decimal": decimal, "thousands": thousands}
-    ours = _prepare_file(_open(path, RETAIL, csv=csv), RETAIL_CONFIG)
+    ours = _prepare_file(_open(path, RETAIL_MAPPING, csv=csv), RETAIL_CONFIG)
     assert ours.ledger == plain.ledger
     for name in ("calibration", "full", "weekly"):
         pd.testing.assert_frame_equal(getattr(ours, name), getattr(plain, name), check_exact=True)
-    unset = _open(path, RETAIL, csv={"delimiter": delimiter})
+    unset = _open(path, RETAIL_MAPPING, csv={"delimiter": delimiter})
     if decimal == ",":
         with pytest.raises(InputError, match=r"invalid_amount.*set data\.csv\.decimal and data\.csv\.thousands"):
             _prepare_file(unset, RETAIL_CONFIG)

@@ -16,7 +16,7 @@ from pipeline.engines.duckdb_source import connect, open_transactions
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import ConfigError, InputError
 from pipeline.fit import FitInput, fit, fit_histories
-from tests.feeds import online_retail_lines, write_with_separators
+from tests.feeds import RETAIL_MAPPING, online_retail_lines, write_with_separators
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
@@ -267,22 +267,13 @@ def _assert_same_quarantine(duck: PreparedData, spark: PreparedData, folder: Pat
     return theirs
 
 
-RETAIL = {
-    "order_id": "InvoiceNo",
-    "quantity": "Quantity",
-    "unit_price": "UnitPrice",
-    "customer_id": "CustomerID",
-    "timestamp": "InvoiceDate",
-}
-
-
 def test_identical_to_duckdb_on_the_invoice_feed(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The UCI-style feed as a CSV file, with the default rules: 12/1/2010 8:26 detected, 17850.0 read as
     17850, only whole repeated lines are duplicates, the quarantine written with the source's columns."""
     feed = online_retail_lines()
     path = tmp_path / "online_retail.csv"
     feed.lines.to_csv(path, index=False)
-    data = DataConfig.model_validate({"source": "csv", "path": path, "columns": RETAIL})
+    data = DataConfig.model_validate({"source": "csv", "path": path, "columns": RETAIL_MAPPING})
     duck, ours, _ = _both(spark, data, PrepareConfig(calibration_end=dt.date(2011, 9, 9)))
     _assert_identical(duck, ours)
     assert ours.timestamp_format == "%m/%d/%Y %H:%M"
@@ -303,7 +294,7 @@ def test_identical_to_duckdb_on_numbers_with_a_decimal_comma(spark, tmp_path: Pa
         for price in ("12.50", "1.2,5", "abc"):
             csv_file.write(f"999999;X1;ODD;1;12/1/2010 10:00;{price};12346.0;France\n")
     csv = {"delimiter": ";", "decimal": ",", "thousands": "."}
-    data = DataConfig.model_validate({"source": "csv", "path": path, "columns": RETAIL, "csv": csv})
+    data = DataConfig.model_validate({"source": "csv", "path": path, "columns": RETAIL_MAPPING, "csv": csv})
     duck, ours, _ = _both(spark, data, PrepareConfig(calibration_end=dt.date(2011, 9, 9)))
     _assert_identical(duck, ours)
     assert ours.ledger.quarantined["invalid_amount"] == 3
@@ -325,7 +316,7 @@ def test_identical_to_duckdb_on_typed_invoice_lines_with_a_duplicate_key(spark, 
     lines = pd.concat([lines, again], ignore_index=True)
     path = tmp_path / "lines.parquet"
     lines.to_parquet(path)
-    data = DataConfig.model_validate({"source": "parquet", "path": path, "columns": RETAIL})
+    data = DataConfig.model_validate({"source": "parquet", "path": path, "columns": RETAIL_MAPPING})
     config = PrepareConfig(calibration_end=dt.date(2011, 9, 9), duplicate_key=("InvoiceNo", "StockCode"), period="week")
     duck, ours, _ = _both(spark, data, config)
     _assert_identical(duck, ours)
