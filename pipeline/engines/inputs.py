@@ -6,7 +6,7 @@ mapped columns to ``customer_id``, ``timestamp``, ``amount`` (or ``quantity`` an
 neither for an event feed) and, when mapped, ``order_id``; every other source column comes along under
 a private alias (see :mod:`pipeline.engines.source_columns`). A CSV written with other number separators
 (``data.csv.decimal``, ``data.csv.thousands``) has its mapped number columns rewritten as they are renamed, by
-:func:`number_format` (text of another shape becomes NULL).
+:func:`number_format` (text of another shape is marked with :data:`NOT_IN_FORMAT` and so quarantined).
 """
 
 from __future__ import annotations
