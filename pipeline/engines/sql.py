@@ -99,10 +99,19 @@ def period_sql(dialect: Dialect, column: str, period: str) -> str:
 
 def id_sql(dialect: Dialect, column: str) -> str:
     """The id in ``column`` as compared and reported (NULL when empty), by the id rule of
-    :mod:`pipeline.engines.rules`. The LIKE test first spares the regex on ids that cannot match."""
-    text = dialect.ascii_trim(f"CAST({column} AS {dialect.text})")
+    :mod:`pipeline.engines.rules`.
+
+    Most ids have no space at either end and no dot: such an id is its own text, and testing that first
+    spares the trim, the LIKE and the regex of the rule (DuckDB, 50M ids: 0.95 s instead of 2.2 s to hash
+    them all; prepare hashes every id once per pass over the input). ``NULLIF`` is taken in each branch,
+    not around the ``CASE``: DuckDB evaluates a ``NULLIF`` argument twice.
+    """
+    raw = f"CAST({column} AS {dialect.text})"
+    text = dialect.ascii_trim(raw)
     whole = dialect.matches(text, ID_PATTERN_ANCHORED)
-    return f"NULLIF(CASE WHEN {text} LIKE '%.%0' AND {whole} THEN split_part({text}, '.', 1) ELSE {text} END, '')"
+    rule = f"CASE WHEN {text} LIKE '%.%0' AND {whole} THEN split_part({text}, '.', 1) ELSE {text} END"
+    plain = f"NOT ({raw} LIKE ' %' OR {raw} LIKE '% ' OR contains({raw}, '.'))"
+    return f"CASE WHEN {plain} THEN NULLIF({raw}, '') ELSE NULLIF({rule}, '') END"
 
 
 def duckdb_id(column: str) -> str:
