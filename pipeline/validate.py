@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 from models import purchase, spend
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
-from models.histories import history_codes, in_chunks
+from models.histories import history_codes, in_chunks, workers
 from models.purchase import holdout_log_likelihood
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
 from pipeline.metrics import count_metrics, errors, pct, ranking, revenue_metrics, skill
@@ -261,24 +262,35 @@ def validate(
     """
     holdout, retention = holdout_predictions(model, calibration, period_length)
     actual_n = holdout["actual_purchases"].to_numpy()
-    metrics = _purchase_metrics(holdout)
-    metrics["purchases_holdout_log_likelihood"] = (
-        holdout_log_likelihood(model.purchase, calibration, full) if full is not None else float("nan")
-    )
-    if weekly is not None and observation_end is not None:
-        tracking = tracking_table(model, calibration, weekly, observation_end)
-    else:
-        tracking = pd.DataFrame(columns=["week", "actual", "expected", "actual_cumulative", "expected_cumulative"])
-    metrics |= _cumulative_errors(tracking, calibration_end)
-    churn, curve = _churn_metrics((actual_n == 0).astype(int), holdout["churn_risk"].to_numpy())
-    metrics |= churn
-    metrics["historical_clv_retention"] = retention
-    if "actual_revenue" in holdout.columns:
-        metrics |= _revenue_block(holdout)
+    no_tracking = pd.DataFrame(columns=["week", "actual", "expected", "actual_cumulative", "expected_cumulative"])
+    # The blocks below read the holdout and write nothing shared: they run side by side, one per core (their
+    # sorts and numpy loops release the GIL), and give the numbers they give one after the other.
+    with ThreadPoolExecutor(max_workers=workers()) as pool:
+        purchases = pool.submit(_purchase_metrics, holdout)
+        revenue = pool.submit(_revenue_block, holdout) if "actual_revenue" in holdout.columns else None
+        churn = pool.submit(_churn_metrics, (actual_n == 0).astype(int), holdout["churn_risk"].to_numpy())
+        likelihood = (
+            pool.submit(holdout_log_likelihood, model.purchase, calibration, full) if full is not None else None
+        )
+        tracked = (
+            pool.submit(tracking_table, model, calibration, weekly, observation_end)
+            if weekly is not None and observation_end is not None
+            else None
+        )
+        by_frequency = pool.submit(frequency_table, holdout)
+        metrics = purchases.result()
+        metrics["purchases_holdout_log_likelihood"] = likelihood.result() if likelihood is not None else float("nan")
+        tracking = tracked.result() if tracked is not None else no_tracking
+        metrics |= _cumulative_errors(tracking, calibration_end)
+        churn_metrics, curve = churn.result()
+        metrics |= churn_metrics
+        metrics["historical_clv_retention"] = retention
+        if revenue is not None:
+            metrics |= revenue.result()
     return Validation(
         holdout=holdout,
         metrics=metrics,
-        by_frequency=frequency_table(holdout),
+        by_frequency=by_frequency.result(),
         tracking=tracking,
         churn_calibration=curve,
     )

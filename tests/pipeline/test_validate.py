@@ -11,8 +11,9 @@ from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
 from pipeline.baselines import BASELINES
+from pipeline.engines.prepared import PreparedData
 from pipeline.metrics import METRIC_NAMES, normalized_gini, top_share
-from pipeline.validate import FREQUENCY_BINS, holdout_predictions, tracking_table, validate
+from pipeline.validate import FREQUENCY_BINS, Validation, holdout_predictions, tracking_table, validate
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
@@ -206,3 +207,46 @@ def test_holdout_predictions_per_history_equal_per_customer_on_the_generated_fee
     from benchmarks.feed import prepared_feed
 
     _assert_per_history_equal(prepared_feed(200_000, tmp_path).calibration)
+
+
+def _validated(prepared: PreparedData) -> Validation:
+    return validate(
+        MODEL,
+        prepared.calibration,
+        1 / 7,
+        weekly=prepared.weekly,
+        calibration_end=prepared.calibration_end,
+        observation_end=prepared.observation_end,
+        full=prepared.full,
+    )
+
+
+def _assert_blocks_side_by_side_equal_one_after_the_other(prepared: PreparedData) -> None:
+    side_by_side = _validated(prepared)
+    with pytest.MonkeyPatch.context() as patch:  # one thread: the blocks run one after the other
+        patch.setattr("pipeline.validate.workers", lambda: 1)
+        patch.setattr("models.histories.workers", lambda: 1)
+        one_after_the_other = _validated(prepared)
+    assert list(side_by_side.metrics) == list(one_after_the_other.metrics)
+    for name, value in one_after_the_other.metrics.items():
+        assert side_by_side.metrics[name] == value or (np.isnan(value) and np.isnan(side_by_side.metrics[name])), name
+    assert not np.isnan(side_by_side.metrics["purchases_holdout_log_likelihood"])
+    assert not np.isnan(side_by_side.metrics["revenue_gini"])
+    for table in ("holdout", "by_frequency", "tracking", "churn_calibration"):
+        pd.testing.assert_frame_equal(
+            getattr(side_by_side, table), getattr(one_after_the_other, table), check_exact=True
+        )
+
+
+def test_validation_blocks_side_by_side_equal_one_after_the_other_on_cdnow() -> None:
+    from pipeline.config import parse_config
+    from pipeline.workflow import prepare_data
+
+    prepared, _ = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))
+    _assert_blocks_side_by_side_equal_one_after_the_other(prepared)
+
+
+def test_validation_blocks_side_by_side_equal_one_after_the_other_on_the_generated_feed(tmp_path: Path) -> None:
+    from benchmarks.feed import prepared_feed
+
+    _assert_blocks_side_by_side_equal_one_after_the_other(prepared_feed(200_000, tmp_path))
