@@ -209,3 +209,35 @@ def test_views_per_history_equal_per_customer_on_the_generated_feed(tmp_path: Pa
     from benchmarks.feed import prepared_feed
 
     _assert_views_per_history_equal(prepared_feed(200_000, tmp_path).full)
+
+
+def _cohort_months_per_customer(first_purchase: pd.Series) -> np.ndarray:
+    """The cohort months as they were worked out before: per customer."""
+    return np.asarray(pd.to_datetime(first_purchase).dt.to_period("M").astype(str).to_numpy())
+
+
+@pytest.mark.parametrize("feed", ["cdnow", "generated"])
+def test_cohort_months_per_date_equal_per_customer(feed: str, tmp_path: Path) -> None:
+    if feed == "cdnow":
+        from pipeline.config import parse_config
+        from pipeline.workflow import prepare_data
+
+        full = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))[0].full
+    else:
+        from benchmarks.feed import prepared_feed
+
+        full = prepared_feed(200_000, tmp_path).full
+    dates = full["first_purchase"]
+    with_missing = pd.concat([dates, pd.Series([pd.NaT, None, dates.iloc[0]])], ignore_index=True)
+    for first_purchase in (dates, with_missing, dates.astype(str)):
+        got, before = business.cohort_months(first_purchase), _cohort_months_per_customer(first_purchase)
+        assert got.dtype == before.dtype
+        pd.testing.assert_series_equal(pd.Series(got), pd.Series(before), check_exact=True)
+    assert pd.isna(business.cohort_months(with_missing)[-3:-1]).all()
+
+
+def test_segment_table_takes_the_scores_segments_when_they_carry_them() -> None:
+    scored = SCORES.assign(value_segment=business.value_segment(SCORES))
+    pd.testing.assert_frame_equal(business.segment_table(scored), business.segment_table(SCORES), check_exact=True)
+    relabelled = scored.assign(value_segment="top 5%")  # the column is what the table counts
+    assert business.segment_table(relabelled)["customers"].tolist() == [20]
