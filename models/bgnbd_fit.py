@@ -32,6 +32,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
 from models.definition import MleFit
+from models.histories import in_parts
 from models.lifetimes_fit import LifetimesFitter
 from models.positive_mle import central_hessian, delta_method_errors
 
@@ -101,21 +102,45 @@ class BetaGeoObjective:
         # Repeat buyers: A3 + log(1 + exp(d)) with A3 = -(r + x) log(alpha + T) and the dropped-out branch
         # A4 = A3 + d, d = log a - log(b + x - 1) - (r + x) (log(alpha + t_x) - log(alpha + T)).
         w = self.w
-        log_t = np.log(alpha + self.T)
-        gap = np.log(alpha + self.t_x) - log_t
-        rx = r + self.x
-        d = (np.log(a) - np.log(b + self.xr_values - 1))[self.k] - rx * gap
-        small = np.exp(-np.abs(d))
-        share = 1.0 / (1.0 + small)  # expit(|d|)
-        died = np.where(d >= 0, share, small * share)  # expit(d): the weight of the branch A4
-        ll += _dot(w, np.maximum(d, 0.0) - np.log(share) - rx * log_t)
-        wd = w * died
-        g_r -= _dot(w, log_t) + _dot(wd, gap)
-        inv_t = 1.0 / (alpha + self.T)
-        g_alpha -= _dot(w * rx, inv_t + died * (1.0 / (alpha + self.t_x) - inv_t))
+        terms = self._repeat_terms(r, alpha, a, b)
+        ll += _dot(w, terms["log_likelihood"])
+        wd = terms["weight_died"]
+        g_r -= _dot(w, terms["log_t"]) + _dot(wd, terms["gap"])
+        g_alpha -= _dot(terms["weight_rx"], terms["alpha_term"])
         g_a += float(wd.sum()) / a
-        g_b -= _dot(wd, (1.0 / (b + self.xr_values - 1))[self.k])
+        g_b -= _dot(wd, terms["inv_b"])
         return ll, np.array([g_r, g_alpha, g_a, g_b])
+
+    def _repeat_terms(self, r: float, alpha: float, a: float, b: float) -> dict[str, FloatArray]:
+        """The repeat buyers' elementwise terms, part by part on every core (:func:`models.histories.in_parts`)
+        into whole arrays: the sums over them are then taken as before, so the numbers do not depend on the
+        number of parts (tested bit-equal to one part)."""
+        n = len(self.w)
+        names = ("log_t", "gap", "log_likelihood", "weight_died", "weight_rx", "alpha_term", "inv_b")
+        out = {name: np.empty(n) for name in names}
+        log_ab = np.log(a) - np.log(b + self.xr_values - 1)
+        inv_b = 1.0 / (b + self.xr_values - 1)
+
+        def part(start: int, stop: int) -> None:
+            rows = slice(start, stop)
+            w, k, t_obs, t_x = self.w[rows], self.k[rows], self.T[rows], self.t_x[rows]
+            log_t = np.log(alpha + t_obs)
+            gap = np.log(alpha + t_x) - log_t
+            rx = r + self.x[rows]
+            d = log_ab[k] - rx * gap
+            small = np.exp(-np.abs(d))
+            share = 1.0 / (1.0 + small)  # expit(|d|)
+            died = np.where(d >= 0, share, small * share)  # expit(d): the weight of the branch A4
+            inv_t = 1.0 / (alpha + t_obs)
+            out["log_t"][rows], out["gap"][rows] = log_t, gap
+            out["log_likelihood"][rows] = np.maximum(d, 0.0) - np.log(share) - rx * log_t
+            out["weight_died"][rows] = w * died
+            out["weight_rx"][rows] = w * rx
+            out["alpha_term"][rows] = inv_t + died * (1.0 / (alpha + t_x) - inv_t)
+            out["inv_b"][rows] = inv_b[k]
+
+        in_parts(part, n)
+        return out
 
     def __call__(self, log_params: FloatArray) -> tuple[float, FloatArray]:
         """The penalized mean negative log-likelihood and its gradient in the log-parameters."""

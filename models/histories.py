@@ -15,12 +15,24 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["PARALLEL_ROWS", "history_codes", "in_chunks", "packed_key", "per_history", "unique_histories", "workers"]
+T = TypeVar("T")
+
+__all__ = [
+    "PARALLEL_ROWS",
+    "history_codes",
+    "in_chunks",
+    "in_parts",
+    "packed_key",
+    "per_history",
+    "unique_histories",
+    "workers",
+]
 
 _MAX_KEY = np.iinfo(np.int64).max
 
@@ -70,19 +82,26 @@ def workers() -> int:
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
 
 
+def in_parts(function: Callable[[int, int], T], n: int) -> list[T]:
+    """``function(start, stop)`` over consecutive parts of ``range(n)``, in a thread pool (one thread per core),
+    the results in order; one call ``function(0, n)`` below :data:`PARALLEL_ROWS` rows or on one core."""
+    threads = workers()
+    if threads == 1 or n <= PARALLEL_ROWS:
+        return [function(0, n)]
+    size = max(PARALLEL_ROWS, -(-n // (threads * 4)))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda start: function(start, min(start + size, n)), range(0, n, size)))
+
+
 def in_chunks(
     function: Callable[..., dict[str, NDArray[np.float64]]], *columns: NDArray[np.float64]
 ) -> dict[str, NDArray[np.float64]]:
     """``function(*columns)`` of an elementwise function returning named arrays, evaluated chunk by chunk in a
     thread pool (one thread per core) and concatenated: the same numbers as one call, on every core."""
     n = len(columns[0]) if columns else 0
-    threads = workers()
-    if threads == 1 or n <= PARALLEL_ROWS:
-        return function(*columns)
-    size = max(PARALLEL_ROWS, -(-n // (threads * 4)))
-    bounds = range(0, n, size)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(lambda start: function(*(c[start : start + size] for c in columns)), bounds))
+    parts = in_parts(lambda start, stop: function(*(c[start:stop] for c in columns)), n)
+    if len(parts) == 1:
+        return parts[0]
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 

@@ -195,3 +195,30 @@ def test_standard_errors_are_unchanged_by_the_shared_helpers(
     assert fitted.accepted, fitted.reason
     for name, value in CDNOW_STANDARD_ERRORS[penalizer].items():
         assert fitted.standard_errors[name] == pytest.approx(value, rel=1e-12), name
+
+
+@pytest.mark.parametrize("period", ["calibration", "full"])
+def test_the_objective_in_parts_on_threads_equals_one_part(
+    feed: tuple[pd.DataFrame, pd.DataFrame], period: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat buyers' terms are computed part by part on every core; the sums are taken over the whole
+    arrays, so the value, the gradient and the fit are bit-equal to one part, whatever the number of parts."""
+    from models import histories
+
+    rows = feed[0] if period == "calibration" else feed[1]
+    points = [np.array(p) for p in ([0.8, 0.02, 1.2, 11.0], [0.3, 0.5, 0.7, 2.0], [2.0, 0.001, 0.1, 50.0])]
+    monkeypatch.setattr(histories, "workers", lambda: 1)
+    objective = BetaGeoObjective(rows, 0.0, 1.0 / float(rows["T"].max()))
+    one = [objective.log_likelihood(p) for p in points]
+    fit_one = fit_beta_geo(rows)
+    monkeypatch.setattr(histories, "workers", lambda: 3)
+    monkeypatch.setattr(histories, "PARALLEL_ROWS", 1_000)
+    assert len(objective.w) > 12 * 1_000  # many parts of unequal threads' turns
+    for point, (value, gradient) in zip(points, one, strict=True):
+        parts_value, parts_gradient = objective.log_likelihood(point)
+        assert parts_value == value
+        np.testing.assert_array_equal(parts_gradient, gradient)
+    fit_parts = fit_beta_geo(rows)
+    assert fit_parts.params == fit_one.params
+    assert fit_parts.standard_errors == fit_one.standard_errors
+    assert fit_parts.evaluations == fit_one.evaluations
