@@ -89,24 +89,27 @@ class FeedShape:
 def feed_shape(full: pd.DataFrame, days_per_unit: float) -> FeedShape:
     """The shape of a per-customer summary (frequency, recency in units of ``days_per_unit`` days, and
     monetary_value when the feed has amounts)."""
-    repeat = full[full["frequency"] >= MIN_REPEATS]
-    if len(repeat) < MIN_CUSTOMERS:
-        return FeedShape(len(repeat), None, 0.0, 0.0, float("nan"))
-    interval = repeat["recency"].to_numpy(dtype=float) * days_per_unit / repeat["frequency"].to_numpy(dtype=float)
+    # the repeat customers' columns, taken one by one (not a filtered copy of the whole summary)
+    repeat = full["frequency"].to_numpy(dtype=float) >= MIN_REPEATS
+    customers = int(repeat.sum())
+    if customers < MIN_CUSTOMERS:
+        return FeedShape(customers, None, 0.0, 0.0, float("nan"))
+    frequency = full["frequency"].to_numpy(dtype=float)[repeat]
+    interval = full["recency"].to_numpy(dtype=float)[repeat] * days_per_unit / frequency
     best, share = None, 0.0
     for name, days in BILLING_PERIOD_DAYS.items():
         on_period = float(np.mean(np.abs(interval / days - 1.0) <= TOLERANCE))
         if on_period > share:
             best, share = name, on_period
     period = best if share >= REGULAR_SHARE else None
-    if "monetary_value" not in repeat.columns:
-        return FeedShape(len(repeat), period, share, 0.0, float("nan"))
-    spend = repeat["monetary_value"].to_numpy(dtype=float)
+    if "monetary_value" not in full.columns:
+        return FeedShape(customers, period, share, 0.0, float("nan"))
+    spend = full["monetary_value"].to_numpy(dtype=float)[repeat]
     levels = pd.Series(np.round(spend, 2)).value_counts()
     constant = float(levels.head(PRICE_LEVELS).sum() / len(spend))
     mean = float(np.mean(spend))
     cv = float(np.std(spend) / mean) if mean > 0 else float("nan")
-    return FeedShape(len(repeat), period, share, constant, cv)
+    return FeedShape(customers, period, share, constant, cv)
 
 
 def advice_lines(shape: FeedShape, business_type: str) -> tuple[str, ...]:

@@ -3,7 +3,7 @@ invoice lines without their product column are told how to keep the lines taken 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import astuple, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import pytest
 from models.clv import DAYS_PER_UNIT
 from pipeline.advice import (
     ADVICE_SHARE,
+    FeedShape,
     advice_lines,
     advise_prepared,
     amount_advice,
@@ -177,3 +178,27 @@ def test_amounts_that_are_not_numbers_in_one_percent_of_the_rows_get_the_separat
     # Not for typed sources, nor once the separators are set.
     assert amount_advice(broken, DataConfig(source="parquet", path=Path("shop.parquet"))) == ()
     assert amount_advice(broken, CSV.model_copy(update={"csv": CsvOptions(decimal=",")})) == ()
+
+
+def _shape_from_a_filtered_copy(full: pd.DataFrame, days_per_unit: float) -> FeedShape:
+    """feed_shape as it was written before: on a filtered copy of the summary."""
+    repeat = full[full["frequency"] >= 2].reset_index(drop=True)
+    return feed_shape(repeat, days_per_unit)
+
+
+def test_feed_shape_equals_it_on_the_repeat_customers_alone(feed: Path) -> None:
+    subscription = prepare_data(
+        parse_config(
+            {
+                "data": {"source": "csv", "path": str(feed), "columns": {"timestamp": "charge_date"}},
+                "prepare": {"calibration_end": "2022-12-31"},
+            }
+        )
+    )[0].full
+    cdnow = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))[0].full
+    for full in (subscription, cdnow, cdnow.drop(columns="monetary_value")):
+        shape = feed_shape(full, DAYS_PER_UNIT["week"])
+        before = _shape_from_a_filtered_copy(full, DAYS_PER_UNIT["week"])
+        assert astuple(shape)[:-1] == astuple(before)[:-1]
+        assert shape.spend_cv == before.spend_cv or (np.isnan(shape.spend_cv) and np.isnan(before.spend_cv))
+        assert shape.repeat_customers == int((full["frequency"] >= 2).sum())
