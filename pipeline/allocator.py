@@ -1,7 +1,7 @@
 """How many heaps (arenas) the C allocator keeps for the job's threads.
 
-glibc's ``malloc`` gives a thread that allocates while another holds a heap its own heap, up to eight per core,
-and keeps what that thread frees for its next allocations instead of giving it back. The job's worker threads
+glibc's ``malloc`` gives each new thread that allocates a heap of its own, until there are eight per core, and
+keeps what a thread frees in its heap for later allocations instead of giving it back. The job's worker threads
 (:func:`models.histories.in_parts`, the validation blocks) allocate and free arrays of millions of rows, and the
 heaps they leave behind stayed with the process to the end: at 50M rows the peak was 4.03 GB with the default
 and 3.61 GB with two heaps (``docs/explanation/benchmarks.md``). :func:`limit_heaps` caps them for the

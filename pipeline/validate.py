@@ -262,7 +262,6 @@ def validate(
     """
     holdout, retention = holdout_predictions(model, calibration, period_length)
     actual_n = holdout["actual_purchases"].to_numpy()
-    no_tracking = pd.DataFrame(columns=["week", "actual", "expected", "actual_cumulative", "expected_cumulative"])
     # The blocks below read the holdout and write nothing shared: they run side by side, one per core (their
     # sorts and numpy loops release the GIL), and give the numbers they give one after the other.
     with ThreadPoolExecutor(max_workers=workers()) as pool:
@@ -280,7 +279,10 @@ def validate(
         by_frequency = pool.submit(frequency_table, holdout)
         metrics = purchases.result()
         metrics["purchases_holdout_log_likelihood"] = likelihood.result() if likelihood is not None else float("nan")
-        tracking = tracked.result() if tracked is not None else no_tracking
+        if tracked is not None:
+            tracking = tracked.result()
+        else:
+            tracking = pd.DataFrame(columns=["week", "actual", "expected", "actual_cumulative", "expected_cumulative"])
         metrics |= _cumulative_errors(tracking, calibration_end)
         churn_metrics, curve = churn.result()
         metrics |= churn_metrics

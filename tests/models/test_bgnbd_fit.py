@@ -213,7 +213,7 @@ def test_the_objective_in_parts_on_threads_equals_one_part(
     fit_one = fit_beta_geo(rows)
     monkeypatch.setattr(histories, "workers", lambda: 3)
     monkeypatch.setattr(histories, "PARALLEL_ROWS", 1_000)
-    assert len(objective.w) > 12 * 1_000  # many parts of unequal threads' turns
+    assert len(objective.w) > 12 * 1_000  # more than 12 parts, on 3 threads
     for point, (value, gradient) in zip(points, one, strict=True):
         parts_value, parts_gradient = objective.log_likelihood(point)
         assert parts_value == value

@@ -14,10 +14,10 @@ from pipeline.allocator import HEAPS, limit_heaps
 COUNT_HEAPS = textwrap.dedent(
     """
     import ctypes, sys, threading
-    import numpy as np
     from pipeline.allocator import limit_heaps
-    if sys.argv[1] == "limit":
+    if sys.argv[1] == "limit":  # before numpy starts its threads, as clv does
         assert limit_heaps()
+    import numpy as np
     barrier = threading.Barrier(6)
     def work():
         barrier.wait()

@@ -222,7 +222,10 @@ def _validated(prepared: PreparedData) -> Validation:
 
 
 def _assert_blocks_side_by_side_equal_one_after_the_other(prepared: PreparedData) -> None:
-    side_by_side = _validated(prepared)
+    with pytest.MonkeyPatch.context() as patch:  # three threads, whatever the machine's cores
+        patch.setattr("pipeline.validate.workers", lambda: 3)
+        patch.setattr("models.histories.workers", lambda: 3)
+        side_by_side = _validated(prepared)
     with pytest.MonkeyPatch.context() as patch:  # one thread: the blocks run one after the other
         patch.setattr("pipeline.validate.workers", lambda: 1)
         patch.setattr("models.histories.workers", lambda: 1)
