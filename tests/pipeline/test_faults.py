@@ -158,3 +158,15 @@ def test_a_write_named_in_the_plan_fails_once(plan: None) -> None:
     with pytest.raises(faults.InjectedFaultError, match=r"at write 2 \(move alias champion\)"):
         faults.write_step("move alias champion")
     faults.write_step("move alias champion")
+
+
+def test_a_stopped_table_write_keeps_the_tables_started_before_it(
+    tmp_path: Path, plan: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.outputs.workers", lambda: 3)  # the tables are written side by side
+    write_tables(tmp_path, {name: pd.DataFrame({"x": [1]}) for name in "abc"})
+    faults.install(faults.FaultPlan(3, "raise", None))
+    with pytest.raises(InputError, match=r"c.parquet: cannot write: injected fault at write 3"):
+        write_tables(tmp_path, {name: pd.DataFrame({"x": [2] * 100_000}) for name in "abc"})
+    assert [len(pd.read_parquet(tmp_path / f"{name}.parquet")) for name in "abc"] == [100_000, 100_000, 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet", "c.parquet"]

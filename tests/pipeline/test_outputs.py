@@ -23,3 +23,29 @@ def test_unwritable_output_is_an_input_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(InputError, match="cannot create directory"):
         write_tables(blocker / "out", {"scores": pd.DataFrame({"a": [1]})})
+
+
+def test_tables_written_side_by_side_equal_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    n = 200_000
+    tables = {
+        "scores": pd.DataFrame({"customer_id": [f"c{k}" for k in range(n)], "clv": rng.gamma(0.5, 50.0, n)}),
+        "holdout": pd.DataFrame({"frequency_holdout": rng.poisson(0.7, n).astype(float), "p": rng.random(n)}),
+        "segments": pd.DataFrame({"segment": ["top", "rest"], "customers": [10, n - 10]}),
+    }
+    files = {}
+    for threads in (1, 3):
+        monkeypatch.setattr("pipeline.outputs.workers", lambda threads=threads: threads)
+        paths = write_tables(tmp_path / str(threads), tables)
+        assert [p.name for p in paths] == ["scores.parquet", "holdout.parquet", "segments.parquet"]
+        files[threads] = [p.read_bytes() for p in paths]
+        for path, frame in zip(paths, tables.values(), strict=True):
+            pd.testing.assert_frame_equal(pd.read_parquet(path), frame, check_exact=True)
+    assert files[1] == files[3]
+    assert sorted(p.name for p in (tmp_path / "3").iterdir()) == [
+        "holdout.parquet",
+        "scores.parquet",
+        "segments.parquet",
+    ]
