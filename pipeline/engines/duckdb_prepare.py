@@ -2,25 +2,23 @@
 
 What the summaries hold is described in :mod:`pipeline.engines.prepared`, the rules in
 :mod:`pipeline.engines.rules`. The stage runs in DuckDB over a lazy relation: DuckDB reads the input
-itself, scans it once into a table of rows per customer and day, aggregates the purchase periods into
-one table of customers (the queries are in :mod:`pipeline.engines.duckdb_summary`), and pandas frames are
-built only from that per-customer table, through Arrow (above 2M customers through Parquet files in the
-``staging`` folder the engine gives, so that the frames are not built while DuckDB still holds its
-tables). The quarantined rows stay a lazy relation for the edge to write.
+itself, one pass per bucket of customers, into a table of rows per customer and day; the purchase periods
+of each bucket are aggregated into one table of customers (the queries are in
+:mod:`pipeline.engines.duckdb_summary`). When the observation end is configured, each bucket is summarised
+as soon as it is scanned and its rows dropped, so DuckDB holds one bucket's rows at a time; otherwise the
+buckets are kept until the data's last day is known. Pandas frames are built only from the per-customer
+table (:mod:`pipeline.engines.duckdb_fetch`). The quarantined rows stay a lazy relation for the edge to write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from models.clv import DAYS_PER_UNIT
 from pipeline.config import PrepareConfig
@@ -31,7 +29,7 @@ from pipeline.engines.duckdb_classify import (
     quarantine_sql,
     unreadable_timestamp,
 )
-from pipeline.engines.duckdb_source import release_memory
+from pipeline.engines.duckdb_fetch import fetch_all
 from pipeline.engines.duckdb_summary import (
     BIGINT_MAX,
     Windows,
@@ -48,17 +46,18 @@ from pipeline.engines.prepared import (
     AsOfData,
     Ledger,
     PreparedData,
+    ReasonCounts,
     check_calibration_end,
     reconciled_ledger,
     used_dates,
 )
-from pipeline.engines.rules import SCALE, holdout_days
+from pipeline.engines.rules import SCALE, holdout_days, nets_returns
 from pipeline.engines.source_columns import Layout
 from pipeline.engines.source_columns import layout as source_layout
 from pipeline.engines.sql import DUCKDB
 from pipeline.errors import InputError
 
-__all__ = ["FETCH_THROUGH_FILES", "ROWS_PER_PASS", "prepare", "prepare_as_of"]
+__all__ = ["ROWS_PER_PASS", "prepare", "prepare_as_of"]
 
 _literal = DUCKDB.string
 _trimmed = DUCKDB.ascii_trim  # the ids' ASCII trim, under the name the tests have always used
@@ -76,8 +75,10 @@ def _query(relation: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.Duc
 
 @dataclass(frozen=True)
 class _Scan:
-    """The input scanned into tables ``daily_<bucket>`` (view ``daily`` over all of them): rows per
-    (reason, customer, order, return flag, day)."""
+    """The input scanned one customer bucket at a time into tables ``daily_<bucket>`` of rows per (reason,
+    customer, order, return flag, day), with view ``daily`` over all of them; the tables are kept only when
+    the windows were not known before the scan, otherwise each bucket was summarised and dropped as soon
+    as it was scanned."""
 
     daily: str
     buckets: int
@@ -91,6 +92,10 @@ class _Scan:
     net: bool
 
 
+Summarise = Callable[[str, bool, bool], None]
+"""Summarise one bucket's daily table into the per-customer tables: (table, net, first bucket)."""
+
+
 def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
     if create:
         relation.create(table)
@@ -98,28 +103,9 @@ def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
         relation.insert_into(table)
 
 
-def _scan(
-    transactions: duckdb.DuckDBPyRelation,
-    config: PrepareConfig,
-    timestamp_format: str | None,
-    column_names: Mapping[str, str] | None,
-    source: str,
-    daily: str,
-) -> _Scan:
-    columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
-    layout = source_layout(list(columns), column_names, config, source)
-    if timestamp_format is None and not is_native_timestamp(columns["timestamp"]):
-        timestamp_format = detected_format(transactions, config.timezone, source)
-    classified = classified_sql(columns, layout, config, timestamp_format)
-    rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
-    # Customers split into buckets, one pass over the input each, so that the per-day aggregation of
-    # a bucket fits in memory: one big aggregation would spill many times its size to disk.
-    buckets = max(1, -(-rows_in // ROWS_PER_PASS))
-    for bucket in range(buckets):
-        bucket_sql = classified_sql(columns, layout, config, timestamp_format, (bucket, buckets))
-        _query(transactions, "tx", daily_sql(bucket_sql, layout.has_order)).create(f"{daily}_{bucket}")
-    every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets))
-    _query(transactions, "tx", f"CREATE VIEW {daily} AS {every_bucket}")
+def _counts(transactions: duckdb.DuckDBPyRelation, daily: str, source: str) -> ReasonCounts:
+    """Rows, first and last day, and returns per quarantine reason in a daily table; InputError on a day
+    whose sum overflowed."""
     counts = _query(
         transactions,
         "tx",
@@ -134,18 +120,81 @@ def _scan(
                 f"{source}: customer {overflow!r} has more than {BIGINT_MAX / SCALE:.3g} in purchases or returns "
                 "on one day; set prepare.max_amount to quarantine such amounts"
             )
-    by_reason = {reason: (int(n), first, last, int(r or 0)) for reason, n, first, last, r, _ in counts}
+    return {reason: (int(n), first, last, int(r or 0)) for reason, n, first, last, r, _ in counts}
+
+
+def _merged(counts: ReasonCounts, more: ReasonCounts) -> ReasonCounts:
+    """The counts of two buckets together."""
+    merged = dict(counts)
+    for reason, (n, first, last, returns) in more.items():
+        if reason not in merged:
+            merged[reason] = (n, first, last, returns)
+            continue
+        n0, first0, last0, returns0 = merged[reason]
+        firsts = [d for d in (first0, first) if d is not None]
+        lasts = [d for d in (last0, last) if d is not None]
+        merged[reason] = (n0 + n, min(firsts, default=None), max(lasts, default=None), returns0 + returns)
+    return merged
+
+
+def _returns(
+    transactions: duckdb.DuckDBPyRelation, daily: str, observation_end: dt.date, period: str
+) -> tuple[int, int]:
+    """Used return rows netted against a purchase period, and those with none at or before them."""
+    netted, unmatched = _query(transactions, "tx", returns_sql(daily, observation_end, period)).fetchall()[0]
+    return int(netted), int(unmatched)
+
+
+def _scan(
+    transactions: duckdb.DuckDBPyRelation,
+    columns: dict[str, str],
+    layout: Layout,
+    config: PrepareConfig,
+    timestamp_format: str | None,
+    source: str,
+    daily: str,
+    summarise: Summarise | None,
+) -> _Scan:
+    """Scan the input bucket by bucket. With ``summarise`` (the windows are known: the observation end is
+    configured), each bucket is counted, netted and summarised, then its table dropped: DuckDB holds one
+    bucket's rows at a time. Without it, the tables are kept for the summaries once the data's last day is
+    known. Netting is decided per bucket in the first case: a bucket without returns has nothing to net,
+    and the netted summaries of its customers equal the plain ones."""
+    if timestamp_format is None and not is_native_timestamp(columns["timestamp"]):
+        timestamp_format = detected_format(transactions, config.timezone, source)
+    classified = classified_sql(columns, layout, config, timestamp_format)
+    rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
+    # Customers split into buckets, one pass over the input each, so that the per-day aggregation of
+    # a bucket fits in memory: one big aggregation would spill many times its size to disk.
+    buckets = max(1, -(-rows_in // ROWS_PER_PASS))
+    by_reason: ReasonCounts = {}
+    netted, unmatched = (0, 0)
+    for bucket in range(buckets):
+        table = f"{daily}_{bucket}"
+        bucket_sql = classified_sql(columns, layout, config, timestamp_format, (bucket, buckets))
+        _query(transactions, "tx", daily_sql(bucket_sql, layout.has_order)).create(table)
+        counts = _counts(transactions, table, source)
+        by_reason = _merged(by_reason, counts)
+        if summarise is None:
+            continue
+        assert config.observation_end is not None  # summarise is given only when it is configured
+        net = nets_returns(config, counts.get("", (0, None, None, 0))[3])
+        if net:
+            more_netted, more_unmatched = _returns(transactions, table, config.observation_end, config.period)
+            netted, unmatched = netted + more_netted, unmatched + more_unmatched
+        summarise(table, net, bucket == 0)
+        _query(transactions, "tx", f"DROP TABLE {table}")
+    if summarise is None:
+        every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets))
+        _query(transactions, "tx", f"CREATE VIEW {daily} AS {every_bucket}")
     first_date, last_date, observation_end, net = used_dates(
         by_reason, config, source, lambda: unreadable_timestamp(transactions, classified)
     )
-    netted, unmatched = (0, 0)
-    if net:
-        returns = returns_sql(daily, observation_end, config.period)
-        netted, unmatched = _query(transactions, "tx", returns).fetchall()[0]
-    ledger = reconciled_ledger(rows_in, by_reason, int(netted), int(unmatched), source)
-    return _Scan(
-        daily, buckets, layout, timestamp_format, classified, ledger, first_date, last_date, observation_end, net
-    )
+    if net and summarise is None:
+        netted, unmatched = _returns(transactions, daily, observation_end, config.period)
+    ledger = reconciled_ledger(rows_in, by_reason, netted, unmatched, source)
+    dates = (first_date, last_date, observation_end)
+    return _Scan(daily, buckets, layout, timestamp_format, classified, ledger, *dates, net)
 
 
 def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.DuckDBPyRelation:
@@ -179,89 +228,66 @@ class _Tables:
             _query(transactions, "tx", f"DROP TABLE IF EXISTS {name}")
 
 
-def _customers(
-    transactions: duckdb.DuckDBPyRelation, scan: _Scan, windows: Windows, tables: _Tables, weekly: bool
-) -> None:
-    """Build the per-customer table (and, with ``weekly``, the weekly parts), one customer bucket at a time."""
-    for bucket in range(scan.buckets):
-        daily = f"{scan.daily}_{bucket}"
-        periods_query, aggregates = periods_sql(daily, windows, scan.layout.has_order)
+def _summarise(
+    transactions: duckdb.DuckDBPyRelation, has_order: bool, windows: Windows, tables: _Tables, weekly: bool
+) -> Summarise:
+    """Summarise a bucket's daily table into the per-customer table (and, with ``weekly``, the weekly parts)."""
+
+    def summarise(daily: str, net: bool, first: bool) -> None:
+        periods_query, aggregates = periods_sql(daily, windows, has_order)
         periods = f"({periods_query})"
         if aggregates:
             tables.drop(transactions, tables.periods)
             _query(transactions, "tx", periods_query).create(tables.periods)
             periods = tables.periods
-        customers = _query(transactions, "tx", customers_sql(daily, periods, windows, scan.net))
-        _store(customers, tables.customers, bucket == 0)
+        customers = _query(transactions, "tx", customers_sql(daily, periods, windows, net))
+        _store(customers, tables.customers, first)
         if weekly:
             parts = _query(transactions, "tx", weekly_parts_sql(periods, tables.customers, windows))
-            _store(parts, tables.weekly, bucket == 0)
+            _store(parts, tables.weekly, first)
+
+    return summarise
+
+
+def _windows(config: PrepareConfig, observation_end: dt.date) -> Windows:
+    """The training windows: calibration up to calibration_end, the holdout up to ``observation_end``."""
+    days = holdout_days(config.calibration_end, observation_end, config.period)
+    return Windows(
+        config.calibration_end, observation_end, config.calibration_end - dt.timedelta(days=days), config.period
+    )
+
+
+def _summaries(
+    transactions: duckdb.DuckDBPyRelation,
+    config: PrepareConfig,
+    timestamp_format: str | None,
+    column_names: Mapping[str, str] | None,
+    source: str,
+    tables: _Tables,
+    scoring: bool,
+) -> tuple[_Scan, Windows]:
+    """Scan the input and build the per-customer table (for training also the weekly parts): bucket by
+    bucket as it is scanned when the windows are known before the scan (the observation end is configured,
+    or the scoring date), from the kept daily tables afterwards when not (the observation end is then the
+    data's last day)."""
+    columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
+    layout = source_layout(list(columns), column_names, config, source)
+    has_order, weekly, end = layout.has_order, not scoring, config.observation_end
+    windows = None if end is None else Windows(end, end, end, config.period) if scoring else _windows(config, end)
+    summarise = None if windows is None else _summarise(transactions, has_order, windows, tables, weekly)
+    scan = _scan(transactions, columns, layout, config, timestamp_format, source, tables.daily, summarise)
+    if not scoring:
+        check_calibration_end(config, scan.first_date, scan.last_date, source)
+    if windows is None:
+        windows = _windows(config, scan.observation_end)
+        summarise = _summarise(transactions, has_order, windows, tables, weekly)
+        for bucket in range(scan.buckets):
+            summarise(f"{scan.daily}_{bucket}", scan.net, bucket == 0)
+    return scan, windows
 
 
 def _count(transactions: duckdb.DuckDBPyRelation, table: str) -> int:
     return int(_query(transactions, "tx", f"SELECT count(*) FROM {table}").fetchall()[0][0])
-
-
-def _fetch(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
-    """A pandas frame through Arrow: numeric columns without NULLs are handed over without a copy."""
-    frame: pd.DataFrame = relation.to_arrow_table().to_pandas(split_blocks=True, self_destruct=True)
-    return frame
-
-
-FETCH_THROUGH_FILES = 2_000_000
-"""Above this many customers the summaries reach pandas through Parquet files (see :func:`_fetch_all`)."""
-
-
-@contextmanager
-def _folder(staging: Path | None) -> Iterator[Path]:
-    """The folder for the fetch's files: ``staging`` (the engine's), or, for a caller that gives none,
-    a temporary one removed afterwards."""
-    if staging is not None:
-        yield staging
-        return
-    with tempfile.TemporaryDirectory(prefix="clv_prepare_") as folder:
-        yield Path(folder)
-
-
-def _fetch_all(
-    transactions: duckdb.DuckDBPyRelation,
-    tables: _Tables,
-    queries: list[str],
-    customers: int,
-    staging: Path | None,
-) -> list[pd.DataFrame]:
-    """The per-customer frames, ordered as their queries say, with the working tables dropped.
-
-    Up to :data:`FETCH_THROUGH_FILES` customers they are fetched straight through Arrow. Above it,
-    DuckDB first writes each sorted result to a Parquet file in the ``staging`` folder (its sort
-    spills within the memory limit), every working table is dropped, and only then are the files read
-    into pandas: the frames never sit in memory next to DuckDB's customer table and sort buffers.
-    """
-    if customers <= FETCH_THROUGH_FILES:
-        frames = [_fetch(_query(transactions, "tx", sql)) for sql in queries]
-        tables.drop(transactions)
-        return frames
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    with _folder(staging) as folder:
-        paths = [folder / f"{k}.parquet" for k in range(len(queries))]
-        (preserve,) = _query(transactions, "tx", "SELECT current_setting('preserve_insertion_order')").fetchall()[0]
-        # The files must keep the ORDER BY: DuckDB's parallel writer keeps row order only when asked to.
-        _query(transactions, "tx", "SET preserve_insertion_order = true")
-        try:
-            for sql, path in zip(queries, paths, strict=True):
-                _query(transactions, "tx", f"COPY ({sql}) TO {_literal(str(path))} (FORMAT parquet)")
-        finally:
-            _query(transactions, "tx", f"SET preserve_insertion_order = {'true' if preserve else 'false'}")
-        tables.drop(transactions)
-        release_memory(lambda sql: _query(transactions, "tx", sql))  # not kept next to the frames read below
-        frames = []
-        for path in paths:
-            frames.append(pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True))
-            # pyarrow's allocator keeps the file's decoding buffers for reuse unless told otherwise.
-            pa.default_memory_pool().release_unused()
-        return frames
 
 
 def prepare(
@@ -285,13 +311,10 @@ def prepare(
     """
     tables = _Tables.new()
     try:
-        scan = _scan(transactions, config, timestamp_format, column_names, source, tables.daily)
+        scan, windows = _summaries(transactions, config, timestamp_format, column_names, source, tables, scoring=False)
         calibration_end, observation_end = config.calibration_end, scan.observation_end
-        check_calibration_end(config, scan.first_date, scan.last_date, source)
         unit_days = DAYS_PER_UNIT[config.time_unit]
         days = holdout_days(calibration_end, observation_end, config.period)
-        windows = Windows(calibration_end, observation_end, calibration_end - dt.timedelta(days=days), config.period)
-        _customers(transactions, scan, windows, tables, weekly=True)
         weekly = _query(transactions, "tx", weekly_sql(tables.weekly, tables.customers)).df()
         tables.drop(transactions, tables.daily, tables.periods)
         # Two frames fetched one after the other: no third, wider frame to split in pandas.
@@ -301,7 +324,9 @@ def prepare(
             full_sql(tables.customers, windows, unit_days, money),
             calibration_sql(tables.customers, windows, unit_days, money),
         ]
-        full, calibration = _fetch_all(transactions, tables, queries, _count(transactions, tables.customers), staging)
+        full, calibration = fetch_all(
+            transactions, lambda: tables.drop(transactions), queries, _count(transactions, tables.customers), staging
+        )
     finally:
         tables.drop(transactions)
     calibration["duration_holdout"] = duration_holdout
@@ -339,14 +364,12 @@ def prepare_as_of(
     config = config.model_copy(update={"observation_end": as_of})
     tables = _Tables.new()
     try:
-        scan = _scan(transactions, config, timestamp_format, column_names, source, tables.daily)
+        scan, windows = _summaries(transactions, config, timestamp_format, column_names, source, tables, scoring=True)
         unit_days = DAYS_PER_UNIT[config.time_unit]
-        windows = Windows(as_of, as_of, as_of, config.period)
-        _customers(transactions, scan, windows, tables, weekly=False)
         tables.drop(transactions, tables.daily, tables.periods)
-        (customers,) = _fetch_all(
+        (customers,) = fetch_all(
             transactions,
-            tables,
+            lambda: tables.drop(transactions),
             [full_sql(tables.customers, windows, unit_days, scan.layout.has_amounts)],
             _count(transactions, tables.customers),
             staging,

@@ -351,24 +351,6 @@ def test_compact_dates_are_read_without_a_format() -> None:
     assert prepared.calibration.set_index("customer_id").loc["a", "frequency"] == 1.0
 
 
-def test_large_summaries_through_parquet_files_equal_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
-    tx = _generated_transactions(customers=300)
-    raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
-    config = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    direct = prepare(con.from_df(raw), config, "%Y-%m-%d")
-    scoring = prepare_as_of(con.from_df(raw), config, dt.date(2021, 12, 31), "%Y-%m-%d")
-    monkeypatch.setattr(prepare_module, "FETCH_THROUGH_FILES", 0)
-    files = prepare(con.from_df(raw), config, "%Y-%m-%d")
-    pd.testing.assert_frame_equal(direct.calibration, files.calibration, check_exact=True)
-    pd.testing.assert_frame_equal(direct.full, files.full, check_exact=True)
-    files_scoring = prepare_as_of(con.from_df(raw), config, dt.date(2021, 12, 31), "%Y-%m-%d")
-    pd.testing.assert_frame_equal(scoring.customers, files_scoring.customers, check_exact=True)
-    assert files.full["customer_id"].is_monotonic_increasing
-    assert con.sql("SELECT current_setting('preserve_insertion_order')").fetchall() == [(False,)]
-
-
 def test_customer_buckets_give_identical_results_and_leave_no_tables(monkeypatch: pytest.MonkeyPatch) -> None:
     tx = _generated_transactions(customers=300)
     raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
@@ -384,3 +366,39 @@ def test_customer_buckets_give_identical_results_and_leave_no_tables(monkeypatch
     left = con.sql("SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()")
     assert left is not None
     assert [name for (name,) in left.fetchall() if name.startswith("clv_prepare")] == []
+
+
+def test_buckets_summarised_as_scanned_equal_the_kept_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the observation end configured, each bucket is summarised as soon as it is scanned (and netted
+    only if it holds returns); without it, the buckets are kept until the last day is known. The same feed
+    gives the same summaries, weekly table and ledger either way, and in one pass."""
+    tx = _generated_transactions(customers=400)
+    raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"), order_id=[f"o{k // 2}" for k in range(len(tx))])
+    raw = raw[["customer_id", "timestamp", "amount", "order_id"]].astype({"amount": str})
+    returns = raw[raw["customer_id"].isin({"c00007", "c00123", "c00311"})].assign(
+        amount=lambda frame: "-" + frame["amount"], order_id=lambda frame: "r" + frame["order_id"]
+    )
+    bad = pd.DataFrame(
+        [("", "2021-03-01", "5", "x1"), ("c00001", "2021-03-01", "abc", "x2"), ("c00002", "", "5", "x3")],
+        columns=raw.columns,
+    )
+    raw = pd.concat([raw, returns, bad], ignore_index=True)
+    last = dt.date.fromisoformat(raw["timestamp"].max())
+    kept_config = PrepareConfig(calibration_end=dt.date(2021, 8, 31))  # the observation end is the last day
+    streamed_config = kept_config.model_copy(update={"observation_end": last})
+    con = duckdb.connect()
+    one_pass = prepare(con.from_df(raw), streamed_config, "%Y-%m-%d")
+    one_pass_scores = prepare_as_of(con.from_df(raw), streamed_config, dt.date(2021, 10, 31), "%Y-%m-%d")
+    monkeypatch.setattr(prepare_module, "ROWS_PER_PASS", len(raw) // 6)  # 7 buckets, most without returns
+    streamed = prepare(con.from_df(raw), streamed_config, "%Y-%m-%d")
+    kept = prepare(con.from_df(raw), kept_config, "%Y-%m-%d")
+    assert one_pass.ledger.returns_netted > 0
+    assert one_pass.ledger.quarantined == {"missing_customer_id": 1, "missing_timestamp": 1, "invalid_amount": 1}
+    for other in (streamed, kept):
+        pd.testing.assert_frame_equal(one_pass.calibration, other.calibration, check_exact=True)
+        pd.testing.assert_frame_equal(one_pass.full, other.full, check_exact=True)
+        pd.testing.assert_frame_equal(one_pass.weekly, other.weekly, check_exact=True)
+        assert (one_pass.ledger, one_pass.observation_end) == (other.ledger, other.observation_end)
+    scores = prepare_as_of(con.from_df(raw), streamed_config, dt.date(2021, 10, 31), "%Y-%m-%d")
+    pd.testing.assert_frame_equal(one_pass_scores.customers, scores.customers, check_exact=True)
+    assert one_pass_scores.ledger == scores.ledger
