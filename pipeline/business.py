@@ -34,7 +34,8 @@ def clv_windows(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataF
         }
 
     purchases = in_chunks(windows, f[rows], r[rows], t[rows])
-    out = pd.DataFrame({"customer_id": scores["customer_id"].to_numpy()})
+    # the ids as they are (copy-on-write), not an array of Python strings: 300 MB more at 5M customers
+    out = pd.DataFrame({"customer_id": scores["customer_id"].reset_index(drop=True)})
     order_value = scores["expected_order_value"].to_numpy()
     for name, values in purchases.items():
         out[name] = order_value * values[codes]

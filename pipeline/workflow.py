@@ -209,6 +209,7 @@ def _production(
             reuse=chosen.fitted.chosen,
             warm_start=chosen.fitted.purchase.params,  # the calibration optimum: fewer passes, the same optimum
         )
+        del full_input  # not kept through scoring and the business views
     observer.fitted("production_", production_fit)
     production = production_fit.bundle(config.scoring_spec())
     with _timed(timings, "score"):
@@ -342,6 +343,7 @@ def train(
         observer.fit_input("", calibration_input.info)
         label = f"{data.description} (calibration)"
         chosen, selection = _select_candidate(config, prepared, calibration_input, label, observer, checkpoint)
+        del calibration_input  # the fit's histories (130 MB at 5M customers) are not kept to the end of the job
     warning, figures = _calibrated(config, prepared, chosen, observer)
 
     with _timed(timings, "champion"):

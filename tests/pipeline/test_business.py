@@ -178,9 +178,11 @@ def _assert_views_per_history_equal(customers: pd.DataFrame) -> None:
             "clv": rng.uniform(0, 300, len(customers)),
         }
     )
-    windows = business.clv_windows(MODEL, customers, scores)
+    windows = business.clv_windows(MODEL, customers, scores.set_axis(scores.index + 7))  # any index: by position
     for name, values in _windows_per_customer(customers, scores).items():
         np.testing.assert_array_equal(windows[name].to_numpy(), values)
+    expected_ids = pd.Series(scores["customer_id"].to_numpy(), name="customer_id", dtype="str")
+    pd.testing.assert_series_equal(windows["customer_id"], expected_ids)  # the ids shared, not re-made as objects
     cac = pd.Series(rng.uniform(1, 100, len(customers)), index=scores["customer_id"].to_numpy())
     view = business.clv_cac(MODEL, customers, scores, cac.iloc[::2])
     assert len(view) == (len(customers) + 1) // 2
