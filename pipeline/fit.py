@@ -223,12 +223,13 @@ def fit_input(customers: pd.DataFrame, holdout_full: pd.DataFrame | None = None)
     """The fit's input from a per-customer summary; ``holdout_full`` (the full-history summary of the same
     customers) adds the holdout score that the penalizer path ranks by."""
     histories = unique_histories(customers["frequency"], customers["recency"], customers["T"])
-    if "monetary_value" in customers.columns:
-        repeat = customers.loc[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+    if "monetary_value" in customers.columns:  # the two columns taken, then the rows: not a copy of every column
+        repeat = customers[["frequency", "monetary_value"]]
+        repeat = repeat.loc[(repeat["frequency"] > 0) & (repeat["monetary_value"] > 0)]
     else:  # a feed without amounts: no spend data (fit.spend_model: none)
         repeat = pd.DataFrame({"frequency": pd.Series(dtype=float), "monetary_value": pd.Series(dtype=float)})
     holdout_score = None if holdout_full is None else holdout_scorer(customers, holdout_full)
-    return FitInput(histories, repeat.loc[:, ["frequency", "monetary_value"]], holdout_score)
+    return FitInput(histories, repeat, holdout_score)
 
 
 def holdout_scorer(calibration: pd.DataFrame, full: pd.DataFrame) -> HoldoutScore:

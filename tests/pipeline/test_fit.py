@@ -9,7 +9,7 @@ from pipeline.config import FitConfig, load_config
 from pipeline.engines.duckdb_prepare import prepare
 from pipeline.engines.duckdb_source import open_transactions
 from pipeline.errors import InputError
-from pipeline.fit import FitAttempt, fit
+from pipeline.fit import FitAttempt, fit, fit_input
 from tests.conftest import REPO
 
 
@@ -128,3 +128,20 @@ def test_peer_models_through_the_fit_stage(
     assert [a.remedy for a in fitted.attempts] == ["plain"]
     for name, value in published.items():
         assert fitted.purchase.params.as_dict()[name] == pytest.approx(value, rel=1e-3), name
+
+
+def test_fit_input_takes_the_repeat_customers_spend_columns_only() -> None:
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d", "e"],
+            "frequency": [0.0, 2.0, 3.0, 1.0, 4.0],
+            "recency": [0.0, 5.0, 9.0, 2.0, 11.0],
+            "T": [10.0, 12.0, 12.0, 8.0, 13.0],
+            "monetary_value": [0.0, 12.5, 0.0, 7.0, 30.25],
+            "first_purchase": pd.to_datetime(["2020-01-01"] * 5),
+        },
+        index=[10, 11, 12, 13, 14],
+    )
+    repeat = fit_input(customers).repeat
+    expected = customers.loc[[11, 13, 14], ["frequency", "monetary_value"]]  # as before: every column, then two
+    pd.testing.assert_frame_equal(repeat, expected, check_exact=True)
