@@ -117,6 +117,10 @@ def repeat_count_pmf(params: PurchaseParams, counts: ArrayLike, t: ArrayLike) ->
     return np.asarray(registry.of_params(params).repeat_count_pmf(params, counts, t), dtype=np.float64)
 
 
+LIKELIHOOD_PART_ROWS = 1 << 19
+"""Rows per part of :func:`holdout_log_likelihood`'s evaluation."""
+
+
 def _matched_rows(calibration_ids: pd.Series, full_ids: pd.Series) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """The inner join on customer id as row numbers: the calibration rows found in ``full`` (in their own
     order, as ``merge`` keeps the left keys) and their rows there. Arrow's hash lookup over the ids: no joined
@@ -141,11 +145,15 @@ def holdout_log_likelihood(params: PurchaseParams, calibration: pd.DataFrame, fu
     proper score that compares purchase models (and penalizers) on the same holdout.
     """
     cal_rows, full_rows = _matched_rows(calibration["customer_id"], full["customer_id"])
-
-    def history(frame: pd.DataFrame, rows: NDArray[np.intp]) -> list[NDArray[np.float64]]:
-        return [frame[c].to_numpy(dtype=np.float64)[rows] for c in ("frequency", "recency", "T")]
-
+    cal, whole = (
+        [frame[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T")] for frame in (calibration, full)
+    )
+    # Each row's log-likelihood is its own (elementwise): computed part by part into whole arrays, whose sum is
+    # then taken as before. Bit-equal, without a dozen full-length temporaries (0.25 GB less at 5M customers).
+    full_ll, cal_ll = np.empty(len(cal_rows)), np.empty(len(cal_rows))
     with np.errstate(all="ignore"):
-        full_ll = log_likelihood_rows(params, *history(full, full_rows))
-        cal_ll = log_likelihood_rows(params, *history(calibration, cal_rows))
-    return float(np.sum(full_ll - cal_ll))
+        for start in range(0, len(cal_rows), LIKELIHOOD_PART_ROWS):
+            part = slice(start, start + LIKELIHOOD_PART_ROWS)
+            full_ll[part] = log_likelihood_rows(params, *(c[full_rows[part]] for c in whole))
+            cal_ll[part] = log_likelihood_rows(params, *(c[cal_rows[part]] for c in cal))
+    return float(np.sum(np.subtract(full_ll, cal_ll, out=full_ll)))

@@ -92,10 +92,20 @@ def _merged_holdout_log_likelihood(
     return float(np.sum(full_ll - cal_ll))
 
 
-@pytest.mark.parametrize("ids", ["str", "object", "int"])
-def test_holdout_log_likelihood_equals_the_merged_tables(ids: str) -> None:
-    """Rows matched by Arrow's hash lookup give the merge's numbers bit for bit: shuffled, with customers new
-    in the holdout (only in full) and calibration customers missing from full."""
+@pytest.mark.parametrize(
+    ("ids", "params"),
+    [
+        ("str", BetaGeoParams(r=0.24, alpha=4.41, a=0.79, b=2.43)),
+        ("object", BetaGeoParams(r=0.24, alpha=4.41, a=0.79, b=2.43)),
+        ("int", ParetoNBDParams(r=0.55, alpha=10.58, s=0.61, beta=11.67)),
+    ],
+)
+def test_holdout_log_likelihood_equals_the_merged_tables(
+    ids: str, params: purchase.PurchaseParams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows matched by Arrow's hash lookup, evaluated part by part, give the merge's numbers bit for bit:
+    shuffled, with customers new in the holdout (only in full) and calibration customers missing from full."""
+    monkeypatch.setattr(purchase, "LIKELIHOOD_PART_ROWS", 1000)
     rng = np.random.default_rng(3)
     n = 50_000
     T = rng.uniform(10, 60, n)
@@ -106,7 +116,6 @@ def test_holdout_log_likelihood_equals_the_merged_tables(ids: str) -> None:
     full = pd.DataFrame({"customer_id": key, "frequency": frequency + 1, "recency": recency + 3, "T": T + 5})
     calibration = pd.DataFrame({"customer_id": key, "frequency": frequency, "recency": recency, "T": T})
     calibration, full = calibration.iloc[: n - 500].sample(frac=1, random_state=1), full.iloc[300:]
-    params = BetaGeoParams(r=0.24, alpha=4.41, a=0.79, b=2.43)
     value = purchase.holdout_log_likelihood(params, calibration, full)
     assert value == _merged_holdout_log_likelihood(params, calibration, full)
     assert value == purchase.holdout_log_likelihood(params, calibration, full.sample(frac=1, random_state=2))

@@ -10,10 +10,17 @@ from models import bgnbd
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
-from pipeline.baselines import BASELINES
+from pipeline.baselines import BASELINES, PURCHASE_BASELINES
 from pipeline.engines.prepared import PreparedData
 from pipeline.metrics import METRIC_NAMES, normalized_gini, top_share
-from pipeline.validate import FREQUENCY_BINS, Validation, holdout_predictions, tracking_table, validate
+from pipeline.validate import (
+    FREQUENCY_BINS,
+    Validation,
+    frequency_table,
+    holdout_predictions,
+    tracking_table,
+    validate,
+)
 
 MODEL = CLVModelParams(
     purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
@@ -253,3 +260,58 @@ def test_validation_blocks_side_by_side_equal_one_after_the_other_on_the_generat
     from benchmarks.feed import prepared_feed
 
     _assert_blocks_side_by_side_equal_one_after_the_other(prepared_feed(200_000, tmp_path))
+
+
+def _frequency_table_by_text(holdout: pd.DataFrame) -> pd.DataFrame:
+    """The previous frequency table, as it was: grouped by the bins' names (a text column per customer)."""
+    bins = np.minimum(holdout["frequency"].to_numpy(), 7).astype(int)
+    frame = holdout.assign(frequency_bin=np.asarray(FREQUENCY_BINS)[bins])
+    columns: dict[str, tuple[str, str]] = {
+        "customers": ("customer_id", "size"),
+        "actual_purchases": ("actual_purchases", "mean"),
+        "expected_purchases": ("expected_purchases", "mean"),
+    }
+    if "actual_revenue" in frame.columns:
+        frame["model_abs_error"] = (frame["expected_revenue"] - frame["actual_revenue"]).abs()
+        for b in BASELINES:
+            frame[f"baseline_{b}_abs_error"] = (frame[f"baseline_{b}_revenue"] - frame["actual_revenue"]).abs()
+        columns |= {
+            "actual_revenue": ("actual_revenue", "mean"),
+            "expected_revenue": ("expected_revenue", "mean"),
+            "revenue_mae": ("model_abs_error", "mean"),
+            **{f"baseline_{b}_revenue": (f"baseline_{b}_revenue", "mean") for b in BASELINES},
+            **{f"baseline_{b}_revenue_mae": (f"baseline_{b}_abs_error", "mean") for b in BASELINES},
+        }
+    else:
+        frame["model_abs_error"] = (frame["expected_purchases"] - frame["actual_purchases"]).abs()
+        columns["purchases_mae"] = ("model_abs_error", "mean")
+        for b in PURCHASE_BASELINES:
+            frame[f"baseline_{b}_abs_error"] = (frame[f"baseline_{b}_purchases"] - frame["actual_purchases"]).abs()
+            columns[f"baseline_{b}_purchases"] = (f"baseline_{b}_purchases", "mean")
+            columns[f"baseline_{b}_purchases_mae"] = (f"baseline_{b}_abs_error", "mean")
+    table = frame.groupby("frequency_bin", sort=False).agg(**columns)
+    return table.reindex([b for b in FREQUENCY_BINS if b in table.index]).reset_index()
+
+
+def test_frequency_table_grouped_by_number_equals_the_table_grouped_by_text() -> None:
+    rng = np.random.default_rng(4)
+    n = 200_000
+    holdout = pd.DataFrame(
+        {
+            "customer_id": pd.Series([f"c{i}" for i in range(n)], dtype="str"),
+            "frequency": rng.poisson(1.5, n).astype(float),
+            "actual_purchases": rng.poisson(1.0, n).astype(float),
+            "expected_purchases": rng.gamma(1.0, 1.0, n),
+            "actual_revenue": rng.gamma(1.0, 50.0, n),
+            "expected_revenue": rng.gamma(1.0, 50.0, n),
+        }
+    )
+    for b in BASELINES:
+        holdout[f"baseline_{b}_revenue"] = rng.gamma(1.0, 40.0, n)
+    for b in PURCHASE_BASELINES:
+        holdout[f"baseline_{b}_purchases"] = rng.gamma(1.0, 1.0, n)
+    counts_only = holdout.drop(columns=[c for c in holdout.columns if "revenue" in c])
+    for frame in (holdout, counts_only, holdout[holdout["frequency"] != 1], counts_only[counts_only["frequency"] < 3]):
+        table = frequency_table(frame)
+        pd.testing.assert_frame_equal(table, _frequency_table_by_text(frame), check_exact=True)
+        assert table["frequency_bin"].tolist() == sorted(set(table["frequency_bin"]), key=FREQUENCY_BINS.index)
