@@ -72,8 +72,11 @@ def metric_direction(name: str) -> str:
 
 
 def errors(actual: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
-    diff = predicted - actual
-    return float(np.mean(np.abs(diff))), float(np.sqrt(np.mean(diff**2)))
+    """MAE and RMSE; one temporary array besides the difference (the same operations, in place)."""
+    diff = np.subtract(predicted, actual)
+    deviation = np.abs(diff)
+    mae = float(np.mean(deviation))
+    return mae, float(np.sqrt(np.mean(np.square(diff, out=deviation))))
 
 
 def spearman(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -99,8 +102,11 @@ def ranking(values: np.ndarray) -> Ranking:
     values = np.asarray(values)
     n = len(values)
     order = np.argsort(-values, kind="stable")
+    if n < 2**31:  # row numbers as int32: half the memory of each ranking kept, the same rows
+        order = order.astype(np.int32)
     ordered = values[order]
     change = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    del ordered  # not kept while the ranks are built
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [n]]) if n else np.zeros(0, dtype=np.int64)
     ranks = np.empty(n)

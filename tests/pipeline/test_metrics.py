@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import rankdata, spearmanr
 
 from benchmarks.feed import prepared_feed
-from pipeline.metrics import count_metrics, normalized_gini, ranking, revenue_metrics, top_share
+from pipeline.metrics import count_metrics, errors, normalized_gini, ranking, revenue_metrics, top_share
 
 
 def _previous_revenue_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -57,6 +57,14 @@ def test_ranks_are_scipy_average_ranks() -> None:
     values = np.array([3.0, 1.0, 3.0, 0.0, 0.0, 0.0, 2.5, 3.0])
     np.testing.assert_array_equal(ranking(values).ranks, rankdata(values))
     np.testing.assert_array_equal(ranking(values).order, np.argsort(-values, kind="stable"))
+    assert ranking(values).order.dtype == np.int32  # half the memory of argsort's int64, the same rows
+
+
+def test_errors_in_place_equal_the_plain_formulas() -> None:
+    rng = np.random.default_rng(8)
+    actual, predicted = rng.poisson(1.0, 100_000).astype(float), rng.gamma(1.0, 1.0, 100_000)
+    diff = predicted - actual
+    assert errors(actual, predicted) == (float(np.mean(np.abs(diff))), float(np.sqrt(np.mean(diff**2))))
 
 
 def test_one_sort_metrics_equal_the_previous_ones_on_cdnow(cdnow_sample_summary: pd.DataFrame) -> None:
