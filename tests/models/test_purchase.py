@@ -83,7 +83,7 @@ def test_bgnbd_new_customer_limit_in_closed_form() -> None:
 def _merged_holdout_log_likelihood(
     params: purchase.PurchaseParams, calibration: pd.DataFrame, full: pd.DataFrame
 ) -> float:
-    """The previous implementation: an inner merge of the two summaries on customer_id."""
+    """The previous implementation: every row's log-likelihood in one call on the merged summaries."""
     columns = ["customer_id", "frequency", "recency", "T"]
     both = calibration[columns].merge(full[columns], on="customer_id", suffixes=("_cal", "_full"))
     with np.errstate(all="ignore"):
@@ -103,8 +103,8 @@ def _merged_holdout_log_likelihood(
 def test_holdout_log_likelihood_equals_the_merged_tables(
     ids: str, params: purchase.PurchaseParams, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rows matched by Arrow's hash lookup, evaluated part by part, give the merge's numbers bit for bit:
-    shuffled, with customers new in the holdout (only in full) and calibration customers missing from full."""
+    """Rows evaluated part by part give the previous whole-array numbers bit for bit: shuffled, with customers
+    new in the holdout (only in full) and calibration customers missing from full."""
     monkeypatch.setattr(purchase, "LIKELIHOOD_PART_ROWS", 1000)
     rng = np.random.default_rng(3)
     n = 50_000
