@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models import purchase
 from models.bundle import CLVModelParams
@@ -90,11 +91,26 @@ def with_views(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFr
 
 def value_segment(scores: pd.DataFrame) -> pd.Series:
     """Each customer's value segment by CLV rank (top 5%, next 15%, middle 30%, bottom 50%)."""
-    rank = scores["clv"].rank(pct=True, method="first").to_numpy()
-    # segment numbers, then the names: no fixed-width text array of one name per customer
+    rank = clv_rank(scores["clv"])
+    # segment numbers, then the names through Arrow's dictionary: no Python string per customer
     segment = np.select([rank > lower for _, lower in SEGMENTS], range(len(SEGMENTS)), default=len(SEGMENTS) - 1)
-    labels = np.asarray([name for name, _ in SEGMENTS], dtype=object)[segment]
-    return pd.Series(labels, index=scores.index, name="value_segment", dtype="str")
+    names = pa.array([name for name, _ in SEGMENTS], type=pa.large_string())
+    labels = pa.DictionaryArray.from_arrays(pa.array(segment.astype(np.int8)), names).cast(pa.large_string())
+    text = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str"
+    values = labels.to_pandas(types_mapper={pa.large_string(): text}.get)
+    return pd.Series(values.array, index=scores.index, name="value_segment", dtype="str")
+
+
+def clv_rank(clv: pd.Series) -> np.ndarray:
+    """``clv.rank(pct=True, method="first")``: ties ranked in row order, over the count. Without NaN, one
+    stable numpy sort gives the same floats (tested) in half pandas' time; with NaN, pandas ranks."""
+    values = clv.to_numpy(dtype=np.float64)
+    if np.isnan(values).any():
+        return np.asarray(clv.rank(pct=True, method="first").to_numpy(dtype=np.float64))
+    rank = np.empty(len(values))
+    rank[np.argsort(values, kind="stable")] = np.arange(1, len(values) + 1, dtype=np.float64)
+    rank /= len(values)
+    return rank
 
 
 def segment_table(scores: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,10 @@ __all__ = [
     "PURCHASE_METRICS",
     "REVENUE_METRICS",
     "Ranking",
+    "Ranks",
+    "auc",
+    "average_ranks",
+    "brier",
     "count_metrics",
     "errors",
     "metric_direction",
@@ -86,14 +90,59 @@ def spearman(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class Ranking:
-    """One array sorted once: what the ranking metrics need of it (see :func:`ranking`)."""
+class Ranks:
+    """One array and its average ranks: what Spearman needs of it (see :func:`average_ranks`)."""
 
     values: np.ndarray
-    order: np.ndarray
-    """Row numbers from the highest value to the lowest (ties keep their order: a stable sort)."""
     ranks: np.ndarray
     """Average ranks, 1 for the lowest (``scipy.stats.rankdata(values)``)."""
+
+
+@dataclass(frozen=True)
+class Ranking(Ranks):
+    """One array sorted once: what the ranking metrics need of it (see :func:`ranking`)."""
+
+    order: np.ndarray
+    """Row numbers from the highest value to the lowest (ties keep their order: a stable sort)."""
+
+
+_TIE_SAMPLE = 4096
+
+
+def _descending(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers from the highest value to the lowest, ties in row order (``argsort(-values,
+    kind="stable")``), and the values in that order.
+
+    numpy's stable sort of floats is a merge sort; on mostly distinct floats its default sort (a SIMD
+    quicksort) takes half the time. So such floats are sorted with it, and the rows of each run of equal
+    values are put back in row order by one integer sort of (run, row) keys: the order of the stable sort,
+    exactly (tested). Where ties are common (a spaced sample of 4,096 values is under 3/4 distinct: counts,
+    zeros) the quicksort is no faster and the runs are long, so those take the stable sort, as do arrays
+    with NaN (which equals nothing, so its runs cannot be found) and other dtypes. The path chosen changes
+    the time, never the order.
+    """
+    n = len(values)
+    sample = values[:: max(1, n // _TIE_SAMPLE)]
+    if values.dtype.kind != "f" or n >= 2**31 or len(np.unique(sample)) < 0.75 * len(sample) or np.isnan(values).any():
+        order = np.argsort(-values, kind="stable")
+        return order, values[order]
+    order = np.argsort(-values)
+    ordered = values[order]
+    same = ordered[1:] == ordered[:-1]  # position i + 1 ties with position i
+    if same.any():
+        tied = np.zeros(n, dtype=bool)
+        tied[1:] = same
+        tied[:-1] |= same
+        rows = np.flatnonzero(tied)
+        del tied
+        starts = np.ones(n, dtype=bool)
+        np.logical_not(same, out=starts[1:])
+        run = np.cumsum(starts, dtype=np.int32)[rows].astype(np.int64)
+        del starts
+        keys = run * n + order[rows]
+        keys.sort()
+        order[rows] = keys - run * n  # the runs stay where they were: only the rows within each are sorted
+    return order, ordered
 
 
 def ranking(values: np.ndarray) -> Ranking:
@@ -101,10 +150,9 @@ def ranking(values: np.ndarray) -> Ranking:
     ranks equal ``scipy.stats.rankdata``'s exactly (tie groups get the mean of integer ranks)."""
     values = np.asarray(values)
     n = len(values)
-    order = np.argsort(-values, kind="stable")
+    order, ordered = _descending(values)
     if n < 2**31:  # row numbers as int32: half the memory of each ranking kept, the same rows
         order = order.astype(np.int32)
-    ordered = values[order]
     change = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
     del ordered  # not kept while the ranks are built
     starts = np.concatenate([[0], change])
@@ -112,10 +160,54 @@ def ranking(values: np.ndarray) -> Ranking:
     ranks = np.empty(n)
     # positions s..e-1 from the top hold ascending ranks n-e+1..n-s: their mean is (2n - s - e + 1) / 2
     ranks[order] = np.repeat((2 * n - starts - ends + 1) / 2.0, ends - starts)
-    return Ranking(values, order, ranks)
+    return Ranking(values, ranks, order)
 
 
-def _spearman_ranked(actual: Ranking, predicted: Ranking) -> float:
+def _counted_ranks(values: np.ndarray) -> np.ndarray | None:
+    """Average ranks of whole numbers spanning at most ``len(values)`` by counting them (no sort), or None
+    for other values. A value with ``b`` values below it and ``c`` equal to it has ranks b+1..b+c, mean
+    (2b + c + 1) / 2: the same integer over 2 as :func:`ranking` computes, so the same float."""
+    n = len(values)
+    if n == 0 or values.dtype.kind not in "fiu":
+        return None
+    low, high = values.min(), values.max()
+    if not (np.isfinite(low) and np.isfinite(high) and high - low < n):  # NaN makes both NaN
+        return None
+    whole = values.astype(np.int64)
+    if not np.array_equal(whole, values):  # fractions
+        return None
+    whole -= int(whole.min())
+    counts = np.bincount(whole)
+    below = np.cumsum(counts) - counts
+    return ((2 * below + counts + 1) / 2.0)[whole]
+
+
+def average_ranks(values: np.ndarray) -> Ranks:
+    """The average ranks of ``values`` (``scipy.stats.rankdata``'s, exactly), without the stable order a
+    :class:`Ranking` keeps: whole numbers (counts) are counted, other floats take numpy's fast unstable
+    sort, since the mean rank of a run of ties does not depend on the order within it. Arrays with NaN
+    take :func:`ranking`, whose ranks put NaN lowest."""
+    values = np.asarray(values)
+    counted = _counted_ranks(values)
+    if counted is not None:
+        return Ranks(values, counted)
+    n = len(values)
+    if values.dtype.kind != "f" or n >= 2**31 or np.isnan(values).any():
+        whole = ranking(values)
+        return Ranks(whole.values, whole.ranks)
+    order = np.argsort(values)
+    ordered = values[order]
+    change = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    del ordered
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [n]])
+    ranks = np.empty(n)
+    # positions s..e-1 from the bottom hold ranks s+1..e: their mean is (s + e + 1) / 2
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return Ranks(values, ranks)
+
+
+def _spearman_ranked(actual: Ranks, predicted: Ranks) -> float:
     """Spearman from two rankings: as ``scipy.stats.spearmanr`` computes it (Pearson of the average ranks)."""
     if len(actual.values) <= 1 or np.ptp(actual.values) == 0 or np.ptp(predicted.values) == 0:
         return float("nan")
@@ -153,6 +245,32 @@ def top_share(actual: np.ndarray, score: np.ndarray, fraction: float) -> float:
     return _top_share_ordered(actual, np.argsort(-score, kind="stable"), fraction)
 
 
+def brier(churned: np.ndarray, risk: np.ndarray) -> float:
+    """Brier score of 0/1 labels against probabilities, as scikit-learn's ``brier_score_loss`` computes it
+    (one-hot columns [1 - y, y] against [1 - p, p], summed per row, averaged, halved): equal bit for bit
+    (tested), without its input checks, whose ``np.unique`` of the labels took most of its 0.7 s on 5M rows."""
+    y = np.asarray(churned, dtype=np.float64)
+    p = np.asarray(risk, dtype=np.float64)
+    per_row = np.square((1 - y) - (1 - p))
+    per_row += np.square(y - p)
+    return float(np.mean(per_row) * 0.5)
+
+
+def auc(churned: np.ndarray, risk: np.ndarray) -> float:
+    """ROC AUC of ``risk`` for 0/1 labels, as the Mann-Whitney statistic of the average ranks:
+    (sum of the positives' ranks - n1 (n1 + 1) / 2) / (n1 n0), which is the area scikit-learn's
+    ``roc_auc_score`` adds up by trapezoids (ties as diagonal steps): equal to it within 1e-12 (tested),
+    in a third of its time. The ranks are halves, so their sum is exact below 2^52 and the result is
+    rounded once. NaN without both labels, or with a NaN risk."""
+    positives = np.asarray(churned) == 1
+    n1 = int(positives.sum())
+    n0 = len(positives) - n1
+    if n1 == 0 or n0 == 0 or np.isnan(risk).any():
+        return float("nan")
+    ranks = average_ranks(np.asarray(risk, dtype=np.float64)).ranks
+    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def pct(predicted: float, actual: float) -> float:
     return float((predicted - actual) / actual * 100) if actual else float("nan")
 
@@ -185,14 +303,15 @@ def revenue_metrics(
     }
 
 
-def count_metrics(actual: np.ndarray | Ranking, predicted: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, Spearman and the predicted total; ``actual`` may be passed as its :func:`ranking`."""
-    actual_ranked = actual if isinstance(actual, Ranking) else ranking(actual)
+def count_metrics(actual: np.ndarray | Ranks, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, Spearman and the predicted total; ``actual`` may be passed as its :func:`average_ranks` (or
+    :func:`ranking`), to rank it once for several predictors. Spearman needs only the ranks, not the order."""
+    actual_ranked = actual if isinstance(actual, Ranks) else average_ranks(actual)
     mae, rmse = errors(actual_ranked.values, predicted)
     return {
         "mae": mae,
         "rmse": rmse,
-        "spearman": _spearman_ranked(actual_ranked, ranking(predicted)),
+        "spearman": _spearman_ranked(actual_ranked, average_ranks(predicted)),
         "total_predicted": float(predicted.sum()),
     }
 

@@ -17,7 +17,7 @@ from models.clv import DAYS_PER_UNIT
 from models.histories import history_codes, in_chunks, workers
 from models.purchase import holdout_log_likelihood
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
-from pipeline.metrics import count_metrics, errors, pct, ranking, revenue_metrics, skill
+from pipeline.metrics import auc, average_ranks, brier, count_metrics, errors, pct, ranking, revenue_metrics, skill
 
 FREQUENCY_BINS: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7+")
 
@@ -173,7 +173,6 @@ def isotonic_check(churned: np.ndarray, churn_risk: np.ndarray, seed: int = 2026
     customers and checked on the other half: the Brier score there, raw and recalibrated (NaN when the
     data does not allow it: fewer than 200 customers or one class only)."""
     from sklearn.isotonic import IsotonicRegression  # imported where used, as in _churn_metrics
-    from sklearn.metrics import brier_score_loss
 
     if len(churned) < 200 or not 0 < churned.sum() < len(churned):
         return float("nan"), float("nan")
@@ -186,8 +185,8 @@ def isotonic_check(churned: np.ndarray, churn_risk: np.ndarray, seed: int = 2026
     )
     recalibrated = isotonic.predict(churn_risk[check_rows])
     return (
-        float(brier_score_loss(churned[check_rows], churn_risk[check_rows])),
-        float(brier_score_loss(churned[check_rows], recalibrated)),
+        brier(churned[check_rows], churn_risk[check_rows]),
+        brier(churned[check_rows], recalibrated),
     )
 
 
@@ -197,7 +196,7 @@ def _purchase_metrics(holdout: pd.DataFrame) -> dict[str, float]:
     predicted_n = holdout["expected_purchases"].to_numpy()
     metrics: dict[str, float] = {}
     metrics["purchases_mae"], metrics["purchases_rmse"] = errors(actual_n, predicted_n)
-    actual_ranked = ranking(actual_n)  # sorted once for the model and every baseline
+    actual_ranked = average_ranks(actual_n)  # ranked once for the model and every baseline
     metrics["purchases_spearman"] = count_metrics(actual_ranked, predicted_n)["spearman"]
     metrics["purchases_total_actual"] = float(actual_n.sum())
     metrics["purchases_total_predicted"] = float(predicted_n.sum())
@@ -213,12 +212,11 @@ def _churn_metrics(churned: np.ndarray, churn_risk: np.ndarray) -> tuple[dict[st
     """Churn risk against "no holdout purchase": AUC, Brier, the isotonic check, and the calibration curve."""
     # scikit-learn is imported where used: scoring, promoting and serving never validate, and skip its import
     from sklearn.calibration import calibration_curve
-    from sklearn.metrics import brier_score_loss, roc_auc_score
 
     has_both = 0 < churned.sum() < len(churned)
     metrics = {
-        "churn_auc": float(roc_auc_score(churned, churn_risk)) if has_both else float("nan"),
-        "churn_brier": float(brier_score_loss(churned, churn_risk)),
+        "churn_auc": auc(churned, churn_risk) if has_both else float("nan"),
+        "churn_brier": brier(churned, churn_risk),
         "churn_rate_actual": float(churned.mean()),
     }
     if has_both:

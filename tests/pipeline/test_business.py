@@ -243,3 +243,23 @@ def test_segment_table_takes_the_scores_segments_when_they_carry_them() -> None:
     pd.testing.assert_frame_equal(business.segment_table(scored), business.segment_table(SCORES), check_exact=True)
     relabelled = scored.assign(value_segment="top 5%")  # the column is what the table counts
     assert business.segment_table(relabelled)["customers"].tolist() == [20]
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_value_segments_by_one_numpy_sort_equal_pandas_ranks(with_nan: bool) -> None:
+    """The CLV rank and the segments equal those of pandas' ``rank(pct=True, method="first")`` and the
+    per-customer names they replaced: ties (many zeros, repeated values) in row order, NaN left to pandas."""
+    rng = np.random.default_rng(5)
+    clv = np.round(rng.gamma(0.5, 100.0, 200_000), 1)
+    clv[rng.random(len(clv)) < 0.3] = 0.0
+    if with_nan:
+        clv[rng.random(len(clv)) < 0.01] = np.nan
+    scores = pd.DataFrame({"clv": clv}, index=pd.RangeIndex(7, 7 + len(clv)))
+    expected_rank = scores["clv"].rank(pct=True, method="first").to_numpy()
+    np.testing.assert_array_equal(business.clv_rank(scores["clv"]), expected_rank)
+    segment = np.select(
+        [expected_rank > lower for _, lower in business.SEGMENTS], range(len(business.SEGMENTS)), default=3
+    )
+    names = np.asarray([name for name, _ in business.SEGMENTS], dtype=object)[segment]
+    expected = pd.Series(names, index=scores.index, name="value_segment", dtype="str")
+    pd.testing.assert_series_equal(business.value_segment(scores), expected)

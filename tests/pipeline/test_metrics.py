@@ -10,7 +10,17 @@ import pytest
 from scipy.stats import rankdata, spearmanr
 
 from benchmarks.feed import prepared_feed
-from pipeline.metrics import count_metrics, errors, normalized_gini, ranking, revenue_metrics, top_share
+from pipeline.metrics import (
+    auc,
+    average_ranks,
+    brier,
+    count_metrics,
+    errors,
+    normalized_gini,
+    ranking,
+    revenue_metrics,
+    top_share,
+)
 
 
 def _previous_revenue_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -60,6 +70,51 @@ def test_ranks_are_scipy_average_ranks() -> None:
     assert ranking(values).order.dtype == np.int32  # half the memory of argsort's int64, the same rows
 
 
+def _arrays(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Arrays that take each path of the sorts: mostly distinct floats with runs of ties (short runs, a
+    long run of zeros, 0.0 beside -0.0), tie-heavy floats, counts, negative and wide-spread whole numbers,
+    integers, NaN, and the smallest sizes."""
+    spend = rng.gamma(0.6, 40.0, n)
+    spend[rng.random(n) < 0.15] = 0.0
+    signed_zeros = spend.copy()
+    signed_zeros[rng.random(n) < 0.05] = -0.0
+    short_runs = np.round(rng.gamma(2.0, 50.0, n), 2)  # about 85% distinct, many runs of 2-3
+    with_nan = spend.copy()
+    with_nan[rng.random(n) < 0.01] = np.nan
+    return {
+        "spend": spend,
+        "signed_zeros": signed_zeros,
+        "short_runs": short_runs,
+        "tie_heavy": np.round(rng.gamma(2.0, 1.0, n), 1),
+        "counts": rng.poisson(1.2, n).astype(float),
+        "negative_whole": rng.integers(-50, 50, n).astype(float),
+        "wide_whole": rng.integers(0, 10 * n, n).astype(float),
+        "integers": rng.integers(0, 40, n),
+        "with_nan": with_nan,
+        "constant": np.full(n, 3.5),
+        "empty": np.zeros(0),
+        "one": np.array([2.0]),
+        "two_tied": np.array([1.0, 1.0]),
+    }
+
+
+def test_the_fast_sorts_give_the_stable_order_and_scipys_ranks() -> None:
+    """numpy's quicksort with the ties put back in row order equals the stable sort; average ranks by
+    counting or by the unstable sort equal scipy's (and, with NaN, the ranking's, which puts NaN lowest)."""
+    rng = np.random.default_rng(11)
+    for n in (300_000, 5_000):
+        for name, values in _arrays(rng, n).items():
+            ranked = ranking(values)
+            np.testing.assert_array_equal(ranked.order, np.argsort(-values, kind="stable"), err_msg=name)
+            ranks = average_ranks(values)
+            assert ranks.values is values or np.array_equal(ranks.values, values, equal_nan=True)  # noqa: PD011
+            if name == "with_nan":
+                np.testing.assert_array_equal(ranks.ranks, ranked.ranks)
+                continue
+            np.testing.assert_array_equal(ranked.ranks, rankdata(values), err_msg=name)
+            np.testing.assert_array_equal(ranks.ranks, rankdata(values), err_msg=name)
+
+
 def test_errors_in_place_equal_the_plain_formulas() -> None:
     rng = np.random.default_rng(8)
     actual, predicted = rng.poisson(1.0, 100_000).astype(float), rng.gamma(1.0, 1.0, 100_000)
@@ -87,3 +142,35 @@ def test_revenue_metrics_without_revenue_are_nan_where_undefined() -> None:
     assert np.isnan(out["top10_share"])
     assert np.isnan(out["spearman"])
     assert out["total_predicted"] == 10.0
+
+
+def _churn_cases(frame: pd.DataFrame, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(churned, risk) pairs: a smooth risk, a tie-heavy one (rounded), and a constant one."""
+    churned = (frame["frequency_holdout"].to_numpy() == 0).astype(int)
+    smooth = 1.0 / (1.0 + frame["frequency"].to_numpy() + rng.random(len(frame)))
+    return [(churned, smooth), (churned, np.round(smooth, 1)), (churned, np.full(len(frame), 0.3))]
+
+
+def _assert_sklearn_churn_metrics(cases: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    for churned, risk in cases:
+        assert brier(churned, risk) == float(brier_score_loss(churned, risk))  # bit for bit
+        assert auc(churned, risk) == pytest.approx(float(roc_auc_score(churned, risk)), rel=1e-12, abs=0)
+
+
+def test_brier_and_auc_equal_scikit_learns_on_cdnow(cdnow_sample_summary: pd.DataFrame) -> None:
+    _assert_sklearn_churn_metrics(_churn_cases(cdnow_sample_summary, np.random.default_rng(3)))
+
+
+def test_brier_and_auc_equal_scikit_learns_on_the_generated_feed(tmp_path: Path) -> None:
+    calibration = prepared_feed(200_000, tmp_path).calibration
+    _assert_sklearn_churn_metrics(_churn_cases(calibration, np.random.default_rng(4)))
+
+
+def test_auc_is_nan_without_both_labels_or_with_a_nan_risk() -> None:
+    risk = np.array([0.2, 0.4, 0.6])
+    assert np.isnan(auc(np.zeros(3, dtype=int), risk))
+    assert np.isnan(auc(np.ones(3, dtype=int), risk))
+    assert np.isnan(auc(np.array([0, 1, 0]), np.array([0.2, np.nan, 0.6])))
+    assert auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8])) == 1.0
