@@ -130,14 +130,53 @@ def holdout_log_likelihood(params: PurchaseParams, calibration: pd.DataFrame, fu
     proper score that compares purchase models (and penalizers) on the same holdout.
     """
     columns = ["customer_id", "frequency", "recency", "T"]
-    both = calibration[columns].merge(full[columns], on="customer_id", suffixes=("_cal", "_full"))
-    whole, cal = ([both[f"{c}{side}"].to_numpy(dtype=np.float64) for c in columns[1:]] for side in ("_full", "_cal"))
+    rows = _aligned_rows(calibration, full)
+    if rows is not None:
+        cal = [calibration[c].to_numpy(dtype=np.float64) for c in columns[1:]]
+        whole = [full[c].to_numpy(dtype=np.float64)[rows] for c in columns[1:]]
+    else:
+        both = calibration[columns].merge(full[columns], on="customer_id", suffixes=("_cal", "_full"))
+        whole, cal = ([both[f"{c}{s}"].to_numpy(dtype=np.float64) for c in columns[1:]] for s in ("_full", "_cal"))
+        del both
     # Each row's log-likelihood is its own (elementwise): computed part by part into whole arrays, whose sum is
     # then taken as before. Bit-equal, without a dozen full-length temporaries (at 5M customers 1.8 s, not 2.3 s).
-    full_ll, cal_ll = np.empty(len(both)), np.empty(len(both))
+    rows_out = len(cal[0])
+    full_ll, cal_ll = np.empty(rows_out), np.empty(rows_out)
     with np.errstate(all="ignore"):
-        for start in range(0, len(both), LIKELIHOOD_PART_ROWS):
+        for start in range(0, rows_out, LIKELIHOOD_PART_ROWS):
             part = slice(start, start + LIKELIHOOD_PART_ROWS)
             full_ll[part] = log_likelihood_rows(params, *(c[part] for c in whole))
             cal_ll[part] = log_likelihood_rows(params, *(c[part] for c in cal))
     return float(np.sum(np.subtract(full_ll, cal_ll, out=full_ll)))
+
+
+def _aligned_rows(calibration: pd.DataFrame, full: pd.DataFrame) -> NDArray[np.intp] | slice | None:
+    """The row of ``full`` for each calibration customer, when a merge on the ids is not needed; else None.
+
+    Prepare lists both summaries by customer id, and the calibration customers are the full-history ones
+    whose first purchase is on or before calibration_end: those whose first purchase is no later than
+    the calibration's latest. When the full ids are strictly increasing (so unique) and the ids of those
+    rows equal the calibration ids one by one, they are the rows an inner merge on the ids would pair,
+    in the calibration's order: the same arrays, and sums, as the merge (tested), without its hash table
+    and copies (at 5M customers +0.7 GB). Anything else (other frames, other orders, ids that do not
+    match) takes the merge.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "first_purchase" not in calibration.columns or "first_purchase" not in full.columns or len(calibration) == 0:
+        return None
+    try:
+        cal_ids, full_ids = pa.array(calibration["customer_id"]), pa.array(full["customer_id"])
+        if cal_ids.type != full_ids.type or cal_ids.null_count or full_ids.null_count:
+            return None
+        if len(full_ids) > 1 and not pc.all(pc.less(full_ids[:-1], full_ids[1:])).as_py():
+            return None
+        if len(cal_ids) == len(full_ids):
+            return slice(None) if cal_ids.equals(full_ids) else None
+        latest = calibration["first_purchase"].max()
+        kept = (full["first_purchase"] <= latest).to_numpy(dtype=bool)
+        rows = np.flatnonzero(kept)
+        return rows if len(rows) == len(cal_ids) and full_ids.filter(pa.array(kept)).equals(cal_ids) else None
+    except (pa.ArrowException, TypeError, ValueError):  # ids Arrow cannot compare (objects of mixed types)
+        return None

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +123,32 @@ def test_holdout_log_likelihood_equals_the_merged_tables(
     value = purchase.holdout_log_likelihood(params, calibration, full)
     assert value == _merged_holdout_log_likelihood(params, calibration, full)
     assert value == purchase.holdout_log_likelihood(params, calibration, full.sample(frac=1, random_state=2))
+
+
+@pytest.mark.parametrize("period", ["day", "week"])
+def test_holdout_log_likelihood_pairs_prepares_rows_without_a_merge(
+    period: Literal["day", "week"], tmp_path: Path
+) -> None:
+    """On prepare's own summaries, with customers new in the holdout (only in the full history), the rows are
+    paired by position (no merge, for daily periods) and the number is the merge's, bit for bit. With weekly
+    periods a customer new in the holdout may start in calibration_end's week: then the merge is taken."""
+    from benchmarks.feed import generate
+    from pipeline.config import Config, DataConfig, PrepareConfig
+    from pipeline.engines.duckdb_prepare import prepare
+    from pipeline.engines.duckdb_source import connect, open_transactions
+
+    path = tmp_path / "feed.parquet"
+    generate(path, 200_000, seed=7)
+    data = open_transactions(connect(Config().engine), DataConfig(source="parquet", path=path))
+    config = PrepareConfig(calibration_end=dt.date(2022, 9, 28), observation_end=dt.date(2023, 6, 30), period=period)
+    prepared = prepare(data.relation, config, data.timestamp_format)
+    calibration, full = prepared.calibration, prepared.full
+    assert len(full) > len(calibration) + 1000  # customers new in the holdout
+    if period == "day":
+        assert purchase._aligned_rows(calibration, full) is not None
+    params = BetaGeoParams(r=0.8, alpha=20.0, a=1.2, b=12.0)
+    value = purchase.holdout_log_likelihood(params, calibration, full)
+    assert value == _merged_holdout_log_likelihood(params, calibration, full)
+    shuffled = full.sample(frac=1, random_state=3)
+    assert purchase._aligned_rows(calibration, shuffled) is None
+    assert purchase.holdout_log_likelihood(params, calibration, shuffled) == value
