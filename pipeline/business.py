@@ -84,8 +84,13 @@ def with_views(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFr
     if "clv" not in scores.columns:
         return scores
     windows = clv_windows(model, customers, scores)
-    out = pd.concat([scores.reset_index(drop=True), windows.drop(columns="customer_id")], axis=1)
-    out["value_segment"] = value_segment(out).to_numpy()
+    # the windows join the scores as new columns of a shallow copy: concatenating the frames copied every
+    # column of the scores (0.4 GB at 5M customers) for the same frame (tested equal)
+    out = scores.reset_index(drop=True)
+    for name in windows.columns.drop("customer_id"):
+        out[name] = windows[name].to_numpy()
+    del windows
+    out["value_segment"] = value_segment(out).array  # Arrow text as it is, not 5M Python strings
     return out
 
 

@@ -139,6 +139,17 @@ def test_with_views_adds_the_business_columns() -> None:
     assert out.loc[19, "value_segment"] == "top 5%"
 
 
+def test_with_views_equals_the_concatenated_frames() -> None:
+    """The windows added as columns of a shallow copy give the frame the concatenation gave (dtypes too),
+    with any index on the scores."""
+    scores = SCORES.set_axis(pd.RangeIndex(100, 120))
+    customers = pd.DataFrame({"frequency": np.arange(20.0) % 4, "recency": np.arange(20.0), "T": np.full(20, 38.0)})
+    windows = business.clv_windows(MODEL, customers, scores)
+    expected = pd.concat([scores.reset_index(drop=True), windows.drop(columns="customer_id")], axis=1)
+    expected["value_segment"] = business.value_segment(expected).to_numpy()
+    pd.testing.assert_frame_equal(business.with_views(MODEL, customers, scores), expected, check_exact=True)
+
+
 def test_without_money_the_views_rank_by_expected_purchases() -> None:
     counts = SCORES.drop(columns=["clv", "historical_clv", "expected_order_value"]).assign(
         expected_purchases_30d=np.arange(20) / 10, expected_purchases_365d=np.arange(20, dtype=float)
