@@ -11,6 +11,7 @@ from models import purchase
 from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_MONTH, days_to_units
 from models.histories import history_codes, in_chunks
+from models.scoring import horizon_column
 
 CLV_WINDOWS_DAYS: tuple[int, ...] = (30, 60, 90, 365)
 SEGMENTS: tuple[tuple[str, float], ...] = (
@@ -22,24 +23,36 @@ SEGMENTS: tuple[tuple[str, float], ...] = (
 
 
 def clv_windows(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """``clv_<N>d``: expected value of the next N days (expected order value x expected purchases, undiscounted)."""
-    f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
-    rows, codes = history_codes(f, r, t)  # expected purchases once per distinct history, on every core
+    """``clv_<N>d``: expected value of the next N days (expected order value x expected purchases, undiscounted).
 
-    def windows(hf: np.ndarray, hr: np.ndarray, ht: np.ndarray) -> dict[str, np.ndarray]:
-        return {
-            f"clv_{days}d": purchase.expected_purchases(
-                model.purchase, days_to_units(days, model.spec.time_unit), hf, hr, ht
-            )
-            for days in CLV_WINDOWS_DAYS
-        }
+    A window whose expected purchases the point scores already hold (``expected_purchases_<N>d``: the same
+    function of the same histories) multiplies those; only the others are worked out (the same numbers,
+    tested). Scores with posterior draws hold posterior means, so then every window is worked out.
+    """
+    order_value = scores["expected_order_value"].to_numpy()
+    scored = {} if model.posterior is not None else {d: horizon_column(d) for d in CLV_WINDOWS_DAYS}
+    missing = [d for d in CLV_WINDOWS_DAYS if scored.get(d) not in scores.columns]
+    per_history: dict[str, np.ndarray] = {}
+    codes = np.zeros(0, dtype=np.intp)
+    if missing:
+        f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+        rows, codes = history_codes(f, r, t)  # expected purchases once per distinct history, on every core
 
-    purchases = in_chunks(windows, f[rows], r[rows], t[rows])
+        def windows(hf: np.ndarray, hr: np.ndarray, ht: np.ndarray) -> dict[str, np.ndarray]:
+            return {
+                f"clv_{days}d": purchase.expected_purchases(
+                    model.purchase, days_to_units(days, model.spec.time_unit), hf, hr, ht
+                )
+                for days in missing
+            }
+
+        per_history = in_chunks(windows, f[rows], r[rows], t[rows])
     # the ids as they are (copy-on-write), not an array of Python strings: 300 MB more at 5M customers
     out = pd.DataFrame({"customer_id": scores["customer_id"].reset_index(drop=True)})
-    order_value = scores["expected_order_value"].to_numpy()
-    for name, values in purchases.items():
-        out[name] = order_value * values[codes]
+    for days in CLV_WINDOWS_DAYS:
+        name = f"clv_{days}d"
+        expected = per_history[name][codes] if days in missing else scores[scored[days]].to_numpy()
+        out[name] = order_value * expected
     return out
 
 

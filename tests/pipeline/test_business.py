@@ -194,6 +194,14 @@ def _assert_views_per_history_equal(customers: pd.DataFrame) -> None:
         np.testing.assert_array_equal(windows[name].to_numpy(), values)
     expected_ids = pd.Series(scores["customer_id"].to_numpy(), name="customer_id", dtype="str")
     pd.testing.assert_series_equal(windows["customer_id"], expected_ids)  # the ids shared, not re-made as objects
+    # from the job's own scores, the 30, 90 and 365-day windows reuse their expected purchases: the same numbers
+    from models.scoring import score_customers
+
+    scored = score_customers(MODEL, customers)
+    assert {"expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d"} <= set(scored.columns)
+    reused = business.clv_windows(MODEL, customers, scored)
+    for name, values in _windows_per_customer(customers, scored).items():
+        np.testing.assert_array_equal(reused[name].to_numpy(), values, err_msg=name)
     cac = pd.Series(rng.uniform(1, 100, len(customers)), index=scores["customer_id"].to_numpy())
     view = business.clv_cac(MODEL, customers, scores, cac.iloc[::2])
     assert len(view) == (len(customers) + 1) // 2
@@ -274,3 +282,26 @@ def test_value_segments_by_one_numpy_sort_equal_pandas_ranks(with_nan: bool) -> 
     names = np.asarray([name for name, _ in business.SEGMENTS], dtype=object)[segment]
     expected = pd.Series(names, index=scores.index, name="value_segment", dtype="str")
     pd.testing.assert_series_equal(business.value_segment(scores), expected)
+
+
+def test_windows_of_posterior_scores_use_the_point_parameters() -> None:
+    """Scores with posterior draws hold posterior means: the windows are worked out from the point parameters,
+    as without scores to reuse, not taken from those means."""
+    import dataclasses
+
+    from models.bundle import PosteriorDraws
+
+    draws = PosteriorDraws(
+        purchase={
+            "r": np.array([0.2, 0.3]),
+            "alpha": np.array([4.0, 5.0]),
+            "a": np.array([0.7, 0.9]),
+            "b": np.array([2.0, 3.0]),
+        },
+        spend={},
+    )
+    bayes = dataclasses.replace(MODEL, posterior=draws)
+    customers = pd.DataFrame({"frequency": np.arange(20.0) % 4, "recency": np.arange(20.0), "T": np.full(20, 38.0)})
+    means = SCORES.assign(**{f"expected_purchases_{d}d": 99.0 for d in (30, 90, 365)})
+    expected = business.clv_windows(MODEL, customers, SCORES)
+    pd.testing.assert_frame_equal(business.clv_windows(bayes, customers, means), expected, check_exact=True)
