@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pipeline.engines.prepared import CUSTOMER_COLUMNS, HOLDOUT_COLUMNS, MONEY_COLUMNS
-from pipeline.engines.rules import SCALE, period_start
+from pipeline.engines.rules import QUARANTINE_REASONS, SCALE, period_start
 from pipeline.engines.sql import DUCKDB, period_sql
 
 __all__ = [
@@ -39,10 +39,13 @@ def daily_sql(classified: str, has_order: bool) -> str:
     would depend on the thread schedule, and the same input must always give the same numbers. A day's
     sum is kept as a BIGINT (the per-customer sums over it run twice as fast as over HUGEINT); a day
     whose sum does not fit (over 922 trillion) is NULL here, and the scan stops on it with an InputError.
+    The ``reason`` is grouped as an ENUM of the quarantine reasons (one byte, not a 16-byte text key): at
+    16.7M rows per pass, prepare's peak went from 2.8 to 2.5 GB.
     """
     order = "CASE WHEN reason IS NULL THEN order_key END AS order_key," if has_order else ""
+    reasons = ", ".join(DUCKDB.string(r) for r in QUARANTINE_REASONS)
     return f"""
-        SELECT reason,
+        SELECT CAST(reason AS ENUM({reasons})) AS reason,
                CASE WHEN reason IS NULL THEN cid END AS cid, {order}
                CASE WHEN reason IS NULL THEN is_return END AS is_return,
                CASE WHEN reason IS NULL THEN CAST(ts AS DATE) END AS d,
