@@ -3,11 +3,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.outputs import write_summary, write_tables
+from pipeline.outputs import dictionary_columns, write_summary, write_tables
 
 
 def test_tables_and_summary(tmp_path: Path) -> None:
@@ -49,3 +50,26 @@ def test_tables_written_side_by_side_equal_one_by_one(tmp_path: Path, monkeypatc
         "scores.parquet",
         "segments.parquet",
     ]
+
+
+def test_only_columns_that_repeat_their_values_get_a_dictionary(tmp_path: Path) -> None:
+    """Counts and labels are dictionary-encoded, distinct floats are not; every value reads back as written."""
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(2)
+    n = 100_000
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.Series([f"c{i}" for i in range(n)], dtype="str"),
+            "frequency": rng.poisson(2.0, n).astype(float),
+            "expected_revenue": rng.gamma(1.0, 50.0, n),
+            "value_segment": pd.Series(rng.choice(["top 5%", "bottom 50%"], n), dtype="str"),
+        }
+    )
+    assert dictionary_columns(frame) == ["frequency", "value_segment"]
+    (path,) = write_tables(tmp_path, {"scores": frame})
+    pd.testing.assert_frame_equal(pd.read_parquet(path), frame)
+    chunks = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)}
+    assert [c for c, e in encodings.items() if "RLE_DICTIONARY" in e] == ["frequency", "value_segment"]
+    assert dictionary_columns(frame.iloc[:0]) == list(frame.columns)  # nothing to look at: parquet's default
