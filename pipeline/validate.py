@@ -64,27 +64,30 @@ def holdout_predictions(
     retention, retained_time = lifespan(calibration, float(duration[0])) if len(duration) else (1.0, 0.0)
     has_spend = model.spend is not None and "monetary_value" in calibration.columns
     summary = ["frequency", "recency", "T", *(["monetary_value", "total_spend"] if has_spend else [])]
-    table = calibration[["customer_id", *summary, "duration_holdout"]]  # copy-on-write: shares the columns
-    table["actual_purchases"] = calibration["frequency_holdout"].to_numpy()
-    table["expected_purchases"] = purchases
-    table["p_alive"] = by_history["p_alive"][codes]
-    table["churn_risk"] = by_history["churn_risk"][codes]
+    # one frame from whole columns, none copied: assigning an array to a frame's column copies it (0.09 s and
+    # 40 MB a column at 5M customers), and the calibration's columns are shared copy-on-write
+    columns: dict[str, object] = {c: calibration[c] for c in ["customer_id", *summary, "duration_holdout"]}
+    columns["actual_purchases"] = calibration["frequency_holdout"]
+    columns["expected_purchases"] = purchases
+    columns["p_alive"] = by_history["p_alive"][codes]
+    columns["churn_risk"] = by_history["churn_risk"][codes]
     purchases_observed = f + 1
-    table["baseline_historical_purchases"] = purchases_observed / observed * retained_time
-    table["baseline_purchase_rate_purchases"] = purchases_observed / observed * duration
-    table["baseline_repeat_purchase_rate_purchases"] = f / observed * duration
-    table["baseline_last_period_purchases"] = calibration["recent_purchases"].to_numpy(dtype=np.float64)
+    columns["baseline_historical_purchases"] = purchases_observed / observed * retained_time
+    columns["baseline_purchase_rate_purchases"] = purchases_observed / observed * duration
+    columns["baseline_repeat_purchase_rate_purchases"] = f / observed * duration
+    columns["baseline_last_period_purchases"] = calibration["recent_purchases"].astype(np.float64)
     if has_spend:
         m = calibration["monetary_value"].to_numpy(dtype=np.float64)
         order_value = spend.expected_order_value(model.spend, f, m)
         total = calibration["total_spend"].to_numpy(dtype=np.float64)
-        table["actual_revenue"] = calibration["revenue_holdout"].to_numpy()
-        table["expected_order_value"] = order_value
-        table["expected_revenue"] = purchases * order_value
-        table["baseline_historical_clv_revenue"] = total / observed * retained_time
-        table["baseline_spend_rate_revenue"] = total / observed * duration
-        table["baseline_repeat_spend_rate_revenue"] = f * m / observed * duration
-        table["baseline_last_period_revenue"] = calibration["recent_spend"].to_numpy()
+        columns["actual_revenue"] = calibration["revenue_holdout"]
+        columns["expected_order_value"] = order_value
+        columns["expected_revenue"] = purchases * order_value
+        columns["baseline_historical_clv_revenue"] = total / observed * retained_time
+        columns["baseline_spend_rate_revenue"] = total / observed * duration
+        columns["baseline_repeat_spend_rate_revenue"] = f * m / observed * duration
+        columns["baseline_last_period_revenue"] = calibration["recent_spend"]
+    table = pd.DataFrame(columns, index=calibration.index, copy=False)
     return table.reset_index(drop=True), retention
 
 

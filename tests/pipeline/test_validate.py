@@ -315,3 +315,16 @@ def test_frequency_table_grouped_by_number_equals_the_table_grouped_by_text() ->
         table = frequency_table(frame)
         pd.testing.assert_frame_equal(table, _frequency_table_by_text(frame), check_exact=True)
         assert table["frequency_bin"].tolist() == sorted(set(table["frequency_bin"]), key=FREQUENCY_BINS.index)
+
+
+def test_holdout_table_takes_the_calibration_rows_whatever_their_index() -> None:
+    """The table is built from whole columns aligned on the calibration's own index (ids, duplicates, any
+    order): the same table as from a range index, numbered from 0."""
+    expected, _ = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
+    assert expected.columns.tolist()[:12] == [
+        "customer_id", "frequency", "recency", "T", "monetary_value", "total_spend", "duration_holdout",
+        "actual_purchases", "expected_purchases", "p_alive", "churn_risk", "baseline_historical_purchases",
+    ]  # fmt: skip
+    for index in (pd.Index(["x", "y", "x", "z"]), pd.Index([9, 3, 7, 1])):
+        table, _ = holdout_predictions(MODEL, CALIBRATION.set_axis(index), period_length=1 / 7)
+        pd.testing.assert_frame_equal(table, expected, check_exact=True)
