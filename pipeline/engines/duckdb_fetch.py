@@ -11,14 +11,18 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.engines.duckdb_source import release_memory
 from pipeline.engines.sql import DUCKDB
 
-__all__ = ["FETCH_THROUGH_FILES", "fetch_all"]
+__all__ = ["FETCH_THROUGH_FILES", "Part", "fetch_all"]
 
 _literal = DUCKDB.string
 
@@ -30,10 +34,23 @@ def _query(relation: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.Duc
     return result
 
 
-def _fetch(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
-    """A pandas frame through Arrow: numeric columns without NULLs are handed over without a copy."""
-    frame: pd.DataFrame = relation.to_arrow_table().to_pandas(split_blocks=True, self_destruct=True)
-    return frame
+class Part(NamedTuple):
+    """One frame taken from a query's result: the id and the columns named ``<prefix><column>`` (under their own
+    names), in the rows where the boolean column ``rows`` is true (every row without it)."""
+
+    prefix: str = ""
+    rows: str | None = None
+
+
+def _part(table: pa.Table, part: Part) -> pa.Table:
+    """The columns and rows of ``part``, renamed."""
+    names = [c for c in table.column_names if c == "customer_id" or (c != part.rows and c.startswith(part.prefix))]
+    selected = table.select(names)
+    if part.rows is not None:
+        keep = table[part.rows]
+        if keep.null_count or not pc.all(keep).as_py():
+            selected = selected.filter(keep)
+    return selected.rename_columns([c.removeprefix(part.prefix) if c != "customer_id" else c for c in names])
 
 
 FETCH_THROUGH_FILES = 2_000_000
@@ -54,39 +71,42 @@ def _folder(staging: Path | None) -> Iterator[Path]:
 def fetch_all(
     transactions: duckdb.DuckDBPyRelation,
     drop: Callable[[], None],
-    queries: list[str],
+    sql: str,
+    parts: list[Part],
     customers: int,
     staging: Path | None,
 ) -> list[pd.DataFrame]:
-    """The per-customer frames, ordered as their queries say, with the working tables dropped (``drop``).
+    """The per-customer frames ``parts`` of one query (sorted once, as it says), with the working tables
+    dropped (``drop``).
 
-    Up to :data:`FETCH_THROUGH_FILES` customers they are fetched straight through Arrow. Above it,
-    DuckDB first writes each sorted result to a Parquet file in the ``staging`` folder (its sort
-    spills within the memory limit), every working table is dropped, and only then are the files read
-    into pandas: the frames never sit in memory next to DuckDB's customer table and sort buffers.
+    Up to :data:`FETCH_THROUGH_FILES` customers the result is fetched straight through Arrow. Above it,
+    DuckDB first writes it to a Parquet file in the ``staging`` folder (its sort spills within the memory
+    limit), every working table is dropped, and only then is the file read into pandas, a part at a time:
+    the frames never sit in memory next to DuckDB's customer table and sort buffers. One query for the
+    full history and the calibration sorted the 5M customers' ids once instead of twice (1 s less).
     """
     if customers <= FETCH_THROUGH_FILES:
-        frames = [_fetch(_query(transactions, "tx", sql)) for sql in queries]
+        table = _query(transactions, "tx", sql).to_arrow_table()
         drop()
-        return frames
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+        return [_part(table, part).to_pandas(split_blocks=True) for part in parts]
     with _folder(staging) as folder:
-        paths = [folder / f"{k}.parquet" for k in range(len(queries))]
+        path = folder / "customers.parquet"
         (preserve,) = _query(transactions, "tx", "SELECT current_setting('preserve_insertion_order')").fetchall()[0]
-        # The files must keep the ORDER BY: DuckDB's parallel writer keeps row order only when asked to.
+        # The file must keep the ORDER BY: DuckDB's parallel writer keeps row order only when asked to.
         _query(transactions, "tx", "SET preserve_insertion_order = true")
         try:
-            for sql, path in zip(queries, paths, strict=True):
-                _query(transactions, "tx", f"COPY ({sql}) TO {_literal(str(path))} (FORMAT parquet)")
+            _query(transactions, "tx", f"COPY ({sql}) TO {_literal(str(path))} (FORMAT parquet)")
         finally:
             _query(transactions, "tx", f"SET preserve_insertion_order = {'true' if preserve else 'false'}")
         drop()
         release_memory(lambda sql: _query(transactions, "tx", sql))  # not kept next to the frames read below
+        names = pq.read_schema(path).names
         frames = []
-        for path in paths:
-            frames.append(pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True))
+        for part in parts:
+            wanted = [c for c in names if c in ("customer_id", part.rows) or c.startswith(part.prefix)]
+            table = _part(pq.read_table(path, columns=wanted), part)
+            frames.append(table.to_pandas(split_blocks=True, self_destruct=True))
+            del table
             # pyarrow's allocator keeps the file's decoding buffers for reuse unless told otherwise.
             pa.default_memory_pool().release_unused()
         return frames

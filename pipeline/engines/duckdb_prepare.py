@@ -29,16 +29,19 @@ from pipeline.engines.duckdb_classify import (
     quarantine_sql,
     unreadable_timestamp,
 )
-from pipeline.engines.duckdb_fetch import fetch_all
+from pipeline.engines.duckdb_fetch import Part, fetch_all
 from pipeline.engines.duckdb_summary import (
     BIGINT_MAX,
+    CALIBRATION,
+    FULL,
+    IN_CALIBRATION,
     Windows,
-    calibration_sql,
     customers_sql,
     daily_sql,
     full_sql,
     periods_sql,
     returns_sql,
+    summaries_sql,
     weekly_parts_sql,
     weekly_sql,
 )
@@ -320,15 +323,16 @@ def prepare(
         days = holdout_days(calibration_end, observation_end, config.period)
         weekly = _query(transactions, "tx", weekly_sql(tables.weekly, tables.customers)).df()
         tables.drop(transactions, tables.daily, tables.periods)
-        # Two frames fetched one after the other: no third, wider frame to split in pandas.
+        # One query for both frames, sorted once; read back a frame at a time, each its own columns and rows.
         duration_holdout = days / unit_days
         money = scan.layout.has_amounts
-        queries = [
-            full_sql(tables.customers, windows, unit_days, money),
-            calibration_sql(tables.customers, windows, unit_days, money),
-        ]
         full, calibration = fetch_all(
-            transactions, lambda: tables.drop(transactions), queries, _count(transactions, tables.customers), staging
+            transactions,
+            lambda: tables.drop(transactions),
+            summaries_sql(tables.customers, windows, unit_days, money),
+            [Part(FULL), Part(CALIBRATION, IN_CALIBRATION)],
+            _count(transactions, tables.customers),
+            staging,
         )
     finally:
         tables.drop(transactions)
@@ -373,7 +377,8 @@ def prepare_as_of(
         (customers,) = fetch_all(
             transactions,
             lambda: tables.drop(transactions),
-            [full_sql(tables.customers, windows, unit_days, scan.layout.has_amounts)],
+            full_sql(tables.customers, windows, unit_days, scan.layout.has_amounts),
+            [Part()],
             _count(transactions, tables.customers),
             staging,
         )

@@ -17,13 +17,16 @@ from pipeline.engines.sql import DUCKDB, period_sql
 
 __all__ = [
     "BIGINT_MAX",
+    "CALIBRATION",
+    "FULL",
+    "IN_CALIBRATION",
     "Windows",
-    "calibration_sql",
     "customers_sql",
     "daily_sql",
     "full_sql",
     "periods_sql",
     "returns_sql",
+    "summaries_sql",
     "weekly_parts_sql",
     "weekly_sql",
 ]
@@ -179,9 +182,9 @@ def customers_sql(daily: str, periods: str, w: Windows, net: bool) -> str:
     """
 
 
-def _selected(columns: list[tuple[str, str]], money: bool) -> str:
-    """``expr AS "name"`` for each column; without ``money`` (an event feed), not the spend columns."""
-    return ", ".join(f'{e} AS "{c}"' for e, c in columns if money or c not in MONEY_COLUMNS)
+def _selected(columns: list[tuple[str, str]], money: bool, prefix: str = "") -> str:
+    """``expr AS "<prefix>name"`` for each column; without ``money`` (an event feed), not the spend columns."""
+    return ", ".join(f'{e} AS "{prefix}{c}"' for e, c in columns if money or c not in MONEY_COLUMNS)
 
 
 def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float) -> list[tuple[str, str]]:
@@ -206,9 +209,8 @@ def full_sql(customers: str, w: Windows, unit_days: float, money: bool) -> str:
     return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id"
 
 
-def calibration_sql(customers: str, w: Windows, unit_days: float, money: bool) -> str:
-    """The calibration summary and the holdout actuals of the customers who bought on or before
-    calibration_end, ordered by customer id."""
+def _calibration_columns(w: Windows, unit_days: float) -> list[tuple[str, str]]:
+    """The calibration summary's columns and the holdout actuals, from a customers row."""
     holdout = [
         ("CAST(hold_periods AS DOUBLE)", "frequency_holdout"),
         (f"CASE WHEN hold_n > 0 THEN CAST(hold_gross AS DOUBLE) / ({SCALE} * hold_n) ELSE 0.0 END", HOLDOUT_COLUMNS[1]),
@@ -219,8 +221,22 @@ def calibration_sql(customers: str, w: Windows, unit_days: float, money: bool) -
         (f"CAST(greatest(coalesce(recent, 0) + coalesce(recent_refunds, 0), 0) AS DOUBLE) / {SCALE}", "recent_spend"),
         ("CAST(recent_periods AS DOUBLE)", "recent_purchases"),
     ]
-    columns = _selected(_summary_columns("cal_", w.calibration_end, w.period, unit_days) + holdout, money)
-    return f"SELECT cid AS customer_id, {columns} FROM {customers} WHERE cal_periods > 0 ORDER BY customer_id"
+    return _summary_columns("cal_", w.calibration_end, w.period, unit_days) + holdout
+
+
+FULL, CALIBRATION, IN_CALIBRATION = "full:", "calibration:", "in_calibration"
+"""The column prefixes and the row flag of :func:`summaries_sql`."""
+
+
+def summaries_sql(customers: str, w: Windows, unit_days: float, money: bool) -> str:
+    """The full-history summary up to observation_end and the calibration summary with the holdout actuals, in
+    one query sorted by customer id once: the full history's columns named ``full:<column>``, the calibration's
+    ``calibration:<column>``, and ``in_calibration``, true for the customers who bought on or before
+    calibration_end (the calibration summary's rows; its columns mean nothing in the others)."""
+    full = _selected(_summary_columns("", w.observation_end, w.period, unit_days), money, FULL)
+    calibration = _selected(_calibration_columns(w, unit_days), money, CALIBRATION)
+    return f"""SELECT cid AS customer_id, cal_periods > 0 AS {IN_CALIBRATION}, {full}, {calibration}
+               FROM {customers} ORDER BY customer_id"""
 
 
 def weekly_parts_sql(periods: str, customers: str, w: Windows) -> str:

@@ -15,6 +15,14 @@ from tests.pipeline.engines.test_duckdb_prepare import _generated_transactions
 def test_large_summaries_through_parquet_files_equal_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
     tx = _generated_transactions(customers=300)
     raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
+    new = pd.DataFrame(  # customers new in the holdout: in the full history only
+        {
+            "customer_id": [f"n{k:03d}" for k in range(20)] * 2,
+            "timestamp": ["2021-10-04"] * 20 + ["2021-11-15"] * 20,
+            "amount": [12.5] * 40,
+        }
+    )
+    raw = pd.concat([raw, new], ignore_index=True)
     config = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
@@ -27,4 +35,9 @@ def test_large_summaries_through_parquet_files_equal_the_direct_fetch(monkeypatc
     files_scoring = prepare_as_of(con.from_df(raw), config, dt.date(2021, 12, 31), "%Y-%m-%d")
     pd.testing.assert_frame_equal(scoring.customers, files_scoring.customers, check_exact=True)
     assert files.full["customer_id"].is_monotonic_increasing
+    # one query, two frames: the calibration's rows are the customers who bought by calibration_end, in order
+    assert len(files.calibration) < len(files.full)
+    bought = files.full["first_purchase"] <= pd.Timestamp(config.calibration_end)
+    assert files.calibration["customer_id"].tolist() == files.full.loc[bought, "customer_id"].tolist()
+    assert files.calibration.columns.tolist()[:7] == files.full.columns.tolist()
     assert con.sql("SELECT current_setting('preserve_insertion_order')").fetchall() == [(False,)]
