@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from models import purchase
 from models.bundle import CLVModelParams
@@ -30,10 +29,9 @@ def clv_windows(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataF
     tested). Scores with posterior draws hold posterior means, so then every window is worked out.
     """
     order_value = scores["expected_order_value"].to_numpy()
-    scored = {} if model.posterior is not None else {d: horizon_column(d) for d in CLV_WINDOWS_DAYS}
-    missing = [d for d in CLV_WINDOWS_DAYS if scored.get(d) not in scores.columns]
+    missing = [d for d in CLV_WINDOWS_DAYS if model.posterior is not None or horizon_column(d) not in scores.columns]
     per_history: dict[str, np.ndarray] = {}
-    codes = np.zeros(0, dtype=np.intp)
+    codes = np.zeros(0, dtype=np.int64)
     if missing:
         f, r, t = (customers[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
         rows, codes = history_codes(f, r, t)  # expected purchases once per distinct history, on every core
@@ -52,7 +50,7 @@ def clv_windows(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataF
     columns: dict[str, object] = {"customer_id": scores["customer_id"].reset_index(drop=True)}
     for days in CLV_WINDOWS_DAYS:
         name = f"clv_{days}d"
-        expected = per_history[name][codes] if days in missing else scores[scored[days]].to_numpy()
+        expected = per_history[name][codes] if days in missing else scores[horizon_column(days)].to_numpy()
         columns[name] = order_value * expected
     return pd.DataFrame(columns, copy=False)
 
@@ -111,13 +109,10 @@ def with_views(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFr
 def value_segment(scores: pd.DataFrame) -> pd.Series:
     """Each customer's value segment by CLV rank (top 5%, next 15%, middle 30%, bottom 50%)."""
     rank = clv_rank(scores["clv"])
-    # segment numbers, then the names through Arrow's dictionary: no Python string per customer
+    # segment numbers, then the names taken from a text array of four: no Python string per customer
     segment = np.select([rank > lower for _, lower in SEGMENTS], range(len(SEGMENTS)), default=len(SEGMENTS) - 1)
-    names = pa.array([name for name, _ in SEGMENTS], type=pa.large_string())
-    labels = pa.DictionaryArray.from_arrays(pa.array(segment.astype(np.int8)), names).cast(pa.large_string())
-    text = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str"
-    values = labels.to_pandas(types_mapper={pa.large_string(): text}.get)
-    return pd.Series(values.array, index=scores.index, name="value_segment", dtype="str")
+    labels = pd.array([name for name, _ in SEGMENTS], dtype="str").take(segment)
+    return pd.Series(labels, index=scores.index, name="value_segment")
 
 
 def clv_rank(clv: pd.Series) -> np.ndarray:

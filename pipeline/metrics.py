@@ -149,18 +149,29 @@ def ranking(values: np.ndarray) -> Ranking:
     """Sort ``values`` once (highest first, stable) and derive the average ranks from that order: the
     ranks equal ``scipy.stats.rankdata``'s exactly (tie groups get the mean of integer ranks)."""
     values = np.asarray(values)
-    n = len(values)
     order, ordered = _descending(values)
-    if n < 2**31:  # row numbers as int32: half the memory of each ranking kept, the same rows
+    if len(values) < 2**31:  # row numbers as int32: half the memory of each ranking kept, the same rows
         order = order.astype(np.int32)
-    change = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    change = _run_starts(ordered)
     del ordered  # not kept while the ranks are built
+    return Ranking(values, _ranks_from_top(order, change), order)
+
+
+def _run_starts(ordered: np.ndarray) -> np.ndarray:
+    """Positions (after the first) where a run of equal sorted values starts."""
+    return np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+
+
+def _ranks_from_top(order: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Average ranks (1 for the lowest) from rows ``order`` taken highest value first, whose runs of ties start
+    at ``change``: whatever the order within a run, its rows share the run's mean rank."""
+    n = len(order)
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [n]]) if n else np.zeros(0, dtype=np.int64)
     ranks = np.empty(n)
     # positions s..e-1 from the top hold ascending ranks n-e+1..n-s: their mean is (2n - s - e + 1) / 2
     ranks[order] = np.repeat((2 * n - starts - ends + 1) / 2.0, ends - starts)
-    return Ranking(values, ranks, order)
+    return ranks
 
 
 def _counted_ranks(values: np.ndarray) -> np.ndarray | None:
@@ -191,20 +202,11 @@ def average_ranks(values: np.ndarray) -> Ranks:
     counted = _counted_ranks(values)
     if counted is not None:
         return Ranks(values, counted)
-    n = len(values)
-    if values.dtype.kind != "f" or n >= 2**31 or np.isnan(values).any():
+    if values.dtype.kind != "f" or len(values) >= 2**31 or np.isnan(values).any():
         whole = ranking(values)
         return Ranks(whole.values, whole.ranks)
-    order = np.argsort(values)
-    ordered = values[order]
-    change = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
-    del ordered
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [n]])
-    ranks = np.empty(n)
-    # positions s..e-1 from the bottom hold ranks s+1..e: their mean is (s + e + 1) / 2
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return Ranks(values, ranks)
+    order = np.argsort(-values)
+    return Ranks(values, _ranks_from_top(order, _run_starts(values[order])))
 
 
 def _spearman_ranked(actual: Ranks, predicted: Ranks) -> float:

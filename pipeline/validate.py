@@ -112,38 +112,30 @@ def frequency_table(holdout: pd.DataFrame) -> pd.DataFrame:
     """By calibration frequency: mean actual and predicted holdout purchases (and revenue with its errors)."""
     # grouped by the bin's number, named afterwards: no column of 5M texts to build and hash
     bins = pd.Series(np.minimum(holdout["frequency"].to_numpy(), 7).astype(int), index=holdout.index)
-    columns: dict[str, tuple[str, str]] = {
-        "customers": ("customer_id", "size"),
-        "actual_purchases": ("actual_purchases", "mean"),
-        "expected_purchases": ("expected_purchases", "mean"),
-    }
-    # each absolute error is built, averaged per bin and let go in turn: one extra column at a time, not
-    # five beside the holdout (the same groupby mean per column, so the same numbers: tested)
-    errors: dict[str, tuple[str, str]] = {}
+    by_bin = holdout.groupby(bins.rename("frequency_bin"))
+
+    def mean(column: str) -> pd.Series:
+        return by_bin[column].mean()
+
+    def mae(predicted: str, actual: str) -> pd.Series:
+        # each absolute error built, averaged per bin and let go in turn: one extra column at a time
+        return (holdout[predicted] - holdout[actual]).abs().groupby(bins.rename("frequency_bin")).mean()
+
+    table = {"customers": by_bin.size(), "actual_purchases": mean("actual_purchases")}
+    table["expected_purchases"] = mean("expected_purchases")
     if "actual_revenue" in holdout.columns:
-        errors["revenue_mae"] = ("expected_revenue", "actual_revenue")
-        columns |= {
-            "actual_revenue": ("actual_revenue", "mean"),
-            "expected_revenue": ("expected_revenue", "mean"),
-            **{f"baseline_{b}_revenue": (f"baseline_{b}_revenue", "mean") for b in BASELINES},
-        }
-        errors |= {f"baseline_{b}_revenue_mae": (f"baseline_{b}_revenue", "actual_revenue") for b in BASELINES}
-        order = [*list(columns)[:5], "revenue_mae", *list(columns)[5:], *list(errors)[1:]]
+        table |= {"actual_revenue": mean("actual_revenue"), "expected_revenue": mean("expected_revenue")}
+        table["revenue_mae"] = mae("expected_revenue", "actual_revenue")
+        table |= {f"baseline_{b}_revenue": mean(f"baseline_{b}_revenue") for b in BASELINES}
+        table |= {f"baseline_{b}_revenue_mae": mae(f"baseline_{b}_revenue", "actual_revenue") for b in BASELINES}
     else:
-        errors["purchases_mae"] = ("expected_purchases", "actual_purchases")
-        order = [*columns, "purchases_mae"]
+        table["purchases_mae"] = mae("expected_purchases", "actual_purchases")
         for b in PURCHASE_BASELINES:
-            columns[f"baseline_{b}_purchases"] = (f"baseline_{b}_purchases", "mean")
-            errors[f"baseline_{b}_purchases_mae"] = (f"baseline_{b}_purchases", "actual_purchases")
-            order += [f"baseline_{b}_purchases", f"baseline_{b}_purchases_mae"]
-    table = holdout.groupby(bins.rename("frequency_bin")).agg(**columns)
-    for name, (predicted, actual) in errors.items():
-        error = (holdout[predicted] - holdout[actual]).abs()
-        table[name] = error.groupby(bins.rename("frequency_bin")).mean()
-        del error
-    table = table[order]
-    table.index = pd.Index(np.asarray(FREQUENCY_BINS)[table.index.to_numpy()], name="frequency_bin")
-    return table.reset_index()
+            table[f"baseline_{b}_purchases"] = mean(f"baseline_{b}_purchases")
+            table[f"baseline_{b}_purchases_mae"] = mae(f"baseline_{b}_purchases", "actual_purchases")
+    frame = pd.DataFrame(table)
+    frame.index = pd.Index(np.asarray(FREQUENCY_BINS)[frame.index.to_numpy()], name="frequency_bin")
+    return frame.reset_index()
 
 
 def tracking_table(
