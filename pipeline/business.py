@@ -3,8 +3,11 @@ and cohorts. Pure functions of the scores table."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 
 from models import purchase
 from models.bundle import CLVModelParams
@@ -95,24 +98,33 @@ def with_views(model: CLVModelParams, customers: pd.DataFrame, scores: pd.DataFr
     customers' summaries, row for row."""
     if "clv" not in scores.columns:
         return scores
-    windows = clv_windows(model, customers, scores)
+    # The segments rank the CLV on another core while the windows are worked out (numpy's sort releases the
+    # GIL): at 10M customers the sort and the windows' distinct histories take about 1.5 s each.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        segments = pool.submit(_segment_labels, scores["clv"])
+        windows = clv_windows(model, customers, scores)
+        labels = segments.result()
     # the windows join the scores as new columns of a shallow copy: concatenating the frames copied every
     # column of the scores (0.4 GB at 5M customers) for the same frame (tested equal)
     out = scores.reset_index(drop=True)
     for name in windows.columns.drop("customer_id"):
         out[name] = windows[name]  # a Series on the same index is shared (copy-on-write), an array is copied
     del windows
-    out["value_segment"] = value_segment(out)  # Arrow text as it is, not 5M Python strings
+    out["value_segment"] = pd.Series(labels, index=out.index)  # Arrow text as it is, not 5M Python strings
     return out
 
 
 def value_segment(scores: pd.DataFrame) -> pd.Series:
     """Each customer's value segment by CLV rank (top 5%, next 15%, middle 30%, bottom 50%)."""
-    rank = clv_rank(scores["clv"])
+    return pd.Series(_segment_labels(scores["clv"]), index=scores.index, name="value_segment")
+
+
+def _segment_labels(clv: pd.Series) -> ExtensionArray:
+    """The value segment names of ``clv``, row for row."""
+    rank = clv_rank(clv)
     # segment numbers, then the names taken from a text array of four: no Python string per customer
     segment = np.select([rank > lower for _, lower in SEGMENTS], range(len(SEGMENTS)), default=len(SEGMENTS) - 1)
-    labels = pd.array([name for name, _ in SEGMENTS], dtype="str").take(segment)
-    return pd.Series(labels, index=scores.index, name="value_segment")
+    return pd.array([name for name, _ in SEGMENTS], dtype="str").take(segment)
 
 
 def clv_rank(clv: pd.Series) -> np.ndarray:
