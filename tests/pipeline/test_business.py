@@ -305,3 +305,15 @@ def test_windows_of_posterior_scores_use_the_point_parameters() -> None:
     means = SCORES.assign(**{f"expected_purchases_{d}d": 99.0 for d in (30, 90, 365)})
     expected = business.clv_windows(MODEL, customers, SCORES)
     pd.testing.assert_frame_equal(business.clv_windows(bayes, customers, means), expected, check_exact=True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 19, 20, 21, 100, 101, 1000, 4099])
+def test_value_segments_by_position_equal_the_ranks_compared_with_each_bound(n: int) -> None:
+    """Segments set by position in the sort equal the ranks compared with each bound, at sizes where a bound
+    falls on a position (20, 100) and next to one; ties in row order."""
+    clv = np.random.default_rng(n).integers(0, 5, n).astype(np.float64)
+    scores = pd.DataFrame({"clv": clv})
+    rank = scores["clv"].rank(pct=True, method="first").to_numpy()
+    segment = np.select([rank > lower for _, lower in business.SEGMENTS], range(len(business.SEGMENTS)), default=3)
+    expected = np.asarray([name for name, _ in business.SEGMENTS], dtype=object)[segment]
+    assert business.value_segment(scores).tolist() == expected.tolist()
