@@ -13,6 +13,7 @@ from models.contract import CUSTOMER_ID, check_customer_summary
 from models.gamma_gamma import GammaGammaParams
 from models.histories import history_codes, in_chunks
 from models.purchase import PurchaseParams
+from models.spend import SpendParams
 
 __all__ = [
     "MONEY_COLUMNS",
@@ -154,6 +155,14 @@ def _summarise(draws: FloatArray, lower_q: float, upper_q: float) -> tuple[Float
     return draws.mean(axis=0), lower, upper
 
 
+def _money(
+    params: SpendParams | None, f: FloatArray, m: FloatArray, clv_per_order: FloatArray
+) -> dict[str, FloatArray]:
+    """The expected order value, and the CLV from the discounted expected purchases (``clv_per_order``)."""
+    order_value = spend.expected_order_value(params, f, m)
+    return {"expected_order_value": order_value, "clv": order_value * clv_per_order}
+
+
 def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:
     """Score a per-customer summary (customer_id, frequency, recency, T, and monetary_value when the
     model has a spend model); ids and numbers may come in any natural type (see :mod:`models.contract`).
@@ -185,9 +194,8 @@ def score_customers(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFr
             t_all[rows],
         )
         values = {key: value[codes] for key, value in point.items()}
-        if model.has_spend:
-            values["expected_order_value"] = spend.expected_order_value(model.spend, f_all, m)
-            values["clv"] = values["expected_order_value"] * values["clv"]
+        if model.has_spend:  # elementwise, chunk by chunk on every core: the same numbers
+            values |= in_chunks(lambda *c: _money(model.spend, *c), f_all, m, values["clv"])
     else:
         values = _posterior_scores(model, model.posterior, f_all, r_all, t_all, m)
     out: dict[str, object] = {CUSTOMER_ID: customers[CUSTOMER_ID]}

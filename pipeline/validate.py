@@ -16,6 +16,7 @@ from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.histories import history_codes, in_chunks, workers
 from models.purchase import holdout_log_likelihood
+from models.spend import SpendParams
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
 from pipeline.metrics import auc, average_ranks, brier, count_metrics, errors, pct, ranking, revenue_metrics, skill
 
@@ -33,6 +34,32 @@ class Validation:
     """Week by week: actual and expected repeat purchases of the calibration customers, and cumulated."""
     churn_calibration: pd.DataFrame
     """Mean predicted churn risk against the observed share without a holdout purchase, by decile."""
+
+
+def _purchase_baselines(
+    retained_time: float, f: np.ndarray, observed: np.ndarray, duration: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The purchase baselines' holdout predictions (:mod:`pipeline.baselines`), elementwise."""
+    purchases_observed = f + 1
+    return {
+        "baseline_historical_purchases": purchases_observed / observed * retained_time,
+        "baseline_purchase_rate_purchases": purchases_observed / observed * duration,
+        "baseline_repeat_purchase_rate_purchases": f / observed * duration,
+    }
+
+
+def _revenue(spend_params: SpendParams | None, retained_time: float, *columns: np.ndarray) -> dict[str, np.ndarray]:
+    """The model's expected order value and holdout revenue, and the revenue baselines', elementwise, from
+    (frequency, monetary value, total spend, observed time, holdout duration, expected purchases)."""
+    f, m, total, observed, duration, purchases = columns
+    order_value = spend.expected_order_value(spend_params, f, m)
+    return {
+        "expected_order_value": order_value,
+        "expected_revenue": purchases * order_value,
+        "baseline_historical_clv_revenue": total / observed * retained_time,
+        "baseline_spend_rate_revenue": total / observed * duration,
+        "baseline_repeat_spend_rate_revenue": f * m / observed * duration,
+    }
 
 
 def holdout_predictions(
@@ -71,21 +98,17 @@ def holdout_predictions(
     columns["expected_purchases"] = purchases
     columns["p_alive"] = by_history["p_alive"][codes]
     columns["churn_risk"] = by_history["churn_risk"][codes]
-    purchases_observed = f + 1
-    columns["baseline_historical_purchases"] = purchases_observed / observed * retained_time
-    columns["baseline_purchase_rate_purchases"] = purchases_observed / observed * duration
-    columns["baseline_repeat_purchase_rate_purchases"] = f / observed * duration
+    # elementwise, chunk by chunk on every core: the same numbers, and temporaries of a chunk, not of a column
+    columns |= in_chunks(lambda *c: _purchase_baselines(retained_time, *c), f, observed, duration)
     columns["baseline_last_period_purchases"] = calibration["recent_purchases"].astype(np.float64)
     if has_spend:
         m = calibration["monetary_value"].to_numpy(dtype=np.float64)
-        order_value = spend.expected_order_value(model.spend, f, m)
         total = calibration["total_spend"].to_numpy(dtype=np.float64)
+        money = in_chunks(
+            lambda *c: _revenue(model.spend, retained_time, *c), f, m, total, observed, duration, purchases
+        )
         columns["actual_revenue"] = calibration["revenue_holdout"]
-        columns["expected_order_value"] = order_value
-        columns["expected_revenue"] = purchases * order_value
-        columns["baseline_historical_clv_revenue"] = total / observed * retained_time
-        columns["baseline_spend_rate_revenue"] = total / observed * duration
-        columns["baseline_repeat_spend_rate_revenue"] = f * m / observed * duration
+        columns |= money
         columns["baseline_last_period_revenue"] = calibration["recent_spend"]
     table = pd.DataFrame(columns, index=calibration.index, copy=False)
     return table.reset_index(drop=True), retention

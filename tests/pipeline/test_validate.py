@@ -328,3 +328,38 @@ def test_holdout_table_takes_the_calibration_rows_whatever_their_index() -> None
     for index in (pd.Index(["x", "y", "x", "z"]), pd.Index([9, 3, 7, 1])):
         table, _ = holdout_predictions(MODEL, CALIBRATION.set_axis(index), period_length=1 / 7)
         pd.testing.assert_frame_equal(table, expected, check_exact=True)
+
+
+def test_baselines_and_revenue_in_chunks_equal_whole_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The baselines' predictions, the expected order value and revenue, worked out chunk by chunk on threads,
+    equal the same formulas on whole columns (as they were computed before), number for number."""
+    from models import gamma_gamma
+    from pipeline.baselines import lifespan
+    from pipeline.config import parse_config
+    from pipeline.workflow import prepare_data
+
+    prepared, _ = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))
+    calibration = prepared.calibration
+    monkeypatch.setattr("models.histories.PARALLEL_ROWS", 100)  # 24 chunks of CDNOW's 2,357 customers
+    monkeypatch.setattr("models.histories.workers", lambda: 3)
+    table, _ = holdout_predictions(MODEL, calibration, period_length=1 / 7)
+    f, m, t, total, duration = (
+        calibration[c].to_numpy(dtype=np.float64)
+        for c in ("frequency", "monetary_value", "T", "total_spend", "duration_holdout")
+    )
+    observed = t + 1 / 7
+    _, retained_time = lifespan(calibration, float(duration[0]))
+    assert MODEL.spend is not None
+    order_value = gamma_gamma.expected_order_value(MODEL.spend, f, m)  # type: ignore[arg-type]
+    expected = {
+        "baseline_historical_purchases": (f + 1) / observed * retained_time,
+        "baseline_purchase_rate_purchases": (f + 1) / observed * duration,
+        "baseline_repeat_purchase_rate_purchases": f / observed * duration,
+        "expected_order_value": order_value,
+        "expected_revenue": table["expected_purchases"].to_numpy() * order_value,
+        "baseline_historical_clv_revenue": total / observed * retained_time,
+        "baseline_spend_rate_revenue": total / observed * duration,
+        "baseline_repeat_spend_rate_revenue": f * m / observed * duration,
+    }
+    for column, values in expected.items():
+        np.testing.assert_array_equal(table[column].to_numpy(), values, err_msg=column)
