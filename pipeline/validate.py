@@ -48,10 +48,17 @@ def _purchase_baselines(
     }
 
 
-def _revenue(spend_params: SpendParams | None, retained_time: float, *columns: np.ndarray) -> dict[str, np.ndarray]:
-    """The model's expected order value and holdout revenue, and the revenue baselines', elementwise, from
-    (frequency, monetary value, total spend, observed time, holdout duration, expected purchases)."""
-    f, m, total, observed, duration, purchases = columns
+def _revenue(
+    spend_params: SpendParams | None,
+    retained_time: float,
+    f: np.ndarray,
+    m: np.ndarray,
+    total: np.ndarray,
+    observed: np.ndarray,
+    duration: np.ndarray,
+    purchases: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The model's expected order value and holdout revenue, and the revenue baselines', elementwise."""
     order_value = spend.expected_order_value(spend_params, f, m)
     return {
         "expected_order_value": order_value,

@@ -333,7 +333,7 @@ def test_holdout_table_takes_the_calibration_rows_whatever_their_index() -> None
 def test_baselines_and_revenue_in_chunks_equal_whole_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     """The baselines' predictions, the expected order value and revenue, worked out chunk by chunk on threads,
     equal the same formulas on whole columns (as they were computed before), number for number."""
-    from models import gamma_gamma
+    from models import spend
     from pipeline.baselines import lifespan
     from pipeline.config import parse_config
     from pipeline.workflow import prepare_data
@@ -349,8 +349,7 @@ def test_baselines_and_revenue_in_chunks_equal_whole_columns(monkeypatch: pytest
     )
     observed = t + 1 / 7
     _, retained_time = lifespan(calibration, float(duration[0]))
-    assert MODEL.spend is not None
-    order_value = gamma_gamma.expected_order_value(MODEL.spend, f, m)  # type: ignore[arg-type]
+    order_value = spend.expected_order_value(MODEL.spend, f, m)
     expected = {
         "baseline_historical_purchases": (f + 1) / observed * retained_time,
         "baseline_purchase_rate_purchases": (f + 1) / observed * duration,

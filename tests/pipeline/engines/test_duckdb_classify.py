@@ -62,6 +62,11 @@ def test_plain_ids_fall_in_the_same_buckets_by_their_text() -> None:
     assert by_text == by_rule
     assert sum(len(rows) for rows in by_text) == len(ids)
     assert min(len(rows) for rows in by_text) > 30  # the ids do spread over the buckets
+    # the text key is used, and only holds for plain ids: "17" and "17.0" are one customer, which the rule keeps
+    # in one bucket and the text alone would split
+    messy = pd.DataFrame({"customer_id": [f"{i}{e}" for i in range(50) for e in ("", ".0")], "timestamp": "2020-01-05"})
+    messy = duckdb.connect().from_df(messy.assign(amount="1"))
+    assert _buckets(messy, True, 7) != _buckets(messy, False, 7)
 
 
 @pytest.mark.parametrize("dtype", ["int64", "str"])
@@ -71,7 +76,10 @@ def test_prepare_in_buckets_equals_one_pass_on_plain_ids(dtype: str, monkeypatch
     frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).astype({"customer_id": dtype})
     one_pass = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(rows) // 5)
+    seen: list[bool] = []
+    monkeypatch.setattr(duckdb_prepare, "ids_are_plain", lambda *a: seen.append(ids_are_plain(*a)) or seen[-1])
     buckets = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
+    assert seen == [True]  # the passes took the text key
     pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.weekly, buckets.weekly, check_exact=True)
