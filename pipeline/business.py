@@ -199,16 +199,30 @@ def segment_table(scores: pd.DataFrame) -> pd.DataFrame:
     return table.reindex([name for name, _ in SEGMENTS]).dropna(how="all").reset_index()
 
 
+def cohort_codes(first_purchase: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each customer's acquisition cohort (the month of the first purchase) as a code into the cohorts' names
+    in text order (``2023-01``; code -1 without a date). Worked out once per distinct date, which customers
+    share: 0.16 s instead of 1.5 s for 5M."""
+    codes, dates = pd.factorize(pd.to_datetime(first_purchase), use_na_sentinel=False)
+    month_codes, names = pd.factorize(pd.Series(dates).dt.to_period("M").astype(str), sort=True)
+    return month_codes[codes], names
+
+
 def cohort_months(first_purchase: pd.Series) -> np.ndarray:
     """Each customer's acquisition cohort, the month of the first purchase as text (``2023-01``; NaN without
-    a date). Worked out once per distinct date, which customers share: 0.16 s instead of 1.5 s for 5M."""
-    codes, dates = pd.factorize(pd.to_datetime(first_purchase), use_na_sentinel=False)
-    return np.asarray(pd.Series(dates).dt.to_period("M").astype(str).to_numpy()[codes])
+    a date)."""
+    codes, names = cohort_codes(first_purchase)
+    months = np.append(np.asarray(names, dtype=object), np.nan)  # code -1 takes the NaN at the end
+    return np.asarray(months[codes])
 
 
 def cohort_table(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """CLV (or, without spend, expected purchases) by acquisition cohort (month of first purchase)."""
-    frame = scores.assign(cohort=cohort_months(customers["first_purchase"]))
+    """CLV (or, without spend, expected purchases) by acquisition cohort (month of first purchase).
+
+    The customers are grouped by their cohort's code, not by a column of cohort names: the same groups, in
+    the same order (the codes follow the names' order) and the same rows in each, so the same sums and
+    means (tested), without a text per customer (at 5M customers, 0.1 GB of text hashed once more)."""
+    codes, names = cohort_codes(customers["first_purchase"])
     value = value_column(scores)
     columns: dict[str, tuple[str, str]] = {"customers": ("customer_id", "size")}
     if value == "clv":
@@ -217,7 +231,9 @@ def cohort_table(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     else:
         columns |= {f"{value}_mean": (value, "mean"), f"{value}_total": (value, "sum")}
     columns["p_alive_mean"] = ("p_alive", "mean")
-    table = frame.groupby("cohort").agg(**columns)
+    table = scores.groupby(codes).agg(**columns)
+    table = table[table.index >= 0]  # customers without a first purchase have no cohort
+    table.index = pd.Index(np.asarray(names, dtype=object)[table.index.to_numpy()], dtype="str", name="cohort")
     return table.reset_index()
 
 

@@ -17,5 +17,6 @@ def score(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:
     except NonFiniteScoresError as exc:
         raise InputError(f"scoring: {exc}") from None
     if model.has_spend:
-        scores["historical_clv"] = customers["total_spend"].to_numpy()
+        # the summary's own column, shared (copy-on-write): an array assigned to a column is copied
+        scores["historical_clv"] = customers["total_spend"].set_axis(scores.index)
     return scores.reset_index(drop=True)

@@ -317,3 +317,41 @@ def test_value_segments_by_position_equal_the_ranks_compared_with_each_bound(n: 
     segment = np.select([rank > lower for _, lower in business.SEGMENTS], range(len(business.SEGMENTS)), default=3)
     expected = np.asarray([name for name, _ in business.SEGMENTS], dtype=object)[segment]
     assert business.value_segment(scores).tolist() == expected.tolist()
+
+
+def _cohort_table_by_name(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """The cohort table as it was worked out before: grouped by a column of cohort names."""
+    frame = scores.assign(cohort=business.cohort_months(customers["first_purchase"]))
+    value = business.value_column(scores)
+    columns: dict[str, tuple[str, str]] = {"customers": ("customer_id", "size")}
+    if value == "clv":
+        columns |= {"clv_mean": ("clv", "mean"), "clv_total": ("clv", "sum")}
+        columns["historical_clv_mean"] = ("historical_clv", "mean")
+    else:
+        columns |= {f"{value}_mean": (value, "mean"), f"{value}_total": (value, "sum")}
+    columns["p_alive_mean"] = ("p_alive", "mean")
+    return frame.groupby("cohort").agg(**columns).reset_index()
+
+
+@pytest.mark.parametrize("feed", ["cdnow", "generated"])
+def test_cohort_table_by_code_equals_by_name(feed: str, tmp_path: Path) -> None:
+    from models.scoring import score_customers
+
+    if feed == "cdnow":
+        from pipeline.config import parse_config
+        from pipeline.workflow import prepare_data
+
+        full = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))[0].full
+    else:
+        from benchmarks.feed import prepared_feed
+
+        full = prepared_feed(200_000, tmp_path).full
+    scores = score_customers(MODEL, full).assign(historical_clv=full["total_spend"].to_numpy())
+    # a tenth of the customers without a first purchase, and the months' order not the rows'
+    missing = full.assign(first_purchase=full["first_purchase"].where(np.arange(len(full)) % 10 != 3))
+    events = scores.drop(columns=["clv", "expected_order_value", "historical_clv"])
+    for frame, customers in ((scores, full), (scores, missing), (events, full), (events.iloc[::-1], full.iloc[::-1])):
+        got, before = business.cohort_table(frame, customers), _cohort_table_by_name(frame, customers)
+        assert len(got) >= 3
+        assert got["customers"].sum() == customers["first_purchase"].notna().sum()
+        pd.testing.assert_frame_equal(got, before, check_exact=True)

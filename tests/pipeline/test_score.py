@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from models.bgnbd import BetaGeoParams
@@ -29,6 +30,11 @@ def test_scores_plus_historical_clv() -> None:
     )
     scores = score(MODEL, customers)
     assert scores["historical_clv"].tolist() == [60.0, 15.0]
+    assert scores["historical_clv"].dtype == customers["total_spend"].dtype
+    # the summary's column is shared, not copied, and the summary keeps its values when the scores change
+    assert np.shares_memory(scores["historical_clv"].to_numpy(), customers["total_spend"].to_numpy())
+    scores.loc[0, "historical_clv"] = -1.0
+    assert customers["total_spend"].tolist() == [60.0, 15.0]
     pd.testing.assert_frame_equal(
         scores.drop(columns=["historical_clv"]), score_customers(MODEL, customers).reset_index(drop=True)
     )
