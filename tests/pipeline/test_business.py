@@ -355,3 +355,45 @@ def test_cohort_table_by_code_equals_by_name(feed: str, tmp_path: Path) -> None:
         assert len(got) >= 3
         assert got["customers"].sum() == customers["first_purchase"].notna().sum()
         pd.testing.assert_frame_equal(got, before, check_exact=True)
+
+
+def _segment_table_by_name(scores: pd.DataFrame) -> pd.DataFrame:
+    """The segment table as it was worked out before: grouped by the segment names."""
+    segments = scores["value_segment"] if "value_segment" in scores.columns else business.value_segment(scores)
+    table = (
+        scores.assign(value_segment=segments)
+        .groupby("value_segment")
+        .agg(
+            customers=("customer_id", "size"),
+            clv_total=("clv", "sum"),
+            clv_mean=("clv", "mean"),
+            churn_risk_mean=("churn_risk", "mean"),
+        )
+    )
+    table["clv_share"] = table["clv_total"] / table["clv_total"].sum()
+    return table.reindex([name for name, _ in business.SEGMENTS]).dropna(how="all").reset_index()
+
+
+@pytest.mark.parametrize("feed", ["cdnow", "generated"])
+def test_segment_table_by_code_equals_by_name(feed: str, tmp_path: Path) -> None:
+    from models.scoring import score_customers
+
+    if feed == "cdnow":
+        from pipeline.config import parse_config
+        from pipeline.workflow import prepare_data
+
+        full = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))[0].full
+    else:
+        from benchmarks.feed import prepared_feed
+
+        full = prepared_feed(200_000, tmp_path).full
+    plain = score_customers(MODEL, full)
+    scores = plain.assign(value_segment=business.value_segment(plain))
+    assert str(scores["value_segment"].dtype) == "str"
+    # every tenth customer without a segment, the names as Python objects, and another row order
+    gaps = scores.assign(value_segment=scores["value_segment"].where(np.arange(len(scores)) % 10 != 3))
+    objects = scores.assign(value_segment=scores["value_segment"].astype(object))
+    for frame in (scores, plain, gaps, objects, scores.iloc[::-1], scores.head(3)):
+        got, before = business.segment_table(frame), _segment_table_by_name(frame)
+        assert got["customers"].sum() == frame.get("value_segment", scores["value_segment"]).notna().sum()
+        pd.testing.assert_frame_equal(got, before, check_exact=True)
