@@ -101,10 +101,15 @@ def fetch_all(
         drop()
         release_memory(lambda sql: _query(transactions, "tx", sql))  # not kept next to the frames read below
         names = pq.read_schema(path).names
+        # The ids are read once for every part: one decoding of the text, and the parts that keep every row
+        # share one column of ids instead of a copy each (0.17 GB at 10M customers).
+        ids = pq.read_table(path, columns=["customer_id"]).column("customer_id")
+        if pa.types.is_string(ids.type):  # as pandas keeps text (64-bit offsets): not converted once per part
+            ids = ids.cast(pa.large_string())
         frames = []
         for part in parts:
-            wanted = [c for c in names if c in ("customer_id", part.rows) or c.startswith(part.prefix)]
-            table = _part(pq.read_table(path, columns=wanted), part)
+            wanted = [c for c in names if c != "customer_id" and (c == part.rows or c.startswith(part.prefix))]
+            table = _part(pq.read_table(path, columns=wanted).add_column(0, "customer_id", ids), part)
             frames.append(table.to_pandas(split_blocks=True, self_destruct=True))
             del table
             # pyarrow's allocator keeps the file's decoding buffers for reuse unless told otherwise.

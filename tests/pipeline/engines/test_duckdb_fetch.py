@@ -4,6 +4,7 @@ import datetime as dt
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from pipeline.config import PrepareConfig
@@ -41,3 +42,25 @@ def test_large_summaries_through_parquet_files_equal_the_direct_fetch(monkeypatc
     assert files.calibration["customer_id"].tolist() == files.full.loc[bought, "customer_id"].tolist()
     assert files.calibration.columns.tolist()[:7] == files.full.columns.tolist()
     assert con.sql("SELECT current_setting('preserve_insertion_order')").fetchall() == [(False,)]
+
+
+def _text_buffers(column: pd.Series) -> set[int]:
+    """Addresses of the Arrow buffers behind a text column."""
+    array = pa.array(column.array)
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    return {buffer.address for chunk in chunks for buffer in chunk.buffers() if buffer is not None and buffer.size}
+
+
+def test_parts_that_keep_every_customer_share_one_column_of_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    tx = _generated_transactions(customers=300)
+    raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
+    config = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
+    con = duckdb.connect()
+    direct = prepare(con.from_df(raw), config, "%Y-%m-%d")
+    monkeypatch.setattr(duckdb_fetch, "FETCH_THROUGH_FILES", 0)
+    files = prepare(con.from_df(raw), config, "%Y-%m-%d")
+    assert len(files.calibration) == len(files.full)  # every customer bought by calibration_end
+    pd.testing.assert_frame_equal(direct.calibration, files.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(direct.full, files.full, check_exact=True)
+    # the ids are read once: both frames hold the same text buffers, not a copy each
+    assert _text_buffers(files.full["customer_id"]) == _text_buffers(files.calibration["customer_id"])
