@@ -64,3 +64,17 @@ def test_parts_that_keep_every_customer_share_one_column_of_ids(monkeypatch: pyt
     pd.testing.assert_frame_equal(direct.full, files.full, check_exact=True)
     # the ids are read once: both frames hold the same text buffers, not a copy each
     assert _text_buffers(files.full["customer_id"]) == _text_buffers(files.calibration["customer_id"])
+
+
+def test_cdnow_through_parquet_files_equals_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.config import parse_config
+    from pipeline.workflow import prepare_data
+
+    config = parse_config({"data": {"source": "cdnow_master"}})
+    direct = prepare_data(config)[0]
+    monkeypatch.setattr(duckdb_fetch, "FETCH_THROUGH_FILES", 0)
+    files = prepare_data(config)[0]
+    assert len(files.full) == 23_570
+    pd.testing.assert_frame_equal(direct.calibration, files.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(direct.full, files.full, check_exact=True)
+    assert _text_buffers(files.full["customer_id"]) == _text_buffers(files.calibration["customer_id"])
