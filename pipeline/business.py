@@ -194,16 +194,20 @@ def segment_table(scores: pd.DataFrame) -> pd.DataFrame:
     time and memory (0.42 s and 0.1 GB instead of 0.88 s and 0.2 GB at 10M customers)."""
     # the scores' own segments when they carry them (training's and clv score's do: business.with_views)
     segments = scores["value_segment"] if "value_segment" in scores.columns else value_segment(scores)
-    codes, names = _text_codes(segments)
-    table = scores.groupby(codes).agg(
-        customers=("customer_id", "size"),
-        clv_total=("clv", "sum"),
-        clv_mean=("clv", "mean"),
-        churn_risk_mean=("churn_risk", "mean"),
-    )
-    table = table[table.index >= 0]  # a customer without a segment is in none
-    table.index = pd.Index(names[table.index.to_numpy()], dtype="str", name="value_segment")
-    table = table.sort_index()  # the names' order, as grouping by them had: the share's total adds them so
+    columns = {
+        "customers": ("customer_id", "size"),
+        "clv_total": ("clv", "sum"),
+        "clv_mean": ("clv", "mean"),
+        "churn_risk_mean": ("churn_risk", "mean"),
+    }
+    if isinstance(segments.dtype, pd.CategoricalDtype):  # grouped as it is: in its categories' order, as before
+        table = scores.groupby(segments.rename("value_segment")).agg(**columns)
+    else:
+        codes, names = _text_codes(segments)
+        table = scores.groupby(codes).agg(**columns)
+        table = table[table.index >= 0]  # a customer without a segment is in none
+        table.index = pd.Index(names[table.index.to_numpy()], dtype="str", name="value_segment")
+        table = table.sort_index()  # the names' order, as grouping by them had: the share's total adds them so
     table["clv_share"] = table["clv_total"] / table["clv_total"].sum()
     return table.reindex([name for name, _ in SEGMENTS]).dropna(how="all").reset_index()
 
@@ -251,7 +255,9 @@ def cohort_table(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     columns["p_alive_mean"] = ("p_alive", "mean")
     table = scores.groupby(codes).agg(**columns)
     table = table[table.index >= 0]  # customers without a first purchase have no cohort
-    table.index = pd.Index(np.asarray(names, dtype=object)[table.index.to_numpy()], dtype="str", name="cohort")
+    # text, or, when no customer has a cohort, an empty column of objects (as grouping by the names gave)
+    dtype = "str" if len(table) else object
+    table.index = pd.Index(np.asarray(names, dtype=object)[table.index.to_numpy()], dtype=dtype, name="cohort")
     return table.reset_index()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from models.bundle import CLVModelParams
@@ -17,6 +18,9 @@ def score(model: CLVModelParams, customers: pd.DataFrame) -> pd.DataFrame:
     except NonFiniteScoresError as exc:
         raise InputError(f"scoring: {exc}") from None
     if model.has_spend:
-        # the summary's own column, shared (copy-on-write): an array assigned to a column is copied
-        scores["historical_clv"] = customers["total_spend"].set_axis(scores.index)
+        # a numpy column of the summary is shared (copy-on-write: an array assigned to a column is copied);
+        # any other dtype becomes numpy's, as it always did
+        spent = customers["total_spend"]
+        shared = isinstance(spent.dtype, np.dtype)
+        scores["historical_clv"] = spent.set_axis(scores.index) if shared else spent.to_numpy()
     return scores.reset_index(drop=True)

@@ -321,7 +321,7 @@ def test_value_segments_by_position_equal_the_ranks_compared_with_each_bound(n: 
 
 def _cohort_table_by_name(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     """The cohort table as it was worked out before: grouped by a column of cohort names."""
-    frame = scores.assign(cohort=business.cohort_months(customers["first_purchase"]))
+    frame = scores.assign(cohort=_cohort_months_per_customer(customers["first_purchase"]))
     value = business.value_column(scores)
     columns: dict[str, tuple[str, str]] = {"customers": ("customer_id", "size")}
     if value == "clv":
@@ -354,6 +354,12 @@ def test_cohort_table_by_code_equals_by_name(feed: str, tmp_path: Path) -> None:
         got, before = business.cohort_table(frame, customers), _cohort_table_by_name(frame, customers)
         assert len(got) >= 3
         assert got["customers"].sum() == customers["first_purchase"].notna().sum()
+        pd.testing.assert_frame_equal(got, before, check_exact=True)
+    # no cohort at all: no customer, or none with a first purchase
+    nobody = full.assign(first_purchase=pd.NaT)
+    for frame, customers in ((scores.head(0), full.head(0)), (scores, nobody)):
+        got, before = business.cohort_table(frame, customers), _cohort_table_by_name(frame, customers)
+        assert got.empty
         pd.testing.assert_frame_equal(got, before, check_exact=True)
 
 
@@ -393,7 +399,10 @@ def test_segment_table_by_code_equals_by_name(feed: str, tmp_path: Path) -> None
     # every tenth customer without a segment, the names as Python objects, and another row order
     gaps = scores.assign(value_segment=scores["value_segment"].where(np.arange(len(scores)) % 10 != 3))
     objects = scores.assign(value_segment=scores["value_segment"].astype(object))
-    for frame in (scores, plain, gaps, objects, scores.iloc[::-1], scores.head(3)):
+    names = [name for name, _ in business.SEGMENTS]  # a categorical groups in its categories' order
+    ordered = scores.assign(value_segment=pd.Categorical(scores["value_segment"], categories=names))
+    unordered = scores.assign(value_segment=pd.Categorical(scores["value_segment"], categories=names[::-1]))
+    for frame in (scores, plain, gaps, objects, ordered, unordered, scores.iloc[::-1], scores.head(3)):
         got, before = business.segment_table(frame), _segment_table_by_name(frame)
         assert got["customers"].sum() == frame.get("value_segment", scores["value_segment"]).notna().sum()
         pd.testing.assert_frame_equal(got, before, check_exact=True)

@@ -38,3 +38,20 @@ def test_scores_plus_historical_clv() -> None:
     pd.testing.assert_frame_equal(
         scores.drop(columns=["historical_clv"]), score_customers(MODEL, customers).reset_index(drop=True)
     )
+
+
+def test_historical_clv_of_other_dtypes_is_numpy_as_before() -> None:
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "frequency": [2.0, 0.0],
+            "recency": [30.0, 0.0],
+            "T": [38.0, 20.0],
+            "monetary_value": [20.0, 0.0],
+        }
+    )
+    for dtype, expected in (("Float64", "float64"), ("Int64", "int64"), ("double[pyarrow]", "float64")):
+        spent = customers.assign(total_spend=pd.Series([60, 15], dtype=dtype))
+        scores = score(MODEL, spent)
+        assert scores["historical_clv"].dtype == np.dtype(expected)
+        assert scores["historical_clv"].tolist() == [60, 15]
