@@ -237,17 +237,21 @@ def _cohort_months_per_customer(first_purchase: pd.Series) -> np.ndarray:
     return np.asarray(pd.to_datetime(first_purchase).dt.to_period("M").astype(str).to_numpy())
 
 
-@pytest.mark.parametrize("feed", ["cdnow", "generated"])
-def test_cohort_months_per_date_equal_per_customer(feed: str, tmp_path: Path) -> None:
+def _full_summary(feed: str, tmp_path: Path) -> pd.DataFrame:
+    """The full-history summary of CDNOW (``cdnow``) or of a generated feed of 200,000 rows (``generated``)."""
     if feed == "cdnow":
         from pipeline.config import parse_config
         from pipeline.workflow import prepare_data
 
-        full = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))[0].full
-    else:
-        from benchmarks.feed import prepared_feed
+        return prepare_data(parse_config({"data": {"source": "cdnow_master"}}))[0].full
+    from benchmarks.feed import prepared_feed
 
-        full = prepared_feed(200_000, tmp_path).full
+    return prepared_feed(200_000, tmp_path).full
+
+
+@pytest.mark.parametrize("feed", ["cdnow", "generated"])
+def test_cohort_months_per_date_equal_per_customer(feed: str, tmp_path: Path) -> None:
+    full = _full_summary(feed, tmp_path)
     dates = full["first_purchase"]
     with_missing = pd.concat([dates, pd.Series([pd.NaT, None, dates.iloc[0]])], ignore_index=True)
     for first_purchase in (dates, with_missing, dates.astype(str)):
@@ -337,15 +341,7 @@ def _cohort_table_by_name(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.D
 def test_cohort_table_by_code_equals_by_name(feed: str, tmp_path: Path) -> None:
     from models.scoring import score_customers
 
-    if feed == "cdnow":
-        from pipeline.config import parse_config
-        from pipeline.workflow import prepare_data
-
-        full = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))[0].full
-    else:
-        from benchmarks.feed import prepared_feed
-
-        full = prepared_feed(200_000, tmp_path).full
+    full = _full_summary(feed, tmp_path)
     scores = score_customers(MODEL, full).assign(historical_clv=full["total_spend"].to_numpy())
     # a tenth of the customers without a first purchase, and the months' order not the rows'
     missing = full.assign(first_purchase=full["first_purchase"].where(np.arange(len(full)) % 10 != 3))
@@ -384,15 +380,7 @@ def _segment_table_by_name(scores: pd.DataFrame) -> pd.DataFrame:
 def test_segment_table_by_code_equals_by_name(feed: str, tmp_path: Path) -> None:
     from models.scoring import score_customers
 
-    if feed == "cdnow":
-        from pipeline.config import parse_config
-        from pipeline.workflow import prepare_data
-
-        full = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))[0].full
-    else:
-        from benchmarks.feed import prepared_feed
-
-        full = prepared_feed(200_000, tmp_path).full
+    full = _full_summary(feed, tmp_path)
     plain = score_customers(MODEL, full)
     scores = plain.assign(value_segment=business.value_segment(plain))
     assert str(scores["value_segment"].dtype) == "str"

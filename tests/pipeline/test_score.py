@@ -16,18 +16,21 @@ MODEL = CLVModelParams(
 )
 
 
+CUSTOMERS = pd.DataFrame(
+    {
+        "customer_id": ["a", "b"],
+        "frequency": [2.0, 0.0],
+        "recency": [30.0, 0.0],
+        "T": [38.0, 20.0],
+        "monetary_value": [20.0, 0.0],
+        "total_spend": [60.0, 15.0],
+    },
+    index=[10, 11],
+)
+
+
 def test_scores_plus_historical_clv() -> None:
-    customers = pd.DataFrame(
-        {
-            "customer_id": ["a", "b"],
-            "frequency": [2.0, 0.0],
-            "recency": [30.0, 0.0],
-            "T": [38.0, 20.0],
-            "monetary_value": [20.0, 0.0],
-            "total_spend": [60.0, 15.0],
-        },
-        index=[10, 11],
-    )
+    customers = CUSTOMERS.copy()
     scores = score(MODEL, customers)
     assert scores["historical_clv"].tolist() == [60.0, 15.0]
     assert scores["historical_clv"].dtype == customers["total_spend"].dtype
@@ -41,17 +44,8 @@ def test_scores_plus_historical_clv() -> None:
 
 
 def test_historical_clv_of_other_dtypes_is_numpy_as_before() -> None:
-    customers = pd.DataFrame(
-        {
-            "customer_id": ["a", "b"],
-            "frequency": [2.0, 0.0],
-            "recency": [30.0, 0.0],
-            "T": [38.0, 20.0],
-            "monetary_value": [20.0, 0.0],
-        }
-    )
     for dtype, expected in (("Float64", "float64"), ("Int64", "int64"), ("double[pyarrow]", "float64")):
-        spent = customers.assign(total_spend=pd.Series([60, 15], dtype=dtype))
+        spent = CUSTOMERS.assign(total_spend=CUSTOMERS["total_spend"].astype(dtype))
         scores = score(MODEL, spent)
         assert scores["historical_clv"].dtype == np.dtype(expected)
         assert scores["historical_clv"].tolist() == [60, 15]

@@ -12,10 +12,17 @@ from pipeline.engines import duckdb_fetch
 from pipeline.engines.duckdb_prepare import prepare, prepare_as_of
 from tests.pipeline.engines.test_duckdb_prepare import _generated_transactions
 
+CONFIG = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
+
+
+def _raw_transactions() -> pd.DataFrame:
+    """Generated transactions of 300 customers, with text timestamps."""
+    tx = _generated_transactions(customers=300)
+    return tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
+
 
 def test_large_summaries_through_parquet_files_equal_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
-    tx = _generated_transactions(customers=300)
-    raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
+    raw = _raw_transactions()
     new = pd.DataFrame(  # customers new in the holdout: in the full history only
         {
             "customer_id": [f"n{k:03d}" for k in range(20)] * 2,
@@ -24,7 +31,7 @@ def test_large_summaries_through_parquet_files_equal_the_direct_fetch(monkeypatc
         }
     )
     raw = pd.concat([raw, new], ignore_index=True)
-    config = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
+    config = CONFIG
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
     direct = prepare(con.from_df(raw), config, "%Y-%m-%d")
@@ -52,9 +59,8 @@ def _text_buffers(column: pd.Series) -> set[int]:
 
 
 def test_parts_that_keep_every_customer_share_one_column_of_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    tx = _generated_transactions(customers=300)
-    raw = tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
-    config = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
+    raw = _raw_transactions()
+    config = CONFIG
     con = duckdb.connect()
     direct = prepare(con.from_df(raw), config, "%Y-%m-%d")
     monkeypatch.setattr(duckdb_fetch, "FETCH_THROUGH_FILES", 0)
