@@ -283,3 +283,27 @@ def test_scores_in_thread_chunks_equal_one_call_on_the_generated_feed(
 
     full = prepared_feed(200_000, tmp_path).full
     _score_on_threads_equal(full[["customer_id", "frequency", "recency", "T", "monetary_value"]], monkeypatch)
+
+
+def _risk_tier_as_strings(scores: pd.DataFrame, tiers: tuple[RiskTier, ...]) -> pd.Series:
+    """The risk tier column as it was made before: Python strings in a frame."""
+    strings = assign_risk_tier(scores["churn_risk"].to_numpy(), tiers)
+    return pd.DataFrame({"risk_tier": strings}, index=scores.index, copy=False)["risk_tier"]
+
+
+@pytest.mark.parametrize("feed", ["cdnow", "generated"])
+def test_risk_tier_text_equals_the_python_strings(
+    feed: str, cdnow_sample_summary: pd.DataFrame, tmp_path: Path
+) -> None:
+    if feed == "cdnow":
+        customers = cdnow_sample_summary.reset_index()
+    else:
+        from benchmarks.feed import prepared_feed
+
+        customers = prepared_feed(200_000, tmp_path).full
+    tiers = (RiskTier("low", 0.3), RiskTier("medium", 0.6), RiskTier("high", 1.0))
+    for spec in (ScoringSpec(), ScoringSpec(risk_tiers=tiers)):
+        scores = score_customers(CLVModelParams(MODEL.purchase, MODEL.spend, spec), customers)
+        assert scores["risk_tier"].nunique() == len(spec.risk_tiers)
+        expected = _risk_tier_as_strings(scores, spec.risk_tiers)
+        pd.testing.assert_series_equal(scores["risk_tier"], expected, check_exact=True)
