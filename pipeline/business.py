@@ -230,14 +230,6 @@ def cohort_codes(first_purchase: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return month_codes[codes], names
 
 
-def cohort_months(first_purchase: pd.Series) -> np.ndarray:
-    """Each customer's acquisition cohort, the month of the first purchase as text (``2023-01``; NaN without
-    a date)."""
-    codes, names = cohort_codes(first_purchase)
-    months = np.append(np.asarray(names, dtype=object), np.nan)  # code -1 takes the NaN at the end
-    return np.asarray(months[codes])
-
-
 def cohort_table(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     """CLV (or, without spend, expected purchases) by acquisition cohort (month of first purchase).
 

@@ -250,15 +250,17 @@ def _full_summary(feed: str, tmp_path: Path) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("feed", ["cdnow", "generated"])
-def test_cohort_months_per_date_equal_per_customer(feed: str, tmp_path: Path) -> None:
+def test_cohort_codes_per_date_equal_the_months_per_customer(feed: str, tmp_path: Path) -> None:
     full = _full_summary(feed, tmp_path)
     dates = full["first_purchase"]
     with_missing = pd.concat([dates, pd.Series([pd.NaT, None, dates.iloc[0]])], ignore_index=True)
     for first_purchase in (dates, with_missing, dates.astype(str)):
-        got, before = business.cohort_months(first_purchase), _cohort_months_per_customer(first_purchase)
-        assert got.dtype == before.dtype
+        codes, names = business.cohort_codes(first_purchase)
+        assert list(names) == sorted(names)  # the codes follow the names' order
+        got = np.append(np.asarray(names, dtype=object), np.nan)[codes]  # code -1: no cohort
+        before = _cohort_months_per_customer(first_purchase)
         pd.testing.assert_series_equal(pd.Series(got), pd.Series(before), check_exact=True)
-    assert pd.isna(business.cohort_months(with_missing)[-3:-1]).all()
+    assert (business.cohort_codes(with_missing)[0][-3:-1] == -1).all()
 
 
 def test_segment_table_takes_the_scores_segments_when_they_carry_them() -> None:
