@@ -213,7 +213,21 @@ def _spearman_ranked(actual: Ranks, predicted: Ranks) -> float:
     """Spearman from two rankings: as ``scipy.stats.spearmanr`` computes it (Pearson of the average ranks)."""
     if len(actual.values) <= 1 or np.ptp(actual.values) == 0 or np.ptp(predicted.values) == 0:
         return float("nan")
-    return float(np.corrcoef(np.column_stack((actual.ranks, predicted.ranks)), rowvar=False)[1, 0])
+    return _pearson(actual.ranks, predicted.ranks)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """``np.corrcoef(np.column_stack((x, y)), rowvar=False)[1, 0]``, bit for bit: numpy's steps on the same
+    memory layout, centred in place instead of in the copy ``np.cov`` makes (160 MB at 10M customers)."""
+    stacked = np.column_stack((x, y)).astype(np.float64, copy=False).T  # 2 x N, as np.cov sees it
+    stacked -= stacked.mean(axis=1)[:, None]
+    c = np.dot(stacked, stacked.T.conj())
+    c *= np.true_divide(1, stacked.shape[1] - 1)
+    stddev = np.sqrt(np.diag(c).real)
+    c /= stddev[:, None]
+    c /= stddev[None, :]
+    np.clip(c.real, -1, 1, out=c.real)
+    return float(c[1, 0])
 
 
 def _gini_ordered(actual: np.ndarray, order: np.ndarray) -> float:

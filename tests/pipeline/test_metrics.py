@@ -174,3 +174,16 @@ def test_auc_is_nan_without_both_labels_or_with_a_nan_risk() -> None:
     assert np.isnan(auc(np.ones(3, dtype=int), risk))
     assert np.isnan(auc(np.array([0, 1, 0]), np.array([0.2, np.nan, 0.6])))
     assert auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8])) == 1.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pearson_is_numpys_corrcoef_bit_for_bit(seed: int) -> None:
+    from pipeline.metrics import _pearson
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300_000))
+    x = rng.standard_normal(n) * 10.0 ** rng.integers(-3, 6) if seed % 2 else rng.integers(0, 6, n).astype(float)
+    y = np.round(x * rng.uniform(-2, 2) + rng.standard_normal(n) * rng.uniform(0, 3), int(rng.integers(0, 3)))
+    expected = float(np.corrcoef(np.column_stack((x, y)), rowvar=False)[1, 0])
+    assert _pearson(x, y) == expected
+    assert _pearson(x, x) == float(np.corrcoef(np.column_stack((x, x)), rowvar=False)[1, 0])
