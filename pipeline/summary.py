@@ -1,12 +1,17 @@
-"""What the job reports at the end: the summary JSON (``--summary``) and the console text."""
+"""What the job reports at the end: the summary JSON (``--summary``), the console text and the report's notes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.purchase import LABELS
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES
 from pipeline.workflow import TrainResult
+
+if TYPE_CHECKING:
+    from pipeline.champion import ChampionComparison
+    from pipeline.engines.prepared import PreparedData
+    from pipeline.fit import FittedModels
 
 
 def _data(result: TrainResult) -> dict[str, Any]:
@@ -185,3 +190,24 @@ def summary_text(result: TrainResult) -> str:
             f"  not promoted: validation failed; nothing registered, '{result.config.tracking.alias}' unchanged"
         )
     return "\n".join(lines)
+
+
+def _report_notes(fitted: FittedModels, champion: ChampionComparison, prepared: PreparedData) -> tuple[str, ...]:
+    """What the reader must know before the numbers: a spend-model fallback, no amounts, the champion."""
+    notes = []
+    if fitted.spend_fallback:
+        notes.append(f"Spend model: the pooled mean spend replaced Gamma-Gamma ({fitted.spend_fallback}).")
+    if not prepared.has_amounts or fitted.spend is None:
+        notes.append(
+            "No spend model: this feed has no amounts (or fit.spend_model is none), so expected order value, "
+            "CLV and the revenue metrics are not computed; the model is judged on purchases and churn."
+        )
+    if champion.note:
+        notes.append(champion.note)
+    return tuple(notes)
+
+
+def report_notes(result: TrainResult) -> tuple[str, ...]:
+    """The notes the report shows under its verdict."""
+    advice = tuple(w for w in result.warnings if w.startswith("advice:"))
+    return advice + _report_notes(result.calibration_fit, result.champion, result.prepared)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from models.bundle import CLVModelParams
 from models.clv import DAYS_PER_UNIT
 from models.purchase import LABELS
 from models.scoring import score_columns
-from pipeline import business, plots
+from pipeline import business, mapped, plots
 from pipeline.advice import prepared_advice
 from pipeline.business_views import business_views
 from pipeline.champion import ChampionComparison, ChampionParams, compare_champion
@@ -47,7 +48,6 @@ __all__ = [
     "check_config",
     "period_length",
     "prepare_data",
-    "report_notes",
     "train",
 ]
 
@@ -90,7 +90,8 @@ class TrainResult:
     run_id: str = ""
     version: int | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
-    """Wall seconds per stage (prepare, calibration_fit, champion, contest, production_fit, score, business)."""
+    """Wall seconds per stage (prepare, calibration_fit, champion, contest, set_aside, production_fit, score,
+    business)."""
     contest: ChallengerContest | None = None
     """The challenger's contest against BTYD (None when ``challenger.enabled`` is false)."""
     figures: dict[str, bytes] = dataclasses.field(default_factory=dict)
@@ -114,10 +115,7 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] = time.perf_counter() - start
 
 
-def _fit_candidate(
-    config: Config, prepared: PreparedData, fit_input: FitInput, candidate: CandidateConfig, label: str
-) -> Candidate:
-    fitted = fit_histories(fit_input, config.fit, label, candidate)
+def _validated(config: Config, prepared: PreparedData, candidate: CandidateConfig, fitted: FittedModels) -> Candidate:
     validation = validate(
         fitted.bundle(config.scoring_spec()),
         prepared.calibration,
@@ -134,15 +132,19 @@ def _fit_candidate(
 def _select_candidate(
     config: Config,
     prepared: PreparedData,
-    fit_input: FitInput,
+    make_input: Callable[[], FitInput],
     label: str,
     observer: Observer,
     checkpoint: Callable[[], None],
 ) -> tuple[Candidate, Selection | None]:
     """One candidate: fit it. Several: fit and validate each (the observer records each one), and pick the best."""
     candidates = config.fit.candidate_list()
-    if len(candidates) == 1:
-        return _fit_candidate(config, prepared, fit_input, candidates[0], label), None
+    fit_input = make_input()
+    observer.fit_input("", fit_input.info)
+    if len(candidates) == 1:  # the fit's histories (340 MB at 10M customers) are let go before the validation
+        fitted = fit_histories(fit_input, config.fit, label, candidates[0])
+        del fit_input
+        return _validated(config, prepared, candidates[0], fitted), None
     done: dict[str, Candidate] = {}
     statuses: dict[str, str] = {}
     metric = config.fit.selection_metric
@@ -150,7 +152,8 @@ def _select_candidate(
         checkpoint()
         with observer.candidate(candidate.name):
             try:
-                result = _fit_candidate(config, prepared, fit_input, candidate, label)
+                fitted = fit_histories(fit_input, config.fit, label, candidate)
+                result = _validated(config, prepared, candidate, fitted)
             except InputError as exc:
                 statuses[candidate.name] = f"failed: {exc}"
                 observer.candidate_done(candidate.name, statuses[candidate.name], None)
@@ -167,21 +170,6 @@ def _select_candidate(
         raise InputError(f"{label}: {exc}") from None
     observer.selected(selection)
     return done[selection.winner], selection
-
-
-def _report_notes(fitted: FittedModels, champion: ChampionComparison, prepared: PreparedData) -> tuple[str, ...]:
-    """What the reader must know before the numbers: a spend-model fallback, no amounts, the champion."""
-    notes = []
-    if fitted.spend_fallback:
-        notes.append(f"Spend model: the pooled mean spend replaced Gamma-Gamma ({fitted.spend_fallback}).")
-    if not prepared.has_amounts or fitted.spend is None:
-        notes.append(
-            "No spend model: this feed has no amounts (or fit.spend_model is none), so expected order value, "
-            "CLV and the revenue metrics are not computed; the model is judged on purchases and churn."
-        )
-    if champion.note:
-        notes.append(champion.note)
-    return tuple(notes)
 
 
 def _production(
@@ -301,6 +289,19 @@ def _calibrated(
     return warning, figures
 
 
+def _set_aside(
+    result: TrainResult, chosen: Candidate, scratch: Path, timings: dict[str, float]
+) -> tuple[TrainResult, Candidate]:
+    """Before production: the frames it does not read mapped from disk (:func:`~pipeline.mapped.set_aside`)."""
+    if len(result.prepared.calibration) < mapped.MAP_ABOVE_ROWS:  # kept in memory, as set_aside would
+        return result, chosen
+    with _timed(timings, "set_aside"):
+        prepared, validation, notes = mapped.set_aside(result.prepared, result.validation, scratch)
+    warnings = result.warnings + notes
+    result = dataclasses.replace(result, prepared=prepared, validation=validation, warnings=warnings)
+    return result, dataclasses.replace(chosen, validation=validation)
+
+
 def check_config(config: Config) -> None:
     """Config values only the workflow can judge (gate criteria, selection metric): before any work is done."""
     check_criteria_known(config.validate_, config.has_spend)
@@ -317,12 +318,13 @@ def train(
     checkpoint: Callable[[], None] = lambda: None,
     staging: Path | None = None,
     cac: Callable[[pd.Series], pd.Series | None] = lambda _: None,
+    scratch: Path | None = None,
 ) -> TrainResult:
-    """The whole training job on ``data`` (opened by ``engine``): nothing is registered here.
-
-    ``champion``: the current champion's calibration parameters, compared on this run's holdout by the gate.
-    ``checkpoint`` is called between stages (the CLI's raises after a SIGTERM). ``staging``: where a distributed
-    engine writes the scores. ``cac``: acquisition cost per customer id (the CLV:CAC view), or None.
+    """The whole training job on ``data`` (opened by ``engine``): nothing is registered here. ``champion``: the
+    current champion's calibration parameters, compared on this run's holdout by the gate. ``checkpoint`` is
+    called between stages (the CLI's raises after a SIGTERM). ``staging``: where a distributed engine writes the
+    scores. ``cac``: acquisition cost per customer id (the CLV:CAC view), or None. ``scratch``: a folder on disk
+    to map large frames production does not read from (:func:`_set_aside`); None keeps them in memory.
     """
     from pipeline.observer import NullObserver
 
@@ -339,11 +341,9 @@ def train(
     advice = prepared_advice(prepared, config)
     checkpoint()
     with _timed(timings, "calibration_fit"):  # every candidate's fit and validation
-        calibration_input = engine.fit_input(prepared, "calibration")
-        observer.fit_input("", calibration_input.info)
         label = f"{data.description} (calibration)"
-        chosen, selection = _select_candidate(config, prepared, calibration_input, label, observer, checkpoint)
-        del calibration_input  # the fit's histories (130 MB at 5M customers) are not kept to the end of the job
+        make_input = functools.partial(engine.fit_input, prepared, "calibration")
+        chosen, selection = _select_candidate(config, prepared, make_input, label, observer, checkpoint)
     warning, figures = _calibrated(config, prepared, chosen, observer)
 
     with _timed(timings, "champion"):
@@ -361,6 +361,8 @@ def train(
         checkpoint()
     if result.gate.passed:  # validation passed: refit on the full history (MCMC diagnostics gate it too) and score
         checkpoint()
+        result, chosen = _set_aside(result, chosen, scratch, timings) if scratch is not None else (result, chosen)
+        del prepared  # the result holds it (its calibration summary mapped from disk when large)
         result = _produced(result, engine, chosen, observer, staging or Path(), cac, timings)
     gate = result.gate
     observer.gated(gate)
@@ -378,9 +380,3 @@ def prepare_data(config: Config, engine: Engine | None = None) -> tuple[Prepared
     data = engine.open(config.data)
     with engine.errors(data.description):
         return engine.prepare(data, config.prepare), data
-
-
-def report_notes(result: TrainResult) -> tuple[str, ...]:
-    """The notes the report shows under its verdict."""
-    advice = tuple(w for w in result.warnings if w.startswith("advice:"))
-    return advice + _report_notes(result.calibration_fit, result.champion, result.prepared)

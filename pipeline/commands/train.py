@@ -20,7 +20,8 @@ from pipeline.outputs import write_tables
 from pipeline.recorder import names, store
 from pipeline.recorder.training import TrainingRecorder, log_model, register
 from pipeline.report import render_report
-from pipeline.workflow import TrainResult, check_config, report_notes, train
+from pipeline.summary import report_notes
+from pipeline.workflow import TrainResult, check_config, train
 
 if TYPE_CHECKING:
     from pipeline.contractual.workflow import ContractualResult
@@ -111,6 +112,7 @@ def run_training(
                 checkpoint=checkpoint,
                 staging=staging,
                 cac=lambda customers: read_cac(config.business, customers),
+                scratch=config.engine.temp_directory or Path(tempfile.gettempdir()),
             )
             result = dataclasses.replace(result, run_id=run_id)
             if not result.gate.passed or result.production_fit is None:

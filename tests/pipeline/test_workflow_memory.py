@@ -107,3 +107,34 @@ def test_release_memory_puts_the_allocator_setting_back() -> None:
     before = con.execute(setting).fetchall()
     release_memory(con.sql)
     assert con.execute(setting).fetchall() == before
+
+
+def test_frames_set_aside_on_disk_give_the_same_result_on_cdnow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a scratch folder (as ``clv train`` passes), the calibration summary and the holdout table are mapped
+    from disk before production (here from one row on, not 2M): the same frames, scores and tables."""
+    from pipeline import mapped
+
+    config = parse_config({"data": {"source": "cdnow_master"}, "validate": {"criteria": []}}).resolved()
+    engine = open_engine(config.engine)
+    kept = train(config, engine, engine.open(config.data))
+    monkeypatch.setattr(mapped, "MAP_ABOVE_ROWS", 1)
+    aside = train(config, engine, engine.open(config.data), scratch=tmp_path)
+    assert "set_aside" in aside.timings
+    assert "set_aside" not in kept.timings
+    assert aside.warnings == kept.warnings
+    assert list(tmp_path.iterdir()) == []  # the files are unlinked once mapped
+    maps = Path("/proc/self/maps").read_text()
+    assert maps.count("clv-frame-") >= 2  # both frames are views of their (deleted) files
+    assert aside.prepared.calibration is not kept.prepared.calibration
+    pd.testing.assert_frame_equal(aside.prepared.calibration, kept.prepared.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(aside.prepared.full, kept.prepared.full, check_exact=True)
+    pd.testing.assert_frame_equal(aside.validation.holdout, kept.validation.holdout, check_exact=True)
+    assert aside.validation.metrics == kept.validation.metrics
+    assert aside.scores is not None
+    assert kept.scores is not None
+    pd.testing.assert_frame_equal(aside.scores, kept.scores, check_exact=True)
+    assert aside.tables.keys() == kept.tables.keys()
+    for name, table in kept.tables.items():
+        pd.testing.assert_frame_equal(aside.tables[name], table, check_exact=True)

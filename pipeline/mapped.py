@@ -1,0 +1,123 @@
+"""Frames the job keeps but no longer reads, moved out of its own memory into a memory-mapped file.
+
+At 10M customers the calibration summary and the holdout table take about 2 GB, and after the calibration
+stage (fit, validation, champion, contest) nothing in the job reads them again until ``--output`` is
+written: the result hands them to the caller. :func:`map_to_disk` writes such a frame to an Arrow IPC file
+and reads it back memory-mapped, as an ordinary pandas DataFrame with the same columns, dtypes, index and
+values (tested). Its numbers, dates and text are views of the file (pyarrow's zero-copy conversion, one
+block per column), so they take memory only while something reads them, as clean file pages the OS can
+drop again, instead of the process's own memory for the rest of the job. The file is unlinked as soon as it
+is mapped: its disk space goes back when the frame is collected, and nothing is left behind after a crash.
+
+The folder must be on disk (a ``tmpfs`` folder is memory itself). A frame that does not come back the same
+(a dtype pyarrow cannot keep, such as an object column of mixed values) or that cannot be written (disk
+full) is kept in memory as it is, and the reason is returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from models.histories import workers
+from pipeline.engines.prepared import PreparedData
+from pipeline.validate import Validation
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["MAP_ABOVE_ROWS", "Mapped", "map_to_disk", "set_aside"]
+
+MAP_ABOVE_ROWS = 2_000_000
+"""The job maps frames of this many rows or more: below, writing them costs more time than their memory is
+worth (the same bound as prepare's large fetch)."""
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """The frame (memory-mapped, or the original) and why it stayed in memory (None when mapped)."""
+
+    frame: pd.DataFrame
+    reason: str | None = None
+
+
+def _unchanged(frame: pd.DataFrame, back: pd.DataFrame) -> str | None:
+    """Why ``back`` is not ``frame``'s equal in columns, dtypes and index (values are not read here: reading
+    them would bring the whole file into memory again), or None."""
+    if list(back.columns) != list(frame.columns):
+        return "its columns did not come back the same"
+    for column in frame.columns:
+        if back[column].dtype != frame[column].dtype:
+            return f"column {column!r} came back as {back[column].dtype}, not {frame[column].dtype}"
+    if type(back.index) is not type(frame.index) or not back.index.equals(frame.index):
+        return "its index did not come back the same"
+    return None
+
+
+def _table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as Arrow with pandas' metadata (dtypes, index), float columns with NaN kept as NaN: as nulls
+    they would come back as a copy, not as a view of the file."""
+    import numpy as np
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame)
+    for position, column in enumerate(table.column_names):
+        if column in frame.columns and frame[column].dtype == np.float64 and table.column(position).null_count:
+            table = table.set_column(position, column, pa.array(frame[column].to_numpy(), type=pa.float64()))
+    # one record batch: a text column in chunks (the fetch's row groups) would cut every column into batches,
+    # and those would come back as a concatenated copy of each column, not as views of the file
+    return table.combine_chunks()
+
+
+def map_to_disk(frame: pd.DataFrame, folder: Path | None = None) -> Mapped:
+    """``frame`` written to an Arrow IPC file in ``folder`` (the system's temporary folder when None) and read
+    back memory-mapped; or ``frame`` itself, with the reason, when it does not map."""
+    import pyarrow as pa
+
+    try:
+        table = _table(frame)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        return Mapped(frame, f"not representable in Arrow ({type(exc).__name__})")
+    try:
+        handle, name = tempfile.mkstemp(prefix="clv-frame-", suffix=".arrow", dir=folder)
+    except OSError as exc:
+        return Mapped(frame, f"could not be written ({exc.strerror or exc})")
+    os.close(handle)
+    try:
+        with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        del table
+        back = pa.ipc.open_file(pa.memory_map(name)).read_all().to_pandas(split_blocks=True)
+    except OSError as exc:
+        return Mapped(frame, f"could not be written ({exc.strerror or exc})")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)  # the mapping stays valid; the space goes back with it
+    reason = _unchanged(frame, back)
+    return Mapped(frame, reason) if reason is not None else Mapped(back)
+
+
+def set_aside(
+    prepared: PreparedData, validation: Validation, folder: Path | None
+) -> tuple[PreparedData, Validation, tuple[str, ...]]:
+    """The calibration summary and the holdout table mapped to disk in ``folder`` when they have
+    :data:`MAP_ABOVE_ROWS` rows or more (after the calibration stage, the job's last reader of both), and a
+    warning for each that stays in memory. The same frames, out of the job's memory (2 GB at 10M customers)."""
+    if len(prepared.calibration) < MAP_ABOVE_ROWS:
+        return prepared, validation, ()
+    with ThreadPoolExecutor(max_workers=workers()) as pool:  # side by side: the writes release the GIL
+        calibration_written = pool.submit(map_to_disk, prepared.calibration, folder)
+        holdout = map_to_disk(validation.holdout, folder)
+        calibration = calibration_written.result()
+    named = (("calibration summary", calibration), ("holdout table", holdout))
+    warnings = tuple(f"memory: the {name} stays in memory ({m.reason})" for name, m in named if m.reason)
+    prepared = dataclasses.replace(prepared, calibration=calibration.frame)
+    return prepared, dataclasses.replace(validation, holdout=holdout.frame), warnings
