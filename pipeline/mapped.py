@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import mmap
 import os
 import tempfile
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from pipeline.validate import Validation
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["MAP_ABOVE_ROWS", "Mapped", "map_to_disk", "set_aside"]
+__all__ = ["MAP_ABOVE_ROWS", "Mapped", "drop_pages", "is_mapped", "map_to_disk", "set_aside"]
 
 MAP_ABOVE_ROWS = 2_000_000
 """The job maps frames of this many rows or more: below, writing them costs more time than their memory is
@@ -95,14 +97,38 @@ def map_to_disk(frame: pd.DataFrame, folder: Path | None = None) -> Mapped:
         with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         del table
-        back = pa.ipc.open_file(pa.memory_map(name)).read_all().to_pandas(split_blocks=True)
+        with open(name, "rb") as file:
+            pages = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        back = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(pages))).read_all().to_pandas(split_blocks=True)
     except OSError as exc:
         return Mapped(frame, f"could not be written ({exc.strerror or exc})")
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)  # the mapping stays valid; the space goes back with it
     reason = _unchanged(frame, back)
-    return Mapped(frame, reason) if reason is not None else Mapped(back)
+    if reason is not None:
+        return Mapped(frame, reason)
+    _PAGES[id(back)] = (weakref.ref(back), pages)
+    weakref.finalize(back, _PAGES.pop, id(back), None)
+    return Mapped(back)
+
+
+_PAGES: dict[int, tuple[weakref.ref[pd.DataFrame], mmap.mmap]] = {}
+"""The mapping behind each frame :func:`map_to_disk` returned, by the frame's id while it lives."""
+
+
+def drop_pages(frame: pd.DataFrame) -> None:
+    """Let the OS take back the pages of ``frame``'s file that reading it brought into memory (a frame from
+    :func:`map_to_disk`; any other frame: nothing to do). The frame is unchanged: a later read maps them again."""
+    entry = _PAGES.get(id(frame))
+    if entry is not None and entry[0]() is frame:
+        entry[1].madvise(mmap.MADV_DONTNEED)
+
+
+def is_mapped(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` is one :func:`map_to_disk` returned (its pages can be dropped)."""
+    entry = _PAGES.get(id(frame))
+    return entry is not None and entry[0]() is frame
 
 
 def set_aside(

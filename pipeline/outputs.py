@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from models.histories import workers
-from pipeline import faults
+from pipeline import faults, mapped
 from pipeline.engines.prepared import QuarantinedRows
 from pipeline.errors import InputError
 
@@ -80,6 +80,8 @@ def _atomic(path: Path) -> Iterator[Path]:
 
 DICTIONARY_SAMPLE = 65_536
 """Rows looked at to choose the columns worth a dictionary (see :func:`dictionary_columns`)."""
+ROW_GROUP_ROWS = 1024 * 1024
+"""pyarrow's default row group size (``pq.write_table`` with ``row_group_size=None``)."""
 
 
 def dictionary_columns(frame: pd.DataFrame) -> list[str]:
@@ -92,8 +94,25 @@ def dictionary_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> Path:
+    if mapped.is_mapped(frame):
+        return _write_mapped(frame, path)
     with _atomic(path) as temporary:
         frame.to_parquet(temporary, index=False, use_dictionary=dictionary_columns(frame))
+    return path
+
+
+def _write_mapped(frame: pd.DataFrame, path: Path) -> Path:
+    """A frame mapped from disk (:mod:`pipeline.mapped`) written one row group at a time, the pages of its file
+    let go after each: reading it whole would bring it all back into memory (0.85 GB for the holdout table at
+    10M customers) beside the scores. The same file as ``to_parquet`` writes (tested): its schema, metadata,
+    row groups of pyarrow's default size, compression and dictionary columns."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    dictionary = dictionary_columns(frame)
+    with _atomic(path) as temporary, pq.ParquetWriter(temporary, schema, use_dictionary=dictionary) as writer:
+        for start in range(0, len(frame), ROW_GROUP_ROWS):
+            part = frame.iloc[start : start + ROW_GROUP_ROWS]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+            mapped.drop_pages(frame)
     return path
 
 

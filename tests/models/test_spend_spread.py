@@ -52,3 +52,23 @@ def test_constant_spend_is_a_point_mass() -> None:
     pooled = fit_no_heterogeneity(data)
     assert (pooled.mean, pooled.log_likelihood) == (100.0, np.inf)
     assert spread_test(-10.0, pooled).p_value == 1.0
+
+
+def test_the_no_heterogeneity_fit_lets_the_customers_go_without_the_cyclic_collector() -> None:
+    """brentq wraps the score in a reference cycle: the score must not hold the per-customer arrays, or they
+    stay in memory until Python's cyclic collector runs (0.2 GB at 5M repeat customers in a job)."""
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(3)
+    data = SpendData.from_arrays(rng.poisson(2.0, 10_000) + 1.0, rng.gamma(3.0, 20.0, 10_000))
+    released = weakref.ref(data)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        fit_no_heterogeneity(data)
+        del data
+        assert released() is None
+    finally:
+        if enabled:
+            gc.enable()

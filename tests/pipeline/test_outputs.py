@@ -73,3 +73,46 @@ def test_only_columns_that_repeat_their_values_get_a_dictionary(tmp_path: Path) 
     encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)}
     assert [c for c, e in encodings.items() if "RLE_DICTIONARY" in e] == ["frequency", "value_segment"]
     assert dictionary_columns(frame.iloc[:0]) == list(frame.columns)  # nothing to look at: parquet's default
+
+
+def test_a_frame_mapped_from_disk_is_written_as_to_parquet_writes_it(tmp_path: Path) -> None:
+    """Written one row group at a time with its pages let go (pipeline.mapped): the file ``to_parquet`` writes
+    (values, schema with pandas' metadata, row groups, compression, dictionary columns); the frame unchanged."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from pipeline.mapped import is_mapped, map_to_disk
+
+    rng = np.random.default_rng(11)
+    n = 2 * 1024 * 1024 + 12_345  # three row groups, the last one short
+    predicted = rng.gamma(0.5, 50.0, n)
+    predicted[::1_001] = np.nan
+    ids = pc.cast(pa.array(rng.permutation(n)), pa.large_string()).to_pandas(types_mapper=pd.ArrowDtype)
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids.astype("str"),
+            "actual_purchases": rng.poisson(0.7, n).astype(float),
+            "expected_revenue": predicted,
+            "recent_purchases": rng.poisson(0.3, n),
+        }
+    )
+    copy = frame.copy(deep=True)
+    aside = map_to_disk(frame, tmp_path)
+    assert is_mapped(aside.frame)
+    assert not is_mapped(frame)
+    (mapped_path,) = write_tables(tmp_path / "mapped", {"holdout": aside.frame})
+    (direct_path,) = write_tables(tmp_path / "direct", {"holdout": frame})
+    written, direct = pq.ParquetFile(mapped_path), pq.ParquetFile(direct_path)
+    assert written.schema_arrow == direct.schema_arrow
+    assert written.schema_arrow.metadata == direct.schema_arrow.metadata
+    assert written.metadata.num_row_groups == direct.metadata.num_row_groups == 3
+    for group in range(3):
+        ours, theirs = written.metadata.row_group(group), direct.metadata.row_group(group)
+        assert ours.num_rows == theirs.num_rows
+        for column in range(ours.num_columns):
+            assert ours.column(column).compression == theirs.column(column).compression
+            assert ours.column(column).encodings == theirs.column(column).encodings
+    assert written.read().equals(direct.read())
+    pd.testing.assert_frame_equal(pd.read_parquet(mapped_path), pd.read_parquet(direct_path), check_exact=True)
+    pd.testing.assert_frame_equal(aside.frame, copy, check_exact=True)  # its pages let go, its values the same
