@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["MAP_ABOVE_ROWS", "Mapped", "drop_pages", "is_mapped", "map_to_disk", "set_aside"]
 
 MAP_ABOVE_ROWS = 2_000_000
-"""The job maps frames of this many rows or more: below, writing them costs more time than their memory is
-worth (the same bound as prepare's large fetch)."""
+"""The default bound (``engine.set_aside_customers``): below it, writing the frames costs more time than their
+memory is worth (the same bound as prepare's large fetch)."""
 
 
 @dataclass(frozen=True)
@@ -132,12 +132,12 @@ def is_mapped(frame: pd.DataFrame) -> bool:
 
 
 def set_aside(
-    prepared: PreparedData, validation: Validation, folder: Path | None
+    prepared: PreparedData, validation: Validation, folder: Path | None, min_rows: int = MAP_ABOVE_ROWS
 ) -> tuple[PreparedData, Validation, tuple[str, ...]]:
-    """The calibration summary and the holdout table mapped to disk in ``folder`` when they have
-    :data:`MAP_ABOVE_ROWS` rows or more (after the calibration stage, the job's last reader of both), and a
-    warning for each that stays in memory. The same frames, out of the job's memory (2 GB at 10M customers)."""
-    if len(prepared.calibration) < MAP_ABOVE_ROWS:
+    """The calibration summary and the holdout table mapped to disk in ``folder`` when they have ``min_rows``
+    rows or more (after the calibration stage, the job's last reader of both), and a warning for each that
+    stays in memory. The same frames, out of the job's memory (2 GB at 10M customers)."""
+    if len(prepared.calibration) < min_rows:
         return prepared, validation, ()
     with ThreadPoolExecutor(max_workers=workers()) as pool:  # side by side: the writes release the GIL
         calibration_written = pool.submit(map_to_disk, prepared.calibration, folder)

@@ -293,10 +293,11 @@ def _set_aside(
     result: TrainResult, chosen: Candidate, scratch: Path, timings: dict[str, float]
 ) -> tuple[TrainResult, Candidate]:
     """Before production: the frames it does not read mapped from disk (:func:`~pipeline.mapped.set_aside`)."""
-    if len(result.prepared.calibration) < mapped.MAP_ABOVE_ROWS:  # kept in memory, as set_aside would
+    bound = result.config.engine.set_aside_customers
+    if bound is None or len(result.prepared.calibration) < bound:  # kept in memory
         return result, chosen
     with _timed(timings, "set_aside"):
-        prepared, validation, notes = mapped.set_aside(result.prepared, result.validation, scratch)
+        prepared, validation, notes = mapped.set_aside(result.prepared, result.validation, scratch, bound)
     warnings = result.warnings + notes
     result = dataclasses.replace(result, prepared=prepared, validation=validation, warnings=warnings)
     return result, dataclasses.replace(chosen, validation=validation)

@@ -34,3 +34,12 @@ class EngineConfig(StrictModel):
     shuffle_partitions: int = Field(default=8, ge=1)
     conf: dict[str, str] = Field(default_factory=dict)
     spend_sample_customers: int = Field(default=2_000_000, ge=3)
+    set_aside_customers: int | None = Field(
+        default=2_000_000,
+        ge=1,
+        exclude=True,
+        description="from this many calibration customers on, clv train maps the calibration summary and the "
+        "holdout table from temp_directory after the calibration stage (null: never); not part of the config hash",
+    )
+    """Where the frames live, not what is computed: left out of the config's dump and hash (``exclude``), so runs
+    that differ only here compare as reruns (``pipeline.mapped``)."""

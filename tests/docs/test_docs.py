@@ -102,7 +102,7 @@ def test_config_reference_lists_every_key(site: Path) -> None:
     page = (site / "reference" / "config.html").read_text(encoding="utf-8")
     for key in keys:
         assert f"<code>{key}</code>" in page, key
-    assert len(keys) == len(set(keys)) == 114
+    assert len(keys) == len(set(keys)) == 115
     # every key of the commented default config is documented
     default = yaml.safe_load((REPO / "configs" / "default.yaml").read_text(encoding="utf-8"))
     assert set(_flatten(default)) <= set(keys)

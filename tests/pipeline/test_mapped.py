@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import mapped
 from pipeline.mapped import map_to_disk, set_aside
 
 
@@ -88,9 +87,7 @@ def test_a_folder_that_cannot_be_written_keeps_the_frame_in_memory(tmp_path: Pat
     assert result.reason == "could not be written (No such file or directory)"
 
 
-def test_set_aside_maps_the_calibration_summary_and_the_holdout_from_its_bound(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_set_aside_maps_the_calibration_summary_and_the_holdout_from_its_bound(tmp_path: Path) -> None:
     import dataclasses
 
     from benchmarks.feed import prepared_feed
@@ -101,10 +98,10 @@ def test_set_aside_maps_the_calibration_summary_and_the_holdout_from_its_bound(
     validation = Validation(holdout, {"x": 1.0}, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
     folder = tmp_path / "scratch"
     folder.mkdir()
-    monkeypatch.setattr(mapped, "MAP_ABOVE_ROWS", len(prepared.calibration) + 1)
-    assert set_aside(prepared, validation, folder) == (prepared, validation, ())  # below the bound: untouched
-    monkeypatch.setattr(mapped, "MAP_ABOVE_ROWS", len(prepared.calibration))
-    aside, validation_aside, warnings = set_aside(prepared, validation, folder)
+    rows = len(prepared.calibration)
+    assert set_aside(prepared, validation, folder, rows + 1) == (prepared, validation, ())  # below: untouched
+    assert set_aside(prepared, validation, folder) == (prepared, validation, ())  # 2M rows by default
+    aside, validation_aside, warnings = set_aside(prepared, validation, folder, rows)
     assert warnings == ()
     assert aside.calibration is not prepared.calibration
     assert validation_aside.holdout is not holdout
@@ -114,6 +111,6 @@ def test_set_aside_maps_the_calibration_summary_and_the_holdout_from_its_bound(
     assert validation_aside.metrics == {"x": 1.0}
     assert dataclasses.replace(aside, calibration=prepared.calibration) == prepared
     odd = validation.holdout.assign(note=pd.Series(["a"] * len(holdout), dtype=object))
-    _, kept, warnings = set_aside(prepared, dataclasses.replace(validation, holdout=odd), folder)
+    _, kept, warnings = set_aside(prepared, dataclasses.replace(validation, holdout=odd), folder, rows)
     assert kept.holdout is odd
     assert warnings == ("memory: the holdout table stays in memory (column 'note' came back as str, not object)",)

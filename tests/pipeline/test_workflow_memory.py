@@ -109,20 +109,19 @@ def test_release_memory_puts_the_allocator_setting_back() -> None:
     assert con.execute(setting).fetchall() == before
 
 
-def test_frames_set_aside_on_disk_give_the_same_result_on_cdnow(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_frames_set_aside_on_disk_give_the_same_result_on_cdnow(tmp_path: Path) -> None:
     """With a scratch folder (as ``clv train`` passes), the calibration summary and the holdout table are mapped
     from disk before production (here from one row on, not 2M): the same frames, scores and tables."""
-    from pipeline import mapped
-
-    config = parse_config({"data": {"source": "cdnow_master"}, "validate": {"criteria": []}}).resolved()
+    raw = {"data": {"source": "cdnow_master"}, "validate": {"criteria": []}}
+    config = parse_config({**raw, "engine": {"set_aside_customers": 1}}).resolved()
     engine = open_engine(config.engine)
     kept = train(config, engine, engine.open(config.data))
-    monkeypatch.setattr(mapped, "MAP_ABOVE_ROWS", 1)
     aside = train(config, engine, engine.open(config.data), scratch=tmp_path)
     assert "set_aside" in aside.timings
     assert "set_aside" not in kept.timings
+    for never in ({"set_aside_customers": None}, {}):  # null, and the default bound of 2M customers
+        other = parse_config({**raw, "engine": never}).resolved()
+        assert "set_aside" not in train(other, engine, engine.open(other.data), scratch=tmp_path).timings
     assert aside.warnings == kept.warnings
     assert list(tmp_path.iterdir()) == []  # the files are unlinked once mapped
     maps = Path("/proc/self/maps").read_text()
