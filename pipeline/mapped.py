@@ -7,7 +7,9 @@ and reads it back memory-mapped, as an ordinary pandas DataFrame with the same c
 values (tested). Its numbers, dates and text are views of the file (pyarrow's zero-copy conversion, one
 block per column), so they take memory only while something reads them, as clean file pages the OS can
 drop again, instead of the process's own memory for the rest of the job. The file is unlinked as soon as it
-is mapped: its disk space goes back when the frame is collected, and nothing is left behind after a crash.
+is mapped: its disk space goes back when the frame is collected (a job killed while it writes the file can leave
+it in the folder). Like any frame pyarrow converts without a copy, a mapped frame is read-only: ``.copy()`` it
+before changing values in place.
 
 The folder must be on disk (a ``tmpfs`` folder is memory itself). A frame that does not come back the same
 (a dtype pyarrow cannot keep, such as an object column of mixed values) or that cannot be written (disk
@@ -84,9 +86,9 @@ def map_to_disk(frame: pd.DataFrame, folder: Path | None = None) -> Mapped:
     back memory-mapped; or ``frame`` itself, with the reason, when it does not map."""
     import pyarrow as pa
 
-    try:
+    try:  # mapping only saves memory: whatever fails, the frame stays as it was, with the reason
         table = _table(frame)
-    except (pa.ArrowException, TypeError, ValueError) as exc:
+    except Exception as exc:  # pyarrow raises its own errors and Python's (e.g. OverflowError)
         return Mapped(frame, f"not representable in Arrow ({type(exc).__name__})")
     try:
         handle, name = tempfile.mkstemp(prefix="clv-frame-", suffix=".arrow", dir=folder)
@@ -102,6 +104,8 @@ def map_to_disk(frame: pd.DataFrame, folder: Path | None = None) -> Mapped:
         back = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(pages))).read_all().to_pandas(split_blocks=True)
     except OSError as exc:
         return Mapped(frame, f"could not be written ({exc.strerror or exc})")
+    except Exception as exc:  # as above: the frame stays in memory
+        return Mapped(frame, f"could not be read back ({type(exc).__name__})")
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)  # the mapping stays valid; the space goes back with it
@@ -121,7 +125,7 @@ def drop_pages(frame: pd.DataFrame) -> None:
     """Let the OS take back the pages of ``frame``'s file that reading it brought into memory (a frame from
     :func:`map_to_disk`; any other frame: nothing to do). The frame is unchanged: a later read maps them again."""
     entry = _PAGES.get(id(frame))
-    if entry is not None and entry[0]() is frame:
+    if entry is not None and entry[0]() is frame and hasattr(mmap, "MADV_DONTNEED"):  # not on Windows
         entry[1].madvise(mmap.MADV_DONTNEED)
 
 

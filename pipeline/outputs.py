@@ -94,8 +94,8 @@ def dictionary_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> Path:
-    if mapped.is_mapped(frame):
-        return _write_mapped(frame, path)
+    if mapped.is_mapped(frame) and len(frame) and not frame.attrs and all(isinstance(c, str) for c in frame):
+        return _write_mapped(frame, path)  # else to_parquet, as it writes empty frames, attrs and other names
     with _atomic(path) as temporary:
         frame.to_parquet(temporary, index=False, use_dictionary=dictionary_columns(frame))
     return path

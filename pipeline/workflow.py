@@ -345,6 +345,7 @@ def train(
         label = f"{data.description} (calibration)"
         make_input = functools.partial(engine.fit_input, prepared, "calibration")
         chosen, selection = _select_candidate(config, prepared, make_input, label, observer, checkpoint)
+        del make_input  # it holds ``prepared``, which production may not keep (see _set_aside)
     warning, figures = _calibrated(config, prepared, chosen, observer)
 
     with _timed(timings, "champion"):

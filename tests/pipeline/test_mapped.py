@@ -114,3 +114,10 @@ def test_set_aside_maps_the_calibration_summary_and_the_holdout_from_its_bound(t
     _, kept, warnings = set_aside(prepared, dataclasses.replace(validation, holdout=odd), folder, rows)
     assert kept.holdout is odd
     assert warnings == ("memory: the holdout table stays in memory (column 'note' came back as str, not object)",)
+
+
+def test_a_value_arrow_cannot_hold_keeps_the_frame_in_memory(tmp_path: Path) -> None:
+    frame = _frame().assign(big=pd.Series([2**70] * 1_000, dtype=object))  # OverflowError, not an Arrow error
+    result = map_to_disk(frame, tmp_path)
+    assert result.frame is frame
+    assert result.reason == "not representable in Arrow (OverflowError)"

@@ -116,3 +116,20 @@ def test_a_frame_mapped_from_disk_is_written_as_to_parquet_writes_it(tmp_path: P
     assert written.read().equals(direct.read())
     pd.testing.assert_frame_equal(pd.read_parquet(mapped_path), pd.read_parquet(direct_path), check_exact=True)
     pd.testing.assert_frame_equal(aside.frame, copy, check_exact=True)  # its pages let go, its values the same
+
+
+def test_mapped_frames_without_rows_or_with_other_names_are_written_as_to_parquet_writes_them(tmp_path: Path) -> None:
+    from pipeline.mapped import is_mapped, map_to_disk
+
+    frames = {
+        "empty": pd.DataFrame({"customer_id": pd.Series([], dtype="str"), "p": pd.Series([], dtype=float)}),
+        "numbered": pd.DataFrame({0: [1.5, 2.5], 1: ["a", "b"]}),
+        "attrs": pd.DataFrame({"p": [0.5, 0.25]}),
+    }
+    frames["attrs"].attrs["source"] = "test"
+    for name, frame in frames.items():
+        aside = map_to_disk(frame, tmp_path)
+        assert is_mapped(aside.frame), name
+        (ours,) = write_tables(tmp_path / "mapped", {name: aside.frame})
+        (theirs,) = write_tables(tmp_path / "direct", {name: frame})
+        assert ours.read_bytes() == theirs.read_bytes(), name

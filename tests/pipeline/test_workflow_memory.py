@@ -9,6 +9,7 @@ segments as one fixed-width name per customer, the at-risk list from a copy of t
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,46 @@ def test_frames_set_aside_on_disk_give_the_same_result_on_cdnow(tmp_path: Path) 
     assert aside.tables.keys() == kept.tables.keys()
     for name, table in kept.tables.items():
         pd.testing.assert_frame_equal(aside.tables[name], table, check_exact=True)
+
+
+def test_the_frames_set_aside_leave_the_jobs_memory_before_scoring() -> None:
+    """After setting aside, nothing in the job keeps the original calibration summary or holdout table: they
+    are gone (by reference count, without the cyclic collector) by the time the customers are scored."""
+    import gc
+    import weakref
+    from typing import Any
+
+    from pipeline.engines import Source
+    from pipeline.engines.prepared import PreparedData
+    from pipeline.fit import FittedModels
+    from pipeline.observer import NullObserver
+    from pipeline.validate import Validation
+
+    class Watcher(NullObserver):
+        def __init__(self) -> None:
+            self.refs: dict[str, weakref.ref[pd.DataFrame]] = {}
+            self.alive_at_scoring: list[str] = []
+
+        def prepared(self, data: Source, prepared: PreparedData) -> None:
+            self.refs["calibration"] = weakref.ref(prepared.calibration)
+
+        def calibrated(self, fitted: FittedModels, validation: Validation, *rest: Any) -> None:  # type: ignore[override]
+            self.refs["holdout"] = weakref.ref(validation.holdout)
+
+        def scored(self, scores: pd.DataFrame, tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> None:
+            self.alive_at_scoring = [name for name, ref in self.refs.items() if ref() is not None]
+
+    raw = {"data": {"source": "cdnow_master"}, "validate": {"criteria": []}, "engine": {"set_aside_customers": 1}}
+    config = parse_config(raw).resolved()
+    engine = open_engine(config.engine)
+    watcher = Watcher()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        result = train(config, engine, engine.open(config.data), observer=watcher, scratch=Path(tempfile.gettempdir()))
+    finally:
+        if enabled:
+            gc.enable()
+    assert "set_aside" in result.timings
+    assert sorted(watcher.refs) == ["calibration", "holdout"]
+    assert watcher.alive_at_scoring == []
