@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from pipeline.contest import ChallengerContest, ServedBlend, challenge, with_ble
 from pipeline.engines import Engine, Source
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
-from pipeline.fit import FitInput, FittedModels, fit_histories
+from pipeline.fit import FittedModels, fit_histories
 from pipeline.gate import GateResult, check_criteria_known, check_selection_known, diagnostic_checks, evaluate_gate
 from pipeline.metrics import metric_direction
 from pipeline.observer import Observer
@@ -132,14 +131,14 @@ def _validated(config: Config, prepared: PreparedData, candidate: CandidateConfi
 def _select_candidate(
     config: Config,
     prepared: PreparedData,
-    make_input: Callable[[], FitInput],
+    engine: Engine,
     label: str,
     observer: Observer,
     checkpoint: Callable[[], None],
 ) -> tuple[Candidate, Selection | None]:
     """One candidate: fit it. Several: fit and validate each (the observer records each one), and pick the best."""
     candidates = config.fit.candidate_list()
-    fit_input = make_input()
+    fit_input = engine.fit_input(prepared, "calibration")
     observer.fit_input("", fit_input.info)
     if len(candidates) == 1:  # the fit's histories (340 MB at 10M customers) are let go before the validation
         fitted = fit_histories(fit_input, config.fit, label, candidates[0])
@@ -343,9 +342,7 @@ def train(
     checkpoint()
     with _timed(timings, "calibration_fit"):  # every candidate's fit and validation
         label = f"{data.description} (calibration)"
-        make_input = functools.partial(engine.fit_input, prepared, "calibration")
-        chosen, selection = _select_candidate(config, prepared, make_input, label, observer, checkpoint)
-        del make_input  # it holds ``prepared``, which production may not keep (see _set_aside)
+        chosen, selection = _select_candidate(config, prepared, engine, label, observer, checkpoint)
     warning, figures = _calibrated(config, prepared, chosen, observer)
 
     with _timed(timings, "champion"):
