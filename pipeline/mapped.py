@@ -112,27 +112,73 @@ def map_to_disk(frame: pd.DataFrame, folder: Path | None = None) -> Mapped:
     reason = _unchanged(frame, back)
     if reason is not None:
         return Mapped(frame, reason)
-    _PAGES[id(back)] = (weakref.ref(back), pages)
-    weakref.finalize(back, _PAGES.pop, id(back), None)
+    _register(back, (pages,))
     return Mapped(back)
 
 
-_PAGES: dict[int, tuple[weakref.ref[pd.DataFrame], mmap.mmap]] = {}
-"""The mapping behind each frame :func:`map_to_disk` returned, by the frame's id while it lives."""
+_PAGES: dict[int, tuple[weakref.ref[pd.DataFrame], tuple[mmap.mmap, ...]]] = {}
+"""The mappings behind each mapped frame, by the frame's id while it lives."""
+
+
+def _register(frame: pd.DataFrame, pages: tuple[mmap.mmap, ...]) -> None:
+    _PAGES[id(frame)] = (weakref.ref(frame), pages)
+    weakref.finalize(frame, _PAGES.pop, id(frame), None)
+
+
+def _pages(frame: pd.DataFrame) -> tuple[mmap.mmap, ...]:
+    entry = _PAGES.get(id(frame))
+    return entry[1] if entry is not None and entry[0]() is frame else ()
 
 
 def drop_pages(frame: pd.DataFrame) -> None:
-    """Let the OS take back the pages of ``frame``'s file that reading it brought into memory (a frame from
-    :func:`map_to_disk`; any other frame: nothing to do). The frame is unchanged: a later read maps them again."""
-    entry = _PAGES.get(id(frame))
-    if entry is not None and entry[0]() is frame and hasattr(mmap, "MADV_DONTNEED"):  # not on Windows
-        entry[1].madvise(mmap.MADV_DONTNEED)
+    """Let the OS take back the pages of ``frame``'s files that reading it brought into memory (a mapped frame;
+    any other frame: nothing to do). The frame is unchanged: a later read maps them again."""
+    if hasattr(mmap, "MADV_DONTNEED"):  # not on Windows
+        for pages in _pages(frame):
+            pages.madvise(mmap.MADV_DONTNEED)
 
 
 def is_mapped(frame: pd.DataFrame) -> bool:
-    """Whether ``frame`` is one :func:`map_to_disk` returned (its pages can be dropped)."""
-    entry = _PAGES.get(id(frame))
-    return entry is not None and entry[0]() is frame
+    """Whether ``frame`` is mapped from disk here (its pages can be dropped)."""
+    return bool(_pages(frame))
+
+
+def _memory(series: pd.Series) -> tuple[object, ...] | None:
+    """Where ``series``'s values are: its dtype, length and buffers' addresses (None when unknown). Two columns
+    with the same are the same values, shared copy-on-write, as the holdout table shares the calibration's."""
+    import numpy as np
+
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "biufmM":
+        values = np.asarray(series.array)
+        return (str(series.dtype), values.__array_interface__["data"][0], values.shape, values.strides)
+    arrow = getattr(series.array, "__arrow_array__", None)
+    if not isinstance(series.dtype, pd.StringDtype) or arrow is None:
+        return None
+    chunks = arrow().chunks
+    addresses = tuple(b.address if b is not None else 0 for c in chunks for b in c.buffers())
+    return (str(series.dtype), len(series), addresses, tuple((c.offset, len(c)) for c in chunks))
+
+
+def _shared(holdout: pd.DataFrame, calibration: pd.DataFrame) -> dict[str, str]:
+    """The holdout table's columns that are the calibration summary's (the same memory), by name."""
+    if not holdout.index.equals(calibration.index):
+        return {}
+    where = {key: str(c) for c in calibration.columns if (key := _memory(calibration[c])) is not None}
+    return {str(h): where[key] for h in holdout.columns if (key := _memory(holdout[h])) is not None and key in where}
+
+
+def _holdout_on(holdout: pd.DataFrame, shared: dict[str, str], calibration: Mapped, own: Mapped) -> Mapped:
+    """The holdout table from its own columns mapped and the ones it shares taken from the calibration summary
+    (mapped too, or as it stayed): each column written once."""
+    if own.reason is not None:
+        return Mapped(holdout, own.reason)
+    columns = {h: calibration.frame[shared[h]] if h in shared else own.frame[h] for h in holdout.columns}
+    joined = pd.DataFrame(columns, index=holdout.index, copy=False)
+    reason = _unchanged(holdout, joined)
+    if reason is not None:
+        return Mapped(holdout, reason)
+    _register(joined, _pages(calibration.frame) + _pages(own.frame))
+    return Mapped(joined)
 
 
 def set_aside(
@@ -143,10 +189,12 @@ def set_aside(
     stays in memory. The same frames, out of the job's memory (2 GB at 10M customers)."""
     if len(prepared.calibration) < min_rows:
         return prepared, validation, ()
+    shared = _shared(validation.holdout, prepared.calibration)
     with ThreadPoolExecutor(max_workers=workers()) as pool:  # side by side: the writes release the GIL
         calibration_written = pool.submit(map_to_disk, prepared.calibration, folder)
-        holdout = map_to_disk(validation.holdout, folder)
+        own = map_to_disk(validation.holdout.drop(columns=list(shared)), folder)
         calibration = calibration_written.result()
+    holdout = _holdout_on(validation.holdout, shared, calibration, own)
     named = (("calibration summary", calibration), ("holdout table", holdout))
     warnings = tuple(f"memory: the {name} stays in memory ({m.reason})" for name, m in named if m.reason)
     prepared = dataclasses.replace(prepared, calibration=calibration.frame)

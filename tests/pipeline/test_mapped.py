@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.mapped import map_to_disk, set_aside
+from pipeline.mapped import _memory, is_mapped, map_to_disk, set_aside
 
 
 def _frame(rows: int = 1_000) -> pd.DataFrame:
@@ -108,6 +108,12 @@ def test_set_aside_maps_the_calibration_summary_and_the_holdout_from_its_bound(t
     pd.testing.assert_frame_equal(aside.calibration, prepared.calibration, check_exact=True)
     pd.testing.assert_frame_equal(validation_aside.holdout, holdout, check_exact=True)
     assert aside.full is prepared.full
+    # the columns the holdout shares with the calibration summary are written once: the same mapped memory
+    for column in ("customer_id", "frequency", "T"):
+        assert _memory(validation_aside.holdout[column]) == _memory(aside.calibration[column]), column
+    assert _memory(validation_aside.holdout["p_alive"]) is not None
+    assert is_mapped(validation_aside.holdout)
+    assert is_mapped(aside.calibration)
     assert validation_aside.metrics == {"x": 1.0}
     assert dataclasses.replace(aside, calibration=prepared.calibration) == prepared
     odd = validation.holdout.assign(note=pd.Series(["a"] * len(holdout), dtype=object))

@@ -113,6 +113,8 @@ def test_release_memory_puts_the_allocator_setting_back() -> None:
 def test_frames_set_aside_on_disk_give_the_same_result_on_cdnow(tmp_path: Path) -> None:
     """With a scratch folder (as ``clv train`` passes), the calibration summary and the holdout table are mapped
     from disk before production (here from one row on, not 2M): the same frames, scores and tables."""
+    from pipeline.mapped import _memory
+
     raw = {"data": {"source": "cdnow_master"}, "validate": {"criteria": []}}
     config = parse_config({**raw, "engine": {"set_aside_customers": 1}}).resolved()
     engine = open_engine(config.engine)
@@ -131,6 +133,8 @@ def test_frames_set_aside_on_disk_give_the_same_result_on_cdnow(tmp_path: Path) 
     pd.testing.assert_frame_equal(aside.prepared.calibration, kept.prepared.calibration, check_exact=True)
     pd.testing.assert_frame_equal(aside.prepared.full, kept.prepared.full, check_exact=True)
     pd.testing.assert_frame_equal(aside.validation.holdout, kept.validation.holdout, check_exact=True)
+    for column in ("customer_id", "frequency", "recency", "T", "monetary_value"):  # written once, shared
+        assert _memory(aside.validation.holdout[column]) == _memory(aside.prepared.calibration[column]), column
     assert aside.validation.metrics == kept.validation.metrics
     assert aside.scores is not None
     assert kept.scores is not None
