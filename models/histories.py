@@ -102,7 +102,9 @@ def in_chunks(
     parts = in_parts(lambda start, stop: function(*(c[start:stop] for c in columns)), n)
     if len(parts) == 1:
         return parts[0]
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    # one name at a time, its chunks let go as it is joined: the chunks and the joined arrays of every name
+    # would otherwise sit side by side (at 10M customers and five names, 0.4 GB more at the end)
+    return {key: np.concatenate([part.pop(key) for part in parts]) for key in list(parts[0])}
 
 
 def per_history(function: Callable[..., NDArray[np.float64]], *columns: NDArray[np.float64]) -> NDArray[np.float64]:

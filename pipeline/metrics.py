@@ -152,26 +152,66 @@ def ranking(values: np.ndarray) -> Ranking:
     order, ordered = _descending(values)
     if len(values) < 2**31:  # row numbers as int32: half the memory of each ranking kept, the same rows
         order = order.astype(np.int32)
-    change = _run_starts(ordered)
+    same = _ties(ordered)
     del ordered  # not kept while the ranks are built
-    return Ranking(values, _ranks_from_top(order, change), order)
+    return Ranking(values, _ranks_from_top(order, same), order)
 
 
-def _run_starts(ordered: np.ndarray) -> np.ndarray:
-    """Positions (after the first) where a run of equal sorted values starts."""
-    return np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+def _ties(ordered: np.ndarray) -> np.ndarray:
+    """``same[i]``: sorted position i + 1 holds the value of position i."""
+    same: np.ndarray = ordered[1:] == ordered[:-1]
+    return same
 
 
-def _ranks_from_top(order: np.ndarray, change: np.ndarray) -> np.ndarray:
-    """Average ranks (1 for the lowest) from rows ``order`` taken highest value first, whose runs of ties start
-    at ``change``: whatever the order within a run, its rows share the run's mean rank."""
+def _ranks_from_top(order: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """Average ranks (1 for the lowest) from rows ``order`` taken highest value first, ``same`` marking the ties
+    between neighbours in that order (:func:`_ties`): whatever the order within a run of ties, its rows share
+    the run's mean rank.
+
+    Positions s..e-1 from the top hold ascending ranks n-e+1..n-s, whose mean is (2n - s - e + 1) / 2 (for a
+    run of one, n - s): exact integers over 2, so the same floats whichever way they are spread. With few
+    runs (counts, many zeros) each run's mean is repeated over its rows; with many (mostly distinct values)
+    every row gets n - s and only the tied positions are corrected. Either way the working memory is one
+    array of the rows' length besides the ranks, not five (at 10M customers 0.25 GB less per ranking)."""
     n = len(order)
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [n]]) if n else np.zeros(0, dtype=np.int64)
     ranks = np.empty(n)
-    # positions s..e-1 from the top hold ascending ranks n-e+1..n-s: their mean is (2n - s - e + 1) / 2
-    ranks[order] = np.repeat((2 * n - starts - ends + 1) / 2.0, ends - starts)
+    tied_pairs = int(np.count_nonzero(same))
+    if tied_pairs >= n // 2:  # few runs: their bounds are short arrays
+        starts = np.flatnonzero(~same) + 1
+        del same
+        starts = np.concatenate([[0], starts])
+        lengths = np.diff(starts, append=n)
+        ranks[order] = np.repeat((2 * n - 2 * starts - lengths + 1) / 2.0, lengths)
+        return ranks
+    ranks[order] = np.arange(n, 0, -1, dtype=np.float64)
+    if tied_pairs:
+        _tied_means(ranks, order, same)
     return ranks
+
+
+def _tied_means(ranks: np.ndarray, order: np.ndarray, same: np.ndarray) -> None:
+    """Give the rows of each run of ties (``same[i]``: position i + 1 ties with position i) their run's mean
+    rank, from the tied positions alone, a part at a time."""
+    n = len(order)
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] = same
+    tied[:-1] |= same
+    positions = np.flatnonzero(tied)
+    del tied
+    first = np.ones(len(positions), dtype=bool)  # where a run starts, among the tied positions
+    first[1:] = ~same[positions[1:] - 1]
+    run = np.cumsum(first)
+    run -= 1
+    starts = positions[first]
+    del first
+    means = (2 * n - 2 * starts - np.bincount(run) + 1) / 2.0
+    for part in range(0, len(positions), _PART):
+        rows = slice(part, part + _PART)
+        ranks[order[positions[rows]]] = means[run[rows]]
+
+
+_PART = 1 << 20
+"""Tied positions corrected at a time (their temporaries, not the rows')."""
 
 
 def _counted_ranks(values: np.ndarray) -> np.ndarray | None:
@@ -206,7 +246,10 @@ def average_ranks(values: np.ndarray) -> Ranks:
         whole = ranking(values)
         return Ranks(whole.values, whole.ranks)
     order = np.argsort(-values)
-    return Ranks(values, _ranks_from_top(order, _run_starts(values[order])))
+    same = _ties(values[order])
+    if len(values) < 2**31:  # as in ranking: half the memory while the ranks are built
+        order = order.astype(np.int32)
+    return Ranks(values, _ranks_from_top(order, same))
 
 
 def _spearman_ranked(actual: Ranks, predicted: Ranks) -> float:
@@ -267,8 +310,13 @@ def brier(churned: np.ndarray, risk: np.ndarray) -> float:
     (tested), without its input checks, whose ``np.unique`` of the labels took most of its 0.7 s on 5M rows."""
     y = np.asarray(churned, dtype=np.float64)
     p = np.asarray(risk, dtype=np.float64)
-    per_row = np.square((1 - y) - (1 - p))
-    per_row += np.square(y - p)
+    per_row = np.subtract(1, y)  # the same operations as (1 - y - (1 - p))^2 + (y - p)^2, two arrays in place
+    other = np.subtract(1, p)
+    np.subtract(per_row, other, out=per_row)
+    np.square(per_row, out=per_row)
+    np.subtract(y, p, out=other)
+    np.square(other, out=other)
+    per_row += other
     return float(np.mean(per_row) * 0.5)
 
 

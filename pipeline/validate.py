@@ -297,7 +297,8 @@ def validate(
     with ThreadPoolExecutor(max_workers=workers()) as pool:
         purchases = pool.submit(_purchase_metrics, holdout)
         revenue = pool.submit(_revenue_block, holdout) if "actual_revenue" in holdout.columns else None
-        churn = pool.submit(_churn_metrics, (actual_n == 0).astype(int), holdout["churn_risk"].to_numpy())
+        churned = (actual_n == 0).astype(np.int8)  # 0 and 1: the same numbers as int64, an eighth of the memory
+        churn = pool.submit(_churn_metrics, churned, holdout["churn_risk"].to_numpy())
         likelihood = (
             pool.submit(holdout_log_likelihood, model.purchase, calibration, full) if full is not None else None
         )

@@ -110,3 +110,30 @@ def test_in_chunks_on_threads_equals_one_call(
     for key, values in whole.items():
         np.testing.assert_array_equal(chunked[key], values)
     np.testing.assert_array_equal(per_history(lambda *c: purchase.p_alive(params, *c), f, r, t), whole["p_alive"])
+
+
+def test_in_chunks_joins_one_name_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunks of a name are let go as it is joined: at most the outputs and one name's chunks (their
+    rows once more) at any moment, not every name twice (tracemalloc, which numpy reports its arrays to)."""
+    import tracemalloc
+
+    from models import histories
+
+    monkeypatch.setattr(histories, "PARALLEL_ROWS", 1_000)
+    monkeypatch.setattr(histories, "workers", lambda: 2)
+    x = np.linspace(0.0, 1.0, 200_000)
+    names = [f"n{i}" for i in range(5)]
+
+    def five(c: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: c + i for i, name in enumerate(names)}
+
+    tracemalloc.start()
+    try:
+        joined = in_chunks(five, x)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    for i, name in enumerate(names):
+        np.testing.assert_array_equal(joined[name], x + i)
+    outputs = 5 * x.nbytes
+    assert peak < outputs + 1.5 * x.nbytes  # every name's chunks beside the outputs: twice the outputs
