@@ -18,6 +18,8 @@ from pipeline.engines import Source, duckdb_activity, duckdb_prepare
 from pipeline.engines.duckdb_source import connect, open_transactions, release_memory
 from pipeline.engines.inputs import first_line
 from pipeline.engines.prepared import AsOfData, PreparedData
+from pipeline.engines.source_columns import REASON
+from pipeline.engines.sql import DUCKDB
 from pipeline.errors import InputError
 from pipeline.fit import FitInput, fit_input
 from pipeline.outputs import write_relation
@@ -98,7 +100,13 @@ class DuckDBEngine:
         return score(model, prepared.full)
 
     def write_quarantine(self, prepared: PreparedData | AsOfData, path: Path) -> Path:
-        return write_relation(prepared.quarantine, path)
+        """The quarantined rows sorted by reason, then by the source's columns (as text, in the source's order):
+        the same file on every run. Unsorted, the rows came in the order DuckDB's threads found them (the
+        duplicate search partitions the rows), which changed from run to run."""
+        rows = prepared.quarantine
+        reason, *columns = [REASON, *(c for c in rows.columns if c != REASON)]
+        order = ", ".join(f"{DUCKDB.identifier(c)} ASC NULLS FIRST" for c in (reason, *columns))
+        return write_relation(rows.order(order), path)
 
     def close(self) -> None:
         if self._con is not None:
