@@ -104,6 +104,8 @@ class DuckDBEngine:
         the same file on every run. Unsorted, the rows came in the order DuckDB's threads found them (the
         duplicate search partitions the rows), which changed from run to run."""
         rows = prepared.quarantine
+        if not isinstance(rows, duckdb.DuckDBPyRelation):
+            raise TypeError("the quarantined rows were not prepared by the DuckDB engine")
         reason, *columns = [REASON, *(c for c in rows.columns if c != REASON)]
         order = ", ".join(f"{DUCKDB.identifier(c)} ASC NULLS FIRST" for c in (reason, *columns))
         return write_relation(rows.order(order), path)
