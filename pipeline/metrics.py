@@ -178,7 +178,6 @@ def _ranks_from_top(order: np.ndarray, same: np.ndarray) -> np.ndarray:
     tied_pairs = int(np.count_nonzero(same))
     if tied_pairs >= n // 2:  # few runs: their bounds are short arrays
         starts = np.flatnonzero(~same) + 1
-        del same
         starts = np.concatenate([[0], starts])
         lengths = np.diff(starts, append=n)
         ranks[order] = np.repeat((2 * n - 2 * starts - lengths + 1) / 2.0, lengths)

@@ -25,7 +25,10 @@ from pipeline.fit import FitInput, fit_input
 from pipeline.outputs import write_relation
 from pipeline.score import score
 
-__all__ = ["DuckDBEngine"]
+__all__ = ["SORTED_QUARANTINE_ROWS", "DuckDBEngine"]
+
+SORTED_QUARANTINE_ROWS = 1_000_000
+"""Up to this many quarantined rows, ``quarantine.parquet`` is sorted (see :meth:`DuckDBEngine.write_quarantine`)."""
 
 
 class DuckDBEngine:
@@ -100,15 +103,18 @@ class DuckDBEngine:
         return score(model, prepared.full)
 
     def write_quarantine(self, prepared: PreparedData | AsOfData, path: Path) -> Path:
-        """The quarantined rows sorted by reason, then by the source's columns (as text, in the source's order):
-        the same file on every run. Unsorted, the rows came in the order DuckDB's threads found them (the
-        duplicate search partitions the rows), which changed from run to run."""
+        """The quarantined rows, up to :data:`SORTED_QUARANTINE_ROWS` of them sorted by reason, then by the
+        source's columns (as text, in the source's order): the same file on every run. Unsorted, the rows come
+        in the order DuckDB's threads find them (the duplicate search partitions the rows), which changes from
+        run to run; more rows are written so, as they stream (a past ``--as-of`` can quarantine most of a long
+        feed, and sorting 4M rows doubled the write)."""
         rows = prepared.quarantine
         if not isinstance(rows, duckdb.DuckDBPyRelation):
             raise TypeError("the quarantined rows were not prepared by the DuckDB engine")
-        reason, *columns = [REASON, *(c for c in rows.columns if c != REASON)]
-        order = ", ".join(f"{DUCKDB.identifier(c)} ASC NULLS FIRST" for c in (reason, *columns))
-        return write_relation(rows.order(order), path)
+        if prepared.ledger.rows_quarantined <= SORTED_QUARANTINE_ROWS:
+            keys = [REASON, *(c for c in rows.columns if c != REASON)]
+            rows = rows.order(", ".join(f"{DUCKDB.identifier(c)} ASC NULLS FIRST" for c in keys))
+        return write_relation(rows, path)
 
     def close(self) -> None:
         if self._con is not None:

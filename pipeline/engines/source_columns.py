@@ -99,6 +99,7 @@ def layout(
 
 
 def quarantine_names(names: Mapping[str, str]) -> dict[str, str]:
-    """Relation column -> the quarantine file's column: the source's name, ``source_reason`` for a source
-    column named like the reason column."""
-    return {column: "source_reason" if name == REASON else name for column, name in names.items()}
+    """Relation column -> the quarantine file's column: the source's name, ``source_<name>`` for a source
+    column named like the reason column in any case (``Reason``: SQL names ignore case, so it would be the
+    reason column's name)."""
+    return {column: f"source_{name}" if name.lower() == REASON else name for column, name in names.items()}

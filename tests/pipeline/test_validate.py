@@ -362,3 +362,18 @@ def test_baselines_and_revenue_in_chunks_equal_whole_columns(monkeypatch: pytest
     }
     for column, values in expected.items():
         np.testing.assert_array_equal(table[column].to_numpy(), values, err_msg=column)
+
+
+def test_the_churn_metrics_of_int8_labels_are_those_of_int64_labels() -> None:
+    """The validation passes the churn labels as int8 (0 and 1): AUC, Brier, the calibration curve and the
+    isotonic check are the same numbers as with int64 labels, with ties, a small sample and one class."""
+    from pipeline.validate import _churn_metrics
+
+    rng = np.random.default_rng(21)
+    for n in (50, 300, 20_000):
+        risk = np.round(rng.random(n), 2)
+        for labels in ((rng.random(n) < risk).astype(np.int64), np.zeros(n, dtype=np.int64)):
+            wide, wide_curve = _churn_metrics(labels, risk)
+            narrow, narrow_curve = _churn_metrics(labels.astype(np.int8), risk)
+            assert wide == pytest.approx(narrow, rel=0, abs=0, nan_ok=True)
+            pd.testing.assert_frame_equal(wide_curve, narrow_curve)

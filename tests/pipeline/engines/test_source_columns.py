@@ -73,3 +73,7 @@ def test_one_source_column_mapped_twice_is_written_once() -> None:
 def test_a_source_column_named_reason_keeps_apart_from_the_reason() -> None:
     assert quarantine_names(NAMES)["source:reason"] == "source_reason"
     assert quarantine_names(NAMES)["order_id"] == "InvoiceNo"
+    assert quarantine_names({"source:Reason": "Reason", "source:REASON": "REASON"}) == {
+        "source:Reason": "source_Reason",
+        "source:REASON": "source_REASON",
+    }
