@@ -13,12 +13,9 @@ from pipeline.engines.duckdb_engine import DuckDBEngine
 from tests.feeds import RETAIL_MAPPING, online_retail_lines
 
 
-def _quarantine(path: Path, written: Path) -> pd.DataFrame:
-    raw = {
-        "data": {"source": "csv", "path": str(path), "columns": RETAIL_MAPPING},
-        "prepare": {"calibration_end": "2011-09-09"},
-        "engine": {"threads": 4},
-    }
+def _written(data: dict[str, object], calibration_end: str, written: Path, threads: int | None = None) -> pd.DataFrame:
+    """Prepare ``data`` with the DuckDB engine and read back the quarantine file it writes at ``written``."""
+    raw = {"data": data, "prepare": {"calibration_end": calibration_end}, "engine": {"threads": threads}}
     config = parse_config(raw).resolved()
     engine = DuckDBEngine(config.engine)
     try:
@@ -26,6 +23,10 @@ def _quarantine(path: Path, written: Path) -> pd.DataFrame:
         return pd.read_parquet(engine.write_quarantine(prepared, written))
     finally:
         engine.close()
+
+
+def _quarantine(path: Path, written: Path) -> pd.DataFrame:
+    return _written({"source": "csv", "path": str(path), "columns": RETAIL_MAPPING}, "2011-09-09", written, threads=4)
 
 
 def test_the_quarantine_file_is_sorted_by_reason_and_the_same_on_every_run(tmp_path: Path) -> None:
@@ -50,18 +51,9 @@ def _small_feed(path: Path, rows: list[tuple[str, str, str, str]]) -> None:
     frame.to_csv(path, index=False)
 
 
-def _written(path: Path, written: Path) -> pd.DataFrame:
-    raw = {
-        "data": {"source": "csv", "path": str(path), "columns": {"customer_id": "cust", "timestamp": "when"}},
-        "prepare": {"calibration_end": "2021-02-01"},
-    }
-    config = parse_config(raw).resolved()
-    engine = DuckDBEngine(config.engine)
-    try:
-        prepared = engine.prepare(engine.open(config.data), config.prepare)
-        return pd.read_parquet(engine.write_quarantine(prepared, written))
-    finally:
-        engine.close()
+def _small(path: Path, written: Path) -> pd.DataFrame:
+    data = {"source": "csv", "path": str(path), "columns": {"customer_id": "cust", "timestamp": "when"}}
+    return _written(data, "2021-02-01", written)
 
 
 GOOD = [("a", "2021-01-01", "1", "x"), ("a", "2021-03-01", "2", "x"), ("b", "2021-01-05", "3", "x")]
@@ -73,7 +65,7 @@ def test_a_source_column_named_reason_in_another_case_is_kept_apart(tmp_path: Pa
     by the quarantine's own reason (the source's column came first in the sort, as ``reason_1`` in the file)."""
     path = tmp_path / "feed.csv"
     _small_feed(path, [*GOOD, ("", "2021-01-01", "1", "b"), ("", "2021-04-01", "3", "c"), ("c", "bad", "5", "zz")])
-    written = _written(path, tmp_path / "quarantine.parquet")
+    written = _small(path, tmp_path / "quarantine.parquet")
     assert list(written.columns) == ["cust", "when", "amount", "source_Reason", "reason"]
     assert list(written["reason"]) == ["invalid_timestamp", "missing_customer_id", "missing_customer_id"]
     assert list(written["source_Reason"]) == ["zz", "b", "c"]
@@ -82,7 +74,7 @@ def test_a_source_column_named_reason_in_another_case_is_kept_apart(tmp_path: Pa
 def test_no_quarantined_rows_write_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "feed.csv"
     _small_feed(path, GOOD)
-    written = _written(path, tmp_path / "quarantine.parquet")
+    written = _small(path, tmp_path / "quarantine.parquet")
     assert written.empty
     assert list(written.columns) == ["cust", "when", "amount", "source_Reason", "reason"]
 
@@ -95,9 +87,9 @@ def test_above_the_bound_the_quarantine_is_written_as_it_streams(
     path = tmp_path / "feed.csv"
     bad = [("", f"2021-01-{day:02d}", str(day), "x") for day in range(1, 29)] + [("c", "bad", "5", "zz")]
     _small_feed(path, [*GOOD, *bad])
-    sorted_rows = _written(path, tmp_path / "sorted.parquet")
+    sorted_rows = _small(path, tmp_path / "sorted.parquet")
     monkeypatch.setattr(duckdb_engine, "SORTED_QUARANTINE_ROWS", 3)
-    streamed = _written(path, tmp_path / "streamed.parquet")
+    streamed = _small(path, tmp_path / "streamed.parquet")
     assert len(streamed) == len(sorted_rows) == 29
     key = list(sorted_rows.columns)
     pd.testing.assert_frame_equal(
