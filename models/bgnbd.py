@@ -18,6 +18,7 @@ from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, roots_jacobi,
 
 from models.bgnbd_fit import BetaGeoMle
 from models.definition import PurchaseModel, PymcSpec
+from models.histories import once_per_distinct
 
 __all__ = [
     "MODEL",
@@ -82,15 +83,10 @@ def expected_purchases(
     """
     horizon, x, t_x, t_obs = np.broadcast_arrays(*_arrays(t, frequency, recency, T))
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    hyp_a, hyp_b, hyp_c = r + x, b + x, a + b + x - 1
     z = horizon / (alpha + t_obs + horizon)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ln_hyp = np.asarray(np.log(hyp2f1(hyp_a, hyp_b, hyp_c, z)), dtype=np.float64)
-        overflow = np.isinf(ln_hyp)
-        if overflow.any():
-            # Euler's transformation where the direct series overflows (as lifetimes does).
-            a_, b_, c_, z_ = hyp_a[overflow], hyp_b[overflow], hyp_c[overflow], z[overflow]
-            ln_hyp[overflow] = np.log(hyp2f1(c_ - a_, c_ - b_, c_, z_)) + (c_ - a_ - b_) * np.log1p(-z_)
+        # the hypergeometric term depends on (x, z) alone: computed once per distinct pair, the same numbers
+        ln_hyp = once_per_distinct(lambda xs, zs: _log_hyp2f1(r + xs, b + xs, a + b + xs - 1, zs), x, z)
         first = (a + b + x - 1) / (a - 1)
         second = 1 - np.exp(ln_hyp + (r + x) * np.log((alpha + t_obs) / (alpha + horizon + t_obs)))
         denominator = 1 + (x > 0) * (a / (b + np.maximum(x, 1) - 1)) * ((alpha + t_obs) / (alpha + t_x)) ** (r + x)
@@ -102,6 +98,17 @@ def expected_purchases(
             params, horizon[unstable], x[unstable], t_obs[unstable]
         )
     return expected
+
+
+def _log_hyp2f1(hyp_a: FloatArray, hyp_b: FloatArray, hyp_c: FloatArray, z: FloatArray) -> FloatArray:
+    """log 2F1(hyp_a, hyp_b; hyp_c; z), by Euler's transformation where the direct series overflows (as
+    lifetimes does)."""
+    ln_hyp = np.asarray(np.log(hyp2f1(hyp_a, hyp_b, hyp_c, z)), dtype=np.float64)
+    overflow = np.isinf(ln_hyp)
+    if overflow.any():
+        a_, b_, c_, z_ = hyp_a[overflow], hyp_b[overflow], hyp_c[overflow], z[overflow]
+        ln_hyp[overflow] = np.log(hyp2f1(c_ - a_, c_ - b_, c_, z_)) + (c_ - a_ - b_) * np.log1p(-z_)
+    return ln_hyp
 
 
 def expected_purchases_if_alive(

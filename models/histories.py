@@ -24,10 +24,12 @@ from numpy.typing import ArrayLike, NDArray
 T = TypeVar("T")
 
 __all__ = [
+    "DISTINCT_ROWS",
     "PARALLEL_ROWS",
     "history_codes",
     "in_chunks",
     "in_parts",
+    "once_per_distinct",
     "packed_key",
     "per_history",
     "unique_histories",
@@ -105,6 +107,25 @@ def in_chunks(
     # one name at a time, its chunks let go as it is joined: the chunks and the joined arrays of every name
     # would otherwise sit side by side (at 10M customers and five names, 0.4 GB more at the end)
     return {key: np.concatenate([part.pop(key) for part in parts]) for key in list(parts[0])}
+
+
+def once_per_distinct(
+    function: Callable[..., NDArray[np.float64]], *columns: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """``function(*columns)`` of an elementwise function, evaluated once per distinct row of ``columns`` in this
+    thread and spread back: the same numbers as the call on all rows. For a costly term that depends on fewer
+    columns than the whole history (the Gauss hypergeometric term of BG/NBD depends on the frequency and the
+    age, not on the recency: 47,365 distinct pairs among 2,133,402 distinct histories at 5M customers)."""
+    if any(c.ndim != 1 for c in columns) or len(columns[0]) < DISTINCT_ROWS:  # scalars, grids, a few rows
+        return function(*columns)
+    rows, codes = history_codes(*columns)
+    if len(rows) == len(codes):
+        return function(*columns)
+    return function(*(c[rows] for c in columns))[codes]
+
+
+DISTINCT_ROWS = 10_000
+"""From this many rows :func:`once_per_distinct` looks for the distinct ones (below, one call on all rows)."""
 
 
 def per_history(function: Callable[..., NDArray[np.float64]], *columns: NDArray[np.float64]) -> NDArray[np.float64]:

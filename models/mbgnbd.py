@@ -16,6 +16,7 @@ from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, xlogy
 
 from models.bgnbd import BetaGeoParams, beta_geo_priors, expected_purchases_if_alive
 from models.definition import PurchaseModel, PymcSpec
+from models.histories import once_per_distinct
 from models.lifetimes_fit import LifetimesFitter
 
 __all__ = [
@@ -81,7 +82,8 @@ def expected_purchases(
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     alive = p_alive(params, x, t_x, t_obs)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        hyp = hyp2f1(r + x, b + x + 1, a + b + x, horizon / (alpha + t_obs + horizon))
+        z = horizon / (alpha + t_obs + horizon)  # the hypergeometric term once per distinct (x, z): the same numbers
+        hyp = once_per_distinct(lambda xs, zs: hyp2f1(r + xs, b + xs + 1, a + b + xs, zs), *np.broadcast_arrays(x, z))
         silent = np.exp((r + x) * np.log((alpha + t_obs) / (alpha + t_obs + horizon)))
         expected = np.asarray(alive * (a + b + x) / (a - 1) * (1 - silent * hyp), dtype=np.float64)
     unstable = ~np.isfinite(expected) | (abs(a - 1) < 1e-6) | (expected < 0)

@@ -114,3 +114,29 @@ def test_expected_purchases_stay_finite_where_the_closed_form_breaks(params: Bet
         bgnbd.p_alive(near, f, r, t) * bgnbd.expected_purchases_if_alive(near, np.full(4, 52.0), f, t),
         rtol=1e-9,
     )
+
+
+@pytest.mark.parametrize("module", ["bgnbd", "mbgnbd"])
+def test_expected_purchases_once_per_distinct_term_are_the_same_numbers(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hypergeometric term is computed once per distinct (frequency, z) pair: bit for bit the numbers of the
+    call on every row, on many histories sharing frequencies and ages, with the Euler transformation (large
+    frequencies) and the quadrature (a near 1) taking part."""
+    import importlib
+
+    from models import histories
+
+    model = importlib.import_module(f"models.{module}")
+    rng = np.random.default_rng(8)
+    n = 30_000
+    x = rng.integers(0, 400, n).astype(float)
+    t_obs = rng.integers(1, 80, n).astype(float)
+    t_x = np.minimum(t_obs, rng.random(n) * 80) * (x > 0)
+    for values in ((0.8, 3.1, 1.2, 11.8), (0.24, 4.4, 0.79, 2.4), (0.5, 2.0, 1.0 + 1e-8, 3.0)):
+        params = model.MODEL.params_type(*values)
+        for horizon in (4.3, 52.0):
+            monkeypatch.setattr(histories, "DISTINCT_ROWS", 10**12)
+            every_row = model.expected_purchases(params, horizon, x, t_x, t_obs)
+            monkeypatch.setattr(histories, "DISTINCT_ROWS", 10_000)
+            np.testing.assert_array_equal(model.expected_purchases(params, horizon, x, t_x, t_obs), every_row)

@@ -137,3 +137,27 @@ def test_in_chunks_joins_one_name_at_a_time(monkeypatch: pytest.MonkeyPatch) -> 
         np.testing.assert_array_equal(joined[name], x + i)
     outputs = 5 * x.nbytes
     assert peak < outputs + 1.5 * x.nbytes  # every name's chunks beside the outputs: twice the outputs
+
+
+def test_once_per_distinct_equals_the_call_on_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeated rows, NaN, -0.0 beside 0.0: the same numbers as the call on all rows; scalars, grids and a few
+    rows take the plain call."""
+    from models import histories
+    from models.histories import once_per_distinct
+
+    monkeypatch.setattr(histories, "DISTINCT_ROWS", 4)
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 5, 500).astype(float)
+    z = rng.integers(0, 7, 500) / 9.0
+    x[::37], z[::41] = np.nan, -0.0
+    calls: list[int] = []
+
+    def term(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        calls.append(np.size(a))
+        return np.asarray(np.exp(a) * np.sin(b + 1) + b, dtype=np.float64)
+
+    np.testing.assert_array_equal(once_per_distinct(term, x, z), term(x, z))
+    assert calls[0] < 50  # the distinct rows only
+    grid = np.ones((3, 4))
+    np.testing.assert_array_equal(once_per_distinct(term, grid, grid), term(grid, grid))
+    np.testing.assert_array_equal(once_per_distinct(term, np.asarray(1.0), np.asarray(2.0)), term(1.0, 2.0))
