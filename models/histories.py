@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 T = TypeVar("T")
 
 __all__ = [
+    "CHUNK_ROWS",
     "DISTINCT_ROWS",
     "PARALLEL_ROWS",
     "history_codes",
@@ -84,15 +85,23 @@ def workers() -> int:
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
 
 
-def in_parts(function: Callable[[int, int], T], n: int) -> list[T]:
+def in_parts(function: Callable[[int, int], T], n: int, most: int | None = None) -> list[T]:
     """``function(start, stop)`` over consecutive parts of ``range(n)``, in a thread pool (one thread per core),
-    the results in order; one call ``function(0, n)`` below :data:`PARALLEL_ROWS` rows or on one core."""
+    the results in order; one call ``function(0, n)`` below :data:`PARALLEL_ROWS` rows or on one core. ``most``:
+    the largest part (by default a quarter of each thread's share)."""
     threads = workers()
     if threads == 1 or n <= PARALLEL_ROWS:
         return [function(0, n)]
     size = max(PARALLEL_ROWS, -(-n // (threads * 4)))
+    size = min(size, most) if most is not None else size
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(lambda start: function(start, min(start + size, n)), range(0, n, size)))
+
+
+CHUNK_ROWS = 1 << 17
+"""The largest chunk :func:`in_chunks` evaluates at once: the function's temporaries are a chunk's, one per thread
+(with the distinct-row search of :func:`once_per_distinct`, about 100 bytes a row: at 4M histories in chunks of
+an eighth, 0.1 GB more at the calibration stage's peak). The results do not depend on it."""
 
 
 def in_chunks(
@@ -101,7 +110,7 @@ def in_chunks(
     """``function(*columns)`` of an elementwise function returning named arrays, evaluated chunk by chunk in a
     thread pool (one thread per core) and concatenated: the same numbers as one call, on every core."""
     n = len(columns[0]) if columns else 0
-    parts = in_parts(lambda start, stop: function(*(c[start:stop] for c in columns)), n)
+    parts = in_parts(lambda start, stop: function(*(c[start:stop] for c in columns)), n, CHUNK_ROWS)
     if len(parts) == 1:
         return parts[0]
     # one name at a time, its chunks let go as it is joined: the chunks and the joined arrays of every name

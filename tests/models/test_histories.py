@@ -109,6 +109,10 @@ def test_in_chunks_on_threads_equals_one_call(
     chunked = in_chunks(both, f, r, t)
     for key, values in whole.items():
         np.testing.assert_array_equal(chunked[key], values)
+    monkeypatch.setattr(histories, "CHUNK_ROWS", 37)  # parts capped: 64 of them, the same numbers
+    chunked = in_chunks(both, f, r, t)
+    for key, values in whole.items():
+        np.testing.assert_array_equal(chunked[key], values)
     np.testing.assert_array_equal(per_history(lambda *c: purchase.p_alive(params, *c), f, r, t), whole["p_alive"])
 
 
