@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["HEAPS", "limit_heaps"]
+__all__ = ["HEAPS", "give_back", "limit_heaps"]
 
 HEAPS = 2
 """The heaps the job's process keeps (glibc's ``M_ARENA_MAX``)."""
@@ -21,14 +21,27 @@ HEAPS = 2
 _M_ARENA_MAX = -8  # glibc's malloc.h
 
 
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only: musl and others have no such symbol
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def give_back() -> bool:
+    """Give the free pages inside the C allocator's heaps back to the system (glibc's ``malloc_trim(0)``): what the
+    worker threads freed in the middle of a heap otherwise stays in the process's memory. Only glibc; the
+    values in memory are untouched. Returns whether anything was given back."""
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
 def limit_heaps(heaps: int = HEAPS) -> bool:
     """Cap the C allocator's heaps at ``heaps`` (glibc only; a ``MALLOC_ARENA_MAX`` the user set wins).
     Returns whether the cap was set."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018 - glibc only: musl and others have no such symbol
-    except (OSError, AttributeError):
-        return False
-    return bool(libc.mallopt(_M_ARENA_MAX, heaps))
+    libc = _glibc()
+    return bool(libc.mallopt(_M_ARENA_MAX, heaps)) if libc is not None else False

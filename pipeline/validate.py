@@ -17,6 +17,7 @@ from models.clv import DAYS_PER_UNIT
 from models.histories import history_codes, in_chunks, workers
 from models.purchase import holdout_log_likelihood
 from models.spend import SpendParams
+from pipeline.allocator import give_back
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
 from pipeline.metrics import auc, average_ranks, brier, count_metrics, errors, pct, ranking, revenue_metrics, skill
 
@@ -291,6 +292,7 @@ def validate(
     log-likelihood of the purchase model.
     """
     holdout, retention = holdout_predictions(model, calibration, period_length)
+    give_back()  # the predictions' chunks, freed by the worker threads, not kept beside the blocks below
     actual_n = holdout["actual_purchases"].to_numpy()
     # The blocks below read the holdout and write nothing shared: they run side by side, one per core (their
     # sorts and numpy loops release the GIL), and give the numbers they give one after the other.
