@@ -1,4 +1,5 @@
-"""How many heaps (arenas) the C allocator keeps for the job's threads.
+"""How the C allocator keeps the job's memory: how many heaps (arenas) for its threads, and whether what it frees
+is kept for the next allocation.
 
 glibc's ``malloc`` gives each new thread that allocates a heap of its own, until there are eight per core, and
 keeps what a thread frees in its heap for later allocations instead of giving it back. The job's worker threads
@@ -6,19 +7,45 @@ keeps what a thread frees in its heap for later allocations instead of giving it
 heaps they leave behind stayed with the process to the end: at 50M rows the peak was 4.03 GB with the default
 and 3.61 GB with two heaps (``docs/explanation/benchmarks.md``). :func:`limit_heaps` caps them for the
 process, as ``MALLOC_ARENA_MAX`` does, unless that variable is set; with another C library it does nothing.
+
+glibc also gives every large block (numpy's arrays of millions of rows) back to the system when it is freed,
+and the next array takes fresh pages. On the benchmark machine a page the system has had back for a few
+seconds costs about 2 s per GB to touch again, against 0.1 s for one reused at once: at 100M rows the job
+spent 10-17 s doing so. :func:`keep_freed_memory` keeps freed blocks in the process for its next arrays;
+:func:`handing_back` gives them back as before for the work whose peak sets the job's (the validation, where
+the blocks kept by two threads added up: 3,912-3,983 MiB at 100M rows, against 3,741-3,775 MiB);
+:func:`give_back` gives the free pages back at once.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["HEAPS", "give_back", "limit_heaps"]
+__all__ = ["HEAPS", "give_back", "handing_back", "keep_freed_memory", "limit_heaps"]
 
 HEAPS = 2
 """The heaps the job's process keeps (glibc's ``M_ARENA_MAX``)."""
 
 _M_ARENA_MAX = -8  # glibc's malloc.h
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
+_MMAP_MAX = 65536
+"""glibc's default ``M_MMAP_MAX``: large blocks get mappings of their own."""
+_KEPT = 2**31 - 1
+"""The trim threshold while freed memory is kept: a heap's free top is kept up to 2 GB (glibc's default is
+128 KB; ``mallopt`` takes an int)."""
+_HANDED_BACK = 128 * 1024
+"""The mmap and trim thresholds while :func:`handing_back`: glibc's defaults. Blocks from 128 KB get mappings of
+their own, given back when freed (with 32 MB, the validation's peak at 100M rows was 3,912-3,925 MiB)."""
+_TUNABLES = ("mmap_max", "trim_threshold", "mmap_threshold")
+"""The malloc settings :func:`keep_freed_memory` makes; a user who set one (``MALLOC_MMAP_MAX_``, or
+``glibc.malloc.mmap_max`` in ``GLIBC_TUNABLES``, ...) keeps theirs."""
+_kept = False
+"""Whether :func:`keep_freed_memory` set the allocator to keep what is freed."""
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -45,3 +72,42 @@ def limit_heaps(heaps: int = HEAPS) -> bool:
         return False
     libc = _glibc()
     return bool(libc.mallopt(_M_ARENA_MAX, heaps)) if libc is not None else False
+
+
+def keep_freed_memory() -> bool:
+    """Keep the memory the job frees for its next allocations (glibc only; malloc settings the user made win).
+
+    Large blocks come from the heap instead of a mapping of their own (``M_MMAP_MAX`` 0), and a heap's free top
+    is kept (``M_TRIM_THRESHOLD``): the next stage's arrays reuse those pages instead of faulting in fresh ones.
+    Returns whether the settings were made.
+    """
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if any(f"MALLOC_{name.upper()}_" in os.environ or f"glibc.malloc.{name}" in tunables for name in _TUNABLES):
+        return False
+    libc = _glibc()
+    if libc is None:
+        return False
+    global _kept
+    _kept = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _KEPT))
+    return _kept
+
+
+@contextmanager
+def handing_back() -> Iterator[None]:
+    """Inside, freed blocks are given back to the system as glibc does by default, where
+    :func:`keep_freed_memory` had them kept (what was kept is given back on entry): for work in several threads
+    whose kept blocks would add up to a higher peak than the arrays alive at once. Nothing changes when
+    nothing was kept."""
+    libc = _glibc()
+    if not _kept or libc is None:
+        yield
+        return
+    libc.malloc_trim(0)
+    libc.mallopt(_M_MMAP_THRESHOLD, _HANDED_BACK)
+    libc.mallopt(_M_TRIM_THRESHOLD, _HANDED_BACK)
+    libc.mallopt(_M_MMAP_MAX, _MMAP_MAX)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_MAX, 0)
+        libc.mallopt(_M_TRIM_THRESHOLD, _KEPT)

@@ -30,7 +30,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 from pipeline import stop
-from pipeline.allocator import limit_heaps
+from pipeline.allocator import keep_freed_memory, limit_heaps
 from pipeline.errors import CLVError, ConfigError
 from pipeline.secrets import mask_text
 
@@ -286,6 +286,7 @@ def _default_yaml(config: dict[str, object]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     limit_heaps()  # the job's worker threads would otherwise leave heaps of freed memory behind
+    keep_freed_memory()  # the next stage's arrays reuse the pages the last one freed
     from pipeline.recorder import store
 
     store.quiet()

@@ -17,7 +17,7 @@ from models.clv import DAYS_PER_UNIT
 from models.histories import history_codes, in_chunks, workers
 from models.purchase import holdout_log_likelihood
 from models.spend import SpendParams
-from pipeline.allocator import give_back
+from pipeline.allocator import give_back, handing_back
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
 from pipeline.metrics import auc, average_ranks, brier, count_metrics, errors, pct, ranking, revenue_metrics, skill
 
@@ -291,6 +291,19 @@ def validate(
     tracking of cumulative purchases; ``full`` (the full-history summary) adds the holdout
     log-likelihood of the purchase model.
     """
+    with handing_back():
+        return _validation(model, calibration, period_length, weekly, calibration_end, observation_end, full)
+
+
+def _validation(
+    model: CLVModelParams,
+    calibration: pd.DataFrame,
+    period_length: float,
+    weekly: pd.DataFrame | None,
+    calibration_end: dt.date | None,
+    observation_end: dt.date | None,
+    full: pd.DataFrame | None,
+) -> Validation:
     holdout, retention = holdout_predictions(model, calibration, period_length)
     give_back()  # the predictions' chunks, freed by the worker threads, not kept beside the blocks below
     actual_n = holdout["actual_purchases"].to_numpy()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.allocator import HEAPS, limit_heaps
+from pipeline.allocator import HEAPS, keep_freed_memory, limit_heaps
 
 # Six threads allocate at the same time, then the process counts glibc's heaps (malloc_info's <heap nr=...>).
 COUNT_HEAPS = textwrap.dedent(
@@ -90,3 +90,68 @@ def test_give_back_returns_the_free_pages_inside_the_heap() -> None:
     done = subprocess.run([sys.executable, "-c", GIVE_BACK], check=True, capture_output=True, text=True)
     before, after = (float(v) for v in done.stdout.split())
     assert before - after > 30  # most of the 50 MB freed in the middle of the heap
+
+
+# A 400 MB array written and freed; prints the resident MB before it, with it, and after it was freed.
+KEEP = textwrap.dedent(
+    """
+    import contextlib, os, sys
+    from pipeline.allocator import handing_back, keep_freed_memory
+    if sys.argv[1] in ("keep", "handing back", "after handing back"):
+        assert keep_freed_memory()
+    if sys.argv[1] == "after handing back":
+        with handing_back():
+            pass
+    import numpy as np
+    page = os.sysconf("SC_PAGE_SIZE")
+    def resident():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page / 1e6
+    with handing_back() if sys.argv[1] in ("handing back", "default") else contextlib.nullcontext():
+        before = resident()
+        array = np.ones(50_000_000)
+        with_it = resident()
+        del array
+        print(before, with_it, resident())
+    """
+)
+
+
+def _kept(mode: str) -> tuple[float, float, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
+    done = subprocess.run([sys.executable, "-c", KEEP, mode], check=True, env=env, capture_output=True, text=True)
+    before, with_it, after = (float(v) for v in done.stdout.split())
+    return before, with_it, after
+
+
+@pytest.mark.skipif(not _glibc(), reason="the settings are glibc's")
+def test_freed_arrays_stay_with_the_job_for_its_next_ones() -> None:
+    before, with_it, after = _kept("keep")
+    assert with_it - before > 390
+    assert after - before > 390  # kept for the next array
+    before, with_it, after = _kept("after handing back")
+    assert after - before > 390  # kept again once the handing back is over
+
+
+@pytest.mark.skipif(not _glibc(), reason="the settings are glibc's")
+@pytest.mark.parametrize("mode", ["default", "handing back"])
+def test_a_freed_array_is_handed_back_by_default_and_while_handing_back(mode: str) -> None:
+    before, with_it, after = _kept(mode)
+    assert with_it - before > 390
+    assert after - before < 10  # glibc hands a large block back at once
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MALLOC_MMAP_MAX_", "65536"),
+        ("MALLOC_TRIM_THRESHOLD_", "131072"),
+        ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072"),
+        ("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=2"),
+    ],
+)
+def test_a_users_malloc_settings_win(name: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for other in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, value)
+    assert keep_freed_memory() is False
