@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -46,6 +47,9 @@ _TUNABLES = ("mmap_max", "trim_threshold", "mmap_threshold")
 ``glibc.malloc.mmap_max`` in ``GLIBC_TUNABLES``, ...) keeps theirs."""
 _kept = False
 """Whether :func:`keep_freed_memory` set the allocator to keep what is freed."""
+_handing = 0
+"""How many :func:`handing_back` blocks are open (the settings are the process's: the last one out restores)."""
+_lock = threading.Lock()
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -96,18 +100,25 @@ def keep_freed_memory() -> bool:
 def handing_back() -> Iterator[None]:
     """Inside, freed blocks are given back to the system as glibc does by default, where
     :func:`keep_freed_memory` had them kept (what was kept is given back on entry): for work in several threads
-    whose kept blocks would add up to a higher peak than the arrays alive at once. Nothing changes when
-    nothing was kept."""
+    whose kept blocks would add up to a higher peak than the arrays alive at once. Blocks may nest or overlap
+    across threads: freed memory is kept again when the last one ends. Nothing changes when nothing was kept."""
     libc = _glibc()
     if not _kept or libc is None:
         yield
         return
-    libc.malloc_trim(0)
-    libc.mallopt(_M_MMAP_THRESHOLD, _HANDED_BACK)
-    libc.mallopt(_M_TRIM_THRESHOLD, _HANDED_BACK)
-    libc.mallopt(_M_MMAP_MAX, _MMAP_MAX)
+    global _handing
+    with _lock:
+        _handing += 1
+        if _handing == 1:
+            libc.malloc_trim(0)
+            libc.mallopt(_M_MMAP_THRESHOLD, _HANDED_BACK)
+            libc.mallopt(_M_TRIM_THRESHOLD, _HANDED_BACK)
+            libc.mallopt(_M_MMAP_MAX, _MMAP_MAX)
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_MAX, 0)
-        libc.mallopt(_M_TRIM_THRESHOLD, _KEPT)
+        with _lock:
+            _handing -= 1
+            if _handing == 0:
+                libc.mallopt(_M_MMAP_MAX, 0)
+                libc.mallopt(_M_TRIM_THRESHOLD, _KEPT)

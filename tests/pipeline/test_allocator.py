@@ -97,11 +97,16 @@ KEEP = textwrap.dedent(
     """
     import contextlib, os, sys
     from pipeline.allocator import handing_back, keep_freed_memory
-    if sys.argv[1] in ("keep", "handing back", "after handing back"):
+    if sys.argv[1] in ("keep", "handing back", "after handing back", "nested"):
         assert keep_freed_memory()
     if sys.argv[1] == "after handing back":
         with handing_back():
             pass
+    outer = handing_back() if sys.argv[1] == "nested" else contextlib.nullcontext()
+    outer.__enter__()
+    if sys.argv[1] == "nested":
+        with handing_back():
+            pass  # an inner block ends inside the outer one
     import numpy as np
     page = os.sysconf("SC_PAGE_SIZE")
     def resident():
@@ -134,7 +139,7 @@ def test_freed_arrays_stay_with_the_job_for_its_next_ones() -> None:
 
 
 @pytest.mark.skipif(not _glibc(), reason="the settings are glibc's")
-@pytest.mark.parametrize("mode", ["default", "handing back"])
+@pytest.mark.parametrize("mode", ["default", "handing back", "nested"])
 def test_a_freed_array_is_handed_back_by_default_and_while_handing_back(mode: str) -> None:
     before, with_it, after = _kept(mode)
     assert with_it - before > 390
