@@ -24,8 +24,8 @@ from models.clv import DAYS_PER_UNIT
 from pipeline.config import PrepareConfig
 from pipeline.engines.duckdb_classify import (
     classified_sql,
+    customer_buckets,
     detected_format,
-    ids_are_plain,
     is_native_timestamp,
     quarantine_sql,
     unreadable_timestamp,
@@ -171,16 +171,15 @@ def _scan(
         timestamp_format = detected_format(transactions, config.timezone, source)
     classified = classified_sql(columns, layout, config, timestamp_format)
     rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
-    # Customers split into buckets, one pass over the input each, so that the per-day aggregation of
-    # a bucket fits in memory: one big aggregation would spill many times its size to disk.
-    buckets = max(1, -(-rows_in // ROWS_PER_PASS))
-    # One look at the ids spares each pass the id rule's tests when every id is its own text.
-    plain_ids = buckets > 1 and ids_are_plain(transactions, columns["customer_id"])
+    # Customers split into buckets of ranges of their ids, one pass over the input each, so that the per-day
+    # aggregation of a bucket fits in memory: one big aggregation would spill many times its size to disk.
+    wanted = max(1, -(-rows_in // ROWS_PER_PASS))
+    buckets = customer_buckets(transactions, columns["customer_id"], wanted, rows_in)
     by_reason: ReasonCounts = {}
     netted, unmatched = (0, 0)
-    for bucket in range(buckets):
+    for bucket in range(buckets.count):
         table = f"{daily}_{bucket}"
-        bucket_sql = classified_sql(columns, layout, config, timestamp_format, (bucket, buckets), plain_ids)
+        bucket_sql = classified_sql(columns, layout, config, timestamp_format, buckets.where(bucket))
         _query(transactions, "tx", daily_sql(bucket_sql, layout.has_order)).create(table)
         counts = _counts(transactions, table, source)
         by_reason = _merged(by_reason, counts)
@@ -194,7 +193,7 @@ def _scan(
         summarise(table, net, bucket == 0)
         _query(transactions, "tx", f"DROP TABLE {table}")
     if summarise is None:
-        every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets))
+        every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets.count))
         _query(transactions, "tx", f"CREATE VIEW {daily} AS {every_bucket}")
     first_date, last_date, observation_end, net = used_dates(
         by_reason, config, source, lambda: unreadable_timestamp(transactions, classified)
@@ -203,7 +202,7 @@ def _scan(
         netted, unmatched = _returns(transactions, daily, observation_end, config.period)
     ledger = reconciled_ledger(rows_in, by_reason, netted, unmatched, source)
     dates = (first_date, last_date, observation_end)
-    return _Scan(daily, buckets, layout, timestamp_format, classified, ledger, *dates, net)
+    return _Scan(daily, buckets.count, layout, timestamp_format, classified, ledger, *dates, net)
 
 
 def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.DuckDBPyRelation:

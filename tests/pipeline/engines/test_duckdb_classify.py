@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
 from pipeline.config import PrepareConfig
-from pipeline.engines import duckdb_prepare
-from pipeline.engines.duckdb_classify import classified_sql, ids_are_plain
+from pipeline.engines import duckdb_classify, duckdb_prepare
+from pipeline.engines.duckdb_classify import Buckets, classified_sql, customer_buckets
 from pipeline.engines.duckdb_prepare import prepare
 from pipeline.engines.source_columns import layout as source_layout
+from pipeline.engines.sql import DUCKDB, duckdb_id, plain_id_sql
 
 CONFIG = PrepareConfig(calibration_end=dt.date(2020, 1, 31), observation_end=dt.date(2020, 3, 31))
 
@@ -30,56 +33,103 @@ def _ids(ids: list[object]) -> duckdb.DuckDBPyRelation:
         ([None, None], True),
     ],
 )
-def test_ids_are_plain_where_every_id_is_its_own_text(ids: list[object], plain: bool) -> None:
-    assert ids_are_plain(_ids(ids), "VARCHAR") is plain
+def test_buckets_compare_the_column_where_every_id_is_its_own_text(ids: list[object], plain: bool) -> None:
+    buckets = customer_buckets(_ids(ids), "VARCHAR", 3, len(ids))
+    assert buckets.key == ('"customer_id"' if plain else duckdb_id("customer_id"))
 
 
-def test_integer_ids_are_plain_without_a_scan() -> None:
-    relation = duckdb.connect().sql("SELECT CAST(error('scanned') AS BIGINT) AS customer_id")  # fails if scanned
-    with pytest.raises(duckdb.Error, match="scanned"):
-        ids_are_plain(relation, "VARCHAR")
-    assert ids_are_plain(relation, "BIGINT") is True
-    assert ids_are_plain(_ids([1.0, 2.5]), "DOUBLE") is False
+def test_integer_ids_are_compared_as_integers() -> None:
+    buckets = customer_buckets(_ids(list(range(50, 350))), "BIGINT", 3, 300)
+    assert buckets == Buckets('"customer_id"', ("149", "249"))  # as numbers: as text, "50" to "99" come last
+    assert customer_buckets(_ids([1, 2]), "BIGINT", 1, 2) == Buckets('"customer_id"')  # one pass, no scan
+    # another type's text is compared when it is plain: here a date's text, '2020-01-02'
+    dates = duckdb.connect().sql("SELECT DATE '2020-01-01' + CAST(i AS INTEGER) AS customer_id FROM range(30) t(i)")
+    assert customer_buckets(dates, "DATE", 3, 30).key == plain_id_sql(DUCKDB, "customer_id")
 
 
-def _buckets(relation: duckdb.DuckDBPyRelation, plain_ids: bool, n: int) -> list[list[tuple[object, ...]]]:
+def _bucket_rows(relation: duckdb.DuckDBPyRelation, n: int) -> list[list[tuple[object, ...]]]:
     columns = {name: str(dtype) for name, dtype in zip(relation.columns, relation.types, strict=True)}
     layout = source_layout(list(columns), None, CONFIG, "test")
+    count = len(relation.fetchall())
+    buckets = customer_buckets(relation, columns["customer_id"], n, count)
     out = []
-    for k in range(n):
-        query = classified_sql(columns, layout, CONFIG, "%Y-%m-%d", (k, n), plain_ids)
+    for k in range(buckets.count):
+        query = classified_sql(columns, layout, CONFIG, "%Y-%m-%d", buckets.where(k))
         result = relation.query("tx", f"SELECT cid, ts, raw_value, reason FROM ({query}) ORDER BY ALL")
         assert result is not None
         out.append(result.fetchall())
     return out
 
 
-def test_plain_ids_fall_in_the_same_buckets_by_their_text() -> None:
+def _one_bucket_each(buckets: list[list[tuple[object, ...]]], rows: int) -> None:
+    """Every row in one bucket, and every customer's rows in the same one."""
+    assert sum(len(rows) for rows in buckets) == rows
+    owners = [{row[0] for row in rows} for rows in buckets]
+    assert all(not (a & b) for i, a in enumerate(owners) for b in owners[i + 1 :])
+
+
+def test_every_row_falls_in_one_bucket_and_every_customer_in_one() -> None:
     ids = [f"c{i:05d}" for i in range(400)] + ["", None]
     frame = pd.DataFrame({"customer_id": ids, "timestamp": "2020-01-05", "amount": "1"})
-    relation = duckdb.connect().from_df(frame)
-    by_rule, by_text = _buckets(relation, False, 7), _buckets(relation, True, 7)
-    assert by_text == by_rule
-    assert sum(len(rows) for rows in by_text) == len(ids)
-    assert min(len(rows) for rows in by_text) > 30  # the ids do spread over the buckets
-    # the text key is used, and only holds for plain ids: "17" and "17.0" are one customer, which the rule keeps
-    # in one bucket and the text alone would split
-    messy = pd.DataFrame({"customer_id": [f"{i}{e}" for i in range(50) for e in ("", ".0")], "timestamp": "2020-01-05"})
-    messy = duckdb.connect().from_df(messy.assign(amount="1"))
-    assert _buckets(messy, True, 7) != _buckets(messy, False, 7)
+    by_text = _bucket_rows(duckdb.connect().from_df(frame), 7)
+    _one_bucket_each(by_text, len(ids))
+    assert len(by_text) == 7
+    assert min(len(rows) for rows in by_text) > 50  # the ids do spread over the buckets
+    assert [row[3] for row in by_text[0]].count("missing_customer_id") == 2  # '' and NULL: the first bucket
+    # "17", "17.0" and " 17" are one customer under the id rule: the buckets compare the rule's text
+    messy = [f"{pad}{i}{e}" for i in range(60) for e, pad in (("", ""), (".0", ""), ("", " "))]
+    messy_frame = pd.DataFrame({"customer_id": messy, "timestamp": "2020-01-05", "amount": "1"})
+    by_rule = _bucket_rows(duckdb.connect().from_df(messy_frame), 7)
+    _one_bucket_each(by_rule, len(messy))
+    assert len(by_rule) == 7
 
 
-@pytest.mark.parametrize("dtype", ["int64", "str"])
-def test_prepare_in_buckets_equals_one_pass_on_plain_ids(dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sample_of_customers_gives_the_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(duckdb_classify, "SAMPLE_ROWS", 500)  # a customer in 8 of 2,000 (rows) / 500 = 4
+    ids = [f"c{i:05d}" for i in range(1000) for _ in range(2)]
+    frame = pd.DataFrame({"customer_id": ids, "timestamp": "2020-01-05", "amount": "1"})
+    buckets = _bucket_rows(duckdb.connect().from_df(frame), 4)
+    _one_bucket_each(buckets, len(ids))
+    assert len(buckets) == 4
+    assert all(350 < len(rows) < 650 for rows in buckets)  # 500 each from a sample of about 250 customers
+
+
+def test_a_file_sorted_by_customer_is_read_a_range_at_a_time(tmp_path: Path) -> None:
+    """DuckDB skips the row groups outside a bucket's range on their statistics (the pass reads less)."""
+    path = tmp_path / "sorted.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"""COPY (SELECT 'c' || lpad(CAST(i // 4 AS VARCHAR), 6, '0') AS customer_id, DATE '2020-01-05' AS timestamp,
+                         1.0 AS amount FROM range(40000) t(i))
+            TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 2048)"""
+    )
+    relation = con.sql(f"SELECT * FROM read_parquet('{path}')")
+    buckets = customer_buckets(relation, "VARCHAR", 4, 40000)
+    plan = relation.query("tx", f"EXPLAIN ANALYZE SELECT count(*) FROM tx {buckets.where(1)}")
+    assert plan is not None
+    scanned = re.search(r"Row Groups Scanned: (\d+) / (\d+)", plan.fetchall()[0][1])
+    assert scanned is not None
+    assert int(scanned.group(1)) <= int(scanned.group(2)) // 3
+
+
+@pytest.mark.parametrize("ids", ["int64", "str", "messy"])
+def test_prepare_in_buckets_equals_one_pass(ids: str, monkeypatch: pytest.MonkeyPatch) -> None:
     days = ["2020-01-05", "2020-01-20", "2020-02-10", "2020-03-02"]
     rows = [(i, day, str(1 + i % 7)) for i in range(300) for day in days[: 1 + i % 4]]
-    frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).astype({"customer_id": dtype})
+    frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+    if ids == "str":
+        frame["customer_id"] = frame["customer_id"].astype(str)
+    if ids == "messy":  # one customer's id written three ways
+        frame["customer_id"] = [
+            f"{i}.0" if k % 3 == 1 else f" {i}" if k % 3 == 2 else str(i) for k, i in enumerate(frame["customer_id"])
+        ]
     one_pass = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(rows) // 5)
-    seen: list[bool] = []
-    monkeypatch.setattr(duckdb_prepare, "ids_are_plain", lambda *a: seen.append(ids_are_plain(*a)) or seen[-1])
+    seen: list[Buckets] = []
+    monkeypatch.setattr(duckdb_prepare, "customer_buckets", lambda *a: seen.append(customer_buckets(*a)) or seen[-1])
     buckets = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
-    assert seen == [True]  # the passes took the text key
+    assert seen[0].count == 5
+    assert seen[0].key == (duckdb_id("customer_id") if ids == "messy" else '"customer_id"')
     pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.weekly, buckets.weekly, check_exact=True)

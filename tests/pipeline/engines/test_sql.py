@@ -53,7 +53,7 @@ def test_numeric_columns_give_the_same_ids() -> None:
 @pytest.mark.parametrize(("raw", "expected"), IDS)
 def test_where_an_id_is_plain_its_text_is_its_id(raw: str | None, expected: str | None) -> None:
     """The plain test holds only where the id rule leaves the text as it is (NULL for an empty one); prepare
-    hashes the text alone into customer buckets when it holds for every id."""
+    compares the text alone into customer buckets when it holds for every id."""
     con = duckdb.connect()
     test, plain = plain_id_test(DUCKDB, "x"), plain_id_sql(DUCKDB, "x")
     query = f"SELECT {test}, {plain}, {duckdb_id('x')} FROM (SELECT ?::VARCHAR AS x)"
