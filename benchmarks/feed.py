@@ -11,7 +11,10 @@ Customers are generated in blocks and written through one Parquet writer, so a 1
 few hundred MB of memory. The feed is stopped at exactly ``rows`` rows (the last block is cut); with the
 default parameters there are about 10 purchases per customer (5M customers for 50M rows).
 
-    python -m benchmarks.feed --rows 10000000 --output /tmp/feed-10m.parquet
+The rows come ordered by customer (then time), so a reader can skip row groups by id. With ``order="time"``
+they are ordered by timestamp, as a transaction log is usually written (DuckDB sorts the written feed).
+
+    python -m benchmarks.feed --rows 10000000 --output /tmp/feed-10m.parquet [--order time]
 """
 
 from __future__ import annotations
@@ -30,12 +33,24 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from pipeline.engines.prepared import PreparedData
 
-__all__ = ["CALIBRATION_END", "OBSERVATION_END", "FeedParams", "generate", "generate_frame", "prepared_feed"]
+__all__ = [
+    "CALIBRATION_END",
+    "OBSERVATION_END",
+    "ORDERS",
+    "FeedParams",
+    "generate",
+    "generate_frame",
+    "prepared_feed",
+    "time_ordered",
+]
 
 CALIBRATION_END = dt.date(2022, 12, 31)
 OBSERVATION_END = dt.date(2023, 6, 30)
 
 MINUTES_PER_DAY = 1440
+
+ORDERS = ("customer", "time")
+"""The orders a feed can be written in: by customer (as generated) or by timestamp."""
 
 
 @dataclass(frozen=True)
@@ -125,22 +140,50 @@ def generate_frame(
 
 
 def generate(
-    path: Path, rows: int, params: FeedParams = FeedParams(), seed: int = 42, block_customers: int = 500_000
+    path: Path,
+    rows: int,
+    params: FeedParams = FeedParams(),
+    seed: int = 42,
+    block_customers: int = 500_000,
+    order: str = "customer",
 ) -> int:
-    """Write ``rows`` transactions to ``path`` (Parquet, native TIMESTAMP column); returns the customer count."""
+    """Write ``rows`` transactions to ``path`` (Parquet, native TIMESTAMP column), ordered by customer or, with
+    ``order="time"``, by timestamp; returns the customer count."""
     import pyarrow.parquet as pq
 
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+    target = path if order == "customer" else path.with_name(f".{path.name}.by-customer")
     writer = None
     last = 0
     for block in _blocks(rows, params, seed, block_customers):
         table = _arrow(block, params)
         if writer is None:
-            writer = pq.ParquetWriter(path, table.schema)
+            writer = pq.ParquetWriter(target, table.schema)
         writer.write_table(table, row_group_size=1_000_000)
         last = int(block["customer"].max()) if len(block["customer"]) else last
     if writer is not None:
         writer.close()
+    if order == "time":
+        time_ordered(target, path)
+        target.unlink()
     return last + 1
+
+
+def time_ordered(source: Path, path: Path) -> None:
+    """Write ``source``'s rows to ``path`` ordered by timestamp (then customer and amount, so the file is the same
+    every time), in row groups of 1M rows as :func:`generate` writes them."""
+    import duckdb
+
+    from pipeline.engines.sql import DUCKDB
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(
+        f"""COPY (SELECT * FROM read_parquet({DUCKDB.string(str(source))}) ORDER BY "timestamp", customer_id, amount)
+            TO {DUCKDB.string(str(path))} (FORMAT parquet, ROW_GROUP_SIZE 1000000)"""
+    )
+    con.close()
 
 
 def prepared_feed(rows: int, folder: Path, seed: int = 42) -> PreparedData:
@@ -163,9 +206,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--order", choices=ORDERS, default="customer", help="rows by customer (default) or by time")
     args = parser.parse_args()
-    customers = generate(args.output, args.rows, seed=args.seed)
-    print(f"{args.rows:,} rows, {customers:,} customers -> {args.output}")
+    customers = generate(args.output, args.rows, seed=args.seed, order=args.order)
+    print(f"{args.rows:,} rows, {customers:,} customers, by {args.order} -> {args.output}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,21 @@ def test_rows_customers_and_window(tmp_path: Path) -> None:
     assert feed.equals(generate_frame(50_000, block_customers=2_000))  # the same seed, the same feed
 
 
+def test_a_feed_ordered_by_time_holds_the_same_rows(tmp_path: Path) -> None:
+    generate(tmp_path / "time.parquet", 20_000, block_customers=2_000, order="time")
+    by_time = pd.read_parquet(tmp_path / "time.parquet")
+    assert by_time["timestamp"].is_monotonic_increasing
+    assert not by_time["customer_id"].is_monotonic_increasing
+    key = ["customer_id", "timestamp", "amount"]
+    by_customer = generate_frame(20_000, block_customers=2_000)
+    pd.testing.assert_frame_equal(
+        by_time.sort_values(key, ignore_index=True), by_customer.sort_values(key, ignore_index=True), check_dtype=False
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["time.parquet"]  # the feed by customer was removed
+    with pytest.raises(ValueError, match="order must be one of"):
+        generate(tmp_path / "x.parquet", 10, order="id")
+
+
 def test_the_job_recovers_the_population(tmp_path: Path) -> None:
     full = prepared_feed(200_000, tmp_path).full
     fitted = fit_histories(fit_input(full), FitConfig())
