@@ -92,8 +92,9 @@ class Buckets:
 
     ``key`` is the id as the buckets compare it: the column itself where every id is its own text under the id
     rule (a text column) or is an integer, so that a file sorted or clustered by customer is read a range of
-    row groups at a time (DuckDB skips the others on their statistics); the id rule's text otherwise.
-    ``bounds`` are SQL literals, ascending and distinct; none for one pass over every row."""
+    row groups at a time (DuckDB skips the others on their statistics); the id rule's text otherwise. Text is
+    compared byte by byte (``COLLATE C``). ``bounds`` are SQL literals, ascending and distinct; none for one
+    pass over every row."""
 
     key: str
     bounds: tuple[str, ...] = ()
@@ -117,7 +118,7 @@ class Buckets:
 
 def _bounds(transactions: duckdb.DuckDBPyRelation, key: str, n: int, rows: int) -> list[object]:
     """The distinct (n-1)-quantiles of ``key`` over the rows of a sample of whole customers (every row when
-    few), ascending."""
+    few), sorted by Python (text byte by byte, whatever the connection's collation)."""
     every = max(1, rows // SAMPLE_ROWS)
     sample = f" WHERE hash({key}) % {every} = 0" if every > 1 else ""
     quantiles = ", ".join(f"{k}/{n}" for k in range(1, n))
@@ -148,7 +149,9 @@ def customer_buckets(transactions: duckdb.DuckDBPyRelation, dtype: str, n: int, 
     else:
         key = duckdb_id("customer_id")
         bounds = _bounds(transactions, key, n, rows)
-    return Buckets(key, tuple(_literal(str(b)) for b in bounds))
+    # Compared byte by byte, the order in which Python sorted the bounds, whatever collation the connection or
+    # the column has: under another (NOCASE, a locale) the ranges would overlap. Row groups are still skipped.
+    return Buckets(f"({key} COLLATE C)", tuple(_literal(str(b)) for b in bounds))
 
 
 def duplicate_sql(layout: Layout) -> str:

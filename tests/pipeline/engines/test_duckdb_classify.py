@@ -35,7 +35,8 @@ def _ids(ids: list[object]) -> duckdb.DuckDBPyRelation:
 )
 def test_buckets_compare_the_column_where_every_id_is_its_own_text(ids: list[object], plain: bool) -> None:
     buckets = customer_buckets(_ids(ids), "VARCHAR", 3, len(ids))
-    assert buckets.key == ('"customer_id"' if plain else duckdb_id("customer_id"))
+    text = '"customer_id"' if plain else duckdb_id("customer_id")
+    assert buckets.key == f"({text} COLLATE C)"
 
 
 def test_integer_ids_are_compared_as_integers() -> None:
@@ -44,7 +45,7 @@ def test_integer_ids_are_compared_as_integers() -> None:
     assert customer_buckets(_ids([1, 2]), "BIGINT", 1, 2) == Buckets('"customer_id"')  # one pass, no scan
     # another type's text is compared when it is plain: here a date's text, '2020-01-02'
     dates = duckdb.connect().sql("SELECT DATE '2020-01-01' + CAST(i AS INTEGER) AS customer_id FROM range(30) t(i)")
-    assert customer_buckets(dates, "DATE", 3, 30).key == plain_id_sql(DUCKDB, "customer_id")
+    assert customer_buckets(dates, "DATE", 3, 30).key == f"({plain_id_sql(DUCKDB, 'customer_id')} COLLATE C)"
 
 
 def _bucket_rows(relation: duckdb.DuckDBPyRelation, n: int) -> list[list[tuple[object, ...]]]:
@@ -84,8 +85,47 @@ def test_every_row_falls_in_one_bucket_and_every_customer_in_one() -> None:
     assert len(by_rule) == 7
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        "CAST(i AS DOUBLE) / 4",  # not plain: '1.0' is the customer '1'
+        "CAST(i AS DOUBLE) * 1e18",  # plain: '1e+18'
+        "CAST(i AS DECIMAL(12, 0))",
+        "CAST(i AS DECIMAL(12, 2)) / 8",
+        "CAST(md5(CAST(i AS VARCHAR)) AS UUID)",
+        "CAST(i AS HUGEINT) * CAST(1e35 AS HUGEINT) - CAST(1.7e38 AS HUGEINT)",  # from near the smallest HUGEINT
+        "CAST(i AS UBIGINT) + CAST(18000000000000000000 AS UBIGINT)",  # above the largest BIGINT
+        "CASE WHEN i % 9 = 0 THEN NULL ELSE 'O''Brien ' || CAST(i AS VARCHAR) END",  # quotes and NULLs
+        "CASE WHEN i % 2 = 0 THEN upper(md5(CAST(i AS VARCHAR))) ELSE md5(CAST(i AS VARCHAR)) END",  # A and a
+    ],
+)
+def test_every_type_of_id_falls_in_one_bucket(ids: str) -> None:
+    relation = duckdb.connect().sql(
+        f"SELECT {ids} AS customer_id, '2020-01-05' AS timestamp, '1' AS amount FROM range(0, 600, 3) t(i)"
+    )
+    buckets = _bucket_rows(relation, 5)
+    _one_bucket_each(buckets, 200)
+    assert len(buckets) == 5
+
+
+def test_buckets_compare_bytes_under_any_collation() -> None:
+    """Under NOCASE, 'Z' < 'c' is false: the bounds, sorted byte by byte, would give overlapping ranges."""
+    ids = [f"{c}{i}" for i in range(20) for c in "aBbCZyYAxcDe"]
+    frame = pd.DataFrame({"customer_id": ids, "timestamp": "2020-01-05", "amount": "1"})
+    for collation in ("nocase", "en"):
+        con = duckdb.connect()
+        con.execute(f"SET default_collation = '{collation}'")
+        buckets = _bucket_rows(con.from_df(frame), 4)
+        _one_bucket_each(buckets, len(ids))
+        assert len(buckets) == 4
+    con = duckdb.connect()
+    column = con.from_df(frame).query("f", "SELECT customer_id COLLATE NOCASE AS customer_id, timestamp, amount FROM f")
+    assert column is not None
+    _one_bucket_each(_bucket_rows(column, 4), len(ids))
+
+
 def test_a_sample_of_customers_gives_the_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(duckdb_classify, "SAMPLE_ROWS", 500)  # a customer in 8 of 2,000 (rows) / 500 = 4
+    monkeypatch.setattr(duckdb_classify, "SAMPLE_ROWS", 500)  # one customer in 2,000 rows / 500 = 4
     ids = [f"c{i:05d}" for i in range(1000) for _ in range(2)]
     frame = pd.DataFrame({"customer_id": ids, "timestamp": "2020-01-05", "amount": "1"})
     buckets = _bucket_rows(duckdb.connect().from_df(frame), 4)
@@ -129,7 +169,8 @@ def test_prepare_in_buckets_equals_one_pass(ids: str, monkeypatch: pytest.Monkey
     monkeypatch.setattr(duckdb_prepare, "customer_buckets", lambda *a: seen.append(customer_buckets(*a)) or seen[-1])
     buckets = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
     assert seen[0].count == 5
-    assert seen[0].key == (duckdb_id("customer_id") if ids == "messy" else '"customer_id"')
+    text = duckdb_id("customer_id") if ids == "messy" else '"customer_id"'
+    assert seen[0].key == ('"customer_id"' if ids == "int64" else f"({text} COLLATE C)")
     pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.weekly, buckets.weekly, check_exact=True)
