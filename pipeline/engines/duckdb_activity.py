@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import PrepareConfig
-from pipeline.engines.duckdb_classify import classified_sql, detected_format, is_native_timestamp
+from pipeline.engines.duckdb_classify import check_collation, classified_sql, detected_format, is_native_timestamp
 from pipeline.engines.duckdb_summary import daily_sql
 from pipeline.engines.rules import SCALE
 from pipeline.engines.source_columns import layout as source_layout
@@ -55,6 +55,7 @@ def activity(
     column_names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The activity table of ``transactions`` up to ``up_to`` (InputError for a feed without amounts)."""
+    check_collation(transactions)
     columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
     layout = source_layout(list(columns), column_names, config, source)
     if not layout.has_amounts:

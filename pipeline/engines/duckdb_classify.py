@@ -18,9 +18,11 @@ from pipeline.engines import sql
 from pipeline.engines.source_columns import Layout
 from pipeline.engines.sql import DUCKDB, duckdb_id
 from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format
+from pipeline.errors import InputError
 
 __all__ = [
     "Buckets",
+    "check_collation",
     "classified_sql",
     "customer_buckets",
     "detected_format",
@@ -40,6 +42,18 @@ def _run(relation: duckdb.DuckDBPyRelation, sql: str) -> list[tuple[object, ...]
     assert result is not None  # a SELECT always yields a relation
     rows: list[tuple[object, ...]] = result.fetchall()
     return rows
+
+
+def check_collation(transactions: duckdb.DuckDBPyRelation) -> None:
+    """InputError when the relation's connection compares text under another collation than DuckDB's own
+    (``SET default_collation``): ids, order ids and duplicate keys that differ only in case (or accents) would be
+    taken for one customer, one order or a duplicate line."""
+    (collation,) = _run(transactions, "SELECT current_setting('default_collation')")[0]
+    if str(collation).lower() not in ("", "binary", "c", "posix"):
+        raise InputError(
+            f"the DuckDB connection compares text under default_collation {str(collation)!r}, which would merge "
+            "ids that differ in case or accents; use a connection without it"
+        )
 
 
 def is_native_timestamp(dtype: str) -> bool:

@@ -23,6 +23,7 @@ import duckdb
 from models.clv import DAYS_PER_UNIT
 from pipeline.config import PrepareConfig
 from pipeline.engines.duckdb_classify import (
+    check_collation,
     classified_sql,
     customer_buckets,
     detected_format,
@@ -278,6 +279,7 @@ def _summaries(
     bucket as it is scanned when the windows are known before the scan (the observation end is configured,
     or the scoring date), from the kept daily tables afterwards when not (the observation end is then the
     data's last day)."""
+    check_collation(transactions)
     columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
     layout = source_layout(list(columns), column_names, config, source)
     has_order, weekly, end = layout.has_order, not scoring, config.observation_end

@@ -10,10 +10,12 @@ import pytest
 
 from pipeline.config import PrepareConfig
 from pipeline.engines import duckdb_classify, duckdb_prepare
+from pipeline.engines.duckdb_activity import activity
 from pipeline.engines.duckdb_classify import Buckets, classified_sql, customer_buckets
 from pipeline.engines.duckdb_prepare import prepare
 from pipeline.engines.source_columns import layout as source_layout
 from pipeline.engines.sql import DUCKDB, duckdb_id, plain_id_sql
+from pipeline.errors import InputError
 
 CONFIG = PrepareConfig(calibration_end=dt.date(2020, 1, 31), observation_end=dt.date(2020, 3, 31))
 
@@ -176,3 +178,16 @@ def test_prepare_in_buckets_equals_one_pass(ids: str, monkeypatch: pytest.Monkey
     pd.testing.assert_frame_equal(one_pass.weekly, buckets.weekly, check_exact=True)
     assert one_pass.ledger == buckets.ledger
     assert len(one_pass.full) == 300
+
+
+def test_a_connection_that_ignores_case_is_refused() -> None:
+    """Under NOCASE, 'a' and 'A' would be one customer: prepare and the activity table stop with a clear error."""
+    days = ["2020-01-05", "2020-02-05", "2020-01-06"]
+    frame = pd.DataFrame({"customer_id": ["a", "A", "b"], "timestamp": days, "amount": "1"})
+    assert len(prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d").full) == 3
+    con = duckdb.connect()
+    con.execute("SET default_collation = 'nocase'")
+    with pytest.raises(InputError, match="default_collation 'nocase'"):
+        prepare(con.from_df(frame), CONFIG, "%Y-%m-%d")
+    with pytest.raises(InputError, match="default_collation 'nocase'"):
+        activity(con.from_df(frame), CONFIG, dt.date(2020, 3, 31), "%Y-%m-%d")
