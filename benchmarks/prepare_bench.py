@@ -3,7 +3,7 @@
 For each size it generates a synthetic Parquet feed (about 10 transactions per customer over 18
 months, so that some customer-days hold several purchases), then runs each engine in a fresh
 process and records wall time, CPU time (user + system, all threads) and peak resident memory
-(ru_maxrss of that process):
+(the high-water mark of that process's own memory):
 
 - ``clv``: ``pipeline.engines.duckdb_source.open_transactions`` + ``pipeline.engines.duckdb_prepare.prepare``
   (calibration,

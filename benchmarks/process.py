@@ -1,4 +1,4 @@
-"""Run one benchmark case in a fresh interpreter, so that its peak memory (ru_maxrss) is its own."""
+"""Run one benchmark case in a fresh interpreter, so that its peak memory is its own."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ import sys
 
 
 def peak_mb() -> float:
-    """Peak resident memory of this process, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process since it started its program, in MB: Linux's high-water mark of
+    its memory (``VmHWM``). Not ``ru_maxrss``, which Linux carries over from before the ``exec``: a child
+    started by a process holding 1.55 GB reported 1,552 MB there, against 11 MB of its own."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # without /proc
 
 
 def cpu_seconds() -> float:

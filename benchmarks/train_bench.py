@@ -129,12 +129,12 @@ def _train_child(argv: list[str], cpu_file: Path) -> int:
 
 def _memory_mb() -> list[float]:
     """[RSS now, peak RSS so far] of this process, in MB: at the end of a stage, which stage set the peak."""
-    import resource
-
     import psutil
 
+    from benchmarks.process import peak_mb
+
     now = psutil.Process().memory_info().rss / 2**20
-    return [round(now), round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)]
+    return [round(now), round(peak_mb())]
 
 
 def _floor_child(path: str) -> None:
