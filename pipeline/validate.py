@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -19,7 +20,8 @@ from models.purchase import holdout_log_likelihood
 from models.spend import SpendParams
 from pipeline.allocator import give_back, handing_back
 from pipeline.baselines import BASELINES, PURCHASE_BASELINES, lifespan
-from pipeline.metrics import auc, average_ranks, brier, count_metrics, errors, pct, ranking, revenue_metrics, skill
+from pipeline.metrics import auc, brier, count_metrics, errors, pct, revenue_metrics, skill
+from pipeline.ranks import Groups, Ranking, average_ranks, ranking
 
 FREQUENCY_BINS: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7+")
 
@@ -70,21 +72,28 @@ def _revenue(
     }
 
 
+def holdout_histories(calibration: pd.DataFrame) -> Groups:
+    """The calibration customers grouped by (history, holdout length): the purchase model's predictions and the
+    purchase baselines are equal within each group."""
+    columns = ("frequency", "recency", "T", "duration_holdout")
+    return history_codes(*(calibration[c].to_numpy(dtype=np.float64) for c in columns))
+
+
 def holdout_predictions(
-    model: CLVModelParams, calibration: pd.DataFrame, period_length: float
+    model: CLVModelParams, calibration: pd.DataFrame, period_length: float, histories: Groups | None = None
 ) -> tuple[pd.DataFrame, float]:
     """Predictions of the calibration model for the holdout, with the actuals and the baselines.
 
     ``period_length`` is one merge period (a day or a week) in the model's time unit. Also returns the
     retention rate used by the historical baselines. Without a spend model (or amounts) the table has no
-    money columns.
+    money columns. ``histories``: :func:`holdout_histories` of ``calibration``, when the caller has them.
     """
     f = calibration["frequency"].to_numpy(dtype=np.float64)
     r = calibration["recency"].to_numpy(dtype=np.float64)
     t = calibration["T"].to_numpy(dtype=np.float64)
     duration = calibration["duration_holdout"].to_numpy(dtype=np.float64)
     # purchase-model quantities once per distinct (history, holdout length): the same numbers, customer by customer
-    rows, codes = history_codes(f, r, t, duration)
+    rows, codes = histories if histories is not None else holdout_histories(calibration)
 
     def predicted(hf: np.ndarray, hr: np.ndarray, ht: np.ndarray, hd: np.ndarray) -> dict[str, np.ndarray]:
         return {
@@ -222,32 +231,37 @@ def isotonic_check(churned: np.ndarray, churn_risk: np.ndarray, seed: int = 2026
     )
 
 
-def _purchase_metrics(holdout: pd.DataFrame) -> dict[str, float]:
-    """Holdout purchases: the model's errors and totals, the purchase baselines' and the skill over them."""
+def _purchase_metrics(holdout: pd.DataFrame, histories: Groups | None = None) -> dict[str, float]:
+    """Holdout purchases: the model's errors and totals, the purchase baselines' and the skill over them.
+    ``histories`` (:func:`holdout_histories`): the predictions are ranked by their distinct histories."""
     actual_n = holdout["actual_purchases"].to_numpy()
     predicted_n = holdout["expected_purchases"].to_numpy()
     metrics: dict[str, float] = {}
     metrics["purchases_mae"], metrics["purchases_rmse"] = errors(actual_n, predicted_n)
     actual_ranked = average_ranks(actual_n)  # ranked once for the model and every baseline
-    metrics["purchases_spearman"] = count_metrics(actual_ranked, predicted_n)["spearman"]
+    metrics["purchases_spearman"] = count_metrics(actual_ranked, predicted_n, histories)["spearman"]
     metrics["purchases_total_actual"] = float(actual_n.sum())
     metrics["purchases_total_predicted"] = float(predicted_n.sum())
     metrics["purchases_total_pct_error"] = pct(predicted_n.sum(), actual_n.sum())
     metrics["purchases_total_abs_pct_error"] = abs(metrics["purchases_total_pct_error"])
     for name in PURCHASE_BASELINES:
         baseline = holdout[f"baseline_{name}_purchases"].to_numpy()
-        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in count_metrics(actual_ranked, baseline).items()}
+        counts = count_metrics(actual_ranked, baseline, histories)
+        metrics |= {f"baseline_{name}_purchases_{k}": v for k, v in counts.items()}
     return metrics | skill(metrics, "purchases", PURCHASE_BASELINES)
 
 
-def _churn_metrics(churned: np.ndarray, churn_risk: np.ndarray) -> tuple[dict[str, float], pd.DataFrame]:
-    """Churn risk against "no holdout purchase": AUC, Brier, the isotonic check, and the calibration curve."""
+def _churn_metrics(
+    churned: np.ndarray, churn_risk: np.ndarray, histories: Groups | None = None
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Churn risk against "no holdout purchase": AUC, Brier, the isotonic check, and the calibration curve.
+    ``histories`` (:func:`holdout_histories`): the risk is ranked by its distinct histories."""
     # scikit-learn is imported where used: scoring, promoting and serving never validate, and skip its import
     from sklearn.calibration import calibration_curve
 
     has_both = 0 < churned.sum() < len(churned)
     metrics = {
-        "churn_auc": auc(churned, churn_risk) if has_both else float("nan"),
+        "churn_auc": auc(churned, churn_risk, histories) if has_both else float("nan"),
         "churn_brier": brier(churned, churn_risk),
         "churn_rate_actual": float(churned.mean()),
     }
@@ -260,20 +274,30 @@ def _churn_metrics(churned: np.ndarray, churn_risk: np.ndarray) -> tuple[dict[st
     return metrics, curve
 
 
-def _revenue_block(holdout: pd.DataFrame) -> dict[str, float]:
-    """Holdout revenue: the model's errors, ranking and totals, the baselines' and the skill over them."""
-    actual_rev = holdout["actual_revenue"].to_numpy()
-    predicted_rev = holdout["expected_revenue"].to_numpy()
-    metrics = {
-        "revenue_total_actual": float(actual_rev.sum()),
-        "revenue_total_pct_error": pct(predicted_rev.sum(), actual_rev.sum()),
-    }
-    actual_ranked = ranking(actual_rev)  # sorted once for the model and every baseline
-    metrics |= {f"revenue_{k}": v for k, v in revenue_metrics(actual_ranked, predicted_rev).items()}
-    for name in BASELINES:
-        baseline = holdout[f"baseline_{name}_revenue"].to_numpy()
-        metrics |= {f"baseline_{name}_revenue_{k}": v for k, v in revenue_metrics(actual_ranked, baseline).items()}
-    return metrics | skill(metrics, "revenue", BASELINES)
+_MODEL = "model"
+_REVENUE_TASKS: tuple[tuple[str, ...], ...] = ((_MODEL,), BASELINES[:2], BASELINES[2:])
+"""The revenue metrics' predictors, in tasks run side by side: the model, the historical CLV and the spend rate
+(one rate times two durations: the second is sorted along the first's order), and the other two baselines."""
+
+
+def _revenue_part(
+    holdout: pd.DataFrame, actual: Callable[[], Ranking], predictors: tuple[str, ...]
+) -> dict[str, float]:
+    """The revenue metrics of the model (:data:`_MODEL`) or of baselines, against the actual revenue's ranking
+    (``actual()``, sorted once for them all)."""
+    metrics: dict[str, float] = {}
+    previous: Ranking | None = None
+    for name in predictors:
+        prefix = "revenue" if name == _MODEL else f"baseline_{name}_revenue"
+        predicted = holdout["expected_revenue" if name == _MODEL else prefix].to_numpy()
+        previous = ranking(predicted, like=previous)
+        metrics |= {f"{prefix}_{k}": v for k, v in revenue_metrics(actual(), predicted, previous).items()}
+    return metrics
+
+
+def _revenue_totals(holdout: pd.DataFrame) -> dict[str, float]:
+    actual, predicted = holdout["actual_revenue"].to_numpy(), holdout["expected_revenue"].to_numpy()
+    return {"revenue_total_actual": float(actual.sum()), "revenue_total_pct_error": pct(predicted.sum(), actual.sum())}
 
 
 def validate(
@@ -304,16 +328,24 @@ def _validation(
     observation_end: dt.date | None,
     full: pd.DataFrame | None,
 ) -> Validation:
-    holdout, retention = holdout_predictions(model, calibration, period_length)
+    histories = holdout_histories(calibration)
+    holdout, retention = holdout_predictions(model, calibration, period_length, histories)
     give_back()  # the predictions' chunks, freed by the worker threads, not kept beside the blocks below
     actual_n = holdout["actual_purchases"].to_numpy()
     # The blocks below read the holdout and write nothing shared: they run side by side, one per core (their
     # sorts and numpy loops release the GIL), and give the numbers they give one after the other.
+    money = "actual_revenue" in holdout.columns
     with ThreadPoolExecutor(max_workers=workers()) as pool:
-        purchases = pool.submit(_purchase_metrics, holdout)
-        revenue = pool.submit(_revenue_block, holdout) if "actual_revenue" in holdout.columns else None
+        # the actual revenue is ranked first: the revenue tasks wait for it, and start after it (the queue is FIFO)
+        actual_ranked = pool.submit(ranking, holdout["actual_revenue"].to_numpy()) if money else None
+        purchases = pool.submit(_purchase_metrics, holdout, histories)
+        revenue = (
+            [pool.submit(_revenue_part, holdout, actual_ranked.result, task) for task in _REVENUE_TASKS]
+            if actual_ranked is not None
+            else []
+        )
         churned = (actual_n == 0).astype(np.int8)  # 0 and 1: the same numbers as int64, an eighth of the memory
-        churn = pool.submit(_churn_metrics, churned, holdout["churn_risk"].to_numpy())
+        churn = pool.submit(_churn_metrics, churned, holdout["churn_risk"].to_numpy(), histories)
         likelihood = (
             pool.submit(holdout_log_likelihood, model.purchase, calibration, full) if full is not None else None
         )
@@ -333,8 +365,11 @@ def _validation(
         churn_metrics, curve = churn.result()
         metrics |= churn_metrics
         metrics["historical_clv_retention"] = retention
-        if revenue is not None:
-            metrics |= revenue.result()
+        if money:
+            metrics |= _revenue_totals(holdout)
+            for part in revenue:
+                metrics |= part.result()
+            metrics |= skill(metrics, "revenue", BASELINES)
     return Validation(
         holdout=holdout,
         metrics=metrics,

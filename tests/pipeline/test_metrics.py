@@ -7,20 +7,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
 
 from benchmarks.feed import prepared_feed
 from pipeline.metrics import (
     auc,
-    average_ranks,
     brier,
     count_metrics,
     errors,
     normalized_gini,
-    ranking,
     revenue_metrics,
     top_share,
 )
+from pipeline.ranks import ranking
 
 
 def _previous_revenue_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -61,94 +60,6 @@ def _assert_equal(actual: np.ndarray, predictors: dict[str, np.ndarray]) -> None
         assert count_metrics(shared, predicted) == pytest.approx(
             {k: old_count[k] for k in ("mae", "rmse", "spearman", "total_predicted")}, rel=0, abs=0, nan_ok=True
         )
-
-
-def test_ranks_are_scipy_average_ranks() -> None:
-    values = np.array([3.0, 1.0, 3.0, 0.0, 0.0, 0.0, 2.5, 3.0])
-    np.testing.assert_array_equal(ranking(values).ranks, rankdata(values))
-    np.testing.assert_array_equal(ranking(values).order, np.argsort(-values, kind="stable"))
-    assert ranking(values).order.dtype == np.int32  # half the memory of argsort's int64, the same rows
-
-
-def _arrays(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Arrays that take each path of the sorts: mostly distinct floats with runs of ties (short runs, a
-    long run of zeros, 0.0 beside -0.0), tie-heavy floats, counts, negative and wide-spread whole numbers,
-    integers, NaN, and the smallest sizes."""
-    spend = rng.gamma(0.6, 40.0, n)
-    spend[rng.random(n) < 0.15] = 0.0
-    signed_zeros = spend.copy()
-    signed_zeros[rng.random(n) < 0.05] = -0.0
-    short_runs = np.round(rng.gamma(2.0, 50.0, n), 2)  # about 85% distinct, many runs of 2-3
-    with_nan = spend.copy()
-    with_nan[rng.random(n) < 0.01] = np.nan
-    return {
-        "spend": spend,
-        "signed_zeros": signed_zeros,
-        "short_runs": short_runs,
-        "tie_heavy": np.round(rng.gamma(2.0, 1.0, n), 1),
-        "counts": rng.poisson(1.2, n).astype(float),
-        "negative_whole": rng.integers(-50, 50, n).astype(float),
-        "wide_whole": rng.integers(0, 10 * n, n).astype(float),
-        "integers": rng.integers(0, 40, n),
-        "with_nan": with_nan,
-        "constant": np.full(n, 3.5),
-        "empty": np.zeros(0),
-        "one": np.array([2.0]),
-        "two_tied": np.array([1.0, 1.0]),
-    }
-
-
-def test_the_fast_sorts_give_the_stable_order_and_scipys_ranks() -> None:
-    """numpy's quicksort with the ties put back in row order equals the stable sort; average ranks by
-    counting or by the unstable sort equal scipy's (and, with NaN, the ranking's, which puts NaN lowest)."""
-    rng = np.random.default_rng(11)
-    for n in (300_000, 5_000):
-        for name, values in _arrays(rng, n).items():
-            ranked = ranking(values)
-            np.testing.assert_array_equal(ranked.order, np.argsort(-values, kind="stable"), err_msg=name)
-            ranks = average_ranks(values)
-            assert ranks.values is values or np.array_equal(ranks.values, values, equal_nan=True)  # noqa: PD011
-            if name == "with_nan":
-                np.testing.assert_array_equal(ranks.ranks, ranked.ranks)
-                continue
-            np.testing.assert_array_equal(ranked.ranks, rankdata(values), err_msg=name)
-            np.testing.assert_array_equal(ranks.ranks, rankdata(values), err_msg=name)
-
-
-def test_the_tied_positions_corrected_a_part_at_a_time_give_scipys_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mostly distinct values (each row n - s, then the tied positions corrected) and tie-heavy ones (each
-    run's mean repeated): both ways, with the tied positions taken a few at a time, are scipy's ranks."""
-    import pipeline.metrics as metrics
-
-    monkeypatch.setattr(metrics, "_PART", 7)
-    rng = np.random.default_rng(12)
-    for name, values in _arrays(rng, 5_000).items():
-        if name == "with_nan":
-            continue
-        np.testing.assert_array_equal(ranking(values).ranks, rankdata(values), err_msg=name)
-        np.testing.assert_array_equal(average_ranks(values).ranks, rankdata(values), err_msg=name)
-
-
-@pytest.mark.parametrize("kind", ["distinct", "zeros"])
-def test_a_ranking_works_in_little_more_memory_than_it_keeps(kind: str) -> None:
-    """A ranking keeps its ranks and order (12 bytes a row); building it takes at most four arrays of floats
-    (32 bytes a row) at any moment, measured by tracemalloc (numpy reports its arrays to it): the ranks
-    of every run at once took 55 bytes a row on mostly distinct values."""
-    import tracemalloc
-
-    n = 400_000
-    rng = np.random.default_rng(13)
-    values = rng.gamma(0.6, 40.0, n)
-    if kind == "zeros":
-        values[rng.random(n) < 0.7] = 0.0
-    tracemalloc.start()
-    try:
-        ranked = ranking(values)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    np.testing.assert_array_equal(ranked.ranks, rankdata(values))
-    assert peak < 32 * n
 
 
 def test_brier_in_place_equals_scikit_learns_bit_for_bit() -> None:

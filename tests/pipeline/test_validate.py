@@ -377,3 +377,44 @@ def test_the_churn_metrics_of_int8_labels_are_those_of_int64_labels() -> None:
             narrow, narrow_curve = _churn_metrics(labels.astype(np.int8), risk)
             assert wide == pytest.approx(narrow, rel=0, abs=0, nan_ok=True)
             pd.testing.assert_frame_equal(wide_curve, narrow_curve)
+
+
+def _assert_ranked_metrics_equal_the_plain_ones(prepared: PreparedData) -> None:
+    """The purchase predictions ranked by their distinct histories, the churn risk too, and the spend-rate
+    baseline sorted along the historical CLV's order give the numbers of one plain sort per metric (scipy's
+    Spearman, the stable sorts of Gini and the top shares), exactly."""
+    from pipeline.metrics import auc, spearman
+    from pipeline.validate import holdout_histories
+
+    validation = _validated(prepared)
+    rows, _ = holdout_histories(prepared.calibration)
+    assert len(rows) < len(prepared.calibration)  # customers share histories: the grouped ranks are used
+    holdout, metrics = validation.holdout, validation.metrics
+    actual_n = holdout["actual_purchases"].to_numpy()
+    assert metrics["purchases_spearman"] == spearman(actual_n, holdout["expected_purchases"].to_numpy())
+    for name in PURCHASE_BASELINES:
+        predicted = holdout[f"baseline_{name}_purchases"].to_numpy()
+        assert metrics[f"baseline_{name}_purchases_spearman"] == spearman(actual_n, predicted), name
+    churned = (actual_n == 0).astype(np.int8)
+    assert metrics["churn_auc"] == auc(churned, holdout["churn_risk"].to_numpy())
+    actual = holdout["actual_revenue"].to_numpy()
+    for prefix, column in [("revenue", "expected_revenue")] + [(f"baseline_{b}_revenue",) * 2 for b in BASELINES]:
+        predicted = holdout[column].to_numpy()
+        assert metrics[f"{prefix}_spearman"] == spearman(actual, predicted), prefix
+        assert metrics[f"{prefix}_gini"] == normalized_gini(actual, predicted), prefix
+        assert metrics[f"{prefix}_top10_share"] == top_share(actual, predicted, 0.10), prefix
+        assert metrics[f"{prefix}_top20_share"] == top_share(actual, predicted, 0.20), prefix
+
+
+def test_ranked_metrics_equal_the_plain_ones_on_cdnow() -> None:
+    from pipeline.config import parse_config
+    from pipeline.workflow import prepare_data
+
+    prepared, _ = prepare_data(parse_config({"data": {"source": "cdnow_master"}}))
+    _assert_ranked_metrics_equal_the_plain_ones(prepared)
+
+
+def test_ranked_metrics_equal_the_plain_ones_on_the_generated_feed(tmp_path: Path) -> None:
+    from benchmarks.feed import prepared_feed
+
+    _assert_ranked_metrics_equal_the_plain_ones(prepared_feed(200_000, tmp_path))

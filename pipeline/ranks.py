@@ -1,0 +1,248 @@
+"""Ranks and orders of the holdout's arrays, as the ranking metrics need them (:mod:`pipeline.metrics`).
+
+Every function here gives ``scipy.stats.rankdata``'s average ranks and ``argsort(-values, kind="stable")``'s
+order exactly (tested); what differs is the work. Ranks of a whole-number array are counted. Ranks of an array
+that is a function of groups of rows (the purchase model's predictions and the purchase baselines are functions
+of the customer's history) come from the distinct values of the groups: at 10M customers, 3.1M distinct
+histories were sorted instead of 10M customers (0.7 s instead of 2.0 s each). An array that a ranking's order nearly
+sorts (the baselines that are one rate times different durations) is sorted along it. Other arrays take numpy's
+sorts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Groups", "Ranking", "Ranks", "average_ranks", "ranking"]
+
+Groups = tuple[NDArray[np.int64], NDArray[np.int64]]
+"""Groups of rows: the row number of each group's first row, and each row's group
+(:func:`models.histories.history_codes`)."""
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """One array and its average ranks: what Spearman needs of it (see :func:`average_ranks`)."""
+
+    values: np.ndarray
+    ranks: np.ndarray
+    """Average ranks, 1 for the lowest (``scipy.stats.rankdata(values)``)."""
+
+
+@dataclass(frozen=True)
+class Ranking(Ranks):
+    """One array sorted once: what the ranking metrics need of it (see :func:`ranking`)."""
+
+    order: np.ndarray
+    """Row numbers from the highest value to the lowest (ties keep their order: a stable sort)."""
+
+
+_TIE_SAMPLE = 4096
+
+
+def _descending(values: np.ndarray, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers from the highest value to the lowest, ties in row order (``argsort(-values,
+    kind="stable")``), and the values in that order.
+
+    numpy's stable sort of floats is a merge sort; on mostly distinct floats its default sort (a SIMD
+    quicksort) takes half the time. So such floats are sorted with it, and the rows of each run of equal
+    values are put back in row order (:func:`_rows_in_order_within_ties`): the order of the stable sort,
+    exactly (tested). Where ties are common (a spaced sample of 4,096 values is under 3/4 distinct: counts,
+    zeros) the quicksort is no faster and the runs are long, so those take the stable sort, as do arrays
+    with NaN (which equals nothing, so its runs cannot be found) and other dtypes. ``start``: another
+    array's order of the rows, which may nearly sort ``values`` (:func:`_nearly_sorted`); then ``values`` is
+    stable-sorted along it, and its runs of ties put in row order. The path chosen changes the time, never
+    the order.
+    """
+    n = len(values)
+    sample = values[:: max(1, n // _TIE_SAMPLE)]
+    if values.dtype.kind != "f" or n >= 2**31 or np.isnan(values).any():
+        order = np.argsort(-values, kind="stable")
+        return order, values[order]
+    if start is not None and _nearly_sorted(values, start):
+        # numpy's stable sort finds the runs of a nearly sorted array: 0.04 s at 10M rows, against 1.4 s
+        ordered = values[start]
+        within = np.argsort(-ordered, kind="stable")
+        order = start[within].astype(np.int64)
+        ordered = ordered[within]
+    elif len(np.unique(sample)) < 0.75 * len(sample):
+        order = np.argsort(-values, kind="stable")
+        return order, values[order]
+    else:
+        order = np.argsort(-values)
+        ordered = values[order]
+    _rows_in_order_within_ties(order, ordered)
+    return order, ordered
+
+
+_PREFIX = 4096
+"""Positions of another order :func:`_nearly_sorted` checks."""
+
+
+def _nearly_sorted(values: np.ndarray, order: np.ndarray) -> bool:
+    """Whether ``values`` rarely rises along the first positions of ``order`` (at most 1 in 100)."""
+    if len(order) != len(values):
+        return False
+    ordered = values[order[:_PREFIX]]
+    return int(np.count_nonzero(ordered[1:] > ordered[:-1])) <= len(ordered) // 100
+
+
+def _rows_in_order_within_ties(order: np.ndarray, ordered: np.ndarray) -> None:
+    """Put the rows of each run of equal values of ``ordered`` (``values[order]``) in row order, in place, by one
+    integer sort of (run, row) keys of the tied positions: the runs stay where they are."""
+    n = len(order)
+    same = ordered[1:] == ordered[:-1]  # position i + 1 ties with position i
+    if not same.any():
+        return
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] = same
+    tied[:-1] |= same
+    rows = np.flatnonzero(tied)
+    del tied
+    starts = np.ones(n, dtype=bool)
+    np.logical_not(same, out=starts[1:])
+    run = np.cumsum(starts, dtype=np.int32)[rows].astype(np.int64)
+    del starts
+    keys = run * n + order[rows]
+    keys.sort()
+    order[rows] = keys - run * n
+
+
+def ranking(values: np.ndarray, like: Ranking | None = None) -> Ranking:
+    """Sort ``values`` once (highest first, stable) and derive the average ranks from that order: the
+    ranks equal ``scipy.stats.rankdata``'s exactly (tie groups get the mean of integer ranks). ``like``: a
+    ranking of another array whose order may nearly sort ``values`` (one rate over different durations):
+    then ``values`` is sorted along it (:func:`_descending`)."""
+    values = np.asarray(values)
+    order, ordered = _descending(values, like.order if like is not None else None)
+    if len(values) < 2**31:  # row numbers as int32: half the memory of each ranking kept, the same rows
+        order = order.astype(np.int32)
+    same = _ties(ordered)
+    del ordered  # not kept while the ranks are built
+    return Ranking(values, _ranks_from_top(order, same), order)
+
+
+def _ties(ordered: np.ndarray) -> np.ndarray:
+    """``same[i]``: sorted position i + 1 holds the value of position i."""
+    same: np.ndarray = ordered[1:] == ordered[:-1]
+    return same
+
+
+def _ranks_from_top(order: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """Average ranks (1 for the lowest) from rows ``order`` taken highest value first, ``same`` marking the ties
+    between neighbours in that order (:func:`_ties`): whatever the order within a run of ties, its rows share
+    the run's mean rank.
+
+    Positions s..e-1 from the top hold ascending ranks n-e+1..n-s, whose mean is (2n - s - e + 1) / 2 (for a
+    run of one, n - s): exact integers over 2, so the same floats whichever way they are spread. With few
+    runs (counts, many zeros) each run's mean is repeated over its rows; with many (mostly distinct values)
+    every row gets n - s and only the tied positions are corrected. Either way the working memory is one
+    array of the rows' length besides the ranks, not five (at 10M customers 0.25 GB less per ranking)."""
+    n = len(order)
+    ranks = np.empty(n)
+    tied_pairs = int(np.count_nonzero(same))
+    if tied_pairs >= n // 2:  # few runs: their bounds are short arrays
+        starts = np.flatnonzero(~same) + 1
+        starts = np.concatenate([[0], starts])
+        lengths = np.diff(starts, append=n)
+        ranks[order] = np.repeat((2 * n - 2 * starts - lengths + 1) / 2.0, lengths)
+        return ranks
+    ranks[order] = np.arange(n, 0, -1, dtype=np.float64)
+    if tied_pairs:
+        _tied_means(ranks, order, same)
+    return ranks
+
+
+def _tied_means(ranks: np.ndarray, order: np.ndarray, same: np.ndarray) -> None:
+    """Give the rows of each run of ties (``same[i]``: position i + 1 ties with position i) their run's mean
+    rank, from the tied positions alone, a part at a time."""
+    n = len(order)
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] = same
+    tied[:-1] |= same
+    positions = np.flatnonzero(tied)
+    del tied
+    first = np.ones(len(positions), dtype=bool)  # where a run starts, among the tied positions
+    first[1:] = ~same[positions[1:] - 1]
+    run = np.cumsum(first)
+    run -= 1
+    starts = positions[first]
+    del first
+    means = (2 * n - 2 * starts - np.bincount(run) + 1) / 2.0
+    for part in range(0, len(positions), _PART):
+        rows = slice(part, part + _PART)
+        ranks[order[positions[rows]]] = means[run[rows]]
+
+
+_PART = 1 << 20
+"""Tied positions corrected at a time (their temporaries, not the rows')."""
+
+
+def _counted_ranks(values: np.ndarray) -> np.ndarray | None:
+    """Average ranks of whole numbers spanning at most ``len(values)`` by counting them (no sort), or None
+    for other values. A value with ``b`` values below it and ``c`` equal to it has ranks b+1..b+c, mean
+    (2b + c + 1) / 2: the same integer over 2 as :func:`ranking` computes, so the same float."""
+    n = len(values)
+    if n == 0 or values.dtype.kind not in "fiu":
+        return None
+    low, high = values.min(), values.max()
+    if not (np.isfinite(low) and np.isfinite(high) and high - low < n):  # NaN makes both NaN
+        return None
+    whole = values.astype(np.int64)
+    if not np.array_equal(whole, values):  # fractions
+        return None
+    whole -= int(whole.min())
+    counts = np.bincount(whole)
+    below = np.cumsum(counts) - counts
+    return ((2 * below + counts + 1) / 2.0)[whole]
+
+
+def average_ranks(values: np.ndarray, groups: Groups | None = None) -> Ranks:
+    """The average ranks of ``values`` (``scipy.stats.rankdata``'s, exactly), without the stable order a
+    :class:`Ranking` keeps: whole numbers (counts) are counted; values equal within each of ``groups`` are
+    ranked by their groups (:func:`_grouped_ranks`); other floats take numpy's fast unstable sort, since the
+    mean rank of a run of ties does not depend on the order within it. Arrays with NaN take :func:`ranking`,
+    whose ranks put NaN lowest."""
+    values = np.asarray(values)
+    counted = _counted_ranks(values)
+    if counted is not None:
+        return Ranks(values, counted)
+    grouped = _grouped_ranks(values, groups) if groups is not None else None
+    if grouped is not None:
+        return Ranks(values, grouped)
+    if values.dtype.kind != "f" or len(values) >= 2**31 or np.isnan(values).any():
+        whole = ranking(values)
+        return Ranks(whole.values, whole.ranks)
+    order = np.argsort(-values)
+    same = _ties(values[order])
+    if len(values) < 2**31:  # as in ranking: half the memory while the ranks are built
+        order = order.astype(np.int32)
+    return Ranks(values, _ranks_from_top(order, same))
+
+
+def _grouped_ranks(values: np.ndarray, groups: Groups) -> np.ndarray | None:
+    """Average ranks of ``values`` from one value per group, or None when ``values`` is not equal within each
+    group (or has NaN, or the groups are as many as the rows). A value with ``b`` rows below it and ``c``
+    equal to it (summed over the groups that share it) has the mean rank (2b + c + 1) / 2: the same integer
+    over 2 as :func:`ranking` computes, so the same float."""
+    rows, codes = groups
+    if values.dtype.kind != "f" or len(codes) != len(values) or len(rows) >= len(values):
+        return None
+    distinct = values[rows]
+    if np.isnan(distinct).any() or not np.array_equal(distinct[codes], values):
+        return None
+    counts = np.bincount(codes, minlength=len(rows))
+    order = np.argsort(distinct)
+    ordered = distinct[order]
+    starts = np.ones(len(ordered), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    del ordered
+    run_counts = np.add.reduceat(counts[order], np.flatnonzero(starts))  # rows per distinct value, ascending
+    below = np.cumsum(run_counts) - run_counts
+    means = (2 * below + run_counts + 1) / 2.0
+    by_group = np.empty(len(rows))
+    by_group[order] = means[np.cumsum(starts) - 1]
+    return by_group[codes]
