@@ -55,8 +55,8 @@ def _descending(values: np.ndarray, start: np.ndarray | None = None) -> tuple[np
     zeros) the quicksort is no faster and the runs are long, so those take the stable sort, as do arrays
     with NaN (which equals nothing, so its runs cannot be found) and other dtypes. ``start``: another
     array's order of the rows, which may nearly sort ``values`` (:func:`_nearly_sorted`); then ``values`` is
-    stable-sorted along it, and its runs of ties put in row order. The path chosen changes the time, never
-    the order.
+    stable-sorted along it (tie-heavy or not), and its runs of ties put in row order. The path chosen changes
+    the time, never the order.
     """
     n = len(values)
     narrow = np.int32 if n < 2**31 else np.int64  # half the memory of argsort's int64, the same rows
