@@ -60,7 +60,12 @@ def _descending(values: np.ndarray, start: np.ndarray | None = None) -> tuple[np
     """
     n = len(values)
     narrow = np.int32 if n < 2**31 else np.int64  # half the memory of argsort's int64, the same rows
-    if values.dtype.kind != "f" or n >= 2**31 or np.isnan(values).any():
+    if values.dtype.kind != "f":
+        # integers and booleans: negating wraps (unsigned, the smallest integer) or fails (booleans); the stable
+        # ascending order of the reversed rows, read backwards, is the stable descending order
+        order = (n - 1 - np.argsort(values[::-1], kind="stable"))[::-1].astype(narrow)
+        return order, _ties(values[order])
+    if n >= 2**31 or np.isnan(values).any():
         order = np.argsort(-values, kind="stable").astype(narrow, copy=False)
         return order, _ties(values[order])
     if start is not None and _nearly_sorted(values, start):
@@ -209,7 +214,11 @@ def _counted_ranks(values: np.ndarray) -> np.ndarray | None:
     if n == 0 or values.dtype.kind not in "fiu":
         return None
     low, high = values.min(), values.max()
-    if not (np.isfinite(low) and np.isfinite(high) and high - low < n):  # NaN makes both NaN
+    if not (np.isfinite(low) and np.isfinite(high)):  # NaN makes both NaN
+        return None
+    # the span as Python numbers: no overflow at the integers' extremes; unsigned values past int64's range are
+    # not counted (they would wrap in the int64 copy below)
+    if float(high) - float(low) >= n or (values.dtype.kind == "u" and int(high) > np.iinfo(np.int64).max):
         return None
     whole = values.astype(np.int64)
     if not np.array_equal(whole, values):  # fractions

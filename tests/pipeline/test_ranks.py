@@ -157,3 +157,23 @@ def test_a_ranking_along_another_order_is_the_stable_order() -> None:
         if name != "with_nan":
             np.testing.assert_array_equal(ranked.ranks, rankdata(values), err_msg=name)
     assert ranking(rate[:10], like=ranking(first)).order.tolist() == np.argsort(-rate[:10], kind="stable").tolist()
+
+
+def test_integers_at_their_extremes_and_booleans_are_ranked_as_scipy_ranks_them() -> None:
+    """Integers are not negated to sort them (unsigned values and the smallest integer wrapped), their span is
+    not taken in their own type (it overflowed at int64's extremes), and booleans are ranked (they raised)."""
+    cases = [
+        np.array([0, 1, 2, 200], dtype=np.uint8),
+        np.array([-128, 127, 0, 127], dtype=np.int8),
+        np.array([-(2**63), 2**63 - 1, 0, -(2**63)], dtype=np.int64),
+        np.array([-(2**62), 2**62, 0]),
+        np.array([2**64 - 1, 0, 2**64 - 1, 5], dtype=np.uint64),
+        np.array([True, False, True, False]),
+        np.array([], dtype=np.int64),
+    ]
+    for values in cases:
+        expected_order = sorted(range(len(values)), key=lambda i: (-int(values[i]), i))
+        ranked = ranking(values)
+        assert ranked.order.tolist() == expected_order, values
+        np.testing.assert_array_equal(ranked.ranks, rankdata(values), err_msg=str(values))
+        np.testing.assert_array_equal(average_ranks(values).ranks, rankdata(values), err_msg=str(values))
