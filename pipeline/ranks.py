@@ -106,19 +106,26 @@ def _nearly_sorted(values: np.ndarray, order: np.ndarray) -> bool:
     return int(np.count_nonzero(ordered[1:] > ordered[:-1])) <= len(ordered) // 100
 
 
+def _tied_runs(same: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positions (of ``n``) that tie with a neighbour (``same[i]``: position i + 1 ties with position i), and
+    which of them start a run."""
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] = same
+    tied[:-1] |= same
+    positions = np.flatnonzero(tied)
+    del tied
+    first = np.ones(len(positions), dtype=bool)
+    first[1:] = ~same[positions[1:] - 1]
+    return positions, first
+
+
 def _rows_in_order_within_ties(order: np.ndarray, same: np.ndarray) -> None:
     """Put the rows of each run of ties (``same[i]``: position i + 1 ties with position i) in row order, in
     place, by one integer sort of (run, row) keys of the tied positions alone: the runs stay where they are."""
     n = len(order)
     if not same.any():
         return
-    tied = np.zeros(n, dtype=bool)
-    tied[1:] = same
-    tied[:-1] |= same
-    positions = np.flatnonzero(tied)
-    del tied
-    first = np.ones(len(positions), dtype=bool)  # where a run starts, among the tied positions
-    first[1:] = ~same[positions[1:] - 1]
+    positions, first = _tied_runs(same, n)
     run = np.cumsum(first, dtype=np.int64)
     del first
     run *= n
@@ -185,13 +192,7 @@ def _tied_means(ranks: np.ndarray, order: np.ndarray, same: np.ndarray) -> None:
     """Give the rows of each run of ties (``same[i]``: position i + 1 ties with position i) their run's mean
     rank, from the tied positions alone, a part at a time."""
     n = len(order)
-    tied = np.zeros(n, dtype=bool)
-    tied[1:] = same
-    tied[:-1] |= same
-    positions = np.flatnonzero(tied)
-    del tied
-    first = np.ones(len(positions), dtype=bool)  # where a run starts, among the tied positions
-    first[1:] = ~same[positions[1:] - 1]
+    positions, first = _tied_runs(same, n)
     run = np.cumsum(first)
     run -= 1
     starts = positions[first]
