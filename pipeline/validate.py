@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -297,6 +297,13 @@ def _revenue_part(
     return metrics
 
 
+def _revenue_tasks(pool: ThreadPoolExecutor, holdout: pd.DataFrame) -> list[Future[dict[str, float]]]:
+    """The revenue metrics' tasks, after the actual revenue's ranking they wait for: submitted first, it starts
+    before them (the pool's queue is FIFO), and is let go with the last of them (only they hold it)."""
+    actual = pool.submit(ranking, holdout["actual_revenue"].to_numpy())
+    return [pool.submit(_revenue_part, holdout, actual.result, task) for task in _REVENUE_TASKS]
+
+
 def _revenue_totals(holdout: pd.DataFrame) -> dict[str, float]:
     actual, predicted = holdout["actual_revenue"].to_numpy(), holdout["expected_revenue"].to_numpy()
     return {"revenue_total_actual": float(actual.sum()), "revenue_total_pct_error": pct(predicted.sum(), actual.sum())}
@@ -338,14 +345,8 @@ def _validation(
     # sorts and numpy loops release the GIL), and give the numbers they give one after the other.
     money = "actual_revenue" in holdout.columns
     with ThreadPoolExecutor(max_workers=workers()) as pool:
-        # the actual revenue is ranked first: the revenue tasks wait for it, and start after it (the queue is FIFO)
-        actual_ranked = pool.submit(ranking, holdout["actual_revenue"].to_numpy()) if money else None
         purchases = pool.submit(_purchase_metrics, holdout, histories)
-        revenue = (
-            [pool.submit(_revenue_part, holdout, actual_ranked.result, task) for task in _REVENUE_TASKS]
-            if actual_ranked is not None
-            else []
-        )
+        revenue = _revenue_tasks(pool, holdout) if money else []
         churned = (actual_n == 0).astype(np.int8)  # 0 and 1: the same numbers as int64, an eighth of the memory
         churn = pool.submit(_churn_metrics, churned, holdout["churn_risk"].to_numpy(), histories)
         likelihood = (
@@ -359,7 +360,7 @@ def _validation(
         by_frequency = pool.submit(frequency_table, holdout)
         del histories  # each task lets go of what it reads when it is done: not kept here until the last one
         revenue_parts = [part.result() for part in revenue]
-        del revenue, actual_ranked  # the actual revenue's ranking, let go once the revenue tasks are done
+        del revenue
         metrics = purchases.result()
         metrics["purchases_holdout_log_likelihood"] = likelihood.result() if likelihood is not None else float("nan")
         if tracked is not None:
