@@ -2,12 +2,13 @@
 
 What the summaries hold is described in :mod:`pipeline.engines.prepared`, the rules in
 :mod:`pipeline.engines.rules`. The stage runs in DuckDB over a lazy relation: DuckDB reads the input
-itself, one pass per bucket of customers, into a table of rows per customer and day; the purchase periods
-of each bucket are aggregated into one table of customers (the queries are in
-:mod:`pipeline.engines.duckdb_summary`). When the observation end is configured, each bucket is summarised
-as soon as it is scanned and its rows dropped, so DuckDB holds one bucket's rows at a time; otherwise the
-buckets are kept until the data's last day is known. Pandas frames are built only from the per-customer
-table (:mod:`pipeline.engines.duckdb_fetch`). The quarantined rows stay a lazy relation for the edge to write.
+itself, one pass per bucket of customers (a range of ids), into a table of rows per customer and day; the
+purchase periods of each bucket are aggregated into a table of its customers, whose summary rows, sorted by id,
+leave DuckDB at once (the queries are in :mod:`pipeline.engines.duckdb_summary`, the rows go to
+:mod:`pipeline.engines.duckdb_fetch`). When the observation end is configured, each bucket is summarised as
+soon as it is scanned and its rows dropped, so DuckDB holds one bucket's rows and customers at a time;
+otherwise the buckets are kept until the data's last day is known. The quarantined rows stay a lazy relation
+for the edge to write.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from models.clv import DAYS_PER_UNIT
 from pipeline.config import PrepareConfig
@@ -31,13 +33,15 @@ from pipeline.engines.duckdb_classify import (
     quarantine_sql,
     unreadable_timestamp,
 )
-from pipeline.engines.duckdb_fetch import Part, fetch_all
+from pipeline.engines.duckdb_counts import merged_counts, reason_counts
+from pipeline.engines.duckdb_fetch import Part, Summaries, summaries
+from pipeline.engines.duckdb_source import release_memory
 from pipeline.engines.duckdb_summary import (
-    BIGINT_MAX,
     CALIBRATION,
     FULL,
     IN_CALIBRATION,
     Windows,
+    counts_sql,
     customers_sql,
     daily_sql,
     full_sql,
@@ -56,7 +60,7 @@ from pipeline.engines.prepared import (
     reconciled_ledger,
     used_dates,
 )
-from pipeline.engines.rules import SCALE, holdout_days, nets_returns
+from pipeline.engines.rules import holdout_days, nets_returns
 from pipeline.engines.source_columns import Layout
 from pipeline.engines.source_columns import layout as source_layout
 from pipeline.engines.sql import DUCKDB
@@ -71,7 +75,8 @@ ROWS_PER_PASS = 17_000_000
 """Input rows per pass over the input: larger inputs are read once per bucket of customers. Measured on
 the benchmark feed: 50M rows in 3 passes took 24.6 s (peak 2.8 GB), in 4 passes of 12.5M 26.5 s (2.5 GB),
 in 2 passes 28.3 s (3.1 GB, the aggregations outgrow the memory limit); 100M rows 61.9 s in 6 passes, 67.7 s
-in 8 (both 3.3 GB)."""
+in 8 (both 3.3 GB). Once the customers left DuckDB bucket by bucket (2026-12-05), 100M rows took 38.5-44.0 s in
+6 passes, 45.6 s in 4 and 70.6 s in 3; on the same rows ordered by time 57.3, 58.6 and 70.9 s."""
 
 
 def _query(relation: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.DuckDBPyRelation:
@@ -100,8 +105,9 @@ class _Scan:
     net: bool
 
 
-Summarise = Callable[[str, bool, bool], None]
-"""Summarise one bucket's daily table into the per-customer tables: (table, net, first bucket)."""
+Summarise = Callable[[str, bool, int, int], None]
+"""Summarise one bucket's daily table into its summary rows (and the weekly parts): (table, net, bucket,
+buckets)."""
 
 
 def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
@@ -109,40 +115,6 @@ def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
         relation.create(table)
     else:
         relation.insert_into(table)
-
-
-def _counts(transactions: duckdb.DuckDBPyRelation, daily: str, source: str) -> ReasonCounts:
-    """Rows, first and last day, and returns per quarantine reason in a daily table; InputError on a day
-    whose sum overflowed."""
-    counts = _query(
-        transactions,
-        "tx",
-        f"""SELECT coalesce(reason, '') AS reason, sum(n) AS n, min(d) AS first, max(d) AS last,
-                   sum(n) FILTER (WHERE is_return) AS returns,
-                   any_value(cid) FILTER (WHERE reason IS NULL AND amount IS NULL) AS overflow
-            FROM {daily} GROUP BY ALL""",
-    ).fetchall()
-    for *_, overflow in counts:
-        if overflow is not None:
-            raise InputError(
-                f"{source}: customer {overflow!r} has more than {BIGINT_MAX / SCALE:.3g} in purchases or returns "
-                "on one day; set prepare.max_amount to quarantine such amounts"
-            )
-    return {reason: (int(n), first, last, int(r or 0)) for reason, n, first, last, r, _ in counts}
-
-
-def _merged(counts: ReasonCounts, more: ReasonCounts) -> ReasonCounts:
-    """The counts of two buckets together."""
-    merged = dict(counts)
-    for reason, (n, first, last, returns) in more.items():
-        if reason not in merged:
-            merged[reason] = (n, first, last, returns)
-            continue
-        n0, first0, last0, returns0 = merged[reason]
-        firsts = [d for d in (first0, first) if d is not None]
-        lasts = [d for d in (last0, last) if d is not None]
-        merged[reason] = (n0 + n, min(firsts, default=None), max(lasts, default=None), returns0 + returns)
-    return merged
 
 
 def _returns(
@@ -182,8 +154,8 @@ def _scan(
         table = f"{daily}_{bucket}"
         bucket_sql = classified_sql(columns, layout, config, timestamp_format, buckets.where(bucket))
         _query(transactions, "tx", daily_sql(bucket_sql, layout.has_order)).create(table)
-        counts = _counts(transactions, table, source)
-        by_reason = _merged(by_reason, counts)
+        counts = reason_counts(_query(transactions, "tx", counts_sql(table)).fetchall(), source)
+        by_reason = merged_counts(by_reason, counts)
         if summarise is None:
             continue
         assert config.observation_end is not None  # summarise is given only when it is configured
@@ -191,7 +163,7 @@ def _scan(
         if net:
             more_netted, more_unmatched = _returns(transactions, table, config.observation_end, config.period)
             netted, unmatched = netted + more_netted, unmatched + more_unmatched
-        summarise(table, net, bucket == 0)
+        summarise(table, net, bucket, buckets.count)
         _query(transactions, "tx", f"DROP TABLE {table}")
     if summarise is None:
         every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets.count))
@@ -238,22 +210,34 @@ class _Tables:
 
 
 def _summarise(
-    transactions: duckdb.DuckDBPyRelation, has_order: bool, windows: Windows, tables: _Tables, weekly: bool
+    transactions: duckdb.DuckDBPyRelation,
+    layout: Layout,
+    config: PrepareConfig,
+    windows: Windows,
+    tables: _Tables,
+    sink: Summaries,
+    scoring: bool,
 ) -> Summarise:
-    """Summarise a bucket's daily table into the per-customer table (and, with ``weekly``, the weekly parts)."""
+    """Summarise a bucket's daily table into its customers, whose summary rows (for scoring the full history
+    alone, for training with the calibration; sorted by id) go to ``sink``, and for training the weekly parts;
+    then drop its tables."""
+    unit_days = DAYS_PER_UNIT[config.time_unit]
+    rows_sql = full_sql if scoring else summaries_sql
+    has_order = layout.has_order
 
-    def summarise(daily: str, net: bool, first: bool) -> None:
+    def summarise(daily: str, net: bool, bucket: int, buckets: int) -> None:
         periods_query, aggregates = periods_sql(daily, windows, has_order)
         periods = f"({periods_query})"
         if aggregates:
-            tables.drop(transactions, tables.periods)
             _query(transactions, "tx", periods_query).create(tables.periods)
             periods = tables.periods
-        customers = _query(transactions, "tx", customers_sql(daily, periods, windows, net))
-        _store(customers, tables.customers, first)
-        if weekly:
+        _query(transactions, "tx", customers_sql(daily, periods, windows, net)).create(tables.customers)
+        if not scoring:
             parts = _query(transactions, "tx", weekly_parts_sql(periods, tables.customers, windows))
-            _store(parts, tables.weekly, first)
+            _store(parts, tables.weekly, bucket == 0)
+        rows = _query(transactions, "tx", rows_sql(tables.customers, windows, unit_days, layout.has_amounts))
+        sink.add(rows, buckets, lambda: _count(transactions, tables.customers))
+        tables.drop(transactions, tables.periods, tables.customers)
 
     return summarise
 
@@ -273,31 +257,45 @@ def _summaries(
     column_names: Mapping[str, str] | None,
     source: str,
     tables: _Tables,
+    sink: Summaries,
     scoring: bool,
-) -> tuple[_Scan, Windows]:
-    """Scan the input and build the per-customer table (for training also the weekly parts): bucket by
-    bucket as it is scanned when the windows are known before the scan (the observation end is configured,
+) -> _Scan:
+    """Scan the input and summarise its customers into ``sink`` (for training also the weekly parts): bucket
+    by bucket as it is scanned when the windows are known before the scan (the observation end is configured,
     or the scoring date), from the kept daily tables afterwards when not (the observation end is then the
     data's last day)."""
     check_collation(transactions)
     columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
     layout = source_layout(list(columns), column_names, config, source)
-    has_order, weekly, end = layout.has_order, not scoring, config.observation_end
+    end = config.observation_end
     windows = None if end is None else Windows(end, end, end, config.period) if scoring else _windows(config, end)
-    summarise = None if windows is None else _summarise(transactions, has_order, windows, tables, weekly)
+    summarise = None if windows is None else _summarise(transactions, layout, config, windows, tables, sink, scoring)
     scan = _scan(transactions, columns, layout, config, timestamp_format, source, tables.daily, summarise)
     if not scoring:
         check_calibration_end(config, scan.first_date, scan.last_date, source)
     if windows is None:
         windows = _windows(config, scan.observation_end)
-        summarise = _summarise(transactions, has_order, windows, tables, weekly)
+        summarise = _summarise(transactions, layout, config, windows, tables, sink, scoring)
         for bucket in range(scan.buckets):
-            summarise(f"{scan.daily}_{bucket}", scan.net, bucket == 0)
-    return scan, windows
+            summarise(f"{scan.daily}_{bucket}", scan.net, bucket, scan.buckets)
+    return scan
 
 
 def _count(transactions: duckdb.DuckDBPyRelation, table: str) -> int:
     return int(_query(transactions, "tx", f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def _frames(
+    transactions: duckdb.DuckDBPyRelation, tables: _Tables, sink: Summaries, parts: list[Part]
+) -> list[pd.DataFrame]:
+    """The summaries' frames ``parts``, read once every working table is dropped and DuckDB has handed the
+    memory back: the frames never sit in memory next to DuckDB's tables."""
+    tables.drop(transactions)
+    release_memory(lambda sql: _query(transactions, "tx", sql))
+    names = ("memory_limit", "threads")
+    settings = _query(transactions, "tx", f"SELECT {', '.join(f'current_setting({_literal(n)})' for n in names)}")
+    values = settings.fetchall()[0]
+    return sink.frames(parts, {name: str(value) for name, value in zip(names, values, strict=True)})
 
 
 def prepare(
@@ -314,32 +312,21 @@ def prepare(
     optionally order_id, and the other source columns under their private aliases; ``column_names``
     (:attr:`pipeline.engines.Source.column_names`) names them as the source does. Without a
     ``timestamp_format``, a text timestamp column DuckDB cannot read gets a detected one.
-    The input is scanned once into a table of rows per (reason, customer, order, day) in the
-    relation's DuckDB connection (which spills to disk past its memory limit); the ledger, the purchase
-    periods and one per-customer table come from it, and the working tables are dropped before returning.
-    ``staging``: the engine's folder for the files of a large fetch (a temporary folder without it).
+    The input is scanned a bucket of customers at a time into a table of rows per (reason, customer, order,
+    day) in the relation's DuckDB connection (which spills to disk past its memory limit); the ledger, the
+    purchase periods and the bucket's summary rows come from it, and the working tables are dropped before
+    returning. ``staging``: the engine's folder for the buckets' files (a temporary folder without it).
     """
     tables = _Tables.new()
     try:
-        scan, windows = _summaries(transactions, config, timestamp_format, column_names, source, tables, scoring=False)
-        calibration_end, observation_end = config.calibration_end, scan.observation_end
-        unit_days = DAYS_PER_UNIT[config.time_unit]
-        days = holdout_days(calibration_end, observation_end, config.period)
-        weekly = _query(transactions, "tx", weekly_sql(tables.weekly, tables.customers)).df()
-        tables.drop(transactions, tables.daily, tables.periods)
-        # One query for both frames, sorted once; read back a frame at a time, each its own columns and rows.
-        duration_holdout = days / unit_days
-        money = scan.layout.has_amounts
-        full, calibration = fetch_all(
-            transactions,
-            lambda: tables.drop(transactions),
-            summaries_sql(tables.customers, windows, unit_days, money),
-            [Part(FULL), Part(CALIBRATION, IN_CALIBRATION)],
-            _count(transactions, tables.customers),
-            staging,
-        )
+        with summaries(staging) as sink:
+            scan = _summaries(transactions, config, timestamp_format, column_names, source, tables, sink, False)
+            weekly = _query(transactions, "tx", weekly_sql(tables.weekly)).df()
+            full, calibration = _frames(transactions, tables, sink, [Part(FULL), Part(CALIBRATION, IN_CALIBRATION)])
     finally:
         tables.drop(transactions)
+    calibration_end, observation_end = config.calibration_end, scan.observation_end
+    duration_holdout = holdout_days(calibration_end, observation_end, config.period) / DAYS_PER_UNIT[config.time_unit]
     calibration["duration_holdout"] = duration_holdout
     if calibration.empty:
         raise InputError(f"{source}: no customer made a purchase on or before calibration_end {calibration_end}")
@@ -354,7 +341,7 @@ def prepare(
         duration_holdout=duration_holdout,
         first_date=scan.first_date,
         last_date=scan.last_date,
-        has_amounts=money,
+        has_amounts=scan.layout.has_amounts,
         timestamp_format=scan.timestamp_format,
     )
 
@@ -375,17 +362,9 @@ def prepare_as_of(
     config = config.model_copy(update={"observation_end": as_of})
     tables = _Tables.new()
     try:
-        scan, windows = _summaries(transactions, config, timestamp_format, column_names, source, tables, scoring=True)
-        unit_days = DAYS_PER_UNIT[config.time_unit]
-        tables.drop(transactions, tables.daily, tables.periods)
-        (customers,) = fetch_all(
-            transactions,
-            lambda: tables.drop(transactions),
-            full_sql(tables.customers, windows, unit_days, scan.layout.has_amounts),
-            [Part()],
-            _count(transactions, tables.customers),
-            staging,
-        )
+        with summaries(staging) as sink:
+            scan = _summaries(transactions, config, timestamp_format, column_names, source, tables, sink, True)
+            (customers,) = _frames(transactions, tables, sink, [Part()])
     finally:
         tables.drop(transactions)
     return AsOfData(

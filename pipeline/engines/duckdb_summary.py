@@ -21,6 +21,7 @@ __all__ = [
     "FULL",
     "IN_CALIBRATION",
     "Windows",
+    "counts_sql",
     "customers_sql",
     "daily_sql",
     "full_sql",
@@ -240,34 +241,43 @@ def summaries_sql(customers: str, w: Windows, unit_days: float, money: bool) -> 
 
 
 def weekly_parts_sql(periods: str, customers: str, w: Windows) -> str:
-    """Per calendar week (Monday start): the purchase periods of all customers (``n_all``) and of the
-    customers new in the holdout (``n_new``, whose periods all start after calibration_end).
+    """Per calendar week (Monday start): the purchase periods of all customers (``n_all``), of the customers new
+    in the holdout (``n_new``, whose periods all start after calibration_end), and the first periods of the
+    calibration customers (``n_first``).
 
-    Additive over customer buckets; no join of periods to customers.
+    Additive over customer buckets: the weekly table (:func:`weekly_sql`) sums the parts of every bucket, so
+    that a bucket's customers need not be kept once it is summarised.
     """
     new_from = period_start(w.calibration_end + dt.timedelta(days=1), w.period)
     return f"""
         SELECT {DUCKDB.week("p")} AS week, count(*) AS n_all,
                count(*) FILTER (
                    WHERE p >= DATE '{new_from}' AND cid IN (SELECT cid FROM {customers} WHERE cal_periods = 0)
-               ) AS n_new
+               ) AS n_new,
+               0 AS n_first
         FROM {periods} GROUP BY week
+        UNION ALL
+        SELECT {DUCKDB.week("first_p")} AS week, 0 AS n_all, 0 AS n_new, count(*) AS n_first FROM {customers}
+        WHERE cal_periods > 0 GROUP BY week
     """
 
 
-def weekly_sql(parts: str, customers: str) -> str:
+def weekly_sql(parts: str) -> str:
     """Repeat purchase periods per calendar week by the calibration customers: their periods in the week
-    (all minus the new customers') minus their first periods."""
+    (all minus the new customers') minus their first periods, for the weeks with such periods."""
     return f"""
-        WITH weeks AS (SELECT week, sum(n_all) AS n_all, sum(n_new) AS n_new FROM {parts} GROUP BY week),
-        first_weeks AS (
-            SELECT {DUCKDB.week("first_p")} AS week, count(*) AS n FROM {customers}
-            WHERE cal_periods > 0 GROUP BY week
-        )
-        SELECT week, CAST(n_all - n_new - coalesce(f.n, 0) AS BIGINT) AS repeat_purchases
-        FROM weeks LEFT JOIN first_weeks f USING (week)
-        WHERE n_all > n_new ORDER BY week
+        SELECT week, CAST(sum(n_all) - sum(n_new) - sum(n_first) AS BIGINT) AS repeat_purchases
+        FROM {parts} GROUP BY week HAVING sum(n_all) > sum(n_new) ORDER BY week
     """
+
+
+def counts_sql(daily: str) -> str:
+    """Per quarantine reason ('' for the used rows) in a daily table: rows, first and last day, returns, and one
+    customer with a day whose sum overflowed (NULL when none)."""
+    return f"""SELECT coalesce(reason, '') AS reason, sum(n) AS n, min(d) AS first, max(d) AS last,
+                      sum(n) FILTER (WHERE is_return) AS returns,
+                      any_value(cid) FILTER (WHERE reason IS NULL AND amount IS NULL) AS overflow
+               FROM {daily} GROUP BY ALL"""
 
 
 def returns_sql(daily: str, observation_end: dt.date, period: str) -> str:

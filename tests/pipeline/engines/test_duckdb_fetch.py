@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import PrepareConfig
-from pipeline.engines import duckdb_fetch
+from pipeline.engines import duckdb_fetch, duckdb_prepare
 from pipeline.engines.duckdb_prepare import prepare, prepare_as_of
 from tests.pipeline.engines.test_duckdb_prepare import _generated_transactions
 
@@ -21,7 +21,7 @@ def _raw_transactions() -> pd.DataFrame:
     return tx.assign(timestamp=tx["date"].dt.strftime("%Y-%m-%d"))[["customer_id", "timestamp", "amount"]]
 
 
-def test_large_summaries_through_parquet_files_equal_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_summaries_through_files_equal_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
     raw = _raw_transactions()
     new = pd.DataFrame(  # customers new in the holdout: in the full history only
         {
@@ -72,7 +72,7 @@ def test_parts_that_keep_every_customer_share_one_column_of_ids(monkeypatch: pyt
     assert _text_buffers(files.full["customer_id"]) == _text_buffers(files.calibration["customer_id"])
 
 
-def test_cdnow_through_parquet_files_equals_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cdnow_through_files_equals_the_direct_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline.config import parse_config
     from pipeline.workflow import prepare_data
 
@@ -84,3 +84,68 @@ def test_cdnow_through_parquet_files_equals_the_direct_fetch(monkeypatch: pytest
     pd.testing.assert_frame_equal(direct.calibration, files.calibration, check_exact=True)
     pd.testing.assert_frame_equal(direct.full, files.full, check_exact=True)
     assert _text_buffers(files.full["customer_id"]) == _text_buffers(files.calibration["customer_id"])
+
+
+@pytest.mark.parametrize(("ids", "sorted_again"), [("int64", True), ("str", False)])
+def test_buckets_of_integer_ids_are_sorted_by_text_once_more(
+    ids: str, sorted_again: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The buckets of integer ids are ranges of numbers, while the rows are sorted by the id's text: their
+    rows one bucket after the other are not sorted, and DuckDB sorts the ids once more. Text ids' ranges are
+    in the text's order: their buckets' rows are kept as they come."""
+    raw = _raw_transactions()
+    raw["customer_id"] = raw["customer_id"].str[1:].astype("int64")  # 0 to 299: "10" sorts before "2"
+    if ids == "str":
+        raw["customer_id"] = raw["customer_id"].astype(str)
+    con = duckdb.connect()
+    one_pass = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
+    sorts: list[int] = []
+    sorting_order = duckdb_fetch._sorting_order
+    monkeypatch.setattr(duckdb_fetch, "_sorting_order", lambda ids, s: sorts.append(len(ids)) or sorting_order(ids, s))
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
+    buckets = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
+    assert sorts == ([len(one_pass.full)] if sorted_again else [])
+    assert buckets.full["customer_id"].tolist() == sorted(buckets.full["customer_id"].tolist())
+    pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
+
+
+def _mapped_files() -> list[str]:
+    with open("/proc/self/maps") as maps:
+        return [line.split()[-1] for line in maps if "summaries-" in line]
+
+
+def test_no_bucket_file_stays_mapped_behind_the_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bucket files are read memory-mapped; every column is copied before they go (a column of one chunk
+    would otherwise reach pandas as the file's own buffer), so no frame keeps a deleted file mapped."""
+    raw = _raw_transactions()
+    con = duckdb.connect()
+    direct = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
+    monkeypatch.setattr(duckdb_fetch, "FETCH_THROUGH_FILES", 0)  # one bucket, one file of one batch
+    files = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
+    assert _mapped_files() == []
+    pd.testing.assert_frame_equal(direct.calibration, files.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(direct.full, files.full, check_exact=True)
+
+
+def test_columns_of_one_chunk_are_copied_and_others_kept() -> None:
+    one = pa.chunked_array([pa.array([1.0, 2.0])])
+    two = pa.chunked_array([pa.array([1.0]), pa.array([2.0])])
+    owned = duckdb_fetch._owned(pa.table({"one": one, "two": two}))
+    assert owned["one"].chunk(0).buffers()[1].address != one.chunk(0).buffers()[1].address
+    assert owned["two"].chunks[1].buffers()[1].address == two.chunks[1].buffers()[1].address
+    assert owned.to_pydict() == {"one": [1.0, 2.0], "two": [1.0, 2.0]}
+    ids = pa.chunked_array([pa.array(["a", "b"])])
+    text = duckdb_fetch._owned_text(ids)
+    assert (text.type, text.num_chunks, text.to_pylist()) == (pa.large_string(), 1, ["a", "b"])
+    assert text.chunk(0).buffers()[2].address != ids.chunk(0).buffers()[2].address  # the characters copied too
+
+
+def test_buckets_in_order_only_when_each_border_is() -> None:
+    def column(*ids: str) -> pa.ChunkedArray:
+        return pa.chunked_array([pa.array(list(ids), pa.string())])
+
+    assert duckdb_fetch._ordered([column("a", "b"), column(), column("c")])
+    assert not duckdb_fetch._ordered([column("a", "c"), column("b", "d")])
+    assert not duckdb_fetch._ordered([column("a", "b"), column("b", "c")])  # one id in two buckets: not in order
+    assert duckdb_fetch._ordered([column("Z"), column("a"), column("é")])  # code points: UTF-8 byte order
