@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-__all__ = ["FETCH_THROUGH_FILES", "Part", "Summaries", "summaries"]
+__all__ = ["FETCH_THROUGH_FILES", "Part", "Query", "Summaries", "summaries"]
 
 FETCH_THROUGH_FILES = 2_000_000
 """A single bucket of more customers than this, and every bucket of a scan in several, goes through a file."""
@@ -68,19 +68,19 @@ def _ordered(ids: list[pa.ChunkedArray]) -> bool:
     return all(last < first for (_, last), (first, _) in itertools.pairwise(ends))
 
 
-def _sorting_order(ids: pa.ChunkedArray, settings: dict[str, str]) -> npt.NDArray[np.int64]:
-    """Positions that sort ``ids`` as DuckDB's ``ORDER BY`` does, from a connection with prepare's ``settings``
-    (a second DuckDB sort: 1.05 s for 10M ids; pyarrow's ``sort_indices`` took 6.6 s)."""
-    con = duckdb.connect()
-    try:
-        for name, value in settings.items():
-            con.execute(f"SET {name} = '{value}'")
-        table = pa.table({"customer_id": ids, "position": np.arange(len(ids), dtype=np.int64)})
-        con.register("ids", table)
-        order: npt.NDArray[np.int64] = con.sql("SELECT position FROM ids ORDER BY customer_id").fetchnumpy()["position"]
-        return order
-    finally:
-        con.close()
+Query = Callable[[str, pa.Table], duckdb.DuckDBPyRelation]
+"""Runs SQL in prepare's DuckDB connection (its memory limit, threads and spill folder) with an Arrow table
+visible as ``clv_prepare_ids``."""
+
+
+def _sorting_order(ids: pa.ChunkedArray, query: Query) -> npt.NDArray[np.int64]:
+    """Positions that sort ``ids`` as DuckDB's ``ORDER BY`` does, in prepare's own connection: 1.05 s for 10M
+    ids (pyarrow's ``sort_indices`` took 6.6 s)."""
+    table = pa.table({"customer_id": ids, "position": np.arange(len(ids), dtype=np.int64)})
+    order: npt.NDArray[np.int64] = query(
+        "SELECT position FROM clv_prepare_ids ORDER BY customer_id ASC", table
+    ).fetchnumpy()["position"]
+    return order
 
 
 def _owned_text(ids: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -117,6 +117,13 @@ class Summaries:
                 writer.write_batch(batch)
         self._buckets.append(path)
 
+    def close(self) -> None:
+        """Remove the buckets' files (the frames read from them hold copies)."""
+        for bucket in self._buckets:
+            if isinstance(bucket, Path):
+                bucket.unlink(missing_ok=True)
+        self._buckets.clear()
+
     def _names(self) -> list[str]:
         first = self._buckets[0]
         if isinstance(first, Path):
@@ -139,13 +146,13 @@ class Summaries:
         table = pa.concat_tables([self._columns(bucket, columns) for bucket in self._buckets])
         return _owned(table) if any(isinstance(bucket, Path) for bucket in self._buckets) else table
 
-    def frames(self, parts: list[Part], settings: dict[str, str]) -> list[pd.DataFrame]:
-        """The frames ``parts``, sorted by id; ``settings``: prepare's DuckDB settings, for the sort that
-        integer ids need (see the module). The ids are read once for every part: one column of text shared
-        by the parts that keep every row (0.17 GB at 10M customers), as pandas keeps text (64-bit offsets)."""
+    def frames(self, parts: list[Part], query: Query) -> list[pd.DataFrame]:
+        """The frames ``parts``, sorted by id; ``query`` runs the sort that integer ids need (see the module).
+        The ids are read once for every part: one column of text shared by the parts that keep every row
+        (0.17 GB at 10M customers), as pandas keeps text (64-bit offsets)."""
         by_bucket = [self._columns(bucket, ["customer_id"]).column(0) for bucket in self._buckets]
         ids = pa.chunked_array([chunk for column in by_bucket for chunk in column.chunks], by_bucket[0].type)
-        order = None if _ordered(by_bucket) else _sorting_order(ids, settings)
+        order = None if _ordered(by_bucket) else _sorting_order(ids, query)
         del by_bucket
         ids = _owned_text(ids if order is None else ids.take(order))
         names = self._names()
@@ -165,7 +172,7 @@ class Summaries:
 @contextmanager
 def summaries(staging: Path | None) -> Iterator[Summaries]:
     """A :class:`Summaries` whose files go to ``staging`` (the engine's folder) or, without one, to a temporary
-    folder made when the first file is written and removed afterwards."""
+    folder made when the first file is written; the files (and that folder) are removed afterwards."""
     with ExitStack() as stack:
 
         def folder() -> Path:
@@ -174,4 +181,8 @@ def summaries(staging: Path | None) -> Iterator[Summaries]:
                 staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="clv_prepare_")))
             return staging
 
-        yield Summaries(folder)
+        sink = Summaries(folder)
+        try:
+            yield sink
+        finally:
+            sink.close()

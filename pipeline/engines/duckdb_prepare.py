@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from models.clv import DAYS_PER_UNIT
 from pipeline.config import PrepareConfig
@@ -292,10 +293,20 @@ def _frames(
     memory back: the frames never sit in memory next to DuckDB's tables."""
     tables.drop(transactions)
     release_memory(lambda sql: _query(transactions, "tx", sql))
-    names = ("memory_limit", "threads")
-    settings = _query(transactions, "tx", f"SELECT {', '.join(f'current_setting({_literal(n)})' for n in names)}")
-    values = settings.fetchall()[0]
-    return sink.frames(parts, {name: str(value) for name, value in zip(names, values, strict=True)})
+    return sink.frames(parts, lambda sql, ids: _with_ids(transactions, sql, ids))
+
+
+def _with_ids(transactions: duckdb.DuckDBPyRelation, sql: str, clv_prepare_ids: pa.Table) -> duckdb.DuckDBPyRelation:
+    """Run ``sql`` in the relation's connection, where DuckDB finds the Arrow table ``clv_prepare_ids`` among this
+    frame's locals (its Python replacement scan, on unless the connection turned it off)."""
+    try:
+        result = transactions.query("tx", sql)
+    except duckdb.CatalogException:
+        raise InputError(
+            "the DuckDB connection has python_enable_replacements off; prepare needs it to sort integer ids"
+        ) from None
+    assert result is not None  # a SELECT always yields a relation
+    return result
 
 
 def prepare(

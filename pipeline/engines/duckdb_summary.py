@@ -207,7 +207,7 @@ def _summary_columns(prefix: str, cutoff: dt.date, period: str, unit_days: float
 def full_sql(customers: str, w: Windows, unit_days: float, money: bool) -> str:
     """The full-history summary up to observation_end, one row per customer, ordered by customer id."""
     full = _selected(_summary_columns("", w.observation_end, w.period, unit_days), money)
-    return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id"
+    return f"SELECT cid AS customer_id, {full} FROM {customers} ORDER BY customer_id ASC"
 
 
 def _calibration_columns(w: Windows, unit_days: float) -> list[tuple[str, str]]:
@@ -237,7 +237,7 @@ def summaries_sql(customers: str, w: Windows, unit_days: float, money: bool) -> 
     full = _selected(_summary_columns("", w.observation_end, w.period, unit_days), money, FULL)
     calibration = _selected(_calibration_columns(w, unit_days), money, CALIBRATION)
     return f"""SELECT cid AS customer_id, cal_periods > 0 AS {IN_CALIBRATION}, {full}, {calibration}
-               FROM {customers} ORDER BY customer_id"""
+               FROM {customers} ORDER BY customer_id ASC"""
 
 
 def weekly_parts_sql(periods: str, customers: str, w: Windows) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from pipeline.config import PrepareConfig
 from pipeline.engines import duckdb_fetch, duckdb_prepare
 from pipeline.engines.duckdb_prepare import prepare, prepare_as_of
+from pipeline.errors import InputError
 from tests.pipeline.engines.test_duckdb_prepare import _generated_transactions
 
 CONFIG = PrepareConfig(calibration_end=dt.date(2021, 8, 31), observation_end=dt.date(2021, 12, 31))
@@ -149,3 +151,42 @@ def test_buckets_in_order_only_when_each_border_is() -> None:
     assert not duckdb_fetch._ordered([column("a", "c"), column("b", "d")])
     assert not duckdb_fetch._ordered([column("a", "b"), column("b", "c")])  # one id in two buckets: not in order
     assert duckdb_fetch._ordered([column("Z"), column("a"), column("é")])  # code points: UTF-8 byte order
+
+
+@pytest.mark.parametrize("setting", ["memory_limit = '-1'", "default_order = 'DESC'"])
+def test_the_second_sort_runs_in_the_connection_as_it_is_set(setting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integer ids in several buckets are sorted once more in prepare's own connection, whatever it is set to
+    (no memory limit; descending by default: every ORDER BY says ASC), and the frames are those of one pass."""
+    raw = _raw_transactions()
+    raw["customer_id"] = raw["customer_id"].str[1:].astype("int64")
+    one_pass = prepare(duckdb.connect().from_df(raw), CONFIG, "%Y-%m-%d")
+    con = duckdb.connect()
+    con.execute(f"SET {setting}")
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
+    buckets = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
+    pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
+
+
+def test_no_bucket_file_is_left_in_the_staging_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _raw_transactions()
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
+    prepared = prepare(duckdb.connect().from_df(raw), CONFIG, "%Y-%m-%d", staging=tmp_path)
+    assert len(prepared.full) == 300
+    assert list(tmp_path.iterdir()) == []
+    late = CONFIG.model_copy(update={"calibration_end": dt.date(2019, 1, 1)})  # stops after the buckets' files
+    with pytest.raises(InputError):
+        prepare(duckdb.connect().from_df(raw), late, "%Y-%m-%d", staging=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_connection_without_python_replacements_gets_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _raw_transactions()
+    raw["customer_id"] = raw["customer_id"].str[1:].astype("int64")
+    con = duckdb.connect()
+    con.execute("SET python_enable_replacements = false")
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
+    with pytest.raises(InputError, match="python_enable_replacements off"):
+        prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
+    raw["customer_id"] = raw["customer_id"].astype(str)  # text ids need no second sort
+    assert len(prepare(con.from_df(raw), CONFIG, "%Y-%m-%d").full) == 300
