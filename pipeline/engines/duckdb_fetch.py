@@ -141,9 +141,12 @@ class Summaries:
         with pa.memory_map(str(bucket)) as source:  # the mapping lives on in the columns' buffers
             return ipc.open_file(source).read_all().select(columns)
 
-    def _read(self, columns: list[str]) -> pa.Table:
-        """The named columns of every bucket, one bucket after the other (in memory of their own)."""
+    def _read(self, columns: list[str], order: npt.NDArray[np.int64] | None) -> pa.Table:
+        """The named columns of every bucket, one bucket after the other, in memory of their own: taken in
+        ``order`` (a copy), or else with the columns of mapped files copied."""
         table = pa.concat_tables([self._columns(bucket, columns) for bucket in self._buckets])
+        if order is not None:
+            return table.take(order)
         return _owned(table) if any(isinstance(bucket, Path) for bucket in self._buckets) else table
 
     def frames(self, parts: list[Part], query: Query) -> list[pd.DataFrame]:
@@ -158,9 +161,7 @@ class Summaries:
         names = self._names()
         frames = []
         for part in parts:
-            table = self._read(part.columns(names))
-            if order is not None:
-                table = table.take(order)
+            table = self._read(part.columns(names), order)
             table = _part(table.add_column(0, "customer_id", ids), part)
             frames.append(table.to_pandas(split_blocks=True, self_destruct=True))
             del table

@@ -190,3 +190,32 @@ def test_a_connection_without_python_replacements_gets_a_clear_error(monkeypatch
         prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
     raw["customer_id"] = raw["customer_id"].astype(str)  # text ids need no second sort
     assert len(prepare(con.from_df(raw), CONFIG, "%Y-%m-%d").full) == 300
+
+
+@pytest.mark.parametrize("feed", ["invoice lines", "events"])
+def test_feeds_a_user_brings_through_several_buckets_equal_one_pass(feed: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Invoice lines (integer ids, quantity and unit price, order ids, cancellations; weekly periods) and an
+    event feed (no amounts) give the same frames, weekly table and ledger through files in several buckets."""
+    raw = _raw_transactions()
+    raw["customer_id"] = raw["customer_id"].str[1:].astype("int64")
+    config = CONFIG
+    if feed == "invoice lines":
+        raw = raw.assign(quantity=2, unit_price=raw.pop("amount") / 2, order_id=[f"o{k // 3}" for k in range(len(raw))])
+        raw.loc[raw.index % 17 == 0, "order_id"] = "C-" + raw["order_id"]  # cancellations, netted
+        config = CONFIG.model_copy(update={"cancel_prefix": "C-", "period": "week"})
+    else:
+        raw = raw.drop(columns="amount")
+    one_pass = prepare(duckdb.connect().from_df(raw), config, "%Y-%m-%d")
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 5)
+    buckets = prepare(duckdb.connect().from_df(raw), config, "%Y-%m-%d")
+    scores = prepare_as_of(duckdb.connect().from_df(raw), config, dt.date(2021, 10, 31), "%Y-%m-%d")
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", 10**9)
+    one_pass_scores = prepare_as_of(duckdb.connect().from_df(raw), config, dt.date(2021, 10, 31), "%Y-%m-%d")
+    assert one_pass.has_amounts == (feed == "invoice lines")
+    if feed == "invoice lines":
+        assert one_pass.ledger.returns_netted > 0
+    pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
+    pd.testing.assert_frame_equal(one_pass.weekly, buckets.weekly, check_exact=True)
+    assert one_pass.ledger == buckets.ledger
+    pd.testing.assert_frame_equal(one_pass_scores.customers, scores.customers, check_exact=True)
