@@ -31,6 +31,7 @@ from pipeline.engines.duckdb_classify import (
     customer_buckets,
     detected_format,
     is_native_timestamp,
+    plain_ids,
     quarantine_sql,
     unreadable_timestamp,
 )
@@ -143,17 +144,18 @@ def _scan(
     and the netted summaries of its customers equal the plain ones."""
     if timestamp_format is None and not is_native_timestamp(columns["timestamp"]):
         timestamp_format = detected_format(transactions, config.timezone, source)
-    classified = classified_sql(columns, layout, config, timestamp_format)
+    plain = plain_ids(transactions, columns["customer_id"])
+    classified = classified_sql(columns, layout, config, timestamp_format, plain_ids=plain)
     rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
     # Customers split into buckets of ranges of their ids, one pass over the input each, so that the per-day
     # aggregation of a bucket fits in memory: one big aggregation would spill many times its size to disk.
     wanted = max(1, -(-rows_in // ROWS_PER_PASS))
-    buckets = customer_buckets(transactions, columns["customer_id"], wanted, rows_in)
+    buckets = customer_buckets(transactions, columns["customer_id"], wanted, rows_in, plain)
     by_reason: ReasonCounts = {}
     netted, unmatched = (0, 0)
     for bucket in range(buckets.count):
         table = f"{daily}_{bucket}"
-        bucket_sql = classified_sql(columns, layout, config, timestamp_format, buckets.where(bucket))
+        bucket_sql = classified_sql(columns, layout, config, timestamp_format, buckets.where(bucket), plain)
         _query(transactions, "tx", daily_sql(bucket_sql, layout.has_order)).create(table)
         counts = reason_counts(_query(transactions, "tx", counts_sql(table)).fetchall(), source)
         by_reason = merged_counts(by_reason, counts)
@@ -232,7 +234,7 @@ def _summarise(
         if aggregates:
             _query(transactions, "tx", periods_query).create(tables.periods)
             periods = tables.periods
-        _query(transactions, "tx", customers_sql(daily, periods, windows, net)).create(tables.customers)
+        _query(transactions, "tx", customers_sql(daily, periods, windows, net, not aggregates)).create(tables.customers)
         if not scoring:
             parts = _query(transactions, "tx", weekly_parts_sql(periods, tables.customers, windows))
             _store(parts, tables.weekly, bucket == 0)

@@ -178,10 +178,12 @@ def classified_sql(
     ts: str,
     duplicate: str,
     rows: str,
+    plain_ids: bool = False,
 ) -> str:
     """Every input row (from ``rows``, a FROM clause) with its parsed values and a quarantine ``reason``
     (NULL when used). The engine gives how it reads the timestamp (``raw_ts`` as given, ``ts`` parsed)
-    and how it finds duplicates (``duplicate``, a boolean expression)."""
+    and how it finds duplicates (``duplicate``, a boolean expression); ``plain_ids`` when it knows that every
+    id passes :func:`plain_id_test` (the id is then :func:`plain_id_sql`, as :func:`id_sql` would give)."""
     order = id_sql(dialect, "order_id") if layout.has_order else dialect.null_text
     cancelled = (
         f"coalesce({dialect.starts_with(order, config.cancel_prefix)}, false)"
@@ -197,7 +199,7 @@ def classified_sql(
             SELECT *, (raw_value < 0 OR {cancelled}) AS is_return
             FROM (
                 SELECT {raw},
-                       {id_sql(dialect, "customer_id")} AS cid,
+                       {(plain_id_sql if plain_ids else id_sql)(dialect, "customer_id")} AS cid,
                        {raw_ts} AS raw_ts,
                        {ts} AS ts,
                        {_value_sql(columns, layout)} AS raw_value,

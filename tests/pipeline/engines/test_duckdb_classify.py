@@ -11,7 +11,7 @@ import pytest
 from pipeline.config import PrepareConfig
 from pipeline.engines import duckdb_classify, duckdb_prepare
 from pipeline.engines.duckdb_activity import activity
-from pipeline.engines.duckdb_classify import Buckets, classified_sql, customer_buckets
+from pipeline.engines.duckdb_classify import Buckets, classified_sql, customer_buckets, plain_ids
 from pipeline.engines.duckdb_prepare import prepare
 from pipeline.engines.source_columns import layout as source_layout
 from pipeline.engines.sql import DUCKDB, duckdb_id, plain_id_sql
@@ -24,21 +24,41 @@ def _ids(ids: list[object]) -> duckdb.DuckDBPyRelation:
     return duckdb.connect().from_df(pd.DataFrame({"customer_id": ids}))
 
 
-@pytest.mark.parametrize(
-    ("ids", "plain"),
-    [
-        (["a", "C536379", "17850", "", None], True),
-        (["a", "17850.0"], False),  # a whole float loses its ".0"
-        (["a", "C 536379", "a.b"], False),  # a dot, even where the rule keeps it
-        (["a", " a"], False),
-        (["a", "a "], False),
-        ([None, None], True),
-    ],
-)
+PLAIN_IDS = [
+    (["a", "C536379", "17850", "", None], True),
+    (["a", "17850.0"], False),  # a whole float loses its ".0"
+    (["a", "C 536379", "a.b"], False),  # a dot, even where the rule keeps it
+    (["a", " a"], False),
+    (["a", "a "], False),
+    ([None, None], True),
+]
+
+
+@pytest.mark.parametrize(("ids", "plain"), PLAIN_IDS)
 def test_buckets_compare_the_column_where_every_id_is_its_own_text(ids: list[object], plain: bool) -> None:
     buckets = customer_buckets(_ids(ids), "VARCHAR", 3, len(ids))
     text = '"customer_id"' if plain else duckdb_id("customer_id")
     assert buckets.key == f"({text} COLLATE C)"
+
+
+@pytest.mark.parametrize(("ids", "plain"), PLAIN_IDS)
+def test_plain_ids_where_every_id_is_its_own_text(ids: list[object], plain: bool) -> None:
+    assert plain_ids(_ids(ids), "VARCHAR") is plain
+    # where they are, the classified rows' ids are those of the rule
+    relation = _ids(ids).query("tx", "SELECT customer_id, DATE '2020-01-02' AS timestamp, 1.0 AS amount FROM tx")
+    columns = {name: str(dtype) for name, dtype in zip(relation.columns, relation.types, strict=True)}
+    layout = source_layout(list(columns), None, CONFIG, "test")
+    queries = [f"SELECT cid FROM ({classified_sql(columns, layout, CONFIG, None, plain_ids=p)})" for p in (False, True)]
+    cids = [relation.query("tx", query).fetchall() for query in queries]
+    assert cids[0] == cids[1] or not plain
+
+
+def test_integer_ids_are_plain_without_a_scan() -> None:
+    no_ids = duckdb.connect().sql("SELECT 1 AS other")  # a scan of customer_id would fail
+    assert plain_ids(no_ids, "BIGINT")
+    assert plain_ids(no_ids, "UTINYINT")
+    with pytest.raises(duckdb.BinderException):
+        plain_ids(no_ids, "VARCHAR")
 
 
 def test_integer_ids_are_compared_as_integers() -> None:

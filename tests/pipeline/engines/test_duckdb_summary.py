@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.engines import duckdb_prepare, duckdb_summary
+from pipeline.engines.duckdb_summary import Windows, customers_sql, periods_sql
+from pipeline.engines.prepared import PreparedData
+
+WINDOWS = Windows(dt.date(2021, 6, 30), dt.date(2021, 12, 31), dt.date(2021, 1, 1), "day")
+
+_DAILY = """
+    SELECT CAST(reason AS ENUM('duplicate', 'invalid_amount')) AS reason, cid, is_return, CAST(d AS DATE) AS d,
+           CAST(amount AS BIGINT) AS amount, CAST(n AS BIGINT) AS n
+    FROM (VALUES
+        -- calibration only, a day on the recent window's first day (outside it) and one on calibration_end (in it)
+        (NULL, 'a', false, '2021-01-01', 100000, 1), (NULL, 'a', false, '2021-06-30', 25000, 2),
+        -- new in the holdout: no calibration columns; a day after observation_end is not counted
+        (NULL, 'b', false, '2021-07-01', 70000, 1), (NULL, 'b', false, '2021-09-15', 5, 3),
+        (NULL, 'b', false, '2022-01-01', 99, 1),
+        -- both windows, a return and a quarantined row that do not count
+        (NULL, 'c', false, '2020-12-31', 10000, 1), (NULL, 'c', false, '2021-03-02', 20000, 1),
+        (NULL, 'c', true, '2021-03-03', -20000, 1), (NULL, 'c', false, '2021-07-04', 30000, 4),
+        (NULL, 'c', false, '2021-12-31', 40000, 1), ('duplicate', NULL, NULL, NULL, NULL, 2),
+        -- one day, in calibration; and amounts of a big business (over 2**63 in all)
+        (NULL, 'd', false, '2021-05-05', 0, 1),
+        (NULL, 'e', false, '2021-02-01', 9000000000000000000, 1),
+        (NULL, 'e', false, '2021-08-01', 9000000000000000000, 1),
+        ('invalid_amount', NULL, NULL, NULL, NULL, 1)
+    ) t(reason, cid, is_return, d, amount, n)
+"""
+
+
+def _customers(by_day: bool) -> pd.DataFrame:
+    """The customers of the daily table above, as Python objects (HUGEINT sums exact, not as floats)."""
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE daily AS {_DAILY}")
+    periods, aggregates = periods_sql("daily", WINDOWS, has_order=False)
+    assert not aggregates  # a day's rows are its periods
+    query = con.sql(customers_sql("daily", f"({periods})", WINDOWS, False, by_day)).order("cid")
+    return pd.DataFrame(query.fetchall(), columns=query.columns, dtype=object)
+
+
+def test_customers_straight_from_the_days_equal_the_general_query() -> None:
+    general, by_day = _customers(by_day=False), _customers(by_day=True)
+    pd.testing.assert_frame_equal(by_day, general, check_exact=True)
+    assert by_day["cid"].tolist() == ["a", "b", "c", "d", "e"]
+    rows = by_day.set_index("cid")
+    assert rows.loc["a", ["periods", "cal_periods", "hold_periods", "recent_periods", "recent"]].tolist() == [
+        2,
+        2,
+        0,
+        1,
+        25000,
+    ]
+    assert rows.loc["a", "hold_gross"] is None
+    assert rows.loc["b", ["periods", "cal_periods", "hold_periods", "hold_gross", "hold_n"]].tolist() == [
+        2,
+        0,
+        2,
+        70005,
+        4,
+    ]
+    assert rows.loc["b", ["cal_first_amount", "cal_total"]].tolist() == [None, None]
+    assert rows.loc["c", ["first_amount", "cal_first_amount", "cal_total", "hold_gross", "hold_n"]].tolist() == [
+        10000,
+        10000,
+        30000,
+        70000,
+        5,
+    ]
+    assert rows.loc["e", ["total", "hold_gross"]].tolist() == [18 * 10**18, 9 * 10**18]
+
+
+def _without(speed_up: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prepare as it was before ``speed_up``: the customers by the general query, or every id through the id rule."""
+    if speed_up == "customers_by_day":
+        general = duckdb_summary.customers_sql
+        monkeypatch.setattr(duckdb_prepare, "customers_sql", lambda d, p, w, net, by_day=False: general(d, p, w, net))
+    else:
+        monkeypatch.setattr(duckdb_prepare, "plain_ids", lambda *args: False)
+
+
+def _assert_prepared_equal(new: PreparedData, old: PreparedData) -> None:
+    pd.testing.assert_frame_equal(new.calibration, old.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(new.full, old.full, check_exact=True)
+    pd.testing.assert_frame_equal(new.weekly, old.weekly, check_exact=True)
+    assert new.ledger == old.ledger
+
+
+@pytest.mark.parametrize("speed_up", ["customers_by_day", "plain_ids"])
+def test_speed_ups_give_the_same_summaries_on_cdnow(speed_up: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.config import parse_config
+    from pipeline.workflow import prepare_data
+
+    config = parse_config({"data": {"source": "cdnow_master"}})
+    new = prepare_data(config)[0]
+    _without(speed_up, monkeypatch)
+    old = prepare_data(config)[0]
+    assert len(new.full) == 23_570
+    _assert_prepared_equal(new, old)
+
+
+@pytest.mark.parametrize("speed_up", ["customers_by_day", "plain_ids"])
+def test_speed_ups_give_the_same_summaries_on_the_generated_feed(
+    speed_up: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks.feed import prepared_feed
+
+    new = prepared_feed(200_000, tmp_path)
+    _without(speed_up, monkeypatch)
+    old = prepared_feed(200_000, tmp_path)
+    assert len(new.full) > 15_000
+    _assert_prepared_equal(new, old)
