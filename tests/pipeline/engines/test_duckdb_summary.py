@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.engines import duckdb_prepare, duckdb_summary
 from pipeline.engines.duckdb_summary import Windows, customers_sql, periods_sql
-from pipeline.engines.prepared import PreparedData
+from pipeline.engines.prepared import AsOfData, PreparedData
 
 WINDOWS = Windows(dt.date(2021, 6, 30), dt.date(2021, 12, 31), dt.date(2021, 1, 1), "day")
 
@@ -109,10 +109,23 @@ def test_speed_ups_give_the_same_summaries_on_cdnow(speed_up: str, monkeypatch: 
 def test_speed_ups_give_the_same_summaries_on_the_generated_feed(
     speed_up: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from benchmarks.feed import prepared_feed
+    from benchmarks.feed import OBSERVATION_END, prepared_feed
 
     new = prepared_feed(200_000, tmp_path)
+    new_scoring = _scoring(tmp_path / "feed-200000-42.parquet", OBSERVATION_END)
     _without(speed_up, monkeypatch)
     old = prepared_feed(200_000, tmp_path)
     assert len(new.full) > 15_000
     _assert_prepared_equal(new, old)
+    old_scoring = _scoring(tmp_path / "feed-200000-42.parquet", OBSERVATION_END)
+    pd.testing.assert_frame_equal(new_scoring.customers, old_scoring.customers, check_exact=True)
+    assert new_scoring.ledger == old_scoring.ledger
+
+
+def _scoring(path: Path, as_of: dt.date) -> AsOfData:
+    """The feed at ``path`` prepared for scoring as of ``as_of`` by the job's DuckDB prepare."""
+    from pipeline.config import Config, DataConfig, PrepareConfig
+    from pipeline.engines.duckdb_source import connect, open_transactions
+
+    data = open_transactions(connect(Config().engine), DataConfig(source="parquet", path=path))
+    return duckdb_prepare.prepare_as_of(data.relation, PrepareConfig(), as_of, data.timestamp_format)
