@@ -16,6 +16,7 @@ MAX_FUNCTION_LINES = 60
 MLFLOW_MODULES = {
     "pipeline/recorder/batch.py",
     "pipeline/recorder/listing.py",
+    "pipeline/recorder/model_log.py",
     "pipeline/recorder/store.py",
     "models/pyfunc.py",
     "models/serving.py",
@@ -24,7 +25,8 @@ MLFLOW_MODULES = {
     "models/opportunity_model.py",
     "models/opportunity_serving.py",
 }
-"""Only the recorder's store writes to MLflow; the model's pyfunc flavour and its serving are MLflow's interface."""
+"""Only the recorder's store (and its model log) writes to MLflow; the model's pyfunc flavour and its serving are
+MLflow's interface."""
 
 
 def _modules() -> list[Path]:

@@ -9,7 +9,7 @@ from typing import Any
 from models.subscription_model import subscription_signature, write_subscription_params
 from pipeline.config import Config, config_as_dict
 from pipeline.contractual.workflow import ContractualResult
-from pipeline.recorder import names, store
+from pipeline.recorder import model_log, names, store
 
 __all__ = ["COHORT_TABLE", "CURVES_TABLE", "log_subscription_model", "record_contractual", "register_subscription"]
 
@@ -81,7 +81,9 @@ def log_subscription_model(result: ContractualResult, config_yaml: str) -> str:
     example = result.scores.loc[:, ["customer_id", "cohort", "renewals", "price"]].head(5).reset_index(drop=True)
     with tempfile.TemporaryDirectory() as tmp:
         params = write_subscription_params(result.model, Path(tmp) / "params.json")
-        return store.log_code_model("subscription_serving.py", params, example, config_yaml, subscription_signature())
+        return model_log.log_code_model(
+            "subscription_serving.py", params, example, config_yaml, subscription_signature()
+        )
 
 
 def register_subscription(model_uri: str, config: Config, result: ContractualResult) -> int:

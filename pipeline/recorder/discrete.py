@@ -8,7 +8,7 @@ from pathlib import Path
 from models.opportunity_model import opportunity_signature
 from pipeline.config import config_as_dict
 from pipeline.discrete.workflow import DiscreteResult
-from pipeline.recorder import names, store
+from pipeline.recorder import model_log, names, store
 
 __all__ = ["HOLDOUT_TABLE", "SCORES_TABLE", "log_opportunity_model", "record_discrete", "register_discrete"]
 
@@ -64,7 +64,7 @@ def log_opportunity_model(result: DiscreteResult, config_yaml: str) -> str:
     example = result.scores.loc[:, list(result.model.input_columns)].head(5)
     with tempfile.TemporaryDirectory() as tmp:
         params = result.model.write(Path(tmp) / "params.json")
-        return store.log_code_model(
+        return model_log.log_code_model(
             "opportunity_serving.py",
             params,
             example.reset_index(drop=True),

@@ -1,4 +1,5 @@
-"""The one module that imports MLflow: tracking store, run logging, model logging and the registry.
+"""The recorder's MLflow store: tracking store, run logging and the registry (:mod:`pipeline.recorder.model_log`
+logs the model itself).
 
 Default store: ``sqlite:///mlflow.db`` with artifacts in ``./mlartifacts`` (both in the working
 directory); ``MLFLOW_TRACKING_URI`` points the job at any MLflow server instead. Failures to reach
@@ -8,7 +9,6 @@ or write the store raise TrackingUnavailableError (exit 3).
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import io
 import json
 import logging
@@ -28,10 +28,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-import models
-from models.bundle import CLVModelParams
-from models.contract import check_customer_summary, required_columns
-from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, CLVModel, model_signature, write_blend, write_params
+from models.pyfunc import CLVModel
 from pipeline import faults, stop
 from pipeline.champion import ChampionParams
 from pipeline.errors import InputError, TrackingUnavailableError
@@ -41,13 +38,9 @@ from pipeline.secrets import mask, mask_text
 if TYPE_CHECKING:  # the challenger's stack (scikit-learn, skops) is imported only by a blend model's own code
     from matplotlib.figure import Figure
 
-    from models.blend import BlendModel
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
-MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy")
-BLEND_REQUIREMENTS = ("scikit-learn", "skops")
-"""What a model that serves the blend also needs (the challenger's trees, and skops to read them)."""
 
 
 def quiet() -> None:
@@ -219,42 +212,6 @@ def log_png(png: bytes, artifact_path: str) -> None:
         mlflow.log_artifact(str(local), str(path.parent) if str(path.parent) != "." else None)
 
 
-def _pinned_requirements(extra: tuple[str, ...] = ()) -> list[str]:
-    return [f"{name}=={importlib.metadata.version(name)}" for name in (*MODEL_REQUIREMENTS, *extra)]
-
-
-def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str, blend: BlendModel | None = None) -> str:
-    """Log the pyfunc model (parameters as JSON, training config as YAML, package code attached).
-
-    ``example``: a few rows of a per-customer summary (any extra columns are dropped; ``monetary_value``
-    is not needed for a model without a spend model); it is stored in the contract's canonical types as
-    the input example. The signature is :func:`models.pyfunc.model_signature`. With ``blend`` (the blend won
-    and was built at observation end) the model also holds the fitted challenger (skops) and the blend's
-    weight and horizon, and ``example`` must carry the challenger's features too. Returns the model URI.
-    """
-    package_dir = Path(models.__file__).parent
-    columns = list(required_columns(model.has_spend) if blend is None else blend.input_columns())
-    checked = check_customer_summary(example, spend=model.has_spend)
-    example = checked.join(example.drop(columns=checked.columns)).loc[:, columns]
-    with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"):
-        artifacts = {PARAMS_ARTIFACT: str(write_params(model, Path(tmp) / "params.json"))}
-        config = Path(tmp) / "config.yaml"
-        config.write_text(mask_text(config_yaml), encoding="utf-8")
-        artifacts[CONFIG_ARTIFACT] = str(config)
-        if blend is not None:
-            artifacts |= write_blend(blend, Path(tmp))
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(package_dir / "serving.py"),
-            artifacts=artifacts,
-            code_paths=[str(package_dir)],
-            pip_requirements=_pinned_requirements(BLEND_REQUIREMENTS if blend is not None else ()),
-            signature=model_signature(model, blend),
-            input_example=example,
-        )
-    return str(info.model_uri)
-
-
 def register(model_uri: str, name: str, tags: dict[str, str]) -> int:
     # MLflow prints "Successfully registered model ..." and "Created version ..." itself (on stderr, not
     # through its logger): the job reports the registration in its own summary instead.
@@ -361,16 +318,6 @@ def model_record(model_uri: str) -> dict[str, Any]:
             raise
     record = {"name": str(found.name), "version": str(found.version), "run_id": str(found.run_id), "ledger": ledger}
     return record | {"tags": dict(run.data.tags), "metrics": dict(run.data.metrics)}
-
-
-def log_code_model(code_file: str, params_path: Path, example: pd.DataFrame, config_yaml: str, signature: Any) -> str:
-    """Log ``models/<code_file>`` as a models-from-code pyfunc (params JSON, config YAML); its URI."""
-    package = Path(models.__file__).parent
-    with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"):
-        (config := Path(tmp) / "config.yaml").write_text(mask_text(config_yaml), encoding="utf-8")
-        return str(mlflow.pyfunc.log_model(name="model", python_model=str(package / code_file), signature=signature,
-            artifacts={PARAMS_ARTIFACT: str(params_path), CONFIG_ARTIFACT: str(config)}, input_example=example,
-            code_paths=[str(package)], pip_requirements=_pinned_requirements()).model_uri)  # fmt: skip
 
 
 def tagged_python_model(model_uri: str, key: str, value: str) -> Any:

@@ -30,7 +30,7 @@ from pipeline.engines.prepared import PreparedData
 from pipeline.fit import FittedModels
 from pipeline.gate import GateResult
 from pipeline.outputs import write_text
-from pipeline.recorder import batch, names, store
+from pipeline.recorder import batch, model_log, names, store
 from pipeline.recorder.contest import ContestRecorder
 from pipeline.selection import Selection
 from pipeline.validate import Validation
@@ -189,8 +189,8 @@ def log_model(model: CLVModelParams, result: TrainResult, config_yaml: str) -> s
     observation end, the model serves it (``challenger.registered`` = ``true``); otherwise it is BTYD's."""
     served = result.contest.served if result.contest is not None else None
     if served is None:
-        return store.log_model(model, result.prepared.full.head(5).reset_index(drop=True), config_yaml)
-    uri = store.log_model(model, served.example, config_yaml, served.model)
+        return model_log.log_model(model, result.prepared.full.head(5).reset_index(drop=True), config_yaml)
+    uri = model_log.log_model(model, served.example, config_yaml, served.model)
     store.set_tags({names.CHALLENGER_REGISTERED_TAG: "true"})
     return uri
 

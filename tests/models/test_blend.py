@@ -136,7 +136,7 @@ def test_the_winner_value_is_btyd_clv_times_the_blend_ratio_and_the_blend_churn_
 
 
 def _saved(model: BlendModel, frame: pd.DataFrame, tmp_path: Path) -> mlflow.pyfunc.PyFuncModel:
-    """Saved as ``pipeline.recorder.store.log_model`` logs a blend: params, config, challenger.skops, blend.json."""
+    """Saved as ``pipeline.recorder.model_log.log_model`` logs a blend: params, config, challenger.skops, blend.json."""
     package = Path(models.__file__).parent
     (config := tmp_path / "config.yaml").write_text("data: {source: cdnow_master}\n")
     artifacts = {PARAMS_ARTIFACT: str(write_params(BTYD, tmp_path / "params.json")), CONFIG_ARTIFACT: str(config)}

@@ -56,7 +56,7 @@ def test_saved_model_loads_and_scores_like_the_batch_code(tmp_path: Path) -> Non
 
 
 def _save_as_logged(model: CLVModelParams, tmp_path: Path) -> mlflow.pyfunc.PyFuncModel:
-    """Saved with the signature ``pipeline.recorder.store.log_model`` gives the registered model."""
+    """Saved with the signature ``pipeline.recorder.model_log.log_model`` gives the registered model."""
     package = Path(models.__file__).parent
     target = tmp_path / "logged"
     mlflow.pyfunc.save_model(

@@ -24,7 +24,7 @@ from pipeline.config import ChallengerConfig, Config
 from pipeline.contest import production_blend, with_blend
 from pipeline.engines import Engine, Source, open_engine
 from pipeline.engines.prepared import PreparedData
-from pipeline.recorder import store
+from pipeline.recorder import model_log, store
 from pipeline.summary import summary_text
 from pipeline.workflow import train
 from tests.models.test_blend import BTYD, H
@@ -189,7 +189,7 @@ def test_with_blend_and_clv_score_keep_the_ids_and_give_the_winner_value(
         f"prepare: {{calibration_end: {CALIBRATION_END}, observation_end: {OBSERVATION_END}}}\n"
     )
     with store.run(experiment):
-        uri = store.log_model(BTYD, served.example, yaml_text, served.model)
+        uri = model_log.log_model(BTYD, served.example, yaml_text, served.model)
     result = score_file(uri, path, tmp_path / "scored.parquet", OBSERVATION_END)
     assert result.customers == CUSTOMERS
     assert result.ledger.reconciled

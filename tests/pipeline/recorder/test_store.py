@@ -11,6 +11,7 @@ from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
 from pipeline import stop
 from pipeline.errors import TrackingUnavailableError
+from pipeline.recorder import model_log
 from pipeline.recorder import store as tracking
 
 MODEL = CLVModelParams(
@@ -81,7 +82,7 @@ def test_log_register_alias_round_trip(tracking_store: str) -> None:
     experiment_id = tracking.connect("clv-test")
     assert tracking.alias_version("clv-test-model", "champion") is None
     with tracking.run(experiment_id):
-        uri = tracking.log_model(MODEL, EXAMPLE, "data: {source: cdnow_sample}\n")
+        uri = model_log.log_model(MODEL, EXAMPLE, "data: {source: cdnow_sample}\n")
         version = tracking.register(uri, "clv-test-model", {"gate.passed": "true"})
         tracking.set_alias("clv-test-model", "champion", version)
     assert tracking.alias_version("clv-test-model", "champion") == version == 1
