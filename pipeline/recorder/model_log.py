@@ -4,10 +4,8 @@ every write to the store."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +16,7 @@ import models
 from models.bundle import CLVModelParams
 from models.contract import check_customer_summary, required_columns
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, model_signature, write_blend, write_params
-from pipeline.recorder.store import store_errors
+from pipeline.recorder.store import store_errors, versions_checked_without_module_scan
 from pipeline.secrets import mask_text
 
 if TYPE_CHECKING:  # the challenger's stack (scikit-learn, skops) is imported only by a blend model's own code
@@ -30,34 +28,10 @@ MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy")
 BLEND_REQUIREMENTS = ("scikit-learn", "skops")
 """What a model that serves the blend also needs (the challenger's trees, and skops to read them)."""
 
-_MODULE_MAP = "_MODULES_TO_PACKAGES"
-"""MLflow's map of installed modules to their distributions (``mlflow.utils.requirements_utils``)."""
-
 
 def _pinned_requirements(extra: tuple[str, ...] = ()) -> list[str]:
     """The model's requirements, pinned to the versions installed here."""
     return [f"{name}=={importlib.metadata.version(name)}" for name in (*MODEL_REQUIREMENTS, *extra)]
-
-
-@contextlib.contextmanager
-def _versions_checked_without_module_scan() -> Iterator[None]:
-    """While a model is logged, MLflow checks its requirements against the installed versions
-    (``importlib.metadata.version`` of each), but first maps every installed module to its distribution by
-    reading every distribution's file list (``packages_distributions``): 0.83 s of a 7 s CDNOW job here, for a
-    map it reads only when a package has no metadata (to import the module and read its ``__version__``). Our
-    requirements are pinned from that same metadata (:func:`_pinned_requirements`), so the map is not needed:
-    an empty one stands in for the call when MLflow has not built its own, and is taken back afterwards. The
-    check itself still runs. Should MLflow's private map go, nothing is changed."""
-    from mlflow.utils import requirements_utils
-
-    if getattr(requirements_utils, _MODULE_MAP, ...) is not None:  # built already, or not there
-        yield
-        return
-    setattr(requirements_utils, _MODULE_MAP, {})
-    try:
-        yield
-    finally:
-        setattr(requirements_utils, _MODULE_MAP, None)
 
 
 def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str, blend: BlendModel | None = None) -> str:
@@ -73,7 +47,7 @@ def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str, bl
     columns = list(required_columns(model.has_spend) if blend is None else blend.input_columns())
     checked = check_customer_summary(example, spend=model.has_spend)
     example = checked.join(example.drop(columns=checked.columns)).loc[:, columns]
-    with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"), _versions_checked_without_module_scan():
+    with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"), versions_checked_without_module_scan():
         artifacts = {PARAMS_ARTIFACT: str(write_params(model, Path(tmp) / "params.json"))}
         config = Path(tmp) / "config.yaml"
         config.write_text(mask_text(config_yaml), encoding="utf-8")
@@ -95,7 +69,7 @@ def log_model(model: CLVModelParams, example: pd.DataFrame, config_yaml: str, bl
 def log_code_model(code_file: str, params_path: Path, example: pd.DataFrame, config_yaml: str, signature: Any) -> str:
     """Log ``models/<code_file>`` as a models-from-code pyfunc (params JSON, config YAML); its URI."""
     package = Path(models.__file__).parent
-    with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"), _versions_checked_without_module_scan():
+    with tempfile.TemporaryDirectory() as tmp, store_errors("log the model"), versions_checked_without_module_scan():
         (config := Path(tmp) / "config.yaml").write_text(mask_text(config_yaml), encoding="utf-8")
         return str(mlflow.pyfunc.log_model(name="model", python_model=str(package / code_file), signature=signature,
             artifacts={PARAMS_ARTIFACT: str(params_path), CONFIG_ARTIFACT: str(config)}, input_example=example,

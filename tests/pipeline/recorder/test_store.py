@@ -93,3 +93,22 @@ def test_log_register_alias_round_trip(tracking_store: str) -> None:
     scores = loaded.predict(EXAMPLE)
     assert scores["customer_id"].tolist() == ["a", "b"]
     assert loaded.metadata.signature.inputs.input_names() == list(EXAMPLE.columns)
+
+
+def test_a_model_is_loaded_without_scanning_every_distribution(
+    tracking_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib_metadata
+    from mlflow.utils import requirements_utils
+
+    with tracking.run(tracking.connect("clv-load")):
+        uri = model_log.log_model(MODEL, EXAMPLE, "data: {source: cdnow_sample}\n")
+
+    scans: list[int] = []
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(importlib_metadata, "packages_distributions", lambda: scans.append(1) or {})
+    python_model, config_yaml = tracking.load_scoring_model(uri)
+    assert scans == []  # MLflow's check swallows what it raises: the calls are counted
+    assert python_model.predict(None, EXAMPLE)["customer_id"].tolist() == ["a", "b"]
+    assert config_yaml == "data: {source: cdnow_sample}\n"
+    assert requirements_utils._MODULES_TO_PACKAGES is None
