@@ -30,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 __all__ = ["run_train"]
 
@@ -96,13 +98,21 @@ def _run(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, float
     return process.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, peak[0], tail
 
 
-def _train_child(argv: list[str], cpu_file: Path) -> int:
-    """``clv train`` in this process, with each stage's CPU seconds (process-wide, all threads) written to
-    ``cpu_file``: the job times its stages in wall seconds, which a loaded machine stretches."""
+def _train_child(argv: list[str], cpu_file: Path) -> NoReturn:
+    """``clv train`` in this process, as the ``clv`` command runs it (:func:`pipeline.cli.run`: the cycle collector
+    run less often, the process ended without the interpreter's teardown, where the checkout has them), with each
+    stage's CPU seconds (process-wide, all threads) written to ``cpu_file``: the job times its stages in wall
+    seconds, which a loaded machine stretches."""
     started_cpu = time.process_time()
     import contextlib
     from collections.abc import Iterator
 
+    ending: Callable[[int], NoReturn] = sys.exit
+    with contextlib.suppress(ImportError):  # a checkout from before they were made ends as Python does
+        from pipeline.interpreter import exit_now, fewer_collections
+
+        fewer_collections()
+        ending = exit_now
     from pipeline import cli, workflow
 
     timed = workflow._timed
@@ -121,11 +131,12 @@ def _train_child(argv: list[str], cpu_file: Path) -> int:
 
     workflow._timed = timed_cpu
     try:
-        return cli.main(argv)
+        code = cli.main(argv)
     finally:
         cpu["total"] = time.process_time()
         memory["end"] = _memory_mb()
         cpu_file.write_text(json.dumps({"cpu": cpu, "memory": memory}))
+    ending(code)
 
 
 def _memory_mb() -> list[float]:
@@ -238,7 +249,7 @@ def main() -> None:
     parser.add_argument("--train", type=Path, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.train:
-        sys.exit(_train_child(rest, args.train))
+        _train_child(rest, args.train)
     if args.floor:
         _floor_child(args.floor)
         return
