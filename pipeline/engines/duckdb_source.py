@@ -9,7 +9,10 @@ parsing and quarantine happen in ``prepare``. DuckDB reads the files itself, out
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +74,19 @@ def _open_duckdb_table(con: duckdb.DuckDBPyConnection, path: Path, table: str) -
         raise InputError(f"{path}: no table {table!r} (data.table)") from None
 
 
+_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+"""The connections :func:`connect` made that are still alive."""
+
+
+@atexit.register
+def _close_open_connections() -> None:
+    """At exit, close the connections still open: DuckDB removes its spill files as a connection closes, and the
+    ``clv`` process ends without running destructors (:mod:`pipeline.interpreter`)."""
+    for con in list(_OPEN):
+        with contextlib.suppress(duckdb.Error):
+            con.close()
+
+
 def connect(engine: EngineConfig) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the configured memory limit, threads and spill folder.
 
@@ -84,6 +100,7 @@ def connect(engine: EngineConfig) -> duckdb.DuckDBPyConnection:
         con.execute(f"SET threads = {engine.threads}")
     if engine.temp_directory is not None:
         con.execute(f"SET temp_directory = '{str(engine.temp_directory).replace(chr(39), chr(39) * 2)}'")
+    _OPEN.add(con)
     return con
 
 

@@ -171,3 +171,37 @@ def test_an_event_feed_needs_no_amount_column(tmp_path: Path) -> None:
     tx = open_transactions(duckdb.connect(), data)
     assert tx.relation.columns == ["timestamp", "customer_id"]
     assert tx.column_names == {"timestamp": "date", "customer_id": "id"}
+
+
+SPILLING = """
+import pathlib, sys
+from pipeline.config import EngineConfig
+from pipeline.engines.duckdb_source import connect
+from pipeline.interpreter import exit_now
+
+spill = pathlib.Path(sys.argv[1])
+con = connect(EngineConfig(memory_limit="100MB", temp_directory=spill, threads=1))
+con.execute("CREATE TABLE t AS SELECT i, random() AS r, repeat('x', 40) AS s FROM range(6000000) t(i) ORDER BY r")
+print(len(list(spill.iterdir())), file=sys.stderr)
+exit_now(0)  # the connection still open, as clv train leaves its engine's
+"""
+
+
+def test_the_spill_files_go_when_the_clv_process_ends(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, clean_env
+
+    spill = tmp_path / "spill"
+    done = subprocess.run(
+        [sys.executable, "-c", SPILLING, str(spill)],
+        cwd=REPO,
+        env=clean_env() | {"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stderr.strip().splitlines()[-1]) > 1  # it spilled
+    assert not spill.exists()
