@@ -68,6 +68,8 @@ def _child(request: dict[str, Any]) -> int:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    from mlflow.utils import requirements_utils
+
     from pipeline import faults
 
     fault = request.get("fault")
@@ -76,6 +78,9 @@ def _child(request: dict[str, Any]) -> int:
         if "argv" in request:
             from pipeline.cli import main
 
+            # The command runs as in production, where nothing has built MLflow's map of modules to packages
+            # (pipeline.recorder.store.versions_checked_without_module_scan); the server built it for the calls.
+            requirements_utils._MODULES_TO_PACKAGES = None
             return main(request["argv"])
         module, _, name = request["call"].partition(":")
         result = getattr(importlib.import_module(module), name)(*request.get("args", []))
@@ -98,7 +103,9 @@ def serve() -> None:
         importlib.import_module(module)
     from mlflow.utils import requirements_utils
 
-    requirements_utils._init_modules_to_packages_map()  # MLflow's 2 s scan of installed packages, once
+    # MLflow's 2 s scan of installed packages, once, for the calls that load a model with MLflow alone
+    # (tests.store_checks, as any consumer of the registry would)
+    requirements_utils._init_modules_to_packages_map()
     reply = sys.stdout
     print(json.dumps({"ready": os.getpid()}), file=reply, flush=True)
     for line in sys.stdin:
