@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
-import yaml
 
 from pipeline.commands.customers import source_at
-from pipeline.config import Config, parse_config
+from pipeline.config import Config, parse_config, read_yaml
 from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.errors import InputError
 from pipeline.recorder import store
@@ -37,7 +36,7 @@ def registered_business_model(
     config_yaml = getattr(model, "config_yaml", None)
     if not isinstance(model, kind) or not isinstance(config_yaml, str):
         raise InputError(f"--model-uri {model_uri}: not a clv-pipeline {what} with its training config")
-    return model, parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)")
+    return model, parse_config(read_yaml(config_yaml), f"{model_uri} (training config)")
 
 
 def prepared_on_duckdb(

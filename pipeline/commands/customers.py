@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from models.bundle import CLVModelParams
 from models.contract import CUSTOMER_ID, ContractError, canonical_ids, check_customer_summary
-from pipeline.config import Config, DataConfig, parse_config
+from pipeline.config import Config, DataConfig, parse_config, read_yaml
 from pipeline.engines import open_engine
 from pipeline.engines.prepared import Ledger
 from pipeline.errors import InputError
@@ -39,7 +38,7 @@ class Customers:
 
 def load_model(model_uri: str) -> RegisteredModel:
     model, config_yaml = store.load_scoring_model(model_uri)
-    config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)").resolved()
+    config = parse_config(read_yaml(config_yaml), f"{model_uri} (training config)").resolved()
     assert model.model is not None  # loaded with its context
     return RegisteredModel(model_uri, model.model, config)
 

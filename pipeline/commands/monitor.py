@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from models.purchase import LABELS
 from pipeline.commands.customers import load_model, source_at
+from pipeline.config.loading import describe, read_yaml
 from pipeline.engines import open_engine
 from pipeline.errors import ConfigError, InputError
 from pipeline.monitor import IGNORED_QUARANTINE, MonitorConfig, Monitoring, Reference, monitor
@@ -44,7 +45,7 @@ def load_monitor_config(path: Path | None) -> MonitorConfig:
     if path is None:
         return MonitorConfig()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict) or set(raw) - {"monitor"}:
@@ -52,9 +53,7 @@ def load_monitor_config(path: Path | None) -> MonitorConfig:
     try:
         return MonitorConfig.model_validate(raw.get("monitor") or {})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"{path}: monitor.{key}: {error['msg']}") from None
+        raise ConfigError(describe(exc, str(path), "monitor.")) from None
 
 
 def reference_from(record: dict[str, Any]) -> Reference:

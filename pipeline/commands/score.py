@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from models.challenger_features import serving_input
 from models.contract import required_columns
 from pipeline import business
 from pipeline.commands.customers import source_at
-from pipeline.config import Config, parse_config
+from pipeline.config import Config, parse_config, read_yaml
 from pipeline.engines import Engine, Source, open_engine
 from pipeline.engines.prepared import Ledger
 from pipeline.errors import InputError
@@ -65,7 +64,7 @@ def score_file(
     :func:`models.challenger_features.serving_input` (as training built them), and ranks on the blend's value.
     """
     model, config_yaml = store.load_scoring_model(model_uri)
-    config = parse_config(yaml.safe_load(config_yaml), f"{model_uri} (training config)").resolved()
+    config = parse_config(read_yaml(config_yaml), f"{model_uri} (training config)").resolved()
     data_config = source_at(config.data, input_path)
     writer = TableWriter(output)  # checks the output suffix before any work
     engine = open_engine(config.engine)

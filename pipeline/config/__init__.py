@@ -23,7 +23,7 @@ from pipeline.config.fit import (
     RemediesConfig,
 )
 from pipeline.config.job import Config
-from pipeline.config.loading import config_as_dict, config_hash, load_config, parse_config
+from pipeline.config.loading import config_as_dict, config_hash, load_config, parse_config, read_yaml
 from pipeline.config.prepare import PrepareConfig
 from pipeline.config.scoring import RiskTierConfig, ScoreConfig
 from pipeline.config.tracking import TrackingConfig
@@ -55,4 +55,5 @@ __all__ = [
     "config_hash",
     "load_config",
     "parse_config",
+    "read_yaml",
 ]

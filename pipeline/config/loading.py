@@ -16,12 +16,30 @@ from pydantic import ValidationError
 from pipeline.config.job import Config
 from pipeline.errors import ConfigError
 
-__all__ = ["config_as_dict", "config_hash", "load_config", "parse_config"]
+__all__ = ["config_as_dict", "config_hash", "describe", "load_config", "parse_config", "read_yaml"]
 
 
-def _describe(error: ValidationError, source: str) -> str:
+class _DatesAsText(yaml.SafeLoader):
+    """YAML's safe loader, with dates and times left as text for the config's own types to parse: YAML turns an
+    unquoted ``1997-02-30`` into an exception of its own (no key, no line), where pydantic names the key."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_yaml(text: str) -> object:
+    """A YAML document as plain data (``yaml.safe_load``, with dates and times as text)."""
+    return yaml.load(text, Loader=_DatesAsText)  # a subclass of the safe loader
+
+
+def describe(error: ValidationError, source: str, section: str = "") -> str:
+    """One line for the first of ``error``'s problems, naming the key (``section.`` before it): ``source: key:
+    message``, with "unknown key" for a key that is not allowed."""
     first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    where = section + ".".join(str(p) for p in first["loc"]) or "(top level)"
     where = where.replace("validate_", "validate")
     message = first["msg"]
     if first["type"] == "extra_forbidden":
@@ -43,7 +61,7 @@ def parse_config(raw: object, source: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe(exc, source)) from None
 
 
 def load_config(path: Path | None) -> Config:
@@ -57,7 +75,7 @@ def load_config(path: Path | None) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Config, config_as_dict, load_config, parse_config
+from pipeline.config import Config, config_as_dict, load_config, parse_config, read_yaml
 from pipeline.errors import ConfigError
 from tests.conftest import REPO
 from tests.feeds import RETAIL_MAPPING
@@ -87,6 +87,34 @@ def test_file_errors(tmp_path: Path) -> None:
     bad.write_text("prepare: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML at line"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [("1997-02-30", "day value is outside expected range"), ("2022-31-06", "month value is outside expected range")],
+)
+def test_an_impossible_unquoted_date_names_its_key(tmp_path: Path, written: str, problem: str) -> None:
+    """YAML itself raised on an unquoted impossible date (a traceback, exit 1); the key's type now judges it."""
+    path = tmp_path / "dates.yaml"
+    path.write_text(f"prepare: {{calibration_end: {written}}}\n")
+    with pytest.raises(ConfigError, match=rf"dates\.yaml: prepare\.calibration_end: .*{problem}.*'{written}'"):
+        load_config(path)
+
+
+def test_unquoted_dates_and_times_read_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "dates.yaml"
+    path.write_text("prepare: {calibration_end: 1997-09-30, observation_end: '1998-06-30'}\n")
+    config = load_config(path)
+    assert (config.prepare.calibration_end, config.prepare.observation_end) == (
+        dt.date(1997, 9, 30),
+        dt.date(1998, 6, 30),
+    )
+    assert read_yaml("a: 1997-09-30\nb: 2001-12-14 21:59:43\nc: 3\nd: yes\n") == {
+        "a": "1997-09-30",
+        "b": "2001-12-14 21:59:43",
+        "c": 3,
+        "d": True,
+    }
 
 
 def test_relative_data_path_resolves_next_to_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
