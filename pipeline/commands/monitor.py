@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from models.purchase import LABELS
 from pipeline.commands.customers import load_model, source_at
+from pipeline.config import DataConfig
 from pipeline.config.loading import describe, read_yaml
 from pipeline.engines import open_engine
 from pipeline.errors import ConfigError, InputError
@@ -54,6 +55,15 @@ def load_monitor_config(path: Path | None) -> MonitorConfig:
         return MonitorConfig.model_validate(raw.get("monitor") or {})
     except ValidationError as exc:
         raise ConfigError(describe(exc, str(path), "monitor.")) from None
+
+
+def _training_source(data: DataConfig, record: dict[str, Any]) -> DataConfig:
+    """The model's own training source: its config's, with the file or folder training read (an absolute path,
+    tagged on the run) in place of a relative ``data.path``, which was relative to where training ran."""
+    trained_on = record["tags"].get(names.DATA_PATH_TAG)
+    if data.path is None or data.path.is_absolute() or not trained_on:
+        return data
+    return data.model_copy(update={"path": Path(trained_on)})
 
 
 def reference_from(record: dict[str, Any]) -> Reference:
@@ -110,7 +120,9 @@ def run_monitor(
     record = store.model_record(model_uri)
     reference = reference_from(record)
     config = config or MonitorConfig()
-    data_config = model.config.data if input_path is None else source_at(model.config.data, input_path)
+    data_config = (
+        _training_source(model.config.data, record) if input_path is None else source_at(model.config.data, input_path)
+    )
     engine = open_engine(model.config.engine)
     data = engine.open(data_config)
     with engine.errors(data.description):

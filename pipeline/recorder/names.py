@@ -74,6 +74,9 @@ def contest_child_run(contender: str) -> str:
     return f"contest: {contender}"
 
 
+DATA_PATH_TAG = "data.path"
+"""The training run's input file or folder as an absolute path (a config's relative ``data.path`` is relative to
+where it was run): ``clv monitor`` reads it again without ``--input``."""
 RUN_TYPE_TAG = "run_type"
 """``whatif`` or ``monitor``: runs about a registered model, each in its own experiment (:func:`linked_experiment`)."""
 MODEL_NAME_TAG = "model.name"

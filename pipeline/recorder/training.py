@@ -64,9 +64,14 @@ class TrainingRecorder(ContestRecorder):
         self.tables = written.tracking.table_mode(self.output_dir is not None)
         self.sample_rows = written.tracking.table_sample_rows
         store.log_config(config_as_dict(written), config_yaml)
-        store.set_tags(
-            {"data.source": data.description, "data.fingerprint": data.fingerprint, "config.hash": config_hash(written)}
-        )
+        tags = {
+            "data.source": data.description,
+            "data.fingerprint": data.fingerprint,
+            "config.hash": config_hash(written),
+        }
+        if written.data.path is not None:
+            tags[names.DATA_PATH_TAG] = str(written.data.path.resolve())
+        store.set_tags(tags)
 
     def prepared(self, data: Source, prepared: PreparedData) -> None:
         tags = {}

@@ -139,3 +139,34 @@ def test_thresholds_from_yaml(tmp_path: Path) -> None:
     path.write_text("data: {source: x}\n")
     with pytest.raises(ConfigError, match="one top-level key, monitor"):
         load_monitor_config(path)
+
+
+@pytest.mark.slow
+def test_the_training_source_is_found_from_anywhere(tmp_path: Path, cdnow_sample: pd.DataFrame) -> None:
+    """A config's relative data.path is relative to where training ran (or to the config): without --input,
+    monitor reads the file training read (tagged on the run as an absolute path), from any folder."""
+    project = tmp_path / "project"
+    (project / "jobs").mkdir(parents=True)
+    feed = cdnow_sample.assign(timestamp=cdnow_sample["date"].dt.strftime("%Y-%m-%d"))
+    feed[["customer_id", "timestamp", "amount"]].to_csv(project / "feed.csv", index=False)
+    (project / "rel.yaml").write_text(
+        "data: {source: csv, path: feed.csv}\n"
+        f"prepare: {{calibration_end: 1997-06-30, observation_end: {T0}}}\n"
+        "tracking: {experiment: rel, model_name: rel}\n"
+    )
+    env = clean_env() | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+
+    def clv(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(clv_command()), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    trained = clv(project / "jobs", "train", "--config", "../rel.yaml")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    for where in (project / "jobs", tmp_path):
+        done = clv(where, "monitor", "--model-uri", "models:/rel@champion")
+        assert done.returncode == 0, done.stderr
+        assert f"6 period(s) of 28 days since {T0}" in done.stdout
