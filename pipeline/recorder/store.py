@@ -270,6 +270,12 @@ def load_scoring_model(model_uri: str) -> tuple[CLVModel, str]:
                 raise InputError(f"--model-uri {model_uri}: {str(exc).splitlines()[0]}") from None
             raise
     python_model = loaded.unwrap_python_model()
+    kind = {"SubscriptionModel": "contractual", "OpportunityModel": "discrete"}.get(type(python_model).__name__)
+    if kind is not None:  # the other business types score through clv score alone (pipeline.commands.business_feed)
+        raise InputError(
+            f"--model-uri {model_uri}: a business.type {kind} model; clv whatif and clv monitor take non_contractual "
+            "models (clv score scores every type)"
+        )
     if not isinstance(python_model, CLVModel) or python_model.config_yaml is None:
         raise InputError(f"--model-uri {model_uri}: not a clv-pipeline model with its training config")
     return python_model, python_model.config_yaml

@@ -298,3 +298,20 @@ def test_mcmc_diagnostics_outside_the_limits_fail_the_gate_and_register_nothing(
     assert run.data.tags["fit.method"] == "mcmc"
     assert run.data.metrics["mcmc_min_ess_bulk"] < 1e6
     assert run.data.metrics["mcmc_max_rhat"] > 0.99
+
+
+@pytest.mark.parametrize("command", ["whatif", "monitor"])
+def test_whatif_and_monitor_say_they_take_non_contractual_models(trained: Trained, command: str) -> None:
+    done = subprocess.run(
+        [str(clv_command()), command, "--model-uri", "models:/subscriptions@champion", "--input", "billing.csv"],
+        cwd=trained.folder,
+        env=trained.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "clv: error: --model-uri models:/subscriptions@champion: a business.type contractual model; clv whatif and "
+        "clv monitor take non_contractual models (clv score scores every type)"
+    ]
