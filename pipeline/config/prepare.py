@@ -24,7 +24,9 @@ class PrepareConfig(StrictModel):
     periods are cut; timestamps without one are taken to be in it already.
     ``returns``: negative amounts or quantities, and orders whose id starts with ``cancel_prefix``, are
     returns. ``net`` subtracts them from the customer's spend (see prepare.py), ``drop`` quarantines them.
-    ``zero_amount``: ``keep`` zero-value purchases (CDNOW has 80), or ``quarantine`` them.
+    ``zero_amount``: ``keep`` zero-value purchases (CDNOW has 80), or ``quarantine`` them; in every
+    ``business.type`` (kept, a contractual charge of 0 is a billing period paid, a discrete purchase of 0 uses
+    its opportunity).
     ``min_date``: timestamps before it are data-entry errors (``timestamp_out_of_range``).
     ``max_amount``: when set, purchases or returns larger than it are quarantined (``amount_too_large``);
     by default huge amounts are kept (Gamma-Gamma's per-customer weight shrinks them toward the mean).

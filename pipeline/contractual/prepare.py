@@ -5,7 +5,9 @@ quarantine_rules`, rendered by :func:`pipeline.engines.sql.reason_case`): missin
 dates and amounts, out-of-range dates, duplicates (as :func:`pipeline.engines.source_columns.layout` says:
 under ``prepare.duplicates: auto``, rows identical in every source column only when an order id is mapped),
 zero amounts and refunds as configured, dates after the observation end;
-rows in = rows used + rows quarantined, or the job stops. A used row with an amount > 0 is a charge.
+rows in = rows used + rows quarantined, or the job stops. A used row with an amount >= 0 is a charge: under
+``prepare.zero_amount: keep`` (the default) a charge of 0 (a free plan) is a billing period paid, so its
+subscriber is a subscriber like any other (``quarantine`` quarantines it as ``zero_amount``).
 
 Per subscriber, as of a date D (the calibration end, and the observation end):
 
@@ -182,7 +184,7 @@ def prepare_billing(
         con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified_rows_sql(config, columns)}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
-            "FROM classified WHERE reason IS NULL AND raw_value > 0"
+            "FROM classified WHERE reason IS NULL AND raw_value >= 0"
         )
         return subscribers_from_charges(con, config, columns, as_of)
     finally:

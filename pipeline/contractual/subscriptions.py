@@ -11,9 +11,11 @@ starts before the end of an earlier row of the same customer that passed the oth
 start, then by end, an open row last; an open row never ends), whether that earlier row was used or
 quarantined as overlapping itself; combined into one charge history, overlapping rows would count revenue
 twice. A row starting on the day an earlier one ends does not overlap. Rows in = rows used + rows
-quarantined, counted in subscriptions. A used subscription is charged on its start and on every anniversary
-before its end and not after the observation end, which needs ``prepare.observation_end`` (or ``clv score --as-of``):
-the same charges as the billing feed of the same subscribers, so the same subscribers and sBG fit follow.
+quarantined, counted in subscriptions. A price of 0 (a free plan) follows ``prepare.zero_amount``: kept (the
+default), the subscription is charged 0 every period like any other; ``quarantine``: ``zero_amount``. A used
+subscription is charged on its start and on every anniversary before its end and not after the observation end,
+which needs ``prepare.observation_end`` (or ``clv score --as-of``): the same charges as the billing feed of the
+same subscribers, so the same subscribers and sBG fit follow.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def _charges_sql(config: Config, observation_end: dt.date) -> str:
         FROM (
             SELECT cid, start_day, raw_value,
                    unnest(range(0, {periods_between_sql("start_day", paid, period)} + 1)) AS k
-            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM classified WHERE reason IS NULL AND raw_value > 0)
+            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM classified WHERE reason IS NULL AND raw_value >= 0)
         )
     """
 

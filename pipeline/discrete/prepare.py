@@ -11,6 +11,10 @@ customer, as of a date D, counting only the opportunities that had ended by D:
 - ``monetary_value``: the mean spend of those x opportunities (the amounts of one opportunity added up;
   0 without one), the Gamma-Gamma input, as the non-contractual job's mean spend per repeat period.
 
+A purchase is a used row with an amount >= 0: under ``prepare.zero_amount: keep`` (the default) a purchase of
+0 is a purchase like any other (the opportunity counts in ``frequency``, its spend 0 in ``monetary_value``, its
+date in the observation end), as in the non-contractual job; ``quarantine`` quarantines it (``zero_amount``).
+
 Returns (negative amounts) follow ``prepare.returns`` as in the non-contractual job (:mod:`pipeline.engines.
 rules`): ``drop`` quarantines them (``return_dropped``); ``net`` subtracts each from the customer's latest
 opportunity with a purchase at or before it, counting only the returns up to D, and an opportunity's spend
@@ -55,7 +59,7 @@ def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
         WITH lines AS (
             SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period, value FROM buys WHERE day <= DATE '{as_of}'
         ),
-        bought AS (SELECT cid, period, sum(value) AS spend FROM lines WHERE value > 0 GROUP BY cid, period),
+        bought AS (SELECT cid, period, sum(value) AS spend FROM lines WHERE value >= 0 GROUP BY cid, period),
         refunds AS (
             SELECT r.cid, b.period, sum(r.value) AS refund
             FROM (SELECT * FROM lines WHERE value < 0) r ASOF JOIN bought b ON r.cid = b.cid AND r.period >= b.period
@@ -96,10 +100,10 @@ def prepare_opportunities(
         con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {classified_rows_sql(config, columns)}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
-            "FROM dclassified WHERE reason IS NULL AND (raw_value > 0 OR is_return)"
+            "FROM dclassified WHERE reason IS NULL AND (raw_value >= 0 OR is_return)"
         )
         counts = con.sql("SELECT reason, count(*) FROM dclassified GROUP BY reason").fetchall()
-        last = con.sql("SELECT max(day), count(*) FROM buys WHERE value > 0").fetchall()[0]
+        last = con.sql("SELECT max(day), count(*) FROM buys WHERE value >= 0").fetchall()[0]
         if last[0] is None:
             raise InputError("the feed has no usable purchases")
         observation_end = config.prepare.observation_end or last[0]

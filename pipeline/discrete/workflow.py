@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models import bgbb
+from models.fitted import FitError
 from models.opportunity_model import OpportunityParams, score_opportunities
 from pipeline.config import Config
 from pipeline.discrete.prepare import Histories, prepare_opportunities
@@ -81,7 +82,7 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
     start = time.perf_counter()
     try:
         validation = validate_bgbb(histories.calibration, histories.full)
-    except ValueError as exc:
+    except (FitError, ValueError) as exc:
         raise InputError(f"{data.description}: cannot validate BG/BB on this feed: {exc}") from None
     timings["calibration_fit"] = time.perf_counter() - start
     gate = discrete_gate(validation.metrics)
@@ -90,7 +91,10 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
         return result
     start = time.perf_counter()
     full = histories.full
-    production = bgbb.fit_bgbb(full["frequency"], full["recency"], full["n_periods"])
+    try:
+        production = bgbb.fit_bgbb(full["frequency"], full["recency"], full["n_periods"])
+    except FitError as exc:  # a fit that does not converge ends the job with one line, as in the other jobs
+        raise InputError(f"{data.description}: cannot fit BG/BB on the whole history: {exc}") from None
     spend = fit_discrete_spend(config, full)
     period = config.business.billing_period
     rate = config.business.discount_rate_per_period(config.score.annual_discount_rate)

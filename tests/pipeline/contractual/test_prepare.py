@@ -167,3 +167,62 @@ def test_a_repeated_invoice_line_is_quarantined_as_a_duplicate(tmp_path: Path) -
     assert quarantined["order_id"].tolist() == ["i1"]
     assert quarantined["source:product"].tolist() == ["addon"]
     assert prepared.full["revenue"].tolist() == [30.0]
+
+
+FREE_PLAN = [
+    ("a", "2024-01-15", "10"),
+    ("a", "2024-02-15", "10"),
+    ("a", "2024-03-15", "10"),
+    *(("z0", f"2024-0{m}-05", "0") for m in range(1, 7)),  # a free plan: billed 0 every month
+]
+
+
+def _free_plan(  # type: ignore[no-untyped-def]
+    tmp_path: Path, zero_amount: str, as_of: dt.date | None = None, observation_end: str | None = None
+):
+    path = tmp_path / "free.csv"
+    pd.DataFrame(FREE_PLAN, columns=["customer_id", "charge_date", "amount"]).to_csv(path, index=False)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "charge_date"}},
+            "prepare": {
+                "calibration_end": "2024-03-31",
+                "observation_end": observation_end,
+                "zero_amount": zero_amount,
+            },
+            "business": {"type": "contractual", "billing_period": "month", "grace_days": 7},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        return prepare_billing(engine.connection, engine.open(config.data).handle, config, as_of)  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+
+
+def test_a_free_plan_subscriber_billed_zero_is_a_subscriber(tmp_path: Path) -> None:
+    """``prepare.zero_amount: keep`` (the default): a charge of 0 is a billing period paid, as a zero-value purchase
+    is a purchase in the non-contractual job; the free-plan subscriber is counted, renews and stays active."""
+    prepared = _free_plan(tmp_path, "keep")
+    ledger = prepared.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (9, 9, 0, 9)
+    assert prepared.observation_end == dt.date(2024, 6, 5)  # the free plan's last charge: the data's last day
+    full = prepared.full.set_index("customer_id")
+    assert list(full.index) == ["a", "z0"]
+    assert full.loc["z0", ["renewals", "churned", "price", "revenue"]].tolist() == [5, False, 0.0, 0.0]
+    assert prepared.calibration.set_index("customer_id").loc["z0", "renewals"] == 2
+
+
+def test_a_free_plan_subscriber_is_scored_as_of_a_date(tmp_path: Path) -> None:
+    """``clv score --as-of`` scores the subscribers of ``full`` not churned: the free plan is one of them."""
+    full = _free_plan(tmp_path, "keep", as_of=dt.date(2024, 6, 30)).full.set_index("customer_id")
+    assert full.loc[~full["churned"]].index.tolist() == ["z0"]
+
+
+def test_zero_charges_are_quarantined_with_zero_amount_quarantine(tmp_path: Path) -> None:
+    prepared = _free_plan(tmp_path, "quarantine", observation_end="2024-06-30")
+    ledger = prepared.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (9, 3, 6, 3)
+    assert ledger.reasons == {"zero_amount": 6}
+    assert prepared.quarantine["customer_id"].tolist() == ["z0"] * 6
+    assert prepared.full["customer_id"].tolist() == ["a"]

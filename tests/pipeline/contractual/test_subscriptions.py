@@ -168,3 +168,31 @@ def test_a_subscription_overlapping_an_earlier_one_is_quarantined(tmp_path: Path
     assert full["revenue"].to_dict() == {"a": 180.0, "b": 60.0, "c": 10.0, "d": 50.0}
     assert full["renewals"].to_dict() == {"a": 5, "b": 5, "c": 0, "d": 4}
     assert ledger.charges == 6 + 6 + 1 + 5
+
+
+FREE = [
+    ("a", "2024-01-15", "2024-03-15", "pro", 30.0),  # Jan 15, Feb 15
+    ("x7", "2024-03-01", None, "free", 0.0),  # a free plan: charged 0 on Mar 1 .. Jun 1
+]
+
+
+@pytest.mark.parametrize("zero_amount", ["keep", "quarantine"])
+def test_a_free_subscription_follows_zero_amount(tmp_path: Path, zero_amount: str) -> None:
+    """``prepare.zero_amount: keep`` (the default): a price of 0 is a subscription like any other, used and
+    counted; ``quarantine``: the row is quarantined as ``zero_amount``. Rows in = used + quarantined either way."""
+    path = tmp_path / "subs.csv"
+    pd.DataFrame(FREE, columns=["customer_id", "start", "end", "plan", "price"]).to_csv(path, index=False)
+    config = _config(path, "start", {"input": "subscriptions"}, "2024-03-31")
+    prepare = config.prepare.model_copy(update={"zero_amount": zero_amount})
+    prepared = _prepared(config.model_copy(update={"prepare": prepare}))
+    ledger = prepared.ledger
+    full = prepared.full.set_index("customer_id")
+    if zero_amount == "keep":
+        assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (2, 2, 0, 2 + 4)
+        assert list(full.index) == ["a", "x7"]
+        assert full.loc["x7", ["renewals", "churned", "price", "revenue"]].tolist() == [3, False, 0.0, 0.0]
+    else:
+        assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (2, 1, 1, 2)
+        assert ledger.reasons == {"zero_amount": 1}
+        assert prepared.quarantine["customer_id"].tolist() == ["x7"]
+        assert list(full.index) == ["a"]

@@ -220,3 +220,41 @@ def test_as_of_histories_are_the_trainings_calibration_histories(tmp_path: Path)
     assert scored.observation_end == dt.date(2022, 12, 31)
     assert scored.ledger.reasons == {"after_observation_end": 3}
     pd.testing.assert_frame_equal(scored.full.drop(columns="recent"), trained.calibration.drop(columns="recent"))
+
+
+ZERO = [
+    ("a", "2020-03-10", "25"),  # first purchase
+    ("a", "2021-06-01", "0"),  # zero-amount purchases: opportunities used (2021, 2022)
+    ("a", "2022-04-01", "0"),
+    ("b", "2020-05-01", "25"),
+    ("b", "2022-11-30", "0"),
+    ("b", "2023-01-10", "0"),  # the last day of the data
+]
+
+
+def test_zero_amount_purchases_are_purchases_with_zero_amount_keep(tmp_path: Path) -> None:
+    """``prepare.zero_amount: keep`` (the default): a purchase of 0 is a purchase, as in the non-contractual job:
+    it uses its opportunity (frequency, recency) and its date ends the observation (the last day of the data)."""
+    import datetime as dt
+
+    histories = _histories(
+        tmp_path, ZERO, ["customer_id", "date", "amount"], {"calibration_end": "2021-12-31", "observation_end": None}
+    )
+    ledger = histories.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (6, 6, 0, 6)
+    assert histories.observation_end == dt.date(2023, 1, 10)
+    full = histories.full.set_index("customer_id")
+    assert full["frequency"].tolist() == [2, 1]
+    assert full["recency"].tolist() == [2, 2]
+    assert full["n_periods"].tolist() == [2, 2]
+    assert full["monetary_value"].tolist() == [0.0, 0.0]
+    assert histories.calibration["frequency"].tolist() == [1, 0]
+
+
+def test_zero_amount_purchases_are_quarantined_with_zero_amount_quarantine(tmp_path: Path) -> None:
+    prepare = {"calibration_end": "2021-12-31", "observation_end": "2023-01-10", "zero_amount": "quarantine"}
+    histories = _histories(tmp_path, ZERO, ["customer_id", "date", "amount"], prepare)
+    ledger = histories.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (6, 2, 4, 2)
+    assert ledger.reasons == {"zero_amount": 4}
+    assert histories.full["frequency"].tolist() == [0, 0]
