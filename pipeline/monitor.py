@@ -273,7 +273,16 @@ def monitor(
     periods = []
     tracking = pd.DataFrame()
     for index, end in enumerate(period_ends(start, last, config.period_days), start=1):
-        metrics, tracking = _period_metrics(model, prepared_to(end), reference, period_length)
+        try:
+            prepared = prepared_to(end)
+        except InputError as exc:
+            if "outside the data" not in str(exc):
+                raise
+            raise InputError(
+                f"{data.description}: no transaction after the model's data ended ({start}), so nothing to judge "
+                f"up to {last}: is the feed up to date?"
+            ) from None
+        metrics, tracking = _period_metrics(model, prepared, reference, period_length)
         periods.append(Period(index, end, metrics, evaluate_checks(metrics, reference, config)))
     status, failing, stale_from = verdict(tuple(periods), config.stale_after)
     return Monitoring(reference, tuple(periods), tracking, status, failing, stale_from, config)

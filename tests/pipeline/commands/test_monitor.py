@@ -114,6 +114,13 @@ def test_no_new_data_is_too_early(early: Store) -> None:
     done = early.clv("monitor", "--input", early.write("old.csv", old))
     assert done.returncode == 0, done.stderr
     assert "OK (too early)" in done.stdout
+    # asked to judge periods the feed does not reach: one line, not the prepare's message about calibration_end
+    done = early.clv("monitor", "--input", "old.csv", "--as-of", "1998-06-30")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "clv: error: old.csv: no transaction after the model's data ended (1997-12-31), so nothing to judge up to "
+        "1998-06-30: is the feed up to date?"
+    ]
 
 
 @pytest.mark.slow
