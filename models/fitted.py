@@ -24,16 +24,23 @@ class FitError(RuntimeError):
 
 @dataclass(frozen=True)
 class FitStatistics:
+    """A fit's log-likelihood and size. Without observations (e.g. the pooled-mean spend fallback when no repeat
+    customer has a positive spend) there is nothing to compare: the information criteria are NaN, never an error."""
+
     log_likelihood: float
     n_observations: int
     n_params: int
 
     @property
     def aic(self) -> float:
+        if self.n_observations <= 0:
+            return math.nan
         return 2 * self.n_params - 2 * self.log_likelihood
 
     @property
     def bic(self) -> float:
+        if self.n_observations <= 0:
+            return math.nan
         return self.n_params * math.log(self.n_observations) - 2 * self.log_likelihood
 
 

@@ -17,7 +17,9 @@ Every step is recorded as a :class:`~pipeline.attempts.FitAttempt`, in this orde
    (the least penalty that works). Penalties are never tried against a q that ran off: they would
    invent the heterogeneity the data lack.
 5. ``pooled_mean`` (outcome ``fallback``): the population mean spend per transaction for everyone,
-   sum(x m) / sum(x) over the repeat customers with positive spend. It is Gamma-Gamma's own limit
+   sum(x m) / sum(x) over the repeat customers with positive spend (0 when there is none: every repeat
+   order free, or refunded by an equal negative row; that fit has 0 observations and NaN log-likelihood,
+   AIC and BIC). It is Gamma-Gamma's own limit
    without heterogeneity. Per-customer shrinkage toward it with an estimated weight is what Gamma-Gamma
    itself is; when Gamma-Gamma degenerates, the summary (one mean per customer) has nothing else from
    which to estimate that weight honestly, so the fallback is the pooled mean alone.
@@ -59,6 +61,8 @@ MIN_SPEND_CUSTOMERS = 3
 """Gamma-Gamma has three parameters: with fewer repeat customers with positive spend, the pooled mean."""
 POOLED = "pooled_mean"
 NO_HETEROGENEITY = "no spend heterogeneity across customers"
+NO_POSITIVE_SPEND = "no repeat customer has a positive net spend: every repeat order is free or refunded"
+"""The fallback's reason when no customer is left to fit: the pooled mean is 0, with no fit statistics."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def fit_spend(
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     keep = (f > 0) & (m > 0) & np.isfinite(m)
     if not keep.any():
-        return pooled_mean_outcome(None, "no repeat customer has a positive spend: every order is valued at 0", [])
+        return pooled_mean_outcome(None, NO_POSITIVE_SPEND, [])
     data = SpendData.from_arrays(f[keep], m[keep], None if w is None else w[keep])
     if data.n < MIN_SPEND_CUSTOMERS:
         reason = f"only {data.n:g} repeat customers with positive spend (Gamma-Gamma needs {MIN_SPEND_CUSTOMERS})"

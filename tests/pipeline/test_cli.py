@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import Registry, clean_env, clv_command
+from tests.feeds import bgnbd_purchases
 
 CLV = clv_command()
 
@@ -57,6 +62,56 @@ def test_no_repeat_customer(tmp_path: Path) -> None:
     )
     done = _clv("train", "--config", str(config), cwd=tmp_path)
     _assert_one_line_error(done, 2, "no customer has a repeat purchase")
+
+
+def _no_positive_repeat_spend(path: Path, refunded: bool) -> None:
+    """BG/NBD customers whose first order costs 25 and every later one is free (0), or is refunded by an
+    equal negative row: no repeat buyer has a positive net spend."""
+    days = bgnbd_purchases(1500, dt.date(2021, 1, 1), 540, seed=5, birth_days=180)
+    first = ~days["customer"].duplicated()
+    days["amount"] = np.where(first, 25.0, 30.0 if refunded else 0.0)
+    refunds = days[~first].assign(amount=-30.0) if refunded else days.iloc[:0]
+    rows = pd.concat([days, refunds]).sort_values(["customer", "day"], kind="stable")
+    rows.assign(day=rows["day"].dt.strftime("%Y-%m-%d")).to_csv(path, index=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("refunded", "gate", "code"),
+    [
+        # The default gate is on revenue: a model of 0 ties the baselines of 0, so it cannot beat them.
+        (False, "", 1),
+        (True, "validate: {baseline_metric: purchases_mae, criteria: []}\n", 0),
+    ],
+    ids=["free-default-gate", "refunded-purchases-gate"],
+)
+def test_no_positive_repeat_spend_trains_on_the_pooled_mean_fallback(
+    tmp_path: Path, refunded: bool, gate: str, code: int
+) -> None:
+    """Every repeat order free or refunded: the spend model falls back to a pooled mean of 0 with its reason, the
+    run finishes, and the exit code is the gate's (this ended in a math domain error, exit 1, a FAILED run)."""
+    _no_positive_repeat_spend(tmp_path / "tx.csv", refunded)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data: {source: csv, path: tx.csv, columns: {customer_id: customer, timestamp: day}}\n"
+        f"prepare: {{calibration_end: 2021-12-31}}\n{gate}"
+    )
+    done = _clv("train", "--config", str(config), "--summary", "s.json", cwd=tmp_path)
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    reason = "no repeat customer has a positive net spend: every repeat order is free or refunded"
+    assert f"  spend       pooled mean 0 for everyone ({reason})\n" in done.stdout
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert (summary["spend_model"], summary["spend_fallback"]) == ("pooled_mean", reason)
+    assert summary["promoted"] is (code == 0)
+    attempts = [(a["remedy"], a["outcome"], a["message"], a["log_likelihood"]) for a in summary["spend_fit_attempts"]]
+    assert attempts == [("pooled_mean", "fallback", reason, None)]
+    if code == 1:
+        failed = [c["name"] for c in summary["checks"] if not c["passed"]]
+        assert "beats_historical_baseline" in failed
+    from tests.store_checks import run_statuses  # imports MLflow: only here
+
+    assert [status for _, status in run_statuses(str(tmp_path / "mlflow.db"))] == ["FINISHED"]
 
 
 def test_unreachable_tracking_store_exits_3(tmp_path: Path) -> None:

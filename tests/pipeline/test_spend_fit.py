@@ -8,6 +8,7 @@ stage. Every one of these stopped the job with exit 2 before ("Gamma-Gamma did n
 from __future__ import annotations
 
 import datetime as dt
+import math
 import warnings
 from collections.abc import Callable
 
@@ -258,7 +259,39 @@ def test_too_few_or_no_spend_customers_fall_back() -> None:
     assert outcome.fallback == "only 2 repeat customers with positive spend (Gamma-Gamma needs 3)"
     nothing = fit_spend([1.0, 2.0, 0.0], [0.0, 0.0, 0.0], 0.0, FitConfig().remedies)
     assert nothing.fit.params == PooledMeanParams(0.0)
-    assert nothing.fallback == "no repeat customer has a positive spend: every order is valued at 0"
+    assert nothing.fallback == "no repeat customer has a positive net spend: every repeat order is free or refunded"
+
+
+def _free_repeats(purchases: pd.DataFrame, refunded: bool) -> pd.DataFrame:
+    """First purchases at 25; every later one free (amount 0), or at 30 and refunded by an equal negative row."""
+    first = ~purchases["customer"].duplicated().to_numpy()
+    if not refunded:
+        return _feed(purchases, np.where(first, 25.0, 0.0))
+    repeats = purchases[~first]
+    sales = _feed(purchases, np.where(first, 25.0, 30.0))
+    return pd.concat([sales, _feed(repeats, np.full(len(repeats), -30.0))], ignore_index=True)
+
+
+@pytest.mark.parametrize("refunded", [False, True], ids=["free", "refunded"])
+def test_no_positive_repeat_spend_falls_back_to_a_pooled_mean_of_zero(refunded: bool) -> None:
+    """Repeat buyers, none with a positive net spend: the pooled mean 0 with its reason, fitted to no one
+    (NaN log-likelihood, AIC and BIC; the BIC raised a math domain error and the run failed)."""
+    purchases, _ = _purchases(800, seed=3)
+    prepared, fitted = _fit(_free_repeats(purchases, refunded))
+    assert (prepared.calibration["frequency"] > 0).sum() > 100
+    assert (prepared.calibration["monetary_value"] == 0).all()
+    assert fitted.spend_model == "pooled_mean"
+    assert fitted.spend is not None
+    assert fitted.spend.params == PooledMeanParams(0.0)
+    assert fitted.spend.standard_errors == {"mean": 0.0}
+    reason = "no repeat customer has a positive net spend: every repeat order is free or refunded"
+    assert fitted.spend_fallback == reason
+    assert [(a.remedy, a.outcome, a.message) for a in fitted.spend_attempts] == [("pooled_mean", "fallback", reason)]
+    stats = fitted.spend.stats
+    assert (stats.n_observations, stats.n_params) == (0, 2)
+    assert all(math.isnan(value) for value in (stats.log_likelihood, stats.aic, stats.bic))
+    assert (_order_values(prepared, fitted) == 0.0).all()
+    assert fitted.bundle(ScoringSpec()).to_dict()["spend_params"] == {"mean": 0.0}
 
 
 def test_cdnow_keeps_gamma_gamma_with_one_attempt(cdnow_sample_summary: pd.DataFrame) -> None:

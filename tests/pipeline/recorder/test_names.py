@@ -37,6 +37,22 @@ def test_spend_metrics_are_named_by_the_spend_model() -> None:
     }
 
 
+def test_spend_metrics_of_a_fallback_fitted_to_no_one() -> None:
+    """No repeat customer with a positive spend: the pooled mean 0, with NaN statistics (this raised in BIC)."""
+    nothing = SpendFit(PooledMeanParams(0.0), {"mean": 0.0}, FitStatistics(math.nan, 0, 2))
+    metrics = names.spend_fit_metrics("", nothing)
+    assert {k: v for k, v in metrics.items() if not math.isnan(v)} == {
+        "pooled_mean_mean": 0.0,
+        "pooled_mean_mean_se": 0.0,
+        "pooled_mean_customers": 0,
+    }
+    assert sorted(k for k, v in metrics.items() if math.isnan(v)) == [
+        "pooled_mean_aic",
+        "pooled_mean_bic",
+        "pooled_mean_log_likelihood",
+    ]
+
+
 def test_spend_tags_name_the_model_and_the_fallback() -> None:
     assert names.spend_tags("production_", "gamma_gamma", "") == {"production_spend_model": "gamma_gamma"}
     assert names.spend_tags("", "pooled_mean", "no spend heterogeneity across customers") == {
