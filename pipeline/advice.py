@@ -17,7 +17,8 @@ And one on prepare's row accounting: under ``prepare.duplicates: auto`` with an 
 repeated in every column is quarantined as a double load. When that is at least :data:`ADVICE_SHARE` of
 the feed, the feed is probably invoice lines without their product column (two products at the same
 quantity and price are then the same row): the advice says how to keep them. The same share of rows
-quarantined as ``invalid_amount`` gets the advice on the CSV's number separators.
+quarantined as ``invalid_amount`` gets the advice on the CSV's number separators, and as ``invalid_timestamp``
+the advice on the timestamps' format (a feed that mixes two formats loses every row of the other one).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "duplicate_advice",
     "feed_shape",
     "prepared_advice",
+    "timestamp_advice",
 ]
 
 MIN_REPEATS = 2
@@ -188,7 +190,22 @@ def amount_advice(ledger: Ledger, data: DataConfig) -> tuple[str, ...]:
     return (f"advice: {invalid:,} rows ({invalid / ledger.rows_in:.1%} of the input) were quarantined: {AMOUNT_HINT}",)
 
 
+def timestamp_advice(ledger: Ledger, timestamp_format: str | None) -> tuple[str, ...]:
+    """The advice when at least :data:`ADVICE_SHARE` of the rows have a timestamp that cannot be read (in the
+    format given or detected, ``timestamp_format``, when the timestamps are text)."""
+    invalid = ledger.quarantined.get("invalid_timestamp", 0)
+    if not ledger.rows_in or invalid < ADVICE_SHARE * ledger.rows_in:
+        return ()
+    read_as = f" as {timestamp_format}" if timestamp_format else ""
+    return (
+        f"advice: {invalid:,} rows ({invalid / ledger.rows_in:.1%} of the input) were quarantined because their "
+        f"timestamp could not be read{read_as} (invalid_timestamp): if the feed mixes formats, write them in one, "
+        "or set data.timestamp_format to the format of most rows",
+    )
+
+
 def prepared_advice(prepared: PreparedData, config: Config) -> tuple[str, ...]:
     """Every advice line on the prepared data (the non-contractual job's hook after prepare)."""
     shape = advise_prepared(prepared.full, DAYS_PER_UNIT[config.prepare.time_unit], config.business.type)
-    return shape + duplicate_advice(prepared.ledger, config.prepare) + amount_advice(prepared.ledger, config.data)
+    rows = duplicate_advice(prepared.ledger, config.prepare) + amount_advice(prepared.ledger, config.data)
+    return shape + rows + timestamp_advice(prepared.ledger, prepared.timestamp_format)

@@ -21,6 +21,7 @@ from pipeline.advice import (
     duplicate_advice,
     feed_shape,
     prepared_advice,
+    timestamp_advice,
 )
 from pipeline.config import CsvOptions, DataConfig, PrepareConfig, parse_config
 from pipeline.engines import open_engine
@@ -202,3 +203,16 @@ def test_feed_shape_equals_it_on_the_repeat_customers_alone(feed: Path) -> None:
         assert astuple(shape)[:-1] == astuple(before)[:-1]
         assert shape.spend_cv == before.spend_cv or (np.isnan(shape.spend_cv) and np.isnan(before.spend_cv))
         assert shape.repeat_customers == int((full["frequency"] >= 2).sum())
+
+
+def test_timestamps_that_cannot_be_read_in_one_percent_of_the_rows_get_the_format_advice() -> None:
+    assert timestamp_advice(Ledger(rows_in=10_000, rows_used=9_901, quarantined={"invalid_timestamp": 99}), None) == ()
+    mixed = Ledger(rows_in=6_919, rows_used=3_460, quarantined={"invalid_timestamp": 3_459})
+    (line,) = timestamp_advice(mixed, "%Y-%m-%d")
+    assert line == (
+        "advice: 3,459 rows (50.0% of the input) were quarantined because their timestamp could not be read as "
+        "%Y-%m-%d (invalid_timestamp): if the feed mixes formats, write them in one, or set data.timestamp_format "
+        "to the format of most rows"
+    )
+    assert "could not be read (invalid_timestamp)" in timestamp_advice(mixed, None)[0]
+    assert timestamp_advice(Ledger(rows_in=0, rows_used=0), None) == ()
