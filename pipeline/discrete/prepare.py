@@ -93,7 +93,10 @@ def prepare_opportunities(
     config = as_of_config(config, as_of)
     columns = list(relation.columns)
     if "amount" not in columns:
-        raise InputError("business.type discrete needs a feed with amounts (data.columns.amount)")
+        raise InputError(
+            "business.type discrete needs an amount column (data.columns.amount): it does not read event feeds or "
+            "quantity x unit price yet"
+        )
     period = config.business.billing_period
     con.register("tx", relation)
     try:

@@ -258,3 +258,28 @@ def test_zero_amount_purchases_are_quarantined_with_zero_amount_quarantine(tmp_p
     assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (6, 2, 4, 2)
     assert ledger.reasons == {"zero_amount": 4}
     assert histories.full["frequency"].tolist() == [0, 0]
+
+
+def test_an_event_feed_is_refused_with_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    from pipeline.errors import InputError
+
+    path = tmp_path / "events.csv"
+    pd.DataFrame([("a", "2021-06-01"), ("b", "2022-01-05")], columns=["customer_id", "date"]).to_csv(path, index=False)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "date", "amount": None}},
+            "prepare": {"calibration_end": "2021-12-31", "observation_end": "2022-06-30"},
+            "business": {"type": "discrete", "billing_period": "year"},
+            "fit": {"spend_model": "none"},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        with pytest.raises(
+            InputError, match=r"^business\.type discrete needs an amount column \(data\.columns\.amount\)"
+        ):
+            prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+    finally:
+        engine.close()
