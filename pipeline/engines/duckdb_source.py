@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import tempfile
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.config import DataConfig, EngineConfig
+from pipeline.engines.csv_encoding import is_utf8, transcoded
 from pipeline.engines.inputs import (
     CDNOW_FILES,
     NOT_IN_FORMAT,
@@ -119,8 +121,31 @@ def release_memory(sql: Callable[[str], duckdb.DuckDBPyRelation | None]) -> None
     sql(f"SET {name} = '{value}'")
 
 
-def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Transactions:
-    """Open the configured source; InputError names the file or column that is wrong."""
+def _utf8_files(
+    con: duckdb.DuckDBPyConnection, found: list[Path], data: DataConfig, temp_directory: Path | None
+) -> list[Path]:
+    """The CSV files as DuckDB reads them, in UTF-8: as they are, or transcoded from ``data.csv.encoding``
+    (:mod:`pipeline.engines.csv_encoding`) into a temporary folder (in ``temp_directory`` when given) that is
+    removed when the connection goes, or when the process ends (the relation reads the files lazily)."""
+    if is_utf8(data.csv.encoding):
+        return found
+    if temp_directory is not None:
+        temp_directory.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.TemporaryDirectory(prefix="clv_csv_", dir=temp_directory)
+    try:
+        utf8 = transcoded(found, data.csv.encoding, Path(folder.name))
+    except BaseException:
+        folder.cleanup()
+        raise
+    weakref.finalize(con, folder.cleanup)
+    return utf8
+
+
+def open_transactions(
+    con: duckdb.DuckDBPyConnection, data: DataConfig, temp_directory: Path | None = None
+) -> Transactions:
+    """Open the configured source; InputError names the file or column that is wrong. ``temp_directory``:
+    where a CSV in another encoding than UTF-8 is transcoded to (the system's temporary folder without it)."""
     if data.source in CDNOW_FILES:
         return _bundled_cdnow(con, data.source)
     if data.source == "sql":
@@ -145,16 +170,14 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
         raise InputError(f"{data.path}: the file is empty")
     try:
         if data.source == "csv":
-            if data.csv.encoding.lower().replace("-", "") not in ("utf8", "utf16", "latin1"):
-                raise InputError(f"data.csv.encoding: unsupported encoding {data.csv.encoding!r}")
+            utf8 = _utf8_files(con, found, data, temp_directory)
             if data.csv.header:
                 check_csv_header(found[0], data)
             relation = con.read_csv(
-                [str(f) for f in found],  # type: ignore[arg-type]  # DuckDB reads a list of files
+                [str(f) for f in utf8],  # type: ignore[arg-type]  # DuckDB reads a list of files
                 delimiter=data.csv.delimiter,
                 header=data.csv.header,
                 all_varchar=True,
-                encoding=data.csv.encoding,
             )
         else:
             relation = con.read_parquet([str(f) for f in found])
