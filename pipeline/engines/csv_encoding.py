@@ -2,26 +2,25 @@
 
 DuckDB reads only UTF-8 CSV without its ``encodings`` extension (which it downloads, and a job may run
 offline), so a file in another encoding is transcoded to a temporary UTF-8 file first, a chunk at a time
-(:func:`transcoded`), and DuckDB reads that. Spark reads the encoding itself (:func:`java_charset` gives
-Java's name for it). Either way, an unknown encoding, or a file that is not text in it (an undecodable
-byte, a UTF-16 file without a byte order mark), is an InputError naming the file, the encoding and the line.
+(:func:`transcoded`), and DuckDB reads that. Spark reads the same UTF-8 file: its own ``encoding`` option
+knows a few charsets only (not cp1252), and splits UTF-16 lines on the byte ``\\n``. Either way, an unknown
+encoding, or a file that is not text in it (an undecodable byte, a UTF-16 file without a byte order mark), is
+an InputError naming the file, the encoding and the line.
 """
 
 from __future__ import annotations
 
 import codecs
+import tempfile
+import weakref
 from pathlib import Path
 
 from pipeline.errors import InputError
 
-__all__ = ["CHUNK_BYTES", "codec_name", "is_utf8", "java_charset", "not_text", "transcoded"]
+__all__ = ["CHUNK_BYTES", "codec_name", "is_utf8", "not_text", "transcoded", "utf8_files"]
 
 CHUNK_BYTES = 1 << 20
 """Bytes decoded at a time."""
-
-_JAVA_NAMES = {"latin-1": "ISO-8859-1", "iso8859-1": "ISO-8859-1", "ascii": "US-ASCII", "utf-8-sig": "UTF-8"}
-"""Python codec names that Java spells otherwise; the others (utf-16, utf-16-le, cp1252, iso8859-15, ...) it
-reads as they are."""
 
 
 def codec_name(encoding: str) -> str:
@@ -39,12 +38,6 @@ def codec_name(encoding: str) -> str:
 def is_utf8(encoding: str) -> bool:
     """Whether the files are read as they are (UTF-8; a byte order mark is skipped by both engines)."""
     return codec_name(encoding) == "utf-8"
-
-
-def java_charset(encoding: str) -> str:
-    """The name Spark (Java) knows the encoding by."""
-    name = codec_name(encoding)
-    return _JAVA_NAMES.get(name, name.upper())
 
 
 def not_text(path: Path, encoding: str, line: int, exc: UnicodeError) -> InputError:
@@ -91,3 +84,21 @@ def transcoded(paths: list[Path], encoding: str, folder: Path) -> list[Path]:
         _transcode(path, target, encoding)
         targets.append(target)
     return targets
+
+
+def utf8_files(found: list[Path], encoding: str, temp_directory: Path | None, owner: object) -> list[Path]:
+    """The CSV files as the engine reads them, in UTF-8: as they are, or transcoded from ``encoding`` into a
+    temporary folder (in ``temp_directory`` when given) that is removed when ``owner`` (the DuckDB connection,
+    the Spark session) goes, or when the process ends: the engines read the files lazily."""
+    if is_utf8(encoding):
+        return found
+    if temp_directory is not None:
+        temp_directory.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.TemporaryDirectory(prefix="clv_csv_", dir=temp_directory)
+    try:
+        utf8 = transcoded(found, encoding, Path(folder.name))
+    except BaseException:
+        folder.cleanup()
+        raise
+    weakref.finalize(owner, folder.cleanup)
+    return utf8

@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import tempfile
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.config import DataConfig, EngineConfig
-from pipeline.engines.csv_encoding import is_utf8, transcoded
+from pipeline.engines.csv_encoding import utf8_files
 from pipeline.engines.inputs import (
     CDNOW_FILES,
     NOT_IN_FORMAT,
@@ -121,26 +120,6 @@ def release_memory(sql: Callable[[str], duckdb.DuckDBPyRelation | None]) -> None
     sql(f"SET {name} = '{value}'")
 
 
-def _utf8_files(
-    con: duckdb.DuckDBPyConnection, found: list[Path], data: DataConfig, temp_directory: Path | None
-) -> list[Path]:
-    """The CSV files as DuckDB reads them, in UTF-8: as they are, or transcoded from ``data.csv.encoding``
-    (:mod:`pipeline.engines.csv_encoding`) into a temporary folder (in ``temp_directory`` when given) that is
-    removed when the connection goes, or when the process ends (the relation reads the files lazily)."""
-    if is_utf8(data.csv.encoding):
-        return found
-    if temp_directory is not None:
-        temp_directory.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.TemporaryDirectory(prefix="clv_csv_", dir=temp_directory)
-    try:
-        utf8 = transcoded(found, data.csv.encoding, Path(folder.name))
-    except BaseException:
-        folder.cleanup()
-        raise
-    weakref.finalize(con, folder.cleanup)
-    return utf8
-
-
 def open_transactions(
     con: duckdb.DuckDBPyConnection, data: DataConfig, temp_directory: Path | None = None
 ) -> Transactions:
@@ -170,7 +149,7 @@ def open_transactions(
         raise InputError(f"{data.path}: the file is empty")
     try:
         if data.source == "csv":
-            utf8 = _utf8_files(con, found, data, temp_directory)
+            utf8 = utf8_files(found, data.csv.encoding, temp_directory, con)
             if data.csv.header:
                 check_csv_header(found[0], data)
             relation = con.read_csv(

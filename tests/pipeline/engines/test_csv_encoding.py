@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.engines import csv_encoding
-from pipeline.engines.csv_encoding import codec_name, is_utf8, java_charset, transcoded
+from pipeline.engines.csv_encoding import codec_name, is_utf8, transcoded
 from pipeline.errors import InputError
 
 TEXT = "".join(f"c{i},2020-01-{1 + i % 28:02d},{i}.5,Müller €\r\n" for i in range(500))
@@ -47,12 +47,6 @@ def test_a_truncated_utf16_file_names_its_last_line(tmp_path: Path) -> None:
 def test_encoding_names() -> None:
     assert [codec_name(e) for e in ("latin1", "UTF16", "windows-1252")] == ["iso8859-1", "utf-16", "cp1252"]
     assert [is_utf8(e) for e in ("UTF8", "utf-8", "utf-8-sig", "latin-1")] == [True, True, False, False]
-    assert [java_charset(e) for e in ("latin-1", "utf16", "cp1252", "utf-8")] == [
-        "ISO-8859-1",
-        "UTF-16",
-        "CP1252",
-        "UTF-8",
-    ]
     with pytest.raises(InputError, match=r"data\.csv\.encoding: unknown encoding 'klingon'"):
         codec_name("klingon")
     with pytest.raises(InputError, match=r"data\.csv\.encoding: 'rot13' is not a text encoding"):
