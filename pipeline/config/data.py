@@ -61,7 +61,11 @@ class CsvOptions(StrictModel):
 
     delimiter: str = ","
     header: bool = True
-    encoding: str = "utf-8"
+    encoding: str = Field(
+        default="utf-8",
+        description="the files' text encoding, any Python codec (latin-1, cp1252, utf-16, ...); other than UTF-8, "
+        "the files are transcoded to a temporary UTF-8 copy that both engines read",
+    )
     decimal: Literal[".", ","] = Field(default=".", description="decimal separator of the number columns")
     thousands: Literal[".", ",", " ", "'"] | None = Field(
         default=None, description="thousands separator of the number columns (none: not used)"

@@ -62,14 +62,22 @@ def is_native_timestamp(dtype: str) -> bool:
     return dtype == "DATE" or dtype.startswith("TIMESTAMP")
 
 
+def _is_zoned_timestamp(dtype: str) -> bool:
+    """A timestamp with a time zone, at microseconds (``TIMESTAMP WITH TIME ZONE``) or nanoseconds
+    (``TIMESTAMPTZ_NS``: what pandas writes to Parquet for a tz-aware column)."""
+    return dtype.startswith(("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"))
+
+
 def _text_timestamp(column: str) -> str:
     return sql.text_timestamp(DUCKDB, column)
 
 
 def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str, column: str = '"timestamp"') -> str:
     tz = _literal(zone)
-    if dtype.startswith("TIMESTAMP WITH TIME ZONE"):
-        return f"timezone({tz}, {column})"
+    if _is_zoned_timestamp(dtype):
+        # At nanoseconds, first to microseconds (rounded): DuckDB cannot cast TIMESTAMPTZ_NS to TIMESTAMP, and
+        # timezone() of it would stay at nanoseconds; so the wall time is the one a microsecond file gives.
+        return f"timezone({tz}, CAST({column} AS TIMESTAMPTZ))"
     if is_native_timestamp(dtype):
         return f"CAST({column} AS TIMESTAMP)"
     text = _text_timestamp(column)

@@ -48,7 +48,7 @@ class DuckDBEngine:
         return self._con
 
     def open(self, data: DataConfig) -> Source:
-        tx = open_transactions(self.connection, data)
+        tx = open_transactions(self.connection, data, self.config.temp_directory)
         return Source(tx.description, tx.fingerprint, tx.timestamp_format, tx.column_names, tx.relation)
 
     @contextlib.contextmanager

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.config import DataConfig, EngineConfig
+from pipeline.engines.csv_encoding import utf8_files
 from pipeline.engines.inputs import (
     CDNOW_FILES,
     NOT_IN_FORMAT,
@@ -119,8 +120,11 @@ def release_memory(sql: Callable[[str], duckdb.DuckDBPyRelation | None]) -> None
     sql(f"SET {name} = '{value}'")
 
 
-def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Transactions:
-    """Open the configured source; InputError names the file or column that is wrong."""
+def open_transactions(
+    con: duckdb.DuckDBPyConnection, data: DataConfig, temp_directory: Path | None = None
+) -> Transactions:
+    """Open the configured source; InputError names the file or column that is wrong. ``temp_directory``:
+    where a CSV in another encoding than UTF-8 is transcoded to (the system's temporary folder without it)."""
     if data.source in CDNOW_FILES:
         return _bundled_cdnow(con, data.source)
     if data.source == "sql":
@@ -145,16 +149,14 @@ def open_transactions(con: duckdb.DuckDBPyConnection, data: DataConfig) -> Trans
         raise InputError(f"{data.path}: the file is empty")
     try:
         if data.source == "csv":
-            if data.csv.encoding.lower().replace("-", "") not in ("utf8", "utf16", "latin1"):
-                raise InputError(f"data.csv.encoding: unsupported encoding {data.csv.encoding!r}")
+            utf8 = utf8_files(found, data.csv.encoding, temp_directory, con)
             if data.csv.header:
                 check_csv_header(found[0], data)
             relation = con.read_csv(
-                [str(f) for f in found],  # type: ignore[arg-type]  # DuckDB reads a list of files
+                [str(f) for f in utf8],  # type: ignore[arg-type]  # DuckDB reads a list of files
                 delimiter=data.csv.delimiter,
                 header=data.csv.header,
                 all_varchar=True,
-                encoding=data.csv.encoding,
             )
         else:
             relation = con.read_parquet([str(f) for f in found])

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import DataConfig
+from pipeline.engines.csv_encoding import not_text
 from pipeline.engines.source_columns import private_alias
 from pipeline.errors import InputError
 
@@ -78,13 +79,19 @@ def files(path: Path) -> list[Path]:
     return [path]
 
 
-def check_csv_header(path: Path, data: DataConfig) -> None:
-    """DuckDB silently renames repeated header names (amount, amount_1): refuse them instead."""
+def check_csv_header(path: Path, data: DataConfig, encoding: str | None = None) -> None:
+    """DuckDB silently renames repeated header names (amount, amount_1): refuse them instead.
+
+    ``encoding``: the file's (``data.csv.encoding`` without it); a file that is not text in it is an
+    InputError."""
+    encoding = encoding or data.csv.encoding
     try:
-        with path.open(encoding=data.csv.encoding, errors="replace", newline="") as handle:
+        with path.open(encoding=encoding, errors="replace", newline="") as handle:
             header = next(csv.reader(handle, delimiter=data.csv.delimiter), [])
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeError as exc:  # a UTF-16 file without a byte order mark: errors="replace" does not cover it
+        raise not_text(path, encoding, 1, exc) from None
     names = [name.strip() for name in header]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

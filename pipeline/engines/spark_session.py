@@ -18,9 +18,11 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DataConfig, EngineConfig
+from pipeline.engines.csv_encoding import utf8_files
 from pipeline.engines.inputs import (
     CDNOW_FILES,
     NOT_IN_FORMAT,
@@ -149,8 +151,10 @@ def spark_errors(source: str) -> Iterator[None]:
         raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
 
 
-def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransactions:
-    """Read the configured source with Spark: the bundled CDNOW, csv, parquet or a catalog table."""
+def open_transactions(spark: SparkSession, data: DataConfig, temp_directory: Path | None = None) -> SparkTransactions:
+    """Read the configured source with Spark: the bundled CDNOW, csv, parquet or a catalog table. A CSV in
+    another encoding than UTF-8 is read from a UTF-8 copy (:func:`pipeline.engines.csv_encoding.utf8_files`),
+    in ``temp_directory`` when given."""
     if data.source in CDNOW_FILES:
         frame, description, fingerprint, timestamp_format = bundled_cdnow_frame(data.source)
         return SparkTransactions(spark.createDataFrame(frame), description, fingerprint, timestamp_format)
@@ -169,15 +173,35 @@ def open_transactions(spark: SparkSession, data: DataConfig) -> SparkTransaction
     paths = [str(f) for f in found]
     with spark_errors(str(data.path)):
         if data.source == "csv":
+            utf8 = [str(f) for f in utf8_files(found, data.csv.encoding, temp_directory, spark)]
             if data.csv.header:
                 check_csv_header(found[0], data)
             reader = spark.read.option("header", data.csv.header).option("sep", data.csv.delimiter)
-            read = reader.option("encoding", data.csv.encoding).option("inferSchema", False).csv(paths)
+            read = reader.option("encoding", "UTF-8").option("inferSchema", False).csv(utf8)
             if not data.csv.header:  # DuckDB names headerless columns column0, column1, ...
                 read = read.toDF(*[f"column{i}" for i in range(len(read.columns))])
         else:
+            _refuse_nanoseconds(found)
             read = spark.read.parquet(*paths)
     return _mapped(read, data, str(data.path), files_fingerprint(found))
+
+
+def _refuse_nanoseconds(found: list[Path]) -> None:
+    """Spark 4 cannot read Parquet timestamps at nanoseconds (what pandas writes by default), with a time zone
+    or without: PARQUET_TYPE_ILLEGAL, or with ``spark.sql.legacy.parquet.nanosAsLong`` a bare integer. Such a
+    column is refused with one line naming it and saying how to write it instead (DuckDB reads it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in found:
+        schema = pq.read_schema(path)
+        for column in schema:
+            if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
+                raise InputError(
+                    f"{path}: column {column.name!r} holds Parquet timestamps at nanoseconds, which Spark cannot "
+                    "read; write them at microseconds (pandas: to_parquet(..., coerce_timestamps='us', "
+                    "allow_truncated_timestamps=True)) or use engine.name: duckdb"
+                )
 
 
 def _rewritten(name: str, column: Column, data: DataConfig) -> Column:

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -211,3 +212,33 @@ def test_a_connection_that_ignores_case_is_refused() -> None:
         prepare(con.from_df(frame), CONFIG, "%Y-%m-%d")
     with pytest.raises(InputError, match="default_collation 'nocase'"):
         activity(con.from_df(frame), CONFIG, dt.date(2020, 3, 31), "%Y-%m-%d")
+
+
+def _feed(zone: str | None) -> pd.DataFrame:
+    """Two years of purchases at any second of the day (some near midnight, where a time zone moves the date)."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    start = pd.Timestamp("2019-06-01", tz=zone)
+    seconds = pd.to_timedelta(rng.integers(0, 300 * 86400, n), unit="s")
+    return pd.DataFrame(
+        {"customer_id": rng.integers(1, 400, n), "timestamp": start + seconds, "amount": rng.gamma(3, 10, n).round(2)}
+    )
+
+
+@pytest.mark.parametrize("zone", [None, "UTC", "Asia/Tokyo"], ids=["naive", "utc", "tokyo"])
+def test_nanosecond_parquet_timestamps_prepare_as_microseconds_do(tmp_path: Path, zone: str | None) -> None:
+    """pandas writes a timestamp column at nanoseconds (TIMESTAMP_NS, TIMESTAMPTZ_NS with a zone); it is read with
+    the same wall times in ``prepare.timezone`` as the same data written at microseconds."""
+    feed = _feed(zone)
+    for unit in ("ns", "us"):
+        feed.assign(timestamp=feed["timestamp"].dt.as_unit(unit)).to_parquet(tmp_path / f"{unit}.parquet")
+    config = PrepareConfig(calibration_end=dt.date(2019, 12, 31), timezone="America/New_York")
+    prepared = []
+    for name in ("ns", "us"):
+        relation = duckdb.connect().read_parquet(str(tmp_path / f"{name}.parquet"))
+        prepared.append(prepare(relation, config))
+    ns, us = prepared
+    assert ns.ledger.rows_used == len(feed)
+    pd.testing.assert_frame_equal(ns.calibration, us.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(ns.full, us.full, check_exact=True)
+    assert (ns.first_date, ns.last_date) == (us.first_date, us.last_date)

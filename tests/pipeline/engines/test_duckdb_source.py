@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+import gc
 from pathlib import Path
 
 import duckdb
@@ -205,3 +207,69 @@ def test_the_spill_files_go_when_the_clv_process_ends(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stderr.strip().splitlines()[-1]) > 1  # it spilled
     assert not spill.exists()
+
+
+ROWS = [f"c{i % 40},2020-{1 + i % 12:02d}-{1 + i % 28:02d},{(i * 37) % 1000 / 10},Müller {i}" for i in range(400)]
+
+
+def _encoded_feed(folder: Path, encoding: str, delimiter: str = ",") -> DataConfig:
+    path = folder / f"tx.{encoding}.csv"
+    text = "\n".join(["kunde,datum,betrag,name", *ROWS]) + "\n"
+    path.write_text(text.replace(",", delimiter), encoding=encoding, newline="")
+    csv = {"encoding": encoding, "delimiter": delimiter}
+    columns = {"customer_id": "kunde", "timestamp": "datum", "amount": "betrag"}
+    return DataConfig.model_validate({"source": "csv", "path": path, "csv": csv, "columns": columns})
+
+
+@pytest.mark.parametrize(("encoding", "delimiter"), [("cp1252", ","), ("latin-1", ";"), ("utf-16", "\t")])
+def test_a_csv_in_another_encoding_prepares_as_in_utf8(tmp_path: Path, encoding: str, delimiter: str) -> None:
+    """DuckDB reads only UTF-8 here (no encodings extension offline): the file is transcoded to a temporary
+    UTF-8 file, which goes with the connection."""
+    from pipeline.config import PrepareConfig
+    from pipeline.engines.duckdb_prepare import prepare
+
+    config = PrepareConfig(calibration_end=dt.date(2020, 6, 30))
+    temp = tmp_path / "temp"
+    con = duckdb.connect()
+    ours = open_transactions(con, _encoded_feed(tmp_path, encoding, delimiter), temp)
+    utf8 = open_transactions(duckdb.connect(), _encoded_feed(tmp_path, "utf-8"))
+    assert ours.relation.fetchall() == utf8.relation.fetchall()
+    assert ours.relation.fetchall()[0][-1] == "Müller 0"
+    prepared = [prepare(tx.relation, config, source=tx.description) for tx in (ours, utf8)]
+    pd.testing.assert_frame_equal(prepared[0].calibration, prepared[1].calibration, check_exact=True)
+    pd.testing.assert_frame_equal(prepared[0].full, prepared[1].full, check_exact=True)
+    assert [p.name for p in temp.iterdir()]  # in the engine's temp_directory
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("clv_csv")]
+    del ours, prepared, con
+    gc.collect()
+    assert list(temp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("encoding", "written", "line", "reason"),
+    [
+        ("utf16", "utf-8", 1, "UTF-16 stream does not start with BOM"),
+        ("ascii", "utf-8", 2, "ordinal not in range(128)"),
+        ("cp1252", "utf-8", 2, "character maps to <undefined>"),  # ü in UTF-8 is 0xC3 0xBC; 0x81 ... is not cp1252
+    ],
+)
+def test_a_wrong_encoding_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str, written: str, line: int, reason: str
+) -> None:
+    from pipeline.cli import main
+
+    data = _encoded_feed(tmp_path, written)
+    rows = ROWS if encoding != "cp1252" else [r.replace("Müller", "M\u0081ller") for r in ROWS]
+    assert data.path is not None
+    data.path.write_text("\n".join(["kunde,datum,betrag,name", *rows]) + "\n", encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    columns = "columns: {customer_id: kunde, timestamp: datum, amount: betrag}"
+    csv = f"csv: {{encoding: {encoding}}}"
+    temp = tmp_path / "temp"
+    config.write_text(
+        f"data: {{source: csv, path: {data.path}, {csv}, {columns}}}\nengine: {{temp_directory: {temp}}}\n"
+    )
+    assert main(["prepare", "--config", str(config), "--output", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f"clv: error: {data.path}: not {encoding} text (line {line}: {reason}); set data.csv.encoding"]
+    assert not list(temp.glob("clv_csv_*"))  # the partly transcoded file is gone

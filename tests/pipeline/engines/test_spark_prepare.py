@@ -392,3 +392,34 @@ def test_runs_of_whitespace_read_as_in_duckdb(spark, tmp_path: Path) -> None:  #
     duck, ours, _ = _both(spark, data, config)
     _assert_identical(duck, ours)
     assert ours.ledger.quarantined == {"invalid_timestamp": 1}
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16"])
+def test_a_csv_in_another_encoding_reads_as_in_duckdb(spark, tmp_path: Path, encoding: str) -> None:  # type: ignore[no-untyped-def]
+    """Spark reads the same UTF-8 copy as DuckDB: its own encoding option knows no cp1252, and splits UTF-16
+    lines on the byte 0x0A (``€`` came out as ``¬‰``)."""
+    rows = [
+        f"c{i % 40}\t2020-{1 + i % 12:02d}-{1 + i % 28:02d}\t{(i * 37) % 1000 / 10}\tMüller €{i}" for i in range(400)
+    ]
+    path = tmp_path / "tx.tsv"
+    path.write_text("\n".join(["kunde\tdatum\tbetrag\tname", *rows]) + "\n", encoding=encoding)
+    columns = {"customer_id": "kunde", "timestamp": "datum", "amount": "betrag"}
+    csv = {"encoding": encoding, "delimiter": "\t"}
+    data = DataConfig.model_validate({"source": "csv", "path": path, "csv": csv, "columns": columns})
+    duck, ours, _ = _both(spark, data, PrepareConfig(calibration_end=dt.date(2020, 6, 30)))
+    _assert_identical(duck, ours)
+    names = spark_session.open_transactions(spark, data).frame.select("`source:name`").collect()
+    assert sorted(row[0] for row in names) == sorted(row.split("\t")[-1] for row in rows)
+
+
+def test_nanosecond_parquet_timestamps_are_one_line(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Spark 4 cannot read them (PARQUET_TYPE_ILLEGAL; nanosAsLong gives integers): the column is named."""
+    when = (pd.Timestamp("2021-01-01", tz="UTC") + pd.to_timedelta(np.arange(3), unit="D")).as_unit("ns")
+    frame = pd.DataFrame({"customer_id": [1, 2, 3], "timestamp": when, "amount": [1.0, 2.0, 3.0]})
+    frame.to_parquet(tmp_path / "ns.parquet")
+    frame.to_parquet(tmp_path / "us.parquet", coerce_timestamps="us")
+    message = r"ns\.parquet: column 'timestamp' holds Parquet timestamps at nanoseconds, which Spark cannot read; "
+    with pytest.raises(InputError, match=message):
+        spark_session.open_transactions(spark, DataConfig(source="parquet", path=tmp_path / "ns.parquet"))
+    tx = spark_session.open_transactions(spark, DataConfig(source="parquet", path=tmp_path / "us.parquet"))
+    assert tx.frame.count() == 3
