@@ -31,6 +31,7 @@ from pipeline.engines.inputs import (
     files_fingerprint,
     first_line,
     number_format,
+    ragged_line,
     renamed_columns,
 )
 from pipeline.errors import InputError
@@ -165,6 +166,8 @@ def open_transactions(
         if "Invalid unicode" in str(exc):
             line = message.split("Line:")[-1].strip() if "Line:" in message else "?"
             message = f"not {data.csv.encoding} text (line {line}); set data.csv.encoding"
+        elif data.source == "csv" and "sniffing" in message and (ragged := ragged_line(found, data)) is not None:
+            raise InputError(ragged) from None
         raise InputError(f"{data.path}: cannot read {data.source}: {message}") from None
     return _mapped(relation, data, str(data.path), files_fingerprint(found))
 

@@ -36,6 +36,7 @@ __all__ = [
     "first_line",
     "mapped_columns",
     "number_format",
+    "ragged_line",
     "renamed_columns",
 ]
 
@@ -96,6 +97,29 @@ def check_csv_header(path: Path, data: DataConfig, encoding: str | None = None) 
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InputError(f"{path}: duplicate column name(s) in the header: {', '.join(repeated)}")
+
+
+def ragged_line(paths: list[Path], data: DataConfig) -> str | None:
+    """The first line whose number of fields is not the header's (the first line's), as "file: cannot read csv:
+    line N has K fields where the header has H"; None when every line has as many. DuckDB only says that it could not
+    detect the file's dialect; this is read on that error only (a pass over the files in Python)."""
+    for path in paths:
+        try:
+            with path.open(encoding=data.csv.encoding, errors="replace", newline="") as handle:
+                reader = csv.reader(handle, delimiter=data.csv.delimiter)
+                width = None
+                for row in reader:
+                    if not row:  # a blank line
+                        continue
+                    if width is None:
+                        width = len(row)
+                    elif len(row) != width:
+                        first = "the header" if data.csv.header else "the first line"
+                        fields = f"line {reader.line_num} has {len(row)} fields where {first} has {width}"
+                        return f"{path}: cannot read csv: {fields}"
+        except (OSError, UnicodeError, csv.Error):
+            return None
+    return None
 
 
 def mapped_columns(columns: list[str], data: DataConfig, description: str) -> dict[str, str]:

@@ -63,6 +63,19 @@ def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
         open_transactions(duckdb.connect(), DataConfig(source="csv", path=path))
 
 
+@pytest.mark.parametrize(
+    ("last", "fields"), [("9,2020-01-09,10,extra", "line 10 has 4 fields"), ("9,2020-01-09", "line 10 has 2 fields")]
+)
+def test_a_line_with_more_or_fewer_fields_is_named(tmp_path: Path, last: str, fields: str) -> None:
+    """DuckDB only says it could not detect the dialect; the error names the line and its fields."""
+    path = tmp_path / "ragged.csv"
+    lines = [f"{i},2020-01-0{i},{i}.5" for i in range(1, 9)]
+    path.write_text("customer_id,timestamp,amount\n" + "\n".join([*lines, last]) + "\n")
+    with pytest.raises(InputError) as raised:
+        open_transactions(duckdb.connect(), DataConfig(source="csv", path=path))
+    assert str(raised.value) == f"{path}: cannot read csv: {fields} where the header has 3"
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="input file not found"):
         open_transactions(duckdb.connect(), DataConfig(source="csv", path=tmp_path / "none.csv"))
