@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from models.contract import ContractError, canonical_ids
 from pipeline.config import BusinessConfig
 from pipeline.errors import InputError
 
@@ -25,6 +26,11 @@ def read_cac(business: BusinessConfig, customers: pd.Series) -> pd.Series | None
         raise InputError(f"{path}: cannot read CAC file: {str(exc).splitlines()[0]}") from None
     if "customer_id" not in frame.columns or not ({"cac", "channel"} & set(frame.columns)):
         raise InputError(f"{path}: needs columns customer_id and cac, or customer_id and channel")
+    try:  # the feed's id rule: " 0001 " and "0001" are one customer, "12.0" is "12"
+        ids = canonical_ids(frame["customer_id"])
+    except ContractError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    frame = frame.assign(customer_id=ids)
     repeated = frame["customer_id"][frame["customer_id"].duplicated()]
     if not repeated.empty:
         raise InputError(f"{path}: customer_id {repeated.iloc[0]!r} appears more than once")
