@@ -194,6 +194,10 @@ def _whatif(args: argparse.Namespace) -> int:
     version = f" version {done.version}" if done.version else ""
     print(f"clv whatif: {args.model_uri}{version}; run {done.run_id} (type whatif)")
     print("\n".join(table_lines(done.result.table)))
+    if not done.has_spend:
+        print("no spend model: CLV here is the discounted expected purchases (an order value of 1)")
+    for warning in done.warnings:
+        print(f"clv: warning: {warning}", file=sys.stderr)
     if done.outputs:
         print(f"written: {', '.join(str(p) for p in done.outputs)}")
     return 0

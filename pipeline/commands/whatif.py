@@ -36,6 +36,9 @@ class WhatIfRun:
     run_id: str
     result: WhatIf
     outputs: tuple[Path, ...] = ()
+    has_spend: bool = True
+    """False for a model without a spend model: its CLV counts discounted purchases."""
+    warnings: tuple[str, ...] = ()
 
 
 def parse_scenario(text: str) -> Scenario:
@@ -72,7 +75,9 @@ def _labels(model: RegisteredModel, customers: Customers, segment_by: Segmenting
     return segment_labels(segment_by, scores, summary.get("first_purchase"))
 
 
-def _selected(customers: Customers, labels: pd.Series, segments: Sequence[str], ids_path: Path | None) -> np.ndarray:
+def _selected(
+    customers: Customers, labels: pd.Series, segments: Sequence[str], ids_path: Path | None, warnings: list[str]
+) -> np.ndarray:
     keep = np.ones(len(labels), dtype=bool)
     if segments:
         unknown = sorted(set(segments) - set(labels))
@@ -80,7 +85,15 @@ def _selected(customers: Customers, labels: pd.Series, segments: Sequence[str], 
             raise ConfigError(f"--segment {', '.join(unknown)}: no such segment; there are {sorted(set(labels))}")
         keep &= labels.isin(segments).to_numpy()
     if ids_path is not None:
-        keep &= customers.summary["customer_id"].isin(read_customer_ids(ids_path)).to_numpy()
+        listed = read_customer_ids(ids_path)
+        known = customers.summary["customer_id"]
+        keep &= known.isin(listed).to_numpy()
+        unknown = sorted(listed - set(known))
+        if unknown:
+            shown = ", ".join(repr(i) for i in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+            warnings.append(
+                f"--ids {ids_path}: {len(unknown):,} of {len(listed):,} ids are not customers here ({shown})"
+            )
     if not keep.any():
         raise InputError("no customer is in the chosen segment(s) and id list")
     return keep
@@ -135,9 +148,18 @@ def run_whatif(
         raise ConfigError("give at least one --scenario")
     campaign = campaign if campaign is not None else Campaign()
     model = load_model(model_uri)
+    if not model.params.has_spend:  # its "CLV" counts discounted purchases (an order value of 1), not money
+        if any(s.lever == "spend" for s in scenarios):
+            raise ConfigError("--scenario spend: this model has no spend model (its feed has no amounts)")
+        if campaign.cost_per_customer > 0:
+            raise ConfigError(
+                "--campaign-cost: this model has no spend model, so its CLV counts purchases, not money; "
+                "a break-even spend needs one"
+            )
     customers = _customers(model, input_path, as_of, customers_path)
     labels = _labels(model, customers, segment_by)
-    keep = _selected(customers, labels, segments, ids_path)
+    warnings: list[str] = []
+    keep = _selected(customers, labels, segments, ids_path, warnings)
     params = model.params
     if horizon_months is not None:
         if horizon_months < 1:
@@ -165,7 +187,7 @@ def run_whatif(
         "whatif.clv_horizon_months": str(params.spec.clv_horizon_months),
     }
     run_id, version = _record(model, result, context, "whatif")
-    return WhatIfRun(model_uri, version, run_id, result, outputs)
+    return WhatIfRun(model_uri, version, run_id, result, outputs, model.params.has_spend, tuple(warnings))
 
 
 def table_lines(table: pd.DataFrame) -> list[str]:

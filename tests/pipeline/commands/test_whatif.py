@@ -116,3 +116,47 @@ def test_whatif_on_listed_ids_by_risk_tier_over_five_years(registry: Registry, t
     one_year = rows.set_index("customer_id").loc[ids, "delta_clv"].sum()
     five_years = table.loc[table["segment"] == "all selected", "delta_clv"].item()
     assert five_years > 3 * one_year
+
+
+@pytest.mark.slow
+def test_listed_ids_that_are_not_customers_are_named(registry: Registry, tmp_path: Path) -> None:
+    trained = pd.read_parquet(registry.scores)
+    known = list(trained["customer_id"].head(2))
+    (tmp_path / "ids.txt").write_text("\n".join([*known, "nobody", "ghost"]) + "\n")
+    done = _clv(
+        "whatif", "--input", str(registry.transactions), "--as-of", "1998-06-30", "--segment-by", "all",
+        "--ids", "ids.txt", cwd=tmp_path, env=registry.env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "clv: warning: --ids ids.txt: 2 of 4 ids are not customers here ('ghost', 'nobody')"
+    ]
+    assert "all customers  dropout -5%              2 " in done.stdout
+
+
+@pytest.mark.slow
+def test_a_model_without_spend_counts_purchases_and_refuses_money(registry: Registry, tmp_path: Path) -> None:
+    """An event feed's model (no amounts): its what-if CLV is discounted purchases, said so; the spend lever and
+    a campaign cost (a break-even spend in money) are refused."""
+    events = pd.read_csv(registry.transactions)[["customer_id", "timestamp"]]
+    events.to_csv(tmp_path / "events.csv", index=False)
+    (tmp_path / "events.yaml").write_text(
+        "data: {source: csv, path: events.csv, columns: {amount: null}}\n"
+        "prepare: {calibration_end: 1997-09-30}\n"
+        "tracking: {experiment: events, model_name: events}\n"
+    )
+    env = registry.env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = _clv("train", "--config", "events.yaml", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    base = ["whatif", "--model-uri", "models:/events@champion", "--input", "events.csv", "--as-of", "1998-06-30"]
+    done = _clv(*base, "--segment-by", "risk_tier", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "no spend model: CLV here is the discounted expected purchases (an order value of 1)" in done.stdout
+    for extra, message in [
+        (["--scenario", "spend:0.05"], "--scenario spend: this model has no spend model (its feed has no amounts)"),
+        (["--campaign-cost", "1"], "--campaign-cost: this model has no spend model, so its CLV counts purchases"),
+    ]:
+        done = _clv(*base, "--segment-by", "risk_tier", *extra, cwd=tmp_path, env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.count("clv: error:") == 1
+        assert message in done.stderr
