@@ -142,6 +142,12 @@ AMOUNT_HINT = (
 )
 """Added when rows are quarantined as ``invalid_amount``: in a CSV the usual cause is its number separators."""
 
+RANGE_HINT = (
+    "timestamps before prepare.min_date ({min_date}): if the dates have two-digit years (31/12/22), set "
+    "data.timestamp_format (e.g. %d/%m/%y)"
+)
+"""Added when rows are quarantined as ``timestamp_out_of_range``: a two-digit year read as the year 22."""
+
 ReasonCounts = dict[str, tuple[int, dt.date | None, dt.date | None, int]]
 """The scan's counts per quarantine reason (``''`` for the rows used): rows, first day, last day, returns."""
 
@@ -158,6 +164,8 @@ def used_dates(
         hint = unreadable_hint(unreadable()) if "invalid_timestamp" in counts else ""
         if "invalid_amount" in counts:
             hint += f"; {AMOUNT_HINT}"
+        if "timestamp_out_of_range" in counts:
+            hint += f"; {RANGE_HINT.format(min_date=config.min_date)}"
         raise InputError(f"{source}: no usable transactions after cleaning ({reasons}){hint}")
     observation_end = config.observation_end or last_date
     if observation_end < first_date:
