@@ -80,6 +80,8 @@ def load_config(path: Path | None) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: invalid YAML{where}") from None
+    if raw is None:  # almost always a mistake: the defaults would train on the bundled CDNOW under another name
+        raise ConfigError(f"{path}: the config file is empty (without --config, clv trains on the bundled CDNOW)")
     config = parse_config(raw, str(path))
     return _resolve_paths(config, path.parent)
 

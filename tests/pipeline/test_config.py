@@ -87,6 +87,10 @@ def test_file_errors(tmp_path: Path) -> None:
     bad.write_text("prepare: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML at line"):
         load_config(bad)
+    for text in ("", "# only a comment\n"):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=r"bad\.yaml: the config file is empty"):
+            load_config(bad)
 
 
 @pytest.mark.parametrize(
