@@ -10,7 +10,7 @@ the distinct (x, t_x, n) histories and map back, so 1M customers cost what their
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "expected_transactions",
     "expected_transactions_new_customer",
     "fit_bgbb",
+    "fit_bgbb_with_remedies",
     "log_likelihood",
     "log_likelihood_rows",
     "p_alive",
@@ -246,14 +247,23 @@ class BGBBFit:
     stats: FitStatistics
     n_unique_rows: int
     at_bound: tuple[str, ...]
+    penalizer: float = 0.0
+    remedy: str = ""
+    """Why the fit is penalized (empty for the plain maximum-likelihood fit)."""
 
 
 def fit_bgbb(
-    frequency: ArrayLike, recency: ArrayLike, n_periods: ArrayLike, weights: ArrayLike | None = None
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    n_periods: ArrayLike,
+    weights: ArrayLike | None = None,
+    penalizer: float = 0.0,
 ) -> BGBBFit:
     """Maximum likelihood on the weighted distinct histories (analytic gradient, Hessian standard errors).
 
     ``weights`` counts the customers of each row (as in lifetimes' ``donations.csv``); rows are merged first.
+    ``penalizer``: lifetimes' L2 penalty, ``penalizer * (alpha^2 + beta^2 + gamma^2 + delta^2)`` on the mean
+    log-likelihood per customer; the statistics are the unpenalized log-likelihood's.
     """
     from models.fitted import FitError, FitStatistics
     from models.positive_mle import maximize_log_likelihood
@@ -264,18 +274,48 @@ def fit_bgbb(
     if w.sum() <= 0:
         raise FitError("BG/BB: no customers to fit")
 
+    customers = float(w.sum())
+
     def objective(values: FloatArray) -> tuple[float, FloatArray]:
-        return _log_likelihood_and_gradient(BetaGeoBetaBinomParams(*values), x, t_x, n, w)
+        ll, gradient = _log_likelihood_and_gradient(BetaGeoBetaBinomParams(*values), x, t_x, n, w)
+        if penalizer:
+            ll -= penalizer * customers * float(np.sum(values**2))
+            gradient = gradient - 2 * penalizer * customers * values
+        return ll, gradient
 
     names = ("alpha", "beta", "gamma", "delta")
-    found = maximize_log_likelihood(objective, names, float(w.sum()), "BG/BB")
+    found = maximize_log_likelihood(objective, names, customers, "BG/BB")
+    params = BetaGeoBetaBinomParams(**found.values)
+    log_likelihood = _log_likelihood_and_gradient(params, x, t_x, n, w)[0] if penalizer else found.log_likelihood
     return BGBBFit(
-        params=BetaGeoBetaBinomParams(**found.values),
+        params=params,
         standard_errors=found.standard_errors,
-        stats=FitStatistics(found.log_likelihood, round(w.sum()), 4),
+        stats=FitStatistics(log_likelihood, round(customers), 4),
         n_unique_rows=len(x),
         at_bound=found.at_bound,
+        penalizer=penalizer,
     )
+
+
+def fit_bgbb_with_remedies(
+    frequency: ArrayLike, recency: ArrayLike, n_periods: ArrayLike, penalizers: tuple[float, ...]
+) -> BGBBFit:
+    """The plain fit; when it does not converge (a feed with little heterogeneity sends the Beta shapes to
+    infinity), the smallest of ``penalizers`` (``fit.remedies.penalizers``) whose fit converges, with the
+    reason in :attr:`BGBBFit.remedy`. FitError when none does."""
+    from models.fitted import FitError
+
+    try:
+        return fit_bgbb(frequency, recency, n_periods)
+    except FitError as exc:
+        failure = str(exc).splitlines()[0].split(" (")[0]  # without the optimiser's message and parameters
+    for penalizer in sorted(penalizers):
+        try:
+            fit = fit_bgbb(frequency, recency, n_periods, penalizer=penalizer)
+        except FitError:
+            continue
+        return replace(fit, remedy=f"penalizer {penalizer:g} ({failure})")
+    raise FitError(f"{failure}; no penalizer of {list(penalizers)} gave a fit either")
 
 
 def bgbb_pymc_model(

@@ -77,6 +77,8 @@ def discrete_summary_dict(result: DiscreteResult) -> dict[str, Any]:
             "model": "bgbb",
             "calibration": result.validation.fit.params.as_dict(),
             "production": result.production_fit.params.as_dict() if result.production_fit is not None else None,
+            "remedy": result.validation.fit.remedy,
+            "production_remedy": result.production_fit.remedy if result.production_fit is not None else "",
             "spend_model": _spend_name(result),
             "spend": result.spend.fit.params.as_dict() if result.spend is not None else None,
             "spend_fallback": result.spend.fallback if result.spend is not None else "",
@@ -107,7 +109,8 @@ def discrete_summary_text(result: DiscreteResult) -> str:
             f"clv train: run {result.run_id} (business.type discrete)",
             f"  data        {result.data.description}: {ledger.rows_in:,} rows in, {ledger.rows_used:,} used, "
             f"{ledger.rows_quarantined:,} quarantined; {len(result.histories.full):,} customers",
-            f"  model       BG/BB: alpha {p.alpha:.4g}, beta {p.beta:.4g}, gamma {p.gamma:.4g}, delta {p.delta:.4g}",
+            f"  model       BG/BB: alpha {p.alpha:.4g}, beta {p.beta:.4g}, gamma {p.gamma:.4g}, delta {p.delta:.4g}"
+            + (f"; {result.validation.fit.remedy}" if result.validation.fit.remedy else ""),
             f"  holdout     purchases MAE {m['purchases_mae']:.4f} (baselines: last period "
             f"{m['baseline_last_period_purchases_mae']:.4f}, average rate "
             f"{m['baseline_average_rate_purchases_mae']:.4f})",

@@ -1,6 +1,7 @@
 """Fit and judge BG/BB on a holdout of later opportunities.
 
-- **Fit**: BG/BB by maximum likelihood on the calibration histories (:func:`models.bgbb.fit_bgbb`).
+- **Fit**: BG/BB by maximum likelihood on the calibration histories (:func:`models.bgbb.fit_bgbb`), penalized
+  by the first of ``fit.remedies.penalizers`` that converges when the plain fit does not.
 - **Holdout**: each calibration customer's purchases in the opportunities after the calibration end
   (``frequency_holdout``), against the model's expected transactions over those n* opportunities
   (FHS 2010, eq. 13); ``purchases_mae`` per customer, ``purchases_total_error`` in relative terms.
@@ -50,12 +51,15 @@ def _last_period(frame: pd.DataFrame, recent: pd.Series, n_star: np.ndarray) -> 
     return np.asarray(scaled, dtype=np.float64)
 
 
-def validate_bgbb(calibration: pd.DataFrame, full: pd.DataFrame) -> DiscreteValidation:
-    """BG/BB fitted on ``calibration`` (with ``recent``, the purchases in its last n* opportunities), judged
+def validate_bgbb(
+    calibration: pd.DataFrame, full: pd.DataFrame, penalizers: tuple[float, ...] = ()
+) -> DiscreteValidation:
+    """BG/BB fitted on ``calibration`` (with ``recent``, the purchases in its last n* opportunities; a
+    penalized fit when the plain one does not converge, :func:`models.bgbb.fit_bgbb_with_remedies`), judged
     on the opportunities ``full`` adds."""
     frame = holdout_frame(calibration, full)
     x, t_x, n = (frame[c].to_numpy() for c in ("frequency", "recency", "n_periods"))
-    fit = bgbb.fit_bgbb(x, t_x, n)
+    fit = bgbb.fit_bgbb_with_remedies(x, t_x, n, penalizers)
     n_star = frame["n_holdout"].to_numpy()
     actual = frame["frequency_holdout"].to_numpy(dtype=np.float64)
     predicted = bgbb.expected_transactions(fit.params, n_star, x, t_x, n)

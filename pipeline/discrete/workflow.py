@@ -81,7 +81,7 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
     timings["prepare"] = time.perf_counter() - start
     start = time.perf_counter()
     try:
-        validation = validate_bgbb(histories.calibration, histories.full)
+        validation = validate_bgbb(histories.calibration, histories.full, config.fit.remedies.penalizers)
     except (FitError, ValueError) as exc:
         raise InputError(f"{data.description}: cannot validate BG/BB on this feed: {exc}") from None
     timings["calibration_fit"] = time.perf_counter() - start
@@ -92,7 +92,9 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
     start = time.perf_counter()
     full = histories.full
     try:
-        production = bgbb.fit_bgbb(full["frequency"], full["recency"], full["n_periods"])
+        production = bgbb.fit_bgbb_with_remedies(
+            full["frequency"], full["recency"], full["n_periods"], config.fit.remedies.penalizers
+        )
     except FitError as exc:  # a fit that does not converge ends the job with one line, as in the other jobs
         raise InputError(f"{data.description}: cannot fit BG/BB on the whole history: {exc}") from None
     spend = fit_discrete_spend(config, full)

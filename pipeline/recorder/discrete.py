@@ -26,6 +26,7 @@ def record_discrete(result: DiscreteResult, config_yaml: str) -> None:
             "data.source": result.data.description,
             "data.fingerprint": result.data.fingerprint,
             "gate.passed": str(result.gate.passed).lower(),
+            "bgbb.remedy": result.validation.fit.remedy,
         }
     )
     fit = result.validation.fit
@@ -37,10 +38,13 @@ def record_discrete(result: DiscreteResult, config_yaml: str) -> None:
         **result.validation.metrics,
         **{f"bgbb_{k}": v for k, v in fit.params.as_dict().items()},
         "bgbb_log_likelihood": fit.stats.log_likelihood,
+        "bgbb_penalizer": fit.penalizer,
         **names.stage_metrics(result.timings),
     }
     if result.production_fit is not None:
         metrics |= {f"production_bgbb_{k}": v for k, v in result.production_fit.params.as_dict().items()}
+        metrics["production_bgbb_penalizer"] = result.production_fit.penalizer
+        store.set_tags({"production_bgbb.remedy": result.production_fit.remedy})
         # The spend model is fitted with the production BG/BB, on the whole history: named as the
         # non-contractual job's production fit (production_gamma_gamma_p, production_spend_model, ...).
         spend = result.spend

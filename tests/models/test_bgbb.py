@@ -286,3 +286,52 @@ def test_pymc_map_equals_the_mle(donations: pd.DataFrame) -> None:
             found = pm.find_MAP(progressbar=False, seed=1)
     for name, value in mle.params.as_dict().items():
         assert float(found[name]) == pytest.approx(value, rel=5e-3), name
+
+
+def test_the_penalized_fit_is_lifetimes_penalized_fit(donations: pd.DataFrame) -> None:
+    """lifetimes' penalizer_coef (an L2 penalty on the mean log-likelihood per donor); the statistics keep the
+    unpenalized log-likelihood."""
+    d = donations
+    for penalizer in (0.01, 0.1):
+        theirs = BetaGeoBetaBinomFitter(penalizer_coef=penalizer).fit(
+            d["frequency"], d["recency"], d["periods"], weights=d["weights"]
+        )
+        fit = bgbb.fit_bgbb(d["frequency"], d["recency"], d["periods"], d["weights"], penalizer=penalizer)
+        for name, value in theirs.params_.items():
+            assert getattr(fit.params, name) == pytest.approx(value, rel=1e-4), (penalizer, name)
+        assert fit.penalizer == penalizer
+        rows = bgbb.log_likelihood_rows(fit.params, d["frequency"], d["recency"], d["periods"])
+        assert fit.stats.log_likelihood == pytest.approx(float(rows @ d["weights"]), rel=1e-12)
+        assert (
+            fit.stats.log_likelihood
+            < bgbb.fit_bgbb(d["frequency"], d["recency"], d["periods"], d["weights"]).stats.log_likelihood
+        )
+
+
+def test_a_fit_without_heterogeneity_takes_the_smallest_penalizer_that_converges() -> None:
+    """Every customer with the same purchase and dropout probabilities: the Beta shapes run off to infinity and
+    the plain fit does not converge; the remedy is the first penalizer that gives a fit, and says why."""
+    from models.fitted import FitError
+
+    rng = np.random.default_rng(0)
+    size, n = 5000, 10
+    first_inactive = rng.geometric(0.05, size)
+    t = np.arange(1, n + 1)[None, :]
+    buys = (t < first_inactive[:, None]) & (rng.random((size, n)) < 0.2)
+    x = buys.sum(axis=1)
+    t_x = np.where(buys.any(axis=1), n - np.argmax(buys[:, ::-1], axis=1), 0)
+    periods = np.full(size, n)
+    with pytest.raises(FitError, match="did not converge"):
+        bgbb.fit_bgbb(x, t_x, periods)
+    fit = bgbb.fit_bgbb_with_remedies(x, t_x, periods, (0.1, 0.001, 0.01))
+    assert fit.penalizer == 0.001
+    assert fit.remedy == "penalizer 0.001 (BG/BB: the maximum-likelihood fit did not converge)"
+    assert fit.params.alpha / (fit.params.alpha + fit.params.beta) == pytest.approx(0.2, abs=0.02)
+
+
+def test_a_fit_that_converges_takes_no_remedy(donations: pd.DataFrame) -> None:
+    d = donations
+    rows = d.loc[d.index.repeat(d["weights"])]
+    fit = bgbb.fit_bgbb_with_remedies(rows["frequency"], rows["recency"], rows["periods"], (0.001,))
+    assert (fit.penalizer, fit.remedy) == (0.0, "")
+    assert fit.params.alpha == pytest.approx(PAPER.alpha, rel=1e-3)
