@@ -110,7 +110,9 @@ class DataConfig(StrictModel):
     columns: ColumnMap = ColumnMap()
     csv: CsvOptions = CsvOptions()
     timestamp_format: str | None = Field(
-        default=None, description="strptime format of the timestamp column; None lets DuckDB detect it"
+        default=None,
+        description="strptime format of the timestamp column, or epoch_s, epoch_ms or epoch_us for numbers since "
+        "1970-01-01 UTC (read as the wall time in prepare.timezone); None lets the engines detect the format",
     )
 
     @model_validator(mode="after")

@@ -31,7 +31,8 @@ from pipeline.config import Config
 from pipeline.engines.duckdb_classify import duplicate_sql
 from pipeline.engines.rules import quarantine_rules
 from pipeline.engines.source_columns import layout
-from pipeline.engines.sql import DUCKDB, duckdb_id, reason_case
+from pipeline.engines.sql import DUCKDB, duckdb_id, epoch_timestamp_sql, reason_case
+from pipeline.engines.timestamps import epoch_units_per_second
 from pipeline.errors import InputError
 
 __all__ = [
@@ -115,7 +116,11 @@ def classified_rows_sql(config: Config, columns: list[str]) -> str:
     ``prepare.duplicate_key`` names the columns that make a row a repeat."""
     fmt = config.data.timestamp_format
     text_ts = "NULLIF(trim(CAST(timestamp AS VARCHAR)), '')"
-    parsed = f"try_strptime({text_ts}, '{fmt}')" if fmt else f"TRY_CAST({text_ts} AS TIMESTAMP)"
+    per_second = epoch_units_per_second(fmt)
+    if per_second is not None:
+        parsed = epoch_timestamp_sql(DUCKDB, text_ts, per_second, config.prepare.timezone)
+    else:
+        parsed = f"try_strptime({text_ts}, '{fmt}')" if fmt else f"TRY_CAST({text_ts} AS TIMESTAMP)"
     everything = ", ".join(DUCKDB.identifier(c) for c in columns)
     duplicate = duplicate_sql(layout(columns, None, config.prepare, "the feed"))
     rules = quarantine_rules(config.prepare, has_amounts=True)

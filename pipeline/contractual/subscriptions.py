@@ -34,7 +34,8 @@ from pipeline.contractual.prepare import (
     subscribers_from_charges,
 )
 from pipeline.engines.source_columns import private_alias
-from pipeline.engines.sql import DUCKDB
+from pipeline.engines.sql import DUCKDB, epoch_timestamp_sql
+from pipeline.engines.timestamps import epoch_units_per_second
 from pipeline.errors import ConfigError, InputError
 
 __all__ = ["SUBSCRIPTION_REASONS", "prepare_contract_feed", "prepare_subscriptions"]
@@ -53,7 +54,11 @@ def _anniversary_sql(start: str, k: str, period: str) -> str:
 def _classified_sql(config: Config, columns: list[str], end: str) -> str:
     fmt = config.data.timestamp_format
     raw_end = f"NULLIF(trim(CAST({end} AS VARCHAR)), '')"
-    parsed = f"try_strptime({raw_end}, '{fmt}')" if fmt else f"TRY_CAST({raw_end} AS TIMESTAMP)"
+    per_second = epoch_units_per_second(fmt)
+    if per_second is not None:
+        parsed = epoch_timestamp_sql(DUCKDB, raw_end, per_second, config.prepare.timezone)
+    else:
+        parsed = f"try_strptime({raw_end}, '{fmt}')" if fmt else f"TRY_CAST({raw_end} AS TIMESTAMP)"
     everything = ", ".join(DUCKDB.identifier(c) for c in columns)
     open_end = "coalesce(CAST(end_ts AS DATE), DATE '9999-12-31')"
     earlier = (

@@ -17,7 +17,7 @@ from pipeline.config import PrepareConfig
 from pipeline.engines import sql
 from pipeline.engines.source_columns import Layout
 from pipeline.engines.sql import DUCKDB, duckdb_id
-from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format
+from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format, epoch_units_per_second
 from pipeline.errors import InputError
 
 __all__ = [
@@ -81,6 +81,9 @@ def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str, column: 
     if is_native_timestamp(dtype):
         return f"CAST({column} AS TIMESTAMP)"
     text = _text_timestamp(column)
+    per_second = epoch_units_per_second(timestamp_format)
+    if per_second is not None:
+        return sql.epoch_timestamp_sql(DUCKDB, text, per_second, zone)
     if timestamp_format is not None:
         parsed = f"try_strptime({text}, {_literal(timestamp_format)})"
         return f"timezone({tz}, {parsed})" if "%z" in timestamp_format or "%Z" in timestamp_format else parsed

@@ -15,7 +15,7 @@ from pipeline.config import PrepareConfig
 from pipeline.engines import sql
 from pipeline.engines.source_columns import Layout
 from pipeline.engines.sql import SPARK
-from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format
+from pipeline.engines.timestamps import OFFSET_PATTERN, detect_format, epoch_units_per_second
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ def _timestamp_sql(dtype: str, timestamp_format: str | None, column: str = "`tim
     if dtype in NATIVE_TIMESTAMPS:
         return column
     text = _text_timestamp(column)
+    per_second = epoch_units_per_second(timestamp_format)
+    if per_second is not None:
+        return sql.epoch_timestamp_sql(SPARK, text, per_second, "")
     if timestamp_format is not None:
         if re.search(r"\s", timestamp_format):
             # DuckDB's strptime reads a space of the format as any run of whitespace: so does this.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pipeline.config import PrepareConfig
 from pipeline.engines.rules import ID_PATTERN_ANCHORED, Rule, quarantine_rules
 from pipeline.engines.source_columns import REASON, Layout, quarantine_names
-from pipeline.engines.timestamps import SAMPLE_SIZE
+from pipeline.engines.timestamps import EPOCH_LIMIT_SECONDS, SAMPLE_SIZE
 
 __all__ = [
     "DUCKDB",
@@ -23,6 +23,7 @@ __all__ = [
     "Dialect",
     "classified_sql",
     "duckdb_id",
+    "epoch_timestamp_sql",
     "id_sql",
     "period_sql",
     "plain_id_sql",
@@ -233,6 +234,17 @@ def timestamp_sample_sql(dialect: Dialect, table: str, parsed: str) -> str:
     return f"""SELECT v, {parsed} IS NOT NULL AS ok FROM (
                 SELECT DISTINCT {text} AS v FROM {table}
             ) WHERE v IS NOT NULL ORDER BY md5(v), v LIMIT {SAMPLE_SIZE}"""
+
+
+def epoch_timestamp_sql(dialect: Dialect, text: str, per_second: int, zone: str) -> str:
+    """The timestamp in ``text``, a number of units since 1970-01-01 UTC (``per_second`` of them a second), as
+    the wall time in ``zone`` (Spark: the session's zone, which is prepare.timezone); NULL when it is not a
+    number or lies beyond :data:`~pipeline.engines.timestamps.EPOCH_LIMIT_SECONDS`."""
+    seconds = f"(TRY_CAST({text} AS DOUBLE) / {per_second})"
+    inside = f"CASE WHEN abs({seconds}) < {EPOCH_LIMIT_SECONDS:g} THEN {seconds} END"
+    if dialect.name == "spark":
+        return f"timestamp_seconds({inside})"
+    return f"timezone({dialect.string(zone)}, to_timestamp({inside}))"
 
 
 def unreadable_timestamp_sql(dialect: Dialect, classified: str) -> str:

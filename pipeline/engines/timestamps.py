@@ -17,11 +17,20 @@ are left out on purpose, because the engines put them in different centuries.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 
 from pipeline.errors import InputError
 
-__all__ = ["CANDIDATE_FORMATS", "OFFSET_PATTERN", "SAMPLE_SIZE", "detect_format", "unreadable_hint"]
+__all__ = [
+    "CANDIDATE_FORMATS",
+    "EPOCH_FORMATS",
+    "OFFSET_PATTERN",
+    "SAMPLE_SIZE",
+    "detect_format",
+    "epoch_units_per_second",
+    "unreadable_hint",
+]
 
 OFFSET_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
 """A text timestamp that ends in a UTC offset: both engines convert it to ``prepare.timezone``."""
@@ -64,6 +73,20 @@ CANDIDATE_FORMATS: tuple[str, ...] = (
     "%B %d, %Y",
 )
 """Formats tried, in this order; the first that reads every sampled value is used."""
+
+
+EPOCH_FORMATS = {"epoch_s": 1, "%s": 1, "epoch_ms": 1_000, "epoch_us": 1_000_000}
+"""``data.timestamp_format`` values for numbers since 1970-01-01 UTC (in seconds, milliseconds or microseconds;
+``%s`` is strftime's seconds), with how many make a second. Such a timestamp is an instant: both engines read it
+as the wall time in ``prepare.timezone``. Not detected (``20221231`` is a date, ``1672444800`` could be a
+time), only hinted at."""
+EPOCH_LIMIT_SECONDS = 1e11
+"""Epoch values of this many seconds or more (the year 5138) are not timestamps (``invalid_timestamp``)."""
+
+
+def epoch_units_per_second(timestamp_format: str | None) -> int | None:
+    """How many units of an epoch ``data.timestamp_format`` make a second; None for a strptime format."""
+    return None if timestamp_format is None else EPOCH_FORMATS.get(timestamp_format)
 
 
 def _parsed(values: Sequence[str], fmt: str) -> list[dt.datetime] | None:
@@ -111,4 +134,9 @@ def unreadable_hint(value: str | None) -> str:
     """The hint added to "no usable transactions" when timestamps could not be read."""
     if value is None:
         return ""
+    if re.fullmatch(r"[+-]?[0-9]{9,16}(\.[0-9]*)?", value.strip()):
+        return (
+            f"; timestamps such as {value!r} could not be read: numbers since 1970, set data.timestamp_format "
+            "to epoch_s, epoch_ms or epoch_us"
+        )
     return f"; timestamps such as {value!r} could not be read: set data.timestamp_format (a strptime format)"

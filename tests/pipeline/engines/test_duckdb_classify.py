@@ -242,3 +242,25 @@ def test_nanosecond_parquet_timestamps_prepare_as_microseconds_do(tmp_path: Path
     pd.testing.assert_frame_equal(ns.calibration, us.calibration, check_exact=True)
     pd.testing.assert_frame_equal(ns.full, us.full, check_exact=True)
     assert (ns.first_date, ns.last_date) == (us.first_date, us.last_date)
+
+
+@pytest.mark.parametrize(("fmt", "per_second"), [("epoch_s", 1), ("%s", 1), ("epoch_ms", 1000), ("epoch_us", 10**6)])
+def test_epoch_timestamps_prepare_as_the_same_instants_written_out(fmt: str, per_second: int) -> None:
+    """Numbers since 1970-01-01 UTC are instants: read as the wall time in prepare.timezone, as the same instants
+    written with a UTC offset are; text and integer columns alike; what is not a number, or lies past the year
+    5138, is an invalid_timestamp."""
+    feed = _feed("UTC")
+    epoch = (feed["timestamp"] - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(seconds=1) * per_second
+    written = feed.assign(timestamp=feed["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    config = PrepareConfig(calibration_end=dt.date(2019, 12, 31), timezone="Asia/Tokyo")
+    expected = prepare(duckdb.connect().from_df(written), config)
+    for numbers in (epoch.astype("int64"), epoch.astype(str)):
+        got = prepare(duckdb.connect().from_df(feed.assign(timestamp=numbers)), config, fmt)
+        pd.testing.assert_frame_equal(got.calibration, expected.calibration, check_exact=True)
+        pd.testing.assert_frame_equal(got.full, expected.full, check_exact=True)
+        assert (got.first_date, got.last_date) == (expected.first_date, expected.last_date)
+    instants = [1_559_433_600, 1_577_836_800]  # 2019-06-02 and 2020-01-01 00:00 UTC, 09:00 in Tokyo
+    bad = feed.head(4).assign(timestamp=["soon", str(10**11 * per_second), *(str(i * per_second) for i in instants)])
+    got = prepare(duckdb.connect().from_df(bad), config, fmt)
+    assert got.ledger.quarantined == {"invalid_timestamp": 2}
+    assert (got.first_date, got.last_date) == (dt.date(2019, 6, 2), dt.date(2020, 1, 1))

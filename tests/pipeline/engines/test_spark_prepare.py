@@ -252,6 +252,26 @@ def test_timestamp_format_reads_as_duckdb_does(spark, tmp_path: Path) -> None:  
     assert ours.ledger.quarantined == {"invalid_timestamp": 2}
 
 
+@pytest.mark.parametrize("fmt", ["epoch_s", "epoch_ms"])
+def test_epoch_timestamps_read_as_in_duckdb(spark, tmp_path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    """Numbers since 1970 (UTC) as the wall time in prepare.timezone, near midnight too; not a number, or past
+    the year 5138: invalid_timestamp."""
+    scale = 1000 if fmt == "epoch_ms" else 1
+    rng = np.random.default_rng(7)
+    seconds = 1_609_459_200 + rng.integers(0, 360 * 86400, 400)  # 2021, UTC
+    ids = [f"c{i % 60}" for i in range(400)]
+    rows = [(i, str(int(s) * scale), "10.5") for i, s in zip(ids, seconds, strict=True)]
+    rows += [("x", "not a number", "1"), ("x", str(10**12 * scale), "1"), ("y", str(1_640_995_199 * scale), "2")]
+    path = tmp_path / "epoch.csv"
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+    data = DataConfig(source="csv", path=path, timestamp_format=fmt)
+    config = PrepareConfig(calibration_end=dt.date(2021, 6, 30), timezone="Asia/Tokyo")
+    duck, ours, _ = _both(spark, data, config)
+    _assert_identical(duck, ours)
+    assert ours.ledger.quarantined == {"invalid_timestamp": 2}
+    assert ours.last_date == dt.date(2022, 1, 1)  # 2021-12-31 23:59:59 UTC is the next morning in Tokyo
+
+
 def _assert_same_quarantine(duck: PreparedData, spark: PreparedData, folder: Path) -> pd.DataFrame:
     """The quarantined rows as both engines write them: the same rows, columns and reasons."""
     written = folder / "quarantine.parquet"

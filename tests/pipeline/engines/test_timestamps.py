@@ -7,7 +7,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from pipeline.engines.timestamps import CANDIDATE_FORMATS, detect_format, unreadable_hint
+from pipeline.engines.timestamps import CANDIDATE_FORMATS, detect_format, epoch_units_per_second, unreadable_hint
 from pipeline.errors import InputError
 
 US = ["12/1/2010 8:26", "12/1/2010 13:05", "1/31/2011 9:00", "6/13/2011 17:45"]
@@ -49,6 +49,18 @@ def test_hint_names_the_value_and_the_key() -> None:
     assert unreadable_hint("3rd of May") == (
         "; timestamps such as '3rd of May' could not be read: set data.timestamp_format (a strptime format)"
     )
+    for epoch in ("1672444800", "1672444800123", "1672444800.5"):
+        assert unreadable_hint(epoch) == (
+            f"; timestamps such as {epoch!r} could not be read: numbers since 1970, set data.timestamp_format to "
+            "epoch_s, epoch_ms or epoch_us"
+        )
+    assert "a strptime format" in unreadable_hint("20221231")  # a date, which the engines read themselves
+
+
+def test_epoch_formats_and_their_units() -> None:
+    assert [epoch_units_per_second(f) for f in ("epoch_s", "%s", "epoch_ms", "epoch_us")] == [1, 1, 1000, 10**6]
+    assert epoch_units_per_second("%Y-%m-%d") is None
+    assert epoch_units_per_second(None) is None
 
 
 def candidate_values(fmt: str, seed: int = 1, n: int = 60) -> list[str]:
