@@ -124,11 +124,11 @@ def advice_lines(shape: FeedShape, business_type: str) -> tuple[str, ...]:
             f"contractual; set business.type: contractual (billing_period: {shape.period}) instead of "
             f"{business_type}"
         )
-    elif business_type == "contractual" and shape.repeat_customers >= MIN_CUSTOMERS and not shape.looks_contractual:
+    elif business_type == "contractual" and shape.repeat_customers >= MIN_CUSTOMERS and shape.period is None:
+        # Only the billing intervals: a subscription business may have more plans than PRICE_LEVELS prices.
         lines.append(
-            f"advice: only {shape.regular_share:.0%} of repeat customers are billed at a regular period and "
-            f"{shape.constant_amount_share:.0%} pay a fixed price: this feed may not be contractual "
-            "(business.type: non_contractual)"
+            f"advice: only {shape.regular_share:.0%} of repeat customers are billed at a regular period (a week, "
+            "a month or a year): this feed may not be contractual (business.type: non_contractual)"
         )
     if business_type == "non_contractual" and np.isfinite(shape.spend_cv) and shape.spend_cv < NO_SPREAD_CV:
         lines.append(

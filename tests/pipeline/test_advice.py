@@ -63,7 +63,17 @@ def test_cdnow_gets_no_advice_as_non_contractual_and_a_hint_as_contractual() -> 
     assert shape.constant_amount_share < 0.2
     assert advice_lines(shape, "non_contractual") == ()
     (hint,) = advice_lines(shape, "contractual")
-    assert "may not be contractual" in hint
+    assert hint == (
+        f"advice: only {shape.regular_share:.0%} of repeat customers are billed at a regular period (a week, a month "
+        "or a year): this feed may not be contractual (business.type: non_contractual)"
+    )
+
+
+def test_regular_billing_at_many_prices_gets_no_hint_as_contractual() -> None:
+    """Subscribers billed every week at 13 plan prices: more prices than PRICE_LEVELS, still a subscription feed
+    (the hint said 'only 100% of repeat customers are billed at a regular period and 77% pay a fixed price')."""
+    shape = FeedShape(repeat_customers=500, period="week", regular_share=1.0, constant_amount_share=0.77, spend_cv=0.4)
+    assert advice_lines(shape, "contractual") == ()
 
 
 def test_spend_without_spread_cannot_inform_gamma_gamma() -> None:
