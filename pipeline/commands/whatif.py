@@ -99,6 +99,18 @@ def _selected(
     return keep
 
 
+def _refuse_money(scenarios: Sequence[Scenario], campaign: Campaign) -> None:
+    """A model without a spend model counts its "CLV" in discounted purchases (an order value of 1), not money:
+    a spend scenario or a break-even spend cannot be valued."""
+    if any(s.lever == "spend" for s in scenarios):
+        raise ConfigError("--scenario spend: this model has no spend model (its feed has no amounts)")
+    if campaign.cost_per_customer > 0:
+        raise ConfigError(
+            "--campaign-cost: this model has no spend model, so its CLV counts purchases, not money; "
+            "a break-even spend needs one"
+        )
+
+
 def _record(model: RegisteredModel, result: WhatIf, context: dict[str, str], figure_name: str) -> tuple[str, str]:
     """The ``whatif`` run, linked to the model version: context as tags, totals as metrics, table and plot."""
     record = store.model_record(model.uri) if model.uri.startswith("models:/") else {}
@@ -148,14 +160,8 @@ def run_whatif(
         raise ConfigError("give at least one --scenario")
     campaign = campaign if campaign is not None else Campaign()
     model = load_model(model_uri)
-    if not model.params.has_spend:  # its "CLV" counts discounted purchases (an order value of 1), not money
-        if any(s.lever == "spend" for s in scenarios):
-            raise ConfigError("--scenario spend: this model has no spend model (its feed has no amounts)")
-        if campaign.cost_per_customer > 0:
-            raise ConfigError(
-                "--campaign-cost: this model has no spend model, so its CLV counts purchases, not money; "
-                "a break-even spend needs one"
-            )
+    if not model.params.has_spend:
+        _refuse_money(scenarios, campaign)
     customers = _customers(model, input_path, as_of, customers_path)
     labels = _labels(model, customers, segment_by)
     warnings: list[str] = []
