@@ -76,9 +76,11 @@ def _labels(model: RegisteredModel, customers: Customers, segment_by: Segmenting
 
 
 def _selected(
-    customers: Customers, labels: pd.Series, segments: Sequence[str], ids_path: Path | None, warnings: list[str]
-) -> np.ndarray:
+    customers: Customers, labels: pd.Series, segments: Sequence[str], ids_path: Path | None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The customers kept by the segments and the id list, and a warning for listed ids that are not customers."""
     keep = np.ones(len(labels), dtype=bool)
+    warnings: tuple[str, ...] = ()
     if segments:
         unknown = sorted(set(segments) - set(labels))
         if unknown:
@@ -91,12 +93,10 @@ def _selected(
         unknown = sorted(listed - set(known))
         if unknown:
             shown = ", ".join(repr(i) for i in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
-            warnings.append(
-                f"--ids {ids_path}: {len(unknown):,} of {len(listed):,} ids are not customers here ({shown})"
-            )
+            warnings = (f"--ids {ids_path}: {len(unknown):,} of {len(listed):,} ids are not customers here ({shown})",)
     if not keep.any():
         raise InputError("no customer is in the chosen segment(s) and id list")
-    return keep
+    return keep, warnings
 
 
 def _refuse_money(scenarios: Sequence[Scenario], campaign: Campaign) -> None:
@@ -164,8 +164,7 @@ def run_whatif(
         _refuse_money(scenarios, campaign)
     customers = _customers(model, input_path, as_of, customers_path)
     labels = _labels(model, customers, segment_by)
-    warnings: list[str] = []
-    keep = _selected(customers, labels, segments, ids_path, warnings)
+    keep, warnings = _selected(customers, labels, segments, ids_path)
     params = model.params
     if horizon_months is not None:
         if horizon_months < 1:
@@ -193,7 +192,7 @@ def run_whatif(
         "whatif.clv_horizon_months": str(params.spec.clv_horizon_months),
     }
     run_id, version = _record(model, result, context, "whatif")
-    return WhatIfRun(model_uri, version, run_id, result, outputs, model.params.has_spend, tuple(warnings))
+    return WhatIfRun(model_uri, version, run_id, result, outputs, model.params.has_spend, warnings)
 
 
 def table_lines(table: pd.DataFrame) -> list[str]:

@@ -41,6 +41,7 @@ __all__ = [
     "Subscribers",
     "as_of_config",
     "classified_rows_sql",
+    "parsed_timestamp_sql",
     "periods_between_sql",
     "prepare_billing",
     "subscribers_from_charges",
@@ -107,6 +108,16 @@ def periods_between_sql(start: str, end: str, period: str) -> str:
     return whole if period == "month" else f"CAST(floor({whole} / 12) AS BIGINT)"
 
 
+def parsed_timestamp_sql(config: Config, text: str) -> str:
+    """The date-time in the text expression ``text``: by ``data.timestamp_format`` (strptime, or a number since
+    1970 for the epoch formats, as the wall time in prepare.timezone), else DuckDB's cast."""
+    fmt = config.data.timestamp_format
+    per_second = epoch_units_per_second(fmt)
+    if per_second is not None:
+        return epoch_timestamp_sql(DUCKDB, text, per_second, config.prepare.timezone)
+    return f"try_strptime({text}, '{fmt}')" if fmt else f"TRY_CAST({text} AS TIMESTAMP)"
+
+
 def classified_rows_sql(config: Config, columns: list[str]) -> str:
     """Every row of ``tx`` with its id (cid), parsed timestamp (ts), amount (raw_value) and quarantine reason.
 
@@ -114,13 +125,8 @@ def classified_rows_sql(config: Config, columns: list[str]) -> str:
     ``prepare.duplicates: auto`` rows repeated whole are duplicates only when an order id is mapped (without
     one, two identical lines are two real purchases); ``quarantine`` always, ``keep`` never;
     ``prepare.duplicate_key`` names the columns that make a row a repeat."""
-    fmt = config.data.timestamp_format
     text_ts = "NULLIF(trim(CAST(timestamp AS VARCHAR)), '')"
-    per_second = epoch_units_per_second(fmt)
-    if per_second is not None:
-        parsed = epoch_timestamp_sql(DUCKDB, text_ts, per_second, config.prepare.timezone)
-    else:
-        parsed = f"try_strptime({text_ts}, '{fmt}')" if fmt else f"TRY_CAST({text_ts} AS TIMESTAMP)"
+    parsed = parsed_timestamp_sql(config, text_ts)
     everything = ", ".join(DUCKDB.identifier(c) for c in columns)
     duplicate = duplicate_sql(layout(columns, None, config.prepare, "the feed"))
     rules = quarantine_rules(config.prepare, has_amounts=True)

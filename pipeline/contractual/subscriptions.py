@@ -29,13 +29,13 @@ from pipeline.contractual.prepare import (
     Subscribers,
     as_of_config,
     classified_rows_sql,
+    parsed_timestamp_sql,
     periods_between_sql,
     prepare_billing,
     subscribers_from_charges,
 )
 from pipeline.engines.source_columns import private_alias
-from pipeline.engines.sql import DUCKDB, epoch_timestamp_sql
-from pipeline.engines.timestamps import epoch_units_per_second
+from pipeline.engines.sql import DUCKDB
 from pipeline.errors import ConfigError, InputError
 
 __all__ = ["SUBSCRIPTION_REASONS", "prepare_contract_feed", "prepare_subscriptions"]
@@ -52,13 +52,8 @@ def _anniversary_sql(start: str, k: str, period: str) -> str:
 
 
 def _classified_sql(config: Config, columns: list[str], end: str) -> str:
-    fmt = config.data.timestamp_format
     raw_end = f"NULLIF(trim(CAST({end} AS VARCHAR)), '')"
-    per_second = epoch_units_per_second(fmt)
-    if per_second is not None:
-        parsed = epoch_timestamp_sql(DUCKDB, raw_end, per_second, config.prepare.timezone)
-    else:
-        parsed = f"try_strptime({raw_end}, '{fmt}')" if fmt else f"TRY_CAST({raw_end} AS TIMESTAMP)"
+    parsed = parsed_timestamp_sql(config, raw_end)
     everything = ", ".join(DUCKDB.identifier(c) for c in columns)
     open_end = "coalesce(CAST(end_ts AS DATE), DATE '9999-12-31')"
     earlier = (

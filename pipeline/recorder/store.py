@@ -270,7 +270,11 @@ def load_scoring_model(model_uri: str) -> tuple[CLVModel, str]:
                 raise InputError(f"--model-uri {model_uri}: {str(exc).splitlines()[0]}") from None
             raise
     python_model = loaded.unwrap_python_model()
-    kind = {"SubscriptionModel": "contractual", "OpportunityModel": "discrete"}.get(type(python_model).__name__)
+    from models.opportunity_model import OpportunityModel
+    from models.subscription_model import SubscriptionModel
+
+    kinds = {SubscriptionModel: "contractual", OpportunityModel: "discrete"}
+    kind = next((name for cls, name in kinds.items() if isinstance(python_model, cls)), None)
     if kind is not None:  # the other business types score through clv score alone (pipeline.commands.business_feed)
         raise InputError(
             f"--model-uri {model_uri}: a business.type {kind} model; clv whatif and clv monitor take non_contractual "
