@@ -46,9 +46,15 @@ def _add_months(day: dt.date, months: int) -> dt.date:
 
 
 def subscription_feed(
-    per_cohort: int = 400, cohorts: int = 24, seed: int = 7, alpha: float = ALPHA, beta: float = BETA
+    per_cohort: int = 400,
+    cohorts: int = 24,
+    seed: int = 7,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+    months_per_charge: int = 1,
 ) -> pd.DataFrame:
-    """Charges (customer_id, charge_date, amount, plan), sorted by customer and date, plus the dirty rows."""
+    """Charges (customer_id, charge_date, amount, plan), sorted by customer and date, plus the dirty rows.
+    ``months_per_charge``: 12 bills every subscriber once a year (cohorts are still monthly)."""
     rng = np.random.default_rng(seed)
     rows: list[tuple[str, str, float, str]] = []
     names = list(PLANS)
@@ -63,7 +69,7 @@ def subscription_feed(
             start = start_month + dt.timedelta(days=int(days[i]))
             plan = names[plans[i]]
             for k in range(int(lifetimes[i])):
-                charge = _add_months(start, k)
+                charge = _add_months(start, k * months_per_charge)
                 if charge > OBSERVATION_END:
                     break
                 rows.append((customer, charge.isoformat(), PLANS[plan], plan))

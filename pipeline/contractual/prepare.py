@@ -17,10 +17,14 @@ Per subscriber, as of a date D (the calibration end, and the observation end):
   D - ``business.grace_days`` (at least ``renewals``);
 - ``churned``: a due renewal was missed (age > renewals); otherwise the subscriber is active (censored);
 - ``price``: the last charge's amount (the plan's price), ``revenue``: the sum of the charges.
+
+And the feed's median interval between a subscriber's charges, for the advice when it is not the billing
+period (:mod:`pipeline.contractual.intervals`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -28,6 +32,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import Config
+from pipeline.contractual.intervals import ChargeInterval, charge_interval
 from pipeline.engines.duckdb_classify import duplicate_sql
 from pipeline.engines.rules import quarantine_rules
 from pipeline.engines.source_columns import layout
@@ -85,7 +90,9 @@ class BillingLedger:
 class Subscribers:
     """The prepared billing feed: subscribers as of the calibration end and as of the observation end
     (:data:`SUBSCRIBER_COLUMNS`, sorted by id), the ledger, the quarantined rows and the charges used
-    (customer_id, charge_date, amount; for the advice on the data)."""
+    (customer_id, charge_date, amount; for the advice on the data), and the feed's median interval between
+    a subscriber's charges (a billing feed's training prepare only: None as of a date, and for a subscriptions
+    table, whose charges are laid on the configured period)."""
 
     calibration: pd.DataFrame
     full: pd.DataFrame
@@ -94,6 +101,7 @@ class Subscribers:
     charges: pd.DataFrame
     calibration_end: dt.date
     observation_end: dt.date
+    charge_interval: ChargeInterval | None = None
 
 
 def periods_between_sql(start: str, end: str, period: str) -> str:
@@ -197,7 +205,10 @@ def prepare_billing(
             "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
             "FROM classified WHERE reason IS NULL AND raw_value >= 0"
         )
-        return subscribers_from_charges(con, config, columns, as_of)
+        subscribers = subscribers_from_charges(con, config, columns, as_of)
+        if as_of is not None:
+            return subscribers
+        return dataclasses.replace(subscribers, charge_interval=charge_interval(con))
     finally:
         con.unregister("tx")
 

@@ -22,6 +22,7 @@ def summary_dict(result: ContractualResult | DiscreteResult) -> dict[str, Any]:
     config = result.config
     pooled = result.calibration_fits.pooled.params
     production = result.production_fits.pooled.params if result.production_fits is not None else None
+    interval = result.subscribers.charge_interval
     return {
         "run_id": result.run_id,
         "business_type": config.business.type,
@@ -36,6 +37,7 @@ def summary_dict(result: ContractualResult | DiscreteResult) -> dict[str, Any]:
             "subscribers": len(result.subscribers.full),
             "calibration_end": str(result.subscribers.calibration_end),
             "observation_end": str(result.subscribers.observation_end),
+            "charge_interval": interval.as_dict() if interval is not None else None,
         },
         "fit": {
             "model": "sbg",

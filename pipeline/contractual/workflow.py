@@ -14,6 +14,7 @@ from models import sbg
 from models.subscription_model import SubscriptionParams, score_subscribers
 from pipeline.advice import advice_lines, charges_summary, feed_shape
 from pipeline.config import Config
+from pipeline.contractual.intervals import billing_period_advice
 from pipeline.contractual.prepare import Subscribers
 from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.contractual.validation import (
@@ -121,7 +122,9 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     with engine.errors(data.description):
         subscribers = prepare_contract_feed(engine.connection, data.handle, config)  # type: ignore[arg-type]
     timings["prepare"] = time.perf_counter() - start
-    advice = advice_lines(feed_shape(charges_summary(subscribers.charges), 1.0), "contractual")
+    advice = billing_period_advice(subscribers.charge_interval, config.business.billing_period) + advice_lines(
+        feed_shape(charges_summary(subscribers.charges), 1.0), "contractual"
+    )
     start = time.perf_counter()
     try:
         calibration_fits = fit_cohorts(subscribers.calibration, config.fit)

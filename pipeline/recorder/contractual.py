@@ -35,6 +35,13 @@ def _fit_metrics(prefix: str, result: ContractualResult) -> dict[str, float]:
     }
 
 
+def _interval_metrics(result: ContractualResult) -> dict[str, float]:
+    """The feed's median interval between a subscriber's charges (the advice compares it with the billing
+    period; nothing when it was not measured)."""
+    interval = result.subscribers.charge_interval
+    return {} if interval is None else {"median_charge_interval_days": interval.median_days}
+
+
 def record_contractual(result: ContractualResult, config_yaml: str, report_html: str) -> None:
     """Config, tags, ledger, metrics, gate, tables and report of a contractual run (no model)."""
     config = result.config
@@ -56,6 +63,7 @@ def record_contractual(result: ContractualResult, config_yaml: str, report_html:
         "rows_used": float(ledger.rows_used),
         "rows_quarantined": float(ledger.rows_quarantined),
         "subscribers": float(len(result.subscribers.full)),
+        **_interval_metrics(result),
         **result.validation.metrics,
         **_fit_metrics("", result),
         **_fit_metrics("production_", result),

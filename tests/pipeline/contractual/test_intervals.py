@@ -1,0 +1,200 @@
+"""The feed's billing interval against business.billing_period: a monthly feed run with year (or week) is told
+the period its charges come at, in the run's advice, summary and MLflow tags; a feed on its period is not."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from pipeline.config import Config, parse_config
+from pipeline.contractual.intervals import ChargeInterval, billing_period_advice
+from pipeline.contractual.report import report_html, summary_dict
+from pipeline.contractual.subscriptions import prepare_contract_feed
+from pipeline.contractual.workflow import ContractualResult, train_contractual
+from pipeline.engines import open_engine
+from pipeline.recorder import store
+from pipeline.recorder.contractual import record_contractual
+from tests.subscription_feed import DIRTY_ROWS, subscription_feed, subscriptions_table
+
+MONTHLY_AS_YEAR = (
+    "advice: charges come every 30.5 days (median over 1,862 subscribers charged on two days or more) but "
+    "business.billing_period is year (365.25 days): renewals and churn are counted per year, so the sBG's "
+    "numbers mean nothing; set business.billing_period: month"
+)
+
+
+def _config(path: Path, period: str, **business: object) -> Config:
+    table = business.get("input") == "subscriptions"
+    columns = {"timestamp": "start", "amount": "price"} if table else {"timestamp": "charge_date"}
+    return parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": columns},
+            "prepare": {"calibration_end": "2023-12-31", "observation_end": "2024-06-30"},
+            "business": {"type": "contractual", "billing_period": period, **business},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def feeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A monthly and a yearly billing feed (100 subscribers a month for two years), and the monthly one as a
+    subscriptions table."""
+    folder = tmp_path_factory.mktemp("intervals")
+    monthly = subscription_feed(per_cohort=100, cohorts=24)
+    monthly.to_csv(folder / "monthly.csv", index=False)
+    subscription_feed(per_cohort=100, cohorts=24, months_per_charge=12).to_csv(folder / "yearly.csv", index=False)
+    subscriptions_table(monthly).to_csv(folder / "subscriptions.csv", index=False)
+    return {name: folder / f"{name}.csv" for name in ("monthly", "yearly", "subscriptions")}
+
+
+def _interval(config: Config, as_of: dt.date | None = None) -> ChargeInterval | None:
+    engine = open_engine(config.engine)
+    try:
+        source = engine.open(config.data)
+        return prepare_contract_feed(engine.connection, source.handle, config, as_of).charge_interval  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+
+
+def test_the_median_interval_is_measured_whatever_the_period(feeds: dict[str, Path]) -> None:
+    monthly = ChargeInterval(30.5, 1862)
+    assert _interval(_config(feeds["monthly"], "month")) == monthly
+    assert _interval(_config(feeds["monthly"], "year")) == monthly
+    assert _interval(_config(feeds["yearly"], "year")) == ChargeInterval(365.0, 1396)
+
+
+def test_the_median_is_that_of_each_subscribers_mean_interval(feeds: dict[str, Path]) -> None:
+    """By hand on the clean charges (prepare also counts the feed's copy of its first charge, a second charge
+    on that day: it shortens one subscriber's mean interval, not the median)."""
+    charges = pd.read_csv(feeds["monthly"]).iloc[:-DIRTY_ROWS]
+    days = charges.assign(day=pd.to_datetime(charges["charge_date"])).groupby("customer_id")["day"]
+    span, count = (days.max() - days.min()).dt.days, days.count()
+    repeat = span > 0
+    assert (span[repeat] / (count[repeat] - 1)).median() == 30.5
+    assert int(repeat.sum()) == 1862
+
+
+def test_no_measure_as_of_a_date_or_on_a_subscriptions_table(feeds: dict[str, Path]) -> None:
+    """Scoring does not advise, and a subscriptions table's charges are laid on the configured period."""
+    assert _interval(_config(feeds["monthly"], "year"), dt.date(2024, 6, 30)) is None
+    assert _interval(_config(feeds["subscriptions"], "year", input="subscriptions")) is None
+
+
+@pytest.mark.parametrize(
+    ("feed", "period", "expected"),
+    [("monthly", "year", (MONTHLY_AS_YEAR,)), ("monthly", "month", ()), ("yearly", "year", ())],
+)
+def test_a_feed_is_advised_only_off_its_period(
+    feeds: dict[str, Path], feed: str, period: str, expected: tuple[str, ...]
+) -> None:
+    assert billing_period_advice(_interval(_config(feeds[feed], period)), period) == expected
+
+
+@pytest.mark.parametrize(
+    ("median", "period", "expected"),
+    [
+        (30.5, "month", None),
+        (365.0, "year", None),
+        (7.0, "week", None),
+        (
+            7.0,
+            "month",
+            "every 7 days (median over 500 subscribers charged on two days or more) but "
+            "business.billing_period is month (30.4375 days): renewals and churn are counted per month, so the sBG's "
+            "numbers mean nothing; set business.billing_period: week",
+        ),
+        (
+            365.0,
+            "month",
+            "every 365 days (median over 500 subscribers charged on two days or more) but "
+            "business.billing_period is month (30.4375 days): renewals and churn are counted per month, so the "
+            "sBG's numbers mean nothing; set business.billing_period: year",
+        ),
+        (
+            30.5,
+            "week",
+            "every 30.5 days (median over 500 subscribers charged on two days or more) but "
+            "business.billing_period is week (7 days): renewals and churn are counted per week, so the sBG's "
+            "numbers mean nothing; set business.billing_period: month",
+        ),
+        # the factor 2 at both ends: every other week is not weekly; half a month is not monthly
+        (
+            14.0,
+            "week",
+            "every 14 days (median over 500 subscribers charged on two days or more) but "
+            "business.billing_period is week (7 days): renewals and churn are counted per week, so the sBG's numbers "
+            "mean nothing; no billing period (a week, a month or a year) fits it: this feed may not suit the sBG",
+        ),
+        (13.9, "week", None),
+        (60.8, "month", None),
+        (
+            15.2,
+            "month",
+            "every 15.2 days (median over 500 subscribers charged on two days or more) but "
+            "business.billing_period is month (30.4375 days): renewals and churn are counted per month, so the "
+            "sBG's numbers mean nothing; no billing period (a week, a month or a year) fits it: this feed may not "
+            "suit the sBG",
+        ),
+        (
+            91.3,
+            "month",
+            "every 91.3 days (median over 500 subscribers charged on two days or more) but "
+            "business.billing_period is month (30.4375 days): renewals and churn are counted per month, so the "
+            "sBG's numbers mean nothing; no billing period (a week, a month or a year) fits it: this feed may not "
+            "suit the sBG",
+        ),
+    ],
+)
+def test_the_advice_names_the_interval_and_the_period_it_looks_like(
+    median: float, period: str, expected: str | None
+) -> None:
+    lines = billing_period_advice(ChargeInterval(median, 500), period)
+    assert lines == (() if expected is None else (f"advice: charges come {expected}",))
+
+
+def test_no_advice_without_a_measure() -> None:
+    assert billing_period_advice(None, "year") == ()
+
+
+def _trained(path: Path, period: str) -> ContractualResult:
+    config = _config(path, period)
+    engine = open_engine(config.engine)
+    try:
+        return train_contractual(config, engine, engine.open(config.data))
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def monthly_as_year(feeds: dict[str, Path]) -> ContractualResult:
+    return _trained(feeds["monthly"], "year")
+
+
+def test_a_monthly_feed_run_with_year_is_told_to_set_month(monthly_as_year: ContractualResult) -> None:
+    """It trains, and may well pass the gate: only the advice says its numbers mean nothing."""
+    assert monthly_as_year.advice == (MONTHLY_AS_YEAR,)
+    summary = summary_dict(monthly_as_year)
+    assert summary["advice"] == summary["warnings"] == [MONTHLY_AS_YEAR]
+    assert summary["data"]["charge_interval"] == {"median_days": 30.5, "subscribers": 1862}
+    assert MONTHLY_AS_YEAR.replace("'", "&#x27;") in report_html(monthly_as_year)
+
+
+@pytest.mark.usefixtures("tracking_store")
+def test_the_run_records_the_advice_as_a_tag_and_the_interval_as_a_metric(monthly_as_year: ContractualResult) -> None:
+    experiment_id = store.connect("intervals")
+    with store.run(experiment_id) as run_id:
+        record_contractual(monthly_as_year, "", report_html(monthly_as_year))
+    data = mlflow.MlflowClient().get_run(run_id).data
+    assert data.tags["advice.0"] == MONTHLY_AS_YEAR
+    assert data.metrics["median_charge_interval_days"] == 30.5
+
+
+@pytest.mark.parametrize(("feed", "period"), [("monthly", "month"), ("yearly", "year")])
+def test_a_feed_run_on_its_period_gets_no_advice(feeds: dict[str, Path], feed: str, period: str) -> None:
+    result = _trained(feeds[feed], period)
+    assert result.advice == ()
+    assert summary_dict(result)["warnings"] == []
