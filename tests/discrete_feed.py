@@ -23,6 +23,8 @@ __all__ = [
     "GAMMA",
     "OBSERVATION_END",
     "SPEND_SHAPE",
+    "as_events",
+    "as_invoice_lines",
     "discrete_feed",
     "write_discrete_feed",
 ]
@@ -62,3 +64,19 @@ def discrete_feed(per_cohort: int = 2500, seed: int = 11) -> pd.DataFrame:
 def write_discrete_feed(path: Path, **kwargs: int) -> Path:
     discrete_feed(**kwargs).to_csv(path, index=False)
     return path
+
+
+def as_invoice_lines(feed: pd.DataFrame, seed: int = 3) -> pd.DataFrame:
+    """``feed`` as invoice lines: ``quantity`` (1, 2 or 4) x ``unit_price`` (amount / quantity: a power of two,
+    so that their product is the amount exactly), no amount column."""
+    quantity = np.random.default_rng(seed).choice([1, 2, 4], len(feed))
+    lines = feed.drop(columns="amount")
+    lines["quantity"] = quantity
+    lines["unit_price"] = feed["amount"].to_numpy() / quantity
+    assert (lines["quantity"] * lines["unit_price"] == feed["amount"]).all()
+    return lines
+
+
+def as_events(feed: pd.DataFrame) -> pd.DataFrame:
+    """``feed`` as an event feed: customer and date, no money."""
+    return feed.drop(columns="amount")

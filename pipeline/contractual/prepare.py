@@ -1,11 +1,12 @@
 """Prepare a billing feed (customer, charge date, amount) into one row per subscriber, in DuckDB SQL.
 
-Rows meet the same quarantine rules as the non-contractual job (:func:`pipeline.engines.rules.
-quarantine_rules`, rendered by :func:`pipeline.engines.sql.reason_case`): missing or unreadable ids,
+Rows are classified by the non-contractual job's own SQL (:func:`pipeline.engines.sql.classified_sql`: the
+quarantine rules of :func:`pipeline.engines.rules.quarantine_rules`, ids, returns): missing or unreadable ids,
 dates and amounts, out-of-range dates, duplicates (as :func:`pipeline.engines.source_columns.layout` says:
 under ``prepare.duplicates: auto``, rows identical in every source column only when an order id is mapped),
 zero amounts and refunds as configured, dates after the observation end;
-rows in = rows used + rows quarantined, or the job stops. A used row with an amount >= 0 is a charge: under
+rows in = rows used + rows quarantined, or the job stops. A used row that is not a refund (a negative amount,
+or an order id starting with ``prepare.cancel_prefix``, as in the non-contractual job) is a charge: under
 ``prepare.zero_amount: keep`` (the default) a charge of 0 (a free plan) is a billing period paid, so its
 subscriber is a subscriber like any other (``quarantine`` quarantines it as ``zero_amount``).
 
@@ -34,9 +35,8 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.contractual.intervals import ChargeInterval, charge_interval
 from pipeline.engines.duckdb_classify import duplicate_sql
-from pipeline.engines.rules import quarantine_rules
-from pipeline.engines.source_columns import layout
-from pipeline.engines.sql import DUCKDB, duckdb_id, epoch_timestamp_sql, reason_case
+from pipeline.engines.source_columns import Layout, layout
+from pipeline.engines.sql import DUCKDB, classified_sql, epoch_timestamp_sql, text_timestamp
 from pipeline.engines.timestamps import epoch_units_per_second
 from pipeline.errors import InputError
 
@@ -46,6 +46,7 @@ __all__ = [
     "Subscribers",
     "as_of_config",
     "classified_rows_sql",
+    "feed_layout",
     "parsed_timestamp_sql",
     "periods_between_sql",
     "prepare_billing",
@@ -127,32 +128,33 @@ def parsed_timestamp_sql(config: Config, text: str) -> str:
 
 
 def classified_rows_sql(config: Config, columns: list[str]) -> str:
-    """Every row of ``tx`` with its id (cid), parsed timestamp (ts), amount (raw_value) and quarantine reason.
+    """Every row of ``tx`` classified as the non-contractual job classifies it (:func:`pipeline.engines.sql.
+    classified_sql`, the rules written once): its id (cid), timestamp (raw_ts, parsed ts), ``raw_value`` (the
+    amount, quantity x unit price, or 0 in an event feed: :attr:`~pipeline.engines.source_columns.Layout.
+    has_amounts`), ``is_return`` (a negative value, or an order id starting with ``prepare.cancel_prefix``), the
+    signed ``value`` and the quarantine ``reason``.
 
     Duplicates follow the non-contractual job's rule (:func:`pipeline.engines.source_columns.layout`): under
     ``prepare.duplicates: auto`` rows repeated whole are duplicates only when an order id is mapped (without
     one, two identical lines are two real purchases); ``quarantine`` always, ``keep`` never;
     ``prepare.duplicate_key`` names the columns that make a row a repeat."""
-    text_ts = "NULLIF(trim(CAST(timestamp AS VARCHAR)), '')"
-    parsed = parsed_timestamp_sql(config, text_ts)
-    everything = ", ".join(DUCKDB.identifier(c) for c in columns)
-    duplicate = duplicate_sql(layout(columns, None, config.prepare, "the feed"))
-    rules = quarantine_rules(config.prepare, has_amounts=True)
-    return f"""
-        SELECT *, {reason_case(DUCKDB, rules)} AS reason
-        FROM (
-            SELECT *, (raw_value < 0) AS is_return
-            FROM (
-                SELECT {everything},
-                       {duckdb_id("customer_id")} AS cid,
-                       {text_ts} AS raw_ts,
-                       {parsed} AS ts,
-                       TRY_CAST(amount AS DOUBLE) AS raw_value,
-                       {duplicate} AS is_duplicate
-                FROM tx
-            )
-        )
-    """
+    text_ts = text_timestamp(DUCKDB, DUCKDB.identifier("timestamp"))
+    shape = feed_layout(config, columns)
+    return classified_sql(
+        DUCKDB,
+        dict.fromkeys(columns, ""),
+        shape,
+        config.prepare,
+        raw_ts=text_ts,
+        ts=parsed_timestamp_sql(config, text_ts),
+        duplicate=duplicate_sql(shape),
+        rows="tx",
+    )
+
+
+def feed_layout(config: Config, columns: list[str]) -> Layout:
+    """The feed's :class:`~pipeline.engines.source_columns.Layout` (its duplicates, and whether it has amounts)."""
+    return layout(columns, None, config.prepare, "the feed")
 
 
 def subscribers_sql(config: Config, as_of: dt.date) -> str:
@@ -203,7 +205,7 @@ def prepare_billing(
         con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified_rows_sql(config, columns)}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
-            "FROM classified WHERE reason IS NULL AND raw_value >= 0"
+            "FROM classified WHERE reason IS NULL AND NOT is_return"
         )
         subscribers = subscribers_from_charges(con, config, columns, as_of)
         if as_of is not None:

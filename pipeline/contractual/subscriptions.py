@@ -87,7 +87,7 @@ def _charges_sql(config: Config, observation_end: dt.date) -> str:
         FROM (
             SELECT cid, start_day, raw_value,
                    unnest(range(0, {periods_between_sql("start_day", paid, period)} + 1)) AS k
-            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM classified WHERE reason IS NULL AND raw_value >= 0)
+            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM classified WHERE reason IS NULL AND NOT is_return)
         )
     """
 

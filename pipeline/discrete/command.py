@@ -69,6 +69,7 @@ def discrete_summary_dict(result: DiscreteResult) -> dict[str, Any]:
             "source": result.data.description,
             "fingerprint": result.data.fingerprint,
             **result.histories.ledger.as_dict(),
+            "has_amounts": result.histories.has_amounts,
             "customers": len(result.histories.full),
             "calibration_end": str(result.histories.calibration_end),
             "observation_end": str(result.histories.observation_end),
@@ -122,7 +123,13 @@ def discrete_summary_text(result: DiscreteResult) -> str:
 
 def _spend_lines(result: DiscreteResult) -> list[str]:
     if result.spend is None:
-        return []
+        if result.model is None:  # the gate failed: no production fit, no spend model
+            return []
+        why = "fit.spend_model: none" if result.histories.has_amounts else "an event feed: no amounts"
+        return [
+            f"  spend       none ({why}): expected_transactions counts purchases; no expected order value or CLV "
+            "in money"
+        ]
     values = ", ".join(f"{k} {v:.4g}" for k, v in result.spend.fit.params.as_dict().items())
     note = f" (fallback: {result.spend.fallback})" if result.spend.fallback else ""
     return [f"  spend       {LABELS[_spend_name(result)]}: {values}{note}"]

@@ -1,25 +1,32 @@
-"""Prepare a discrete-opportunity feed (customer, date, amount) into BG/BB histories, in DuckDB SQL.
+"""Prepare a discrete-opportunity feed into BG/BB histories, in DuckDB SQL.
 
-The opportunities are the calendar periods of ``business.billing_period`` (a week, a month or a year). Rows
-meet the quarantine rules of the contractual prepare (the non-contractual job's, rendered once). Per
+The feed has the non-contractual job's three shapes (:class:`pipeline.engines.source_columns.Layout`): an amount
+per row, quantity x unit price per line (the line's amount is their product), or no money at all (an event
+feed: customer and date; every used row is a purchase and the histories have no ``monetary_value``). Rows are
+classified by the non-contractual job's own SQL (:func:`pipeline.contractual.prepare.classified_rows_sql`, over
+:func:`pipeline.engines.sql.classified_sql`): the same quarantine rules, ids, duplicates and returns.
+
+The opportunities are the calendar periods of ``business.billing_period`` (a week, a month or a year). Per
 customer, as of a date D, counting only the opportunities that had ended by D:
 
 - ``first_period``: the period of the first purchase (the customer's "cohort"; not an opportunity);
 - ``n_periods`` (n): opportunities after the first period that had ended by D;
 - ``frequency`` (x): those of them with a purchase; ``recency`` (t_x): the last of them (0 without one);
 - ``recent`` (calibration only): purchases in its last n* opportunities, n* the holdout's length;
-- ``monetary_value``: the mean spend of those x opportunities (the amounts of one opportunity added up;
-  0 without one), the Gamma-Gamma input, as the non-contractual job's mean spend per repeat period.
+- ``monetary_value`` (a feed with amounts only): the mean spend of those x opportunities (the amounts of one
+  opportunity added up; 0 without one), the Gamma-Gamma input, as the non-contractual job's mean spend per
+  repeat period.
 
-A purchase is a used row with an amount >= 0: under ``prepare.zero_amount: keep`` (the default) a purchase of
+A purchase is a used row that is not a return: under ``prepare.zero_amount: keep`` (the default) a purchase of
 0 is a purchase like any other (the opportunity counts in ``frequency``, its spend 0 in ``monetary_value``, its
 date in the observation end), as in the non-contractual job; ``quarantine`` quarantines it (``zero_amount``).
 
-Returns (negative amounts) follow ``prepare.returns`` as in the non-contractual job (:mod:`pipeline.engines.
-rules`): ``drop`` quarantines them (``return_dropped``); ``net`` subtracts each from the customer's latest
-opportunity with a purchase at or before it, counting only the returns up to D, and an opportunity's spend
-never goes below 0 (it still counts as a purchase). A return with no purchase at or before it has no effect.
-Returns never count as purchases.
+Returns (negative amounts or quantities, and lines whose order id starts with ``prepare.cancel_prefix``) follow
+``prepare.returns`` as in the non-contractual job (:mod:`pipeline.engines.rules`): ``drop`` quarantines them
+(``return_dropped``); ``net`` subtracts each from the customer's latest opportunity with a purchase at or
+before it, counting only the returns up to D, and an opportunity's spend never goes below 0 (it still counts as
+a purchase). A return with no purchase at or before it has no effect. Returns never count as purchases. An
+event feed has no amount rules and no returns.
 
 A customer whose first purchase is in the period still running at D is not counted yet.
 """
@@ -33,23 +40,32 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import Config
-from pipeline.contractual.prepare import BillingLedger, as_of_config, classified_rows_sql, periods_between_sql
+from pipeline.contractual.prepare import (
+    BillingLedger,
+    as_of_config,
+    classified_rows_sql,
+    feed_layout,
+    periods_between_sql,
+)
 from pipeline.errors import InputError
 
 __all__ = ["HISTORY_COLUMNS", "Histories", "prepare_opportunities"]
 
 HISTORY_COLUMNS = ("customer_id", "first_period", "frequency", "recency", "n_periods", "recent", "monetary_value")
+"""The histories' columns; an event feed's have no ``monetary_value`` (it has no money)."""
 
 
 @dataclass(frozen=True)
 class Histories:
-    """Histories as of the calibration end and the observation end (both sorted by id), and the ledger."""
+    """Histories as of the calibration end and the observation end (both sorted by id), and the ledger.
+    ``has_amounts``: False for an event feed (the frames then have no ``monetary_value``)."""
 
     calibration: pd.DataFrame
     full: pd.DataFrame
     ledger: BillingLedger
     calibration_end: dt.date
     observation_end: dt.date
+    has_amounts: bool = True
 
 
 def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
@@ -57,12 +73,13 @@ def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
     index = periods_between_sql("first_period", "period", period)
     return f"""
         WITH lines AS (
-            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period, value FROM buys WHERE day <= DATE '{as_of}'
+            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period, value, is_return
+            FROM buys WHERE day <= DATE '{as_of}'
         ),
-        bought AS (SELECT cid, period, sum(value) AS spend FROM lines WHERE value >= 0 GROUP BY cid, period),
+        bought AS (SELECT cid, period, sum(value) AS spend FROM lines WHERE NOT is_return GROUP BY cid, period),
         refunds AS (
             SELECT r.cid, b.period, sum(r.value) AS refund
-            FROM (SELECT * FROM lines WHERE value < 0) r ASOF JOIN bought b ON r.cid = b.cid AND r.period >= b.period
+            FROM (SELECT * FROM lines WHERE is_return) r ASOF JOIN bought b ON r.cid = b.cid AND r.period >= b.period
             GROUP BY ALL
         ),
         mine AS (
@@ -92,21 +109,17 @@ def prepare_opportunities(
     as of that date only (rows after it are quarantined; ``calibration`` is left empty)."""
     config = as_of_config(config, as_of)
     columns = list(relation.columns)
-    if "amount" not in columns:
-        raise InputError(
-            "business.type discrete needs an amount column (data.columns.amount): it does not read event feeds or "
-            "quantity x unit price yet"
-        )
+    has_amounts = feed_layout(config, columns).has_amounts
     period = config.business.billing_period
     con.register("tx", relation)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {classified_rows_sql(config, columns)}")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
-            "FROM dclassified WHERE reason IS NULL AND (raw_value >= 0 OR is_return)"
+            "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, value, is_return "
+            "FROM dclassified WHERE reason IS NULL"
         )
         counts = con.sql("SELECT reason, count(*) FROM dclassified GROUP BY reason").fetchall()
-        last = con.sql("SELECT max(day), count(*) FROM buys WHERE value >= 0").fetchall()[0]
+        last = con.sql("SELECT max(day), count(*) FROM buys WHERE NOT is_return").fetchall()[0]
         if last[0] is None:
             raise InputError("the feed has no usable purchases")
         observation_end = config.prepare.observation_end or last[0]
@@ -132,13 +145,18 @@ def prepare_opportunities(
     if rows_in != used + quarantined:
         raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")
     ledger = BillingLedger(rows_in, used, quarantined, reasons, int(last[1]))
-    return Histories(_typed(calibration), _typed(full), ledger, calibration_end, observation_end)
+    typed = (_typed(calibration, has_amounts), _typed(full, has_amounts))
+    return Histories(*typed, ledger, calibration_end, observation_end, has_amounts)
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.loc[:, list(HISTORY_COLUMNS)].copy()
+def _typed(frame: pd.DataFrame, has_amounts: bool) -> pd.DataFrame:
+    """The histories' columns and types; without amounts (an event feed), no ``monetary_value``: its spend is
+    no money (every purchase is 0), and a column of zeros would read as money."""
+    columns = [c for c in HISTORY_COLUMNS if has_amounts or c != "monetary_value"]
+    out = frame.loc[:, columns].copy()
     out["customer_id"] = out["customer_id"].astype(str)
     for column in ("frequency", "recency", "n_periods", "recent"):
         out[column] = out[column].astype("int64")
-    out["monetary_value"] = out["monetary_value"].astype("float64")
+    if has_amounts:
+        out["monetary_value"] = out["monetary_value"].astype("float64")
     return out.reset_index(drop=True)

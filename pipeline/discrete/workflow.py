@@ -3,7 +3,9 @@ refit on the whole history -> the spend model -> score every customer. No files,
 
 The spend model is the non-contractual job's (:func:`pipeline.fit.fit_spend_model`: Gamma-Gamma with its
 remedies and its pooled-mean fallback) on the repeat buyers' mean spend per opportunity, unless
-``fit.spend_model`` says ``pooled_mean`` or ``none`` (then no money columns)."""
+``fit.spend_model`` says ``pooled_mean`` or ``none`` (then no money columns). An event feed (no amount, no
+quantity x unit price) has no spend model, as in the non-contractual job: the model counts purchases
+(``expected_transactions``) and its scores have no money columns."""
 
 from __future__ import annotations
 
@@ -62,10 +64,23 @@ class DiscreteResult:
 
 def fit_discrete_spend(config: Config, histories: pd.DataFrame) -> SpendOutcome | None:
     """The spend model on the histories' ``frequency`` and ``monetary_value`` (None for ``fit.spend_model: none``):
-    the non-contractual job's :func:`pipeline.fit.fit_spend_model`."""
+    the non-contractual job's :func:`pipeline.fit.fit_spend_model`. Histories without ``monetary_value`` (an
+    event feed) have none; InputError when ``fit.spend_model`` asks for one all the same."""
+    if "monetary_value" not in histories.columns:
+        _check_no_spend_model(config)
+        return None
     f = histories["frequency"].to_numpy(dtype=np.float64)
     m = histories["monetary_value"].to_numpy(dtype=np.float64)
     return fit_spend_model(config.fit.spend_model or "gamma_gamma", f, m, config.fit)
+
+
+def _check_no_spend_model(config: Config) -> None:
+    """InputError when ``fit.spend_model`` asks for a spend model of a feed without amounts."""
+    if config.fit.spend_model not in (None, "none"):
+        raise InputError(
+            f"fit.spend_model {config.fit.spend_model!r} needs amounts, but the feed has none (an event feed): "
+            "set fit.spend_model: none, or map data.columns.amount (or quantity and unit_price)"
+        )
 
 
 def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResult:
@@ -79,6 +94,8 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
     with engine.errors(data.description):
         histories = prepare_opportunities(engine.connection, data.handle, config)  # type: ignore[arg-type]
     timings["prepare"] = time.perf_counter() - start
+    if not histories.has_amounts:
+        _check_no_spend_model(config)  # before any fit
     start = time.perf_counter()
     try:
         validation = validate_bgbb(histories.calibration, histories.full, config.fit.remedies.penalizers)

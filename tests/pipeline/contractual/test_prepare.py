@@ -226,3 +226,17 @@ def test_zero_charges_are_quarantined_with_zero_amount_quarantine(tmp_path: Path
     assert ledger.reasons == {"zero_amount": 6}
     assert prepared.quarantine["customer_id"].tolist() == ["z0"] * 6
     assert prepared.full["customer_id"].tolist() == ["a"]
+
+
+def test_an_invoice_with_the_cancel_prefix_is_a_refund_not_a_charge(tmp_path: Path) -> None:
+    """The rows are classified by the non-contractual job's SQL: an order id starting with ``prepare.cancel_prefix``
+    is a refund (used, not a charge), as a negative amount is."""
+    rows = [
+        ("a", "2024-01-15", "10", "i1"),
+        ("a", "2024-01-20", "10", "C1"),  # the January invoice cancelled: not a second charge
+        ("a", "2024-02-15", "10", "i2"),
+    ]
+    prepared = _billing(tmp_path, rows, ["customer_id", "charge_date", "amount", "invoice"])
+    ledger = prepared.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (3, 3, 0, 2)
+    assert prepared.full["revenue"].tolist() == [20.0]

@@ -123,3 +123,38 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     for column in SCORED:
         assert scored[column].to_numpy() == pytest.approx(predicted[column].to_numpy(), rel=1e-12)
     assert scored["p_alive"].between(0, 1).all()
+
+
+def test_the_summary_of_an_event_feed_says_it_counts_purchases(tmp_path: Path) -> None:
+    """An event feed's run: ``has_amounts`` false in the summary, no spend model, and the text says why."""
+    from pipeline.config import parse_config
+    from pipeline.discrete.command import discrete_summary_dict, discrete_summary_text
+    from pipeline.discrete.workflow import train_discrete
+    from pipeline.engines import open_engine
+    from tests.discrete_feed import as_events, discrete_feed
+
+    as_events(discrete_feed(per_cohort=1000)).to_csv(tmp_path / "events.csv", index=False)
+    config = parse_config(
+        {
+            "data": {
+                "source": "csv",
+                "path": str(tmp_path / "events.csv"),
+                "columns": {"timestamp": "date", "amount": None},
+            },
+            "prepare": {"calibration_end": "2023-06-30"},
+            "business": {"type": "discrete", "billing_period": "month"},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        result = train_discrete(config, engine, engine.open(config.data))
+    finally:
+        engine.close()
+    assert result.gate.passed
+    summary = discrete_summary_dict(result)
+    assert summary["data"]["has_amounts"] is False
+    assert (summary["fit"]["spend_model"], summary["fit"]["spend"]) == ("none", None)
+    assert (
+        "  spend       none (an event feed: no amounts): expected_transactions counts purchases; no expected order "
+        "value or CLV in money"
+    ) in discrete_summary_text(result).splitlines()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipeline.config import parse_config
 from pipeline.discrete.prepare import prepare_opportunities
@@ -260,26 +261,106 @@ def test_zero_amount_purchases_are_quarantined_with_zero_amount_quarantine(tmp_p
     assert histories.full["frequency"].tolist() == [0, 0]
 
 
-def test_an_event_feed_is_refused_with_one_line(tmp_path: Path) -> None:
-    import pytest
-
-    from pipeline.errors import InputError
-
-    path = tmp_path / "events.csv"
-    pd.DataFrame([("a", "2021-06-01"), ("b", "2022-01-05")], columns=["customer_id", "date"]).to_csv(path, index=False)
+def _feed_histories(tmp_path: Path, frame: pd.DataFrame, columns: dict[str, object], prepare: dict[str, object]):  # type: ignore[no-untyped-def]
+    """The histories of ``frame`` (written as a CSV) mapped with ``columns`` (timestamp: date)."""
+    path = tmp_path / "feed.csv"
+    frame.to_csv(path, index=False)
     config = parse_config(
         {
-            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "date", "amount": None}},
-            "prepare": {"calibration_end": "2021-12-31", "observation_end": "2022-06-30"},
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "date", **columns}},
+            "prepare": {"calibration_end": "2022-12-31", "observation_end": "2024-06-30", **prepare},
             "business": {"type": "discrete", "billing_period": "year"},
-            "fit": {"spend_model": "none"},
         }
     )
     engine = open_engine(config.engine)
     try:
-        with pytest.raises(
-            InputError, match=r"^business\.type discrete needs an amount column \(data\.columns\.amount\)"
-        ):
-            prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+        return prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
     finally:
         engine.close()
+
+
+# Yearly gifts as invoice lines: messy ids (spaces, a float's .0), two lines on one invoice, a cancelled
+# invoice (order id C...), a negative quantity (a return), an unreadable quantity, a repeated line.
+LINES = [
+    ("i1", " 101", "2020-03-10", "2", "25"),
+    ("i2", "101.0", "2021-06-01", "1", "30"),
+    ("i2", "101", "2021-06-01", "4", "2.5"),  # the same invoice, another line: 30 + 10 in 2021
+    ("C2", "101", "2021-07-01", "1", "30"),  # a cancellation: nets 2021 to 10
+    ("i3", "101", "2023-02-01", "3", "5"),
+    ("i4", "102", "2020-05-01", "1", "10"),
+    ("i5", "102", "2022-02-01", "-2", "5"),  # a return (-10): nets 102's 2022 opportunity (same period)
+    ("i6", "102 ", "2022-04-01", "2", "20"),
+    ("i6", "102 ", "2022-04-01", "2", "20"),  # the same invoice line again: a duplicate
+    ("i7", "102", "2023-05-01", "x", "20"),  # invalid_amount
+    ("i8", "", "2022-01-01", "1", "10"),  # missing_customer_id
+]
+
+
+def _lines(tmp_path: Path, prepare: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    frame = pd.DataFrame(LINES, columns=["invoice", "donor", "date", "qty", "price"])
+    mapped = {"customer_id": "donor", "order_id": "invoice", "quantity": "qty", "unit_price": "price"}
+    return _feed_histories(tmp_path / "lines", frame, mapped, prepare or {})
+
+
+def _amounts(tmp_path: Path, prepare: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    """The same lines with the amount each is worth (quantity x unit price, as the amount a user would export)."""
+    rows = []
+    for invoice, donor, date, qty, price in LINES:
+        amount = str(float(qty) * float(price)) if qty != "x" else "x"
+        rows.append((invoice, donor, date, amount, f"{qty}@{price}"))  # the product column keeps lines distinct
+    frame = pd.DataFrame(rows, columns=["invoice", "donor", "date", "amount", "product"])
+    return _feed_histories(tmp_path / "amounts", frame, {"customer_id": "donor", "order_id": "invoice"}, prepare or {})
+
+
+@pytest.mark.parametrize("returns", ["net", "drop"])
+def test_quantity_times_unit_price_is_the_amount_of_the_line(tmp_path: Path, returns: str) -> None:
+    """A line's amount is quantity x unit price: the histories and the ledger of the equivalent amount feed,
+    with the non-contractual job's rules (ids, duplicates, cancellations, returns, invalid amounts)."""
+    (tmp_path / "lines").mkdir()
+    (tmp_path / "amounts").mkdir()
+    lines, amounts = _lines(tmp_path, {"returns": returns}), _amounts(tmp_path, {"returns": returns})
+    assert lines.has_amounts
+    pd.testing.assert_frame_equal(lines.full, amounts.full, check_exact=True)
+    pd.testing.assert_frame_equal(lines.calibration, amounts.calibration, check_exact=True)
+    assert lines.ledger == amounts.ledger
+    dropped = {"return_dropped": 2} if returns == "drop" else {}
+    assert lines.ledger.reasons == {"duplicate": 1, "invalid_amount": 1, "missing_customer_id": 1, **dropped}
+    assert lines.ledger.rows_in == lines.ledger.rows_used + lines.ledger.rows_quarantined == 11
+    assert lines.ledger.charges == 6  # i1, both lines of i2, i3, i4, i6
+    full = lines.full.set_index("customer_id")
+    assert list(full.index) == ["101", "102"]  # " 101", "101.0" and "101" are one donor
+    assert full["frequency"].tolist() == [2, 1]
+    assert full["recency"].tolist() == [3, 2]
+    # 101: 2021 is 30 + 10 less the cancelled 30 (net) or 40 (drop), 2023 is 15; 102: 2022 is 40 less 10 (net)
+    expected = [(10 + 15) / 2, 30.0] if returns == "net" else [(40 + 15) / 2, 40.0]
+    assert full["monetary_value"].tolist() == expected
+
+
+def test_an_event_feed_gives_every_row_a_purchase_and_no_money(tmp_path: Path) -> None:
+    """An event feed (customer, date): every used row is a purchase, the histories of the amount feed of the
+    same rows, without ``monetary_value``; no amount rules, so no row is quarantined for its amount."""
+    (tmp_path / "events").mkdir()
+    (tmp_path / "amounts").mkdir()
+    frame = pd.DataFrame(ROWS, columns=["customer_id", "date", "amount"])
+    events = _feed_histories(tmp_path / "events", frame.drop(columns="amount"), {"amount": None}, {})
+    amounts = _feed_histories(tmp_path / "amounts", frame, {}, {})
+    assert not events.has_amounts
+    assert amounts.has_amounts
+    assert "monetary_value" not in events.full.columns
+    assert "monetary_value" not in events.calibration.columns
+    pd.testing.assert_frame_equal(events.full, amounts.full.drop(columns="monetary_value"), check_exact=True)
+    calibration = amounts.calibration.drop(columns="monetary_value")
+    pd.testing.assert_frame_equal(events.calibration, calibration, check_exact=True)
+    assert events.ledger == amounts.ledger
+    assert events.ledger.reasons == {"invalid_timestamp": 1, "missing_customer_id": 1}
+
+
+def test_an_event_feed_has_no_returns_nor_amount_rules(tmp_path: Path) -> None:
+    """Without money, an order id with the cancel prefix is an event like any other, and ``zero_amount:
+    quarantine`` or ``max_amount`` quarantine nothing (as in the non-contractual job)."""
+    rows = [("a", "2020-03-10", "i1"), ("a", "2021-06-01", "C1"), ("a", "2023-02-01", "i2")]
+    frame = pd.DataFrame(rows, columns=["customer_id", "date", "invoice"])
+    prepare = {"returns": "drop", "zero_amount": "quarantine", "max_amount": 1}
+    events = _feed_histories(tmp_path, frame, {"amount": None, "order_id": "invoice"}, prepare)
+    assert (events.ledger.rows_in, events.ledger.rows_used, events.ledger.charges) == (3, 3, 3)
+    assert events.full["frequency"].tolist() == [2]
