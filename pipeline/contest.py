@@ -51,7 +51,7 @@ __all__ = [
     "with_blend",
 ]
 
-SERVING_NOTE = "the blend is registered once built at observation end"
+SERVING_NOTE = "the blend is built at observation end and registered only if the gate passes"
 """The registered-model tag of a blend that won the contest, until the production blend is built (then the
 model that is logged serves it, and the tag says ``true``)."""
 
@@ -147,8 +147,12 @@ class ChallengerContest:
         ]
         if r.challenger_wins:
             lines.append(
-                "              scores carry the blend's expected revenue and churn risk; the registered model "
-                + ("serves the blend (value_model = blend)" if self.served is not None else f"is {self.registered}")
+                "              scores carry the blend's expected revenue and churn risk; "
+                + (
+                    "the registered model serves the blend (value_model = blend)"
+                    if self.served is not None
+                    else SERVING_NOTE
+                )
             )
         return lines
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 AS_OF = dt.date(1998, 6, 30)
 H = 181
-MODEL_URI = "models:/clv@champion"
+MODEL_URI = "models:/clv-challenger@champion"
 BLEND = list(blend_columns(H))
 STRUCTURAL = ["p_alive", "churn_risk", "expected_purchases_30d", "expected_purchases_365d", "expected_order_value"]
 STRUCTURAL += ["clv", "btyd_clv", "btyd_churn_risk"]  # clv and churn_risk are the winner's, BTYD's kept

@@ -47,7 +47,10 @@ def test_a_won_contest_is_recorded_with_every_number(tracking_store: str) -> Non
     assert run.data.tags["contest.decision"] == "blend"
     assert run.data.tags["contest.reason"] == won.reason
     # At contest time: the blend is registered (the tag then says true) only once built at observation end.
-    assert run.data.tags["challenger.registered"] == "false (the blend is registered once built at observation end)"
+    assert (
+        run.data.tags["challenger.registered"]
+        == "false (the blend is built at observation end and registered only if the gate passes)"
+    )
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
     by_name = {c.data.tags["candidate"]: c.data.metrics for c in children}
     assert sorted(by_name) == ["blend", "btyd"]
@@ -55,8 +58,9 @@ def test_a_won_contest_is_recorded_with_every_number(tracking_store: str) -> Non
     assert by_name["btyd"]["contest_mae"] == pytest.approx(won.result.mae["champion"], rel=1e-12)
     assert set(by_name["blend"]) == set(by_name["btyd"])
     summary = client.download_artifacts(run_id, "contest.json")
-    assert '"registered": "btyd (the blend is registered once built at observation end)"' in Path(summary).read_text(
-        encoding="utf-8"
+    assert (
+        '"registered": "btyd (the blend is built at observation end and registered only if the gate passes)"'
+        in Path(summary).read_text(encoding="utf-8")
     )
 
 
