@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DataConfig, EngineConfig
+from pipeline.engines import spark_logs
 from pipeline.engines.csv_encoding import utf8_files
 from pipeline.engines.inputs import (
     CDNOW_FILES,
@@ -68,6 +69,7 @@ def session(engine: EngineConfig) -> SparkSession:
 
     Under spark-submit (``engine.master: null``) the master and resources come from spark-submit. In
     local mode the Python workers run this interpreter, so they import the same installed packages.
+    Spark's Java log lines are off unless ``CLV_SPARK_LOG_LEVEL`` says otherwise (:mod:`pipeline.engines.spark_logs`).
     """
     _pyspark()
     from pyspark.sql import SparkSession
@@ -76,23 +78,25 @@ def session(engine: EngineConfig) -> SparkSession:
     # pyspark warns on every pandas conversion that it does not fully support pandas 3; the
     # conversions used here (numbers, strings, dates) are checked by the tests.
     warnings.filterwarnings("ignore", module=r"pyspark(\.|$)")
-    builder = SparkSession.builder.appName(engine.app_name)
-    if engine.master is not None:
-        builder = builder.master(engine.master)
+    log_level = spark_logs.level()  # a wrong CLV_SPARK_LOG_LEVEL stops the job before Spark starts
     settings = {
+        "spark.app.name": engine.app_name,
+        **({"spark.master": engine.master} if engine.master is not None else {}),
         "spark.sql.shuffle.partitions": str(engine.shuffle_partitions),
         "spark.ui.showConsoleProgress": "false",
         **engine.conf,
     }
-    for key, value in settings.items():
-        builder = builder.config(key, value)
     if SparkSession.getActiveSession() is None:
         wait_for_master(engine.master if engine.master is not None else _submitted_master())
+        settings = spark_logs.start_jvm(settings)
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     for key, value in settings.items():  # getOrCreate may return a running session: apply SQL settings
         if key.startswith("spark.sql."):
             spark.conf.set(key, value)
-    spark.sparkContext.setLogLevel("ERROR")
+    spark_logs.set_level(spark, log_level)
     return spark
 
 
@@ -141,7 +145,8 @@ def wait_for_master(master: str, timeout: float = MASTER_TIMEOUT) -> None:
 @contextlib.contextmanager
 def spark_errors(source: str) -> Iterator[None]:
     """Spark analysis and execution errors about the input (a missing file or table, a type it cannot
-    read) are input errors with one line."""
+    read, a file an executor failed to read) are input errors with one line."""
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
     try:
@@ -149,6 +154,21 @@ def spark_errors(source: str) -> Iterator[None]:
     except PySparkException as exc:
         text = str(exc).strip()
         raise InputError(f"{source}: {text.splitlines()[0] if text else type(exc).__name__}") from None
+    except Py4JJavaError as exc:
+        if not _condition(exc).startswith("FAILED_READ_FILE"):
+            raise
+        raise InputError(f"{source}: {str(exc.java_exception.getMessage()).strip().splitlines()[0]}") from None
+
+
+def _condition(exc: Any) -> str:
+    """The error condition of a Java exception from Spark (``FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH``,
+    ...), empty for another exception."""
+    from py4j.protocol import Py4JError
+
+    try:
+        return str(exc.java_exception.getCondition() or "")
+    except Py4JError:  # not a SparkThrowable, or the JVM is gone
+        return ""
 
 
 def open_transactions(spark: SparkSession, data: DataConfig, temp_directory: Path | None = None) -> SparkTransactions:
@@ -194,7 +214,10 @@ def _refuse_nanoseconds(found: list[Path]) -> None:
     import pyarrow.parquet as pq
 
     for path in found:
-        schema = pq.read_schema(path)
+        try:
+            schema = pq.read_schema(path)
+        except pa.ArrowException as exc:
+            raise InputError(f"{path}: cannot read parquet: {exc}") from None
         for column in schema:
             if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
                 raise InputError(

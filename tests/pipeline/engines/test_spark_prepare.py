@@ -443,3 +443,20 @@ def test_nanosecond_parquet_timestamps_are_one_line(spark, tmp_path: Path) -> No
         spark_session.open_transactions(spark, DataConfig(source="parquet", path=tmp_path / "ns.parquet"))
     tx = spark_session.open_transactions(spark, DataConfig(source="parquet", path=tmp_path / "us.parquet"))
     assert tx.frame.count() == 3
+
+
+def test_unreadable_parquet_is_one_line(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A file that is not Parquet (as DuckDB says it), and a folder whose files disagree on a column's type, which
+    an executor fails to read: input errors with one line, not tracebacks."""
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not parquet")
+    with pytest.raises(InputError, match=r"broken\.parquet: cannot read parquet: Parquet magic bytes not found"):
+        spark_session.open_transactions(spark, DataConfig(source="parquet", path=tmp_path / "broken.parquet"))
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "timestamp": ["2021-01-01", "2021-01-02"], "amount": [1.0, 2.0]})
+    (tmp_path / "feed").mkdir()
+    frame.to_parquet(tmp_path / "feed" / "a.parquet")
+    frame.astype({"amount": str}).to_parquet(tmp_path / "feed" / "b.parquet")
+    tx = spark_session.open_transactions(spark, DataConfig(source="parquet", path=tmp_path / "feed"))
+    with pytest.raises(InputError) as raised, spark_session.spark_errors(tx.description):
+        tx.frame.collect()
+    assert str(raised.value).startswith(f"{tmp_path / 'feed'}: [FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH] ")
+    assert len(str(raised.value).splitlines()) == 1

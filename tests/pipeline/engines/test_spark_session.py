@@ -1,4 +1,5 @@
-"""The Spark edge's wait for a standalone master: a master that does not answer is exit 3 with one line."""
+"""The Spark edge: a master that does not answer is exit 3 with one line; input that Spark fails to read is exit 2
+with one line, Spark's Java log lines kept off stderr unless CLV_SPARK_LOG_LEVEL asks for them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from pipeline.engines.spark_logs import LEVEL_VARIABLE
 from pipeline.engines.spark_session import MASTER_TIMEOUT, wait_for_master
 from pipeline.errors import ConfigError, EngineUnavailableError
-from tests.conftest import clean_env
+from tests.conftest import clean_env, clv_command
 
 
 def _closed_port() -> int:
@@ -73,3 +77,63 @@ def test_clv_train_without_a_master_one_line_exit_3(tmp_path: Path) -> None:
         f"clv: error: Spark master spark://127.0.0.1:{port} is unreachable (no answer within 10 s): start the "
         "cluster or check --master / engine.master"
     ]
+
+
+def _mixed_parquet_feed(folder: Path) -> None:
+    """Two Parquet files whose ``amount`` columns differ in type (double, string): Spark fails in an executor's
+    task when it reads the second, and logs the failure at ERROR with Java stack traces."""
+    days = pd.date_range("1997-01-01", "1998-06-01", freq="3D")
+    feed = pd.DataFrame(
+        {
+            "customer_id": [f"c{i % 20}" for i in range(len(days))],
+            "timestamp": days.strftime("%Y-%m-%d"),
+            "amount": np.linspace(1.0, 50.0, len(days)).round(2),
+        }
+    )
+    (folder / "feed").mkdir()
+    half = len(feed) // 2
+    feed.iloc[:half].to_parquet(folder / "feed" / "a.parquet")
+    feed.iloc[half:].astype({"amount": str}).to_parquet(folder / "feed" / "b.parquet")
+    (folder / "spark.yaml").write_text(
+        "data: {source: parquet, path: feed}\nprepare: {calibration_end: 1997-12-31}\n"
+        "engine: {name: spark, master: 'local[2]', shuffle_partitions: 2, conf: {spark.ui.enabled: 'false'}}\n"
+    )
+
+
+def _train(folder: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(clv_command()), "train", "--config", "spark.yaml", "--output", "out"],
+        cwd=folder,
+        env={k: v for k, v in clean_env().items() if k != LEVEL_VARIABLE} | env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+BAD_READ = "clv: error: feed: [FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH] Encountered error while reading file"
+
+
+@pytest.mark.slow
+def test_an_executor_failing_on_the_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    """Spark's start-up warnings, the JVM's incubator notice and the executor's ERROR lines with their Java stack
+    traces stay off stderr: the CLI's line is all there is."""
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    _mixed_parquet_feed(tmp_path)
+    done = _train(tmp_path)
+    assert done.returncode == 2, done.stderr[-5000:]
+    [line] = done.stderr.splitlines()
+    assert line.startswith(BAD_READ)
+    assert "b.parquet" in line
+    assert "[amount]" in line
+
+
+@pytest.mark.slow
+def test_clv_spark_log_level_shows_the_java_lines(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    _mixed_parquet_feed(tmp_path)
+    done = _train(tmp_path, **{LEVEL_VARIABLE: "error"})
+    assert done.returncode == 2, done.stderr[-5000:]
+    lines = done.stderr.splitlines()
+    assert any(" ERROR Executor: Exception in task " in line for line in lines), done.stderr[-5000:]
+    assert lines[-1].startswith(BAD_READ)
