@@ -138,6 +138,10 @@ def fit_challenger(
             f"the label window needs at least {MIN_CLASS} buyers and {MIN_CLASS} non-buyers; "
             f"{int(bought.sum())} of {len(bought)} customers bought"
         )
+    # Early stopping holds out rows by position: the rows go in an order of their content, not of the customers'
+    # ids, so that the same customers make the same challenger however their ids are spelled or sort.
+    order = np.lexsort((revenue, bought, *x.T[::-1]))
+    x, revenue, bought = x[order], revenue[order], bought[order]
     classifier = _boosting(HistGradientBoostingClassifier, chosen).fit(x, bought.astype(np.int64))
     regressor = _boosting(HistGradientBoostingRegressor, chosen, loss="poisson").fit(
         x[bought], np.maximum(revenue[bought], 0.0)

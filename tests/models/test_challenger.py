@@ -156,22 +156,24 @@ def cdnow(cdnow_master: pd.DataFrame) -> Protocol:
 
 @pytest.mark.slow
 def test_cdnow_time_shift(cdnow: Protocol) -> None:
-    """Measured 2026-12-02 (settings fixed before looking); tolerance 0.005 on Gini, 2% on MAE."""
+    """Measured 2026-12-02 (settings fixed before looking), again 2026-12-05 with the training rows in an order of
+    their content (the revenue scale moved from 0.9294, the blend's Gini from 0.7585 to 0.7592); tolerance 0.005 on
+    Gini, 2% on MAE."""
     target = float(cdnow.btyd["expected_revenue"].sum())  # structural: uses no holdout label
     rescaled = cdnow.challenger.rescaled_to(cdnow.scoring, target)
     challenger = rescaled.predict(cdnow.scoring)
     mixed = blend(cdnow.btyd, challenger)
     assert challenger["expected_revenue"].sum() == pytest.approx(target, rel=1e-9, abs=1e-9)
-    assert rescaled.revenue_scale == pytest.approx(0.9294, abs=1e-3)  # the unscaled total was 1.038 x actual
+    assert rescaled.revenue_scale == pytest.approx(0.9165, abs=1e-3)  # the unscaled total was 1.053 x actual
 
     btyd, ours, both = (_numbers(cdnow.holdout, frame) for frame in (cdnow.btyd, challenger, mixed))
     assert btyd == pytest.approx({"mae": 21.141, "gini": 0.7259, "top10": 0.5664, "auc": 0.7882, "ratio": 0.9648}, 1e-3)
     assert ours["gini"] == pytest.approx(0.7595, abs=0.005)
-    assert ours["mae"] == pytest.approx(22.665, rel=0.02)
-    assert ours["auc"] == pytest.approx(0.8021, abs=0.005)
-    assert both["gini"] == pytest.approx(0.7585, abs=0.005)
-    assert both["mae"] == pytest.approx(21.753, rel=0.02)
-    assert both["auc"] == pytest.approx(0.8029, abs=0.005)
+    assert ours["mae"] == pytest.approx(22.691, rel=0.02)
+    assert ours["auc"] == pytest.approx(0.8035, abs=0.005)
+    assert both["gini"] == pytest.approx(0.7592, abs=0.005)
+    assert both["mae"] == pytest.approx(21.749, rel=0.02)
+    assert both["auc"] == pytest.approx(0.8041, abs=0.005)
     assert both["top10"] == pytest.approx(0.5727, abs=0.005)
     assert both["ratio"] == pytest.approx(btyd["ratio"], rel=1e-9)
 
@@ -183,8 +185,8 @@ def test_cdnow_time_shift(cdnow: Protocol) -> None:
     assert result.gini["baseline_spend_rate"] == pytest.approx(0.7369, abs=1e-4)
     assert result.gini["challenger"] >= 0.755
     assert result.gini_interval["challenger"][0] > result.gini["baseline_spend_rate"]
-    assert result.gini_interval["challenger"] == pytest.approx((0.7403, 0.7748), abs=0.005)
-    assert result.gini_gain_interval == pytest.approx((0.0246, 0.0418), abs=0.005)
+    assert result.gini_interval["challenger"] == pytest.approx((0.7406, 0.7754), abs=0.005)
+    assert result.gini_gain_interval == pytest.approx((0.0250, 0.0428), abs=0.005)
     assert result.churn_auc["challenger"] >= 0.80
     assert result.mae["challenger"] <= 22.2
     assert abs(result.total_ratio["challenger"] - 1) <= 0.10
@@ -192,24 +194,28 @@ def test_cdnow_time_shift(cdnow: Protocol) -> None:
     # The rescaled challenger alone ranks best but misses the MAE guard-rail: the champion keeps.
     alone = contest(cdnow.holdout, cdnow.btyd, challenger, cdnow.baselines, np.random.default_rng(17))
     assert not alone.challenger_wins
-    assert alone.reason == "champion keeps: MAE 22.67 > 1.05 x champion's 21.14"
+    assert alone.reason == "champion keeps: MAE 22.69 > 1.05 x champion's 21.14"
     assert alone.gini_gain_interval[0] > 0
 
 
 @pytest.mark.slow
 def test_contest_keeps_the_champion_on_a_pure_bgnbd_feed() -> None:
-    """Where BG/NBD x Gamma-Gamma hold exactly, the challenger does not replace BTYD (seed 5, 10,000 customers;
-    seeds 6 and 7 gave the same decision for the same reasons)."""
+    """Where BG/NBD x Gamma-Gamma hold exactly, the challenger does not replace BTYD (seed 5, 10,000 customers).
+    Measured again 2026-12-05 with the training rows in an order of their content: the same decision, and the MAE
+    guard-rail fails too (with the rows in id order, seeds 6 and 7 had given the same decision)."""
     feed = time_shift(activity_from_transactions(simulate_bgnbd(10_000, seed=5)), pd.Timestamp("2000-12-30"), 182)
     rescaled = feed.challenger.rescaled_to(feed.scoring, float(feed.btyd["expected_revenue"].sum()))
     result: ContestResult = contest(
         feed.holdout, feed.btyd, rescaled.predict(feed.scoring), feed.baselines, np.random.default_rng(17)
     )
     assert not result.challenger_wins
-    assert result.reason.startswith("champion keeps: churn AUC 0.7603 < champion's 0.7672; Gini gain +0.0060 not")
-    assert result.guard_rails == {"mae": True, "total": True, "churn_auc": False}
+    assert result.reason.startswith(
+        "champion keeps: MAE 17.72 > 1.05 x champion's 16.64; churn AUC 0.7538 < champion's 0.7672; "
+        "Gini gain +0.0086 not"
+    )
+    assert result.guard_rails == {"mae": False, "total": True, "churn_auc": False}
     assert result.gini_gain_interval[0] < 0 < result.gini_gain_interval[1]
-    assert result.gini_gain == pytest.approx(0.0060, abs=1e-3)
+    assert result.gini_gain == pytest.approx(0.0086, abs=1e-3)
 
 
 @pytest.fixture(scope="module")

@@ -353,21 +353,14 @@ def test_clv_train_on_an_event_feed_records_why_the_challenger_was_ineligible(
     assert (tags["contest.decision"], tags["contest.reason"]) == ("ineligible", reason)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: the challenger depends on the order of its training rows (early stopping holds out "
-    "rows by position), and the rows are sorted by customer id: the same customers spelled '42' or '00042' give "
-    "another challenger. Ordering the rows by content fixes this test but moves every CDNOW contest number.",
-)
 def test_the_challenger_does_not_depend_on_how_the_ids_sort() -> None:
     """The same 1,000 customers' training rows, sorted as integers (0, 1, 2, ...) and as text ('0', '1', '10', ...),
     which is how the engine sorts integer ids it reads as text. Measured 2026-12-02: early stopping ends at 31 vs 29
     classifier and 96 vs 121 regressor iterations; predictions at 2000-12-30 differ by a factor 0.67 to 2.38 per
     customer (Spearman 0.944). Through the engine on 3,000 customers (integer vs zero-padded ids of one feed), the
-    winner's clv differed by up to 69% for a customer. Sorting the rows by their content in ``fit_challenger``
-    (``np.lexsort`` over features and labels) made this test pass and kept BTYD's verdict on the pure BG/NBD feed,
-    but moved the CDNOW contest numbers (e.g. the revenue scale 0.9294 -> 0.9165), so it waits for a round that
-    re-measures them."""
+    winner's clv differed by up to 69% for a customer. ``fit_challenger`` now puts the rows in an order of their
+    content (``np.lexsort`` over features and labels), 2026-12-05: the same challenger, bit for bit (the CDNOW
+    contest numbers moved with it, e.g. the revenue scale 0.9294 -> 0.9165; re-measured in test_contest)."""
     activity = activity_from_transactions(_transactions())
     cutoff = pd.Timestamp(CALIBRATION_END)
     train_rows, revenue = features(activity, cutoff), labels(activity, cutoff, H)

@@ -194,16 +194,16 @@ def test_a_challenger_error_makes_the_challenger_ineligible() -> None:
 
 
 @pytest.mark.slow
-def test_a_pure_bgnbd_feed_keeps_btyd_against_the_challenger_alone_and_the_blend_wins_by_a_small_margin(
-    tmp_path: Path,
-) -> None:
+def test_a_pure_bgnbd_feed_keeps_btyd_against_the_challenger_alone_and_the_blend(tmp_path: Path) -> None:
     """Where BG/NBD x Gamma-Gamma hold exactly (10,000 customers, seed 5; calibration to 2000-12-30, H = 182 days).
 
-    Measured 2026-12-02: the challenger alone keeps BTYD (MAE and churn-AUC guard-rails fail), but the half blend
-    wins, Gini 0.7612 vs 0.7437, gain +0.0175 [+0.0076, +0.0292]. The issue allows the blend here ("keeps BTYD
-    (or a blend)"). A likely reason, not verified: the Gamma-Gamma sub-model reads repeat purchases only, and
-    the challenger also reads the first purchase's spend, which carries information about the customer's
-    spend in this world; two imperfect rankers averaged also rank better than either.
+    Measured 2026-12-05, with the challenger's training rows in an order of their content: BTYD stands against
+    the challenger alone (MAE and churn-AUC guard-rails fail) and against the half blend, which ranks better
+    (Gini 0.7597 vs 0.7437, gain +0.0161 [+0.0060, +0.0279]) but fails the churn-AUC guard-rail (0.7638 against
+    0.7672). The issue allows either here ("keeps BTYD (or a blend)"); with the rows in id order (2026-12-02) the
+    blend had won, by a churn AUC of 0.7674 against 0.7672. The blend ranks better, a likely reason not verified:
+    the Gamma-Gamma sub-model reads repeat purchases only, and the challenger also reads the first purchase's
+    spend, which carries information about the customer's spend in this world.
     """
     path = _csv(simulate_bgnbd(10_000, seed=5), tmp_path / "pure.csv")
     config = _config(path, dt.date(2000, 12, 30), dt.date(2001, 6, 30), bootstrap_draws=1000)
@@ -213,13 +213,15 @@ def test_a_pure_bgnbd_feed_keeps_btyd_against_the_challenger_alone_and_the_blend
     assert contest.result is not None
     r = contest.result
     assert contest.horizon_days == 182
-    assert contest.blend_wins
+    assert not contest.blend_wins
+    assert contest.reason == "champion keeps: churn AUC 0.7638 < champion's 0.7672"
+    assert r.guard_rails == {"mae": True, "total": True, "churn_auc": False}
     assert r.gini["champion"] == pytest.approx(0.7437, abs=1e-3)
-    assert r.gini["challenger"] == pytest.approx(0.7612, abs=1e-3)
-    assert r.gini_gain_interval == pytest.approx((0.0076, 0.0292), abs=2e-3)
-    assert r.churn_auc["challenger"] == pytest.approx(0.7674, abs=1e-3)
+    assert r.gini["challenger"] == pytest.approx(0.7597, abs=1e-3)
+    assert r.gini_gain_interval == pytest.approx((0.0060, 0.0279), abs=2e-3)
+    assert r.churn_auc["challenger"] == pytest.approx(0.7638, abs=1e-3)
     assert r.churn_auc["champion"] == pytest.approx(0.7672, abs=1e-3)
-    assert r.mae == pytest.approx({"champion": 16.64, "challenger": 17.45}, rel=5e-3)
+    assert r.mae == pytest.approx({"champion": 16.64, "challenger": 17.08}, rel=5e-3)
 
     engine = open_engine(config.engine)
     activity = engine.activity(engine.open(config.data), config.prepare, dt.date(2000, 12, 30))
@@ -234,15 +236,19 @@ def test_a_pure_bgnbd_feed_keeps_btyd_against_the_challenger_alone_and_the_blend
     )
     assert alone.result is not None
     assert not alone.blend_wins
-    assert alone.reason == "champion keeps: MAE 18.52 > 1.05 x champion's 16.64; churn AUC 0.7615 < champion's 0.7672"
+    assert alone.reason == (
+        "champion keeps: MAE 17.72 > 1.05 x champion's 16.64; churn AUC 0.7539 < champion's 0.7672; Gini gain +0.0086 "
+        "not above the noise: 95% interval [-0.0038, +0.0225] includes 0 or lies below it"
+    )
     assert alone.result.guard_rails == {"mae": False, "total": True, "churn_auc": False}
 
 
 @pytest.mark.slow
 def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp_path: Path) -> None:
-    """configs/cdnow-challenger.yaml through ``clv train``'s job. Measured 2026-12-02: BTYD Gini 0.7259, MAE 21.141,
-    churn AUC 0.7882; blend Gini 0.7573, MAE 21.718, AUC 0.8029 (the model-level prototype: 0.7585 and 21.75);
-    tolerance 0.005 on Gini and AUC, 2% on MAE, 0.002 on the bootstrap bounds."""
+    """configs/cdnow-challenger.yaml through ``clv train``'s job. Measured 2026-12-05 (the challenger's training rows
+    in an order of their content): BTYD Gini 0.7259, MAE 21.141, churn AUC 0.7882; blend Gini 0.7591, MAE 21.771,
+    AUC 0.8044 (2026-12-02, rows in id order: 0.7573, 21.718, 0.8029); tolerance 0.005 on Gini and AUC, 2% on MAE,
+    0.002 on the bootstrap bounds."""
     path = REPO / "configs" / "cdnow-challenger.yaml"
     result = run_training(load_config(path), path.read_text(encoding="utf-8"), tmp_path / "out")
     contest = result.contest
@@ -255,10 +261,10 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     assert r.gini["champion"] == pytest.approx(0.7259, abs=5e-4)
     assert r.mae["champion"] == pytest.approx(21.141, rel=1e-3)
     assert r.churn_auc["champion"] == pytest.approx(0.7882, abs=5e-4)
-    assert r.gini["challenger"] == pytest.approx(0.7585, abs=0.005)
-    assert r.mae["challenger"] == pytest.approx(21.75, rel=0.02)
-    assert r.churn_auc["challenger"] == pytest.approx(0.8029, abs=0.005)
-    assert r.gini_gain_interval == pytest.approx((0.0235, 0.0405), abs=0.002)
+    assert r.gini["challenger"] == pytest.approx(0.7591, abs=0.005)
+    assert r.mae["challenger"] == pytest.approx(21.77, rel=0.02)
+    assert r.churn_auc["challenger"] == pytest.approx(0.8044, abs=0.005)
+    assert r.gini_gain_interval == pytest.approx((0.0250, 0.0426), abs=0.002)
     assert r.total_ratio["challenger"] == pytest.approx(r.total_ratio["champion"], rel=1e-9)
     assert r.best_baseline == "baseline_historical_clv"  # ties with spend_rate at 0.7369 on CDNOW
     assert r.gini["baseline_spend_rate"] == pytest.approx(0.7369, abs=1e-4)
@@ -332,9 +338,9 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
     report = Path(client.download_artifacts(result.run_id, "report.html", str(tmp_path))).read_text(encoding="utf-8")
     assert "Champion/challenger contest" in report
     assert (
-        "The blend&#39;s Gini gain over BTYD +0.0314 (95% interval [+0.0235, +0.0405]) is above the noise; the "
-        "winner&#39;s (the blend) Gini margin over the best baseline (historical_clv) +0.0204 (95% interval "
-        "[+0.0136, +0.0283]) is above the noise" in report
+        "The blend&#39;s Gini gain over BTYD +0.0332 (95% interval [+0.0250, +0.0426]) is above the noise; the "
+        "winner&#39;s (the blend) Gini margin over the best baseline (historical_clv) +0.0222 (95% interval "
+        "[+0.0156, +0.0299]) is above the noise" in report
     )
     assert "<td>recency_ratio</td>" in report
     assert "alt='contest_deciles'" in report
@@ -350,7 +356,8 @@ def test_cdnow_contest_is_won_by_the_blend_and_recorded(tracking_store: str, tmp
 
 def _assert_cdnow_intervals_and_explanations(contest: ChallengerContest) -> None:
     """Measured 2026-12-02 with the seed 17 and 1000 draws: intervals of BTYD and the best baseline to 0.002
-    (BTYD is deterministic), of the blend to 0.005 (as its Gini); the challenger's top features."""
+    (BTYD is deterministic), of the blend to 0.005 (as its Gini); the challenger's top features (measured again
+    2026-12-05 with its training rows in an order of their content: mean_spend third, spend_26w fourth)."""
     r = contest.result
     assert r is not None
     for metric, by in r.intervals.items():
@@ -361,33 +368,33 @@ def _assert_cdnow_intervals_and_explanations(contest: ChallengerContest) -> None
     i = r.intervals
     assert i["gini"]["champion"] == pytest.approx((0.7049, 0.7457), abs=0.002)
     assert i["gini"]["baseline_historical_clv"] == pytest.approx((0.7180, 0.7536), abs=0.002)
-    assert i["gini"]["challenger"] == pytest.approx((0.7387, 0.7741), abs=0.005)
+    assert i["gini"]["challenger"] == pytest.approx((0.7405, 0.7756), abs=0.005)
     assert i["top10_share"]["champion"] == pytest.approx((0.5421, 0.5884), abs=0.002)
-    assert i["top10_share"]["challenger"] == pytest.approx((0.5504, 0.5952), abs=0.005)
+    assert i["top10_share"]["challenger"] == pytest.approx((0.5493, 0.5936), abs=0.005)
     assert i["top20_share"]["champion"] == pytest.approx((0.7062, 0.7428), abs=0.002)
-    assert i["top20_share"]["challenger"] == pytest.approx((0.7120, 0.7478), abs=0.005)
+    assert i["top20_share"]["challenger"] == pytest.approx((0.7111, 0.7471), abs=0.005)
     assert i["mae"]["champion"] == pytest.approx((20.52, 21.81), abs=0.02)
-    assert i["mae"]["challenger"] == pytest.approx((21.08, 22.41), rel=0.02)
+    assert i["mae"]["challenger"] == pytest.approx((21.13, 22.47), rel=0.02)
     assert i["churn_auc"]["champion"] == pytest.approx((0.7804, 0.7952), abs=0.002)
-    assert i["churn_auc"]["challenger"] == pytest.approx((0.7954, 0.8101), abs=0.005)
+    assert i["churn_auc"]["challenger"] == pytest.approx((0.7970, 0.8116), abs=0.005)
     # The top-10% share gain is inside the noise (the intervals overlap); the Gini margins are not.
     assert i["top10_share"]["challenger"][0] < r.top10_share["champion"]
     assert r.winner_margin == pytest.approx(r.gini["challenger"] - r.gini["baseline_historical_clv"], abs=0)
-    assert r.winner_margin_interval == pytest.approx((0.0136, 0.0283), abs=0.005)
+    assert r.winner_margin_interval == pytest.approx((0.0156, 0.0299), abs=0.005)
     assert contest.noise().endswith("is above the noise")
     assert contest.importance is not None
     assert contest.importance["feature"].head(4).tolist() == [
         "recency_ratio",
         "spend_per_week",
+        "mean_spend",
         "spend_26w",
-        "purchases_per_week",
     ]
-    assert contest.importance["gini_drop"].iloc[0] == pytest.approx(0.0268, abs=0.005)
+    assert contest.importance["gini_drop"].iloc[0] == pytest.approx(0.0207, abs=0.005)
     deciles = contest.deciles()
     assert deciles.groupby("contender")["customers"].sum().tolist() == [23_570] * 3
     first = deciles[deciles["decile"] == 1].set_index("contender")["mean_actual"]
     assert first["btyd"] == pytest.approx(114.42, rel=1e-3)
-    assert first["blend"] == pytest.approx(116.05, rel=0.02)
+    assert first["blend"] == pytest.approx(115.53, rel=0.02)
 
 
 def test_a_holdout_without_revenue_makes_the_challenger_ineligible(feed: pd.DataFrame) -> None:
