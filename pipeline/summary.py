@@ -139,13 +139,16 @@ def _gate_lines(result: TrainResult) -> list[str]:
     return lines
 
 
+def detected_format_text(configured: str | None, used: str | None) -> str:
+    """What the printed summary's data line adds when the timestamps were read with a detected format."""
+    return f"; timestamps read as {used} (detected)" if used is not None and configured is None else ""
+
+
 def summary_text(result: TrainResult) -> str:
     m = result.validation.metrics
     fitted = result.calibration_fit
     ledger = result.prepared.ledger
-    detected = ""
-    if result.prepared.timestamp_format is not None and result.data.timestamp_format is None:
-        detected = f"; timestamps read as {result.prepared.timestamp_format} (detected)"
+    detected = detected_format_text(result.data.timestamp_format, result.prepared.timestamp_format)
     lines = [
         f"clv train: run {result.run_id}",
         f"  data        {result.data.description}: {ledger.rows_in:,} rows in, "

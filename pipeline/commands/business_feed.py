@@ -40,13 +40,14 @@ def registered_business_model(
 
 
 def prepared_on_duckdb(
-    config: Config, input_path: Path, prepare: Callable[[duckdb.DuckDBPyConnection, Any], PreparedT]
+    config: Config, input_path: Path, prepare: Callable[[duckdb.DuckDBPyConnection, Any, str], PreparedT]
 ) -> PreparedT:
-    """``prepare(connection, relation)`` on ``input_path`` read with ``config``'s data settings, on DuckDB."""
+    """``prepare(connection, relation, description)`` on ``input_path`` read with ``config``'s data settings, on
+    DuckDB (the description names the input in errors)."""
     engine = DuckDBEngine(config.engine)
     try:
         data = engine.open(source_at(config.data, input_path))
         with engine.errors(data.description):
-            return prepare(engine.connection, data.handle)
+            return prepare(engine.connection, data.handle, data.description)
     finally:
         engine.close()

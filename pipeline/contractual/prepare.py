@@ -5,10 +5,13 @@ quarantine rules of :func:`pipeline.engines.rules.quarantine_rules`, ids, return
 dates and amounts, out-of-range dates, duplicates (as :func:`pipeline.engines.source_columns.layout` says:
 under ``prepare.duplicates: auto``, rows identical in every source column only when an order id is mapped),
 zero amounts and refunds as configured, dates after the observation end;
-rows in = rows used + rows quarantined, or the job stops. A used row that is not a refund (a negative amount,
-or an order id starting with ``prepare.cancel_prefix``, as in the non-contractual job) is a charge: under
-``prepare.zero_amount: keep`` (the default) a charge of 0 (a free plan) is a billing period paid, so its
-subscriber is a subscriber like any other (``quarantine`` quarantines it as ``zero_amount``).
+rows in = rows used + rows quarantined, or the job stops. Timestamps are read as that job reads them: a text
+column DuckDB cannot read gets the strptime format detected from a sample of it
+(:func:`pipeline.engines.duckdb_classify.detected_format`), an ambiguous one stops the job, and a feed with no
+usable row gets that job's error (:func:`pipeline.engines.prepared.no_usable_rows`). A used row that is not a
+refund (a negative amount, or an order id starting with ``prepare.cancel_prefix``, as in the non-contractual job)
+is a charge: under ``prepare.zero_amount: keep`` (the default) a charge of 0 (a free plan) is a billing period
+paid, so its subscriber is a subscriber like any other (``quarantine`` quarantines it as ``zero_amount``).
 
 Per subscriber, as of a date D (the calibration end, and the observation end):
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
@@ -34,10 +38,10 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.contractual.intervals import ChargeInterval, charge_interval
-from pipeline.engines.duckdb_classify import duplicate_sql
+from pipeline.engines.duckdb_classify import classified_sql, detected_format, is_native_timestamp
+from pipeline.engines.prepared import no_usable_rows
 from pipeline.engines.source_columns import Layout, layout
-from pipeline.engines.sql import DUCKDB, classified_sql, epoch_timestamp_sql, text_timestamp
-from pipeline.engines.timestamps import epoch_units_per_second
+from pipeline.engines.sql import DUCKDB, unreadable_timestamp_sql
 from pipeline.errors import InputError
 
 __all__ = [
@@ -46,12 +50,14 @@ __all__ = [
     "Subscribers",
     "as_of_config",
     "classified_rows_sql",
+    "feed_columns",
     "feed_layout",
-    "parsed_timestamp_sql",
+    "feed_timestamp_format",
     "periods_between_sql",
     "prepare_billing",
     "subscribers_from_charges",
     "subscribers_sql",
+    "unreadable_timestamp",
 ]
 
 SUBSCRIBER_COLUMNS = (
@@ -103,6 +109,8 @@ class Subscribers:
     calibration_end: dt.date
     observation_end: dt.date
     charge_interval: ChargeInterval | None = None
+    timestamp_format: str | None = None
+    """The strptime format the text timestamps were read with (configured or detected); None: DuckDB's own."""
 
 
 def periods_between_sql(start: str, end: str, period: str) -> str:
@@ -117,20 +125,28 @@ def periods_between_sql(start: str, end: str, period: str) -> str:
     return whole if period == "month" else f"CAST(floor({whole} / 12) AS BIGINT)"
 
 
-def parsed_timestamp_sql(config: Config, text: str) -> str:
-    """The date-time in the text expression ``text``: by ``data.timestamp_format`` (strptime, or a number since
-    1970 for the epoch formats, as the wall time in prepare.timezone), else DuckDB's cast."""
-    fmt = config.data.timestamp_format
-    per_second = epoch_units_per_second(fmt)
-    if per_second is not None:
-        return epoch_timestamp_sql(DUCKDB, text, per_second, config.prepare.timezone)
-    return f"try_strptime({text}, '{fmt}')" if fmt else f"TRY_CAST({text} AS TIMESTAMP)"
+def feed_columns(relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
+    """The feed's columns and their DuckDB types."""
+    return {name: str(dtype) for name, dtype in zip(relation.columns, relation.types, strict=True)}
 
 
-def classified_rows_sql(config: Config, columns: list[str]) -> str:
-    """Every row of ``tx`` classified as the non-contractual job classifies it (:func:`pipeline.engines.sql.
-    classified_sql`, the rules written once): its id (cid), timestamp (raw_ts, parsed ts), ``raw_value`` (the
-    amount, quantity x unit price, or 0 in an event feed: :attr:`~pipeline.engines.source_columns.Layout.
+def feed_timestamp_format(
+    relation: duckdb.DuckDBPyRelation, config: Config, columns: Mapping[str, str], source: str
+) -> str | None:
+    """The strptime format the feed's text timestamps are read with: ``data.timestamp_format`` or, when DuckDB
+    cannot read them itself, the one detected from a sample of them as the non-contractual job detects it
+    (:func:`pipeline.engines.duckdb_classify.detected_format`; InputError when the sample reads two ways);
+    None for DuckDB's own reading (and a native timestamp column)."""
+    if config.data.timestamp_format is not None or is_native_timestamp(columns["timestamp"]):
+        return config.data.timestamp_format
+    return detected_format(relation, config.prepare.timezone, source)
+
+
+def classified_rows_sql(config: Config, columns: Mapping[str, str], timestamp_format: str | None) -> str:
+    """Every row of ``tx`` (whose columns and types are ``columns``) classified as the non-contractual job
+    classifies it (:func:`pipeline.engines.duckdb_classify.classified_sql`, the rules written once): its id (cid),
+    timestamp (raw_ts, and ts parsed as that job parses it, by ``timestamp_format`` when given), ``raw_value``
+    (the amount, quantity x unit price, or 0 in an event feed: :attr:`~pipeline.engines.source_columns.Layout.
     has_amounts`), ``is_return`` (a negative value, or an order id starting with ``prepare.cancel_prefix``), the
     signed ``value`` and the quarantine ``reason``.
 
@@ -138,18 +154,13 @@ def classified_rows_sql(config: Config, columns: list[str]) -> str:
     ``prepare.duplicates: auto`` rows repeated whole are duplicates only when an order id is mapped (without
     one, two identical lines are two real purchases); ``quarantine`` always, ``keep`` never;
     ``prepare.duplicate_key`` names the columns that make a row a repeat."""
-    text_ts = text_timestamp(DUCKDB, DUCKDB.identifier("timestamp"))
-    shape = feed_layout(config, columns)
-    return classified_sql(
-        DUCKDB,
-        dict.fromkeys(columns, ""),
-        shape,
-        config.prepare,
-        raw_ts=text_ts,
-        ts=parsed_timestamp_sql(config, text_ts),
-        duplicate=duplicate_sql(shape),
-        rows="tx",
-    )
+    return classified_sql(dict(columns), feed_layout(config, list(columns)), config.prepare, timestamp_format)
+
+
+def unreadable_timestamp(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    """One timestamp of the classified rows in ``table`` that could not be read, for the "no usable" hint."""
+    value = con.sql(unreadable_timestamp_sql(DUCKDB, f"SELECT * FROM {table}")).fetchall()[0][0]
+    return None if value is None else str(value)
 
 
 def feed_layout(config: Config, columns: list[str]) -> Layout:
@@ -192,36 +203,46 @@ def as_of_config(config: Config, as_of: dt.date | None) -> Config:
 
 
 def prepare_billing(
-    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
+    con: duckdb.DuckDBPyConnection,
+    relation: duckdb.DuckDBPyRelation,
+    config: Config,
+    as_of: dt.date | None = None,
+    source: str = "the billing feed",
 ) -> Subscribers:
     """The prepare stage of the contractual job (see the module docstring). ``as_of`` (scoring): the
-    subscribers as of that date only (rows after it are quarantined; ``calibration`` is left empty)."""
+    subscribers as of that date only (rows after it are quarantined; ``calibration`` is left empty). ``source``
+    names the feed in its errors."""
     config = as_of_config(config, as_of)
-    columns = list(relation.columns)
+    columns = feed_columns(relation)
     if "amount" not in columns:
         raise InputError("business.type contractual needs a billing feed with amounts (data.columns.amount)")
+    timestamp_format = feed_timestamp_format(relation, config, columns, source)
     con.register("tx", relation)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified_rows_sql(config, columns)}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE classified AS {classified_rows_sql(config, columns, timestamp_format)}"
+        )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
             "FROM classified WHERE reason IS NULL AND NOT is_return"
         )
-        subscribers = subscribers_from_charges(con, config, columns, as_of)
-        if as_of is not None:
-            return subscribers
-        return dataclasses.replace(subscribers, charge_interval=charge_interval(con))
+        subscribers = subscribers_from_charges(con, config, list(columns), as_of, source)
+        interval = charge_interval(con) if as_of is None else None
+        return dataclasses.replace(subscribers, charge_interval=interval, timestamp_format=timestamp_format)
     finally:
         con.unregister("tx")
 
 
 def subscribers_from_charges(
-    con: duckdb.DuckDBPyConnection, config: Config, columns: list[str], as_of: dt.date | None
+    con: duckdb.DuckDBPyConnection, config: Config, columns: list[str], as_of: dt.date | None, source: str
 ) -> Subscribers:
     """The subscribers, ledger and quarantine of the rows of ``tx`` (registered) classified in ``classified``
     (a ``reason`` per row), from the ``charges`` (cid, day, value) of the used ones; rows in are counted on
-    ``tx`` itself, and must equal rows used + rows quarantined."""
+    ``tx`` itself, and must equal rows used + rows quarantined. Without a charge, the non-contractual job's
+    error (:func:`pipeline.engines.prepared.no_usable_rows`: the reasons, and a hint such as an unreadable date)."""
     counts = con.sql("SELECT reason, count(*) FROM classified GROUP BY reason").fetchall()
+    reasons = {str(r): int(n) for r, n in counts if r is not None}
+    used = sum(int(n) for r, n in counts if r is None)
     quarantine = con.sql(
         "SELECT "
         + ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(c)}" for c in columns)
@@ -229,7 +250,11 @@ def subscribers_from_charges(
     ).df()
     last = con.sql("SELECT max(day) FROM charges").fetchall()[0]
     if last[0] is None:
-        raise InputError("the billing feed has no usable charges")
+        what = "subscriptions" if config.business.input == "subscriptions" else "charges"
+        refunds = {"refunds": used} if used else {}  # used rows, but every one a refund
+        raise no_usable_rows(
+            reasons | refunds, config.prepare, source, lambda: unreadable_timestamp(con, "classified"), what
+        )
     observation_end = config.prepare.observation_end or last[0]
     calibration_end = config.prepare.calibration_end if as_of is None else as_of
     if as_of is None and calibration_end >= observation_end:
@@ -239,8 +264,6 @@ def subscribers_from_charges(
     full = con.sql(subscribers_sql(config, observation_end)).df()
     calibration = full.head(0) if as_of is not None else con.sql(subscribers_sql(config, calibration_end)).df()
     charges = con.sql("SELECT cid AS customer_id, day AS charge_date, value AS amount FROM charges").df()
-    reasons = {str(r): int(n) for r, n in counts if r is not None}
-    used = sum(int(n) for r, n in counts if r is None)
     rows_in, quarantined = int(con.sql("SELECT count(*) FROM tx").fetchall()[0][0]), sum(reasons.values())
     if rows_in != used + quarantined:
         raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")

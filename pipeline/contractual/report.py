@@ -9,6 +9,7 @@ from typing import Any
 from pipeline.contractual.retention import retention_curves, retention_png, retention_table
 from pipeline.contractual.workflow import ContractualResult
 from pipeline.discrete.workflow import DiscreteResult
+from pipeline.summary import detected_format_text
 
 __all__ = ["report_html", "summary_dict", "summary_text"]
 
@@ -38,6 +39,7 @@ def summary_dict(result: ContractualResult | DiscreteResult) -> dict[str, Any]:
             "calibration_end": str(result.subscribers.calibration_end),
             "observation_end": str(result.subscribers.observation_end),
             "charge_interval": interval.as_dict() if interval is not None else None,
+            "timestamp_format": result.subscribers.timestamp_format,
         },
         "fit": {
             "model": "sbg",
@@ -74,7 +76,8 @@ def summary_text(result: ContractualResult | DiscreteResult) -> str:
     lines = [
         f"clv train: run {result.run_id} (business.type contractual)",
         f"  data        {result.data.description}: {ledger.rows_in:,} rows in, {ledger.rows_used:,} used, "
-        f"{ledger.rows_quarantined:,} quarantined ({reasons}); {len(result.subscribers.full):,} subscribers",
+        f"{ledger.rows_quarantined:,} quarantined ({reasons}); {len(result.subscribers.full):,} subscribers"
+        + detected_format_text(result.config.data.timestamp_format, result.subscribers.timestamp_format),
         f"  model       sBG by cohort: pooled alpha {pooled.alpha:.4g}, beta {pooled.beta:.4g}; "
         f"{len(result.calibration_fits.own)} of {len(result.calibration_fits.params)} cohorts with their own fit",
         f"  holdout     survival MAPE {m['survival_mape']:.4f} (baselines: last period "

@@ -26,7 +26,7 @@ def score_subscription_file(
     model, config = found
     writer = TableWriter(output)  # checks the output suffix before any work
     prepared = prepared_on_duckdb(
-        config, input_path, lambda con, relation: prepare_contract_feed(con, relation, config, as_of=as_of)
+        config, input_path, lambda con, relation, source: prepare_contract_feed(con, relation, config, as_of, source)
     )
     active = prepared.full.loc[~prepared.full["churned"], ["customer_id", "cohort", "renewals", "price"]].copy()
     active["cohort"] = active["cohort"].astype("datetime64[ns]").dt.strftime("%Y-%m-%d")

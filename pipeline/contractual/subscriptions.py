@@ -20,6 +20,7 @@ same subscribers, so the same subscribers and sBG fit follow.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import duckdb
@@ -29,13 +30,15 @@ from pipeline.contractual.prepare import (
     Subscribers,
     as_of_config,
     classified_rows_sql,
-    parsed_timestamp_sql,
+    feed_columns,
+    feed_timestamp_format,
     periods_between_sql,
     prepare_billing,
     subscribers_from_charges,
 )
+from pipeline.engines.duckdb_classify import timestamp_sql
 from pipeline.engines.source_columns import private_alias
-from pipeline.engines.sql import DUCKDB
+from pipeline.engines.sql import DUCKDB, text_timestamp
 from pipeline.errors import ConfigError, InputError
 
 __all__ = ["SUBSCRIPTION_REASONS", "prepare_contract_feed", "prepare_subscriptions"]
@@ -51,10 +54,14 @@ def _anniversary_sql(start: str, k: str, period: str) -> str:
     return f"CAST({start} + to_months(CAST({months} AS INTEGER)) AS DATE)"
 
 
-def _classified_sql(config: Config, columns: list[str], end: str) -> str:
-    raw_end = f"NULLIF(trim(CAST({end} AS VARCHAR)), '')"
-    parsed = parsed_timestamp_sql(config, raw_end)
+def _classified_sql(config: Config, columns: dict[str, str], end_column: str, timestamp_format: str | None) -> str:
+    """The rows classified as a billing feed's, then by the subscriptions' own rules. The end is read as the start
+    is (a native timestamp as it is, text by the start's format, given or detected, or DuckDB's own reading)."""
+    end = DUCKDB.identifier(end_column)
+    raw_end = text_timestamp(DUCKDB, end)
+    parsed = timestamp_sql(columns[end_column], timestamp_format, config.prepare.timezone, end)
     everything = ", ".join(DUCKDB.identifier(c) for c in columns)
+    rows = classified_rows_sql(config, columns, timestamp_format)
     open_end = "coalesce(CAST(end_ts AS DATE), DATE '9999-12-31')"
     earlier = (
         f"max(CASE WHEN reason IS NULL THEN {open_end} END) OVER (PARTITION BY cid ORDER BY CAST(ts AS DATE), "
@@ -67,7 +74,7 @@ def _classified_sql(config: Config, columns: list[str], end: str) -> str:
                    WHEN CAST(end_ts AS DATE) <= CAST(ts AS DATE) THEN 'end_not_after_start'
                    WHEN raw_value < 0 THEN 'negative_price'
                END) AS reason
-        FROM (SELECT *, {raw_end} AS raw_end, {parsed} AS end_ts FROM ({classified_rows_sql(config, columns)}))
+        FROM (SELECT *, {raw_end} AS raw_end, {parsed} AS end_ts FROM ({rows}))
     """
     return f"""
         SELECT * EXCLUDE (reason, earlier_end),
@@ -93,7 +100,11 @@ def _charges_sql(config: Config, observation_end: dt.date) -> str:
 
 
 def prepare_subscriptions(
-    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
+    con: duckdb.DuckDBPyConnection,
+    relation: duckdb.DuckDBPyRelation,
+    config: Config,
+    as_of: dt.date | None = None,
+    source: str = "the subscriptions table",
 ) -> Subscribers:
     """The prepare stage of the contractual job on a subscriptions table (see the module docstring)."""
     config = as_of_config(config, as_of)
@@ -102,7 +113,7 @@ def prepare_subscriptions(
         raise ConfigError(
             "business.input: subscriptions needs prepare.observation_end (an open subscription has no last date)"
         )
-    columns = list(relation.columns)
+    columns = feed_columns(relation)
     if "amount" not in columns:
         raise InputError("business.input: subscriptions needs the price column (data.columns.amount)")
     end = private_alias(config.business.end_column)
@@ -110,21 +121,27 @@ def prepare_subscriptions(
         raise InputError(
             f"the subscriptions table has no end column '{config.business.end_column}' (business.end_column)"
         )
+    timestamp_format = feed_timestamp_format(relation, config, columns, source)
     con.register("tx", relation)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE classified AS {_classified_sql(config, columns, DUCKDB.identifier(end))}"
-        )
+        classified = _classified_sql(config, columns, end, timestamp_format)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE charges AS {_charges_sql(config, observation_end)}")
-        return subscribers_from_charges(con, config, columns, as_of)
+        subscribers = subscribers_from_charges(con, config, list(columns), as_of, source)
+        return dataclasses.replace(subscribers, timestamp_format=timestamp_format)
     finally:
         con.unregister("tx")
 
 
 def prepare_contract_feed(
-    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
+    con: duckdb.DuckDBPyConnection,
+    relation: duckdb.DuckDBPyRelation,
+    config: Config,
+    as_of: dt.date | None = None,
+    source: str = "the feed",
 ) -> Subscribers:
-    """The contractual prepare of ``business.input``: a billing feed or a subscriptions table."""
+    """The contractual prepare of ``business.input``: a billing feed or a subscriptions table. ``source`` names
+    the feed in its errors."""
     if config.business.input == "subscriptions":
-        return prepare_subscriptions(con, relation, config, as_of)
-    return prepare_billing(con, relation, config, as_of)
+        return prepare_subscriptions(con, relation, config, as_of, source)
+    return prepare_billing(con, relation, config, as_of, source)

@@ -8,6 +8,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
 from models import sbg
@@ -120,7 +121,9 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     timings: dict[str, float] = {}
     start = time.perf_counter()
     with engine.errors(data.description):
-        subscribers = prepare_contract_feed(engine.connection, data.handle, config)  # type: ignore[arg-type]
+        relation = data.handle
+        assert isinstance(relation, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
+        subscribers = prepare_contract_feed(engine.connection, relation, config, source=data.description)
     timings["prepare"] = time.perf_counter() - start
     advice = billing_period_advice(subscribers.charge_interval, config.business.billing_period) + advice_lines(
         feed_shape(charges_summary(subscribers.charges), 1.0), "contractual"

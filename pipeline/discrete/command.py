@@ -16,6 +16,7 @@ from pipeline.errors import ConfigError
 from pipeline.outputs import write_tables
 from pipeline.recorder import store
 from pipeline.recorder.discrete import log_opportunity_model, record_discrete, register_discrete
+from pipeline.summary import detected_format_text
 
 __all__ = ["discrete_summary_dict", "discrete_summary_text", "run_discrete_training"]
 
@@ -70,6 +71,7 @@ def discrete_summary_dict(result: DiscreteResult) -> dict[str, Any]:
             "fingerprint": result.data.fingerprint,
             **result.histories.ledger.as_dict(),
             "has_amounts": result.histories.has_amounts,
+            "timestamp_format": result.histories.timestamp_format,
             "customers": len(result.histories.full),
             "calibration_end": str(result.histories.calibration_end),
             "observation_end": str(result.histories.observation_end),
@@ -109,7 +111,8 @@ def discrete_summary_text(result: DiscreteResult) -> str:
         [
             f"clv train: run {result.run_id} (business.type discrete)",
             f"  data        {result.data.description}: {ledger.rows_in:,} rows in, {ledger.rows_used:,} used, "
-            f"{ledger.rows_quarantined:,} quarantined; {len(result.histories.full):,} customers",
+            f"{ledger.rows_quarantined:,} quarantined; {len(result.histories.full):,} customers"
+            + detected_format_text(result.config.data.timestamp_format, result.histories.timestamp_format),
             f"  model       BG/BB: alpha {p.alpha:.4g}, beta {p.beta:.4g}, gamma {p.gamma:.4g}, delta {p.delta:.4g}"
             + (f"; {result.validation.fit.remedy}" if result.validation.fit.remedy else ""),
             f"  holdout     purchases MAE {m['purchases_mae']:.4f} (baselines: last period "

@@ -4,7 +4,8 @@ The feed has the non-contractual job's three shapes (:class:`pipeline.engines.so
 per row, quantity x unit price per line (the line's amount is their product), or no money at all (an event
 feed: customer and date; every used row is a purchase and the histories have no ``monetary_value``). Rows are
 classified by the non-contractual job's own SQL (:func:`pipeline.contractual.prepare.classified_rows_sql`, over
-:func:`pipeline.engines.sql.classified_sql`): the same quarantine rules, ids, duplicates and returns.
+:func:`pipeline.engines.sql.classified_sql`): the same quarantine rules, ids, duplicates and returns, and the
+same reading of timestamps (a text column's format detected as that job detects it).
 
 The opportunities are the calendar periods of ``business.billing_period`` (a week, a month or a year). Per
 customer, as of a date D, counting only the opportunities that had ended by D:
@@ -35,6 +36,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -44,9 +47,13 @@ from pipeline.contractual.prepare import (
     BillingLedger,
     as_of_config,
     classified_rows_sql,
+    feed_columns,
     feed_layout,
+    feed_timestamp_format,
     periods_between_sql,
+    unreadable_timestamp,
 )
+from pipeline.engines.prepared import no_usable_rows
 from pipeline.errors import InputError
 
 __all__ = ["HISTORY_COLUMNS", "Histories", "prepare_opportunities"]
@@ -66,6 +73,8 @@ class Histories:
     calibration_end: dt.date
     observation_end: dt.date
     has_amounts: bool = True
+    timestamp_format: str | None = None
+    """The strptime format the text timestamps were read with (configured or detected); None: DuckDB's own."""
 
 
 def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
@@ -103,17 +112,24 @@ def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
 
 
 def prepare_opportunities(
-    con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, config: Config, as_of: dt.date | None = None
+    con: duckdb.DuckDBPyConnection,
+    relation: duckdb.DuckDBPyRelation,
+    config: Config,
+    as_of: dt.date | None = None,
+    source: str = "the feed",
 ) -> Histories:
     """The prepare stage of the discrete job (see the module docstring). ``as_of`` (scoring): the histories
-    as of that date only (rows after it are quarantined; ``calibration`` is left empty)."""
+    as of that date only (rows after it are quarantined; ``calibration`` is left empty). ``source`` names the
+    feed in its errors."""
     config = as_of_config(config, as_of)
-    columns = list(relation.columns)
-    has_amounts = feed_layout(config, columns).has_amounts
+    columns = feed_columns(relation)
+    has_amounts = feed_layout(config, list(columns)).has_amounts
+    timestamp_format = feed_timestamp_format(relation, config, columns, source)
     period = config.business.billing_period
     con.register("tx", relation)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {classified_rows_sql(config, columns)}")
+        rows = classified_rows_sql(config, columns, timestamp_format)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {rows}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, value, is_return "
             "FROM dclassified WHERE reason IS NULL"
@@ -121,7 +137,7 @@ def prepare_opportunities(
         counts = con.sql("SELECT reason, count(*) FROM dclassified GROUP BY reason").fetchall()
         last = con.sql("SELECT max(day), count(*) FROM buys WHERE NOT is_return").fetchall()[0]
         if last[0] is None:
-            raise InputError("the feed has no usable purchases")
+            raise _no_purchases(con, config, counts, source)
         observation_end = config.prepare.observation_end or last[0]
         calibration_end = config.prepare.calibration_end if as_of is None else as_of
         if as_of is None and calibration_end >= observation_end:
@@ -146,7 +162,19 @@ def prepare_opportunities(
         raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")
     ledger = BillingLedger(rows_in, used, quarantined, reasons, int(last[1]))
     typed = (_typed(calibration, has_amounts), _typed(full, has_amounts))
-    return Histories(*typed, ledger, calibration_end, observation_end, has_amounts)
+    return Histories(*typed, ledger, calibration_end, observation_end, has_amounts, timestamp_format)
+
+
+def _no_purchases(
+    con: duckdb.DuckDBPyConnection, config: Config, counts: list[tuple[Any, ...]], source: str
+) -> InputError:
+    """The non-contractual job's error when no row is usable (:func:`pipeline.engines.prepared.no_usable_rows`):
+    the reasons (and the used rows that are all returns), with a hint such as a date that could not be read."""
+    reasons = {str(r): int(n) for r, n in counts if r is not None}
+    used = sum(int(n) for r, n in counts if r is None)
+    returns = {"returns": used} if used else {}  # used rows, but every one a return
+    unreadable = partial(unreadable_timestamp, con, "dclassified")
+    return no_usable_rows(reasons | returns, config.prepare, source, unreadable, "purchases")
 
 
 def _typed(frame: pd.DataFrame, has_amounts: bool) -> pd.DataFrame:

@@ -27,7 +27,7 @@ def score_opportunity_file(
     model, config = found
     writer = TableWriter(output)  # checks the output suffix before any work
     histories = prepared_on_duckdb(
-        config, input_path, lambda con, relation: prepare_opportunities(con, relation, config, as_of=as_of)
+        config, input_path, lambda con, relation, source: prepare_opportunities(con, relation, config, as_of, source)
     )
     assert model.model is not None
     columns = model.model.input_columns

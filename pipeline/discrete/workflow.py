@@ -13,6 +13,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -92,7 +93,9 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
     timings: dict[str, float] = {}
     start = time.perf_counter()
     with engine.errors(data.description):
-        histories = prepare_opportunities(engine.connection, data.handle, config)  # type: ignore[arg-type]
+        relation = data.handle
+        assert isinstance(relation, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
+        histories = prepare_opportunities(engine.connection, relation, config, source=data.description)
     timings["prepare"] = time.perf_counter() - start
     if not histories.has_amounts:
         _check_no_spend_model(config)  # before any fit

@@ -31,6 +31,7 @@ __all__ = [
     "is_native_timestamp",
     "plain_ids",
     "quarantine_sql",
+    "timestamp_sql",
     "unreadable_timestamp",
 ]
 
@@ -72,7 +73,10 @@ def _text_timestamp(column: str) -> str:
     return sql.text_timestamp(DUCKDB, column)
 
 
-def _timestamp_sql(dtype: str, timestamp_format: str | None, zone: str, column: str = '"timestamp"') -> str:
+def timestamp_sql(dtype: str, timestamp_format: str | None, zone: str, column: str = '"timestamp"') -> str:
+    """The date-time of ``column`` (of DuckDB type ``dtype``) as a TIMESTAMP, the wall time in ``zone``: a native
+    timestamp as it is (one with a time zone converted), text by ``timestamp_format`` (strptime, or an epoch
+    format) or, without one, by DuckDB's own reading (ISO, with or without an offset, and ``yyyymmdd``)."""
     tz = _literal(zone)
     if _is_zoned_timestamp(dtype):
         # At nanoseconds, first to microseconds (rounded): DuckDB cannot cast TIMESTAMPTZ_NS to TIMESTAMP, and
@@ -98,7 +102,7 @@ def detected_format(transactions: duckdb.DuckDBPyRelation, zone: str, source: st
     """The format to read the text ``timestamp`` column with, from a sample of its distinct values (the
     :data:`~pipeline.engines.timestamps.SAMPLE_SIZE` with the smallest MD5, as Spark takes them), or None when
     DuckDB reads them itself (see :func:`pipeline.engines.timestamps.detect_format`)."""
-    rows = _run(transactions, sql.timestamp_sample_sql(DUCKDB, "tx", _timestamp_sql("VARCHAR", None, zone, "v")))
+    rows = _run(transactions, sql.timestamp_sample_sql(DUCKDB, "tx", timestamp_sql("VARCHAR", None, zone, "v")))
     return detect_format([str(v) for v, _ in rows], all(bool(ok) for _, ok in rows), source)
 
 
@@ -224,7 +228,7 @@ def classified_sql(
         layout,
         config,
         raw_ts='"timestamp"' if is_native_timestamp(columns["timestamp"]) else _text_timestamp('"timestamp"'),
-        ts=_timestamp_sql(columns["timestamp"], timestamp_format, config.timezone),
+        ts=timestamp_sql(columns["timestamp"], timestamp_format, config.timezone),
         duplicate=duplicate,
         rows=rows,
         plain_ids=plain_ids,

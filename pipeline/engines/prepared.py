@@ -27,7 +27,7 @@ at 15:00 on that day is calibration, not holdout (lifetimes compares against mid
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,6 +50,7 @@ __all__ = [
     "QuarantinedRows",
     "ReasonCounts",
     "check_calibration_end",
+    "no_usable_rows",
     "reconciled_ledger",
     "used_dates",
 ]
@@ -152,6 +153,25 @@ ReasonCounts = dict[str, tuple[int, dt.date | None, dt.date | None, int]]
 """The scan's counts per quarantine reason (``''`` for the rows used): rows, first day, last day, returns."""
 
 
+def no_usable_rows(
+    quarantined: Mapping[str, int],
+    config: PrepareConfig,
+    source: str,
+    unreadable: Callable[[], str | None] = lambda: None,
+    what: str = "transactions",
+) -> InputError:
+    """The error when no row is usable: the rows quarantined by reason (``quarantined``), and a hint for the
+    reasons that have a usual cause (timestamps that could not be read, naming an ``unreadable`` one; amounts in
+    another number format; two-digit years). The contractual and discrete jobs say it too, of their ``what``."""
+    reasons = ", ".join(f"{n} {k}" for k, n in sorted(quarantined.items())) or "the input is empty"
+    hint = unreadable_hint(unreadable()) if "invalid_timestamp" in quarantined else ""
+    if "invalid_amount" in quarantined:
+        hint += f"; {AMOUNT_HINT}"
+    if "timestamp_out_of_range" in quarantined:
+        hint += f"; {RANGE_HINT.format(min_date=config.min_date)}"
+    return InputError(f"{source}: no usable {what} after cleaning ({reasons}){hint}")
+
+
 def used_dates(
     counts: ReasonCounts, config: PrepareConfig, source: str, unreadable: Callable[[], str | None] = lambda: None
 ) -> tuple[dt.date, dt.date, dt.date, bool]:
@@ -160,13 +180,7 @@ def used_dates(
     timestamps could not be read) or the observation end is before the data."""
     _, first_date, last_date, returns = counts.get("", (0, None, None, 0))
     if first_date is None or last_date is None:
-        reasons = ", ".join(f"{v[0]} {k}" for k, v in sorted(counts.items()) if k) or "the input is empty"
-        hint = unreadable_hint(unreadable()) if "invalid_timestamp" in counts else ""
-        if "invalid_amount" in counts:
-            hint += f"; {AMOUNT_HINT}"
-        if "timestamp_out_of_range" in counts:
-            hint += f"; {RANGE_HINT.format(min_date=config.min_date)}"
-        raise InputError(f"{source}: no usable transactions after cleaning ({reasons}){hint}")
+        raise no_usable_rows({k: v[0] for k, v in counts.items() if k}, config, source, unreadable)
     observation_end = config.observation_end or last_date
     if observation_end < first_date:
         raise InputError(

@@ -56,6 +56,7 @@ def record_contractual(result: ContractualResult, config_yaml: str, report_html:
             "gate.passed": str(result.gate.passed).lower(),
             **{f"gate.{c.name}": str(c.passed).lower() for c in result.gate.checks},
             **{f"advice.{i}": line for i, line in enumerate(result.advice)},
+            **names.timestamp_format_tags(config.data.timestamp_format, result.subscribers.timestamp_format),
         }
     )
     metrics: dict[str, float] = {

@@ -52,6 +52,7 @@ __all__ = [
     "spend_tags",
     "stage_metrics",
     "table_artifact",
+    "timestamp_format_tags",
     "whatif_metric",
 ]
 
@@ -199,6 +200,14 @@ def champion_metric_names(model: str, spend_model: str) -> dict[str, str] | None
         return None
     purchase = {k: f"{model}_{k}" for k in PARAM_NAMES[model]}
     return purchase | {k: f"{spend_model}_{k}" for k in SPEND_PARAM_NAMES[spend_model]}
+
+
+def timestamp_format_tags(configured: str | None, used: str | None) -> dict[str, str]:
+    """The ``data.timestamp_format`` tag: the strptime format text timestamps were read with and whether it was
+    ``given`` (``configured``, data.timestamp_format) or ``detected``; nothing for the engine's own reading."""
+    if used is None:
+        return {}
+    return {"data.timestamp_format": f"{used} ({'given' if configured else 'detected'})"}
 
 
 def stage_metrics(timings: dict[str, float]) -> dict[str, float]:

@@ -74,10 +74,7 @@ class TrainingRecorder(ContestRecorder):
         store.set_tags(tags)
 
     def prepared(self, data: Source, prepared: PreparedData) -> None:
-        tags = {}
-        if prepared.timestamp_format is not None:
-            how = "given" if data.timestamp_format else "detected"
-            tags["data.timestamp_format"] = f"{prepared.timestamp_format} ({how})"
+        tags = names.timestamp_format_tags(data.timestamp_format, prepared.timestamp_format)
         batch.log_batch(names.ledger_metrics(prepared), tags)
         store.log_dict(names.ledger_dict(prepared), names.LEDGER_ARTIFACT)
         if prepared.ledger.rows_quarantined:  # to --output when given, and always to the run

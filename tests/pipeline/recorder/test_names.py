@@ -59,3 +59,10 @@ def test_spend_tags_name_the_model_and_the_fallback() -> None:
         "spend_model": "pooled_mean",
         "spend.fallback": "no spend heterogeneity across customers",
     }
+
+
+def test_the_timestamp_format_tag_says_whether_it_was_given_or_detected() -> None:
+    """One tag for the three jobs: the format text timestamps were read with, and where it came from."""
+    assert names.timestamp_format_tags(None, "%d/%m/%Y") == {"data.timestamp_format": "%d/%m/%Y (detected)"}
+    assert names.timestamp_format_tags("%d/%m/%Y", "%d/%m/%Y") == {"data.timestamp_format": "%d/%m/%Y (given)"}
+    assert names.timestamp_format_tags(None, None) == {}
