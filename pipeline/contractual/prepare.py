@@ -20,7 +20,9 @@ Per subscriber, as of a date D (the calibration end, and the observation end):
 - ``age``: renewal decisions that have come due by D: whole billing periods from the first charge to
   D - ``business.grace_days`` (at least ``renewals``);
 - ``churned``: a due renewal was missed (age > renewals); otherwise the subscriber is active (censored);
-- ``price``: the last charge's amount (the plan's price), ``revenue``: the sum of the charges.
+- ``price``: the last charge's amount (the plan's price; of several charges that day, the largest),
+  ``revenue``: the sum of the charges, rounded to 1/``SCALE`` and added up as exact integers as in the
+  non-contractual job (:mod:`pipeline.engines.rules`): the same bits whatever the order DuckDB adds them in.
 
 And the feed's median interval between a subscriber's charges, for the advice when it is not the billing
 period (:mod:`pipeline.contractual.intervals`).
@@ -40,6 +42,7 @@ from pipeline.config import Config
 from pipeline.contractual.intervals import ChargeInterval, charge_interval
 from pipeline.engines.duckdb_classify import classified_sql, detected_format, is_native_timestamp
 from pipeline.engines.prepared import no_usable_rows
+from pipeline.engines.rules import SCALE
 from pipeline.engines.source_columns import Layout, layout
 from pipeline.engines.sql import DUCKDB, unreadable_timestamp_sql
 from pipeline.errors import InputError
@@ -180,7 +183,8 @@ def subscribers_sql(config: Config, as_of: dt.date) -> str:
         per AS (
             SELECT m.cid, f.first_charge, max(m.day) AS last_charge,
                    count(DISTINCT {index}) - 1 AS renewals,
-                   arg_max(m.value, m.day) AS price, sum(m.value) AS revenue
+                   arg_max(m.value, (m.day, m.value)) AS price,
+                   CAST(sum(CAST(round(m.value * {SCALE}) AS BIGINT)) AS DOUBLE) / {SCALE} AS revenue
             FROM mine m JOIN firsts f USING (cid)
             GROUP BY m.cid, f.first_charge
         )

@@ -16,7 +16,8 @@ customer, as of a date D, counting only the opportunities that had ended by D:
 - ``recent`` (calibration only): purchases in its last n* opportunities, n* the holdout's length;
 - ``monetary_value`` (a feed with amounts only): the mean spend of those x opportunities (the amounts of one
   opportunity added up; 0 without one), the Gamma-Gamma input, as the non-contractual job's mean spend per
-  repeat period.
+  repeat period. As there (:mod:`pipeline.engines.rules`), amounts are rounded to 1/``SCALE`` and added up as
+  exact integers, so the same feed gives the same bits whatever the order DuckDB's threads add them in.
 
 A purchase is a used row that is not a return: under ``prepare.zero_amount: keep`` (the default) a purchase of
 0 is a purchase like any other (the opportunity counts in ``frequency``, its spend 0 in ``monetary_value``, its
@@ -54,6 +55,7 @@ from pipeline.contractual.prepare import (
     unreadable_timestamp,
 )
 from pipeline.engines.prepared import no_usable_rows
+from pipeline.engines.rules import SCALE
 from pipeline.errors import InputError
 
 __all__ = ["HISTORY_COLUMNS", "Histories", "prepare_opportunities"]
@@ -80,14 +82,15 @@ class Histories:
 def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
     ended = f"CAST(date_trunc('{unit}', DATE '{as_of}' + INTERVAL 1 DAY) AS DATE)"
     index = periods_between_sql("first_period", "period", period)
+    repeat = "CASE WHEN idx > 0 AND idx <= n THEN spend END"  # an opportunity's spend, in 1/SCALE
     return f"""
         WITH lines AS (
-            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period, value, is_return
+            SELECT cid, CAST(date_trunc('{unit}', day) AS DATE) AS period, amount, is_return
             FROM buys WHERE day <= DATE '{as_of}'
         ),
-        bought AS (SELECT cid, period, sum(value) AS spend FROM lines WHERE NOT is_return GROUP BY cid, period),
+        bought AS (SELECT cid, period, sum(amount) AS spend FROM lines WHERE NOT is_return GROUP BY cid, period),
         refunds AS (
-            SELECT r.cid, b.period, sum(r.value) AS refund
+            SELECT r.cid, b.period, sum(r.amount) AS refund
             FROM (SELECT * FROM lines WHERE is_return) r ASOF JOIN bought b ON r.cid = b.cid AND r.period >= b.period
             GROUP BY ALL
         ),
@@ -106,7 +109,8 @@ def _as_of(unit: str, period: str, as_of: dt.date, window: int = 0) -> str:
                coalesce(max(CASE WHEN idx > 0 AND idx <= n THEN idx END), 0) AS recency,
                max(n) AS n_periods,
                count(DISTINCT CASE WHEN idx > 0 AND idx <= n AND idx > n - {window} THEN idx END) AS recent,
-               coalesce(avg(CASE WHEN idx > 0 AND idx <= n THEN spend END), 0) AS monetary_value
+               CASE WHEN count({repeat}) > 0 THEN CAST(sum({repeat}) AS DOUBLE) / ({SCALE} * count({repeat}))
+                    ELSE 0.0 END AS monetary_value
         FROM indexed GROUP BY cid, first_period HAVING max(n) >= 0 ORDER BY customer_id
     """
 
@@ -131,8 +135,8 @@ def prepare_opportunities(
         rows = classified_rows_sql(config, columns, timestamp_format)
         con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {rows}")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, value, is_return "
-            "FROM dclassified WHERE reason IS NULL"
+            "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, is_return, "
+            f"CAST(round(value * {SCALE}) AS BIGINT) AS amount FROM dclassified WHERE reason IS NULL"
         )
         counts = con.sql("SELECT reason, count(*) FROM dclassified GROUP BY reason").fetchall()
         last = con.sql("SELECT max(day), count(*) FROM buys WHERE NOT is_return").fetchall()[0]

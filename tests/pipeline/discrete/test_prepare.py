@@ -364,3 +364,34 @@ def test_an_event_feed_has_no_returns_nor_amount_rules(tmp_path: Path) -> None:
     events = _feed_histories(tmp_path, frame, {"amount": None, "order_id": "invoice"}, prepare)
     assert (events.ledger.rows_in, events.ledger.rows_used, events.ledger.charges) == (3, 3, 3)
     assert events.full["frequency"].tolist() == [2]
+
+
+def test_the_mean_spend_is_the_same_bits_whatever_the_row_order(tmp_path: Path) -> None:
+    """Spend is added up as exact integers of 1/SCALE (as in the non-contractual job), not as doubles in the order
+    DuckDB's threads finish. Measured before, of 5,000 customers on two threads: ``monetary_value`` of the full
+    histories differed (by an ulp or two) for 630 when the same file was prepared twice, 763 for the shuffled file."""
+    from tests.discrete_feed import discrete_feed
+
+    feed = discrete_feed()
+    frames = []
+    for k, frame in enumerate((feed, feed, feed.sample(frac=1, random_state=1))):
+        (tmp_path / str(k)).mkdir()
+        path = tmp_path / str(k) / "feed.csv"
+        frame.to_csv(path, index=False)
+        config = parse_config(
+            {
+                "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "date"}},
+                "prepare": {"calibration_end": "2023-06-30"},
+                "business": {"type": "discrete", "billing_period": "month"},
+                "engine": {"threads": 2},
+            }
+        )
+        engine = open_engine(config.engine)
+        try:
+            frames.append(prepare_opportunities(engine.connection, engine.open(config.data).handle, config))  # type: ignore[attr-defined]
+        finally:
+            engine.close()
+    first, again, shuffled = frames
+    for other in (again, shuffled):
+        pd.testing.assert_frame_equal(other.full, first.full, check_exact=True)
+        pd.testing.assert_frame_equal(other.calibration, first.calibration, check_exact=True)

@@ -111,13 +111,9 @@ def _params(result: DiscreteResult) -> tuple[dict[str, float], dict[str, float]]
     return result.validation.fit.params.as_dict(), result.production_fit.params.as_dict()
 
 
-def _same_frames(found: pd.DataFrame, expected: pd.DataFrame, rtol: float = 1e-12) -> None:
-    """Equal frames: every column exactly, but the money columns to ``rtol`` (DuckDB sums spend in the order its
-    threads finish: the same feed prepared twice differs by an ulp, measured 3e-14 on a mean of 30)."""
-    money = [c for c in ("monetary_value", "expected_order_value", "clv") if c in expected.columns]
-    pd.testing.assert_frame_equal(found.drop(columns=money), expected.drop(columns=money), check_exact=True)
-    for column in money:
-        np.testing.assert_allclose(found[column].to_numpy(), expected[column].to_numpy(), rtol=rtol, atol=0)
+def _same_frames(found: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Equal frames, every column exactly: the money ones too (spend is added up as exact integers of 1/SCALE)."""
+    pd.testing.assert_frame_equal(found, expected, check_exact=True)
 
 
 def test_a_quantity_times_unit_price_feed_is_its_amount_feed(feeds: dict[str, DiscreteResult]) -> None:
@@ -131,12 +127,11 @@ def test_a_quantity_times_unit_price_feed_is_its_amount_feed(feeds: dict[str, Di
     assert lines.validation.metrics == amounts.validation.metrics
     assert lines.spend is not None
     assert amounts.spend is not None
-    found, expected = lines.spend.fit.params.as_dict(), amounts.spend.fit.params.as_dict()
-    assert found == pytest.approx(expected, rel=1e-9)
+    assert lines.spend.fit.params == amounts.spend.fit.params  # exactly: the same mean spends
     assert lines.scores is not None
     assert amounts.scores is not None
     assert "clv" in lines.scores.columns
-    _same_frames(lines.scores, amounts.scores, rtol=1e-9)  # CLV: through the spend parameters
+    _same_frames(lines.scores, amounts.scores)
 
 
 def test_an_event_feed_fits_the_amount_feeds_bgbb_without_money(feeds: dict[str, DiscreteResult]) -> None:
