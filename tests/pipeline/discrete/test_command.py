@@ -1,5 +1,5 @@
 """End to end (slow): a generated discrete feed trains with business.type discrete, is registered, and its
-pyfunc model scores with the training numbers."""
+pyfunc model scores with the training numbers; so does the same feed as events (no amounts)."""
 
 from __future__ import annotations
 
@@ -158,3 +158,87 @@ def test_the_summary_of_an_event_feed_says_it_counts_purchases(tmp_path: Path) -
         "  spend       none (an event feed: no amounts): expected_transactions counts purchases; no expected order "
         "value or CLV in money"
     ) in discrete_summary_text(result).splitlines()
+
+
+PURCHASES = ("p_alive", "p_alive_next", "expected_transactions")
+
+
+def _clv(tmp_path: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(clv_command()), *args],
+        cwd=tmp_path,
+        env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.slow
+def test_an_event_feeds_model_trains_registers_and_scores_through_clv_score_and_pyfunc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event feed (no amount column) through the real commands and a real SQLite store and registry: ``clv
+    train`` registers a model that ``clv score`` and ``mlflow.pyfunc`` both score from the registry, with the
+    inputs its signature asks for (no ``monetary_value``) and no money column out, and the purchase numbers of the
+    model of the same rows with amounts. The events are dated 31/03/2023 (the amount feed 2023-03-31): the
+    format is detected at training and at scoring, and recorded in the run."""
+    import mlflow
+
+    from tests.discrete_feed import as_events, discrete_feed
+
+    feed = discrete_feed(per_cohort=1000)
+    feed.to_csv(tmp_path / "donations.csv", index=False)
+    events = as_events(feed)
+    events["date"] = pd.to_datetime(events["date"]).dt.strftime("%d/%m/%Y")
+    events.to_csv(tmp_path / "visits.csv", index=False)
+    for name, path, amount in (("donors", "donations.csv", ""), ("members", "visits.csv", ", amount: null")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"data: {{source: csv, path: {path}, columns: {{timestamp: date{amount}}}}}\n"
+            "prepare: {calibration_end: 2023-06-30}\n"
+            "business: {type: discrete, billing_period: month}\n"
+            f"tracking: {{model_name: {name}}}\n"
+        )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for name in ("donors", "members"):
+        trained = _clv(tmp_path, uri, "train", "--config", f"{name}.yaml", "--summary", f"{name}.json")
+        assert f"registered as {name} version 1, alias 'champion'" in trained.stdout
+    summary = json.loads((tmp_path / "members.json").read_text())
+    assert (summary["data"]["has_amounts"], summary["fit"]["spend_model"]) == (False, "none")
+    assert summary["data"]["timestamp_format"] == "%d/%m/%Y"
+    donors = json.loads((tmp_path / "donors.json").read_text())
+    assert summary["fit"]["production"] == donors["fit"]["production"]  # BG/BB reads (x, t_x, n) only
+
+    # clv score, the real command: the registered model, its training config, the raw feed
+    as_of = str(summary["data"]["observation_end"])
+    scored = {}
+    for name, path in (("donors", "donations.csv"), ("members", "visits.csv")):
+        args = ("--model-uri", f"models:/{name}@champion", "--input", path, "--as-of", as_of)
+        _clv(tmp_path, uri, "score", *args, "--output", f"{name}.parquet")
+        scored[name] = pd.read_parquet(tmp_path / f"{name}.parquet")
+    histories = ["first_period", "customer_id", "frequency", "recency", "n_periods"]
+    assert list(scored["members"].columns) == [*histories, *PURCHASES]
+    assert len(scored["members"]) == 2000
+    same = scored["donors"].loc[:, [*histories, *PURCHASES]]
+    pd.testing.assert_frame_equal(scored["members"], same, check_exact=True)
+
+    # mlflow.pyfunc, with the inputs the registered signature asks for
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # an earlier test in this process may have pointed the registry elsewhere
+    model = mlflow.pyfunc.load_model("models:/members@champion")
+    inputs = model.metadata.get_input_schema().input_names()
+    assert inputs == ["customer_id", "frequency", "recency", "n_periods"]
+    assert model.metadata.get_output_schema().input_names() == ["customer_id", *PURCHASES]
+    predicted = model.predict(scored["members"].loc[:, inputs])
+    assert list(predicted.columns) == ["customer_id", *PURCHASES]
+    expected = scored["members"].loc[:, ["customer_id", *PURCHASES]]
+    pd.testing.assert_frame_equal(predicted, expected, check_exact=True)
+    example = model.input_example  # logged with the model: the signature's columns, and they score
+    assert list(example.columns) == inputs
+    assert list(model.predict(example).columns) == ["customer_id", *PURCHASES]
+    run = mlflow.get_run(summary["run_id"])
+    assert run.data.tags["data.timestamp_format"] == "%d/%m/%Y (detected)"
+    assert run.data.tags["production_spend_model"] == "none"
