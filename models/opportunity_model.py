@@ -26,7 +26,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from models import bgbb
 from models import spend as spend_models
-from models.contract import CUSTOMER_ID, ContractError, canonical_ids
+from models.contract import CUSTOMER_ID, ContractError, canonical_ids, numeric_column
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, InvalidInputError
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "OpportunityModel",
     "OpportunityParams",
+    "check_histories",
     "opportunity_signature",
     "score_opportunities",
 ]
@@ -99,11 +100,7 @@ def score_opportunities(model: OpportunityParams, frame: pd.DataFrame) -> pd.Dat
     if missing:
         raise ContractError(f"missing column '{missing[0]}' (needs {', '.join(model.input_columns)})")
     ids = canonical_ids(frame[CUSTOMER_ID])
-    x, t_x, n = (pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in INPUT_COLUMNS[1:])
-    try:
-        bgbb.unique_histories(x, t_x, n)
-    except ValueError as exc:
-        raise ContractError(str(exc)) from None
+    x, t_x, n = check_histories(frame)
     p = model.params
     out = pd.DataFrame(
         {
@@ -114,14 +111,30 @@ def score_opportunities(model: OpportunityParams, frame: pd.DataFrame) -> pd.Dat
         }
     )
     if model.spend is not None:
-        m = pd.to_numeric(frame["monetary_value"], errors="coerce").to_numpy(dtype=np.float64)
-        if not np.isfinite(m).all() or (m < 0).any():
-            raise ContractError("monetary_value must be a number >= 0 for every row")
+        m = numeric_column(frame["monetary_value"], "monetary_value")
         order_value = spend_models.expected_order_value(model.spend, x, m)
         discounted = bgbb.discounted_transactions(p, model.horizon, model.discount_rate, x, t_x, n)
         out["expected_order_value"] = order_value
         out["clv"] = order_value * discounted
     return out
+
+
+def check_histories(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``frequency``, ``recency`` and ``n_periods`` as float64, or ContractError with one line naming the
+    column, ruled as :func:`models.contract.check_customer_summary` rules the BG/NBD summary: numbers (no
+    text, infinity, null or negative value), whole numbers, frequency <= recency <= n_periods, and recency 0
+    where frequency is 0."""
+    x, t_x, n = (numeric_column(frame[column], column) for column in INPUT_COLUMNS[1:])
+    for column, values in zip(INPUT_COLUMNS[1:], (x, t_x, n), strict=True):
+        if (values != np.floor(values)).any():
+            raise ContractError(f"column '{column}' must hold whole numbers")
+    if (x > t_x).any():
+        raise ContractError("column 'frequency' is greater than 'recency' for some customers")
+    if (t_x > n).any():
+        raise ContractError("column 'recency' is greater than 'n_periods' for some customers")
+    if ((x == 0) & (t_x > 0)).any():
+        raise ContractError("column 'recency' must be 0 where 'frequency' is 0")
+    return x, t_x, n
 
 
 def opportunity_signature(model: OpportunityParams | None = None) -> ModelSignature:
