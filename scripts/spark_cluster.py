@@ -2,14 +2,16 @@
 
     python scripts/spark_cluster.py start [--folder DIR]   # prints the master URL, spark://127.0.0.1:PORT
     python scripts/spark_cluster.py status [--folder DIR]  # the master's view (/json) of its workers and apps
-    python scripts/spark_cluster.py stop [--folder DIR]    # stops the processes that start started
+    python scripts/spark_cluster.py stop [--folder DIR] [--clean]  # stops the processes that start started
 
 The daemons are the pinned pyspark's own (``spark-class org.apache.spark.deploy.master.Master`` and
 ``...worker.Worker``), each worker with its own executor JVMs and Python workers. ``start`` picks free
 ports, waits until both workers are registered with the master (bounded), and records the PIDs it
 started in ``DIR/cluster.json``; ``stop`` ends exactly those processes and their descendants (the
 executors and their Python workers), by PID. Logs and the workers' work folders are under ``DIR``
-(default: ``$TMPDIR/clv-spark-cluster``).
+(default: ``$TMPDIR/clv-spark-cluster``). Each executor unpacks the application's ``--archives`` into its
+work folder, so they grow by the unpacked environment per executor and application; ``stop`` keeps them
+(the executors' logs are there) and says how much they hold, ``stop --clean`` deletes them and the logs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,11 +39,14 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "Daemon",
+    "cluster_files",
     "default_folder",
     "descendants",
+    "disk_usage",
     "kill_tree",
     "main",
     "master_state",
+    "remove_files",
     "start",
     "status",
     "stop",
@@ -49,6 +56,9 @@ HOST = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 STATE_FILE = "cluster.json"
+CREATED = re.compile(r"(worker-\d+|worker-\d+\.log|master\.log|logs|work)")
+"""What ``start`` writes into its folder besides the state file: the workers' work folders, the daemons' logs,
+Spark's log and worker folders (``SPARK_LOG_DIR``, ``SPARK_WORKER_DIR``)."""
 
 
 class ClusterError(RuntimeError):
@@ -260,11 +270,51 @@ def _master_up(web_url: str) -> bool:
         return False
 
 
+def cluster_files(folder: Path) -> list[Path]:
+    """The work folders and logs that :func:`start` wrote into ``folder`` (nothing else in it)."""
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if CREATED.fullmatch(path.name) and not path.is_symlink())
+
+
+def disk_usage(paths: Sequence[Path]) -> int:
+    """Bytes in the files under ``paths`` (links not followed)."""
+    total = 0
+    for path in paths:
+        walked = (Path(root, name) for root, _, names in os.walk(path) for name in names)
+        files = list(walked) if path.is_dir() else [path]
+        for file in files:
+            with contextlib.suppress(OSError):
+                total += file.lstat().st_size
+    return total
+
+
+def remove_files(folder: Path | None = None) -> int:
+    """Delete the work folders (each executor's log and unpacked ``--archives``) and logs that :func:`start`
+    wrote into ``folder``, and ``folder`` itself if nothing else is left; returns the bytes freed.
+    Refuses while the recorded cluster runs."""
+    folder = (folder or default_folder()).resolve()
+    cluster = _read_state(folder)
+    if cluster is not None and any(_alive(d) for d in cluster.daemons):
+        raise ClusterError(f"a cluster from {folder} is running ({cluster.master_url}): stop it first")
+    paths = cluster_files(folder)
+    freed = disk_usage(paths)
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only if empty
+    return freed
+
+
 def stop(folder: Path | None = None, timeout: float = 30) -> list[int]:
     """Stop the processes that :func:`start` started from ``folder`` and everything under them; returns their PIDs.
 
     Workers first (each stops its executors), then the master: SIGTERM, then SIGKILL for whatever is
-    left after ``timeout`` seconds. PIDs that were reused by another process are left alone.
+    left after ``timeout`` seconds. PIDs that were reused by another process are left alone. The logs and
+    work folders stay (:func:`remove_files` deletes them).
     """
     folder = (folder or default_folder()).resolve()
     cluster = _read_state(folder)
@@ -313,6 +363,20 @@ def status(folder: Path | None = None) -> dict[str, Any]:
     return found
 
 
+def _report_files(folder: Path, clean: bool) -> None:
+    if clean:
+        freed = remove_files(folder)
+        print(f"spark_cluster: removed the logs and work folders in {folder} ({freed / 1e6:,.0f} MB)", file=sys.stderr)
+        return
+    left = disk_usage(cluster_files(folder))
+    if left:
+        print(
+            f"spark_cluster: {folder} keeps the logs and work folders ({left / 1e6:,.0f} MB, with each executor's "
+            "unpacked environment); stop --clean deletes them",
+            file=sys.stderr,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("command", choices=["start", "stop", "status"])
@@ -320,7 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cores", type=int, default=1, help="cores of each worker")
     parser.add_argument("--memory", default="1g", help="memory of each worker for its executors")
+    parser.add_argument("--clean", action="store_true", help="stop: also delete the logs and the workers' work folders")
     args = parser.parse_args(argv)
+    if args.clean and args.command != "stop":
+        parser.error("--clean goes with stop")
     try:
         if args.command == "start":
             cluster = start(args.folder, args.workers, args.cores, args.memory)
@@ -330,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "stop":
             stopped = stop(args.folder)
             print(f"spark_cluster: stopped {len(stopped)} processes", file=sys.stderr)
+            _report_files(args.folder or default_folder(), args.clean)
         else:
             print(json.dumps(status(args.folder), indent=2))
     except ClusterError as exc:
