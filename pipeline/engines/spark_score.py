@@ -3,7 +3,8 @@
 Each partition of the per-customer summary goes through :func:`pipeline.score.score` (the one
 scoring function that batch, REST and the pyfunc model share), so the numbers are the driver's.
 The fitted parameters travel to the executors inside the function's closure; the ``models`` and
-``pipeline`` packages must be importable there (see the README's spark-submit example).
+``pipeline`` packages must be importable there (the packed environment of docs/spark-cluster.md; in short in
+docs/how-to/spark.md, "On a cluster").
 """
 
 from __future__ import annotations
