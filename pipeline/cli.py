@@ -8,7 +8,8 @@
 ``clv promote --version N [--alias A] [--force]`` moves an alias; ``clv models`` lists versions.
 
 Exit codes: 0 trained and promoted (monitor: healthy); 1 trained but rejected by the gate; 2 bad input or config
-(one line on stderr, no traceback); 3 the MLflow tracking store is unreachable; 4 monitor: a retrain is due.
+(one line on stderr, no traceback); 3 the MLflow tracking store or the Spark master is unreachable (``CLVError``
+subclasses in ``pipeline/errors.py``); 4 monitor: a retrain is due.
 """
 
 from __future__ import annotations
