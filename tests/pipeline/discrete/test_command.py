@@ -1,10 +1,12 @@
 """End to end (slow): a generated discrete feed trains with business.type discrete, is registered, and its
-pyfunc model scores with the training numbers; so does the same feed as events (no amounts)."""
+pyfunc model (loaded, and served over REST by ``mlflow models serve``) scores with the training numbers; so does
+the same feed as events (no amounts)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +14,10 @@ import pytest
 
 from tests.conftest import clean_env, clv_command
 from tests.discrete_feed import ALPHA, BETA, DELTA, GAMMA, write_discrete_feed
+from tests.rest import post, serve, split
 
 SCORED = ("p_alive", "p_alive_next", "expected_transactions", "expected_order_value", "clv")
+INPUTS = ("customer_id", "frequency", "recency", "n_periods", "monetary_value")
 
 
 def test_spark_is_refused_with_one_line() -> None:
@@ -80,10 +84,11 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     assert run.data.tags["production_spend_model"] == "gamma_gamma"
     assert "production_spend.fallback" not in run.data.tags
     assert scores["clv"].gt(0).all()
-    predicted = model.predict(scores[["customer_id", "frequency", "recency", "n_periods", "monetary_value"]])
+    predicted = model.predict(scores[list(INPUTS)])
     assert predicted["customer_id"].tolist() == scores["customer_id"].tolist()
     for column in SCORED:
         assert predicted[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
+    _rest_answers_as_the_pyfunc(tmp_path, uri, scores)
 
     # clv score: the raw feed prepared as of the observation end with the model's config, the same numbers
     as_of = summary["data"]["observation_end"]
@@ -123,6 +128,26 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     for column in SCORED:
         assert scored[column].to_numpy() == pytest.approx(predicted[column].to_numpy(), rel=1e-12)
     assert scored["p_alive"].between(0, 1).all()
+
+
+def _rest_answers_as_the_pyfunc(folder: Path, uri: str, scores: pd.DataFrame) -> None:
+    """A real ``mlflow models serve`` of the registered BG/BB model: the training scores for 40 customers, and a bad
+    history answered with 400 and the line naming its column."""
+    rows = scores.loc[:, list(INPUTS)].iloc[::125].reset_index(drop=True)
+    path = f"{Path(sys.executable).parent}:{clean_env().get('PATH', '')}"  # the server starts the venv's uvicorn
+    env = clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": path}
+    (folder / "serve").mkdir()
+    with serve("models:/donors@champion", folder, env, folder / "serve") as url:
+        status, body = post(url, split(rows))
+        bad_status, bad = post(url, split(rows.head(2).assign(frequency=[0.5, 1.0])))
+    assert status == 200, body
+    rest = pd.DataFrame(body["predictions"])
+    expected = scores.iloc[::125].reset_index(drop=True)
+    assert len(rest) == 40
+    assert rest["customer_id"].tolist() == expected["customer_id"].tolist()
+    for column in SCORED:
+        assert rest[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-12)
+    assert (bad_status, bad["message"]) == (400, "column 'frequency' must hold whole numbers")
 
 
 def test_the_summary_of_an_event_feed_says_it_counts_purchases(tmp_path: Path) -> None:
