@@ -17,6 +17,7 @@ from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.contractual.workflow import ContractualResult, train_contractual
 from pipeline.engines import open_engine
 from pipeline.errors import InputError
+from tests.prepare_errors import non_contractual_error
 from tests.subscription_feed import OBSERVATION_END, subscription_feed, subscriptions_table
 
 
@@ -133,24 +134,13 @@ def test_a_subscriptions_table_reads_its_start_and_end_with_the_detected_format(
     assert dmy.ledger.reasons["end_not_after_start"] == 1
 
 
-def _main_job_error(config: Config) -> str:
-    """The non-contractual job's error on the same feed (its DuckDB prepare)."""
-    engine = open_engine(config.engine)
-    try:
-        with pytest.raises(InputError) as error:
-            engine.prepare(engine.open(config.data), config.prepare)
-    finally:
-        engine.close()
-    return str(error.value)
-
-
 def test_an_ambiguous_feed_ends_with_the_non_contractual_jobs_line(tmp_path: Path) -> None:
     rows = [("a", "01/02/2023", 10.0), ("a", "01/03/2023", 10.0), ("b", "05/06/2023", 30.0)]
     pd.DataFrame(rows, columns=["customer_id", "charge_date", "amount"]).to_csv(tmp_path / "f.csv", index=False)
     config = _config(tmp_path / "f.csv")
     with pytest.raises(InputError) as error:
         _prepared(config)
-    assert str(error.value) == _main_job_error(config)
+    assert str(error.value) == non_contractual_error(config)
     assert str(error.value).endswith(
         "f.csv: timestamps such as '01/02/2023' read as '%m/%d/%Y' (2023-01-02 00:00) or '%d/%m/%Y' "
         "(2023-02-01 00:00); set data.timestamp_format"
@@ -163,7 +153,7 @@ def test_an_unreadable_feed_says_why_as_the_non_contractual_job(tmp_path: Path) 
     config = _config(tmp_path / "f.csv")
     with pytest.raises(InputError) as error:
         _prepared(config)
-    assert str(error.value) == _main_job_error(config).replace("no usable transactions", "no usable charges")
+    assert str(error.value) == non_contractual_error(config).replace("no usable transactions", "no usable charges")
     assert str(error.value).endswith(
         "f.csv: no usable charges after cleaning (2 invalid_timestamp, 1 missing_customer_id); timestamps such as "
         "'31/13/2023' could not be read: set data.timestamp_format (a strptime format)"

@@ -21,6 +21,7 @@ from pipeline.discrete.workflow import DiscreteResult, train_discrete
 from pipeline.engines import open_engine
 from pipeline.errors import InputError
 from tests.discrete_feed import discrete_feed
+from tests.prepare_errors import non_contractual_error
 
 
 def _dated(feed: pd.DataFrame, fmt: str, seed: int = 5) -> pd.DataFrame:
@@ -131,24 +132,13 @@ def test_clv_score_detects_the_scoring_feeds_format(monkeypatch: pytest.MonkeyPa
     pd.testing.assert_frame_equal(scored["dmy"], scored["iso"], check_exact=True)
 
 
-def _main_job_error(config: Config) -> str:
-    """The non-contractual job's error on the same feed (its DuckDB prepare)."""
-    engine = open_engine(config.engine)
-    try:
-        with pytest.raises(InputError) as error:
-            engine.prepare(engine.open(config.data), config.prepare)
-    finally:
-        engine.close()
-    return str(error.value)
-
-
 def test_an_ambiguous_feed_ends_with_the_non_contractual_jobs_line(tmp_path: Path) -> None:
     rows = [("a", "01/02/2022", 10.0), ("a", "03/04/2023", 10.0), ("b", "05/06/2022", 30.0)]
     pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).to_csv(tmp_path / "f.csv", index=False)
     config = _config(tmp_path / "f.csv")
     with pytest.raises(InputError) as error:
         _prepared(config)
-    assert str(error.value) == _main_job_error(config)
+    assert str(error.value) == non_contractual_error(config)
     assert str(error.value).endswith(
         "f.csv: timestamps such as '03/04/2023' read as '%m/%d/%Y' (2023-03-04 00:00) or '%d/%m/%Y' "
         "(2023-04-03 00:00); set data.timestamp_format"
@@ -161,7 +151,7 @@ def test_an_unreadable_feed_says_why_as_the_non_contractual_job(tmp_path: Path) 
     config = _config(tmp_path / "f.csv")
     with pytest.raises(InputError) as error:
         _prepared(config)
-    assert str(error.value) == _main_job_error(config).replace("no usable transactions", "no usable purchases")
+    assert str(error.value) == non_contractual_error(config).replace("no usable transactions", "no usable purchases")
     assert "f.csv: no usable purchases after cleaning (1 invalid_amount, 2 invalid_timestamp); timestamps such as " in (
         str(error.value)
     )
