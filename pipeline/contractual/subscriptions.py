@@ -6,7 +6,8 @@ A row is one subscription: ``data.columns.timestamp`` is its start, ``data.colum
 every billing period, ``business.end_column`` its end (empty while it runs). Rows meet the billing feed's
 quarantine rules, the start as the date and the price as the amount, then two of their own:
 ``invalid_end`` (an end that is not a date) and ``end_not_after_start``; a negative price is quarantined
-too (``negative_price``: a subscription has no refunds). Last, ``overlapping_subscription``: a row that
+too (``negative_price``: a subscription has no refunds), and an order id starting with ``prepare.cancel_prefix``
+does not make a row a refund here. Last, ``overlapping_subscription``: a row that
 starts before the end of an earlier row of the same customer that passed the other rules (earlier: by
 start, then by end, an open row last; an open row never ends), whether that earlier row was used or
 quarantined as overlapping itself; combined into one charge history, overlapping rows would count revenue
@@ -94,7 +95,7 @@ def _charges_sql(config: Config, observation_end: dt.date) -> str:
         FROM (
             SELECT cid, start_day, raw_value,
                    unnest(range(0, {periods_between_sql("start_day", paid, period)} + 1)) AS k
-            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM classified WHERE reason IS NULL AND NOT is_return)
+            FROM (SELECT *, CAST(ts AS DATE) AS start_day FROM classified WHERE reason IS NULL)
         )
     """
 

@@ -117,6 +117,26 @@ def test_an_open_subscription_is_charged_until_the_observation_end(tmp_path: Pat
     assert full["revenue"].to_dict() == {"a": 60.0, "b": 60.0, "c": 30.0}
 
 
+def test_an_order_id_with_the_cancel_prefix_is_a_subscription_like_any_other(tmp_path: Path) -> None:
+    """A subscriptions table has no refunds (a negative price is quarantined): an order id starting with
+    ``prepare.cancel_prefix`` ("C") is charged as the others (it was used, counted and never charged)."""
+    rows = [
+        ("a", "C-1", "2024-01-31", None, 10.0),
+        ("b", "S-2", "2024-01-15", "2024-03-15", 30.0),
+        ("c", "C-3", "2024-01-15", "2024-03-15", 30.0),
+    ]
+    path = tmp_path / "subs.csv"
+    pd.DataFrame(rows, columns=["customer_id", "order_id", "start", "end", "price"]).to_csv(path, index=False)
+    config = _config(path, "start", {"input": "subscriptions"}, "2024-03-31")
+    columns = config.data.columns.model_copy(update={"order_id": "order_id"})
+    config = config.model_copy(update={"data": config.data.model_copy(update={"columns": columns})})
+    prepared = _prepared(config)
+    assert (prepared.ledger.rows_in, prepared.ledger.rows_used, prepared.ledger.rows_quarantined) == (3, 3, 0)
+    full = prepared.full.set_index("customer_id")
+    assert full["renewals"].to_dict() == {"a": 5, "b": 1, "c": 1}
+    assert full["revenue"].to_dict() == {"a": 60.0, "b": 60.0, "c": 60.0}
+
+
 def test_an_open_table_needs_an_observation_end(tmp_path: Path) -> None:
     path = tmp_path / "subs.csv"
     pd.DataFrame(
