@@ -18,6 +18,7 @@ COHORT_TABLE = "tables/cohort_params.csv"
 QUARANTINE_TABLE = "tables/quarantine.parquet"
 SCORES_TABLE = "tables/scores.parquet"
 PAYBACK_TABLE = "tables/payback.csv"
+CHARGE_INTERVAL_METRIC = "median_charge_interval_days"
 
 
 def _fit_metrics(prefix: str, result: ContractualResult) -> dict[str, float]:
@@ -39,7 +40,7 @@ def _interval_metrics(result: ContractualResult) -> dict[str, float]:
     """The feed's median interval between a subscriber's charges (the advice compares it with the billing
     period; nothing when it was not measured)."""
     interval = result.subscribers.charge_interval
-    return {} if interval is None else {"median_charge_interval_days": interval.median_days}
+    return {} if interval is None else {CHARGE_INTERVAL_METRIC: interval.median_days}
 
 
 def record_contractual(result: ContractualResult, config_yaml: str, report_html: str) -> None:

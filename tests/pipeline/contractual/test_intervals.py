@@ -68,14 +68,39 @@ def test_the_median_interval_is_measured_whatever_the_period(feeds: dict[str, Pa
 
 
 def test_the_median_is_that_of_each_subscribers_mean_interval(feeds: dict[str, Path]) -> None:
-    """By hand on the clean charges (prepare also counts the feed's copy of its first charge, a second charge
-    on that day: it shortens one subscriber's mean interval, not the median)."""
+    """By hand on the clean charges, each subscriber's distinct charge days."""
     charges = pd.read_csv(feeds["monthly"]).iloc[:-DIRTY_ROWS]
     days = charges.assign(day=pd.to_datetime(charges["charge_date"])).groupby("customer_id")["day"]
-    span, count = (days.max() - days.min()).dt.days, days.count()
+    span, count = (days.max() - days.min()).dt.days, days.nunique()
     repeat = span > 0
     assert (span[repeat] / (count[repeat] - 1)).median() == 30.5
     assert int(repeat.sum()) == 1862
+
+
+def test_two_invoice_lines_on_a_charge_day_are_one_charge(feeds: dict[str, Path], tmp_path: Path) -> None:
+    """A monthly feed billing a plan and an add-on on each charge day, as two lines: the same interval, no advice
+    on its own period (counted as rows, the interval halved: "no billing period fits it")."""
+    charges = pd.read_csv(feeds["monthly"])
+    pd.concat([charges, charges.assign(amount=2.5)]).to_csv(tmp_path / "lines.csv", index=False)
+    interval = _interval(_config(tmp_path / "lines.csv", "month"))
+    assert interval == ChargeInterval(30.5, 1862)
+    assert billing_period_advice(interval, "month") == ()
+
+
+def test_a_large_feed_is_measured_on_a_sample_of_its_subscribers(
+    feeds: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above SAMPLE_CHARGES charges, whole subscribers drawn by the hash of their id; the advice says so."""
+    from pipeline.contractual import intervals
+
+    monkeypatch.setattr(intervals, "SAMPLE_CHARGES", 10_000)
+    sampled = _interval(_config(feeds["monthly"], "year"))
+    assert sampled is not None
+    assert sampled.sampled
+    assert 300 < sampled.subscribers < 1862
+    assert sampled.median_days == pytest.approx(30.5, abs=0.5)
+    (advice,) = billing_period_advice(sampled, "year")
+    assert f"(median over {sampled.subscribers:,} sampled subscribers charged on two days or more)" in advice
 
 
 def test_no_measure_as_of_a_date_or_on_a_subscriptions_table(feeds: dict[str, Path]) -> None:
@@ -179,7 +204,7 @@ def test_a_monthly_feed_run_with_year_is_told_to_set_month(monthly_as_year: Cont
     assert monthly_as_year.advice == (MONTHLY_AS_YEAR,)
     summary = summary_dict(monthly_as_year)
     assert summary["advice"] == summary["warnings"] == [MONTHLY_AS_YEAR]
-    assert summary["data"]["charge_interval"] == {"median_days": 30.5, "subscribers": 1862}
+    assert summary["data"]["charge_interval"] == {"median_days": 30.5, "subscribers": 1862, "sampled": False}
     assert MONTHLY_AS_YEAR.replace("'", "&#x27;") in report_html(monthly_as_year)
 
 
