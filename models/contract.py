@@ -28,6 +28,7 @@ __all__ = [
     "ContractError",
     "canonical_ids",
     "check_customer_summary",
+    "check_history_rules",
     "numeric_column",
     "required_columns",
 ]
@@ -148,10 +149,22 @@ def check_customer_summary(customers: pd.DataFrame, spend: bool = True) -> pd.Da
     for column in columns[1:]:
         out[column] = pd.Series(numeric_column(customers[column], column), index=customers.index, name=column)
     frequency, recency, T = (out[c].to_numpy() for c in PURCHASE_COLUMNS)
-    if (frequency != np.floor(frequency)).any():
-        raise ContractError("column 'frequency' must hold whole numbers")
-    if (recency > T).any():
-        raise ContractError("column 'recency' is greater than 'T' for some customers")
-    if ((frequency == 0) & (recency > 0)).any():
-        raise ContractError("column 'recency' must be 0 where 'frequency' is 0")
+    history = {"frequency": frequency, "recency": recency, "T": T}
+    check_history_rules(history, whole=("frequency",), ordered=(("recency", "T"),))
     return pd.DataFrame(out, index=customers.index)
+
+
+def check_history_rules(
+    columns: dict[str, np.ndarray], whole: tuple[str, ...], ordered: tuple[tuple[str, str], ...]
+) -> None:
+    """The rules of a purchase history, shared by every model's summary (``columns`` as numbers, from
+    :func:`numeric_column`): the ``whole`` columns hold whole numbers, in each pair of ``ordered`` the first is at
+    most the second, and ``recency`` is 0 where ``frequency`` is 0. ContractError with one line naming the column."""
+    for name in whole:
+        if (columns[name] != np.floor(columns[name])).any():
+            raise ContractError(f"column '{name}' must hold whole numbers")
+    for low, high in ordered:
+        if (columns[low] > columns[high]).any():
+            raise ContractError(f"column '{low}' is greater than '{high}' for some customers")
+    if ((columns["frequency"] == 0) & (columns["recency"] > 0)).any():
+        raise ContractError("column 'recency' must be 0 where 'frequency' is 0")

@@ -26,7 +26,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from models import bgbb
 from models import spend as spend_models
-from models.contract import CUSTOMER_ID, ContractError, canonical_ids, numeric_column
+from models.contract import CUSTOMER_ID, ContractError, canonical_ids, check_history_rules, numeric_column
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, InvalidInputError
 
 __all__ = [
@@ -124,16 +124,10 @@ def check_histories(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     column, ruled as :func:`models.contract.check_customer_summary` rules the BG/NBD summary: numbers (no
     text, infinity, null or negative value), whole numbers, frequency <= recency <= n_periods, and recency 0
     where frequency is 0."""
-    x, t_x, n = (numeric_column(frame[column], column) for column in INPUT_COLUMNS[1:])
-    for column, values in zip(INPUT_COLUMNS[1:], (x, t_x, n), strict=True):
-        if (values != np.floor(values)).any():
-            raise ContractError(f"column '{column}' must hold whole numbers")
-    if (x > t_x).any():
-        raise ContractError("column 'frequency' is greater than 'recency' for some customers")
-    if (t_x > n).any():
-        raise ContractError("column 'recency' is greater than 'n_periods' for some customers")
-    if ((x == 0) & (t_x > 0)).any():
-        raise ContractError("column 'recency' must be 0 where 'frequency' is 0")
+    names = INPUT_COLUMNS[1:]
+    x, t_x, n = (numeric_column(frame[column], column) for column in names)
+    ordered = (("frequency", "recency"), ("recency", "n_periods"))
+    check_history_rules(dict(zip(names, (x, t_x, n), strict=True)), whole=tuple(names), ordered=ordered)
     return x, t_x, n
 
 
