@@ -8,10 +8,12 @@ The daemons are the pinned pyspark's own (``spark-class org.apache.spark.deploy.
 ``...worker.Worker``), each worker with its own executor JVMs and Python workers. ``start`` picks free
 ports, waits until both workers are registered with the master (bounded), and records the PIDs it
 started in ``DIR/cluster.json``; ``stop`` ends exactly those processes and their descendants (the
-executors and their Python workers), by PID. Logs and the workers' work folders are under ``DIR``
-(default: ``$TMPDIR/clv-spark-cluster``). Each executor unpacks the application's ``--archives`` into its
-work folder, so they grow by the unpacked environment per executor and application; ``stop`` keeps them
-(the executors' logs are there) and says how much they hold, ``stop --clean`` deletes them and the logs.
+executors and their Python workers), by PID, and deletes ``cluster.json``. Logs and the workers' work folders
+are under ``DIR`` (default: ``$TMPDIR/clv-spark-cluster``). Each executor unpacks the application's
+``--archives`` into its work folder, so they grow by the unpacked environment per executor and application;
+``stop`` keeps them (the executors' logs are there) and says how much they hold. ``start`` also records what it
+creates in ``DIR`` and the daemons' PIDs in ``DIR/.clv-spark-cluster.json``, which ``stop`` keeps;
+``stop --clean`` deletes exactly those paths (scripts/spark_cluster_manifest.py).
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,18 +35,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from spark_cluster_manifest import (
+    CleanRefusedError,
+    ClusterError,
+    Process,
+    claim,
+    clean,
+    disk_usage,
+    record,
+    recorded_paths,
+    require_manifest,
+    start_time,
+)
+
 __all__ = [
     "Cluster",
     "ClusterError",
     "Daemon",
-    "cluster_files",
     "default_folder",
     "descendants",
-    "disk_usage",
     "kill_tree",
     "main",
     "master_state",
-    "remove_files",
     "start",
     "status",
     "stop",
@@ -56,13 +66,6 @@ HOST = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 STATE_FILE = "cluster.json"
-CREATED = re.compile(r"(worker-\d+|worker-\d+\.log|master\.log|logs|work)")
-"""What ``start`` writes into its folder besides the state file: the workers' work folders, the daemons' logs,
-Spark's log and worker folders (``SPARK_LOG_DIR``, ``SPARK_WORKER_DIR``)."""
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not be started, or its state is not readable."""
 
 
 @dataclass(frozen=True)
@@ -109,18 +112,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has ended
-        return None
-    return int(fields[19])
-
-
 def _parents() -> dict[int, int]:
     """PID -> parent PID of every process (read from /proc)."""
     found: dict[int, int] = {}
@@ -147,7 +138,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def _alive(daemon: Daemon) -> bool:
-    return _start_time(daemon.pid) == daemon.started
+    return start_time(daemon.pid) == daemon.started
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> bool:
@@ -215,10 +206,20 @@ def _launch(role: str, arguments: list[str], folder: Path, env: dict[str, str], 
             cwd=folder,
             start_new_session=True,  # not in the caller's process group: a Ctrl-C there does not reach it
         )
-    started = _start_time(process.pid)
+    started = start_time(process.pid)
     if started is None:
         raise ClusterError(f"{role} ended at once; see {log}")
+    record(folder, Process(role, process.pid, started))
     return Daemon(role, process.pid, started, port, str(log))
+
+
+def _created(workers: int) -> list[str]:
+    """The names that :func:`start` creates in its folder: the state file, Spark's log and worker folders
+    (``SPARK_LOG_DIR``, ``SPARK_WORKER_DIR``), the daemons' logs and the workers' work folders."""
+    names = [STATE_FILE, "logs", "work", "master.log"]
+    for index in range(1, workers + 1):
+        names += [f"worker-{index}", f"worker-{index}.log"]
+    return names
 
 
 def start(
@@ -226,10 +227,12 @@ def start(
 ) -> Cluster:
     """Start a master and ``workers`` workers on 127.0.0.1 and wait until every worker is registered."""
     folder = (folder or default_folder()).resolve()
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     running = _read_state(folder)
     if running is not None and any(_alive(d) for d in running.daemons):
         raise ClusterError(f"a cluster from {folder} is running ({running.master_url}): stop it first")
+    claim(folder, _created(workers), created)
     env = {
         **os.environ,
         "SPARK_LOCAL_IP": HOST,
@@ -270,51 +273,12 @@ def _master_up(web_url: str) -> bool:
         return False
 
 
-def cluster_files(folder: Path) -> list[Path]:
-    """The work folders and logs that :func:`start` wrote into ``folder`` (nothing else in it)."""
-    if not folder.is_dir():
-        return []
-    return sorted(path for path in folder.iterdir() if CREATED.fullmatch(path.name) and not path.is_symlink())
-
-
-def disk_usage(paths: Sequence[Path]) -> int:
-    """Bytes in the files under ``paths`` (links not followed)."""
-    total = 0
-    for path in paths:
-        walked = (Path(root, name) for root, _, names in os.walk(path) for name in names)
-        files = list(walked) if path.is_dir() else [path]
-        for file in files:
-            with contextlib.suppress(OSError):
-                total += file.lstat().st_size
-    return total
-
-
-def remove_files(folder: Path | None = None) -> int:
-    """Delete the work folders (each executor's log and unpacked ``--archives``) and logs that :func:`start`
-    wrote into ``folder``, and ``folder`` itself if nothing else is left; returns the bytes freed.
-    Refuses while the recorded cluster runs."""
-    folder = (folder or default_folder()).resolve()
-    cluster = _read_state(folder)
-    if cluster is not None and any(_alive(d) for d in cluster.daemons):
-        raise ClusterError(f"a cluster from {folder} is running ({cluster.master_url}): stop it first")
-    paths = cluster_files(folder)
-    freed = disk_usage(paths)
-    for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    with contextlib.suppress(OSError):
-        folder.rmdir()  # only if empty
-    return freed
-
-
 def stop(folder: Path | None = None, timeout: float = 30) -> list[int]:
     """Stop the processes that :func:`start` started from ``folder`` and everything under them; returns their PIDs.
 
     Workers first (each stops its executors), then the master: SIGTERM, then SIGKILL for whatever is
     left after ``timeout`` seconds. PIDs that were reused by another process are left alone. The logs and
-    work folders stay (:func:`remove_files` deletes them).
+    work folders stay, and so does the manifest (``stop --clean`` deletes what it records).
     """
     folder = (folder or default_folder()).resolve()
     cluster = _read_state(folder)
@@ -325,18 +289,18 @@ def stop(folder: Path | None = None, timeout: float = 30) -> list[int]:
     for daemon in ordered:
         if _alive(daemon):
             for pid in [daemon.pid, *descendants(daemon.pid)]:
-                started = _start_time(pid)
+                started = start_time(pid)
                 if started is not None:
                     tree[pid] = started
     for daemon in ordered:
         kill_tree(daemon, signal.SIGTERM)
 
     def ended() -> bool:
-        return all(_start_time(pid) != started for pid, started in tree.items())
+        return all(start_time(pid) != started for pid, started in tree.items())
 
     if not _wait(ended, timeout):
         for pid, started in tree.items():
-            if _start_time(pid) == started:
+            if start_time(pid) == started:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         _wait(ended, timeout)
@@ -363,12 +327,12 @@ def status(folder: Path | None = None) -> dict[str, Any]:
     return found
 
 
-def _report_files(folder: Path, clean: bool) -> None:
-    if clean:
-        freed = remove_files(folder)
-        print(f"spark_cluster: removed the logs and work folders in {folder} ({freed / 1e6:,.0f} MB)", file=sys.stderr)
+def _report_files(folder: Path, remove: bool) -> None:
+    if remove:
+        freed = clean(folder)
+        print(f"spark_cluster: removed what start created in {folder} ({freed / 1e6:,.0f} MB)", file=sys.stderr)
         return
-    left = disk_usage(cluster_files(folder))
+    left = disk_usage(recorded_paths(folder))
     if left:
         print(
             f"spark_cluster: {folder} keeps the logs and work folders ({left / 1e6:,.0f} MB, with each executor's "
@@ -384,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cores", type=int, default=1, help="cores of each worker")
     parser.add_argument("--memory", default="1g", help="memory of each worker for its executors")
-    parser.add_argument("--clean", action="store_true", help="stop: also delete the logs and the workers' work folders")
+    parser.add_argument("--clean", action="store_true", help="stop: also delete what start created in the folder")
     args = parser.parse_args(argv)
     if args.clean and args.command != "stop":
         parser.error("--clean goes with stop")
@@ -395,11 +359,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             pids = ", ".join(f"{d.role} {d.pid}" for d in cluster.daemons)
             print(f"spark_cluster: {pids}; web UI {cluster.web_url}", file=sys.stderr)
         elif args.command == "stop":
-            stopped = stop(args.folder)
+            folder = (args.folder or default_folder()).resolve()
+            if args.clean:
+                require_manifest(folder)  # refuses before stopping anything
+            stopped = stop(folder)
             print(f"spark_cluster: stopped {len(stopped)} processes", file=sys.stderr)
-            _report_files(args.folder or default_folder(), args.clean)
+            _report_files(folder, args.clean)
         else:
             print(json.dumps(status(args.folder), indent=2))
+    except CleanRefusedError as exc:
+        print(f"spark_cluster: error: {exc}", file=sys.stderr)
+        return 2
     except ClusterError as exc:
         print(f"spark_cluster: error: {exc}", file=sys.stderr)
         return 3

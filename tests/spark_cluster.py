@@ -19,6 +19,7 @@ from tests.conftest import REPO, clean_env
 
 __all__ = [
     "DOCS",
+    "cluster_manifest",
     "cluster_script",
     "environment",
     "job_folder",
@@ -50,17 +51,29 @@ def recipe_file(name: str) -> str:
     return _block("recipe-file", name)
 
 
-def cluster_script() -> ModuleType:
-    """scripts/spark_cluster.py, imported (scripts/ is not a package)."""
-    if "spark_cluster_script" in sys.modules:
-        return sys.modules["spark_cluster_script"]
-    spec = importlib.util.spec_from_file_location("spark_cluster_script", REPO / "scripts" / "spark_cluster.py")
+def _script(name: str, path: Path) -> ModuleType:
+    """A module of scripts/, imported once as ``name`` (scripts/ is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def cluster_manifest() -> ModuleType:
+    """scripts/spark_cluster_manifest.py: what ``start`` records and ``stop --clean`` deletes."""
+    # Under its own name: scripts/spark_cluster.py imports it as a sibling module.
+    return _script("spark_cluster_manifest", REPO / "scripts" / "spark_cluster_manifest.py")
+
+
+def cluster_script() -> ModuleType:
+    """scripts/spark_cluster.py, imported (with the manifest module it imports)."""
+    cluster_manifest()
+    return _script("spark_cluster_script", REPO / "scripts" / "spark_cluster.py")
 
 
 def _source_files() -> list[Path]:
