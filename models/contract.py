@@ -29,6 +29,7 @@ __all__ = [
     "canonical_ids",
     "check_customer_summary",
     "check_history_rules",
+    "check_spend_without_repeats",
     "numeric_column",
     "required_columns",
 ]
@@ -136,8 +137,8 @@ def numeric_column(values: pd.Series, column: str, *, nullable: bool = False, ne
 def check_customer_summary(customers: pd.DataFrame, spend: bool = True) -> pd.DataFrame:
     """Check the contract and return the summary in canonical types, or raise ContractError.
 
-    frequency is a whole number >= 0; 0 <= recency <= T; monetary_value >= 0 and finite (only when
-    ``spend``: a model without a spend model does not need it); no column is missing or null; recency is
+    frequency is a whole number >= 0; 0 <= recency <= T; monetary_value >= 0 and finite, and 0 where frequency
+    is 0 (only when ``spend``: a model without a spend model does not need it); no column is missing or null; recency is
     0 whenever frequency is 0. The result has the required columns only: ``customer_id`` as text, the
     others as float64, on the input's index.
     """
@@ -151,7 +152,20 @@ def check_customer_summary(customers: pd.DataFrame, spend: bool = True) -> pd.Da
     frequency, recency, T = (out[c].to_numpy() for c in PURCHASE_COLUMNS)
     history = {"frequency": frequency, "recency": recency, "T": T}
     check_history_rules(history, whole=("frequency",), ordered=(("recency", "T"),))
+    if spend:
+        check_spend_without_repeats(frequency, out["monetary_value"].to_numpy())
     return pd.DataFrame(out, index=customers.index)
+
+
+def check_spend_without_repeats(frequency: np.ndarray, monetary_value: np.ndarray) -> None:
+    """``monetary_value`` is the mean spend of the repeat purchases, so 0 without one: a value there is most likely
+    a mean over every purchase, the first included, which is not what the spend model was fitted on (and the
+    customers with repeats would then be wrong too, where it cannot be seen). ContractError with one line."""
+    if ((frequency == 0) & (monetary_value != 0)).any():
+        raise ContractError(
+            "column 'monetary_value' must be 0 where 'frequency' is 0: it is the mean spend of the repeat purchases "
+            "(the first purchase left out)"
+        )
 
 
 def check_history_rules(

@@ -26,7 +26,14 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from models import bgbb
 from models import spend as spend_models
-from models.contract import CUSTOMER_ID, ContractError, canonical_ids, check_history_rules, numeric_column
+from models.contract import (
+    CUSTOMER_ID,
+    ContractError,
+    canonical_ids,
+    check_history_rules,
+    check_spend_without_repeats,
+    numeric_column,
+)
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, InvalidInputError
 
 __all__ = [
@@ -112,6 +119,7 @@ def score_opportunities(model: OpportunityParams, frame: pd.DataFrame) -> pd.Dat
     )
     if model.spend is not None:
         m = numeric_column(frame["monetary_value"], "monetary_value")
+        check_spend_without_repeats(x, m)
         order_value = spend_models.expected_order_value(model.spend, x, m)
         discounted = bgbb.discounted_transactions(p, model.horizon, model.discount_rate, x, t_x, n)
         out["expected_order_value"] = order_value

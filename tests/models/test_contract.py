@@ -30,6 +30,7 @@ def test_valid_summary_passes() -> None:
         ({"frequency": [1.5, 0.0]}, "whole numbers"),
         ({"recency": [30.0, 0.0]}, "'recency' is greater than 'T'"),
         ({"recency": [10.0, 1.0]}, "must be 0 where 'frequency' is 0"),
+        ({"monetary_value": [12.5, 30.0]}, "'monetary_value' must be 0 where 'frequency' is 0: it is the mean spend"),
         ({"monetary_value": [float("nan"), 0.0]}, "'monetary_value' has null or NaN values"),
         ({"T": ["x", "y"]}, "'T' must be numeric, got text"),
         ({"T": [float("inf"), 20.0]}, "'T' has infinite values"),

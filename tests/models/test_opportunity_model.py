@@ -15,6 +15,10 @@ from models.opportunity_model import OUTPUT_COLUMNS, OpportunityParams, score_op
 
 DONATIONS = bgbb.BetaGeoBetaBinomParams(1.2035, 0.7497, 0.6567, 2.7834)  # FHS 2010 / lifetimes' donations
 GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.45}
+SPEND_WITHOUT_REPEATS = (
+    "column 'monetary_value' must be 0 where 'frequency' is 0: it is the mean spend of the repeat purchases "
+    "(the first purchase left out)"
+)
 
 
 def test_scores_are_the_bgbb_formulas(tmp_path: Path) -> None:
@@ -85,3 +89,7 @@ def test_missing_columns_and_bad_spend_are_one_line() -> None:
     with pytest.raises(ContractError) as raised:
         score_opportunities(with_spend, frame.assign(monetary_value=[10.0, -1.0]))
     assert str(raised.value) == "column 'monetary_value' has negative values"
+    with pytest.raises(ContractError) as raised:
+        score_opportunities(with_spend, frame.assign(monetary_value=[10.0, 25.0]))  # b has no repeat purchase
+    assert str(raised.value) == SPEND_WITHOUT_REPEATS
+    assert len(score_opportunities(with_spend, frame.assign(monetary_value=[10.0, 0.0]))) == 2
