@@ -88,7 +88,7 @@ def session(engine: EngineConfig) -> SparkSession:
     }
     if SparkSession.getActiveSession() is None:
         wait_for_master(engine.master if engine.master is not None else _submitted_master())
-        settings = spark_logs.start_jvm(settings)
+        spark_logs.start_jvm(settings, log_level)
     builder = SparkSession.builder
     for key, value in settings.items():
         builder = builder.config(key, value)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.engines.spark_logs import LEVEL_VARIABLE
+from pipeline.engines.spark_logs import CONFIGURATION, LEVEL_VARIABLE
 from pipeline.engines.spark_session import MASTER_TIMEOUT, wait_for_master
 from pipeline.errors import ConfigError, EngineUnavailableError
 from tests.conftest import clean_env, clv_command
@@ -134,6 +134,79 @@ def test_clv_spark_log_level_shows_the_java_lines(tmp_path: Path) -> None:
     _mixed_parquet_feed(tmp_path)
     done = _train(tmp_path, **{LEVEL_VARIABLE: "error"})
     assert done.returncode == 2, done.stderr[-5000:]
-    lines = done.stderr.splitlines()
+    lines = done.stderr.splitlines()  # the JVM's lines and the CLI's come from two writers: in either order
     assert any(" ERROR Executor: Exception in task " in line for line in lines), done.stderr[-5000:]
-    assert lines[-1].startswith(BAD_READ)
+    assert any(line.startswith(BAD_READ) for line in lines), done.stderr[-5000:]
+
+
+@pytest.mark.slow
+def test_a_jvm_that_cannot_start_is_one_line_exit_2(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    (tmp_path / "spark.yaml").write_text(
+        "engine: {name: spark, master: 'local[2]', conf: {spark.driver.extraJavaOptions: -Xmx1q}}\n"
+    )
+    done = _train(tmp_path)
+    assert done.returncode == 2, done.stderr[-5000:]
+    assert done.stderr.splitlines() == [
+        "clv: error: Spark's driver JVM exited at start-up: Error: Not allowed to specify max heap(Xmx) memory "
+        "settings through java options (was -Xmx1q). Use the corresponding --driver-memory or spark.driver.memory "
+        "configuration instead."
+    ]
+
+
+PROBE = """
+import sys
+from pipeline.cli import main
+from pipeline.config import EngineConfig
+from pipeline.engines.spark_session import session
+
+spark = session(EngineConfig(name="spark", master="local[2]", shuffle_partitions=2, conf={"spark.ui.enabled": "false"}))
+system = spark.sparkContext._jvm.java.lang.System
+print(system.getProperty("clv.marker"), system.getProperty("log4j2.configurationFile"))
+if sys.argv[1:]:
+    sys.exit(main(sys.argv[1:]))
+"""
+"""Start Spark as the engine does and print two of the driver JVM's system properties, then run ``clv`` with the
+arguments given."""
+
+
+@pytest.mark.slow
+def test_spark_defaults_are_kept_and_the_level_applies(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    _mixed_parquet_feed(tmp_path)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.driver.extraJavaOptions -Dclv.marker=fromdefaults\n")
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "train", "--config", "spark.yaml", "--output", "out"],
+        cwd=tmp_path,
+        env={k: v for k, v in clean_env().items() if k != LEVEL_VARIABLE} | {"SPARK_CONF_DIR": str(tmp_path / "conf")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 2, done.stderr[-5000:]
+    assert done.stdout.splitlines()[0] == f"fromdefaults {CONFIGURATION.as_uri()}"
+    [line] = done.stderr.splitlines()
+    assert line.startswith(BAD_READ)
+
+
+@pytest.mark.slow
+def test_a_log4j2_file_in_the_java_options_wins(tmp_path: Path) -> None:
+    """Spark puts SPARK_SUBMIT_OPTS, where the engine's configuration goes, before the driver's Java options."""
+    pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
+    (tmp_path / "own.properties").write_text("rootLogger.level = off\n")
+    own = (tmp_path / "own.properties").as_uri()
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text(
+        f"spark.driver.extraJavaOptions -Dclv.marker=fromdefaults -Dlog4j2.configurationFile={own}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=tmp_path,
+        env=clean_env() | {"SPARK_CONF_DIR": str(tmp_path / "conf")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert done.stdout.splitlines()[0] == f"fromdefaults {own}"
