@@ -1,13 +1,15 @@
 """End to end (slow): a generated discrete feed trains with business.type discrete, is registered, and its
-pyfunc model (loaded, and served over REST by ``mlflow models serve``) scores with the training numbers; so does
-the same feed as events (no amounts)."""
+pyfunc model (loaded, served over REST by ``mlflow models serve`` and as a Spark UDF) scores with the training
+numbers; so does the same feed as events (no amounts)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -32,31 +34,47 @@ def test_spark_is_refused_with_one_line() -> None:
         run_discrete_training(config, "")
 
 
-@pytest.mark.slow
-def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import mlflow
+@dataclass(frozen=True)
+class Donors:
+    """The generated donations feed trained through ``clv train`` (model ``donors``) on its own SQLite store."""
 
-    write_discrete_feed(tmp_path / "donations.csv")
-    (tmp_path / "job.yaml").write_text(
+    folder: Path
+    uri: str
+    stdout: str
+    summary: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def donors(tmp_path_factory: pytest.TempPathFactory) -> Donors:
+    folder = tmp_path_factory.mktemp("donors")
+    write_discrete_feed(folder / "donations.csv")
+    (folder / "job.yaml").write_text(
         "data: {source: csv, path: donations.csv, columns: {timestamp: date}}\n"
         "prepare: {calibration_end: 2023-06-30}\n"
         "business: {type: discrete, billing_period: month}\n"
         "tracking: {model_name: donors}\n"
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
     done = subprocess.run(
         [str(clv_command()), "train", "--config", "job.yaml", "--summary", "summary.json", "--output", "out"],
-        cwd=tmp_path,
+        cwd=folder,
         env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert done.returncode == 0, done.stderr
-    assert "registered as donors version 1, alias 'champion'" in done.stdout
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    return Donors(folder, uri, done.stdout, json.loads((folder / "summary.json").read_text()))
+
+
+@pytest.mark.slow
+def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
+    donors: Donors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    tmp_path, uri, summary = donors.folder, donors.uri, donors.summary
+    assert "registered as donors version 1, alias 'champion'" in donors.stdout
     assert summary["business_type"] == "discrete"
     assert summary["data"]["customers"] == 5000
     production = summary["fit"]["production"]
@@ -128,6 +146,32 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     for column in SCORED:
         assert scored[column].to_numpy() == pytest.approx(predicted[column].to_numpy(), rel=1e-12)
     assert scored["p_alive"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_spark_udf_scores_equal_the_pyfunc_scores(  # type: ignore[no-untyped-def]
+    donors: Donors, spark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registered BG/BB model as a Spark UDF in local mode (whole numbers as longs, the spend as doubles): the
+    pyfunc's numbers to 1e-12, the ids back as text."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", donors.uri)
+    mlflow.set_tracking_uri(donors.uri)
+    mlflow.set_registry_uri(donors.uri)  # an earlier test in this process may have pointed the registry elsewhere
+    inputs = pd.read_parquet(donors.folder / "out" / "scores.parquet").loc[:, list(INPUTS)]
+    inputs = inputs.astype({"frequency": "int64", "recency": "int64", "n_periods": "int64"})
+    expected = mlflow.pyfunc.load_model("models:/donors@champion").predict(inputs)
+    ddl = "customer_id string, " + ", ".join(f"{c} double" for c in expected.columns if c != "customer_id")
+    udf = mlflow.pyfunc.spark_udf(spark, "models:/donors@champion", result_type=ddl, env_manager="local")
+    frame = spark.createDataFrame(inputs).repartition(3)
+    scored = frame.withColumn("s", udf(*frame.columns)).select("s.*").toPandas()
+    scored = scored.sort_values("customer_id").reset_index(drop=True)
+    expected = expected.sort_values("customer_id").reset_index(drop=True)
+    assert len(scored) == len(expected) == 5000
+    assert scored["customer_id"].tolist() == expected["customer_id"].tolist()
+    for column in SCORED:
+        assert scored[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-12, abs=0)
 
 
 def _rest_answers_as_the_pyfunc(folder: Path, uri: str, scores: pd.DataFrame) -> None:
