@@ -31,6 +31,7 @@ __all__ = [
     "RetailFeed",
     "bgnbd_purchases",
     "fixed_price_feed",
+    "monthly_exports",
     "online_retail_lines",
     "subscription_feed",
     "write_with_separators",
@@ -322,3 +323,18 @@ def write_with_separators(lines: pd.DataFrame, path: Path, delimiter: str, decim
     for column in ("Quantity", "UnitPrice"):
         frame[column] = frame[column].map(written)
     frame.to_csv(path, index=False, sep=delimiter)
+
+
+def monthly_exports(lines: pd.DataFrame, folder: Path) -> list[Path]:
+    """The retail lines as a folder of monthly CSV exports (``2011-03.csv``, ...), each with its header, as a shop
+    system exports them; a hidden copy and a non-CSV file beside them, which are not read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    months = pd.to_datetime(lines["InvoiceDate"], format="%m/%d/%Y %H:%M").dt.strftime("%Y-%m")
+    written = []
+    for month, part in lines.groupby(months, sort=True):
+        path = folder / f"{month}.csv"
+        part.to_csv(path, index=False)
+        written.append(path)
+    (folder / f"._{written[0].name}").write_bytes(b"\x00\x05\x16\x07 not a csv")
+    (folder / "README.txt").write_text("Monthly exports of the shop's invoice lines.\n")
+    return written

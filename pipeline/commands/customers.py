@@ -13,6 +13,7 @@ from models.bundle import CLVModelParams
 from models.contract import CUSTOMER_ID, ContractError, canonical_ids, check_customer_summary
 from pipeline.config import Config, DataConfig, parse_config, read_yaml
 from pipeline.engines import open_engine
+from pipeline.engines.inputs import folder_source
 from pipeline.engines.prepared import Ledger
 from pipeline.errors import InputError
 from pipeline.recorder import store
@@ -44,13 +45,16 @@ def load_model(model_uri: str) -> RegisteredModel:
 
 
 def source_at(data: DataConfig, input_path: Path) -> DataConfig:
-    """The training config's column mapping and CSV options pointed at ``input_path`` (.csv or .parquet)."""
+    """The training config's column mapping and CSV options pointed at ``input_path`` (a .csv or .parquet file, or
+    a folder of either)."""
     suffix = input_path.suffix.lower()
-    if input_path.is_dir() or suffix == ".parquet":
+    if input_path.is_dir():
+        return data.pointed_at(folder_source(input_path), input_path)
+    if suffix == ".parquet":
         return data.pointed_at("parquet", input_path)
     if suffix in (".csv", ".txt", ".tsv"):
         return data.pointed_at("csv", input_path)
-    raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .parquet files")
+    raise InputError(f"--input {input_path}: expected a .csv or .parquet file, or a folder of .csv or .parquet files")
 
 
 def customers_as_of(model: RegisteredModel, input_path: Path, as_of: dt.date) -> Customers:

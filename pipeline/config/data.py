@@ -97,7 +97,7 @@ class DataConfig(StrictModel):
     """Where the transactions come from.
 
     ``cdnow_master`` and ``cdnow_sample`` are the CDNOW files shipped inside the lifetimes wheel;
-    ``csv`` and ``parquet`` read ``path`` (a file, or a folder of Parquet files); ``duckdb`` reads
+    ``csv`` and ``parquet`` read ``path`` (a file, or a folder of .csv or .parquet files, read as one); ``duckdb`` reads
     ``table`` from the DuckDB database file ``path``; ``sql`` runs ``query`` in DuckDB (which reads
     the files it names itself); ``spark_table`` reads the catalog table ``table`` (``engine.name: spark``
     only). All use the ``columns`` mapping.

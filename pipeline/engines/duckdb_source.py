@@ -145,14 +145,12 @@ def open_transactions(
             raise InputError(f"{data.path}: DuckDB database file not found")
         relation = _open_duckdb_table(con, data.path, data.table)
         return _mapped(relation, data, f"{data.path}:{data.table}", files_fingerprint([data.path]))
-    found = files(data.path)
-    if any(f.stat().st_size == 0 for f in found):
-        raise InputError(f"{data.path}: the file is empty")
+    found = files(data.path, data.source)
     try:
         if data.source == "csv":
             utf8 = utf8_files(found, data.csv.encoding, temp_directory, con)
             if data.csv.header:
-                check_csv_header(found[0], data)
+                check_csv_header(found, data)
             relation = con.read_csv(
                 [str(f) for f in utf8],  # type: ignore[arg-type]  # DuckDB reads a list of files
                 delimiter=data.csv.delimiter,

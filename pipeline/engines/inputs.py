@@ -16,6 +16,7 @@ import hashlib
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -26,14 +27,17 @@ from pipeline.errors import InputError
 
 __all__ = [
     "CDNOW_FILES",
+    "FOLDER_FILES",
     "NOT_IN_FORMAT",
     "NUMBER_ROLES",
+    "FileSource",
     "NumberFormat",
     "bundled_cdnow_frame",
     "check_csv_header",
     "files",
     "files_fingerprint",
     "first_line",
+    "folder_source",
     "mapped_columns",
     "number_format",
     "ragged_line",
@@ -68,24 +72,49 @@ def bundled_cdnow_frame(source: str) -> tuple[pd.DataFrame, str, str, str]:
     return frame[["customer_id", "timestamp", "amount"]], f"lifetimes:{CDNOW_FILES[source]}", fingerprint, "%Y%m%d"
 
 
-def files(path: Path) -> list[Path]:
-    """The input files: ``path``, or the .parquet files of a folder; InputError when there are none."""
+FileSource = Literal["csv", "parquet"]
+
+FOLDER_FILES: dict[FileSource, str] = {"csv": ".csv", "parquet": ".parquet"}
+"""What a folder given as ``data.path`` is read for, by ``data.source``: its files ending so (in any case), hidden
+ones left out (an editor's lock file, a Mac's ``._`` copy)."""
+
+
+def files(path: Path, source: str = "parquet") -> list[Path]:
+    """The input files: ``path``, or the files of a folder that end in the source's suffix (:data:`FOLDER_FILES`),
+    sorted by name; InputError when there are none, or when a file is empty (naming it)."""
     if path.is_dir():
-        files = sorted(path.glob("*.parquet"))
-        if not files:
-            raise InputError(f"{path}: folder holds no .parquet files")
-        return files
-    if not path.exists():
+        suffix = FOLDER_FILES["csv"] if source == "csv" else FOLDER_FILES["parquet"]
+        found = _listed(path, suffix)
+        if not found:
+            raise InputError(f"{path}: folder holds no {suffix} files")
+    elif not path.exists():
         raise InputError(f"{path}: input file not found")
-    return [path]
+    else:
+        found = [path]
+    for file in found:
+        if file.stat().st_size == 0:
+            raise InputError(f"{file}: the file is empty")
+    return found
 
 
-def check_csv_header(path: Path, data: DataConfig, encoding: str | None = None) -> None:
-    """DuckDB silently renames repeated header names (amount, amount_1): refuse them instead.
+def folder_source(folder: Path) -> FileSource:
+    """``csv`` or ``parquet``: the kind of input files ``folder`` holds (:data:`FOLDER_FILES`); InputError when it
+    holds both kinds, or neither."""
+    held = [source for source in FOLDER_FILES if any(_listed(folder, FOLDER_FILES[source]))]
+    if len(held) != 1:
+        kinds = " and ".join(FOLDER_FILES[source] for source in held) if held else ".csv or .parquet"
+        raise InputError(f"{folder}: folder holds {'both' if held else 'no'} {kinds} files")
+    return held[0]
 
-    ``encoding``: the file's (``data.csv.encoding`` without it); a file that is not text in it is an
-    InputError."""
-    encoding = encoding or data.csv.encoding
+
+def _listed(folder: Path, suffix: str) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() == suffix and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def _csv_header(path: Path, data: DataConfig, encoding: str) -> list[str]:
+    """The names of the header line of ``path``, stripped."""
     try:
         with path.open(encoding=encoding, errors="replace", newline="") as handle:
             header = next(csv.reader(handle, delimiter=data.csv.delimiter), [])
@@ -93,10 +122,28 @@ def check_csv_header(path: Path, data: DataConfig, encoding: str | None = None) 
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeError as exc:  # a UTF-16 file without a byte order mark: errors="replace" does not cover it
         raise not_text(path, encoding, 1, exc) from None
-    names = [name.strip() for name in header]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    return [name.strip() for name in header]
+
+
+def check_csv_header(paths: list[Path], data: DataConfig, encoding: str | None = None) -> None:
+    """DuckDB silently renames repeated header names (amount, amount_1): refuse them instead. The files of a
+    folder must have the same header as the first (in the same order): both engines read the columns by
+    position, and a file with its columns in another order would have its values put under other names.
+
+    ``encoding``: the files' (``data.csv.encoding`` without it); a file that is not text in it is an
+    InputError."""
+    encoding = encoding or data.csv.encoding
+    first = _csv_header(paths[0], data, encoding)
+    repeated = sorted({name for name in first if first.count(name) > 1})
     if repeated:
-        raise InputError(f"{path}: duplicate column name(s) in the header: {', '.join(repeated)}")
+        raise InputError(f"{paths[0]}: duplicate column name(s) in the header: {', '.join(repeated)}")
+    for path in paths[1:]:
+        names = _csv_header(path, data, encoding)
+        if names != first:
+            raise InputError(
+                f"{path}: its header ({', '.join(names)}) is not that of {paths[0].name} ({', '.join(first)}); "
+                "every file of the folder needs the same columns in the same order"
+            )
 
 
 def ragged_line(paths: list[Path], data: DataConfig) -> str | None:

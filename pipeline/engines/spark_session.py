@@ -187,15 +187,13 @@ def open_transactions(spark: SparkSession, data: DataConfig, temp_directory: Pat
     if data.source not in ("csv", "parquet"):
         raise ConfigError(f"data.source '{data.source}' is not supported with engine.name 'spark'")
     assert data.path is not None  # guaranteed by DataConfig
-    found = files(data.path)
-    if any(f.stat().st_size == 0 for f in found):
-        raise InputError(f"{data.path}: the file is empty")
+    found = files(data.path, data.source)
     paths = [str(f) for f in found]
     with spark_errors(str(data.path)):
         if data.source == "csv":
             utf8 = [str(f) for f in utf8_files(found, data.csv.encoding, temp_directory, spark)]
             if data.csv.header:
-                check_csv_header(found[0], data)
+                check_csv_header(found, data)
             reader = spark.read.option("header", data.csv.header).option("sep", data.csv.delimiter)
             read = reader.option("encoding", "UTF-8").option("inferSchema", False).csv(utf8)
             if not data.csv.header:  # DuckDB names headerless columns column0, column1, ...

@@ -10,8 +10,8 @@ import pytest
 from models.bgnbd import BetaGeoParams
 from models.bundle import CLVModelParams, ScoringSpec
 from models.spend import PooledMeanParams
-from pipeline.commands.customers import RegisteredModel, read_customer_ids, read_summaries
-from pipeline.config import Config
+from pipeline.commands.customers import RegisteredModel, read_customer_ids, read_summaries, source_at
+from pipeline.config import Config, DataConfig
 from pipeline.errors import InputError
 
 MODEL = RegisteredModel(
@@ -50,3 +50,24 @@ def test_ids_from_lines_and_columns(tmp_path: Path) -> None:
     pd.DataFrame({"id": [1]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(InputError, match="no customer_id column"):
         read_customer_ids(tmp_path / "bad.csv")
+
+
+def test_input_is_read_as_what_it_holds(tmp_path: Path) -> None:
+    """``--input`` keeps the training config's column mapping and CSV options and takes the kind of the file, or of
+    the files in a folder; a folder of both kinds or of neither is one line."""
+    data = DataConfig.model_validate({"source": "csv", "path": "train.csv", "csv": {"delimiter": ";"}})
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "2024-01.CSV").write_text("customer_id;timestamp;amount\n")
+    assert source_at(data, tmp_path / "exports").model_dump() == {
+        **data.model_dump(),
+        "path": tmp_path / "exports",
+    }
+    assert source_at(data, tmp_path / "new.parquet").source == "parquet"
+    (tmp_path / "exports" / "2024-02.parquet").write_bytes(b"PAR1")
+    with pytest.raises(InputError) as raised:
+        source_at(data, tmp_path / "exports")
+    assert str(raised.value) == f"{tmp_path / 'exports'}: folder holds both .csv and .parquet files"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError) as raised:
+        source_at(data, tmp_path / "empty")
+    assert str(raised.value) == f"{tmp_path / 'empty'}: folder holds no .csv or .parquet files"

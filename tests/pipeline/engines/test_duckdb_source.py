@@ -8,9 +8,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.config import DataConfig
+from pipeline.config import DataConfig, PrepareConfig
+from pipeline.engines.duckdb_prepare import prepare
 from pipeline.engines.duckdb_source import open_transactions
 from pipeline.errors import InputError
+from tests.feeds import RETAIL_MAPPING, monthly_exports, online_retail_lines
 
 
 def test_bundled_cdnow_master() -> None:
@@ -52,6 +54,54 @@ def test_parquet_folder(tmp_path: Path) -> None:
         )
     tx = open_transactions(duckdb.connect(), DataConfig(source="parquet", path=tmp_path))
     assert sorted(r[0] for r in tx.relation.fetchall()) == ["c0", "c1"]
+
+
+def _retail_data(path: Path) -> DataConfig:
+    return DataConfig.model_validate({"source": "csv", "path": path, "columns": RETAIL_MAPPING})
+
+
+def test_a_folder_of_csv_exports_prepares_as_the_one_file(tmp_path: Path) -> None:
+    """Monthly exports in a folder: every .csv file is read (not the hidden copy, not README.txt), and prepare
+    gives what it gives on the same lines in one file, bit for bit, the ledger included."""
+    feed = online_retail_lines()
+    exports = monthly_exports(feed.lines, tmp_path / "exports")
+    assert len(exports) == 13  # December 2010 to December 2011
+    feed.lines.to_csv(tmp_path / "all.csv", index=False)
+    config = PrepareConfig(calibration_end=dt.date(2011, 9, 9))
+    prepared = []
+    for path in (tmp_path / "exports", tmp_path / "all.csv"):
+        tx = open_transactions(duckdb.connect(), _retail_data(path))
+        prepared.append(prepare(tx.relation, config, tx.timestamp_format, column_names=tx.column_names))
+    folder, one_file = prepared
+    assert folder.ledger == one_file.ledger
+    assert folder.ledger.rows_in == len(feed.lines)
+    assert folder.ledger.quarantined == {"missing_customer_id": feed.empty_ids, "duplicate": feed.true_duplicates}
+    for part in ("calibration", "full", "weekly"):
+        pd.testing.assert_frame_equal(getattr(folder, part), getattr(one_file, part), check_exact=True)
+
+
+def test_the_files_of_a_folder_need_one_header(tmp_path: Path) -> None:
+    """Both engines read a folder's files by position: a file with its columns in another order would put
+    timestamps under customer_id. It is refused, naming the file and both headers."""
+    (tmp_path / "a.csv").write_text("customer_id,timestamp,amount\nx,2020-01-01,1\n")
+    (tmp_path / "b.csv").write_text("timestamp,customer_id,amount\n2020-01-02,y,2\n")
+    with pytest.raises(InputError) as raised:
+        open_transactions(duckdb.connect(), DataConfig(source="csv", path=tmp_path))
+    assert str(raised.value) == (
+        f"{tmp_path / 'b.csv'}: its header (timestamp, customer_id, amount) is not that of a.csv "
+        "(customer_id, timestamp, amount); every file of the folder needs the same columns in the same order"
+    )
+
+
+def test_a_folder_without_the_sources_files(tmp_path: Path) -> None:
+    (tmp_path / "part.parquet").write_bytes(b"PAR1")
+    with pytest.raises(InputError) as raised:
+        open_transactions(duckdb.connect(), DataConfig(source="csv", path=tmp_path))
+    assert str(raised.value) == f"{tmp_path}: folder holds no .csv files"
+    (tmp_path / "EXPORT.CSV").write_text("")
+    with pytest.raises(InputError) as raised:
+        open_transactions(duckdb.connect(), DataConfig(source="csv", path=tmp_path))
+    assert str(raised.value) == f"{tmp_path / 'EXPORT.CSV'}: the file is empty"
 
 
 def test_missing_column_names_file_and_column(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pipeline.engines.duckdb_source import connect, open_transactions
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import ConfigError, InputError
 from pipeline.fit import FitInput, fit, fit_histories
-from tests.feeds import RETAIL_MAPPING, online_retail_lines, write_with_separators
+from tests.feeds import RETAIL_MAPPING, monthly_exports, online_retail_lines, write_with_separators
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
@@ -301,6 +301,20 @@ def test_identical_to_duckdb_on_the_invoice_feed(spark, tmp_path: Path) -> None:
     assert len(ours.full) == feed.customers
     quarantine = _assert_same_quarantine(duck, ours, tmp_path)
     assert list(quarantine.columns) == [*feed.lines.columns, "reason"]
+
+
+def test_identical_to_duckdb_on_a_folder_of_csv_exports(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The invoice feed as monthly CSV exports in a folder (a hidden copy and a README beside them): Spark reads the
+    files DuckDB reads, and a file whose header differs is refused with DuckDB's line."""
+    feed = online_retail_lines()
+    monthly_exports(feed.lines, tmp_path / "exports")
+    data = DataConfig.model_validate({"source": "csv", "path": tmp_path / "exports", "columns": RETAIL_MAPPING})
+    duck, ours, _ = _both(spark, data, PrepareConfig(calibration_end=dt.date(2011, 9, 9)))
+    _assert_identical(duck, ours)
+    assert ours.ledger.rows_in == len(feed.lines)
+    (tmp_path / "exports" / "2012-01.csv").write_text(",".join(reversed(feed.lines.columns)) + "\n")
+    with pytest.raises(InputError, match=r"2012-01\.csv: its header \(Country, .*\) is not that of 2010-12\.csv"):
+        spark_session.open_transactions(spark, data)
 
 
 def test_identical_to_duckdb_on_numbers_with_a_decimal_comma(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
