@@ -14,7 +14,6 @@ for the edge to write.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from pipeline.engines.duckdb_classify import (
 from pipeline.engines.duckdb_counts import merged_counts, reason_counts
 from pipeline.engines.duckdb_fetch import Part, Summaries, summaries
 from pipeline.engines.duckdb_source import release_memory
+from pipeline.engines.duckdb_statements import Statements, WorkingTables
 from pipeline.engines.duckdb_summary import (
     CALIBRATION,
     FULL,
@@ -71,7 +71,6 @@ from pipeline.errors import InputError
 
 __all__ = ["ROWS_PER_PASS", "prepare", "prepare_as_of"]
 
-_literal = DUCKDB.string
 _trimmed = DUCKDB.ascii_trim  # the ids' ASCII trim, under the name the tests have always used
 
 ROWS_PER_PASS = 17_000_000
@@ -80,13 +79,6 @@ the benchmark feed: 50M rows in 3 passes took 24.6 s (peak 2.8 GB), in 4 passes 
 in 2 passes 28.3 s (3.1 GB, the aggregations outgrow the memory limit); 100M rows 61.9 s in 6 passes, 67.7 s
 in 8 (both 3.3 GB). Once the customers left DuckDB bucket by bucket (2026-12-05), 100M rows took 38.5-44.0 s in
 6 passes, 45.6 s in 4 and 70.6 s in 3; on the same rows ordered by time 57.3, 58.6 and 70.9 s."""
-
-
-def _query(relation: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.DuckDBPyRelation:
-    """Run ``sql`` with ``relation`` visible as table ``name`` (lazily, in the relation's connection)."""
-    result = relation.query(name, sql)
-    assert result is not None  # a SELECT always yields a relation
-    return result
 
 
 @dataclass(frozen=True)
@@ -120,16 +112,14 @@ def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
         relation.insert_into(table)
 
 
-def _returns(
-    transactions: duckdb.DuckDBPyRelation, daily: str, observation_end: dt.date, period: str
-) -> tuple[int, int]:
+def _returns(statements: Statements, daily: str, observation_end: dt.date, period: str) -> tuple[int, int]:
     """Used return rows netted against a purchase period, and those with none at or before them."""
-    netted, unmatched = _query(transactions, "tx", returns_sql(daily, observation_end, period)).fetchall()[0]
+    netted, unmatched = statements.on_tables(returns_sql(daily, observation_end, period)).fetchall()[0]
     return int(netted), int(unmatched)
 
 
 def _scan(
-    transactions: duckdb.DuckDBPyRelation,
+    statements: Statements,
     columns: dict[str, str],
     layout: Layout,
     config: PrepareConfig,
@@ -143,9 +133,10 @@ def _scan(
     bucket's rows at a time. Without it, the tables are kept for the summaries once the data's last day is
     known. Netting is decided per bucket in the first case: a bucket without returns has nothing to net,
     and the netted summaries of its customers equal the plain ones."""
+    transactions = statements.transactions
     if timestamp_format is None and not is_native_timestamp(columns["timestamp"]):
         timestamp_format = detected_format(transactions, config.timezone, source)
-    rows_in = int(_query(transactions, "tx", "SELECT count(*) FROM tx").fetchall()[0][0])
+    rows_in = int(statements.on_input("SELECT count(*) FROM tx").fetchall()[0][0])
     # Customers split into buckets of ranges of their ids, one pass over the input each, so that the per-day
     # aggregation of a bucket fits in memory: one big aggregation would spill many times its size to disk.
     wanted = max(1, -(-rows_in // ROWS_PER_PASS))
@@ -160,68 +151,41 @@ def _scan(
     for bucket in range(buckets.count):
         table = f"{daily}_{bucket}"
         bucket_sql = classified_sql(columns, layout, config, timestamp_format, buckets.where(bucket), plain)
-        _query(transactions, "tx", daily_sql(bucket_sql, layout.has_order)).create(table)
-        counts = reason_counts(_query(transactions, "tx", counts_sql(table)).fetchall(), source)
+        statements.on_input(daily_sql(bucket_sql, layout.has_order)).create(table)
+        counts = reason_counts(statements.on_tables(counts_sql(table)).fetchall(), source)
         by_reason = merged_counts(by_reason, counts)
         if summarise is None:
             continue
         assert config.observation_end is not None  # summarise is given only when it is configured
         net = nets_returns(config, counts.get("", (0, None, None, 0))[3])
         if net:
-            more_netted, more_unmatched = _returns(transactions, table, config.observation_end, config.period)
+            more_netted, more_unmatched = _returns(statements, table, config.observation_end, config.period)
             netted, unmatched = netted + more_netted, unmatched + more_unmatched
         summarise(table, net, bucket, buckets.count)
-        _query(transactions, "tx", f"DROP TABLE {table}")
+        statements.on_tables(f"DROP TABLE {table}")
     if summarise is None:
         every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets.count))
-        _query(transactions, "tx", f"CREATE VIEW {daily} AS {every_bucket}")
+        statements.on_tables(f"CREATE VIEW {daily} AS {every_bucket}")
     first_date, last_date, observation_end, net = used_dates(
         by_reason, config, source, lambda: unreadable_timestamp(transactions, classified)
     )
     if net and summarise is None:
-        netted, unmatched = _returns(transactions, daily, observation_end, config.period)
+        netted, unmatched = _returns(statements, daily, observation_end, config.period)
     ledger = reconciled_ledger(rows_in, by_reason, netted, unmatched, source)
     dates = (first_date, last_date, observation_end)
     return _Scan(daily, buckets.count, layout, timestamp_format, classified, ledger, *dates, net)
 
 
-def _quarantine(transactions: duckdb.DuckDBPyRelation, scan: _Scan) -> duckdb.DuckDBPyRelation:
-    return _query(transactions, "tx", quarantine_sql(scan.classified_sql, scan.layout))
-
-
-@dataclass(frozen=True)
-class _Tables:
-    """Names of the working tables prepare creates (and drops) in the relation's connection."""
-
-    daily: str
-    periods: str
-    customers: str
-    weekly: str
-
-    @staticmethod
-    def new() -> _Tables:
-        stem = f"clv_prepare_{uuid.uuid4().hex}"
-        return _Tables(f"{stem}_daily", f"{stem}_periods", f"{stem}_customers", f"{stem}_weekly")
-
-    def drop(self, transactions: duckdb.DuckDBPyRelation, *names: str) -> None:
-        """Drop the named tables (all of them by default); ``daily`` stands for its view and bucket tables."""
-        names = names or (self.daily, self.periods, self.customers, self.weekly)
-        if self.daily in names:
-            _query(transactions, "tx", f"DROP VIEW IF EXISTS {self.daily}")
-            prefix = _literal(f"{self.daily}_")
-            sql = f"SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, {prefix})"
-            buckets = _query(transactions, "tx", sql).fetchall()
-            names = tuple(n for n in names if n != self.daily) + tuple(name for (name,) in buckets)
-        for name in names:
-            _query(transactions, "tx", f"DROP TABLE IF EXISTS {name}")
+def _quarantine(statements: Statements, scan: _Scan) -> duckdb.DuckDBPyRelation:
+    return statements.on_input(quarantine_sql(scan.classified_sql, scan.layout))
 
 
 def _summarise(
-    transactions: duckdb.DuckDBPyRelation,
+    statements: Statements,
     layout: Layout,
     config: PrepareConfig,
     windows: Windows,
-    tables: _Tables,
+    tables: WorkingTables,
     sink: Summaries,
     scoring: bool,
 ) -> Summarise:
@@ -236,15 +200,15 @@ def _summarise(
         periods_query, aggregates = periods_sql(daily, windows, has_order)
         periods = f"({periods_query})"
         if aggregates:
-            _query(transactions, "tx", periods_query).create(tables.periods)
+            statements.on_tables(periods_query).create(tables.periods)
             periods = tables.periods
-        _query(transactions, "tx", customers_sql(daily, periods, windows, net, not aggregates)).create(tables.customers)
+        statements.on_tables(customers_sql(daily, periods, windows, net, not aggregates)).create(tables.customers)
         if not scoring:
-            parts = _query(transactions, "tx", weekly_parts_sql(periods, tables.customers, windows))
+            parts = statements.on_tables(weekly_parts_sql(periods, tables.customers, windows))
             _store(parts, tables.weekly, bucket == 0)
-        rows = _query(transactions, "tx", rows_sql(tables.customers, windows, unit_days, layout.has_amounts))
-        sink.add(rows, buckets, lambda: _count(transactions, tables.customers))
-        tables.drop(transactions, tables.periods, tables.customers)
+        rows = statements.on_tables(rows_sql(tables.customers, windows, unit_days, layout.has_amounts))
+        sink.add(rows, buckets, lambda: _count(statements, tables.customers))
+        tables.drop(statements, tables.periods, tables.customers)
 
     return summarise
 
@@ -258,12 +222,12 @@ def _windows(config: PrepareConfig, observation_end: dt.date) -> Windows:
 
 
 def _summaries(
-    transactions: duckdb.DuckDBPyRelation,
+    statements: Statements,
     config: PrepareConfig,
     timestamp_format: str | None,
     column_names: Mapping[str, str] | None,
     source: str,
-    tables: _Tables,
+    tables: WorkingTables,
     sink: Summaries,
     scoring: bool,
 ) -> _Scan:
@@ -271,42 +235,42 @@ def _summaries(
     by bucket as it is scanned when the windows are known before the scan (the observation end is configured,
     or the scoring date), from the kept daily tables afterwards when not (the observation end is then the
     data's last day)."""
-    check_collation(transactions)
+    transactions = statements.transactions
+    check_collation(statements.working)  # the input's connection, without binding the input
     columns = {name: str(dtype) for name, dtype in zip(transactions.columns, transactions.types, strict=True)}
     layout = source_layout(list(columns), column_names, config, source)
     end = config.observation_end
     windows = None if end is None else Windows(end, end, end, config.period) if scoring else _windows(config, end)
-    summarise = None if windows is None else _summarise(transactions, layout, config, windows, tables, sink, scoring)
-    scan = _scan(transactions, columns, layout, config, timestamp_format, source, tables.daily, summarise)
+    summarise = None if windows is None else _summarise(statements, layout, config, windows, tables, sink, scoring)
+    scan = _scan(statements, columns, layout, config, timestamp_format, source, tables.daily, summarise)
     if not scoring:
         check_calibration_end(config, scan.first_date, scan.last_date, source)
     if windows is None:
         windows = _windows(config, scan.observation_end)
-        summarise = _summarise(transactions, layout, config, windows, tables, sink, scoring)
+        summarise = _summarise(statements, layout, config, windows, tables, sink, scoring)
         for bucket in range(scan.buckets):
             summarise(f"{scan.daily}_{bucket}", scan.net, bucket, scan.buckets)
     return scan
 
 
-def _count(transactions: duckdb.DuckDBPyRelation, table: str) -> int:
-    return int(_query(transactions, "tx", f"SELECT count(*) FROM {table}").fetchall()[0][0])
+def _count(statements: Statements, table: str) -> int:
+    return int(statements.on_tables(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
-def _frames(
-    transactions: duckdb.DuckDBPyRelation, tables: _Tables, sink: Summaries, parts: list[Part]
-) -> list[pd.DataFrame]:
+def _frames(statements: Statements, tables: WorkingTables, sink: Summaries, parts: list[Part]) -> list[pd.DataFrame]:
     """The summaries' frames ``parts``, read once every working table is dropped and DuckDB has handed the
     memory back: the frames never sit in memory next to DuckDB's tables."""
-    tables.drop(transactions)
-    release_memory(lambda sql: _query(transactions, "tx", sql))
-    return sink.frames(parts, lambda sql, ids: _with_ids(transactions, sql, ids))
+    tables.drop(statements)
+    release_memory(statements.on_tables)
+    return sink.frames(parts, lambda sql, ids: _with_ids(statements.working, sql, ids))
 
 
-def _with_ids(transactions: duckdb.DuckDBPyRelation, sql: str, clv_prepare_ids: pa.Table) -> duckdb.DuckDBPyRelation:
-    """Run ``sql`` in the relation's connection, where DuckDB finds the Arrow table ``clv_prepare_ids`` among this
-    frame's locals (its Python replacement scan, on unless the connection turned it off)."""
+def _with_ids(working: duckdb.DuckDBPyRelation, sql: str, clv_prepare_ids: pa.Table) -> duckdb.DuckDBPyRelation:
+    """Run ``sql`` in the input's connection (through ``working``, which does not read the input), where DuckDB
+    finds the Arrow table ``clv_prepare_ids`` among this frame's locals (its Python replacement scan, on unless
+    the connection turned it off)."""
     try:
-        result = transactions.query("tx", sql)
+        result = working.query("clv_prepare_working", sql)
     except duckdb.CatalogException:
         raise InputError(
             "the DuckDB connection has python_enable_replacements off; prepare needs it to sort integer ids"
@@ -334,14 +298,14 @@ def prepare(
     purchase periods and the bucket's summary rows come from it, and the working tables are dropped before
     returning. ``staging``: the engine's folder for the buckets' files (a temporary folder without it).
     """
-    tables = _Tables.new()
+    tables, statements = WorkingTables.new(), Statements(transactions)
     try:
         with summaries(staging) as sink:
-            scan = _summaries(transactions, config, timestamp_format, column_names, source, tables, sink, False)
-            weekly = _query(transactions, "tx", weekly_sql(tables.weekly)).df()
-            full, calibration = _frames(transactions, tables, sink, [Part(FULL), Part(CALIBRATION, IN_CALIBRATION)])
+            scan = _summaries(statements, config, timestamp_format, column_names, source, tables, sink, False)
+            weekly = statements.on_tables(weekly_sql(tables.weekly)).df()
+            full, calibration = _frames(statements, tables, sink, [Part(FULL), Part(CALIBRATION, IN_CALIBRATION)])
     finally:
-        tables.drop(transactions)
+        tables.drop(statements)
     calibration_end, observation_end = config.calibration_end, scan.observation_end
     duration_holdout = holdout_days(calibration_end, observation_end, config.period) / DAYS_PER_UNIT[config.time_unit]
     calibration["duration_holdout"] = duration_holdout
@@ -350,7 +314,7 @@ def prepare(
     return PreparedData(
         calibration=calibration,
         full=full,
-        quarantine=_quarantine(transactions, scan),
+        quarantine=_quarantine(statements, scan),
         ledger=scan.ledger,
         weekly=weekly,
         calibration_end=calibration_end,
@@ -377,16 +341,16 @@ def prepare_as_of(
     The same rules as :func:`prepare`; rows after ``as_of`` are quarantined as ``after_observation_end``.
     """
     config = config.model_copy(update={"observation_end": as_of})
-    tables = _Tables.new()
+    tables, statements = WorkingTables.new(), Statements(transactions)
     try:
         with summaries(staging) as sink:
-            scan = _summaries(transactions, config, timestamp_format, column_names, source, tables, sink, True)
-            (customers,) = _frames(transactions, tables, sink, [Part()])
+            scan = _summaries(statements, config, timestamp_format, column_names, source, tables, sink, True)
+            (customers,) = _frames(statements, tables, sink, [Part()])
     finally:
-        tables.drop(transactions)
+        tables.drop(statements)
     return AsOfData(
         customers=customers,
-        quarantine=_quarantine(transactions, scan),
+        quarantine=_quarantine(statements, scan),
         ledger=scan.ledger,
         as_of=as_of,
         has_amounts=scan.layout.has_amounts,
