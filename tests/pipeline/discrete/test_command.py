@@ -34,6 +34,20 @@ def test_spark_is_refused_with_one_line() -> None:
         run_discrete_training(config, "")
 
 
+def _clv(folder: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``clv ARGS`` in FOLDER against the tracking store URI; it must exit 0."""
+    done = subprocess.run(
+        [str(clv_command()), *args],
+        cwd=folder,
+        env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @dataclass(frozen=True)
 class Donors:
     """The generated donations feed trained through ``clv train`` (model ``donors``) on its own SQLite store."""
@@ -55,15 +69,7 @@ def donors(tmp_path_factory: pytest.TempPathFactory) -> Donors:
         "tracking: {model_name: donors}\n"
     )
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    done = subprocess.run(
-        [str(clv_command()), "train", "--config", "job.yaml", "--summary", "summary.json", "--output", "out"],
-        cwd=folder,
-        env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _clv(folder, uri, "train", "--config", "job.yaml", "--summary", "summary.json", "--output", "out")
     return Donors(folder, uri, done.stdout, json.loads((folder / "summary.json").read_text()))
 
 
@@ -110,26 +116,8 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
 
     # clv score: the raw feed prepared as of the observation end with the model's config, the same numbers
     as_of = summary["data"]["observation_end"]
-    scored_run = subprocess.run(
-        [
-            str(clv_command()),
-            "score",
-            "--model-uri",
-            "models:/donors@champion",
-            "--input",
-            "donations.csv",
-            "--as-of",
-            str(as_of),
-            "--output",
-            "scored.parquet",
-        ],
-        cwd=tmp_path,
-        env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert scored_run.returncode == 0, scored_run.stderr
+    args = ("--model-uri", "models:/donors@champion", "--input", "donations.csv", "--as-of", str(as_of))
+    scored_run = _clv(tmp_path, uri, "score", *args, "--output", "scored.parquet")
     data = summary["data"]
     assert f"clv score: 5,000 customers scored as of {as_of} with models:/donors@champion (BG/BB)" in (
         scored_run.stdout
@@ -230,19 +218,6 @@ def test_the_summary_of_an_event_feed_says_it_counts_purchases(tmp_path: Path) -
 
 
 PURCHASES = ("p_alive", "p_alive_next", "expected_transactions")
-
-
-def _clv(tmp_path: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [str(clv_command()), *args],
-        cwd=tmp_path,
-        env=clean_env() | {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
-    return done
 
 
 @pytest.mark.slow
