@@ -17,7 +17,7 @@ from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.contractual.workflow import ContractualResult, train_contractual
 from pipeline.engines import open_engine
 from pipeline.errors import InputError
-from tests.prepare_errors import non_contractual_error
+from tests.prepare_errors import clv_train_failure, non_contractual_error
 from tests.subscription_feed import OBSERVATION_END, subscription_feed, subscriptions_table
 
 
@@ -174,19 +174,12 @@ def test_a_configured_format_is_used_as_given(tmp_path: Path) -> None:
 def test_clv_train_on_an_ambiguous_feed_prints_one_line_and_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     rows = [("a", "01/02/2023", 10.0), ("a", "01/03/2023", 10.0), ("b", "05/06/2023", 30.0)]
-    pd.DataFrame(rows, columns=["customer_id", "charge_date", "amount"]).to_csv(tmp_path / "f.csv", index=False)
-    (tmp_path / "job.yaml").write_text(
-        "data: {source: csv, path: f.csv, columns: {timestamp: charge_date}}\n"
-        "prepare: {calibration_end: 2023-03-31}\n"
-        "business: {type: contractual}\n"
+    job = "prepare: {calibration_end: 2023-03-31}\nbusiness: {type: contractual}\n"
+    assert clv_train_failure(tmp_path, monkeypatch, capsys, rows, "charge_date", job) == (
+        2,
+        [
+            "clv: error: f.csv: timestamps such as '01/02/2023' read as '%m/%d/%Y' (2023-01-02 00:00) or "
+            "'%d/%m/%Y' (2023-02-01 00:00); set data.timestamp_format"
+        ],
     )
-    assert main(["train", "--config", "job.yaml"]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "clv: error: f.csv: timestamps such as '01/02/2023' read as '%m/%d/%Y' (2023-01-02 00:00) or '%d/%m/%Y' "
-        "(2023-02-01 00:00); set data.timestamp_format"
-    ]

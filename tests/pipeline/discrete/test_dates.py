@@ -21,7 +21,7 @@ from pipeline.discrete.workflow import DiscreteResult, train_discrete
 from pipeline.engines import open_engine
 from pipeline.errors import InputError
 from tests.discrete_feed import discrete_feed
-from tests.prepare_errors import non_contractual_error
+from tests.prepare_errors import clv_train_failure, non_contractual_error
 
 
 def _dated(feed: pd.DataFrame, fmt: str, seed: int = 5) -> pd.DataFrame:
@@ -160,19 +160,12 @@ def test_an_unreadable_feed_says_why_as_the_non_contractual_job(tmp_path: Path) 
 def test_clv_train_on_an_ambiguous_feed_prints_one_line_and_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     rows = [("a", "01/02/2022", 10.0), ("a", "03/04/2023", 10.0), ("b", "05/06/2022", 30.0)]
-    pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).to_csv(tmp_path / "f.csv", index=False)
-    (tmp_path / "job.yaml").write_text(
-        "data: {source: csv, path: f.csv, columns: {timestamp: date}}\n"
-        "prepare: {calibration_end: 2022-12-31}\n"
-        "business: {type: discrete, billing_period: year}\n"
+    job = "prepare: {calibration_end: 2022-12-31}\nbusiness: {type: discrete, billing_period: year}\n"
+    assert clv_train_failure(tmp_path, monkeypatch, capsys, rows, "date", job) == (
+        2,
+        [
+            "clv: error: f.csv: timestamps such as '03/04/2023' read as '%m/%d/%Y' (2023-03-04 00:00) or "
+            "'%d/%m/%Y' (2023-04-03 00:00); set data.timestamp_format"
+        ],
     )
-    assert main(["train", "--config", "job.yaml"]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "clv: error: f.csv: timestamps such as '03/04/2023' read as '%m/%d/%Y' (2023-03-04 00:00) or '%d/%m/%Y' "
-        "(2023-04-03 00:00); set data.timestamp_format"
-    ]
