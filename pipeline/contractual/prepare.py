@@ -41,7 +41,7 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.contractual.intervals import ChargeInterval, charge_interval
 from pipeline.engines.duckdb_classify import classified_sql, detected_format, is_native_timestamp
-from pipeline.engines.prepared import no_usable_rows
+from pipeline.engines.prepared import no_usable_reasons, no_usable_rows
 from pipeline.engines.rules import SCALE
 from pipeline.engines.source_columns import Layout, layout
 from pipeline.engines.sql import DUCKDB, unreadable_timestamp_sql
@@ -255,10 +255,8 @@ def subscribers_from_charges(
     last = con.sql("SELECT max(day) FROM charges").fetchall()[0]
     if last[0] is None:
         what = "subscriptions" if config.business.input == "subscriptions" else "charges"
-        refunds = {"refunds": used} if used else {}  # used rows, but every one a refund
-        raise no_usable_rows(
-            reasons | refunds, config.prepare, source, lambda: unreadable_timestamp(con, "classified"), what
-        )
+        why = no_usable_reasons(counts, "refunds")  # the rows used, if any, are every one a refund
+        raise no_usable_rows(why, config.prepare, source, lambda: unreadable_timestamp(con, "classified"), what)
     observation_end = config.prepare.observation_end or last[0]
     calibration_end = config.prepare.calibration_end if as_of is None else as_of
     if as_of is None and calibration_end >= observation_end:

@@ -54,7 +54,7 @@ from pipeline.contractual.prepare import (
     periods_between_sql,
     unreadable_timestamp,
 )
-from pipeline.engines.prepared import no_usable_rows
+from pipeline.engines.prepared import no_usable_reasons, no_usable_rows
 from pipeline.engines.rules import SCALE
 from pipeline.errors import InputError
 
@@ -174,11 +174,8 @@ def _no_purchases(
 ) -> InputError:
     """The non-contractual job's error when no row is usable (:func:`pipeline.engines.prepared.no_usable_rows`):
     the reasons (and the used rows that are all returns), with a hint such as a date that could not be read."""
-    reasons = {str(r): int(n) for r, n in counts if r is not None}
-    used = sum(int(n) for r, n in counts if r is None)
-    returns = {"returns": used} if used else {}  # used rows, but every one a return
     unreadable = partial(unreadable_timestamp, con, "dclassified")
-    return no_usable_rows(reasons | returns, config.prepare, source, unreadable, "purchases")
+    return no_usable_rows(no_usable_reasons(counts, "returns"), config.prepare, source, unreadable, "purchases")
 
 
 def _typed(frame: pd.DataFrame, has_amounts: bool) -> pd.DataFrame:

@@ -27,9 +27,9 @@ at 15:00 on that day is calibration, not holdout (lifetimes compares against mid
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -50,6 +50,7 @@ __all__ = [
     "QuarantinedRows",
     "ReasonCounts",
     "check_calibration_end",
+    "no_usable_reasons",
     "no_usable_rows",
     "reconciled_ledger",
     "used_dates",
@@ -170,6 +171,16 @@ def no_usable_rows(
     if "timestamp_out_of_range" in quarantined:
         hint += f"; {RANGE_HINT.format(min_date=config.min_date)}"
     return InputError(f"{source}: no usable {what} after cleaning ({reasons}){hint}")
+
+
+def no_usable_reasons(counts: Sequence[tuple[Any, ...]], returned: str) -> dict[str, int]:
+    """The reasons of a contractual or discrete feed with no usable row, for :func:`no_usable_rows`, from its
+    classified rows' ``counts`` (reason, rows; a reason of None for the rows used): the rows quarantined by
+    reason and, when rows were used (every one of them then a return), those as ``returned`` ("refunds" in a
+    billing feed, "returns" in a discrete one)."""
+    reasons = {str(r): int(n) for r, n in counts if r is not None}
+    used = sum(int(n) for r, n in counts if r is None)
+    return reasons | ({returned: used} if used else {})
 
 
 def used_dates(

@@ -14,7 +14,7 @@ from pipeline.config import Config, parse_config
 from pipeline.contractual.prepare import periods_between_sql, prepare_billing
 from pipeline.contractual.workflow import check_business_type
 from pipeline.engines import open_engine
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputError
 
 ROWS = [
     ("a", "2024-01-15", "10"),
@@ -241,6 +241,14 @@ def test_an_invoice_with_the_cancel_prefix_is_a_refund_not_a_charge(tmp_path: Pa
     ledger = prepared.ledger
     assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (3, 3, 0, 2)
     assert prepared.full["revenue"].tolist() == [20.0]
+
+
+def test_a_feed_of_refunds_only_has_no_usable_charges(tmp_path: Path) -> None:
+    """No charge: the non-contractual job's error, the rows used (every one a refund) counted as refunds."""
+    rows = [("a", "2024-01-20", "10", "C1"), ("b", "2024-02-15", "-10", "i2"), ("", "2024-02-15", "10", "i3")]
+    with pytest.raises(InputError) as error:
+        _billing(tmp_path, rows, ["customer_id", "charge_date", "amount", "invoice"])
+    assert str(error.value) == "the billing feed: no usable charges after cleaning (1 missing_customer_id, 2 refunds)"
 
 
 def _shuffled_prepares(tmp_path: Path, feed: pd.DataFrame) -> list[pd.DataFrame]:

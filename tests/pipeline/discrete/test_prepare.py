@@ -10,6 +10,7 @@ import pytest
 from pipeline.config import parse_config
 from pipeline.discrete.prepare import prepare_opportunities
 from pipeline.engines import open_engine
+from pipeline.errors import InputError
 
 ROWS = [
     ("a", "2020-03-10", "50"),  # first purchase (2020 is not an opportunity)
@@ -191,6 +192,13 @@ def test_returns_are_quarantined_with_returns_drop(tmp_path: Path) -> None:
     assert full["monetary_value"].tolist() == [17.5, 10.0, 40.0]  # a: (30 + 5) / 2
     calibration = histories.calibration.set_index("customer_id")
     assert calibration["monetary_value"].tolist() == [30.0, 10.0, 40.0]
+
+
+def test_a_feed_of_returns_only_has_no_usable_purchases(tmp_path: Path) -> None:
+    rows = [("a", "2021-06-01", "-50"), ("b", "2022-02-01", "-5"), ("", "2022-01-01", "10")]
+    with pytest.raises(InputError) as error:
+        _histories(tmp_path, rows, ["customer_id", "date", "amount"])
+    assert str(error.value) == "the feed: no usable purchases after cleaning (1 missing_customer_id, 2 returns)"
 
 
 def test_as_of_histories_are_the_trainings_calibration_histories(tmp_path: Path) -> None:

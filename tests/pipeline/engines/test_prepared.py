@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from pipeline.config import PrepareConfig
-from pipeline.engines.prepared import used_dates
+from pipeline.engines.prepared import no_usable_reasons, used_dates
 from pipeline.errors import InputError
 
 
@@ -32,3 +32,13 @@ def test_two_digit_years_get_the_format_hint() -> None:
         "prepare.min_date (1900-01-01): if the dates have two-digit years (31/12/22), set data.timestamp_format "
         "(e.g. %d/%m/%y)"
     )
+
+
+def test_the_rows_used_of_a_feed_with_no_usable_row_are_counted_under_their_word() -> None:
+    """The contractual and discrete prepares' reasons: quarantined rows by reason, the rows used (all returns then)
+    under "refunds" or "returns", nothing for them when there are none."""
+    counts = [("duplicate", 2), (None, 3), ("invalid_timestamp", 1)]
+    assert no_usable_reasons(counts, "refunds") == {"duplicate": 2, "invalid_timestamp": 1, "refunds": 3}
+    assert no_usable_reasons(counts, "returns") == {"duplicate": 2, "invalid_timestamp": 1, "returns": 3}
+    assert no_usable_reasons([("duplicate", 2)], "returns") == {"duplicate": 2}
+    assert no_usable_reasons([], "refunds") == {}
