@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import mlflow
 import pandas as pd
 import pytest
@@ -32,7 +33,7 @@ def _config(path: Path, period: str, **business: object) -> Config:
     columns = {"timestamp": "start", "amount": "price"} if table else {"timestamp": "charge_date"}
     return parse_config(
         {
-            "data": {"source": "csv", "path": str(path), "columns": columns},
+            "data": {"source": path.suffix.lstrip("."), "path": str(path), "columns": columns},
             "prepare": {"calibration_end": "2023-12-31", "observation_end": "2024-06-30"},
             "business": {"type": "contractual", "billing_period": period, **business},
         }
@@ -67,14 +68,23 @@ def test_the_median_interval_is_measured_whatever_the_period(feeds: dict[str, Pa
     assert _interval(_config(feeds["yearly"], "year")) == ChargeInterval(365.0, 1396)
 
 
-def test_the_median_is_that_of_each_subscribers_mean_interval(feeds: dict[str, Path]) -> None:
-    """By hand on the clean charges, each subscriber's distinct charge days."""
-    charges = pd.read_csv(feeds["monthly"]).iloc[:-DIRTY_ROWS]
-    days = charges.assign(day=pd.to_datetime(charges["charge_date"])).groupby("customer_id")["day"]
+def _by_hand(charges: pd.DataFrame, every: int = 1) -> tuple[float, int]:
+    """The median of the subscribers' mean intervals and how many they are, in pandas from each subscriber's
+    distinct charge days; ``every`` > 1: of the subscribers prepare draws (DuckDB's hash of the id as text, 0
+    modulo ``every``)."""
+    ids = pd.DataFrame({"cid": charges["customer_id"].astype(str).unique()})
+    with duckdb.connect() as con:
+        drawn = con.from_df(ids).filter(f"hash(cid) % {every} = 0").df()["cid"]
+    mine = charges[charges["customer_id"].astype(str).isin(set(drawn))]
+    days = mine.assign(day=pd.to_datetime(mine["charge_date"])).groupby("customer_id")["day"]
     span, count = (days.max() - days.min()).dt.days, days.nunique()
     repeat = span > 0
-    assert (span[repeat] / (count[repeat] - 1)).median() == 30.5
-    assert int(repeat.sum()) == 1862
+    return float((span[repeat] / (count[repeat] - 1)).median()), int(repeat.sum())
+
+
+def test_the_median_is_that_of_each_subscribers_mean_interval(feeds: dict[str, Path]) -> None:
+    """By hand on the clean charges, each subscriber's distinct charge days."""
+    assert _by_hand(pd.read_csv(feeds["monthly"]).iloc[:-DIRTY_ROWS]) == (30.5, 1862)
 
 
 def test_two_invoice_lines_on_a_charge_day_are_one_charge(feeds: dict[str, Path], tmp_path: Path) -> None:
@@ -101,6 +111,40 @@ def test_a_large_feed_is_measured_on_a_sample_of_its_subscribers(
     assert sampled.median_days == pytest.approx(30.5, abs=0.5)
     (advice,) = billing_period_advice(sampled, "year")
     assert f"(median over {sampled.subscribers:,} sampled subscribers charged on two days or more)" in advice
+
+
+@pytest.mark.parametrize("shape", ["integer ids", "invoice lines"])
+def test_the_sample_is_the_drawn_subscribers_median_with_integer_ids_and_invoice_lines(
+    feeds: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """The sampled path on the monthly feed's clean charges with integer ids (10000..., a Parquet BIGINT column)
+    and billed as two lines a charge day (a plan and an add-on): the median and count of the drawn subscribers'
+    mean intervals by hand, the monthly 30.5 days, and the year advice naming the sampled subscribers. The sample
+    is sized on rows: 14,792 charges are drawn one subscriber in 2, 29,584 lines one in 3."""
+    from pipeline.contractual import intervals
+
+    monkeypatch.setattr(intervals, "SAMPLE_CHARGES", 10_000)
+    charges = pd.read_csv(feeds["monthly"]).iloc[:-DIRTY_ROWS]
+    if shape == "integer ids":
+        codes = {c: 10_000 + k for k, c in enumerate(sorted(charges["customer_id"].unique()))}
+        charges = charges.assign(customer_id=charges["customer_id"].map(codes))
+        path = tmp_path / "feed.parquet"
+        charges.assign(charge_date=pd.to_datetime(charges["charge_date"])).to_parquet(path, index=False)
+        assert duckdb.sql(f"SELECT DISTINCT typeof(customer_id) FROM '{path}'").fetchall() == [("BIGINT",)]
+    else:
+        charges = pd.concat([charges, charges.assign(amount=2.5)], ignore_index=True)
+        path = tmp_path / "feed.csv"
+        charges.to_csv(path, index=False)
+    every = {"integer ids": 2, "invoice lines": 3}[shape]
+    assert -(-len(charges) // 10_000) == every
+    sampled = _interval(_config(path, "year"))
+    assert sampled == ChargeInterval(*_by_hand(charges, every), sampled=True)
+    assert sampled.median_days == pytest.approx(30.5, abs=0.2)
+    assert 1862 / every - 200 < sampled.subscribers < 1862 / every + 200
+    assert billing_period_advice(sampled, "year") == (
+        MONTHLY_AS_YEAR.replace("1,862 subscribers", f"{sampled.subscribers:,} sampled subscribers"),
+    )
+    assert billing_period_advice(sampled, "month") == ()
 
 
 def test_no_measure_as_of_a_date_or_on_a_subscriptions_table(feeds: dict[str, Path]) -> None:
