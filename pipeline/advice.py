@@ -32,6 +32,7 @@ from models.clv import DAYS_PER_UNIT
 from pipeline.config import Config, DataConfig, PrepareConfig
 from pipeline.config.business import BILLING_PERIOD_DAYS
 from pipeline.engines.prepared import AMOUNT_HINT, Ledger, PreparedData
+from pipeline.engines.rules import SCALE
 
 __all__ = [
     "ADVICE_SHARE",
@@ -141,12 +142,16 @@ def advice_lines(shape: FeedShape, business_type: str) -> tuple[str, ...]:
 def charges_summary(charges: pd.DataFrame) -> pd.DataFrame:
     """A billing feed's charges (customer_id, charge_date, amount) as the summary :func:`feed_shape` reads:
     frequency (charge days after the first), recency (days from the first to the last), monetary_value
-    (mean repeat charge)."""
+    (the mean spend of the repeat charge days). The charges come from DuckDB in no set order, so amounts are
+    rounded to 1/``SCALE`` and added up as exact integers (as the contractual prepare adds up revenue,
+    :mod:`pipeline.engines.rules`): the same charges in any row order give the same bits."""
     days = pd.to_datetime(charges["charge_date"])
-    frame = pd.DataFrame({"customer_id": charges["customer_id"], "day": days, "amount": charges["amount"]})
-    daily = frame.groupby(["customer_id", "day"])["amount"].sum().reset_index()
+    amounts = charges["amount"].to_numpy(dtype=float)
+    units = (np.sign(amounts) * np.floor(np.abs(amounts) * SCALE + 0.5)).astype(np.int64)  # DuckDB's round
+    frame = pd.DataFrame({"customer_id": charges["customer_id"].to_numpy(), "day": days.to_numpy(), "units": units})
+    daily = frame.groupby(["customer_id", "day"])["units"].sum().reset_index()
     first = daily.groupby("customer_id")["day"].transform("min")
-    repeat = daily[daily["day"] > first]
+    repeat = daily[daily["day"] > first].groupby("customer_id")["units"]
     grouped = daily.groupby("customer_id")
     out = pd.DataFrame(
         {
@@ -154,7 +159,8 @@ def charges_summary(charges: pd.DataFrame) -> pd.DataFrame:
             "recency": (grouped["day"].max() - grouped["day"].min()).dt.days.astype(float),
         }
     )
-    out["monetary_value"] = repeat.groupby("customer_id")["amount"].mean().reindex(out.index).fillna(0.0)
+    mean = repeat.sum().astype(float) / (SCALE * repeat.count())
+    out["monetary_value"] = mean.reindex(out.index).fillna(0.0)
     return out.reset_index()
 
 

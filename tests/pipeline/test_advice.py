@@ -226,3 +226,38 @@ def test_timestamps_that_cannot_be_read_in_one_percent_of_the_rows_get_the_forma
     )
     assert "could not be read (invalid_timestamp)" in timestamp_advice(mixed, None)[0]
     assert timestamp_advice(Ledger(rows_in=0, rows_used=0), None) == ()
+
+
+def _invoiced_charges(subscribers: int = 300, months: int = 8, seed: int = 3) -> pd.DataFrame:
+    """Monthly charges billed as invoice lines: each charge day a plan (9.99 or 19.99) and two to four add-ons of
+    random cents, so that a day's lines added up as doubles in another order can differ in their last bit."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(subscribers):
+        plan = (9.99, 19.99)[k % 2]
+        for month in range(months):
+            day = f"2024-{month + 1:02d}-{k % 28 + 1:02d}"
+            rows.append((f"s{k:04d}", day, plan))
+            rows += [(f"s{k:04d}", day, int(c) / 100) for c in rng.integers(1, 1000, rng.integers(2, 5))]
+    return pd.DataFrame(rows, columns=["customer_id", "charge_date", "amount"])
+
+
+def test_the_charges_summary_is_the_same_bits_whatever_the_row_order() -> None:
+    """The charges come from DuckDB in no set order: a charge day's lines are added up as exact integers of
+    1/SCALE, so the mean repeat charge and the feed's spend figures are the same bits for the feed shuffled."""
+    charges = _invoiced_charges()
+    lines = charges.groupby(["customer_id", "charge_date"])["amount"]
+    reversed_sums = charges.iloc[::-1].groupby(["customer_id", "charge_date"])["amount"].sum()
+    assert int((lines.sum() != reversed_sums).sum()) > 0  # as doubles, the order shows in the last bit
+    expected = charges_summary(charges)
+    shape = feed_shape(expected, 1.0)
+    assert (shape.repeat_customers, shape.period) == (300, "month")
+    for seed in range(5):
+        shuffled = charges.sample(frac=1, random_state=seed).reset_index(drop=True)
+        found = charges_summary(shuffled)
+        pd.testing.assert_frame_equal(found, expected, check_exact=True)
+        assert feed_shape(found, 1.0) == shape
+    by_hand = charges.assign(units=(charges["amount"] * 10_000).round().astype("int64"))
+    daily = by_hand.groupby(["customer_id", "charge_date"])["units"].sum().groupby("customer_id")
+    first = expected.set_index("customer_id").loc["s0000"]
+    assert first["monetary_value"] == (daily.sum()["s0000"] - daily.first()["s0000"]) / (10_000 * 7)
