@@ -186,14 +186,24 @@ def duplicate_advice(ledger: Ledger, prepare: PrepareConfig) -> tuple[str, ...]:
 
 
 def amount_advice(ledger: Ledger, data: DataConfig) -> tuple[str, ...]:
-    """The advice when at least :data:`ADVICE_SHARE` of the rows of a CSV read with the plain ``1234.56`` have an
-    amount that is not a number (its number separators are the usual cause)."""
+    """The advice on a CSV's amounts that are not numbers: at least :data:`ADVICE_SHARE` of the rows read with the
+    plain ``1234.56`` (its number separators are the usual cause); or any row of a CSV read with a decimal comma
+    and no thousands separator, where the usual cause is an amount of 1,000 or more written ``1.234,56``: few
+    rows, but the largest amounts (a trial's feed lost 0.28% of its lines so, and its spend model's mean fell from
+    152 to 139, with no word)."""
     invalid = ledger.quarantined.get("invalid_amount", 0)
-    if data.source != "csv" or data.csv.rewrites_numbers:
+    if data.source != "csv" or not ledger.rows_in or not invalid:
         return ()
-    if not ledger.rows_in or invalid < ADVICE_SHARE * ledger.rows_in:
+    rows = f"{invalid:,} rows ({invalid / ledger.rows_in:.1%} of the input)"
+    if data.csv.decimal == "," and data.csv.thousands is None:
+        return (
+            f"advice: {rows} were quarantined as invalid_amount: a number is not in the configured format (decimal "
+            "comma, no thousands separator). If the feed writes 1,000 or more as 1.234,56, set data.csv.thousands: "
+            "'.': those rows are its largest amounts",
+        )
+    if data.csv.rewrites_numbers or invalid < ADVICE_SHARE * ledger.rows_in:
         return ()
-    return (f"advice: {invalid:,} rows ({invalid / ledger.rows_in:.1%} of the input) were quarantined: {AMOUNT_HINT}",)
+    return (f"advice: {rows} were quarantined: {AMOUNT_HINT}",)
 
 
 def timestamp_advice(ledger: Ledger, timestamp_format: str | None) -> tuple[str, ...]:

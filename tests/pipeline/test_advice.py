@@ -188,7 +188,21 @@ def test_amounts_that_are_not_numbers_in_one_percent_of_the_rows_get_the_separat
     assert amount_advice(Ledger(rows_in=0, rows_used=0), CSV) == ()
     # Not for typed sources, nor once the separators are set.
     assert amount_advice(broken, DataConfig(source="parquet", path=Path("shop.parquet"))) == ()
-    assert amount_advice(broken, CSV.model_copy(update={"csv": CsvOptions(decimal=",")})) == ()
+    assert amount_advice(broken, CSV.model_copy(update={"csv": CsvOptions(decimal=",", thousands=".")})) == ()
+    assert amount_advice(broken, CSV.model_copy(update={"csv": CsvOptions(thousands=",")})) == ()
+
+
+def test_a_decimal_comma_without_thousands_gets_the_advice_for_any_invalid_amount() -> None:
+    """1.234,56 read with a decimal comma alone is not a number: few rows, but the largest amounts."""
+    comma = CSV.model_copy(update={"csv": CsvOptions(decimal=",")})
+    few = Ledger(rows_in=157_000, rows_used=156_560, quarantined={"invalid_amount": 440})
+    assert amount_advice(few, comma) == (
+        "advice: 440 rows (0.3% of the input) were quarantined as invalid_amount: a number is not in the configured "
+        "format (decimal comma, no thousands separator). If the feed writes 1,000 or more as 1.234,56, set "
+        "data.csv.thousands: '.': those rows are its largest amounts",
+    )
+    assert amount_advice(Ledger(rows_in=157_000, rows_used=157_000), comma) == ()
+    assert amount_advice(few, comma.model_copy(update={"source": "parquet"})) == ()
 
 
 def _shape_from_a_filtered_copy(full: pd.DataFrame, days_per_unit: float) -> FeedShape:
