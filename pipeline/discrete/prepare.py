@@ -175,7 +175,8 @@ def _no_purchases(
     """The non-contractual job's error when no row is usable (:func:`pipeline.engines.prepared.no_usable_rows`):
     the reasons (and the used rows that are all returns), with a hint such as a date that could not be read."""
     unreadable = partial(unreadable_timestamp, con, "dclassified")
-    return no_usable_rows(no_usable_reasons(counts, "returns"), config.prepare, source, unreadable, "purchases")
+    reasons = no_usable_reasons(counts, "returns")
+    return no_usable_rows(reasons, config.prepare, source, unreadable, "purchases", config.data.timestamp_format)
 
 
 def _typed(frame: pd.DataFrame, has_amounts: bool) -> pd.DataFrame:

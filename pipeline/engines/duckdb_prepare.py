@@ -133,7 +133,7 @@ def _scan(
     bucket's rows at a time. Without it, the tables are kept for the summaries once the data's last day is
     known. Netting is decided per bucket in the first case: a bucket without returns has nothing to net,
     and the netted summaries of its customers equal the plain ones."""
-    transactions = statements.transactions
+    transactions, given_format = statements.transactions, timestamp_format
     if timestamp_format is None and not is_native_timestamp(columns["timestamp"]):
         timestamp_format = detected_format(transactions, config.timezone, source)
     rows_in = int(statements.on_input("SELECT count(*) FROM tx").fetchall()[0][0])
@@ -167,7 +167,7 @@ def _scan(
         every_bucket = " UNION ALL ".join(f"SELECT * FROM {daily}_{bucket}" for bucket in range(buckets.count))
         statements.on_tables(f"CREATE VIEW {daily} AS {every_bucket}")
     first_date, last_date, observation_end, net = used_dates(
-        by_reason, config, source, lambda: unreadable_timestamp(transactions, classified)
+        by_reason, config, source, lambda: unreadable_timestamp(transactions, classified), given_format
     )
     if net and summarise is None:
         netted, unmatched = _returns(statements, daily, observation_end, config.period)

@@ -160,16 +160,22 @@ def no_usable_rows(
     source: str,
     unreadable: Callable[[], str | None] = lambda: None,
     what: str = "transactions",
+    given_format: str | None = None,
 ) -> InputError:
     """The error when no row is usable: the rows quarantined by reason (``quarantined``), and a hint for the
-    reasons that have a usual cause (timestamps that could not be read, naming an ``unreadable`` one; amounts in
-    another number format; two-digit years). The contractual and discrete jobs say it too, of their ``what``."""
+    reasons that have a usual cause (timestamps that could not be read, naming an ``unreadable`` one and the
+    ``given_format`` of ``data.timestamp_format`` when it was set; amounts in another number format; two-digit
+    years), the hint of the reason with the most rows first. The contractual and discrete jobs say it too, of
+    their ``what``."""
     reasons = ", ".join(f"{n} {k}" for k, n in sorted(quarantined.items())) or "the input is empty"
-    hint = unreadable_hint(unreadable()) if "invalid_timestamp" in quarantined else ""
+    hints: list[tuple[int, str]] = []
+    if "invalid_timestamp" in quarantined:
+        hints.append((quarantined["invalid_timestamp"], unreadable_hint(unreadable(), given_format)))
     if "invalid_amount" in quarantined:
-        hint += f"; {AMOUNT_HINT}"
+        hints.append((quarantined["invalid_amount"], f"; {AMOUNT_HINT}"))
     if "timestamp_out_of_range" in quarantined:
-        hint += f"; {RANGE_HINT.format(min_date=config.min_date)}"
+        hints.append((quarantined["timestamp_out_of_range"], f"; {RANGE_HINT.format(min_date=config.min_date)}"))
+    hint = "".join(text for _, text in sorted(hints, key=lambda h: -h[0]))
     return InputError(f"{source}: no usable {what} after cleaning ({reasons}){hint}")
 
 
@@ -184,14 +190,20 @@ def no_usable_reasons(counts: Sequence[tuple[Any, ...]], returned: str) -> dict[
 
 
 def used_dates(
-    counts: ReasonCounts, config: PrepareConfig, source: str, unreadable: Callable[[], str | None] = lambda: None
+    counts: ReasonCounts,
+    config: PrepareConfig,
+    source: str,
+    unreadable: Callable[[], str | None] = lambda: None,
+    given_format: str | None = None,
 ) -> tuple[dt.date, dt.date, dt.date, bool]:
     """First and last day of the rows used, the observation end, and whether there are returns to net
     (on either engine); InputError when no row is usable (naming an ``unreadable`` timestamp, when
-    timestamps could not be read) or the observation end is before the data."""
+    timestamps could not be read, and the ``given_format`` set as ``data.timestamp_format``) or the observation
+    end is before the data."""
     _, first_date, last_date, returns = counts.get("", (0, None, None, 0))
     if first_date is None or last_date is None:
-        raise no_usable_rows({k: v[0] for k, v in counts.items() if k}, config, source, unreadable)
+        quarantined = {k: v[0] for k, v in counts.items() if k}
+        raise no_usable_rows(quarantined, config, source, unreadable, given_format=given_format)
     observation_end = config.observation_end or last_date
     if observation_end < first_date:
         raise InputError(

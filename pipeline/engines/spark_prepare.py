@@ -206,7 +206,7 @@ def _scan(
     """Classify every row, cache the per-day table as view ``daily``, and check the ledger."""
     from pyspark import StorageLevel
 
-    spark, views = work.spark, work.views
+    spark, views, given_format = work.spark, work.views, timestamp_format
     if timestamp_format is None and columns["timestamp"] not in NATIVE_TIMESTAMPS:
         timestamp_format = detected_format(spark, views["tx"], source)
     classified = classified_sql(views["tx"], columns, rows, config, timestamp_format)
@@ -214,7 +214,7 @@ def _scan(
     work.cached.append(daily)
     daily.createOrReplaceTempView(views["daily"])
     ledger, first_date, last_date, observation_end, net = _ledger(
-        spark, transactions, views, config, source, classified
+        spark, transactions, views, config, source, classified, given_format
     )
     return _Scan(classified, timestamp_format, ledger, first_date, last_date, observation_end, net)
 
@@ -307,6 +307,7 @@ def _ledger(
     config: PrepareConfig,
     source: str,
     classified: str,
+    given_format: str | None,
 ) -> tuple[Ledger, dt.date, dt.date, dt.date, bool]:
     counts = spark.sql(
         f"""SELECT coalesce(reason, '') AS reason, sum(n) AS n, min(d) AS first, max(d) AS last,
@@ -315,7 +316,7 @@ def _ledger(
     ).collect()
     by_reason = {row["reason"]: (int(row["n"]), row["first"], row["last"], int(row["returns"] or 0)) for row in counts}
     first_date, last_date, observation_end, net = used_dates(
-        by_reason, config, source, lambda: unreadable_timestamp(spark, classified)
+        by_reason, config, source, lambda: unreadable_timestamp(spark, classified), given_format
     )
     rows_in = transactions.count()
     netted, unmatched = (0, 0)

@@ -130,10 +130,16 @@ def detect_format(sample: Sequence[str], engine_reads_all: bool, source: str = "
     return chosen
 
 
-def unreadable_hint(value: str | None) -> str:
-    """The hint added to "no usable transactions" when timestamps could not be read."""
+def unreadable_hint(value: str | None, given_format: str | None = None) -> str:
+    """The hint added to "no usable transactions" when timestamps could not be read; ``given_format``: the
+    ``data.timestamp_format`` set in the config, as which they could not be read."""
     if value is None:
         return ""
+    if given_format is not None:
+        return (
+            f"; timestamps such as {value!r} could not be read as data.timestamp_format {given_format!r}: correct "
+            "it, or remove it to let the job detect the format"
+        )
     if re.fullmatch(r"[+-]?[0-9]{9,16}(\.[0-9]*)?", value.strip()):
         return (
             f"; timestamps such as {value!r} could not be read: numbers since 1970, set data.timestamp_format "

@@ -157,6 +157,19 @@ def test_an_unreadable_feed_says_why_as_the_non_contractual_job(tmp_path: Path) 
     )
 
 
+def test_a_configured_format_the_feed_is_not_in_is_named_as_the_non_contractual_job(tmp_path: Path) -> None:
+    rows = [("a", "31.01.2022", 10.0), ("b", "28.02.2022", 30.0)]
+    pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).to_csv(tmp_path / "f.csv", index=False)
+    config = _config(tmp_path / "f.csv", timestamp_format="%Y-%m-%d")
+    with pytest.raises(InputError) as error:
+        _prepared(config)
+    assert str(error.value) == non_contractual_error(config).replace("no usable transactions", "no usable purchases")
+    assert str(error.value).endswith(
+        "timestamps such as '28.02.2022' could not be read as data.timestamp_format '%Y-%m-%d': correct it, or "
+        "remove it to let the job detect the format"
+    )
+
+
 def test_clv_train_on_an_ambiguous_feed_prints_one_line_and_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -289,6 +289,35 @@ def test_unreadable_timestamps_name_a_value_and_the_setting() -> None:
         prepare(_relation(rows), CONFIG, source="f.csv")
 
 
+def test_a_configured_format_the_timestamps_do_not_match_is_named() -> None:
+    rows = [("a", "01.05.2020 10:00", "1"), ("b", "02.05.2020 11:30", "1")]
+    with pytest.raises(InputError) as raised:
+        prepare(_relation(rows), CONFIG, "%Y-%m-%d %H:%M", source="f.csv")
+    assert str(raised.value) == (
+        "f.csv: no usable transactions after cleaning (2 invalid_timestamp); timestamps such as '01.05.2020 10:00' "
+        "could not be read as data.timestamp_format '%Y-%m-%d %H:%M': correct it, or remove it to let the job "
+        "detect the format"
+    )
+
+
+def test_the_hint_of_the_reason_with_most_rows_comes_first() -> None:
+    """Amounts in another number format on most rows, and two dates that do not exist: the amount hint leads."""
+    amounts = [("a", "2020-05-01", "1.234,50"), ("b", "2020-05-02", "7,50"), ("c", "2020-05-03", "1,5")]
+    dates = [("d", "2020-02-30", "2"), ("e", "2020-02-31", "3")]
+    with pytest.raises(InputError) as raised:
+        prepare(_relation(amounts + dates), CONFIG, "%Y-%m-%d", source="f.csv")
+    assert str(raised.value).startswith(
+        "f.csv: no usable transactions after cleaning (3 invalid_amount, 2 invalid_timestamp); amounts are missing"
+    )
+    more_dates = [("f", "2020-04-31", "4"), ("g", "2020-06-31", "5")]
+    with pytest.raises(InputError) as raised:
+        prepare(_relation(amounts + dates + more_dates), CONFIG, "%Y-%m-%d", source="f.csv")
+    assert str(raised.value).startswith(
+        "f.csv: no usable transactions after cleaning (3 invalid_amount, 4 invalid_timestamp); timestamps such as "
+        "'2020-02-30' could not be read as data.timestamp_format '%Y-%m-%d'"
+    )
+
+
 def test_an_event_feed_has_purchases_and_no_money_columns(tmp_path: Path) -> None:
     """`date,id` (lifetimes' example_transactions.csv): every readable row is a purchase; no spend columns."""
     path = tmp_path / "events.csv"

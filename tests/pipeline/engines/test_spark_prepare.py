@@ -403,10 +403,15 @@ def test_timestamp_errors_read_as_in_duckdb(spark, tmp_path: Path) -> None:  # t
             ["a,3rd of May 2020,1", "b,4th of May 2020,1"],
             "'3rd of May 2020' could not be read: set data.timestamp_format",
         ),
+        (
+            ["a,01.05.2020 10:00,1", "b,02.05.2020 11:30,1"],
+            "'01.05.2020 10:00' could not be read as data.timestamp_format '%Y-%m-%d %H:%M'",
+        ),
     ]:
         path = tmp_path / "t.csv"
         path.write_text("\n".join(["customer_id,timestamp,amount", *rows]) + "\n")
-        data = DataConfig(source="csv", path=path)
+        given = "%Y-%m-%d %H:%M" if "read as data.timestamp_format" in message else None
+        data = DataConfig(source="csv", path=path, timestamp_format=given)
         duck_tx = open_transactions(connect(EngineConfig()), data)
         with pytest.raises(InputError, match=re.escape(message)) as duck:
             prepare(duck_tx.relation, config, duck_tx.timestamp_format, str(path), duck_tx.column_names)

@@ -55,6 +55,11 @@ def test_hint_names_the_value_and_the_key() -> None:
             "epoch_s, epoch_ms or epoch_us"
         )
     assert "a strptime format" in unreadable_hint("20221231")  # a date, which the engines read themselves
+    # A format set in the config is named: the timestamps do not match it.
+    assert unreadable_hint("01.01.2023 00:37", "%Y-%m-%d %H:%M") == (
+        "; timestamps such as '01.01.2023 00:37' could not be read as data.timestamp_format '%Y-%m-%d %H:%M': "
+        "correct it, or remove it to let the job detect the format"
+    )
 
 
 def test_epoch_formats_and_their_units() -> None:
