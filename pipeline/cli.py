@@ -23,6 +23,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # An unreachable tracking server should fail in seconds, not after MLflow's minutes of retries.
@@ -36,8 +37,17 @@ from pipeline.errors import CLVError, ConfigError
 from pipeline.secrets import mask_text
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse with the CLI's one line for a usage mistake (``clv monitor: error: ...``, exit 2), naming ``-h``
+    instead of printing the usage block; ``-h`` prints it as before. The subcommands' parsers are of this class
+    too (argparse makes them of their parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clv", description="Customer-lifetime-value pipeline.")
+    parser = _OneLineParser(prog="clv", description="Customer-lifetime-value pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="prepare, fit, validate, and register a CLV model")
     train.add_argument("--config", type=Path, help="YAML config (default: built-in CDNOW defaults)")
@@ -74,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _whatif_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _whatif_parser(commands: argparse._SubParsersAction[_OneLineParser]) -> None:
     whatif = commands.add_parser("whatif", help="what a retention, activation or upsell scenario is worth per segment")
     whatif.add_argument("--model-uri", default="models:/clv@champion", help="models:/NAME@ALIAS, models:/NAME/N")
     whatif.add_argument("--input", type=Path, help="raw transactions (.csv, .parquet), summarised --as-of")
@@ -100,7 +110,7 @@ def _whatif_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
 
 
-def _monitor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _monitor_parser(commands: argparse._SubParsersAction[_OneLineParser]) -> None:
     monitor = commands.add_parser("monitor", help="is the champion still right? exit 4 when a retrain is due")
     monitor.add_argument("--model-uri", default="models:/clv@champion", help="models:/NAME@ALIAS or models:/NAME/N")
     monitor.add_argument("--input", type=Path, help="the feed up to now (default: the model's training source)")

@@ -128,6 +128,31 @@ def test_help(tmp_path: Path, args: list[str]) -> None:
     assert "usage: clv" in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["trian"],
+            "clv: error: argument command: invalid choice: 'trian' (choose from 'train', 'prepare', 'score', "
+            "'whatif', 'monitor', 'promote', 'compare', 'models') (see clv -h)",
+        ),
+        (
+            ["monitor", "--as-of", "30.06.2024"],
+            "clv monitor: error: argument --as-of: not a date (YYYY-MM-DD): '30.06.2024' (see clv monitor -h)",
+        ),
+        (["train", "--confg", "c.yaml"], "clv: error: unrecognized arguments: --confg c.yaml (see clv -h)"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_and_exit_2(args: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse printed its usage block and the error (3 lines); the usage is one ``-h`` away."""
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 2
+    assert capsys.readouterr().err == f"{line}\n"
+
+
 def test_prepare_alone_writes_tables(tmp_path: Path) -> None:
     done = _clv("prepare", "--output", "prep", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
