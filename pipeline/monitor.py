@@ -13,7 +13,10 @@ own metrics. Per period (cumulative since T0) it checks:
 - ``psi_purchases``, ``psi_order_value``: population stability index of purchases per active customer and
   spend per purchase, in the window after T0 against the window of the same length before it;
 - ``new_customers``: share of the customers active since T0 whose first purchase is after T0 (the model does
-  not know them); ``quarantine``: quarantine rate of the new rows minus training's rate.
+  not know them); ``quarantine``: quarantine rate of the rows dated in (T0, period end] minus training's rate.
+  A row counts in the period its timestamp falls in, whatever it was quarantined for (:class:`FeedRows`); rows
+  without a readable timestamp (missing or invalid) cannot be placed in a period: both rates leave them out,
+  and the feed's count of them is reported apart (``rows_untimed``).
 
 A retrain is due when one check fails in each of the last ``stale_after`` periods.
 """
@@ -21,10 +24,13 @@ A retrain is due when one check fails in each of the last ``stale_after`` period
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
+import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +38,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.bundle import CLVModelParams
 from pipeline.config import PrepareConfig
 from pipeline.engines import Engine, Source
+from pipeline.engines.duckdb_classify import timestamp_sql
 from pipeline.engines.prepared import PreparedData
+from pipeline.engines.source_columns import REASON, quarantine_names
+from pipeline.engines.sql import DUCKDB
 from pipeline.errors import InputError
 from pipeline.metrics import pct
 from pipeline.validate import validate
@@ -40,11 +49,13 @@ from pipeline.validate import validate
 __all__ = [
     "RETRAIN_EXIT_CODE",
     "Check",
+    "FeedRows",
     "MonitorConfig",
     "Monitoring",
     "Period",
     "Reference",
     "evaluate_checks",
+    "feed_rows",
     "monitor",
     "period_ends",
     "psi",
@@ -55,6 +66,8 @@ RETRAIN_EXIT_CODE: Final[int] = 4
 """``clv monitor``'s exit code when a retrain is due (0: healthy)."""
 IGNORED_QUARANTINE: Final[str] = "after_observation_end"
 """Rows after a period's end are quarantined for that period only: not a data problem."""
+UNTIMED_QUARANTINE: Final[tuple[str, ...]] = ("missing_timestamp", "invalid_timestamp")
+"""The reasons of rows without a readable timestamp: they cannot be placed in a period."""
 
 
 class MonitorConfig(BaseModel):
@@ -75,12 +88,35 @@ class MonitorConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Reference:
-    """What training knew: where its data ended, its holdout churn AUC and its quarantine counts."""
+    """What training knew: where its data ended, its holdout churn AUC and its quarantine counts (rows up to
+    ``observation_end``; ``rows_untimed`` of them quarantined without a readable timestamp)."""
 
     observation_end: dt.date
     churn_auc: float = float("nan")
     rows_in: int = 0
     rows_quarantined: int = 0
+    rows_untimed: int = 0
+
+    @property
+    def quarantine_rate(self) -> float:
+        """Training's quarantine rate over its rows with a readable timestamp (as the monitor counts the new rows)."""
+        dated = self.rows_in - self.rows_untimed
+        return (self.rows_quarantined - self.rows_untimed) / dated if dated > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class FeedRows:
+    """The feed's rows the quarantine check counts: the rows used up to T0 (``used_to_start``), how many rows
+    were quarantined on each day (``quarantined``: every reason but lying after a period's end, dated by their
+    timestamp as prepare reads it), and how many quarantined rows have no readable timestamp (``untimed``)."""
+
+    used_to_start: int
+    quarantined: Mapping[dt.date, int]
+    untimed: int = 0
+
+    def quarantined_in(self, start: dt.date, end: dt.date) -> int:
+        """Quarantined rows dated in (``start``, ``end``]."""
+        return sum(n for day, n in self.quarantined.items() if start < day <= end)
 
 
 @dataclass(frozen=True)
@@ -165,27 +201,51 @@ def _spend_error(holdout: pd.DataFrame) -> float:
     return pct(predicted, float(holdout["actual_revenue"].sum() / made.sum()))
 
 
-def _data_metrics(prepared: PreparedData, start: dt.date, reference: Reference) -> dict[str, float]:
+def _quarantined_days(path: Path, column: str, timestamp_format: str | None, zone: str) -> dict[dt.date | None, int]:
+    """Quarantined rows per day (None: no readable timestamp) in the quarantine file at ``path``, each row's
+    timestamp (kept as text) read as DuckDB's prepare reads it; Spark's prepare reads the same text alike."""
+    day = f"CAST({timestamp_sql('VARCHAR', timestamp_format, zone, DUCKDB.identifier(column))} AS DATE)"
+    files = str(path / "*.parquet") if path.is_dir() else str(path)
+    query = f"SELECT {day}, count(*) FROM read_parquet(?) WHERE {DUCKDB.identifier(REASON)} <> ? GROUP BY ALL"
+    with duckdb.connect() as con:
+        rows = con.execute(query, [files, IGNORED_QUARANTINE]).fetchall()
+    return {d: int(n) for d, n in rows}
+
+
+def feed_rows(engine: Engine, data: Source, config: PrepareConfig, prepared: PreparedData, start: dt.date) -> FeedRows:
+    """What the quarantine check counts in ``data``: ``prepared`` is the feed prepared to the last period's end
+    (its quarantine holds every row quarantined for a reason of its own, whatever its date)."""
+    used_to_start = engine.prepare_as_of(data, config, start).ledger.rows_used
+    column = quarantine_names({"timestamp": data.column_names.get("timestamp", "timestamp")})["timestamp"]
+    with tempfile.TemporaryDirectory(prefix="clv_monitor_") as folder:
+        path = engine.write_quarantine(prepared, Path(folder) / "quarantine.parquet")
+        days = _quarantined_days(path, column, prepared.timestamp_format, config.timezone)
+    untimed = days.pop(None, 0)
+    return FeedRows(used_to_start, {d: n for d, n in days.items() if d is not None}, untimed)
+
+
+def _data_metrics(prepared: PreparedData, start: dt.date, reference: Reference, rows: FeedRows) -> dict[str, float]:
+    """Customers, and the quarantine rate of the rows dated in (T0, the period's end] (used or quarantined)."""
     new = int((pd.to_datetime(prepared.full["first_purchase"]) > pd.Timestamp(start)).sum())
     returning = int((prepared.calibration["frequency_holdout"] > 0).sum())
-    ledger = prepared.ledger
-    ignored = ledger.quarantined.get(IGNORED_QUARANTINE, 0)
-    rows_new = ledger.rows_in - ignored - reference.rows_in
-    quarantined_new = ledger.rows_quarantined - ignored - reference.rows_quarantined
-    training_rate = reference.rows_quarantined / reference.rows_in if reference.rows_in else 0.0
+    quarantined_new = rows.quarantined_in(start, prepared.observation_end)
+    rows_new = prepared.ledger.rows_used - rows.used_to_start + quarantined_new
+    rate = quarantined_new / rows_new if rows_new > 0 else 0.0
     return {
         "customers_known": float(len(prepared.calibration)),
         "customers_returning": float(returning),
         "customers_new": float(new),
         "new_customers": new / (new + returning) if new + returning else 0.0,
         "rows_new": float(rows_new),
-        "quarantine_rate_new": quarantined_new / rows_new if rows_new > 0 else 0.0,
-        "quarantine": (quarantined_new / rows_new if rows_new > 0 else 0.0) - training_rate,
+        "rows_quarantined_new": float(quarantined_new),
+        "rows_untimed": float(rows.untimed),
+        "quarantine_rate_new": rate,
+        "quarantine": rate - reference.quarantine_rate,
     }
 
 
 def _period_metrics(
-    model: CLVModelParams, prepared: PreparedData, reference: Reference, period_length: float
+    model: CLVModelParams, prepared: PreparedData, reference: Reference, period_length: float, rows: FeedRows
 ) -> tuple[dict[str, float], pd.DataFrame]:
     start, end = reference.observation_end, prepared.observation_end
     validation = validate(model, prepared.calibration, period_length, prepared.weekly, start, end, full=prepared.full)
@@ -209,7 +269,7 @@ def _period_metrics(
         out |= {"revenue_actual": m["revenue_total_actual"], "revenue_pct_error": m["revenue_total_pct_error"]}
         out["spend"] = _spend_error(holdout)
     out |= _drift(prepared.calibration, start, (end - start).days, money)
-    return out | _data_metrics(prepared, start, reference), tracking
+    return out | _data_metrics(prepared, start, reference, rows), tracking
 
 
 def evaluate_checks(metrics: Mapping[str, float], reference: Reference, config: MonitorConfig) -> tuple[Check, ...]:
@@ -261,7 +321,15 @@ def monitor(
 
     def prepared_to(end: dt.date | None) -> PreparedData:
         update = {"calibration_end": start, "observation_end": end}
-        return engine.prepare(data, prepare_config.model_copy(update=update))
+        try:
+            return engine.prepare(data, prepare_config.model_copy(update=update))
+        except InputError as exc:
+            if end is None or "outside the data" not in str(exc):
+                raise
+            raise InputError(
+                f"{data.description}: no transaction after the model's data ended ({start}), so nothing to judge "
+                f"up to {last}: is the feed up to date?"
+            ) from None
 
     if last is None:
         try:
@@ -270,19 +338,17 @@ def monitor(
             if "outside the data" not in str(exc):
                 raise
             last = start  # no transaction after the model's data ended: nothing to judge yet
-    periods = []
+    ends = period_ends(start, last, config.period_days)
+    periods: list[Period] = []
     tracking = pd.DataFrame()
-    for index, end in enumerate(period_ends(start, last, config.period_days), start=1):
-        try:
-            prepared = prepared_to(end)
-        except InputError as exc:
-            if "outside the data" not in str(exc):
-                raise
-            raise InputError(
-                f"{data.description}: no transaction after the model's data ended ({start}), so nothing to judge "
-                f"up to {last}: is the feed up to date?"
-            ) from None
-        metrics, tracking = _period_metrics(model, prepared, reference, period_length)
-        periods.append(Period(index, end, metrics, evaluate_checks(metrics, reference, config)))
+    rows: FeedRows | None = None
+    for index in range(len(ends), 0, -1):  # the last period first: its quarantine dates every period's
+        prepared = prepared_to(ends[index - 1])
+        if rows is None:
+            rows = feed_rows(engine, data, prepare_config, prepared, start)
+        metrics, measured = _period_metrics(model, prepared, reference, period_length, rows)
+        if index == len(ends):
+            tracking = measured
+        periods.insert(0, Period(index, ends[index - 1], metrics, evaluate_checks(metrics, reference, config)))
     status, failing, stale_from = verdict(tuple(periods), config.stale_after)
     return Monitoring(reference, tuple(periods), tracking, status, failing, stale_from, config)

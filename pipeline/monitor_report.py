@@ -83,6 +83,7 @@ def summary_dict(result: Monitoring, model: dict[str, str], exit_code: int) -> d
             "churn_auc": result.reference.churn_auc,
             "rows_in": result.reference.rows_in,
             "rows_quarantined": result.reference.rows_quarantined,
+            "rows_untimed": result.reference.rows_untimed,
         },
         "thresholds": result.config.model_dump(),
         "periods": [

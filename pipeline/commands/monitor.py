@@ -19,7 +19,7 @@ from pipeline.config import DataConfig
 from pipeline.config.loading import describe, read_yaml
 from pipeline.engines import open_engine
 from pipeline.errors import ConfigError, InputError
-from pipeline.monitor import IGNORED_QUARANTINE, MonitorConfig, Monitoring, Reference, monitor
+from pipeline.monitor import IGNORED_QUARANTINE, UNTIMED_QUARANTINE, MonitorConfig, Monitoring, Reference, monitor
 from pipeline.monitor_report import checks_figure, periods_table, summary_dict, tracking_figure
 from pipeline.outputs import write_summary
 from pipeline.recorder import names, store
@@ -68,7 +68,8 @@ def _training_source(data: DataConfig, record: dict[str, Any]) -> DataConfig:
 
 def reference_from(record: dict[str, Any]) -> Reference:
     """What the training run knew: its data's observation end (``ledger.json``), its holdout churn AUC and its
-    quarantine counts (rows after its observation end left out, as the monitor leaves them out)."""
+    quarantine counts (rows after its observation end left out, as the monitor leaves them out; those without a
+    readable timestamp counted apart)."""
     try:
         end = dt.date.fromisoformat(str(record["ledger"]["observation_end"]))
     except (KeyError, ValueError):
@@ -80,6 +81,7 @@ def reference_from(record: dict[str, Any]) -> Reference:
         churn_auc=float(metrics.get("churn_auc", float("nan"))),
         rows_in=int(metrics.get("rows_in", 0)) - after,
         rows_quarantined=int(metrics.get("rows_quarantined", 0)) - after,
+        rows_untimed=sum(int(metrics.get(f"quarantined_{reason}", 0)) for reason in UNTIMED_QUARANTINE),
     )
 
 

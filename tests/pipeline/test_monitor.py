@@ -148,3 +148,50 @@ def test_verdict_needs_the_same_check_failing_in_consecutive_periods() -> None:
     assert verdict((_period(1), _period(2, "spend"), _period(3, "spend", "purchases")), 2) == ("stale", ("spend",), 3)
     # stale once, healthy at the end: the verdict is about now
     assert verdict((_period(1, "spend"), _period(2, "spend"), _period(3)), 2) == ("ok", (), 2)
+
+
+def test_quarantined_rows_count_in_the_period_their_timestamp_falls_in() -> None:
+    """Rows without a customer id on days known by construction, some after the last day judged, and rows
+    without a readable timestamp: a period counts the quarantined rows dated in (T0, its end] only, over every
+    row dated there; rows without a readable timestamp are counted apart and left out of both rates."""
+    feed = simulate(customers=800, seed=11)
+    last = T0 + dt.timedelta(days=28 * 3)
+    day = [T0, T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=28), T0 + dt.timedelta(days=29), last]
+    no_id = day + [last + dt.timedelta(days=n) for n in (1, 10, 40, 40, 90)]  # the last 5: after the day judged
+    added = pd.DataFrame(
+        {
+            "customer_id": [None] * len(no_id) + ["c00001", "c00002", None] + ["c00003"] * 4,
+            "timestamp": [pd.Timestamp(d) for d in no_id] + [pd.NaT] * 3 + [pd.Timestamp(last + dt.timedelta(3))] * 4,
+            "amount": 10.0,
+        }
+    )
+    rows = pd.concat([feed, added], ignore_index=True)
+    text = rows["timestamp"].dt.strftime("%Y-%m-%d").fillna("2021-02-30")  # no such day: invalid_timestamp
+    engine = open_engine(EngineConfig())
+    assert isinstance(engine, DuckDBEngine)
+    source = Source("feed", "", None, handle=engine.connection.from_df(rows.assign(timestamp=text)))
+    dated = rows["timestamp"].dt.date
+    up_to_t0 = int((dated <= T0).sum())  # training's rows: one of them without an id
+    reference = Reference(observation_end=T0, churn_auc=0.8, rows_in=up_to_t0 + 3, rows_quarantined=4, rows_untimed=3)
+    result = monitor(
+        TRUE,
+        engine,
+        source,
+        PrepareConfig(period="day", time_unit="week", calibration_end=T0),
+        reference,
+        1 / 7,
+        MonitorConfig(period_days=28),
+        last=last,
+    )
+    ends = [T0 + dt.timedelta(days=28 * k) for k in (1, 2, 3)]
+    new = [int(((dated > T0) & (dated <= end)).sum()) for end in ends]
+    quarantined = [2, 3, 4]  # T0 + 1 and T0 + 28 in period 1, T0 + 29 in period 2, the last day in period 3
+    assert [p.end for p in result.periods] == ends
+    rates = [q / n for q, n in zip(quarantined, new, strict=True)]
+    assert [p.metrics["quarantine_rate_new"] for p in result.periods] == rates
+    assert [p.metrics["rows_quarantined_new"] for p in result.periods] == quarantined
+    assert [p.metrics["rows_new"] for p in result.periods] == new
+    assert new[0] > 100  # period 1 holds the simulated purchases: a rate over more than the rows added
+    assert [p.metrics["rows_untimed"] for p in result.periods] == [3, 3, 3]
+    training = 1 / up_to_t0  # training's rate over its rows with a readable timestamp
+    assert [p.metrics["quarantine"] for p in result.periods] == [rate - training for rate in rates]
