@@ -156,6 +156,16 @@ class Monitoring:
     def exit_code(self) -> int:
         return RETRAIN_EXIT_CODE if self.verdict == "stale" else 0
 
+    @property
+    def failed_recently(self) -> dict[str, tuple[int, ...]]:
+        """Each check that failed in any of the last ``stale_after`` periods (or of fewer, when fewer have
+        passed), with the periods it failed in."""
+        failed: dict[str, tuple[int, ...]] = {}
+        for period in self.periods[-self.config.stale_after :]:
+            for name in period.failed:
+                failed[name] = (*failed.get(name, ()), period.index)
+        return dict(sorted(failed.items()))
+
 
 def period_ends(start: dt.date, last: dt.date, period_days: int) -> list[dt.date]:
     """Ends of the complete monitoring periods after ``start`` up to ``last``."""

@@ -24,17 +24,31 @@ def periods_table(result: Monitoring) -> pd.DataFrame:
 
 
 def verdict_line(result: Monitoring, model: str) -> str:
+    """The verdict in one line: what the last ``stale_after`` periods (or the fewer that have passed) say."""
     since = f"since {result.reference.observation_end}"
-    days = result.config.period_days
+    days, needed = result.config.period_days, result.config.stale_after
     if result.verdict == "too early":
         return f"clv monitor: OK (too early): {model}: no complete {days}-day period of new data {since}"
     count = f"{len(result.periods)} period(s) of {days} days {since}"
-    if result.verdict == "ok":
-        return f"clv monitor: OK: {model}: {count}; no check failed in the last {result.config.stale_after} period(s)"
-    return (
-        f"clv monitor: STALE, retrain due: {model}: {', '.join(result.failing)} failed in each of the last "
-        f"{result.config.stale_after} period(s) ({count}; first stale at period {result.stale_from})"
-    )
+    if result.verdict == "stale":
+        return (
+            f"clv monitor: STALE, retrain due: {model}: {', '.join(result.failing)} failed in each of the last "
+            f"{needed} period(s) ({count}; first stale at period {result.stale_from})"
+        )
+    rule = f"a retrain is due when the same check fails in each of the last {needed} period(s)"
+    by_periods: dict[tuple[int, ...], list[str]] = {}
+    for name, at in result.failed_recently.items():
+        by_periods.setdefault(at, []).append(name)
+    if by_periods:
+        where = "; ".join(
+            f"{', '.join(names)} failed in period(s) {', '.join(map(str, at))}" for at, names in by_periods.items()
+        )
+        return f"clv monitor: WARNING, no retrain due: {model}: {count}; {where} ({rule})"
+    if len(result.periods) < needed:
+        return (
+            f"clv monitor: OK: {model}: {count}; no check failed in the {len(result.periods)} period(s) so far ({rule})"
+        )
+    return f"clv monitor: OK: {model}: {count}; no check failed in the last {needed} period(s)"
 
 
 def _cell(value: float, name: str) -> str:
@@ -76,6 +90,7 @@ def summary_dict(result: Monitoring, model: dict[str, str], exit_code: int) -> d
         "verdict": result.verdict,
         "exit_code": exit_code,
         "failing": list(result.failing),
+        "failed_recently": {name: list(at) for name, at in result.failed_recently.items()},
         "stale_from_period": result.stale_from,
         "model": model,
         "observation_end": str(result.reference.observation_end),

@@ -1,6 +1,7 @@
 """``clv monitor``: the registered champion against the transactions since its data ended, as a ``monitor`` run.
 
-Exit code 0: healthy (or too early to judge); :data:`pipeline.monitor.RETRAIN_EXIT_CODE` (4): a retrain is due.
+Exit code 0: no retrain due (healthy, a warning, or too early to judge); :data:`pipeline.monitor.RETRAIN_EXIT_CODE`
+(4): a retrain is due.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def run_monitor(
     tags = names.linked_tags(record, model_uri) | {
         "monitor.verdict": result.verdict,
         "monitor.failing": ", ".join(result.failing),
+        "monitor.failed_recently": ", ".join(result.failed_recently),
         "monitor.observation_end": str(reference.observation_end),
         "monitor.source": data.description,
         "data.fingerprint": data.fingerprint,

@@ -109,6 +109,27 @@ def test_shifted_spend_asks_for_a_retrain(early: Store) -> None:
 
 
 @pytest.mark.slow
+def test_one_failing_period_of_the_two_needed_is_a_warning(early: Store) -> None:
+    """Judged to 1998-01-28, one period: spend and psi_order_value failed in it; no retrain is due (that takes 2
+    periods in a row), and the line says what failed instead of "no check failed in the last 2 period(s)"."""
+    feed = early.feed.copy()
+    after = feed["timestamp"] > T0
+    feed.loc[after, "amount"] = feed.loc[after, "amount"] * 1.5
+    spend = early.write("spend-one.csv", feed)
+    done = early.clv("monitor", "--input", spend, "--as-of", "1998-01-28", "--summary", "one.json")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith(
+        "clv monitor: WARNING, no retrain due: models:/clv@champion (version 1): 1 period(s) of 28 days since "
+        f"{T0}; psi_order_value, spend failed in period(s) 1 (a retrain is due when the same check fails in each "
+        "of the last 2 period(s)); run "
+    )
+    summary = json.loads((early.folder / "one.json").read_text())
+    failed = [c["name"] for c in summary["periods"][0]["checks"] if not c["passed"]]
+    assert failed == ["spend", "psi_order_value"]
+    assert (summary["verdict"], summary["failed_recently"]) == ("ok", {"psi_order_value": [1], "spend": [1]})
+
+
+@pytest.mark.slow
 def test_no_new_data_is_too_early(early: Store) -> None:
     old = early.feed[early.feed["timestamp"] <= T0]
     done = early.clv("monitor", "--input", early.write("old.csv", old))
