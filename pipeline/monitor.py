@@ -323,11 +323,13 @@ def monitor(
     *,
     last: dt.date | None = None,
 ) -> Monitoring:
-    """Every complete period since the model's data ended (up to ``last``, default the feed's last date),
-    measured and checked; the verdict over the last ``stale_after`` periods. ``period_length``: one merge period
-    in the model's time unit."""
+    """Every complete period since the model's data ended (up to ``last``, default the feed's last date; not
+    before the model's data ended: ValueError), measured and checked; the verdict over the last ``stale_after``
+    periods. ``period_length``: one merge period in the model's time unit."""
     config = config or MonitorConfig()
     start = reference.observation_end
+    if last is not None and last < start:
+        raise ValueError(f"last day to judge {last} is before the model's data ended ({start})")
 
     def prepared_to(end: dt.date | None) -> PreparedData:
         update = {"calibration_end": start, "observation_end": end}

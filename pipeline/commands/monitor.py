@@ -1,7 +1,7 @@
 """``clv monitor``: the registered champion against the transactions since its data ended, as a ``monitor`` run.
 
 Exit code 0: no retrain due (healthy, a warning, or too early to judge); :data:`pipeline.monitor.RETRAIN_EXIT_CODE`
-(4): a retrain is due.
+(4): a retrain is due. An ``--as-of`` before the model's data ended is a ConfigError (exit 2).
 """
 
 from __future__ import annotations
@@ -122,6 +122,11 @@ def run_monitor(
     model = load_model(model_uri)
     record = store.model_record(model_uri)
     reference = reference_from(record)
+    if last is not None and last < reference.observation_end:
+        raise ConfigError(
+            f"--as-of {last} is before {model_uri}'s data ended (T0 {reference.observation_end}): nothing to judge; "
+            f"give a date on or after {reference.observation_end}"
+        )
     config = config or MonitorConfig()
     data_config = (
         _training_source(model.config.data, record) if input_path is None else source_at(model.config.data, input_path)

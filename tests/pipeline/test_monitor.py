@@ -195,3 +195,15 @@ def test_quarantined_rows_count_in_the_period_their_timestamp_falls_in() -> None
     assert [p.metrics["rows_untimed"] for p in result.periods] == [3, 3, 3]
     training = 1 / up_to_t0  # training's rate over its rows with a readable timestamp
     assert [p.metrics["quarantine"] for p in result.periods] == [rate - training for rate in rates]
+
+
+def test_a_last_day_before_the_models_data_ended_is_refused() -> None:
+    engine = open_engine(EngineConfig())
+    assert isinstance(engine, DuckDBEngine)
+    source = Source("feed", "", None, handle=engine.connection.from_df(simulate(customers=50)))
+    with pytest.raises(
+        ValueError, match=r"^last day to judge 2020-12-29 is before the model's data ended \(2020-12-30\)$"
+    ):
+        monitor(
+            TRUE, engine, source, PrepareConfig(calibration_end=T0), Reference(T0), 1 / 7, last=T0 - dt.timedelta(1)
+        )

@@ -130,6 +130,21 @@ def test_one_failing_period_of_the_two_needed_is_a_warning(early: Store) -> None
 
 
 @pytest.mark.slow
+def test_as_of_before_the_models_data_ended_is_a_usage_error(early: Store) -> None:
+    """A scheduler's typo (a date before T0) is not "too early": one line naming T0 and the date, exit 2."""
+    done = early.clv("monitor", "--input", early.write("feed-early.csv", early.feed), "--as-of", "1997-06-30")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"clv: error: --as-of 1997-06-30 is before models:/clv@champion's data ended (T0 {T0}): nothing to judge; "
+        f"give a date on or after {T0}"
+    ]
+    done = early.clv("monitor", "--input", "feed-early.csv", "--as-of", T0)  # T0 itself: too early, not wrong
+    assert done.returncode == 0, done.stderr
+    assert "clv monitor: OK (too early)" in done.stdout
+
+
+@pytest.mark.slow
 def test_no_new_data_is_too_early(early: Store) -> None:
     old = early.feed[early.feed["timestamp"] <= T0]
     done = early.clv("monitor", "--input", early.write("old.csv", old))
