@@ -25,7 +25,8 @@ Per subscriber, as of a date D (the calibration end, and the observation end):
   non-contractual job (:mod:`pipeline.engines.rules`): the same bits whatever the order DuckDB adds them in.
 
 And the feed's median interval between a subscriber's charges, for the advice when it is not the billing
-period (:mod:`pipeline.contractual.intervals`).
+period, and the subscribers charged at least twice the billing period apart, for the advice on a mix of plans
+(:mod:`pipeline.contractual.intervals`).
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ def prepare_billing(
             "FROM classified WHERE reason IS NULL AND NOT is_return"
         )
         subscribers = subscribers_from_charges(con, config, list(columns), as_of, source)
-        interval = charge_interval(con) if as_of is None else None
+        interval = charge_interval(con, config.business.billing_period) if as_of is None else None
         return dataclasses.replace(subscribers, charge_interval=interval, timestamp_format=timestamp_format)
     finally:
         con.unregister("tx")

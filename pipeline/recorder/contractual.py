@@ -19,6 +19,9 @@ QUARANTINE_TABLE = "tables/quarantine.parquet"
 SCORES_TABLE = "tables/scores.parquet"
 PAYBACK_TABLE = "tables/payback.csv"
 CHARGE_INTERVAL_METRIC = "median_charge_interval_days"
+LONGER_INTERVAL_METRIC = "longer_interval_share"
+"""The share of the subscribers charged on two days or more charged at least twice the billing period apart (a
+mix of plans: :func:`pipeline.contractual.intervals.mixed_plans_advice`)."""
 
 
 def _fit_metrics(prefix: str, result: ContractualResult) -> dict[str, float]:
@@ -38,9 +41,12 @@ def _fit_metrics(prefix: str, result: ContractualResult) -> dict[str, float]:
 
 def _interval_metrics(result: ContractualResult) -> dict[str, float]:
     """The feed's median interval between a subscriber's charges (the advice compares it with the billing
-    period; nothing when it was not measured)."""
+    period) and the share of its subscribers charged at least twice the period apart; nothing when they were not
+    measured."""
     interval = result.subscribers.charge_interval
-    return {} if interval is None else {CHARGE_INTERVAL_METRIC: interval.median_days}
+    if interval is None:
+        return {}
+    return {CHARGE_INTERVAL_METRIC: interval.median_days, LONGER_INTERVAL_METRIC: interval.longer_share}
 
 
 def record_contractual(result: ContractualResult, config_yaml: str, report_html: str) -> None:

@@ -248,7 +248,13 @@ def test_a_monthly_feed_run_with_year_is_told_to_set_month(monthly_as_year: Cont
     assert monthly_as_year.advice == (MONTHLY_AS_YEAR,)
     summary = summary_dict(monthly_as_year)
     assert summary["advice"] == summary["warnings"] == [MONTHLY_AS_YEAR]
-    assert summary["data"]["charge_interval"] == {"median_days": 30.5, "subscribers": 1862, "sampled": False}
+    assert summary["data"]["charge_interval"] == {
+        "median_days": 30.5,
+        "subscribers": 1862,
+        "sampled": False,
+        "longer": [],
+        "longer_share": 0.0,
+    }
     assert MONTHLY_AS_YEAR.replace("'", "&#x27;") in report_html(monthly_as_year)
 
 
@@ -260,6 +266,7 @@ def test_the_run_records_the_advice_as_a_tag_and_the_interval_as_a_metric(monthl
     data = mlflow.MlflowClient().get_run(run_id).data
     assert data.tags["advice.0"] == MONTHLY_AS_YEAR
     assert data.metrics["median_charge_interval_days"] == 30.5
+    assert data.metrics["longer_interval_share"] == 0.0
 
 
 @pytest.mark.parametrize(("feed", "period"), [("monthly", "month"), ("yearly", "year")])
