@@ -133,8 +133,9 @@ def test_the_status_query_keeps_both_plans_and_is_told_they_mix(feeds: Path, mon
         "business.billing_period apart (month: 30.4375 days): 221 every 365 days (the median of each one's "
         "intervals; subscribers charged once are not counted); the feed mixes plans: the sBG counts each of them "
         "as churned at its first month without a charge, so the pooled fit is biased and they are not scored; "
-        "train each plan on its own, with its billing_period: data.source: sql and a data.query that keeps one "
-        "plan's subscribers (a WHERE on the plan or the amount column)",
+        "train each plan on its own, with its billing_period: data.source: sql and a data.query keeping one plan's "
+        "subscribers (a WHERE on a plan or an amount column), e.g. SELECT * FROM read_csv('billing.csv', "
+        "all_varchar = true) WHERE plan = 'monthly'",
     )
 
 

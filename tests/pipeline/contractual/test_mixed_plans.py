@@ -33,8 +33,8 @@ MIXED = (
     "business.billing_period apart (month: 30.4375 days): 340 every 365 days (the median of each one's intervals; "
     "subscribers charged once are not counted); the feed mixes plans: the sBG counts each of them as churned at its "
     "first month without a charge, so the pooled fit is biased and they are not scored; train each plan on its own, "
-    "with its billing_period: data.source: sql and a data.query that keeps one plan's subscribers (a WHERE on the "
-    "plan or the amount column)"
+    "with its billing_period: data.source: sql and a data.query keeping one plan's subscribers (a WHERE on a plan "
+    "or an amount column), e.g. SELECT * FROM read_csv('billing.csv', all_varchar = true) WHERE plan = 'monthly'"
 )
 
 
@@ -151,6 +151,30 @@ def test_the_advice_starts_at_two_percent_of_the_subscribers_charged_twice(
     advice = MIXED.replace("340 of 2,202", f"{renewed} of {1862 + renewed:,}").replace("340 every", f"{renewed} every")
     expected = (advice.replace("(15.4%)", "(2.0%)"),) if advised else ()
     assert billing_period_advice(interval, "month") == expected
+
+
+def test_the_advice_s_query_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its example, on the mixed feed as billing.csv with a plan column: the 2,400 monthly subscribers, no advice."""
+    charges = pd.concat([_monthly().assign(plan="monthly"), _yearly().assign(plan="yearly")], ignore_index=True)
+    charges.to_csv(tmp_path / "billing.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    query = MIXED.split("e.g. ")[-1]
+    assert query == "SELECT * FROM read_csv('billing.csv', all_varchar = true) WHERE plan = 'monthly'"
+    config = parse_config(
+        {
+            "data": {"source": "sql", "query": query, "columns": {"timestamp": "charge_date"}},
+            "prepare": {"calibration_end": "2023-12-31", "observation_end": "2024-06-30"},
+            "business": {"type": "contractual", "billing_period": "month"},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        subscribers = prepare_contract_feed(engine.connection, engine.open(config.data).handle, config)
+    finally:
+        engine.close()
+    assert len(subscribers.full) == 2400
+    assert subscribers.charge_interval == ChargeInterval(30.5, 1862)
+    assert billing_period_advice(subscribers.charge_interval, "month") == ()
 
 
 def test_a_large_mixed_feed_is_measured_on_a_sample(
