@@ -9,10 +9,10 @@ charges look like. Advice, not a refusal, as the other advice on the data (:mod:
 is recorded with it (summary, report, ``advice.N`` tags), and the data scientist decides.
 
 The median says nothing of a minority on another plan: a Stripe-style export of 80% monthly and 20% annual
-subscribers run with ``billing_period: month`` has a median of 30.5 days, and trains, passes the gate and
-registers a pooled sBG of alpha 0.60 / beta 1.82 against 1.08 / 7.07 on its monthly subscribers alone (their
-mean DERL 45.2 against 28.2), every annual subscriber counted as churned at its first month. So the same query
-also measures each subscriber's own interval (the median of their intervals between charge days) and counts
+subscribers run with ``billing_period: month`` (failed charges dropped) has a median of 30.5 days, and trains,
+passes the gate and registers a pooled sBG of alpha 0.60 / beta 1.82 against 1.08 / 7.07 on its monthly subscribers
+alone (their mean DERL 45.2 against 28.2), every annual subscriber counted as churned at its first month. So the
+same query also measures each subscriber's own interval (the median of their intervals between charge days) and counts
 those charged :data:`MISMATCH_FACTOR` times the period apart or more, by the period their interval fits
 (:class:`IntervalGroup`); :func:`mixed_plans_advice` names them when they are :data:`MIXED_PLANS_SHARE` of the
 subscribers or more.
