@@ -49,6 +49,7 @@ __all__ = [
     "SubscriptionValidation",
     "auc",
     "fit_cohorts",
+    "holdout_reach",
     "observed_survival",
     "subscription_gate",
     "validate_subscriptions",
@@ -163,6 +164,18 @@ def observed_survival(full: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def holdout_reach(calibration: pd.DataFrame, full: pd.DataFrame) -> int:
+    """The most subscribers of one cohort with a renewal decision due by the observation end beyond the cohort's
+    last one in calibration (0 in a cohort acquired after it): the largest first holdout cell, at t = a + 1 (the
+    holdout needs one of :data:`MIN_CELL` subscribers; see :func:`validate_subscriptions`)."""
+    if full.empty:
+        return 0
+    calibration_age = calibration.groupby(_labels(calibration["cohort"]))["age"].max()
+    labels = _labels(full["cohort"])
+    beyond = full["age"].to_numpy() > labels.map(calibration_age).fillna(0).to_numpy()
+    return int(pd.Series(beyond, index=full.index).groupby(labels).sum().max())
+
+
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """The area under the ROC curve (Mann-Whitney, ties counted half); NaN with one class only."""
     positive = labels.astype(bool)
@@ -228,6 +241,11 @@ def validate_subscriptions(calibration: pd.DataFrame, full: pd.DataFrame, fits: 
                     "average_lifetime": (1.0 - churn_rate) ** t,
                 }
             )
+        )
+    if not rows:
+        raise ValueError(
+            f"no cohort has {MIN_CELL} subscribers with a renewal decision in the holdout beyond its calibration "
+            "ones (move prepare.calibration_end back)"
         )
     curves = pd.concat(rows, ignore_index=True)
     errors = {name: np.abs(curves[name] - curves["observed"]) / curves["observed"] for name in ("model", *BASELINES)}

@@ -25,6 +25,7 @@ from pipeline.contractual.validation import (
     subscription_gate,
     validate_subscriptions,
 )
+from pipeline.contractual.window import check_window
 from pipeline.engines import Engine, Source
 from pipeline.errors import ConfigError, InputError
 from pipeline.gate import GateResult, diagnostic_checks
@@ -125,9 +126,9 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
         assert isinstance(relation, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
         subscribers = prepare_contract_feed(engine.connection, relation, config, source=data.description)
     timings["prepare"] = time.perf_counter() - start
-    advice = billing_period_advice(subscribers.charge_interval, config.business.billing_period) + advice_lines(
-        feed_shape(charges_summary(subscribers.charges), 1.0), "contractual"
-    )
+    period_advice = billing_period_advice(subscribers.charge_interval, config.business.billing_period)
+    check_window(subscribers, config, data.description, period_advice)
+    advice = period_advice + advice_lines(feed_shape(charges_summary(subscribers.charges), 1.0), "contractual")
     start = time.perf_counter()
     try:
         calibration_fits = fit_cohorts(subscribers.calibration, config.fit)

@@ -184,3 +184,10 @@ def test_mcmc_with_flat_priors_is_refused_before_any_work() -> None:
     with pytest.raises(ConfigError, match=r"set fit\.priors: pymc_marketing"):
         check_business_type(config, "duckdb")
     check_business_type(parse_config({"business": {"type": "contractual"}, "fit": {"method": "map"}}), "duckdb")
+
+
+def test_a_holdout_with_no_cell_is_a_value_error_that_says_so(subscribers: Subscribers) -> None:
+    """Judged on its own calibration (no decision beyond it): not pandas' 'No objects to concatenate'."""
+    fits = fit_cohorts(subscribers.calibration)
+    with pytest.raises(ValueError, match=r"^no cohort has 20 subscribers with a renewal decision in the holdout "):
+        validate_subscriptions(subscribers.calibration, subscribers.calibration, fits)
