@@ -19,7 +19,12 @@
 - ``churn_auc``: per active subscriber at the calibration end, the model's churn risk over the holdout
   decisions against "churned in the holdout" (the Mann-Whitney AUC).
 - **Gate**: ``beats_historical_baseline`` (survival MAPE below every baseline's) and
-  ``churn_auc_higher_than_0.5``.
+  ``churn_auc_higher_than_0.5``; and (:func:`calibration_checks`) a calibration that can tell the sBG's two
+  parameters apart: ``calibration_decision_depth_at_least_2`` (at least :data:`MIN_CELL` subscribers came to a
+  second renewal decision: with first decisions only, the data hold the mean churn alone, alpha / (alpha + beta),
+  and the curve beyond is the optimiser's stopping point) and ``calibration_churned_at_least_1`` (with no churn
+  the fit runs alpha to its bound, 1e-9, a model of no churn). The metrics ``calibration_decisions`` (renewal
+  decisions made in calibration), ``calibration_churned`` and ``calibration_decision_depth`` are recorded.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ __all__ = [
     "CohortFits",
     "SubscriptionValidation",
     "auc",
+    "calibration_checks",
+    "decision_depth",
     "fit_cohorts",
     "holdout_reach",
     "observed_survival",
@@ -257,6 +264,9 @@ def validate_subscriptions(calibration: pd.DataFrame, full: pd.DataFrame, fits: 
         .groupby("cohort", as_index=False)
         .mean()
     )
+    metrics["calibration_decisions"] = decisions
+    metrics["calibration_churned"] = float(calibration["churned"].sum())
+    metrics["calibration_decision_depth"] = float(decision_depth(calibration["age"].to_numpy()))
     holdout = _holdout_churn(calibration, full, fits)
     metrics["churn_auc"] = auc(holdout["churn_risk"].to_numpy(), holdout["churned_in_holdout"].to_numpy())
     metrics["holdout_cells"] = float(len(curves))
@@ -280,6 +290,39 @@ def _holdout_churn(calibration: pd.DataFrame, full: pd.DataFrame, fits: CohortFi
             "churn_risk": risk,
             "churned_in_holdout": later["churned"].to_numpy(dtype=bool),
         }
+    )
+
+
+def decision_depth(ages: np.ndarray) -> int:
+    """The most renewal decisions that :data:`MIN_CELL` subscribers or more have come to (0 when fewer than that
+    many subscribers have come to one): the largest t with at least MIN_CELL ages >= t."""
+    if len(ages) < MIN_CELL:
+        return 0
+    return int(np.partition(ages, len(ages) - MIN_CELL)[len(ages) - MIN_CELL])
+
+
+def calibration_checks(metrics: dict[str, float]) -> tuple[Check, ...]:
+    """The gate's checks that the calibration can identify the sBG (see the module docstring); a missing metric
+    fails its check."""
+    depth = metrics.get("calibration_decision_depth", math.nan)
+    churned = metrics.get("calibration_churned", math.nan)
+    return (
+        Check(
+            "calibration_decision_depth_at_least_2",
+            "calibration_decision_depth",
+            depth,
+            2.0,
+            "higher",
+            not math.isnan(depth) and depth >= 2,
+        ),
+        Check(
+            "calibration_churned_at_least_1",
+            "calibration_churned",
+            churned,
+            1.0,
+            "higher",
+            not math.isnan(churned) and churned >= 1,
+        ),
     )
 
 

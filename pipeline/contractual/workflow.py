@@ -21,6 +21,7 @@ from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.contractual.validation import (
     CohortFits,
     SubscriptionValidation,
+    calibration_checks,
     fit_cohorts,
     subscription_gate,
     validate_subscriptions,
@@ -137,7 +138,8 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
         raise InputError(f"{data.description}: cannot validate the sBG on this feed: {exc}") from None
     timings["calibration_fit"] = time.perf_counter() - start
     limits = config.fit.diagnostics
-    gate = subscription_gate(validation.metrics, diagnostic_checks(calibration_fits.diagnostics, limits))
+    checks = calibration_checks(validation.metrics) + diagnostic_checks(calibration_fits.diagnostics, limits)
+    gate = subscription_gate(validation.metrics, checks)
     result = ContractualResult(config, data, subscribers, calibration_fits, validation, gate, advice)
     if not gate.passed:
         return dataclasses.replace(result, timings=timings)

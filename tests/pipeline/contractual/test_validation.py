@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,10 @@ from pipeline.config import parse_config
 from pipeline.config.fit import FitConfig
 from pipeline.contractual.prepare import Subscribers, prepare_billing
 from pipeline.contractual.validation import (
+    MIN_CELL,
     auc,
+    calibration_checks,
+    decision_depth,
     fit_cohorts,
     observed_survival,
     subscription_gate,
@@ -191,3 +196,57 @@ def test_a_holdout_with_no_cell_is_a_value_error_that_says_so(subscribers: Subsc
     fits = fit_cohorts(subscribers.calibration)
     with pytest.raises(ValueError, match=r"^no cohort has 20 subscribers with a renewal decision in the holdout "):
         validate_subscriptions(subscribers.calibration, subscribers.calibration, fits)
+
+
+def test_the_calibration_metrics_are_counted_by_hand(subscribers: Subscribers) -> None:
+    calibration = subscribers.calibration
+    m = validate_subscriptions(calibration, subscribers.full, fit_cohorts(calibration)).metrics
+    assert m["calibration_decisions"] == calibration["renewals"].sum() + calibration["churned"].sum()
+    assert m["calibration_churned"] == calibration["churned"].sum() > 0
+    # 400 subscribers a month from January 2022: on 2023-12-31 the first cohort's came to 22 or 23 decisions
+    reached = [t for t in range(1, 30) if (calibration["age"] >= t).sum() >= MIN_CELL]
+    assert m["calibration_decision_depth"] == max(reached) == 23
+    assert [c.passed for c in calibration_checks(m)] == [True, True]
+
+
+def test_decision_depth_needs_twenty_subscribers_at_a_decision() -> None:
+    assert decision_depth(np.array([5] * 19 + [1] * 30)) == 1
+    assert decision_depth(np.array([5] * 20 + [1] * 30)) == 5
+    assert decision_depth(np.array([3] * 10 + [2] * 10 + [0] * 5)) == 2
+    assert decision_depth(np.array([4] * 19)) == 0
+
+
+def test_a_calibration_with_no_churn_or_no_second_decision_fails_its_checks() -> None:
+    checks = calibration_checks({"calibration_decision_depth": 1.0, "calibration_churned": 0.0})
+    assert [(c.name, c.value, c.threshold, c.passed) for c in checks] == [
+        ("calibration_decision_depth_at_least_2", 1.0, 2.0, False),
+        ("calibration_churned_at_least_1", 0.0, 1.0, False),
+    ]
+    assert [c.passed for c in calibration_checks({})] == [False, False]
+
+
+def test_a_fit_on_first_renewal_decisions_only_fails_the_gate_and_registers_nothing(tmp_path: Path) -> None:
+    """On 2022-02-28 the January subscribers came to their first renewal decision only: the data hold the mean
+    churn, not alpha and beta apart (the Hessian is singular: no standard errors), and the gate says so."""
+    from pipeline.contractual.workflow import train_contractual
+
+    path = write_subscription_feed(tmp_path / "billing.csv", per_cohort=60)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "charge_date"}},
+            "prepare": {"calibration_end": "2022-02-28"},
+            "business": {"type": "contractual"},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        result = train_contractual(config, engine, engine.open(config.data))
+    finally:
+        engine.close()
+    pooled = result.calibration_fits.pooled
+    assert all(np.isnan(e) for e in pooled.standard_errors.values())
+    m = result.validation.metrics
+    # 55 January subscribers came to their first decision by 2022-02-28 (less 7 days' grace); 3 left at it
+    assert (m["calibration_decisions"], m["calibration_churned"], m["calibration_decision_depth"]) == (55, 3, 1)
+    assert "calibration_decision_depth_at_least_2" in [c.name for c in result.gate.failed]
+    assert (result.model, result.production_fits, result.exit_code) == (None, None, 1)
