@@ -12,13 +12,18 @@
   S(t) = share of the subscribers whose t-th renewal had come due by the observation end who made it,
   at every t beyond the decisions observed in calibration (cells with at least :data:`MIN_CELL`
   subscribers). ``survival_mape``: the mean absolute percentage error of the model's projected S(t)
-  over those cells; ``survival_mape_by_cohort`` in the table.
+  over those cells; ``survival_mape_by_cohort`` in the table. A cell where no subscriber made it (S(t) = 0, common
+  late in a small cohort) has its error divided by one subscriber's share, 1 / at_risk (what the cell can tell),
+  not by 0, which made every MAPE infinite and the gate's comparison meaningless; counted in
+  ``holdout_cells_without_survivors`` (every other cell's error is unchanged: its S(t) is at least that share).
 - **Baselines**: ``last_period`` carries each cohort's last calibration retention rate forward
   (S(a) r^(t - a)); ``average_lifetime`` is the traditional average revenue x average lifetime, i.e. one
   churn rate for everyone (churned / decisions in calibration), S(t) = (1 - c)^t.
 - ``churn_auc``: per active subscriber at the calibration end, the model's churn risk over the holdout
   decisions against "churned in the holdout" (the Mann-Whitney AUC).
-- **Gate**: ``beats_historical_baseline`` (survival MAPE below every baseline's) and
+- **Gate**: ``beats_historical_baseline`` (survival MAPE below every baseline's by more than :data:`TIE`, relative:
+  at the geometric limit, alpha and beta run off together, the sBG is the ``average_lifetime`` baseline and their
+  MAPEs differ in the 9th digit, either way) and
   ``churn_auc_higher_than_0.5``; and (:func:`calibration_checks`) a calibration that can tell the sBG's two
   parameters apart: ``calibration_decision_depth_at_least_2`` (at least :data:`MIN_CELL` subscribers came to a
   second renewal decision: with first decisions only, the data hold the mean churn alone, alpha / (alpha + beta),
@@ -50,6 +55,7 @@ __all__ = [
     "MIN_CELL",
     "MIN_COHORT_DECISIONS",
     "MIN_COHORT_SIZE",
+    "TIE",
     "CohortFits",
     "SubscriptionValidation",
     "auc",
@@ -66,6 +72,8 @@ MIN_COHORT_DECISIONS = 3
 MIN_COHORT_SIZE = 50
 MIN_CELL = 20
 BASELINES = ("last_period", "average_lifetime")
+TIE = 1e-6
+"""A survival MAPE within this fraction of the best baseline's ties it, and does not beat it."""
 _POOLED = "pooled"
 
 
@@ -255,7 +263,8 @@ def validate_subscriptions(calibration: pd.DataFrame, full: pd.DataFrame, fits: 
             "ones (move prepare.calibration_end back)"
         )
     curves = pd.concat(rows, ignore_index=True)
-    errors = {name: np.abs(curves[name] - curves["observed"]) / curves["observed"] for name in ("model", *BASELINES)}
+    share = np.maximum(curves["observed"], 1.0 / curves["at_risk"])  # the observed S(t), or one subscriber's share
+    errors = {name: np.abs(curves[name] - curves["observed"]) / share for name in ("model", *BASELINES)}
     metrics = {"survival_mape": float(errors["model"].mean())}
     for name in BASELINES:
         metrics[f"baseline_{name}_survival_mape"] = float(errors[name].mean())
@@ -270,6 +279,7 @@ def validate_subscriptions(calibration: pd.DataFrame, full: pd.DataFrame, fits: 
     holdout = _holdout_churn(calibration, full, fits)
     metrics["churn_auc"] = auc(holdout["churn_risk"].to_numpy(), holdout["churned_in_holdout"].to_numpy())
     metrics["holdout_cells"] = float(len(curves))
+    metrics["holdout_cells_without_survivors"] = float((curves["observed"] == 0).sum())
     metrics["holdout_subscribers"] = float(len(holdout))
     return SubscriptionValidation(metrics, curves, by_cohort, holdout)
 
@@ -337,7 +347,7 @@ def subscription_gate(metrics: dict[str, float], extra: tuple[Check, ...] = ()) 
         model,
         best,
         "lower",
-        not math.isnan(model) and not math.isnan(best) and model < best,
+        not math.isnan(model) and not math.isnan(best) and model < best and not math.isclose(model, best, rel_tol=TIE),
     )
     value = metrics.get("churn_auc", math.nan)
     chance = Check(

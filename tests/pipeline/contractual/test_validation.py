@@ -250,3 +250,50 @@ def test_a_fit_on_first_renewal_decisions_only_fails_the_gate_and_registers_noth
     assert (m["calibration_decisions"], m["calibration_churned"], m["calibration_decision_depth"]) == (55, 3, 1)
     assert "calibration_decision_depth_at_least_2" in [c.name for c in result.gate.failed]
     assert (result.model, result.production_fits, result.exit_code) == (None, None, 1)
+
+
+def test_a_holdout_cell_without_survivors_is_divided_by_one_subscribers_share(tmp_path: Path) -> None:
+    """A fast-churning feed (theta 0.2 for everyone, 100 subscribers a month): late cells have no survivor, and
+    their S(t) = 0 made every MAPE infinite (inf < inf: the gate failed whatever the model). Such a cell's error
+    is divided by 1 / at_risk; every other cell's is its error over the observed S(t), as before."""
+    path = write_subscription_feed(tmp_path / "billing.csv", per_cohort=100, alpha=2e4, beta=8e4)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "charge_date"}},
+            "prepare": {"calibration_end": "2023-12-31"},
+            "business": {"type": "contractual"},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        prepared = prepare_billing(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+    validation = validate_subscriptions(prepared.calibration, prepared.full, fit_cohorts(prepared.calibration))
+    curves, m = validation.curves, validation.metrics
+    empty = curves["observed"] == 0
+    assert m["holdout_cells_without_survivors"] == empty.sum() == 30
+    for name, metric in [("model", "survival_mape"), ("average_lifetime", "baseline_average_lifetime_survival_mape")]:
+        by_hand = [
+            abs(row[name] - row["observed"]) / (row["observed"] if row["observed"] > 0 else 1 / row["at_risk"])
+            for _, row in curves.iterrows()
+        ]
+        assert np.isfinite(m[metric])
+        assert m[metric] == pytest.approx(np.mean(by_hand), rel=1e-12)
+    kept = curves[~empty]
+    assert (np.abs(kept["model"] - kept["observed"]) / kept["observed"]).mean() < m["survival_mape"]
+
+
+def test_a_model_that_ties_the_best_baseline_does_not_beat_it() -> None:
+    """Measured on a monthly feed cut two months after its first charges: the pooled fit at the geometric limit
+    (alpha 3.0e7, beta 3.0e8) is the average-lifetime baseline, 'better' by 2.7e-9 of it."""
+    metrics = {
+        "survival_mape": 0.1298520012809981,
+        "baseline_last_period_survival_mape": 0.13084205881011685,
+        "baseline_average_lifetime_survival_mape": 0.12985200394287236,
+        "churn_auc": 0.6,
+    }
+    gate = subscription_gate(metrics)
+    assert [c.name for c in gate.failed] == ["beats_historical_baseline"]
+    assert gate.checks[0].threshold == 0.12985200394287236
+    assert subscription_gate(metrics | {"survival_mape": 0.12985200394287236 * (1 - 2e-6)}).passed
