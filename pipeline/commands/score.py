@@ -20,7 +20,7 @@ from pipeline.errors import InputError
 from pipeline.outputs import TableWriter
 from pipeline.recorder import store
 
-__all__ = ["ScoreResult", "score_file"]
+__all__ = ["ScoreResult", "quarantine_path", "score_file"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,12 @@ class ScoreResult:
     customers: int
     output: Path
     quarantine: Path | None
+
+
+def quarantine_path(output: Path) -> Path:
+    """Where ``clv score`` writes the rows it quarantined: ``<stem>.quarantine.parquet`` beside ``output`` (every
+    business type)."""
+    return output.with_name(f"{output.stem}.quarantine.parquet")
 
 
 def _with_features(
@@ -99,6 +105,6 @@ def score_file(
     quarantine = None
     if prepared.ledger.rows_quarantined:
         with engine.errors(data.description):
-            quarantine = engine.write_quarantine(prepared, output.with_name(f"{output.stem}.quarantine.parquet"))
+            quarantine = engine.write_quarantine(prepared, quarantine_path(output))
     engine.close()
     return ScoreResult(model_uri, as_of, prepared.ledger, len(customers), output, quarantine)

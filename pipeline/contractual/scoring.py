@@ -1,36 +1,80 @@
 """``clv score`` with a registered subscription model: a billing feed prepared with the model's own config,
-as of a date, and its active subscribers scored (the churned ones have nothing left to score)."""
+as of a date, and its active subscribers scored (the churned ones have nothing left to score). The rows
+quarantined go to ``<stem>.quarantine.parquet`` beside the scores, as the non-contractual ``clv score`` writes
+them: every source column as text under its source name, then ``reason``, sorted by reason, then by the
+columns."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-from models.subscription_model import SubscriptionModel
-from pipeline.commands.business_feed import prepared_on_duckdb, registered_business_model
-from pipeline.contractual.prepare import BillingLedger
-from pipeline.contractual.subscriptions import prepare_contract_feed
-from pipeline.outputs import TableWriter
+import duckdb
+import pandas as pd
 
-__all__ = ["score_subscription_file"]
+from models.subscription_model import SubscriptionModel
+from pipeline.commands.business_feed import registered_business_model
+from pipeline.commands.customers import source_at
+from pipeline.commands.score import quarantine_path
+from pipeline.config import Config
+from pipeline.contractual.prepare import BillingLedger, Subscribers
+from pipeline.contractual.subscriptions import prepare_contract_feed
+from pipeline.engines.duckdb_engine import DuckDBEngine
+from pipeline.engines.source_columns import REASON, layout, quarantine_names
+from pipeline.engines.sql import DUCKDB
+from pipeline.outputs import TableWriter, write_relation
+
+__all__ = ["score_subscription_file", "write_subscription_quarantine"]
 
 
 def score_subscription_file(
     model_uri: str, input_path: Path, output: Path, as_of: dt.date
 ) -> tuple[int, BillingLedger] | None:
     """Score the subscribers of ``input_path`` active at ``as_of``: the count scored and the ledger; None when
-    ``model_uri`` does not name a registered subscription model (tagged ``business.type: contractual``)."""
+    ``model_uri`` does not name a registered subscription model (tagged ``business.type: contractual``). The
+    quarantined rows, if any, are written to :func:`pipeline.commands.score.quarantine_path` of ``output``."""
     found = registered_business_model(model_uri, "contractual", SubscriptionModel, "subscription model")
     if found is None:
         return None
     model, config = found
     writer = TableWriter(output)  # checks the output suffix before any work
-    prepared = prepared_on_duckdb(
-        config, input_path, lambda con, relation, source: prepare_contract_feed(con, relation, config, as_of, source)
-    )
-    active = prepared.full.loc[~prepared.full["churned"], ["customer_id", "cohort", "renewals", "price"]].copy()
-    active["cohort"] = active["cohort"].astype("datetime64[ns]").dt.strftime("%Y-%m-%d")
-    scores = model.predict(None, active.reset_index(drop=True))
-    with writer:
-        writer.write(active.reset_index(drop=True).merge(scores, on="customer_id", how="left"))
+    engine = DuckDBEngine(config.engine)
+    try:
+        data = engine.open(source_at(config.data, input_path))
+        assert isinstance(data.handle, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
+        with engine.errors(data.description):
+            prepared = prepare_contract_feed(engine.connection, data.handle, config, as_of, data.description)
+        active = prepared.full.loc[~prepared.full["churned"], ["customer_id", "cohort", "renewals", "price"]].copy()
+        active["cohort"] = active["cohort"].astype("datetime64[ns]").dt.strftime("%Y-%m-%d")
+        scores = model.predict(None, active.reset_index(drop=True))
+        with writer:
+            writer.write(active.reset_index(drop=True).merge(scores, on="customer_id", how="left"))
+        if prepared.ledger.rows_quarantined:
+            with engine.errors(data.description):
+                write_subscription_quarantine(engine, prepared, config, data.column_names, quarantine_path(output))
+    finally:
+        engine.close()
     return len(active), prepared.ledger
+
+
+def write_subscription_quarantine(
+    engine: DuckDBEngine, prepared: Subscribers, config: Config, column_names: dict[str, str], path: Path
+) -> Path:
+    """The quarantined rows of ``prepared`` (the feed's columns as text, and ``reason``) written to ``path`` as the
+    DuckDB engine writes the non-contractual ones (:meth:`~pipeline.engines.duckdb_engine.DuckDBEngine.
+    write_quarantine`): each column under its source name (``column_names``, the opened source's), ``reason``
+    last, sorted by reason, then by the columns, NULLs first."""
+    rows: pd.DataFrame = prepared.quarantine
+    columns = [c for c in rows.columns if c != REASON]
+    plain = config.prepare.model_copy(update={"duplicate_key": None})  # the source's names only, no duplicates
+    names = quarantine_names(layout(columns, column_names, plain, "the feed").names)
+    relation = engine.connection.from_df(rows)
+    text = ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(n)}" for c, n in names.items())
+    keys = [REASON, *names.values()]
+    ordered = relation.query(
+        "quarantined",
+        f"SELECT {text}, CAST({REASON} AS VARCHAR) AS {REASON} FROM quarantined ORDER BY "
+        + ", ".join(f"{DUCKDB.identifier(k)} ASC NULLS FIRST" for k in keys),
+    )
+    assert ordered is not None  # a SELECT
+    return write_relation(ordered, path)

@@ -142,6 +142,48 @@ def test_clv_score_scores_the_active_subscribers_with_the_training_numbers(train
         assert scored[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)
 
 
+def test_clv_score_writes_the_quarantined_rows_as_the_non_contractual_score(trained: Trained, tmp_path: Path) -> None:
+    """It said '3 quarantined' and wrote no file. Now <stem>.quarantine.parquet beside the scores, the rows as the
+    non-contractual clv score writes them (the DuckDB engine's quarantine of the same feed as of the same date):
+    every source column as text under its source name (charge_date, mapped as the timestamp), then reason."""
+    import datetime as dt
+
+    from pipeline.config import load_config
+    from pipeline.engines import open_engine
+
+    data = trained.summary["data"]
+    assert isinstance(data, dict)
+    as_of = str(data["observation_end"])
+    done = subprocess.run(
+        [
+            *(str(clv_command()), "score", "--model-uri", "models:/subscriptions@champion", "--input", "billing.csv"),
+            *("--as-of", as_of, "--output", str(tmp_path / "scored.csv")),
+        ],
+        cwd=trained.folder,
+        env=trained.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 quarantined" in done.stdout
+    written = pd.read_parquet(tmp_path / "scored.quarantine.parquet")
+    assert list(written.columns) == ["customer_id", "charge_date", "amount", "plan", "reason"]
+    assert written["reason"].tolist() == ["after_observation_end", "invalid_timestamp", "missing_customer_id"]
+    assert written["charge_date"].tolist() == ["2031-01-01", "not a date", "2023-01-05"]
+    assert written["customer_id"].tolist()[:2] == ["c00-0001", "c00-0000"]
+    assert written["customer_id"].isna().tolist() == [False, False, True]  # the empty id, read as NULL
+    config = load_config(trained.folder / "job.yaml")
+    engine = open_engine(config.engine)
+    try:
+        source = engine.open(config.data.pointed_at("csv", trained.folder / "billing.csv"))
+        prepared = engine.prepare_as_of(source, config.prepare, dt.date.fromisoformat(as_of))
+        expected = pd.read_parquet(engine.write_quarantine(prepared, tmp_path / "non_contractual.parquet"))
+    finally:
+        engine.close()
+    pd.testing.assert_frame_equal(written, expected)
+
+
 def test_spark_udf_scores_equal_the_pyfunc_scores(  # type: ignore[no-untyped-def]
     trained: Trained, spark, monkeypatch: pytest.MonkeyPatch
 ) -> None:
