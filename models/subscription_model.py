@@ -23,16 +23,20 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import AnyType, ColSpec, Schema
+from numpy.typing import NDArray
 
 from models import sbg
 from models.contract import CUSTOMER_ID, ContractError, canonical_ids
 from models.pyfunc import CONFIG_ARTIFACT, PARAMS_ARTIFACT, InvalidInputError
 
 __all__ = [
+    "CAP_TOLERANCE",
+    "DEFAULT_HORIZON",
     "INPUT_COLUMNS",
     "OUTPUT_COLUMNS",
     "SubscriptionModel",
     "SubscriptionParams",
+    "at_lifetime_cap",
     "read_subscription_params",
     "score_subscribers",
     "subscription_signature",
@@ -42,8 +46,12 @@ __all__ = [
 INPUT_COLUMNS = (CUSTOMER_ID, "cohort", "renewals", "price")
 OUTPUT_COLUMNS = (CUSTOMER_ID, "p_renew", "churn_risk", "expected_remaining_lifetime", "derl", "clv")
 DEFAULT_HORIZON = 1200
-"""Expected remaining lifetime counts at most this many further periods (100 years of months): with
-alpha <= 1 the undiscounted lifetime has no finite mean."""
+"""Expected remaining lifetime (and DERL) counts at most this many further periods (100 years of months): with
+alpha <= 1 the undiscounted lifetime has no finite mean, and near alpha = 1 the sBG's heavy tail puts much of it
+beyond any horizon (alpha 1.2, beta 4: 53% to 67% of the uncapped mean within 1,200 periods)."""
+CAP_TOLERANCE = 0.01
+"""The cap binds for a subscriber (:func:`at_lifetime_cap`) when their uncapped expected remaining lifetime is more
+than this fraction above the capped one."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,22 @@ def score_subscribers(params: SubscriptionParams, frame: pd.DataFrame) -> pd.Dat
     result = pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(), **out})
     result["clv"] = rows["price"].to_numpy() * result["derl"].to_numpy()
     return result.loc[:, list(OUTPUT_COLUMNS)]
+
+
+def at_lifetime_cap(params: SubscriptionParams, frame: pd.DataFrame) -> NDArray[np.bool_]:
+    """For each input row (:data:`INPUT_COLUMNS`): whether ``horizon_periods`` decides its
+    ``expected_remaining_lifetime``: without the cap it would be more than :data:`CAP_TOLERANCE` higher, i.e.
+    (beta + n) / (alpha - 1) above the capped value by that much, or infinite (alpha <= 1). The scores are the
+    same either way; this says where they are "renewals within the horizon" rather than the mean lifetime."""
+    rows = _checked(frame)
+    n = rows["renewals"].to_numpy(dtype=np.int64)
+    binds = np.zeros(len(rows), dtype=bool)
+    for cohort, index in rows.groupby("cohort", sort=True).indices.items():
+        p = params.for_cohort(str(cohort))
+        capped = sbg.expected_remaining_lifetime(p, n[index], params.horizon_periods)
+        uncapped = sbg.expected_remaining_lifetime(p, n[index])
+        binds[index] = uncapped > capped * (1.0 + CAP_TOLERANCE)
+    return binds
 
 
 def subscription_signature() -> ModelSignature:

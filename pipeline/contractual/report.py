@@ -48,12 +48,24 @@ def summary_dict(result: ContractualResult | DiscreteResult) -> dict[str, Any]:
             "cohorts_with_own_fit": len(result.calibration_fits.own),
             "cohorts": len(result.calibration_fits.params),
         },
+        "scores": _scores_dict(result),
         "payback": result.payback.to_dict("records") if result.payback is not None else None,
         "advice": list(result.advice),
         "warnings": list(result.warnings),
         "metrics": result.validation.metrics,
         "checks": [c.as_dict() for c in result.gate.checks],
         "stage_seconds": {stage: round(seconds, 3) for stage, seconds in result.timings.items()},
+    }
+
+
+def _scores_dict(result: ContractualResult) -> dict[str, Any] | None:
+    """The active subscribers scored and how many of them the lifetime horizon decides (None when not scored)."""
+    if result.scores is None or result.model is None:
+        return None
+    return {
+        "active_subscribers": len(result.scores),
+        "horizon_periods": result.model.horizon_periods,
+        "at_lifetime_cap": result.lifetime_capped,
     }
 
 
@@ -86,6 +98,7 @@ def summary_text(result: ContractualResult | DiscreteResult) -> str:
         f"  gate        {'passed' if result.gate.passed else 'FAILED'}; {verdict}",
     ]
     lines += [f"  {line}" for line in result.advice]
+    lines += [f"  warning     {line}" for line in result.notes]
     return "\n".join(lines)
 
 
@@ -133,11 +146,13 @@ def report_html(result: ContractualResult) -> str:
     metrics = [{"metric": k, "value": v} for k, v in result.validation.metrics.items()]
     checks = [c.as_dict() for c in result.gate.checks]
     advice = "".join(f"<li>{html.escape(line)}</li>" for line in result.advice)
+    notes = "".join(f"<li>{html.escape(line)}</li>" for line in result.notes)
     by_cohort = result.validation.by_cohort.rename(columns={"model": "sbg_mape"}).to_dict("records")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
         f"<h1>{title}</h1><p>Gate: {'passed' if result.gate.passed else 'failed'}</p>"
         f"<h2>Advice on the data</h2><ul>{advice or '<li>none</li>'}</ul>"
+        f"{f'<h2>Warnings on the scores</h2><ul>{notes}</ul>' if notes else ''}"
         f"<h2>Holdout metrics</h2>{_table(metrics)}<h2>Gate</h2>{_table(checks)}{_retention_section(result)}"
         f"<h2>sBG by cohort (calibration)</h2>{_table(result.calibration_fits.table().to_dict('records'))}"
         f"<h2>Survival MAPE by cohort</h2>{_table(by_cohort)}{_payback_section(result)}</body></html>"

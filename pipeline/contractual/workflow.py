@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from models import sbg
-from models.subscription_model import SubscriptionParams, score_subscribers
+from models.subscription_model import CAP_TOLERANCE, SubscriptionParams, at_lifetime_cap, score_subscribers
 from pipeline.advice import advice_lines, charges_summary, feed_shape
 from pipeline.config import Config
 from pipeline.contractual.intervals import billing_period_advice
@@ -31,7 +31,14 @@ from pipeline.engines import Engine, Source
 from pipeline.errors import ConfigError, InputError
 from pipeline.gate import GateResult, diagnostic_checks
 
-__all__ = ["ContractualResult", "check_business_type", "payback_by_cohort", "subscription_params", "train_contractual"]
+__all__ = [
+    "ContractualResult",
+    "check_business_type",
+    "lifetime_cap_note",
+    "payback_by_cohort",
+    "subscription_params",
+    "train_contractual",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,11 @@ class ContractualResult:
     scores: pd.DataFrame | None = None
     payback: pd.DataFrame | None = None
     """Per cohort, with ``business.cac``: the mean price and the periods until a new subscriber pays back CAC."""
+    lifetime_capped: int | None = None
+    """Active subscribers whose ``expected_remaining_lifetime`` the model's horizon decides
+    (:func:`models.subscription_model.at_lifetime_cap`); None when nothing was scored."""
+    notes: tuple[str, ...] = ()
+    """Warnings on the scores (:func:`lifetime_cap_note`)."""
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     run_id: str = ""
     version: int | None = None
@@ -64,7 +76,7 @@ class ContractualResult:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return self.advice
+        return self.advice + self.notes
 
 
 def check_business_type(config: Config, engine_name: str) -> None:
@@ -104,6 +116,22 @@ def payback_by_cohort(subscribers: pd.DataFrame, model: SubscriptionParams, cac:
         for c, price in table["mean_price"].items()
     ]
     return table.rename_axis("cohort").reset_index()
+
+
+def lifetime_cap_note(model: SubscriptionParams, active: int, capped: int) -> tuple[str, ...]:
+    """The warning when the horizon decides ``capped`` of the ``active`` subscribers' expected remaining lifetime
+    (none when it decides none)."""
+    if capped == 0:
+        return ()
+    horizon, period = model.horizon_periods, model.billing_period
+    cohorts = list(model.cohorts.values()) or [model.pooled]
+    endless = sum(p.alpha <= 1 for p in cohorts)
+    infinite = f" (infinite in the {endless} of {len(cohorts)} cohorts with alpha <= 1: no finite mean)"
+    return (
+        f"expected_remaining_lifetime is capped at {horizon:,} periods: it is the renewals expected within "
+        f"{horizon:,} {period}s, and for {capped:,} of {active:,} active subscribers the mean lifetime would be over "
+        f"{CAP_TOLERANCE:.0%} higher uncapped{infinite if endless else ''}",
+    )
 
 
 def _active(subscribers: pd.DataFrame) -> pd.DataFrame:
@@ -152,6 +180,7 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     model = subscription_params(config, production_fits)
     active = _active(subscribers.full)
     scores = active.merge(score_subscribers(model, active), on="customer_id", how="left")
+    capped = int(at_lifetime_cap(model, active).sum())
     cac = config.business.cac
     payback = payback_by_cohort(subscribers.full, model, cac) if cac is not None else None
     timings["production_fit"] = time.perf_counter() - start
@@ -162,5 +191,7 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
         model=model,
         scores=scores,
         payback=payback,
+        lifetime_capped=capped,
+        notes=lifetime_cap_note(model, len(active), capped),
         timings=timings,
     )

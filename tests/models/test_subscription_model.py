@@ -12,8 +12,10 @@ import pytest
 from models import sbg
 from models.contract import ContractError
 from models.subscription_model import (
+    CAP_TOLERANCE,
     OUTPUT_COLUMNS,
     SubscriptionParams,
+    at_lifetime_cap,
     read_subscription_params,
     score_subscribers,
     write_subscription_params,
@@ -78,3 +80,26 @@ def test_bad_input_is_one_contract_line(column: str, value: object, message: str
         score_subscribers(PARAMS, frame)
     with pytest.raises(ContractError, match=r"^missing column 'price'"):
         score_subscribers(PARAMS, frame.drop(columns=["price"]))
+
+
+def test_the_lifetime_cap_binds_where_the_uncapped_mean_is_over_1_percent_higher() -> None:
+    """Scores are unchanged; at_lifetime_cap says where the 1,200-period horizon decides them. alpha 2, beta 5:
+    (beta + n) / (alpha - 1) = 5 at n = 0 against 4.975 capped (0.5% less: not bound), 28 at n = 23 against 27.34
+    (2.4%: bound). alpha 0.7 (Fader & Hardie's "regular"): no finite mean, always bound."""
+    params = SubscriptionParams(
+        pooled=sbg.ShiftedBetaGeoParams(2.0, 5.0), cohorts={"2024-01-01": REGULAR}, billing_period="month"
+    )
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "cohort": ["2023-01-01", "2023-01-01", "2024-01-01"],
+            "renewals": [0, 23, 0],
+            "price": [10.0, 10.0, 10.0],
+        }
+    )
+    lifetimes = score_subscribers(params, frame)["expected_remaining_lifetime"].to_numpy()
+    assert lifetimes[:2] == pytest.approx([4.975124, 27.339300], abs=1e-6)
+    assert at_lifetime_cap(params, frame).tolist() == [False, True, True]
+    assert CAP_TOLERANCE == 0.01
+    wide = SubscriptionParams(pooled=sbg.ShiftedBetaGeoParams(2.0, 5.0), horizon_periods=100_000)
+    assert at_lifetime_cap(wide, frame.iloc[:2]).tolist() == [False, False]

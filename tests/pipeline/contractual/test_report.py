@@ -103,3 +103,34 @@ def test_payback_against_cac_is_in_the_run_and_the_report(result: ContractualRes
     page = report_html(result)
     assert "<h2>Payback against CAC</h2>" in page
     assert "acquisition cost (60)" in page
+
+
+def test_the_lifetime_cap_is_counted_and_warned_about(result: ContractualResult) -> None:
+    """The feed's law (alpha 1.2, beta 4) has a heavy tail: 1,200 months hold 53% to 67% of the mean lifetime, so
+    the cap decides every active subscriber's expected_remaining_lifetime (5 cohorts are fitted at alpha <= 1, with
+    no finite mean), and the run says so."""
+    from models.subscription_model import at_lifetime_cap
+    from pipeline.contractual.report import summary_dict, summary_text
+    from pipeline.contractual.workflow import lifetime_cap_note
+
+    assert result.model is not None
+    assert result.scores is not None
+    capped = at_lifetime_cap(result.model, result.scores)
+    assert result.lifetime_capped == capped.sum() == len(result.scores) == 584  # every one of them
+    endless = sum(p.alpha <= 1 for p in result.model.cohorts.values())
+    assert endless == 5
+    note = (
+        "expected_remaining_lifetime is capped at 1,200 periods: it is the renewals expected within 1,200 months, "
+        "and for 584 of 584 active subscribers the mean lifetime would be over 1% higher uncapped (infinite in "
+        "the 5 of 24 cohorts with alpha <= 1: no finite mean)"
+    )
+    assert result.notes == (note,)
+    assert result.warnings == (*result.advice, note)
+    assert summary_dict(result)["scores"] == {
+        "active_subscribers": 584,
+        "horizon_periods": 1200,
+        "at_lifetime_cap": 584,
+    }
+    assert summary_text(result).splitlines()[-1] == f"  warning     {note}"
+    assert "<h2>Warnings on the scores</h2>" in report_html(result)
+    assert lifetime_cap_note(result.model, 584, 0) == ()
