@@ -59,13 +59,15 @@ def summary_dict(result: ContractualResult | DiscreteResult) -> dict[str, Any]:
 
 
 def _scores_dict(result: ContractualResult) -> dict[str, Any] | None:
-    """The active subscribers scored and how many of them the lifetime horizon decides (None when not scored)."""
+    """The active subscribers scored, how many of them the lifetime horizon decides, and the note saying so (None
+    when nothing was scored)."""
     if result.scores is None or result.model is None:
         return None
     return {
         "active_subscribers": len(result.scores),
         "horizon_periods": result.model.horizon_periods,
         "at_lifetime_cap": result.lifetime_capped,
+        "notes": list(result.notes),
     }
 
 
@@ -98,7 +100,7 @@ def summary_text(result: ContractualResult | DiscreteResult) -> str:
         f"  gate        {'passed' if result.gate.passed else 'FAILED'}; {verdict}",
     ]
     lines += [f"  {line}" for line in result.advice]
-    lines += [f"  warning     {line}" for line in result.notes]
+    lines += [f"  note        {line}" for line in result.notes]
     return "\n".join(lines)
 
 
@@ -152,7 +154,7 @@ def report_html(result: ContractualResult) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
         f"<h1>{title}</h1><p>Gate: {'passed' if result.gate.passed else 'failed'}</p>"
         f"<h2>Advice on the data</h2><ul>{advice or '<li>none</li>'}</ul>"
-        f"{f'<h2>Warnings on the scores</h2><ul>{notes}</ul>' if notes else ''}"
+        f"{f'<h2>Notes on the scores</h2><ul>{notes}</ul>' if notes else ''}"
         f"<h2>Holdout metrics</h2>{_table(metrics)}<h2>Gate</h2>{_table(checks)}{_retention_section(result)}"
         f"<h2>sBG by cohort (calibration)</h2>{_table(result.calibration_fits.table().to_dict('records'))}"
         f"<h2>Survival MAPE by cohort</h2>{_table(by_cohort)}{_payback_section(result)}</body></html>"

@@ -61,7 +61,8 @@ class ContractualResult:
     """Active subscribers whose ``expected_remaining_lifetime`` the model's horizon decides
     (:func:`models.subscription_model.at_lifetime_cap`); None when nothing was scored."""
     notes: tuple[str, ...] = ()
-    """Warnings on the scores (:func:`lifetime_cap_note`)."""
+    """Notes on the scores (:func:`lifetime_cap_note`), in the summary's ``scores`` and the report; not advice on
+    the data (``warnings``)."""
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     run_id: str = ""
     version: int | None = None
@@ -76,7 +77,7 @@ class ContractualResult:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return self.advice + self.notes
+        return self.advice
 
 
 def check_business_type(config: Config, engine_name: str) -> None:
@@ -119,7 +120,7 @@ def payback_by_cohort(subscribers: pd.DataFrame, model: SubscriptionParams, cac:
 
 
 def lifetime_cap_note(model: SubscriptionParams, active: int, capped: int) -> tuple[str, ...]:
-    """The warning when the horizon decides ``capped`` of the ``active`` subscribers' expected remaining lifetime
+    """The note when the horizon decides ``capped`` of the ``active`` subscribers' expected remaining lifetime
     (none when it decides none)."""
     if capped == 0:
         return ()

@@ -105,7 +105,7 @@ def test_payback_against_cac_is_in_the_run_and_the_report(result: ContractualRes
     assert "acquisition cost (60)" in page
 
 
-def test_the_lifetime_cap_is_counted_and_warned_about(result: ContractualResult) -> None:
+def test_the_lifetime_cap_is_counted_and_noted(result: ContractualResult) -> None:
     """The feed's law (alpha 1.2, beta 4) has a heavy tail: 1,200 months hold 53% to 67% of the mean lifetime, so
     the cap decides every active subscriber's expected_remaining_lifetime (5 cohorts are fitted at alpha <= 1, with
     no finite mean), and the run says so."""
@@ -125,12 +125,13 @@ def test_the_lifetime_cap_is_counted_and_warned_about(result: ContractualResult)
         "the 5 of 24 cohorts with alpha <= 1: no finite mean)"
     )
     assert result.notes == (note,)
-    assert result.warnings == (*result.advice, note)
+    assert note not in result.warnings  # advice on the data only
     assert summary_dict(result)["scores"] == {
         "active_subscribers": 584,
         "horizon_periods": 1200,
         "at_lifetime_cap": 584,
+        "notes": [note],
     }
-    assert summary_text(result).splitlines()[-1] == f"  warning     {note}"
-    assert "<h2>Warnings on the scores</h2>" in report_html(result)
+    assert summary_text(result).splitlines()[-1] == f"  note        {note}"
+    assert f"<h2>Notes on the scores</h2><ul><li>{note.replace('<', '&lt;')}</li></ul>" in report_html(result)
     assert lifetime_cap_note(result.model, 584, 0) == ()
