@@ -3,10 +3,11 @@
 Rows are classified by the non-contractual job's own SQL (:func:`pipeline.engines.sql.classified_sql`: the
 quarantine rules of :func:`pipeline.engines.rules.quarantine_rules`, ids, returns): missing or unreadable ids,
 dates and amounts, out-of-range dates, duplicates (as :func:`pipeline.engines.source_columns.layout` says:
-under ``prepare.duplicates: auto``, rows identical in every source column only when an order id is mapped),
-zero amounts and refunds as configured, dates after the observation end;
-rows in = rows used + rows quarantined, or the job stops. Timestamps are read as that job reads them: a text
-column DuckDB cannot read gets the strptime format detected from a sample of it
+under ``prepare.duplicates: auto``, rows identical in every source column only when an order id is mapped;
+``prepare.duplicate_key`` names source columns, as the source names them), zero amounts and refunds as
+configured, dates after the observation end; rows in = rows used + rows quarantined, or the job stops.
+Timestamps are read as that job reads them: a text column DuckDB cannot read gets the strptime format detected
+from a sample of it
 (:func:`pipeline.engines.duckdb_classify.detected_format`), an ambiguous one stops the job, and a feed with no
 usable row gets that job's error (:func:`pipeline.engines.prepared.no_usable_rows`). A used row that is not a
 refund (a negative amount, or an order id starting with ``prepare.cancel_prefix``, as in the non-contractual job)
@@ -146,19 +147,19 @@ def feed_timestamp_format(
     return detected_format(relation, config.prepare.timezone, source)
 
 
-def classified_rows_sql(config: Config, columns: Mapping[str, str], timestamp_format: str | None) -> str:
-    """Every row of ``tx`` (whose columns and types are ``columns``) classified as the non-contractual job
-    classifies it (:func:`pipeline.engines.duckdb_classify.classified_sql`, the rules written once): its id (cid),
-    timestamp (raw_ts, and ts parsed as that job parses it, by ``timestamp_format`` when given), ``raw_value``
-    (the amount, quantity x unit price, or 0 in an event feed: :attr:`~pipeline.engines.source_columns.Layout.
-    has_amounts`), ``is_return`` (a negative value, or an order id starting with ``prepare.cancel_prefix``), the
-    signed ``value`` and the quarantine ``reason``.
+def classified_rows_sql(config: Config, columns: Mapping[str, str], feed: Layout, timestamp_format: str | None) -> str:
+    """Every row of ``tx`` (whose columns and types are ``columns``, laid out as ``feed``: :func:`feed_layout`)
+    classified as the non-contractual job classifies it (:func:`pipeline.engines.duckdb_classify.classified_sql`,
+    the rules written once): its id (cid), timestamp (raw_ts, and ts parsed as that job parses it, by
+    ``timestamp_format`` when given), ``raw_value`` (the amount, quantity x unit price, or 0 in an event feed:
+    :attr:`~pipeline.engines.source_columns.Layout.has_amounts`), ``is_return`` (a negative value, or an order id
+    starting with ``prepare.cancel_prefix``), the signed ``value`` and the quarantine ``reason``.
 
     Duplicates follow the non-contractual job's rule (:func:`pipeline.engines.source_columns.layout`): under
     ``prepare.duplicates: auto`` rows repeated whole are duplicates only when an order id is mapped (without
     one, two identical lines are two real purchases); ``quarantine`` always, ``keep`` never;
-    ``prepare.duplicate_key`` names the columns that make a row a repeat."""
-    return classified_sql(dict(columns), feed_layout(config, list(columns)), config.prepare, timestamp_format)
+    ``prepare.duplicate_key`` names the source columns that make a row a repeat."""
+    return classified_sql(dict(columns), feed, config.prepare, timestamp_format)
 
 
 def unreadable_timestamp(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
@@ -167,9 +168,15 @@ def unreadable_timestamp(con: duckdb.DuckDBPyConnection, table: str) -> str | No
     return None if value is None else str(value)
 
 
-def feed_layout(config: Config, columns: list[str]) -> Layout:
-    """The feed's :class:`~pipeline.engines.source_columns.Layout` (its duplicates, and whether it has amounts)."""
-    return layout(columns, None, config.prepare, "the feed")
+def feed_layout(
+    config: Config, columns: list[str], column_names: Mapping[str, str] | None = None, source: str = "the feed"
+) -> Layout:
+    """The feed's :class:`~pipeline.engines.source_columns.Layout` (its source columns' names, its duplicates, and
+    whether it has amounts), as the non-contractual job lays it out: ``column_names`` (relation column -> source
+    column name: the opened source's :attr:`pipeline.engines.Source.column_names`) names the source's columns,
+    which ``prepare.duplicate_key`` names (InputError, naming ``source``, for one the source does not have);
+    without it the relation is its own source (each column as it is named, private prefix removed)."""
+    return layout(columns, column_names, config.prepare, source)
 
 
 def subscribers_sql(config: Config, as_of: dt.date) -> str:
@@ -213,20 +220,22 @@ def prepare_billing(
     config: Config,
     as_of: dt.date | None = None,
     source: str = "the billing feed",
+    column_names: Mapping[str, str] | None = None,
 ) -> Subscribers:
     """The prepare stage of the contractual job (see the module docstring). ``as_of`` (scoring): the
     subscribers as of that date only (rows after it are quarantined; ``calibration`` is left empty). ``source``
-    names the feed in its errors."""
+    names the feed in its errors; ``column_names`` (the opened source's) its columns, as ``prepare.duplicate_key``
+    names them (:func:`feed_layout`)."""
     config = as_of_config(config, as_of)
     columns = feed_columns(relation)
     if "amount" not in columns:
         raise InputError("business.type contractual needs a billing feed with amounts (data.columns.amount)")
+    feed = feed_layout(config, list(columns), column_names, source)
     timestamp_format = feed_timestamp_format(relation, config, columns, source)
     con.register("tx", relation)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE classified AS {classified_rows_sql(config, columns, timestamp_format)}"
-        )
+        classified = classified_rows_sql(config, columns, feed, timestamp_format)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
             "FROM classified WHERE reason IS NULL AND NOT is_return"

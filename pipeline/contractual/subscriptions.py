@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 
 import duckdb
 
@@ -32,13 +33,14 @@ from pipeline.contractual.prepare import (
     as_of_config,
     classified_rows_sql,
     feed_columns,
+    feed_layout,
     feed_timestamp_format,
     periods_between_sql,
     prepare_billing,
     subscribers_from_charges,
 )
 from pipeline.engines.duckdb_classify import timestamp_sql
-from pipeline.engines.source_columns import private_alias
+from pipeline.engines.source_columns import Layout, private_alias
 from pipeline.engines.sql import DUCKDB, text_timestamp
 from pipeline.errors import ConfigError, InputError
 
@@ -55,14 +57,16 @@ def _anniversary_sql(start: str, k: str, period: str) -> str:
     return f"CAST({start} + to_months(CAST({months} AS INTEGER)) AS DATE)"
 
 
-def _classified_sql(config: Config, columns: dict[str, str], end_column: str, timestamp_format: str | None) -> str:
+def _classified_sql(
+    config: Config, columns: dict[str, str], feed: Layout, end_column: str, timestamp_format: str | None
+) -> str:
     """The rows classified as a billing feed's, then by the subscriptions' own rules. The end is read as the start
     is (a native timestamp as it is, text by the start's format, given or detected, or DuckDB's own reading)."""
     end = DUCKDB.identifier(end_column)
     raw_end = text_timestamp(DUCKDB, end)
     parsed = timestamp_sql(columns[end_column], timestamp_format, config.prepare.timezone, end)
     everything = ", ".join(DUCKDB.identifier(c) for c in columns)
-    rows = classified_rows_sql(config, columns, timestamp_format)
+    rows = classified_rows_sql(config, columns, feed, timestamp_format)
     open_end = "coalesce(CAST(end_ts AS DATE), DATE '9999-12-31')"
     earlier = (
         f"max(CASE WHEN reason IS NULL THEN {open_end} END) OVER (PARTITION BY cid ORDER BY CAST(ts AS DATE), "
@@ -106,8 +110,10 @@ def prepare_subscriptions(
     config: Config,
     as_of: dt.date | None = None,
     source: str = "the subscriptions table",
+    column_names: Mapping[str, str] | None = None,
 ) -> Subscribers:
-    """The prepare stage of the contractual job on a subscriptions table (see the module docstring)."""
+    """The prepare stage of the contractual job on a subscriptions table (see the module docstring);
+    ``column_names`` names its columns as :func:`pipeline.contractual.prepare.prepare_billing` says."""
     config = as_of_config(config, as_of)
     observation_end = config.prepare.observation_end
     if observation_end is None:
@@ -122,10 +128,11 @@ def prepare_subscriptions(
         raise InputError(
             f"the subscriptions table has no end column '{config.business.end_column}' (business.end_column)"
         )
+    feed = feed_layout(config, list(columns), column_names, source)
     timestamp_format = feed_timestamp_format(relation, config, columns, source)
     con.register("tx", relation)
     try:
-        classified = _classified_sql(config, columns, end, timestamp_format)
+        classified = _classified_sql(config, columns, feed, end, timestamp_format)
         con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE charges AS {_charges_sql(config, observation_end)}")
         subscribers = subscribers_from_charges(con, config, list(columns), as_of, source)
@@ -140,9 +147,11 @@ def prepare_contract_feed(
     config: Config,
     as_of: dt.date | None = None,
     source: str = "the feed",
+    column_names: Mapping[str, str] | None = None,
 ) -> Subscribers:
     """The contractual prepare of ``business.input``: a billing feed or a subscriptions table. ``source`` names
-    the feed in its errors."""
+    the feed in its errors, ``column_names`` (the opened source's :attr:`pipeline.engines.Source.column_names`)
+    its columns: ``prepare.duplicate_key`` names source columns (:func:`pipeline.contractual.prepare.feed_layout`)."""
     if config.business.input == "subscriptions":
-        return prepare_subscriptions(con, relation, config, as_of, source)
-    return prepare_billing(con, relation, config, as_of, source)
+        return prepare_subscriptions(con, relation, config, as_of, source, column_names)
+    return prepare_billing(con, relation, config, as_of, source, column_names)

@@ -154,7 +154,9 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     with engine.errors(data.description):
         relation = data.handle
         assert isinstance(relation, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
-        subscribers = prepare_contract_feed(engine.connection, relation, config, source=data.description)
+        subscribers = prepare_contract_feed(
+            engine.connection, relation, config, source=data.description, column_names=data.column_names
+        )
     timings["prepare"] = time.perf_counter() - start
     period_advice = billing_period_advice(subscribers.charge_interval, config.business.billing_period)
     check_window(subscribers, config, data.description, period_advice)

@@ -36,6 +36,7 @@ A customer whose first purchase is in the period still running at D is not count
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -121,18 +122,21 @@ def prepare_opportunities(
     config: Config,
     as_of: dt.date | None = None,
     source: str = "the feed",
+    column_names: Mapping[str, str] | None = None,
 ) -> Histories:
     """The prepare stage of the discrete job (see the module docstring). ``as_of`` (scoring): the histories
     as of that date only (rows after it are quarantined; ``calibration`` is left empty). ``source`` names the
-    feed in its errors."""
+    feed in its errors, ``column_names`` (the opened source's :attr:`pipeline.engines.Source.column_names`) its
+    columns, which ``prepare.duplicate_key`` names (:func:`pipeline.contractual.prepare.feed_layout`)."""
     config = as_of_config(config, as_of)
     columns = feed_columns(relation)
-    has_amounts = feed_layout(config, list(columns)).has_amounts
+    feed = feed_layout(config, list(columns), column_names, source)
+    has_amounts = feed.has_amounts
     timestamp_format = feed_timestamp_format(relation, config, columns, source)
     period = config.business.billing_period
     con.register("tx", relation)
     try:
-        rows = classified_rows_sql(config, columns, timestamp_format)
+        rows = classified_rows_sql(config, columns, feed, timestamp_format)
         con.execute(f"CREATE OR REPLACE TEMP TABLE dclassified AS {rows}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE buys AS SELECT cid, CAST(ts AS DATE) AS day, is_return, "

@@ -95,7 +95,9 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
     with engine.errors(data.description):
         relation = data.handle
         assert isinstance(relation, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
-        histories = prepare_opportunities(engine.connection, relation, config, source=data.description)
+        histories = prepare_opportunities(
+            engine.connection, relation, config, source=data.description, column_names=data.column_names
+        )
     timings["prepare"] = time.perf_counter() - start
     if not histories.has_amounts:
         _check_no_spend_model(config)  # before any fit

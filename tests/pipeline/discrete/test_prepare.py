@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -403,3 +404,86 @@ def test_the_mean_spend_is_the_same_bits_whatever_the_row_order(tmp_path: Path) 
     for other in (again, shuffled):
         pd.testing.assert_frame_equal(other.full, first.full, check_exact=True)
         pd.testing.assert_frame_equal(other.calibration, first.calibration, check_exact=True)
+
+
+# Gifts with mapped, renamed columns and an unmapped one: prepare.duplicate_key names them as the source does.
+NAMED = [
+    ("a", "2020-03-10", "50", "web"),
+    ("a", "2021-06-01", "20", "web"),
+    ("a", "2021-06-01", "30", "phone"),  # the same donor and day again, another channel: repeats on the key
+    ("a", "2023-02-01", "5", "web"),
+]
+NAMED_COLUMNS = {"customer_id": "Donor ID", "timestamp": "Gift Date", "amount": "Gift Amount"}
+
+
+def _named(tmp_path: Path, key: list[str]):  # type: ignore[no-untyped-def]
+    """The histories of :data:`NAMED` under ``duplicate_key: key``, opened as the job opens the feed (with the
+    source's column names)."""
+    path = tmp_path / "gifts.csv"
+    pd.DataFrame(NAMED, columns=["Donor ID", "Gift Date", "Gift Amount", "Channel"]).to_csv(path, index=False)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": NAMED_COLUMNS},
+            "prepare": {"calibration_end": "2022-12-31", "observation_end": "2024-06-30", "duplicate_key": key},
+            "business": {"type": "discrete", "billing_period": "year"},
+        }
+    )
+    engine = open_engine(config.engine)
+    try:
+        source = engine.open(config.data)
+        assert isinstance(source.handle, duckdb.DuckDBPyRelation)
+        return prepare_opportunities(
+            engine.connection,  # type: ignore[attr-defined]
+            source.handle,
+            config,
+            source=source.description,
+            column_names=source.column_names,
+        )
+    finally:
+        engine.close()
+
+
+def test_duplicate_key_names_source_columns(tmp_path: Path) -> None:
+    """The second gift of 2021-06-01 repeats on ``Donor ID`` and ``Gift Date``: a duplicate (the first in the order
+    of the other columns, Gift Amount then Channel as text, is kept: 20)."""
+    histories = _named(tmp_path, ["Donor ID", "Gift Date"])
+    ledger = histories.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (4, 3, 1, 3)
+    assert ledger.reasons == {"duplicate": 1}
+    full = histories.full.set_index("customer_id")
+    assert full.loc["a", ["frequency", "recency", "n_periods"]].tolist() == [2, 3, 3]
+    assert full.loc["a", "monetary_value"] == 12.5  # 2021: 20, 2023: 5 (27.5 with the 30 kept as well)
+
+
+@pytest.mark.parametrize(
+    ("key", "missing"), [(["Donor ID", "Date"], "Date"), (["customer_id", "timestamp"], "customer_id, timestamp")]
+)
+def test_a_duplicate_key_the_source_does_not_have_stops_prepare(tmp_path: Path, key: list[str], missing: str) -> None:
+    with pytest.raises(InputError) as error:
+        _named(tmp_path, key)
+    assert str(error.value) == (
+        f"{tmp_path / 'gifts.csv'}: prepare.duplicate_key names column(s) the input does not have: {missing}; "
+        "found: Donor ID, Gift Date, Gift Amount, Channel"
+    )
+
+
+def test_clv_train_with_a_duplicate_key_the_source_does_not_have_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    pd.DataFrame(NAMED, columns=["Donor ID", "Gift Date", "Gift Amount", "Channel"]).to_csv("gifts.csv", index=False)
+    (tmp_path / "job.yaml").write_text(
+        f"data: {{source: csv, path: gifts.csv, columns: {json.dumps(NAMED_COLUMNS)}}}\n"
+        "prepare: {calibration_end: 2022-12-31, duplicate_key: [Donor ID, Date]}\n"
+        "business: {type: discrete, billing_period: year}\n"
+    )
+    assert main(["train", "--config", "job.yaml"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "clv: error: gifts.csv: prepare.duplicate_key names column(s) the input does not have: Date; "
+        "found: Donor ID, Gift Date, Gift Amount, Channel"
+    ]
