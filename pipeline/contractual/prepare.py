@@ -5,9 +5,10 @@ quarantine rules of :func:`pipeline.engines.rules.quarantine_rules`, ids, return
 dates and amounts, out-of-range dates, duplicates (as :func:`pipeline.engines.source_columns.layout` says:
 under ``prepare.duplicates: auto``, rows identical in every source column only when an order id is mapped;
 ``prepare.duplicate_key`` names source columns, as the source names them), zero amounts and refunds as
-configured, dates after the observation end; rows in = rows used + rows quarantined, or the job stops.
-Timestamps are read as that job reads them: a text column DuckDB cannot read gets the strptime format detected
-from a sample of it
+configured, dates after the observation end; rows in = rows used + rows quarantined, or the job stops. The
+quarantined rows are that job's quarantine file: every source column as text under its source name, then
+``reason``, sorted by reason, then by the columns. Timestamps are read as that job reads them: a text
+column DuckDB cannot read gets the strptime format detected from a sample of it
 (:func:`pipeline.engines.duckdb_classify.detected_format`), an ambiguous one stops the job, and a feed with no
 usable row gets that job's error (:func:`pipeline.engines.prepared.no_usable_rows`). A used row that is not a
 refund (a negative amount, or an order id starting with ``prepare.cancel_prefix``, as in the non-contractual job)
@@ -45,8 +46,8 @@ from pipeline.contractual.intervals import ChargeInterval, charge_interval
 from pipeline.engines.duckdb_classify import classified_sql, detected_format, is_native_timestamp
 from pipeline.engines.prepared import no_usable_reasons, no_usable_rows
 from pipeline.engines.rules import SCALE
-from pipeline.engines.source_columns import Layout, layout
-from pipeline.engines.sql import DUCKDB, unreadable_timestamp_sql
+from pipeline.engines.source_columns import REASON, Layout, layout, quarantine_names
+from pipeline.engines.sql import DUCKDB, quarantine_sql, unreadable_timestamp_sql
 from pipeline.errors import InputError
 
 __all__ = [
@@ -60,6 +61,8 @@ __all__ = [
     "feed_timestamp_format",
     "periods_between_sql",
     "prepare_billing",
+    "quarantine_layout",
+    "quarantine_rows_sql",
     "subscribers_from_charges",
     "subscribers_sql",
     "unreadable_timestamp",
@@ -101,10 +104,10 @@ class BillingLedger:
 @dataclass(frozen=True)
 class Subscribers:
     """The prepared billing feed: subscribers as of the calibration end and as of the observation end
-    (:data:`SUBSCRIBER_COLUMNS`, sorted by id), the ledger, the quarantined rows and the charges used
-    (customer_id, charge_date, amount; for the advice on the data), and the feed's median interval between
-    a subscriber's charges (a billing feed's training prepare only: None as of a date, and for a subscriptions
-    table, whose charges are laid on the configured period)."""
+    (:data:`SUBSCRIBER_COLUMNS`, sorted by id), the ledger, the quarantined rows (:func:`quarantine_rows_sql`)
+    and the charges used (customer_id, charge_date, amount; for the advice on the data), and the feed's median
+    interval between a subscriber's charges (a billing feed's training prepare only: None as of a date, and for
+    a subscriptions table, whose charges are laid on the configured period)."""
 
     calibration: pd.DataFrame
     full: pd.DataFrame
@@ -179,6 +182,25 @@ def feed_layout(
     return layout(columns, column_names, config.prepare, source)
 
 
+def quarantine_layout(feed: Layout, columns: list[str], column_names: Mapping[str, str] | None) -> Layout:
+    """``feed`` as the quarantine names its columns: the source's names when ``column_names`` is given (``{}``
+    for a relation that is its own source). Without it (None), the relation's own columns, unrenamed: ``clv
+    score`` of a subscription model names them itself, from the source it opened
+    (:func:`pipeline.contractual.scoring.write_subscription_quarantine`)."""
+    return feed if column_names is not None else dataclasses.replace(feed, names={c: c for c in columns})
+
+
+def quarantine_rows_sql(feed: Layout) -> str:
+    """The rows of ``classified`` with a reason, as the non-contractual job writes them
+    (:func:`pipeline.engines.sql.quarantine_sql`): every source column as text under its source name
+    (:func:`~pipeline.engines.source_columns.quarantine_names` of ``feed.names``), then ``reason``; sorted as its
+    quarantine file is (:meth:`pipeline.engines.duckdb_engine.DuckDBEngine.write_quarantine`): by reason, then by
+    the columns in the source's order, empty values first."""
+    keys = [REASON, *quarantine_names(feed.names).values()]
+    order = ", ".join(f"{DUCKDB.identifier(k)} ASC NULLS FIRST" for k in keys)
+    return f"{quarantine_sql(DUCKDB, 'SELECT * FROM classified', feed)} ORDER BY {order}"
+
+
 def subscribers_sql(config: Config, as_of: dt.date) -> str:
     """Subscribers acquired by ``as_of``, from the ``charges`` (cid, day, value) with a charge by then."""
     period = config.business.billing_period
@@ -224,8 +246,8 @@ def prepare_billing(
 ) -> Subscribers:
     """The prepare stage of the contractual job (see the module docstring). ``as_of`` (scoring): the
     subscribers as of that date only (rows after it are quarantined; ``calibration`` is left empty). ``source``
-    names the feed in its errors; ``column_names`` (the opened source's) its columns, as ``prepare.duplicate_key``
-    names them (:func:`feed_layout`)."""
+    names the feed in its errors; ``column_names`` (the opened source's) its columns, in ``prepare.duplicate_key``
+    and the quarantine (:func:`feed_layout`, :func:`quarantine_layout`)."""
     config = as_of_config(config, as_of)
     columns = feed_columns(relation)
     if "amount" not in columns:
@@ -240,7 +262,8 @@ def prepare_billing(
             "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
             "FROM classified WHERE reason IS NULL AND NOT is_return"
         )
-        subscribers = subscribers_from_charges(con, config, list(columns), as_of, source)
+        named = quarantine_layout(feed, list(columns), column_names)
+        subscribers = subscribers_from_charges(con, config, named, as_of, source)
         interval = charge_interval(con, config.business.billing_period) if as_of is None else None
         return dataclasses.replace(subscribers, charge_interval=interval, timestamp_format=timestamp_format)
     finally:
@@ -248,20 +271,17 @@ def prepare_billing(
 
 
 def subscribers_from_charges(
-    con: duckdb.DuckDBPyConnection, config: Config, columns: list[str], as_of: dt.date | None, source: str
+    con: duckdb.DuckDBPyConnection, config: Config, named: Layout, as_of: dt.date | None, source: str
 ) -> Subscribers:
     """The subscribers, ledger and quarantine of the rows of ``tx`` (registered) classified in ``classified``
-    (a ``reason`` per row), from the ``charges`` (cid, day, value) of the used ones; rows in are counted on
-    ``tx`` itself, and must equal rows used + rows quarantined. Without a charge, the non-contractual job's
-    error (:func:`pipeline.engines.prepared.no_usable_rows`: the reasons, and a hint such as an unreadable date)."""
+    (a ``reason`` per row; the quarantine's columns named by ``named``: :func:`quarantine_layout`), from the
+    ``charges`` (cid, day, value) of the used ones; rows in are counted on ``tx`` itself, and must equal rows used
+    + rows quarantined. Without a charge, the non-contractual job's error
+    (:func:`pipeline.engines.prepared.no_usable_rows`: the reasons, and a hint such as an unreadable date)."""
     counts = con.sql("SELECT reason, count(*) FROM classified GROUP BY reason").fetchall()
     reasons = {str(r): int(n) for r, n in counts if r is not None}
     used = sum(int(n) for r, n in counts if r is None)
-    quarantine = con.sql(
-        "SELECT "
-        + ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(c)}" for c in columns)
-        + ", reason FROM classified WHERE reason IS NOT NULL ORDER BY ALL"
-    ).df()
+    quarantine = con.sql(quarantine_rows_sql(named)).df()
     last = con.sql("SELECT max(day) FROM charges").fetchall()[0]
     if last[0] is None:
         what = "subscriptions" if config.business.input == "subscriptions" else "charges"

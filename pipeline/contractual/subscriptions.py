@@ -37,6 +37,7 @@ from pipeline.contractual.prepare import (
     feed_timestamp_format,
     periods_between_sql,
     prepare_billing,
+    quarantine_layout,
     subscribers_from_charges,
 )
 from pipeline.engines.duckdb_classify import timestamp_sql
@@ -135,7 +136,8 @@ def prepare_subscriptions(
         classified = _classified_sql(config, columns, feed, end, timestamp_format)
         con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE charges AS {_charges_sql(config, observation_end)}")
-        subscribers = subscribers_from_charges(con, config, list(columns), as_of, source)
+        named = quarantine_layout(feed, list(columns), column_names)
+        subscribers = subscribers_from_charges(con, config, named, as_of, source)
         return dataclasses.replace(subscribers, timestamp_format=timestamp_format)
     finally:
         con.unregister("tx")
@@ -151,7 +153,8 @@ def prepare_contract_feed(
 ) -> Subscribers:
     """The contractual prepare of ``business.input``: a billing feed or a subscriptions table. ``source`` names
     the feed in its errors, ``column_names`` (the opened source's :attr:`pipeline.engines.Source.column_names`)
-    its columns: ``prepare.duplicate_key`` names source columns (:func:`pipeline.contractual.prepare.feed_layout`)."""
+    its columns: ``prepare.duplicate_key`` names source columns, and the quarantine carries the source's names
+    (:func:`pipeline.contractual.prepare.feed_layout`, :func:`~pipeline.contractual.prepare.quarantine_layout`)."""
     if config.business.input == "subscriptions":
         return prepare_subscriptions(con, relation, config, as_of, source, column_names)
     return prepare_billing(con, relation, config, as_of, source, column_names)
