@@ -23,7 +23,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # An unreachable tracking server should fail in seconds, not after MLflow's minutes of retries.
@@ -35,6 +35,9 @@ from pipeline import stop
 from pipeline.allocator import keep_freed_memory, limit_heaps
 from pipeline.errors import CLVError, ConfigError
 from pipeline.secrets import mask_text
+
+if TYPE_CHECKING:
+    from pipeline.commands.score import ScoreResult
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -151,33 +154,28 @@ def _score(args: argparse.Namespace) -> int:
 
     subscribers = score_subscription_file(args.model_uri, args.input, args.output, args.as_of)
     if subscribers is not None:  # a subscription (sBG) model: its active subscribers were scored
-        count, billing = subscribers
-        print(
-            f"clv score: {count:,} active subscribers scored as of {args.as_of} with {args.model_uri} -> "
-            f"{args.output} ({billing.rows_in:,} rows in, {billing.rows_used:,} used, "
-            f"{billing.rows_quarantined:,} quarantined)"
-        )
+        print(_score_line(subscribers, "active subscribers"))
         return 0
     from pipeline.discrete.scoring import score_opportunity_file
 
     histories = score_opportunity_file(args.model_uri, args.input, args.output, args.as_of)
     if histories is not None:  # a discrete-opportunity (BG/BB) model: every customer acquired by then
-        count, rows = histories
-        print(
-            f"clv score: {count:,} customers scored as of {args.as_of} with {args.model_uri} (BG/BB) -> "
-            f"{args.output} ({rows.rows_in:,} rows in, {rows.rows_used:,} used, "
-            f"{rows.rows_quarantined:,} quarantined)"
-        )
+        print(_score_line(histories, "customers", " (BG/BB)"))
         return 0
-    result = score_file(args.model_uri, args.input, args.output, args.as_of, args.chunk_rows, _Progress())
+    print(_score_line(score_file(args.model_uri, args.input, args.output, args.as_of, args.chunk_rows, _Progress())))
+    return 0
+
+
+def _score_line(result: ScoreResult, scored: str = "customers", kind: str = "") -> str:
+    """``clv score``'s line, alike for every business type: what was scored with which model, where every row went
+    and, when rows were quarantined, the file they were written to."""
     ledger = result.ledger
-    quarantine = f"; quarantined rows in {result.quarantine}" if result.quarantine else ""
-    print(
-        f"clv score: {result.customers:,} customers scored as of {result.as_of} with {result.model_uri} -> "
+    quarantine = f"; quarantined rows in {result.quarantine}" if result.quarantine is not None else ""
+    return (
+        f"clv score: {result.customers:,} {scored} scored as of {result.as_of} with {result.model_uri}{kind} -> "
         f"{result.output} ({ledger.rows_in:,} rows in, {ledger.rows_used:,} used, "
         f"{ledger.rows_quarantined:,} quarantined{quarantine})"
     )
-    return 0
 
 
 def _whatif(args: argparse.Namespace) -> int:

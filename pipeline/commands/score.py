@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -20,14 +21,20 @@ from pipeline.errors import InputError
 from pipeline.outputs import TableWriter
 from pipeline.recorder import store
 
+if TYPE_CHECKING:
+    from pipeline.contractual.prepare import BillingLedger
+
 __all__ = ["ScoreResult", "quarantine_path", "score_file"]
 
 
 @dataclass(frozen=True)
 class ScoreResult:
+    """What ``clv score`` did, whatever the model's business type: the customers scored (a subscription model's
+    active subscribers), where every input row went, and the quarantine file (None when no row was quarantined)."""
+
     model_uri: str
     as_of: dt.date
-    ledger: Ledger
+    ledger: Ledger | BillingLedger
     customers: int
     output: Path
     quarantine: Path | None

@@ -15,9 +15,9 @@ import pandas as pd
 from models.subscription_model import SubscriptionModel
 from pipeline.commands.business_feed import registered_business_model
 from pipeline.commands.customers import source_at
-from pipeline.commands.score import quarantine_path
+from pipeline.commands.score import ScoreResult, quarantine_path
 from pipeline.config import Config
-from pipeline.contractual.prepare import BillingLedger, Subscribers
+from pipeline.contractual.prepare import Subscribers
 from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.engines.source_columns import REASON, layout, quarantine_names
@@ -27,12 +27,11 @@ from pipeline.outputs import TableWriter, write_relation
 __all__ = ["score_subscription_file", "write_subscription_quarantine"]
 
 
-def score_subscription_file(
-    model_uri: str, input_path: Path, output: Path, as_of: dt.date
-) -> tuple[int, BillingLedger] | None:
-    """Score the subscribers of ``input_path`` active at ``as_of``: the count scored and the ledger; None when
-    ``model_uri`` does not name a registered subscription model (tagged ``business.type: contractual``). The
-    quarantined rows, if any, are written to :func:`pipeline.commands.score.quarantine_path` of ``output``."""
+def score_subscription_file(model_uri: str, input_path: Path, output: Path, as_of: dt.date) -> ScoreResult | None:
+    """Score the subscribers of ``input_path`` active at ``as_of``: what was scored (``customers``: the active
+    subscribers), the ledger and the quarantine file; None when ``model_uri`` does not name a registered
+    subscription model (tagged ``business.type: contractual``). The quarantined rows, if any, are written to
+    :func:`pipeline.commands.score.quarantine_path` of ``output``."""
     found = registered_business_model(model_uri, "contractual", SubscriptionModel, "subscription model")
     if found is None:
         return None
@@ -49,12 +48,14 @@ def score_subscription_file(
         scores = model.predict(None, active.reset_index(drop=True))
         with writer:
             writer.write(active.reset_index(drop=True).merge(scores, on="customer_id", how="left"))
+        quarantine = None
         if prepared.ledger.rows_quarantined:
             with engine.errors(data.description):
-                write_subscription_quarantine(engine, prepared, config, data.column_names, quarantine_path(output))
+                path = quarantine_path(output)
+                quarantine = write_subscription_quarantine(engine, prepared, config, data.column_names, path)
     finally:
         engine.close()
-    return len(active), prepared.ledger
+    return ScoreResult(model_uri, as_of, prepared.ledger, len(active), output, quarantine)
 
 
 def write_subscription_quarantine(

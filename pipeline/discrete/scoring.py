@@ -9,18 +9,16 @@ from pathlib import Path
 
 from models.opportunity_model import OpportunityModel
 from pipeline.commands.business_feed import prepared_on_duckdb, registered_business_model
-from pipeline.contractual.prepare import BillingLedger
+from pipeline.commands.score import ScoreResult
 from pipeline.discrete.prepare import prepare_opportunities
 from pipeline.outputs import TableWriter
 
 __all__ = ["score_opportunity_file"]
 
 
-def score_opportunity_file(
-    model_uri: str, input_path: Path, output: Path, as_of: dt.date
-) -> tuple[int, BillingLedger] | None:
-    """Score the customers of ``input_path`` as of ``as_of``: the count scored and the ledger; None when
-    ``model_uri`` does not name a registered discrete model (tagged ``business.type: discrete``)."""
+def score_opportunity_file(model_uri: str, input_path: Path, output: Path, as_of: dt.date) -> ScoreResult | None:
+    """Score the customers of ``input_path`` as of ``as_of``: the count scored and the ledger (no quarantine file
+    yet); None when ``model_uri`` does not name a registered discrete model (tagged ``business.type: discrete``)."""
     found = registered_business_model(model_uri, "discrete", OpportunityModel, "BG/BB model")
     if found is None:
         return None
@@ -36,4 +34,4 @@ def score_opportunity_file(
     scores = model.predict(None, customers.loc[:, list(columns)])
     with writer:
         writer.write(customers.merge(scores, on="customer_id", how="left"))
-    return len(customers), histories.ledger
+    return ScoreResult(model_uri, as_of, histories.ledger, len(customers), output, None)

@@ -166,7 +166,12 @@ def test_clv_score_writes_the_quarantined_rows_as_the_non_contractual_score(trai
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    assert "3 quarantined" in done.stdout
+    # the line names the file, as the non-contractual clv score's does (it said only '3 quarantined')
+    assert done.stdout.splitlines() == [
+        f"clv score: {len(_training_scores(trained)):,} active subscribers scored as of {as_of} with "
+        f"models:/subscriptions@champion -> {tmp_path / 'scored.csv'} (59,091 rows in, 59,088 used, 3 quarantined; "
+        f"quarantined rows in {tmp_path / 'scored.quarantine.parquet'})"
+    ]
     written = pd.read_parquet(tmp_path / "scored.quarantine.parquet")
     assert list(written.columns) == ["customer_id", "charge_date", "amount", "plan", "reason"]
     assert written["reason"].tolist() == ["after_observation_end", "invalid_timestamp", "missing_customer_id"]
@@ -298,7 +303,11 @@ def test_the_equivalent_subscriptions_table_trains_to_the_same_model(trained: Tr
         timeout=600,
     )
     assert scored_run.returncode == 0, scored_run.stderr
-    assert f"({table['rows_in']:,} rows in, {table['rows_used']:,} used, 7 quarantined)" in scored_run.stdout
+    assert scored_run.stdout.splitlines() == [
+        f"clv score: {len(scores):,} active subscribers scored as of {data['observation_end']} with "
+        f"models:/subscriptions@champion -> scored.parquet ({table['rows_in']:,} rows in, {table['rows_used']:,} used, "
+        "7 quarantined; quarantined rows in scored.quarantine.parquet)"
+    ]
     scored = pd.read_parquet(tmp_path / "scored.parquet").sort_values("customer_id").reset_index(drop=True)
     assert scored["customer_id"].tolist() == scores["customer_id"].tolist()
     for column in SCORE_COLUMNS:

@@ -14,6 +14,7 @@ import pytest
 from models import bgbb
 from models.gamma_gamma import GammaGammaParams
 from models.opportunity_model import OpportunityModel, OpportunityParams
+from pipeline.commands.score import quarantine_path
 from pipeline.config import Config, parse_config
 from pipeline.discrete import scoring
 from tests.discrete_feed import as_events, as_invoice_lines, discrete_feed
@@ -42,10 +43,12 @@ def _score(
     output = feed.with_suffix(".parquet")
     found = scoring.score_opportunity_file("models:/donors@champion", feed, output, AS_OF)
     assert found is not None
-    count, ledger = found
+    ledger = found.ledger
     assert ledger.rows_in == ledger.rows_used + ledger.rows_quarantined == len(frame)
+    assert found.quarantine is None  # a clean feed: no quarantine file
+    assert not quarantine_path(output).exists()
     scores = pd.read_parquet(output)
-    assert len(scores) == count
+    assert len(scores) == found.customers
     return scores
 
 
