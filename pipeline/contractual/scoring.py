@@ -10,21 +10,19 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from models.subscription_model import SubscriptionModel
 from pipeline.commands.business_feed import registered_business_model
 from pipeline.commands.customers import source_at
 from pipeline.commands.score import ScoreResult, quarantine_path
 from pipeline.config import Config
-from pipeline.contractual.prepare import Subscribers
 from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.engines.source_columns import REASON, layout, quarantine_names
 from pipeline.engines.sql import DUCKDB
 from pipeline.outputs import TableWriter, write_relation
 
-__all__ = ["score_subscription_file", "write_subscription_quarantine"]
+__all__ = ["score_subscription_file", "write_feed_quarantine"]
 
 
 def score_subscription_file(model_uri: str, input_path: Path, output: Path, as_of: dt.date) -> ScoreResult | None:
@@ -51,28 +49,26 @@ def score_subscription_file(model_uri: str, input_path: Path, output: Path, as_o
         quarantine = None
         if prepared.ledger.rows_quarantined:
             with engine.errors(data.description):
-                path = quarantine_path(output)
-                quarantine = write_subscription_quarantine(engine, prepared, config, data.column_names, path)
+                rows = engine.connection.from_df(prepared.quarantine)
+                quarantine = write_feed_quarantine(rows, config, data.column_names, quarantine_path(output))
     finally:
         engine.close()
     return ScoreResult(model_uri, as_of, prepared.ledger, len(active), output, quarantine)
 
 
-def write_subscription_quarantine(
-    engine: DuckDBEngine, prepared: Subscribers, config: Config, column_names: dict[str, str], path: Path
+def write_feed_quarantine(
+    rows: duckdb.DuckDBPyRelation, config: Config, column_names: dict[str, str], path: Path
 ) -> Path:
-    """The quarantined rows of ``prepared`` (the feed's columns as text, and ``reason``) written to ``path`` as the
-    DuckDB engine writes the non-contractual ones (:meth:`~pipeline.engines.duckdb_engine.DuckDBEngine.
-    write_quarantine`): each column under its source name (``column_names``, the opened source's), ``reason``
-    last, sorted by reason, then by the columns, NULLs first."""
-    rows: pd.DataFrame = prepared.quarantine
+    """A contractual or discrete feed's quarantined ``rows`` (the opened source's columns, and ``reason``) written
+    to ``path`` as the DuckDB engine writes the non-contractual ones (:meth:`~pipeline.engines.duckdb_engine.
+    DuckDBEngine.write_quarantine`): each column as text under its source name (``column_names``, the opened
+    source's), ``reason`` last, sorted by reason, then by the columns, NULLs first."""
     columns = [c for c in rows.columns if c != REASON]
     plain = config.prepare.model_copy(update={"duplicate_key": None})  # the source's names only, no duplicates
     names = quarantine_names(layout(columns, column_names, plain, "the feed").names)
-    relation = engine.connection.from_df(rows)
     text = ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(n)}" for c, n in names.items())
     keys = [REASON, *names.values()]
-    ordered = relation.query(
+    ordered = rows.query(
         "quarantined",
         f"SELECT {text}, CAST({REASON} AS VARCHAR) AS {REASON} FROM quarantined ORDER BY "
         + ", ".join(f"{DUCKDB.identifier(k)} ASC NULLS FIRST" for k in keys),

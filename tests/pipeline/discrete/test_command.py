@@ -161,6 +161,31 @@ def test_spark_udf_scores_equal_the_pyfunc_scores(  # type: ignore[no-untyped-de
         assert scored[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-12, abs=0)
 
 
+@pytest.mark.slow
+def test_clv_score_writes_and_names_the_quarantined_rows(donors: Donors, tmp_path: Path) -> None:
+    """The feed with three bad rows: it wrote no quarantine file and its line did not name one. Now
+    <stem>.quarantine.parquet beside the scores, named in the line as the non-contractual clv score names it."""
+    feed = pd.read_csv(donors.folder / "donations.csv", dtype=str)
+    bad = [("", "2023-04-01", "15.0"), ("d0-00001", "not a date", "9.0"), ("d0-00000", "2024-01-15", "30.0")]
+    pd.concat([feed, pd.DataFrame(bad, columns=feed.columns)]).to_csv(tmp_path / "dirty.csv", index=False)
+    data = donors.summary["data"]
+    as_of = data["observation_end"]
+    args = ("--model-uri", "models:/donors@champion", "--input", str(tmp_path / "dirty.csv"), "--as-of", str(as_of))
+    done = _clv(donors.folder, donors.uri, "score", *args, "--output", str(tmp_path / "scored.parquet"))
+    assert done.stdout.splitlines() == [
+        f"clv score: 5,000 customers scored as of {as_of} with models:/donors@champion (BG/BB) -> "
+        f"{tmp_path / 'scored.parquet'} ({data['rows_in'] + 3:,} rows in, {data['rows_used']:,} used, 3 quarantined; "
+        f"quarantined rows in {tmp_path / 'scored.quarantine.parquet'})"
+    ]
+    written = pd.read_parquet(tmp_path / "scored.quarantine.parquet")
+    assert list(written.columns) == ["customer_id", "date", "amount", "reason"]
+    assert written["reason"].tolist() == ["after_observation_end", "invalid_timestamp", "missing_customer_id"]
+    assert written["date"].tolist() == ["2024-01-15", "not a date", "2023-04-01"]
+    assert written["amount"].tolist() == ["30.0", "9.0", "15.0"]
+    assert written["customer_id"].tolist()[:2] == ["d0-00000", "d0-00001"]
+    assert written["customer_id"].isna().tolist() == [False, False, True]  # the empty id, read as NULL
+
+
 def _rest_answers_as_the_pyfunc(folder: Path, uri: str, scores: pd.DataFrame) -> None:
     """A real ``mlflow models serve`` of the registered BG/BB model: the training scores for 40 customers, and a bad
     history answered with 400 and the line naming its column."""

@@ -76,3 +76,58 @@ def test_invoice_lines_score_as_their_amount_feed(monkeypatch: pytest.MonkeyPatc
         "clv",
     ]
     pd.testing.assert_frame_equal(lines, amounts, check_exact=True)  # spend: exact sums of 1/SCALE
+
+
+def test_the_quarantined_rows_are_written_as_the_non_contractual_score_writes_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """It scored and wrote no quarantine file. Now <stem>.quarantine.parquet beside the scores: every source column
+    as text under its source name (``date``, mapped as the timestamp), then ``reason``, sorted by reason, then by
+    the columns; the DuckDB engine's quarantine of the same feed as of the same date, row for row."""
+    from pipeline.engines import open_engine
+
+    rows = [
+        ("a", "2023-01-10", "20.0"),
+        ("a", "2023-03-05", "35.5"),
+        ("b", "2023-02-14", "10.0"),
+        ("b", "2023-11-30", "12.0"),
+        ("c", "2023-06-01", "50.0"),
+        ("", "2023-04-01", "15.0"),  # no customer
+        ("b", "not a date", "9.0"),
+        ("c", "2024-01-15", "30.0"),  # after --as-of
+        ("a", "2023-05-05", "abc"),
+    ]
+    feed = tmp_path / "gifts.csv"
+    pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).to_csv(feed, index=False)
+    config: Config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(feed), "columns": {"timestamp": "date"}},
+            "prepare": {"calibration_end": "2023-06-30"},
+            "business": {"type": "discrete", "billing_period": "month"},
+        }
+    )
+    model = OpportunityModel()
+    model.model = OpportunityParams(BGBB)
+    monkeypatch.setattr(scoring, "registered_business_model", lambda *_: (model, config))
+    found = scoring.score_opportunity_file("models:/gifts@champion", feed, tmp_path / "scored.csv", AS_OF)
+    assert found is not None
+    ledger = found.ledger
+    assert (found.customers, ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (3, 9, 5, 4)
+    assert found.quarantine == tmp_path / "scored.quarantine.parquet"
+    assert pd.read_csv(tmp_path / "scored.csv")["customer_id"].tolist() == ["a", "b", "c"]
+    written = pd.read_parquet(found.quarantine)
+    assert list(written.columns) == ["customer_id", "date", "amount", "reason"]
+    assert written.drop(columns="customer_id").to_dict("list") == {
+        "date": ["2024-01-15", "2023-05-05", "not a date", "2023-04-01"],
+        "amount": ["30.0", "abc", "9.0", "15.0"],
+        "reason": ["after_observation_end", "invalid_amount", "invalid_timestamp", "missing_customer_id"],
+    }
+    assert written["customer_id"].tolist()[:3] == ["c", "a", "b"]
+    assert written["customer_id"].isna().tolist() == [False, False, False, True]  # the empty id, read as NULL
+    engine = open_engine(config.engine)
+    try:
+        prepared = engine.prepare_as_of(engine.open(config.data), config.prepare, AS_OF)
+        expected = pd.read_parquet(engine.write_quarantine(prepared, tmp_path / "non_contractual.parquet"))
+    finally:
+        engine.close()
+    pd.testing.assert_frame_equal(written, expected)
