@@ -22,6 +22,10 @@ CHARGE_INTERVAL_METRIC = "median_charge_interval_days"
 LONGER_INTERVAL_METRIC = "longer_interval_share"
 """The share of the subscribers charged on two days or more charged at least twice the billing period apart (a
 mix of plans: :func:`pipeline.contractual.intervals.mixed_plans_advice`)."""
+LIFETIME_CAP_METRIC = "at_lifetime_cap"
+"""The active subscribers whose ``expected_remaining_lifetime`` the model's horizon decides
+(:func:`models.subscription_model.at_lifetime_cap`; the summary's ``scores.at_lifetime_cap``); logged when the run
+scored."""
 
 
 def _fit_metrics(prefix: str, result: ContractualResult) -> dict[str, float]:
@@ -49,6 +53,13 @@ def _interval_metrics(result: ContractualResult) -> dict[str, float]:
     return {CHARGE_INTERVAL_METRIC: interval.median_days, LONGER_INTERVAL_METRIC: interval.longer_share}
 
 
+def _score_metrics(result: ContractualResult) -> dict[str, float]:
+    """How many active subscribers the lifetime horizon decides; nothing when the run scored none (a failed gate)."""
+    if result.lifetime_capped is None:
+        return {}
+    return {LIFETIME_CAP_METRIC: float(result.lifetime_capped)}
+
+
 def record_contractual(result: ContractualResult, config_yaml: str, report_html: str) -> None:
     """Config, tags, ledger, metrics, gate, tables and report of a contractual run (no model)."""
     config = result.config
@@ -72,6 +83,7 @@ def record_contractual(result: ContractualResult, config_yaml: str, report_html:
         "rows_quarantined": float(ledger.rows_quarantined),
         "subscribers": float(len(result.subscribers.full)),
         **_interval_metrics(result),
+        **_score_metrics(result),
         **result.validation.metrics,
         **_fit_metrics("", result),
         **_fit_metrics("production_", result),

@@ -135,3 +135,26 @@ def test_the_lifetime_cap_is_counted_and_noted(result: ContractualResult) -> Non
     assert summary_text(result).splitlines()[-1] == f"  note        {note}"
     assert f"<h2>Notes on the scores</h2><ul><li>{note.replace('<', '&lt;')}</li></ul>" in report_html(result)
     assert lifetime_cap_note(result.model, 584, 0) == ()
+
+
+@pytest.mark.usefixtures("tracking_store")
+def test_the_run_records_the_lifetime_cap_count_as_a_metric(result: ContractualResult) -> None:
+    """The count was in the summary and the report only; the run now logs it as the metric at_lifetime_cap (584,
+    every active subscriber), and a run that scored nothing (a failed gate) logs no such metric."""
+    import dataclasses
+
+    import mlflow
+
+    from pipeline.recorder import store
+    from pipeline.recorder.contractual import record_contractual
+
+    experiment_id = store.connect("lifetime-cap")
+    with store.run(experiment_id) as run_id:
+        record_contractual(result, "", report_html(result))
+    metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
+    assert metrics["at_lifetime_cap"] == 584.0
+    assert metrics["subscribers"] == 3600.0
+    unscored = dataclasses.replace(result, model=None, scores=None, lifetime_capped=None, notes=())
+    with store.run(experiment_id) as run_id:
+        record_contractual(unscored, "", report_html(unscored))
+    assert "at_lifetime_cap" not in mlflow.MlflowClient().get_run(run_id).data.metrics
