@@ -215,8 +215,11 @@ def test_score_writes_csv_and_quarantines(registry: Registry, tmp_path: Path) ->
         env=registry.env(),
     )
     assert done.returncode == 0, done.stderr
-    assert "3 quarantined" in done.stdout
-    assert len(pd.read_csv(tmp_path / "s.csv")) > 0
+    assert done.stdout.splitlines() == [  # as the contractual and discrete scores' lines (their tests)
+        f"clv score: 75 customers scored as of 1998-06-30 with models:/clv@champion -> {tmp_path / 's.csv'} "
+        f"(202 rows in, 199 used, 3 quarantined; quarantined rows in {tmp_path / 's.quarantine.parquet'})"
+    ]
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 75
     reasons = pd.read_parquet(tmp_path / "s.quarantine.parquet")["reason"].tolist()
     assert sorted(reasons) == ["after_observation_end", "invalid_timestamp", "missing_customer_id"]
 
