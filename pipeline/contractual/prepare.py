@@ -184,9 +184,8 @@ def feed_layout(
 
 def quarantine_layout(feed: Layout, columns: list[str], column_names: Mapping[str, str] | None) -> Layout:
     """``feed`` as the quarantine names its columns: the source's names when ``column_names`` is given (``{}``
-    for a relation that is its own source). Without it (None), the relation's own columns, unrenamed: ``clv
-    score`` of a subscription model names them itself, from the source it opened
-    (:func:`pipeline.contractual.scoring.write_subscription_quarantine`)."""
+    for a relation that is its own source). Without it (None: a prepare called on a bare relation), the
+    relation's own columns, unrenamed."""
     return feed if column_names is not None else dataclasses.replace(feed, names={c: c for c in columns})
 
 

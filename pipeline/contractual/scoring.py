@@ -15,14 +15,11 @@ from models.subscription_model import SubscriptionModel
 from pipeline.commands.business_feed import registered_business_model
 from pipeline.commands.customers import source_at
 from pipeline.commands.score import ScoreResult, quarantine_path
-from pipeline.config import Config
 from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.engines.duckdb_engine import DuckDBEngine
-from pipeline.engines.source_columns import REASON, layout, quarantine_names
-from pipeline.engines.sql import DUCKDB
 from pipeline.outputs import TableWriter, write_relation
 
-__all__ = ["score_subscription_file", "write_feed_quarantine"]
+__all__ = ["score_subscription_file"]
 
 
 def score_subscription_file(model_uri: str, input_path: Path, output: Path, as_of: dt.date) -> ScoreResult | None:
@@ -40,7 +37,9 @@ def score_subscription_file(model_uri: str, input_path: Path, output: Path, as_o
         data = engine.open(source_at(config.data, input_path))
         assert isinstance(data.handle, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
         with engine.errors(data.description):
-            prepared = prepare_contract_feed(engine.connection, data.handle, config, as_of, data.description)
+            prepared = prepare_contract_feed(
+                engine.connection, data.handle, config, as_of, data.description, data.column_names
+            )
         active = prepared.full.loc[~prepared.full["churned"], ["customer_id", "cohort", "renewals", "price"]].copy()
         active["cohort"] = active["cohort"].astype("datetime64[ns]").dt.strftime("%Y-%m-%d")
         scores = model.predict(None, active.reset_index(drop=True))
@@ -49,29 +48,8 @@ def score_subscription_file(model_uri: str, input_path: Path, output: Path, as_o
         quarantine = None
         if prepared.ledger.rows_quarantined:
             with engine.errors(data.description):
-                rows = engine.connection.from_df(prepared.quarantine)
-                quarantine = write_feed_quarantine(rows, config, data.column_names, quarantine_path(output))
+                # Under the source's names and sorted, as the non-contractual job writes it.
+                quarantine = write_relation(engine.connection.from_df(prepared.quarantine), quarantine_path(output))
     finally:
         engine.close()
     return ScoreResult(model_uri, as_of, prepared.ledger, len(active), output, quarantine)
-
-
-def write_feed_quarantine(
-    rows: duckdb.DuckDBPyRelation, config: Config, column_names: dict[str, str], path: Path
-) -> Path:
-    """A contractual or discrete feed's quarantined ``rows`` (the opened source's columns, and ``reason``) written
-    to ``path`` as the DuckDB engine writes the non-contractual ones (:meth:`~pipeline.engines.duckdb_engine.
-    DuckDBEngine.write_quarantine`): each column as text under its source name (``column_names``, the opened
-    source's), ``reason`` last, sorted by reason, then by the columns, NULLs first."""
-    columns = [c for c in rows.columns if c != REASON]
-    plain = config.prepare.model_copy(update={"duplicate_key": None})  # the source's names only, no duplicates
-    names = quarantine_names(layout(columns, column_names, plain, "the feed").names)
-    text = ", ".join(f"CAST({DUCKDB.identifier(c)} AS VARCHAR) AS {DUCKDB.identifier(n)}" for c, n in names.items())
-    keys = [REASON, *names.values()]
-    ordered = rows.query(
-        "quarantined",
-        f"SELECT {text}, CAST({REASON} AS VARCHAR) AS {REASON} FROM quarantined ORDER BY "
-        + ", ".join(f"{DUCKDB.identifier(k)} ASC NULLS FIRST" for k in keys),
-    )
-    assert ordered is not None  # a SELECT
-    return write_relation(ordered, path)

@@ -1,8 +1,8 @@
 """``clv score`` with a registered discrete-opportunity (BG/BB) model: a feed prepared with the model's own
 config, as of a date, and every customer acquired by then scored (P(alive), expected transactions; with a
 spend model, the expected order value and CLV). The rows quarantined go to ``<stem>.quarantine.parquet`` beside
-the scores, as the non-contractual and the contractual ``clv score`` write them
-(:func:`pipeline.contractual.scoring.write_feed_quarantine`)."""
+the scores, as the non-contractual and the contractual ``clv score`` write them (every source column as text
+under its source name, then ``reason``, sorted)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ from pipeline.commands.business_feed import registered_business_model
 from pipeline.commands.customers import source_at
 from pipeline.commands.score import ScoreResult, quarantine_path
 from pipeline.config import Config
-from pipeline.contractual.prepare import as_of_config, classified_rows_sql, feed_columns
-from pipeline.contractual.scoring import write_feed_quarantine
+from pipeline.contractual.prepare import (
+    as_of_config,
+    classified_rows_sql,
+    feed_columns,
+    feed_layout,
+    quarantine_rows_sql,
+)
 from pipeline.discrete.prepare import prepare_opportunities
 from pipeline.engines import Source
 from pipeline.engines.duckdb_engine import DuckDBEngine
-from pipeline.engines.source_columns import REASON
-from pipeline.engines.sql import DUCKDB
-from pipeline.outputs import TableWriter
+from pipeline.outputs import TableWriter, write_relation
 
 __all__ = ["score_opportunity_file"]
 
@@ -42,7 +45,9 @@ def score_opportunity_file(model_uri: str, input_path: Path, output: Path, as_of
         data = engine.open(source_at(config.data, input_path))
         assert isinstance(data.handle, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
         with engine.errors(data.description):
-            histories = prepare_opportunities(engine.connection, data.handle, config, as_of, data.description)
+            histories = prepare_opportunities(
+                engine.connection, data.handle, config, as_of, data.description, data.column_names
+            )
         assert model.model is not None
         columns = model.model.input_columns
         customers = histories.full.loc[:, ["first_period", *columns]].reset_index(drop=True)
@@ -67,15 +72,18 @@ def _write_quarantine(
     """The rows of ``data`` the prepare quarantined, written to ``path``: classified again by the SQL the prepare
     classified them with (:func:`pipeline.contractual.prepare.classified_rows_sql`, under ``config`` as of the
     scoring date and the ``timestamp_format`` the prepare read the feed with), so the same rows, with the same
-    reasons."""
+    reasons, under the source's names and sorted as the non-contractual job writes them
+    (:func:`pipeline.contractual.prepare.quarantine_rows_sql`)."""
     relation = data.handle
     assert isinstance(relation, duckdb.DuckDBPyRelation)
     columns = feed_columns(relation)
-    classified = classified_rows_sql(config, columns, timestamp_format)
-    source = ", ".join(DUCKDB.identifier(c) for c in columns)
+    feed = feed_layout(config, list(columns), data.column_names, data.description)
     engine.connection.register("tx", relation)
     try:
-        rows = engine.connection.sql(f"SELECT {source}, {REASON} FROM ({classified}) WHERE {REASON} IS NOT NULL")
-        return write_feed_quarantine(rows, config, data.column_names, path)
+        engine.connection.execute(
+            f"CREATE OR REPLACE TEMP VIEW classified AS {classified_rows_sql(config, columns, feed, timestamp_format)}"
+        )
+        return write_relation(engine.connection.sql(quarantine_rows_sql(feed)), path)
     finally:
+        engine.connection.execute("DROP VIEW IF EXISTS classified")
         engine.connection.unregister("tx")

@@ -249,3 +249,14 @@ def test_clv_train_logs_the_quarantine_under_the_sources_names(tmp_path: Path, m
     )
     expected = _non_contractual_quarantine(config, tmp_path / "non_contractual.parquet")
     pd.testing.assert_frame_equal(logged, expected)
+    # The registered model scores the same feed as of the same date: its duplicate_key names source columns at
+    # scoring too (it stopped with exit 2 before), and the quarantine file beside the scores is the training run's.
+    from pipeline.cli import main
+
+    uri = "models:/subscriptions@champion"
+    assert (
+        main(["score", "--model-uri", uri, "--input", "billing.csv", "--as-of", "2024-06-28", "--output", "s.parquet"])
+        == 0
+    )
+    written = pd.read_parquet(tmp_path / "s.quarantine.parquet")
+    pd.testing.assert_frame_equal(written, logged)
