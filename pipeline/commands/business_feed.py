@@ -1,28 +1,22 @@
-"""A registered subscription or discrete-opportunity model, and a raw feed prepared with its training config.
+"""A registered subscription or discrete-opportunity model and its training config.
 
 ``clv score`` of a contractual or discrete model loads the model by its ``business.type`` tag, points the training
 config's column mapping at ``--input`` (:func:`pipeline.commands.customers.source_at`) and runs the business
-type's own prepare on DuckDB, the only engine these types run on.
+type's own prepare on DuckDB, the only engine these types run on (:mod:`pipeline.contractual.scoring`,
+:mod:`pipeline.discrete.scoring`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import duckdb
-
-from pipeline.commands.customers import source_at
 from pipeline.config import Config, parse_config, read_yaml
-from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.errors import InputError
 from pipeline.recorder import store
 
-__all__ = ["prepared_on_duckdb", "registered_business_model"]
+__all__ = ["registered_business_model"]
 
 ModelT = TypeVar("ModelT")
-PreparedT = TypeVar("PreparedT")
 
 
 def registered_business_model(
@@ -37,17 +31,3 @@ def registered_business_model(
     if not isinstance(model, kind) or not isinstance(config_yaml, str):
         raise InputError(f"--model-uri {model_uri}: not a clv-pipeline {what} with its training config")
     return model, parse_config(read_yaml(config_yaml), f"{model_uri} (training config)")
-
-
-def prepared_on_duckdb(
-    config: Config, input_path: Path, prepare: Callable[[duckdb.DuckDBPyConnection, Any, str], PreparedT]
-) -> PreparedT:
-    """``prepare(connection, relation, description)`` on ``input_path`` read with ``config``'s data settings, on
-    DuckDB (the description names the input in errors)."""
-    engine = DuckDBEngine(config.engine)
-    try:
-        data = engine.open(source_at(config.data, input_path))
-        with engine.errors(data.description):
-            return prepare(engine.connection, data.handle, data.description)
-    finally:
-        engine.close()
