@@ -194,16 +194,16 @@ def amount_advice(ledger: Ledger, data: DataConfig) -> tuple[str, ...]:
     invalid = ledger.quarantined.get("invalid_amount", 0)
     if data.source != "csv" or not ledger.rows_in or not invalid:
         return ()
-    rows = f"{invalid:,} rows ({invalid / ledger.rows_in:.1%} of the input)"
+    rows = f"{invalid:,} row{'s' if invalid > 1 else ''} ({invalid / ledger.rows_in:.1%} of the input)"
     if data.csv.decimal == "," and data.csv.thousands is None:
         return (
-            f"advice: {rows} were quarantined as invalid_amount: a number is not in the configured format (decimal "
+            f"advice: {rows} quarantined as invalid_amount (empty, or not a number in the configured format: decimal "
             "comma, no thousands separator). If the feed writes 1,000 or more as 1.234,56, set data.csv.thousands: "
-            "'.': those rows are its largest amounts",
+            "'.': such rows would be its largest amounts",
         )
     if data.csv.rewrites_numbers or invalid < ADVICE_SHARE * ledger.rows_in:
         return ()
-    return (f"advice: {rows} were quarantined: {AMOUNT_HINT}",)
+    return (f"advice: {rows} quarantined: {AMOUNT_HINT}",)
 
 
 def timestamp_advice(ledger: Ledger, timestamp_format: str | None) -> tuple[str, ...]:

@@ -296,8 +296,19 @@ def _default_yaml(config: dict[str, object]) -> str:
     return "# built-in defaults\n" + yaml.safe_dump(config, sort_keys=False)
 
 
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line; an option the command does not know is its command's one line (``clv train: error:
+    unrecognized arguments: --confg (see clv train -h)``), where argparse names the top-level parser."""
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        prog = f"{parser.prog} {args.command}"
+        parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(unknown)} (see {prog} -h)\n")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _arguments(argv)
     limit_heaps()  # the job's worker threads would otherwise leave heaps of freed memory behind
     keep_freed_memory()  # the next stage's arrays reuse the pages the last one freed
     from pipeline.recorder import store

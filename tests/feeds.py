@@ -327,7 +327,8 @@ def write_with_separators(lines: pd.DataFrame, path: Path, delimiter: str, decim
 
 def monthly_exports(lines: pd.DataFrame, folder: Path) -> list[Path]:
     """The retail lines as a folder of monthly CSV exports (``2011-03.csv``, ...), each with its header, as a shop
-    system exports them; a hidden copy and a non-CSV file beside them, which are not read."""
+    system exports them, two of them with other line endings and one with a byte order mark; a hidden copy and a
+    non-CSV file beside them, which are not read."""
     folder.mkdir(parents=True, exist_ok=True)
     months = pd.to_datetime(lines["InvoiceDate"], format="%m/%d/%Y %H:%M").dt.strftime("%Y-%m")
     written = []
@@ -335,6 +336,11 @@ def monthly_exports(lines: pd.DataFrame, folder: Path) -> list[Path]:
         path = folder / f"{month}.csv"
         part.to_csv(path, index=False)
         written.append(path)
+    # Exports from other tools: lines ended in \r\n, in \r alone, a byte order mark (DuckDB read the later files
+    # with the first file's line ending: those gave no rows).
+    for path, ending in ((written[1], b"\r\n"), (written[2], b"\r")):
+        path.write_bytes(path.read_bytes().replace(b"\n", ending))
+    written[3].write_bytes(b"\xef\xbb\xbf" + written[3].read_bytes())
     (folder / f"._{written[0].name}").write_bytes(b"\x00\x05\x16\x07 not a csv")
     (folder / "README.txt").write_text("Monthly exports of the shop's invoice lines.\n")
     return written

@@ -8,13 +8,21 @@ type's own prepare on DuckDB, the only engine these types run on (:mod:`pipeline
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
+import duckdb
+
+from pipeline.commands.customers import source_at
 from pipeline.config import Config, parse_config, read_yaml
+from pipeline.engines import Source
+from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.errors import InputError
 from pipeline.recorder import store
 
-__all__ = ["registered_business_model"]
+__all__ = ["opened_feed", "registered_business_model"]
 
 ModelT = TypeVar("ModelT")
 
@@ -31,3 +39,16 @@ def registered_business_model(
     if not isinstance(model, kind) or not isinstance(config_yaml, str):
         raise InputError(f"--model-uri {model_uri}: not a clv-pipeline {what} with its training config")
     return model, parse_config(read_yaml(config_yaml), f"{model_uri} (training config)")
+
+
+@contextmanager
+def opened_feed(config: Config, input_path: Path) -> Iterator[tuple[DuckDBEngine, Source, duckdb.DuckDBPyRelation]]:
+    """The training config's DuckDB engine, ``input_path`` opened with its column mapping and CSV options
+    (:func:`~pipeline.commands.customers.source_at`) and the opened relation; the engine is closed afterwards."""
+    engine = DuckDBEngine(config.engine)
+    try:
+        data = engine.open(source_at(config.data, input_path))
+        assert isinstance(data.handle, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
+        yield engine, data, data.handle
+    finally:
+        engine.close()

@@ -9,14 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import duckdb
-
 from models.subscription_model import SubscriptionModel
-from pipeline.commands.business_feed import registered_business_model
-from pipeline.commands.customers import source_at
+from pipeline.commands.business_feed import opened_feed, registered_business_model
 from pipeline.commands.score import ScoreResult, quarantine_path
 from pipeline.contractual.subscriptions import prepare_contract_feed
-from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.outputs import TableWriter, write_relation
 
 __all__ = ["score_subscription_file"]
@@ -32,13 +28,10 @@ def score_subscription_file(model_uri: str, input_path: Path, output: Path, as_o
         return None
     model, config = found
     writer = TableWriter(output)  # checks the output suffix before any work
-    engine = DuckDBEngine(config.engine)
-    try:
-        data = engine.open(source_at(config.data, input_path))
-        assert isinstance(data.handle, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
+    with opened_feed(config, input_path) as (engine, data, relation):
         with engine.errors(data.description):
             prepared = prepare_contract_feed(
-                engine.connection, data.handle, config, as_of, data.description, data.column_names
+                engine.connection, relation, config, as_of, data.description, data.column_names
             )
         active = prepared.full.loc[~prepared.full["churned"], ["customer_id", "cohort", "renewals", "price"]].copy()
         active["cohort"] = active["cohort"].astype("datetime64[ns]").dt.strftime("%Y-%m-%d")
@@ -50,6 +43,4 @@ def score_subscription_file(model_uri: str, input_path: Path, output: Path, as_o
             with engine.errors(data.description):
                 # Under the source's names and sorted, as the non-contractual job writes it.
                 quarantine = write_relation(engine.connection.from_df(prepared.quarantine), quarantine_path(output))
-    finally:
-        engine.close()
     return ScoreResult(model_uri, as_of, prepared.ledger, len(active), output, quarantine)

@@ -12,8 +12,7 @@ from pathlib import Path
 import duckdb
 
 from models.opportunity_model import OpportunityModel
-from pipeline.commands.business_feed import registered_business_model
-from pipeline.commands.customers import source_at
+from pipeline.commands.business_feed import opened_feed, registered_business_model
 from pipeline.commands.score import ScoreResult, quarantine_path
 from pipeline.config import Config
 from pipeline.contractual.prepare import (
@@ -40,13 +39,10 @@ def score_opportunity_file(model_uri: str, input_path: Path, output: Path, as_of
         return None
     model, config = found
     writer = TableWriter(output)  # checks the output suffix before any work
-    engine = DuckDBEngine(config.engine)
-    try:
-        data = engine.open(source_at(config.data, input_path))
-        assert isinstance(data.handle, duckdb.DuckDBPyRelation)  # opened by the DuckDB engine
+    with opened_feed(config, input_path) as (engine, data, relation):
         with engine.errors(data.description):
             histories = prepare_opportunities(
-                engine.connection, data.handle, config, as_of, data.description, data.column_names
+                engine.connection, relation, config, as_of, data.description, data.column_names
             )
         assert model.model is not None
         columns = model.model.input_columns
@@ -61,8 +57,6 @@ def score_opportunity_file(model_uri: str, input_path: Path, output: Path, as_of
                 quarantine = _write_quarantine(
                     engine, data, as_of_config(config, as_of), histories.timestamp_format, quarantine_path(output)
                 )
-    finally:
-        engine.close()
     return ScoreResult(model_uri, as_of, histories.ledger, len(customers), output, quarantine)
 
 

@@ -6,6 +6,11 @@ offline), so a file in another encoding is transcoded to a temporary UTF-8 file 
 knows a few charsets only (not cp1252), and splits UTF-16 lines on the byte ``\\n``. Either way, an unknown
 encoding, or a file that is not text in it (an undecodable byte, a UTF-16 file without a byte order mark), is
 an InputError naming the file, the encoding and the line.
+
+The files of a folder are read as one list, and DuckDB reads every file with the line ending it found in the
+first: a later file whose lines end otherwise (``\r\n`` against ``\n``, from another tool) gave no rows at all,
+and no error. When the files' line endings differ, the files not ending their lines in ``\n`` are rewritten so
+into the temporary folder too (:func:`same_line_endings`).
 """
 
 from __future__ import annotations
@@ -13,11 +18,21 @@ from __future__ import annotations
 import codecs
 import tempfile
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import InputError
 
-__all__ = ["CHUNK_BYTES", "codec_name", "is_utf8", "not_text", "transcoded", "utf8_files"]
+__all__ = [
+    "CHUNK_BYTES",
+    "codec_name",
+    "is_utf8",
+    "line_ending",
+    "not_text",
+    "same_line_endings",
+    "transcoded",
+    "utf8_files",
+]
 
 CHUNK_BYTES = 1 << 20
 """Bytes decoded at a time."""
@@ -86,19 +101,69 @@ def transcoded(paths: list[Path], encoding: str, folder: Path) -> list[Path]:
     return targets
 
 
+def line_ending(path: Path) -> bytes | None:
+    """How the first line of ``path`` ends (``b"\n"``, ``b"\r\n"`` or ``b"\r"``); None when no line ends in its
+    first :data:`CHUNK_BYTES` (a file of one line)."""
+    with path.open("rb") as raw:
+        head = raw.read(CHUNK_BYTES + 1)
+    ends = [i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0]
+    if not ends:
+        return None
+    at = min(ends)
+    return b"\r\n" if head[at : at + 2] == b"\r\n" else head[at : at + 1]
+
+
+def _unix_lines(source: Path, target: Path) -> None:
+    """``source`` with every line ending (``\r\n``, ``\r``) written as ``\n``, a chunk at a time."""
+    with source.open("rb") as raw, target.open("wb") as out:
+        carried = b""
+        while chunk := raw.read(CHUNK_BYTES):
+            chunk = carried + chunk
+            carried = b"\r" if chunk.endswith(b"\r") else b""  # its \n may open the next chunk
+            chunk = chunk[: len(chunk) - len(carried)]
+            out.write(chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        out.write(b"\n" if carried else b"")
+
+
+def same_line_endings(paths: list[Path], folder: Callable[[], Path]) -> list[Path]:
+    """The files, those whose lines do not end in ``\n`` rewritten so into ``folder()`` when the files' line
+    endings differ (as they are when they agree: one file, or a folder from one tool)."""
+    if len(paths) < 2:
+        return paths
+    endings = [line_ending(path) for path in paths]
+    if len({ending for ending in endings if ending is not None}) <= 1:
+        return paths
+    rewritten = []
+    for i, (path, ending) in enumerate(zip(paths, endings, strict=True)):
+        if ending in (None, b"\n"):
+            rewritten.append(path)
+            continue
+        target = folder() / f"lines-{i:05d}.csv"
+        _unix_lines(path, target)
+        rewritten.append(target)
+    return rewritten
+
+
 def utf8_files(found: list[Path], encoding: str, temp_directory: Path | None, owner: object) -> list[Path]:
-    """The CSV files as the engine reads them, in UTF-8: as they are, or transcoded from ``encoding`` into a
-    temporary folder (in ``temp_directory`` when given) that is removed when ``owner`` (the DuckDB connection,
-    the Spark session) goes, or when the process ends: the engines read the files lazily."""
-    if is_utf8(encoding):
-        return found
-    if temp_directory is not None:
-        temp_directory.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.TemporaryDirectory(prefix="clv_csv_", dir=temp_directory)
+    """The CSV files as the engine reads them, in UTF-8 and, in a folder, with one line ending: as they are, or
+    transcoded from ``encoding`` (:func:`transcoded`) and rewritten with ``\n`` line endings
+    (:func:`same_line_endings`) into a temporary folder (in ``temp_directory`` when given) that is removed when
+    ``owner`` (the DuckDB connection, the Spark session) goes, or when the process ends: the engines read the files
+    lazily."""
+    made: list[tempfile.TemporaryDirectory[str]] = []
+
+    def folder() -> Path:
+        if not made:
+            if temp_directory is not None:
+                temp_directory.mkdir(parents=True, exist_ok=True)
+            made.append(tempfile.TemporaryDirectory(prefix="clv_csv_", dir=temp_directory))
+            weakref.finalize(owner, made[0].cleanup)
+        return Path(made[0].name)
+
     try:
-        utf8 = transcoded(found, encoding, Path(folder.name))
+        utf8 = found if is_utf8(encoding) else transcoded(found, encoding, folder())
+        return same_line_endings(utf8, folder)
     except BaseException:
-        folder.cleanup()
+        if made:
+            made[0].cleanup()
         raise
-    weakref.finalize(owner, folder.cleanup)
-    return utf8

@@ -21,7 +21,7 @@ from typing import Literal
 import pandas as pd
 
 from pipeline.config import DataConfig
-from pipeline.engines.csv_encoding import not_text
+from pipeline.engines.csv_encoding import is_utf8, not_text
 from pipeline.engines.source_columns import private_alias
 from pipeline.errors import InputError
 
@@ -122,7 +122,10 @@ def _csv_header(path: Path, data: DataConfig, encoding: str) -> list[str]:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeError as exc:  # a UTF-16 file without a byte order mark: errors="replace" does not cover it
         raise not_text(path, encoding, 1, exc) from None
-    return [name.strip() for name in header]
+    names = [name.strip() for name in header]
+    if names and is_utf8(encoding):  # a byte order mark, which both engines skip, in some files of a folder only
+        names[0] = names[0].removeprefix("\ufeff")
+    return names
 
 
 def check_csv_header(paths: list[Path], data: DataConfig, encoding: str | None = None) -> None:

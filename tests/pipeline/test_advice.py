@@ -182,7 +182,7 @@ def test_amounts_that_are_not_numbers_in_one_percent_of_the_rows_get_the_separat
     broken = Ledger(rows_in=10_000, rows_used=9_750, quarantined={"invalid_amount": 250})
     (line,) = amount_advice(broken, CSV)
     assert line == (
-        "advice: 250 rows (2.5% of the input) were quarantined: amounts are missing, not numbers, NaN or infinite "
+        "advice: 250 rows (2.5% of the input) quarantined: amounts are missing, not numbers, NaN or infinite "
         "(for a CSV with numbers written as 1.234,56 or 1,234.56, set data.csv.decimal and data.csv.thousands)"
     )
     assert amount_advice(Ledger(rows_in=0, rows_used=0), CSV) == ()
@@ -197,10 +197,12 @@ def test_a_decimal_comma_without_thousands_gets_the_advice_for_any_invalid_amoun
     comma = CSV.model_copy(update={"csv": CsvOptions(decimal=",")})
     few = Ledger(rows_in=157_000, rows_used=156_560, quarantined={"invalid_amount": 440})
     assert amount_advice(few, comma) == (
-        "advice: 440 rows (0.3% of the input) were quarantined as invalid_amount: a number is not in the configured "
-        "format (decimal comma, no thousands separator). If the feed writes 1,000 or more as 1.234,56, set "
-        "data.csv.thousands: '.': those rows are its largest amounts",
+        "advice: 440 rows (0.3% of the input) quarantined as invalid_amount (empty, or not a number in the "
+        "configured format: decimal comma, no thousands separator). If the feed writes 1,000 or more as 1.234,56, "
+        "set data.csv.thousands: '.': such rows would be its largest amounts",
     )
+    one = Ledger(rows_in=1_001, rows_used=1_000, quarantined={"invalid_amount": 1})
+    assert amount_advice(one, comma)[0].startswith("advice: 1 row (0.1% of the input) quarantined as invalid_amount")
     assert amount_advice(Ledger(rows_in=157_000, rows_used=157_000), comma) == ()
     assert amount_advice(few, comma.model_copy(update={"source": "parquet"})) == ()
 

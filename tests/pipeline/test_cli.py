@@ -140,7 +140,7 @@ def test_help(tmp_path: Path, args: list[str]) -> None:
             ["monitor", "--as-of", "30.06.2024"],
             "clv monitor: error: argument --as-of: not a date (YYYY-MM-DD): '30.06.2024' (see clv monitor -h)",
         ),
-        (["train", "--confg", "c.yaml"], "clv: error: unrecognized arguments: --confg c.yaml (see clv -h)"),
+        (["train", "--confg", "c.yaml"], "clv train: error: unrecognized arguments: --confg c.yaml (see clv train -h)"),
     ],
 )
 def test_a_usage_mistake_is_one_line_and_exit_2(args: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.engines import csv_encoding
-from pipeline.engines.csv_encoding import codec_name, is_utf8, transcoded
+from pipeline.engines.csv_encoding import codec_name, is_utf8, line_ending, same_line_endings, transcoded
 from pipeline.errors import InputError
 
 TEXT = "".join(f"c{i},2020-01-{1 + i % 28:02d},{i}.5,Müller €\r\n" for i in range(500))
@@ -51,3 +51,30 @@ def test_encoding_names() -> None:
         codec_name("klingon")
     with pytest.raises(InputError, match=r"data\.csv\.encoding: 'rot13' is not a text encoding"):
         codec_name("rot13")
+
+
+def test_line_endings_are_read_from_the_first_line(tmp_path: Path) -> None:
+    for name, data, ending in [
+        ("unix", b"a,b\n1,2\n", b"\n"),
+        ("windows", b"a,b\r\n1,2\r\n", b"\r\n"),
+        ("mac", b"a,b\r1,2\r", b"\r"),
+        ("one_line", b"a,b", None),
+    ]:
+        (tmp_path / name).write_bytes(data)
+        assert line_ending(tmp_path / name) == ending, name
+
+
+def test_a_folders_other_line_endings_are_rewritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only when the files disagree; each file not in \\n is rewritten, a \\r\\n split across two chunks included."""
+    monkeypatch.setattr(csv_encoding, "CHUNK_BYTES", 4)
+    unix, windows, mac = (tmp_path / f"{n}.csv" for n in ("1", "2", "3"))
+    unix.write_bytes(b"a,b\n1,2\n")
+    windows.write_bytes(b"a,b\r\n10,20\r\n3,4\r\n")
+    mac.write_bytes(b"a,b\r5,6\r")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert same_line_endings([windows], lambda: out) == [windows]
+    assert same_line_endings([unix, unix], lambda: out) == [unix, unix]
+    found = same_line_endings([unix, windows, mac], lambda: out)
+    assert found[0] == unix
+    assert [p.read_bytes() for p in found[1:]] == [b"a,b\n10,20\n3,4\n", b"a,b\n5,6\n"]
