@@ -8,15 +8,14 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
+from pipeline.commands.business_feed import opened_feed
 from pipeline.config import Config, parse_config
 from pipeline.contractual.prepare import Subscribers
 from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.engines import open_engine
-from pipeline.engines.duckdb_engine import DuckDBEngine
 from pipeline.errors import InputError
 from tests.subscription_feed import subscription_feed
 
@@ -60,19 +59,11 @@ def _write(path: Path, rows: Sequence[tuple[str, ...]] = ROWS, header: list[str]
 
 def _prepared(config: Config) -> Subscribers:
     """The contractual prepare of the configured feed, opened as the job opens it (its column names with it)."""
-    engine = DuckDBEngine(config.engine)
-    try:
-        source = engine.open(config.data)
-        assert isinstance(source.handle, duckdb.DuckDBPyRelation)
+    assert config.data.path is not None
+    with opened_feed(config, config.data.path) as (engine, source, relation):
         return prepare_contract_feed(
-            engine.connection,
-            source.handle,
-            config,
-            source=source.description,
-            column_names=source.column_names,
+            engine.connection, relation, config, source=source.description, column_names=source.column_names
         )
-    finally:
-        engine.close()
 
 
 def _rows(frame: pd.DataFrame) -> list[tuple[object, ...]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
+from pipeline.commands.business_feed import opened_feed
 from pipeline.config import parse_config
 from pipeline.discrete.prepare import prepare_opportunities
 from pipeline.engines import open_engine
@@ -428,19 +428,11 @@ def _named(tmp_path: Path, key: list[str]):  # type: ignore[no-untyped-def]
             "business": {"type": "discrete", "billing_period": "year"},
         }
     )
-    engine = open_engine(config.engine)
-    try:
-        source = engine.open(config.data)
-        assert isinstance(source.handle, duckdb.DuckDBPyRelation)
+    assert config.data.path is not None
+    with opened_feed(config, config.data.path) as (engine, source, relation):
         return prepare_opportunities(
-            engine.connection,  # type: ignore[attr-defined]
-            source.handle,
-            config,
-            source=source.description,
-            column_names=source.column_names,
+            engine.connection, relation, config, source=source.description, column_names=source.column_names
         )
-    finally:
-        engine.close()
 
 
 def test_duplicate_key_names_source_columns(tmp_path: Path) -> None:
