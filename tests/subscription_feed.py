@@ -6,6 +6,9 @@ same day of every month from acquisition until they leave, and the charges stop 
 A few dirty rows (no id, an unreadable date, a date after the end) must be quarantined, not counted; a
 copy of the first charge is a duplicate only under ``prepare.duplicates: quarantine`` (the feed has no
 order id, so by default it is a second real charge).
+
+:func:`train_subscriptions` and :func:`prepared_subscriptions` run the contractual job and its prepare on a
+configured feed in an engine of their own, closed when they return.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.config import Config
+from pipeline.contractual.prepare import Subscribers
+from pipeline.contractual.subscriptions import prepare_contract_feed
+from pipeline.contractual.workflow import ContractualResult, train_contractual
+from pipeline.engines import open_engine
+
 __all__ = [
     "ALPHA",
     "BETA",
@@ -23,8 +32,10 @@ __all__ = [
     "DIRTY_ROWS",
     "OBSERVATION_END",
     "PLANS",
+    "prepared_subscriptions",
     "subscription_feed",
     "subscriptions_table",
+    "train_subscriptions",
     "write_subscription_feed",
 ]
 
@@ -126,3 +137,25 @@ def subscriptions_table(feed: pd.DataFrame) -> pd.DataFrame:
         columns=table.columns,
     )
     return pd.concat([table, dirty], ignore_index=True)
+
+
+def train_subscriptions(config: Config) -> ContractualResult:
+    """The contractual job (:func:`~pipeline.contractual.workflow.train_contractual`) on ``config``'s input, in
+    the configured engine, closed when it returns or raises."""
+    engine = open_engine(config.engine)
+    try:
+        return train_contractual(config, engine, engine.open(config.data))
+    finally:
+        engine.close()
+
+
+def prepared_subscriptions(config: Config, as_of: dt.date | None = None) -> Subscribers:
+    """The contractual prepare (:func:`~pipeline.contractual.subscriptions.prepare_contract_feed`) of ``config``'s
+    input as of ``as_of``, its errors naming the input, in the configured engine (DuckDB), closed when it returns
+    or raises."""
+    engine = open_engine(config.engine)
+    try:
+        source = engine.open(config.data)
+        return prepare_contract_feed(engine.connection, source.handle, config, as_of, source=source.description)  # type: ignore[attr-defined,arg-type]
+    finally:
+        engine.close()

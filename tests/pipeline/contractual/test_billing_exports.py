@@ -15,12 +15,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.config import Config, parse_config
+from pipeline.config import parse_config
 from pipeline.config.loading import load_config
-from pipeline.contractual.workflow import ContractualResult, train_contractual
+from pipeline.contractual.workflow import ContractualResult
 from pipeline.engines import open_engine
 from pipeline.errors import InputError
-from tests.subscription_feed import CALIBRATION_END, DIRTY_ROWS, OBSERVATION_END, subscription_feed
+from tests.subscription_feed import (
+    CALIBRATION_END,
+    DIRTY_ROWS,
+    OBSERVATION_END,
+    subscription_feed,
+    train_subscriptions,
+)
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "how-to" / "business-types.md"
 PRICES = {("basic", 1): "19.00", ("pro", 1): "49.00", ("basic", 12): "190.00", ("pro", 12): "490.00"}
@@ -89,18 +95,10 @@ def _docs_config(plans: bool) -> dict[str, object]:
     return dict(raw)
 
 
-def _train(config: Config) -> ContractualResult:
-    engine = open_engine(config.engine)
-    try:
-        return train_contractual(config, engine, engine.open(config.data))
-    finally:
-        engine.close()
-
-
 @pytest.fixture(scope="module")
 def clean(feeds: Path) -> ContractualResult:
     raw = {"data": {"source": "csv", "path": str(feeds / "clean.csv"), "columns": {"timestamp": "charge_date"}}}
-    return _train(parse_config({**_docs_config(plans=True), **raw}))
+    return train_subscriptions(parse_config({**_docs_config(plans=True), **raw}))
 
 
 def test_the_monthly_query_gives_the_clean_monthly_subscribers(
@@ -113,7 +111,7 @@ def test_the_monthly_query_gives_the_clean_monthly_subscribers(
     assert export["Status"].value_counts().to_dict() == {"Paid": 7448, "Failed": 805, "Refunded": 452}
     last = export.assign(id=export["Customer ID"].str.strip()).groupby("id")["Status"].last()
     assert int((last == "Failed").sum()) == 72  # their retries all failed: churned
-    result = _train(parse_config(_docs_config(plans=True)))
+    result = train_subscriptions(parse_config(_docs_config(plans=True)))
     columns = ["customer_id", "cohort", "renewals", "age", "churned"]
     assert len(result.subscribers.full) == 1200
     pd.testing.assert_frame_equal(result.subscribers.full[columns], clean.subscribers.full[columns])
@@ -126,7 +124,7 @@ def test_the_status_query_keeps_both_plans_and_is_told_they_mix(feeds: Path, mon
     """The 300 yearly subscribers are in: the 221 charged on two days or more (by hand on the clean charges: 79
     are charged once) are 19.3% of the 1,145 charged twice (924 monthly ones)."""
     monkeypatch.chdir(feeds)
-    result = _train(parse_config(_docs_config(plans=False)))
+    result = train_subscriptions(parse_config(_docs_config(plans=False)))
     assert len(result.subscribers.full) == 1500
     assert result.advice == (
         "advice: 221 of 1,145 subscribers charged on two days or more (19.3%) are charged at least 2 times "

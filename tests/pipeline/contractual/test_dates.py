@@ -13,12 +13,16 @@ import pytest
 from pipeline.config import Config, parse_config
 from pipeline.contractual import report
 from pipeline.contractual.prepare import Subscribers
-from pipeline.contractual.subscriptions import prepare_contract_feed
-from pipeline.contractual.workflow import ContractualResult, train_contractual
-from pipeline.engines import open_engine
+from pipeline.contractual.workflow import ContractualResult
 from pipeline.errors import InputError
 from tests.prepare_errors import clv_train_failure, non_contractual_error
-from tests.subscription_feed import OBSERVATION_END, subscription_feed, subscriptions_table
+from tests.subscription_feed import (
+    OBSERVATION_END,
+    prepared_subscriptions,
+    subscription_feed,
+    subscriptions_table,
+    train_subscriptions,
+)
 
 
 def _dated(frame: pd.DataFrame, columns: list[str], fmt: str) -> pd.DataFrame:
@@ -51,21 +55,7 @@ def _config(path: Path, timestamp: str = "charge_date", **business: Any) -> Conf
 
 def _train(path: Path, frame: pd.DataFrame) -> ContractualResult:
     frame.to_csv(path, index=False)
-    config = _config(path)
-    engine = open_engine(config.engine)
-    try:
-        return train_contractual(config, engine, engine.open(config.data))
-    finally:
-        engine.close()
-
-
-def _prepared(config: Config) -> Subscribers:
-    engine = open_engine(config.engine)
-    try:
-        source = engine.open(config.data)
-        return prepare_contract_feed(engine.connection, source.handle, config, source=source.description)  # type: ignore[attr-defined]
-    finally:
-        engine.close()
+    return train_subscriptions(_config(path))
 
 
 def _same_subscribers(found: Subscribers, expected: Subscribers) -> None:
@@ -116,9 +106,9 @@ def test_other_formats_prepare_as_the_iso_feed(tmp_path: Path, fmt: str) -> None
     feed.to_csv(tmp_path / "iso.csv", index=False)
     dated = _dated(feed, ["charge_date"], fmt)
     dated.to_csv(tmp_path / "dated.csv", index=False)
-    found = _prepared(_config(tmp_path / "dated.csv"))
+    found = prepared_subscriptions(_config(tmp_path / "dated.csv"))
     assert found.timestamp_format == fmt
-    _same_subscribers(found, _prepared(_config(tmp_path / "iso.csv")))
+    _same_subscribers(found, prepared_subscriptions(_config(tmp_path / "iso.csv")))
 
 
 def test_a_subscriptions_table_reads_its_start_and_end_with_the_detected_format(tmp_path: Path) -> None:
@@ -126,8 +116,8 @@ def test_a_subscriptions_table_reads_its_start_and_end_with_the_detected_format(
     table = table[table["start"] != "not a date"]
     table.to_csv(tmp_path / "iso.csv", index=False)
     _dated(table, ["start", "end"], "%d/%m/%Y").to_csv(tmp_path / "dmy.csv", index=False)
-    iso = _prepared(_config(tmp_path / "iso.csv", "start", input="subscriptions"))
-    dmy = _prepared(_config(tmp_path / "dmy.csv", "start", input="subscriptions"))
+    iso = prepared_subscriptions(_config(tmp_path / "iso.csv", "start", input="subscriptions"))
+    dmy = prepared_subscriptions(_config(tmp_path / "dmy.csv", "start", input="subscriptions"))
     assert dmy.timestamp_format == "%d/%m/%Y"
     _same_subscribers(dmy, iso)
     assert dmy.ledger.reasons["invalid_end"] == 1  # "soon" is no date in any format
@@ -139,7 +129,7 @@ def test_an_ambiguous_feed_ends_with_the_non_contractual_jobs_line(tmp_path: Pat
     pd.DataFrame(rows, columns=["customer_id", "charge_date", "amount"]).to_csv(tmp_path / "f.csv", index=False)
     config = _config(tmp_path / "f.csv")
     with pytest.raises(InputError) as error:
-        _prepared(config)
+        prepared_subscriptions(config)
     assert str(error.value) == non_contractual_error(config)
     assert str(error.value).endswith(
         "f.csv: timestamps such as '01/02/2023' read as '%m/%d/%Y' (2023-01-02 00:00) or '%d/%m/%Y' "
@@ -152,7 +142,7 @@ def test_an_unreadable_feed_says_why_as_the_non_contractual_job(tmp_path: Path) 
     pd.DataFrame(rows, columns=["customer_id", "charge_date", "amount"]).to_csv(tmp_path / "f.csv", index=False)
     config = _config(tmp_path / "f.csv")
     with pytest.raises(InputError) as error:
-        _prepared(config)
+        prepared_subscriptions(config)
     assert str(error.value) == non_contractual_error(config).replace("no usable transactions", "no usable charges")
     assert str(error.value).endswith(
         "f.csv: no usable charges after cleaning (2 invalid_timestamp, 1 missing_customer_id); timestamps such as "
@@ -166,7 +156,7 @@ def test_a_configured_format_is_used_as_given(tmp_path: Path) -> None:
     pd.DataFrame(rows, columns=["customer_id", "charge_date", "amount"]).to_csv(tmp_path / "f.csv", index=False)
     config = _config(tmp_path / "f.csv")
     config = config.model_copy(update={"data": config.data.model_copy(update={"timestamp_format": "%d/%m/%Y"})})
-    prepared = _prepared(config)
+    prepared = prepared_subscriptions(config)
     assert prepared.timestamp_format == "%d/%m/%Y"
     assert prepared.full["first_charge"].tolist() == [pd.Timestamp("2023-02-01"), pd.Timestamp("2023-06-05")]
 

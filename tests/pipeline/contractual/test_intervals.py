@@ -14,12 +14,16 @@ import pytest
 from pipeline.config import Config, parse_config
 from pipeline.contractual.intervals import ChargeInterval, billing_period_advice
 from pipeline.contractual.report import report_html, summary_dict
-from pipeline.contractual.subscriptions import prepare_contract_feed
-from pipeline.contractual.workflow import ContractualResult, train_contractual
-from pipeline.engines import open_engine
+from pipeline.contractual.workflow import ContractualResult
 from pipeline.recorder import store
 from pipeline.recorder.contractual import record_contractual
-from tests.subscription_feed import DIRTY_ROWS, subscription_feed, subscriptions_table
+from tests.subscription_feed import (
+    DIRTY_ROWS,
+    prepared_subscriptions,
+    subscription_feed,
+    subscriptions_table,
+    train_subscriptions,
+)
 
 MONTHLY_AS_YEAR = (
     "advice: charges come every 30.5 days (median over 1,862 subscribers charged on two days or more) but "
@@ -52,20 +56,11 @@ def feeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: folder / f"{name}.csv" for name in ("monthly", "yearly", "subscriptions")}
 
 
-def _interval(config: Config, as_of: dt.date | None = None) -> ChargeInterval | None:
-    engine = open_engine(config.engine)
-    try:
-        source = engine.open(config.data)
-        return prepare_contract_feed(engine.connection, source.handle, config, as_of).charge_interval  # type: ignore[attr-defined]
-    finally:
-        engine.close()
-
-
 def test_the_median_interval_is_measured_whatever_the_period(feeds: dict[str, Path]) -> None:
     monthly = ChargeInterval(30.5, 1862)
-    assert _interval(_config(feeds["monthly"], "month")) == monthly
-    assert _interval(_config(feeds["monthly"], "year")) == monthly
-    assert _interval(_config(feeds["yearly"], "year")) == ChargeInterval(365.0, 1396)
+    assert prepared_subscriptions(_config(feeds["monthly"], "month")).charge_interval == monthly
+    assert prepared_subscriptions(_config(feeds["monthly"], "year")).charge_interval == monthly
+    assert prepared_subscriptions(_config(feeds["yearly"], "year")).charge_interval == ChargeInterval(365.0, 1396)
 
 
 def _by_hand(charges: pd.DataFrame, every: int = 1) -> tuple[float, int]:
@@ -92,7 +87,7 @@ def test_two_invoice_lines_on_a_charge_day_are_one_charge(feeds: dict[str, Path]
     on its own period (counted as rows, the interval halved: "no billing period fits it")."""
     charges = pd.read_csv(feeds["monthly"])
     pd.concat([charges, charges.assign(amount=2.5)]).to_csv(tmp_path / "lines.csv", index=False)
-    interval = _interval(_config(tmp_path / "lines.csv", "month"))
+    interval = prepared_subscriptions(_config(tmp_path / "lines.csv", "month")).charge_interval
     assert interval == ChargeInterval(30.5, 1862)
     assert billing_period_advice(interval, "month") == ()
 
@@ -104,7 +99,7 @@ def test_a_large_feed_is_measured_on_a_sample_of_its_subscribers(
     from pipeline.contractual import intervals
 
     monkeypatch.setattr(intervals, "SAMPLE_CHARGES", 10_000)
-    sampled = _interval(_config(feeds["monthly"], "year"))
+    sampled = prepared_subscriptions(_config(feeds["monthly"], "year")).charge_interval
     assert sampled is not None
     assert sampled.sampled
     assert 300 < sampled.subscribers < 1862
@@ -137,7 +132,7 @@ def test_the_sample_is_the_drawn_subscribers_median_with_integer_ids_and_invoice
         charges.to_csv(path, index=False)
     every = {"integer ids": 2, "invoice lines": 3}[shape]
     assert -(-len(charges) // 10_000) == every
-    sampled = _interval(_config(path, "year"))
+    sampled = prepared_subscriptions(_config(path, "year")).charge_interval
     assert sampled == ChargeInterval(*_by_hand(charges, every), sampled=True)
     assert sampled.median_days == pytest.approx(30.5, abs=0.2)
     assert 1862 / every - 200 < sampled.subscribers < 1862 / every + 200
@@ -149,8 +144,10 @@ def test_the_sample_is_the_drawn_subscribers_median_with_integer_ids_and_invoice
 
 def test_no_measure_as_of_a_date_or_on_a_subscriptions_table(feeds: dict[str, Path]) -> None:
     """Scoring does not advise, and a subscriptions table's charges are laid on the configured period."""
-    assert _interval(_config(feeds["monthly"], "year"), dt.date(2024, 6, 30)) is None
-    assert _interval(_config(feeds["subscriptions"], "year", input="subscriptions")) is None
+    assert prepared_subscriptions(_config(feeds["monthly"], "year"), dt.date(2024, 6, 30)).charge_interval is None
+    assert (
+        prepared_subscriptions(_config(feeds["subscriptions"], "year", input="subscriptions")).charge_interval is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -160,7 +157,9 @@ def test_no_measure_as_of_a_date_or_on_a_subscriptions_table(feeds: dict[str, Pa
 def test_a_feed_is_advised_only_off_its_period(
     feeds: dict[str, Path], feed: str, period: str, expected: tuple[str, ...]
 ) -> None:
-    assert billing_period_advice(_interval(_config(feeds[feed], period)), period) == expected
+    assert (
+        billing_period_advice(prepared_subscriptions(_config(feeds[feed], period)).charge_interval, period) == expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -229,18 +228,9 @@ def test_no_advice_without_a_measure() -> None:
     assert billing_period_advice(None, "year") == ()
 
 
-def _trained(path: Path, period: str) -> ContractualResult:
-    config = _config(path, period)
-    engine = open_engine(config.engine)
-    try:
-        return train_contractual(config, engine, engine.open(config.data))
-    finally:
-        engine.close()
-
-
 @pytest.fixture(scope="module")
 def monthly_as_year(feeds: dict[str, Path]) -> ContractualResult:
-    return _trained(feeds["monthly"], "year")
+    return train_subscriptions(_config(feeds["monthly"], "year"))
 
 
 def test_a_monthly_feed_run_with_year_is_told_to_set_month(monthly_as_year: ContractualResult) -> None:
@@ -271,6 +261,6 @@ def test_the_run_records_the_advice_as_a_tag_and_the_interval_as_a_metric(monthl
 
 @pytest.mark.parametrize(("feed", "period"), [("monthly", "month"), ("yearly", "year")])
 def test_a_feed_run_on_its_period_gets_no_advice(feeds: dict[str, Path], feed: str, period: str) -> None:
-    result = _trained(feeds[feed], period)
+    result = train_subscriptions(_config(feeds[feed], period))
     assert result.advice == ()
     assert summary_dict(result)["warnings"] == []

@@ -21,12 +21,10 @@ from pipeline.contractual.intervals import (
     mixed_plans_advice,
 )
 from pipeline.contractual.report import report_html, summary_dict
-from pipeline.contractual.subscriptions import prepare_contract_feed
-from pipeline.contractual.workflow import ContractualResult, train_contractual
-from pipeline.engines import open_engine
+from pipeline.contractual.workflow import ContractualResult
 from pipeline.recorder import store
 from pipeline.recorder.contractual import record_contractual
-from tests.subscription_feed import DIRTY_ROWS, subscription_feed
+from tests.subscription_feed import DIRTY_ROWS, prepared_subscriptions, subscription_feed, train_subscriptions
 
 MIXED = (
     "advice: 340 of 2,202 subscribers charged on two days or more (15.4%) are charged at least 2 times "
@@ -66,12 +64,7 @@ def _with(yearly: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
 
 def _interval(charges: pd.DataFrame, folder: Path, period: str = "month") -> ChargeInterval | None:
     charges.to_csv(folder / "feed.csv", index=False)
-    config = _config(folder / "feed.csv", period)
-    engine = open_engine(config.engine)
-    try:
-        return prepare_contract_feed(engine.connection, engine.open(config.data).handle, config).charge_interval
-    finally:
-        engine.close()
+    return prepared_subscriptions(_config(folder / "feed.csv", period)).charge_interval
 
 
 def _fits(days: float) -> str | None:
@@ -167,11 +160,7 @@ def test_the_advice_s_query_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             "business": {"type": "contractual", "billing_period": "month"},
         }
     )
-    engine = open_engine(config.engine)
-    try:
-        subscribers = prepare_contract_feed(engine.connection, engine.open(config.data).handle, config)
-    finally:
-        engine.close()
+    subscribers = prepared_subscriptions(config)
     assert len(subscribers.full) == 2400
     assert subscribers.charge_interval == ChargeInterval(30.5, 1862)
     assert billing_period_advice(subscribers.charge_interval, "month") == ()
@@ -240,12 +229,7 @@ def test_the_advice_names_every_group() -> None:
 
 @pytest.fixture(scope="module")
 def trained(mixed: Path) -> ContractualResult:
-    config = _config(mixed)
-    engine = open_engine(config.engine)
-    try:
-        return train_contractual(config, engine, engine.open(config.data))
-    finally:
-        engine.close()
+    return train_subscriptions(_config(mixed))
 
 
 def test_a_mixed_feed_run_is_advised_in_its_summary_and_report(trained: ContractualResult) -> None:

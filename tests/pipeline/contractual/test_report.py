@@ -13,9 +13,8 @@ from models import sbg
 from pipeline.config import parse_config
 from pipeline.contractual.report import report_html
 from pipeline.contractual.retention import retention_curves, retention_table
-from pipeline.contractual.workflow import ContractualResult, train_contractual
-from pipeline.engines import open_engine
-from tests.subscription_feed import write_subscription_feed
+from pipeline.contractual.workflow import ContractualResult
+from tests.subscription_feed import train_subscriptions, write_subscription_feed
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +27,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> ContractualResult:
             "business": {"type": "contractual", "cac": 60},
         }
     )
-    engine = open_engine(config.engine)
-    try:
-        return train_contractual(config, engine, engine.open(config.data))
-    finally:
-        engine.close()
+    return train_subscriptions(config)
 
 
 def test_the_curves_are_counted_and_modelled_per_cohort(result: ContractualResult) -> None:

@@ -10,11 +10,15 @@ import pytest
 
 from pipeline.config import Config, parse_config
 from pipeline.contractual.prepare import Subscribers
-from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.contractual.validation import fit_cohorts
-from pipeline.engines import open_engine
 from pipeline.errors import ConfigError
-from tests.subscription_feed import CALIBRATION_END, OBSERVATION_END, subscription_feed, subscriptions_table
+from tests.subscription_feed import (
+    CALIBRATION_END,
+    OBSERVATION_END,
+    prepared_subscriptions,
+    subscription_feed,
+    subscriptions_table,
+)
 
 
 def _config(
@@ -37,23 +41,14 @@ def _config(
     )
 
 
-def _prepared(config: Config) -> Subscribers:
-    engine = open_engine(config.engine)
-    source = engine.open(config.data)
-    try:
-        return prepare_contract_feed(engine.connection, source.handle, config)  # type: ignore[attr-defined]
-    finally:
-        engine.close()
-
-
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Subscribers, Subscribers]:
     folder = tmp_path_factory.mktemp("subscriptions")
     feed = subscription_feed(per_cohort=150)
     feed.to_csv(folder / "billing.csv", index=False)
     subscriptions_table(feed).to_csv(folder / "subscriptions.csv", index=False)
-    billing = _prepared(_config(folder / "billing.csv", "charge_date"))
-    table = _prepared(_config(folder / "subscriptions.csv", "start", {"input": "subscriptions"}))
+    billing = prepared_subscriptions(_config(folder / "billing.csv", "charge_date"))
+    table = prepared_subscriptions(_config(folder / "subscriptions.csv", "start", {"input": "subscriptions"}))
     return billing, table
 
 
@@ -103,7 +98,7 @@ def test_an_open_subscription_is_charged_until_the_observation_end(tmp_path: Pat
     ]
     path = tmp_path / "subs.csv"
     pd.DataFrame(rows, columns=["customer_id", "start", "end", "plan", "price"]).to_csv(path, index=False)
-    prepared = _prepared(_config(path, "start", {"input": "subscriptions"}, "2024-03-31"))
+    prepared = prepared_subscriptions(_config(path, "start", {"input": "subscriptions"}, "2024-03-31"))
     charges = prepared.charges.sort_values(["customer_id", "charge_date"])
     days = charges.groupby("customer_id")["charge_date"].apply(lambda d: [str(x)[:10] for x in d]).to_dict()
     assert days == {
@@ -130,7 +125,7 @@ def test_an_order_id_with_the_cancel_prefix_is_a_subscription_like_any_other(tmp
     config = _config(path, "start", {"input": "subscriptions"}, "2024-03-31")
     columns = config.data.columns.model_copy(update={"order_id": "order_id"})
     config = config.model_copy(update={"data": config.data.model_copy(update={"columns": columns})})
-    prepared = _prepared(config)
+    prepared = prepared_subscriptions(config)
     assert (prepared.ledger.rows_in, prepared.ledger.rows_used, prepared.ledger.rows_quarantined) == (3, 3, 0)
     full = prepared.full.set_index("customer_id")
     assert full["renewals"].to_dict() == {"a": 5, "b": 1, "c": 1}
@@ -150,7 +145,7 @@ def test_an_open_table_needs_an_observation_end(tmp_path: Path) -> None:
         }
     )
     with pytest.raises(ConfigError, match=r"^business.input: subscriptions needs prepare.observation_end"):
-        _prepared(config)
+        prepared_subscriptions(config)
 
 
 def test_the_config_keys() -> None:
@@ -178,7 +173,7 @@ def test_a_subscription_overlapping_an_earlier_one_is_quarantined(tmp_path: Path
     ]
     path = tmp_path / "subs.csv"
     pd.DataFrame(rows, columns=["customer_id", "start", "end", "plan", "price"]).to_csv(path, index=False)
-    prepared = _prepared(_config(path, "start", {"input": "subscriptions"}, "2024-03-31"))
+    prepared = prepared_subscriptions(_config(path, "start", {"input": "subscriptions"}, "2024-03-31"))
     ledger = prepared.ledger
     assert ledger.reasons == {"overlapping_subscription": 2, "invalid_end": 1}
     assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (8, 5, 3)
@@ -204,7 +199,7 @@ def test_a_free_subscription_follows_zero_amount(tmp_path: Path, zero_amount: st
     pd.DataFrame(FREE, columns=["customer_id", "start", "end", "plan", "price"]).to_csv(path, index=False)
     config = _config(path, "start", {"input": "subscriptions"}, "2024-03-31")
     prepare = config.prepare.model_copy(update={"zero_amount": zero_amount})
-    prepared = _prepared(config.model_copy(update={"prepare": prepare}))
+    prepared = prepared_subscriptions(config.model_copy(update={"prepare": prepare}))
     ledger = prepared.ledger
     full = prepared.full.set_index("customer_id")
     if zero_amount == "keep":

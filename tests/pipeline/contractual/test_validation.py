@@ -25,7 +25,7 @@ from pipeline.contractual.workflow import check_business_type
 from pipeline.engines import open_engine
 from pipeline.errors import ConfigError
 from pipeline.gate import diagnostic_checks
-from tests.subscription_feed import ALPHA, BETA, write_subscription_feed
+from tests.subscription_feed import ALPHA, BETA, train_subscriptions, write_subscription_feed
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,10 @@ def subscribers(tmp_path_factory: pytest.TempPathFactory) -> Subscribers:
         }
     )
     engine = open_engine(config.engine)
-    return prepare_billing(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+    try:
+        return prepare_billing(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+    finally:
+        engine.close()
 
 
 def test_pooled_sbg_recovers_the_simulated_law_within_15_percent(subscribers: Subscribers) -> None:
@@ -228,8 +231,6 @@ def test_a_calibration_with_no_churn_or_no_second_decision_fails_its_checks() ->
 def test_a_fit_on_first_renewal_decisions_only_fails_the_gate_and_registers_nothing(tmp_path: Path) -> None:
     """On 2022-02-28 the January subscribers came to their first renewal decision only: the data hold the mean
     churn, not alpha and beta apart (the Hessian is singular: no standard errors), and the gate says so."""
-    from pipeline.contractual.workflow import train_contractual
-
     path = write_subscription_feed(tmp_path / "billing.csv", per_cohort=60)
     config = parse_config(
         {
@@ -238,11 +239,7 @@ def test_a_fit_on_first_renewal_decisions_only_fails_the_gate_and_registers_noth
             "business": {"type": "contractual"},
         }
     )
-    engine = open_engine(config.engine)
-    try:
-        result = train_contractual(config, engine, engine.open(config.data))
-    finally:
-        engine.close()
+    result = train_subscriptions(config)
     pooled = result.calibration_fits.pooled
     assert all(np.isnan(e) for e in pooled.standard_errors.values())
     m = result.validation.metrics

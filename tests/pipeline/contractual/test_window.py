@@ -14,11 +14,9 @@ import pytest
 from pipeline.config import parse_config
 from pipeline.contractual.validation import holdout_reach
 from pipeline.contractual.window import anniversary
-from pipeline.contractual.workflow import train_contractual
-from pipeline.engines import open_engine
 from pipeline.errors import InputError
 from tests.prepare_errors import clv_train_failure
-from tests.subscription_feed import subscription_feed, write_subscription_feed
+from tests.subscription_feed import subscription_feed, train_subscriptions, write_subscription_feed
 
 
 def _train_error(folder: Path, prepare: dict[str, str], business: dict[str, str], **feed: Any) -> str:
@@ -32,12 +30,8 @@ def _train_error(folder: Path, prepare: dict[str, str], business: dict[str, str]
             "business": {"type": "contractual", **business},
         }
     )
-    engine = open_engine(config.engine)
-    try:
-        with pytest.raises(InputError) as error:
-            train_contractual(config, engine, engine.open(config.data))
-    finally:
-        engine.close()
+    with pytest.raises(InputError) as error:
+        train_subscriptions(config)
     return str(error.value).replace(str(path), "billing.csv")
 
 
