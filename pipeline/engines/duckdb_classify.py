@@ -10,6 +10,7 @@ one from :mod:`pipeline.engines.timestamps` when DuckDB's own parsing cannot rea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import duckdb
 
@@ -25,6 +26,7 @@ __all__ = [
     "Buckets",
     "check_collation",
     "classified_sql",
+    "counted_rows",
     "customer_buckets",
     "detected_format",
     "duplicate_sql",
@@ -167,6 +169,20 @@ def plain_ids(transactions: duckdb.DuckDBPyRelation, dtype: str) -> bool:
     test = sql.plain_id_test(DUCKDB, "customer_id")
     (others,) = _run(transactions, f"SELECT count(*) FROM tx WHERE NOT ({test})")[0]
     return bool(others == 0)
+
+
+def counted_rows(transactions: duckdb.DuckDBPyRelation, dtype: str) -> tuple[int, bool]:
+    """The input's rows, and whether every id is its own text under the id rule (:func:`plain_ids`), in one scan.
+
+    The count reads the input anyway (a CSV file is parsed whole; a Parquet file's count is in its metadata), and
+    counting the ids that are not their own text in the same scan costs little: at 5M rows of Parquet 0.045 s,
+    against the 0.13 s the id rule's test adds to the per-day table. An integer column's ids are plain unscanned."""
+    if dtype in INTEGER_TYPES:
+        (rows,) = _run(transactions, "SELECT count(*) FROM tx")[0]
+        return cast(int, rows), True
+    test = sql.plain_id_test(DUCKDB, "customer_id")
+    rows, others = _run(transactions, f"SELECT count(*), count(*) FILTER (WHERE NOT ({test})) FROM tx")[0]
+    return cast(int, rows), others == 0
 
 
 def customer_buckets(
