@@ -45,7 +45,7 @@ def cdnow_sample_summary(cdnow_sample: pd.DataFrame) -> pd.DataFrame:
     """The paper's 39-week calibration summary of the 1/10 sample, computed by lifetimes."""
     from lifetimes.utils import calibration_and_holdout_data
 
-    summary = calibration_and_holdout_data(
+    summary: pd.DataFrame = calibration_and_holdout_data(  # lifetimes has no type hints
         cdnow_sample,
         "customer_id",
         "date",

@@ -14,6 +14,10 @@ customers much more than within).
 :func:`subscription_feed` (monthly charges at a constant price per plan, with sBG cancellations) and
 :func:`fixed_price_feed` (every purchase costs the same) are the feeds whose spend does not vary, and
 :func:`bgnbd_purchases` the purchase days of customers who follow BG/NBD.
+
+:func:`duckdb_engine` and :func:`duckdb_relation` are the configured engine and an opened feed's relation, typed
+as the DuckDB engine's, for the prepares that take a DuckDB connection and relation; :func:`query_rows` the rows
+of a query on DuckDB's default connection.
 """
 
 from __future__ import annotations
@@ -21,18 +25,27 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+
+from pipeline.config import EngineConfig
+from pipeline.engines import Source, open_engine
+from pipeline.engines.duckdb_engine import DuckDBEngine
 
 __all__ = [
     "RETAIL_COLUMNS",
     "RETAIL_MAPPING",
     "RetailFeed",
     "bgnbd_purchases",
+    "duckdb_engine",
+    "duckdb_relation",
     "fixed_price_feed",
     "monthly_exports",
     "online_retail_lines",
+    "query_rows",
     "subscription_feed",
     "write_with_separators",
 ]
@@ -344,3 +357,23 @@ def monthly_exports(lines: pd.DataFrame, folder: Path) -> list[Path]:
     (folder / f"._{written[0].name}").write_bytes(b"\x00\x05\x16\x07 not a csv")
     (folder / "README.txt").write_text("Monthly exports of the shop's invoice lines.\n")
     return written
+
+
+def duckdb_engine(config: EngineConfig) -> DuckDBEngine:
+    """The configured engine (:func:`~pipeline.engines.open_engine`): the DuckDB engine, as the tests configure it."""
+    engine = open_engine(config)
+    assert isinstance(engine, DuckDBEngine)
+    return engine
+
+
+def duckdb_relation(source: Source) -> duckdb.DuckDBPyRelation:
+    """The lazy input of a ``source`` opened by the DuckDB engine: a relation."""
+    assert isinstance(source.handle, duckdb.DuckDBPyRelation)
+    return source.handle
+
+
+def query_rows(sql: str) -> list[tuple[Any, ...]]:
+    """The rows of the query ``sql`` on DuckDB's default connection (``duckdb.sql``)."""
+    relation = duckdb.sql(sql)
+    assert relation is not None  # a query gives a relation; only statements give None
+    return relation.fetchall()

@@ -105,7 +105,7 @@ def serve() -> None:
 
     # MLflow's 2 s scan of installed packages, once, for the calls that load a model with MLflow alone
     # (tests.store_checks, as any consumer of the registry would)
-    requirements_utils._init_modules_to_packages_map()
+    requirements_utils._init_modules_to_packages_map()  # type: ignore[no-untyped-call]
     reply = sys.stdout
     print(json.dumps({"ready": os.getpid()}), file=reply, flush=True)
     for line in sys.stdin:

@@ -42,6 +42,13 @@ def split(frame: pd.DataFrame) -> dict[str, object]:
     return {"dataframe_split": json.loads(frame.to_json(orient="split", index=False, double_precision=15))}
 
 
+def predictions(body: dict[str, object]) -> pd.DataFrame:
+    """An answer's ``predictions`` as a frame: the model's output, as MLflow writes a frame (a list of records)."""
+    records = body["predictions"]
+    assert isinstance(records, list)
+    return pd.DataFrame(records)
+
+
 def _up(port: int, server: subprocess.Popen[bytes], deadline_s: float = 180) -> bool:
     """True once /ping answers while our process runs; False if it exited first (e.g. the port was taken)."""
     deadline = time.monotonic() + deadline_s

@@ -24,6 +24,7 @@ from pipeline.contractual.prepare import Subscribers
 from pipeline.contractual.subscriptions import prepare_contract_feed
 from pipeline.contractual.workflow import ContractualResult, train_contractual
 from pipeline.engines import open_engine
+from tests.feeds import duckdb_engine, duckdb_relation
 
 __all__ = [
     "ALPHA",
@@ -153,9 +154,11 @@ def prepared_subscriptions(config: Config, as_of: dt.date | None = None) -> Subs
     """The contractual prepare (:func:`~pipeline.contractual.subscriptions.prepare_contract_feed`) of ``config``'s
     input as of ``as_of``, its errors naming the input, in the configured engine (DuckDB), closed when it returns
     or raises."""
-    engine = open_engine(config.engine)
+    engine = duckdb_engine(config.engine)
     try:
         source = engine.open(config.data)
-        return prepare_contract_feed(engine.connection, source.handle, config, as_of, source=source.description)  # type: ignore[attr-defined,arg-type]
+        return prepare_contract_feed(
+            engine.connection, duckdb_relation(source), config, as_of, source=source.description
+        )
     finally:
         engine.close()

@@ -10,7 +10,6 @@ import datetime as dt
 import re
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 import yaml
@@ -20,6 +19,7 @@ from pipeline.config.loading import load_config
 from pipeline.contractual.workflow import ContractualResult
 from pipeline.engines import open_engine
 from pipeline.errors import InputError
+from tests.feeds import query_rows
 from tests.subscription_feed import (
     CALIBRATION_END,
     DIRTY_ROWS,
@@ -54,6 +54,7 @@ def _attempts(charges: pd.DataFrame, months: int) -> list[tuple[str, str, str, s
         else:
             rows.append((customer, day, price, "Refunded" if renewal and k % 13 == 0 else "Paid"))
     for n, (customer, group) in enumerate(charges.groupby("customer_id")):
+        assert isinstance(customer, str)
         due = dt.date.fromisoformat(group["charge_date"].max()) + dt.timedelta(days=31 * months)
         if n % 17 == 0 and due + dt.timedelta(days=10) <= OBSERVATION_END:
             price = PRICES[(group["plan"].iloc[0], months)]
@@ -68,9 +69,11 @@ def _export(monthly: pd.DataFrame, yearly: pd.DataFrame) -> pd.DataFrame:
     export = pd.DataFrame(rows, columns=["Customer ID", "day", "Amount", "Status"])
     padded = export.index % 7 == 0
     export.loc[padded, "Customer ID"] = " " + export.loc[padded, "Customer ID"]
-    return export.assign(
-        **{"Created (UTC)": export["day"] + " 09:30", "Invoice ID": [f"in_{k:06d}" for k in range(len(export))]}
-    ).loc[:, COLUMNS]
+    added: dict[str, pd.Series[str] | list[str]] = {
+        "Created (UTC)": export["day"] + " 09:30",
+        "Invoice ID": [f"in_{k:06d}" for k in range(len(export))],
+    }
+    return export.assign(**added).loc[:, COLUMNS]
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +148,10 @@ def test_not_in_a_list_holding_a_null_keeps_no_row(feeds: Path, monkeypatch: pyt
     export = pd.read_csv("billing_export.csv", dtype=str)
     monthly = export["Customer ID"].str.strip().str.startswith("c") & (export["Status"] != "Failed")
     assert int(monthly.sum()) == 7_296
-    assert duckdb.sql(f"SELECT count(*) FROM ({query})").fetchall() == [(7_296,)]
+    assert query_rows(f"SELECT count(*) FROM ({query})") == [(7_296,)]
     without = query.replace(' AND "Customer ID" IS NOT NULL', "")
     assert without != query
-    assert duckdb.sql(f"SELECT count(*) FROM ({without})").fetchall() == [(0,)]
+    assert query_rows(f"SELECT count(*) FROM ({without})") == [(0,)]
 
 
 def test_the_query_path_is_opened_from_the_working_directory(feeds: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import clean_env, clv_command
-from tests.rest import post, serve, split
+from tests.rest import post, predictions, serve, split
 from tests.subscription_feed import ALPHA, BETA, subscription_feed, subscriptions_table, write_subscription_feed
 
 pytestmark = pytest.mark.slow
@@ -227,7 +227,7 @@ def test_rest_scores_equal_the_training_scores(trained: Trained, invocations: st
     scores = _training_scores(trained).iloc[::97].head(40).reset_index(drop=True)
     status, body = post(invocations, split(scores[["customer_id", "cohort", "renewals", "price"]]))
     assert status == 200, body
-    rest = pd.DataFrame(body["predictions"])
+    rest = predictions(body)
     assert rest["customer_id"].tolist() == scores["customer_id"].tolist()
     for column in SCORE_COLUMNS:
         assert rest[column].to_numpy() == pytest.approx(scores[column].to_numpy(), rel=1e-12)

@@ -17,6 +17,7 @@ from pipeline.contractual.report import report_html, summary_dict
 from pipeline.contractual.workflow import ContractualResult
 from pipeline.recorder import store
 from pipeline.recorder.contractual import record_contractual
+from tests.feeds import query_rows
 from tests.subscription_feed import (
     DIRTY_ROWS,
     prepared_subscriptions,
@@ -125,7 +126,7 @@ def test_the_sample_is_the_drawn_subscribers_median_with_integer_ids_and_invoice
         charges = charges.assign(customer_id=charges["customer_id"].map(codes))
         path = tmp_path / "feed.parquet"
         charges.assign(charge_date=pd.to_datetime(charges["charge_date"])).to_parquet(path, index=False)
-        assert duckdb.sql(f"SELECT DISTINCT typeof(customer_id) FROM '{path}'").fetchall() == [("BIGINT",)]
+        assert query_rows(f"SELECT DISTINCT typeof(customer_id) FROM '{path}'") == [("BIGINT",)]
     else:
         charges = pd.concat([charges, charges.assign(amount=2.5)], ignore_index=True)
         path = tmp_path / "feed.csv"

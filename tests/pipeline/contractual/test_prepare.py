@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.config import Config, parse_config
-from pipeline.contractual.prepare import periods_between_sql, prepare_billing
+from pipeline.contractual.prepare import Subscribers, periods_between_sql, prepare_billing
 from pipeline.contractual.workflow import check_business_type
-from pipeline.engines import open_engine
 from pipeline.errors import ConfigError, InputError
+from tests.feeds import duckdb_engine, duckdb_relation, query_rows
 
 ROWS = [
     ("a", "2024-01-15", "10"),
@@ -51,10 +51,10 @@ def config(tmp_path: Path) -> Config:
     )
 
 
-def _prepared(config: Config):  # type: ignore[no-untyped-def]
-    engine = open_engine(config.engine)
+def _prepared(config: Config) -> Subscribers:
+    engine = duckdb_engine(config.engine)
     source = engine.open(config.data)
-    return prepare_billing(engine.connection, source.handle, config)  # type: ignore[attr-defined]
+    return prepare_billing(engine.connection, duckdb_relation(source), config)
 
 
 def test_rows_in_equal_rows_used_plus_quarantined_by_reason(config: Config) -> None:
@@ -110,7 +110,7 @@ def test_tenure_renewals_and_churn_at_both_ends(config: Config) -> None:
 )
 def test_whole_billing_periods_between_two_dates(start: str, end: str, period: str, expected: int) -> None:
     sql = periods_between_sql(f"DATE '{start}'", f"DATE '{end}'", period)
-    assert duckdb.sql(f"SELECT {sql}").fetchall()[0][0] == expected
+    assert query_rows(f"SELECT {sql}")[0][0] == expected
 
 
 def test_spark_is_refused_with_one_line() -> None:
@@ -120,7 +120,7 @@ def test_spark_is_refused_with_one_line() -> None:
     check_business_type(config, "duckdb")
 
 
-def _billing(tmp_path: Path, rows: list[tuple[str, ...]], columns: list[str]):  # type: ignore[no-untyped-def]
+def _billing(tmp_path: Path, rows: Sequence[tuple[str, ...]], columns: list[str]) -> Subscribers:
     path = tmp_path / "lines.csv"
     pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
     mapped = {"timestamp": "charge_date"} | ({"order_id": "invoice"} if "invoice" in columns else {})
@@ -178,9 +178,9 @@ FREE_PLAN = [
 ]
 
 
-def _free_plan(  # type: ignore[no-untyped-def]
+def _free_plan(
     tmp_path: Path, zero_amount: str, as_of: dt.date | None = None, observation_end: str | None = None
-):
+) -> Subscribers:
     path = tmp_path / "free.csv"
     pd.DataFrame(FREE_PLAN, columns=["customer_id", "charge_date", "amount"]).to_csv(path, index=False)
     config = parse_config(
@@ -194,9 +194,9 @@ def _free_plan(  # type: ignore[no-untyped-def]
             "business": {"type": "contractual", "billing_period": "month", "grace_days": 7},
         }
     )
-    engine = open_engine(config.engine)
+    engine = duckdb_engine(config.engine)
     try:
-        return prepare_billing(engine.connection, engine.open(config.data).handle, config, as_of)  # type: ignore[attr-defined]
+        return prepare_billing(engine.connection, duckdb_relation(engine.open(config.data)), config, as_of)
     finally:
         engine.close()
 
@@ -210,7 +210,9 @@ def test_a_free_plan_subscriber_billed_zero_is_a_subscriber(tmp_path: Path) -> N
     assert prepared.observation_end == dt.date(2024, 6, 5)  # the free plan's last charge: the data's last day
     full = prepared.full.set_index("customer_id")
     assert list(full.index) == ["a", "z0"]
-    assert full.loc["z0", ["renewals", "churned", "price", "revenue"]].tolist() == [5, False, 0.0, 0.0]
+    row = full.loc["z0", ["renewals", "churned", "price", "revenue"]]
+    assert isinstance(row, pd.Series)  # one customer's row
+    assert row.tolist() == [5, False, 0.0, 0.0]
     assert prepared.calibration.set_index("customer_id").loc["z0", "renewals"] == 2
 
 
@@ -265,9 +267,9 @@ def _shuffled_prepares(tmp_path: Path, feed: pd.DataFrame) -> list[pd.DataFrame]
                 "engine": {"threads": 2},
             }
         )
-        engine = open_engine(config.engine)
+        engine = duckdb_engine(config.engine)
         try:
-            frames.append(prepare_billing(engine.connection, engine.open(config.data).handle, config).full)  # type: ignore[attr-defined]
+            frames.append(prepare_billing(engine.connection, duckdb_relation(engine.open(config.data)), config).full)
         finally:
             engine.close()
     return frames

@@ -124,7 +124,9 @@ def test_duplicate_key_names_source_columns(tmp_path: Path) -> None:
         *QUARANTINED[1:],
     ]
     full = prepared.full.set_index("customer_id")
-    assert full.loc["a", ["renewals", "price", "revenue"]].tolist() == [2, 10.0, 30.0]
+    row = full.loc["a", ["renewals", "price", "revenue"]]
+    assert isinstance(row, pd.Series)  # one customer's row
+    assert row.tolist() == [2, 10.0, 30.0]
 
 
 @pytest.mark.parametrize(
@@ -219,7 +221,9 @@ def test_clv_train_logs_the_quarantine_under_the_sources_names(tmp_path: Path, m
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["data"]["rows_quarantined"], summary["data"]["observation_end"]) == (4, "2024-06-28")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("clv").experiment_id])
+    experiment = client.get_experiment_by_name("clv")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
     logged = pd.read_parquet(client.download_artifacts(run.info.run_id, "tables/quarantine.parquet", str(tmp_path)))
     assert list(logged.columns) == [*HEADER, "reason"]
     assert _rows(logged) == [

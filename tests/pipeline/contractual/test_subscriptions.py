@@ -205,7 +205,9 @@ def test_a_free_subscription_follows_zero_amount(tmp_path: Path, zero_amount: st
     if zero_amount == "keep":
         assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (2, 2, 0, 2 + 4)
         assert list(full.index) == ["a", "x7"]
-        assert full.loc["x7", ["renewals", "churned", "price", "revenue"]].tolist() == [3, False, 0.0, 0.0]
+        row = full.loc["x7", ["renewals", "churned", "price", "revenue"]]
+        assert isinstance(row, pd.Series)  # one customer's row
+        assert row.tolist() == [3, False, 0.0, 0.0]
     else:
         assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (2, 1, 1, 2)
         assert ledger.reasons == {"zero_amount": 1}

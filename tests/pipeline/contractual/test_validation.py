@@ -22,9 +22,9 @@ from pipeline.contractual.validation import (
     validate_subscriptions,
 )
 from pipeline.contractual.workflow import check_business_type
-from pipeline.engines import open_engine
 from pipeline.errors import ConfigError
 from pipeline.gate import diagnostic_checks
+from tests.feeds import duckdb_engine, duckdb_relation
 from tests.subscription_feed import ALPHA, BETA, train_subscriptions, write_subscription_feed
 
 
@@ -38,9 +38,9 @@ def subscribers(tmp_path_factory: pytest.TempPathFactory) -> Subscribers:
             "business": {"type": "contractual"},
         }
     )
-    engine = open_engine(config.engine)
+    engine = duckdb_engine(config.engine)
     try:
-        return prepare_billing(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+        return prepare_billing(engine.connection, duckdb_relation(engine.open(config.data)), config)
     finally:
         engine.close()
 
@@ -261,9 +261,9 @@ def test_a_holdout_cell_without_survivors_is_divided_by_one_subscribers_share(tm
             "business": {"type": "contractual"},
         }
     )
-    engine = open_engine(config.engine)
+    engine = duckdb_engine(config.engine)
     try:
-        prepared = prepare_billing(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+        prepared = prepare_billing(engine.connection, duckdb_relation(engine.open(config.data)), config)
     finally:
         engine.close()
     validation = validate_subscriptions(prepared.calibration, prepared.full, fit_cohorts(prepared.calibration))

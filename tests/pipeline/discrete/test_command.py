@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import clean_env, clv_command
 from tests.discrete_feed import ALPHA, BETA, DELTA, GAMMA, write_discrete_feed
-from tests.rest import post, serve, split
+from tests.rest import post, predictions, serve, split
 
 SCORED = ("p_alive", "p_alive_next", "expected_transactions", "expected_order_value", "clv")
 INPUTS = ("customer_id", "frequency", "recency", "n_periods", "monetary_value")
@@ -197,7 +197,7 @@ def _rest_answers_as_the_pyfunc(folder: Path, uri: str, scores: pd.DataFrame) ->
         status, body = post(url, split(rows))
         bad_status, bad = post(url, split(rows.head(2).assign(frequency=[0.5, 1.0])))
     assert status == 200, body
-    rest = pd.DataFrame(body["predictions"])
+    rest = predictions(body)
     expected = scores.iloc[::125].reset_index(drop=True)
     assert len(rest) == 40
     assert rest["customer_id"].tolist() == expected["customer_id"].tolist()

@@ -21,6 +21,7 @@ from pipeline.discrete.workflow import DiscreteResult, train_discrete
 from pipeline.engines import open_engine
 from pipeline.errors import InputError
 from tests.discrete_feed import discrete_feed
+from tests.feeds import duckdb_engine, duckdb_relation
 from tests.prepare_errors import clv_train_failure, non_contractual_error
 
 
@@ -52,10 +53,10 @@ def _train(path: Path, frame: pd.DataFrame) -> DiscreteResult:
 
 
 def _prepared(config: Config) -> Histories:
-    engine = open_engine(config.engine)
+    engine = duckdb_engine(config.engine)
     try:
         source = engine.open(config.data)
-        return prepare_opportunities(engine.connection, source.handle, config, source=source.description)  # type: ignore[attr-defined]
+        return prepare_opportunities(engine.connection, duckdb_relation(source), config, source=source.description)
     finally:
         engine.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -9,9 +10,9 @@ import pytest
 
 from pipeline.commands.business_feed import opened_feed
 from pipeline.config import parse_config
-from pipeline.discrete.prepare import prepare_opportunities
-from pipeline.engines import open_engine
+from pipeline.discrete.prepare import Histories, prepare_opportunities
 from pipeline.errors import InputError
+from tests.feeds import duckdb_engine, duckdb_relation
 
 ROWS = [
     ("a", "2020-03-10", "50"),  # first purchase (2020 is not an opportunity)
@@ -35,8 +36,8 @@ def test_histories_by_calendar_opportunity(tmp_path: Path) -> None:
             "business": {"type": "discrete", "billing_period": "year"},
         }
     )
-    engine = open_engine(config.engine)
-    histories = prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+    engine = duckdb_engine(config.engine)
+    histories = prepare_opportunities(engine.connection, duckdb_relation(engine.open(config.data)), config)
     assert histories.ledger.rows_in == 8
     assert histories.ledger.rows_used == 6
     assert histories.ledger.reasons == {"invalid_timestamp": 1, "missing_customer_id": 1}
@@ -67,8 +68,8 @@ def test_histories_as_of_a_date_for_scoring(tmp_path: Path) -> None:
             "business": {"type": "discrete", "billing_period": "year"},
         }
     )
-    engine = open_engine(config.engine)
-    source = engine.open(config.data).handle  # type: ignore[attr-defined]
+    engine = duckdb_engine(config.engine)
+    source = duckdb_relation(engine.open(config.data))
     histories = prepare_opportunities(engine.connection, source, config, as_of=dt.date(2022, 12, 31))
     assert histories.ledger.rows_in == 8
     assert histories.ledger.reasons == {
@@ -87,8 +88,8 @@ def test_histories_as_of_a_date_for_scoring(tmp_path: Path) -> None:
 
 
 def _histories(
-    tmp_path: Path, rows: list[tuple[str, ...]], columns: list[str], prepare: dict[str, object] | None = None
-):  # type: ignore[no-untyped-def]
+    tmp_path: Path, rows: Sequence[tuple[str, ...]], columns: list[str], prepare: Mapping[str, object] | None = None
+) -> Histories:
     path = tmp_path / "feed.csv"
     pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
     mapped: dict[str, str] = {"timestamp": "date"}
@@ -101,9 +102,9 @@ def _histories(
             "business": {"type": "discrete", "billing_period": "year"},
         }
     )
-    engine = open_engine(config.engine)
+    engine = duckdb_engine(config.engine)
     try:
-        return prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+        return prepare_opportunities(engine.connection, duckdb_relation(engine.open(config.data)), config)
     finally:
         engine.close()
 
@@ -216,12 +217,12 @@ def test_as_of_histories_are_the_trainings_calibration_histories(tmp_path: Path)
             "business": {"type": "discrete", "billing_period": "year"},
         }
     )
-    engine = open_engine(config.engine)
+    engine = duckdb_engine(config.engine)
     try:
-        trained = prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+        trained = prepare_opportunities(engine.connection, duckdb_relation(engine.open(config.data)), config)
         scored = prepare_opportunities(
             engine.connection,
-            engine.open(config.data).handle,  # type: ignore[attr-defined]
+            duckdb_relation(engine.open(config.data)),
             config,
             as_of=dt.date(2022, 12, 31),
         )
@@ -270,7 +271,9 @@ def test_zero_amount_purchases_are_quarantined_with_zero_amount_quarantine(tmp_p
     assert histories.full["frequency"].tolist() == [0, 0]
 
 
-def _feed_histories(tmp_path: Path, frame: pd.DataFrame, columns: dict[str, object], prepare: dict[str, object]):  # type: ignore[no-untyped-def]
+def _feed_histories(
+    tmp_path: Path, frame: pd.DataFrame, columns: Mapping[str, object], prepare: Mapping[str, object]
+) -> Histories:
     """The histories of ``frame`` (written as a CSV) mapped with ``columns`` (timestamp: date)."""
     path = tmp_path / "feed.csv"
     frame.to_csv(path, index=False)
@@ -281,9 +284,9 @@ def _feed_histories(tmp_path: Path, frame: pd.DataFrame, columns: dict[str, obje
             "business": {"type": "discrete", "billing_period": "year"},
         }
     )
-    engine = open_engine(config.engine)
+    engine = duckdb_engine(config.engine)
     try:
-        return prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+        return prepare_opportunities(engine.connection, duckdb_relation(engine.open(config.data)), config)
     finally:
         engine.close()
 
@@ -305,13 +308,13 @@ LINES = [
 ]
 
 
-def _lines(tmp_path: Path, prepare: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+def _lines(tmp_path: Path, prepare: dict[str, object] | None = None) -> Histories:
     frame = pd.DataFrame(LINES, columns=["invoice", "donor", "date", "qty", "price"])
     mapped = {"customer_id": "donor", "order_id": "invoice", "quantity": "qty", "unit_price": "price"}
     return _feed_histories(tmp_path / "lines", frame, mapped, prepare or {})
 
 
-def _amounts(tmp_path: Path, prepare: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+def _amounts(tmp_path: Path, prepare: dict[str, object] | None = None) -> Histories:
     """The same lines with the amount each is worth (quantity x unit price, as the amount a user would export)."""
     rows = []
     for invoice, donor, date, qty, price in LINES:
@@ -395,9 +398,9 @@ def test_the_mean_spend_is_the_same_bits_whatever_the_row_order(tmp_path: Path) 
                 "engine": {"threads": 2},
             }
         )
-        engine = open_engine(config.engine)
+        engine = duckdb_engine(config.engine)
         try:
-            frames.append(prepare_opportunities(engine.connection, engine.open(config.data).handle, config))  # type: ignore[attr-defined]
+            frames.append(prepare_opportunities(engine.connection, duckdb_relation(engine.open(config.data)), config))
         finally:
             engine.close()
     first, again, shuffled = frames
@@ -416,7 +419,7 @@ NAMED = [
 NAMED_COLUMNS = {"customer_id": "Donor ID", "timestamp": "Gift Date", "amount": "Gift Amount"}
 
 
-def _named(tmp_path: Path, key: list[str]):  # type: ignore[no-untyped-def]
+def _named(tmp_path: Path, key: list[str]) -> Histories:
     """The histories of :data:`NAMED` under ``duplicate_key: key``, opened as the job opens the feed (with the
     source's column names)."""
     path = tmp_path / "gifts.csv"
@@ -443,7 +446,9 @@ def test_duplicate_key_names_source_columns(tmp_path: Path) -> None:
     assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (4, 3, 1, 3)
     assert ledger.reasons == {"duplicate": 1}
     full = histories.full.set_index("customer_id")
-    assert full.loc["a", ["frequency", "recency", "n_periods"]].tolist() == [2, 3, 3]
+    row = full.loc["a", ["frequency", "recency", "n_periods"]]
+    assert isinstance(row, pd.Series)  # one customer's row
+    assert row.tolist() == [2, 3, 3]
     assert full.loc["a", "monetary_value"] == 12.5  # 2021: 20, 2023: 5 (27.5 with the 30 kept as well)
 
 

@@ -8,8 +8,8 @@ from models import bgbb
 from pipeline.config import parse_config
 from pipeline.discrete.prepare import Histories, prepare_opportunities
 from pipeline.discrete.validation import discrete_gate, validate_bgbb
-from pipeline.engines import open_engine
 from tests.discrete_feed import ALPHA, BETA, DELTA, GAMMA, write_discrete_feed
+from tests.feeds import duckdb_engine, duckdb_relation
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,8 @@ def histories(tmp_path_factory: pytest.TempPathFactory) -> Histories:
             "business": {"type": "discrete", "billing_period": "month"},
         }
     )
-    engine = open_engine(config.engine)
-    return prepare_opportunities(engine.connection, engine.open(config.data).handle, config)  # type: ignore[attr-defined]
+    engine = duckdb_engine(config.engine)
+    return prepare_opportunities(engine.connection, duckdb_relation(engine.open(config.data)), config)
 
 
 def test_bgbb_recovers_the_simulated_law_within_15_percent(histories: Histories) -> None:

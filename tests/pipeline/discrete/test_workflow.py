@@ -3,6 +3,7 @@ converge, the penalized fit (``fit.remedies.penalizers``), with its reason; one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_without_a_remedy_that_converges_the_job_ends_with_one_line(tmp_path: Pa
         engine.close()
 
 
-def _train_feed(path: Path, frame: pd.DataFrame, columns: dict[str, object], **fit: object) -> DiscreteResult:
+def _train_feed(path: Path, frame: pd.DataFrame, columns: Mapping[str, object], **fit: object) -> DiscreteResult:
     frame.to_csv(path, index=False)
     config = parse_config(
         {

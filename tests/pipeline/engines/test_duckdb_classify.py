@@ -25,6 +25,13 @@ def _ids(ids: list[object]) -> duckdb.DuckDBPyRelation:
     return duckdb.connect().from_df(pd.DataFrame({"customer_id": ids}))
 
 
+def _query(relation: duckdb.DuckDBPyRelation, sql: str) -> duckdb.DuckDBPyRelation:
+    """``relation.query`` of a SELECT, which always gives a relation (its stubs allow None)."""
+    result = relation.query("tx", sql)
+    assert result is not None
+    return result
+
+
 PLAIN_IDS = [
     (["a", "C536379", "17850", "", None], True),
     (["a", "17850.0"], False),  # a whole float loses its ".0"
@@ -47,10 +54,11 @@ def test_plain_ids_where_every_id_is_its_own_text(ids: list[object], plain: bool
     assert plain_ids(_ids(ids), "VARCHAR") is plain
     # where they are, the classified rows' ids are those of the rule
     relation = _ids(ids).query("tx", "SELECT customer_id, DATE '2020-01-02' AS timestamp, 1.0 AS amount FROM tx")
+    assert relation is not None
     columns = {name: str(dtype) for name, dtype in zip(relation.columns, relation.types, strict=True)}
     layout = source_layout(list(columns), None, CONFIG, "test")
     queries = [f"SELECT cid FROM ({classified_sql(columns, layout, CONFIG, None, plain_ids=p)})" for p in (False, True)]
-    cids = [relation.query("tx", query).fetchall() for query in queries]
+    cids = [_query(relation, query).fetchall() for query in queries]
     assert cids[0] == cids[1] or not plain
 
 
@@ -189,7 +197,14 @@ def test_prepare_in_buckets_equals_one_pass(ids: str, monkeypatch: pytest.Monkey
     one_pass = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(rows) // 5)
     seen: list[Buckets] = []
-    monkeypatch.setattr(duckdb_prepare, "customer_buckets", lambda *a: seen.append(customer_buckets(*a)) or seen[-1])
+
+    def recorded(
+        transactions: duckdb.DuckDBPyRelation, dtype: str, n: int, rows: int, plain: bool | None = None
+    ) -> Buckets:
+        seen.append(customer_buckets(transactions, dtype, n, rows, plain))
+        return seen[-1]
+
+    monkeypatch.setattr(duckdb_prepare, "customer_buckets", recorded)
     buckets = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
     assert seen[0].count == 5
     text = duckdb_id("customer_id") if ids == "messy" else '"customer_id"'

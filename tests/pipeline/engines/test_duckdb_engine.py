@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,9 @@ from pipeline.engines.duckdb_engine import DuckDBEngine
 from tests.feeds import RETAIL_MAPPING, online_retail_lines
 
 
-def _written(data: dict[str, object], calibration_end: str, written: Path, threads: int | None = None) -> pd.DataFrame:
+def _written(
+    data: Mapping[str, object], calibration_end: str, written: Path, threads: int | None = None
+) -> pd.DataFrame:
     """Prepare ``data`` with the DuckDB engine and read back the quarantine file it writes at ``written``."""
     raw = {"data": data, "prepare": {"calibration_end": calibration_end}, "engine": {"threads": threads}}
     config = parse_config(raw).resolved()

@@ -4,6 +4,8 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -103,7 +105,12 @@ def test_buckets_of_integer_ids_are_sorted_by_text_once_more(
     one_pass = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
     sorts: list[int] = []
     sorting_order = duckdb_fetch._sorting_order
-    monkeypatch.setattr(duckdb_fetch, "_sorting_order", lambda ids, s: sorts.append(len(ids)) or sorting_order(ids, s))
+
+    def counted(ids: pa.ChunkedArray, query: duckdb_fetch.Query) -> npt.NDArray[np.int64]:
+        sorts.append(len(ids))
+        return sorting_order(ids, query)
+
+    monkeypatch.setattr(duckdb_fetch, "_sorting_order", counted)
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
     buckets = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
     assert sorts == ([len(one_pass.full)] if sorted_again else [])

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import cast
 
 import duckdb
 import numpy as np
@@ -39,9 +41,15 @@ CONFIG = PrepareConfig(
 )
 
 
-def _relation(rows: list[tuple[object, ...]]) -> duckdb.DuckDBPyRelation:
+def _relation(rows: Sequence[tuple[object, ...]]) -> duckdb.DuckDBPyRelation:
     frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
     return duckdb.connect().from_df(frame)
+
+
+def _quarantined(prepared: PreparedData) -> pd.DataFrame:
+    """The quarantined rows of a DuckDB prepare, whose quarantine is a lazy relation."""
+    frame: pd.DataFrame = cast(duckdb.DuckDBPyRelation, prepared.quarantine).df()
+    return frame
 
 
 def test_summaries_by_hand() -> None:
@@ -78,7 +86,7 @@ def test_bad_rows_are_quarantined_and_counted() -> None:
     assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined) == (16, 10, 6)
     assert (ledger.returns_netted, ledger.returns_unmatched) == (0, 1)
     assert ledger.reconciled
-    quarantine = prepared.quarantine.df()
+    quarantine = _quarantined(prepared)
     assert len(quarantine) == 6
     assert set(quarantine["reason"]) == set(ledger.quarantined)
     assert prepared.customers_new_in_holdout == 1  # customer C
@@ -215,7 +223,7 @@ def test_month_unit_is_days_over_30_4375() -> None:
     assert cal.loc["A", "T"] == 30 / 30.4375
 
 
-def _prepared(rows: list[tuple[object, ...]], columns: list[str], **config: object) -> PreparedData:
+def _prepared(rows: Sequence[tuple[object, ...]], columns: list[str], **config: object) -> PreparedData:
     frame = pd.DataFrame(rows, columns=columns)
     return prepare(duckdb.connect().from_df(frame), CONFIG.model_copy(update=config), "%Y-%m-%d")
 

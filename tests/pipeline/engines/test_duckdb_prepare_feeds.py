@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -18,10 +19,10 @@ from pipeline.engines.inputs import number_format
 from pipeline.engines.prepared import PreparedData
 from pipeline.errors import InputError
 from tests.feeds import RETAIL_MAPPING, RetailFeed, online_retail_lines, write_with_separators
-from tests.pipeline.engines.test_duckdb_prepare import CONFIG, ROWS, _prepared, _relation
+from tests.pipeline.engines.test_duckdb_prepare import CONFIG, ROWS, _prepared, _quarantined, _relation
 
 
-def _open(path: Path, columns: dict[str, object], **data: object) -> Transactions:
+def _open(path: Path, columns: Mapping[str, object], **data: object) -> Transactions:
     config = DataConfig.model_validate({"source": "csv", "path": path, "columns": columns, **data})
     return open_transactions(duckdb.connect(), config)
 
@@ -80,7 +81,7 @@ def test_invoice_lines_keep_every_distinct_line(retail: tuple[RetailFeed, Path])
     assert not full["customer_id"].str.contains(r"\.").any()  # 17850.0 is customer 17850
     # Revenue: the input's purchase lines with an id, minus the quarantined ones (written with their
     # own columns), is exactly the revenue of the distinct lines; the summaries net the cancellations.
-    quarantine = prepared.quarantine.df()  # type: ignore[attr-defined]
+    quarantine = _quarantined(prepared)
     assert list(quarantine.columns) == [*feed.lines.columns, "reason"]
 
     def cents(frame: pd.DataFrame) -> int:
@@ -111,7 +112,7 @@ def test_products_at_the_same_quantity_and_price_are_not_duplicates(tmp_path: Pa
     cal = prepared.calibration.set_index("customer_id")
     assert cal.loc["17850", "total_spend"] == 6 * 2.55 * 2 + 6 * 1.85
     assert list(prepared.full["customer_id"]) == ["13047", "17850"]
-    quarantine = prepared.quarantine.df()  # type: ignore[attr-defined]
+    quarantine = _quarantined(prepared)
     assert quarantine.to_dict("records") == [
         {
             "InvoiceNo": "536365",
@@ -134,7 +135,7 @@ def test_products_at_the_same_quantity_and_price_are_not_duplicates(tmp_path: Pa
     prepared = _prepare_file(_open(path, RETAIL_MAPPING, timestamp_format=us), by_key)
     assert prepared.ledger.quarantined == {"duplicate": 1}
     # The first row in the order of the other columns is kept, whatever the file order.
-    assert prepared.quarantine.df()["Description"].tolist() == ["WHITE METAL LANTERN"]  # type: ignore[attr-defined]
+    assert _quarantined(prepared)["Description"].tolist() == ["WHITE METAL LANTERN"]
     with pytest.raises(InputError, match=r"lines\.csv: prepare\.duplicate_key names column\(s\) .*: Invoice"):
         _prepare_file(
             _open(path, RETAIL_MAPPING, timestamp_format=us), config.model_copy(update={"duplicate_key": ("Invoice",)})
@@ -221,7 +222,7 @@ def test_rows_repeated_on_a_key_are_found_across_customer_buckets(monkeypatch: p
     buckets = prepare(duckdb.connect().from_df(frame), config, "%Y-%m-%d")
     assert one_pass.ledger == buckets.ledger
     assert buckets.ledger.quarantined == {"duplicate": 12}
-    assert sorted(buckets.quarantine.df()["note"]) == ["y"] * 8 + ["z"] * 4  # type: ignore[attr-defined]
+    assert sorted(_quarantined(buckets)["note"]) == ["y"] * 8 + ["z"] * 4
 
 
 def test_float_looking_ids_are_whole_numbers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,12 +45,19 @@ def _customers(by_day: bool) -> pd.DataFrame:
     return pd.DataFrame(query.fetchall(), columns=query.columns, dtype=object)
 
 
+def _values(rows: pd.DataFrame, cid: str, columns: list[str]) -> list[object]:
+    """One customer's values in ``columns``: a row of a frame indexed by unique ids."""
+    row = rows.loc[cid, columns]
+    assert isinstance(row, pd.Series)
+    return row.tolist()
+
+
 def test_customers_straight_from_the_days_equal_the_general_query() -> None:
     general, by_day = _customers(by_day=False), _customers(by_day=True)
     pd.testing.assert_frame_equal(by_day, general, check_exact=True)
     assert by_day["cid"].tolist() == ["a", "b", "c", "d", "e"]
     rows = by_day.set_index("cid")
-    assert rows.loc["a", ["periods", "cal_periods", "hold_periods", "recent_periods", "recent"]].tolist() == [
+    assert _values(rows, "a", ["periods", "cal_periods", "hold_periods", "recent_periods", "recent"]) == [
         2,
         2,
         0,
@@ -58,22 +65,22 @@ def test_customers_straight_from_the_days_equal_the_general_query() -> None:
         25000,
     ]
     assert rows.loc["a", "hold_gross"] is None
-    assert rows.loc["b", ["periods", "cal_periods", "hold_periods", "hold_gross", "hold_n"]].tolist() == [
+    assert _values(rows, "b", ["periods", "cal_periods", "hold_periods", "hold_gross", "hold_n"]) == [
         2,
         0,
         2,
         70005,
         4,
     ]
-    assert rows.loc["b", ["cal_first_amount", "cal_total"]].tolist() == [None, None]
-    assert rows.loc["c", ["first_amount", "cal_first_amount", "cal_total", "hold_gross", "hold_n"]].tolist() == [
+    assert _values(rows, "b", ["cal_first_amount", "cal_total"]) == [None, None]
+    assert _values(rows, "c", ["first_amount", "cal_first_amount", "cal_total", "hold_gross", "hold_n"]) == [
         10000,
         10000,
         30000,
         70000,
         5,
     ]
-    assert rows.loc["e", ["total", "hold_gross"]].tolist() == [18 * 10**18, 9 * 10**18]
+    assert _values(rows, "e", ["total", "hold_gross"]) == [18 * 10**18, 9 * 10**18]
 
 
 def _with(speed_up: str, rows: int, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,12 +7,15 @@ import datetime as dt
 import pytest
 
 from pipeline.config import PrepareConfig
-from pipeline.engines.prepared import no_usable_reasons, used_dates
+from pipeline.engines.prepared import ReasonCounts, no_usable_reasons, used_dates
 from pipeline.errors import InputError
 
 
 def test_dates_of_the_rows_used() -> None:
-    counts = {"": (5, dt.date(2022, 1, 3), dt.date(2022, 6, 30), 1), "duplicate": (2, dt.date(2022, 2, 1), None, 0)}
+    counts: ReasonCounts = {
+        "": (5, dt.date(2022, 1, 3), dt.date(2022, 6, 30), 1),
+        "duplicate": (2, dt.date(2022, 2, 1), None, 0),
+    }
     config = PrepareConfig(calibration_end=dt.date(2022, 3, 31))
     assert used_dates(counts, config, "feed.csv") == (
         dt.date(2022, 1, 3),
@@ -24,7 +27,7 @@ def test_dates_of_the_rows_used() -> None:
 
 def test_two_digit_years_get_the_format_hint() -> None:
     """31/12/22 read as the year 22: every row before min_date; the error says what to set."""
-    counts = {"timestamp_out_of_range": (9239, dt.date(22, 1, 1), dt.date(23, 6, 30), 0)}
+    counts: ReasonCounts = {"timestamp_out_of_range": (9239, dt.date(22, 1, 1), dt.date(23, 6, 30), 0)}
     with pytest.raises(InputError) as raised:
         used_dates(counts, PrepareConfig(calibration_end=dt.date(2022, 12, 31)), "yy.csv")
     assert str(raised.value) == (

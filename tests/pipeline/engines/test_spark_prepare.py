@@ -17,14 +17,19 @@ from pipeline.engines.prepared import PreparedData
 from pipeline.errors import ConfigError, InputError
 from pipeline.fit import FitInput, fit, fit_histories
 from tests.feeds import RETAIL_MAPPING, monthly_exports, online_retail_lines, write_with_separators
+from tests.pipeline.engines.test_duckdb_prepare import _quarantined
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
 
+from pyspark.sql import SparkSession  # noqa: E402
+
 from pipeline.engines import spark_prepare, spark_session  # noqa: E402
 
 
-def _both(spark, data: DataConfig, config: PrepareConfig) -> tuple[PreparedData, PreparedData, object]:  # type: ignore[no-untyped-def]
+def _both(
+    spark: SparkSession, data: DataConfig, config: PrepareConfig
+) -> tuple[PreparedData, PreparedData, spark_prepare.SparkPrepared]:
     duck = open_transactions(connect(EngineConfig()), data)
     ours = prepare(duck.relation, config, duck.timestamp_format, column_names=duck.column_names)
     tx = spark_session.open_transactions(spark, data)
@@ -52,21 +57,23 @@ def test_identical_to_duckdb_on_cdnow_and_fit_from_collected_histories(spark) ->
     assert (ours.ledger.rows_in, len(ours.calibration), len(ours.full)) == (69_659, 23_570, 23_570)
 
     # The fit sees only the unique histories (and the repeat customers' spend): the same parameters.
-    histories = spark_prepare.histories(distributed.calibration)  # type: ignore[attr-defined]
+    histories = spark_prepare.histories(distributed.calibration)
     assert int(histories["weight"].sum()) == 23_570
     assert len(histories) < 23_570 / 2
-    repeat, total = spark_prepare.repeat_spend(distributed.calibration, 2_000_000)  # type: ignore[attr-defined]
+    repeat, total = spark_prepare.repeat_spend(distributed.calibration, 2_000_000)
     cal = duck.calibration
     assert total == len(repeat) == int(((cal["frequency"] > 0) & (cal["monetary_value"] > 0)).sum())
     from_spark = fit_histories(FitInput(histories, repeat), FitConfig())
     from_frame = fit(duck.calibration, FitConfig())
     assert from_spark.params() == from_frame.params()
     assert from_spark.purchase.stats == from_frame.purchase.stats
+    assert from_spark.spend is not None
+    assert from_frame.spend is not None
     assert from_spark.spend.stats == from_frame.spend.stats
 
     # Above the cap, Gamma-Gamma gets a fixed sample: the same customers on every run and partitioning.
-    sample, total = spark_prepare.repeat_spend(distributed.calibration.repartition(7), 500)  # type: ignore[attr-defined]
-    again, _ = spark_prepare.repeat_spend(distributed.calibration.repartition(3), 500)  # type: ignore[attr-defined]
+    sample, total = spark_prepare.repeat_spend(distributed.calibration.repartition(7), 500)
+    again, _ = spark_prepare.repeat_spend(distributed.calibration.repartition(3), 500)
     assert (len(sample), total) == (500, len(repeat))
     pd.testing.assert_frame_equal(sample, again)
 
@@ -97,7 +104,7 @@ def _messy_transactions(seed: int = 5, customers: int = 300) -> pd.DataFrame:
                 back = start + dt.timedelta(days=int(day) + int(rng.integers(-3, 10)))
                 rows.append((f"c{i:04d}", back.isoformat(), f"-{round(float(rng.lognormal(2, 0.5)), 2)}"))
     rows += rows[:: len(rows) // 40]  # exact duplicate rows
-    bad = [
+    bad: list[tuple[object, ...]] = [
         (None, "2021-02-01", "5"),
         ("  ", "2021-02-01", "5"),
         ("c0001", None, "5"),
@@ -159,7 +166,7 @@ def test_identical_to_duckdb_on_messy_csv(spark, tmp_path: Path, rules: dict[str
     # The quarantined rows themselves, as Spark writes them: the same rows with the same reasons.
     written = tmp_path / "quarantine.parquet"
     ours.quarantine.write_parquet(str(written))
-    theirs = duck.quarantine.df()  # type: ignore[attr-defined]
+    theirs = _quarantined(duck)
     mine = pd.read_parquet(written)
     key = ["reason", "customer_id", "timestamp", "amount"]
     pd.testing.assert_frame_equal(
@@ -276,7 +283,7 @@ def _assert_same_quarantine(duck: PreparedData, spark: PreparedData, folder: Pat
     """The quarantined rows as both engines write them: the same rows, columns and reasons."""
     written = folder / "quarantine.parquet"
     spark.quarantine.write_parquet(str(written))
-    theirs = duck.quarantine.df()  # type: ignore[attr-defined]
+    theirs = _quarantined(duck)
     mine = pd.read_parquet(written)
     assert list(mine.columns) == list(theirs.columns)
     key = list(theirs.columns)
