@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from pipeline.engines import duckdb_prepare, duckdb_summary
+from pipeline.engines.duckdb_classify import counted_rows
 from pipeline.engines.duckdb_summary import Windows, customers_sql, periods_sql
 from pipeline.engines.prepared import AsOfData, PreparedData
 
@@ -95,8 +96,11 @@ def _without(speed_up: str, monkeypatch: pytest.MonkeyPatch) -> None:
         general = duckdb_summary.customers_sql
         monkeypatch.setattr(duckdb_prepare, "customers_sql", lambda d, p, w, net, by_day=False: general(d, p, w, net))
     else:
-        counted = duckdb_prepare.counted_rows
-        monkeypatch.setattr(duckdb_prepare, "counted_rows", lambda *args: (counted(*args)[0], False))
+
+        def counted_without_plain_ids(transactions: duckdb.DuckDBPyRelation, dtype: str) -> tuple[int, bool]:
+            return counted_rows(transactions, dtype)[0], False
+
+        monkeypatch.setattr(duckdb_prepare, "counted_rows", counted_without_plain_ids)
 
 
 def _assert_prepared_equal(new: PreparedData, old: PreparedData) -> None:
