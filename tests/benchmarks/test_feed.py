@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.feed import generate, generate_frame, prepared_feed
+from models.bgnbd import BetaGeoParams
 from pipeline.config import FitConfig
 from pipeline.fit import fit_histories, fit_input
 
@@ -42,6 +43,7 @@ def test_the_job_recovers_the_population(tmp_path: Path) -> None:
     full = prepared_feed(200_000, tmp_path).full
     fitted = fit_histories(fit_input(full), FitConfig())
     params = fitted.purchase.params
+    assert isinstance(params, BetaGeoParams)  # the default purchase model
     # true r = 0.8, alpha = 20 per day (2.86 per week), a = 1.2, b = 12
     assert params.r == pytest.approx(0.8, rel=0.1)
     assert params.alpha == pytest.approx(20 / 7, rel=0.15)

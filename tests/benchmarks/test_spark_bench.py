@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import pytest
@@ -20,7 +21,7 @@ def test_small_run_is_equal_to_duckdb(tmp_path: Path) -> None:
     spark_out = tmp_path / "spark_2"
     assert spark_bench.outputs_equal(tmp_path / "duckdb", spark_out)
     full = pd.read_parquet(spark_out / "full.parquet")  # the comparison can fail: one value off by 1e-9
-    full.loc[0, "recency"] += 1e-9
+    full.loc[0, "recency"] = cast(float, full.loc[0, "recency"]) + 1e-9  # pandas types a cell as any scalar
     full.to_parquet(spark_out / "full.parquet")
     assert not spark_bench.outputs_equal(tmp_path / "duckdb", spark_out)
     assert results[0]["customers"] == results[1]["customers"]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from models.bayes import fit_gamma_gamma_bayes, fit_purchase_bayes
+from models.bgnbd import BetaGeoParams
 from models.mle import fit_gamma_gamma, fit_purchase
 from models.pymc_fit import Sampler
 
@@ -36,6 +37,7 @@ def test_mcmc_returns_thinned_draws_and_diagnostics(cdnow_sample_summary: pd.Dat
     s = cdnow_sample_summary
     sampler = Sampler(chains=2, draws=500, tune=500, keep_draws=50, cores=1, seed=1)
     params, fit, _ = fit_purchase_bayes("bgnbd", s["frequency"], s["recency"], s["T"], "mcmc", sampler=sampler)
+    assert isinstance(params, BetaGeoParams)
     assert fit.draws is not None
     assert fit.diagnostics is not None
     assert {k: len(v) for k, v in fit.draws.items()} == {"r": 50, "alpha": 50, "a": 50, "b": 50}

@@ -214,7 +214,7 @@ def test_special_histories() -> None:
 def test_gradient_is_the_derivative_of_the_likelihood(donations: pd.DataFrame) -> None:
     d = donations
     x, t_x, n, inverse = bgbb.unique_histories(d["frequency"], d["recency"], d["periods"])
-    w = np.bincount(inverse, d["weights"].to_numpy(dtype=float))
+    w = np.bincount(inverse, d["weights"].to_numpy(dtype=float)).astype(np.float64)
     values = np.array([1.3, 0.7, 0.5, 3.0])
     ll, grad = bgbb._log_likelihood_and_gradient(BetaGeoBetaBinomParams(*values), x, t_x, n, w)
     step = 1e-6

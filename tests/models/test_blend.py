@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PyFuncModel
 
 import models
 from models.bgnbd import BetaGeoParams
@@ -135,7 +136,7 @@ def test_the_winner_value_is_btyd_clv_times_the_blend_ratio_and_the_blend_churn_
     assert scores["clv"].tolist() == [100.0, 40.0, 5.0, 0.0]  # the input is not changed
 
 
-def _saved(model: BlendModel, frame: pd.DataFrame, tmp_path: Path) -> mlflow.pyfunc.PyFuncModel:
+def _saved(model: BlendModel, frame: pd.DataFrame, tmp_path: Path) -> PyFuncModel:
     """Saved as ``pipeline.recorder.model_log.log_model`` logs a blend: params, config, challenger.skops, blend.json."""
     package = Path(models.__file__).parent
     (config := tmp_path / "config.yaml").write_text("data: {source: cdnow_master}\n")
@@ -148,7 +149,15 @@ def _saved(model: BlendModel, frame: pd.DataFrame, tmp_path: Path) -> mlflow.pyf
         signature=model_signature(BTYD, model),
         input_example=frame.head(3),
     )
-    return mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    loaded: PyFuncModel = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    return loaded
+
+
+def _scores(loaded: PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """The loaded model's scores (MLflow types ``predict`` as any of the outputs a pyfunc may give)."""
+    scores = loaded.predict(frame)
+    assert isinstance(scores, pd.DataFrame)
+    return scores
 
 
 def test_the_pyfunc_serves_the_blend_from_skops_with_the_same_numbers(
@@ -157,14 +166,15 @@ def test_the_pyfunc_serves_the_blend_from_skops_with_the_same_numbers(
     model, frame = world
     loaded = _saved(model, frame, tmp_path)
     assert not list((tmp_path / "model").rglob("*.pkl"))
-    assert loaded.metadata.get_input_schema().input_names() == list(frame.columns)
-    outputs = loaded.metadata.get_output_schema().input_names()
+    input_schema = loaded.metadata.get_input_schema()  # type: ignore[no-untyped-call]  # unannotated in MLflow
+    assert input_schema.input_names() == list(frame.columns)
+    outputs = loaded.metadata.get_output_schema().input_names()  # type: ignore[no-untyped-call]
     assert outputs[-7:] == [*blend_columns(H), *BTYD_VALUE_COLUMNS]
     assert outputs[:4] == ["customer_id", "p_alive", "churn_risk", "risk_tier"]
-    pd.testing.assert_frame_equal(loaded.predict(frame), score_blend(model, frame).reset_index(drop=True))
+    pd.testing.assert_frame_equal(_scores(loaded, frame), score_blend(model, frame).reset_index(drop=True))
     # As JSON brings it: missing gaps as None in object columns, ids as numbers.
     rows = frame.head(50).astype(object).where(frame.head(50).notna(), None)
-    as_json = loaded.predict(rows.assign(customer_id=np.arange(50)))
+    as_json = _scores(loaded, rows.assign(customer_id=np.arange(50)))
     direct = score_blend(model, frame.head(50))
     np.testing.assert_array_equal(as_json[f"expected_revenue_{H}d"], direct[f"expected_revenue_{H}d"])
     assert as_json["customer_id"].tolist()[:3] == ["0", "1", "2"]
@@ -172,7 +182,7 @@ def test_the_pyfunc_serves_the_blend_from_skops_with_the_same_numbers(
     with pytest.raises(MlflowException, match=re.escape("Model is missing inputs ['spend_26w']")):
         loaded.predict(frame.drop(columns="spend_26w"))
     with pytest.raises(InvalidInputError, match=r"^missing challenger feature column\(s\): spend_26w$"):
-        loaded.unwrap_python_model().predict(None, frame.drop(columns="spend_26w"))
+        loaded.unwrap_python_model().predict(None, frame.drop(columns="spend_26w"))  # type: ignore[no-untyped-call]
     with pytest.raises(InvalidInputError, match=r"^column 'spend_4w' must be numeric, got text$"):
         loaded.predict(frame.head(3).assign(spend_4w="x"))
 

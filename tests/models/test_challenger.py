@@ -15,6 +15,7 @@ import skops.io
 from sklearn.preprocessing import FunctionTransformer
 
 from models import bgnbd, gamma_gamma
+from models.bgnbd import BetaGeoParams
 from models.challenger import (
     Challenger,
     ChallengerError,
@@ -27,6 +28,7 @@ from models.challenger import (
 )
 from models.challenger_contest import ContestResult, contest, normalized_gini, top_share
 from models.challenger_features import activity_from_transactions, features, labels
+from models.gamma_gamma import GammaGammaParams
 from models.mle import fit_bgnbd, fit_gamma_gamma
 
 H = 181
@@ -59,6 +61,8 @@ def btyd_forecast(summary: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     f, r, t = summary["frequency"], summary["recency"], summary["T"]
     purchase = fit_bgnbd(f, r, t).params
     spend = fit_gamma_gamma(f, summary["monetary_value"]).params
+    assert isinstance(purchase, BetaGeoParams)
+    assert isinstance(spend, GammaGammaParams)
     horizon = horizon_days / 7
     revenue = bgnbd.expected_purchases(purchase, horizon, f, r, t) * gamma_gamma.expected_order_value(
         spend, f, summary["monetary_value"]

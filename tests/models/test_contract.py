@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import numpy as np
 import pandas as pd
 import pytest
+from pandas.api.extensions import ExtensionArray
 
 from models.contract import ContractError, canonical_ids, check_customer_summary, required_columns
 
+Column: TypeAlias = "list[object] | pd.Series[Any] | ExtensionArray"
 
-def _frame(**overrides: list[object]) -> pd.DataFrame:
-    data: dict[str, list[object]] = {
+
+def _frame(**overrides: Column) -> pd.DataFrame:
+    data: dict[str, Column] = {
         "customer_id": ["a", "b"],
         "frequency": [2.0, 0.0],
         "recency": [10.0, 0.0],
@@ -111,9 +116,9 @@ def test_bad_ids_are_refused(ids: list[object], message: str) -> None:
         ({"monetary_value": [12.5, None]}, "'monetary_value' has null or NaN values"),
     ],
 )
-def test_bad_numbers_are_refused(overrides: dict[str, object], message: str) -> None:
+def test_bad_numbers_are_refused(overrides: dict[str, Column], message: str) -> None:
     with pytest.raises(ContractError, match=message):
-        check_customer_summary(_frame(**overrides))  # type: ignore[arg-type]
+        check_customer_summary(_frame(**overrides))
 
 
 def test_numbers_in_objects_are_accepted() -> None:

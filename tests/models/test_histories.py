@@ -156,7 +156,7 @@ def test_once_per_distinct_equals_the_call_on_every_row(monkeypatch: pytest.Monk
     x[::37], z[::41] = np.nan, -0.0
     calls: list[int] = []
 
-    def term(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def term(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
         calls.append(np.size(a))
         return np.asarray(np.exp(a) * np.sin(b + 1) + b, dtype=np.float64)
 

@@ -7,6 +7,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PyFuncModel
 
 import models
 from models.bgnbd import BetaGeoParams
@@ -55,7 +56,7 @@ def test_saved_model_loads_and_scores_like_the_batch_code(tmp_path: Path) -> Non
     pd.testing.assert_frame_equal(loaded.predict(CUSTOMERS), score_customers(MODEL, CUSTOMERS))
 
 
-def _save_as_logged(model: CLVModelParams, tmp_path: Path) -> mlflow.pyfunc.PyFuncModel:
+def _save_as_logged(model: CLVModelParams, tmp_path: Path) -> PyFuncModel:
     """Saved with the signature ``pipeline.recorder.model_log.log_model`` gives the registered model."""
     package = Path(models.__file__).parent
     target = tmp_path / "logged"
@@ -68,7 +69,15 @@ def _save_as_logged(model: CLVModelParams, tmp_path: Path) -> mlflow.pyfunc.PyFu
         signature=model_signature(model),
         input_example=CUSTOMERS.loc[:, list(required_columns(model.has_spend))],
     )
-    return mlflow.pyfunc.load_model(str(target))
+    loaded: PyFuncModel = mlflow.pyfunc.load_model(str(target))
+    return loaded
+
+
+def _scores(loaded: PyFuncModel, customers: pd.DataFrame) -> pd.DataFrame:
+    """The loaded model's scores (MLflow types ``predict`` as any of the outputs a pyfunc may give)."""
+    scores = loaded.predict(customers)
+    assert isinstance(scores, pd.DataFrame)
+    return scores
 
 
 INT_CUSTOMERS = pd.DataFrame(
@@ -80,13 +89,14 @@ def test_natural_input_types_through_the_signature(tmp_path: Path) -> None:
     """Int ids and counts ("Can not safely convert int64 to <U0" / "int64 to float64" before), float ids."""
     loaded = _save_as_logged(MODEL, tmp_path)
     expected = score_customers(MODEL, INT_CUSTOMERS.astype(float).assign(customer_id=["17850", "12"]))
-    pd.testing.assert_frame_equal(loaded.predict(INT_CUSTOMERS), expected)
-    pd.testing.assert_frame_equal(loaded.predict(INT_CUSTOMERS.assign(customer_id=[17850.0, 12.0])), expected)
-    pd.testing.assert_frame_equal(loaded.predict(INT_CUSTOMERS.assign(customer_id=["17850.0", "12"])), expected)
-    assert loaded.predict(INT_CUSTOMERS)["customer_id"].tolist() == ["17850", "12"]
-    schema = loaded.metadata.get_input_schema()
+    pd.testing.assert_frame_equal(_scores(loaded, INT_CUSTOMERS), expected)
+    pd.testing.assert_frame_equal(_scores(loaded, INT_CUSTOMERS.assign(customer_id=[17850.0, 12.0])), expected)
+    pd.testing.assert_frame_equal(_scores(loaded, INT_CUSTOMERS.assign(customer_id=["17850.0", "12"])), expected)
+    assert _scores(loaded, INT_CUSTOMERS)["customer_id"].tolist() == ["17850", "12"]
+    schema = loaded.metadata.get_input_schema()  # type: ignore[no-untyped-call]  # unannotated in MLflow
     assert schema.input_names() == ["customer_id", "frequency", "recency", "T", "monetary_value"]
-    assert [t.name for t in loaded.metadata.get_output_schema().input_types()[:4]] == [
+    output_schema = loaded.metadata.get_output_schema()  # type: ignore[no-untyped-call]  # unannotated in MLflow
+    assert [t.name for t in output_schema.input_types()[:4]] == [
         "string",
         "double",
         "double",
@@ -102,16 +112,17 @@ def test_contract_violations_are_client_errors_with_one_line(tmp_path: Path) -> 
     assert isinstance(error, MlflowException)
     assert isinstance(error, ContractError)  # the batch CLI catches ValueError
     assert error.error_code == "INVALID_PARAMETER_VALUE"
-    assert error.get_http_status_code() == 400
+    assert error.get_http_status_code() == 400  # type: ignore[no-untyped-call]  # unannotated in MLflow
     assert error.message == "column 'recency' is greater than 'T' for some customers"
     error.message = f"Failed to predict data '{INT_CUSTOMERS}'. \nError: {error.message}"  # what the server does
     assert error.message == "column 'recency' is greater than 'T' for some customers"
-    assert json.loads(error.serialize_as_json())["message"] == error.message
+    assert json.loads(error.serialize_as_json())["message"] == error.message  # type: ignore[no-untyped-call]
 
 
 def test_a_model_without_spend_takes_no_monetary_value(tmp_path: Path) -> None:
     events = CLVModelParams(MODEL.purchase, None, MODEL.spec)
     loaded = _save_as_logged(events, tmp_path)
-    scores = loaded.predict(INT_CUSTOMERS.drop(columns=["monetary_value"]))
+    scores = _scores(loaded, INT_CUSTOMERS.drop(columns=["monetary_value"]))
     assert list(scores.columns) == ["customer_id", "p_alive", "churn_risk", "risk_tier", *HORIZONS]
-    assert loaded.metadata.get_input_schema().input_names() == ["customer_id", "frequency", "recency", "T"]
+    input_schema = loaded.metadata.get_input_schema()  # type: ignore[no-untyped-call]  # unannotated in MLflow
+    assert input_schema.input_names() == ["customer_id", "frequency", "recency", "T"]

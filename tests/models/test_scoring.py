@@ -15,11 +15,9 @@ from models.pareto_nbd import ParetoNBDParams
 from models.scoring import NonFiniteScoresError, assign_risk_tier, score_columns, score_customers
 from models.spend import PooledMeanParams
 
-MODEL = CLVModelParams(
-    purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
-    spend=GammaGammaParams(p=6.2488, q=3.7446, v=15.4477),
-    spec=ScoringSpec(),
-)
+PURCHASE = BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881)
+SPEND = GammaGammaParams(p=6.2488, q=3.7446, v=15.4477)
+MODEL = CLVModelParams(purchase=PURCHASE, spend=SPEND, spec=ScoringSpec())
 CUSTOMERS = pd.DataFrame(
     {
         "customer_id": ["a", "b", "c"],
@@ -35,14 +33,12 @@ def test_scores_are_the_model_formulas() -> None:
     scores = score_customers(MODEL, CUSTOMERS)
     assert list(scores.columns) == score_columns(MODEL)
     f, r, t = CUSTOMERS["frequency"], CUSTOMERS["recency"], CUSTOMERS["T"]
-    np.testing.assert_allclose(scores["p_alive"], bgnbd.p_alive(MODEL.purchase, f, r, t))
-    np.testing.assert_allclose(scores["churn_risk"], bgnbd.p_no_purchase(MODEL.purchase, 90 / 7, f, r, t))
-    np.testing.assert_allclose(
-        scores["expected_purchases_365d"], bgnbd.expected_purchases(MODEL.purchase, 365 / 7, f, r, t)
-    )
+    np.testing.assert_allclose(scores["p_alive"], bgnbd.p_alive(PURCHASE, f, r, t))
+    np.testing.assert_allclose(scores["churn_risk"], bgnbd.p_no_purchase(PURCHASE, 90 / 7, f, r, t))
+    np.testing.assert_allclose(scores["expected_purchases_365d"], bgnbd.expected_purchases(PURCHASE, 365 / 7, f, r, t))
     np.testing.assert_allclose(
         scores["expected_order_value"],
-        gamma_gamma.expected_order_value(MODEL.spend, f, CUSTOMERS["monetary_value"]),
+        gamma_gamma.expected_order_value(SPEND, f, CUSTOMERS["monetary_value"]),
     )
     assert scores["expected_order_value"][1] == pytest.approx(35.171, abs=2e-3)
 
@@ -89,7 +85,7 @@ def test_recency_equal_to_t_and_huge_spend_are_finite() -> None:
     scores = score_customers(MODEL, customers)
     assert np.isfinite(scores.select_dtypes("number").to_numpy()).all()
     # Buying at T gives the highest P(alive) for that frequency and age: exactly 1 / (1 + a / (b + x - 1)).
-    assert scores["p_alive"][0] == pytest.approx(1 / (1 + MODEL.purchase.a / (MODEL.purchase.b + 3)))
+    assert scores["p_alive"][0] == pytest.approx(1 / (1 + PURCHASE.a / (PURCHASE.b + 3)))
     # Gamma-Gamma shrinks an outlier toward the population mean, but it stays an outlier.
     assert 1e8 < scores["expected_order_value"][1] < 1e9
 
@@ -102,7 +98,7 @@ def test_non_finite_scores_never_leave_the_function() -> None:
 
 def _with_posterior(n_draws: int = 60, interval: tuple[float, float] = (0.05, 0.95)) -> CLVModelParams:
     rng = np.random.default_rng(3)
-    base = MODEL.purchase.as_dict() | MODEL.spend.as_dict()
+    base = PURCHASE.as_dict() | SPEND.as_dict()
     draws = {k: v * rng.lognormal(0.0, 0.05, n_draws) for k, v in base.items()}
     return CLVModelParams(
         MODEL.purchase,
@@ -114,6 +110,12 @@ def _with_posterior(n_draws: int = 60, interval: tuple[float, float] = (0.05, 0.
             interval=interval,
         ),
     )
+
+
+def _bgnbd_draw(draws: PosteriorDraws, i: int) -> BetaGeoParams:
+    params = draws.purchase_draw("bgnbd", i)
+    assert isinstance(params, BetaGeoParams)
+    return params
 
 
 def test_posterior_draws_give_means_and_credible_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,10 +131,7 @@ def test_posterior_draws_give_means_and_credible_intervals(monkeypatch: pytest.M
     # The posterior mean of a customer's expected purchases is the mean over the draws.
     draws = model.posterior
     assert draws is not None
-    by_draw = [
-        bgnbd.expected_purchases(draws.purchase_draw("bgnbd", i), 90 / 7, 2.0, 30.43, 38.86)
-        for i in range(draws.n_draws)
-    ]
+    by_draw = [bgnbd.expected_purchases(_bgnbd_draw(draws, i), 90 / 7, 2.0, 30.43, 38.86) for i in range(draws.n_draws)]
     assert scores["expected_purchases_90d"][0] == pytest.approx(float(np.mean(by_draw)), rel=1e-12)
     assert scores["expected_purchases_90d_lower"][0] == pytest.approx(float(np.quantile(by_draw, 0.05)), rel=1e-12)
     # A one-time buyer is alive for sure under BG/NBD, whatever the draw.
@@ -142,10 +141,11 @@ def test_posterior_draws_give_means_and_credible_intervals(monkeypatch: pytest.M
 
 
 def test_other_purchase_models_score() -> None:
-    model = CLVModelParams(ParetoNBDParams(0.5533, 10.578, 0.6062, 11.669), MODEL.spend, MODEL.spec)
+    purchase = ParetoNBDParams(0.5533, 10.578, 0.6062, 11.669)
+    model = CLVModelParams(purchase, MODEL.spend, MODEL.spec)
     scores = score_customers(model, CUSTOMERS)
     f, r, t = (CUSTOMERS[c].to_numpy() for c in ("frequency", "recency", "T"))
-    np.testing.assert_allclose(scores["p_alive"], pareto_nbd.p_alive(model.purchase, f, r, t))  # type: ignore[arg-type]
+    np.testing.assert_allclose(scores["p_alive"], pareto_nbd.p_alive(purchase, f, r, t))
     assert scores["p_alive"][1] < 1  # unlike BG/NBD, a one-time buyer may be gone
     assert "p_alive_lower" not in scores
 

@@ -73,7 +73,7 @@ def test_params_round_trip_through_json(tmp_path: Path) -> None:
         ("cohort", "soon", "column 'cohort' must hold dates"),
     ],
 )
-def test_bad_input_is_one_contract_line(column: str, value: object, message: str) -> None:
+def test_bad_input_is_one_contract_line(column: str, value: float | str, message: str) -> None:
     frame = pd.DataFrame({"customer_id": ["a"], "cohort": ["2024-01-01"], "renewals": [1], "price": [10.0]})
     frame[column] = [value]
     with pytest.raises(ContractError, match="^" + re.escape(message)):

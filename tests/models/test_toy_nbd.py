@@ -101,6 +101,7 @@ def test_clv_train_fits_registers_and_scores_the_toy(
     assert main(["train", "--config", "toy.yaml", "--output", "out"]) == 0
 
     version = MlflowClient().get_model_version_by_alias("clv", "champion")
+    assert version.run_id is not None
     run = mlflow.get_run(version.run_id)
     assert run.data.tags["purchase_model"] == "toy_nbd"
     assert version.tags["gate.passed"] == "true"

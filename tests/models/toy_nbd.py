@@ -68,7 +68,9 @@ def log_likelihood_rows(params: NBDParams, frequency: ArrayLike, recency: ArrayL
     """Gamma(r+x)/Gamma(r) alpha^r / (alpha+T)^(r+x): the purchase times' density, lambda integrated out."""
     x, _, t_obs = _arrays(frequency, recency, T)
     r, alpha = params.r, params.alpha
-    return gammaln(r + x) - gammaln(r) + r * np.log(alpha) - (r + x) * np.log(alpha + t_obs)
+    return np.asarray(
+        gammaln(r + x) - gammaln(r) + r * np.log(alpha) - (r + x) * np.log(alpha + t_obs), dtype=np.float64
+    )
 
 
 def repeat_count_pmf(params: NBDParams, counts: ArrayLike, t: ArrayLike) -> FloatArray:
@@ -76,7 +78,7 @@ def repeat_count_pmf(params: NBDParams, counts: ArrayLike, t: ArrayLike) -> Floa
     x, horizon = _arrays(counts, t)
     r, alpha = params.r, params.alpha
     log_pmf = gammaln(r + x) - gammaln(r) - gammaln(x + 1) + r * np.log(alpha / (alpha + horizon))
-    return np.exp(log_pmf + xlogy(x, horizon / (alpha + horizon)))
+    return np.asarray(np.exp(log_pmf + xlogy(x, horizon / (alpha + horizon))), dtype=np.float64)
 
 
 def fit_mle(model: PurchaseModel[Any], rows: pd.DataFrame, penalizer: float, start: FloatArray | None) -> MleFit:

@@ -33,7 +33,10 @@ REPO_ARTIFACTS = ("mlflow.db", "mlartifacts", "mlruns", "output")
 
 
 def _read(name: str) -> nbformat.NotebookNode:
-    return nbformat.read(NOTEBOOK_DIR / name, as_version=nbformat.NO_CONVERT)
+    notebook: nbformat.NotebookNode = nbformat.read(  # type: ignore[no-untyped-call]  # nbformat is unannotated
+        NOTEBOOK_DIR / name, as_version=nbformat.NO_CONVERT
+    )
+    return notebook
 
 
 def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -95,7 +98,8 @@ def test_notebook_set_up(name: str) -> None:
 @pytest.mark.slow
 def test_kernel_is_the_venv_interpreter(kernel_env: Path) -> None:
     """The ``python3`` kernelspec starts the interpreter (and so the venv) that runs the tests."""
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)")])
+    cell = nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)")  # type: ignore[no-untyped-call]  # unannotated
+    notebook = nbformat.v4.new_notebook(cells=[cell])  # type: ignore[no-untyped-call]
     executed = _execute(notebook, kernel_env)
     printed = executed.cells[0].outputs[0].text.strip()
     assert Path(printed).resolve() == Path(sys.prefix).resolve()

@@ -23,7 +23,7 @@ from pipeline.commands.train import run_training
 from pipeline.config import ChallengerConfig, Config
 from pipeline.contest import production_blend, with_blend
 from pipeline.engines import Engine, Source, open_engine
-from pipeline.engines.prepared import PreparedData
+from pipeline.engines.prepared import Ledger, PreparedData
 from pipeline.recorder import model_log, store
 from pipeline.summary import summary_text
 from pipeline.workflow import train
@@ -192,6 +192,7 @@ def test_with_blend_and_clv_score_keep_the_ids_and_give_the_winner_value(
         uri = model_log.log_model(BTYD, served.example, yaml_text, served.model)
     result = score_file(uri, path, tmp_path / "scored.parquet", OBSERVATION_END)
     assert result.customers == CUSTOMERS
+    assert isinstance(result.ledger, Ledger)  # a transaction feed's ledger, not a billing one
     assert result.ledger.reconciled
     scored = pd.read_parquet(tmp_path / "scored.parquet")
     assert sorted(scored["customer_id"]) == expected

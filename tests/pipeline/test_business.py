@@ -12,9 +12,8 @@ from models.bundle import CLVModelParams, ScoringSpec
 from models.gamma_gamma import GammaGammaParams
 from pipeline import business
 
-MODEL = CLVModelParams(
-    BetaGeoParams(0.2426, 4.4136, 0.7929, 2.4259), GammaGammaParams(6.25, 3.74, 15.44), ScoringSpec()
-)
+PURCHASE = BetaGeoParams(0.2426, 4.4136, 0.7929, 2.4259)
+MODEL = CLVModelParams(PURCHASE, GammaGammaParams(6.25, 3.74, 15.44), ScoringSpec())
 SCORES = pd.DataFrame(
     {
         "customer_id": [f"c{i}" for i in range(20)],
@@ -52,7 +51,7 @@ def test_cohorts_and_windows() -> None:
     assert cohorts["cohort"].tolist() == ["1997-01", "1997-02"]
     assert cohorts["customers"].tolist() == [10, 10]
     windows = business.clv_windows(MODEL, customers, SCORES)
-    assert windows["clv_365d"][0] == pytest.approx(30.0 * bgnbd.expected_purchases(MODEL.purchase, 365 / 7, 2, 20, 38))
+    assert windows["clv_365d"][0] == pytest.approx(30.0 * bgnbd.expected_purchases(PURCHASE, 365 / 7, 2, 20, 38))
     assert (windows["clv_30d"] < windows["clv_60d"]).all()
 
 
@@ -113,8 +112,12 @@ def test_read_cac_by_channel(tmp_path: Path) -> None:
     path = tmp_path / "cac.csv"
     path.write_text("customer_id,channel\n0001,ads\n0002,email\n")
     config = BusinessConfig(cac_file=path, cac_by_channel={"ads": 30.0, "email": 5.0})
-    assert read_cac(config, pd.Series(["0001"])).to_dict() == {"0001": 30.0, "0002": 5.0}
-    assert read_cac(BusinessConfig(cac=12.0), pd.Series(["x", "y"])).tolist() == [12.0, 12.0]
+    by_channel = read_cac(config, pd.Series(["0001"]))
+    assert by_channel is not None
+    assert by_channel.to_dict() == {"0001": 30.0, "0002": 5.0}
+    flat = read_cac(BusinessConfig(cac=12.0), pd.Series(["x", "y"]))
+    assert flat is not None
+    assert flat.tolist() == [12.0, 12.0]
     assert read_cac(BusinessConfig(), pd.Series(["x"])) is None
     with pytest.raises(InputError, match=r"without a cost in business\.cac_by_channel: email"):
         read_cac(BusinessConfig(cac_file=path, cac_by_channel={"ads": 30.0}), pd.Series(["x"]))
@@ -354,7 +357,7 @@ def test_cohort_table_by_code_equals_by_name(feed: str, tmp_path: Path) -> None:
         assert got["customers"].sum() == customers["first_purchase"].notna().sum()
         pd.testing.assert_frame_equal(got, before, check_exact=True)
     # no cohort at all: no customer, or none with a first purchase
-    nobody = full.assign(first_purchase=pd.NaT)
+    nobody = full.assign(first_purchase=pd.NaT)  # type: ignore[arg-type]  # pandas-stubs leave NaT out of scalars
     for frame, customers in ((scores.head(0), full.head(0)), (scores, nobody)):
         got, before = business.cohort_table(frame, customers), _cohort_table_by_name(frame, customers)
         assert got.empty

@@ -7,10 +7,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from typing import cast
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
 
 from models.challenger_contest import contest
 from models.challenger_explain import decile_table
@@ -72,8 +75,17 @@ def test_the_table_has_every_metric_with_its_interval() -> None:
     assert blend["top 20% 95% low"] == r.intervals["top20_share"]["challenger"][0]
     assert blend["AUC 95% high"] == r.intervals["churn_auc"]["challenger"][1]
     assert table.loc["baseline: flat", "MAE"] == pytest.approx(r.baseline_mae["baseline_flat"], abs=0)
-    assert np.isnan(table.loc["baseline: flat", "churn AUC"])
+    assert np.isnan(cast(float, table.loc["baseline: flat", "churn AUC"]))  # pandas types a cell as any scalar
     assert r.top20_share["challenger"] >= r.top10_share["challenger"]
+
+
+def _bars(ax: Axes) -> list[Rectangle]:
+    """A bar chart's bars (matplotlib types an axes' patches as any patch)."""
+    bars = []
+    for patch in ax.patches:
+        assert isinstance(patch, Rectangle)
+        bars.append(patch)
+    return bars
 
 
 def test_the_noise_sentence_says_where_each_margin_lies() -> None:
@@ -104,9 +116,10 @@ def test_the_figures_show_the_deciles_and_the_importances() -> None:
     assert [ax.get_title() for ax in panels] == ["BTYD", "challenger (rescaled)", "blend"]
     for ax, name in zip(panels, ["btyd", "challenger", "blend"], strict=True):
         rows = deciles[deciles["contender"] == name]
-        np.testing.assert_allclose([p.get_height() for p in ax.patches], rows["mean_actual"], rtol=1e-12)
-        np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), rows["mean_predicted"], rtol=1e-12)
-    bars = figures["challenger_importance"].axes[0].patches
+        np.testing.assert_allclose([p.get_height() for p in _bars(ax)], rows["mean_actual"], rtol=1e-12)
+        predicted = np.asarray(ax.get_lines()[0].get_ydata(), dtype=np.float64)
+        np.testing.assert_allclose(predicted, rows["mean_predicted"], rtol=1e-12)
+    bars = _bars(figures["challenger_importance"].axes[0])
     assert [b.get_width() for b in bars] == [0.0, 0.01, 0.03]  # least important at the bottom
     assert contest_figures(ChallengerContest(False, "too short", 181, None, 0.5)) == {}
 

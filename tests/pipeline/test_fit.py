@@ -32,6 +32,7 @@ def test_paper_config_reproduces_published_parameters() -> None:
     for name, value in published.items():
         assert fitted.params()[name] == pytest.approx(value, rel=1e-3), name
     assert fitted.purchase.stats.log_likelihood == pytest.approx(-9582.43, rel=1e-5)
+    assert fitted.spend is not None
     assert fitted.spend.stats.log_likelihood == pytest.approx(-4055.92, rel=1e-5)
     assert abs(fitted.spend_frequency_correlation) < 0.2
 
@@ -123,7 +124,7 @@ def test_when_nothing_works_the_error_says_what_in_the_data_causes_it() -> None:
 def test_peer_models_through_the_fit_stage(
     cdnow_sample_summary: pd.DataFrame, model: str, published: dict[str, float]
 ) -> None:
-    fitted = fit(cdnow_sample_summary, FitConfig(purchase_model=model))  # type: ignore[arg-type]
+    fitted = fit(cdnow_sample_summary, FitConfig(purchase_model=model))
     assert fitted.model == model
     assert [a.remedy for a in fitted.attempts] == ["plain"]
     for name, value in published.items():

@@ -30,8 +30,8 @@ def test_churn_calibration_bins() -> None:
     curve = pd.DataFrame({"mean_predicted": [0.05, 0.95], "observed": [0.0, 0.5]})
     fig = plots.churn_calibration(curve)
     line = fig.axes[0].get_lines()[1]
-    np.testing.assert_allclose(line.get_xdata(), [0.05, 0.95])
-    np.testing.assert_allclose(line.get_ydata(), [0.0, 0.5])
+    np.testing.assert_allclose(np.asarray(line.get_xdata(), dtype=np.float64), [0.05, 0.95])
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), dtype=np.float64), [0.0, 0.5])
 
 
 def test_purchase_tracking_has_two_panels() -> None:

@@ -162,7 +162,7 @@ def test_a_ranking_along_another_order_is_the_stable_order() -> None:
 def test_integers_at_their_extremes_and_booleans_are_ranked_as_scipy_ranks_them() -> None:
     """Integers are not negated to sort them (unsigned values and the smallest integer wrapped), their span is
     not taken in their own type (it overflowed at int64's extremes), and booleans are ranked (they raised)."""
-    cases = [
+    cases: list[np.ndarray] = [
         np.array([0, 1, 2, 200], dtype=np.uint8),
         np.array([-128, 127, 0, 127], dtype=np.int8),
         np.array([-(2**63), 2**63 - 1, 0, -(2**63)], dtype=np.int64),

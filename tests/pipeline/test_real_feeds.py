@@ -278,6 +278,13 @@ def test_pyfunc_takes_int_typed_input(
         _same(model.predict(prepared[name]), _scores(trained[name]))
 
 
+def _predictions(body: dict[str, object]) -> pd.DataFrame:
+    """An answer's predictions: MLflow writes a frame's rows as a list of records."""
+    predictions = body["predictions"]
+    assert isinstance(predictions, list)
+    return pd.DataFrame(predictions)
+
+
 def test_rest_takes_int_typed_input(
     corpus: tuple[Path, dict[str, Trained]], prepared: dict[str, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -287,7 +294,7 @@ def test_rest_takes_int_typed_input(
         with serve(f"models:/{name}@champion", folder, _env(folder), tmp_path) as url:
             status, body = post(url, split(sample))
         assert status == 200, body
-        _same(pd.DataFrame(body["predictions"]), _scores(trained[name]))
+        _same(_predictions(body), _scores(trained[name]))
 
 
 def test_spark_udf_takes_int_typed_input(  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from models.gamma_gamma import GammaGammaParams
 from models.mle import check_mean_spend, fit_gamma_gamma
 from pipeline.cli import main
 from pipeline.engines import duckdb_prepare
-from pipeline.engines.prepared import Ledger
+from pipeline.engines.prepared import Ledger, ReasonCounts, reconciled_ledger
 from tests.conftest import clean_env, clv_command
 
 HEADER = "customer_id,timestamp,amount"
@@ -77,10 +77,9 @@ def test_a_row_reconciliation_mismatch_stops_the_job(
 ) -> None:
     """One input row that is neither used nor quarantined (injected: the count of rows in is one more than
     the rows classified) stops the job with exit 2 and one line, before anything is written."""
-    reconciled_ledger = duckdb_prepare.reconciled_ledger
 
-    def one_row_lost(rows_in: int, *args: object) -> Ledger:
-        return reconciled_ledger(rows_in + 1, *args)  # type: ignore[arg-type]
+    def one_row_lost(rows_in: int, counts: ReasonCounts, netted: int, unmatched: int, source: str) -> Ledger:
+        return reconciled_ledger(rows_in + 1, counts, netted, unmatched, source)
 
     monkeypatch.setattr(duckdb_prepare, "reconciled_ledger", one_row_lost)
     rows = _rows()
@@ -154,6 +153,7 @@ def test_the_production_refit_is_gated_on_its_mcmc_diagnostics_at_the_default_li
     assert done.returncode == 0, done.stderr
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     version = client.get_model_version("clv", "1")
+    assert version.run_id is not None
     run = client.get_run(version.run_id)
     metrics, tags = run.data.metrics, run.data.tags
     checks = {

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -54,7 +55,7 @@ RUN_TABLES = (
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """Run `clv train` once on the default config, in its own folder with the default store."""
     folder = tmp_path_factory.mktemp("job")
     clv = Path(sys.executable).parent / "clv"
@@ -72,18 +73,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, o
     return folder, json.loads((folder / "out" / "summary.json").read_text())
 
 
-def test_summary_json(trained: tuple[Path, dict[str, object]]) -> None:
+def test_summary_json(trained: tuple[Path, dict[str, Any]]) -> None:
     _, summary = trained
     assert summary["promoted"] is True
     assert summary["version"] == 1
     assert summary["model_name"] == "clv"
-    params = summary["parameters"]["calibration"]  # type: ignore[index]
+    params = summary["parameters"]["calibration"]
     # BG/NBD on the full CDNOW master file, weeks, calibration to 1997-09-30 (measured with lifetimes).
     assert params["r"] == pytest.approx(0.25162, rel=1e-3)
     assert params["alpha"] == pytest.approx(4.78895, rel=1e-3)
     assert params["a"] == pytest.approx(0.72343, rel=1e-3)
     assert params["b"] == pytest.approx(2.16109, rel=1e-3)
-    metrics = summary["metrics"]  # type: ignore[index]
+    metrics = summary["metrics"]
     assert metrics["revenue_mae"] == pytest.approx(32.68, abs=0.05)
     assert metrics["baseline_repeat_spend_rate_revenue_mae"] == pytest.approx(42.18, abs=0.05)
     assert metrics["churn_auc"] == pytest.approx(0.7466, abs=5e-4)
@@ -92,17 +93,17 @@ def test_summary_json(trained: tuple[Path, dict[str, object]]) -> None:
     assert metrics["baseline_historical_clv_revenue_mae"] == pytest.approx(36.20, abs=0.05)
     assert metrics["revenue_gini"] == pytest.approx(0.6722, abs=5e-4)
     assert metrics["purchases_cumulative_pct_error"] == pytest.approx(-6.06, abs=0.05)
-    checks = {c["name"]: c for c in summary["checks"]}  # type: ignore[union-attr]
+    checks = {c["name"]: c for c in summary["checks"]}
     assert checks["beats_historical_baseline"]["passed"] is True
     assert all(c["passed"] for c in checks.values())
-    data = summary["data"]  # type: ignore[index]
+    data = summary["data"]
     assert (data["rows_in"], data["rows_used"], data["customers_calibration"]) == (69_659, 69_659, 23_570)
-    stages = summary["stage_seconds"]  # type: ignore[index]
+    stages = summary["stage_seconds"]
     assert list(stages) == ["prepare", "calibration_fit", "champion", "production_fit", "score", "business"]
     assert all(seconds >= 0 for seconds in stages.values())
 
 
-def test_output_tables(trained: tuple[Path, dict[str, object]]) -> None:
+def test_output_tables(trained: tuple[Path, dict[str, Any]]) -> None:
     folder, _ = trained
     scores = pd.read_parquet(folder / "out" / "scores.parquet")
     holdout = pd.read_parquet(folder / "out" / "holdout.parquet")
@@ -141,7 +142,7 @@ def test_output_tables(trained: tuple[Path, dict[str, object]]) -> None:
     assert holdout["actual_purchases"].sum() == 19_684
 
 
-def test_run_and_registry_in_the_default_store(trained: tuple[Path, dict[str, object]]) -> None:
+def test_run_and_registry_in_the_default_store(trained: tuple[Path, dict[str, Any]]) -> None:
     folder, summary = trained
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -168,7 +169,7 @@ def test_run_and_registry_in_the_default_store(trained: tuple[Path, dict[str, ob
     assert (folder / "mlartifacts").is_dir()
 
 
-def test_champion_loads_and_predicts_in_a_fresh_process(trained: tuple[Path, dict[str, object]]) -> None:
+def test_champion_loads_and_predicts_in_a_fresh_process(trained: tuple[Path, dict[str, Any]]) -> None:
     folder, _ = trained
     scores = pd.read_parquet(folder / "out" / "scores.parquet")
     holdout = pd.read_parquet(folder / "out" / "holdout.parquet")
@@ -238,7 +239,7 @@ def test_same_input_and_config_give_identical_results_and_a_recognisable_rerun(
     assert run.data.metrics["rows_in"] == 6919
 
 
-def test_spark_engine_trains_the_same_model(trained: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+def test_spark_engine_trains_the_same_model(trained: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     """`clv train --config configs/spark-example.yaml`: Spark local mode, the DuckDB job's numbers exactly."""
     pytest.importorskip("pyspark", reason="install the spark extra: pip install -e '.[spark]'")
     duck_folder, duck = trained

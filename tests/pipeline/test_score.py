@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
@@ -44,7 +46,12 @@ def test_scores_plus_historical_clv() -> None:
 
 
 def test_historical_clv_of_other_dtypes_is_numpy_as_before() -> None:
-    for dtype, expected in (("Float64", "float64"), ("Int64", "int64"), ("double[pyarrow]", "float64")):
+    cases: tuple[tuple[Literal["Float64", "Int64", "double[pyarrow]"], str], ...] = (
+        ("Float64", "float64"),
+        ("Int64", "int64"),
+        ("double[pyarrow]", "float64"),
+    )
+    for dtype, expected in cases:
         spent = CUSTOMERS.assign(total_spend=CUSTOMERS["total_spend"].astype(dtype))
         scores = score(MODEL, spent)
         assert scores["historical_clv"].dtype == np.dtype(expected)

@@ -22,11 +22,8 @@ from pipeline.validate import (
     validate,
 )
 
-MODEL = CLVModelParams(
-    purchase=BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881),
-    spend=GammaGammaParams(p=6.2488, q=3.7446, v=15.4477),
-    spec=ScoringSpec(),
-)
+PURCHASE = BetaGeoParams(r=0.2425945, alpha=4.4136019, a=0.7929199, b=2.4258881)
+MODEL = CLVModelParams(purchase=PURCHASE, spend=GammaGammaParams(p=6.2488, q=3.7446, v=15.4477), spec=ScoringSpec())
 CALIBRATION = pd.DataFrame(
     {
         "customer_id": ["a", "b", "c", "d"],
@@ -48,9 +45,9 @@ CALIBRATION = pd.DataFrame(
 def test_holdout_predictions_and_baselines() -> None:
     table, retention = holdout_predictions(MODEL, CALIBRATION, period_length=1 / 7)
     f, r, t = CALIBRATION["frequency"], CALIBRATION["recency"], CALIBRATION["T"]
-    np.testing.assert_allclose(table["expected_purchases"], bgnbd.expected_purchases(MODEL.purchase, 39.0, f, r, t))
+    np.testing.assert_allclose(table["expected_purchases"], bgnbd.expected_purchases(PURCHASE, 39.0, f, r, t))
     np.testing.assert_allclose(table["expected_revenue"], table["expected_purchases"] * table["expected_order_value"])
-    np.testing.assert_allclose(table["churn_risk"], bgnbd.p_no_purchase(MODEL.purchase, 39.0, f, r, t))
+    np.testing.assert_allclose(table["churn_risk"], bgnbd.p_no_purchase(PURCHASE, 39.0, f, r, t))
     # spend rate: total calibration spend per week observed (T + one day), carried over 39 weeks.
     assert table["baseline_spend_rate_revenue"][0] == pytest.approx(60 / (38 + 1 / 7) * 39)
     assert table["baseline_repeat_spend_rate_revenue"][0] == pytest.approx(2 * 20 / (38 + 1 / 7) * 39)
@@ -125,9 +122,9 @@ def test_tracking_sums_new_customer_expectations() -> None:
     np.testing.assert_allclose(
         table["expected_cumulative"],
         [
-            2 * expect(MODEL.purchase, 5 / 7),
-            2 * expect(MODEL.purchase, 12 / 7) + 2 * expect(MODEL.purchase, 5 / 7),
-            2 * expect(MODEL.purchase, 19 / 7) + 2 * expect(MODEL.purchase, 12 / 7),
+            2 * expect(PURCHASE, 5 / 7),
+            2 * expect(PURCHASE, 12 / 7) + 2 * expect(PURCHASE, 5 / 7),
+            2 * expect(PURCHASE, 19 / 7) + 2 * expect(PURCHASE, 12 / 7),
         ],
     )
     assert table["actual_cumulative"].tolist() == [0, 2, 5]

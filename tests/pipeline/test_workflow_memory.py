@@ -165,7 +165,7 @@ def test_the_frames_set_aside_leave_the_jobs_memory_before_scoring() -> None:
         def prepared(self, data: Source, prepared: PreparedData) -> None:
             self.refs["calibration"] = weakref.ref(prepared.calibration)
 
-        def calibrated(self, fitted: FittedModels, validation: Validation, *rest: Any) -> None:  # type: ignore[override]
+        def calibrated(self, fitted: FittedModels, validation: Validation, *rest: Any) -> None:
             self.refs["holdout"] = weakref.ref(validation.holdout)
 
         def scored(self, scores: pd.DataFrame, tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> None:

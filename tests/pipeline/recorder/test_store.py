@@ -105,8 +105,13 @@ def test_a_model_is_loaded_without_scanning_every_distribution(
         uri = model_log.log_model(MODEL, EXAMPLE, "data: {source: cdnow_sample}\n")
 
     scans: list[int] = []
+
+    def packages_distributions() -> dict[str, list[str]]:
+        scans.append(1)
+        return {}
+
     monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
-    monkeypatch.setattr(importlib_metadata, "packages_distributions", lambda: scans.append(1) or {})
+    monkeypatch.setattr(importlib_metadata, "packages_distributions", packages_distributions)
     python_model, config_yaml = tracking.load_scoring_model(uri)
     assert scans == []  # MLflow's check swallows what it raises: the calls are counted
     assert python_model.predict(None, EXAMPLE)["customer_id"].tolist() == ["a", "b"]
