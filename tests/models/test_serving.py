@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import Registry
-from tests.rest import post, serve, split
+from tests.rest import post, predictions, serve, split
 
 pytestmark = pytest.mark.slow
 
@@ -42,13 +42,6 @@ def _customers(registry: Registry) -> pd.DataFrame:
     return customers[["customer_id", "frequency", "recency", "T", "monetary_value"]].iloc[::47].head(50)
 
 
-def _predictions(body: dict[str, object]) -> pd.DataFrame:
-    """An answer's predictions: MLflow writes a frame's rows as a list of records."""
-    predictions = body["predictions"]
-    assert isinstance(predictions, list)
-    return pd.DataFrame(predictions)
-
-
 def _check_numbers(predictions: pd.DataFrame, batch: pd.DataFrame) -> None:
     assert list(predictions.columns) == MODEL_COLUMNS  # every model column, none dropped
     for column in MODEL_COLUMNS:
@@ -68,7 +61,7 @@ def test_rest_invocations_match_batch_scores(registry: Registry, invocations: st
     batch = pd.read_parquet(registry.scores).set_index("customer_id").loc[sample["customer_id"]]
     answers = [post(invocations, split(chunk)) for chunk in (sample.iloc[:25], sample.iloc[25:])]
     assert [status for status, _ in answers] == [200, 200]
-    rest = pd.concat(_predictions(body) for _, body in answers).set_index("customer_id")
+    rest = pd.concat(predictions(body) for _, body in answers).set_index("customer_id")
     assert list(rest.index) == list(sample["customer_id"])
     _check_numbers(rest, batch)
 
@@ -83,7 +76,7 @@ def test_rest_takes_int_ids_and_counts(registry: Registry, invocations: str) -> 
     assert all(isinstance(row[0], int) and isinstance(row[1], int) for row in payload["dataframe_split"]["data"])
     status, body = post(invocations, payload)
     assert status == 200
-    rest = _predictions(body)
+    rest = predictions(body)
     assert rest["customer_id"].tolist() == [str(int(i)) for i in sample["customer_id"]]  # "0047" comes back "47"
     _check_numbers(rest.drop(columns=["customer_id"]), batch)
 

@@ -23,7 +23,7 @@ from models.challenger_features import FEATURE_COLUMNS, serving_input
 from pipeline.config import Config, load_config
 from pipeline.engines import open_engine
 from tests.conftest import REPO, clean_env, clv_command
-from tests.rest import post, serve, split
+from tests.rest import post, predictions, serve, split
 
 pytestmark = pytest.mark.slow
 
@@ -192,13 +192,6 @@ def exact_split(frame: pd.DataFrame) -> dict[str, object]:
     return {"dataframe_split": {"columns": table["columns"], "data": data}}
 
 
-def _predictions(body: dict[str, object]) -> pd.DataFrame:
-    """An answer's predictions: MLflow writes a frame's rows as a list of records."""
-    predictions = body["predictions"]
-    assert isinstance(predictions, list)
-    return pd.DataFrame(predictions)
-
-
 def test_rest_serves_the_blend_with_the_training_numbers(trained: Trained, tmp_path: Path) -> None:
     """A real ``mlflow models serve``; the client sends rows built by ``serving_input`` (missing gaps as null)."""
     rows = trained.inputs.iloc[::10]  # 2,357 customers, many one-time buyers with null gaps
@@ -208,11 +201,11 @@ def test_rest_serves_the_blend_with_the_training_numbers(trained: Trained, tmp_p
         assert status == 200, body
         bad_status, bad = post(url, split(rows.head(3).assign(spend_4w="x")))
         rounded_status, rounded = post(url, split(rows))  # pandas' JSON: 15 significant digits
-    scored = _predictions(body)
+    scored = predictions(body)
     worst = _agree(scored, trained.scores.loc[rows["customer_id"]])
     print(f"REST: {len(scored)} customers, largest relative gap {worst:.3g}")
     assert rounded_status == 200
-    blend = _predictions(rounded)[f"expected_revenue_{H}d"]
+    blend = predictions(rounded)[f"expected_revenue_{H}d"]
     gap = np.abs(blend.to_numpy() / trained.scores.loc[rows["customer_id"], f"expected_revenue_{H}d"].to_numpy() - 1)
     print(f"REST with 15-digit JSON: {(gap > 1e-9).sum()} customers off, largest relative gap {gap.max():.3g}")
     assert bad_status == 400

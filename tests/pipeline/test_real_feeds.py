@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import clean_env, clv_command
 from tests.feeds import bgnbd_purchases, fixed_price_feed, online_retail_lines, subscription_feed
-from tests.rest import post, serve, split
+from tests.rest import post, predictions, serve, split
 
 pytestmark = pytest.mark.slow
 
@@ -278,13 +278,6 @@ def test_pyfunc_takes_int_typed_input(
         _same(model.predict(prepared[name]), _scores(trained[name]))
 
 
-def _predictions(body: dict[str, object]) -> pd.DataFrame:
-    """An answer's predictions: MLflow writes a frame's rows as a list of records."""
-    predictions = body["predictions"]
-    assert isinstance(predictions, list)
-    return pd.DataFrame(predictions)
-
-
 def test_rest_takes_int_typed_input(
     corpus: tuple[Path, dict[str, Trained]], prepared: dict[str, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -294,7 +287,7 @@ def test_rest_takes_int_typed_input(
         with serve(f"models:/{name}@champion", folder, _env(folder), tmp_path) as url:
             status, body = post(url, split(sample))
         assert status == 200, body
-        _same(_predictions(body), _scores(trained[name]))
+        _same(predictions(body), _scores(trained[name]))
 
 
 def test_spark_udf_takes_int_typed_input(  # type: ignore[no-untyped-def]
