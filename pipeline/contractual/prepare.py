@@ -189,15 +189,15 @@ def quarantine_layout(feed: Layout, columns: list[str], column_names: Mapping[st
     return feed if column_names is not None else dataclasses.replace(feed, names={c: c for c in columns})
 
 
-def quarantine_rows_sql(feed: Layout) -> str:
-    """The rows of ``classified`` with a reason, as the non-contractual job writes them
+def quarantine_rows_sql(feed: Layout, classified: str = "classified") -> str:
+    """The rows of the table ``classified`` with a reason, as the non-contractual job writes them
     (:func:`pipeline.engines.sql.quarantine_sql`): every source column as text under its source name
     (:func:`~pipeline.engines.source_columns.quarantine_names` of ``feed.names``), then ``reason``; sorted as its
     quarantine file is (:meth:`pipeline.engines.duckdb_engine.DuckDBEngine.write_quarantine`): by reason, then by
     the columns in the source's order, empty values first."""
     keys = [REASON, *quarantine_names(feed.names).values()]
     order = ", ".join(f"{DUCKDB.identifier(k)} ASC NULLS FIRST" for k in keys)
-    return f"{quarantine_sql(DUCKDB, 'SELECT * FROM classified', feed)} ORDER BY {order}"
+    return f"{quarantine_sql(DUCKDB, f'SELECT * FROM {classified}', feed)} ORDER BY {order}"
 
 
 def subscribers_sql(config: Config, as_of: dt.date) -> str:

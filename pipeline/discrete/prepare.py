@@ -53,6 +53,8 @@ from pipeline.contractual.prepare import (
     feed_layout,
     feed_timestamp_format,
     periods_between_sql,
+    quarantine_layout,
+    quarantine_rows_sql,
     unreadable_timestamp,
 )
 from pipeline.engines.prepared import no_usable_reasons, no_usable_rows
@@ -67,12 +69,15 @@ HISTORY_COLUMNS = ("customer_id", "first_period", "frequency", "recency", "n_per
 
 @dataclass(frozen=True)
 class Histories:
-    """Histories as of the calibration end and the observation end (both sorted by id), and the ledger.
+    """Histories as of the calibration end and the observation end (both sorted by id), the ledger and the
+    quarantined rows (every source column as text under its source name, then ``reason``; sorted as the
+    non-contractual job's quarantine file: :func:`pipeline.contractual.prepare.quarantine_rows_sql`).
     ``has_amounts``: False for an event feed (the frames then have no ``monetary_value``)."""
 
     calibration: pd.DataFrame
     full: pd.DataFrame
     ledger: BillingLedger
+    quarantine: pd.DataFrame
     calibration_end: dt.date
     observation_end: dt.date
     has_amounts: bool = True
@@ -161,6 +166,8 @@ def prepare_opportunities(
         window = int(con.sql(f"SELECT {holdout}").fetchall()[0][0])
         calibrated = con.sql(_as_of(period, period, calibration_end, window)) if as_of is None else None
         calibration = full.head(0) if calibrated is None else calibrated.df()
+        named = quarantine_layout(feed, list(columns), column_names)
+        quarantine = con.sql(quarantine_rows_sql(named, "dclassified")).df()
     finally:
         con.unregister("tx")
     reasons = {str(r): int(n) for r, n in counts if r is not None}
@@ -170,7 +177,7 @@ def prepare_opportunities(
         raise InputError(f"rows in ({rows_in:,}) != rows used ({used:,}) + rows quarantined ({quarantined:,})")
     ledger = BillingLedger(rows_in, used, quarantined, reasons, int(last[1]))
     typed = (_typed(calibration, has_amounts), _typed(full, has_amounts))
-    return Histories(*typed, ledger, calibration_end, observation_end, has_amounts, timestamp_format)
+    return Histories(*typed, ledger, quarantine, calibration_end, observation_end, has_amounts, timestamp_format)
 
 
 def _no_purchases(

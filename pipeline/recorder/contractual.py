@@ -15,7 +15,6 @@ __all__ = ["COHORT_TABLE", "CURVES_TABLE", "log_subscription_model", "record_con
 
 CURVES_TABLE = "tables/survival_holdout.csv"
 COHORT_TABLE = "tables/cohort_params.csv"
-QUARANTINE_TABLE = "tables/quarantine.parquet"
 SCORES_TABLE = "tables/scores.parquet"
 PAYBACK_TABLE = "tables/payback.csv"
 CHARGE_INTERVAL_METRIC = "median_charge_interval_days"
@@ -94,7 +93,7 @@ def record_contractual(result: ContractualResult, config_yaml: str, report_html:
     store.log_table(result.validation.curves, CURVES_TABLE)
     store.log_table(result.calibration_fits.table(), COHORT_TABLE)
     if len(result.subscribers.quarantine):
-        store.log_table(result.subscribers.quarantine, QUARANTINE_TABLE)
+        store.log_table(result.subscribers.quarantine, names.QUARANTINE_TABLE)
     if result.scores is not None:
         store.log_table(result.scores, SCORES_TABLE)
     if result.payback is not None:

@@ -59,6 +59,8 @@ def record_discrete(result: DiscreteResult, config_yaml: str) -> None:
     store.log_metrics(metrics)
     store.log_dict(ledger.as_dict(), names.LEDGER_ARTIFACT)
     store.log_table(result.validation.holdout, HOLDOUT_TABLE)
+    if len(result.histories.quarantine):
+        store.log_table(result.histories.quarantine, names.QUARANTINE_TABLE)
     if result.scores is not None:
         store.log_table(result.scores, SCORES_TABLE)
 

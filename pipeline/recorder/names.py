@@ -33,6 +33,7 @@ __all__ = [
     "MODEL_VERSION_TAG",
     "MONITOR_TABLE",
     "QUARANTINE_DIR",
+    "QUARANTINE_TABLE",
     "REPORT_ARTIFACT",
     "RUN_TYPE_TAG",
     "WHATIF_CUSTOMERS_TABLE",
@@ -59,6 +60,9 @@ __all__ = [
 LEDGER_ARTIFACT = "ledger.json"
 REPORT_ARTIFACT = "report.html"
 QUARANTINE_DIR = "tables"
+QUARANTINE_TABLE = f"{QUARANTINE_DIR}/quarantine.parquet"
+"""The quarantined rows in a run, whatever the business type (the non-contractual run logs its file into
+:data:`QUARANTINE_DIR` under this name)."""
 MODEL_SELECTION_TABLE = "tables/model_selection.csv"
 CONTEST_ARTIFACT = "contest.json"
 CONTEST_DECISION_TAG = "contest.decision"

@@ -164,7 +164,8 @@ def test_spark_udf_scores_equal_the_pyfunc_scores(  # type: ignore[no-untyped-de
 @pytest.mark.slow
 def test_clv_score_writes_and_names_the_quarantined_rows(donors: Donors, tmp_path: Path) -> None:
     """The feed with three bad rows: it wrote no quarantine file and its line did not name one. Now
-    <stem>.quarantine.parquet beside the scores, named in the line as the non-contractual clv score names it."""
+    <stem>.quarantine.parquet beside the scores, named in the line as the non-contractual clv score names it; and
+    the training run on that feed keeps the same rows in tables/quarantine.parquet."""
     feed = pd.read_csv(donors.folder / "donations.csv", dtype=str)
     bad = [("", "2023-04-01", "15.0"), ("d0-00001", "not a date", "9.0"), ("d0-00000", "2024-01-15", "30.0")]
     pd.concat([feed, pd.DataFrame(bad, columns=feed.columns)]).to_csv(tmp_path / "dirty.csv", index=False)
@@ -184,6 +185,24 @@ def test_clv_score_writes_and_names_the_quarantined_rows(donors: Donors, tmp_pat
     assert written["amount"].tolist() == ["30.0", "9.0", "15.0"]
     assert written["customer_id"].tolist()[:2] == ["d0-00000", "d0-00001"]
     assert written["customer_id"].isna().tolist() == [False, False, True]  # the empty id, read as NULL
+    # Training on the same feed to the same date: the run keeps the same rows (it kept their counts only).
+    from mlflow.tracking import MlflowClient
+
+    (tmp_path / "job.yaml").write_text(
+        "data: {source: csv, path: dirty.csv, columns: {timestamp: date}}\n"
+        f"prepare: {{calibration_end: 2023-06-30, observation_end: {as_of}}}\n"
+        "business: {type: discrete, billing_period: month}\n"
+        "tracking: {model_name: dirty-donors}\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trained = _clv(tmp_path, uri, "train", "--config", "job.yaml", "--summary", "summary.json")
+    assert json.loads((tmp_path / "summary.json").read_text())["data"]["rows_quarantined"] == 3, trained.stdout
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("clv")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    logged = pd.read_parquet(client.download_artifacts(run.info.run_id, "tables/quarantine.parquet", str(tmp_path)))
+    pd.testing.assert_frame_equal(logged, written)
 
 
 def _rest_answers_as_the_pyfunc(folder: Path, uri: str, scores: pd.DataFrame) -> None:

@@ -138,6 +138,23 @@ def test_identical_lines_are_duplicates_when_configured(tmp_path: Path) -> None:
     assert histories.full["monetary_value"].tolist() == [12.5]  # 2021: 20, 2023: 5
 
 
+def test_the_quarantined_rows_are_kept_with_their_reasons(tmp_path: Path) -> None:
+    """Every quarantined row, its columns as text and its reason, sorted by reason then by the columns (the
+    relation's own names here; the source's through the job, tested in test_command)."""
+    rows = [*IDENTICAL, ("", "2021-03-01", "7"), ("a", "someday", "8"), ("a", "2024-07-01", "9")]
+    histories = _histories(tmp_path, rows, ["customer_id", "date", "amount"], {"duplicates": "quarantine"})
+    quarantine = histories.quarantine
+    assert len(quarantine) == histories.ledger.rows_quarantined == 4
+    assert list(quarantine.columns) == ["customer_id", "timestamp", "amount", "reason"]
+    assert quarantine["reason"].tolist() == [
+        "after_observation_end",
+        "duplicate",
+        "invalid_timestamp",
+        "missing_customer_id",
+    ]
+    assert quarantine["timestamp"].tolist() == ["2024-07-01", "2021-06-01", "someday", "2021-03-01"]
+
+
 def test_a_repeated_invoice_line_is_a_duplicate_another_line_is_not(tmp_path: Path) -> None:
     rows = [
         ("a", "2020-03-10", "50", "i1", "x"),
