@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--model-uri", default="models:/clv@champion", help="models:/NAME@ALIAS, models:/NAME/N or runs:/"
     )
-    score.add_argument("--input", type=Path, required=True, help="transactions: .csv, .parquet or a folder of .parquet")
+    score.add_argument("--input", type=Path, required=True, help="transactions: .csv, .parquet, or a folder of either")
     score.add_argument("--as-of", type=_date, required=True, help="score as of this date (YYYY-MM-DD)")
     score.add_argument("--output", type=Path, required=True, help="scores file: .parquet or .csv")
     score.add_argument("--chunk-rows", type=int, default=1_000_000, help="customers scored per chunk")

@@ -193,9 +193,20 @@ def mapped_columns(columns: list[str], data: DataConfig, description: str) -> di
         if column not in columns:
             raise InputError(
                 f"{description}: missing required column '{column}' (data.columns.{role}); found: {', '.join(columns)}"
+                + _missing_hint(role, column)
             )
         selected[role] = column
     return selected
+
+
+def _missing_hint(role: str, column: str) -> str:
+    """What to do about a missing amount: a feed without one is an event feed, and YAML writes no value as
+    ``null`` (``none`` is a column named none)."""
+    if role != "amount":
+        return ""
+    if column.lower() in ("none", "null", "nan", ""):
+        return f"; '{column}' is a column name here: for an event feed write data.columns.amount: null"
+    return "; an event feed without amounts sets data.columns.amount: null"
 
 
 def renamed_columns(columns: list[str], data: DataConfig, description: str) -> dict[str, str]:

@@ -226,6 +226,28 @@ def test_unmapped_columns_come_along_under_private_aliases(tmp_path: Path) -> No
     assert tx.relation.fetchall() == [("1", "85123A", "6", "x", "2.55", "17850.0", "12/1/2010 8:26")]
 
 
+@pytest.mark.parametrize(
+    ("amount", "hint"),
+    [
+        ("amount", "an event feed without amounts sets data.columns.amount: null"),
+        ("none", "'none' is a column name here: for an event feed write data.columns.amount: null"),
+    ],
+)
+def test_a_missing_amount_column_says_how_to_read_an_event_feed(tmp_path: Path, amount: str, hint: str) -> None:
+    """A new user's event feed without amounts: the line said only that the column was missing, and YAML's
+    ``amount: none`` is the text "none", a column name."""
+    path = tmp_path / "events.csv"
+    path.write_text("date,id\n2014-03-08 00:00:00,0\n")
+    data = DataConfig.model_validate(
+        {"source": "csv", "path": path, "columns": {"customer_id": "id", "timestamp": "date", "amount": amount}}
+    )
+    with pytest.raises(InputError) as raised:
+        open_transactions(duckdb.connect(), data)
+    assert str(raised.value) == (
+        f"{path}: missing required column '{amount}' (data.columns.amount); found: date, id; {hint}"
+    )
+
+
 def test_an_event_feed_needs_no_amount_column(tmp_path: Path) -> None:
     """lifetimes' example_transactions.csv is `date,id`: it stopped on "missing required column 'amount'"."""
     path = tmp_path / "events.csv"
