@@ -140,13 +140,18 @@ def check_csv_header(paths: list[Path], data: DataConfig, encoding: str | None =
     repeated = sorted({name for name in first if first.count(name) > 1})
     if repeated:
         raise InputError(f"{paths[0]}: duplicate column name(s) in the header: {', '.join(repeated)}")
-    for path in paths[1:]:
-        names = _csv_header(path, data, encoding)
-        if names != first:
-            raise InputError(
-                f"{path}: its header ({', '.join(names)}) is not that of {paths[0].name} ({', '.join(first)}); "
-                "every file of the folder needs the same columns in the same order"
-            )
+    differ = [(path, names) for path in paths[1:] if (names := _csv_header(path, data, encoding)) != first]
+    if differ:
+        path, names = differ[0]
+        others = [p.name for p, _ in differ[1:]]
+        more = (
+            f" (and {len(others)} more: {', '.join(others[:3])}{', ...' if len(others) > 3 else ''})" if others else ""
+        )
+        raise InputError(
+            f"{path}: its header ({', '.join(names)}) is not that of {paths[0].name} ({', '.join(first)}){more}; "
+            "every file of the folder needs the same columns in the same order, or a data.query that reads them "
+            "by name (see the docs on real feeds: folders)"
+        )
 
 
 def ragged_line(paths: list[Path], data: DataConfig) -> str | None:

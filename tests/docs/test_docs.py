@@ -145,7 +145,7 @@ def _yaml_blocks() -> list[tuple[str, str]]:
 
 def test_yaml_examples_are_valid_configs() -> None:
     blocks = _yaml_blocks()
-    assert len(blocks) == 13
+    assert len(blocks) == 14
     for where, block in blocks:
         raw = yaml.safe_load(block)
         if set(raw) == {"monitor"}:  # clv monitor's thresholds

@@ -89,8 +89,14 @@ def test_the_files_of_a_folder_need_one_header(tmp_path: Path) -> None:
         open_transactions(duckdb.connect(), DataConfig(source="csv", path=tmp_path))
     assert str(raised.value) == (
         f"{tmp_path / 'b.csv'}: its header (timestamp, customer_id, amount) is not that of a.csv "
-        "(customer_id, timestamp, amount); every file of the folder needs the same columns in the same order"
+        "(customer_id, timestamp, amount); every file of the folder needs the same columns in the same order, "
+        "or a data.query that reads them by name (see the docs on real feeds: folders)"
     )
+    # every file that differs is counted, the first few named
+    for name in ("c", "d", "e", "f"):
+        (tmp_path / f"{name}.csv").write_text("customer_id,timestamp,amount,extra\nx,2020-01-01,1,z\n")
+    with pytest.raises(InputError, match=r"\(and 4 more: c\.csv, d\.csv, e\.csv, \.\.\.\); every file"):
+        open_transactions(duckdb.connect(), DataConfig(source="csv", path=tmp_path))
 
 
 def test_a_folder_without_the_sources_files(tmp_path: Path) -> None:
