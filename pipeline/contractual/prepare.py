@@ -22,7 +22,8 @@ Per subscriber, as of a date D (the calibration end, and the observation end):
 - ``age``: renewal decisions that have come due by D: whole billing periods from the first charge to
   D - ``business.grace_days`` (at least ``renewals``);
 - ``churned``: a due renewal was missed (age > renewals); otherwise the subscriber is active (censored);
-- ``price``: the last charge's amount (the plan's price; of several charges that day, the largest),
+- ``price``: the last charge's amount (the plan's price; of several charges that day, the largest; with order
+  ids a charge is an invoice, its lines added up: :func:`charges_sql`),
   ``revenue``: the sum of the charges, rounded to 1/``SCALE`` and added up as exact integers as in the
   non-contractual job (:mod:`pipeline.engines.rules`): the same bits whatever the order DuckDB adds them in.
 
@@ -55,6 +56,7 @@ __all__ = [
     "BillingLedger",
     "Subscribers",
     "as_of_config",
+    "charges_sql",
     "classified_rows_sql",
     "feed_columns",
     "feed_layout",
@@ -249,24 +251,42 @@ def prepare_billing(
     and the quarantine (:func:`feed_layout`, :func:`quarantine_layout`)."""
     config = as_of_config(config, as_of)
     columns = feed_columns(relation)
-    if "amount" not in columns:
-        raise InputError("business.type contractual needs a billing feed with amounts (data.columns.amount)")
     feed = feed_layout(config, list(columns), column_names, source)
+    if not feed.has_amounts:
+        raise InputError(
+            "business.type contractual needs a billing feed with amounts "
+            "(data.columns.amount, or data.columns.quantity and unit_price)"
+        )
     timestamp_format = feed_timestamp_format(relation, config, columns, source)
     con.register("tx", relation)
     try:
         classified = classified_rows_sql(config, columns, feed, timestamp_format)
         con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {classified}")
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE charges AS SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value "
-            "FROM classified WHERE reason IS NULL AND NOT is_return"
-        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE charges AS {charges_sql(feed.has_order)}")
         named = quarantine_layout(feed, list(columns), column_names)
         subscribers = subscribers_from_charges(con, config, named, as_of, source)
         interval = charge_interval(con, config.business.billing_period) if as_of is None else None
         return dataclasses.replace(subscribers, charge_interval=interval, timestamp_format=timestamp_format)
     finally:
         con.unregister("tx")
+
+
+def charges_sql(has_order: bool) -> str:
+    """The charges (cid, day, value) of the used rows of ``classified`` that are not refunds: each row, or with
+    order ids each invoice (the rows of one order id, its lines: dated by the first, their amounts added as
+    exact integers of 1/``SCALE``, as the non-contractual job adds an order's lines). A row without an order id
+    is a charge of its own."""
+    used = "FROM classified WHERE reason IS NULL AND NOT is_return"
+    rows = f"SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value {used}"
+    if not has_order:
+        return rows
+    return f"""
+        SELECT cid, min(CAST(ts AS DATE)) AS day,
+               CAST(sum(CAST(round(raw_value * {SCALE}) AS HUGEINT)) AS DOUBLE) / {SCALE} AS value
+        {used} AND order_key IS NOT NULL GROUP BY cid, order_key
+        UNION ALL
+        {rows} AND order_key IS NULL
+    """
 
 
 def subscribers_from_charges(

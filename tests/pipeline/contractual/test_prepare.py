@@ -161,13 +161,54 @@ def test_a_repeated_invoice_line_is_quarantined_as_a_duplicate(tmp_path: Path) -
     ]
     prepared = _billing(tmp_path, rows, ["customer_id", "charge_date", "amount", "invoice", "product"])
     ledger = prepared.ledger
-    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (4, 3, 1, 3)
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (4, 3, 1, 2)  # 2 invoices
     assert ledger.reasons == {"duplicate": 1}
     quarantined = prepared.quarantine
     assert quarantined["reason"].tolist() == ["duplicate"]
     assert quarantined["order_id"].tolist() == ["i1"]
     assert quarantined["source:product"].tolist() == ["addon"]
     assert prepared.full["revenue"].tolist() == [30.0]
+
+
+def _as_lines(feed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``feed`` (one charge per row) as invoices (an invoice number per charge, the amount its total) and as
+    the invoices' lines (quantity x unit price): a pro plan's 30 is a plan line of 24 and 2 seats of 3."""
+    invoices = feed.assign(invoice=[f"in-{i:06d}" for i in range(len(feed))])
+    pro = invoices["plan"].eq("pro")
+    plan = invoices.assign(quantity=1, unit_price=invoices["amount"].where(~pro, 24.0))
+    seats = invoices[pro].assign(quantity=2, unit_price=3.0)
+    lines = pd.concat([plan, seats]).sort_values(["invoice", "unit_price"], kind="stable").drop(columns="amount")
+    return invoices, lines.reset_index(drop=True)
+
+
+def test_an_invoices_lines_are_one_charge_of_their_total(tmp_path: Path) -> None:
+    """Invoice lines (quantity x unit price, several per order id) prepare as the invoices they make up: the same
+    subscribers, prices and revenue, to the bit, and as many charges (a charge was a line: the price of a pro
+    subscriber was the plan line's 24, not the invoice's 30)."""
+    from tests.subscription_feed import subscription_feed
+
+    invoices, lines = _as_lines(subscription_feed(per_cohort=40))
+    invoices.to_csv(tmp_path / "invoices.csv", index=False)
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    prepared = []
+    for name, money in [("invoices", {}), ("lines", {"quantity": "quantity", "unit_price": "unit_price"})]:
+        columns = {"timestamp": "charge_date", "order_id": "invoice", **money}
+        config = parse_config(
+            {
+                "data": {"source": "csv", "path": str(tmp_path / f"{name}.csv"), "columns": columns},
+                "prepare": {"calibration_end": "2023-12-31", "observation_end": "2024-06-30"},
+                "business": {"type": "contractual", "billing_period": "month"},
+            }
+        )
+        prepared.append(_prepared(config))
+    by_invoice, by_line = prepared
+    assert len(lines) > len(invoices) + 300
+    assert by_line.ledger.charges == by_invoice.ledger.charges
+    assert by_line.ledger.rows_in == len(lines)
+    assert by_line.ledger.reasons == by_invoice.ledger.reasons
+    pd.testing.assert_frame_equal(by_line.full, by_invoice.full, check_exact=True)
+    pd.testing.assert_frame_equal(by_line.calibration, by_invoice.calibration, check_exact=True)
+    assert sorted(by_line.full["price"].unique()) == [10.0, 30.0]
 
 
 FREE_PLAN = [
