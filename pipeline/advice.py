@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from models.clv import DAYS_PER_UNIT
 from pipeline.config import Config, DataConfig, PrepareConfig
@@ -48,6 +50,7 @@ __all__ = [
     "charges_summary",
     "duplicate_advice",
     "feed_shape",
+    "padded_id_advice",
     "prepared_advice",
     "timestamp_advice",
 ]
@@ -220,8 +223,33 @@ def timestamp_advice(ledger: Ledger, timestamp_format: str | None) -> tuple[str,
     )
 
 
+def padded_id_advice(ids: pd.Series) -> tuple[str, ...]:
+    """The advice when ids of digits are other ids with their leading zeros removed or added (``3100488`` and
+    ``03100488``): ids are text, so they are two customers; an export that lost its zeros in one file (a
+    spreadsheet) counted a trial's 4,996 customers as 6,111. Nothing when no id starts with a zero (one scan)."""
+    text = pa.array(ids, from_pandas=True)
+    if not pc.any(pc.starts_with(text, "0")).as_py():
+        return ()
+    digits = text.filter(pc.match_substring_regex(text, "^[0-9]+$"))
+    keys = pc.utf8_ltrim(digits, "0")
+    counts = pc.value_counts(keys).flatten()
+    shared = counts[0].filter(pc.greater(counts[1], 1))
+    if not len(shared):
+        return ()
+    key = shared[0].as_py()
+    example = sorted(digits.filter(pc.equal(keys, key)).to_pylist(), key=len)
+    customers = int(pc.sum(pc.is_in(keys, value_set=shared)).as_py())
+    return (
+        f"advice: {customers:,} customer ids are the same digits as another id but for leading zeros (e.g. "
+        f"{' and '.join(repr(e) for e in example[:2])}), in {len(shared):,} groups: ids are text, so each is a "
+        "customer of its own; if some files lost the zeros (a spreadsheet), write the ids one way in a data.query "
+        "(e.g. lpad(customer_id, 8, '0'), or ltrim(customer_id, '0'))",
+    )
+
+
 def prepared_advice(prepared: PreparedData, config: Config) -> tuple[str, ...]:
     """Every advice line on the prepared data (the non-contractual job's hook after prepare)."""
     shape = advise_prepared(prepared.full, DAYS_PER_UNIT[config.prepare.time_unit], config.business.type)
     rows = duplicate_advice(prepared.ledger, config.prepare) + amount_advice(prepared.ledger, config.data)
-    return shape + rows + timestamp_advice(prepared.ledger, prepared.timestamp_format)
+    ids = padded_id_advice(prepared.full["customer_id"])
+    return shape + rows + timestamp_advice(prepared.ledger, prepared.timestamp_format) + ids

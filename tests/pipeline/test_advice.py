@@ -20,6 +20,7 @@ from pipeline.advice import (
     charges_summary,
     duplicate_advice,
     feed_shape,
+    padded_id_advice,
     prepared_advice,
     timestamp_advice,
 )
@@ -277,3 +278,18 @@ def test_the_charges_summary_is_the_same_bits_whatever_the_row_order() -> None:
     daily = by_hand.groupby(["customer_id", "charge_date"])["units"].sum().groupby("customer_id")
     first = expected.set_index("customer_id").loc["s0000"]
     assert first["monetary_value"] == (daily.sum()["s0000"] - daily.first()["s0000"]) / (10_000 * 7)
+
+
+def test_ids_that_differ_only_by_leading_zeros_are_advised() -> None:
+    """A folder of exports where one file lost its ids' zeros (a spreadsheet): each customer counted twice."""
+    padded = [f"{i:08d}" for i in range(3_100_000, 3_100_300)]
+    lost = [str(i) for i in range(3_100_000, 3_100_020)]
+    ids = pd.Series([*padded, *lost, "A-0001", "0xyz"], dtype="str")
+    assert padded_id_advice(ids) == (
+        "advice: 40 customer ids are the same digits as another id but for leading zeros (e.g. '3100000' and "
+        "'03100000'), in 20 groups: ids are text, so each is a customer of its own; if some files lost the zeros "
+        "(a spreadsheet), write the ids one way in a data.query (e.g. lpad(customer_id, 8, '0'), or "
+        "ltrim(customer_id, '0'))",
+    )
+    assert padded_id_advice(pd.Series(padded, dtype=object)) == ()  # padded alike: nothing to say
+    assert padded_id_advice(pd.Series(lost, dtype="str")) == ()  # no zero to lose
