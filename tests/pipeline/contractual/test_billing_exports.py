@@ -135,8 +135,9 @@ def test_the_status_query_keeps_both_plans_and_is_told_they_mix(feeds: Path, mon
         "intervals; subscribers charged once are not counted); the feed mixes plans: the sBG counts each of them "
         "as churned at its first month without a charge, so the pooled fit is biased and they are not scored; "
         "train each plan on its own, with its billing_period: data.source: sql and a data.query keeping one plan's "
-        "subscribers (a WHERE on a plan or an amount column), e.g. SELECT * FROM read_csv('billing.csv', "
-        "all_varchar = true) WHERE plan = 'monthly'",
+        "subscribers whole, with every one of their charges (a WHERE on a plan column, or, without one, on the "
+        "subscribers who never paid another plan's price; invoice lines go whole, by subscriber, not line by line): "
+        "see 'billing exports' in docs/how-to/business-types.md",
     )
 
 

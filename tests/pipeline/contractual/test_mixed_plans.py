@@ -31,8 +31,10 @@ MIXED = (
     "business.billing_period apart (month: 30.4375 days): 340 every 365 days (the median of each one's intervals; "
     "subscribers charged once are not counted); the feed mixes plans: the sBG counts each of them as churned at its "
     "first month without a charge, so the pooled fit is biased and they are not scored; train each plan on its own, "
-    "with its billing_period: data.source: sql and a data.query keeping one plan's subscribers (a WHERE on a plan "
-    "or an amount column), e.g. SELECT * FROM read_csv('billing.csv', all_varchar = true) WHERE plan = 'monthly'"
+    "with its billing_period: data.source: sql and a data.query keeping one plan's subscribers whole, with every "
+    "one of their charges (a WHERE on a plan column, or, without one, on the subscribers who never paid another "
+    "plan's price; invoice lines go whole, by subscriber, not line by line): see 'billing exports' in "
+    "docs/how-to/business-types.md"
 )
 
 
@@ -146,13 +148,13 @@ def test_the_advice_starts_at_two_percent_of_the_subscribers_charged_twice(
     assert billing_period_advice(interval, "month") == expected
 
 
-def test_the_advice_s_query_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Its example, on the mixed feed as billing.csv with a plan column: the 2,400 monthly subscribers, no advice."""
+def test_a_where_on_the_plan_column_keeps_one_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the advice says to do, on the mixed feed as billing.csv with a plan column: the 2,400 monthly
+    subscribers, no advice."""
     charges = pd.concat([_monthly().assign(plan="monthly"), _yearly().assign(plan="yearly")], ignore_index=True)
     charges.to_csv(tmp_path / "billing.csv", index=False)
     monkeypatch.chdir(tmp_path)
-    query = MIXED.split("e.g. ")[-1]
-    assert query == "SELECT * FROM read_csv('billing.csv', all_varchar = true) WHERE plan = 'monthly'"
+    query = "SELECT * FROM read_csv('billing.csv', all_varchar = true) WHERE plan = 'monthly'"
     config = parse_config(
         {
             "data": {"source": "sql", "query": query, "columns": {"timestamp": "charge_date"}},
