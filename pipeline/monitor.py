@@ -14,9 +14,9 @@ own metrics. Per period (cumulative since T0) it checks:
   spend per purchase, in the window after T0 against the window of the same length before it;
 - ``new_customers``: share of the customers active since T0 whose first purchase is after T0 (the model does
   not know them); ``quarantine``: quarantine rate of the rows dated in (T0, period end] minus training's rate.
-  A row counts in the period its timestamp falls in, whatever it was quarantined for (:class:`FeedRows`); rows
-  without a readable timestamp (missing or invalid) cannot be placed in a period: both rates leave them out,
-  and the feed's count of them is reported apart (``rows_untimed``).
+  A row counts in the period its timestamp falls in, as the engine's prepare read it, whatever it was
+  quarantined for (:class:`FeedRows`); rows without a readable timestamp (missing or invalid) cannot be placed
+  in a period: both rates leave them out, and the feed's count of them is reported apart (``rows_untimed``).
 
 A retrain is due when one check fails in each of the last ``stale_after`` periods.
 """
@@ -24,13 +24,10 @@ A retrain is due when one check fails in each of the last ``stale_after`` period
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
-import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,10 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.bundle import CLVModelParams
 from pipeline.config import PrepareConfig
 from pipeline.engines import Engine, Source
-from pipeline.engines.duckdb_classify import timestamp_sql
-from pipeline.engines.prepared import PreparedData
-from pipeline.engines.source_columns import REASON, quarantine_names
-from pipeline.engines.sql import DUCKDB
+from pipeline.engines.prepared import WINDOW_REASON, PreparedData
 from pipeline.errors import InputError
 from pipeline.metrics import pct
 from pipeline.validate import validate
@@ -64,8 +58,9 @@ __all__ = [
 
 RETRAIN_EXIT_CODE: Final[int] = 4
 """``clv monitor``'s exit code when a retrain is due (0: healthy)."""
-IGNORED_QUARANTINE: Final[str] = "after_observation_end"
-"""Rows after a period's end are quarantined for that period only: not a data problem."""
+IGNORED_QUARANTINE: Final[str] = WINDOW_REASON
+"""Rows after a period's end are quarantined for that period only: not a data problem (the engine's count of the
+quarantined rows per day leaves them out)."""
 UNTIMED_QUARANTINE: Final[tuple[str, ...]] = ("missing_timestamp", "invalid_timestamp")
 """The reasons of rows without a readable timestamp: they cannot be placed in a period."""
 
@@ -108,7 +103,8 @@ class Reference:
 class FeedRows:
     """The feed's rows the quarantine check counts: the rows used up to T0 (``used_to_start``), how many rows
     were quarantined on each day (``quarantined``: every reason but lying after a period's end, dated by their
-    timestamp as prepare reads it), and how many quarantined rows have no readable timestamp (``untimed``)."""
+    timestamp as the engine's prepare read it), and how many quarantined rows have no readable timestamp
+    (``untimed``)."""
 
     used_to_start: int
     quarantined: Mapping[dt.date, int]
@@ -211,25 +207,12 @@ def _spend_error(holdout: pd.DataFrame) -> float:
     return pct(predicted, float(holdout["actual_revenue"].sum() / made.sum()))
 
 
-def _quarantined_days(path: Path, column: str, timestamp_format: str | None, zone: str) -> dict[dt.date | None, int]:
-    """Quarantined rows per day (None: no readable timestamp) in the quarantine file at ``path``, each row's
-    timestamp (kept as text) read as DuckDB's prepare reads it; Spark's prepare reads the same text alike."""
-    day = f"CAST({timestamp_sql('VARCHAR', timestamp_format, zone, DUCKDB.identifier(column))} AS DATE)"
-    files = str(path / "*.parquet") if path.is_dir() else str(path)
-    query = f"SELECT {day}, count(*) FROM read_parquet(?) WHERE {DUCKDB.identifier(REASON)} <> ? GROUP BY ALL"
-    with duckdb.connect() as con:
-        rows = con.execute(query, [files, IGNORED_QUARANTINE]).fetchall()
-    return {d: int(n) for d, n in rows}
-
-
 def feed_rows(engine: Engine, data: Source, config: PrepareConfig, prepared: PreparedData, start: dt.date) -> FeedRows:
     """What the quarantine check counts in ``data``: ``prepared`` is the feed prepared to the last period's end
-    (its quarantine holds every row quarantined for a reason of its own, whatever its date)."""
+    (its quarantine holds every row quarantined for a reason of its own, whatever its date), whose quarantined
+    rows the engine counts per day as its prepare dated them (:meth:`pipeline.engines.Engine.quarantined_days`)."""
     used_to_start = engine.prepare_as_of(data, config, start).ledger.rows_used
-    column = quarantine_names({"timestamp": data.column_names.get("timestamp", "timestamp")})["timestamp"]
-    with tempfile.TemporaryDirectory(prefix="clv_monitor_") as folder:
-        path = engine.write_quarantine(prepared, Path(folder) / "quarantine.parquet")
-        days = _quarantined_days(path, column, prepared.timestamp_format, config.timezone)
+    days = engine.quarantined_days(prepared)
     untimed = days.pop(None, 0)
     return FeedRows(used_to_start, {d: n for d, n in days.items() if d is not None}, untimed)
 

@@ -42,7 +42,7 @@ class Source:
 
 
 class Engine(Protocol):
-    """One engine: it opens the input, prepares it, feeds the fit, scores and writes the quarantine."""
+    """One engine: it opens the input, prepares it, feeds the fit, scores, writes the quarantine, counts it by day."""
 
     name: str
     """``duckdb`` or ``spark``."""
@@ -80,6 +80,13 @@ class Engine(Protocol):
 
     def write_quarantine(self, prepared: PreparedData | AsOfData, path: Path) -> Path:
         """Write the quarantined rows as Parquet at ``path`` (a folder of files on Spark)."""
+        ...
+
+    def quarantined_days(self, prepared: PreparedData) -> dict[dt.date | None, int]:
+        """The rows ``prepared`` quarantined for a problem of their own (every reason but
+        :data:`~pipeline.engines.prepared.WINDOW_REASON`), counted per day as this engine's prepare dated them:
+        its own reading of the timestamp, in ``prepare.timezone`` (None: rows without a readable timestamp).
+        Nothing is written; one query over the input. TypeError for data another engine (or no engine) prepared."""
         ...
 
     def close(self) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -15,17 +16,18 @@ import pandas as pd
 from models.bundle import CLVModelParams
 from pipeline.config import DataConfig, EngineConfig, PrepareConfig
 from pipeline.engines import Source, duckdb_activity, duckdb_prepare
+from pipeline.engines.duckdb_classify import classified_sql
 from pipeline.engines.duckdb_source import connect, open_transactions, release_memory
 from pipeline.engines.inputs import first_line
-from pipeline.engines.prepared import AsOfData, PreparedData
-from pipeline.engines.source_columns import REASON
-from pipeline.engines.sql import DUCKDB
+from pipeline.engines.prepared import WINDOW_REASON, AsOfData, PreparedData
+from pipeline.engines.source_columns import REASON, layout
+from pipeline.engines.sql import DUCKDB, quarantined_days_sql
 from pipeline.errors import InputError
 from pipeline.fit import FitInput, fit_input
 from pipeline.outputs import write_relation
 from pipeline.score import score
 
-__all__ = ["SORTED_QUARANTINE_ROWS", "DuckDBEngine"]
+__all__ = ["SORTED_QUARANTINE_ROWS", "DuckDBEngine", "QuarantineDays"]
 
 SORTED_QUARANTINE_ROWS = 1_000_000
 """Up to this many quarantined rows, ``quarantine.parquet`` is sorted (see :meth:`DuckDBEngine.write_quarantine`)."""
@@ -76,9 +78,11 @@ class DuckDBEngine:
     def prepare(self, source: Source, config: PrepareConfig) -> PreparedData:
         relation = _relation(source)
         with self.errors(source.description), self._staging() as staging, self._released():
-            return duckdb_prepare.prepare(
+            prepared = duckdb_prepare.prepare(
                 relation, config, source.timestamp_format, source.description, source.column_names, staging
             )
+        days = QuarantineDays.of(relation, config, prepared.timestamp_format, source.description, source.column_names)
+        return dataclasses.replace(prepared, quarantine_days=days)
 
     def prepare_as_of(self, source: Source, config: PrepareConfig, as_of: dt.date) -> AsOfData:
         relation = _relation(source)
@@ -116,10 +120,49 @@ class DuckDBEngine:
             rows = rows.order(", ".join(f"{DUCKDB.identifier(c)} ASC NULLS FIRST" for c in keys))
         return write_relation(rows, path)
 
+    def quarantined_days(self, prepared: PreparedData) -> dict[dt.date | None, int]:
+        days = prepared.quarantine_days
+        if not isinstance(days, QuarantineDays):
+            raise TypeError("the quarantined rows were not prepared by the DuckDB engine")
+        with self.errors(days.source):
+            return days.counted()
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+@dataclasses.dataclass(frozen=True)
+class QuarantineDays:
+    """The quarantined rows per day as prepare dated them, counted when asked: prepare's own classification of
+    the input (:func:`pipeline.engines.duckdb_classify.classified_sql`: its reasons, and its reading of the
+    timestamp, ``ts``, in ``prepare.timezone``) run again, one query; nothing is written."""
+
+    relation: duckdb.DuckDBPyRelation
+    sql: str
+    """Reads the input as ``tx``: :func:`pipeline.engines.sql.quarantined_days_sql` of the classified rows."""
+    source: str
+
+    @staticmethod
+    def of(
+        relation: duckdb.DuckDBPyRelation,
+        config: PrepareConfig,
+        timestamp_format: str | None,
+        source: str,
+        column_names: Mapping[str, str],
+    ) -> QuarantineDays:
+        """The count for the input ``relation`` prepared under ``config``, its timestamps read with
+        ``timestamp_format`` (the one prepare used, detected or given)."""
+        columns = {name: str(dtype) for name, dtype in zip(relation.columns, relation.types, strict=True)}
+        rows = layout(list(columns), column_names, config, source)
+        classified = classified_sql(columns, rows, config, timestamp_format)
+        return QuarantineDays(relation, quarantined_days_sql(classified, WINDOW_REASON), source)
+
+    def counted(self) -> dict[dt.date | None, int]:
+        result = self.relation.query("tx", self.sql)
+        assert result is not None  # a SELECT always yields a relation
+        return {day: int(n) for day, n in result.fetchall()}
 
 
 def _relation(source: Source) -> duckdb.DuckDBPyRelation:

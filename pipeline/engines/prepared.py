@@ -44,9 +44,11 @@ __all__ = [
     "CUSTOMER_COLUMNS",
     "HOLDOUT_COLUMNS",
     "MONEY_COLUMNS",
+    "WINDOW_REASON",
     "AsOfData",
     "Ledger",
     "PreparedData",
+    "QuarantineDays",
     "QuarantinedRows",
     "ReasonCounts",
     "check_calibration_end",
@@ -90,6 +92,22 @@ class QuarantinedRows(Protocol):
     def write_parquet(self, file_name: str) -> None: ...
 
 
+WINDOW_REASON = "after_observation_end"
+"""The reason of rows after the observation end: quarantined for this window only, not for a problem of their own."""
+
+
+class QuarantineDays(Protocol):
+    """The quarantined rows counted per day as prepare dated them, when asked (each engine's own query, read by
+    :meth:`pipeline.engines.Engine.quarantined_days`)."""
+
+    @property
+    def source(self) -> str:
+        """The input, as its errors name it."""
+        ...
+
+    def counted(self) -> dict[dt.date | None, int]: ...
+
+
 @dataclass(frozen=True)
 class PreparedData:
     """Output of the prepare stage.
@@ -117,6 +135,9 @@ class PreparedData:
     """The strptime format text timestamps were read with (configured or detected); None: the engine's own."""
     handle: object = field(default=None, repr=False, compare=False)
     """The engine's own view of the same data (Spark: the distributed summaries; DuckDB: None)."""
+    quarantine_days: QuarantineDays | None = field(default=None, repr=False, compare=False)
+    """The quarantined rows per day, counted when asked (:meth:`pipeline.engines.Engine.quarantined_days`); set by
+    the engine's ``prepare``, None from a prepare called outside an engine."""
 
     @property
     def customers_new_in_holdout(self) -> int:

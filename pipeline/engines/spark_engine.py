@@ -9,7 +9,10 @@ computed and written by the executors, then read back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -19,14 +22,17 @@ from models.bundle import CLVModelParams
 from models.challenger import ChallengerError
 from pipeline.config import DataConfig, EngineConfig, PrepareConfig
 from pipeline.engines import Source, spark_prepare, spark_score, spark_session
-from pipeline.engines.prepared import AsOfData, PreparedData
+from pipeline.engines.prepared import WINDOW_REASON, AsOfData, PreparedData
+from pipeline.engines.source_columns import layout
+from pipeline.engines.spark_classify import classified_sql
+from pipeline.engines.sql import quarantined_days_sql
 from pipeline.fit import FitInput, holdout_scorer
 from pipeline.outputs import write_relation
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkEngine"]
+__all__ = ["QuarantineDays", "SparkEngine"]
 
 
 class SparkEngine:
@@ -61,7 +67,10 @@ class SparkEngine:
             distributed = spark_prepare.prepare(
                 _frame(source), config, source.timestamp_format, source.description, source.column_names
             )
-            return spark_prepare.collect(distributed)
+            prepared = spark_prepare.collect(distributed)
+        frame, found_format = _frame(source), prepared.timestamp_format
+        days = QuarantineDays.of(frame, config, found_format, source.description, source.column_names)
+        return dataclasses.replace(prepared, quarantine_days=days)
 
     def prepare_as_of(self, source: Source, config: PrepareConfig, as_of: dt.date) -> AsOfData:
         self._zoned(config)
@@ -98,8 +107,56 @@ class SparkEngine:
     def write_quarantine(self, prepared: PreparedData | AsOfData, path: Path) -> Path:
         return write_relation(prepared.quarantine, path)
 
+    def quarantined_days(self, prepared: PreparedData) -> dict[dt.date | None, int]:
+        days = prepared.quarantine_days
+        if not isinstance(days, QuarantineDays):
+            raise TypeError("the quarantined rows were not prepared by the Spark engine")
+        with self.errors(days.source):
+            return days.counted()
+
     def close(self) -> None:
         """The session is left running: it may be shared (spark-submit, notebooks, tests)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QuarantineDays:
+    """The quarantined rows per day as prepare dated them, counted when asked: prepare's own classification of
+    the input (:func:`pipeline.engines.spark_classify.classified_sql`: its reasons, and Spark's reading of the
+    timestamp, ``ts``, whose day is cut in the session zone, set to ``prepare.timezone`` for the query) run
+    again on the executors; only the days and their counts come to the driver."""
+
+    frame: DataFrame
+    view: str
+    """The name ``frame`` is seen under in ``sql`` (a temporary view, only while the query runs)."""
+    sql: str
+    """:func:`pipeline.engines.sql.quarantined_days_sql` of the classified rows."""
+    timezone: str
+    source: str
+
+    @staticmethod
+    def of(
+        frame: DataFrame,
+        config: PrepareConfig,
+        timestamp_format: str | None,
+        source: str,
+        column_names: Mapping[str, str],
+    ) -> QuarantineDays:
+        """The count for the input ``frame`` prepared under ``config``, its timestamps read with
+        ``timestamp_format`` (the one prepare used, detected or given)."""
+        columns = dict(frame.dtypes)
+        rows = layout(list(columns), column_names, config, source)
+        view = f"clv_quarantine_days_{uuid.uuid4().hex}"
+        classified = classified_sql(view, columns, rows, config, timestamp_format)
+        return QuarantineDays(frame, view, quarantined_days_sql(classified, WINDOW_REASON), config.timezone, source)
+
+    def counted(self) -> dict[dt.date | None, int]:
+        spark = self.frame.sparkSession
+        self.frame.createOrReplaceTempView(self.view)
+        try:
+            with spark_session.session_zone(spark, self.timezone):
+                return {row["day"]: int(row["n"]) for row in spark.sql(self.sql).collect()}
+        finally:
+            spark.catalog.dropTempView(self.view)
 
 
 def _frame(source: Source) -> DataFrame:

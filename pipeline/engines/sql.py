@@ -3,8 +3,8 @@
 A :class:`Dialect` holds the few spellings where DuckDB and Spark SQL differ (string literals, quoted
 names, the text type, regular expressions, trimming, week starts, non-finite numbers); everything else
 here is written once: the id rule (:func:`id_sql`), the quarantine reasons in their order
-(:func:`reason_case`), returns and signed values, the classified rows (:func:`classified_sql`) and the
-quarantined rows (:func:`quarantine_sql`).
+(:func:`reason_case`), returns and signed values, the classified rows (:func:`classified_sql`), the
+quarantined rows (:func:`quarantine_sql`) and their count per day (:func:`quarantined_days_sql`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "plain_id_sql",
     "plain_id_test",
     "quarantine_sql",
+    "quarantined_days_sql",
     "reason_case",
     "spark_id",
     "text_timestamp",
@@ -219,6 +220,13 @@ def quarantine_sql(dialect: Dialect, classified: str, layout: Layout) -> str:
         f"CAST({dialect.identifier(c)} AS {dialect.text}) AS {dialect.identifier(name)}" for c, name in names.items()
     )
     return f"SELECT {raw}, reason AS {REASON} FROM ({classified}) WHERE reason IS NOT NULL"
+
+
+def quarantined_days_sql(classified: str, ignored: str) -> str:
+    """The quarantined rows of ``classified`` per day of their timestamp as the engine read it (``ts``; NULL: not
+    readable), every reason but ``ignored``: ``day``, ``n``. The same text in both dialects."""
+    return f"""SELECT CAST(ts AS DATE) AS day, count(*) AS n FROM ({classified})
+               WHERE reason IS NOT NULL AND reason <> '{ignored}' GROUP BY CAST(ts AS DATE)"""
 
 
 def text_timestamp(dialect: Dialect, column: str) -> str:

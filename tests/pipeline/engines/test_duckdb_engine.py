@@ -1,16 +1,20 @@
-"""The DuckDB engine's edges: what it writes."""
+"""The DuckDB engine's edges: what it writes, and its count of the quarantined rows per day."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from pipeline.config import DataConfig, EngineConfig, PrepareConfig
 from pipeline.config.loading import parse_config
 from pipeline.engines import duckdb_engine
 from pipeline.engines.duckdb_engine import DuckDBEngine
+from pipeline.engines.prepared import PreparedData
 from tests.feeds import RETAIL_MAPPING, online_retail_lines
 
 
@@ -99,3 +103,110 @@ def test_above_the_bound_the_quarantine_is_written_as_it_streams(
         streamed.sort_values(key, na_position="first").reset_index(drop=True),
         sorted_rows.sort_values(key, na_position="first").reset_index(drop=True),
     )
+
+
+# The quarantined rows per day: a feed with rows quarantined on known days (in America/New_York) and without a
+# readable timestamp, counted by hand.
+DAY_ZONE = "America/New_York"
+DAY_CONFIG = PrepareConfig(
+    calibration_end=dt.date(2021, 2, 1),
+    observation_end=dt.date(2021, 3, 31),
+    timezone=DAY_ZONE,
+    duplicates="quarantine",
+)
+DAY_FEED = [
+    *[("a", "2021-01-01", "10"), ("a", "2021-03-01", "20"), ("b", "2021-01-05", "5"), ("b", "2021-01-20", "7")],
+    ("b", "2021-01-20", "7"),  # duplicate, 2021-01-20
+    ("", "2021-01-10", "3"),  # missing_customer_id, 2021-01-10
+    ("", "2021-01-10 18:00", "4"),  # missing_customer_id, 2021-01-10
+    ("c", "2021-02-14", "abc"),  # invalid_amount, 2021-02-14
+    ("", "2021-02-15T04:30:00Z", "1"),  # missing_customer_id, 23:30 on 2021-02-14 in New York
+    ("f", "1890-01-01", "5"),  # timestamp_out_of_range, 1890-01-01
+    ("", "2021-04-20", "5"),  # missing_customer_id (before after_observation_end), 2021-04-20
+    ("e", "2021-04-15", "5"),  # after_observation_end: not counted
+    ("d", "not a date", "1"),  # invalid_timestamp: no day
+    ("d", "", "2"),  # missing_timestamp: no day
+    ("", "bad", "1"),  # missing_customer_id without a readable timestamp: no day
+]
+DAY_COUNTS: dict[dt.date | None, int] = {
+    dt.date(2021, 1, 10): 2,
+    dt.date(2021, 1, 20): 1,
+    dt.date(2021, 2, 14): 2,
+    dt.date(1890, 1, 1): 1,
+    dt.date(2021, 4, 20): 1,
+    None: 3,
+}
+
+
+def day_feed(folder: Path) -> DataConfig:
+    """:data:`DAY_FEED` as a CSV file in ``folder``."""
+    path = folder / "days.csv"
+    pd.DataFrame(DAY_FEED, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+    return DataConfig(source="csv", path=path)
+
+
+def test_the_quarantined_rows_per_day_are_the_hand_count(tmp_path: Path) -> None:
+    """Every reason but after_observation_end, each row on the day of its timestamp as prepare read it (an offset
+    converted to prepare.timezone), whatever its reason; rows without a readable timestamp under None."""
+    engine = DuckDBEngine(EngineConfig())
+    try:
+        prepared = engine.prepare(engine.open(day_feed(tmp_path)), DAY_CONFIG)
+        days = engine.quarantined_days(prepared)
+        assert days == DAY_COUNTS
+        ledger = prepared.ledger
+        assert ledger.quarantined["after_observation_end"] == 1
+        assert sum(days.values()) == ledger.rows_quarantined - 1 == 10
+        with pytest.raises(TypeError, match="not prepared by the DuckDB engine"):
+            engine.quarantined_days(dataclasses.replace(prepared, quarantine_days=None))
+    finally:
+        engine.close()
+
+
+# Zoned timestamps near midnight: customers who buy only at 23:30 on 2021-02-14 or 00:30 on 2021-02-15 in
+# prepare.timezone (their first purchase is the day prepare gave them), and rows quarantined at those instants.
+LATE, EARLY = pd.Timestamp("2021-02-14 23:30", tz=DAY_ZONE), pd.Timestamp("2021-02-15 00:30", tz=DAY_ZONE)
+ZONED_FEED = [
+    *[("a", pd.Timestamp(day, tz=DAY_ZONE), 10.0) for day in ("2021-01-02 12:00", "2021-02-10 12:00")],
+    *[("b", pd.Timestamp(day, tz=DAY_ZONE), 10.0) for day in ("2021-01-05 12:00", "2021-03-01 12:00")],
+    ("late", LATE, 5.0),
+    ("early", EARLY, 5.0),
+    (None, LATE, 1.0),  # missing_customer_id
+    ("x", LATE, float("nan")),  # invalid_amount
+    (None, EARLY, 1.0),
+    (None, EARLY, 2.0),
+]
+
+
+def zoned_feed(folder: Path, timestamp_format: str | None = None) -> DataConfig:
+    """:data:`ZONED_FEED` as Parquet in ``folder``, its timestamps TIMESTAMP WITH TIME ZONE (microseconds, UTC:
+    Spark cannot read nanoseconds); ``timestamp_format`` configured as well (prepare does not use it on a
+    timestamp column)."""
+    frame = pd.DataFrame(ZONED_FEED, columns=["customer_id", "timestamp", "amount"])
+    frame["timestamp"] = frame["timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    path = folder / "zoned.parquet"
+    frame.to_parquet(path)
+    return DataConfig(source="parquet", path=path, timestamp_format=timestamp_format)
+
+
+def zoned_days(prepared: PreparedData) -> dict[dt.date | None, int]:
+    """What the zoned feed's quarantined rows count per day: 2 rows at LATE, 2 at EARLY, on the days prepare gave
+    the customers who bought at those instants."""
+    first = dict(zip(prepared.full["customer_id"], prepared.full["first_purchase"].dt.date, strict=True))
+    return {first["late"]: 2, first["early"]: 2}
+
+
+@pytest.mark.parametrize("timestamp_format", [None, "%d/%m/%Y"])
+def test_zoned_timestamps_near_midnight_keep_the_day_prepare_gave_them(
+    tmp_path: Path, timestamp_format: str | None
+) -> None:
+    """The days in prepare.timezone, not in UTC (both instants are on 2021-02-15 there). With a format configured
+    for a timestamp column, the rows are dated all the same (reading back the quarantine's text with that format
+    put every one of them under None before the engine counted them)."""
+    engine = DuckDBEngine(EngineConfig())
+    try:
+        config = DAY_CONFIG.model_copy(update={"observation_end": None})
+        prepared = engine.prepare(engine.open(zoned_feed(tmp_path, timestamp_format)), config)
+        assert zoned_days(prepared) == {dt.date(2021, 2, 14): 2, dt.date(2021, 2, 15): 2}
+        assert engine.quarantined_days(prepared) == zoned_days(prepared)
+    finally:
+        engine.close()
