@@ -224,26 +224,35 @@ def timestamp_advice(ledger: Ledger, timestamp_format: str | None) -> tuple[str,
 
 
 def padded_id_advice(ids: pd.Series) -> tuple[str, ...]:
-    """The advice when ids of digits are other ids with their leading zeros removed or added (``3100488`` and
+    """The advice when ids of digits are other ids with their leading zeros removed (``3100488`` and
     ``03100488``): ids are text, so they are two customers; an export that lost its zeros in one file (a
-    spreadsheet) counted a trial's 4,996 customers as 6,111. Nothing when no id starts with a zero (one scan)."""
-    text = pa.array(ids, from_pandas=True)
-    if not pc.any(pc.starts_with(text, "0")).as_py():
+    spreadsheet) counted a trial's 4,996 customers as 6,111. One scan when no id starts with a zero; else the ids
+    that do, without their zeros, are looked up among those that do not (ids padded alike, ``0000123456``, cost
+    a scan and a lookup in an empty set)."""
+    text = pa.array(ids, type=pa.string(), from_pandas=True)
+    zero_led = pc.starts_with(text, "0")
+    if not pc.any(zero_led).as_py():
         return ()
-    digits = text.filter(pc.match_substring_regex(text, "^[0-9]+$"))
-    keys = pc.utf8_ltrim(digits, "0")
-    counts = pc.value_counts(keys).flatten()
-    shared = counts[0].filter(pc.greater(counts[1], 1))
+    digits = pc.match_substring_regex(text, "^[0-9]+$")
+    padded = text.filter(pc.and_(zero_led, digits))
+    unpadded = text.filter(pc.and_(pc.invert(zero_led), digits))
+    if not len(padded) or not len(unpadded):
+        return ()
+    stripped = pc.utf8_ltrim(padded, "0")
+    found = pc.is_in(stripped, value_set=unpadded)
+    shared = pc.unique(stripped.filter(found))
     if not len(shared):
         return ()
     key = shared[0].as_py()
-    example = sorted(digits.filter(pc.equal(keys, key)).to_pylist(), key=len)
-    customers = int(pc.sum(pc.is_in(keys, value_set=shared)).as_py())
+    example = f"'{key}' and '{padded.filter(pc.equal(stripped, key))[0].as_py()}'"
+    customers = int(pc.sum(found).as_py()) + len(shared)
+    width = pc.max(pc.utf8_length(padded)).as_py()
+    groups = f"{len(shared):,} group{'s' if len(shared) > 1 else ''}"
     return (
         f"advice: {customers:,} customer ids are the same digits as another id but for leading zeros (e.g. "
-        f"{' and '.join(repr(e) for e in example[:2])}), in {len(shared):,} groups: ids are text, so each is a "
-        "customer of its own; if some files lost the zeros (a spreadsheet), write the ids one way in a data.query "
-        "(e.g. lpad(customer_id, 8, '0'), or ltrim(customer_id, '0'))",
+        f"{example}), in {groups}: ids are text, so each is a customer of its own; if some files lost the zeros "
+        f"(a spreadsheet), write the ids one way in a data.query (e.g. lpad(customer_id, {width}, '0'), the "
+        "padded ids' width)",
     )
 
 

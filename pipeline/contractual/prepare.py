@@ -274,18 +274,17 @@ def prepare_billing(
 def charges_sql(has_order: bool) -> str:
     """The charges (cid, day, value) of the used rows of ``classified`` that are not refunds: each row, or with
     order ids each invoice (the rows of one order id, its lines: dated by the first, their amounts added as
-    exact integers of 1/``SCALE``, as the non-contractual job adds an order's lines). A row without an order id
-    is a charge of its own."""
+    exact integers of 1/``SCALE``, as the non-contractual job adds an order's lines; rows without an order id
+    are one invoice per customer and day, as there). A negative line is a refund, as everywhere (a credit line on
+    an invoice too): not part of the charge."""
     used = "FROM classified WHERE reason IS NULL AND NOT is_return"
-    rows = f"SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value {used}"
     if not has_order:
-        return rows
+        return f"SELECT cid, CAST(ts AS DATE) AS day, raw_value AS value {used}"
+    invoice = "coalesce(order_key, 'day ' || CAST(CAST(ts AS DATE) AS VARCHAR))"
     return f"""
         SELECT cid, min(CAST(ts AS DATE)) AS day,
                CAST(sum(CAST(round(raw_value * {SCALE}) AS HUGEINT)) AS DOUBLE) / {SCALE} AS value
-        {used} AND order_key IS NOT NULL GROUP BY cid, order_key
-        UNION ALL
-        {rows} AND order_key IS NULL
+        {used} GROUP BY cid, {invoice}
     """
 
 

@@ -210,8 +210,8 @@ def _missing_hint(role: str, column: str) -> str:
     if role != "amount":
         return ""
     if column.lower() in ("none", "null", "nan", ""):
-        return f"; '{column}' is a column name here: for an event feed write data.columns.amount: null"
-    return "; an event feed without amounts sets data.columns.amount: null"
+        return f"; '{column}' is a column name here: for an event feed (no amounts) write data.columns.amount: null"
+    return "; an event feed without amounts sets data.columns.amount: null (not for business.type contractual)"
 
 
 def renamed_columns(columns: list[str], data: DataConfig, description: str) -> dict[str, str]:

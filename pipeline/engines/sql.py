@@ -224,9 +224,13 @@ def quarantine_sql(dialect: Dialect, classified: str, layout: Layout) -> str:
 
 def quarantined_days_sql(classified: str, ignored: str) -> str:
     """The quarantined rows of ``classified`` per day of their timestamp as the engine read it (``ts``; NULL: not
-    readable), every reason but ``ignored``: ``day``, ``n``. The same text in both dialects."""
-    return f"""SELECT CAST(ts AS DATE) AS day, count(*) AS n FROM ({classified})
-               WHERE reason IS NOT NULL AND reason <> '{ignored}' GROUP BY CAST(ts AS DATE)"""
+    readable), every reason but ``ignored``: ``day``, ``n``. The same text in both dialects. A day outside Python's
+    dates (before the year 1, after 9999: DuckDB hands it over as text, and a monitor period never holds it) is
+    counted on the nearest one."""
+    # greatest and least skip NULLs in both dialects: a row without a timestamp keeps its NULL day by the CASE
+    day = "CASE WHEN ts IS NOT NULL THEN least(greatest(CAST(ts AS DATE), DATE '0001-01-01'), DATE '9999-12-31') END"
+    return f"""SELECT {day} AS day, count(*) AS n FROM ({classified})
+               WHERE reason IS NOT NULL AND reason <> '{ignored}' GROUP BY {day}"""
 
 
 def text_timestamp(dialect: Dialect, column: str) -> str:

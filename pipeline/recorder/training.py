@@ -81,7 +81,7 @@ class TrainingRecorder(ContestRecorder):
             with tempfile.TemporaryDirectory() as tmp:
                 folder = self.output_dir if self.output_dir is not None else Path(tmp)
                 with self.engine.errors(data.description):
-                    path = self.engine.write_quarantine(prepared, folder / "quarantine.parquet")
+                    path = self.engine.write_quarantine(prepared, folder / Path(names.QUARANTINE_TABLE).name)
                 store.log_file(path, names.QUARANTINE_DIR)
 
     def fit_input(self, prefix: str, info: dict[str, float]) -> None:

@@ -288,8 +288,9 @@ def test_ids_that_differ_only_by_leading_zeros_are_advised() -> None:
     assert padded_id_advice(ids) == (
         "advice: 40 customer ids are the same digits as another id but for leading zeros (e.g. '3100000' and "
         "'03100000'), in 20 groups: ids are text, so each is a customer of its own; if some files lost the zeros "
-        "(a spreadsheet), write the ids one way in a data.query (e.g. lpad(customer_id, 8, '0'), or "
-        "ltrim(customer_id, '0'))",
+        "(a spreadsheet), write the ids one way in a data.query (e.g. lpad(customer_id, 8, '0'), the padded ids' "
+        "width)",
     )
+    assert "(e.g. '7' and '0007'), in 1 group: " in padded_id_advice(pd.Series(["0007", "7", "12"], dtype="str"))[0]
     assert padded_id_advice(pd.Series(padded, dtype=object)) == ()  # padded alike: nothing to say
     assert padded_id_advice(pd.Series(lost, dtype="str")) == ()  # no zero to lose

@@ -336,3 +336,24 @@ def test_revenue_and_price_are_the_same_bits_whatever_the_row_order(tmp_path: Pa
     np.testing.assert_allclose(revenue, expected.loc[revenue.index], rtol=1e-12)
     price = first.set_index("customer_id")["price"]
     np.testing.assert_array_equal(price, last.set_index("customer_id")["amount"].loc[price.index] + 5.55)
+
+
+def test_lines_without_an_order_id_are_one_charge_per_day_and_a_credit_line_is_a_refund(tmp_path: Path) -> None:
+    """In a feed with order ids, lines without one are one invoice per customer and day (as the non-contractual
+    job takes them): priced at their total, not at the larger line. A negative line is a refund, as everywhere."""
+    rows = [
+        ("a", "2024-01-15", "24", "i1"),
+        ("a", "2024-01-15", "6", "i1"),
+        ("a", "2024-01-15", "-5", "i1"),  # a credit line: a refund, not part of the charge
+        ("a", "2024-02-15", "24", ""),
+        ("a", "2024-02-15", "6", ""),  # no invoice id: the day's lines are one charge
+        ("a", "2024-03-15", "24", ""),
+        ("a", "2024-03-15", "7", ""),
+    ]
+    prepared = _billing(tmp_path, rows, ["customer_id", "charge_date", "amount", "invoice"])
+    ledger = prepared.ledger
+    assert (ledger.rows_in, ledger.rows_used, ledger.rows_quarantined, ledger.charges) == (7, 7, 0, 3)
+    full = prepared.full.set_index("customer_id")
+    assert full.loc["a", "price"] == 31.0  # the last day's two lines, not its larger one (24)
+    assert full.loc["a", "revenue"] == 91.0  # 30 + 30 + 31: the credit is not a charge
+    assert full.loc["a", "renewals"] == 2

@@ -162,6 +162,21 @@ def test_the_quarantined_rows_per_day_are_the_hand_count(tmp_path: Path) -> None
         engine.close()
 
 
+def test_a_quarantined_day_outside_pythons_dates_is_counted_on_the_nearest(tmp_path: Path) -> None:
+    """A year 0 (out of range) and a year 12000 (no id) came back as text ('0001-06-01 (BC)', '12000-01-01'), and
+    the monitor's comparison of days stopped with a TypeError."""
+    path = tmp_path / "far.csv"
+    rows = [*DAY_FEED[:4], ("g", "0000-06-01", "5"), ("", "12000-01-01", "5")]
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+    engine = DuckDBEngine(EngineConfig())
+    try:
+        prepared = engine.prepare(engine.open(DataConfig(source="csv", path=path)), DAY_CONFIG)
+        assert prepared.ledger.quarantined == {"timestamp_out_of_range": 1, "missing_customer_id": 1}
+        assert engine.quarantined_days(prepared) == {dt.date(1, 1, 1): 1, dt.date(9999, 12, 31): 1}
+    finally:
+        engine.close()
+
+
 # Zoned timestamps near midnight: customers who buy only at 23:30 on 2021-02-14 or 00:30 on 2021-02-15 in
 # prepare.timezone (their first purchase is the day prepare gave them), and rows quarantined at those instants.
 LATE, EARLY = pd.Timestamp("2021-02-14 23:30", tz=DAY_ZONE), pd.Timestamp("2021-02-15 00:30", tz=DAY_ZONE)

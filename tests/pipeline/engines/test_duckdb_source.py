@@ -235,8 +235,8 @@ def test_unmapped_columns_come_along_under_private_aliases(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("amount", "hint"),
     [
-        ("amount", "an event feed without amounts sets data.columns.amount: null"),
-        ("none", "'none' is a column name here: for an event feed write data.columns.amount: null"),
+        ("amount", "an event feed without amounts sets data.columns.amount: null (not for business.type contractual)"),
+        ("none", "'none' is a column name here: for an event feed (no amounts) write data.columns.amount: null"),
     ],
 )
 def test_a_missing_amount_column_says_how_to_read_an_event_feed(tmp_path: Path, amount: str, hint: str) -> None:
