@@ -357,3 +357,21 @@ def test_lines_without_an_order_id_are_one_charge_per_day_and_a_credit_line_is_a
     assert full.loc["a", "price"] == 31.0  # the last day's two lines, not its larger one (24)
     assert full.loc["a", "revenue"] == 91.0  # 30 + 30 + 31: the credit is not a charge
     assert full.loc["a", "renewals"] == 2
+
+
+def test_a_billing_feed_without_amounts_is_refused_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    pd.DataFrame(ROWS, columns=["customer_id", "charge_date", "amount"]).to_csv(path, index=False)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(path), "columns": {"timestamp": "charge_date", "amount": None}},
+            "prepare": {"calibration_end": "2024-03-31"},
+            "business": {"type": "contractual"},
+        }
+    )
+    with pytest.raises(InputError) as raised:
+        _prepared(config)
+    assert str(raised.value) == (
+        "business.type contractual needs a billing feed with amounts "
+        "(data.columns.amount, or data.columns.quantity and unit_price)"
+    )

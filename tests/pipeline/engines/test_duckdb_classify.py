@@ -12,7 +12,7 @@ import pytest
 from pipeline.config import PrepareConfig
 from pipeline.engines import duckdb_classify, duckdb_prepare
 from pipeline.engines.duckdb_activity import activity
-from pipeline.engines.duckdb_classify import Buckets, classified_sql, customer_buckets, plain_ids
+from pipeline.engines.duckdb_classify import Buckets, classified_sql, counted_rows, customer_buckets, plain_ids
 from pipeline.engines.duckdb_prepare import prepare
 from pipeline.engines.source_columns import layout as source_layout
 from pipeline.engines.sql import DUCKDB, duckdb_id, plain_id_sql
@@ -52,6 +52,7 @@ def test_buckets_compare_the_column_where_every_id_is_its_own_text(ids: list[obj
 @pytest.mark.parametrize(("ids", "plain"), PLAIN_IDS)
 def test_plain_ids_where_every_id_is_its_own_text(ids: list[object], plain: bool) -> None:
     assert plain_ids(_ids(ids), "VARCHAR") is plain
+    assert counted_rows(_ids(ids), "VARCHAR") == (len(ids), plain)  # the row count finds them alike
     # where they are, the classified rows' ids are those of the rule
     relation = _ids(ids).query("tx", "SELECT customer_id, DATE '2020-01-02' AS timestamp, 1.0 AS amount FROM tx")
     assert relation is not None
