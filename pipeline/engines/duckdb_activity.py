@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline.config import PrepareConfig
 from pipeline.engines.duckdb_classify import check_collation, classified_sql, detected_format, is_native_timestamp
-from pipeline.engines.duckdb_summary import daily_sql
+from pipeline.engines.duckdb_summary import PURCHASE, daily_sql
 from pipeline.engines.rules import SCALE
 from pipeline.engines.source_columns import layout as source_layout
 from pipeline.errors import InputError
@@ -32,11 +32,11 @@ def activity_sql(classified: str, has_order: bool, up_to: dt.date) -> str:
     (:func:`pipeline.engines.duckdb_summary.periods_sql`): an order whose lines span midnight is one purchase
     on its first day, for the challenger as for BTYD."""
     purchases = f"""SELECT cid, d, amount FROM ({daily_sql(classified, has_order)})
-                    WHERE reason IS NULL AND NOT is_return AND d <= DATE '{up_to}'"""
+                    WHERE kind = {PURCHASE} AND d <= DATE '{up_to}'"""
     if has_order:
         purchases = f"""SELECT cid, min(d) AS d, sum(amount) AS amount FROM (
                             SELECT * FROM ({daily_sql(classified, has_order)})
-                            WHERE reason IS NULL AND NOT is_return AND d <= DATE '{up_to}')
+                            WHERE kind = {PURCHASE} AND d <= DATE '{up_to}')
                         GROUP BY cid, coalesce(order_key, 'day ' || CAST(d AS VARCHAR))"""
     return f"""
         SELECT cid AS customer_id, d AS "date", CAST(1 AS BIGINT) AS purchases,

@@ -82,10 +82,10 @@ in 8 (both 3.3 GB). Once the customers left DuckDB bucket by bucket (2026-12-05)
 
 @dataclass(frozen=True)
 class _Scan:
-    """The input scanned one customer bucket at a time into tables ``daily_<bucket>`` of rows per (reason,
-    customer, order, return flag, day), with view ``daily`` over all of them; the tables are kept only when
-    the windows were not known before the scan, otherwise each bucket was summarised and dropped as soon
-    as it was scanned."""
+    """The input scanned one customer bucket at a time into tables ``daily_<bucket>`` of rows per (kind: used
+    purchase, used return or quarantine reason; customer, order, day), with view ``daily`` over all of them;
+    the tables are kept only when the windows were not known before the scan, otherwise each bucket was
+    summarised and dropped as soon as it was scanned."""
 
     daily: str
     buckets: int
@@ -290,7 +290,7 @@ def prepare(
     optionally order_id, and the other source columns under their private aliases; ``column_names``
     (:attr:`pipeline.engines.Source.column_names`) names them as the source does. Without a
     ``timestamp_format``, a text timestamp column DuckDB cannot read gets a detected one.
-    The input is scanned a bucket of customers at a time into a table of rows per (reason, customer, order,
+    The input is scanned a bucket of customers at a time into a table of rows per (kind, customer, order,
     day) in the relation's DuckDB connection (which spills to disk past its memory limit); the ledger, the
     purchase periods and the bucket's summary rows come from it, and the working tables are dropped before
     returning. ``staging``: the engine's folder for the buckets' files (a temporary folder without it).

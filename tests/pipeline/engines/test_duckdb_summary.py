@@ -9,30 +9,34 @@ import pytest
 
 from pipeline.engines import duckdb_prepare, duckdb_summary
 from pipeline.engines.duckdb_classify import counted_rows
-from pipeline.engines.duckdb_summary import Windows, customers_sql, periods_sql
+from pipeline.engines.duckdb_summary import PURCHASE, RETURN, Windows, counts_sql, customers_sql, periods_sql
 from pipeline.engines.prepared import AsOfData, PreparedData
+from pipeline.engines.rules import QUARANTINE_REASONS
 
 WINDOWS = Windows(dt.date(2021, 6, 30), dt.date(2021, 12, 31), dt.date(2021, 1, 1), "day")
 
-_DAILY = """
-    SELECT CAST(reason AS ENUM('duplicate', 'invalid_amount')) AS reason, cid, is_return, CAST(d AS DATE) AS d,
-           CAST(amount AS BIGINT) AS amount, CAST(n AS BIGINT) AS n
+_DUPLICATE, _INVALID = (RETURN + 1 + QUARANTINE_REASONS.index(r) for r in ("duplicate", "invalid_amount"))
+
+_DAILY = f"""
+    SELECT CAST(kind AS UTINYINT) AS kind, cid, CAST(d AS DATE) AS d, CAST(amount AS BIGINT) AS amount,
+           CAST(n AS BIGINT) AS n
     FROM (VALUES
         -- calibration only, a day on the recent window's first day (outside it) and one on calibration_end (in it)
-        (NULL, 'a', false, '2021-01-01', 100000, 1), (NULL, 'a', false, '2021-06-30', 25000, 2),
+        ({PURCHASE}, 'a', '2021-01-01', 100000, 1), ({PURCHASE}, 'a', '2021-06-30', 25000, 2),
         -- new in the holdout: no calibration columns; a day after observation_end is not counted
-        (NULL, 'b', false, '2021-07-01', 70000, 1), (NULL, 'b', false, '2021-09-15', 5, 3),
-        (NULL, 'b', false, '2022-01-01', 99, 1),
-        -- both windows, a return and a quarantined row that do not count
-        (NULL, 'c', false, '2020-12-31', 10000, 1), (NULL, 'c', false, '2021-03-02', 20000, 1),
-        (NULL, 'c', true, '2021-03-03', -20000, 1), (NULL, 'c', false, '2021-07-04', 30000, 4),
-        (NULL, 'c', false, '2021-12-31', 40000, 1), ('duplicate', NULL, NULL, NULL, NULL, 2),
+        ({PURCHASE}, 'b', '2021-07-01', 70000, 1), ({PURCHASE}, 'b', '2021-09-15', 5, 3),
+        ({PURCHASE}, 'b', '2022-01-01', 99, 1),
+        -- both windows, a return and quarantined rows (which keep their customer and day) that do not count
+        ({PURCHASE}, 'c', '2020-12-31', 10000, 1), ({PURCHASE}, 'c', '2021-03-02', 20000, 1),
+        ({RETURN}, 'c', '2021-03-03', -20000, 1), ({PURCHASE}, 'c', '2021-07-04', 30000, 4),
+        ({PURCHASE}, 'c', '2021-12-31', 40000, 1), ({_DUPLICATE}, 'c', '2021-07-04', NULL, 2),
+        ({_DUPLICATE}, 'f', '2021-03-01', NULL, 1),
         -- one day, in calibration; and amounts of a big business (over 2**63 in all)
-        (NULL, 'd', false, '2021-05-05', 0, 1),
-        (NULL, 'e', false, '2021-02-01', 9000000000000000000, 1),
-        (NULL, 'e', false, '2021-08-01', 9000000000000000000, 1),
-        ('invalid_amount', NULL, NULL, NULL, NULL, 1)
-    ) t(reason, cid, is_return, d, amount, n)
+        ({PURCHASE}, 'd', '2021-05-05', 0, 1),
+        ({PURCHASE}, 'e', '2021-02-01', 9000000000000000000, 1),
+        ({PURCHASE}, 'e', '2021-08-01', 9000000000000000000, 1),
+        ({_INVALID}, NULL, '2021-04-01', NULL, 1)
+    ) t(kind, cid, d, amount, n)
 """
 
 
@@ -149,3 +153,16 @@ def _scoring(path: Path, as_of: dt.date) -> AsOfData:
 
     data = open_transactions(connect(Config().engine), DataConfig(source="parquet", path=path))
     return duckdb_prepare.prepare_as_of(data.relation, PrepareConfig(), as_of, data.timestamp_format)
+
+
+def test_counts_name_each_kind_and_merge_purchases_and_returns() -> None:
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE daily AS {_DAILY}")
+    assert sorted(con.sql(counts_sql("daily")).fetchall()) == [
+        ("", 19, dt.date(2020, 12, 31), dt.date(2022, 1, 1), 1, None),
+        ("duplicate", 3, dt.date(2021, 3, 1), dt.date(2021, 7, 4), None, None),
+        ("invalid_amount", 1, dt.date(2021, 4, 1), dt.date(2021, 4, 1), None, None),
+    ]
+    # A used day whose sum overflowed (NULL) names its customer; a quarantined row's NULL amount does not.
+    con.execute(f"INSERT INTO daily VALUES ({RETURN}, 'g', DATE '2021-05-01', NULL, 1)")
+    assert [row[5] for row in con.sql(counts_sql("daily")).fetchall() if row[0] == ""] == ["g"]
