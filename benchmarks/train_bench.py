@@ -11,7 +11,9 @@ MLflow logging, ``--output``) runs. It reports:
 - the job's own per-stage wall seconds (``stage_seconds`` in the ``--summary`` JSON);
 - at each stage's end, the process's RSS and its peak so far (which stage sets the peak);
 - the prepare-floor ratio: the prepare stage over the bare two-aggregation floor (DuckDB reads the feed and
-  computes per customer-day then per customer aggregates, Arrow out), the median of three fresh processes;
+  computes per customer-day then per customer aggregates, Arrow out), the median of three fresh processes; the
+  job's prepare is one run, so the prepare stage is also timed alone (the job's config, engine and
+  ``engine.prepare``) in three fresh processes, each after a floor run, and the two medians compared;
 - the machine's load average before and after, because the machine is shared.
 
     python -m benchmarks.train_bench --sizes 1000000 10000000 50000000 --json results.json [--order time]
@@ -159,27 +161,63 @@ def _floor_child(path: str) -> None:
 
 
 FLOOR_RUNS = 3
-"""The floor is timed this many times, each in a fresh process, and its median taken: on this shared machine
-one run of it at 5M rows took from 0.78 to 1.35 s, and the ratio moved with it."""
+"""The floor and the prepare stage alone are timed this many times each, in fresh processes taking turns, and
+their medians taken: on this shared machine one run of the floor at 5M rows took from 0.78 to 1.35 s, and a
+ratio of one run of each moved with them."""
 
 
-def prepare_floor(path: Path) -> dict[str, float | list[float]]:
-    """Wall and CPU seconds of the bare two-aggregation floor on ``path``: the medians of :data:`FLOOR_RUNS`
-    fresh processes, and each run's wall seconds."""
-    runs = []
-    for _ in range(FLOOR_RUNS):
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.train_bench", "--floor", str(path)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+def _prepare_child(path: str, extra_config: str) -> None:
+    """The prepare stage alone, as ``clv train`` runs it: the benchmark's config resolved, its engine opened
+    on the feed, ``engine.prepare`` timed (the cycle collector run less often, as :func:`pipeline.cli.run` does)."""
+    import contextlib
+
+    with contextlib.suppress(ImportError):  # a checkout from before it was made runs with Python's defaults
+        from pipeline.interpreter import fewer_collections
+
+        fewer_collections()
+    from pipeline.config import load_config
+    from pipeline.engines import open_engine
+
+    with tempfile.TemporaryDirectory(prefix="train-bench-prepare-") as tmp:
+        file = Path(tmp) / "config.yaml"
+        file.write_text(CONFIG.format(path=path, extra=extra_config))
+        config = load_config(file).resolved()
+        engine = open_engine(config.engine)
+        data = engine.open(config.data)
+        start, cpu = time.perf_counter(), time.process_time()
+        engine.prepare(data, config.prepare)
+        print(json.dumps({"seconds": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}))
+
+
+def _child(argv: list[str], code: Path | None = None) -> dict[str, float]:
+    """The last JSON line of this script run as a child with ``argv`` (with ``code``'s ``pipeline``)."""
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env["PYTHONPATH"] = str(code or Path(__file__).resolve().parents[1])
+    command = [sys.executable, str(Path(__file__).resolve()), *argv]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _medians(runs: list[dict[str, float]]) -> dict[str, float | list[float]]:
     return {
         "seconds": statistics.median(run["seconds"] for run in runs),
         "cpu_s": statistics.median(run["cpu_s"] for run in runs),
         "runs": [round(run["seconds"], 2) for run in runs],
     }
+
+
+def prepare_floor(
+    path: Path, extra_config: str = "", code: Path | None = None
+) -> dict[str, dict[str, float | list[float]]]:
+    """Wall and CPU seconds of the bare two-aggregation floor on ``path`` (``floor``) and of the prepare stage
+    alone (``prepare``, with ``extra_config`` and ``code`` as the job has them): the medians of
+    :data:`FLOOR_RUNS` fresh processes each, a floor run then a prepare run, and each run's wall seconds."""
+    floors, prepares = [], []
+    for _ in range(FLOOR_RUNS):
+        floors.append(_child(["--floor", str(path)]))
+        prepares.append(_child(["--prepare-alone", str(path), "--extra-config", extra_config], code))
+    return {"floor": _medians(floors), "prepare": _medians(prepares)}
 
 
 def run_train(feed: Path, extra_config: str = "", code: Path | None = None) -> dict[str, object]:
@@ -246,12 +284,16 @@ def main() -> None:
     parser.add_argument("--extra-config", default="", help="YAML appended to the benchmark config")
     parser.add_argument("--order", default="customer", help="the feed's rows by customer (default) or by time")
     parser.add_argument("--floor", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-alone", help=argparse.SUPPRESS)
     parser.add_argument("--train", type=Path, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.train:
         _train_child(rest, args.train)
     if args.floor:
         _floor_child(args.floor)
+        return
+    if args.prepare_alone:
+        _prepare_child(args.prepare_alone, args.extra_config)
         return
     from benchmarks.feed import ORDERS, generate  # not imported by the job's and the floor's processes
 
@@ -263,19 +305,24 @@ def main() -> None:
         if not feed.exists():
             generate(feed, rows, order=args.order)
         result = run_train(feed.resolve(), args.extra_config, args.code)
-        floor = prepare_floor(feed.resolve())
+        timed = prepare_floor(feed.resolve(), args.extra_config, args.code)
+        floor, alone = timed["floor"], timed["prepare"]
         stages, stages_cpu = result["stages"], result["stages_cpu"]
         assert isinstance(stages, dict)
         assert isinstance(stages_cpu, dict)
         result = {"label": args.label, "rows": rows, "order": args.order, **result}
-        seconds, cpu = floor["seconds"], floor["cpu_s"]
+        seconds, cpu, alone_seconds = floor["seconds"], floor["cpu_s"], alone["seconds"]
         assert isinstance(seconds, float)
         assert isinstance(cpu, float)
+        assert isinstance(alone_seconds, float)
         result["prepare_floor_s"] = round(seconds, 2)
         result["prepare_floor_cpu_s"] = round(cpu, 2)
         result["prepare_floor_runs_s"] = floor["runs"]
-        result["prepare_over_floor"] = round(stages["prepare"] / seconds, 2)
+        result["prepare_over_floor"] = round(stages["prepare"] / seconds, 2)  # the job's one run
         result["prepare_over_floor_cpu"] = round(stages_cpu["prepare"] / cpu, 2)
+        result["prepare_alone_s"] = round(alone_seconds, 2)
+        result["prepare_alone_runs_s"] = alone["runs"]
+        result["prepare_alone_over_floor"] = round(alone_seconds / seconds, 2)  # median over median
         line = json.dumps(result)
         print(line, flush=True)
         if args.json:

@@ -32,9 +32,11 @@ def test_small_run_reports_every_stage(tmp_path: Path) -> None:
     assert float(str(result["peak_rss_mb"])) > 100
     # with --output the run keeps samples of the per-customer tables, not the tables
     assert float(str(result["run_artifacts_mb"])) < float(str(result["output_mb"])) + 5
-    floor = prepare_floor(feed)
-    assert set(floor) == {"seconds", "cpu_s", "runs"}
-    runs = floor["runs"]
-    assert isinstance(runs, list)
-    assert len(runs) == 3
-    assert min(runs) - 0.01 <= float(str(floor["seconds"])) <= max(runs) + 0.01  # the median, rounded runs
+    timed = prepare_floor(feed)
+    assert set(timed) == {"floor", "prepare"}  # the floor, and the prepare stage alone, in turns
+    for measured in timed.values():
+        assert set(measured) == {"seconds", "cpu_s", "runs"}
+        runs = measured["runs"]
+        assert isinstance(runs, list)
+        assert len(runs) == 3
+        assert min(runs) - 0.01 <= float(str(measured["seconds"])) <= max(runs) + 0.01  # the median, rounded runs
