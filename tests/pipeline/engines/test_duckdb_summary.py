@@ -11,7 +11,8 @@ from pipeline.engines import duckdb_prepare, duckdb_summary
 from pipeline.engines.duckdb_classify import counted_rows
 from pipeline.engines.duckdb_summary import PURCHASE, RETURN, Windows, counts_sql, customers_sql, periods_sql
 from pipeline.engines.prepared import AsOfData, PreparedData
-from pipeline.engines.rules import QUARANTINE_REASONS
+from pipeline.engines.rules import QUARANTINE_REASONS, period_start
+from pipeline.engines.sql import DUCKDB
 
 WINDOWS = Windows(dt.date(2021, 6, 30), dt.date(2021, 12, 31), dt.date(2021, 1, 1), "day")
 
@@ -88,6 +89,23 @@ def test_customers_straight_from_the_days_equal_the_general_query() -> None:
     assert _values(rows, "e", ["total", "hold_gross"]) == [18 * 10**18, 9 * 10**18]
 
 
+def _weekly_parts_in_one_pass(periods: str, customers: str, w: Windows) -> str:
+    """The weekly parts as they were counted before ``weekly_per_day``: per week in one pass, the new customers
+    looked up in a FILTER for every period."""
+    new_from = period_start(w.calibration_end + dt.timedelta(days=1), w.period)
+    return f"""
+        SELECT {DUCKDB.week("p")} AS week, count(*) AS n_all,
+               count(*) FILTER (
+                   WHERE p >= DATE '{new_from}' AND cid IN (SELECT cid FROM {customers} WHERE cal_periods = 0)
+               ) AS n_new,
+               0 AS n_first
+        FROM {periods} GROUP BY week
+        UNION ALL
+        SELECT {DUCKDB.week("first_p")} AS week, 0 AS n_all, 0 AS n_new, count(*) AS n_first FROM {customers}
+        WHERE cal_periods > 0 GROUP BY week
+    """
+
+
 def _with(speed_up: str, rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where ``speed_up`` applies: plain ids in one pass (the count finds them) and in several (``plain_ids_3``)."""
     if speed_up == "plain_ids_3":
@@ -95,10 +113,13 @@ def _with(speed_up: str, rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _without(speed_up: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Prepare as it was before ``speed_up``: the customers by the general query, or every id through the id rule."""
+    """Prepare as it was before ``speed_up``: the customers by the general query, the weekly parts in one pass, or
+    every id through the id rule."""
     if speed_up == "customers_by_day":
         general = duckdb_summary.customers_sql
         monkeypatch.setattr(duckdb_prepare, "customers_sql", lambda d, p, w, net, by_day=False: general(d, p, w, net))
+    elif speed_up == "weekly_per_day":
+        monkeypatch.setattr(duckdb_prepare, "weekly_parts_sql", _weekly_parts_in_one_pass)
     else:
 
         def counted_without_plain_ids(transactions: duckdb.DuckDBPyRelation, dtype: str) -> tuple[int, bool]:
@@ -114,7 +135,7 @@ def _assert_prepared_equal(new: PreparedData, old: PreparedData) -> None:
     assert new.ledger == old.ledger
 
 
-@pytest.mark.parametrize("speed_up", ["customers_by_day", "plain_ids", "plain_ids_3"])
+@pytest.mark.parametrize("speed_up", ["customers_by_day", "plain_ids", "plain_ids_3", "weekly_per_day"])
 def test_speed_ups_give_the_same_summaries_on_cdnow(speed_up: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline.config import parse_config
     from pipeline.workflow import prepare_data
@@ -128,7 +149,7 @@ def test_speed_ups_give_the_same_summaries_on_cdnow(speed_up: str, monkeypatch: 
     _assert_prepared_equal(new, old)
 
 
-@pytest.mark.parametrize("speed_up", ["customers_by_day", "plain_ids", "plain_ids_3"])
+@pytest.mark.parametrize("speed_up", ["customers_by_day", "plain_ids", "plain_ids_3", "weekly_per_day"])
 def test_speed_ups_give_the_same_summaries_on_the_generated_feed(
     speed_up: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
