@@ -179,6 +179,7 @@ def _prepare_child(path: str, extra_config: str) -> None:
     from pipeline.engines import open_engine
 
     with tempfile.TemporaryDirectory(prefix="train-bench-prepare-") as tmp:
+        os.chdir(tmp)  # as the job runs: DuckDB's default spill folder is relative to it
         file = Path(tmp) / "config.yaml"
         file.write_text(CONFIG.format(path=path, extra=extra_config))
         config = load_config(file).resolved()
@@ -216,7 +217,7 @@ def prepare_floor(
     floors, prepares = [], []
     for _ in range(FLOOR_RUNS):
         floors.append(_child(["--floor", str(path)]))
-        prepares.append(_child(["--prepare-alone", str(path), "--extra-config", extra_config], code))
+        prepares.append(_child(["--prepare-alone", str(path.resolve()), f"--extra-config={extra_config}"], code))
     return {"floor": _medians(floors), "prepare": _medians(prepares)}
 
 

@@ -177,6 +177,28 @@ def test_a_quarantined_day_outside_pythons_dates_is_counted_on_the_nearest(tmp_p
         engine.close()
 
 
+def test_quarantined_days_outside_pythons_dates_in_several_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The buckets' counts are merged by reason: a quarantined row's day before the year 1 (text from DuckDB) and
+    one in 1890 in another bucket stopped prepare with a TypeError when the counts kept quarantined rows' days."""
+    from pipeline.engines import duckdb_prepare
+
+    path = tmp_path / "far.csv"
+    far = [("a0", "1890-01-01", "5"), ("zz", "0000-06-01", "5"), ("zy", "12000-01-01", "5"), ("a1", "2021-04-15", "5")]
+    rows = [*DAY_FEED[:4], *[(f"m{k}", "2021-01-03", "5") for k in range(20)], *far]
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", 8)
+    engine = DuckDBEngine(EngineConfig())
+    try:
+        prepared = engine.prepare(engine.open(DataConfig(source="csv", path=path)), DAY_CONFIG)
+        assert prepared.ledger.quarantined == {"timestamp_out_of_range": 2, "after_observation_end": 2}
+        assert prepared.ledger.rows_used == 24
+        assert (prepared.first_date, prepared.last_date) == (dt.date(2021, 1, 1), dt.date(2021, 3, 1))
+    finally:
+        engine.close()
+
+
 # Zoned timestamps near midnight: customers who buy only at 23:30 on 2021-02-14 or 00:30 on 2021-02-15 in
 # prepare.timezone (their first purchase is the day prepare gave them), and rows quarantined at those instants.
 LATE, EARLY = pd.Timestamp("2021-02-14 23:30", tz=DAY_ZONE), pd.Timestamp("2021-02-15 00:30", tz=DAY_ZONE)
