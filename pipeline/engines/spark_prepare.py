@@ -310,8 +310,9 @@ def _ledger(
     given_format: str | None,
 ) -> tuple[Ledger, dt.date, dt.date, dt.date, bool]:
     counts = spark.sql(
-        f"""SELECT coalesce(reason, '') AS reason, sum(n) AS n, min(d) AS first, max(d) AS last,
-                   sum(n) FILTER (WHERE is_return) AS returns
+        # The days of used rows only: a quarantined row's may lie before the year 1, which Python's dates cannot hold.
+        f"""SELECT coalesce(reason, '') AS reason, sum(n) AS n, min(d) FILTER (WHERE reason IS NULL) AS first,
+                   max(d) FILTER (WHERE reason IS NULL) AS last, sum(n) FILTER (WHERE is_return) AS returns
             FROM {views["daily"]} GROUP BY coalesce(reason, '')"""
     ).collect()
     by_reason = {row["reason"]: (int(row["n"]), row["first"], row["last"], int(row["returns"] or 0)) for row in counts}
