@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -97,6 +97,59 @@ def _owned(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
+def _view(chunk: pa.Array) -> npt.NDArray[Any] | None:
+    """A chunk's values as numpy sees them in its buffer (no copy), or None where pandas would not take them so:
+    nulls, or another type than 64-bit numbers and timestamps without a time zone."""
+    kind = chunk.type
+    numeric = pa.types.is_float64(kind) or pa.types.is_int64(kind)
+    if chunk.null_count or not (numeric or (pa.types.is_timestamp(kind) and kind.tz is None)):
+        return None
+    view: npt.NDArray[Any] = chunk.to_numpy(zero_copy_only=True)
+    return view
+
+
+def _kept(column: pa.ChunkedArray, keep: list[npt.NDArray[np.bool_]] | None, kept: int) -> npt.NDArray[Any] | pd.Series:
+    """One column of a part as pandas takes it: its chunks copied into one numpy array (the rows of ``keep``, a
+    mask per chunk, ``kept`` of them), or pandas' own conversion where a chunk is not a plain numpy view."""
+    views = [view for view in map(_view, column.chunks) if view is not None]
+    if not views or len(views) < column.num_chunks:
+        array = column if keep is None else column.filter(pa.chunked_array([pa.array(rows) for rows in keep]))
+        series: pd.Series = array.to_pandas()
+        return series
+    if keep is None:
+        return np.concatenate(views)
+    out = np.empty(kept, dtype=views[0].dtype)
+    at = 0
+    for view, rows in zip(views, keep, strict=True):
+        n = int(np.count_nonzero(rows))
+        np.compress(rows, view, out=out[at : at + n])
+        at += n
+    return out
+
+
+def _frame(table: pa.Table, part: Part, ids: pa.ChunkedArray) -> pd.DataFrame:
+    """The frame of ``part`` from ``table`` (the part's columns of mapped bucket files) and the sorted ``ids``:
+    each column copied once, straight into the numpy array pandas keeps. pyarrow's conversion had copied the
+    buckets' chunks into one array after filtering the rows into new chunks: at 5M customers the two frames took
+    0.61-0.96 s instead of 0.90-1.79 s (four runs each, prepare alone)."""
+    names = [c for c in table.column_names if c != part.rows]
+    keep = None
+    if part.rows is not None:
+        flag = pc.fill_null(table[part.rows], False)  # as Table.filter, a NULL flag drops the row
+        if not pc.all(flag).as_py():
+            keep = [chunk.to_numpy(zero_copy_only=False) for chunk in flag.chunks]
+    lengths = [len(chunk) for chunk in flag.chunks] if keep is not None else []
+    if keep is not None and any([len(chunk) for chunk in table[name].chunks] != lengths for name in names):
+        converted: pd.DataFrame = _part(table.add_column(0, "customer_id", ids), part).to_pandas(split_blocks=True)
+        return converted
+    kept = len(ids) if keep is None else sum(int(np.count_nonzero(rows)) for rows in keep)
+    key = ids if keep is None else ids.filter(pa.array(np.concatenate(keep)))
+    columns: dict[str, object] = {"customer_id": key.to_pandas().array}
+    for name in names:
+        columns[name.removeprefix(part.prefix)] = _kept(table[name], keep, kept)
+    return pd.DataFrame(columns, copy=False)
+
+
 class Summaries:
     """The sorted summary rows of each bucket, in bucket order, until :meth:`frames` reads them into pandas."""
 
@@ -159,11 +212,16 @@ class Summaries:
         del by_bucket
         ids = _owned_text(ids if order is None else ids.take(order))
         names = self._names()
+        files = any(isinstance(bucket, Path) for bucket in self._buckets)
         frames = []
         for part in parts:
-            table = self._read(part.columns(names), order)
-            table = _part(table.add_column(0, "customer_id", ids), part)
-            frames.append(table.to_pandas(split_blocks=True, self_destruct=True))
+            if files and order is None:
+                table = pa.concat_tables([self._columns(bucket, part.columns(names)) for bucket in self._buckets])
+                frames.append(_frame(table, part, ids))
+            else:
+                table = self._read(part.columns(names), order)
+                table = _part(table.add_column(0, "customer_id", ids), part)
+                frames.append(table.to_pandas(split_blocks=True, self_destruct=True))
             del table
             # pyarrow's allocator keeps the copies' buffers for reuse unless told otherwise.
             pa.default_memory_pool().release_unused()

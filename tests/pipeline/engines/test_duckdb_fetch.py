@@ -226,3 +226,57 @@ def test_feeds_a_user_brings_through_several_buckets_equal_one_pass(feed: str, m
     pd.testing.assert_frame_equal(one_pass.weekly, buckets.weekly, check_exact=True)
     assert one_pass.ledger == buckets.ledger
     pd.testing.assert_frame_equal(one_pass_scores.customers, scores.customers, check_exact=True)
+
+
+def _buckets_table() -> pa.Table:
+    """Two buckets' columns of four chunks: numbers, timestamps, and types pandas converts itself (nulls, flags,
+    a time zone, dates); the part's row flag with a NULL."""
+
+    def chunks(*values: list[object], kind: pa.DataType | None = None) -> pa.ChunkedArray:
+        kind = kind or pa.array(values[0]).type
+        return pa.chunked_array([pa.array(v, kind) for v in values], kind)
+
+    stamp = pa.timestamp("us")
+    return pa.table(
+        {
+            "c:x": chunks([1.5, 2.5], [3.5], [], [4.5, 5.5]),
+            "c:n": chunks([1, 2], [3], [], [4, 5], kind=pa.int64()),
+            "c:first": chunks([dt.datetime(2021, 1, k) for k in (1, 2)], [dt.datetime(2021, 2, 1)], [], [None, None])
+            .cast(stamp)
+            .fill_null(dt.datetime(2021, 3, 1)),
+            "c:gaps": chunks([1.0, None], [3.0], [], [4.0, 5.0]),
+            "c:flag": chunks([True, False], [True], [], [False, True]),
+            "c:zoned": chunks([0, 1], [2], [], [3, 4], kind=pa.int64()).cast(pa.timestamp("us", "UTC")),
+            "c:day": chunks([0, 1], [2], [], [3, 4], kind=pa.int32()).cast(pa.date32()),
+            "in": chunks([True, False], [None], [], [True, True]),
+        }
+    )
+
+
+@pytest.mark.parametrize("rows", [None, "in"])
+def test_frames_copied_straight_to_numpy_equal_pyarrows_conversion(rows: str | None) -> None:
+    table = _buckets_table()
+    ids = pa.chunked_array([pa.array(["a", "b", "c", "d", "e"], pa.large_string())])
+    part = duckdb_fetch.Part("c:", rows)
+    columns = table.select(part.columns(table.column_names))
+    expected = duckdb_fetch._part(columns.add_column(0, "customer_id", ids), part).to_pandas(split_blocks=True)
+    frame = duckdb_fetch._frame(columns, part, ids)
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert frame["customer_id"].tolist() == (["a", "b", "c", "d", "e"] if rows is None else ["a", "d", "e"])
+    assert frame["x"].dtype == np.float64
+    assert frame["first"].dtype == np.dtype("datetime64[us]")
+    # a numpy copy, not a view of the buckets' buffers
+    assert not np.shares_memory(frame["x"].to_numpy(), columns["c:x"].chunk(0).to_numpy())
+
+
+def test_frames_whose_chunks_do_not_line_up_are_converted_by_pyarrow() -> None:
+    ids = pa.chunked_array([pa.array(["a", "b", "c"], pa.large_string())])
+    table = pa.table(
+        {
+            "c:x": pa.chunked_array([pa.array([1.0, 2.0]), pa.array([3.0])]),
+            "in": pa.chunked_array([pa.array([True]), pa.array([False, True])]),
+        }
+    )
+    part = duckdb_fetch.Part("c:", "in")
+    frame = duckdb_fetch._frame(table, part, ids)
+    assert frame.to_dict("list") == {"customer_id": ["a", "c"], "x": [1.0, 3.0]}
