@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pipeline.engines.duckdb_summary import BIGINT_MAX
@@ -13,15 +14,15 @@ from pipeline.errors import InputError
 __all__ = ["merged_counts", "reason_counts"]
 
 
-def reason_counts(counts: list[tuple[Any, ...]], source: str) -> ReasonCounts:
+def reason_counts(counts: list[tuple[Any, ...]], source: str, overflowed: Callable[[], object]) -> ReasonCounts:
     """Rows, first and last day, and returns per quarantine reason, from the rows of
-    :func:`~pipeline.engines.duckdb_summary.counts_sql`; InputError on a day whose sum overflowed."""
-    for *_, overflow in counts:
-        if overflow is not None:
-            raise InputError(
-                f"{source}: customer {overflow!r} has more than {BIGINT_MAX / SCALE:.3g} in purchases or returns "
-                "on one day; set prepare.max_amount to quarantine such amounts"
-            )
+    :func:`~pipeline.engines.duckdb_summary.counts_sql`; InputError on a day whose sum overflowed, naming the
+    customer ``overflowed()`` gives (:func:`~pipeline.engines.duckdb_summary.overflow_sql`)."""
+    if any(overflow for *_, overflow in counts):
+        raise InputError(
+            f"{source}: customer {overflowed()!r} has more than {BIGINT_MAX / SCALE:.3g} in purchases or returns "
+            "on one day; set prepare.max_amount to quarantine such amounts"
+        )
     return {reason: (int(n), first, last, int(r or 0)) for reason, n, first, last, r, _ in counts}
 
 

@@ -14,6 +14,7 @@ for the edge to write.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ from pipeline.engines.duckdb_summary import (
     customers_sql,
     daily_sql,
     full_sql,
+    overflow_sql,
     periods_sql,
     returns_sql,
     summaries_sql,
@@ -111,6 +113,11 @@ def _store(relation: duckdb.DuckDBPyRelation, table: str, create: bool) -> None:
         relation.insert_into(table)
 
 
+def _first_overflow(statements: Statements, daily: str) -> object:
+    """The customer named when a used day's sum overflowed."""
+    return statements.on_tables(overflow_sql(daily)).fetchall()[0][0]
+
+
 def _returns(statements: Statements, daily: str, observation_end: dt.date, period: str) -> tuple[int, int]:
     """Used return rows netted against a purchase period, and those with none at or before them."""
     netted, unmatched = statements.on_tables(returns_sql(daily, observation_end, period)).fetchall()[0]
@@ -149,7 +156,8 @@ def _scan(
         table = f"{daily}_{bucket}"
         bucket_sql = classified_sql(columns, layout, config, timestamp_format, buckets.where(bucket), plain)
         statements.on_input(daily_sql(bucket_sql, layout.has_order)).create(table)
-        counts = reason_counts(statements.on_tables(counts_sql(table)).fetchall(), source)
+        rows = statements.on_tables(counts_sql(table)).fetchall()
+        counts = reason_counts(rows, source, functools.partial(_first_overflow, statements, table))
         by_reason = merged_counts(by_reason, counts)
         if summarise is None:
             continue

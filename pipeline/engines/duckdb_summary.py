@@ -28,6 +28,7 @@ __all__ = [
     "customers_sql",
     "daily_sql",
     "full_sql",
+    "overflow_sql",
     "periods_sql",
     "returns_sql",
     "summaries_sql",
@@ -328,18 +329,26 @@ def weekly_sql(parts: str) -> str:
 def counts_sql(daily: str) -> str:
     """Per quarantine reason ('' for the used rows) in a daily table: rows, first and last day of the used rows
     (NULL for a reason: a quarantined row's day may lie outside Python's dates, which DuckDB hands over as text),
-    returns, and one customer with a day whose sum overflowed (NULL when none). Grouped by the one-byte kind
-    first, then named."""
+    returns, and the used days whose sum overflowed (NULL for a reason; :func:`overflow_sql` names a customer).
+    Grouped by the one-byte kind first, then named. Whether a row is used or a return is the same for its whole
+    kind, so the kind's aggregates are kept or dropped after grouping instead of being filtered row by row: at 50M
+    rows of input, a bucket of 16.5M days took 0.03 s against 0.16-0.17 s with a FILTER on each aggregate."""
     names = "[" + ", ".join(DUCKDB.string(r) for r in QUARANTINE_REASONS) + "]"
-    used = f"FILTER (WHERE {USED})"
-    return f"""SELECT CASE WHEN kind <= {RETURN} THEN '' ELSE {names}[kind - {RETURN}] END AS reason,
+    used = f"kind <= {RETURN}"
+    return f"""SELECT CASE WHEN {used} THEN '' ELSE {names}[kind - {RETURN}] END AS reason,
                       sum(n) AS n, min(first) AS first, max(last) AS last, sum(returns) AS returns,
-                      any_value(overflow) AS overflow
-               FROM (SELECT kind, sum(n) AS n, min(d) {used} AS first, max(d) {used} AS last,
-                            sum(n) FILTER (WHERE kind = {RETURN}) AS returns,
-                            any_value(cid) FILTER (WHERE {USED} AND amount IS NULL) AS overflow
+                      sum(overflow) AS overflow
+               FROM (SELECT kind, sum(n) AS n, CASE WHEN {used} THEN min(d) END AS first,
+                            CASE WHEN {used} THEN max(d) END AS last,
+                            CASE WHEN kind = {RETURN} THEN sum(n) END AS returns,
+                            CASE WHEN {used} THEN count(*) - count(amount) END AS overflow
                      FROM {daily} GROUP BY kind)
                GROUP BY ALL"""
+
+
+def overflow_sql(daily: str) -> str:
+    """The first customer (by id) with a used day whose sum overflowed (NULL amount) in a daily table."""
+    return f"SELECT min(cid) FROM {daily} WHERE {USED} AND amount IS NULL"
 
 
 def returns_sql(daily: str, observation_end: dt.date, period: str) -> str:

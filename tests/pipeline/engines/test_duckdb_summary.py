@@ -9,7 +9,15 @@ import pytest
 
 from pipeline.engines import duckdb_prepare, duckdb_summary
 from pipeline.engines.duckdb_classify import counted_rows
-from pipeline.engines.duckdb_summary import PURCHASE, RETURN, Windows, counts_sql, customers_sql, periods_sql
+from pipeline.engines.duckdb_summary import (
+    PURCHASE,
+    RETURN,
+    Windows,
+    counts_sql,
+    customers_sql,
+    overflow_sql,
+    periods_sql,
+)
 from pipeline.engines.prepared import AsOfData, PreparedData
 from pipeline.engines.rules import QUARANTINE_REASONS, period_start
 from pipeline.engines.sql import DUCKDB
@@ -180,10 +188,13 @@ def test_counts_name_each_kind_and_merge_purchases_and_returns() -> None:
     con = duckdb.connect()
     con.execute(f"CREATE TABLE daily AS {_DAILY}")
     assert sorted(con.sql(counts_sql("daily")).fetchall()) == [
-        ("", 19, dt.date(2020, 12, 31), dt.date(2022, 1, 1), 1, None),
+        ("", 19, dt.date(2020, 12, 31), dt.date(2022, 1, 1), 1, 0),
         ("duplicate", 3, None, None, None, None),  # the days of used rows only
         ("invalid_amount", 1, None, None, None, None),
     ]
-    # A used day whose sum overflowed (NULL) names its customer; a quarantined row's NULL amount does not.
+    assert con.sql(overflow_sql("daily")).fetchall() == [(None,)]
+    # A used day whose sum overflowed (NULL) is counted and names its customer; a quarantined row's NULL amount not.
     con.execute(f"INSERT INTO daily VALUES ({RETURN}, 'g', DATE '2021-05-01', NULL, 1)")
-    assert [row[5] for row in con.sql(counts_sql("daily")).fetchall() if row[0] == ""] == ["g"]
+    con.execute(f"INSERT INTO daily VALUES ({PURCHASE}, 'h', DATE '2021-05-02', NULL, 1)")
+    assert [row[5] for row in con.sql(counts_sql("daily")).fetchall() if row[0] == ""] == [2]
+    assert con.sql(overflow_sql("daily")).fetchall() == [("g",)]
