@@ -63,6 +63,38 @@ def test_plain_ids_where_every_id_is_its_own_text(ids: list[object], plain: bool
     assert cids[0] == cids[1] or not plain
 
 
+@pytest.mark.parametrize("form", ["parquet", "csv", "frame"])
+def test_rows_and_plain_ids_counted_alike_from_files_and_frames(form: str, tmp_path: Path) -> None:
+    """Parquet and frames are counted in two queries (the ids that are not plain in a WHERE), text files in one
+    scan: the same counts."""
+    con = duckdb.connect()
+    for k, (ids, plain) in enumerate(PLAIN_IDS):
+        assert isinstance(ids, list)
+        relation = con.from_df(pd.DataFrame({"customer_id": pd.Series(ids, dtype=object), "amount": 1.0}))
+        path = str(tmp_path / f"rows-{k}.{form}")
+        if form == "parquet":
+            relation.write_parquet(path)
+            relation = con.read_parquet(path)
+        elif form == "csv":
+            relation.write_csv(path)
+            relation = con.read_csv(path, all_varchar=True)
+        assert duckdb_classify.parses_text(relation) is (form == "csv")
+        assert counted_rows(relation, "VARCHAR") == (len(ids), plain)
+
+
+def test_text_files_named_in_a_query_are_parsed_once(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    for name in ("x.csv", "monthly.CSV", "events.ndjson"):
+        (tmp_path / name).write_text('{"customer_id": "a"}\n' if name.endswith("json") else "customer_id\na\n")
+    parquet = tmp_path / "x.parquet"
+    con.sql("SELECT 'a' AS customer_id").write_parquet(str(parquet))
+    assert duckdb_classify.parses_text(con.sql(f"SELECT * FROM read_csv_auto('{tmp_path / 'x.csv'}')"))
+    assert duckdb_classify.parses_text(con.sql(f"SELECT * FROM '{tmp_path / 'monthly.CSV'}'"))
+    assert duckdb_classify.parses_text(con.sql(f"SELECT * FROM read_json('{tmp_path / 'events.ndjson'}')"))
+    assert not duckdb_classify.parses_text(con.sql(f"SELECT * FROM read_parquet('{parquet}')"))
+    assert not duckdb_classify.parses_text(con.sql("SELECT 'a' AS customer_id"))
+
+
 def test_integer_ids_are_plain_without_a_scan() -> None:
     no_ids = duckdb.connect().sql("SELECT 1 AS other")  # a scan of customer_id would fail
     assert plain_ids(no_ids, "BIGINT")
