@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from models.clv import DAYS_PER_UNIT
+from pipeline.allocator import small_pages
 from pipeline.config import PrepareConfig
 from pipeline.engines.duckdb_classify import (
     check_collation,
@@ -267,7 +268,8 @@ def _frames(statements: Statements, tables: WorkingTables, sink: Summaries, part
     memory back: the frames never sit in memory next to DuckDB's tables."""
     tables.drop(statements)
     release_memory(statements.on_tables)
-    return sink.frames(parts, lambda sql, ids: _with_ids(statements.working, sql, ids))
+    with small_pages():  # fresh arrays in the memory DuckDB just handed back (see pipeline.allocator)
+        return sink.frames(parts, lambda sql, ids: _with_ids(statements.working, sql, ids))
 
 
 def _with_ids(working: duckdb.DuckDBPyRelation, sql: str, clv_prepare_ids: pa.Table) -> duckdb.DuckDBPyRelation:

@@ -4,10 +4,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pipeline import allocator
 from pipeline.allocator import HEAPS, keep_freed_memory, limit_heaps
 
 # Six threads allocate at the same time, then the process counts glibc's heaps (malloc_info's <heap nr=...>).
@@ -160,3 +162,34 @@ def test_a_users_malloc_settings_win(name: str, value: str, monkeypatch: pytest.
         monkeypatch.delenv(other, raising=False)
     monkeypatch.setenv(name, value)
     assert keep_freed_memory() is False
+
+
+def _switch() -> Callable[[bool], bool]:
+    switch = allocator._huge_page_switch()
+    assert switch is not None  # this numpy has it
+    return switch
+
+
+def _huge_pages() -> bool:
+    """Whether numpy advises its new arrays for huge pages now (read by setting it and putting it back)."""
+    advised = bool(_switch()(True))
+    _switch()(advised)
+    return advised
+
+
+@pytest.mark.parametrize("advised", [True, False])
+def test_small_pages_inside_and_numpys_own_setting_back_after(advised: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    before = _switch()(advised)
+    try:
+        with allocator.small_pages():
+            assert not _huge_pages()
+        assert _huge_pages() is advised
+        with pytest.raises(ValueError, match="stopped inside"), allocator.small_pages():
+            raise ValueError("stopped inside")
+        assert _huge_pages() is advised
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # the user's choice is kept
+        with allocator.small_pages():
+            assert _huge_pages() is advised
+    finally:
+        _switch()(before)
