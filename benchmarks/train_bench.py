@@ -168,13 +168,19 @@ ratio of one run of each moved with them."""
 
 def _prepare_child(path: str, extra_config: str) -> None:
     """The prepare stage alone, as ``clv train`` runs it: the benchmark's config resolved, its engine opened
-    on the feed, ``engine.prepare`` timed (the cycle collector run less often, as :func:`pipeline.cli.run` does)."""
+    on the feed, ``engine.prepare`` timed (the cycle collector run less often, as :func:`pipeline.cli.run` does,
+    and the C allocator's heaps capped and freed memory kept, as :func:`pipeline.cli.main` does)."""
     import contextlib
 
     with contextlib.suppress(ImportError):  # a checkout from before it was made runs with Python's defaults
         from pipeline.interpreter import fewer_collections
 
         fewer_collections()
+    with contextlib.suppress(ImportError):
+        from pipeline.allocator import keep_freed_memory, limit_heaps
+
+        limit_heaps()
+        keep_freed_memory()
     from pipeline.config import load_config
     from pipeline.engines import open_engine
 
