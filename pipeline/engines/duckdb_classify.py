@@ -197,7 +197,7 @@ def counted_rows(transactions: duckdb.DuckDBPyRelation, dtype: str) -> tuple[int
 
     The ids that are not plain are counted in a WHERE, which DuckDB evaluates as it reads a Parquet file (once
     per distinct value of a dictionary-encoded column), and the rows apart, from the file's metadata: at 50M
-    rows 0.34 s against 0.74 s for a FILTER of the one count over every row. A source of text files (CSV) is
+    rows 0.34-0.39 s against 0.73-0.76 s for a FILTER of the one count over every row. A source of text files (CSV) is
     read once for both counts instead: each count would parse the files."""
     if dtype in INTEGER_TYPES:
         (rows,) = _run(transactions, "SELECT count(*) FROM tx")[0]
