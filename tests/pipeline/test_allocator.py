@@ -193,3 +193,19 @@ def test_small_pages_inside_and_numpys_own_setting_back_after(advised: bool, mon
             assert _huge_pages() is advised
     finally:
         _switch()(before)
+
+
+def test_small_pages_blocks_that_overlap_leave_numpys_setting_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two blocks opened and closed out of order, as two threads would: the advice comes back with the last."""
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    before = _switch()(True)
+    try:
+        first, second = allocator.small_pages(), allocator.small_pages()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert not _huge_pages()  # the second block is still open
+        second.__exit__(None, None, None)
+        assert _huge_pages()
+    finally:
+        _switch()(before)

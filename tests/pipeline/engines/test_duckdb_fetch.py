@@ -280,3 +280,38 @@ def test_frames_whose_chunks_do_not_line_up_are_converted_by_pyarrow() -> None:
     part = duckdb_fetch.Part("c:", "in")
     frame = duckdb_fetch._frame(table, part, ids)
     assert frame.to_dict("list") == {"customer_id": ["a", "c"], "x": [1.0, 3.0]}
+
+
+def test_frames_of_buckets_without_a_customer() -> None:
+    """Bucket files without a batch (no customer) give empty frames, as pyarrow's conversion does."""
+    table = pa.table({"c:x": pa.chunked_array([], pa.float64()), "in": pa.chunked_array([], pa.bool_())})
+    ids = pa.chunked_array([], pa.large_string())
+    for rows in (None, "in"):
+        part = duckdb_fetch.Part("c:", rows)
+        columns = table.select(part.columns(table.column_names))
+        expected = duckdb_fetch._part(columns.add_column(0, "customer_id", ids), part).to_pandas(split_blocks=True)
+        pd.testing.assert_frame_equal(duckdb_fetch._frame(columns, part, ids), expected, check_exact=True)
+
+
+def test_a_feed_of_returns_only_through_several_buckets_stops_as_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = pd.DataFrame(
+        {
+            "customer_id": [f"c{k:03d}" for k in range(40)],
+            "timestamp": ["2021-03-01"] * 20 + ["2021-10-01"] * 20,
+            "amount": [-5.0] * 40,
+        }
+    )
+    with pytest.raises(InputError, match="no customer made a purchase on or before calibration_end"):
+        prepare(duckdb.connect().from_df(raw), CONFIG, "%Y-%m-%d")
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", 10)  # four buckets, each file without a batch
+    with pytest.raises(InputError, match="no customer made a purchase on or before calibration_end"):
+        prepare(duckdb.connect().from_df(raw), CONFIG, "%Y-%m-%d")
+
+
+def test_columns_pyarrow_converts_are_copied_out_of_the_buckets() -> None:
+    """A column numpy cannot take as it is (here 32-bit integers) is still copied, not kept in the file's buffer."""
+    column = pa.chunked_array([pa.array([1, 2, 3], pa.int32())])
+    ids = pa.chunked_array([pa.array(["a", "b", "c"], pa.large_string())])
+    frame = duckdb_fetch._frame(pa.table({"c:n": column}), duckdb_fetch.Part("c:"), ids)
+    assert frame["n"].tolist() == [1, 2, 3]
+    assert not np.shares_memory(frame["n"].to_numpy(), column.chunk(0).to_numpy())
