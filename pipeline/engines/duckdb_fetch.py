@@ -90,13 +90,6 @@ def _owned_text(ids: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array([pa.concat_arrays(large)] if large else [], pa.large_string())
 
 
-def _owned(table: pa.Table) -> pa.Table:
-    """``table`` with each column of a single chunk copied: pandas takes such a column's buffer as it is (of a
-    mapped file, it would keep the file), while it copies the chunks of the others into its own arrays."""
-    columns = [pa.chunked_array([pa.concat_arrays(c.chunks)]) if c.num_chunks == 1 else c for c in table.columns]
-    return pa.table(columns, names=table.column_names)
-
-
 def _view(chunk: pa.Array) -> npt.NDArray[Any] | None:
     """A chunk's values as numpy sees them in its buffer (no copy), or None where pandas would not take them so:
     nulls, or another type than 64-bit numbers and timestamps without a time zone."""
@@ -195,19 +188,11 @@ class Summaries:
     def _columns(bucket: pa.Table | Path, columns: list[str]) -> pa.Table:
         """The named columns of one bucket. A file is memory-mapped: its columns are read where they lie, without
         allocating or copying (at 10M customers the frames took 2.3-2.5 s instead of 5.0-6.1 s from plain reads,
-        and the peak of prepare fell from 3.21 to 2.61 GB); :func:`_owned` copies them before the file goes."""
+        and the peak of prepare fell from 3.21 to 2.61 GB); :func:`_frame` copies them before the file goes."""
         if not isinstance(bucket, Path):
             return bucket.select(columns)
         with pa.memory_map(str(bucket)) as source:  # the mapping lives on in the columns' buffers
             return ipc.open_file(source).read_all().select(columns)
-
-    def _read(self, columns: list[str], order: npt.NDArray[np.int64] | None) -> pa.Table:
-        """The named columns of every bucket, one bucket after the other, in memory of their own: taken in
-        ``order`` (a copy), or else with the columns of mapped files copied."""
-        table = pa.concat_tables([self._columns(bucket, columns) for bucket in self._buckets])
-        if order is not None:
-            return table.take(order)
-        return _owned(table) if any(isinstance(bucket, Path) for bucket in self._buckets) else table
 
     def frames(self, parts: list[Part], query: Query) -> list[pd.DataFrame]:
         """The frames ``parts``, sorted by id; ``query`` runs the sort that integer ids need (see the module).
@@ -222,11 +207,11 @@ class Summaries:
         files = any(isinstance(bucket, Path) for bucket in self._buckets)
         frames = []
         for part in parts:
-            if files and order is None:
-                table = pa.concat_tables([self._columns(bucket, part.columns(names)) for bucket in self._buckets])
-                frames.append(_frame(table, part, ids))
-            else:
-                table = self._read(part.columns(names), order)
+            table = pa.concat_tables([self._columns(bucket, part.columns(names)) for bucket in self._buckets])
+            if order is None and files:
+                frames.append(_frame(table, part, ids))  # copied out of the mapped files
+            else:  # in memory already, or taken in order (a copy of its own)
+                table = table if order is None else table.take(order)
                 table = _part(table.add_column(0, "customer_id", ids), part)
                 frames.append(table.to_pandas(split_blocks=True, self_destruct=True))
             del table

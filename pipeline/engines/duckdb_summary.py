@@ -334,14 +334,13 @@ def counts_sql(daily: str) -> str:
     kind, so the kind's aggregates are kept or dropped after grouping instead of being filtered row by row: at 50M
     rows of input, a bucket of 16.5M days took 0.03 s against 0.16-0.17 s with a FILTER on each aggregate."""
     names = "[" + ", ".join(DUCKDB.string(r) for r in QUARANTINE_REASONS) + "]"
-    used = f"kind <= {RETURN}"
-    return f"""SELECT CASE WHEN {used} THEN '' ELSE {names}[kind - {RETURN}] END AS reason,
+    return f"""SELECT CASE WHEN {USED} THEN '' ELSE {names}[kind - {RETURN}] END AS reason,
                       sum(n) AS n, min(first) AS first, max(last) AS last, sum(returns) AS returns,
                       sum(overflow) AS overflow
-               FROM (SELECT kind, sum(n) AS n, CASE WHEN {used} THEN min(d) END AS first,
-                            CASE WHEN {used} THEN max(d) END AS last,
+               FROM (SELECT kind, sum(n) AS n, CASE WHEN {USED} THEN min(d) END AS first,
+                            CASE WHEN {USED} THEN max(d) END AS last,
                             CASE WHEN kind = {RETURN} THEN sum(n) END AS returns,
-                            CASE WHEN {used} THEN count(*) - count(amount) END AS overflow
+                            CASE WHEN {USED} THEN count(*) - count(amount) END AS overflow
                      FROM {daily} GROUP BY kind)
                GROUP BY ALL"""
 
