@@ -13,7 +13,7 @@ import pandas as pd
 
 from models import sbg
 from models.subscription_model import CAP_TOLERANCE, SubscriptionParams, at_lifetime_cap, score_subscribers
-from pipeline.advice import advice_lines, charges_summary, feed_shape
+from pipeline.advice import advice_lines, charges_summary, feed_shape, padded_id_advice
 from pipeline.config import Config
 from pipeline.contractual.intervals import billing_period_advice
 from pipeline.contractual.prepare import Subscribers
@@ -161,6 +161,7 @@ def train_contractual(config: Config, engine: Engine, data: Source) -> Contractu
     period_advice = billing_period_advice(subscribers.charge_interval, config.business.billing_period)
     check_window(subscribers, config, data.description, period_advice)
     advice = period_advice + advice_lines(feed_shape(charges_summary(subscribers.charges), 1.0), "contractual")
+    advice += padded_id_advice(subscribers.full["customer_id"])
     start = time.perf_counter()
     try:
         calibration_fits = fit_cohorts(subscribers.calibration, config.fit)

@@ -86,6 +86,7 @@ def discrete_summary_dict(result: DiscreteResult) -> dict[str, Any]:
             "spend": result.spend.fit.params.as_dict() if result.spend is not None else None,
             "spend_fallback": result.spend.fallback if result.spend is not None else "",
         },
+        "advice": list(result.advice),
         "warnings": [],
         "metrics": result.validation.metrics,
         "checks": [c.as_dict() for c in result.gate.checks],
@@ -120,6 +121,7 @@ def discrete_summary_text(result: DiscreteResult) -> str:
             f"{m['baseline_average_rate_purchases_mae']:.4f})",
             *_spend_lines(result),
             f"  gate        {'passed' if result.gate.passed else 'FAILED'}; {verdict}",
+            *(f"  {line}" for line in result.advice),
         ]
     )
 

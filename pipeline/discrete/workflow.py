@@ -20,6 +20,7 @@ import pandas as pd
 from models import bgbb
 from models.fitted import FitError
 from models.opportunity_model import OpportunityParams, score_opportunities
+from pipeline.advice import padded_id_advice
 from pipeline.config import Config
 from pipeline.discrete.prepare import Histories, prepare_opportunities
 from pipeline.discrete.validation import DiscreteValidation, discrete_gate, validate_bgbb
@@ -46,6 +47,8 @@ class DiscreteResult:
     model: OpportunityParams | None = None
     scores: pd.DataFrame | None = None
     spend: SpendOutcome | None = None
+    advice: tuple[str, ...] = ()
+    """Advice on the data (ids that differ only by leading zeros): in the summary and the run's tags."""
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     run_id: str = ""
     version: int | None = None
@@ -108,7 +111,8 @@ def train_discrete(config: Config, engine: Engine, data: Source) -> DiscreteResu
         raise InputError(f"{data.description}: cannot validate BG/BB on this feed: {exc}") from None
     timings["calibration_fit"] = time.perf_counter() - start
     gate = discrete_gate(validation.metrics)
-    result = DiscreteResult(config, data, histories, validation, gate, timings=timings)
+    advice = padded_id_advice(histories.full["customer_id"])
+    result = DiscreteResult(config, data, histories, validation, gate, advice=advice, timings=timings)
     if not gate.passed:
         return result
     start = time.perf_counter()

@@ -27,6 +27,7 @@ def record_discrete(result: DiscreteResult, config_yaml: str) -> None:
             "data.fingerprint": result.data.fingerprint,
             "gate.passed": str(result.gate.passed).lower(),
             "bgbb.remedy": result.validation.fit.remedy,
+            **{f"advice.{i}": line for i, line in enumerate(result.advice)},
             **names.timestamp_format_tags(config.data.timestamp_format, result.histories.timestamp_format),
         }
     )

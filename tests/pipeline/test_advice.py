@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import astuple, replace
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,12 +25,25 @@ from pipeline.advice import (
     prepared_advice,
     timestamp_advice,
 )
-from pipeline.config import CsvOptions, DataConfig, PrepareConfig, parse_config
+from pipeline.config import Config, CsvOptions, DataConfig, PrepareConfig, parse_config
+from pipeline.contractual.report import summary_dict, summary_text
+from pipeline.discrete.workflow import DiscreteResult, train_discrete
 from pipeline.engines import open_engine
 from pipeline.engines.prepared import Ledger
+from pipeline.recorder import store
+from pipeline.recorder.discrete import record_discrete
 from pipeline.workflow import prepare_data, train
+from tests.discrete_feed import OBSERVATION_END as DISCRETE_END
+from tests.discrete_feed import discrete_feed
 from tests.feeds import RETAIL_MAPPING, RetailFeed, online_retail_lines
-from tests.subscription_feed import write_subscription_feed
+from tests.subscription_feed import (
+    CALIBRATION_END,
+    DIRTY_ROWS,
+    OBSERVATION_END,
+    subscription_feed,
+    train_subscriptions,
+    write_subscription_feed,
+)
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +308,73 @@ def test_ids_that_differ_only_by_leading_zeros_are_advised() -> None:
     assert "(e.g. '7' and '0007'), in 1 group: " in padded_id_advice(pd.Series(["0007", "7", "12"], dtype="str"))[0]
     assert padded_id_advice(pd.Series(padded, dtype=object)) == ()  # padded alike: nothing to say
     assert padded_id_advice(pd.Series(lost, dtype="str")) == ()  # no zero to lose
+
+
+def _zeros_lost(feed: pd.DataFrame, lost: int) -> tuple[pd.DataFrame, str]:
+    """``feed`` with its ids as 8 digits (``00001000`` on), and the later half of the rows of ``lost`` customers (every
+    100th) written without the zeros, as a second export from a spreadsheet; the advice that names them."""
+    codes, _ = pd.factorize(feed["customer_id"], sort=True)
+    digits = pd.Series(codes + 1000, index=feed.index)
+    ids = digits.map("{:08d}".format)
+    chosen = sorted(set(digits.unique()[::100][:lost]))
+    later = feed.groupby(digits).cumcount() >= feed.groupby(digits)["customer_id"].transform("size") // 2
+    stripped = digits.isin(chosen) & later
+    ids[stripped] = digits[stripped].astype(str)
+    first = chosen[0]
+    advice = (
+        f"advice: {2 * lost} customer ids are the same digits as another id but for leading zeros (e.g. '{first}' and "
+        f"'{first:08d}'), in {lost} groups: ids are text, so each is a customer of its own; if some files lost the "
+        "zeros (a spreadsheet), write the ids one way in a data.query (e.g. lpad(customer_id, 8, '0'), the padded "
+        "ids' width)"
+    )
+    return feed.assign(customer_id=ids), advice
+
+
+def test_ids_that_lost_their_zeros_are_advised_in_the_contractual_job(tmp_path: Path) -> None:
+    """The subscriptions job tells of ids that differ only by leading zeros too: in its result, its summary
+    (JSON and text) and its run's tags."""
+    charges, advice = _zeros_lost(subscription_feed(per_cohort=100, cohorts=12).iloc[:-DIRTY_ROWS], lost=5)
+    charges.to_csv(tmp_path / "billing.csv", index=False)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(tmp_path / "billing.csv"), "columns": {"timestamp": "charge_date"}},
+            "prepare": {"calibration_end": str(CALIBRATION_END), "observation_end": str(OBSERVATION_END)},
+            "business": {"type": "contractual", "billing_period": "month"},
+        }
+    )
+    result = train_subscriptions(config)
+    assert result.advice[-1] == advice
+    assert summary_dict(result)["advice"][-1] == advice
+    assert f"\n  {advice}" in summary_text(result)
+
+
+@pytest.mark.usefixtures("tracking_store")
+def test_ids_that_lost_their_zeros_are_advised_in_the_discrete_job(tmp_path: Path) -> None:
+    """The discrete (BG/BB) job tells of them as the others do: in its result, its summary (JSON and text) and
+    its run's tags; a feed whose ids are all written one way gets no advice."""
+    feed, advice = _zeros_lost(discrete_feed(per_cohort=600), lost=4)
+    config = parse_config(
+        {
+            "data": {"source": "csv", "path": str(tmp_path / "lost.csv"), "columns": {"timestamp": "date"}},
+            "prepare": {"calibration_end": "2022-12-31", "observation_end": str(DISCRETE_END)},
+            "business": {"type": "discrete", "billing_period": "month"},
+        }
+    )
+    feed.to_csv(tmp_path / "lost.csv", index=False)
+    result = _train_discrete(config)
+    assert result.advice == (advice,)
+    assert summary_dict(result)["advice"] == [advice]
+    assert f"\n  {advice}" in summary_text(result)
+    with store.run(store.connect("lost-zeros")) as run_id:
+        record_discrete(result, "")
+    assert mlflow.MlflowClient().get_run(run_id).data.tags["advice.0"] == advice
+    feed.assign(customer_id=feed["customer_id"].str.zfill(8)).to_csv(tmp_path / "lost.csv", index=False)
+    assert _train_discrete(config).advice == ()
+
+
+def _train_discrete(config: Config) -> DiscreteResult:
+    engine = open_engine(config.engine)
+    try:
+        return train_discrete(config, engine, engine.open(config.data))
+    finally:
+        engine.close()

@@ -83,6 +83,7 @@ def test_the_discrete_feed_trains_registers_and_scores_through_pyfunc(
     assert "registered as donors version 1, alias 'champion'" in donors.stdout
     assert summary["business_type"] == "discrete"
     assert summary["data"]["customers"] == 5000
+    assert summary["advice"] == []  # ids written one way: nothing to advise
     production = summary["fit"]["production"]
     for key, truth in zip(("alpha", "beta", "gamma", "delta"), (ALPHA, BETA, GAMMA, DELTA), strict=True):
         assert production[key] == pytest.approx(truth, rel=0.15)
