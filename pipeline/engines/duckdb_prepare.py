@@ -75,12 +75,16 @@ __all__ = ["ROWS_PER_PASS", "prepare", "prepare_as_of"]
 
 _trimmed = DUCKDB.ascii_trim  # the ids' ASCII trim, under the name the tests have always used
 
-ROWS_PER_PASS = 17_000_000
+ROWS_PER_PASS = 10_000_000
 """Input rows per pass over the input: larger inputs are read once per bucket of customers. Measured on
 the benchmark feed: 50M rows in 3 passes took 24.6 s (peak 2.8 GB), in 4 passes of 12.5M 26.5 s (2.5 GB),
 in 2 passes 28.3 s (3.1 GB, the aggregations outgrow the memory limit); 100M rows 61.9 s in 6 passes, 67.7 s
 in 8 (both 3.3 GB). Once the customers left DuckDB bucket by bucket (2026-12-05), 100M rows took 38.5-44.0 s in
-6 passes, 45.6 s in 4 and 70.6 s in 3; on the same rows ordered by time 57.3, 58.6 and 70.9 s."""
+6 passes, 45.6 s in 4 and 70.6 s in 3; on the same rows ordered by time 57.3, 58.6 and 70.9 s. With the
+summaries' frames copied once (2026-12-06), prepare alone at 50M rows took 12.2-12.9 s in 5 passes of 10M
+(median 12.7 s over 8 runs) against 12.9-13.5 s in 3 of 17M (median 13.0 s), at a peak of 1.5 against 2.0 GB,
+and 100M rows 25.1-25.9 s in 10 passes against 26.6-27.7 s in 6; 7 passes at 50M took 13.1-13.7 s. On 50M
+rows ordered by time, where every pass reads every row group, 5 passes took 18.6-18.9 s against 18.2-18.7 s."""
 
 
 @dataclass(frozen=True)
