@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import duckdb
 
@@ -24,6 +24,7 @@ from pipeline.errors import InputError
 
 __all__ = [
     "INTEGER_TYPES",
+    "PROBE_ROWS",
     "Buckets",
     "check_collation",
     "classified_sql",
@@ -151,14 +152,35 @@ class Buckets:
         return f"WHERE ({condition} OR {self.key} IS NULL)" if k == 0 else f"WHERE {condition}"
 
 
-def _bounds(transactions: duckdb.DuckDBPyRelation, key: str, n: int, rows: int) -> list[object]:
-    """The distinct (n-1)-quantiles of ``key`` over the rows of a sample of whole customers (every row when
-    few), sorted by Python (text byte by byte, whatever the connection's collation)."""
+def _bounds(transactions: duckdb.DuckDBPyRelation, key: str, counts: tuple[int, ...], rows: int) -> list[list[object]]:
+    """For each of ``counts``, the distinct (n-1)-quantiles of ``key`` over the rows of a sample of whole customers
+    (every row when few), sorted by Python (text byte by byte, whatever the connection's collation): one scan."""
     every = max(1, rows // SAMPLE_ROWS)
     sample = f" WHERE hash({key}) % {every} = 0" if every > 1 else ""
-    quantiles = ", ".join(f"{k}/{n}" for k in range(1, n))
-    (found,) = _run(transactions, f"SELECT quantile_disc({key}, [{quantiles}]) FROM tx{sample}")[0]
-    return sorted({v for v in found or () if v is not None}) if isinstance(found, list) else []
+    fractions = [f"{k}/{n}" for n in counts for k in range(1, n)]
+    (found,) = _run(transactions, f"SELECT quantile_disc({key}, [{', '.join(fractions)}]) FROM tx{sample}")[0]
+    found = found if isinstance(found, list) else [None] * len(fractions)
+    bounds, start = [], 0
+    for n in counts:
+        bounds.append(sorted({v for v in found[start : start + n - 1] if v is not None}))
+        start += n - 1
+    return bounds
+
+
+PROBE_ROWS = 65_536
+"""The first rows DuckDB reads of the input, whose ids tell whether it is clustered by customer (:func:`_clustered`)."""
+
+
+def _clustered(transactions: duckdb.DuckDBPyRelation, key: str, bounds: list[object]) -> bool:
+    """Whether the input looks clustered by customer: the ids of the first :data:`PROBE_ROWS` rows DuckDB reads lie
+    between two neighbouring ``bounds``, or across one of them. Sorted or clustered by customer, a file's row groups
+    each hold a narrow range of ids, and a pass over a range skips the others; ordered by time, the first rows hold
+    ids from every bucket and each pass reads every row group. Which rows come first may vary with DuckDB's threads;
+    it decides only how many passes are made, never what they give."""
+    low, high = _run(transactions, f"SELECT min(k), max(k) FROM (SELECT {key} AS k FROM tx LIMIT {PROBE_ROWS})")[0]
+    if low is None or high is None:
+        return False
+    return sum(1 for bound in bounds if cast(Any, low) < bound <= cast(Any, high)) <= 1
 
 
 def plain_ids(transactions: duckdb.DuckDBPyRelation, dtype: str) -> bool:
@@ -214,23 +236,32 @@ def counted_rows(transactions: duckdb.DuckDBPyRelation, dtype: str) -> tuple[int
 
 
 def customer_buckets(
-    transactions: duckdb.DuckDBPyRelation, dtype: str, n: int, rows: int, plain: bool | None = None
+    transactions: duckdb.DuckDBPyRelation,
+    dtype: str,
+    n: int,
+    rows: int,
+    plain: bool | None = None,
+    unclustered: int | None = None,
 ) -> Buckets:
     """About ``n`` buckets of customers with as many of the ``rows`` each (fewer when a few customers hold
     most rows), from a sample of the ids: one scan of them, after :func:`plain_ids` (``plain``, found when not
-    given)."""
+    given). ``unclustered``: about that many buckets instead where the input is not clustered by customer
+    (:func:`_clustered`), since each pass then reads the whole input."""
     column = '"customer_id"'
     if n <= 1:
         return Buckets(column)
+    counts = (n,) if unclustered is None or unclustered >= n else (n, unclustered)
     if dtype in INTEGER_TYPES:
-        return Buckets(column, tuple(str(b) for b in _bounds(transactions, column, n, rows)))
-    text = sql.plain_id_sql(DUCKDB, "customer_id")
-    if plain_ids(transactions, dtype) if plain is None else plain:
-        key = column if dtype == "VARCHAR" else text  # '' is below every bound: in the first bucket, as NULL is
-        bounds = _bounds(transactions, text, n, rows)
+        key, sample = column, column
+    elif plain_ids(transactions, dtype) if plain is None else plain:
+        text = sql.plain_id_sql(DUCKDB, "customer_id")
+        key, sample = (column if dtype == "VARCHAR" else text), text  # '' is below every bound, in the first bucket
     else:
-        key = duckdb_id("customer_id")
-        bounds = _bounds(transactions, key, n, rows)
+        key = sample = duckdb_id("customer_id")
+    found = _bounds(transactions, sample, counts, rows)
+    bounds = found[0] if len(found) == 1 or _clustered(transactions, sample, found[0]) else found[1]
+    if dtype in INTEGER_TYPES:
+        return Buckets(column, tuple(str(b) for b in bounds))
     # Compared byte by byte, the order in which Python sorted the bounds, whatever collation the connection or
     # the column has: under another (NOCASE, a locale) the ranges would overlap. Row groups are still skipped.
     return Buckets(f"({key} COLLATE C)", tuple(_literal(str(b)) for b in bounds))

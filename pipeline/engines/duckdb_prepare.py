@@ -71,20 +71,24 @@ from pipeline.engines.source_columns import layout as source_layout
 from pipeline.engines.sql import DUCKDB
 from pipeline.errors import InputError
 
-__all__ = ["ROWS_PER_PASS", "prepare", "prepare_as_of"]
+__all__ = ["ROWS_PER_FULL_PASS", "ROWS_PER_PASS", "prepare", "prepare_as_of"]
 
 _trimmed = DUCKDB.ascii_trim  # the ids' ASCII trim, under the name the tests have always used
 
 ROWS_PER_PASS = 10_000_000
-"""Input rows per pass over the input: larger inputs are read once per bucket of customers. Measured on
-the benchmark feed: 50M rows in 3 passes took 24.6 s (peak 2.8 GB), in 4 passes of 12.5M 26.5 s (2.5 GB),
-in 2 passes 28.3 s (3.1 GB, the aggregations outgrow the memory limit); 100M rows 61.9 s in 6 passes, 67.7 s
-in 8 (both 3.3 GB). Once the customers left DuckDB bucket by bucket (2026-12-05), 100M rows took 38.5-44.0 s in
-6 passes, 45.6 s in 4 and 70.6 s in 3; on the same rows ordered by time 57.3, 58.6 and 70.9 s. With the
-summaries' frames copied once (2026-12-06), prepare alone at 50M rows took 12.2-12.9 s in 5 passes of 10M
-(median 12.7 s over 8 runs) against 12.9-13.5 s in 3 of 17M (median 13.0 s), at a peak of 1.5 against 2.0 GB,
-and 100M rows 25.1-25.9 s in 10 passes against 26.6-27.7 s in 6; 7 passes at 50M took 13.1-13.7 s. On 50M
-rows ordered by time, where every pass reads every row group, 5 passes took 18.6-18.9 s against 18.2-18.7 s."""
+"""Input rows per pass over the input where it is clustered by customer (each pass reads its own row groups):
+larger inputs are read once per bucket of customers. Measured on the benchmark feed: 50M rows in 3 passes took
+24.6 s (peak 2.8 GB), in 4 passes of 12.5M 26.5 s (2.5 GB), in 2 passes 28.3 s (3.1 GB, the aggregations outgrow
+the memory limit); 100M rows 61.9 s in 6 passes, 67.7 s in 8 (both 3.3 GB). Once the customers left DuckDB bucket
+by bucket (2026-12-05), 100M rows took 38.5-44.0 s in 6 passes, 45.6 s in 4 and 70.6 s in 3. With the summaries'
+frames copied once (2026-12-06), prepare alone at 50M rows took 12.2-12.9 s in 5 passes of 10M (median 12.7 s over
+8 runs) against 12.9-13.5 s in 3 of 17M (median 13.0 s), at a peak of 1.5 against 2.0 GB, and 100M rows 25.1-25.9 s
+in 10 passes against 26.6-27.7 s in 6; 7 passes at 50M took 13.1-13.7 s."""
+
+ROWS_PER_FULL_PASS = 17_000_000
+"""Input rows per pass where the input is not clustered by customer (ordered by time): every pass then reads the
+whole input, and fewer passes cost less. On the benchmark's 100M rows ordered by time, prepare alone took
+41.9-42.6 s in 6 passes against 44.5-45.9 s in 10 (2026-12-06); earlier 57.3 s in 6, 58.6 s in 4 and 70.9 s in 3."""
 
 
 @dataclass(frozen=True)
@@ -152,9 +156,9 @@ def _scan(
     rows_in, plain = counted_rows(transactions, dtype)
     # Customers split into buckets of ranges of their ids, one pass over the input each, so that the per-day
     # aggregation of a bucket fits in memory: one big aggregation would spill many times its size to disk.
-    wanted = max(1, -(-rows_in // ROWS_PER_PASS))
+    wanted, full_passes = (max(1, -(-rows_in // rows)) for rows in (ROWS_PER_PASS, ROWS_PER_FULL_PASS))
     classified = classified_sql(columns, layout, config, timestamp_format, plain_ids=plain)
-    buckets = customer_buckets(transactions, dtype, wanted, rows_in, plain)
+    buckets = customer_buckets(transactions, dtype, wanted, rows_in, plain, full_passes)
     by_reason: ReasonCounts = {}
     netted, unmatched = (0, 0)
     for bucket in range(buckets.count):

@@ -229,12 +229,18 @@ def test_prepare_in_buckets_equals_one_pass(ids: str, monkeypatch: pytest.Monkey
         ]
     one_pass = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(rows) // 5)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", len(rows) // 5)
     seen: list[Buckets] = []
 
     def recorded(
-        transactions: duckdb.DuckDBPyRelation, dtype: str, n: int, rows: int, plain: bool | None = None
+        transactions: duckdb.DuckDBPyRelation,
+        dtype: str,
+        n: int,
+        rows: int,
+        plain: bool | None = None,
+        unclustered: int | None = None,
     ) -> Buckets:
-        seen.append(customer_buckets(transactions, dtype, n, rows, plain))
+        seen.append(customer_buckets(transactions, dtype, n, rows, plain, unclustered))
         return seen[-1]
 
     monkeypatch.setattr(duckdb_prepare, "customer_buckets", recorded)
@@ -312,3 +318,38 @@ def test_epoch_timestamps_prepare_as_the_same_instants_written_out(fmt: str, per
     got = prepare(duckdb.connect().from_df(bad), config, fmt)
     assert got.ledger.quarantined == {"invalid_timestamp": 2}
     assert (got.first_date, got.last_date) == (dt.date(2019, 6, 2), dt.date(2020, 1, 1))
+
+
+@pytest.mark.parametrize("dtype", ["VARCHAR", "BIGINT", "messy"])
+def test_an_input_clustered_by_customer_gets_the_finer_buckets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str
+) -> None:
+    """Rows sorted by customer: the first rows read hold a narrow range of ids, so the finer buckets are kept (each
+    pass reads its own row groups); the same rows shuffled (as a feed ordered by time) get the fewer buckets, since
+    every pass reads every row group. Text ids, integer ids and ids read through the id rule alike."""
+    monkeypatch.setattr(duckdb_classify, "PROBE_ROWS", 500)
+    numbers = np.repeat(np.arange(1000, 7000), 10)
+    ids: pd.Series = pd.Series(numbers) if dtype == "BIGINT" else pd.Series([f"c{n}" for n in numbers])
+    if dtype == "messy":
+        ids = ids.where(numbers % 2 == 0, " " + ids)  # padded ids: read through the id rule (not plain)
+    column = "BIGINT" if dtype == "BIGINT" else "VARCHAR"
+    shuffled = ids.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    con = duckdb.connect()
+    for name, frame in (("sorted", ids), ("shuffled", shuffled)):
+        pd.DataFrame({"customer_id": frame}).to_parquet(tmp_path / f"{name}.parquet", row_group_size=2000)
+    clustered = con.read_parquet(str(tmp_path / "sorted.parquet"))
+    unclustered = con.read_parquet(str(tmp_path / "shuffled.parquet"))
+    fine = customer_buckets(clustered, column, 6, len(ids), unclustered=3)
+    coarse = customer_buckets(unclustered, column, 6, len(ids), unclustered=3)
+    assert (fine.count, coarse.count) == (6, 3)
+    assert fine.key == coarse.key == customer_buckets(clustered, column, 6, len(ids)).key
+    # each set of buckets holds every row once, in about as many rows per bucket
+    for buckets, relation in ((fine, clustered), (coarse, unclustered)):
+        sizes = [
+            _query(relation, f"SELECT count(*) FROM tx {buckets.where(k)}").fetchall()[0][0]
+            for k in range(buckets.count)
+        ]
+        assert sum(sizes) == len(ids)
+        assert max(sizes) < 1.2 * len(ids) / buckets.count
+    assert customer_buckets(unclustered, column, 6, len(ids)).count == 6  # without a coarser count: the finer
+    assert customer_buckets(unclustered, column, 3, len(ids), unclustered=6).count == 3  # never more buckets

@@ -189,6 +189,7 @@ def test_quarantined_days_outside_pythons_dates_in_several_passes(
     rows = [*DAY_FEED[:4], *[(f"m{k}", "2021-01-03", "5") for k in range(20)], *far]
     pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", 8)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", 8)
     engine = DuckDBEngine(EngineConfig())
     try:
         prepared = engine.prepare(engine.open(DataConfig(source="csv", path=path)), DAY_CONFIG)

@@ -112,6 +112,7 @@ def test_buckets_of_integer_ids_are_sorted_by_text_once_more(
 
     monkeypatch.setattr(duckdb_fetch, "_sorting_order", counted)
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", len(raw) // 4)
     buckets = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
     assert sorts == ([len(one_pass.full)] if sorted_again else [])
     assert buckets.full["customer_id"].tolist() == sorted(buckets.full["customer_id"].tolist())
@@ -164,6 +165,7 @@ def test_the_second_sort_runs_in_the_connection_as_it_is_set(setting: str, monke
     con = duckdb.connect()
     con.execute(f"SET {setting}")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", len(raw) // 4)
     buckets = prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
     pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
@@ -172,6 +174,7 @@ def test_the_second_sort_runs_in_the_connection_as_it_is_set(setting: str, monke
 def test_no_bucket_file_is_left_in_the_staging_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     raw = _raw_transactions()
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", len(raw) // 4)
     prepared = prepare(duckdb.connect().from_df(raw), CONFIG, "%Y-%m-%d", staging=tmp_path)
     assert len(prepared.full) == 300
     assert list(tmp_path.iterdir()) == []
@@ -187,6 +190,7 @@ def test_a_connection_without_python_replacements_gets_a_clear_error(monkeypatch
     con = duckdb.connect()
     con.execute("SET python_enable_replacements = false")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 4)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", len(raw) // 4)
     with pytest.raises(InputError, match="python_enable_replacements off"):
         prepare(con.from_df(raw), CONFIG, "%Y-%m-%d")
     raw["customer_id"] = raw["customer_id"].astype(str)  # text ids need no second sort
@@ -213,9 +217,11 @@ def test_feeds_a_user_brings_through_several_buckets_equal_one_pass(
         raw = raw.drop(columns="amount")
     one_pass = prepare(duckdb.connect().from_df(raw), config, "%Y-%m-%d")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(raw) // 5)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", len(raw) // 5)
     buckets = prepare(duckdb.connect().from_df(raw), config, "%Y-%m-%d")
     scores = prepare_as_of(duckdb.connect().from_df(raw), config, dt.date(2021, 10, 31), "%Y-%m-%d")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", 10**9)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", 10**9)
     one_pass_scores = prepare_as_of(duckdb.connect().from_df(raw), config, dt.date(2021, 10, 31), "%Y-%m-%d")
     assert one_pass.has_amounts == (feed == "invoice lines")
     if feed == "invoice lines":
@@ -303,6 +309,7 @@ def test_a_feed_of_returns_only_through_several_buckets_stops_as_in_one_pass(mon
     with pytest.raises(InputError, match="no customer made a purchase on or before calibration_end"):
         prepare(duckdb.connect().from_df(raw), CONFIG, "%Y-%m-%d")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", 10)  # four buckets, each file without a batch
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", 10)
     with pytest.raises(InputError, match="no customer made a purchase on or before calibration_end"):
         prepare(duckdb.connect().from_df(raw), CONFIG, "%Y-%m-%d")
 

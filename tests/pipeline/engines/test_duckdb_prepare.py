@@ -107,6 +107,7 @@ def test_customer_ids_lose_ascii_spaces_at_both_ends_only(monkeypatch: pytest.Mo
     rows = [(c, day, "10") for c in ids for day in ("2020-01-05", "2020-01-20", "2020-02-10")]
     one_pass = prepare(_relation(rows), CONFIG, "%Y-%m-%d")
     monkeypatch.setattr(prepare_module, "ROWS_PER_PASS", 5)  # ids that trim alike share a bucket
+    monkeypatch.setattr(prepare_module, "ROWS_PER_FULL_PASS", 5)
     buckets = prepare(_relation(rows), CONFIG, "%Y-%m-%d")
     assert one_pass.full["customer_id"].tolist() == ["\ta", "a", "a b", "\u00a0a", "é"]
     assert one_pass.full.set_index("customer_id").loc["a", "frequency"] == 2.0  # four ids, one customer, 3 days
@@ -366,6 +367,7 @@ def test_customer_buckets_give_identical_results_and_leave_no_tables(monkeypatch
     con = duckdb.connect()
     one_pass = prepare(con.from_df(raw), config, "%Y-%m-%d")
     monkeypatch.setattr(prepare_module, "ROWS_PER_PASS", len(raw) // 5)  # one pass per bucket of customers
+    monkeypatch.setattr(prepare_module, "ROWS_PER_FULL_PASS", len(raw) // 5)
     buckets = prepare(con.from_df(raw), config, "%Y-%m-%d")
     pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
@@ -398,6 +400,7 @@ def test_buckets_summarised_as_scanned_equal_the_kept_buckets(monkeypatch: pytes
     one_pass = prepare(con.from_df(raw), streamed_config, "%Y-%m-%d")
     one_pass_scores = prepare_as_of(con.from_df(raw), streamed_config, dt.date(2021, 10, 31), "%Y-%m-%d")
     monkeypatch.setattr(prepare_module, "ROWS_PER_PASS", len(raw) // 6)  # 7 buckets, most without returns
+    monkeypatch.setattr(prepare_module, "ROWS_PER_FULL_PASS", len(raw) // 6)
     streamed = prepare(con.from_df(raw), streamed_config, "%Y-%m-%d")
     kept = prepare(con.from_df(raw), kept_config, "%Y-%m-%d")
     assert one_pass.ledger.returns_netted > 0

@@ -219,6 +219,7 @@ def test_rows_repeated_on_a_key_are_found_across_customer_buckets(monkeypatch: p
     config = CONFIG.model_copy(update={"duplicate_key": ("order_id",)})
     one_pass = prepare(duckdb.connect().from_df(frame), config, "%Y-%m-%d")
     monkeypatch.setattr(prepare_module, "ROWS_PER_PASS", 3)
+    monkeypatch.setattr(prepare_module, "ROWS_PER_FULL_PASS", 3)
     buckets = prepare(duckdb.connect().from_df(frame), config, "%Y-%m-%d")
     assert one_pass.ledger == buckets.ledger
     assert buckets.ledger.quarantined == {"duplicate": 12}
@@ -240,6 +241,7 @@ def test_float_looking_ids_are_whole_numbers(monkeypatch: pytest.MonkeyPatch) ->
     assert one_pass.calibration.set_index("customer_id").loc["17850", "frequency"] == 1.0
     assert one_pass.ledger.quarantined == {"missing_customer_id": 1}
     monkeypatch.setattr(prepare_module, "ROWS_PER_PASS", 2)  # 17850 and 17850.0 share a bucket
+    monkeypatch.setattr(prepare_module, "ROWS_PER_FULL_PASS", 2)
     pd.testing.assert_frame_equal(prepare(_relation(rows), CONFIG, "%Y-%m-%d").full, one_pass.full, check_exact=True)
     scored = prepare_as_of(_relation(rows), CONFIG, dt.date(2020, 3, 1), "%Y-%m-%d")
     assert scored.customers["customer_id"].tolist() == ["1.5e3", "12346.5", "17850"]

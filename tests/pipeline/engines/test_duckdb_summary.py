@@ -118,6 +118,7 @@ def _with(speed_up: str, rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where ``speed_up`` applies: plain ids in one pass (the count finds them) and in several (``plain_ids_3``)."""
     if speed_up == "plain_ids_3":
         monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", rows // 3)
+        monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", rows // 3)
 
 
 def _without(speed_up: str, monkeypatch: pytest.MonkeyPatch) -> None:
