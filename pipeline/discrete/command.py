@@ -87,7 +87,7 @@ def discrete_summary_dict(result: DiscreteResult) -> dict[str, Any]:
             "spend_fallback": result.spend.fallback if result.spend is not None else "",
         },
         "advice": list(result.advice),
-        "warnings": [],
+        "warnings": list(result.warnings),
         "metrics": result.validation.metrics,
         "checks": [c.as_dict() for c in result.gate.checks],
         "stage_seconds": {stage: round(seconds, 3) for stage, seconds in result.timings.items()},

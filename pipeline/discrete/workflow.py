@@ -63,7 +63,7 @@ class DiscreteResult:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return ()
+        return self.advice
 
 
 def fit_discrete_spend(config: Config, histories: pd.DataFrame) -> SpendOutcome | None:

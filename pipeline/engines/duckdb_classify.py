@@ -167,17 +167,20 @@ def _bounds(transactions: duckdb.DuckDBPyRelation, key: str, counts: tuple[int, 
     return bounds
 
 
-PROBE_ROWS = 65_536
-"""The first rows DuckDB reads of the input, whose ids tell whether it is clustered by customer (:func:`_clustered`)."""
+PROBE_ROWS = 2048
+"""The rows read to tell whether the input is clustered by customer (:func:`_clustered`): one vector of DuckDB's,
+which one thread reads from one row group, however many threads the connection has."""
 
 
-def _clustered(transactions: duckdb.DuckDBPyRelation, key: str, bounds: list[object]) -> bool:
+def _clustered(transactions: duckdb.DuckDBPyRelation, key: str, bounds: list[object], text: bool) -> bool:
     """Whether the input looks clustered by customer: the ids of the first :data:`PROBE_ROWS` rows DuckDB reads lie
     between two neighbouring ``bounds``, or across one of them. Sorted or clustered by customer, a file's row groups
-    each hold a narrow range of ids, and a pass over a range skips the others; ordered by time, the first rows hold
-    ids from every bucket and each pass reads every row group. Which rows come first may vary with DuckDB's threads;
-    it decides only how many passes are made, never what they give."""
-    low, high = _run(transactions, f"SELECT min(k), max(k) FROM (SELECT {key} AS k FROM tx LIMIT {PROBE_ROWS})")[0]
+    each hold a narrow range of ids, and a pass over a range skips the others; ordered by time, any rows hold ids
+    from every bucket and each pass reads every row group. Which row group comes first may vary with DuckDB's
+    threads; it decides only how many passes are made, never what they give. ``text``: the key is text, compared
+    byte by byte, as the buckets compare it."""
+    k = "k COLLATE C" if text else "k"
+    low, high = _run(transactions, f"SELECT min({k}), max({k}) FROM (SELECT {key} AS k FROM tx LIMIT {PROBE_ROWS})")[0]
     if low is None or high is None:
         return False
     return sum(1 for bound in bounds if cast(Any, low) < bound <= cast(Any, high)) <= 1
@@ -246,7 +249,7 @@ def customer_buckets(
     """About ``n`` buckets of customers with as many of the ``rows`` each (fewer when a few customers hold
     most rows), from a sample of the ids: one scan of them, after :func:`plain_ids` (``plain``, found when not
     given). ``unclustered``: about that many buckets instead where the input is not clustered by customer
-    (:func:`_clustered`), since each pass then reads the whole input."""
+    (:func:`_clustered`: one more look at its first rows), since each pass then reads the whole input."""
     column = '"customer_id"'
     if n <= 1:
         return Buckets(column)
@@ -259,7 +262,8 @@ def customer_buckets(
     else:
         key = sample = duckdb_id("customer_id")
     found = _bounds(transactions, sample, counts, rows)
-    bounds = found[0] if len(found) == 1 or _clustered(transactions, sample, found[0]) else found[1]
+    clustered = len(found) == 1 or _clustered(transactions, sample, found[0], dtype not in INTEGER_TYPES)
+    bounds = found[0] if clustered else found[1]
     if dtype in INTEGER_TYPES:
         return Buckets(column, tuple(str(b) for b in bounds))
     # Compared byte by byte, the order in which Python sorted the bounds, whatever collation the connection or

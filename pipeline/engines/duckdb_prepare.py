@@ -33,6 +33,7 @@ from pipeline.engines.duckdb_classify import (
     customer_buckets,
     detected_format,
     is_native_timestamp,
+    parses_text,
     quarantine_sql,
     unreadable_timestamp,
 )
@@ -86,9 +87,10 @@ frames copied once (2026-12-06), prepare alone at 50M rows took 12.2-12.9 s in 5
 in 10 passes against 26.6-27.7 s in 6; 7 passes at 50M took 13.1-13.7 s."""
 
 ROWS_PER_FULL_PASS = 17_000_000
-"""Input rows per pass where the input is not clustered by customer (ordered by time): every pass then reads the
-whole input, and fewer passes cost less. On the benchmark's 100M rows ordered by time, prepare alone took
-41.9-42.6 s in 6 passes against 44.5-45.9 s in 10 (2026-12-06); earlier 57.3 s in 6, 58.6 s in 4 and 70.9 s in 3."""
+"""Input rows per pass where the input is not clustered by customer (ordered by time), or is text files (CSV),
+parsed whole by every pass: every pass then reads the whole input, and fewer passes cost less. On the
+benchmark's 100M rows ordered by time, prepare alone took 41.9-42.6 s in 6 passes against 44.5-45.9 s in 10
+(2026-12-06); earlier 57.3 s in 6, 58.6 s in 4 and 70.9 s in 3."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,9 @@ def _scan(
     rows_in, plain = counted_rows(transactions, dtype)
     # Customers split into buckets of ranges of their ids, one pass over the input each, so that the per-day
     # aggregation of a bucket fits in memory: one big aggregation would spill many times its size to disk.
-    wanted, full_passes = (max(1, -(-rows_in // rows)) for rows in (ROWS_PER_PASS, ROWS_PER_FULL_PASS))
+    # Text files (CSV) are parsed whole by every pass, however their rows are ordered: the fewer passes.
+    per_pass = ROWS_PER_FULL_PASS if parses_text(transactions) else ROWS_PER_PASS
+    wanted, full_passes = (max(1, -(-rows_in // rows)) for rows in (per_pass, ROWS_PER_FULL_PASS))
     classified = classified_sql(columns, layout, config, timestamp_format, plain_ids=plain)
     buckets = customer_buckets(transactions, dtype, wanted, rows_in, plain, full_passes)
     by_reason: ReasonCounts = {}

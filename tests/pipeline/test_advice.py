@@ -331,8 +331,8 @@ def _zeros_lost(feed: pd.DataFrame, lost: int) -> tuple[pd.DataFrame, str]:
 
 
 def test_ids_that_lost_their_zeros_are_advised_in_the_contractual_job(tmp_path: Path) -> None:
-    """The subscriptions job tells of ids that differ only by leading zeros too: in its result, its summary
-    (JSON and text) and its run's tags."""
+    """The subscriptions job tells of ids that differ only by leading zeros too: in its result and its summary
+    (JSON and text; the run's tags are its advice, tested in tests/pipeline/contractual/test_mixed_plans.py)."""
     charges, advice = _zeros_lost(subscription_feed(per_cohort=100, cohorts=12).iloc[:-DIRTY_ROWS], lost=5)
     charges.to_csv(tmp_path / "billing.csv", index=False)
     config = parse_config(
@@ -363,7 +363,7 @@ def test_ids_that_lost_their_zeros_are_advised_in_the_discrete_job(tmp_path: Pat
     feed.to_csv(tmp_path / "lost.csv", index=False)
     result = _train_discrete(config)
     assert result.advice == (advice,)
-    assert summary_dict(result)["advice"] == [advice]
+    assert summary_dict(result)["advice"] == summary_dict(result)["warnings"] == [advice]
     assert f"\n  {advice}" in summary_text(result)
     with store.run(store.connect("lost-zeros")) as run_id:
         record_discrete(result, "")

@@ -216,20 +216,36 @@ def test_a_file_sorted_by_customer_is_read_a_range_at_a_time(tmp_path: Path) -> 
     assert int(scanned.group(1)) <= int(scanned.group(2)) // 3
 
 
+@pytest.mark.parametrize("order", ["customer", "time", "csv"])
 @pytest.mark.parametrize("ids", ["int64", "str", "messy"])
-def test_prepare_in_buckets_equals_one_pass(ids: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepare_in_buckets_equals_one_pass(
+    ids: str, order: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The rows in buckets give what one pass gives: five buckets where the rows are ordered by customer (the first
+    rows read hold a narrow range of ids), two where they are not, or are a CSV file (parsed whole by every pass)."""
     days = ["2020-01-05", "2020-01-20", "2020-02-10", "2020-03-02"]
-    rows = [(i, day, str(1 + i % 7)) for i in range(300) for day in days[: 1 + i % 4]]
+    customers = sorted(range(300), key=lambda i: i if ids == "int64" else str(i))  # as the buckets compare them
+    rows = [(i, day, str(1 + i % 7)) for i in customers for day in days[: 1 + i % 4]]
     frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+    if order == "time":
+        frame = frame.sample(frac=1.0, random_state=5).reset_index(drop=True)
     if ids == "str":
         frame["customer_id"] = frame["customer_id"].astype(str)
     if ids == "messy":  # one customer's id written three ways
         frame["customer_id"] = [
             f"{i}.0" if k % 3 == 1 else f" {i}" if k % 3 == 2 else str(i) for k, i in enumerate(frame["customer_id"])
         ]
-    one_pass = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
+    frame.to_csv(tmp_path / "feed.csv", index=False)
+
+    def source() -> duckdb.DuckDBPyRelation:
+        if order == "csv":
+            return duckdb.connect().read_csv(str(tmp_path / "feed.csv"), all_varchar=True)
+        return duckdb.connect().from_df(frame)
+
+    one_pass = prepare(source(), CONFIG, "%Y-%m-%d")
     monkeypatch.setattr(duckdb_prepare, "ROWS_PER_PASS", len(rows) // 5)
-    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", len(rows) // 5)
+    monkeypatch.setattr(duckdb_prepare, "ROWS_PER_FULL_PASS", len(rows) // 2)
+    monkeypatch.setattr(duckdb_classify, "PROBE_ROWS", 20)
     seen: list[Buckets] = []
 
     def recorded(
@@ -244,10 +260,10 @@ def test_prepare_in_buckets_equals_one_pass(ids: str, monkeypatch: pytest.Monkey
         return seen[-1]
 
     monkeypatch.setattr(duckdb_prepare, "customer_buckets", recorded)
-    buckets = prepare(duckdb.connect().from_df(frame), CONFIG, "%Y-%m-%d")
-    assert seen[0].count == 5
+    buckets = prepare(source(), CONFIG, "%Y-%m-%d")
+    assert seen[0].count == (5 if order == "customer" else 2)
     text = duckdb_id("customer_id") if ids == "messy" else '"customer_id"'
-    assert seen[0].key == ('"customer_id"' if ids == "int64" else f"({text} COLLATE C)")
+    assert seen[0].key == ('"customer_id"' if ids == "int64" and order != "csv" else f"({text} COLLATE C)")
     pd.testing.assert_frame_equal(one_pass.calibration, buckets.calibration, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.full, buckets.full, check_exact=True)
     pd.testing.assert_frame_equal(one_pass.weekly, buckets.weekly, check_exact=True)
@@ -321,13 +337,11 @@ def test_epoch_timestamps_prepare_as_the_same_instants_written_out(fmt: str, per
 
 
 @pytest.mark.parametrize("dtype", ["VARCHAR", "BIGINT", "messy"])
-def test_an_input_clustered_by_customer_gets_the_finer_buckets(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str
-) -> None:
+def test_an_input_clustered_by_customer_gets_the_finer_buckets(tmp_path: Path, dtype: str) -> None:
     """Rows sorted by customer: the first rows read hold a narrow range of ids, so the finer buckets are kept (each
     pass reads its own row groups); the same rows shuffled (as a feed ordered by time) get the fewer buckets, since
-    every pass reads every row group. Text ids, integer ids and ids read through the id rule alike."""
-    monkeypatch.setattr(duckdb_classify, "PROBE_ROWS", 500)
+    every pass reads every row group. Text ids, integer ids and ids read through the id rule alike; on a connection
+    set as the engine's (insertion order not kept) with more threads than this machine's cores."""
     numbers = np.repeat(np.arange(1000, 7000), 10)
     ids: pd.Series = pd.Series(numbers) if dtype == "BIGINT" else pd.Series([f"c{n}" for n in numbers])
     if dtype == "messy":
@@ -335,6 +349,8 @@ def test_an_input_clustered_by_customer_gets_the_finer_buckets(
     column = "BIGINT" if dtype == "BIGINT" else "VARCHAR"
     shuffled = ids.sample(frac=1.0, random_state=3).reset_index(drop=True)
     con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET threads = 8")
     for name, frame in (("sorted", ids), ("shuffled", shuffled)):
         pd.DataFrame({"customer_id": frame}).to_parquet(tmp_path / f"{name}.parquet", row_group_size=2000)
     clustered = con.read_parquet(str(tmp_path / "sorted.parquet"))
